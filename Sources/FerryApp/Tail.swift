@@ -1,0 +1,71 @@
+import FerryCore
+import Logging
+import MySQLSource
+import MySQLWire
+
+/// `ferry tail`: follow a source and print each change as one JSON line.
+public struct TailOptions: Sendable {
+    public var sourceURL: String
+    /// From `FERRY_SOURCE_PASSWORD` when the URL has none.
+    public var password: String?
+    public var from: StartPosition
+    public var toCurrent: Bool
+    public var include: [String]
+    public var exclude: [String]
+    public var format: EventJSONWriter.Format
+    public var includeDDL: Bool
+    public var serverID: UInt32
+    public var sourceName: String
+    public var heartbeatSeconds: Double
+
+    public init(sourceURL: String, password: String?, from: StartPosition, toCurrent: Bool, include: [String], exclude: [String],
+                format: EventJSONWriter.Format, includeDDL: Bool, serverID: UInt32, sourceName: String, heartbeatSeconds: Double = 5) {
+        self.sourceURL = sourceURL
+        self.password = password
+        self.from = from
+        self.toCurrent = toCurrent
+        self.include = include
+        self.exclude = exclude
+        self.format = format
+        self.includeDDL = includeDDL
+        self.serverID = serverID
+        self.sourceName = sourceName
+        self.heartbeatSeconds = heartbeatSeconds
+    }
+
+    func sourceConfiguration() throws -> MySQLSourceConfiguration {
+        let connection = try MySQLConnectionConfiguration(url: sourceURL, password: password)
+        return MySQLSourceConfiguration(name: sourceName, connection: connection, serverID: serverID,
+                                        filter: TableFilter(include: include, exclude: exclude),
+                                        heartbeatSeconds: heartbeatSeconds, includeDDL: includeDDL)
+    }
+}
+
+public enum Tail {
+    /// Runs until the stop position (with `toCurrent`), the reader closes the output, or an error.
+    /// - Returns: the number of change lines written.
+    @discardableResult
+    public static func run(_ options: TailOptions, output: FileDescriptorOutput, logger: Logger,
+                           clock: @escaping @Sendable () -> Int64 = WallClock.millisecondsSinceEpoch) async throws -> Int {
+        let source = MySQLSource(configuration: try options.sourceConfiguration(), logger: logger)
+        let writer = EventJSONWriter(format: options.format)
+        var lines = 0
+        do {
+            _ = try await source.run(from: options.from, stopAtCurrent: options.toCurrent) { transaction in
+                guard !transaction.events.isEmpty else { return }
+                let now = clock()
+                try output.append { buffer in
+                    for event in transaction.events {
+                        writer.write(event, processedAtMillis: now, into: &buffer)
+                    }
+                }
+                lines += transaction.events.count
+                try output.flush()
+            }
+            try output.flush()
+        } catch is FileDescriptorOutput.OutputClosed {
+            return lines
+        }
+        return lines
+    }
+}

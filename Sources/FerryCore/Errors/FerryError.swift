@@ -1,0 +1,43 @@
+/// An error that reaches a user: a stable dotted code, what happened, where, and what to do.
+///
+/// Internal errors are typed per module; at the edge they are mapped to this shape so the
+/// CLI, logs and API all print the same thing.
+public struct FerryError: Error, Sendable, CustomStringConvertible {
+    /// A stable dotted identifier such as `source.binlog.checksum_mismatch`.
+    public var code: String
+    /// What happened, in one sentence.
+    public var message: String
+    /// Where: pipeline, table, position, file:line — whatever is known.
+    public var context: [(key: String, value: String)]
+    /// What the user can do about it.
+    public var fix: String?
+
+    public init(code: String, message: String, context: [(key: String, value: String)] = [], fix: String? = nil) {
+        self.code = code
+        self.message = message
+        self.context = context
+        self.fix = fix
+    }
+
+    /// One line: `error[code]: message (key=value, …). Fix: …`
+    public var description: String {
+        var text = "error[\(code)]: \(message)"
+        if !context.isEmpty {
+            text += " (" + context.map { "\($0.key)=\($0.value)" }.joined(separator: ", ") + ")"
+        }
+        if let fix { text += ". Fix: \(fix)" }
+        return text
+    }
+
+    /// Returns a copy with one more piece of context.
+    public func adding(_ key: String, _ value: String) -> FerryError {
+        var copy = self
+        copy.context.append((key, value))
+        return copy
+    }
+}
+
+/// Errors that know how to describe themselves to a user.
+public protocol FerryErrorConvertible: Error {
+    var ferryError: FerryError { get }
+}

@@ -1,0 +1,70 @@
+/// What a change did to a row.
+public enum ChangeOperation: Sendable, Hashable {
+    case create
+    case update
+    case delete
+    /// A row read by a snapshot.
+    case read
+    /// A schema change; the event carries the statement, not rows.
+    case ddl
+
+    /// The Debezium `op` letter.
+    public var code: String {
+        switch self {
+        case .create: "c"
+        case .update: "u"
+        case .delete: "d"
+        case .read: "r"
+        case .ddl: "ddl"
+        }
+    }
+}
+
+/// Where a change came from: the source and its transaction's commit position.
+public struct ChangeSource: Sendable, Hashable {
+    /// The user's name for the source.
+    public var name: String
+    /// The source server's `server_id` that wrote the change.
+    public var serverID: UInt32
+    /// The change's own transaction GTID, in the source's text form.
+    public var gtid: String?
+    /// Resume point after the change's transaction (its commit's end).
+    public var position: BinlogPosition
+    /// 0-based index of the change within its transaction.
+    public var row: Int
+    /// Commit time of the transaction in milliseconds since the epoch.
+    public var timestampMillis: Int64
+
+    public init(name: String, serverID: UInt32, gtid: String?, position: BinlogPosition, row: Int, timestampMillis: Int64) {
+        self.name = name
+        self.serverID = serverID
+        self.gtid = gtid
+        self.position = position
+        self.row = row
+        self.timestampMillis = timestampMillis
+    }
+}
+
+/// One committed change to one row (or one DDL statement).
+public struct ChangeEvent: Sendable {
+    public var operation: ChangeOperation
+    public var table: TableName
+    /// Column names and key of the table when the change was written; `nil` for DDL.
+    public var schema: TableSchema?
+    public var before: Row?
+    public var after: Row?
+    /// The statement text for `.ddl` events.
+    public var statement: String?
+    public var source: ChangeSource
+
+    public init(operation: ChangeOperation, table: TableName, schema: TableSchema?, before: Row?, after: Row?,
+                statement: String? = nil, source: ChangeSource) {
+        self.operation = operation
+        self.table = table
+        self.schema = schema
+        self.before = before
+        self.after = after
+        self.statement = statement
+        self.source = source
+    }
+}

@@ -1,0 +1,125 @@
+/// Writes change events as JSON lines: the Debezium envelope or Ferry's compact form.
+///
+/// Hand-written into a byte array because this is the hot path of `ferry tail` and every
+/// append-only sink; Foundation's encoder is far slower and cannot keep exact values.
+public struct EventJSONWriter: Sendable {
+    public enum Format: String, Sendable, CaseIterable {
+        /// `{"before","after","source":{…},"op","ts_ms"}`
+        case debezium
+        /// `{"op","table","position","ts_ms","before","after"}`
+        case compact
+    }
+
+    public var format: Format
+    /// `connector` field of the Debezium `source` block.
+    public var connector: StaticString = "mysql"
+
+    public init(format: Format) {
+        self.format = format
+    }
+
+    /// Appends one JSON object for `event` and a newline.
+    /// - Parameter processedAtMillis: the envelope's top-level `ts_ms` (Debezium: processing time).
+    public func write(_ event: ChangeEvent, processedAtMillis: Int64, into out: inout [UInt8]) {
+        if event.operation == .ddl {
+            writeDDL(event, into: &out)
+        } else {
+            switch format {
+            case .debezium: writeDebezium(event, processedAtMillis: processedAtMillis, into: &out)
+            case .compact: writeCompact(event, into: &out)
+            }
+        }
+        out.append(UInt8(ascii: "\n"))
+    }
+
+    private func writeDebezium(_ event: ChangeEvent, processedAtMillis: Int64, into out: inout [UInt8]) {
+        JSONBuffer.appendASCII("{\"before\":", to: &out)
+        writeRow(event.before, schema: event.schema, into: &out)
+        JSONBuffer.appendASCII(",\"after\":", to: &out)
+        writeRow(event.after, schema: event.schema, into: &out)
+        JSONBuffer.appendASCII(",\"source\":", to: &out)
+        writeSource(event, into: &out)
+        JSONBuffer.appendASCII(",\"op\":\"", to: &out)
+        out.append(contentsOf: event.operation.code.utf8)
+        JSONBuffer.appendASCII("\",\"ts_ms\":", to: &out)
+        JSONBuffer.appendInteger(processedAtMillis, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private func writeCompact(_ event: ChangeEvent, into out: inout [UInt8]) {
+        JSONBuffer.appendASCII("{\"op\":\"", to: &out)
+        out.append(contentsOf: event.operation.code.utf8)
+        JSONBuffer.appendASCII("\",\"table\":", to: &out)
+        JSONBuffer.appendString(event.table.description, to: &out)
+        JSONBuffer.appendASCII(",\"position\":", to: &out)
+        JSONBuffer.appendString(event.source.position.coordinates.description, to: &out)
+        if let gtid = event.source.position.gtidPosition {
+            JSONBuffer.appendASCII(",\"gtid_pos\":", to: &out)
+            JSONBuffer.appendString(gtid.description, to: &out)
+        }
+        JSONBuffer.appendASCII(",\"row\":", to: &out)
+        JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
+        JSONBuffer.appendASCII(",\"ts_ms\":", to: &out)
+        JSONBuffer.appendInteger(event.source.timestampMillis, to: &out)
+        JSONBuffer.appendASCII(",\"before\":", to: &out)
+        writeRow(event.before, schema: event.schema, into: &out)
+        JSONBuffer.appendASCII(",\"after\":", to: &out)
+        writeRow(event.after, schema: event.schema, into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private func writeDDL(_ event: ChangeEvent, into out: inout [UInt8]) {
+        JSONBuffer.appendASCII("{\"op\":\"ddl\",\"ddl\":", to: &out)
+        JSONBuffer.appendString(event.statement ?? "", to: &out)
+        JSONBuffer.appendASCII(",\"source\":", to: &out)
+        writeSource(event, into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private func writeSource(_ event: ChangeEvent, into out: inout [UInt8]) {
+        let source = event.source
+        JSONBuffer.appendASCII("{\"connector\":\"", to: &out)
+        JSONBuffer.appendASCII(connector, to: &out)
+        JSONBuffer.appendASCII("\",\"name\":", to: &out)
+        JSONBuffer.appendString(source.name, to: &out)
+        JSONBuffer.appendASCII(",\"server_id\":", to: &out)
+        JSONBuffer.appendUnsigned(UInt64(source.serverID), to: &out)
+        JSONBuffer.appendASCII(",\"gtid\":", to: &out)
+        appendOptionalString(source.gtid, to: &out)
+        JSONBuffer.appendASCII(",\"gtid_pos\":", to: &out)
+        appendOptionalString(source.position.gtidPosition?.description, to: &out)
+        JSONBuffer.appendASCII(",\"file\":", to: &out)
+        JSONBuffer.appendString(source.position.coordinates.file, to: &out)
+        JSONBuffer.appendASCII(",\"pos\":", to: &out)
+        JSONBuffer.appendUnsigned(source.position.coordinates.offset, to: &out)
+        JSONBuffer.appendASCII(",\"row\":", to: &out)
+        JSONBuffer.appendInteger(Int64(source.row), to: &out)
+        JSONBuffer.appendASCII(",\"ts_ms\":", to: &out)
+        JSONBuffer.appendInteger(source.timestampMillis, to: &out)
+        JSONBuffer.appendASCII(",\"db\":", to: &out)
+        JSONBuffer.appendString(event.table.database, to: &out)
+        JSONBuffer.appendASCII(",\"table\":", to: &out)
+        appendOptionalString(event.table.table.isEmpty ? nil : event.table.table, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private func writeRow(_ row: Row?, schema: TableSchema?, into out: inout [UInt8]) {
+        guard let row else { return JSONBuffer.appendASCII("null", to: &out) }
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        for index in row.indices {
+            let value = row[index]
+            if case .absent = value { continue }
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            JSONBuffer.appendString(schema?.columnName(index) ?? "col_\(index + 1)", to: &out)
+            out.append(UInt8(ascii: ":"))
+            ValueJSON.append(value, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private func appendOptionalString(_ text: String?, to out: inout [UInt8]) {
+        if let text { JSONBuffer.appendString(text, to: &out) } else { JSONBuffer.appendASCII("null", to: &out) }
+    }
+}

@@ -1,0 +1,137 @@
+/// The JSON form of each `Value`, as documented in `docs/types.md`.
+public enum ValueJSON {
+    /// Appends `value` as JSON. `.absent` must be filtered out by the caller (it has no JSON form).
+    public static func append(_ value: Value, to out: inout [UInt8]) {
+        switch value {
+        case .null, .absent:
+            JSONBuffer.appendASCII("null", to: &out)
+        case .int(let v):
+            JSONBuffer.appendInteger(v, to: &out)
+        case .uint(let v):
+            JSONBuffer.appendUnsigned(v, to: &out)
+        case .float(let v):
+            appendFloatingPoint(v.isFinite ? v.description : nil, to: &out)
+        case .double(let v):
+            appendFloatingPoint(v.isFinite ? v.description : nil, to: &out)
+        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text):
+            JSONBuffer.appendString(text, to: &out)
+        case .bytes(let bytes):
+            out.append(UInt8(ascii: "\""))
+            JSONBuffer.appendBase64(bytes, to: &out)
+            out.append(UInt8(ascii: "\""))
+        case .year(let year):
+            JSONBuffer.appendUnsigned(UInt64(year), to: &out)
+        case .date(let date):
+            if date.isZero { return JSONBuffer.appendASCII("null", to: &out) }
+            out.append(UInt8(ascii: "\""))
+            appendDateForm(date, to: &out)
+            out.append(UInt8(ascii: "\""))
+        case .time(let time):
+            out.append(UInt8(ascii: "\""))
+            if time.negative { out.append(UInt8(ascii: "-")) }
+            appendClockForm(hour: time.hours, minute: time.minutes, second: time.seconds,
+                            microseconds: time.microseconds, fsp: time.fsp, to: &out)
+            out.append(UInt8(ascii: "\""))
+        case .datetime(let datetime):
+            if datetime.date.isZero { return JSONBuffer.appendASCII("null", to: &out) }
+            out.append(UInt8(ascii: "\""))
+            appendDateTime(datetime, to: &out)
+            out.append(UInt8(ascii: "\""))
+        case .timestamp(let timestamp):
+            if timestamp.isZero { return JSONBuffer.appendASCII("null", to: &out) }
+            out.append(UInt8(ascii: "\""))
+            appendDateTime(CivilTime.utc(timestamp), to: &out)
+            out.append(UInt8(ascii: "Z"))
+            out.append(UInt8(ascii: "\""))
+        case .set(let members):
+            JSONBuffer.appendString(members.joined(separator: ","), to: &out)
+        case .bit(let bits, _):
+            JSONBuffer.appendUnsigned(bits, to: &out)
+        case .geometry(let geometry):
+            JSONBuffer.appendASCII("{\"srid\":", to: &out)
+            JSONBuffer.appendUnsigned(UInt64(geometry.srid), to: &out)
+            JSONBuffer.appendASCII(",\"wkb\":\"", to: &out)
+            JSONBuffer.appendBase64(geometry.wkb, to: &out)
+            JSONBuffer.appendASCII("\"}", to: &out)
+        }
+    }
+
+    private static func appendFloatingPoint(_ text: String?, to out: inout [UInt8]) {
+        guard let text else { return JSONBuffer.appendASCII("null", to: &out) }
+        out.append(contentsOf: text.utf8)
+    }
+
+    /// `YYYY-MM-DD`, unquoted.
+    public static func appendDateForm(_ date: DateValue, to out: inout [UInt8]) {
+        JSONBuffer.appendPadded(UInt64(date.year), width: 4, to: &out)
+        out.append(UInt8(ascii: "-"))
+        JSONBuffer.appendPadded(UInt64(date.month), width: 2, to: &out)
+        out.append(UInt8(ascii: "-"))
+        JSONBuffer.appendPadded(UInt64(date.day), width: 2, to: &out)
+    }
+
+    /// `HH:MM:SS[.fff…]` with exactly `fsp` fractional digits, unquoted; hours may exceed 99.
+    public static func appendClockForm(hour: UInt32, minute: UInt8, second: UInt8, microseconds: UInt32, fsp: UInt8,
+                                       to out: inout [UInt8]) {
+        JSONBuffer.appendPadded(UInt64(hour), width: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        JSONBuffer.appendPadded(UInt64(minute), width: 2, to: &out)
+        out.append(UInt8(ascii: ":"))
+        JSONBuffer.appendPadded(UInt64(second), width: 2, to: &out)
+        JSONBuffer.appendFraction(microseconds, fsp: fsp, to: &out)
+    }
+
+    static func appendDateTime(_ value: DateTimeValue, to out: inout [UInt8]) {
+        appendDateForm(value.date, to: &out)
+        out.append(UInt8(ascii: "T"))
+        appendClockForm(hour: UInt32(value.hour), minute: value.minute, second: value.second,
+                        microseconds: value.microseconds, fsp: value.fsp, to: &out)
+    }
+}
+
+/// Calendar arithmetic on Unix time, proleptic Gregorian, UTC.
+public enum CivilTime {
+    /// The UTC date and time of a timestamp.
+    public static func utc(_ timestamp: TimestampValue) -> DateTimeValue {
+        let days = floorDivide(timestamp.seconds, 86_400)
+        let secondsOfDay = timestamp.seconds - days * 86_400
+        return DateTimeValue(
+            date: date(daysSinceEpoch: days),
+            hour: UInt8(secondsOfDay / 3600),
+            minute: UInt8(secondsOfDay % 3600 / 60),
+            second: UInt8(secondsOfDay % 60),
+            microseconds: timestamp.microseconds,
+            fsp: timestamp.fsp
+        )
+    }
+
+    /// The civil date `days` after 1970-01-01 (days may be negative).
+    public static func date(daysSinceEpoch days: Int64) -> DateValue {
+        let shifted = days + 719_468
+        let era = floorDivide(shifted, 146_097)
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return DateValue(year: UInt16(clamping: year), month: UInt8(month), day: UInt8(day))
+    }
+
+    /// Days from 1970-01-01 to the given civil date.
+    public static func daysSinceEpoch(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = floorDivide(y, 400)
+        let yearOfEra = y - era * 400
+        let monthIndex = month > 2 ? month - 3 : month + 9
+        let dayOfYear = (153 * monthIndex + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    private static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
+        let q = a / b
+        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+    }
+}

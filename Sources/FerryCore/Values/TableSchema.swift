@@ -1,0 +1,54 @@
+/// A table's identity in the source: database (schema) and table name.
+public struct TableName: Sendable, Hashable, CustomStringConvertible {
+    public var database: String
+    public var table: String
+
+    public init(database: String, table: String) {
+        self.database = database
+        self.table = table
+    }
+
+    public var description: String { "\(database).\(table)" }
+}
+
+/// One column as the source describes it.
+public struct ColumnSchema: Sendable, Hashable {
+    /// Column name; `nil` when the source did not say (e.g. `binlog_row_metadata=MINIMAL`).
+    public var name: String?
+    /// The source's type name, e.g. `decimal(10,2)`, `varchar`, `timestamp(6)`.
+    public var typeName: String
+    public var nullable: Bool
+    /// Character set name for character columns (`utf8mb4`, `latin1`, `binary`, …).
+    public var charset: String?
+
+    public init(name: String?, typeName: String, nullable: Bool, charset: String? = nil) {
+        self.name = name
+        self.typeName = typeName
+        self.nullable = nullable
+        self.charset = charset
+    }
+}
+
+/// Columns in source order, plus the primary key as column indexes.
+///
+/// A class so that every change of a table shares one copy; it is immutable.
+public final class TableSchema: Sendable {
+    public let name: TableName
+    public let columns: [ColumnSchema]
+    /// Indexes into `columns`, in key order; empty when the table has no primary key.
+    public let primaryKey: [Int]
+
+    public init(name: TableName, columns: [ColumnSchema], primaryKey: [Int]) {
+        self.name = name
+        self.columns = columns
+        self.primaryKey = primaryKey
+    }
+
+    /// The column's name, or `col_<n>` (1-based) when the source gave none.
+    public func columnName(_ index: Int) -> String {
+        columns[index].name ?? "col_\(index + 1)"
+    }
+}
+
+/// Values in column order, aligned with a `TableSchema`.
+public typealias Row = [Value]

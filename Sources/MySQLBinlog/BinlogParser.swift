@@ -1,0 +1,160 @@
+import FerryCore
+import Logging
+import NIOCore
+
+/// Turns raw binlog events into `BinlogEventRecord`s. Keeps only protocol context — the current
+/// FORMAT_DESCRIPTION, the checksum algorithm and the table-map cache — so the same parser reads a
+/// live replication stream and a binlog file.
+public struct BinlogParser: Sendable {
+    /// The magic bytes at the start of every binlog file: `0xFE 'b' 'i' 'n'`.
+    public static let fileMagic: [UInt8] = [0xFE, 0x62, 0x69, 0x6E]
+
+    public private(set) var formatDescription: FormatDescriptionEvent?
+    /// Checksum algorithm for events before the first FORMAT_DESCRIPTION (the server's fake
+    /// ROTATE carries a checksum when the replica negotiated one).
+    public var initialChecksum: FormatDescriptionEvent.ChecksumAlgorithm
+    public var verifyChecksums = true
+    private(set) var tableMaps: [UInt64: TableMapEvent] = [:]
+
+    public init(initialChecksum: FormatDescriptionEvent.ChecksumAlgorithm = .off) {
+        self.initialChecksum = initialChecksum
+    }
+
+    public var isMariaDB: Bool { formatDescription?.isMariaDB ?? false }
+
+    /// The TABLE_MAP most recently seen for `tableID`.
+    public func tableMap(for tableID: UInt64) -> TableMapEvent? { tableMaps[tableID] }
+
+    /// Decodes one complete event (header, body and checksum).
+    /// - Parameter file: for error messages only.
+    public mutating func parse(_ bytes: ByteBuffer, file: String? = nil) throws -> BinlogEventRecord {
+        var buffer = bytes
+        let startOffset: UInt64?
+        do {
+            let header = try BinlogEventHeader.decode(from: &buffer)
+            startOffset = header.logPosition >= header.eventSize ? UInt64(header.logPosition - header.eventSize) : nil
+            do {
+                return try parseBody(header: header, event: bytes, body: &buffer)
+            } catch let error as BinlogDecodingError {
+                throw BinlogEventError(underlying: error, eventType: header.typeCode,
+                                       coordinates: file.flatMap { name in startOffset.map { BinlogCoordinates(file: name, offset: $0) } },
+                                       bytesPrefix: bytes.getBytes(at: bytes.readerIndex, length: min(64, bytes.readableBytes)) ?? [])
+            }
+        } catch let error as BinlogDecodingError {
+            throw BinlogEventError(underlying: error, eventType: 0, coordinates: nil,
+                                   bytesPrefix: bytes.getBytes(at: bytes.readerIndex, length: min(64, bytes.readableBytes)) ?? [])
+        }
+    }
+
+    private mutating func parseBody(header: BinlogEventHeader, event: ByteBuffer, body: inout ByteBuffer) throws -> BinlogEventRecord {
+        guard Int(header.eventSize) == event.readableBytes else {
+            throw BinlogDecodingError(.invalid("event_size \(header.eventSize) but \(event.readableBytes) bytes received"))
+        }
+        let type = header.type
+        let checksum: FormatDescriptionEvent.ChecksumAlgorithm
+        if type == .formatDescription {
+            checksum = FormatDescriptionEvent.checksumAlgorithm(ofBody: body)
+        } else {
+            checksum = formatDescription?.checksumAlgorithm ?? initialChecksum
+        }
+        if checksum == .crc32 {
+            guard body.readableBytes >= 4 else { throw BinlogDecodingError(.truncated(needed: 4, available: body.readableBytes)) }
+            let stored = body.getInteger(at: body.writerIndex - 4, endianness: .little, as: UInt32.self)!
+            if verifyChecksums {
+                let computed = event.withUnsafeReadableBytes { BinlogChecksum.crc32(of: UnsafeRawBufferPointer(rebasing: $0.dropLast(4))) }
+                guard computed == stored else { throw BinlogDecodingError(.checksumMismatch(expected: stored, computed: computed)) }
+            }
+            body = body.getSlice(at: body.readerIndex, length: body.readableBytes - 4)!
+        }
+        let decoded = try decodeEvent(type: type, header: header, body: &body, checksum: checksum)
+        return BinlogEventRecord(header: header, event: decoded)
+    }
+
+    private mutating func decodeEvent(type: BinlogEventType?, header: BinlogEventHeader, body: inout ByteBuffer,
+                                      checksum: FormatDescriptionEvent.ChecksumAlgorithm) throws -> BinlogEvent {
+        func postHeader(_ fallback: Int) -> Int { formatDescription?.postHeaderLength(of: header.typeCode) ?? fallback }
+        let event: BinlogEvent
+        switch type {
+        case .formatDescription:
+            let hasTrailer = body.readableBytes >= 57 && FormatDescriptionEvent.serverKnowsChecksums(
+                String(decoding: (body.getBytes(at: body.readerIndex + 2, length: 50) ?? []).prefix { $0 != 0 }, as: UTF8.self))
+            let fde = try FormatDescriptionEvent.decode(from: &body, hasChecksumTrailer: hasTrailer)
+            formatDescription = fde
+            tableMaps.removeAll(keepingCapacity: true)
+            return .formatDescription(fde)
+        case .rotate:
+            event = .rotate(try RotateEvent.decode(from: &body))
+        case .query, .queryCompressed:
+            event = .query(try QueryEvent.decode(from: &body, postHeaderLength: postHeader(13), compressed: type == .queryCompressed))
+        case .xid:
+            event = .xid(try XIDEvent.decode(from: &body))
+        case .tableMap:
+            let map = try TableMapEvent.decode(from: &body, postHeaderLength: postHeader(8), mariadb: isMariaDB)
+            tableMaps[map.tableID] = map
+            event = .tableMap(map)
+        case .writeRowsV1, .updateRowsV1, .deleteRowsV1, .writeRowsV2, .updateRowsV2, .deleteRowsV2, .partialUpdateRows,
+             .writeRowsCompressedV1, .updateRowsCompressedV1, .deleteRowsCompressedV1,
+             .writeRowsCompressedV2, .updateRowsCompressedV2, .deleteRowsCompressedV2:
+            let rows = try RowsEvent.decode(from: &body, type: type!, postHeaderLength: postHeader(8))
+            if rows.tableID != RowsEvent.dummyTableID, tableMaps[rows.tableID] == nil {
+                throw BinlogDecodingError(.unknownTable(rows.tableID))
+            }
+            event = .rows(rows)
+        case .mariadbGTID:
+            event = .mariadbGTID(try MariaDBGTIDEvent.decode(from: &body, serverID: header.serverID))
+        case .mariadbGTIDList:
+            event = .mariadbGTIDList(try MariaDBGTIDListEvent.decode(from: &body))
+        case .gtid, .anonymousGTID:
+            event = .mysqlGTID(try MySQLGTIDEvent.decode(from: &body, anonymous: type == .anonymousGTID))
+        case .previousGTIDs:
+            event = .previousGTIDs(try PreviousGTIDsEvent.decode(from: &body))
+        case .annotateRows:
+            event = .rowsQuery(try RowsQueryEvent.decode(from: &body, hasLengthPrefix: false))
+        case .rowsQuery:
+            event = .rowsQuery(try RowsQueryEvent.decode(from: &body, hasLengthPrefix: true))
+        case .binlogCheckpoint:
+            event = .binlogCheckpoint(try BinlogCheckpointEvent.decode(from: &body))
+        case .heartbeat:
+            event = .heartbeat(HeartbeatEvent(file: body.readRemainingText(), position: header.logPosition))
+        case .stop:
+            event = .stop
+        default:
+            let raw = body
+            body.moveReaderIndex(to: body.writerIndex)
+            return .unsupported(typeCode: header.typeCode, body: raw)
+        }
+        return event
+    }
+
+    /// Iterates the events of a whole binlog file held in memory.
+    public static func events(inFile bytes: ByteBuffer) throws -> FileEventSequence {
+        var buffer = bytes
+        guard buffer.readBytes(length: 4) == fileMagic else {
+            throw BinlogDecodingError(.invalid("not a binlog file: missing magic bytes fe 62 69 6e"))
+        }
+        return FileEventSequence(remaining: buffer)
+    }
+}
+
+/// Splits a binlog file into event byte ranges using each header's event_size.
+public struct FileEventSequence: Sendable {
+    var remaining: ByteBuffer
+
+    /// Offset in the file of the next event (the file magic counts).
+    public var offset: Int { remaining.readerIndex }
+
+    /// The next whole event, or `nil` at the end; a torn last event is an error.
+    public mutating func next() throws -> ByteBuffer? {
+        guard remaining.readableBytes > 0 else { return nil }
+        guard remaining.readableBytes >= BinlogEventHeader.size,
+              let size = remaining.getInteger(at: remaining.readerIndex + 9, endianness: .little, as: UInt32.self),
+              size >= UInt32(BinlogEventHeader.size)
+        else {
+            throw BinlogDecodingError(.truncated(needed: BinlogEventHeader.size, available: remaining.readableBytes))
+        }
+        guard let event = remaining.readSlice(length: Int(size)) else {
+            throw BinlogDecodingError(.truncated(needed: Int(size), available: remaining.readableBytes))
+        }
+        return event
+    }
+}

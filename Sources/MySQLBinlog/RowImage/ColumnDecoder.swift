@@ -1,0 +1,136 @@
+import FerryCore
+import NIOCore
+
+/// How to read one column's value from a row image, resolved once per TABLE_MAP.
+enum ColumnDecoder: Sendable {
+    case integer(byteCount: Int, unsigned: Bool)
+    case float
+    case double
+    case decimal(precision: Int, scale: Int)
+    case year
+    case date
+    case time
+    case time2(fsp: UInt8)
+    case datetime
+    case datetime2(fsp: UInt8)
+    case timestamp
+    case timestamp2(fsp: UInt8)
+    /// VARCHAR/VARBINARY and CHAR/BINARY. `padTo` re-pads BINARY(n) with zero bytes.
+    case string(lengthBytes: Int, charset: CharacterSet, padTo: Int?)
+    /// TEXT/BLOB of any size (MariaDB's JSON is LONGTEXT and arrives here).
+    case blob(lengthBytes: Int, charset: CharacterSet)
+    case json(lengthBytes: Int)
+    case geometry(lengthBytes: Int)
+    case bit(bits: Int)
+    case enumeration(byteCount: Int, names: [String])
+    case set(byteCount: Int, names: [String])
+    case null
+    /// A column Ferry cannot decode; reading a value of it is an error with this text.
+    case unsupported(String)
+
+    /// Reads one value.
+    @inline(__always)
+    func read(from buffer: inout ByteBuffer) throws -> Value {
+        switch self {
+        case .integer(let count, let unsigned):
+            let raw: UInt64
+            switch count {
+            case 1: raw = UInt64(try buffer.readLE(UInt8.self))
+            case 2: raw = UInt64(try buffer.readLE(UInt16.self))
+            case 4: raw = UInt64(try buffer.readLE(UInt32.self))
+            case 8: raw = try buffer.readLE(UInt64.self)
+            default: raw = try buffer.readUnsignedLE(byteCount: count)
+            }
+            if unsigned { return .uint(raw) }
+            let shift = UInt64(64 - count * 8)
+            return .int(Int64(bitPattern: raw << shift) >> Int64(shift))
+        case .float:
+            return .float(Float(bitPattern: try buffer.readLE(UInt32.self)))
+        case .double:
+            return .double(Double(bitPattern: try buffer.readLE(UInt64.self)))
+        case .decimal(let precision, let scale):
+            return .decimal(try DecimalDecoder.decode(from: &buffer, precision: precision, scale: scale))
+        case .year:
+            let raw: UInt8 = try buffer.readLE()
+            return .year(raw == 0 ? 0 : 1900 + UInt16(raw))
+        case .date:
+            return .date(try TemporalDecoder.date(&buffer))
+        case .time:
+            return .time(try TemporalDecoder.time(&buffer))
+        case .time2(let fsp):
+            return .time(try TemporalDecoder.time2(&buffer, fsp: fsp))
+        case .datetime:
+            return .datetime(try TemporalDecoder.datetime(&buffer))
+        case .datetime2(let fsp):
+            return .datetime(try TemporalDecoder.datetime2(&buffer, fsp: fsp))
+        case .timestamp:
+            return .timestamp(TimestampValue(seconds: Int64(try buffer.readLE(UInt32.self)), microseconds: 0, fsp: 0))
+        case .timestamp2(let fsp):
+            let seconds = try buffer.readUnsignedBE(byteCount: 4)
+            let micro = try TemporalDecoder.readFraction(&buffer, fsp: fsp)
+            return .timestamp(TimestampValue(seconds: Int64(seconds), microseconds: micro, fsp: fsp))
+        case .string(let lengthBytes, let charset, let padTo):
+            let length = Int(try buffer.readUnsignedLE(byteCount: lengthBytes))
+            return try Self.readText(&buffer, length: length, charset: charset, padTo: padTo)
+        case .blob(let lengthBytes, let charset):
+            let length = Int(try buffer.readUnsignedLE(byteCount: lengthBytes))
+            return try Self.readText(&buffer, length: length, charset: charset, padTo: nil)
+        case .json(let lengthBytes):
+            let length = Int(try buffer.readUnsignedLE(byteCount: lengthBytes))
+            guard buffer.readableBytes >= length else {
+                throw BinlogDecodingError(.truncated(needed: length, available: buffer.readableBytes))
+            }
+            let text = try buffer.withUnsafeReadableBytes { try JSONBinaryDecoder.decode(UnsafeRawBufferPointer(rebasing: $0[..<length])) }
+            buffer.moveReaderIndex(forwardBy: length)
+            return .json(text)
+        case .geometry(let lengthBytes):
+            let length = Int(try buffer.readUnsignedLE(byteCount: lengthBytes))
+            guard length >= 4 else { throw BinlogDecodingError(.invalid("GEOMETRY value of \(length) bytes has no SRID")) }
+            let srid: UInt32 = try buffer.readLE()
+            return .geometry(GeometryValue(srid: srid, wkb: try buffer.readBytesChecked(length: length - 4)))
+        case .bit(let bits):
+            let value = try buffer.readUnsignedBE(byteCount: (bits + 7) / 8)
+            return .bit(value, width: UInt8(bits))
+        case .enumeration(let count, let names):
+            let index = Int(try buffer.readUnsignedLE(byteCount: count))
+            if index == 0 { return .enumeration("") }
+            guard index <= names.count else {
+                if names.isEmpty { return .enumeration(String(index)) }
+                throw BinlogDecodingError(.invalid("ENUM index \(index) of \(names.count) members"))
+            }
+            return .enumeration(names[index - 1])
+        case .set(let count, let names):
+            let bits = try buffer.readUnsignedLE(byteCount: count)
+            if names.isEmpty { return .set(bits == 0 ? [] : [String(bits)]) }
+            var members: [String] = []
+            for (index, name) in names.enumerated() where index < 64 && bits & (1 << UInt64(index)) != 0 {
+                members.append(name)
+            }
+            return .set(members)
+        case .null:
+            return .null
+        case .unsupported(let text):
+            throw BinlogDecodingError(.unsupportedColumn(text))
+        }
+    }
+
+    private static func readText(_ buffer: inout ByteBuffer, length: Int, charset: CharacterSet, padTo: Int?) throws -> Value {
+        guard buffer.readableBytes >= length else {
+            throw BinlogDecodingError(.truncated(needed: length, available: buffer.readableBytes))
+        }
+        switch charset {
+        case .binary:
+            var bytes = buffer.readBytes(length: length)!
+            if let padTo, bytes.count < padTo {
+                bytes.append(contentsOf: repeatElement(0, count: padTo - bytes.count))
+            }
+            return .bytes(bytes)
+        case .unsupported(let name):
+            throw BinlogDecodingError(.unsupportedColumn("character set \(name) cannot be decoded exactly"))
+        default:
+            let text = buffer.withUnsafeReadableBytes { charset.decode(UnsafeRawBufferPointer(rebasing: $0[..<length])) }
+            buffer.moveReaderIndex(forwardBy: length)
+            return .string(text ?? "")
+        }
+    }
+}

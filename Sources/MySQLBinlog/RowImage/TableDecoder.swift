@@ -1,0 +1,186 @@
+import FerryCore
+import NIOCore
+
+/// Everything needed to turn a table's row images into `Row`s: one `ColumnDecoder` per column and
+/// the `TableSchema` that names them. Built once per TABLE_MAP and shared by its rows events.
+public struct TableDecoder: Sendable {
+    public let schema: TableSchema
+    let columns: [ColumnDecoder]
+
+    /// Names and keys from outside the binlog (information_schema), used when the TABLE_MAP event
+    /// carries no optional metadata (`binlog_row_metadata=MINIMAL`).
+    public struct FallbackMetadata: Sendable {
+        public var columnNames: [String]
+        public var unsigned: [Bool]
+        public var charsets: [String?]
+        public var enumValues: [Int: [String]]
+        public var setValues: [Int: [String]]
+        public var primaryKey: [Int]
+
+        public init(columnNames: [String], unsigned: [Bool], charsets: [String?], enumValues: [Int: [String]],
+                    setValues: [Int: [String]], primaryKey: [Int]) {
+            self.columnNames = columnNames
+            self.unsigned = unsigned
+            self.charsets = charsets
+            self.enumValues = enumValues
+            self.setValues = setValues
+            self.primaryKey = primaryKey
+        }
+    }
+
+    /// - Parameters:
+    ///   - collations: the server's collation-id → character-set table, when known; otherwise
+    ///     `CharacterSet.forCollation` decides.
+    ///   - fallback: used only for what the event itself does not carry, and only when its
+    ///     column count matches the event's.
+    public init(tableMap: TableMapEvent, mariadb: Bool, collations: [UInt64: CharacterSet] = [:],
+                fallback: FallbackMetadata? = nil) {
+        let fallback = fallback.flatMap { $0.columnNames.count == tableMap.columnCount ? $0 : nil }
+        let optional = tableMap.optional
+        func charset(forCollation id: UInt64?) -> CharacterSet {
+            guard let id else { return .utf8 }
+            return collations[id] ?? CharacterSet.forCollation(id)
+        }
+        var decoders: [ColumnDecoder] = []
+        var columns: [ColumnSchema] = []
+        decoders.reserveCapacity(tableMap.columnCount)
+        for index in 0..<tableMap.columnCount {
+            let meta = Int(tableMap.columnMetadata[index])
+            let unsigned = optional.unsigned?[index] ?? fallback?.unsigned[index] ?? false
+            let columnCharset: CharacterSet = {
+                if let id = optional.collations[index] { return charset(forCollation: id) }
+                if let name = fallback?.charsets[index] { return CharacterSet.named(name) }
+                return .utf8
+            }()
+            let enumSetCharset = optional.enumSetCollations[index].map { charset(forCollation: $0) } ?? .utf8
+            func memberNames(_ raw: [[UInt8]]?, _ fallbackNames: [String]?) -> [String] {
+                if let raw {
+                    return raw.map { bytes in bytes.withUnsafeBytes { enumSetCharset.decode($0) ?? String(decoding: $0, as: UTF8.self) } }
+                }
+                return fallbackNames ?? []
+            }
+            let decoder: ColumnDecoder
+            var typeName: String
+            switch tableMap.realType(index) {
+            case .tiny: decoder = .integer(byteCount: 1, unsigned: unsigned); typeName = "tinyint"
+            case .short: decoder = .integer(byteCount: 2, unsigned: unsigned); typeName = "smallint"
+            case .int24: decoder = .integer(byteCount: 3, unsigned: unsigned); typeName = "mediumint"
+            case .long: decoder = .integer(byteCount: 4, unsigned: unsigned); typeName = "int"
+            case .longlong: decoder = .integer(byteCount: 8, unsigned: unsigned); typeName = "bigint"
+            case .float: decoder = .float; typeName = "float"
+            case .double: decoder = .double; typeName = "double"
+            case .newDecimal:
+                let precision = meta >> 8, scale = meta & 0xFF
+                decoder = .decimal(precision: precision, scale: scale)
+                typeName = "decimal(\(precision),\(scale))"
+            case .year: decoder = .year; typeName = "year"
+            case .date, .newDate: decoder = .date; typeName = "date"
+            case .time:
+                decoder = tableMap.hiresTemporalColumns.contains(index) ? Self.hires(tableMap, index, optional) : .time
+                typeName = "time"
+            case .time2: decoder = .time2(fsp: UInt8(meta)); typeName = meta > 0 ? "time(\(meta))" : "time"
+            case .datetime:
+                decoder = tableMap.hiresTemporalColumns.contains(index) ? Self.hires(tableMap, index, optional) : .datetime
+                typeName = "datetime"
+            case .datetime2: decoder = .datetime2(fsp: UInt8(meta)); typeName = meta > 0 ? "datetime(\(meta))" : "datetime"
+            case .timestamp:
+                decoder = tableMap.hiresTemporalColumns.contains(index) ? Self.hires(tableMap, index, optional) : .timestamp
+                typeName = "timestamp"
+            case .timestamp2: decoder = .timestamp2(fsp: UInt8(meta)); typeName = meta > 0 ? "timestamp(\(meta))" : "timestamp"
+            case .varchar, .varString:
+                decoder = .string(lengthBytes: meta < 256 ? 1 : 2, charset: columnCharset, padTo: nil)
+                typeName = columnCharset == .binary ? "varbinary" : "varchar"
+            case .string:
+                let (length, _) = Self.stringLength(meta)
+                decoder = .string(lengthBytes: length < 256 ? 1 : 2, charset: columnCharset,
+                                  padTo: columnCharset == .binary ? length : nil)
+                typeName = columnCharset == .binary ? "binary(\(length))" : "char"
+            case .blob, .tinyBlob, .mediumBlob, .longBlob:
+                decoder = .blob(lengthBytes: meta, charset: columnCharset)
+                typeName = Self.blobName(meta, binary: columnCharset == .binary)
+            case .json: decoder = .json(lengthBytes: meta); typeName = "json"
+            case .geometry: decoder = .geometry(lengthBytes: meta); typeName = "geometry"
+            case .bit:
+                let bits = (meta >> 8) * 8 + (meta & 0xFF)
+                decoder = .bit(bits: bits)
+                typeName = "bit(\(bits))"
+            case .enumeration:
+                decoder = .enumeration(byteCount: meta & 0xFF, names: memberNames(optional.enumValues[index], fallback?.enumValues[index]))
+                typeName = "enum"
+            case .set:
+                decoder = .set(byteCount: meta & 0xFF, names: memberNames(optional.setValues[index], fallback?.setValues[index]))
+                typeName = "set"
+            case .null: decoder = .null; typeName = "null"
+            case .decimal, .typedArray, .vector, nil:
+                decoder = .unsupported("column \(index + 1) of \(tableMap.database).\(tableMap.table) has binlog type \(tableMap.columnTypes[index]), which Ferry does not decode")
+                typeName = "unknown(\(tableMap.columnTypes[index]))"
+            }
+            if unsigned, tableMap.realType(index)?.isNumeric == true { typeName += " unsigned" }
+            decoders.append(decoder)
+            let charsetName: String? = switch columnCharset {
+            case .binary: "binary"
+            case .latin1: "latin1"
+            case .utf8: "utf8mb4"
+            default: nil
+            }
+            columns.append(ColumnSchema(name: optional.columnNames?[safe: index] ?? fallback?.columnNames[index],
+                                        typeName: typeName, nullable: tableMap.nullable[index],
+                                        charset: tableMap.isCharacterColumn(index, mariadb: mariadb) ? charsetName : nil))
+        }
+        self.columns = decoders
+        self.schema = TableSchema(name: TableName(database: tableMap.database, table: tableMap.table), columns: columns,
+                                  primaryKey: optional.primaryKey ?? fallback?.primaryKey ?? [])
+    }
+
+    /// MariaDB pre-10.1 temporal columns with fractional seconds: not decoded, reported with the fix.
+    private static func hires(_ map: TableMapEvent, _ index: Int, _ optional: TableMapEvent.OptionalMetadata) -> ColumnDecoder {
+        let name = optional.columnNames?[safe: index] ?? "#\(index + 1)"
+        return .unsupported("column \(name) of \(map.database).\(map.table) uses MariaDB's pre-10.1 temporal format with fractional seconds, which Ferry does not decode; convert it with `ALTER TABLE \(map.database).\(map.table) FORCE` (with mysql56_temporal_format=ON)")
+    }
+
+    /// CHAR's real length: the top nibble pair of the type byte holds bits 8–9 of the length.
+    static func stringLength(_ meta: Int) -> (length: Int, realType: UInt8) {
+        let first = UInt8(meta >> 8), second = meta & 0xFF
+        if meta >= 256, first & 0x30 != 0x30 {
+            return (second | Int((first & 0x30) ^ 0x30) << 4, first | 0x30)
+        }
+        return (meta >= 256 ? second : meta, first)
+    }
+
+    private static func blobName(_ lengthBytes: Int, binary: Bool) -> String {
+        let prefix = ["", "tiny", "", "medium", "long"][min(lengthBytes, 4)]
+        return prefix + (binary ? "blob" : "text")
+    }
+
+    /// Decodes one row image. `present` is the event's columns bitmap.
+    @inline(__always)
+    func decodeRow(from buffer: inout ByteBuffer, present: [UInt8], presentCount: Int) throws -> Row {
+        let nullBytes = (presentCount + 7) / 8
+        guard let nullBits = buffer.readSlice(length: nullBytes) else {
+            throw BinlogDecodingError(.truncated(needed: nullBytes, available: buffer.readableBytes))
+        }
+        let nullStart = nullBits.readerIndex
+        var row = Row()
+        row.reserveCapacity(columns.count)
+        var presentIndex = 0
+        for index in 0..<columns.count {
+            guard present[index >> 3] & (1 << (index & 7)) != 0 else {
+                row.append(.absent)
+                continue
+            }
+            let nullByte = nullBits.getInteger(at: nullStart + (presentIndex >> 3), as: UInt8.self) ?? 0
+            let isNull = nullByte & (1 << (presentIndex & 7)) != 0
+            presentIndex += 1
+            if isNull {
+                row.append(.null)
+            } else {
+                row.append(try columns[index].read(from: &buffer))
+            }
+        }
+        return row
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}

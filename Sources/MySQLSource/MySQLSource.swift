@@ -1,0 +1,162 @@
+import FerryCore
+import Logging
+import MySQLBinlog
+import MySQLWire
+import NIOCore
+
+/// Follows a MySQL/MariaDB binlog as a replica and delivers committed transactions in order.
+///
+/// One query connection (server facts, positions, column metadata fallback) and one replication
+/// connection. After a lost connection it reconnects with backoff and resumes at the last
+/// transaction boundary, so a half-received transaction is read again whole and nothing is
+/// delivered twice.
+public struct MySQLSource: Sendable {
+    public let configuration: MySQLSourceConfiguration
+    private let logger: Logger
+
+    public init(configuration: MySQLSourceConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Why `run` returned.
+    public enum Completion: Sendable, Equatable {
+        /// Reached the stop position.
+        case reachedStopPosition(BinlogPosition?)
+        /// The server ended a non-blocking dump.
+        case endOfLog
+    }
+
+    /// Streams transactions from `start` until `stopAtCurrent` is satisfied (if set), the task is
+    /// cancelled, or an error that is not a lost connection occurs.
+    /// - Parameters:
+    ///   - stopAtCurrent: stop once the position that was the server's end of log at start is reached.
+    ///   - deliver: receives every committed transaction, including ones whose changes were all
+    ///     filtered out (empty `events`), so the caller always knows the position.
+    public func run(from start: StartPosition, stopAtCurrent: Bool = false,
+                    deliver: (Transaction) async throws -> Void) async throws -> Completion {
+        let (server, startPosition, stopCoordinates) = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+            let server = try await ServerFacts.load(query)
+            let position = try await resolve(start, query: query, server: server)
+            let stop = stopAtCurrent ? try await ServerFacts.currentCoordinates(query) : nil
+            return (server, position, stop)
+        }
+        var session = StreamSession(configuration: configuration, server: server, start: startPosition, logger: logger)
+        if let stopCoordinates, let coordinates = startPosition.coordinates, coordinates >= stopCoordinates {
+            return .reachedStopPosition(session.assembler.resumePosition)
+        }
+        var failures = 0
+        while true {
+            do {
+                let completion = try await session.stream(stopAt: stopCoordinates, deliver: deliver) { failures = 0 }
+                return completion
+            } catch let error where Self.isLostConnection(error) {
+                failures += 1
+                if let limit = configuration.maximumReconnectAttempts, failures > limit { throw error }
+                let delay = min(configuration.maximumReconnectDelaySeconds,
+                                configuration.initialReconnectDelaySeconds * Double(1 << min(failures - 1, 16)))
+                let jittered = delay * Double.random(in: 0.8...1.2)
+                logger.warning("lost the binlog connection; reconnecting", metadata: [
+                    LoggingKeys.source: "\(configuration.name)", LoggingKeys.error: "\(error)",
+                    LoggingKeys.position: "\(session.assembler.resumePosition.map { "\($0)" } ?? "start")",
+                    "ferry.retry_in_s": "\(Int(jittered * 1000) / 1000)",
+                ])
+                try await Task.sleep(for: .milliseconds(Int64(jittered * 1000)))
+                session.prepareReconnect()
+            }
+        }
+    }
+
+    /// Connection-level failures that a reconnect can cure.
+    static func isLostConnection(_ error: any Error) -> Bool {
+        guard let wire = error as? MySQLWireError else { return false }
+        switch wire {
+        case .connectionClosed, .readTimeout, .connectFailed: return true
+        case .server(let packet, _):
+            // Server shutting down (1053), killed connection (1927, 2013), too many connections (1040).
+            return [1053, 1927, 2013, 1040, 1205].contains(packet.errorCode)
+        default: return false
+        }
+    }
+
+    private func resolve(_ start: StartPosition, query: MySQLConnection, server: ServerFacts) async throws -> ResolvedStart {
+        switch start {
+        case .earliest:
+            let logs = try await query.query("SHOW BINARY LOGS")
+            guard let first = logs.rows.first?[0] else {
+                throw FerryError(code: "source.binlog.off", message: "the server has no binary logs",
+                                 fix: "enable log_bin on the server (see `ferry check`)")
+            }
+            return ResolvedStart(coordinates: BinlogCoordinates(file: first, offset: 4), gtid: nil)
+        case .current:
+            let coordinates = try await ServerFacts.currentCoordinates(query)
+            return ResolvedStart(coordinates: coordinates, gtid: try await ServerFacts.gtidPosition(at: coordinates, query: query, server: server))
+        case .coordinates(let coordinates):
+            let logs = try await query.query("SHOW BINARY LOGS").rows.compactMap { $0[0] }
+            guard logs.contains(coordinates.file) else {
+                throw FerryError(code: "source.binlog.purged",
+                                 message: "binlog file \(coordinates.file) is not on the server (it has \(logs.first ?? "none") … \(logs.last ?? "none"))",
+                                 context: [("source", configuration.name), ("position", coordinates.description)],
+                                 fix: "start from a position the server still has (--from earliest or --from current) and re-snapshot the tables")
+            }
+            return ResolvedStart(coordinates: coordinates, gtid: try await ServerFacts.gtidPosition(at: coordinates, query: query, server: server))
+        case .gtid(let position):
+            return ResolvedStart(coordinates: nil, gtid: position)
+        }
+    }
+
+    struct ResolvedStart: Sendable {
+        var coordinates: BinlogCoordinates?
+        var gtid: GTIDPosition?
+    }
+}
+
+/// What Ferry needs to know about the source server.
+struct ServerFacts: Sendable {
+    var isMariaDB: Bool
+    var version: String
+    var checksum: FormatDescriptionEvent.ChecksumAlgorithm
+    var collations: [UInt64: CharacterSet]
+    var rowMetadataFull: Bool
+
+    static func load(_ query: MySQLConnection) async throws -> ServerFacts {
+        let checksumText = try await query.query("SELECT @@GLOBAL.binlog_checksum").rows.first?[0] ?? "NONE"
+        var collations: [UInt64: CharacterSet] = [:]
+        for row in try await query.query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS").rows {
+            if let id = row[0].flatMap({ UInt64($0) }), let name = row[1] { collations[id] = CharacterSet.named(name) }
+        }
+        let metadata = (try? await query.query("SELECT @@GLOBAL.binlog_row_metadata").rows.first?[0]) ?? nil
+        return ServerFacts(isMariaDB: query.isMariaDB, version: query.serverVersion,
+                           checksum: checksumText.uppercased() == "CRC32" ? .crc32 : .off,
+                           collations: collations, rowMetadataFull: metadata?.uppercased() == "FULL")
+    }
+
+    static func currentCoordinates(_ query: MySQLConnection) async throws -> BinlogCoordinates {
+        let status = try await query.query("SHOW MASTER STATUS")
+        guard let file = status.value("File"), let position = status.value("Position").flatMap({ UInt64($0) }) else {
+            throw FerryError(code: "source.binlog.off", message: "SHOW MASTER STATUS returned nothing: binary logging is off",
+                             fix: "enable log_bin on the server (see `ferry check`)")
+        }
+        return BinlogCoordinates(file: file, offset: position)
+    }
+
+    /// MariaDB can say which GTID state a file position corresponds to.
+    static func gtidPosition(at coordinates: BinlogCoordinates, query: MySQLConnection, server: ServerFacts) async throws -> GTIDPosition? {
+        guard server.isMariaDB else { return nil }
+        let escaped = coordinates.file.replacingSingleQuotes
+        let text = try await query.query("SELECT BINLOG_GTID_POS('\(escaped)', \(coordinates.offset))").rows.first?[0]
+        guard let text, let position = MariaDBGTIDPosition(parsing: Substring(text)) else { return nil }
+        return .mariadb(position)
+    }
+}
+
+extension String {
+    var replacingSingleQuotes: String {
+        var out = ""
+        for ch in self {
+            if ch == "'" || ch == "\\" { out.append("\\") }
+            out.append(ch)
+        }
+        return out
+    }
+}

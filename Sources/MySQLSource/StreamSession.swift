@@ -1,0 +1,242 @@
+import FerryCore
+import Logging
+import MySQLBinlog
+import MySQLWire
+import NIOCore
+
+/// The state that survives reconnects while following one binlog: the transaction assembler
+/// (positions), and the table decoders. Each `stream` call is one replication connection.
+struct StreamSession {
+    let configuration: MySQLSourceConfiguration
+    let server: ServerFacts
+    let logger: Logger
+    private(set) var assembler: TransactionAssembler
+    private let initialGTID: GTIDPosition?
+    private var decoders: [UInt64: CachedTable] = [:]
+    private var fallbackMetadata: [TableName: TableDecoder.FallbackMetadata] = [:]
+    private var warnedAboutMetadata = Set<TableName>()
+
+    private struct CachedTable {
+        var map: TableMapEvent
+        var included: Bool
+        var decoder: TableDecoder?
+    }
+
+    init(configuration: MySQLSourceConfiguration, server: ServerFacts, start: MySQLSource.ResolvedStart, logger: Logger) {
+        self.configuration = configuration
+        self.server = server
+        self.logger = logger
+        self.initialGTID = start.gtid
+        self.assembler = TransactionAssembler(
+            sourceName: configuration.name,
+            start: start.coordinates.map { BinlogPosition(coordinates: $0, gtidPosition: start.gtid) },
+            gtidPosition: start.gtid)
+    }
+
+    mutating func prepareReconnect() {
+        assembler.discardOpenTransaction()
+        decoders.removeAll()
+    }
+
+    /// One replication connection: set up, dump, and handle events until stopped or lost.
+    mutating func stream(stopAt: BinlogCoordinates?, deliver: (Transaction) async throws -> Void,
+                         onConnected: () -> Void) async throws -> MySQLSource.Completion {
+        let configuration = self.configuration
+        return try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+            try await MySQLConnection.withConnection(configuration.connection, logger: logger) { binlog in
+                try await startDump(binlog)
+                onConnected()
+                return try await follow(binlog, query: query, stopAt: stopAt, deliver: deliver)
+            }
+        }
+    }
+
+    private func startDump(_ binlog: MySQLConnection) async throws {
+        try await binlog.execute("SET @master_binlog_checksum = @@global.binlog_checksum")
+        let heartbeatNanoseconds = UInt64(configuration.heartbeatSeconds * 1_000_000_000)
+        try await binlog.execute("SET @master_heartbeat_period = \(heartbeatNanoseconds)")
+        if server.isMariaDB {
+            try await binlog.execute("SET @mariadb_slave_capability = 4")
+        }
+        try await binlog.registerReplica(serverID: configuration.serverID, hostname: "ferry", port: 0)
+        if let resume = assembler.resumePosition {
+            let offset = UInt32(clamping: resume.coordinates.offset)
+            try await binlog.startBinlogDump(.binlogDump(position: max(offset, 4), flags: 0, serverID: configuration.serverID,
+                                                         file: resume.coordinates.file))
+        } else {
+            switch initialGTID {
+            case .mariadb(let position):
+                try await binlog.execute("SET @slave_connect_state = '\(position.description)'")
+                try await binlog.execute("SET @slave_gtid_strict_mode = 1")
+                try await binlog.execute("SET @slave_gtid_ignore_duplicates = 0")
+                try await binlog.startBinlogDump(.binlogDump(position: 4, flags: 0, serverID: configuration.serverID, file: ""))
+            case .mysql(let set):
+                try await binlog.startBinlogDump(.binlogDumpGTID(flags: 0, serverID: configuration.serverID, file: "", position: 4, gtidSet: set))
+            case nil:
+                throw FerryError(code: "source.position", message: "no start position")
+            }
+        }
+        try await binlog.enableReadTimeout(seconds: configuration.readTimeoutSeconds)
+    }
+
+    private mutating func follow(_ binlog: MySQLConnection, query: MySQLConnection, stopAt: BinlogCoordinates?,
+                                 deliver: (Transaction) async throws -> Void) async throws -> MySQLSource.Completion {
+        var parser = BinlogParser(initialChecksum: server.checksum)
+        while true {
+            try Task.checkCancellation()
+            let item = try await binlog.nextBinlogPacket()
+            guard case .event(let bytes) = item else { return .endOfLog }
+            let record = try parser.parse(bytes, file: assembler.file)
+            let header = record.header
+            switch record.event {
+            case .rotate(let rotate):
+                assembler.rotateReceived(rotate)
+            case .formatDescription:
+                decoders.removeAll(keepingCapacity: true)
+            case .mariadbGTIDList(let list):
+                assembler.gtidListReceived(list)
+                assembler.otherEventReceived(header: header)
+            case .previousGTIDs(let previous):
+                assembler.previousGTIDsReceived(previous)
+                assembler.otherEventReceived(header: header)
+            case .mariadbGTID(let gtid):
+                assembler.mariadbGTIDReceived(gtid, header: header)
+            case .mysqlGTID(let gtid):
+                assembler.mysqlGTIDReceived(gtid, header: header)
+            case .tableMap(let map):
+                try await cacheTable(map, query: query)
+            case .rows(let rows):
+                try handleRows(rows, header: header, parser: parser)
+            case .xid:
+                if let output = assembler.xidReceived(header: header) { try await emit(output, deliver: deliver) }
+            case .query(let statement):
+                if let output = assembler.queryReceived(statement, header: header) { try await emit(output, deliver: deliver) }
+            case .heartbeat, .binlogCheckpoint, .rowsQuery, .stop, .unsupported:
+                if case .unsupported(let code, _) = record.event {
+                    logger.debug("skipping binlog event", metadata: ["ferry.event_type": "\(code)"])
+                }
+                if !record.header.isArtificial { assembler.otherEventReceived(header: header) }
+            }
+            if let stopAt, !assembler.isInTransaction, let position = assembler.resumePosition, position.coordinates >= stopAt {
+                return .reachedStopPosition(position)
+            }
+        }
+    }
+
+    private mutating func emit(_ output: TransactionAssembler.Output, deliver: (Transaction) async throws -> Void) async throws {
+        switch output {
+        case .transaction(let transaction):
+            try await deliver(transaction)
+        case .schemaChange(var transaction, let database, _):
+            fallbackMetadata = fallbackMetadata.filter { $0.key.database != database }
+            if !configuration.includeDDL { transaction.events = [] }
+            try await deliver(transaction)
+        }
+    }
+
+    private mutating func cacheTable(_ map: TableMapEvent, query: MySQLConnection) async throws {
+        if let cached = decoders[map.tableID], cached.map == map { return }
+        let name = TableName(database: map.database, table: map.table)
+        let included = configuration.filter.includes(name)
+        var decoder: TableDecoder? = nil
+        if included {
+            var fallback: TableDecoder.FallbackMetadata? = nil
+            if map.optional.columnNames == nil {
+                fallback = try await loadFallback(name, query: query)
+            }
+            decoder = TableDecoder(tableMap: map, mariadb: server.isMariaDB, collations: server.collations, fallback: fallback)
+        }
+        decoders[map.tableID] = CachedTable(map: map, included: included, decoder: decoder)
+    }
+
+    private mutating func handleRows(_ rows: RowsEvent, header: BinlogEventHeader, parser: BinlogParser) throws {
+        guard rows.tableID != RowsEvent.dummyTableID else { return }
+        guard let cached = decoders[rows.tableID] else {
+            throw FerryError(code: "source.binlog.undecodable_event", message: "rows event for table id \(rows.tableID) without its TABLE_MAP",
+                             context: [("source", configuration.name), ("position", position(of: header))])
+        }
+        guard cached.included, let decoder = cached.decoder else {
+            assembler.filteredRowsReceived(header: header)
+            return
+        }
+        let changes: [RowsEvent.RowChange]
+        do {
+            changes = try rows.decodeRows(using: decoder)
+        } catch let error as BinlogDecodingError {
+            let code = if case .unsupportedColumn = error.kind { "source.binlog.unsupported_column" } else { "source.binlog.undecodable_row" }
+            throw FerryError(code: code, message: "cannot decode a row of \(decoder.schema.name): \(error)",
+                             context: [("source", configuration.name), ("table", decoder.schema.name.description),
+                                       ("position", position(of: header))],
+                             fix: code == "source.binlog.unsupported_column" ? nil : "report this with the binlog file; the stream stops here so nothing is skipped")
+        }
+        assembler.rowsReceived(kind: rows.kind, schema: decoder.schema, changes: changes, header: header)
+    }
+
+    private func position(of header: BinlogEventHeader) -> String {
+        let start = header.logPosition >= header.eventSize ? header.logPosition - header.eventSize : header.logPosition
+        return "\(assembler.file ?? "?"):\(start)"
+    }
+
+    /// Column names and keys from information_schema, for servers without `binlog_row_metadata=FULL`.
+    private mutating func loadFallback(_ name: TableName, query: MySQLConnection) async throws -> TableDecoder.FallbackMetadata? {
+        if let cached = fallbackMetadata[name] { return cached }
+        if warnedAboutMetadata.insert(name).inserted {
+            logger.warning("TABLE_MAP has no column names (binlog_row_metadata is not FULL); reading them from information_schema, which is wrong for binlog written before a later DDL",
+                           metadata: [LoggingKeys.source: "\(configuration.name)", LoggingKeys.table: "\(name)"])
+        }
+        let db = name.database.replacingSingleQuotes, table = name.table.replacingSingleQuotes
+        let result = try await query.query("""
+            SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, COLUMN_KEY, DATA_TYPE FROM information_schema.COLUMNS
+            WHERE TABLE_SCHEMA = '\(db)' AND TABLE_NAME = '\(table)' ORDER BY ORDINAL_POSITION
+            """)
+        guard !result.rows.isEmpty else { return nil }
+        var metadata = TableDecoder.FallbackMetadata(columnNames: [], unsigned: [], charsets: [], enumValues: [:], setValues: [:], primaryKey: [])
+        for (index, row) in result.rows.enumerated() {
+            let columnType = row[1] ?? ""
+            metadata.columnNames.append(row[0] ?? "col_\(index + 1)")
+            metadata.unsigned.append(columnType.lowercased().contains("unsigned"))
+            metadata.charsets.append(row[2])
+            let dataType = (row[4] ?? "").lowercased()
+            if dataType == "enum" { metadata.enumValues[index] = Self.members(columnType) }
+            if dataType == "set" { metadata.setValues[index] = Self.members(columnType) }
+        }
+        let keys = try await query.query("""
+            SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+            WHERE TABLE_SCHEMA = '\(db)' AND TABLE_NAME = '\(table)' AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION
+            """)
+        metadata.primaryKey = keys.rows.compactMap { row in row[0].flatMap { metadata.columnNames.firstIndex(of: $0) } }
+        fallbackMetadata[name] = metadata
+        return metadata
+    }
+
+    /// Member names of `enum('a','b')` / `set('x','y')` column types (`''` is a quote inside a name).
+    static func members(_ columnType: String) -> [String] {
+        guard let open = columnType.firstIndex(of: "("), let close = columnType.lastIndex(of: ")") else { return [] }
+        let characters = Array(columnType[columnType.index(after: open)..<close])
+        var names: [String] = []
+        var current = ""
+        var inQuote = false
+        var index = 0
+        while index < characters.count {
+            let ch = characters[index]
+            if inQuote {
+                if ch == "'" {
+                    if index + 1 < characters.count, characters[index + 1] == "'" {
+                        current.append("'")
+                        index += 1
+                    } else {
+                        inQuote = false
+                        names.append(current)
+                        current = ""
+                    }
+                } else {
+                    current.append(ch)
+                }
+            } else if ch == "'" {
+                inQuote = true
+            }
+            index += 1
+        }
+        return names
+    }
+}

@@ -1,0 +1,220 @@
+import FerryCore
+import MySQLBinlog
+
+/// Groups binlog events into committed transactions and stamps each change with its
+/// transaction's commit position — a pure state machine fed by the source in stream order.
+///
+/// A transaction opens at a GTID event (or `BEGIN` without GTIDs) and ends at XID, `COMMIT`, or —
+/// for a standalone group such as DDL — at its single statement. `ROLLBACK` discards it. The
+/// position after a transaction is the current file and the commit event's `log_pos`: where the
+/// binlog continues, a safe place to resume from.
+public struct TransactionAssembler {
+    public enum Output {
+        case transaction(Transaction)
+        /// A statement outside any row transaction (DDL); the transaction holds one `.ddl` event.
+        case schemaChange(Transaction, database: String, statement: String)
+    }
+
+    private struct OpenTransaction {
+        var gtid: String?
+        var mariadbGTID: MariaDBGTID?
+        var mysqlGTID: MySQLGTIDEvent?
+        var standalone: Bool
+        var serverID: UInt32
+        var timestamp: UInt32
+        var events: [ChangeEvent] = []
+        var sawBegin = false
+    }
+
+    public let sourceName: String
+    /// Current binlog file (from ROTATE events).
+    public private(set) var file: String?
+    /// GTID state after the last committed transaction.
+    public private(set) var gtidPosition: GTIDPosition?
+    /// Where a reconnect resumes: after the last committed transaction or other boundary event.
+    public private(set) var resumePosition: BinlogPosition?
+    private var open: OpenTransaction?
+
+    /// - Parameters:
+    ///   - start: where the stream starts, when known as coordinates.
+    ///   - gtidPosition: the GTID state at the start (from the start position or the server).
+    public init(sourceName: String, start: BinlogPosition?, gtidPosition: GTIDPosition? = nil) {
+        self.sourceName = sourceName
+        self.file = start?.coordinates.file
+        self.gtidPosition = gtidPosition ?? start?.gtidPosition
+        self.resumePosition = start
+    }
+
+    /// True while a transaction's events are being collected.
+    public var isInTransaction: Bool { open != nil }
+
+    /// Forgets a half-received transaction (after a lost connection).
+    public mutating func discardOpenTransaction() { open = nil }
+
+    // MARK: - Inputs
+
+    public mutating func rotateReceived(_ event: RotateEvent) {
+        file = event.nextFile
+        if open == nil {
+            resumePosition = BinlogPosition(coordinates: BinlogCoordinates(file: event.nextFile, offset: event.position),
+                                            gtidPosition: gtidPosition)
+        }
+    }
+
+    /// The GTID state at the start of a binlog file; adopted only when Ferry knows none yet.
+    public mutating func gtidListReceived(_ event: MariaDBGTIDListEvent) {
+        if gtidPosition == nil {
+            gtidPosition = .mariadb(MariaDBGTIDPosition(event.gtids))
+        }
+    }
+
+    public mutating func previousGTIDsReceived(_ event: PreviousGTIDsEvent) {
+        if gtidPosition == nil { gtidPosition = .mysql(event.set) }
+    }
+
+    public mutating func mariadbGTIDReceived(_ event: MariaDBGTIDEvent, header: BinlogEventHeader) {
+        open = OpenTransaction(gtid: event.gtid.description, mariadbGTID: event.gtid, standalone: event.isStandalone,
+                               serverID: header.serverID, timestamp: header.timestamp)
+    }
+
+    public mutating func mysqlGTIDReceived(_ event: MySQLGTIDEvent, header: BinlogEventHeader) {
+        open = OpenTransaction(gtid: event.isAnonymous ? nil : event.text, mysqlGTID: event.isAnonymous ? nil : event,
+                               standalone: false, serverID: header.serverID, timestamp: header.timestamp)
+    }
+
+    public mutating func queryReceived(_ event: QueryEvent, header: BinlogEventHeader) -> Output? {
+        let statement = event.statement
+        let keyword = Self.leadingKeyword(statement)
+        switch keyword {
+        case "BEGIN":
+            if open == nil {
+                open = OpenTransaction(standalone: false, serverID: header.serverID, timestamp: header.timestamp)
+            }
+            open?.sawBegin = true
+            return nil
+        case "COMMIT":
+            return commit(header: header).map { .transaction($0) }
+        case "ROLLBACK":
+            open = nil
+            advanceBoundary(header)
+            return nil
+        default:
+            if let transaction = open, !transaction.standalone, transaction.sawBegin || !transaction.events.isEmpty {
+                return nil  // a statement inside a row transaction (e.g. SAVEPOINT) is not a schema change
+            }
+            if keyword == "XA" || keyword == "SAVEPOINT" {
+                return commit(header: header).map { .transaction($0) }
+            }
+            if open == nil {
+                open = OpenTransaction(standalone: true, serverID: header.serverID, timestamp: header.timestamp)
+            }
+            guard var transaction = commit(header: header) else { return nil }
+            let ddl = ChangeEvent(operation: .ddl, table: TableName(database: event.database, table: ""), schema: nil,
+                                  before: nil, after: nil, statement: statement,
+                                  source: ChangeSource(name: sourceName, serverID: transaction.serverID, gtid: transaction.gtid,
+                                                       position: transaction.position, row: 0,
+                                                       timestampMillis: transaction.timestampMillis))
+            transaction.events = [ddl]
+            return .schemaChange(transaction, database: event.database, statement: statement)
+        }
+    }
+
+    /// Rows of one included table, in event order.
+    public mutating func rowsReceived(kind: RowsEventKind, schema: TableSchema, changes: [RowsEvent.RowChange], header: BinlogEventHeader) {
+        if open == nil {
+            open = OpenTransaction(standalone: false, serverID: header.serverID, timestamp: header.timestamp)
+        }
+        let placeholder = ChangeSource(name: sourceName, serverID: header.serverID, gtid: nil,
+                                       position: BinlogPosition(coordinates: BinlogCoordinates(file: "", offset: 0), gtidPosition: nil),
+                                       row: 0, timestampMillis: 0)
+        let operation: ChangeOperation = switch kind {
+        case .write: .create
+        case .update, .partialUpdate: .update
+        case .delete: .delete
+        }
+        open!.events.reserveCapacity(open!.events.count + changes.count)
+        for change in changes {
+            open!.events.append(ChangeEvent(operation: operation, table: schema.name, schema: schema,
+                                            before: change.before, after: change.after, source: placeholder))
+        }
+    }
+
+    /// A rows event of an excluded table: opens a transaction if needed, records nothing.
+    public mutating func filteredRowsReceived(header: BinlogEventHeader) {
+        if open == nil {
+            open = OpenTransaction(standalone: false, serverID: header.serverID, timestamp: header.timestamp)
+        }
+    }
+
+    public mutating func xidReceived(header: BinlogEventHeader) -> Output? {
+        commit(header: header).map { .transaction($0) }
+    }
+
+    /// Any other event with a real position: outside a transaction it is a safe resume point.
+    public mutating func otherEventReceived(header: BinlogEventHeader) {
+        if open == nil { advanceBoundary(header) }
+    }
+
+    // MARK: - Commit
+
+    private mutating func advanceBoundary(_ header: BinlogEventHeader) {
+        guard let file, header.logPosition > 0 else { return }
+        resumePosition = BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: UInt64(header.logPosition)),
+                                        gtidPosition: gtidPosition)
+    }
+
+    private mutating func commit(header: BinlogEventHeader) -> Transaction? {
+        guard let transaction = open else {
+            advanceBoundary(header)
+            return nil
+        }
+        open = nil
+        if let gtid = transaction.mariadbGTID {
+            var state: MariaDBGTIDPosition
+            if case .mariadb(let existing) = gtidPosition { state = existing } else { state = MariaDBGTIDPosition() }
+            state.advance(to: gtid)
+            gtidPosition = .mariadb(state)
+        } else if let gtid = transaction.mysqlGTID {
+            var set: MySQLGTIDSet
+            if case .mysql(let existing) = gtidPosition { set = existing } else { set = MySQLGTIDSet() }
+            set.add(uuid: gtid.uuid, transaction: gtid.transactionNumber)
+            gtidPosition = .mysql(set)
+        }
+        let position = BinlogPosition(coordinates: BinlogCoordinates(file: file ?? "", offset: UInt64(header.logPosition)),
+                                      gtidPosition: gtidPosition)
+        if header.logPosition > 0 { resumePosition = position }
+        let millis = Int64(transaction.timestamp) * 1000
+        var events = transaction.events
+        for index in events.indices {
+            events[index].source = ChangeSource(name: sourceName, serverID: transaction.serverID, gtid: transaction.gtid,
+                                                position: position, row: index, timestampMillis: millis)
+        }
+        return Transaction(gtid: transaction.gtid, position: position, serverID: transaction.serverID,
+                           timestampMillis: millis, events: events)
+    }
+
+    /// The first word of a statement, upper-cased, skipping whitespace and leading comments.
+    static func leadingKeyword(_ statement: String) -> String {
+        let bytes = Array(statement.utf8.prefix(4096))
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+                index += 1
+            } else if byte == UInt8(ascii: "/"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "*") {
+                index += 2
+                while index + 1 < bytes.count, !(bytes[index] == UInt8(ascii: "*") && bytes[index + 1] == UInt8(ascii: "/")) { index += 1 }
+                index += 2
+            } else if byte == UInt8(ascii: "#") || (byte == UInt8(ascii: "-") && index + 2 < bytes.count && bytes[index + 1] == byte && bytes[index + 2] == 0x20) {
+                while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+            } else {
+                break
+            }
+        }
+        var end = index
+        while end < bytes.count, (bytes[end] | 0x20) >= UInt8(ascii: "a") && (bytes[end] | 0x20) <= UInt8(ascii: "z") || (end < bytes.count && bytes[end] == UInt8(ascii: "_")) {
+            end += 1
+        }
+        return String(decoding: bytes[min(index, bytes.count)..<min(end, bytes.count)], as: UTF8.self).uppercased()
+    }
+}
