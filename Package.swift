@@ -82,14 +82,15 @@ let package = Package(
         ),
         .testTarget(
             name: "MySQLBinlogTests",
-            dependencies: ["MySQLBinlog", "MySQLTestKit", "FerryCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["MySQLBinlog", "MySQLTestKit", "FerryCore", "CZlib", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MySQLWireTests",
             dependencies: [
                 "MySQLWire", "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .testTarget(

@@ -52,32 +52,35 @@ public struct BinlogParser: Sendable {
         }
         let type = header.type
         let checksum: FormatDescriptionEvent.ChecksumAlgorithm
+        // A checksum-aware server always ends its FORMAT_DESCRIPTION with the algorithm byte and
+        // four checksum bytes, even when the algorithm is "off".
+        let hasTrailer: Bool
         if type == .formatDescription {
             checksum = FormatDescriptionEvent.checksumAlgorithm(ofBody: body)
+            hasTrailer = FormatDescriptionEvent.hasChecksumTrailer(body: body)
         } else {
             checksum = formatDescription?.checksumAlgorithm ?? initialChecksum
+            hasTrailer = checksum == .crc32
         }
-        if checksum == .crc32 {
+        if hasTrailer {
             guard body.readableBytes >= 4 else { throw BinlogDecodingError(.truncated(needed: 4, available: body.readableBytes)) }
-            let stored = body.getInteger(at: body.writerIndex - 4, endianness: .little, as: UInt32.self)!
-            if verifyChecksums {
+            if checksum == .crc32 && verifyChecksums {
+                let stored = body.getInteger(at: body.writerIndex - 4, endianness: .little, as: UInt32.self) ?? 0
                 let computed = event.withUnsafeReadableBytes { BinlogChecksum.crc32(of: UnsafeRawBufferPointer(rebasing: $0.dropLast(4))) }
                 guard computed == stored else { throw BinlogDecodingError(.checksumMismatch(expected: stored, computed: computed)) }
             }
             body = body.getSlice(at: body.readerIndex, length: body.readableBytes - 4)!
         }
-        let decoded = try decodeEvent(type: type, header: header, body: &body, checksum: checksum)
+        let decoded = try decodeEvent(type: type, header: header, body: &body, hasTrailer: hasTrailer)
         return BinlogEventRecord(header: header, event: decoded)
     }
 
     private mutating func decodeEvent(type: BinlogEventType?, header: BinlogEventHeader, body: inout ByteBuffer,
-                                      checksum: FormatDescriptionEvent.ChecksumAlgorithm) throws -> BinlogEvent {
+                                      hasTrailer: Bool) throws -> BinlogEvent {
         func postHeader(_ fallback: Int) -> Int { formatDescription?.postHeaderLength(of: header.typeCode) ?? fallback }
         let event: BinlogEvent
         switch type {
         case .formatDescription:
-            let hasTrailer = body.readableBytes >= 57 && FormatDescriptionEvent.serverKnowsChecksums(
-                String(decoding: (body.getBytes(at: body.readerIndex + 2, length: 50) ?? []).prefix { $0 != 0 }, as: UTF8.self))
             let fde = try FormatDescriptionEvent.decode(from: &body, hasChecksumTrailer: hasTrailer)
             formatDescription = fde
             tableMaps.removeAll(keepingCapacity: true)

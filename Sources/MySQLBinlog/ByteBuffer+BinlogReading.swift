@@ -53,7 +53,6 @@ extension ByteBuffer {
         case 0xFD: return try readUnsignedLE(byteCount: 3, file: file, line: line)
         case 0xFE: return try readUnsignedLE(byteCount: 8, file: file, line: line)
         default:
-            moveReaderIndex(forwardBy: -1)
             throw BinlogDecodingError(.invalid("length-encoded integer starts with 0x\(String(first, radix: 16))"), file: file, line: line)
         }
     }

@@ -34,8 +34,8 @@ enum MariaDBCompression {
 }
 
 /// CRC-32 (IEEE, as zlib computes it) over readable bytes.
-enum BinlogChecksum {
-    static func crc32(of bytes: UnsafeRawBufferPointer) -> UInt32 {
+public enum BinlogChecksum {
+    public static func crc32(of bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard let base = bytes.baseAddress else { return 0 }
         return UInt32(CZlib.crc32(0, base.assumingMemoryBound(to: Bytef.self), uInt(bytes.count)))
     }

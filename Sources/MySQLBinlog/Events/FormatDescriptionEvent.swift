@@ -38,16 +38,22 @@ public struct FormatDescriptionEvent: Sendable, Equatable {
         return Int(postHeaderLengths[index])
     }
 
-    /// Reads the checksum algorithm byte of a whole FDE body (after the common header,
-    /// including the trailing CRC), so the parser can verify the FDE itself.
+    /// The server version field of an FDE body.
+    static func serverVersion(ofBody body: ByteBuffer) -> String {
+        let bytes = body.getBytes(at: body.readerIndex + 2, length: min(50, max(0, body.readableBytes - 2))) ?? []
+        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
+    /// Whether a whole FDE body (after the common header, including any trailer) ends with the
+    /// algorithm byte and four checksum bytes.
+    static func hasChecksumTrailer(body: ByteBuffer) -> Bool {
+        body.readableBytes >= 2 + 50 + 4 + 1 + 5 && serverKnowsChecksums(serverVersion(ofBody: body))
+    }
+
+    /// The checksum algorithm byte of a whole FDE body; `.off` for servers that predate checksums.
     static func checksumAlgorithm(ofBody body: ByteBuffer) -> ChecksumAlgorithm {
-        var probe = body
-        guard probe.readableBytes >= 2 + 50 + 4 + 1 + 5,
-              let versionBytes = probe.getBytes(at: probe.readerIndex + 2, length: 50)
-        else { return .off }
-        guard serverKnowsChecksums(String(decoding: versionBytes.prefix { $0 != 0 }, as: UTF8.self)) else { return .off }
-        let algorithmByte = probe.getInteger(at: probe.writerIndex - 5, as: UInt8.self) ?? 0
-        probe.moveReaderIndex(to: probe.readerIndex)
+        guard hasChecksumTrailer(body: body) else { return .off }
+        let algorithmByte = body.getInteger(at: body.writerIndex - 5, as: UInt8.self) ?? 0
         return ChecksumAlgorithm(rawValue: algorithmByte) ?? .off
     }
 

@@ -52,6 +52,11 @@ public struct RowsEvent: Sendable {
     public struct RowChange: Sendable {
         public var before: Row?
         public var after: Row?
+
+        public init(before: Row?, after: Row?) {
+            self.before = before
+            self.after = after
+        }
     }
 
     /// Decodes every row image with the table's decoder.

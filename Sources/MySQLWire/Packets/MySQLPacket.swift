@@ -1,7 +1,7 @@
 import NIOCore
 
 /// One logical MySQL packet: its sequence id and its payload (continuations already joined).
-public struct MySQLPacket: Sendable {
+public struct MySQLPacket: Sendable, Equatable {
     public var sequence: UInt8
     public var payload: ByteBuffer
 

@@ -1,0 +1,42 @@
+import FerryCore
+import Testing
+
+@Suite struct PositionTests {
+    @Test func coordinatesOrderByFileSequenceThenOffset() {
+        let a = BinlogCoordinates(file: "mariadb-bin.000009", offset: 900)
+        let b = BinlogCoordinates(file: "mariadb-bin.000010", offset: 4)
+        #expect(a < b)
+        #expect(BinlogCoordinates(file: "x.000010", offset: 4) < BinlogCoordinates(file: "x.000010", offset: 5))
+        #expect(BinlogCoordinates(parsing: "mariadb-bin.000003:1234") == BinlogCoordinates(file: "mariadb-bin.000003", offset: 1234))
+        #expect(BinlogCoordinates(parsing: "nocolon") == nil)
+        #expect(BinlogCoordinates(parsing: "file:-1") == nil)
+        #expect(BinlogCoordinates(parsing: ":12") == nil)
+    }
+
+    @Test func mariadbGTIDPositions() {
+        let position = MariaDBGTIDPosition(parsing: "1-2-7, 0-1-100")
+        #expect(position?.description == "0-1-100,1-2-7")
+        var advanced = position!
+        advanced.advance(to: MariaDBGTID(domain: 0, serverID: 3, sequence: 101))
+        #expect(advanced.description == "0-3-101,1-2-7")
+        #expect(advanced.contains(MariaDBGTID(domain: 1, serverID: 2, sequence: 7)))
+        #expect(!advanced.contains(MariaDBGTID(domain: 2, serverID: 2, sequence: 1)))
+        #expect(MariaDBGTIDPosition(parsing: "0-1") == nil)
+        #expect(MariaDBGTIDPosition(parsing: "0-1-1,0-1-2") == nil)
+        #expect(MariaDBGTIDPosition(parsing: "")?.gtids.isEmpty == true)
+    }
+
+    @Test func mysqlGTIDSets() throws {
+        let text = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7,3E11FA47-71CA-11E1-9E33-C80AA9429562:6"
+        let set = try #require(MySQLGTIDSet(parsing: Substring(text)))
+        #expect(set.description == "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-7")
+        var grown = set
+        let uuid = try #require(MySQLGTIDSet.ServerUUID(parsing: "3E11FA47-71CA-11E1-9E33-C80AA9429562"))
+        grown.add(uuid: uuid, transaction: 9)
+        #expect(grown.description == "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-7:9")
+        #expect(grown.contains(uuid: uuid, transaction: 9))
+        #expect(!grown.contains(uuid: uuid, transaction: 8))
+        #expect(MySQLGTIDSet(parsing: "not-a-uuid:1-2") == nil)
+        #expect(MySQLGTIDSet(parsing: "3E11FA47-71CA-11E1-9E33-C80AA9429562:5-3") == nil)
+    }
+}

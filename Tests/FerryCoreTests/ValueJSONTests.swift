@@ -1,0 +1,99 @@
+import FerryCore
+import Testing
+
+@Suite struct ValueJSONTests {
+    func json(_ value: Value) -> String {
+        var out: [UInt8] = []
+        ValueJSON.append(value, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test func integersKeepEveryDigit() {
+        #expect(json(.int(Int64.min)) == "-9223372036854775808")
+        #expect(json(.int(Int64.max)) == "9223372036854775807")
+        #expect(json(.uint(UInt64.max)) == "18446744073709551615")
+        #expect(json(.int(0)) == "0")
+        #expect(json(.int(-7)) == "-7")
+    }
+
+    @Test func floatsUseShortestTextAtTheirOwnWidth() {
+        #expect(json(.float(1.1)) == "1.1")
+        #expect(json(.double(1.1)) == "1.1")
+        #expect(json(.float(-3.4028235e38)) == "-3.4028235e+38")
+        #expect(json(.double(.nan)) == "null")
+    }
+
+    @Test func decimalsAndStrings() {
+        #expect(json(.decimal("-12.50")) == "\"-12.50\"")
+        #expect(json(.string("a\"b\\c\n\u{1}😀")) == "\"a\\\"b\\\\c\\n\\u0001😀\"")
+        #expect(json(.bytes([0, 255, 1])) == "\"AP8B\"")
+        #expect(json(.bytes([])) == "\"\"")
+        #expect(json(.bytes([0x66])) == "\"Zg==\"")
+        #expect(json(.bytes([0x66, 0x6F])) == "\"Zm8=\"")
+    }
+
+    @Test func temporalForms() {
+        #expect(json(.date(DateValue(year: 2024, month: 2, day: 29))) == "\"2024-02-29\"")
+        #expect(json(.date(DateValue(year: 0, month: 0, day: 0))) == "null")
+        #expect(json(.date(DateValue(year: 2024, month: 0, day: 1))) == "null")
+        #expect(json(.date(DateValue(year: 0, month: 1, day: 1))) == "\"0000-01-01\"")
+        #expect(json(.time(TimeValue(negative: true, hours: 838, minutes: 59, seconds: 58, microseconds: 990_000, fsp: 2))) == "\"-838:59:58.99\"")
+        #expect(json(.time(TimeValue(negative: false, hours: 1, minutes: 2, seconds: 3, microseconds: 0, fsp: 0))) == "\"01:02:03\"")
+        let datetime = DateTimeValue(date: DateValue(year: 9999, month: 12, day: 31), hour: 23, minute: 59, second: 59, microseconds: 999_999, fsp: 6)
+        #expect(json(.datetime(datetime)) == "\"9999-12-31T23:59:59.999999\"")
+        #expect(json(.timestamp(TimestampValue(seconds: 1, microseconds: 500_000, fsp: 3))) == "\"1970-01-01T00:00:01.500Z\"")
+        #expect(json(.timestamp(TimestampValue(seconds: 2_147_483_647, microseconds: 0, fsp: 0))) == "\"2038-01-19T03:14:07Z\"")
+        #expect(json(.timestamp(TimestampValue(seconds: 0, microseconds: 0, fsp: 0))) == "null")
+        #expect(json(.year(0)) == "0")
+        #expect(json(.year(2155)) == "2155")
+    }
+
+    @Test func otherTypes() {
+        #expect(json(.enumeration("")) == "\"\"")
+        #expect(json(.set(["a", "c"])) == "\"a,c\"")
+        #expect(json(.set([])) == "\"\"")
+        #expect(json(.bit(UInt64.max, width: 64)) == "18446744073709551615")
+        #expect(json(.json("{\"a\": 1}")) == "\"{\\\"a\\\": 1}\"")
+        #expect(json(.geometry(GeometryValue(srid: 4326, wkb: [1, 2]))) == "{\"srid\":4326,\"wkb\":\"AQI=\"}")
+        #expect(json(.null) == "null")
+    }
+
+    @Test func civilTimeMatchesKnownDates() {
+        #expect(CivilTime.date(daysSinceEpoch: 0) == DateValue(year: 1970, month: 1, day: 1))
+        #expect(CivilTime.date(daysSinceEpoch: 19782) == DateValue(year: 2024, month: 2, day: 29))
+        #expect(CivilTime.daysSinceEpoch(year: 2024, month: 2, day: 29) == 19782)
+        #expect(CivilTime.date(daysSinceEpoch: -1) == DateValue(year: 1969, month: 12, day: 31))
+    }
+}
+
+@Suite struct EventJSONWriterTests {
+    func event(_ operation: ChangeOperation, before: Row?, after: Row?) -> ChangeEvent {
+        let schema = TableSchema(name: TableName(database: "shop", table: "orders"),
+                                 columns: [ColumnSchema(name: "id", typeName: "int", nullable: false),
+                                           ColumnSchema(name: "note", typeName: "varchar", nullable: true)],
+                                 primaryKey: [0])
+        let position = BinlogPosition(coordinates: BinlogCoordinates(file: "mariadb-bin.000002", offset: 1234),
+                                      gtidPosition: .mariadb(MariaDBGTIDPosition([MariaDBGTID(domain: 0, serverID: 1, sequence: 42)])))
+        return ChangeEvent(operation: operation, table: schema.name, schema: schema, before: before, after: after,
+                           source: ChangeSource(name: "db1", serverID: 1, gtid: "0-1-42", position: position, row: 3, timestampMillis: 1_700_000_000_000))
+    }
+
+    @Test func debeziumEnvelope() {
+        var out: [UInt8] = []
+        EventJSONWriter(format: .debezium).write(event(.update, before: [.int(1), .null], after: [.int(1), .absent]),
+                                                 processedAtMillis: 5, into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == """
+        {"before":{"id":1,"note":null},"after":{"id":1},"source":{"connector":"mysql","name":"db1","server_id":1,"gtid":"0-1-42","gtid_pos":"0-1-42","file":"mariadb-bin.000002","pos":1234,"row":3,"ts_ms":1700000000000,"db":"shop","table":"orders"},"op":"u","ts_ms":5}
+
+        """)
+    }
+
+    @Test func compactForm() {
+        var out: [UInt8] = []
+        EventJSONWriter(format: .compact).write(event(.create, before: nil, after: [.int(7), .string("x")]), processedAtMillis: 5, into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == """
+        {"op":"c","table":"shop.orders","position":"mariadb-bin.000002:1234","gtid_pos":"0-1-42","row":3,"ts_ms":1700000000000,"before":null,"after":{"id":7,"note":"x"}}
+
+        """)
+    }
+}

@@ -1,0 +1,119 @@
+import FerryCore
+@testable import MySQLBinlog
+import MySQLTestKit
+import NIOCore
+import Testing
+
+/// Single-column decoding from hand-built bytes (layouts from the MySQL source and docs).
+@Suite struct ColumnDecodingTests {
+    func decode(_ decoder: ColumnDecoder, _ bytes: [UInt8]) throws -> Value {
+        var buffer = ByteBuffer(bytes: bytes)
+        let value = try decoder.read(from: &buffer)
+        #expect(buffer.readableBytes == 0, "bytes left over")
+        return value
+    }
+
+    @Test func decimalFromTheMySQLDocumentation() throws {
+        // decimal2bin's own example: DECIMAL(14,4) 1234567890.1234 and its negation.
+        #expect(try decode(.decimal(precision: 14, scale: 4), [0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2]) == .decimal("1234567890.1234"))
+        #expect(try decode(.decimal(precision: 14, scale: 4), [0x7E, 0xF2, 0x04, 0xC7, 0x2D, 0xFB, 0x2D]) == .decimal("-1234567890.1234"))
+    }
+
+    @Test func decimalEdgeValues() throws {
+        // DECIMAL(10,2) -12.50: integer 8 digits -> 4 bytes, fraction 2 digits -> 1 byte.
+        let positive: [UInt8] = [0x80, 0x00, 0x00, 0x0C, 0x32]
+        #expect(try decode(.decimal(precision: 10, scale: 2), positive) == .decimal("12.50"))
+        #expect(try decode(.decimal(precision: 10, scale: 2), positive.map { $0 ^ 0xFF }) == .decimal("-12.50"))
+        #expect(try decode(.decimal(precision: 10, scale: 2), [0x80, 0, 0, 0, 0]) == .decimal("0.00"))
+        // DECIMAL(5,5): no integer digits.
+        #expect(try decode(.decimal(precision: 5, scale: 5), [0x80 | 0x01, 0x86, 0x9F]) == .decimal("0.99999"))
+        // DECIMAL(65,30) of all nines: 35 integer digits = 3 groups + 8 digits, 30 fraction = 3 groups + 3 digits.
+        var nines: [UInt8] = be(99_999_999, 4)
+        for _ in 0..<3 { nines += be(999_999_999, 4) }
+        for _ in 0..<3 { nines += be(999_999_999, 4) }
+        nines += be(999, 2)
+        nines[0] |= 0x80
+        let text = String(repeating: "9", count: 35) + "." + String(repeating: "9", count: 30)
+        #expect(try decode(.decimal(precision: 65, scale: 30), nines) == .decimal(text))
+        #expect(try decode(.decimal(precision: 65, scale: 30), nines.map { $0 ^ 0xFF }) == .decimal("-" + text))
+        #expect(throws: BinlogDecodingError.self) { try decode(.decimal(precision: 66, scale: 0), [0x80]) }
+    }
+
+    @Test func integersBySignedness() throws {
+        #expect(try decode(.integer(byteCount: 1, unsigned: false), [0xFF]) == .int(-1))
+        #expect(try decode(.integer(byteCount: 1, unsigned: true), [0xFF]) == .uint(255))
+        #expect(try decode(.integer(byteCount: 3, unsigned: false), [0x00, 0x00, 0x80]) == .int(-8_388_608))
+        #expect(try decode(.integer(byteCount: 3, unsigned: true), [0xFF, 0xFF, 0xFF]) == .uint(16_777_215))
+        #expect(try decode(.integer(byteCount: 8, unsigned: true), le(UInt64.max, 8)) == .uint(UInt64.max))
+        #expect(try decode(.integer(byteCount: 8, unsigned: false), le(UInt64(1) << 63, 8)) == .int(Int64.min))
+    }
+
+    @Test func time2() throws {
+        // TIME(0) '-00:00:01' stored as 0x800000 - 1.
+        #expect(try decode(.time2(fsp: 0), [0x7F, 0xFF, 0xFF])
+            == .time(TimeValue(negative: true, hours: 0, minutes: 0, seconds: 1, microseconds: 0, fsp: 0)))
+        // TIME(0) '838:59:59'
+        let max = 0x80_0000 + (838 << 12 | 59 << 6 | 59)
+        #expect(try decode(.time2(fsp: 0), be(max, 3))
+            == .time(TimeValue(negative: false, hours: 838, minutes: 59, seconds: 59, microseconds: 0, fsp: 0)))
+        // TIME(2) '-00:00:00.01': integer part -1 with fraction 0xFF (borrow).
+        #expect(try decode(.time2(fsp: 2), [0x7F, 0xFF, 0xFF, 0xFF])
+            == .time(TimeValue(negative: true, hours: 0, minutes: 0, seconds: 0, microseconds: 10_000, fsp: 2)))
+        // TIME(6) '-838:59:58.999999': 6-byte packed value offset by 0x800000000000.
+        let packed = -((Int64(838 << 12 | 59 << 6 | 58) << 24) + 999_999)
+        #expect(try decode(.time2(fsp: 6), be(UInt64(bitPattern: packed + 0x8000_0000_0000), 6))
+            == .time(TimeValue(negative: true, hours: 838, minutes: 59, seconds: 58, microseconds: 999_999, fsp: 6)))
+        // TIME(4) '12:34:56.7891'
+        let value = 0x80_0000 + (12 << 12 | 34 << 6 | 56)
+        #expect(try decode(.time2(fsp: 4), be(value, 3) + be(7891, 2))
+            == .time(TimeValue(negative: false, hours: 12, minutes: 34, seconds: 56, microseconds: 789_100, fsp: 4)))
+    }
+
+    @Test func datetime2AndTimestamp2() throws {
+        let ym = Int64(2024 * 13 + 2)
+        let intPart = ((ym << 5 | 29) << 17) | (13 << 12 | 14 << 6 | 15)
+        let bytes = be(intPart + 0x80_0000_0000, 5) + be(123_456, 3)
+        #expect(try decode(.datetime2(fsp: 6), bytes) == .datetime(DateTimeValue(
+            date: DateValue(year: 2024, month: 2, day: 29), hour: 13, minute: 14, second: 15, microseconds: 123_456, fsp: 6)))
+        #expect(try decode(.datetime2(fsp: 0), be(0x80_0000_0000 as Int64, 5)) == .datetime(DateTimeValue(
+            date: DateValue(year: 0, month: 0, day: 0), hour: 0, minute: 0, second: 0, microseconds: 0, fsp: 0)))
+        #expect(try decode(.timestamp2(fsp: 3), be(1_700_000_000, 4) + be(1234, 2))
+            == .timestamp(TimestampValue(seconds: 1_700_000_000, microseconds: 123_400, fsp: 3)))
+        #expect(try decode(.timestamp, le(86_400, 4)) == .timestamp(TimestampValue(seconds: 86_400, microseconds: 0, fsp: 0)))
+    }
+
+    @Test func oldTemporalAndDate() throws {
+        #expect(try decode(.date, le(2024 << 9 | 2 << 5 | 29, 3)) == .date(DateValue(year: 2024, month: 2, day: 29)))
+        #expect(try decode(.datetime, le(UInt64(20240229131415), 8)) == .datetime(DateTimeValue(
+            date: DateValue(year: 2024, month: 2, day: 29), hour: 13, minute: 14, second: 15, microseconds: 0, fsp: 0)))
+        #expect(try decode(.time, le(0x100_0000 - 102_030, 3)) == .time(TimeValue(negative: true, hours: 10, minutes: 20, seconds: 30, microseconds: 0, fsp: 0)))
+        #expect(try decode(.year, [0]) == .year(0))
+        #expect(try decode(.year, [255]) == .year(2155))
+    }
+
+    @Test func stringsByCharset() throws {
+        #expect(try decode(.string(lengthBytes: 1, charset: .utf8, padTo: nil), [4] + Array("😀".utf8)) == .string("😀"))
+        #expect(try decode(.string(lengthBytes: 1, charset: .latin1, padTo: nil), [5, 0x63, 0x61, 0x66, 0xE9, 0x80]) == .string("café€"))
+        #expect(try decode(.string(lengthBytes: 2, charset: .binary, padTo: 4), [2, 0, 0xAB, 0xCD]) == .bytes([0xAB, 0xCD, 0, 0]))
+        #expect(try decode(.blob(lengthBytes: 4, charset: .binary), le(3, 4) + [1, 2, 3]) == .bytes([1, 2, 3]))
+        #expect(try decode(.blob(lengthBytes: 2, charset: .utf16), le(4, 2) + [0, 0x41, 0, 0x42]) == .string("AB"))
+        #expect(throws: BinlogDecodingError.self) { try decode(.blob(lengthBytes: 1, charset: .unsupported("gbk")), [1, 0x41]) }
+        #expect(throws: BinlogDecodingError.self) { try decode(.blob(lengthBytes: 4, charset: .utf8), le(1_000, 4) + [1]) }
+    }
+
+    @Test func enumSetBitGeometry() throws {
+        let names = ["small", "medium", "large"]
+        #expect(try decode(.enumeration(byteCount: 1, names: names), [2]) == .enumeration("medium"))
+        #expect(try decode(.enumeration(byteCount: 1, names: names), [0]) == .enumeration(""))
+        #expect(try decode(.set(byteCount: 1, names: names), [0b101]) == .set(["small", "large"]))
+        #expect(try decode(.bit(bits: 10), [0x02, 0xAA]) == .bit(682, width: 10))
+        #expect(try decode(.bit(bits: 64), Array(repeating: 0xFF, count: 8)) == .bit(UInt64.max, width: 64))
+        #expect(try decode(.geometry(lengthBytes: 4), le(9, 4) + le(4326, 4) + [1, 2, 3, 4, 5])
+            == .geometry(GeometryValue(srid: 4326, wkb: [1, 2, 3, 4, 5])))
+    }
+
+    @Test func floats() throws {
+        #expect(try decode(.float, le(Float(1.1).bitPattern, 4)) == .float(1.1))
+        #expect(try decode(.double, le(Double(-2.5e300).bitPattern, 8)) == .double(-2.5e300))
+    }
+}
