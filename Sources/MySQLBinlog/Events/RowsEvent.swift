@@ -33,7 +33,9 @@ public struct RowsEvent: Sendable {
             guard extraLength >= 2 else { throw BinlogDecodingError(.invalid("rows extra-data length \(extraLength) < 2")) }
             try body.skipChecked(Int(extraLength) - 2)
         }
-        let columnCount = try body.readLengthEncodedCount()
+        let rawCount = try body.readLengthEncodedInteger()
+        guard rawCount <= 4096 else { throw BinlogDecodingError(.invalid("rows event declares \(rawCount) columns")) }
+        let columnCount = Int(rawCount)
         let bitmapBytes = (columnCount + 7) / 8
         let presentBefore = try body.readBytesChecked(length: bitmapBytes)
         let isUpdate = layout.kind == .update || layout.kind == .partialUpdate
