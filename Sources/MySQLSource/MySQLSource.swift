@@ -23,8 +23,6 @@ public struct MySQLSource: Sendable {
     public enum Completion: Sendable, Equatable {
         /// Reached the stop position.
         case reachedStopPosition(BinlogPosition?)
-        /// The server ended a non-blocking dump.
-        case endOfLog
     }
 
     /// Streams transactions from `start` until `stopAtCurrent` is satisfied (if set), the task is

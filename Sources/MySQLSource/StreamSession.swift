@@ -85,7 +85,10 @@ struct StreamSession {
         while true {
             try Task.checkCancellation()
             let item = try await binlog.nextBinlogPacket()
-            guard case .event(let bytes) = item else { return .endOfLog }
+            guard case .event(let bytes) = item else {
+                // Ferry never asks for a non-blocking dump, so EOF means the server is going away.
+                throw MySQLWireError.connectionClosed("(the server ended the binlog stream, e.g. while shutting down)")
+            }
             let record = try parser.parse(bytes, file: assembler.file)
             let header = record.header
             switch record.event {
@@ -140,6 +143,8 @@ struct StreamSession {
         let included = configuration.filter.includes(name)
         var decoder: TableDecoder? = nil
         if included {
+            var map = map
+            map.hiresTemporalColumns = try await hiresTemporalColumns(of: map, query: query)
             var fallback: TableDecoder.FallbackMetadata? = nil
             if map.optional.columnNames == nil {
                 fallback = try await loadFallback(name, query: query)
@@ -175,6 +180,23 @@ struct StreamSession {
     private func position(of header: BinlogEventHeader) -> String {
         let start = header.logPosition >= header.eventSize ? header.logPosition - header.eventSize : header.logPosition
         return "\(assembler.file ?? "?"):\(start)"
+    }
+
+    /// MariaDB writes its pre-10.1 temporal columns with fractional seconds as plain TIME/DATETIME/
+    /// TIMESTAMP with no metadata, so the binlog cannot tell them apart; the column precision in
+    /// information_schema can. Asked only for tables that use those old type codes.
+    private func hiresTemporalColumns(of map: TableMapEvent, query: MySQLConnection) async throws -> [Int] {
+        let old: Set<UInt8> = [ColumnType.time.rawValue, ColumnType.datetime.rawValue, ColumnType.timestamp.rawValue]
+        guard server.isMariaDB, map.columnTypes.contains(where: old.contains) else { return map.hiresTemporalColumns }
+        let result = try await query.query("""
+            SELECT DATETIME_PRECISION FROM information_schema.COLUMNS
+            WHERE TABLE_SCHEMA = '\(map.database.replacingSingleQuotes)' AND TABLE_NAME = '\(map.table.replacingSingleQuotes)'
+            ORDER BY ORDINAL_POSITION
+            """)
+        guard result.rows.count == map.columnCount else { return map.hiresTemporalColumns }
+        return map.columnTypes.indices.filter { index in
+            old.contains(map.columnTypes[index]) && (result.rows[index][0].flatMap { Int($0) } ?? 0) > 0
+        }
     }
 
     /// Column names and keys from information_schema, for servers without `binlog_row_metadata=FULL`.

@@ -71,14 +71,9 @@ public final class MySQLConnection {
                                              handshake: handshake, logger: logger)
             connection.nextSequence = first.sequence &+ 1
             try await connection.authenticate(configuration)
-            do {
-                let result = try await body(connection)
-                try? await connection.sendCommand(.quit)
-                return result
-            } catch {
-                try? await connection.sendCommand(.quit)
-                throw error
-            }
+            let result = try await body(connection)
+            try? await connection.sendCommand(.quit)
+            return result
         }
     }
 
