@@ -1,0 +1,135 @@
+import FerryCore
+import Foundation
+import MySQLSource
+import MySQLWire
+import Testing
+
+/// The `ferry` executable against real servers: every bad input is one clear line, exit ≠ 0.
+extension Integration {
+    @Suite struct CommandLine {
+        func ferry(_ arguments: [String], password: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+            try runProcess(TestEnvironment.ferryBinary, arguments,
+                           environment: password.map { ["FERRY_SOURCE_PASSWORD": $0] } ?? [:], timeoutSeconds: 60)
+        }
+
+        /// One `error[code]: …. Fix: …` line on stderr and a non-zero exit.
+        func expectOneLineError(_ result: (status: Int32, stdout: String, stderr: String), code: String, mentioning words: [String],
+                                sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(result.status != 0, sourceLocation: sourceLocation)
+            let lines = result.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "stderr: \(result.stderr)", sourceLocation: sourceLocation)
+            #expect(result.stderr.hasPrefix("error[\(code)]"), "stderr: \(result.stderr)", sourceLocation: sourceLocation)
+            #expect(result.stderr.contains("Fix: "), "no fix in: \(result.stderr)", sourceLocation: sourceLocation)
+            for word in words { #expect(result.stderr.contains(word), "'\(word)' missing in: \(result.stderr)", sourceLocation: sourceLocation) }
+            #expect(!result.stderr.contains("ferry-secret") && !result.stderr.contains("wrong-password"), sourceLocation: sourceLocation)
+        }
+
+        @Test func tailPrintsJSONLinesAndStopsAtCurrent() async throws {
+            try await admin(["CREATE DATABASE IF NOT EXISTS cli", "DROP TABLE IF EXISTS cli.t", "CREATE TABLE cli.t (id INT PRIMARY KEY, v TEXT)"])
+            let start = try await currentPosition()
+            try await admin(["INSERT INTO cli.t VALUES (1, 'one'), (2, 'two')", "DELETE FROM cli.t WHERE id = 1"])
+            let result = try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", start.description, "--to", "current",
+                                    "--include", "cli.*"], password: try TestEnvironment.sourcePassword())
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            let lines = result.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.count == 3)
+            let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+            #expect(objects.map { $0["op"] as? String } == ["c", "c", "d"])
+            let source = try #require(objects[2]["source"] as? [String: Any])
+            #expect(source["db"] as? String == "cli" && source["table"] as? String == "t" && source["row"] as? Int == 0)
+            #expect((source["file"] as? String)?.hasPrefix("mariadb-bin.") == true)
+            #expect((objects[0]["after"] as? [String: Any])?["v"] as? String == "one")
+            // Resume from the printed position of the last line: nothing is printed again.
+            let resumed = try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", "\(source["file"]!):\(source["pos"]!)",
+                                     "--to", "current", "--include", "cli.*"], password: try TestEnvironment.sourcePassword())
+            #expect(resumed.status == 0 && resumed.stdout.isEmpty, "stderr: \(resumed.stderr)")
+        }
+
+        @Test func wrongPassword() throws {
+            expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL()], password: "wrong-password"),
+                               code: "source.mysql.server_error", mentioning: ["1045", "password"])
+        }
+
+        @Test func binlogOff() throws {
+            let url = try TestEnvironment.value("FERRY_MARIADB_TLS_URL")
+            let check = try ferry(["check", "--source", url], password: "ferry-secret")
+            #expect(check.status == 1)
+            #expect(check.stdout.contains("FAILED  log_bin"))
+            #expect(check.stdout.contains("log_bin = mysql-bin"))
+            expectOneLineError(try ferry(["tail", "--source", url], password: "ferry-secret"), code: "source.binlog.off", mentioning: ["log_bin"])
+        }
+
+        @Test func missingPrivilege() async throws {
+            try await admin(["DROP USER IF EXISTS 'weak'@'%'", "CREATE USER 'weak'@'%' IDENTIFIED BY 'weak-pass'", "GRANT SELECT ON *.* TO 'weak'@'%'"])
+            let url = "mysql://weak@127.0.0.1:\(try TestEnvironment.value("FERRY_MARIADB_PORT"))"
+            let check = try ferry(["check", "--source", url], password: "weak-pass")
+            #expect(check.status == 1)
+            #expect(check.stdout.contains("FAILED  privilege REPLICATION SLAVE"))
+            #expect(check.stdout.contains("GRANT REPLICATION SLAVE, REPLICATION CLIENT, RELOAD ON *.* TO 'weak'@'%';"))
+            expectOneLineError(try ferry(["tail", "--source", url], password: "weak-pass"), code: "source.mysql.server_error",
+                               mentioning: ["GRANT REPLICATION SLAVE"])
+        }
+
+        @Test func tlsRequiredButUnavailable() throws {
+            expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL() + "?tls=require"], password: "ferry-secret"),
+                               code: "source.mysql.tls_unavailable", mentioning: ["tls=require"])
+        }
+
+        @Test func unreachableHost() throws {
+            expectOneLineError(try ferry(["tail", "--source", "mysql://ferry@127.0.0.1:1"]), code: "source.mysql.unreachable",
+                               mentioning: ["127.0.0.1:1"])
+        }
+
+        @Test func malformedFrom() throws {
+            expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", "yesterday"]),
+                               code: "cli.invalid_position", mentioning: ["'yesterday'"])
+            expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", "mariadb-bin.999999:4"], password: "ferry-secret"),
+                               code: "source.binlog.purged", mentioning: ["mariadb-bin.999999"])
+        }
+
+        @Test func checkPassesOnAProperSource() throws {
+            let result = try ferry(["check", "--source", try TestEnvironment.sourceURL()], password: try TestEnvironment.sourcePassword())
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("all prerequisites met"))
+            #expect(!result.stdout.contains("ferry-secret"))
+        }
+
+        @Test func helpHasExamples() throws {
+            for command in ["tail", "check"] {
+                let help = try ferry([command, "--help"])
+                #expect(help.status == 0 && help.stdout.contains("Examples:"))
+            }
+        }
+    }
+
+    @Suite struct TLS {
+        func configuration(_ mode: TLSMode, ca: Bool) throws -> MySQLConnectionConfiguration {
+            var configuration = try MySQLConnectionConfiguration(url: try TestEnvironment.value("FERRY_MARIADB_TLS_ADMIN_URL"))
+            configuration.tls = mode
+            configuration.tlsCAFile = ca ? try TestEnvironment.value("FERRY_MARIADB_TLS_CA") : nil
+            return configuration
+        }
+
+        func cipher(_ configuration: MySQLConnectionConfiguration) async throws -> String? {
+            try await MySQLConnection.withConnection(configuration, logger: TestEnvironment.logger) { connection in
+                try await connection.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'").rows.first?[1]
+            }
+        }
+
+        @Test func verifiedTLSWithTheServersCA() async throws {
+            for mode in [TLSMode.require, .verifyCA, .verifyFull, .prefer] {
+                let cipher = try await cipher(try configuration(mode, ca: true))
+                #expect(cipher?.isEmpty == false, "no TLS with \(mode)")
+            }
+            var byName = try configuration(.verifyFull, ca: true)
+            byName.host = "localhost"
+            #expect(try await cipher(byName)?.isEmpty == false)
+        }
+
+        @Test func untrustedCertificateIsRefused() async throws {
+            await #expect(throws: MySQLWireError.self) { _ = try await cipher(try configuration(.verifyCA, ca: false)) }
+            let disabled = try await cipher(try configuration(.disable, ca: false))
+            #expect(disabled == nil || disabled == "")
+        }
+    }
+}
