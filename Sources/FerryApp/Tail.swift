@@ -13,13 +13,16 @@ public struct TailOptions: Sendable {
     public var include: [String]
     public var exclude: [String]
     public var format: EventJSONWriter.Format
+    /// Decode every change but print nothing (benchmarks).
+    public var countOnly: Bool
     public var includeDDL: Bool
     public var serverID: UInt32
     public var sourceName: String
     public var heartbeatSeconds: Double
 
     public init(sourceURL: String, password: String?, from: StartPosition, toCurrent: Bool, include: [String], exclude: [String],
-                format: EventJSONWriter.Format, includeDDL: Bool, serverID: UInt32, sourceName: String, heartbeatSeconds: Double = 5) {
+                format: EventJSONWriter.Format, countOnly: Bool = false, includeDDL: Bool, serverID: UInt32, sourceName: String,
+                heartbeatSeconds: Double = 5) {
         self.sourceURL = sourceURL
         self.password = password
         self.from = from
@@ -27,6 +30,7 @@ public struct TailOptions: Sendable {
         self.include = include
         self.exclude = exclude
         self.format = format
+        self.countOnly = countOnly
         self.includeDDL = includeDDL
         self.serverID = serverID
         self.sourceName = sourceName
@@ -53,13 +57,14 @@ public enum Tail {
         do {
             _ = try await source.run(from: options.from, stopAtCurrent: options.toCurrent) { transaction in
                 guard !transaction.events.isEmpty else { return }
+                lines += transaction.events.count
+                if options.countOnly { return }
                 let now = clock()
                 try output.append { buffer in
                     for event in transaction.events {
                         writer.write(event, processedAtMillis: now, into: &buffer)
                     }
                 }
-                lines += transaction.events.count
                 try output.flush()
             }
             try output.flush()
