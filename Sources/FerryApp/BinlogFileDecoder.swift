@@ -63,9 +63,7 @@ public enum BinlogFileDecoder {
                 default: assembler.otherEventReceived(header: record.header)
                 }
                 if case .transaction(let transaction) = completed, let destination, output != .none, !transaction.events.isEmpty {
-                    try destination.append { buffer in
-                        for change in transaction.events { writer.write(change, processedAtMillis: transaction.timestampMillis, into: &buffer) }
-                    }
+                    try destination.append { buffer in writer.write(transaction, processedAtMillis: transaction.timestampMillis, into: &buffer) }
                 }
             }
         }

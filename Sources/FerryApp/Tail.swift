@@ -60,11 +60,7 @@ public enum Tail {
                 lines += transaction.events.count
                 if options.countOnly { return }
                 let now = clock()
-                try output.append { buffer in
-                    for event in transaction.events {
-                        writer.write(event, processedAtMillis: now, into: &buffer)
-                    }
-                }
+                try output.append { buffer in writer.write(transaction, processedAtMillis: now, into: &buffer) }
                 try output.flush()
             }
             try output.flush()

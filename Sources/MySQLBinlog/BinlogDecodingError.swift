@@ -13,6 +13,8 @@ public struct BinlogDecodingError: Error, Sendable, CustomStringConvertible {
         case unknownTable(UInt64)
         /// A column uses an encoding Ferry does not decode (named in the message).
         case unsupportedColumn(String)
+        /// An event Ferry must not skip but cannot interpret (named in the message, with the fix).
+        case unsupportedEvent(String)
         /// A compressed event whose payload does not inflate.
         case decompressionFailed(String)
         /// The event was decoded but bytes were left over.
@@ -38,7 +40,7 @@ public struct BinlogDecodingError: Error, Sendable, CustomStringConvertible {
         case .checksumMismatch(let expected, let computed):
             what = "CRC32 mismatch: event says \(hex(expected)), bytes give \(hex(computed))"
         case .unknownTable(let id): what = "rows event for table id \(id) without a preceding TABLE_MAP event"
-        case .unsupportedColumn(let text): what = text
+        case .unsupportedColumn(let text), .unsupportedEvent(let text): what = text
         case .decompressionFailed(let text): what = "compressed event does not inflate: \(text)"
         case .trailingBytes(let count): what = "\(count) unexpected bytes after the event body"
         }
@@ -80,6 +82,8 @@ public struct BinlogEventError: Error, Sendable, CustomStringConvertible, FerryE
             )
         case .unsupportedColumn:
             return FerryError(code: "source.binlog.unsupported_column", message: underlying.description, context: context)
+        case .unsupportedEvent:
+            return FerryError(code: "source.binlog.unsupported_event", message: underlying.description, context: context)
         default:
             return FerryError(
                 code: "source.binlog.undecodable_event",

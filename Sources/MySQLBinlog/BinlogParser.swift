@@ -121,6 +121,15 @@ public struct BinlogParser: Sendable {
             event = .heartbeat(HeartbeatEvent(file: body.readRemainingText(), position: header.logPosition))
         case .stop:
             event = .stop
+        case .transactionPayload:
+            throw BinlogDecodingError(.unsupportedEvent(
+                "TRANSACTION_PAYLOAD (MySQL binlog_transaction_compression=ON) is not decoded; run SET GLOBAL binlog_transaction_compression = OFF on the source and restart from a position after this event's transaction, or re-snapshot"))
+        case .incident:
+            throw BinlogDecodingError(.unsupportedEvent(
+                "the source wrote an INCIDENT event: changes around this position were lost from its binlog; re-snapshot the affected tables"))
+        case .startEncryption:
+            throw BinlogDecodingError(.unsupportedEvent(
+                "the binlog is encrypted (MariaDB encrypt_binlog=ON); Ferry reads unencrypted binlog only — replicas receive it decrypted over the replication protocol, so this only happens when reading files"))
         default:
             let raw = body
             body.moveReaderIndex(to: body.writerIndex)

@@ -14,14 +14,14 @@ extension ByteBuffer {
     /// Reads an unsigned little-endian integer of `count` (1…8) bytes.
     @inlinable
     mutating func readUnsignedLE(byteCount count: Int, file: String = #fileID, line: UInt = #line) throws -> UInt64 {
-        guard readableBytes >= count else {
+        guard count >= 0, count <= 8, readableBytes >= count else {
             throw BinlogDecodingError(.truncated(needed: count, available: readableBytes), file: file, line: line)
         }
         var value: UInt64 = 0
-        withUnsafeReadableBytes { raw in
-            for index in stride(from: count - 1, through: 0, by: -1) {
-                value = value << 8 | UInt64(raw[index])
-            }
+        var shift: UInt64 = 0
+        for index in 0..<count {
+            value |= UInt64(getInteger(at: readerIndex + index, as: UInt8.self)!) << shift
+            shift += 8
         }
         moveReaderIndex(forwardBy: count)
         return value
@@ -30,14 +30,12 @@ extension ByteBuffer {
     /// Reads an unsigned big-endian integer of `count` (1…8) bytes.
     @inlinable
     mutating func readUnsignedBE(byteCount count: Int, file: String = #fileID, line: UInt = #line) throws -> UInt64 {
-        guard readableBytes >= count else {
+        guard count >= 0, count <= 8, readableBytes >= count else {
             throw BinlogDecodingError(.truncated(needed: count, available: readableBytes), file: file, line: line)
         }
         var value: UInt64 = 0
-        withUnsafeReadableBytes { raw in
-            for index in 0..<count {
-                value = value << 8 | UInt64(raw[index])
-            }
+        for index in 0..<count {
+            value = value << 8 | UInt64(getInteger(at: readerIndex + index, as: UInt8.self)!)
         }
         moveReaderIndex(forwardBy: count)
         return value

@@ -124,6 +124,12 @@ struct ServerFacts: Sendable {
             if let id = row[0].flatMap({ UInt64($0) }), let name = row[1] { collations[id] = CharacterSet.named(name) }
         }
         let metadata = (try? await query.query("SELECT @@GLOBAL.binlog_row_metadata").rows.first?[0]) ?? nil
+        let format = try await query.query("SELECT @@GLOBAL.binlog_format").rows.first?[0] ?? ""
+        guard format.uppercased() == "ROW" else {
+            throw FerryError(code: "source.binlog.format", message: "the source's binlog_format is \(format), so row changes are not in the binlog",
+                             fix: "SET GLOBAL binlog_format = 'ROW'; and `binlog_format = ROW` under [mysqld] (see `ferry check`)")
+        }
+
         return ServerFacts(isMariaDB: query.isMariaDB, version: query.serverVersion,
                            checksum: checksumText.uppercased() == "CRC32" ? .crc32 : .off,
                            collations: collations, rowMetadataFull: metadata?.uppercased() == "FULL")

@@ -43,12 +43,3 @@ public enum StartPosition: Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
-
-extension Substring {
-    var trimmingSpaces: Substring {
-        var result = self
-        while result.first?.isWhitespace == true { result.removeFirst() }
-        while result.last?.isWhitespace == true { result.removeLast() }
-        return result
-    }
-}

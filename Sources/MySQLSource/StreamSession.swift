@@ -113,6 +113,11 @@ struct StreamSession {
             case .xid:
                 if let output = assembler.xidReceived(header: header) { try await emit(output, deliver: deliver) }
             case .query(let statement):
+                if TransactionAssembler.dataKeywords.contains(TransactionAssembler.leadingKeyword(statement.statement)) {
+                    logger.warning("the binlog holds a statement-based row change, which carries no row images and is not captured",
+                                   metadata: [LoggingKeys.source: "\(configuration.name)", LoggingKeys.position: "\(position(of: header))",
+                                              "ferry.statement": "\(statement.statement.prefix(200))"])
+                }
                 if let output = assembler.queryReceived(statement, header: header) { try await emit(output, deliver: deliver) }
             case .heartbeat, .binlogCheckpoint, .rowsQuery, .stop, .unsupported:
                 if case .unsupported(let code, _) = record.event {

@@ -22,7 +22,6 @@ public struct TransactionAssembler {
         var standalone: Bool
         var serverID: UInt32
         var timestamp: UInt32
-        var events: [ChangeEvent] = []
         var sawBegin = false
     }
 
@@ -34,6 +33,8 @@ public struct TransactionAssembler {
     /// Where a reconnect resumes: after the last committed transaction or other boundary event.
     public private(set) var resumePosition: BinlogPosition?
     private var open: OpenTransaction?
+    /// The open transaction's changes; kept outside `open` so appends stay in place.
+    private var openEvents: [ChangeEvent] = []
 
     /// - Parameters:
     ///   - start: where the stream starts, when known as coordinates.
@@ -49,7 +50,10 @@ public struct TransactionAssembler {
     public var isInTransaction: Bool { open != nil }
 
     /// Forgets a half-received transaction (after a lost connection).
-    public mutating func discardOpenTransaction() { open = nil }
+    public mutating func discardOpenTransaction() {
+        open = nil
+        openEvents.removeAll()
+    }
 
     // MARK: - Inputs
 
@@ -73,11 +77,13 @@ public struct TransactionAssembler {
     }
 
     public mutating func mariadbGTIDReceived(_ event: MariaDBGTIDEvent, header: BinlogEventHeader) {
+        openEvents.removeAll(keepingCapacity: true)
         open = OpenTransaction(gtid: event.gtid.description, mariadbGTID: event.gtid, standalone: event.isStandalone,
                                serverID: header.serverID, timestamp: header.timestamp)
     }
 
     public mutating func mysqlGTIDReceived(_ event: MySQLGTIDEvent, header: BinlogEventHeader) {
+        openEvents.removeAll(keepingCapacity: true)
         open = OpenTransaction(gtid: event.isAnonymous ? nil : event.text, mysqlGTID: event.isAnonymous ? nil : event,
                                standalone: false, serverID: header.serverID, timestamp: header.timestamp)
     }
@@ -95,14 +101,14 @@ public struct TransactionAssembler {
         case "COMMIT":
             return commit(header: header).map { .transaction($0) }
         case "ROLLBACK":
-            open = nil
+            discardOpenTransaction()
             advanceBoundary(header)
             return nil
         default:
-            if let transaction = open, !transaction.standalone, transaction.sawBegin || !transaction.events.isEmpty {
+            if let transaction = open, !transaction.standalone, transaction.sawBegin || !openEvents.isEmpty {
                 return nil  // a statement inside a row transaction (e.g. SAVEPOINT) is not a schema change
             }
-            if keyword == "XA" || keyword == "SAVEPOINT" {
+            if keyword == "XA" || keyword == "SAVEPOINT" || Self.dataKeywords.contains(keyword) {
                 return commit(header: header).map { .transaction($0) }
             }
             if open == nil {
@@ -132,10 +138,9 @@ public struct TransactionAssembler {
         case .update, .partialUpdate: .update
         case .delete: .delete
         }
-        open!.events.reserveCapacity(open!.events.count + changes.count)
         for change in changes {
-            open!.events.append(ChangeEvent(operation: operation, table: schema.name, schema: schema,
-                                            before: change.before, after: change.after, source: placeholder))
+            openEvents.append(ChangeEvent(operation: operation, table: schema.name, schema: schema,
+                                          before: change.before, after: change.after, source: placeholder))
         }
     }
 
@@ -157,10 +162,13 @@ public struct TransactionAssembler {
 
     // MARK: - Commit
 
+    /// Moves the resume point forward only: artificial events a server sends at the start of a
+    /// dump may carry positions from before the requested one.
     private mutating func advanceBoundary(_ header: BinlogEventHeader) {
         guard let file, header.logPosition > 0 else { return }
-        resumePosition = BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: UInt64(header.logPosition)),
-                                        gtidPosition: gtidPosition)
+        let coordinates = BinlogCoordinates(file: file, offset: UInt64(header.logPosition))
+        if let current = resumePosition?.coordinates, coordinates < current { return }
+        resumePosition = BinlogPosition(coordinates: coordinates, gtidPosition: gtidPosition)
     }
 
     private mutating func commit(header: BinlogEventHeader) -> Transaction? {
@@ -184,7 +192,8 @@ public struct TransactionAssembler {
                                       gtidPosition: gtidPosition)
         if header.logPosition > 0 { resumePosition = position }
         let millis = Int64(transaction.timestamp) * 1000
-        var events = transaction.events
+        var events: [ChangeEvent] = []
+        swap(&events, &openEvents)
         for index in events.indices {
             events[index].source = ChangeSource(name: sourceName, serverID: transaction.serverID, gtid: transaction.gtid,
                                                 position: position, row: index, timestampMillis: millis)
@@ -192,6 +201,10 @@ public struct TransactionAssembler {
         return Transaction(gtid: transaction.gtid, position: position, serverID: transaction.serverID,
                            timestampMillis: millis, events: events)
     }
+
+    /// Statements that change rows: in a ROW-format binlog they appear only for what the server
+    /// chose to log as a statement, and are never schema changes.
+    public static let dataKeywords: Set<String> = ["INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD"]
 
     /// The first word of a statement, upper-cased, skipping whitespace and leading comments.
     static func leadingKeyword(_ statement: String) -> String {

@@ -118,8 +118,12 @@ public final class MySQLConnection {
         do {
             let context = try NIOSSLContext(configuration: tls)
             let isAddress = configuration.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
-            let handler = try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : configuration.host)
-            try await channel.pipeline.addHandler(handler, position: .first).get()
+            let hostname = isAddress ? nil : configuration.host
+            let channel = self.channel
+            try await channel.eventLoop.submit {
+                let handler = try NIOSSLClientHandler(context: context, serverHostname: hostname)
+                try channel.pipeline.syncOperations.addHandler(handler, position: .first)
+            }.get()
             isTLS = true
         } catch {
             throw MySQLWireError.tlsFailed(describe(error))
@@ -263,8 +267,11 @@ public final class MySQLConnection {
     /// Fails the connection with `MySQLWireError.readTimeout` when nothing arrives for `seconds`.
     public func enableReadTimeout(seconds: Double) async throws {
         let timeout = TimeAmount.milliseconds(Int64(seconds * 1000))
-        try await channel.pipeline.addHandlers([IdleStateHandler(readTimeout: timeout), ReadTimeoutHandler(seconds: seconds)],
-                                               position: .first).get()
+        let channel = self.channel
+        try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(readTimeout: timeout), ReadTimeoutHandler(seconds: seconds)],
+                                                            position: .first)
+        }.get()
     }
 }
 

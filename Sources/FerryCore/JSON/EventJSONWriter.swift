@@ -21,24 +21,55 @@ public struct EventJSONWriter: Sendable {
     /// Appends one JSON object for `event` and a newline.
     /// - Parameter processedAtMillis: the envelope's top-level `ts_ms` (Debezium: processing time).
     public func write(_ event: ChangeEvent, processedAtMillis: Int64, into out: inout [UInt8]) {
+        var cache = SourceBlockCache()
+        write(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
+    }
+
+    /// Appends every event of a transaction; the parts of the `source` block that all its events
+    /// share are encoded once.
+    public func write(_ transaction: Transaction, processedAtMillis: Int64, into out: inout [UInt8]) {
+        var cache = SourceBlockCache()
+        for event in transaction.events {
+            write(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
+        }
+    }
+
+    /// Encoded pieces of the `source` block, valid for events of one transaction.
+    struct SourceBlockCache {
+        /// `{"connector":…,"pos":N,"row":`
+        var prefix: [UInt8] = []
+        /// `,"ts_ms":…,"db":…,"table":…}` for `schema`.
+        var suffix: [UInt8] = []
+        var suffixTable: TableName?
+    }
+
+    private func write(_ event: ChangeEvent, processedAtMillis: Int64, cache: inout SourceBlockCache, into out: inout [UInt8]) {
         if event.operation == .ddl {
             writeDDL(event, into: &out)
         } else {
             switch format {
-            case .debezium: writeDebezium(event, processedAtMillis: processedAtMillis, into: &out)
+            case .debezium: writeDebezium(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
             case .compact: writeCompact(event, into: &out)
             }
         }
         out.append(UInt8(ascii: "\n"))
     }
 
-    private func writeDebezium(_ event: ChangeEvent, processedAtMillis: Int64, into out: inout [UInt8]) {
+    private func writeDebezium(_ event: ChangeEvent, processedAtMillis: Int64, cache: inout SourceBlockCache, into out: inout [UInt8]) {
         JSONBuffer.appendASCII("{\"before\":", to: &out)
         writeRow(event.before, schema: event.schema, into: &out)
         JSONBuffer.appendASCII(",\"after\":", to: &out)
         writeRow(event.after, schema: event.schema, into: &out)
         JSONBuffer.appendASCII(",\"source\":", to: &out)
-        writeSource(event, into: &out)
+        if cache.prefix.isEmpty { writeSourcePrefix(event, into: &cache.prefix) }
+        if cache.suffixTable != event.table {
+            cache.suffix.removeAll(keepingCapacity: true)
+            writeSourceSuffix(event, into: &cache.suffix)
+            cache.suffixTable = event.table
+        }
+        out.append(contentsOf: cache.prefix)
+        JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
+        out.append(contentsOf: cache.suffix)
         JSONBuffer.appendASCII(",\"op\":\"", to: &out)
         out.append(contentsOf: event.operation.code.utf8)
         JSONBuffer.appendASCII("\",\"ts_ms\":", to: &out)
@@ -77,6 +108,12 @@ public struct EventJSONWriter: Sendable {
     }
 
     private func writeSource(_ event: ChangeEvent, into out: inout [UInt8]) {
+        writeSourcePrefix(event, into: &out)
+        JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
+        writeSourceSuffix(event, into: &out)
+    }
+
+    private func writeSourcePrefix(_ event: ChangeEvent, into out: inout [UInt8]) {
         let source = event.source
         JSONBuffer.appendASCII("{\"connector\":\"", to: &out)
         JSONBuffer.appendASCII(connector, to: &out)
@@ -93,9 +130,11 @@ public struct EventJSONWriter: Sendable {
         JSONBuffer.appendASCII(",\"pos\":", to: &out)
         JSONBuffer.appendUnsigned(source.position.coordinates.offset, to: &out)
         JSONBuffer.appendASCII(",\"row\":", to: &out)
-        JSONBuffer.appendInteger(Int64(source.row), to: &out)
+    }
+
+    private func writeSourceSuffix(_ event: ChangeEvent, into out: inout [UInt8]) {
         JSONBuffer.appendASCII(",\"ts_ms\":", to: &out)
-        JSONBuffer.appendInteger(source.timestampMillis, to: &out)
+        JSONBuffer.appendInteger(event.source.timestampMillis, to: &out)
         JSONBuffer.appendASCII(",\"db\":", to: &out)
         JSONBuffer.appendString(event.table.database, to: &out)
         JSONBuffer.appendASCII(",\"table\":", to: &out)
@@ -112,8 +151,12 @@ public struct EventJSONWriter: Sendable {
             if case .absent = value { continue }
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            JSONBuffer.appendString(schema?.columnName(index) ?? "col_\(index + 1)", to: &out)
-            out.append(UInt8(ascii: ":"))
+            if let schema, index < schema.jsonKeys.count {
+                out.append(contentsOf: schema.jsonKeys[index])
+            } else {
+                JSONBuffer.appendString("col_\(index + 1)", to: &out)
+                out.append(UInt8(ascii: ":"))
+            }
             ValueJSON.append(value, to: &out)
         }
         out.append(UInt8(ascii: "}"))

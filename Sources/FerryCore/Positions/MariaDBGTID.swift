@@ -64,7 +64,8 @@ public struct MariaDBGTIDPosition: Sendable, Hashable, Codable, CustomStringConv
 }
 
 extension Substring {
-    var trimmingSpaces: Substring {
+    /// The substring without leading and trailing whitespace.
+    public var trimmingSpaces: Substring {
         var result = self
         while result.first?.isWhitespace == true { result.removeFirst() }
         while result.last?.isWhitespace == true { result.removeLast() }

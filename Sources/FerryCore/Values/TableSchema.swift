@@ -37,11 +37,19 @@ public final class TableSchema: Sendable {
     public let columns: [ColumnSchema]
     /// Indexes into `columns`, in key order; empty when the table has no primary key.
     public let primaryKey: [Int]
+    /// Each column's JSON object key, `"name":`, encoded once for the event writer.
+    let jsonKeys: [[UInt8]]
 
     public init(name: TableName, columns: [ColumnSchema], primaryKey: [Int]) {
         self.name = name
         self.columns = columns
         self.primaryKey = primaryKey
+        self.jsonKeys = columns.indices.map { index in
+            var key: [UInt8] = []
+            JSONBuffer.appendString(columns[index].name ?? "col_\(index + 1)", to: &key)
+            key.append(UInt8(ascii: ":"))
+            return key
+        }
     }
 
     /// The column's name, or `col_<n>` (1-based) when the source gave none.

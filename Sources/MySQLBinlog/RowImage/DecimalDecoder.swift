@@ -21,53 +21,72 @@ enum DecimalDecoder {
             throw BinlogDecodingError(.truncated(needed: size, available: buffer.readableBytes))
         }
         let integerDigits = precision - scale
-        let text = buffer.withUnsafeReadableBytes { raw -> String in
-            let negative = raw[0] & 0x80 == 0
-            let mask: UInt8 = negative ? 0xFF : 0
-            var offset = 0
-            func group(_ count: Int) -> UInt32 {
-                var value: UInt32 = 0
-                for index in 0..<count {
-                    var byte = raw[offset + index] ^ mask
-                    if offset + index == 0 { byte ^= 0x80 }
-                    value = value << 8 | UInt32(byte)
+        // Sign, every digit, the point: at most 67 bytes, written once with no intermediate arrays.
+        let text = buffer.withUnsafeReadableBytes { raw in
+            String(unsafeUninitializedCapacity: precision + 3) { out in
+                let negative = raw[0] & 0x80 == 0
+                let mask: UInt8 = negative ? 0xFF : 0
+                var offset = 0
+                var length = 0
+                if negative {
+                    out[0] = UInt8(ascii: "-")
+                    length = 1
                 }
-                offset += count
-                return value
-            }
-            var text: [UInt8] = []
-            text.reserveCapacity(precision + 3)
-            if negative { text.append(UInt8(ascii: "-")) }
-            var wroteInteger = false
-            func appendGroup(_ value: UInt32, digits: Int, pad: Bool) {
-                var chars = [UInt8](repeating: UInt8(ascii: "0"), count: digits)
-                var rest = value
-                for position in stride(from: digits - 1, through: 0, by: -1) {
-                    chars[position] = UInt8(ascii: "0") + UInt8(rest % 10)
-                    rest /= 10
+                let integerStart = length
+                // Groups in order: the short leading integer group, whole integer groups, whole
+                // fraction groups, the short trailing fraction group.
+                let leading = integerDigits % 9, trailing = scale % 9
+                let groupCount = (leading > 0 ? 1 : 0) + integerDigits / 9 + scale / 9 + (trailing > 0 ? 1 : 0)
+                for groupIndex in 0..<groupCount {
+                    let digits: Int
+                    let isFraction: Bool
+                    if groupIndex == 0 && leading > 0 {
+                        digits = leading
+                        isFraction = false
+                    } else if groupIndex < (leading > 0 ? 1 : 0) + integerDigits / 9 {
+                        digits = 9
+                        isFraction = false
+                    } else {
+                        digits = groupIndex == groupCount - 1 && trailing > 0 ? trailing : 9
+                        isFraction = true
+                    }
+                    if isFraction && groupIndex == groupCount - (trailing > 0 ? 1 : 0) - scale / 9 {
+                        if length == integerStart {
+                            out[length] = UInt8(ascii: "0")
+                            length += 1
+                        }
+                        out[length] = UInt8(ascii: ".")
+                        length += 1
+                    }
+                    let byteCount = digits == 9 ? 4 : bytesForDigits[digits]
+                    var value: UInt32 = 0
+                    for index in 0..<byteCount {
+                        var byte = raw[offset + index] ^ mask
+                        if offset + index == 0 { byte ^= 0x80 }
+                        value = value << 8 | UInt32(byte)
+                    }
+                    offset += byteCount
+                    var divisor: UInt32 = 1
+                    for _ in 1..<digits { divisor *= 10 }
+                    var rest = value % (divisor * 10)
+                    var started = isFraction || length > integerStart
+                    for _ in 0..<digits {
+                        let digit = rest / divisor
+                        rest %= divisor
+                        divisor /= 10
+                        if digit != 0 { started = true }
+                        if started {
+                            out[length] = UInt8(ascii: "0") &+ UInt8(digit)
+                            length += 1
+                        }
+                    }
                 }
-                if pad {
-                    text.append(contentsOf: chars)
-                } else if let first = chars.firstIndex(where: { $0 != UInt8(ascii: "0") }) {
-                    text.append(contentsOf: chars[first...])
-                    wroteInteger = true
+                if length == integerStart {
+                    out[length] = UInt8(ascii: "0")
+                    length += 1
                 }
+                return length
             }
-            let leading = integerDigits % 9
-            if leading > 0 {
-                appendGroup(group(bytesForDigits[leading]) % 1_000_000_000, digits: leading, pad: false)
-            }
-            for _ in 0..<(integerDigits / 9) {
-                appendGroup(group(4), digits: 9, pad: wroteInteger)
-            }
-            if !wroteInteger { text.append(UInt8(ascii: "0")) }
-            if scale > 0 {
-                text.append(UInt8(ascii: "."))
-                for _ in 0..<(scale / 9) { appendGroup(group(4), digits: 9, pad: true) }
-                let trailing = scale % 9
-                if trailing > 0 { appendGroup(group(bytesForDigits[trailing]), digits: trailing, pad: true) }
-            }
-            return String(decoding: text, as: UTF8.self)
         }
         buffer.moveReaderIndex(forwardBy: size)
         return text

@@ -55,22 +55,16 @@ enum TemporalDecoder {
         switch fsp {
         case 0:
             packed = (Int64(try buffer.readUnsignedBE(byteCount: 3)) - 0x80_0000) << 24
-        case 1, 2:
+        case 1, 2, 3, 4:
+            // 1 or 2 fraction bytes; a negative value with a fraction borrows one second.
+            let fractionBytes = fsp <= 2 ? 1 : 2
             var intPart = Int64(try buffer.readUnsignedBE(byteCount: 3)) - 0x80_0000
-            var frac = Int64(try buffer.readUnsignedBE(byteCount: 1))
+            var frac = Int64(try buffer.readUnsignedBE(byteCount: fractionBytes))
             if intPart < 0 && frac != 0 {
                 intPart += 1
-                frac -= 0x100
+                frac -= 1 << (8 * fractionBytes)
             }
-            packed = intPart << 24 + frac * 10_000
-        case 3, 4:
-            var intPart = Int64(try buffer.readUnsignedBE(byteCount: 3)) - 0x80_0000
-            var frac = Int64(try buffer.readUnsignedBE(byteCount: 2))
-            if intPart < 0 && frac != 0 {
-                intPart += 1
-                frac -= 0x10000
-            }
-            packed = intPart << 24 + frac * 100
+            packed = intPart << 24 + frac * (fsp <= 2 ? 10_000 : 100)
         case 5, 6:
             packed = Int64(try buffer.readUnsignedBE(byteCount: 6)) - 0x8000_0000_0000
         default:
