@@ -124,7 +124,13 @@ struct ServerFacts: Sendable {
             if let id = row[0].flatMap({ UInt64($0) }), let name = row[1] { collations[id] = CharacterSet.named(name) }
         }
         let metadata = (try? await query.query("SELECT @@GLOBAL.binlog_row_metadata").rows.first?[0]) ?? nil
+        let logBin = try await query.query("SELECT @@GLOBAL.log_bin").rows.first?[0] ?? "0"
+        guard logBin == "1" || logBin.uppercased() == "ON" else {
+            throw FerryError(code: "source.binlog.off", message: "binary logging is off on the source, so there is no binlog to follow",
+                             fix: "add `log_bin = mysql-bin` and `server_id = 1` under [mysqld] and restart the server (see `ferry check`)")
+        }
         let format = try await query.query("SELECT @@GLOBAL.binlog_format").rows.first?[0] ?? ""
+
         guard format.uppercased() == "ROW" else {
             throw FerryError(code: "source.binlog.format", message: "the source's binlog_format is \(format), so row changes are not in the binlog",
                              fix: "SET GLOBAL binlog_format = 'ROW'; and `binlog_format = ROW` under [mysqld] (see `ferry check`)")
