@@ -40,12 +40,21 @@ import Testing
         let rows = encoder.event(.writeRowsV2, body: BinlogEventEncoder.rowsBody(tableID: 5, columnCount: types.count, rows: [row, row], v2: true))
         let update = encoder.event(.updateRowsV1, body: BinlogEventEncoder.rowsBody(
             tableID: 5, columnCount: types.count, presentAfter: Array(repeating: true, count: types.count), rows: [row + row]))
+        let diff: [UInt8] = [0x00, 0x04] + Array("$[0]".utf8) + [0x03, 0x05, 0x05, 0x00]
+        let partialValues: [[UInt8]?] = [
+            le(1, 4), [3, 0x61, 0x62, 0x63], decimal, be(0x8C_B2_C2_00_00 as Int64, 5) + be(1, 3), be(0x80_10_00, 3) + be(5, 2),
+            be(1_700_000_000, 4) + [9], le(4, 2) + [1, 2, 3, 4], le(diff.count, 4) + diff, [0x01, 0x02, 0x03], [1],
+            le(9, 4) + le(0, 4) + [1, 1, 0, 0, 0], le(Double(2.5).bitPattern, 8), [124], le(2024 << 9 | 33, 3),
+        ]
+        let partial = encoder.event(.partialUpdateRows, body: BinlogEventEncoder.rowsBody(
+            tableID: 5, columnCount: types.count, presentAfter: Array(repeating: true, count: types.count),
+            rows: [row + [0x01, 0x01] + BinlogEventEncoder.rowImage(partialValues)], v2: true))
         let gtid = encoder.event(.mariadbGTID, body: le(UInt64(1), 8) + le(UInt32(0), 4) + [0x02] + le(UInt64(3), 8) + [0, 0, 0, 0, 0, 0])
         let query = encoder.event(.query, body: le(UInt32(5), 4) + le(UInt32(0), 4) + [1] + le(UInt16(0), 2) + le(UInt16(0), 2) + [0x64, 0] + Array("BEGIN".utf8))
         let list = encoder.event(.mariadbGTIDList, body: le(UInt32(1), 4) + le(UInt32(0), 4) + le(UInt32(1), 4) + le(UInt64(7), 8))
         let rotate = encoder.event(.rotate, body: le(UInt64(4), 8) + Array("f.000002".utf8))
         let previous = encoder.event(.previousGTIDs, body: le(UInt64(1), 8) + [UInt8](0..<16) + le(UInt64(1), 8) + le(UInt64(1), 8) + le(UInt64(5), 8))
-        return (fde, tableMap, [tableMap, rows, update, gtid, query, list, rotate, previous, encoder.event(.xid, body: le(UInt64(1), 8))])
+        return (fde, tableMap, [tableMap, rows, update, partial, gtid, query, list, rotate, previous, encoder.event(.xid, body: le(UInt64(1), 8))])
     }
 
     /// Parses `bytes` after a valid FDE and TABLE_MAP, decoding rows when it gets them.

@@ -66,10 +66,6 @@ public struct RowsEvent: Sendable {
         guard columnCount == decoder.columns.count else {
             throw BinlogDecodingError(.invalid("rows event has \(columnCount) columns, its TABLE_MAP \(decoder.columns.count)"))
         }
-        if kind == .partialUpdate {
-            throw BinlogDecodingError(.unsupportedColumn(
-                "PARTIAL_UPDATE_ROWS (MySQL binlog_row_value_options=PARTIAL_JSON) on \(decoder.schema.name) is not decoded; set binlog_row_value_options='' on the source so JSON updates carry full documents"))
-        }
         let beforeCount = presentBefore.popCount(columns: columnCount)
         let afterCount = presentAfter.popCount(columns: columnCount)
         var data = rowData
@@ -80,9 +76,13 @@ public struct RowsEvent: Sendable {
                 changes.append(RowChange(before: nil, after: try decoder.decodeRow(from: &data, present: presentBefore, presentCount: beforeCount)))
             case .delete:
                 changes.append(RowChange(before: try decoder.decodeRow(from: &data, present: presentBefore, presentCount: beforeCount), after: nil))
-            case .update, .partialUpdate:
+            case .update:
                 let before = try decoder.decodeRow(from: &data, present: presentBefore, presentCount: beforeCount)
                 let after = try decoder.decodeRow(from: &data, present: presentAfter, presentCount: afterCount)
+                changes.append(RowChange(before: before, after: after))
+            case .partialUpdate:
+                let before = try decoder.decodeRow(from: &data, present: presentBefore, presentCount: beforeCount)
+                let after = try decoder.decodePartialAfterImage(from: &data, present: presentAfter, presentCount: afterCount, before: before)
                 changes.append(RowChange(before: before, after: after))
             }
         }

@@ -152,9 +152,56 @@ public struct TableDecoder: Sendable {
         return prefix + (binary ? "blob" : "text")
     }
 
-    /// Decodes one row image. `present` is the event's columns bitmap.
+    /// Decodes the after image of a MySQL PARTIAL_UPDATE_ROWS row: `value_options` (lenenc), then
+    /// when it has PARTIAL_JSON_UPDATES (1) a bitmap with one bit per JSON column of the table, then
+    /// a normal image in which the flagged JSON columns hold diffs against the before image.
+    func decodePartialAfterImage(from buffer: inout ByteBuffer, present: [UInt8], presentCount: Int, before: Row) throws -> Row {
+        let options = try buffer.readLengthEncodedInteger()
+        var partial = Set<Int>()
+        if options & 1 != 0 {
+            let jsonColumns = columns.indices.filter { if case .json = columns[$0] { true } else { false } }
+            let bits = try buffer.readBytesChecked(length: (jsonColumns.count + 7) / 8)
+            for (position, column) in jsonColumns.enumerated() where bits[position >> 3] & (1 << (position & 7)) != 0 {
+                partial.insert(column)
+            }
+        }
+        return try decodeRow(from: &buffer, present: present, presentCount: presentCount, partialJSON: partial, before: before)
+    }
+
+    /// Reads a JSON diff list and applies it to the column's before value.
+    private func applyJSONDiffs(column index: Int, from buffer: inout ByteBuffer, before: Row?) throws -> Value {
+        guard case .json(let lengthBytes) = columns[index] else {
+            throw BinlogDecodingError(.invalid("partial update flag on non-JSON column \(index + 1)"))
+        }
+        let length = Int(try buffer.readUnsignedLE(byteCount: lengthBytes))
+        var diffs = try buffer.readSliceChecked(length: length)
+        guard let before, index < before.count, case .json(let original) = before[index] else {
+            throw BinlogDecodingError(.unsupportedColumn(
+                "partial JSON update of column \(schema.columnName(index)) of \(schema.name) has no before image to apply it to; set binlog_row_image=FULL (or binlog_row_value_options='') on the source"))
+        }
+        var document = try JSONDocument.parse(original)
+        while diffs.readableBytes > 0 {
+            let code: UInt8 = try diffs.readLE()
+            guard let operation = JSONDocument.Operation(rawValue: code) else {
+                throw BinlogDecodingError(.invalid("JSON diff operation \(code)"))
+            }
+            let path = try JSONDocument.parsePath(try diffs.readLengthEncodedText())
+            var value: JSONDocument? = nil
+            if operation != .remove {
+                let dataLength = try diffs.readLengthEncodedCount()
+                let data = try diffs.readBytesChecked(length: dataLength)
+                value = try JSONDocument.parse(try data.withUnsafeBytes { try JSONBinaryDecoder.decode($0) })
+            }
+            try document.apply(operation, at: path, value: value)
+        }
+        return .json(document.text)
+    }
+
+    /// Decodes one row image. `present` is the event's columns bitmap; columns in `partialJSON`
+    /// hold diffs against `before` (MySQL partial JSON updates).
     @inline(__always)
-    func decodeRow(from buffer: inout ByteBuffer, present: [UInt8], presentCount: Int) throws -> Row {
+    func decodeRow(from buffer: inout ByteBuffer, present: [UInt8], presentCount: Int,
+                   partialJSON: Set<Int> = [], before: Row? = nil) throws -> Row {
         let nullBytes = (presentCount + 7) / 8
         guard let nullBits = buffer.readSlice(length: nullBytes) else {
             throw BinlogDecodingError(.truncated(needed: nullBytes, available: buffer.readableBytes))
@@ -173,6 +220,8 @@ public struct TableDecoder: Sendable {
             presentIndex += 1
             if isNull {
                 row.append(.null)
+            } else if !partialJSON.isEmpty, partialJSON.contains(index) {
+                row.append(try applyJSONDiffs(column: index, from: &buffer, before: before))
             } else {
                 row.append(try columns[index].read(from: &buffer))
             }
