@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"4.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.12.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
     targets: [
         .target(
@@ -54,11 +57,46 @@ let package = Package(
             ]
         ),
         .target(
+            name: "StateStore",
+            dependencies: [
+                "FerryCore",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "FerryCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "SQLiteSink",
+            dependencies: [
+                "FerryCore",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/SQLiteSink"
+        ),
+        .target(
+            name: "FileSink",
+            dependencies: [
+                "FerryCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/FileSink"
+        ),
+        .target(
             name: "FerryApp",
             dependencies: [
-                "FerryCore", "MySQLWire", "MySQLBinlog", "MySQLSource",
+                "FerryCore", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SQLiteSink", "FileSink",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -96,6 +134,10 @@ let package = Package(
         .testTarget(
             name: "MySQLSourceTests",
             dependencies: ["MySQLSource", "MySQLBinlog", "MySQLTestKit", "FerryCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "PipelineTests",
+            dependencies: ["Pipeline", "FerryCore", "StateStore", "SQLiteSink", "FileSink", "FerryApp"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -48,7 +48,7 @@ public struct MySQLSource: Sendable {
             do {
                 let completion = try await session.stream(stopAt: stopCoordinates, deliver: deliver) { failures = 0 }
                 return completion
-            } catch let error where Self.isLostConnection(error) {
+            } catch let error where Self.isLostConnection(error) && !Task.isCancelled {
                 failures += 1
                 if let limit = configuration.maximumReconnectAttempts, failures > limit { throw error }
                 let delay = min(configuration.maximumReconnectDelaySeconds,

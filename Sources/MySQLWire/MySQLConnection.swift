@@ -141,6 +141,8 @@ public final class MySQLConnection {
             return packet
         } catch let error as MySQLWireError {
             throw error
+        } catch is CancellationError {
+            throw CancellationError()
         } catch let error as NIOSSLError {
             throw MySQLWireError.tlsFailed("\(error)")
         } catch let error as BoringSSLError {

@@ -54,7 +54,7 @@ struct Ferry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Change-data capture: follow a database's change log and deliver every committed change.",
-        subcommands: [TailCommand.self, CheckCommand.self, ReadBinlogCommand.self]
+        subcommands: [RunCommand.self, StatusCommand.self, TailCommand.self, CheckCommand.self, ReadBinlogCommand.self]
     )
 }
 
@@ -198,6 +198,82 @@ struct ReadBinlogCommand: AsyncParsableCommand {
             } catch is FileDescriptorOutput.OutputClosed {
                 return
             }
+        }
+    }
+}
+
+/// Reads the configuration file with the process environment for `${NAME}`.
+func loadConfiguration(_ path: String) throws -> FerryConfiguration {
+    var environment: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") { environment[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+        pointer += 1
+    }
+    return try FerryConfiguration.load(path: path, environment: environment)
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run every pipeline of a configuration file until SIGTERM or SIGINT (then drain, commit and exit 0).",
+        discussion: """
+        Each pipeline resumes after the lowest position its sinks have applied (SQL sinks keep it
+        in their own ferry_offsets table), so a crash or kill at any moment loses and doubles nothing.
+
+        Examples:
+          ferry run -c ferry.yml
+          SHOP_PASSWORD=secret ferry run -c /etc/ferry/ferry.yml --log-level info
+          ferry run -c ferry.yml --from mariadb-bin.000042:4    # start position for pipelines without one
+        """
+    )
+
+    @Option(name: [.short, .long], help: "Configuration file (YAML).")
+    var config: String
+
+    @Option(name: .long, help: "Start position for pipelines that have no saved position (overrides `start:`).")
+    var from: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.bootstrap()
+        try await reportingErrors {
+            var configuration = try loadConfiguration(config)
+            if let from {
+                let start = try StartPosition(parsing: from)
+                for index in configuration.pipelines.indices { configuration.pipelines[index].start = start }
+            }
+            try await Run.run(configuration: configuration, logger: logger)
+        }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show each pipeline's state, positions and lag.",
+        discussion: """
+        Examples:
+          ferry status -c ferry.yml
+          ferry status -c ferry.yml --json | jq '.pipelines[].sinks[].lag_bytes'
+        """
+    )
+
+    @Option(name: [.short, .long], help: "Configuration file (YAML).")
+    var config: String
+
+    @Flag(name: .long, help: "Print JSON: {\"pipelines\":[{\"name\",\"state\",\"source_position\",\"sinks\":[…]}]}.")
+    var json = false
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.bootstrap()
+        try await reportingErrors {
+            let reports = try await Status.collect(configuration: try loadConfiguration(config), logger: logger)
+            print(json ? Status.json(reports) : Status.text(reports))
         }
     }
 }

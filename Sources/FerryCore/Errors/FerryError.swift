@@ -41,3 +41,8 @@ public struct FerryError: Error, Sendable, CustomStringConvertible {
 public protocol FerryErrorConvertible: Error {
     var ferryError: FerryError { get }
 }
+
+/// Errors that know whether retrying can help (a lost connection, a busy target).
+public protocol ClassifiedError: Error {
+    var isTransient: Bool { get }
+}

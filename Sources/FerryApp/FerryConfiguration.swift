@@ -1,0 +1,297 @@
+import FerryCore
+import Foundation
+import MySQLSource
+import MySQLWire
+import Yams
+
+/// The whole deployment, read from one YAML file (DESIGN §5). Only this type knows the YAML shape;
+/// components get their own typed configurations from it.
+public struct FerryConfiguration: Sendable {
+    public struct Source: Sendable {
+        public var name: String
+        public var url: String
+        public var password: String?
+    }
+
+    public enum SinkKind: Sendable {
+        case sqlite(path: String)
+        case jsonl(directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double)
+    }
+
+    public struct Sink: Sendable {
+        public var name: String
+        public var kind: SinkKind
+    }
+
+    public struct Pipeline: Sendable {
+        public var name: String
+        public var source: String
+        public var sinks: [String]
+        public var include: [String]
+        public var exclude: [String]
+        /// Where a pipeline without a saved position starts. Default `current`.
+        public var start: StartPosition
+        /// Default 64 MiB.
+        public var bufferBytes: Int
+        /// Default 500 transactions.
+        public var batchTransactions: Int
+        /// Target table name template with `{db}` and `{table}`. Default `{table}`.
+        public var targetTable: String
+        /// The replica server_id; by default derived from the pipeline name.
+        public var serverID: UInt32
+    }
+
+    public var file: String
+    public var dataDirectory: String
+    public var statePath: String
+    public var sources: [String: Source]
+    public var sinks: [String: Sink]
+    public var pipelines: [Pipeline]
+
+    /// Reads and validates a configuration file.
+    /// - Parameter environment: for `${NAME}` interpolation.
+    public static func load(path: String, environment: [String: String]) throws -> FerryConfiguration {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw FerryError(code: "config.unreadable", message: "cannot read configuration file \(path)",
+                             fix: "check the path given with -c")
+        }
+        return try parse(text, file: path, environment: environment)
+    }
+
+    public static func parse(_ text: String, file: String, environment: [String: String]) throws -> FerryConfiguration {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw FerryError(code: "config.empty", message: "\(file) is empty", fix: "see README.md for an example configuration")
+            }
+            root = node
+        } catch let error as YamlError {
+            throw FerryError(code: "config.yaml", message: "\(file) is not valid YAML: \(error)", context: [("file", file)],
+                             fix: "fix the YAML syntax at the line shown")
+        }
+        var reader = ConfigReader(file: file, environment: environment)
+        return try reader.configuration(root)
+    }
+}
+
+/// Walks the YAML tree, checking every key and value and naming file:line and the key path in errors.
+struct ConfigReader {
+    let file: String
+    let environment: [String: String]
+
+    func error(_ node: Node?, _ path: String, _ message: String, fix: String? = nil) -> FerryError {
+        let line = node?.mark.map { "\(file):\($0.line)" } ?? file
+        return FerryError(code: "config.invalid", message: "\(line): \(path): \(message)", context: [], fix: fix)
+    }
+
+    func mapping(_ node: Node, _ path: String, allowed: [String]) throws -> [(key: String, node: Node, keyNode: Node)] {
+        guard let mapping = node.mapping else { throw error(node, path, "expected a mapping of keys to values") }
+        var result: [(key: String, node: Node, keyNode: Node)] = []
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            if !allowed.isEmpty, !allowed.contains(key) {
+                let suggestion = allowed.min { Self.distance($0, key) < Self.distance($1, key) }
+                throw error(keyNode, path.isEmpty ? key : "\(path).\(key)", "unknown key '\(key)'",
+                            fix: suggestion.map { "did you mean '\($0)'? Known keys here: \(allowed.joined(separator: ", "))" })
+            }
+            result.append((key, value, keyNode))
+        }
+        return result
+    }
+
+    func string(_ node: Node, _ path: String) throws -> String {
+        guard let scalar = node.scalar else { throw error(node, path, "expected a text value") }
+        return try interpolate(scalar.string, node, path)
+    }
+
+    func strings(_ node: Node, _ path: String) throws -> [String] {
+        if let sequence = node.sequence { return try sequence.map { try string($0, path) } }
+        return [try string(node, path)]
+    }
+
+    func integer(_ node: Node, _ path: String) throws -> Int {
+        let text = try string(node, path)
+        let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            if let value = Int(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)) { return value * factor }
+        }
+        guard let value = Int(text) else { throw error(node, path, "'\(text)' is not a whole number (sizes may end in KiB, MiB, GiB)") }
+        return value
+    }
+
+    /// Replaces `${NAME}` with the environment variable; a missing one is an error.
+    func interpolate(_ text: String, _ node: Node, _ path: String) throws -> String {
+        guard text.contains("${") else { return text }
+        var result = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            result += rest[..<start.lowerBound]
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
+                throw error(node, path, "unterminated ${ in '\(text)'")
+            }
+            let name = String(rest[start.upperBound..<end])
+            guard let value = environment[name] else {
+                throw error(node, path, "environment variable \(name) is not set", fix: "export \(name)=… before starting ferry")
+            }
+            result += value
+            rest = rest[rest.index(after: end)...]
+        }
+        return result + rest
+    }
+
+    mutating func configuration(_ root: Node) throws -> FerryConfiguration {
+        var dataDirectory = "./ferry-data"
+        var statePath: String? = nil
+        var sources: [String: FerryConfiguration.Source] = [:]
+        var sinks: [String: FerryConfiguration.Sink] = [:]
+        var pipelineNodes: [(String, Node, Node)] = []
+        for entry in try mapping(root, "", allowed: ["sources", "sinks", "pipelines", "state", "data_dir", "server"]) {
+            switch entry.key {
+            case "data_dir": dataDirectory = try string(entry.node, "data_dir")
+            case "state":
+                for field in try mapping(entry.node, "state", allowed: ["sqlite"]) { statePath = try string(field.node, "state.sqlite") }
+            case "sources":
+                for source in try mapping(entry.node, "sources", allowed: []) {
+                    sources[source.key] = try self.source(source.key, source.node)
+                }
+            case "sinks":
+                for sink in try mapping(entry.node, "sinks", allowed: []) {
+                    sinks[sink.key] = try self.sink(sink.key, sink.node, dataDirectory: dataDirectory)
+                }
+            case "pipelines":
+                for pipeline in try mapping(entry.node, "pipelines", allowed: []) { pipelineNodes.append((pipeline.key, pipeline.node, pipeline.keyNode)) }
+            default: break
+            }
+        }
+        var pipelines: [FerryConfiguration.Pipeline] = []
+        for (name, node, keyNode) in pipelineNodes {
+            pipelines.append(try pipeline(name, node, keyNode: keyNode, sources: sources, sinks: sinks))
+        }
+        guard !pipelines.isEmpty else {
+            throw error(root, "pipelines", "no pipeline is configured", fix: "add a pipelines: section (see README.md)")
+        }
+        var usedIDs: [UInt32: String] = [:]
+        for pipeline in pipelines {
+            if let other = usedIDs[pipeline.serverID] {
+                throw error(root, "pipelines.\(pipeline.name).server_id", "server_id \(pipeline.serverID) is also used by pipeline \(other)",
+                            fix: "give each pipeline its own server_id")
+            }
+            usedIDs[pipeline.serverID] = pipeline.name
+        }
+        return FerryConfiguration(file: file, dataDirectory: dataDirectory,
+                                  statePath: statePath ?? (dataDirectory as NSString).appendingPathComponent("ferry-state.sqlite"),
+                                  sources: sources, sinks: sinks, pipelines: pipelines)
+    }
+
+    func source(_ name: String, _ node: Node) throws -> FerryConfiguration.Source {
+        var type: String? = nil, url: String? = nil, password: String? = nil
+        for field in try mapping(node, "sources.\(name)", allowed: ["type", "url", "password"]) {
+            switch field.key {
+            case "type": type = try string(field.node, "sources.\(name).type")
+            case "url": url = try string(field.node, "sources.\(name).url")
+            default: password = try string(field.node, "sources.\(name).password")
+            }
+        }
+        guard type == "mysql" || type == "mariadb" else {
+            throw error(node, "sources.\(name).type", type.map { "source type '\($0)' is not supported" } ?? "missing type",
+                        fix: "use type: mysql (MySQL and MariaDB)")
+        }
+        guard let url else { throw error(node, "sources.\(name).url", "missing url", fix: "url: mysql://USER@HOST:PORT") }
+        do {
+            _ = try MySQLConnectionConfiguration(url: url, password: password)
+        } catch let wire as MySQLWireError {
+            throw error(node, "sources.\(name).url", wire.ferryError.message)
+        }
+        return FerryConfiguration.Source(name: name, url: url, password: password)
+    }
+
+    func sink(_ name: String, _ node: Node, dataDirectory: String) throws -> FerryConfiguration.Sink {
+        let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds"])
+        guard let typeField = fields.first(where: { $0.key == "type" }) else {
+            throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
+        }
+        let type = try string(typeField.node, "sinks.\(name).type")
+        func value(_ key: String) -> Node? { fields.first { $0.key == key }?.node }
+        switch type {
+        case "sqlite":
+            guard let path = value("path") else { throw error(node, "sinks.\(name).path", "missing path", fix: "path: ./replica.sqlite") }
+            return FerryConfiguration.Sink(name: name, kind: .sqlite(path: try string(path, "sinks.\(name).path")))
+        case "jsonl":
+            let directory = try value("directory").map { try string($0, "sinks.\(name).directory") }
+                ?? (dataDirectory as NSString).appendingPathComponent("jsonl")
+            let bytes = try value("max_file_bytes").map { try integer($0, "sinks.\(name).max_file_bytes") } ?? (128 << 20)
+            let age = try value("max_file_age_seconds").map { Double(try integer($0, "sinks.\(name).max_file_age_seconds")) } ?? 3600
+            return FerryConfiguration.Sink(name: name, kind: .jsonl(directory: directory, maximumFileBytes: bytes, maximumFileAgeSeconds: age))
+        case "postgres", "mysql", "mariadb":
+            throw error(typeField.node, "sinks.\(name).type", "sink type '\(type)' is not available in this build yet",
+                        fix: "use type: sqlite or type: jsonl")
+        default:
+            throw error(typeField.node, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: sqlite or type: jsonl")
+        }
+    }
+
+    func pipeline(_ name: String, _ node: Node, keyNode: Node, sources: [String: FerryConfiguration.Source],
+                  sinks: [String: FerryConfiguration.Sink]) throws -> FerryConfiguration.Pipeline {
+        let path = "pipelines.\(name)"
+        var result = FerryConfiguration.Pipeline(name: name, source: "", sinks: [], include: [], exclude: [], start: .current,
+                                                 bufferBytes: 64 << 20, batchTransactions: 500, targetTable: "{table}",
+                                                 serverID: Self.defaultServerID(name))
+        for field in try mapping(node, path, allowed: ["source", "sinks", "tables", "exclude", "start", "buffer", "buffer_bytes",
+                                                        "batch", "target_table", "server_id"]) {
+            let key = "\(path).\(field.key)"
+            switch field.key {
+            case "source":
+                result.source = try string(field.node, key)
+                guard sources[result.source] != nil else {
+                    throw error(field.node, key, "no source named '\(result.source)'", fix: "known sources: \(sources.keys.sorted().joined(separator: ", "))")
+                }
+            case "sinks":
+                result.sinks = try strings(field.node, key)
+                for sink in result.sinks where sinks[sink] == nil {
+                    throw error(field.node, key, "no sink named '\(sink)'", fix: "known sinks: \(sinks.keys.sorted().joined(separator: ", "))")
+                }
+            case "tables": result.include = try strings(field.node, key)
+            case "exclude": result.exclude = try strings(field.node, key)
+            case "start":
+                do { result.start = try StartPosition(parsing: try string(field.node, key)) } catch let parse as FerryError {
+                    throw error(field.node, key, parse.message, fix: parse.fix)
+                }
+            case "buffer":
+                let kind = try string(field.node, key)
+                guard kind == "memory" else {
+                    throw error(field.node, key, "buffer '\(kind)' is not available in this build yet", fix: "use buffer: memory")
+                }
+            case "buffer_bytes": result.bufferBytes = try integer(field.node, key)
+            case "batch": result.batchTransactions = max(1, try integer(field.node, key))
+            case "target_table": result.targetTable = try string(field.node, key)
+            default:
+                let id = try integer(field.node, key)
+                guard id > 0, id < Int(UInt32.max) else { throw error(field.node, key, "server_id must be between 1 and 4294967294") }
+                result.serverID = UInt32(id)
+            }
+        }
+        guard !result.source.isEmpty else { throw error(keyNode, "\(path).source", "missing source") }
+        guard !result.sinks.isEmpty else { throw error(keyNode, "\(path).sinks", "missing sinks", fix: "sinks: [name, …]") }
+        return result
+    }
+
+    /// A stable replica id from the pipeline name (FNV-1a), away from the small ids real replicas use.
+    static func defaultServerID(_ name: String) -> UInt32 {
+        var hash: UInt32 = 2_166_136_261
+        for byte in name.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return 100_000_000 + hash % 2_000_000_000
+    }
+
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var previous = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}

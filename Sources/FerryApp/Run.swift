@@ -1,0 +1,78 @@
+import FerryCore
+import FileSink
+import Foundation
+import Logging
+import MySQLSource
+import MySQLWire
+import Pipeline
+import ServiceLifecycle
+import SQLiteSink
+import StateStore
+import UnixSignals
+
+/// `ferry run -c FILE`: every pipeline as a service; SIGTERM/SIGINT drain, commit and exit 0.
+public enum Run {
+    public static func run(configuration: FerryConfiguration, logger: Logger) async throws {
+        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
+        let services = try configuration.pipelines.map { try PipelineService(runner: buildRunner($0, configuration: configuration, store: store, logger: logger)) }
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                                           failureTerminationBehavior: .gracefullyShutdownGroup) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        try await store.close()
+    }
+
+    /// The composition root for one pipeline: source, sinks and store from the configuration.
+    public static func buildRunner(_ pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
+                                   store: any CheckpointStore, logger: Logger) throws -> PipelineRunner {
+        let sourceSpec = configuration.sources[pipeline.source]!
+        let connection = try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password)
+        let source = MySQLSource(configuration: MySQLSourceConfiguration(
+            name: sourceSpec.name, connection: connection, serverID: pipeline.serverID,
+            filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude)), logger: logger)
+        let template = pipeline.targetTable
+        let targetTable: @Sendable (TableName) -> String = { name in
+            template.replacingOccurrences(of: "{db}", with: name.database).replacingOccurrences(of: "{table}", with: name.table)
+        }
+        let sinks: [any Sink] = pipeline.sinks.map { sinkName in
+            switch configuration.sinks[sinkName]!.kind {
+            case .sqlite(let path):
+                return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable), logger: logger)
+            case .jsonl(let directory, let bytes, let age):
+                return JSONLinesSink(configuration: .init(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),
+                                                          maximumFileBytes: bytes, maximumFileAgeSeconds: age))
+            }
+        }
+        return PipelineRunner(
+            configuration: PipelineConfiguration(name: pipeline.name, bufferBytes: pipeline.bufferBytes, batchTransactions: pipeline.batchTransactions),
+            source: MySQLTransactionSource(source: source, start: pipeline.start), sinks: sinks, store: store, logger: logger)
+    }
+}
+
+/// The MySQL source as the engine sees it: resume after a position, else start where configured.
+struct MySQLTransactionSource: TransactionSource {
+    let source: MySQLSource
+    let start: StartPosition
+
+    func run(after position: BinlogPosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
+        let from = position.map { StartPosition.coordinates($0.coordinates) } ?? start
+        _ = try await source.run(from: from) { transaction in try await deliver(transaction) }
+    }
+}
+
+/// One pipeline as a swift-service-lifecycle service: graceful shutdown stops the source, the
+/// sinks drain what is buffered, positions are committed, and `run` returns.
+struct PipelineService: Service {
+    let runner: PipelineRunner
+
+    func run() async throws {
+        let stop = StopSignal()
+        try await withGracefulShutdownHandler {
+            try await runner.run(stop: stop)
+        } onGracefulShutdown: {
+            Task { await stop.stop() }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import FerryCore
+
+/// The position every sink has applied: the lowest of the sinks' applied positions
+/// (invariant 1). Pure; the runner persists what it returns.
+public struct LowWatermark: Sendable {
+    private var applied: [String: BinlogPosition?]
+
+    public init(sinks: [String], applied initial: [String: BinlogPosition] = [:]) {
+        applied = Dictionary(uniqueKeysWithValues: sinks.map { ($0, initial[$0]) })
+    }
+
+    /// Records a sink's progress; positions only move forward.
+    public mutating func sinkApplied(_ sink: String, _ position: BinlogPosition) {
+        if let current = applied[sink] ?? nil, position.coordinates <= current.coordinates { return }
+        applied[sink] = position
+    }
+
+    /// The safe resume position, or `nil` while some sink has applied nothing.
+    public var safePosition: BinlogPosition? {
+        var lowest: BinlogPosition? = nil
+        for position in applied.values {
+            guard let position else { return nil }
+            if lowest == nil || position.coordinates < lowest!.coordinates { lowest = position }
+        }
+        return lowest
+    }
+
+    public func applied(_ sink: String) -> BinlogPosition? { applied[sink] ?? nil }
+}

@@ -1,0 +1,112 @@
+import FerryCore
+
+/// The bounded in-memory queue between a source and its sinks (DESIGN §1, invariant 6).
+///
+/// Every sink reads every transaction at its own cursor; a transaction is released once all
+/// sinks have read it. `append` suspends while the buffered bytes exceed the bound — that is the
+/// backpressure that stops the source from reading (the database keeps its binlog meanwhile).
+/// A single transaction larger than the bound is still admitted, alone.
+public actor MemoryBuffer {
+    public let maximumBytes: Int
+    private var entries: [(sequence: Int, transaction: Transaction, bytes: Int)] = []
+    private var firstSequence = 0
+    private var nextSequence = 0
+    private var bufferedBytes = 0
+    private var cursors: [String: Int]
+    private var finished = false
+    private var waitingWriters: [CheckedContinuation<Void, Never>] = []
+    private var waitingReaders: [String: CheckedContinuation<Void, Never>] = [:]
+
+    /// - Parameter consumers: the names of the sinks that read the buffer.
+    public init(maximumBytes: Int, consumers: [String]) {
+        self.maximumBytes = maximumBytes
+        self.cursors = Dictionary(uniqueKeysWithValues: consumers.map { ($0, 0) })
+    }
+
+    public var byteCount: Int { bufferedBytes }
+    public var count: Int { entries.count }
+
+    /// Adds a transaction, waiting while the buffer is full.
+    public func append(_ transaction: Transaction) async {
+        let bytes = Self.estimatedBytes(transaction)
+        while !entries.isEmpty && bufferedBytes + bytes > maximumBytes {
+            await withCheckedContinuation { waitingWriters.append($0) }
+        }
+        entries.append((nextSequence, transaction, bytes))
+        nextSequence += 1
+        bufferedBytes += bytes
+        wakeReaders()
+    }
+
+    /// No more transactions will come; readers drain what is left and then get `nil`.
+    public func finish() {
+        finished = true
+        wakeReaders()
+    }
+
+    /// Up to `limit` transactions after the consumer's cursor, waiting until at least one is there.
+    /// Returns an empty array only when the buffer is finished and drained for this consumer.
+    public func read(consumer: String, limit: Int) async -> [Transaction] {
+        while true {
+            let cursor = cursors[consumer] ?? nextSequence
+            if cursor < nextSequence {
+                let start = cursor - firstSequence
+                let end = min(entries.count, start + limit)
+                let batch = entries[start..<end].map(\.transaction)
+                cursors[consumer] = cursor + batch.count
+                release()
+                return batch
+            }
+            if finished { return [] }
+            await withCheckedContinuation { waitingReaders[consumer] = $0 }
+        }
+    }
+
+    /// Transactions the consumer has not read yet.
+    public func backlog(consumer: String) -> Int {
+        nextSequence - (cursors[consumer] ?? nextSequence)
+    }
+
+    private func release() {
+        let lowest = cursors.values.min() ?? nextSequence
+        var released = 0
+        while firstSequence < lowest, !entries.isEmpty {
+            bufferedBytes -= entries[released].bytes
+            released += 1
+            firstSequence += 1
+        }
+        if released > 0 {
+            entries.removeFirst(released)
+            let writers = waitingWriters
+            waitingWriters.removeAll()
+            for writer in writers { writer.resume() }
+        }
+    }
+
+    private func wakeReaders() {
+        let readers = waitingReaders
+        waitingReaders.removeAll()
+        for reader in readers.values { reader.resume() }
+    }
+
+    /// A cheap estimate of a transaction's memory: values' payload sizes plus fixed overheads.
+    static func estimatedBytes(_ transaction: Transaction) -> Int {
+        var total = 256
+        for event in transaction.events {
+            total += 128
+            for row in [event.before, event.after] {
+                guard let row else { continue }
+                total += row.count * 24
+                for value in row {
+                    switch value {
+                    case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): total += text.utf8.count
+                    case .bytes(let bytes): total += bytes.count
+                    case .geometry(let geometry): total += geometry.wkb.count
+                    default: break
+                    }
+                }
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,200 @@
+import FerryCore
+import Logging
+
+/// How one pipeline runs.
+public struct PipelineConfiguration: Sendable {
+    public var name: String
+    /// Bound of the memory buffer in bytes. Default 64 MiB.
+    public var bufferBytes: Int
+    /// Most transactions a sink applies in one batch. Default 500.
+    public var batchTransactions: Int
+    public var retry: RetryPolicy
+
+    public init(name: String, bufferBytes: Int = 64 << 20, batchTransactions: Int = 500, retry: RetryPolicy = RetryPolicy()) {
+        self.name = name
+        self.bufferBytes = bufferBytes
+        self.batchTransactions = batchTransactions
+        self.retry = retry
+    }
+}
+
+/// Runs one pipeline: source → memory buffer → every sink, with durable positions.
+///
+/// On start every sink reports what it has applied (from the target itself where it can); the
+/// source resumes after the lowest of those, and each sink skips what it already has — so a crash
+/// at any moment neither loses nor doubles a change. The safe position (everything applied by
+/// every sink) is written to the checkpoint store only after the sinks made it durable.
+public struct PipelineRunner: Sendable {
+    public let configuration: PipelineConfiguration
+    let source: any TransactionSource
+    let sinks: [any Sink]
+    let store: any CheckpointStore
+    let logger: Logger
+
+    public init(configuration: PipelineConfiguration, source: any TransactionSource, sinks: [any Sink],
+                store: any CheckpointStore, logger: Logger) {
+        self.configuration = configuration
+        self.source = source
+        self.sinks = sinks
+        self.store = store
+        self.logger = logger
+    }
+
+    /// Runs until `stop` fires (then drains and returns) or an error stops the pipeline.
+    public func run(stop: StopSignal) async throws {
+        let name = configuration.name
+        var metadata = logger
+        metadata[metadataKey: LoggingKeys.pipeline] = "\(name)"
+        let logger = metadata
+        let checkpoint = try await store.checkpoint(pipeline: name)
+        var applied: [String: BinlogPosition] = [:]
+        for sink in sinks {
+            let recorded = try await configuration.retry.run({ try await sink.open() }) { error, attempt, wait in
+                logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)",
+                                                                       "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
+            }
+            if let position = recorded ?? checkpoint?.sinks[sink.name]?.applied { applied[sink.name] = position }
+        }
+        let resume = Self.resumePosition(applied: applied, sinks: sinks.map(\.name), safe: checkpoint?.safePosition)
+        try await store.audit(pipeline: name, action: "start", detail: "resume after \(resume.map(\.description) ?? "the configured start")")
+        logger.info("pipeline starting", metadata: [LoggingKeys.position: "\(resume.map(\.description) ?? "start")"])
+
+        let buffer = MemoryBuffer(maximumBytes: configuration.bufferBytes, consumers: sinks.map(\.name))
+        let watermark = WatermarkState(LowWatermark(sinks: sinks.map(\.name), applied: applied))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await withThrowingTaskGroup(of: Void.self) { inner in
+                    inner.addTask {
+                        try await source.run(after: resume) { transaction in await buffer.append(transaction) }
+                    }
+                    inner.addTask {
+                        await stop.wait()
+                        throw CancellationError()
+                    }
+                    do {
+                        try await inner.next()
+                    } catch is CancellationError {
+                    }
+                    inner.cancelAll()
+                }
+                await buffer.finish()
+            }
+            for sink in sinks {
+                let start = applied[sink.name]
+                group.addTask {
+                    try await runSink(sink, from: start, buffer: buffer, watermark: watermark, logger: logger)
+                }
+            }
+            try await group.waitForAll()
+        }
+        for sink in sinks { try? await sink.close() }
+        try await store.audit(pipeline: name, action: "stop", detail: "drained and stopped")
+    }
+
+    /// The lowest applied position over all sinks; when some sink has none, the stored safe
+    /// position (a sink that lost its record replays from there, harmlessly).
+    static func resumePosition(applied: [String: BinlogPosition], sinks: [String], safe: BinlogPosition?) -> BinlogPosition? {
+        let known = sinks.compactMap { applied[$0] }
+        let candidates = known.count == sinks.count ? known : (safe.map { [$0] } ?? []) + (safe == nil ? [] : known)
+        return candidates.min { $0.coordinates < $1.coordinates }
+    }
+
+    private func runSink(_ sink: any Sink, from start: BinlogPosition?, buffer: MemoryBuffer, watermark: WatermarkState,
+                         logger: Logger) async throws {
+        var applied = start
+        while true {
+            let batch = await buffer.read(consumer: sink.name, limit: configuration.batchTransactions)
+            if batch.isEmpty { return }
+            let fresh = batch.filter { transaction in applied.map { transaction.position.coordinates > $0.coordinates } ?? true }
+            guard let last = fresh.last else { continue }
+            do {
+                try await configuration.retry.run({ try await sink.apply(fresh) }) { error, attempt, wait in
+                    logger.warning("sink write failed; retrying", metadata: [
+                        LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)", LoggingKeys.position: "\(last.position)",
+                        "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(Int(wait * 1000)) ms",
+                    ])
+                }
+            } catch {
+                let failure = ErrorContext.ferryError(error).adding("pipeline", configuration.name).adding("sink", sink.name)
+                    .adding("position", "\(fresh.first!.position.coordinates)…\(last.position.coordinates)")
+                try? await store.audit(pipeline: configuration.name, action: "error", detail: failure.description)
+                throw failure
+            }
+            applied = last.position
+            try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: last.position, applied: last.position)
+            if let safe = await watermark.record(sink: sink.name, position: last.position) {
+                try await store.saveSafePosition(safe, pipeline: configuration.name)
+            }
+        }
+    }
+}
+
+/// The low watermark shared by the sink workers; returns a new safe position when it moved.
+actor WatermarkState {
+    private var watermark: LowWatermark
+    private var saved: BinlogPosition?
+
+    init(_ watermark: LowWatermark) {
+        self.watermark = watermark
+        self.saved = watermark.safePosition
+    }
+
+    func record(sink: String, position: BinlogPosition) -> BinlogPosition? {
+        watermark.sinkApplied(sink, position)
+        guard let safe = watermark.safePosition, safe != saved else { return nil }
+        saved = safe
+        return safe
+    }
+}
+
+/// Fires once; everything waiting on it resumes. Waiting also ends when the waiting task is
+/// cancelled.
+public actor StopSignal {
+    private var stopped = false
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextID = 0
+
+    public init() {}
+
+    public var isStopped: Bool { stopped }
+
+    public func stop() {
+        stopped = true
+        let pending = waiters
+        waiters.removeAll()
+        for waiter in pending.values { waiter.resume() }
+    }
+
+    public func wait() async {
+        let id = nextID
+        nextID += 1
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if stopped || Task.isCancelled { continuation.resume() } else { waiters[id] = continuation }
+            }
+        } onCancel: {
+            Task { await self.cancelWaiter(id) }
+        }
+    }
+
+    private func cancelWaiter(_ id: Int) {
+        waiters.removeValue(forKey: id)?.resume()
+    }
+}
+
+/// Log metadata keys of the engine.
+enum LoggingKeys {
+    static let pipeline = "ferry.pipeline"
+    static let sink = "ferry.sink"
+    static let position = "ferry.position"
+    static let error = "ferry.error"
+}
+
+/// Maps any error to the user-facing shape.
+enum ErrorContext {
+    static func ferryError(_ error: any Error) -> FerryError {
+        if let error = error as? FerryError { return error }
+        if let convertible = error as? any FerryErrorConvertible { return convertible.ferryError }
+        return FerryError(code: "sink.write_failed", message: "\(error)")
+    }
+}

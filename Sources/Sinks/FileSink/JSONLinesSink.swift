@@ -1,0 +1,166 @@
+import FerryCore
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Append-only JSON-lines files: one Debezium envelope per change, each with a stable `id`
+/// (`file:pos:row` of its transaction's commit position and its index) so consumers can drop
+/// duplicates. Files rotate by size and age; a batch is durable (fsync) before `apply` returns.
+///
+/// Each line also says how many changes its transaction has (`txn_events`). The applied position
+/// is that of the last transaction whose lines are all on disk, so no separate offsets file is
+/// needed; at open a torn tail — a partial line or a partial transaction — is cut off and replayed.
+public actor JSONLinesSink: Sink {
+    public struct Configuration: Sendable {
+        public var name: String
+        /// Directory for the files; the current one is `<directory>/<name>.jsonl`.
+        public var directory: String
+        /// Rotate when the current file exceeds this many bytes. Default 128 MiB.
+        public var maximumFileBytes: Int
+        /// Rotate when the current file is older than this many seconds. Default 3600.
+        public var maximumFileAgeSeconds: Double
+
+        public init(name: String, directory: String, maximumFileBytes: Int = 128 << 20, maximumFileAgeSeconds: Double = 3600) {
+            self.name = name
+            self.directory = directory
+            self.maximumFileBytes = maximumFileBytes
+            self.maximumFileAgeSeconds = maximumFileAgeSeconds
+        }
+    }
+
+    public nonisolated let name: String
+    let configuration: Configuration
+    private let writer = EventJSONWriter(format: .debezium)
+    private var descriptor: Int32 = -1
+    private var fileBytes = 0
+    private var fileOpenedAt = Date()
+
+    public init(configuration: Configuration) {
+        self.name = configuration.name
+        self.configuration = configuration
+    }
+
+    var currentPath: String { (configuration.directory as NSString).appendingPathComponent("\(configuration.name).jsonl") }
+
+    public func open() async throws -> BinlogPosition? {
+        try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+        let last = try Self.repairAndReadLastPosition(currentPath) ?? Self.lastRotatedPosition(directory: configuration.directory, name: configuration.name)
+        try openCurrent()
+        return last
+    }
+
+    public func close() async throws {
+        if descriptor >= 0 { Glibc.close(descriptor) }
+        descriptor = -1
+    }
+
+    public func apply(_ transactions: [Transaction]) async throws {
+        if fileBytes >= configuration.maximumFileBytes || Date().timeIntervalSince(fileOpenedAt) >= configuration.maximumFileAgeSeconds {
+            try rotate()
+        }
+        var out: [UInt8] = []
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for transaction in transactions {
+            for event in transaction.events {
+                var line: [UInt8] = []
+                writer.write(event, processedAtMillis: now, into: &line)
+                out.append(contentsOf: "{\"id\":\"\(event.source.position.coordinates.file):\(event.source.position.coordinates.offset):\(event.source.row)\",\"txn_events\":\(transaction.events.count),".utf8)
+                out.append(contentsOf: line.dropFirst())
+            }
+        }
+        guard !out.isEmpty else { return }
+        try writeAll(out)
+        guard fsync(descriptor) == 0 else {
+            throw FerryError(code: "sink.file.fsync", message: "fsync of \(currentPath) failed: \(String(cString: strerror(errno)))",
+                             fix: "check the disk; an fsync error is never retried because the data may be lost")
+        }
+        fileBytes += out.count
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw FerryError(code: "sink.file.write", message: "cannot write \(currentPath): \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+    }
+
+    private func openCurrent() throws {
+        descriptor = Glibc.open(currentPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard descriptor >= 0 else {
+            throw FerryError(code: "sink.file.open", message: "cannot open \(currentPath): \(String(cString: strerror(errno)))")
+        }
+        var info = stat()
+        fstat(descriptor, &info)
+        fileBytes = Int(info.st_size)
+        fileOpenedAt = Date()
+    }
+
+    private func rotate() throws {
+        Glibc.close(descriptor)
+        let stamp = Int64(Date().timeIntervalSince1970 * 1000)
+        let rotated = (configuration.directory as NSString).appendingPathComponent("\(configuration.name).\(stamp).jsonl")
+        try FileManager.default.moveItem(atPath: currentPath, toPath: rotated)
+        try openCurrent()
+    }
+
+    /// Cuts a torn tail (partial line, partial transaction) and returns the position of the last
+    /// complete transaction in the file.
+    static func repairAndReadLastPosition(_ path: String) throws -> BinlogPosition? {
+        guard let handle = FileHandle(forUpdatingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let size = try handle.seekToEnd()
+        guard size > 0 else { return nil }
+        let window = min(size, 64 << 20)
+        let windowStart = size - window
+        try handle.seek(toOffset: windowStart)
+        let tail = try handle.readToEnd() ?? Data()
+        // Complete lines in the window, newest last, with their end offsets in the file.
+        var lines: [(end: UInt64, line: Data)] = []
+        var lineStart = tail.startIndex
+        for index in tail.indices where tail[index] == 0x0A {
+            lines.append((windowStart + UInt64(index - tail.startIndex) + 1, tail[lineStart..<index]))
+            lineStart = index + 1
+        }
+        if windowStart > 0, !lines.isEmpty { lines.removeFirst() }  // may start mid-line
+        var keep: UInt64 = windowStart == 0 ? 0 : (lines.first.map { $0.end } ?? windowStart)
+        var result: BinlogPosition? = nil
+        var index = lines.count - 1
+        while index >= 0 {
+            guard let parsed = parse(lines[index].line) else { index -= 1; continue }
+            if parsed.row + 1 == parsed.events {
+                keep = lines[index].end
+                result = parsed.position
+                break
+            }
+            index -= 1
+        }
+        if result == nil, windowStart == 0 { keep = 0 }
+        if keep < size { try handle.truncate(atOffset: keep) }
+        return result
+    }
+
+    static func parse(_ line: Data) -> (position: BinlogPosition, row: Int, events: Int)? {
+        guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+              let source = object["source"] as? [String: Any], let file = source["file"] as? String,
+              let offset = (source["pos"] as? NSNumber)?.uint64Value, let row = (source["row"] as? NSNumber)?.intValue,
+              let events = (object["txn_events"] as? NSNumber)?.intValue
+        else { return nil }
+        let gtid = (source["gtid_pos"] as? String).flatMap { MariaDBGTIDPosition(parsing: Substring($0)) }.map { GTIDPosition.mariadb($0) }
+        return (BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid), row, events)
+    }
+
+    static func lastRotatedPosition(directory: String, name: String) -> BinlogPosition? {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let rotated = files.filter { $0.hasPrefix("\(name).") && $0.hasSuffix(".jsonl") && $0 != "\(name).jsonl" }.sorted()
+        guard let newest = rotated.last else { return nil }
+        return try? repairAndReadLastPosition((directory as NSString).appendingPathComponent(newest))
+    }
+}

@@ -1,0 +1,114 @@
+import FerryCore
+import Foundation
+import Logging
+import SQLiteNIO
+
+/// The pipeline state on a local SQLite file (WAL mode, synchronous=FULL): per pipeline the safe
+/// position, per sink the last queued and applied positions, snapshot progress, and an audit log
+/// of runs and operator actions.
+///
+/// Schema (version 1):
+/// - `pipelines(name PRIMARY KEY, safe_position TEXT, updated_at TEXT)`
+/// - `sinks(pipeline, sink, queued_position TEXT, applied_position TEXT, updated_at TEXT, PRIMARY KEY(pipeline, sink))`
+/// - `snapshot_chunks(pipeline, table_name, chunk INTEGER, state TEXT, PRIMARY KEY(pipeline, table_name, chunk))`
+/// - `audit(id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, pipeline TEXT, action TEXT, detail TEXT)`
+/// Positions are `BinlogPosition.persistedJSON`.
+public actor SQLiteCheckpointStore: CheckpointStore {
+    public let path: String
+    private let connection: SQLiteConnection
+
+    private init(path: String, connection: SQLiteConnection) {
+        self.path = path
+        self.connection = connection
+    }
+
+    /// Opens (creating if needed) and verifies the state file.
+    public static func open(path: String, logger: Logger) async throws -> SQLiteCheckpointStore {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        } catch {
+            throw corrupt(path, "\(error)")
+        }
+        do {
+            let check = try await connection.query("PRAGMA quick_check")
+            guard check.first?.column("quick_check")?.string == "ok" else {
+                throw corrupt(path, "integrity check reports \(check.first?.column("quick_check")?.string ?? "nothing")")
+            }
+            _ = try await connection.query("PRAGMA journal_mode = WAL")
+            _ = try await connection.query("PRAGMA synchronous = FULL")
+            for statement in migrations { _ = try await connection.query(statement) }
+        } catch let error as FerryError {
+            try? await connection.close()
+            throw error
+        } catch {
+            try? await connection.close()
+            throw corrupt(path, "\(error)")
+        }
+        return SQLiteCheckpointStore(path: path, connection: connection)
+    }
+
+    static let migrations = [
+        "CREATE TABLE IF NOT EXISTS pipelines (name TEXT PRIMARY KEY, safe_position TEXT, updated_at TEXT)",
+        "CREATE TABLE IF NOT EXISTS sinks (pipeline TEXT NOT NULL, sink TEXT NOT NULL, queued_position TEXT, applied_position TEXT, updated_at TEXT, PRIMARY KEY (pipeline, sink))",
+        "CREATE TABLE IF NOT EXISTS snapshot_chunks (pipeline TEXT NOT NULL, table_name TEXT NOT NULL, chunk INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (pipeline, table_name, chunk))",
+        "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, pipeline TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL)",
+    ]
+
+    static func corrupt(_ path: String, _ cause: String) -> FerryError {
+        FerryError(code: "state.corrupt", message: "the state file \(path) cannot be used: \(cause)",
+                   context: [("file", path)],
+                   fix: "move the file aside and start again: each SQL sink recovers its position from its ferry_offsets table; for other sinks give a start position with `ferry run --from POSITION`")
+    }
+
+    public func close() async throws { try await connection.close() }
+
+    public func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? {
+        let safeRows = try await connection.query("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
+        let sinkRows = try await connection.query("SELECT sink, queued_position, applied_position FROM sinks WHERE pipeline = ?", [.text(pipeline)])
+        if safeRows.isEmpty && sinkRows.isEmpty { return nil }
+        var sinks: [String: SinkCheckpoint] = [:]
+        for row in sinkRows {
+            guard let name = row.column("sink")?.string else { continue }
+            sinks[name] = SinkCheckpoint(queued: row.column("queued_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)),
+                                         applied: row.column("applied_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)))
+        }
+        return PipelineCheckpoint(safePosition: safeRows.first?.column("safe_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)),
+                                  sinks: sinks)
+    }
+
+    public func saveSafePosition(_ position: BinlogPosition, pipeline: String) async throws {
+        _ = try await connection.query("""
+            INSERT INTO pipelines (name, safe_position, updated_at) VALUES (?, ?, ?)
+            ON CONFLICT (name) DO UPDATE SET safe_position = excluded.safe_position, updated_at = excluded.updated_at
+            """, [.text(pipeline), .text(position.persistedJSON), .text(Self.now())])
+    }
+
+    public func saveSinkPositions(pipeline: String, sink: String, queued: BinlogPosition?, applied: BinlogPosition?) async throws {
+        _ = try await connection.query("""
+            INSERT INTO sinks (pipeline, sink, queued_position, applied_position, updated_at) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (pipeline, sink) DO UPDATE SET queued_position = excluded.queued_position,
+              applied_position = excluded.applied_position, updated_at = excluded.updated_at
+            """, [.text(pipeline), .text(sink), queued.map { .text($0.persistedJSON) } ?? .null,
+                  applied.map { .text($0.persistedJSON) } ?? .null, .text(Self.now())])
+    }
+
+    public func audit(pipeline: String, action: String, detail: String) async throws {
+        _ = try await connection.query("INSERT INTO audit (at, pipeline, action, detail) VALUES (?, ?, ?, ?)",
+                                       [.text(Self.now()), .text(pipeline), .text(action), .text(detail)])
+    }
+
+    /// The most recent audit entries, newest first.
+    public func auditLog(pipeline: String, limit: Int) async throws -> [(at: String, action: String, detail: String)] {
+        try await connection.query("SELECT at, action, detail FROM audit WHERE pipeline = ? ORDER BY id DESC LIMIT ?",
+                                   [.text(pipeline), .integer(limit)]).map {
+            ($0.column("at")?.string ?? "", $0.column("action")?.string ?? "", $0.column("detail")?.string ?? "")
+        }
+    }
+
+    static func now() -> String {
+        ISO8601DateFormatter().string(from: Date())
+    }
+}
