@@ -14,8 +14,10 @@ public actor MemoryBuffer {
     private var bufferedBytes = 0
     private var cursors: [String: Int]
     private var finished = false
-    private var waitingWriters: [CheckedContinuation<Void, Never>] = []
-    private var waitingReaders: [String: CheckedContinuation<Void, Never>] = [:]
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var writerIDs: [Int] = []
+    private var readerIDs: [String: Int] = [:]
+    private var nextWaiterID = 0
 
     /// - Parameter consumers: the names of the sinks that read the buffer.
     public init(maximumBytes: Int, consumers: [String]) {
@@ -26,11 +28,13 @@ public actor MemoryBuffer {
     public var byteCount: Int { bufferedBytes }
     public var count: Int { entries.count }
 
-    /// Adds a transaction, waiting while the buffer is full.
-    public func append(_ transaction: Transaction) async {
+    /// Adds a transaction, waiting while the buffer is full. Throws `CancellationError` when the
+    /// waiting task is cancelled.
+    public func append(_ transaction: Transaction) async throws {
         let bytes = Self.estimatedBytes(transaction)
         while !entries.isEmpty && bufferedBytes + bytes > maximumBytes {
-            await withCheckedContinuation { waitingWriters.append($0) }
+            try Task.checkCancellation()
+            await suspend { self.writerIDs.append($0) }
         }
         entries.append((nextSequence, transaction, bytes))
         nextSequence += 1
@@ -57,9 +61,31 @@ public actor MemoryBuffer {
                 release()
                 return batch
             }
-            if finished { return [] }
-            await withCheckedContinuation { waitingReaders[consumer] = $0 }
+            if finished || Task.isCancelled { return [] }
+            await suspend { self.readerIDs[consumer] = $0 }
         }
+    }
+
+    /// Waits until woken or cancelled; `register` files the waiter's id.
+    private func suspend(_ register: (Int) -> Void) async {
+        let id = nextWaiterID
+        nextWaiterID += 1
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume()
+                } else {
+                    waiters[id] = continuation
+                    register(id)
+                }
+            }
+        } onCancel: {
+            Task { await self.wake(id) }
+        }
+    }
+
+    private func wake(_ id: Int) {
+        waiters.removeValue(forKey: id)?.resume()
     }
 
     /// Transactions the consumer has not read yet.
@@ -77,16 +103,16 @@ public actor MemoryBuffer {
         }
         if released > 0 {
             entries.removeFirst(released)
-            let writers = waitingWriters
-            waitingWriters.removeAll()
-            for writer in writers { writer.resume() }
+            let writers = writerIDs
+            writerIDs.removeAll()
+            for id in writers { wake(id) }
         }
     }
 
     private func wakeReaders() {
-        let readers = waitingReaders
-        waitingReaders.removeAll()
-        for reader in readers.values { reader.resume() }
+        let readers = readerIDs
+        readerIDs.removeAll()
+        for id in readers.values { wake(id) }
     }
 
     /// A cheap estimate of a transaction's memory: values' payload sizes plus fixed overheads.

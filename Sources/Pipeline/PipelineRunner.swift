@@ -65,7 +65,7 @@ public struct PipelineRunner: Sendable {
             group.addTask {
                 try await withThrowingTaskGroup(of: Void.self) { inner in
                     inner.addTask {
-                        try await source.run(after: resume) { transaction in await buffer.append(transaction) }
+                        try await source.run(after: resume) { transaction in try await buffer.append(transaction) }
                     }
                     inner.addTask {
                         await stop.wait()

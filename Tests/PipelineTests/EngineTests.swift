@@ -55,13 +55,13 @@ func temporaryDirectory() -> String {
     @Test func memoryBufferAppliesBackpressureAndFansOut() async throws {
         let one = MemoryBuffer.estimatedBytes(transaction(10, [(.create, nil, [.int(1), .string("x"), .decimal("1.00")])]))
         let buffer = MemoryBuffer(maximumBytes: one * 2, consumers: ["fast", "slow"])
-        await buffer.append(transaction(10, [(.create, nil, [.int(1), .string("x"), .decimal("1.00")])]))
-        await buffer.append(transaction(20, [(.create, nil, [.int(2), .string("x"), .decimal("1.00")])]))
-        let writer = Task { await buffer.append(transaction(30, [(.create, nil, [.int(3), .string("x"), .decimal("1.00")])])) }
+        try await buffer.append(transaction(10, [(.create, nil, [.int(1), .string("x"), .decimal("1.00")])]))
+        try await buffer.append(transaction(20, [(.create, nil, [.int(2), .string("x"), .decimal("1.00")])]))
+        let writer = Task { try await buffer.append(transaction(30, [(.create, nil, [.int(3), .string("x"), .decimal("1.00")])])) }
         #expect(await buffer.read(consumer: "fast", limit: 10).map(\.position) == [position(10), position(20)])
         #expect(await buffer.count == 2, "held until the slow sink reads")
         #expect(await buffer.read(consumer: "slow", limit: 1).map(\.position) == [position(10)])
-        await writer.value
+        try await writer.value
         #expect(await buffer.read(consumer: "fast", limit: 10).map(\.position) == [position(30)])
         #expect(await buffer.read(consumer: "slow", limit: 10).map(\.position) == [position(20), position(30)])
         await buffer.finish()

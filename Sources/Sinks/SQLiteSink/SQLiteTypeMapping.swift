@@ -6,6 +6,8 @@ import SQLiteNIO
 enum SQLiteTypeMapping {
     /// The declared column type for a source type name.
     static func columnType(_ typeName: String) -> String {
+        // SQLite integers are signed 64-bit: values above 2^63-1 would turn into REAL.
+        if typeName == "bigint unsigned" || typeName == "bit(64)" { return "TEXT" }
         let base = typeName.split(separator: "(").first.map(String.init)?.split(separator: " ").first.map(String.init) ?? typeName
         switch base {
         case "tinyint", "smallint", "mediumint", "int", "bigint", "year", "bit": return "INTEGER"
