@@ -2,9 +2,47 @@ import FerryCore
 import Logging
 import MySQLSource
 import MySQLWire
+import Pipeline
 
 /// `ferry check --source URL`: connect and verify the source's prerequisites.
 public enum Check {
+    /// `ferry check -c FILE`: the file is valid (it was loaded), every source meets the
+    /// prerequisites, every sink opens, and no pipeline's server_id is taken by another replica.
+    public static func run(configuration: FerryConfiguration, logger: Logger, print: (String) -> Void) async throws -> Bool {
+        var passed = true
+        print("configuration \(configuration.file): valid")
+        for source in configuration.sources.values.sorted(by: { $0.name < $1.name }) {
+            let pipelines = configuration.pipelines.filter { $0.source == source.name }
+            do {
+                passed = try await run(sourceURL: source.url, password: source.password, logger: logger, print: print) && passed
+                let connection = try MySQLConnectionConfiguration(url: source.url, password: source.password)
+                let replicas = try await MySQLConnection.withConnection(connection, logger: logger) { query in
+                    try await query.query("SHOW SLAVE HOSTS").rows.compactMap { $0[0].flatMap { UInt32($0) } }
+                }
+                for pipeline in pipelines where replicas.contains(pipeline.serverID) {
+                    print("  warning pipeline \(pipeline.name): server_id \(pipeline.serverID) is registered by a replica of \(source.name) right now (fine if it is this pipeline running; otherwise set server_id:)")
+                }
+            } catch {
+                passed = false
+                print("source \(source.name): \(ErrorReport.line(error))")
+            }
+        }
+        for pipeline in configuration.pipelines {
+            let runner = try Run.buildRunner(pipeline, configuration: configuration, store: NoCheckpoints(), logger: logger)
+            for sink in runner.sinkList {
+                do {
+                    _ = try await sink.open()
+                    try await sink.close()
+                    print("sink \(sink.name) (pipeline \(pipeline.name)): ok")
+                } catch {
+                    passed = false
+                    print("sink \(sink.name) (pipeline \(pipeline.name)): \(ErrorReport.line(error))")
+                }
+            }
+        }
+        return passed
+    }
+
     /// Prints the report; returns whether every required item passed.
     public static func run(sourceURL: String, password: String?, logger: Logger, print: (String) -> Void) async throws -> Bool {
         let configuration = try MySQLConnectionConfiguration(url: sourceURL, password: password)
@@ -24,4 +62,12 @@ public enum Check {
         print(report.passed ? "all prerequisites met" : "some prerequisites are missing; run the fixes above")
         return report.passed
     }
+}
+
+/// A store that remembers nothing, for building runners that are only checked, never run.
+struct NoCheckpoints: CheckpointStore {
+    func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? { nil }
+    func saveSafePosition(_ position: BinlogPosition, pipeline: String) async throws {}
+    func saveSinkPositions(pipeline: String, sink: String, queued: BinlogPosition?, applied: BinlogPosition?) async throws {}
+    func audit(pipeline: String, action: String, detail: String) async throws {}
 }

@@ -31,6 +31,9 @@ public struct PipelineRunner: Sendable {
     let store: any CheckpointStore
     let logger: Logger
 
+    /// The pipeline's sinks, in configuration order.
+    public var sinkList: [any Sink] { sinks }
+
     public init(configuration: PipelineConfiguration, source: any TransactionSource, sinks: [any Sink],
                 store: any CheckpointStore, logger: Logger) {
         self.configuration = configuration

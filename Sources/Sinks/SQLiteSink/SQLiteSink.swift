@@ -29,6 +29,8 @@ public actor SQLiteSink: Sink {
     private var connection: SQLiteConnection?
     /// Known columns per target table.
     private var tables: [String: Set<String>] = [:]
+    /// Which source table writes each target table: two may not share one.
+    private var origins: [String: TableName] = [:]
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
@@ -64,6 +66,12 @@ public actor SQLiteSink: Sink {
             for event in transaction.events {
                 guard let schema = event.schema else { continue }
                 let table = configuration.targetTable(event.table)
+                if let origin = origins[table], origin != event.table {
+                    throw FerryError(code: "config.target_table_collision",
+                                     message: "source tables \(origin) and \(event.table) would both land on table \(table) of sink \(name)",
+                                     fix: "set target_table: \"{db}_{table}\" on the pipeline, or exclude one of the tables")
+                }
+                origins[table] = event.table
                 try await ensureTable(table, schema: schema, connection: connection)
                 let key = schema.primaryKey
                 switch event.operation {
