@@ -72,13 +72,27 @@ let package = Package(
             ]
         ),
         .target(
+            name: "SinkSupport",
+            dependencies: ["FerryCore"],
+            path: "Sources/Sinks/SinkSupport"
+        ),
+        .target(
             name: "SQLiteSink",
             dependencies: [
-                "FerryCore",
+                "FerryCore", "SinkSupport",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Sinks/SQLiteSink"
+        ),
+        .target(
+            name: "MariaDBSink",
+            dependencies: [
+                "FerryCore", "SinkSupport", "MySQLWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/MariaDBSink"
         ),
         .target(
             name: "FileSink",
@@ -91,7 +105,7 @@ let package = Package(
         .target(
             name: "FerryApp",
             dependencies: [
-                "FerryCore", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SQLiteSink", "FileSink",
+                "FerryCore", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SQLiteSink", "FileSink", "MariaDBSink",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

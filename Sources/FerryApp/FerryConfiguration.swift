@@ -15,6 +15,7 @@ public struct FerryConfiguration: Sendable {
 
     public enum SinkKind: Sendable {
         case sqlite(path: String)
+        case mysql(url: String, password: String?)
         case jsonl(directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double)
     }
 
@@ -206,7 +207,7 @@ struct ConfigReader {
     }
 
     func sink(_ name: String, _ node: Node, dataDirectory: String) throws -> FerryConfiguration.Sink {
-        let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds"])
+        let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url", "password"])
         guard let typeField = fields.first(where: { $0.key == "type" }) else {
             throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
         }
@@ -222,11 +223,26 @@ struct ConfigReader {
             let bytes = try value("max_file_bytes").map { try integer($0, "sinks.\(name).max_file_bytes") } ?? (128 << 20)
             let age = try value("max_file_age_seconds").map { Double(try integer($0, "sinks.\(name).max_file_age_seconds")) } ?? 3600
             return FerryConfiguration.Sink(name: name, kind: .jsonl(directory: directory, maximumFileBytes: bytes, maximumFileAgeSeconds: age))
-        case "postgres", "mysql", "mariadb":
-            throw error(typeField.node, "sinks.\(name).type", "sink type '\(type)' is not available in this build yet",
-                        fix: "use type: sqlite or type: jsonl")
+        case "mysql", "mariadb":
+            guard let urlNode = value("url") else {
+                throw error(node, "sinks.\(name).url", "missing url", fix: "url: mysql://USER@HOST:PORT/DATABASE")
+            }
+            let url = try string(urlNode, "sinks.\(name).url")
+            let password = try value("password").map { try string($0, "sinks.\(name).password") }
+            do {
+                let parsed = try MySQLConnectionConfiguration(url: url, password: password)
+                guard parsed.database != nil else {
+                    throw error(urlNode, "sinks.\(name).url", "the URL names no target database", fix: "url: mysql://USER@HOST:PORT/DATABASE")
+                }
+            } catch let wire as MySQLWireError {
+                throw error(urlNode, "sinks.\(name).url", wire.ferryError.message)
+            }
+            return FerryConfiguration.Sink(name: name, kind: .mysql(url: url, password: password))
+        case "postgres":
+            throw error(typeField.node, "sinks.\(name).type", "sink type 'postgres' is not available in this build yet",
+                        fix: "use type: sqlite, mysql or jsonl")
         default:
-            throw error(typeField.node, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: sqlite or type: jsonl")
+            throw error(typeField.node, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: sqlite, mysql or jsonl")
         }
     }
 

@@ -2,6 +2,7 @@ import FerryCore
 import FileSink
 import Foundation
 import Logging
+import MariaDBSink
 import MySQLSource
 import MySQLWire
 import Pipeline
@@ -36,8 +37,12 @@ public enum Run {
         let targetTable: @Sendable (TableName) -> String = { name in
             template.replacingOccurrences(of: "{db}", with: name.database).replacingOccurrences(of: "{table}", with: name.table)
         }
-        let sinks: [any Sink] = pipeline.sinks.map { sinkName in
+        let sinks: [any Sink] = try pipeline.sinks.map { sinkName in
             switch configuration.sinks[sinkName]!.kind {
+            case .mysql(let url, let password):
+                return MariaDBSink(configuration: .init(name: sinkName, pipeline: pipeline.name,
+                                                        connection: try MySQLConnectionConfiguration(url: url, password: password),
+                                                        targetTable: targetTable), logger: logger)
             case .sqlite(let path):
                 return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable), logger: logger)
             case .jsonl(let directory, let bytes, let age):

@@ -57,7 +57,7 @@ import Testing
         guard case .tableMap(let map) = records[1].event else { Issue.record("no TABLE_MAP"); return }
         let decoder = TableDecoder(tableMap: map, mariadb: true)
         #expect(decoder.schema.columns.map(\.name) == ["id", "name", "price", "at"])
-        #expect(decoder.schema.columns.map(\.typeName) == ["int unsigned", "varchar", "decimal(10,2)", "datetime(3)"])
+        #expect(decoder.schema.columns.map(\.typeName) == ["int unsigned", "varchar(20)", "decimal(10,2)", "datetime(3)"])
         #expect(decoder.schema.primaryKey == [0])
         let at = Value.datetime(DateTimeValue(date: DateValue(year: 2024, month: 5, day: 1), hour: 8, minute: 30, second: 0, microseconds: 250_000, fsp: 3))
         guard case .rows(let writes) = records[2].event, case .rows(let updates) = records[3].event, case .rows(let deletes) = records[4].event else {

@@ -30,6 +30,19 @@ public enum CharacterSet: Sendable, Equatable {
         }
     }
 
+    /// Bytes per character of a collation's character set, for turning byte lengths in TABLE_MAP
+    /// metadata into declared lengths; 4 (utf8mb4) when the collation is not known.
+    public static func maximumBytesPerCharacter(forCollation id: UInt64?) -> Int {
+        guard let id else { return 4 }
+        let base = id >= 1024 && id < 2048 ? id - 1024 : id
+        switch base {
+        case 63, 5, 8, 15, 31, 47, 48, 49, 94, 11, 65: return 1
+        case 33, 76, 83, 192...215, 223: return 3
+        case 35, 90, 128...151, 159: return 2
+        default: return 4
+        }
+    }
+
     /// Character set by its server name (`utf8mb4`, `latin1`, …).
     public static func named(_ name: String) -> CharacterSet {
         switch name.lowercased() {

@@ -53,6 +53,7 @@ public struct TableDecoder: Sendable {
                 return .utf8
             }()
             let enumSetCharset = optional.enumSetCollations[index].map { charset(forCollation: $0) } ?? .utf8
+            let bytesPerCharacter = columnCharset == .binary ? 1 : CharacterSet.maximumBytesPerCharacter(forCollation: optional.collations[index])
             func memberNames(_ raw: [[UInt8]]?, _ fallbackNames: [String]?) -> [String] {
                 if let raw {
                     return raw.map { bytes in bytes.withUnsafeBytes { enumSetCharset.decode($0) ?? String(decoding: $0, as: UTF8.self) } }
@@ -89,12 +90,12 @@ public struct TableDecoder: Sendable {
             case .timestamp2: decoder = .timestamp2(fsp: UInt8(meta)); typeName = meta > 0 ? "timestamp(\(meta))" : "timestamp"
             case .varchar, .varString:
                 decoder = .string(lengthBytes: meta < 256 ? 1 : 2, charset: columnCharset, padTo: nil)
-                typeName = columnCharset == .binary ? "varbinary" : "varchar"
+                typeName = columnCharset == .binary ? "varbinary(\(meta))" : "varchar(\(max(1, meta / bytesPerCharacter)))"
             case .string:
                 let (length, _) = Self.stringLength(meta)
                 decoder = .string(lengthBytes: length < 256 ? 1 : 2, charset: columnCharset,
                                   padTo: columnCharset == .binary ? length : nil)
-                typeName = columnCharset == .binary ? "binary(\(length))" : "char"
+                typeName = columnCharset == .binary ? "binary(\(length))" : "char(\(length / bytesPerCharacter))"
             case .blob, .tinyBlob, .mediumBlob, .longBlob:
                 decoder = .blob(lengthBytes: meta, charset: columnCharset)
                 typeName = Self.blobName(meta, binary: columnCharset == .binary)
@@ -105,11 +106,13 @@ public struct TableDecoder: Sendable {
                 decoder = .bit(bits: bits)
                 typeName = "bit(\(bits))"
             case .enumeration:
-                decoder = .enumeration(byteCount: meta & 0xFF, names: memberNames(optional.enumValues[index], fallback?.enumValues[index]))
-                typeName = "enum"
+                let names = memberNames(optional.enumValues[index], fallback?.enumValues[index])
+                decoder = .enumeration(byteCount: meta & 0xFF, names: names)
+                typeName = "enum(" + names.map(Self.quoted).joined(separator: ",") + ")"
             case .set:
-                decoder = .set(byteCount: meta & 0xFF, names: memberNames(optional.setValues[index], fallback?.setValues[index]))
-                typeName = "set"
+                let names = memberNames(optional.setValues[index], fallback?.setValues[index])
+                decoder = .set(byteCount: meta & 0xFF, names: names)
+                typeName = "set(" + names.map(Self.quoted).joined(separator: ",") + ")"
             case .null: decoder = .null; typeName = "null"
             case .decimal, .typedArray, .vector, nil:
                 decoder = .unsupported("column \(index + 1) of \(tableMap.database).\(tableMap.table) has binlog type \(tableMap.columnTypes[index]), which Ferry does not decode")
@@ -120,8 +123,13 @@ public struct TableDecoder: Sendable {
             let charsetName: String? = switch columnCharset {
             case .binary: "binary"
             case .latin1: "latin1"
-            case .utf8: "utf8mb4"
-            default: nil
+            case .ascii: "ascii"
+            case .utf8: bytesPerCharacter == 3 ? "utf8mb3" : "utf8mb4"
+            case .ucs2: "ucs2"
+            case .utf16: "utf16"
+            case .utf16le: "utf16le"
+            case .utf32: "utf32"
+            case .unsupported: nil
             }
             columns.append(ColumnSchema(name: optional.columnNames?[safe: index] ?? fallback?.columnNames[index],
                                         typeName: typeName, nullable: tableMap.nullable[index],
@@ -136,6 +144,15 @@ public struct TableDecoder: Sendable {
     private static func hires(_ map: TableMapEvent, _ index: Int, _ optional: TableMapEvent.OptionalMetadata) -> ColumnDecoder {
         let name = optional.columnNames?[safe: index] ?? "#\(index + 1)"
         return .unsupported("column \(name) of \(map.database).\(map.table) uses MariaDB's pre-10.1 temporal format with fractional seconds, which Ferry does not decode; convert it with `ALTER TABLE \(map.database).\(map.table) FORCE` (with mysql56_temporal_format=ON)")
+    }
+
+    /// An ENUM/SET member as a SQL string literal.
+    static func quoted(_ name: String) -> String {
+        var text = "'"
+        for character in name {
+            if character == "'" { text += "''" } else if character == "\\" { text += "\\\\" } else { text.append(character) }
+        }
+        return text + "'"
     }
 
     /// CHAR's real length: the top nibble pair of the type byte holds bits 8–9 of the length.

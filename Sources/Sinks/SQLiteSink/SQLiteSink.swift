@@ -2,6 +2,7 @@ import FerryCore
 import Foundation
 import Logging
 import NIOCore
+import SinkSupport
 import SQLiteNIO
 
 /// A SQLite database file as a target: tables created from the source schema, upserts by primary
@@ -30,7 +31,7 @@ public actor SQLiteSink: Sink {
     /// Known columns per target table.
     private var tables: [String: Set<String>] = [:]
     /// Which source table writes each target table: two may not share one.
-    private var origins: [String: TableName] = [:]
+    private var targets = TargetTableRegistry()
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
@@ -61,41 +62,26 @@ public actor SQLiteSink: Sink {
 
     public func apply(_ transactions: [Transaction]) async throws {
         guard let connection, let last = transactions.last else { return }
-        var statements = StatementBatcher()
-        for transaction in transactions {
-            for event in transaction.events {
-                guard let schema = event.schema else { continue }
-                let table = configuration.targetTable(event.table)
-                if let origin = origins[table], origin != event.table {
-                    throw FerryError(code: "config.target_table_collision",
-                                     message: "source tables \(origin) and \(event.table) would both land on table \(table) of sink \(name)",
-                                     fix: "set target_table: \"{db}_{table}\" on the pipeline, or exclude one of the tables")
-                }
-                origins[table] = event.table
+        var operations = RowOperations(maximumCells: 30_000)
+        var targets = self.targets
+        try operations.add(transactions) { event in
+            let table = configuration.targetTable(event.table)
+            try targets.register(table, for: event.table, sink: name)
+            return table
+        }
+        self.targets = targets
+        for group in operations.groups {
+            switch group {
+            case .upsert(let table, let schema, _, _), .delete(let table, let schema, _, _):
                 try await ensureTable(table, schema: schema, connection: connection)
-                let key = schema.primaryKey
-                switch event.operation {
-                case .create, .read:
-                    if let after = event.after { statements.upsert(table: table, schema: schema, row: after) }
-                case .update:
-                    guard let before = event.before, let after = event.after else { continue }
-                    if !key.isEmpty, key.contains(where: { after[$0] != .absent && before[$0] != after[$0] }) {
-                        statements.delete(table: table, schema: schema, row: before)
-                    } else if key.isEmpty {
-                        statements.delete(table: table, schema: schema, row: before)
-                    }
-                    statements.upsert(table: table, schema: schema, row: Self.merged(before: before, after: after))
-                case .delete:
-                    if let before = event.before { statements.delete(table: table, schema: schema, row: before) }
-                case .ddl:
-                    continue
-                }
             }
         }
-        statements.flush()
         do {
             _ = try await connection.query("BEGIN IMMEDIATE")
-            for statement in statements.statements { _ = try await connection.query(statement.sql, statement.binds) }
+            for group in operations.groups {
+                let statement = Self.statement(for: group)
+                _ = try await connection.query(statement.sql, statement.binds)
+            }
             _ = try await connection.query("""
                 INSERT INTO ferry_offsets (pipeline, sink, lane, position, updated_at) VALUES (?, ?, 0, ?, ?)
                 ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
@@ -107,9 +93,31 @@ public actor SQLiteSink: Sink {
         }
     }
 
-    /// An update's after image with columns it lacks (partial images) taken from before.
-    static func merged(before: Row, after: Row) -> Row {
-        zip(before, after).map { $1 == .absent ? $0 : $1 }
+    /// One multi-row statement for a group of row operations.
+    static func statement(for group: RowOperations.Group) -> (sql: String, binds: [SQLiteData]) {
+        switch group {
+        case .upsert(let table, let schema, let columns, let rows):
+            let names = columns.map { quote(schema.columnName($0)) }
+            let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+            var sql = "INSERT INTO \(quote(table)) (\(names.joined(separator: ", "))) VALUES "
+                + Array(repeating: tuple, count: rows.count).joined(separator: ", ")
+            if !schema.primaryKey.isEmpty {
+                let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(quote(schema.columnName($0))) = excluded.\(quote(schema.columnName($0)))" }
+                let conflict = schema.primaryKey.map { quote(schema.columnName($0)) }.joined(separator: ", ")
+                sql += " ON CONFLICT (\(conflict)) DO " + (updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", "))
+            }
+            return (sql, rows.flatMap { row in columns.map { SQLiteTypeMapping.data(row[$0]) } })
+        case .delete(let table, let schema, let key, let rows):
+            if schema.primaryKey.isEmpty {
+                let conditions = key.map { "\(quote(schema.columnName($0))) IS ?" }.joined(separator: " AND ")
+                return ("DELETE FROM \(quote(table)) WHERE rowid = (SELECT rowid FROM \(quote(table)) WHERE \(conditions) LIMIT 1)",
+                        key.map { SQLiteTypeMapping.data(rows[0][$0]) })
+            }
+            let tuple = "(" + Array(repeating: "?", count: key.count).joined(separator: ", ") + ")"
+            let columns = "(" + key.map { quote(schema.columnName($0)) }.joined(separator: ", ") + ")"
+            return ("DELETE FROM \(quote(table)) WHERE \(columns) IN (VALUES \(Array(repeating: tuple, count: rows.count).joined(separator: ", ")))",
+                    rows.flatMap { row in key.map { SQLiteTypeMapping.data(row[$0]) } })
+        }
     }
 
     private func ensureTable(_ table: String, schema: TableSchema, connection: SQLiteConnection) async throws {
@@ -130,80 +138,6 @@ public actor SQLiteSink: Sink {
             }
         }
         tables[table] = existing
-    }
-}
-
-/// Groups consecutive row operations of one kind on one table into multi-row statements,
-/// keeping source order.
-struct StatementBatcher {
-    struct Statement {
-        var sql: String
-        var binds: [SQLiteData]
-    }
-
-    private enum Pending {
-        case upsert(table: String, columns: [Int], schema: TableSchema, rows: [Row])
-        case delete(table: String, key: [Int], schema: TableSchema, rows: [Row])
-    }
-
-    private(set) var statements: [Statement] = []
-    private var pending: Pending?
-    /// SQLite allows 32766 bound parameters per statement.
-    static let maximumBinds = 30000
-
-    mutating func upsert(table: String, schema: TableSchema, row: Row) {
-        let columns = row.indices.filter { row[$0] != .absent }
-        if case .upsert(let t, let c, let s, var rows) = pending, t == table, c == columns, s === schema,
-           (rows.count + 1) * columns.count <= Self.maximumBinds {
-            rows.append(row)
-            pending = .upsert(table: t, columns: c, schema: s, rows: rows)
-            return
-        }
-        flush()
-        pending = .upsert(table: table, columns: columns, schema: schema, rows: [row])
-    }
-
-    mutating func delete(table: String, schema: TableSchema, row: Row) {
-        let key = schema.primaryKey.isEmpty ? Array(row.indices.filter { row[$0] != .absent }) : schema.primaryKey
-        if !schema.primaryKey.isEmpty, case .delete(let t, let k, let s, var rows) = pending, t == table, k == key, s === schema,
-           (rows.count + 1) * key.count <= Self.maximumBinds {
-            rows.append(row)
-            pending = .delete(table: t, key: k, schema: s, rows: rows)
-            return
-        }
-        flush()
-        pending = .delete(table: table, key: key, schema: schema, rows: [row])
-    }
-
-    mutating func flush() {
-        guard let pending else { return }
-        self.pending = nil
-        switch pending {
-        case .upsert(let table, let columns, let schema, let rows):
-            let names = columns.map { quote(schema.columnName($0)) }
-            let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
-            var sql = "INSERT INTO \(quote(table)) (\(names.joined(separator: ", "))) VALUES "
-                + Array(repeating: tuple, count: rows.count).joined(separator: ", ")
-            if !schema.primaryKey.isEmpty {
-                let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(quote(schema.columnName($0))) = excluded.\(quote(schema.columnName($0)))" }
-                let conflict = schema.primaryKey.map { quote(schema.columnName($0)) }.joined(separator: ", ")
-                sql += " ON CONFLICT (\(conflict)) DO " + (updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", "))
-            }
-            statements.append(Statement(sql: sql, binds: rows.flatMap { row in columns.map { SQLiteTypeMapping.data(row[$0]) } }))
-        case .delete(let table, let key, let schema, let rows):
-            if schema.primaryKey.isEmpty {
-                let row = rows[0]
-                let conditions = key.map { "\(quote(schema.columnName($0))) IS ?" }.joined(separator: " AND ")
-                statements.append(Statement(sql: "DELETE FROM \(quote(table)) WHERE rowid = (SELECT rowid FROM \(quote(table)) WHERE \(conditions) LIMIT 1)",
-                                            binds: key.map { SQLiteTypeMapping.data(row[$0]) }))
-            } else {
-                let tuple = "(" + Array(repeating: "?", count: key.count).joined(separator: ", ") + ")"
-                let columns = "(" + key.map { quote(schema.columnName($0)) }.joined(separator: ", ") + ")"
-                statements.append(Statement(
-                    sql: "DELETE FROM \(quote(table)) WHERE \(columns) IN (VALUES \(Array(repeating: tuple, count: rows.count).joined(separator: ", ")))",
-                    binds: rows.flatMap { row in key.map { SQLiteTypeMapping.data(row[$0]) } }))
-            }
-        }
     }
 }
 

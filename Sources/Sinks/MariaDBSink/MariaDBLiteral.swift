@@ -1,0 +1,95 @@
+import FerryCore
+
+/// Source values as MariaDB/MySQL SQL literals (the text protocol has no parameters). The session
+/// runs with `sql_mode = ''` (zero dates are allowed) and `time_zone = '+00:00'` (TIMESTAMP
+/// literals are UTC), so every value arrives exactly as the source stored it.
+enum MariaDBLiteral {
+    static func append(_ value: Value, to out: inout String) {
+        switch value {
+        case .null, .absent: out += "NULL"
+        case .int(let v): out += String(v)
+        case .uint(let v): out += String(v)
+        case .float(let v): out += v.isFinite ? v.description : "NULL"
+        case .double(let v): out += v.isFinite ? v.description : "NULL"
+        case .decimal(let text): out += text
+        case .string(let text), .json(let text), .enumeration(let text): appendQuoted(text, to: &out)
+        case .set(let members): appendQuoted(members.joined(separator: ","), to: &out)
+        case .bytes(let bytes): appendHex(bytes, to: &out)
+        case .year(let year): out += String(year)
+        case .bit(let bits, _): out += String(bits)
+        case .date(let date):
+            out += "'"
+            appendDate(date, to: &out)
+            out += "'"
+        case .time(let time):
+            out += "'" + (time.negative ? "-" : "")
+            appendClock(hours: time.hours, minutes: time.minutes, seconds: time.seconds, microseconds: time.microseconds, to: &out)
+            out += "'"
+        case .datetime(let datetime):
+            out += "'"
+            appendDateTime(datetime, to: &out)
+            out += "'"
+        case .timestamp(let timestamp):
+            out += "'"
+            if timestamp.isZero { out += "0000-00-00 00:00:00" } else { appendDateTime(CivilTime.utc(timestamp), to: &out) }
+            out += "'"
+        case .geometry(let geometry):
+            out += "ST_GeomFromWKB("
+            appendHex(geometry.wkb, to: &out)
+            out += ", \(geometry.srid))"
+        }
+    }
+
+    /// A single-quoted string with MySQL's backslash escapes.
+    static func appendQuoted(_ text: String, to out: inout String) {
+        out += "'"
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "'": out += "\\'"
+            case "\\": out += "\\\\"
+            case "\0": out += "\\0"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\u{1A}": out += "\\Z"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "'"
+    }
+
+    static func appendHex(_ bytes: [UInt8], to out: inout String) {
+        if bytes.isEmpty { out += "''"; return }
+        let digits = Array("0123456789ABCDEF")
+        out += "X'"
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 15)])
+        }
+        out += "'"
+    }
+
+    static func appendDate(_ date: DateValue, to out: inout String) {
+        out += padded(Int(date.year), 4) + "-" + padded(Int(date.month), 2) + "-" + padded(Int(date.day), 2)
+    }
+
+    static func appendClock(hours: UInt32, minutes: UInt8, seconds: UInt8, microseconds: UInt32, to out: inout String) {
+        out += padded(Int(hours), 2) + ":" + padded(Int(minutes), 2) + ":" + padded(Int(seconds), 2)
+        if microseconds > 0 { out += "." + padded(Int(microseconds), 6) }
+    }
+
+    static func appendDateTime(_ value: DateTimeValue, to out: inout String) {
+        appendDate(value.date, to: &out)
+        out += " "
+        appendClock(hours: UInt32(value.hour), minutes: value.minute, seconds: value.second, microseconds: value.microseconds, to: &out)
+    }
+
+    static func padded(_ value: Int, _ width: Int) -> String {
+        let text = String(value)
+        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    }
+}
+
+/// A backquoted identifier.
+func identifier(_ name: String) -> String {
+    "`" + name.split(separator: "`", omittingEmptySubsequences: false).joined(separator: "``") + "`"
+}

@@ -1,0 +1,217 @@
+import FerryCore
+import Logging
+import MySQLWire
+import SinkSupport
+
+/// A MariaDB or MySQL database as a target: tables created from the source schema with the
+/// source's own column types, `INSERT … ON DUPLICATE KEY UPDATE` upserts, deletes, primary-key
+/// changes, added columns — and `ferry_offsets` written in the same transaction as the data.
+///
+/// Each batch uses a fresh connection (a lost connection costs one batch retry, nothing else).
+public actor MariaDBSink: Sink {
+    public struct Configuration: Sendable {
+        public var name: String
+        public var pipeline: String
+        /// Must name the target database: `mysql://USER@HOST:PORT/DATABASE`.
+        public var connection: MySQLConnectionConfiguration
+        public var targetTable: @Sendable (TableName) -> String
+
+        public init(name: String, pipeline: String, connection: MySQLConnectionConfiguration,
+                    targetTable: @escaping @Sendable (TableName) -> String = { $0.table }) {
+            self.name = name
+            self.pipeline = pipeline
+            self.connection = connection
+            self.targetTable = targetTable
+        }
+    }
+
+    public nonisolated let name: String
+    let configuration: Configuration
+    let logger: Logger
+    private var tables: [String: Set<String>] = [:]
+    private var targets = TargetTableRegistry()
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.name = configuration.name
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    var database: String { configuration.connection.database ?? "" }
+
+    public func open() async throws -> BinlogPosition? {
+        guard !database.isEmpty else {
+            throw FerryError(code: "config.invalid", message: "sink \(name): the URL names no database",
+                             fix: "use mysql://USER@HOST:PORT/DATABASE")
+        }
+        let pipeline = configuration.pipeline, sink = name
+        return try await Self.withSession(configuration.connection, logger: logger, sink: name) { connection in
+            try await connection.execute("""
+                CREATE TABLE IF NOT EXISTS ferry_offsets (pipeline VARCHAR(190) NOT NULL, sink VARCHAR(190) NOT NULL, lane INT NOT NULL,
+                  position TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (pipeline, sink, lane)) ENGINE=InnoDB
+                """)
+            var literal = ""
+            MariaDBLiteral.appendQuoted(pipeline, to: &literal)
+            var sinkLiteral = ""
+            MariaDBLiteral.appendQuoted(sink, to: &sinkLiteral)
+            let result = try await connection.query("SELECT position FROM ferry_offsets WHERE pipeline = \(literal) AND sink = \(sinkLiteral) AND lane = 0")
+            return result.rows.first?[0].flatMap(BinlogPosition.init(persistedJSON:))
+        }
+    }
+
+    public func close() async throws {}
+
+    public func apply(_ transactions: [Transaction]) async throws {
+        guard let last = transactions.last else { return }
+        var operations = RowOperations(maximumCells: 20_000)
+        var targets = self.targets
+        try operations.add(transactions) { event in
+            let table = configuration.targetTable(event.table)
+            try targets.register(table, for: event.table, sink: name)
+            return table
+        }
+        self.targets = targets
+        var offsets = "INSERT INTO ferry_offsets (pipeline, sink, lane, position, updated_at) VALUES ("
+        MariaDBLiteral.appendQuoted(configuration.pipeline, to: &offsets)
+        offsets += ", "
+        MariaDBLiteral.appendQuoted(name, to: &offsets)
+        offsets += ", 0, "
+        MariaDBLiteral.appendQuoted(last.position.persistedJSON, to: &offsets)
+        offsets += ", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)"
+        tables = try await Self.write(operations.groups, offsets: offsets, database: database, known: tables,
+                                      connection: configuration.connection, logger: logger, sink: name)
+    }
+
+    /// Creates missing tables, then applies the groups and the offsets row in one transaction.
+    static func write(_ groups: [RowOperations.Group], offsets: String, database: String, known: [String: Set<String>],
+                      connection configuration: MySQLConnectionConfiguration, logger: Logger, sink: String) async throws -> [String: Set<String>] {
+        try await withSession(configuration, logger: logger, sink: sink) { connection in
+            var known = known
+            for group in groups {
+                switch group {
+                case .upsert(let table, let schema, _, _), .delete(let table, let schema, _, _):
+                    try await ensureTable(table, schema: schema, database: database, known: &known, connection: connection)
+                }
+            }
+            try await connection.execute("START TRANSACTION")
+            for group in groups { try await connection.execute(statement(for: group)) }
+            try await connection.execute(offsets)
+            try await connection.execute("COMMIT")
+            return known
+        }
+    }
+
+    /// One connection with the session settings every statement relies on.
+    static func withSession<T: Sendable>(_ configuration: MySQLConnectionConfiguration, logger: Logger, sink: String,
+                                         _ body: (MySQLConnection) async throws -> T) async throws -> T {
+        do {
+            return try await MySQLConnection.withConnection(configuration, logger: logger) { connection in
+                try await connection.execute("SET SESSION sql_mode = '', time_zone = '+00:00', foreign_key_checks = 0")
+                return try await body(connection)
+            }
+        } catch let error as MySQLWireError {
+            throw MariaDBSinkError(underlying: error, sink: sink)
+        }
+    }
+
+    static func statement(for group: RowOperations.Group) -> String {
+        switch group {
+        case .upsert(let table, let schema, let columns, let rows):
+            var sql = "INSERT INTO \(identifier(table)) (" + columns.map { identifier(schema.columnName($0)) }.joined(separator: ", ") + ") VALUES "
+            for (index, row) in rows.enumerated() {
+                sql += index == 0 ? "(" : ", ("
+                for (position, column) in columns.enumerated() {
+                    if position > 0 { sql += ", " }
+                    MariaDBLiteral.append(row[column], to: &sql)
+                }
+                sql += ")"
+            }
+            let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(identifier(schema.columnName($0))) = VALUES(\(identifier(schema.columnName($0))))" }
+            if !schema.primaryKey.isEmpty {
+                let first = identifier(schema.columnName(schema.primaryKey[0]))
+                sql += " ON DUPLICATE KEY UPDATE " + (updates.isEmpty ? "\(first) = \(first)" : updates.joined(separator: ", "))
+            }
+            return sql
+        case .delete(let table, let schema, let key, let rows):
+            if schema.primaryKey.isEmpty {
+                var conditions: [String] = []
+                for column in key {
+                    var literal = ""
+                    MariaDBLiteral.append(rows[0][column], to: &literal)
+                    conditions.append("\(identifier(schema.columnName(column))) <=> \(literal)")
+                }
+                return "DELETE FROM \(identifier(table)) WHERE \(conditions.joined(separator: " AND ")) LIMIT 1"
+            }
+            var sql = "DELETE FROM \(identifier(table)) WHERE (" + key.map { identifier(schema.columnName($0)) }.joined(separator: ", ") + ") IN ("
+            for (index, row) in rows.enumerated() {
+                sql += index == 0 ? "(" : ", ("
+                for (position, column) in key.enumerated() {
+                    if position > 0 { sql += ", " }
+                    MariaDBLiteral.append(row[column], to: &sql)
+                }
+                sql += ")"
+            }
+            return sql + ")"
+        }
+    }
+
+    /// Creates the table from the source schema, or adds the columns it lacks.
+    static func ensureTable(_ table: String, schema: TableSchema, database: String, known: inout [String: Set<String>],
+                            connection: MySQLConnection) async throws {
+        let wanted = schema.columns.indices.map { schema.columnName($0) }
+        if let columns = known[table], wanted.allSatisfy(columns.contains) { return }
+        var tableLiteral = "", databaseLiteral = ""
+        MariaDBLiteral.appendQuoted(table, to: &tableLiteral)
+        MariaDBLiteral.appendQuoted(database, to: &databaseLiteral)
+        var existing = Set(try await connection.query(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = \(databaseLiteral) AND TABLE_NAME = \(tableLiteral)"
+        ).rows.compactMap { $0[0] })
+        if existing.isEmpty {
+            var definitions = schema.columns.indices.map { columnDefinition(schema, $0) }
+            if !schema.primaryKey.isEmpty {
+                definitions.append("PRIMARY KEY (" + schema.primaryKey.map { identifier(schema.columnName($0)) }.joined(separator: ", ") + ")")
+            }
+            try await connection.execute("CREATE TABLE IF NOT EXISTS \(identifier(table)) (\(definitions.joined(separator: ", "))) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+            existing = Set(wanted)
+        } else {
+            for index in schema.columns.indices where !existing.contains(schema.columnName(index)) {
+                try await connection.execute("ALTER TABLE \(identifier(table)) ADD COLUMN \(columnDefinition(schema, index))")
+                existing.insert(schema.columnName(index))
+            }
+        }
+        known[table] = existing
+    }
+
+    /// The source's own type, charset and nullability (MariaDB's JSON is LONGTEXT with a check).
+    static func columnDefinition(_ schema: TableSchema, _ index: Int) -> String {
+        let column = schema.columns[index]
+        var definition = "\(identifier(schema.columnName(index))) \(column.typeName)"
+        if let charset = column.charset, charset != "binary", !column.typeName.hasPrefix("json") {
+            definition += " CHARACTER SET \(charset)"
+        }
+        definition += column.nullable ? " NULL" : " NOT NULL"
+        return definition
+    }
+}
+
+/// A failed write; connection trouble, deadlocks and lock timeouts are worth retrying.
+struct MariaDBSinkError: ClassifiedError, CustomStringConvertible, FerryErrorConvertible {
+    var underlying: MySQLWireError
+    var sink: String
+
+    var isTransient: Bool {
+        switch underlying {
+        case .connectionClosed, .connectFailed, .readTimeout: return true
+        case .server(let packet, _): return [1205, 1213, 1040, 1053, 2006, 2013].contains(packet.errorCode)
+        default: return false
+        }
+    }
+
+    var description: String { ferryError.description }
+
+    var ferryError: FerryError {
+        let inner = underlying.ferryError
+        return FerryError(code: isTransient ? "sink.mariadb.unavailable" : "sink.mariadb.rejected",
+                          message: "sink \(sink): \(inner.message)", fix: inner.fix ?? "check the target table against the source schema")
+    }
+}
