@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.12.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
     ],
@@ -95,6 +96,16 @@ let package = Package(
             path: "Sources/Sinks/MariaDBSink"
         ),
         .target(
+            name: "PostgresSink",
+            dependencies: [
+                "FerryCore", "SinkSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/PostgresSink"
+        ),
+        .target(
             name: "FileSink",
             dependencies: [
                 "FerryCore",
@@ -105,7 +116,7 @@ let package = Package(
         .target(
             name: "FerryApp",
             dependencies: [
-                "FerryCore", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SQLiteSink", "FileSink", "MariaDBSink",
+                "FerryCore", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),

@@ -16,6 +16,7 @@ public struct FerryConfiguration: Sendable {
     public enum SinkKind: Sendable {
         case sqlite(path: String)
         case mysql(url: String, password: String?)
+        case postgres(url: String, password: String?)
         case jsonl(directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double)
     }
 
@@ -238,11 +239,15 @@ struct ConfigReader {
                 throw error(urlNode, "sinks.\(name).url", wire.ferryError.message)
             }
             return FerryConfiguration.Sink(name: name, kind: .mysql(url: url, password: password))
-        case "postgres":
-            throw error(typeField.node, "sinks.\(name).type", "sink type 'postgres' is not available in this build yet",
-                        fix: "use type: sqlite, mysql or jsonl")
+        case "postgres", "postgresql":
+            guard let urlNode = value("url") else {
+                throw error(node, "sinks.\(name).url", "missing url", fix: "url: postgres://USER@HOST:PORT/DATABASE")
+            }
+            let url = try string(urlNode, "sinks.\(name).url")
+            let password = try value("password").map { try string($0, "sinks.\(name).password") }
+            return FerryConfiguration.Sink(name: name, kind: .postgres(url: url, password: password))
         default:
-            throw error(typeField.node, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: sqlite, mysql or jsonl")
+            throw error(typeField.node, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite or jsonl")
         }
     }
 

@@ -3,6 +3,7 @@ import FileSink
 import Foundation
 import Logging
 import MariaDBSink
+import PostgresSink
 import MySQLSource
 import MySQLWire
 import Pipeline
@@ -39,6 +40,9 @@ public enum Run {
         }
         let sinks: [any Sink] = try pipeline.sinks.map { sinkName in
             switch configuration.sinks[sinkName]!.kind {
+            case .postgres(let url, let password):
+                return PostgresSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password,
+                                                             targetTable: targetTable), logger: logger)
             case .mysql(let url, let password):
                 return MariaDBSink(configuration: .init(name: sinkName, pipeline: pipeline.name,
                                                         connection: try MySQLConnectionConfiguration(url: url, password: password),

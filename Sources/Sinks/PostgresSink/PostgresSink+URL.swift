@@ -1,0 +1,58 @@
+import FerryCore
+import Foundation
+import PostgresNIO
+
+extension PostgresSink.Configuration {
+    /// From `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require&schema=NAME]`.
+    /// - Parameter password: used when the URL has none.
+    public init(name: String, pipeline: String, url: String, password: String?,
+                targetTable: @escaping @Sendable (TableName) -> String) throws {
+        func invalid(_ what: String) -> FerryError {
+            FerryError(code: "config.invalid", message: "sink \(name): \(what)",
+                       fix: "use postgres://USER@HOST:PORT/DATABASE[?sslmode=disable|require&schema=NAME]")
+        }
+        guard let schemeEnd = url.range(of: "://"), ["postgres", "postgresql"].contains(String(url[..<schemeEnd.lowerBound])) else {
+            throw invalid("the URL must start with postgres://")
+        }
+        var rest = Substring(url[schemeEnd.upperBound...])
+        var options: [String: String] = [:]
+        if let mark = rest.firstIndex(of: "?") {
+            for pair in rest[rest.index(after: mark)...].split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                options[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+            }
+            rest = rest[..<mark]
+        }
+        guard let slash = rest.firstIndex(of: "/"), let at = rest[..<slash].lastIndex(of: "@") else {
+            throw invalid("the URL needs a user and a database")
+        }
+        let database = String(rest[rest.index(after: slash)...])
+        let userInfo = rest[..<at]
+        let hostPort = rest[rest.index(after: at)..<slash]
+        var user = String(userInfo), secret = password
+        if let colon = userInfo.firstIndex(of: ":") {
+            user = String(userInfo[..<colon])
+            secret = String(userInfo[userInfo.index(after: colon)...])
+        }
+        var host = String(hostPort), port = 5432
+        if let colon = hostPort.lastIndex(of: ":") {
+            guard let parsed = Int(hostPort[hostPort.index(after: colon)...]) else { throw invalid("invalid port") }
+            host = String(hostPort[..<colon])
+            port = parsed
+        }
+        guard !user.isEmpty, !host.isEmpty, !database.isEmpty else { throw invalid("the URL needs a user, a host and a database") }
+        let tls: PostgresConnection.Configuration.TLS
+        switch options["sslmode"] ?? "disable" {
+        case "disable": tls = .disable
+        case "prefer": tls = .prefer(try .init(configuration: .makeClientConfiguration()))
+        case "require":
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            tls = .require(try .init(configuration: configuration))
+        default: throw invalid("sslmode must be disable, prefer or require")
+        }
+        self.init(name: name, pipeline: pipeline,
+                  connection: PostgresConnection.Configuration(host: host, port: port, username: user, password: secret, database: database, tls: tls),
+                  schema: options["schema"] ?? "public", targetTable: targetTable)
+    }
+}
