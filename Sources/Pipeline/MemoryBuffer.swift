@@ -48,14 +48,20 @@ public actor MemoryBuffer {
         wakeReaders()
     }
 
-    /// Up to `limit` transactions after the consumer's cursor, waiting until at least one is there.
-    /// Returns an empty array only when the buffer is finished and drained for this consumer.
-    public func read(consumer: String, limit: Int) async -> [Transaction] {
+    /// Up to `limit` transactions (and, beyond the first, no more than `maximumEvents` changes)
+    /// after the consumer's cursor, waiting until at least one is there. Returns an empty array
+    /// only when the buffer is finished and drained for this consumer.
+    public func read(consumer: String, limit: Int, maximumEvents: Int = .max) async -> [Transaction] {
         while true {
             let cursor = cursors[consumer] ?? nextSequence
             if cursor < nextSequence {
                 let start = cursor - firstSequence
-                let end = min(entries.count, start + limit)
+                var end = start + 1
+                var events = entries[start].transaction.events.count
+                while end < entries.count, end - start < limit, events + entries[end].transaction.events.count <= maximumEvents {
+                    events += entries[end].transaction.events.count
+                    end += 1
+                }
                 let batch = entries[start..<end].map(\.transaction)
                 cursors[consumer] = cursor + batch.count
                 release()
@@ -115,17 +121,19 @@ public actor MemoryBuffer {
         for id in readers.values { wake(id) }
     }
 
-    /// A cheap estimate of a transaction's memory: values' payload sizes plus fixed overheads.
+    /// An estimate of a transaction's memory: values' payload sizes plus the overheads measured
+    /// for events, rows and values (about 200, 32 and 40 bytes).
     static func estimatedBytes(_ transaction: Transaction) -> Int {
         var total = 256
         for event in transaction.events {
-            total += 128
+            total += 200
             for row in [event.before, event.after] {
                 guard let row else { continue }
-                total += row.count * 24
+                total += 32 + row.count * 40
                 for value in row {
                     switch value {
-                    case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): total += text.utf8.count
+                    case .string(let text), .decimal(let text), .json(let text), .enumeration(let text):
+                        total += text.utf8.count > 15 ? text.utf8.count + 32 : 0
                     case .bytes(let bytes): total += bytes.count
                     case .geometry(let geometry): total += geometry.wkb.count
                     default: break

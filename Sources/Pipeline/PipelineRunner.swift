@@ -8,12 +8,16 @@ public struct PipelineConfiguration: Sendable {
     public var bufferBytes: Int
     /// Most transactions a sink applies in one batch. Default 500.
     public var batchTransactions: Int
+    /// Most changes in one batch, unless a single transaction has more. Default 10,000.
+    public var batchEvents: Int
     public var retry: RetryPolicy
 
-    public init(name: String, bufferBytes: Int = 64 << 20, batchTransactions: Int = 500, retry: RetryPolicy = RetryPolicy()) {
+    public init(name: String, bufferBytes: Int = 64 << 20, batchTransactions: Int = 500, batchEvents: Int = 10_000,
+                retry: RetryPolicy = RetryPolicy()) {
         self.name = name
         self.bufferBytes = bufferBytes
         self.batchTransactions = batchTransactions
+        self.batchEvents = batchEvents
         self.retry = retry
     }
 }
@@ -51,10 +55,16 @@ public struct PipelineRunner: Sendable {
         let logger = metadata
         let checkpoint = try await store.checkpoint(pipeline: name)
         var applied: [String: BinlogPosition] = [:]
-        for sink in sinks {
-            let recorded = try await configuration.retry.run({ try await sink.open() }) { error, attempt, wait in
-                logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)",
-                                                                       "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
+        for (index, sink) in sinks.enumerated() {
+            let recorded: BinlogPosition?
+            do {
+                recorded = try await configuration.retry.run({ try await sink.open() }) { error, attempt, wait in
+                    logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)",
+                                                                           "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
+                }
+            } catch {
+                for opened in sinks[...index] { try? await opened.close() }
+                throw ErrorContext.ferryError(error).adding("pipeline", name).adding("sink", sink.name)
             }
             if let position = recorded ?? checkpoint?.sinks[sink.name]?.applied { applied[sink.name] = position }
         }
@@ -62,6 +72,17 @@ public struct PipelineRunner: Sendable {
         try await store.audit(pipeline: name, action: "start", detail: "resume after \(resume.map(\.description) ?? "the configured start")")
         logger.info("pipeline starting", metadata: [LoggingKeys.position: "\(resume.map(\.description) ?? "start")"])
 
+        do {
+            try await stream(after: resume, applied: applied, stop: stop, logger: logger)
+        } catch {
+            for sink in sinks { try? await sink.close() }
+            throw error
+        }
+        for sink in sinks { try? await sink.close() }
+        try await store.audit(pipeline: name, action: "stop", detail: "drained and stopped")
+    }
+
+    private func stream(after resume: BinlogPosition?, applied: [String: BinlogPosition], stop: StopSignal, logger: Logger) async throws {
         let buffer = MemoryBuffer(maximumBytes: configuration.bufferBytes, consumers: sinks.map(\.name))
         let watermark = WatermarkState(LowWatermark(sinks: sinks.map(\.name), applied: applied))
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -90,8 +111,6 @@ public struct PipelineRunner: Sendable {
             }
             try await group.waitForAll()
         }
-        for sink in sinks { try? await sink.close() }
-        try await store.audit(pipeline: name, action: "stop", detail: "drained and stopped")
     }
 
     /// The lowest applied position over all sinks; when some sink has none, the stored safe
@@ -106,7 +125,7 @@ public struct PipelineRunner: Sendable {
                          logger: Logger) async throws {
         var applied = start
         while true {
-            let batch = await buffer.read(consumer: sink.name, limit: configuration.batchTransactions)
+            let batch = await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
             if batch.isEmpty { return }
             let fresh = batch.filter { transaction in applied.map { transaction.position.coordinates > $0.coordinates } ?? true }
             guard let last = fresh.last else { continue }
