@@ -41,6 +41,8 @@ public struct FerryConfiguration: Sendable {
         public var targetTable: String
         /// The replica server_id; by default derived from the pipeline name.
         public var serverID: UInt32
+        /// Seconds before a sink batch counts as stuck and is retried. Default 300.
+        public var applyTimeoutSeconds: Double
     }
 
     public var file: String
@@ -256,9 +258,9 @@ struct ConfigReader {
         let path = "pipelines.\(name)"
         var result = FerryConfiguration.Pipeline(name: name, source: "", sinks: [], include: [], exclude: [], start: .current,
                                                  bufferBytes: 64 << 20, batchTransactions: 500, targetTable: "{table}",
-                                                 serverID: Self.defaultServerID(name))
+                                                 serverID: Self.defaultServerID(name), applyTimeoutSeconds: 300)
         for field in try mapping(node, path, allowed: ["source", "sinks", "tables", "exclude", "start", "buffer", "buffer_bytes",
-                                                        "batch", "target_table", "server_id"]) {
+                                                        "batch", "target_table", "server_id", "apply_timeout_seconds"]) {
             let key = "\(path).\(field.key)"
             switch field.key {
             case "source":
@@ -285,6 +287,7 @@ struct ConfigReader {
             case "buffer_bytes": result.bufferBytes = try integer(field.node, key)
             case "batch": result.batchTransactions = max(1, try integer(field.node, key))
             case "target_table": result.targetTable = try string(field.node, key)
+            case "apply_timeout_seconds": result.applyTimeoutSeconds = Double(max(1, try integer(field.node, key)))
             default:
                 let id = try integer(field.node, key)
                 guard id > 0, id < Int(UInt32.max) else { throw error(field.node, key, "server_id must be between 1 and 4294967294") }

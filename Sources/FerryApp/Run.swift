@@ -55,7 +55,8 @@ public enum Run {
             }
         }
         return PipelineRunner(
-            configuration: PipelineConfiguration(name: pipeline.name, bufferBytes: pipeline.bufferBytes, batchTransactions: pipeline.batchTransactions),
+            configuration: PipelineConfiguration(name: pipeline.name, bufferBytes: pipeline.bufferBytes, batchTransactions: pipeline.batchTransactions,
+                                                 applyTimeoutSeconds: pipeline.applyTimeoutSeconds),
             source: MySQLTransactionSource(source: source, start: pipeline.start), sinks: sinks, store: store, logger: logger)
     }
 }

@@ -1,4 +1,5 @@
 import FerryCore
+import Foundation
 import Logging
 
 /// How one pipeline runs.
@@ -10,14 +11,18 @@ public struct PipelineConfiguration: Sendable {
     public var batchTransactions: Int
     /// Most changes in one batch, unless a single transaction has more. Default 10,000.
     public var batchEvents: Int
+    /// A batch not applied within this many seconds counts as a transient failure: the sink's
+    /// connection is dropped and the batch retried. Default 300.
+    public var applyTimeoutSeconds: Double
     public var retry: RetryPolicy
 
     public init(name: String, bufferBytes: Int = 64 << 20, batchTransactions: Int = 500, batchEvents: Int = 10_000,
-                retry: RetryPolicy = RetryPolicy()) {
+                applyTimeoutSeconds: Double = 300, retry: RetryPolicy = RetryPolicy()) {
         self.name = name
         self.bufferBytes = bufferBytes
         self.batchTransactions = batchTransactions
         self.batchEvents = batchEvents
+        self.applyTimeoutSeconds = applyTimeoutSeconds
         self.retry = retry
     }
 }
@@ -130,7 +135,14 @@ public struct PipelineRunner: Sendable {
             let fresh = batch.filter { transaction in applied.map { transaction.position.coordinates > $0.coordinates } ?? true }
             guard let last = fresh.last else { continue }
             do {
-                try await configuration.retry.run({ try await sink.apply(fresh) }) { error, attempt, wait in
+                try await configuration.retry.run({
+                    do {
+                        try await applyWithDeadline(sink, fresh)
+                    } catch let timeout as ApplyTimeout {
+                        await sink.reset()
+                        throw timeout
+                    }
+                }) { error, attempt, wait in
                     logger.warning("sink write failed; retrying", metadata: [
                         LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)", LoggingKeys.position: "\(last.position)",
                         "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(Int(wait * 1000)) ms",
@@ -149,6 +161,60 @@ public struct PipelineRunner: Sendable {
             }
         }
     }
+}
+
+extension PipelineRunner {
+    /// Applies a batch, giving up after `applyTimeoutSeconds`. A stuck client library (a lost
+    /// connection it never reports) then costs one retry instead of the pipeline: the sink drops
+    /// its connection, so the abandoned attempt cannot commit after the retry has started.
+    func applyWithDeadline(_ sink: any Sink, _ batch: [Transaction]) async throws {
+        let outcome = OneShot()
+        let seconds = configuration.applyTimeoutSeconds
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            outcome.arm(continuation)
+            let timer = Task {
+                try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                outcome.finish(.failure(ApplyTimeout(seconds: seconds, sink: sink.name)))
+            }
+            Task {
+                do {
+                    try await sink.apply(batch)
+                    outcome.finish(.success(()))
+                } catch {
+                    outcome.finish(.failure(error))
+                }
+                timer.cancel()
+            }
+        }
+    }
+}
+
+/// Resumes a continuation once, from whichever task gets there first.
+final class OneShot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Void, any Error>?
+
+    func arm(_ continuation: CheckedContinuation<Void, any Error>) {
+        lock.lock()
+        self.continuation = continuation
+        lock.unlock()
+    }
+
+    func finish(_ result: Result<Void, any Error>) {
+        lock.lock()
+        let continuation = self.continuation
+        self.continuation = nil
+        lock.unlock()
+        continuation?.resume(with: result)
+    }
+}
+
+/// A sink did not finish a batch in time; retried after the sink dropped its connection.
+struct ApplyTimeout: ClassifiedError, CustomStringConvertible {
+    var seconds: Double
+    var sink: String
+    var isTransient: Bool { true }
+    var description: String { "sink \(sink) did not apply a batch within \(Int(seconds)) s" }
 }
 
 /// The low watermark shared by the sink workers; returns a new safe position when it moved.

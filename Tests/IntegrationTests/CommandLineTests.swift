@@ -149,3 +149,16 @@ extension Integration {
         }
     }
 }
+
+extension Integration.CrashRecovery {
+    /// The PostgreSQL sink's server stopped for 15 s mid-stream: ferry retries, catches up, loses nothing.
+    @Test func postgresOutageLosesNothing() throws {
+        _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "5000", "0", "--outage", "15"],
+                                    environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
+        #expect(result.stdout.contains("PostgreSQL down 15 s"))
+    }
+}

@@ -18,6 +18,14 @@ public protocol Sink: Sendable {
 
     /// Releases connections and files.
     func close() async throws
+
+    /// Drops any connection after an `apply` that did not finish in time, so the next attempt
+    /// starts clean and the abandoned one can no longer commit.
+    func reset() async
+}
+
+extension Sink {
+    public func reset() async {}
 }
 
 /// Where a pipeline keeps its positions between runs.

@@ -34,8 +34,9 @@ public actor PostgresSink: Sink {
     private var tables: [String: Set<String>] = [:]
     private var targets = TargetTableRegistry()
     private var nextConnectionID = 1
-    /// Staging tables on the current connection, by target table and column count.
-    private var stages: [String: String] = [:]
+    /// Connections given up on after a failure. postgres-nio traps when a connection the server
+    /// already ended is closed again, and asserts when one is released unclosed, so they are kept.
+    private var abandoned: [PostgresConnection] = []
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
@@ -49,7 +50,6 @@ public actor PostgresSink: Sink {
             nextConnectionID += 1
             let connection = try await PostgresConnection.connect(configuration: configuration.connection, id: nextConnectionID, logger: logger)
             self.connection = connection
-            stages.removeAll()
             return connection
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)
@@ -77,6 +77,17 @@ public actor PostgresSink: Sink {
         connection = nil
     }
 
+    /// Abandons the connection after a batch that never finished; an attempt stuck on a dead
+    /// connection cannot commit anyway.
+    public func reset() async {
+        abandonConnection()
+    }
+
+    private func abandonConnection() {
+        if let connection { abandoned.append(connection) }
+        connection = nil
+    }
+
     public func apply(_ transactions: [Transaction]) async throws {
         guard let last = transactions.last else { return }
         var operations = RowOperations(maximumCells: 30_000)
@@ -95,19 +106,9 @@ public actor PostgresSink: Sink {
                     try await ensureTable(table, schema: schema, connection: connection)
                 }
             }
-            for group in operations.groups {
-                if case .upsert(let table, let schema, _, _) = group, !schema.primaryKey.isEmpty {
-                    try await ensureStage(table, schema: schema, connection: connection)
-                }
-            }
             try await connection.query("BEGIN", logger: logger)
             for group in operations.groups {
-                if case .upsert(let table, let schema, let columns, let rows) = group, !schema.primaryKey.isEmpty,
-                   let stage = stages[stageKey(table, schema)], columns.allSatisfy({ !schema.columnName($0).contains("\"") }) {
-                    try await copyMerge(table: table, stage: stage, schema: schema, columns: columns, rows: rows, connection: connection)
-                } else {
-                    try await connection.query(statement(for: group), logger: logger)
-                }
+                try await connection.query(statement(for: group), logger: logger)
             }
             try await connection.query("""
                 INSERT INTO \(unescaped: qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at)
@@ -118,60 +119,12 @@ public actor PostgresSink: Sink {
         } catch {
             _ = try? await connection.query("ROLLBACK", logger: logger)
             let failure = PostgresSinkError(underlying: error, sink: name)
-            if failure.isTransient {
-                try? await connection.close()
-                self.connection = nil
-            }
+            if failure.isTransient { abandonConnection() }
             throw failure
         }
     }
 
     func qualified(_ table: String) -> String { quote(configuration.schema) + "." + quote(table) }
-
-    private func stageKey(_ table: String, _ schema: TableSchema) -> String { "\(table)/\(schema.columns.count)" }
-
-    /// A session-local staging table with the target's columns (all nullable) and a sequence column.
-    private func ensureStage(_ table: String, schema: TableSchema, connection: PostgresConnection) async throws {
-        let key = stageKey(table, schema)
-        guard stages[key] == nil else { return }
-        let name = "ferry_stage_\(stages.count + 1)"
-        let columns = schema.columns.indices.map { "\(quote(schema.columnName($0))) \(PostgresTypeMapping.columnType(schema.columns[$0].typeName))" }
-        try await connection.query(PostgresQuery(unsafeSQL:
-            "CREATE TEMP TABLE \(quote(name)) (\(columns.joined(separator: ", ")), ferry_seq bigint NOT NULL) ON COMMIT DELETE ROWS"), logger: logger)
-        stages[key] = name
-    }
-
-    /// COPY the rows into the staging table, then merge them: the last row per key wins.
-    private func copyMerge(table: String, stage: String, schema: TableSchema, columns: [Int], rows: [Row],
-                           connection: PostgresConnection) async throws {
-        let names = columns.map { quote(schema.columnName($0)) }
-        // copyFrom double-quotes the names itself (without escaping): callers pass only quote-free names.
-        try await connection.copyFrom(table: stage, columns: columns.map { schema.columnName($0) } + ["ferry_seq"], logger: logger) { writer in
-            var buffer = ByteBuffer()
-            buffer.reserveCapacity(1 << 20)
-            for (sequence, row) in rows.enumerated() {
-                for column in columns {
-                    PostgresCopyText.append(row[column], to: &buffer)
-                    buffer.writeInteger(UInt8(0x09))
-                }
-                buffer.writeString(String(sequence))
-                buffer.writeInteger(UInt8(0x0A))
-                if buffer.readableBytes >= 1 << 20 {
-                    try await writer.write(buffer)
-                    buffer.clear()
-                }
-            }
-            if buffer.readableBytes > 0 { try await writer.write(buffer) }
-        }
-        let key = schema.primaryKey.map { quote(schema.columnName($0)) }.joined(separator: ", ")
-        let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(quote(schema.columnName($0))) = EXCLUDED.\(quote(schema.columnName($0)))" }
-        let list = names.joined(separator: ", ")
-        let action = updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", ")
-        try await connection.query(PostgresQuery(unsafeSQL:
-            "INSERT INTO \(qualified(table)) (\(list)) SELECT DISTINCT ON (\(key)) \(list) FROM \(quote(stage)) ORDER BY \(key), ferry_seq DESC ON CONFLICT (\(key)) DO \(action)"),
-            logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "TRUNCATE \(quote(stage))"), logger: logger)
-    }
 
     /// One statement with bound parameters, each cast to its column's PostgreSQL type.
     func statement(for group: RowOperations.Group) -> PostgresQuery {
