@@ -152,9 +152,6 @@ public struct BinlogParser: Sendable {
 public struct FileEventSequence: Sendable {
     var remaining: ByteBuffer
 
-    /// Offset in the file of the next event (the file magic counts).
-    public var offset: Int { remaining.readerIndex }
-
     /// The next whole event, or `nil` at the end; a torn last event is an error.
     public mutating func next() throws -> ByteBuffer? {
         guard remaining.readableBytes > 0 else { return nil }

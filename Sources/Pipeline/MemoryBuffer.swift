@@ -94,11 +94,6 @@ public actor MemoryBuffer {
         waiters.removeValue(forKey: id)?.resume()
     }
 
-    /// Transactions the consumer has not read yet.
-    public func backlog(consumer: String) -> Int {
-        nextSequence - (cursors[consumer] ?? nextSequence)
-    }
-
     private func release() {
         let lowest = cursors.values.min() ?? nextSequence
         var released = 0

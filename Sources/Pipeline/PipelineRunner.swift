@@ -69,7 +69,7 @@ public struct PipelineRunner: Sendable {
                 }
             } catch {
                 for opened in sinks[...index] { try? await opened.close() }
-                throw ErrorContext.ferryError(error).adding("pipeline", name).adding("sink", sink.name)
+                throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", sink.name)
             }
             if let position = recorded ?? checkpoint?.sinks[sink.name]?.applied { applied[sink.name] = position }
         }
@@ -149,7 +149,7 @@ public struct PipelineRunner: Sendable {
                     ])
                 }
             } catch {
-                let failure = ErrorContext.ferryError(error).adding("pipeline", configuration.name).adding("sink", sink.name)
+                let failure = FerryError(describing: error, code: "sink.write_failed").adding("pipeline", configuration.name).adding("sink", sink.name)
                     .adding("position", "\(fresh.first!.position.coordinates)…\(last.position.coordinates)")
                 try? await store.audit(pipeline: configuration.name, action: "error", detail: failure.description)
                 throw failure
@@ -276,13 +276,4 @@ enum LoggingKeys {
     static let sink = "ferry.sink"
     static let position = "ferry.position"
     static let error = "ferry.error"
-}
-
-/// Maps any error to the user-facing shape.
-enum ErrorContext {
-    static func ferryError(_ error: any Error) -> FerryError {
-        if let error = error as? FerryError { return error }
-        if let convertible = error as? any FerryErrorConvertible { return convertible.ferryError }
-        return FerryError(code: "sink.write_failed", message: "\(error)")
-    }
 }

@@ -37,6 +37,20 @@ public struct FerryError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+extension FerryError {
+    /// `error` in the user-facing shape: itself when it already is one, its own description when it
+    /// knows it, otherwise its text under `code`.
+    public init(describing error: any Error, code: String, fix: String? = nil) {
+        if let error = error as? FerryError {
+            self = error
+        } else if let convertible = error as? any FerryErrorConvertible {
+            self = convertible.ferryError
+        } else {
+            self.init(code: code, message: "\(error)", fix: fix)
+        }
+    }
+}
+
 /// Errors that know how to describe themselves to a user.
 public protocol FerryErrorConvertible: Error {
     var ferryError: FerryError { get }

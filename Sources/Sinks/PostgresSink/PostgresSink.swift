@@ -124,7 +124,7 @@ public actor PostgresSink: Sink {
         }
     }
 
-    func qualified(_ table: String) -> String { quote(configuration.schema) + "." + quote(table) }
+    func qualified(_ table: String) -> String { doubleQuoted(configuration.schema) + "." + doubleQuoted(table) }
 
     /// One statement with bound parameters, each cast to its column's PostgreSQL type.
     func statement(for group: RowOperations.Group) -> PostgresQuery {
@@ -145,11 +145,11 @@ public actor PostgresSink: Sink {
                 var seen = Set<[Value]>()
                 unique = rows.reversed().filter { row in seen.insert(schema.primaryKey.map { row[$0] }).inserted }.reversed()
             }
-            var sql = "INSERT INTO \(qualified(table)) (" + columns.map { quote(schema.columnName($0)) }.joined(separator: ", ") + ") VALUES "
+            var sql = "INSERT INTO \(qualified(table)) (" + columns.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") VALUES "
             sql += unique.map { placeholders($0, columns, schema) }.joined(separator: ", ")
             if !schema.primaryKey.isEmpty {
-                let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(quote(schema.columnName($0))) = EXCLUDED.\(quote(schema.columnName($0)))" }
-                sql += " ON CONFLICT (" + schema.primaryKey.map { quote(schema.columnName($0)) }.joined(separator: ", ") + ") DO "
+                let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(doubleQuoted(schema.columnName($0))) = EXCLUDED.\(doubleQuoted(schema.columnName($0)))" }
+                sql += " ON CONFLICT (" + schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") DO "
                 sql += updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", ")
             }
             return PostgresQuery(unsafeSQL: sql, binds: bindings)
@@ -158,12 +158,12 @@ public actor PostgresSink: Sink {
                 let conditions = key.map { column -> String in
                     parameter += 1
                     PostgresTypeMapping.bind(rows[0][column], into: &bindings)
-                    return "\(quote(schema.columnName(column))) IS NOT DISTINCT FROM $\(parameter)::\(PostgresTypeMapping.columnType(schema.columns[column].typeName))"
+                    return "\(doubleQuoted(schema.columnName(column))) IS NOT DISTINCT FROM $\(parameter)::\(PostgresTypeMapping.columnType(schema.columns[column].typeName))"
                 }.joined(separator: " AND ")
                 return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) WHERE ctid = (SELECT ctid FROM \(qualified(table)) WHERE \(conditions) LIMIT 1)",
                                      binds: bindings)
             }
-            let columns = "(" + key.map { quote(schema.columnName($0)) }.joined(separator: ", ") + ")"
+            let columns = "(" + key.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ")"
             let tuples = rows.map { placeholders($0, key, schema) }.joined(separator: ", ")
             return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) WHERE \(columns) IN (\(tuples))", binds: bindings)
         }
@@ -179,17 +179,17 @@ public actor PostgresSink: Sink {
         for try await column in rows.decode(String.self) { existing.insert(column) }
         if existing.isEmpty {
             var definitions = schema.columns.indices.map { index in
-                "\(quote(schema.columnName(index))) \(PostgresTypeMapping.columnType(schema.columns[index].typeName))" + (schema.columns[index].nullable ? "" : " NOT NULL")
+                "\(doubleQuoted(schema.columnName(index))) \(PostgresTypeMapping.columnType(schema.columns[index].typeName))" + (schema.columns[index].nullable ? "" : " NOT NULL")
             }
             if !schema.primaryKey.isEmpty {
-                definitions.append("PRIMARY KEY (" + schema.primaryKey.map { quote(schema.columnName($0)) }.joined(separator: ", ") + ")")
+                definitions.append("PRIMARY KEY (" + schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ")")
             }
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE TABLE IF NOT EXISTS \(qualified(table)) (\(definitions.joined(separator: ", ")))"), logger: logger)
             existing = Set(wanted)
         } else {
             for index in schema.columns.indices where !existing.contains(schema.columnName(index)) {
                 try await connection.query(PostgresQuery(unsafeSQL:
-                    "ALTER TABLE \(qualified(table)) ADD COLUMN \(quote(schema.columnName(index))) \(PostgresTypeMapping.columnType(schema.columns[index].typeName))"),
+                    "ALTER TABLE \(qualified(table)) ADD COLUMN \(doubleQuoted(schema.columnName(index))) \(PostgresTypeMapping.columnType(schema.columns[index].typeName))"),
                     logger: logger)
                 existing.insert(schema.columnName(index))
             }
@@ -198,10 +198,6 @@ public actor PostgresSink: Sink {
     }
 }
 
-/// A double-quoted identifier.
-func quote(_ identifier: String) -> String {
-    "\"" + identifier.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
-}
 
 /// A failed write; lost connections, serialization failures, deadlocks and shutdowns are retried.
 struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorConvertible {

@@ -97,25 +97,25 @@ public actor SQLiteSink: Sink {
     static func statement(for group: RowOperations.Group) -> (sql: String, binds: [SQLiteData]) {
         switch group {
         case .upsert(let table, let schema, let columns, let rows):
-            let names = columns.map { quote(schema.columnName($0)) }
+            let names = columns.map { doubleQuoted(schema.columnName($0)) }
             let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
-            var sql = "INSERT INTO \(quote(table)) (\(names.joined(separator: ", "))) VALUES "
+            var sql = "INSERT INTO \(doubleQuoted(table)) (\(names.joined(separator: ", "))) VALUES "
                 + Array(repeating: tuple, count: rows.count).joined(separator: ", ")
             if !schema.primaryKey.isEmpty {
-                let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(quote(schema.columnName($0))) = excluded.\(quote(schema.columnName($0)))" }
-                let conflict = schema.primaryKey.map { quote(schema.columnName($0)) }.joined(separator: ", ")
+                let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(doubleQuoted(schema.columnName($0))) = excluded.\(doubleQuoted(schema.columnName($0)))" }
+                let conflict = schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ")
                 sql += " ON CONFLICT (\(conflict)) DO " + (updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", "))
             }
             return (sql, rows.flatMap { row in columns.map { SQLiteTypeMapping.data(row[$0]) } })
         case .delete(let table, let schema, let key, let rows):
             if schema.primaryKey.isEmpty {
-                let conditions = key.map { "\(quote(schema.columnName($0))) IS ?" }.joined(separator: " AND ")
-                return ("DELETE FROM \(quote(table)) WHERE rowid = (SELECT rowid FROM \(quote(table)) WHERE \(conditions) LIMIT 1)",
+                let conditions = key.map { "\(doubleQuoted(schema.columnName($0))) IS ?" }.joined(separator: " AND ")
+                return ("DELETE FROM \(doubleQuoted(table)) WHERE rowid = (SELECT rowid FROM \(doubleQuoted(table)) WHERE \(conditions) LIMIT 1)",
                         key.map { SQLiteTypeMapping.data(rows[0][$0]) })
             }
             let tuple = "(" + Array(repeating: "?", count: key.count).joined(separator: ", ") + ")"
-            let columns = "(" + key.map { quote(schema.columnName($0)) }.joined(separator: ", ") + ")"
-            return ("DELETE FROM \(quote(table)) WHERE \(columns) IN (VALUES \(Array(repeating: tuple, count: rows.count).joined(separator: ", ")))",
+            let columns = "(" + key.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ")"
+            return ("DELETE FROM \(doubleQuoted(table)) WHERE \(columns) IN (VALUES \(Array(repeating: tuple, count: rows.count).joined(separator: ", ")))",
                     rows.flatMap { row in key.map { SQLiteTypeMapping.data(row[$0]) } })
         }
     }
@@ -123,17 +123,17 @@ public actor SQLiteSink: Sink {
     private func ensureTable(_ table: String, schema: TableSchema, connection: SQLiteConnection) async throws {
         let wanted = schema.columns.indices.map { schema.columnName($0) }
         if let known = tables[table], wanted.allSatisfy(known.contains) { return }
-        var existing = Set(try await connection.query("PRAGMA table_info(\(quote(table)))").compactMap { $0.column("name")?.string })
+        var existing = Set(try await connection.query("PRAGMA table_info(\(doubleQuoted(table)))").compactMap { $0.column("name")?.string })
         if existing.isEmpty {
-            var definitions = schema.columns.indices.map { "\(quote(schema.columnName($0))) \(SQLiteTypeMapping.columnType(schema.columns[$0].typeName))" }
+            var definitions = schema.columns.indices.map { "\(doubleQuoted(schema.columnName($0))) \(SQLiteTypeMapping.columnType(schema.columns[$0].typeName))" }
             if !schema.primaryKey.isEmpty {
-                definitions.append("PRIMARY KEY (\(schema.primaryKey.map { quote(schema.columnName($0)) }.joined(separator: ", ")))")
+                definitions.append("PRIMARY KEY (\(schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ")))")
             }
-            _ = try await connection.query("CREATE TABLE IF NOT EXISTS \(quote(table)) (\(definitions.joined(separator: ", ")))")
+            _ = try await connection.query("CREATE TABLE IF NOT EXISTS \(doubleQuoted(table)) (\(definitions.joined(separator: ", ")))")
             existing = Set(wanted)
         } else {
             for index in schema.columns.indices where !existing.contains(schema.columnName(index)) {
-                _ = try await connection.query("ALTER TABLE \(quote(table)) ADD COLUMN \(quote(schema.columnName(index))) \(SQLiteTypeMapping.columnType(schema.columns[index].typeName))")
+                _ = try await connection.query("ALTER TABLE \(doubleQuoted(table)) ADD COLUMN \(doubleQuoted(schema.columnName(index))) \(SQLiteTypeMapping.columnType(schema.columns[index].typeName))")
                 existing.insert(schema.columnName(index))
             }
         }
@@ -141,10 +141,6 @@ public actor SQLiteSink: Sink {
     }
 }
 
-/// A quoted SQLite identifier.
-func quote(_ identifier: String) -> String {
-    "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-}
 
 /// A failed write, with the sink named; SQLite's busy and I/O errors are worth retrying.
 struct SQLiteSinkError: ClassifiedError, CustomStringConvertible, FerryErrorConvertible {

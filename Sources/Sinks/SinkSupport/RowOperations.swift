@@ -71,6 +71,11 @@ public struct RowOperations {
     }
 }
 
+/// A double-quoted SQL identifier (SQLite, PostgreSQL), embedded quotes doubled.
+public func doubleQuoted(_ identifier: String) -> String {
+    "\"" + identifier.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
+}
+
 /// Guards against two source tables landing on one target table.
 public struct TargetTableRegistry: Sendable {
     private var origins: [String: TableName] = [:]
