@@ -66,9 +66,13 @@ let package = Package(
             ]
         ),
         .target(
+            name: "DiskLog",
+            dependencies: ["CZlib"]
+        ),
+        .target(
             name: "Pipeline",
             dependencies: [
-                "FerryCore",
+                "FerryCore", "DiskLog",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -116,7 +120,7 @@ let package = Package(
         .target(
             name: "FerryApp",
             dependencies: [
-                "FerryCore", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
+                "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -133,6 +137,10 @@ let package = Package(
             ]
         ),
         .target(
+            name: "FerryTestKit",
+            dependencies: ["FerryCore"]
+        ),
+        .target(
             name: "MySQLTestKit",
             dependencies: [
                 "FerryCore", "MySQLBinlog",
@@ -141,11 +149,11 @@ let package = Package(
         ),
         .testTarget(
             name: "FerryCoreTests",
-            dependencies: ["FerryCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["FerryCore", "FerryTestKit", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MySQLBinlogTests",
-            dependencies: ["MySQLBinlog", "MySQLTestKit", "FerryCore", "CZlib", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["MySQLBinlog", "MySQLTestKit", "FerryTestKit", "FerryCore", "CZlib", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MySQLWireTests",
@@ -161,8 +169,12 @@ let package = Package(
             dependencies: ["MySQLSource", "MySQLBinlog", "MySQLTestKit", "FerryCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
+            name: "DiskLogTests",
+            dependencies: ["DiskLog", "FerryTestKit"]
+        ),
+        .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "FerryCore", "StateStore", "SQLiteSink", "FileSink", "FerryApp"]
+            dependencies: ["Pipeline", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SQLiteSink", "FileSink", "FerryApp"]
         ),
         .testTarget(
             name: "IntegrationTests",
@@ -179,7 +191,7 @@ let package = Package(
 
 /// The decoders and writers check exclusive access statically; the dynamic checks cost about a
 /// tenth of decode time in release builds, so release builds of the hot-path targets skip them.
-let hotPathTargets: Set<String> = ["FerryCore", "MySQLBinlog", "MySQLSource", "FerryApp"]
+let hotPathTargets: Set<String> = ["FerryCore", "MySQLBinlog", "MySQLSource", "FerryApp", "DiskLog", "Pipeline"]
 
 for target in package.targets where target.type != .system {
     var settings = (target.swiftSettings ?? []) + swiftSettings

@@ -70,4 +70,6 @@ struct NoCheckpoints: CheckpointStore {
     func saveSafePosition(_ position: BinlogPosition, pipeline: String) async throws {}
     func saveSinkPositions(pipeline: String, sink: String, queued: BinlogPosition?, applied: BinlogPosition?) async throws {}
     func audit(pipeline: String, action: String, detail: String) async throws {}
+    func saveProgress(_ progress: PipelineProgress) async throws {}
+    func clearRewind(pipeline: String, sink: String) async throws {}
 }

@@ -1,7 +1,9 @@
+import DiskLog
 import FerryCore
 import Foundation
 import MySQLSource
 import MySQLWire
+import Pipeline
 import Yams
 
 /// The whole deployment, read from one YAML file (DESIGN §5). Only this type knows the YAML shape;
@@ -43,6 +45,14 @@ public struct FerryConfiguration: Sendable {
         public var serverID: UInt32
         /// Seconds before a sink batch counts as stuck and is retried. Default 300.
         public var applyTimeoutSeconds: Double
+        /// `nil` for the memory buffer; the disk log's settings for `buffer: disk`.
+        public var disk: DiskLog.Options?
+        /// The sink that receives rejected changes (`error_policy: dead-letter`); `nil` stops instead.
+        public var deadLetterSink: String?
+        /// Per-table shaping, first match wins.
+        public var mappings: [TableMapping]
+        /// Target table templates per table glob (`mapping.<glob>.target`), first match wins.
+        public var targetOverrides: [(tables: String, template: String)]
     }
 
     public var file: String
@@ -258,9 +268,16 @@ struct ConfigReader {
         let path = "pipelines.\(name)"
         var result = FerryConfiguration.Pipeline(name: name, source: "", sinks: [], include: [], exclude: [], start: .current,
                                                  bufferBytes: 64 << 20, batchTransactions: 500, targetTable: "{table}",
-                                                 serverID: Self.defaultServerID(name), applyTimeoutSeconds: 300)
-        for field in try mapping(node, path, allowed: ["source", "sinks", "tables", "exclude", "start", "buffer", "buffer_bytes",
-                                                        "batch", "target_table", "server_id", "apply_timeout_seconds"]) {
+                                                 serverID: Self.defaultServerID(name), applyTimeoutSeconds: 300, disk: nil,
+                                                 deadLetterSink: nil, mappings: [], targetOverrides: [])
+        var bufferKind = "memory"
+        var diskOptions = DiskLog.Options()
+        var diskNode: Node? = nil
+        var errorPolicy = "stop"
+        var policyNode: Node? = nil
+        for field in try mapping(node, path, allowed: ["source", "sinks", "tables", "exclude", "start", "buffer", "buffer_bytes", "disk",
+                                                        "batch", "target_table", "server_id", "apply_timeout_seconds", "error_policy",
+                                                        "dead_letter", "mapping"]) {
             let key = "\(path).\(field.key)"
             switch field.key {
             case "source":
@@ -280,9 +297,33 @@ struct ConfigReader {
                     throw error(field.node, key, parse.message, fix: parse.fix)
                 }
             case "buffer":
-                let kind = try string(field.node, key)
-                guard kind == "memory" else {
-                    throw error(field.node, key, "buffer '\(kind)' is not available in this build yet", fix: "use buffer: memory")
+                bufferKind = try string(field.node, key)
+                guard ["memory", "disk"].contains(bufferKind) else {
+                    throw error(field.node, key, "unknown buffer '\(bufferKind)'", fix: "use buffer: memory (bounded, default) or buffer: disk")
+                }
+            case "disk":
+                diskNode = field.node
+                diskOptions = try self.diskOptions(field.node, key)
+            case "error_policy":
+                errorPolicy = try string(field.node, key)
+                policyNode = field.node
+                guard ["stop", "dead-letter"].contains(errorPolicy) else {
+                    throw error(field.node, key, "unknown error policy '\(errorPolicy)'", fix: "use error_policy: stop or error_policy: dead-letter")
+                }
+            case "dead_letter":
+                let sink = try string(field.node, key)
+                guard let kind = sinks[sink]?.kind else {
+                    throw error(field.node, key, "no sink named '\(sink)'", fix: "known sinks: \(sinks.keys.sorted().joined(separator: ", "))")
+                }
+                guard case .jsonl = kind else {
+                    throw error(field.node, key, "sink '\(sink)' cannot keep dead letters", fix: "name a sink of type jsonl")
+                }
+                result.deadLetterSink = sink
+            case "mapping":
+                for entry in try mapping(field.node, key, allowed: []) {
+                    let (tableMapping, target) = try self.tableMapping(entry.key, entry.node, "\(key).\(entry.key)")
+                    result.mappings.append(tableMapping)
+                    if let target { result.targetOverrides.append((entry.key, target)) }
                 }
             case "buffer_bytes": result.bufferBytes = try integer(field.node, key)
             case "batch": result.batchTransactions = max(1, try integer(field.node, key))
@@ -296,7 +337,63 @@ struct ConfigReader {
         }
         guard !result.source.isEmpty else { throw error(keyNode, "\(path).source", "missing source") }
         guard !result.sinks.isEmpty else { throw error(keyNode, "\(path).sinks", "missing sinks", fix: "sinks: [name, …]") }
+        if bufferKind == "disk" {
+            result.disk = diskOptions
+        } else if let diskNode {
+            throw error(diskNode, "\(path).disk", "disk settings given but the buffer is memory", fix: "set buffer: disk, or remove disk:")
+        }
+        if errorPolicy == "dead-letter" {
+            guard let sink = result.deadLetterSink else {
+                throw error(policyNode, "\(path).dead_letter", "error_policy dead-letter needs a dead_letter sink", fix: "dead_letter: NAME (a jsonl sink)")
+            }
+            if result.sinks.contains(sink) {
+                throw error(policyNode, "\(path).dead_letter", "sink '\(sink)' is both a target and the dead-letter sink", fix: "use a separate jsonl sink")
+            }
+        } else {
+            result.deadLetterSink = nil
+        }
         return result
+    }
+
+    func diskOptions(_ node: Node, _ path: String) throws -> DiskLog.Options {
+        var options = DiskLog.Options()
+        for field in try mapping(node, path, allowed: ["fsync", "fsync_interval_ms", "segment_bytes"]) {
+            let key = "\(path).\(field.key)"
+            switch field.key {
+            case "fsync":
+                let text = try string(field.node, key)
+                guard let policy = DiskLog.FsyncPolicy(rawValue: text) else {
+                    throw error(field.node, key, "unknown fsync policy '\(text)'", fix: "use always, batch (default) or interval")
+                }
+                options.fsync = policy
+            case "fsync_interval_ms": options.interval = .milliseconds(max(1, try integer(field.node, key)))
+            default:
+                let bytes = try integer(field.node, key)
+                guard bytes >= 1 << 20 else { throw error(field.node, key, "segments must be at least 1MiB") }
+                options.segmentBytes = bytes
+            }
+        }
+        return options
+    }
+
+    /// One `mapping:` entry: a table glob and how its changes are shaped.
+    func tableMapping(_ tables: String, _ node: Node, _ path: String) throws -> (TableMapping, target: String?) {
+        var result = TableMapping(tables: tables)
+        var target: String? = nil
+        for field in try mapping(node, path, allowed: ["columns", "exclude_columns", "rename_columns", "key", "target"]) {
+            let key = "\(path).\(field.key)"
+            switch field.key {
+            case "columns": result.includeColumns = try strings(field.node, key)
+            case "exclude_columns": result.excludeColumns = try strings(field.node, key)
+            case "rename_columns":
+                for rename in try mapping(field.node, key, allowed: []) {
+                    result.renameColumns[rename.key] = try string(rename.node, "\(key).\(rename.key)")
+                }
+            case "key": result.key = try strings(field.node, key)
+            default: target = try string(field.node, key)
+            }
+        }
+        return (result, target)
     }
 
     /// A stable replica id from the pipeline name (FNV-1a), away from the small ids real replicas use.

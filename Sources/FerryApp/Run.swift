@@ -34,11 +34,8 @@ public enum Run {
         let source = MySQLSource(configuration: MySQLSourceConfiguration(
             name: sourceSpec.name, connection: connection, serverID: pipeline.serverID,
             filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude)), logger: logger)
-        let template = pipeline.targetTable
-        let targetTable: @Sendable (TableName) -> String = { name in
-            template.replacingOccurrences(of: "{db}", with: name.database).replacingOccurrences(of: "{table}", with: name.table)
-        }
-        let sinks: [any Sink] = try pipeline.sinks.map { sinkName in
+        let targetTable = targetTableNamer(pipeline)
+        func makeSink(_ sinkName: String) throws -> any Sink {
             switch configuration.sinks[sinkName]!.kind {
             case .postgres(let url, let password):
                 return PostgresSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password,
@@ -54,10 +51,35 @@ public enum Run {
                                                           maximumFileBytes: bytes, maximumFileAgeSeconds: age))
             }
         }
+        let sinks = try pipeline.sinks.map(makeSink)
+        var errorPolicy = ErrorPolicy.stop
+        if let name = pipeline.deadLetterSink, let deadLetters = try makeSink(name) as? any DeadLetterSink {
+            errorPolicy = .deadLetter(deadLetters)
+        }
+        let buffer: BufferSetting = pipeline.disk.map {
+            .disk(directory: bufferDirectory(pipeline, configuration: configuration), options: $0)
+        } ?? .memory
         return PipelineRunner(
-            configuration: PipelineConfiguration(name: pipeline.name, bufferBytes: pipeline.bufferBytes, batchTransactions: pipeline.batchTransactions,
-                                                 applyTimeoutSeconds: pipeline.applyTimeoutSeconds),
+            configuration: PipelineConfiguration(name: pipeline.name, buffer: buffer, bufferBytes: pipeline.bufferBytes,
+                                                 batchTransactions: pipeline.batchTransactions, applyTimeoutSeconds: pipeline.applyTimeoutSeconds,
+                                                 errorPolicy: errorPolicy, transform: TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name)),
             source: MySQLTransactionSource(source: source, start: pipeline.start), sinks: sinks, store: store, logger: logger)
+    }
+
+    /// `<data_dir>/buffer/<pipeline>`.
+    public static func bufferDirectory(_ pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration) -> String {
+        ((configuration.dataDirectory as NSString).appendingPathComponent("buffer") as NSString).appendingPathComponent(pipeline.name)
+    }
+
+    /// The target table of a source table: the first `mapping` entry with a `target`, else the
+    /// pipeline's `target_table` template.
+    public static func targetTableNamer(_ pipeline: FerryConfiguration.Pipeline) -> @Sendable (TableName) -> String {
+        let overrides = pipeline.targetOverrides
+        let template = pipeline.targetTable
+        return { name in
+            let chosen = overrides.first { TableGlob.matches($0.tables, name.description) }?.template ?? template
+            return chosen.replacingOccurrences(of: "{db}", with: name.database).replacingOccurrences(of: "{table}", with: name.table)
+        }
     }
 }
 

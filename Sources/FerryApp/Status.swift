@@ -11,7 +11,13 @@ public enum Status {
     public struct SinkReport: Sendable {
         public var name: String
         public var appliedPosition: BinlogPosition?
+        /// Binlog bytes between the applied position and the source's current end.
         public var lagBytes: UInt64?
+        /// Changes read from the source but not yet applied by this sink.
+        public var lagEvents: UInt64?
+        /// How far behind the commit time of the last applied change is, while behind; 0 caught up.
+        public var lagSeconds: Double?
+        public var eventsPerSecond: Double?
     }
 
     public struct PipelineReport: Sendable {
@@ -19,9 +25,15 @@ public enum Status {
         public var state: String
         public var sourcePosition: BinlogCoordinates?
         public var safePosition: BinlogPosition?
+        public var buffer: String
+        /// Bytes held by the buffer at the last report (the disk backlog with `buffer: disk`).
+        public var bufferBytes: Int?
         public var sinks: [SinkReport]
         public var lastError: String?
     }
+
+    /// A running pipeline saves its figures every second; older ones mean it is not running.
+    static let staleAfterMillis: Int64 = 5_000
 
     public static func collect(configuration: FerryConfiguration, logger: Logger) async throws -> [PipelineReport] {
         let store: SQLiteCheckpointStore? = FileManager.default.fileExists(atPath: configuration.statePath)
@@ -30,13 +42,15 @@ public enum Status {
         for pipeline in configuration.pipelines {
             let checkpoint = try await store?.checkpoint(pipeline: pipeline.name)
             let log = try await store?.auditLog(pipeline: pipeline.name, limit: 20) ?? []
-            let state: String
-            switch log.first?.action {
+            let progress = try await store?.progress(pipeline: pipeline.name)
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let fresh = progress.map { now - $0.updatedMillis <= staleAfterMillis } ?? false
+            var state: String
+            switch log.first(where: { ["start", "stop", "error"].contains($0.action) })?.action {
             case nil: state = "never run"
-            case "start": state = "running (or killed)"
+            case "start": state = fresh ? "running" : "not running (killed or crashed; last seen \(progress.map { "\((now - $0.updatedMillis) / 1000) s ago" } ?? "never"))"
             case "stop": state = "stopped"
-            case "error": state = "failed"
-            case let action?: state = action
+            default: state = "failed"
             }
             let lastError = log.prefix { $0.action != "start" }.first { $0.action == "error" }?.detail
             let source = configuration.sources[pipeline.source]!
@@ -58,11 +72,20 @@ public enum Status {
             }
             let sinks = pipeline.sinks.map { name in
                 let applied = checkpoint?.sinks[name]?.applied
-                return SinkReport(name: name, appliedPosition: applied,
-                                  lagBytes: applied.flatMap { lag(from: $0.coordinates, to: current, logs: logSizes) })
+                var report = SinkReport(name: name, appliedPosition: applied,
+                                        lagBytes: applied.flatMap { lag(from: $0.coordinates, to: current, logs: logSizes) })
+                if let progress, let figures = progress.sinks.first(where: { $0.name == name }) {
+                    let events = progress.eventsRead > figures.eventsApplied ? progress.eventsRead - figures.eventsApplied : 0
+                    report.lagEvents = events
+                    let reference = fresh ? now : progress.updatedMillis
+                    report.lagSeconds = events == 0 ? 0 : (figures.appliedCommitMillis ?? progress.readCommitMillis).map { Double(max(0, reference - $0)) / 1000 }
+                    report.eventsPerSecond = fresh ? figures.eventsPerSecond : 0
+                }
+                return report
             }
-            reports.append(PipelineReport(name: pipeline.name, state: state, sourcePosition: current,
-                                          safePosition: checkpoint?.safePosition, sinks: sinks, lastError: lastError))
+            reports.append(PipelineReport(name: pipeline.name, state: state, sourcePosition: current, safePosition: checkpoint?.safePosition,
+                                          buffer: pipeline.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes,
+                                          sinks: sinks, lastError: lastError))
         }
         try await store?.close()
         return reports
@@ -90,9 +113,14 @@ public enum Status {
             lines.append("pipeline \(report.name): \(report.state)")
             lines.append("  source position:  \(report.sourcePosition?.description ?? "unknown")")
             lines.append("  safe position:    \(report.safePosition?.description ?? "none yet")")
+            lines.append("  buffer:           \(report.buffer)\(report.bufferBytes.map { ", \($0) bytes held" } ?? "")")
             for sink in report.sinks {
-                let lag = sink.lagBytes.map { "\($0) bytes behind" } ?? "lag unknown"
-                lines.append("  sink \(sink.name): applied \(sink.appliedPosition?.description ?? "nothing yet"), \(lag)")
+                var lag: [String] = []
+                if let events = sink.lagEvents { lag.append("\(events) changes") }
+                if let seconds = sink.lagSeconds { lag.append(String(format: "%.1f s", seconds)) }
+                if let bytes = sink.lagBytes { lag.append("\(bytes) binlog bytes") }
+                let rate = sink.eventsPerSecond.map { String(format: ", %.0f changes/s", $0) } ?? ""
+                lines.append("  sink \(sink.name): applied \(sink.appliedPosition?.description ?? "nothing yet"), behind \(lag.isEmpty ? "unknown" : lag.joined(separator: " / "))\(rate)")
             }
             if let error = report.lastError { lines.append("  last error: \(error)") }
         }
@@ -110,6 +138,10 @@ public enum Status {
             JSONBuffer.appendString(report.state, to: &out)
             JSONBuffer.appendASCII(",\"source_position\":", to: &out)
             appendOptional(report.sourcePosition?.description, &out)
+            JSONBuffer.appendASCII(",\"buffer\":", to: &out)
+            JSONBuffer.appendString(report.buffer, to: &out)
+            JSONBuffer.appendASCII(",\"buffer_bytes\":", to: &out)
+            appendNumber(report.bufferBytes.map(Double.init), &out)
             JSONBuffer.appendASCII(",\"sinks\":[", to: &out)
             for (sinkIndex, sink) in report.sinks.enumerated() {
                 if sinkIndex > 0 { out.append(UInt8(ascii: ",")) }
@@ -119,7 +151,13 @@ public enum Status {
                 appendOptional(sink.appliedPosition?.coordinates.description, &out)
                 JSONBuffer.appendASCII(",\"lag_bytes\":", to: &out)
                 if let lag = sink.lagBytes { JSONBuffer.appendUnsigned(lag, to: &out) } else { JSONBuffer.appendASCII("null", to: &out) }
-                JSONBuffer.appendASCII(",\"lag_events\":null,\"lag_seconds\":null,\"last_error\":", to: &out)
+                JSONBuffer.appendASCII(",\"lag_events\":", to: &out)
+                appendNumber(sink.lagEvents.map(Double.init), &out)
+                JSONBuffer.appendASCII(",\"lag_seconds\":", to: &out)
+                appendNumber(sink.lagSeconds, &out)
+                JSONBuffer.appendASCII(",\"events_per_second\":", to: &out)
+                appendNumber(sink.eventsPerSecond, &out)
+                JSONBuffer.appendASCII(",\"last_error\":", to: &out)
                 appendOptional(report.lastError, &out)
                 out.append(UInt8(ascii: "}"))
             }
@@ -127,6 +165,15 @@ public enum Status {
         }
         JSONBuffer.appendASCII("]}", to: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func appendNumber(_ number: Double?, _ out: inout [UInt8]) {
+        guard let number else { return JSONBuffer.appendASCII("null", to: &out) }
+        if number == number.rounded(), abs(number) < 1e15 {
+            out.append(contentsOf: String(Int64(number)).utf8)
+        } else {
+            out.append(contentsOf: String(format: "%.3f", number).utf8)
+        }
     }
 
     private static func appendOptional(_ text: String?, _ out: inout [UInt8]) {

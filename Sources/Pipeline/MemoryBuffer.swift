@@ -6,7 +6,7 @@ import FerryCore
 /// sinks have read it. `append` suspends while the buffered bytes exceed the bound — that is the
 /// backpressure that stops the source from reading (the database keeps its binlog meanwhile).
 /// A single transaction larger than the bound is still admitted, alone.
-public actor MemoryBuffer {
+public actor MemoryBuffer: ChangeBuffer, ParkingActor {
     public let maximumBytes: Int
     private var entries: [(sequence: Int, transaction: Transaction, bytes: Int)] = []
     private var firstSequence = 0
@@ -14,10 +14,9 @@ public actor MemoryBuffer {
     private var bufferedBytes = 0
     private var cursors: [String: Int]
     private var finished = false
-    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    var parking = ParkingLot()
     private var writerIDs: [Int] = []
     private var readerIDs: [String: Int] = [:]
-    private var nextWaiterID = 0
 
     /// - Parameter consumers: the names of the sinks that read the buffer.
     public init(maximumBytes: Int, consumers: [String]) {
@@ -34,7 +33,7 @@ public actor MemoryBuffer {
         let bytes = Self.estimatedBytes(transaction)
         while !entries.isEmpty && bufferedBytes + bytes > maximumBytes {
             try Task.checkCancellation()
-            await suspend { self.writerIDs.append($0) }
+            await park { self.writerIDs.append($0) }
         }
         entries.append((nextSequence, transaction, bytes))
         nextSequence += 1
@@ -42,15 +41,11 @@ public actor MemoryBuffer {
         wakeReaders()
     }
 
-    /// No more transactions will come; readers drain what is left and then get `nil`.
     public func finish() {
         finished = true
         wakeReaders()
     }
 
-    /// Up to `limit` transactions (and, beyond the first, no more than `maximumEvents` changes)
-    /// after the consumer's cursor, waiting until at least one is there. Returns an empty array
-    /// only when the buffer is finished and drained for this consumer.
     public func read(consumer: String, limit: Int, maximumEvents: Int = .max) async -> [Transaction] {
         while true {
             let cursor = cursors[consumer] ?? nextSequence
@@ -68,31 +63,11 @@ public actor MemoryBuffer {
                 return batch
             }
             if finished || Task.isCancelled { return [] }
-            await suspend { self.readerIDs[consumer] = $0 }
+            await park { self.readerIDs[consumer] = $0 }
         }
     }
 
-    /// Waits until woken or cancelled; `register` files the waiter's id.
-    private func suspend(_ register: (Int) -> Void) async {
-        let id = nextWaiterID
-        nextWaiterID += 1
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if Task.isCancelled {
-                    continuation.resume()
-                } else {
-                    waiters[id] = continuation
-                    register(id)
-                }
-            }
-        } onCancel: {
-            Task { await self.wake(id) }
-        }
-    }
-
-    private func wake(_ id: Int) {
-        waiters.removeValue(forKey: id)?.resume()
-    }
+    public func acknowledge(consumer: String) {}
 
     private func release() {
         let lowest = cursors.values.min() ?? nextSequence
@@ -106,14 +81,14 @@ public actor MemoryBuffer {
             entries.removeFirst(released)
             let writers = writerIDs
             writerIDs.removeAll()
-            for id in writers { wake(id) }
+            wake(writers)
         }
     }
 
     private func wakeReaders() {
         let readers = readerIDs
         readerIDs.removeAll()
-        for id in readers.values { wake(id) }
+        wake(readers.values)
     }
 
     /// An estimate of a transaction's memory: values' payload sizes plus the overheads measured

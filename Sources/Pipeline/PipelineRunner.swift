@@ -1,10 +1,28 @@
+import DiskLog
 import FerryCore
 import Foundation
 import Logging
 
+/// Where a pipeline buffers transactions between the source and the sinks.
+public enum BufferSetting: Sendable {
+    /// Bounded by `PipelineConfiguration.bufferBytes`; a full buffer stops the source.
+    case memory
+    /// A segmented log in `directory`; each sink reads it at its own pace.
+    case disk(directory: String, options: DiskLog.Options)
+}
+
+/// What happens to a change a sink rejects for good.
+public enum ErrorPolicy: Sendable {
+    /// Stop the pipeline with the error.
+    case stop
+    /// Hand the change, with its cause, to this sink and go on.
+    case deadLetter(any DeadLetterSink)
+}
+
 /// How one pipeline runs.
 public struct PipelineConfiguration: Sendable {
     public var name: String
+    public var buffer: BufferSetting
     /// Bound of the memory buffer in bytes. Default 64 MiB.
     public var bufferBytes: Int
     /// Most transactions a sink applies in one batch. Default 500.
@@ -15,24 +33,40 @@ public struct PipelineConfiguration: Sendable {
     /// connection is dropped and the batch retried. Default 300.
     public var applyTimeoutSeconds: Double
     public var retry: RetryPolicy
+    public var errorPolicy: ErrorPolicy
+    /// Shapes each transaction before it is buffered (column selection, renames, key overrides).
+    public var transform: TransactionTransform
+    /// How often live figures are saved for `ferry status`. Default 1 s.
+    public var progressInterval: Duration
+    /// After a stop, how long sinks may take to drain (memory) or finish their batch (disk) before
+    /// a sink still retrying is abandoned; its changes are applied on the next start. Default 30 s.
+    public var drainTimeout: Duration
 
-    public init(name: String, bufferBytes: Int = 64 << 20, batchTransactions: Int = 500, batchEvents: Int = 10_000,
-                applyTimeoutSeconds: Double = 300, retry: RetryPolicy = RetryPolicy()) {
+    public init(name: String, buffer: BufferSetting = .memory, bufferBytes: Int = 64 << 20, batchTransactions: Int = 500,
+                batchEvents: Int = 10_000, applyTimeoutSeconds: Double = 300, retry: RetryPolicy = RetryPolicy(),
+                errorPolicy: ErrorPolicy = .stop, transform: TransactionTransform = TransactionTransform(),
+                progressInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(30)) {
         self.name = name
+        self.buffer = buffer
         self.bufferBytes = bufferBytes
         self.batchTransactions = batchTransactions
         self.batchEvents = batchEvents
         self.applyTimeoutSeconds = applyTimeoutSeconds
         self.retry = retry
+        self.errorPolicy = errorPolicy
+        self.transform = transform
+        self.progressInterval = progressInterval
+        self.drainTimeout = drainTimeout
     }
 }
 
-/// Runs one pipeline: source → memory buffer → every sink, with durable positions.
+/// Runs one pipeline: source → buffer → every sink, with durable positions.
 ///
 /// On start every sink reports what it has applied (from the target itself where it can); the
-/// source resumes after the lowest of those, and each sink skips what it already has — so a crash
-/// at any moment neither loses nor doubles a change. The safe position (everything applied by
-/// every sink) is written to the checkpoint store only after the sinks made it durable.
+/// source resumes after the lowest of those (or, with a disk buffer, after the newest buffered
+/// transaction), and each sink skips what it already has — so a crash at any moment neither loses
+/// nor doubles a change. The safe position (everything applied by every sink) is written to the
+/// checkpoint store only after the sinks made it durable.
 public struct PipelineRunner: Sendable {
     public let configuration: PipelineConfiguration
     let source: any TransactionSource
@@ -52,6 +86,12 @@ public struct PipelineRunner: Sendable {
         self.logger = logger
     }
 
+    /// Every sink the pipeline opens: its sinks, then the dead-letter sink.
+    var openedSinks: [any Sink] {
+        if case .deadLetter(let sink) = configuration.errorPolicy { return sinks + [sink] }
+        return sinks
+    }
+
     /// Runs until `stop` fires (then drains and returns) or an error stops the pipeline.
     public func run(stop: StopSignal) async throws {
         let name = configuration.name
@@ -60,7 +100,8 @@ public struct PipelineRunner: Sendable {
         let logger = metadata
         let checkpoint = try await store.checkpoint(pipeline: name)
         var applied: [String: BinlogPosition] = [:]
-        for (index, sink) in sinks.enumerated() {
+        let opening = openedSinks
+        for (index, sink) in opening.enumerated() {
             let recorded: BinlogPosition?
             do {
                 recorded = try await configuration.retry.run({ try await sink.open() }) { error, attempt, wait in
@@ -68,54 +109,128 @@ public struct PipelineRunner: Sendable {
                                                                            "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
                 }
             } catch {
-                for opened in sinks[...index] { try? await opened.close() }
+                for opened in opening[..<index] { try? await opened.close() }
                 throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", sink.name)
             }
-            if let position = recorded ?? checkpoint?.sinks[sink.name]?.applied { applied[sink.name] = position }
+            if index < sinks.count, let position = recorded ?? checkpoint?.sinks[sink.name]?.applied { applied[sink.name] = position }
+        }
+        var rewound: Set<String> = []
+        for (sink, position) in checkpoint?.rewinds ?? [:] where sinks.contains(where: { $0.name == sink }) {
+            if let current = applied[sink], position.coordinates > current.coordinates {
+                for opened in opening { try? await opened.close() }
+                throw FerryError(code: "pipeline.rewind_ahead",
+                                 message: "sink \(sink) was asked to rewind to \(position.coordinates), after what it has applied (\(current.coordinates))",
+                                 context: [("pipeline", name), ("sink", sink)],
+                                 fix: "give `ferry sink rewind` a position at or before \(current.coordinates)")
+            }
+            applied[sink] = position
+            rewound.insert(sink)
+            logger.notice("sink rewound", metadata: [LoggingKeys.sink: "\(sink)", LoggingKeys.position: "\(position)"])
         }
         let resume = Self.resumePosition(applied: applied, sinks: sinks.map(\.name), safe: checkpoint?.safePosition)
-        try await store.audit(pipeline: name, action: "start", detail: "resume after \(resume.map(\.description) ?? "the configured start")")
-        logger.info("pipeline starting", metadata: [LoggingKeys.position: "\(resume.map(\.description) ?? "start")"])
-
         do {
-            try await stream(after: resume, applied: applied, stop: stop, logger: logger)
+            try await stream(resume: resume, applied: applied, safe: checkpoint?.safePosition, rewound: rewound, stop: stop, logger: logger)
         } catch {
-            for sink in sinks { try? await sink.close() }
+            for sink in opening { try? await sink.close() }
             throw error
         }
-        for sink in sinks { try? await sink.close() }
+        for sink in opening { try? await sink.close() }
         try await store.audit(pipeline: name, action: "stop", detail: "drained and stopped")
     }
 
-    private func stream(after resume: BinlogPosition?, applied: [String: BinlogPosition], stop: StopSignal, logger: Logger) async throws {
-        let buffer = MemoryBuffer(maximumBytes: configuration.bufferBytes, consumers: sinks.map(\.name))
-        let watermark = WatermarkState(LowWatermark(sinks: sinks.map(\.name), applied: applied))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await withThrowingTaskGroup(of: Void.self) { inner in
-                    inner.addTask {
-                        try await source.run(after: resume) { transaction in try await buffer.append(transaction) }
-                    }
-                    inner.addTask {
-                        await stop.wait()
-                        throw CancellationError()
-                    }
-                    do {
-                        try await inner.next()
-                    } catch is CancellationError {
-                    }
-                    inner.cancelAll()
-                }
-                await buffer.finish()
+    private func stream(resume: BinlogPosition?, applied: [String: BinlogPosition], safe: BinlogPosition?, rewound: Set<String>,
+                        stop: StopSignal, logger: Logger) async throws {
+        let name = configuration.name
+        let buffer: any ChangeBuffer
+        let bufferBytes: @Sendable () async -> Int
+        var sourceResume = resume
+        switch configuration.buffer {
+        case .memory:
+            let memory = MemoryBuffer(maximumBytes: configuration.bufferBytes, consumers: sinks.map(\.name))
+            buffer = memory
+            bufferBytes = { await memory.byteCount }
+        case .disk(let directory, let options):
+            let starts = Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, applied[$0.name] ?? safe) })
+            let disk: DiskBuffer
+            do {
+                disk = try DiskBuffer(directory: directory, options: options, starts: starts, fallback: resume)
+            } catch {
+                throw FerryError(describing: error, code: "buffer.disk_unusable").adding("pipeline", name)
             }
-            for sink in sinks {
-                let start = applied[sink.name]
-                group.addTask {
-                    try await runSink(sink, from: start, buffer: buffer, watermark: watermark, logger: logger)
-                }
+            buffer = disk
+            bufferBytes = { await disk.backlogBytes }
+            sourceResume = await disk.resumeAfter
+            if await disk.wasReset {
+                logger.warning("disk buffer emptied: a sink needs changes older than it holds; re-reading them from the source",
+                               metadata: [LoggingKeys.position: "\(resume.map(\.description) ?? "start")"])
+                try await store.audit(pipeline: name, action: "buffer-reset", detail: "disk buffer emptied; source re-read after \(resume.map(\.description) ?? "the configured start")")
             }
-            try await group.waitForAll()
         }
+        try await store.audit(pipeline: name, action: "start", detail: "source resumes after \(sourceResume.map(\.description) ?? "the configured start")")
+        logger.info("pipeline starting", metadata: [LoggingKeys.position: "\(sourceResume.map(\.description) ?? "start")"])
+
+        let watermark = WatermarkState(LowWatermark(sinks: sinks.map(\.name), applied: applied))
+        let stats = PipelineStats(pipeline: name, buffer: configuration.buffer, sinks: sinks.map(\.name))
+        let transform = configuration.transform
+        let sourceStart = sourceResume
+        try await withThrowingTaskGroup(of: Void.self) { outer in
+            outer.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: configuration.progressInterval)
+                    try? await store.saveProgress(stats.progress(bufferBytes: await bufferBytes()))
+                }
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await withThrowingTaskGroup(of: Void.self) { inner in
+                        inner.addTask {
+                            try await source.run(after: sourceStart) { transaction in
+                                let shaped = try transform.apply(transaction)
+                                stats.read(shaped)
+                                try await buffer.append(shaped)
+                            }
+                        }
+                        inner.addTask {
+                            await stop.wait()
+                            throw CancellationError()
+                        }
+                        do {
+                            try await inner.next()
+                        } catch is CancellationError {
+                        }
+                        inner.cancelAll()
+                    }
+                    await buffer.finish()
+                }
+                for sink in sinks {
+                    let worker = SinkWorker(sink: sink, configuration: configuration, store: store, buffer: buffer, watermark: watermark,
+                                            stats: stats, rewound: rewound.contains(sink.name), logger: logger)
+                    let start = applied[sink.name]
+                    group.addTask { try await worker.run(from: start) }
+                }
+                let drainTimeout = configuration.drainTimeout
+                group.addTask {
+                    await stop.wait()
+                    try await Task.sleep(for: drainTimeout)
+                    throw DrainTimeout()
+                }
+                // The source task and every sink worker end; then the drain timer is not needed.
+                var finished = 0
+                do {
+                    while try await group.next() != nil {
+                        finished += 1
+                        if finished == sinks.count + 1 { group.cancelAll() }
+                    }
+                } catch is DrainTimeout {
+                    logger.warning("a sink did not finish within the drain timeout; what it has not applied is applied on the next start",
+                                   metadata: ["ferry.drain_timeout": "\(drainTimeout)"])
+                    group.cancelAll()
+                } catch is CancellationError where finished == sinks.count + 1 {
+                }
+            }
+            outer.cancelAll()
+        }
+        try? await store.saveProgress(stats.progress(bufferBytes: await bufferBytes()))
     }
 
     /// The lowest applied position over all sinks; when some sink has none, the stored safe
@@ -125,97 +240,10 @@ public struct PipelineRunner: Sendable {
         let candidates = known.count == sinks.count ? known : (safe.map { [$0] } ?? []) + (safe == nil ? [] : known)
         return candidates.min { $0.coordinates < $1.coordinates }
     }
-
-    private func runSink(_ sink: any Sink, from start: BinlogPosition?, buffer: MemoryBuffer, watermark: WatermarkState,
-                         logger: Logger) async throws {
-        var applied = start
-        while true {
-            let batch = await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
-            if batch.isEmpty { return }
-            let fresh = batch.filter { transaction in applied.map { transaction.position.coordinates > $0.coordinates } ?? true }
-            guard let last = fresh.last else { continue }
-            do {
-                try await configuration.retry.run({
-                    do {
-                        try await applyWithDeadline(sink, fresh)
-                    } catch let timeout as ApplyTimeout {
-                        await sink.reset()
-                        throw timeout
-                    }
-                }) { error, attempt, wait in
-                    logger.warning("sink write failed; retrying", metadata: [
-                        LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)", LoggingKeys.position: "\(last.position)",
-                        "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(Int(wait * 1000)) ms",
-                    ])
-                }
-            } catch {
-                let failure = FerryError(describing: error, code: "sink.write_failed").adding("pipeline", configuration.name).adding("sink", sink.name)
-                    .adding("position", "\(fresh.first!.position.coordinates)…\(last.position.coordinates)")
-                try? await store.audit(pipeline: configuration.name, action: "error", detail: failure.description)
-                throw failure
-            }
-            applied = last.position
-            try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: last.position, applied: last.position)
-            if let safe = await watermark.record(sink: sink.name, position: last.position) {
-                try await store.saveSafePosition(safe, pipeline: configuration.name)
-            }
-        }
-    }
 }
 
-extension PipelineRunner {
-    /// Applies a batch, giving up after `applyTimeoutSeconds`. A stuck client library (a lost
-    /// connection it never reports) then costs one retry instead of the pipeline: the sink drops
-    /// its connection, so the abandoned attempt cannot commit after the retry has started.
-    func applyWithDeadline(_ sink: any Sink, _ batch: [Transaction]) async throws {
-        let outcome = OneShot()
-        let seconds = configuration.applyTimeoutSeconds
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            outcome.arm(continuation)
-            let timer = Task {
-                try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-                outcome.finish(.failure(ApplyTimeout(seconds: seconds, sink: sink.name)))
-            }
-            Task {
-                do {
-                    try await sink.apply(batch)
-                    outcome.finish(.success(()))
-                } catch {
-                    outcome.finish(.failure(error))
-                }
-                timer.cancel()
-            }
-        }
-    }
-}
-
-/// Resumes a continuation once, from whichever task gets there first.
-final class OneShot: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<Void, any Error>?
-
-    func arm(_ continuation: CheckedContinuation<Void, any Error>) {
-        lock.lock()
-        self.continuation = continuation
-        lock.unlock()
-    }
-
-    func finish(_ result: Result<Void, any Error>) {
-        lock.lock()
-        let continuation = self.continuation
-        self.continuation = nil
-        lock.unlock()
-        continuation?.resume(with: result)
-    }
-}
-
-/// A sink did not finish a batch in time; retried after the sink dropped its connection.
-struct ApplyTimeout: ClassifiedError, CustomStringConvertible {
-    var seconds: Double
-    var sink: String
-    var isTransient: Bool { true }
-    var description: String { "sink \(sink) did not apply a batch within \(Int(seconds)) s" }
-}
+/// Sinks did not drain in time after a stop.
+struct DrainTimeout: Error {}
 
 /// The low watermark shared by the sink workers; returns a new safe position when it moved.
 actor WatermarkState {
@@ -274,6 +302,7 @@ public actor StopSignal {
 enum LoggingKeys {
     static let pipeline = "ferry.pipeline"
     static let sink = "ferry.sink"
+    static let table = "ferry.table"
     static let position = "ferry.position"
     static let error = "ferry.error"
 }

@@ -12,6 +12,8 @@ import SQLiteNIO
 /// - `sinks(pipeline, sink, queued_position TEXT, applied_position TEXT, updated_at TEXT, PRIMARY KEY(pipeline, sink))`
 /// - `snapshot_chunks(pipeline, table_name, chunk INTEGER, state TEXT, PRIMARY KEY(pipeline, table_name, chunk))`
 /// - `audit(id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, pipeline TEXT, action TEXT, detail TEXT)`
+/// - `rewinds(pipeline, sink, position TEXT, requested_at TEXT, PRIMARY KEY(pipeline, sink))`
+/// - `progress(pipeline PRIMARY KEY, figures TEXT)`: `PipelineProgress` as JSON
 /// Positions are `BinlogPosition.persistedJSON`.
 public actor SQLiteCheckpointStore: CheckpointStore {
     public let path: String
@@ -55,6 +57,8 @@ public actor SQLiteCheckpointStore: CheckpointStore {
         "CREATE TABLE IF NOT EXISTS sinks (pipeline TEXT NOT NULL, sink TEXT NOT NULL, queued_position TEXT, applied_position TEXT, updated_at TEXT, PRIMARY KEY (pipeline, sink))",
         "CREATE TABLE IF NOT EXISTS snapshot_chunks (pipeline TEXT NOT NULL, table_name TEXT NOT NULL, chunk INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (pipeline, table_name, chunk))",
         "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, pipeline TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS rewinds (pipeline TEXT NOT NULL, sink TEXT NOT NULL, position TEXT NOT NULL, requested_at TEXT NOT NULL, PRIMARY KEY (pipeline, sink))",
+        "CREATE TABLE IF NOT EXISTS progress (pipeline TEXT PRIMARY KEY, figures TEXT NOT NULL)",
     ]
 
     static func corrupt(_ path: String, _ cause: String) -> FerryError {
@@ -68,7 +72,13 @@ public actor SQLiteCheckpointStore: CheckpointStore {
     public func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? {
         let safeRows = try await connection.query("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
         let sinkRows = try await connection.query("SELECT sink, queued_position, applied_position FROM sinks WHERE pipeline = ?", [.text(pipeline)])
-        if safeRows.isEmpty && sinkRows.isEmpty { return nil }
+        let rewindRows = try await connection.query("SELECT sink, position FROM rewinds WHERE pipeline = ?", [.text(pipeline)])
+        if safeRows.isEmpty && sinkRows.isEmpty && rewindRows.isEmpty { return nil }
+        var rewinds: [String: BinlogPosition] = [:]
+        for row in rewindRows {
+            guard let name = row.column("sink")?.string, let position = row.column("position")?.string.flatMap(BinlogPosition.init(persistedJSON:)) else { continue }
+            rewinds[name] = position
+        }
         var sinks: [String: SinkCheckpoint] = [:]
         for row in sinkRows {
             guard let name = row.column("sink")?.string else { continue }
@@ -76,7 +86,7 @@ public actor SQLiteCheckpointStore: CheckpointStore {
                                          applied: row.column("applied_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)))
         }
         return PipelineCheckpoint(safePosition: safeRows.first?.column("safe_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)),
-                                  sinks: sinks)
+                                  sinks: sinks, rewinds: rewinds)
     }
 
     public func saveSafePosition(_ position: BinlogPosition, pipeline: String) async throws {
@@ -98,6 +108,32 @@ public actor SQLiteCheckpointStore: CheckpointStore {
     public func audit(pipeline: String, action: String, detail: String) async throws {
         _ = try await connection.query("INSERT INTO audit (at, pipeline, action, detail) VALUES (?, ?, ?, ?)",
                                        [.text(Self.now()), .text(pipeline), .text(action), .text(detail)])
+    }
+
+    /// Asks the pipeline to replay a sink from `position` (out of its disk buffer) when it next
+    /// starts; recorded in the audit log.
+    public func requestRewind(pipeline: String, sink: String, position: BinlogPosition) async throws {
+        _ = try await connection.query("""
+            INSERT INTO rewinds (pipeline, sink, position, requested_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (pipeline, sink) DO UPDATE SET position = excluded.position, requested_at = excluded.requested_at
+            """, [.text(pipeline), .text(sink), .text(position.persistedJSON), .text(Self.now())])
+        try await audit(pipeline: pipeline, action: "rewind", detail: "sink \(sink) to \(position)")
+    }
+
+    public func clearRewind(pipeline: String, sink: String) async throws {
+        _ = try await connection.query("DELETE FROM rewinds WHERE pipeline = ? AND sink = ?", [.text(pipeline), .text(sink)])
+    }
+
+    public func saveProgress(_ progress: PipelineProgress) async throws {
+        let figures = String(decoding: try JSONEncoder().encode(progress), as: UTF8.self)
+        _ = try await connection.query("INSERT INTO progress (pipeline, figures) VALUES (?, ?) ON CONFLICT (pipeline) DO UPDATE SET figures = excluded.figures",
+                                       [.text(progress.pipeline), .text(figures)])
+    }
+
+    public func progress(pipeline: String) async throws -> PipelineProgress? {
+        let rows = try await connection.query("SELECT figures FROM progress WHERE pipeline = ?", [.text(pipeline)])
+        guard let text = rows.first?.column("figures")?.string else { return nil }
+        return try? JSONDecoder().decode(PipelineProgress.self, from: Data(text.utf8))
     }
 
     /// The most recent audit entries, newest first.

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryTestKit
 @testable import MySQLBinlog
 import MySQLTestKit
 import NIOCore
@@ -6,18 +7,6 @@ import Testing
 
 /// Truncated, bit-flipped and random inputs: the decoder returns typed errors and never traps.
 @Suite struct MalformedInputTests {
-    /// A deterministic generator (SplitMix64) so failures reproduce.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Valid events covering every decoder: the corpus the mutations start from.
     static func corpus() -> (fde: ByteBuffer, tableMap: ByteBuffer, events: [ByteBuffer]) {
         var encoder = BinlogEventEncoder()
@@ -85,7 +74,7 @@ import Testing
 
     @Test func hundredThousandMutatedInputsNeverCrash() {
         let (fde, tableMap, events) = Self.corpus()
-        var random = SeededGenerator(state: 20_261_122)
+        var random = SeededGenerator(seed: 20_261_122)
         var typedErrors = 0, accepted = 0
         for iteration in 0..<100_000 {
             let original = events[iteration % events.count]
@@ -119,7 +108,7 @@ import Testing
 
     @Test func bitFlipsAreCaughtByTheChecksum() {
         let (fde, tableMap, events) = Self.corpus()
-        var random = SeededGenerator(state: 7)
+        var random = SeededGenerator(seed: 7)
         for iteration in 0..<2_000 {
             var bytes = Array(events[iteration % events.count].readableBytesView)
             let index = Int.random(in: 19..<(bytes.count - 4), using: &random)

@@ -1,6 +1,8 @@
+import DiskLog
 import FerryApp
 import FerryCore
 import Foundation
+import Pipeline
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -60,5 +62,67 @@ import Testing
         #expect(throws: FerryError.self) { try parse(Self.valid.replacingOccurrences(of: "type: sqlite", with: "type: oracle")) }
         #expect(throws: FerryError.self) { try parse(Self.valid.replacingOccurrences(of: "buffer_bytes: 16MiB", with: "buffer_bytes: lots")) }
         #expect(throws: FerryError.self) { try parse(Self.valid.replacingOccurrences(of: "mysql://ferry@127.0.0.1:3306", with: "mysql://127.0.0.1")) }
+    }
+
+    static let full = """
+    sources:
+      shop: { type: mysql, url: "mysql://ferry@127.0.0.1:3306" }
+    sinks:
+      local: { type: sqlite, path: ./replica.sqlite }
+      rejects: { type: jsonl, directory: ./rejects }
+    pipelines:
+      shop-to-local:
+        source: shop
+        sinks: [local]
+        buffer: disk
+        disk: { fsync: interval, fsync_interval_ms: 250, segment_bytes: 16MiB }
+        error_policy: dead-letter
+        dead_letter: rejects
+        mapping:
+          shop.customers:
+            exclude_columns: [password_hash, "secret_*"]
+            rename_columns: { email: contact_email }
+            target: people
+          "shop.log_*":
+            columns: [id, at, message]
+            key: [id, at]
+    """
+
+    @Test func readsDiskBufferErrorPolicyAndMapping() throws {
+        let pipeline = try #require(try parse(Self.full).pipelines.first)
+        #expect(pipeline.disk?.fsync == .interval)
+        #expect(pipeline.disk?.interval == .milliseconds(250))
+        #expect(pipeline.disk?.segmentBytes == 16 << 20)
+        #expect(pipeline.deadLetterSink == "rejects")
+        #expect(pipeline.mappings.count == 2)
+        #expect(pipeline.mappings[0].tables == "shop.customers")
+        #expect(pipeline.mappings[0].excludeColumns == ["password_hash", "secret_*"])
+        #expect(pipeline.mappings[0].renameColumns == ["email": "contact_email"])
+        #expect(pipeline.mappings[1].includeColumns == ["id", "at", "message"])
+        #expect(pipeline.mappings[1].key == ["id", "at"])
+        #expect(pipeline.targetOverrides.map(\.template) == ["people"])
+        let namer = Run.targetTableNamer(pipeline)
+        #expect(namer(TableName(database: "shop", table: "customers")) == "people")
+        #expect(namer(TableName(database: "shop", table: "orders")) == "orders")
+    }
+
+    @Test func badPipelineSettingsNameTheKey() {
+        func message(_ from: String, _ to: String) -> String? {
+            do {
+                _ = try parse(Self.full.replacingOccurrences(of: from, with: to))
+                return nil
+            } catch let error as FerryError {
+                return error.message + " " + (error.fix ?? "")
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(message("fsync: interval", "fsync: sometimes")?.contains("pipelines.shop-to-local.disk.fsync: unknown fsync policy 'sometimes'") == true)
+        #expect(message("buffer: disk", "buffer: tape")?.contains("unknown buffer 'tape'") == true)
+        #expect(message("buffer: disk", "buffer: memory")?.contains("disk settings given but the buffer is memory") == true)
+        #expect(message("dead_letter: rejects", "dead_letter: local")?.contains("cannot keep dead letters") == true)
+        #expect(message("    dead_letter: rejects\n", "")?.contains("needs a dead_letter sink") == true)
+        #expect(message("error_policy: dead-letter", "error_policy: ignore")?.contains("unknown error policy 'ignore'") == true)
+        #expect(message("rename_columns:", "rename_colums:")?.contains("ferry.yml:17: pipelines.shop-to-local.mapping.shop.customers.rename_colums: unknown key") == true)
     }
 }

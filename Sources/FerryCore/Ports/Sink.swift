@@ -28,6 +28,28 @@ extension Sink {
     public func reset() async {}
 }
 
+/// A change a sink rejected for good, with the cause and where it came from (DESIGN §2.7).
+public struct DeadLetter: Sendable {
+    public var pipeline: String
+    /// The sink that rejected the change.
+    public var sink: String
+    public var event: ChangeEvent
+    public var error: FerryError
+
+    public init(pipeline: String, sink: String, event: ChangeEvent, error: FerryError) {
+        self.pipeline = pipeline
+        self.sink = sink
+        self.event = event
+        self.error = error
+    }
+}
+
+/// A sink that can keep rejected changes (`error_policy: dead-letter`).
+public protocol DeadLetterSink: Sink {
+    /// Stores the letters durably before returning.
+    func deadLetter(_ letters: [DeadLetter]) async throws
+}
+
 /// Where a pipeline keeps its positions between runs.
 public protocol CheckpointStore: Sendable {
     func checkpoint(pipeline: String) async throws -> PipelineCheckpoint?
@@ -37,16 +59,70 @@ public protocol CheckpointStore: Sendable {
     func saveSinkPositions(pipeline: String, sink: String, queued: BinlogPosition?, applied: BinlogPosition?) async throws
     /// Appends to the audit log (runs, operator actions).
     func audit(pipeline: String, action: String, detail: String) async throws
+    /// Replaces the pipeline's live figures (read by `ferry status`).
+    func saveProgress(_ progress: PipelineProgress) async throws
+    /// Forgets a sink's pending rewind once the sink has applied from it.
+    func clearRewind(pipeline: String, sink: String) async throws
 }
 
 /// What a pipeline recorded about its progress.
 public struct PipelineCheckpoint: Sendable, Equatable {
     public var safePosition: BinlogPosition?
     public var sinks: [String: SinkCheckpoint]
+    /// Positions operators asked sinks to replay from (`ferry sink rewind`), by sink.
+    public var rewinds: [String: BinlogPosition]
 
-    public init(safePosition: BinlogPosition?, sinks: [String: SinkCheckpoint]) {
+    public init(safePosition: BinlogPosition?, sinks: [String: SinkCheckpoint], rewinds: [String: BinlogPosition] = [:]) {
         self.safePosition = safePosition
         self.sinks = sinks
+        self.rewinds = rewinds
+    }
+}
+
+/// A running pipeline's live figures, saved about once a second.
+public struct PipelineProgress: Sendable, Codable, Equatable {
+    public struct SinkProgress: Sendable, Codable, Equatable {
+        public var name: String
+        /// Changes applied in this run.
+        public var eventsApplied: UInt64
+        /// Commit time of the last applied transaction, ms since the epoch.
+        public var appliedCommitMillis: Int64?
+        /// Changes per second applied over the last few seconds.
+        public var eventsPerSecond: Double
+
+        public init(name: String, eventsApplied: UInt64, appliedCommitMillis: Int64?, eventsPerSecond: Double) {
+            self.name = name
+            self.eventsApplied = eventsApplied
+            self.appliedCommitMillis = appliedCommitMillis
+            self.eventsPerSecond = eventsPerSecond
+        }
+    }
+
+    public var pipeline: String
+    /// `memory` or `disk`.
+    public var buffer: String
+    /// Bytes held by the buffer (in memory, or records on disk).
+    public var bufferBytes: Int
+    /// Changes read from the source in this run.
+    public var eventsRead: UInt64
+    /// The position after the last transaction read from the source.
+    public var readPosition: String?
+    /// Commit time of the last transaction read, ms since the epoch.
+    public var readCommitMillis: Int64?
+    public var sinks: [SinkProgress]
+    /// When these figures were taken, ms since the epoch.
+    public var updatedMillis: Int64
+
+    public init(pipeline: String, buffer: String, bufferBytes: Int, eventsRead: UInt64, readPosition: String?, readCommitMillis: Int64?,
+                sinks: [SinkProgress], updatedMillis: Int64) {
+        self.pipeline = pipeline
+        self.buffer = buffer
+        self.bufferBytes = bufferBytes
+        self.eventsRead = eventsRead
+        self.readPosition = readPosition
+        self.readCommitMillis = readCommitMillis
+        self.sinks = sinks
+        self.updatedMillis = updatedMillis
     }
 }
 

@@ -13,7 +13,11 @@ import Glibc
 /// Each line also says how many changes its transaction has (`txn_events`). The applied position
 /// is that of the last transaction whose lines are all on disk, so no separate offsets file is
 /// needed; at open a torn tail — a partial line or a partial transaction — is cut off and replayed.
-public actor JSONLinesSink: Sink {
+///
+/// As a dead-letter sink it appends rejected changes to `<name>.dead-letters.jsonl`: each line is
+/// the change's envelope with a `dead_letter` object naming the pipeline, sink, table, position,
+/// error code and message.
+public actor JSONLinesSink: DeadLetterSink {
     public struct Configuration: Sendable {
         public var name: String
         /// Directory for the files; the current one is `<directory>/<name>.jsonl`.
@@ -67,7 +71,7 @@ public actor JSONLinesSink: Sink {
             for event in transaction.events {
                 var line: [UInt8] = []
                 writer.write(event, processedAtMillis: now, into: &line)
-                out.append(contentsOf: "{\"id\":\"\(event.source.position.coordinates.file):\(event.source.position.coordinates.offset):\(event.source.row)\",\"txn_events\":\(transaction.events.count),".utf8)
+                out.append(contentsOf: "{\"id\":\"\(Self.eventID(event))\",\"txn_events\":\(transaction.events.count),".utf8)
                 out.append(contentsOf: line.dropFirst())
             }
         }
@@ -80,13 +84,79 @@ public actor JSONLinesSink: Sink {
         fileBytes += out.count
     }
 
+    public func deadLetter(_ letters: [DeadLetter]) async throws {
+        let path = (configuration.directory as NSString).appendingPathComponent("\(configuration.name).dead-letters.jsonl")
+        try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
+        try Self.cutPartialLine(path)
+        let file = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard file >= 0 else { throw FerryError(code: "sink.file.open", message: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(file) }
+        var out: [UInt8] = []
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for letter in letters {
+            JSONBuffer.appendASCII("{\"dead_letter\":{\"pipeline\":", to: &out)
+            JSONBuffer.appendString(letter.pipeline, to: &out)
+            JSONBuffer.appendASCII(",\"sink\":", to: &out)
+            JSONBuffer.appendString(letter.sink, to: &out)
+            JSONBuffer.appendASCII(",\"table\":", to: &out)
+            JSONBuffer.appendString(letter.event.table.description, to: &out)
+            JSONBuffer.appendASCII(",\"position\":", to: &out)
+            JSONBuffer.appendString(letter.event.source.position.coordinates.description, to: &out)
+            JSONBuffer.appendASCII(",\"code\":", to: &out)
+            JSONBuffer.appendString(letter.error.code, to: &out)
+            JSONBuffer.appendASCII(",\"error\":", to: &out)
+            JSONBuffer.appendString(letter.error.description, to: &out)
+            JSONBuffer.appendASCII("},\"id\":", to: &out)
+            JSONBuffer.appendString(Self.eventID(letter.event), to: &out)
+            out.append(UInt8(ascii: ","))
+            var line: [UInt8] = []
+            writer.write(letter.event, processedAtMillis: now, into: &line)
+            out.append(contentsOf: line.dropFirst())
+        }
+        try Self.writeAll(out, to: file, path: path)
+        guard fsync(file) == 0 else {
+            throw FerryError(code: "sink.file.fsync", message: "fsync of \(path) failed: \(String(cString: strerror(errno)))",
+                             fix: "check the disk; an fsync error is never retried because the data may be lost")
+        }
+    }
+
+    /// `file:pos:row` of the change's transaction commit position and its index.
+    static func eventID(_ event: ChangeEvent) -> String {
+        "\(event.source.position.coordinates.file):\(event.source.position.coordinates.offset):\(event.source.row)"
+    }
+
+    /// Removes a partial last line (a write cut short by a crash).
+    static func cutPartialLine(_ path: String) throws {
+        guard let handle = FileHandle(forUpdatingAtPath: path) else { return }
+        defer { try? handle.close() }
+        let size = try handle.seekToEnd()
+        guard size > 0 else { return }
+        var end = size
+        while end > 0 {
+            let start = end > 65_536 ? end - 65_536 : 0
+            try handle.seek(toOffset: start)
+            let chunk = try handle.read(upToCount: Int(end - start)) ?? Data()
+            if let newline = chunk.lastIndex(of: 0x0A) {
+                let keep = start + UInt64(newline - chunk.startIndex) + 1
+                if keep < size { try handle.truncate(atOffset: keep) }
+                return
+            }
+            end = start
+        }
+        try handle.truncate(atOffset: 0)
+    }
+
     private func writeAll(_ bytes: [UInt8]) throws {
+        try Self.writeAll(bytes, to: descriptor, path: currentPath)
+    }
+
+    private static func writeAll(_ bytes: [UInt8], to descriptor: Int32, path: String) throws {
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
-                throw FerryError(code: "sink.file.write", message: "cannot write \(currentPath): \(String(cString: strerror(errno)))")
+                throw FerryError(code: "sink.file.write", message: "cannot write \(path): \(String(cString: strerror(errno)))")
             }
             offset += written
         }

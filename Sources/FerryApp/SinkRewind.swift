@@ -1,0 +1,40 @@
+import FerryCore
+import Logging
+import StateStore
+
+/// `ferry sink rewind PIPELINE SINK POSITION`: records that a sink replays from an earlier
+/// position. The pipeline honours it when it next starts — from its disk buffer while the buffer
+/// still holds that position, else by re-reading the source's binlog; the sink's own record
+/// (`ferry_offsets`) is overridden once, and every other sink skips what it already has.
+public enum SinkRewind {
+    public static func request(configuration: FerryConfiguration, pipeline: String, sink: String, position text: String,
+                               logger: Logger) async throws -> String {
+        guard let spec = configuration.pipelines.first(where: { $0.name == pipeline }) else {
+            throw FerryError(code: "cli.unknown_pipeline", message: "no pipeline named '\(pipeline)' in \(configuration.file)",
+                             fix: "pipelines: \(configuration.pipelines.map(\.name).joined(separator: ", "))")
+        }
+        guard spec.sinks.contains(sink) else {
+            throw FerryError(code: "cli.unknown_sink", message: "pipeline \(pipeline) has no sink named '\(sink)'",
+                             fix: "its sinks: \(spec.sinks.joined(separator: ", "))")
+        }
+        guard let coordinates = BinlogCoordinates(parsing: Substring(text)) else {
+            throw FerryError(code: "cli.bad_position", message: "'\(text)' is not a binlog position",
+                             fix: "give FILE:OFFSET as printed by `ferry status` or in an event's id, e.g. mariadb-bin.000003:1234")
+        }
+        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
+        do {
+            if let applied = try await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied, coordinates > applied.coordinates {
+                throw FerryError(code: "pipeline.rewind_ahead",
+                                 message: "\(coordinates) is after what sink \(sink) has applied (\(applied.coordinates)); a rewind cannot skip changes",
+                                 context: [("pipeline", pipeline), ("sink", sink)], fix: "give a position at or before \(applied.coordinates)")
+            }
+            try await store.requestRewind(pipeline: pipeline, sink: sink, position: BinlogPosition(coordinates: coordinates, gtidPosition: nil))
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+        let from = spec.disk == nil ? "the source's binlog (the pipeline has a memory buffer)" : "the disk buffer (or the source's binlog if the buffer no longer reaches back)"
+        return "sink \(sink) of pipeline \(pipeline) will replay every change after \(coordinates) from \(from) when the pipeline next starts; restart `ferry run` to apply it"
+    }
+}

@@ -1,0 +1,39 @@
+import FerryCore
+import Foundation
+
+/// A source that replays a fixed list of transactions after the resume position, then waits to
+/// be cancelled like a live source. More transactions can be added while it runs.
+public final class ListSource: TransactionSource, @unchecked Sendable {
+    private let lock = NSLock()
+    private var transactions: [Transaction]
+    private var resumes: [BinlogPosition?] = []
+
+    public init(_ transactions: [Transaction]) {
+        self.transactions = transactions
+    }
+
+    /// The positions each run resumed after, in order.
+    public var resumedAfter: [BinlogPosition?] {
+        lock.withLock { resumes }
+    }
+
+    public func add(_ more: [Transaction]) {
+        lock.withLock { transactions += more }
+    }
+
+    public func run(after position: BinlogPosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
+        lock.withLock { resumes.append(position) }
+        var next = 0
+        while true {
+            try Task.checkCancellation()
+            let pending = lock.withLock {
+                defer { next = transactions.count }
+                return Array(transactions[next...])
+            }
+            for transaction in pending where position.map({ transaction.position.coordinates > $0.coordinates }) ?? true {
+                try await deliver(transaction)
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}

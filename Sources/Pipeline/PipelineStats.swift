@@ -1,0 +1,74 @@
+import FerryCore
+import Foundation
+
+/// Counters of one pipeline run, updated on the hot path without an actor hop and read about
+/// once a second for `ferry status`.
+final class PipelineStats: @unchecked Sendable {
+    private struct SinkCounters {
+        var events: UInt64 = 0
+        var commitMillis: Int64?
+        /// (time, events) samples of the last few seconds, for the rate.
+        var samples: [(at: ContinuousClock.Instant, events: UInt64)] = []
+    }
+
+    private let lock = NSLock()
+    private let pipeline: String
+    private let bufferKind: String
+    private let order: [String]
+    private var eventsRead: UInt64 = 0
+    private var readPosition: BinlogPosition?
+    private var readCommitMillis: Int64?
+    private var sinks: [String: SinkCounters]
+    private(set) var deadLetters = 0
+    /// The rate is taken over this window.
+    static let window: Duration = .seconds(5)
+
+    init(pipeline: String, buffer: BufferSetting, sinks: [String]) {
+        self.pipeline = pipeline
+        if case .disk = buffer { bufferKind = "disk" } else { bufferKind = "memory" }
+        order = sinks
+        self.sinks = Dictionary(uniqueKeysWithValues: sinks.map { ($0, SinkCounters()) })
+    }
+
+    func read(_ transaction: Transaction) {
+        lock.lock()
+        eventsRead += UInt64(transaction.events.count)
+        readPosition = transaction.position
+        readCommitMillis = transaction.timestampMillis
+        lock.unlock()
+    }
+
+    func applied(sink: String, _ batch: [Transaction]) {
+        let events = batch.reduce(0) { $0 + UInt64($1.events.count) }
+        lock.lock()
+        sinks[sink, default: SinkCounters()].events += events
+        sinks[sink]!.commitMillis = batch.last?.timestampMillis
+        lock.unlock()
+    }
+
+    func deadLettered(_ count: Int) {
+        lock.lock()
+        deadLetters += count
+        lock.unlock()
+    }
+
+    func progress(bufferBytes: Int, now: ContinuousClock.Instant = .now) -> PipelineProgress {
+        lock.lock()
+        defer { lock.unlock() }
+        var reports: [PipelineProgress.SinkProgress] = []
+        for name in order {
+            var counters = sinks[name]!
+            counters.samples.append((now, counters.events))
+            counters.samples.removeAll { now - $0.at > Self.window }
+            let first = counters.samples.first!
+            let seconds = Double((now - first.at).components.seconds) + Double((now - first.at).components.attoseconds) / 1e18
+            let rate = seconds > 0 ? Double(counters.events - first.events) / seconds : 0
+            sinks[name] = counters
+            reports.append(PipelineProgress.SinkProgress(name: name, eventsApplied: counters.events, appliedCommitMillis: counters.commitMillis,
+                                                         eventsPerSecond: rate))
+        }
+        return PipelineProgress(pipeline: pipeline, buffer: bufferKind, bufferBytes: bufferBytes, eventsRead: eventsRead,
+                                readPosition: readPosition?.description, readCommitMillis: readCommitMillis, sinks: reports,
+                                updatedMillis: Int64(Date().timeIntervalSince1970 * 1000))
+    }
+}

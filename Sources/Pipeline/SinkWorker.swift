@@ -1,0 +1,178 @@
+import FerryCore
+import Foundation
+import Logging
+
+/// Feeds one sink from the buffer: batches, retries transient failures, records positions, and
+/// under `error_policy: dead-letter` isolates the changes the sink rejects for good.
+struct SinkWorker: Sendable {
+    let sink: any Sink
+    let configuration: PipelineConfiguration
+    let store: any CheckpointStore
+    let buffer: any ChangeBuffer
+    let watermark: WatermarkState
+    let stats: PipelineStats
+    /// The sink was rewound: its pending rewind is cleared once it has applied from there.
+    let rewound: Bool
+    let logger: Logger
+
+    func run(from start: BinlogPosition?) async throws {
+        var applied = start
+        var rewindPending = rewound
+        while true {
+            let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
+            if batch.isEmpty { return }
+            let fresh = batch.filter { transaction in applied.map { transaction.position.coordinates > $0.coordinates } ?? true }
+            guard let last = fresh.last else {
+                try await buffer.acknowledge(consumer: sink.name)
+                continue
+            }
+            do {
+                try await applyRetrying(fresh)
+            } catch where !ErrorClassifier.isTransient(error) && isDeadLettering {
+                try await applyIsolating(fresh, after: applied, cause: error)
+            } catch {
+                throw failure(error, fresh)
+            }
+            applied = last.position
+            try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: last.position, applied: last.position)
+            try await buffer.acknowledge(consumer: sink.name)
+            stats.applied(sink: sink.name, fresh)
+            if rewindPending {
+                try await store.clearRewind(pipeline: configuration.name, sink: sink.name)
+                rewindPending = false
+            }
+            if let safe = await watermark.record(sink: sink.name, position: last.position) {
+                try await store.saveSafePosition(safe, pipeline: configuration.name)
+            }
+        }
+    }
+
+    var isDeadLettering: Bool {
+        if case .deadLetter = configuration.errorPolicy { return true }
+        return false
+    }
+
+    func failure(_ error: any Error, _ batch: [Transaction]) -> FerryError {
+        FerryError(describing: error, code: "sink.write_failed").adding("pipeline", configuration.name).adding("sink", sink.name)
+            .adding("position", batch.count == 1 ? "\(batch[0].position.coordinates)" : "\(batch.first!.position.coordinates)…\(batch.last!.position.coordinates)")
+    }
+
+    /// Applies a batch, retrying transient failures with backoff.
+    func applyRetrying(_ batch: [Transaction]) async throws {
+        try await configuration.retry.run({
+            do {
+                try await applyWithDeadline(batch)
+            } catch let timeout as ApplyTimeout {
+                await sink.reset()
+                throw timeout
+            }
+        }) { error, attempt, wait in
+            logger.warning("sink write failed; retrying", metadata: [
+                LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)", LoggingKeys.position: "\(batch.last!.position)",
+                "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(Int(wait * 1000)) ms",
+            ])
+        }
+    }
+
+    /// A batch failed for good: applies it transaction by transaction, and a failing transaction
+    /// change by change, sending each rejected change to the dead-letter sink with its cause.
+    ///
+    /// While a transaction is split, its changes are applied stamped with the position before it,
+    /// so a crash in the middle replays the whole transaction (harmless: every change sets a whole
+    /// row); the last step records the transaction's own position.
+    func applyIsolating(_ batch: [Transaction], after start: BinlogPosition?, cause: any Error) async throws {
+        guard case .deadLetter(let deadLetters) = configuration.errorPolicy else { throw cause }
+        logger.warning("sink rejected a batch; isolating the changes it rejects", metadata: [
+            LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(cause)",
+        ])
+        var previous = start
+        for transaction in batch {
+            defer { previous = transaction.position }
+            do {
+                try await applyRetrying([transaction])
+                continue
+            } catch where !ErrorClassifier.isTransient(error) {}
+            var letters: [DeadLetter] = []
+            for event in transaction.events {
+                var single = transaction
+                single.events = [event]
+                single.position = previous ?? transaction.position
+                do {
+                    try await applyRetrying([single])
+                } catch where !ErrorClassifier.isTransient(error) {
+                    let reason = FerryError(describing: error, code: "sink.rejected").adding("pipeline", configuration.name)
+                        .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.coordinates)")
+                    letters.append(DeadLetter(pipeline: configuration.name, sink: sink.name, event: event, error: reason))
+                    logger.error("change sent to the dead-letter sink", metadata: [
+                        LoggingKeys.sink: "\(sink.name)", LoggingKeys.table: "\(event.table)", LoggingKeys.position: "\(transaction.position)",
+                        LoggingKeys.error: "\(reason.message)",
+                    ])
+                }
+            }
+            if !letters.isEmpty {
+                try await configuration.retry.run({ try await deadLetters.deadLetter(letters) }) { error, attempt, _ in
+                    logger.warning("dead-letter sink failed; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
+                }
+                stats.deadLettered(letters.count)
+                try? await store.audit(pipeline: configuration.name, action: "dead-letter",
+                                       detail: "\(letters.count) change(s) of \(transaction.position.coordinates) rejected by sink \(sink.name): \(letters[0].error.message)")
+            }
+            var marker = transaction
+            marker.events = []
+            try await applyRetrying([marker])
+        }
+    }
+
+    /// Applies a batch, giving up after `applyTimeoutSeconds`. A stuck client library (a lost
+    /// connection it never reports) then costs one retry instead of the pipeline: the sink drops
+    /// its connection, so the abandoned attempt cannot commit after the retry has started.
+    func applyWithDeadline(_ batch: [Transaction]) async throws {
+        let outcome = OneShot()
+        let seconds = configuration.applyTimeoutSeconds
+        let sink = self.sink
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            outcome.arm(continuation)
+            let timer = Task {
+                try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                outcome.finish(.failure(ApplyTimeout(seconds: seconds, sink: sink.name)))
+            }
+            Task {
+                do {
+                    try await sink.apply(batch)
+                    outcome.finish(.success(()))
+                } catch {
+                    outcome.finish(.failure(error))
+                }
+                timer.cancel()
+            }
+        }
+    }
+}
+
+/// Resumes a continuation once, from whichever task gets there first.
+final class OneShot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<Void, any Error>?
+
+    func arm(_ continuation: CheckedContinuation<Void, any Error>) {
+        lock.lock()
+        self.continuation = continuation
+        lock.unlock()
+    }
+
+    func finish(_ result: Result<Void, any Error>) {
+        lock.lock()
+        let continuation = self.continuation
+        self.continuation = nil
+        lock.unlock()
+        continuation?.resume(with: result)
+    }
+}
+
+/// A sink did not finish a batch in time; retried after the sink dropped its connection.
+struct ApplyTimeout: ClassifiedError, CustomStringConvertible {
+    var seconds: Double
+    var sink: String
+    var isTransient: Bool { true }
+    var description: String { "sink \(sink) did not apply a batch within \(Int(seconds)) s" }
+}

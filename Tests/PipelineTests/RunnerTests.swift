@@ -1,0 +1,238 @@
+import DiskLog
+import FerryCore
+import FerryTestKit
+import Foundation
+import Logging
+@testable import Pipeline
+import StateStore
+import Testing
+
+/// Waits for `condition` with a deadline, polling.
+func eventually(_ what: String, seconds: Double = 20, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("timed out waiting for \(what)")
+    throw CancellationError()
+}
+
+/// Runs a pipeline until `condition` holds, then stops it gracefully and returns.
+func run(_ runner: PipelineRunner, until what: String, _ condition: () async throws -> Bool) async throws {
+    let stop = StopSignal()
+    let task = Task { try await runner.run(stop: stop) }
+    do {
+        try await eventually(what, condition)
+    } catch {
+        await stop.stop()
+        _ = try? await task.value
+        throw error
+    }
+    await stop.stop()
+    try await task.value
+}
+
+func inserts(_ range: ClosedRange<Int>, name: (Int) -> String = { "item \($0)" }) -> [Transaction] {
+    range.map { transaction(UInt64($0 * 100), [(.create, nil, [.int(Int64($0)), .string(name($0)), .decimal("1.00")])]) }
+}
+
+@Suite struct RunnerTests {
+    let logger = Logger(label: "test")
+
+    /// A fresh state store, closed after `body` (SQLiteNIO asserts on unclosed connections).
+    func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throws {
+        let store = try await SQLiteCheckpointStore.open(path: temporaryDirectory() + "/state.sqlite", logger: logger)
+        do {
+            try await body(store)
+        } catch {
+            try await store.close()
+            throw error
+        }
+        try await store.close()
+    }
+
+    @Test func deadLetterPolicyKeepsRejectedChangesAndGoesOn() async throws {
+        try await withStore { store in
+            let rejecting = MemoryTableSink(name: "target") { event in
+                event.after?[1] == .string("bad") ? "value too long for column name" : nil
+            }
+            let letters = MemoryTableSink(name: "letters")
+            let source = ListSource(inserts(1...20) { $0 == 7 || $0 == 15 ? "bad" : "item \($0)" })
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", errorPolicy: .deadLetter(letters)),
+                                        source: source, sinks: [rejecting], store: store, logger: logger)
+            try await run(runner, until: "all applied") { await rejecting.position == position(2000) }
+            #expect(await rejecting.rows("shop.items").count == 18)
+            let kept = await letters.letters
+            #expect(kept.map { $0.event.after![0] } == [.int(7), .int(15)])
+            #expect(kept[0].sink == "target")
+            #expect(kept[0].pipeline == "p")
+            #expect(kept[0].error.message.contains("value too long"))
+            #expect(kept[0].error.context.contains { $0.key == "position" && $0.value == "b.000001:700" })
+            #expect(kept[0].error.context.contains { $0.key == "table" && $0.value == "shop.items" })
+            #expect(try await store.auditLog(pipeline: "p", limit: 10).contains { $0.action == "dead-letter" })
+        }
+    }
+
+    @Test func deadLetteringSplitsATransactionAndKeepsItsOtherChanges() async throws {
+        try await withStore { store in
+            let rejecting = MemoryTableSink(name: "target") { $0.after?[1] == .string("bad") ? "rejected" : nil }
+            let letters = MemoryTableSink(name: "letters")
+            let mixed = transaction(100, [(.create, nil, [.int(101), .string("a"), .null]), (.create, nil, [.int(102), .string("bad"), .null]),
+                                          (.create, nil, [.int(103), .string("c"), .null])])
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", errorPolicy: .deadLetter(letters)),
+                                        source: ListSource([mixed] + inserts(2...3)), sinks: [rejecting], store: store, logger: logger)
+            try await run(runner, until: "all applied") { await rejecting.position == position(300) }
+            let ids = Set(await rejecting.rows("shop.items").map { $0[1] })
+            #expect(ids == [.string("a"), .string("c"), .string("item 2"), .string("item 3")])
+            #expect(await letters.letters.count == 1)
+        }
+    }
+
+    @Test func stopPolicyStopsWithTheWhere() async throws {
+        try await withStore { store in
+            let rejecting = MemoryTableSink(name: "target") { $0.after?[1] == .string("bad") ? "constraint violated" : nil }
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p"),
+                                        source: ListSource(inserts(1...3) { $0 == 2 ? "bad" : "ok" }), sinks: [rejecting], store: store, logger: logger)
+            await #expect {
+                try await runner.run(stop: StopSignal())
+            } throws: { error in
+                guard let ferry = error as? FerryError else { return false }
+                return ferry.message.contains("constraint violated") && ferry.context.contains { $0 == ("pipeline", "p") }
+                    && ferry.context.contains { $0 == ("sink", "target") } && ferry.context.contains { $0.key == "position" }
+            }
+        }
+    }
+
+    @Test func transientFailuresAreRetried() async throws {
+        try await withStore { store in
+            let sink = MemoryTableSink(name: "target")
+            await sink.failNext(3)
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", retry: RetryPolicy(initialDelaySeconds: 0.01)),
+                                        source: ListSource(inserts(1...5)), sinks: [sink], store: store, logger: logger)
+            try await run(runner, until: "applied") { await sink.position == position(500) }
+            #expect(await sink.rows("shop.items").count == 5)
+        }
+    }
+
+    @Test func diskBufferLetsEachSinkGoAtItsOwnPaceAndResumesFromTheLog() async throws {
+        try await withStore { store in
+            let directory = temporaryDirectory()
+            let fast = MemoryTableSink(name: "fast")
+            let slow = MemoryTableSink(name: "slow")
+            await slow.failNext(1_000_000)
+            let source = ListSource(inserts(1...300))
+            let configuration = PipelineConfiguration(name: "p", buffer: .disk(directory: directory, options: DiskLog.Options(segmentBytes: 1 << 20)),
+                                                      batchTransactions: 7, retry: RetryPolicy(initialDelaySeconds: 0.01, maximumDelaySeconds: 0.02),
+                                                      drainTimeout: .milliseconds(200))
+            try await run(PipelineRunner(configuration: configuration, source: source, sinks: [fast, slow], store: store, logger: logger),
+                          until: "the fast sink has everything while the slow one is stuck") { await fast.position == position(30_000) }
+            #expect(await slow.position == nil)
+            // Second run: the source resumes after the newest buffered transaction, not after the
+            // slow sink's (empty) position — the slow sink is served from the log.
+            await slow.failNext(0)
+            source.add(inserts(301...310))
+            try await run(PipelineRunner(configuration: configuration, source: source, sinks: [fast, slow], store: store, logger: logger),
+                          until: "both sinks have everything") {
+                let (f, l) = (await fast.position, await slow.position)
+                return f == position(31_000) && l == position(31_000)
+            }
+            #expect(source.resumedAfter.count == 2)
+            #expect(source.resumedAfter[1] == position(30_000))
+            #expect(await slow.rows("shop.items").count == 310)
+            #expect(try await store.checkpoint(pipeline: "p")?.safePosition == position(31_000))
+        }
+    }
+
+    @Test func consumedSegmentsAreDeletedAndTheOriginMoves() async throws {
+        try await withStore { store in
+            let directory = temporaryDirectory()
+            let sink = MemoryTableSink(name: "only")
+            let big = (1...400).map { number in
+                transaction(UInt64(number * 100), [(.create, nil, [.int(Int64(number)), .string(String(repeating: "x", count: 10_000)), .null])])
+            }
+            let configuration = PipelineConfiguration(name: "p", buffer: .disk(directory: directory, options: DiskLog.Options(segmentBytes: 1 << 20)))
+            try await run(PipelineRunner(configuration: configuration, source: ListSource(big), sinks: [sink], store: store, logger: logger),
+                          until: "applied") { await sink.position == position(40_000) }
+            let segments = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".log") }
+            #expect(segments.count <= 2, "4 MB of records in 1 MiB segments, all applied: \(segments)")
+            let origin = try String(contentsOfFile: directory + "/origin.json", encoding: .utf8)
+            #expect(BinlogPosition(persistedJSON: origin.trimmingCharacters(in: .whitespacesAndNewlines)).map { $0.coordinates.offset > 0 } == true)
+        }
+    }
+
+    @Test func aSinkOlderThanTheLogEmptiesItAndRereadsTheSource() async throws {
+        try await withStore { store in
+            let directory = temporaryDirectory()
+            let first = MemoryTableSink(name: "first")
+            let big = (1...300).map { number in
+                transaction(UInt64(number * 100), [(.create, nil, [.int(Int64(number)), .string(String(repeating: "x", count: 10_000)), .null])])
+            }
+            let source = ListSource(big)
+            let disk = BufferSetting.disk(directory: directory, options: DiskLog.Options(segmentBytes: 1 << 20))
+            try await run(PipelineRunner(configuration: PipelineConfiguration(name: "p", buffer: disk), source: source, sinks: [first], store: store, logger: logger),
+                          until: "applied") { await first.position == position(30_000) }
+            // Applied segments were deleted, so the log no longer reaches back to 1000.
+            let late = MemoryTableSink(name: "late", position: position(1_000))
+            try await run(PipelineRunner(configuration: PipelineConfiguration(name: "p", buffer: disk), source: source, sinks: [first, late], store: store, logger: logger),
+                          until: "the older sink caught up") { await late.position == position(30_000) }
+            #expect(await late.rows("shop.items").count == 290)
+            #expect(source.resumedAfter.last! == position(1_000))
+            #expect(try await store.auditLog(pipeline: "p", limit: 20).contains { $0.action == "buffer-reset" })
+        }
+    }
+
+    @Test func rewindReplaysOneSinkFromTheLog() async throws {
+        try await withStore { store in
+            let directory = temporaryDirectory()
+            let a = MemoryTableSink(name: "a")
+            let b = MemoryTableSink(name: "b")
+            let source = ListSource(inserts(1...30))
+            let configuration = PipelineConfiguration(name: "p", buffer: .disk(directory: directory, options: DiskLog.Options(segmentBytes: 1 << 20)),
+                                                      batchTransactions: 1)
+            try await run(PipelineRunner(configuration: configuration, source: source, sinks: [a, b], store: store, logger: logger),
+                          until: "applied") {
+                let (x, y) = (await a.position, await b.position)
+                return x == position(3_000) && y == position(3_000)
+            }
+            let batchesBefore = (await a.batches, await b.batches)
+            try await store.requestRewind(pipeline: "p", sink: "b", position: position(2_000))
+            try await run(PipelineRunner(configuration: configuration, source: source, sinks: [a, b], store: store, logger: logger),
+                          until: "rewound sink replayed") { await b.batches == batchesBefore.1 + 10 }
+            #expect(await a.batches == batchesBefore.0, "the other sink replays nothing")
+            #expect(source.resumedAfter.last! == position(3_000), "the source is not re-read: the log has it")
+            #expect(try await store.checkpoint(pipeline: "p")?.rewinds.isEmpty == true)
+            await #expect(throws: FerryError.self) {
+                try await store.requestRewind(pipeline: "p", sink: "b", position: position(9_000))
+                try await PipelineRunner(configuration: configuration, source: source, sinks: [a, b], store: store, logger: logger).run(stop: StopSignal())
+            }
+        }
+    }
+
+    @Test func progressIsSavedForStatus() async throws {
+        try await withStore { store in
+            let sink = MemoryTableSink(name: "target")
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", progressInterval: .milliseconds(20)),
+                                        source: ListSource(inserts(1...40)), sinks: [sink], store: store, logger: logger)
+            try await run(runner, until: "progress saved") {
+                try await store.progress(pipeline: "p")?.sinks.first?.eventsApplied == 40
+            }
+            let progress = try #require(try await store.progress(pipeline: "p"))
+            #expect(progress.eventsRead == 40)
+            #expect(progress.buffer == "memory")
+            #expect(progress.readPosition == position(4_000).description)
+        }
+    }
+
+    @Test func mappingShapesRowsBeforeTheSinks() async throws {
+        try await withStore { store in
+            let sink = MemoryTableSink(name: "target")
+            let transform = TransactionTransform(mappings: [TableMapping(tables: "shop.items", excludeColumns: ["price"], renameColumns: ["name": "title"])],
+                                                 pipeline: "p")
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", transform: transform),
+                                        source: ListSource(inserts(1...3)), sinks: [sink], store: store, logger: logger)
+            try await run(runner, until: "applied") { await sink.position == position(300) }
+            #expect(await sink.rows("shop.items") == [[.int(1), .string("item 1")], [.int(2), .string("item 2")], [.int(3), .string("item 3")]])
+        }
+    }
+}
