@@ -37,7 +37,7 @@ public enum Status {
 
     public static func collect(configuration: FerryConfiguration, logger: Logger) async throws -> [PipelineReport] {
         let store: SQLiteCheckpointStore? = FileManager.default.fileExists(atPath: configuration.statePath)
-            ? try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger) : nil
+            ? try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true) : nil
         var reports: [PipelineReport] = []
         for pipeline in configuration.pipelines {
             let checkpoint = try await store?.checkpoint(pipeline: pipeline.name)
@@ -75,7 +75,7 @@ public enum Status {
                 var report = SinkReport(name: name, appliedPosition: applied,
                                         lagBytes: applied.flatMap { lag(from: $0.coordinates, to: current, logs: logSizes) })
                 if let progress, let figures = progress.sinks.first(where: { $0.name == name }) {
-                    let events = progress.eventsRead > figures.eventsApplied ? progress.eventsRead - figures.eventsApplied : 0
+                    let events = figures.lagEvents
                     report.lagEvents = events
                     let reference = fresh ? now : progress.updatedMillis
                     report.lagSeconds = events == 0 ? 0 : (figures.appliedCommitMillis ?? progress.readCommitMillis).map { Double(max(0, reference - $0)) / 1000 }
@@ -141,7 +141,7 @@ public enum Status {
             JSONBuffer.appendASCII(",\"buffer\":", to: &out)
             JSONBuffer.appendString(report.buffer, to: &out)
             JSONBuffer.appendASCII(",\"buffer_bytes\":", to: &out)
-            appendNumber(report.bufferBytes.map(Double.init), &out)
+            appendNumber(report.bufferBytes.map { Double($0) }, &out)
             JSONBuffer.appendASCII(",\"sinks\":[", to: &out)
             for (sinkIndex, sink) in report.sinks.enumerated() {
                 if sinkIndex > 0 { out.append(UInt8(ascii: ",")) }
@@ -152,7 +152,7 @@ public enum Status {
                 JSONBuffer.appendASCII(",\"lag_bytes\":", to: &out)
                 if let lag = sink.lagBytes { JSONBuffer.appendUnsigned(lag, to: &out) } else { JSONBuffer.appendASCII("null", to: &out) }
                 JSONBuffer.appendASCII(",\"lag_events\":", to: &out)
-                appendNumber(sink.lagEvents.map(Double.init), &out)
+                appendNumber(sink.lagEvents.map { Double($0) }, &out)
                 JSONBuffer.appendASCII(",\"lag_seconds\":", to: &out)
                 appendNumber(sink.lagSeconds, &out)
                 JSONBuffer.appendASCII(",\"events_per_second\":", to: &out)

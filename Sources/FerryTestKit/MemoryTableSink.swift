@@ -23,9 +23,20 @@ public actor MemoryTableSink: DeadLetterSink {
         self.rejects = rejects
     }
 
+    /// Times `open` fails as if the target were unreachable.
+    public var openFailures = 0
+
     public func failNext(_ count: Int) { transientFailures = count }
 
-    public func open() async throws -> BinlogPosition? { position }
+    public func failOpen(_ count: Int) { openFailures = count }
+
+    public func open() async throws -> BinlogPosition? {
+        if openFailures > 0 {
+            openFailures -= 1
+            throw MemorySinkError(message: "connection refused", isTransient: true)
+        }
+        return position
+    }
 
     public func close() async throws {}
 

@@ -18,6 +18,8 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
     private var finished = false
     private var readerIDs: [String: Int] = [:]
     var parking = ParkingLot()
+    /// Changes each consumer had still to apply when the buffer was opened.
+    public private(set) var backlogAtOpen: [String: UInt64] = [:]
     /// Where the source continues: after the newest record, else after the origin.
     public private(set) var resumeAfter: BinlogPosition?
     /// Whether the log had to be emptied because a sink needed older changes than it holds.
@@ -32,7 +34,7 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
         let origin = Self.readOrigin(originPath)
         var newest: BinlogPosition? = nil
         if log.nextSequence > log.firstSequence, let last = try log.record(at: log.nextSequence - 1) {
-            newest = try TransactionCodec.position(of: last)
+            newest = try TransactionCodec.summary(of: last).position
         }
         let covered = origin.map { origin in
             starts.values.allSatisfy { start in
@@ -50,6 +52,10 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
         }
         for (consumer, start) in starts {
             let cursor = try Self.firstCursor(in: log, after: start)
+            var scan = cursor
+            var pending: UInt64 = 0
+            while let record = try log.next(&scan) { pending += UInt64(try TransactionCodec.summary(of: record).events) }
+            backlogAtOpen[consumer] = pending
             cursors[consumer] = cursor
             readUpTo[consumer] = cursor.sequence
             acknowledged[consumer] = cursor.sequence
@@ -112,7 +118,7 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
         guard let lowest = acknowledged.values.min(), let boundary = log.oldestSegmentEnd, boundary <= lowest,
               let record = try log.record(at: lowest - 1)
         else { return }
-        try Self.writeOrigin(try TransactionCodec.position(of: record), to: originPath)
+        try Self.writeOrigin(try TransactionCodec.summary(of: record).position, to: originPath)
         try log.removeSegments(before: lowest)
     }
 
@@ -120,14 +126,14 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
     static func firstCursor(in log: DiskLog, after start: BinlogPosition?) throws -> DiskLog.Cursor {
         guard let start else { return try log.cursor(at: log.firstSequence) }
         var from = log.firstSequence
-        for head in try log.segmentHeads() where try TransactionCodec.position(of: head.payload).coordinates <= start.coordinates {
+        for head in try log.segmentHeads() where try TransactionCodec.summary(of: head.payload).position.coordinates <= start.coordinates {
             from = head.sequence
         }
         var cursor = try log.cursor(at: from)
         while true {
             let before = cursor
             guard let record = try log.next(&cursor) else { return cursor }
-            if try TransactionCodec.position(of: record).coordinates > start.coordinates { return before }
+            if try TransactionCodec.summary(of: record).position.coordinates > start.coordinates { return before }
         }
     }
 

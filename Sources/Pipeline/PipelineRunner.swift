@@ -100,19 +100,25 @@ public struct PipelineRunner: Sendable {
         let logger = metadata
         let checkpoint = try await store.checkpoint(pipeline: name)
         var applied: [String: BinlogPosition] = [:]
+        // A sink the state store has a position for opens in its own worker, so a target that is
+        // down at start holds up only itself; the target's own record can only be newer. A sink
+        // without one (say, the state file was lost) must say where it is before the source starts.
+        var openLater: Set<String> = []
         let opening = openedSinks
         for (index, sink) in opening.enumerated() {
+            if index < sinks.count, let stored = checkpoint?.sinks[sink.name]?.applied {
+                applied[sink.name] = stored
+                openLater.insert(sink.name)
+                continue
+            }
             let recorded: BinlogPosition?
             do {
-                recorded = try await configuration.retry.run({ try await sink.open() }) { error, attempt, wait in
-                    logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)",
-                                                                           "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
-                }
+                recorded = try await Self.open(sink, retry: configuration.retry, logger: logger)
             } catch {
                 for opened in opening[..<index] { try? await opened.close() }
                 throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", sink.name)
             }
-            if index < sinks.count, let position = recorded ?? checkpoint?.sinks[sink.name]?.applied { applied[sink.name] = position }
+            if index < sinks.count, let recorded { applied[sink.name] = recorded }
         }
         var rewound: Set<String> = []
         for (sink, position) in checkpoint?.rewinds ?? [:] where sinks.contains(where: { $0.name == sink }) {
@@ -129,7 +135,8 @@ public struct PipelineRunner: Sendable {
         }
         let resume = Self.resumePosition(applied: applied, sinks: sinks.map(\.name), safe: checkpoint?.safePosition)
         do {
-            try await stream(resume: resume, applied: applied, safe: checkpoint?.safePosition, rewound: rewound, stop: stop, logger: logger)
+            try await stream(resume: resume, applied: applied, safe: checkpoint?.safePosition, rewound: rewound, openLater: openLater,
+                             stop: stop, logger: logger)
         } catch {
             for sink in opening { try? await sink.close() }
             throw error
@@ -138,12 +145,21 @@ public struct PipelineRunner: Sendable {
         try await store.audit(pipeline: name, action: "stop", detail: "drained and stopped")
     }
 
+    /// Opens a sink, retrying while its target is unreachable; returns what the target recorded.
+    static func open(_ sink: any Sink, retry: RetryPolicy, logger: Logger) async throws -> BinlogPosition? {
+        try await retry.run({ try await sink.open() }) { error, attempt, wait in
+            logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)",
+                                                                   "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
+        }
+    }
+
     private func stream(resume: BinlogPosition?, applied: [String: BinlogPosition], safe: BinlogPosition?, rewound: Set<String>,
-                        stop: StopSignal, logger: Logger) async throws {
+                        openLater: Set<String>, stop: StopSignal, logger: Logger) async throws {
         let name = configuration.name
         let buffer: any ChangeBuffer
         let bufferBytes: @Sendable () async -> Int
         var sourceResume = resume
+        let stats = PipelineStats(pipeline: name, buffer: configuration.buffer, sinks: sinks.map(\.name))
         switch configuration.buffer {
         case .memory:
             let memory = MemoryBuffer(maximumBytes: configuration.bufferBytes, consumers: sinks.map(\.name))
@@ -160,6 +176,7 @@ public struct PipelineRunner: Sendable {
             buffer = disk
             bufferBytes = { await disk.backlogBytes }
             sourceResume = await disk.resumeAfter
+            stats.carryOver(await disk.backlogAtOpen)
             if await disk.wasReset {
                 logger.warning("disk buffer emptied: a sink needs changes older than it holds; re-reading them from the source",
                                metadata: [LoggingKeys.position: "\(resume.map(\.description) ?? "start")"])
@@ -170,7 +187,6 @@ public struct PipelineRunner: Sendable {
         logger.info("pipeline starting", metadata: [LoggingKeys.position: "\(sourceResume.map(\.description) ?? "start")"])
 
         let watermark = WatermarkState(LowWatermark(sinks: sinks.map(\.name), applied: applied))
-        let stats = PipelineStats(pipeline: name, buffer: configuration.buffer, sinks: sinks.map(\.name))
         let transform = configuration.transform
         let sourceStart = sourceResume
         try await withThrowingTaskGroup(of: Void.self) { outer in
@@ -204,7 +220,7 @@ public struct PipelineRunner: Sendable {
                 }
                 for sink in sinks {
                     let worker = SinkWorker(sink: sink, configuration: configuration, store: store, buffer: buffer, watermark: watermark,
-                                            stats: stats, rewound: rewound.contains(sink.name), logger: logger)
+                                            stats: stats, rewound: rewound.contains(sink.name), needsOpen: openLater.contains(sink.name), logger: logger)
                     let start = applied[sink.name]
                     group.addTask { try await worker.run(from: start) }
                 }

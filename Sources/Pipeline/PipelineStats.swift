@@ -16,6 +16,8 @@ final class PipelineStats: @unchecked Sendable {
     private let bufferKind: String
     private let order: [String]
     private var eventsRead: UInt64 = 0
+    /// Changes each sink had still to apply from an earlier run (disk buffer).
+    private var backlog: [String: UInt64] = [:]
     private var readPosition: BinlogPosition?
     private var readCommitMillis: Int64?
     private var sinks: [String: SinkCounters]
@@ -28,6 +30,10 @@ final class PipelineStats: @unchecked Sendable {
         if case .disk = buffer { bufferKind = "disk" } else { bufferKind = "memory" }
         order = sinks
         self.sinks = Dictionary(uniqueKeysWithValues: sinks.map { ($0, SinkCounters()) })
+    }
+
+    func carryOver(_ backlog: [String: UInt64]) {
+        lock.withLock { self.backlog = backlog }
     }
 
     func read(_ transaction: Transaction) {
@@ -64,8 +70,9 @@ final class PipelineStats: @unchecked Sendable {
             let seconds = Double((now - first.at).components.seconds) + Double((now - first.at).components.attoseconds) / 1e18
             let rate = seconds > 0 ? Double(counters.events - first.events) / seconds : 0
             sinks[name] = counters
+            let owed = eventsRead + (backlog[name] ?? 0)
             reports.append(PipelineProgress.SinkProgress(name: name, eventsApplied: counters.events, appliedCommitMillis: counters.commitMillis,
-                                                         eventsPerSecond: rate))
+                                                         eventsPerSecond: rate, lagEvents: owed > counters.events ? owed - counters.events : 0))
         }
         return PipelineProgress(pipeline: pipeline, buffer: bufferKind, bufferBytes: bufferBytes, eventsRead: eventsRead,
                                 readPosition: readPosition?.description, readCommitMillis: readCommitMillis, sinks: reports,

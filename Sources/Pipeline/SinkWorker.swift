@@ -13,11 +13,29 @@ struct SinkWorker: Sendable {
     let stats: PipelineStats
     /// The sink was rewound: its pending rewind is cleared once it has applied from there.
     let rewound: Bool
+    /// The sink is not open yet (the runner started from the state store's position for it).
+    let needsOpen: Bool
     let logger: Logger
 
     func run(from start: BinlogPosition?) async throws {
         var applied = start
         var rewindPending = rewound
+        if needsOpen {
+            let recorded: BinlogPosition?
+            do {
+                recorded = try await PipelineRunner.open(sink, retry: configuration.retry, logger: logger)
+            } catch is CancellationError {
+                return
+            } catch {
+                throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", configuration.name).adding("sink", sink.name)
+            }
+            if !rewound, let recorded, applied.map({ recorded.coordinates > $0.coordinates }) ?? true {
+                applied = recorded
+                if let safe = await watermark.record(sink: sink.name, position: recorded) {
+                    try await store.saveSafePosition(safe, pipeline: configuration.name)
+                }
+            }
+        }
         while true {
             let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
             if batch.isEmpty { return }

@@ -24,8 +24,9 @@ public actor SQLiteCheckpointStore: CheckpointStore {
         self.connection = connection
     }
 
-    /// Opens (creating if needed) and verifies the state file.
-    public static func open(path: String, logger: Logger) async throws -> SQLiteCheckpointStore {
+    /// Opens (creating if needed) and verifies the state file. `readOnly` (for `ferry status`
+    /// beside a running pipeline) neither creates nor migrates anything.
+    public static func open(path: String, logger: Logger, readOnly: Bool = false) async throws -> SQLiteCheckpointStore {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         let connection: SQLiteConnection
@@ -39,9 +40,15 @@ public actor SQLiteCheckpointStore: CheckpointStore {
             guard check.first?.column("quick_check")?.string == "ok" else {
                 throw corrupt(path, "integrity check reports \(check.first?.column("quick_check")?.string ?? "nothing")")
             }
-            _ = try await connection.query("PRAGMA journal_mode = WAL")
-            _ = try await connection.query("PRAGMA synchronous = FULL")
-            for statement in migrations { _ = try await connection.query(statement) }
+            // Another process (`ferry status`, `ferry sink rewind`) may hold the lock briefly.
+            _ = try await connection.query("PRAGMA busy_timeout = 10000")
+            if readOnly {
+                _ = try await connection.query("PRAGMA query_only = 1")
+            } else {
+                _ = try await connection.query("PRAGMA journal_mode = WAL")
+                _ = try await connection.query("PRAGMA synchronous = FULL")
+                for statement in migrations { _ = try await connection.query(statement) }
+            }
         } catch let error as FerryError {
             try? await connection.close()
             throw error
@@ -72,7 +79,7 @@ public actor SQLiteCheckpointStore: CheckpointStore {
     public func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? {
         let safeRows = try await connection.query("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
         let sinkRows = try await connection.query("SELECT sink, queued_position, applied_position FROM sinks WHERE pipeline = ?", [.text(pipeline)])
-        let rewindRows = try await connection.query("SELECT sink, position FROM rewinds WHERE pipeline = ?", [.text(pipeline)])
+        let rewindRows = (try? await connection.query("SELECT sink, position FROM rewinds WHERE pipeline = ?", [.text(pipeline)])) ?? []
         if safeRows.isEmpty && sinkRows.isEmpty && rewindRows.isEmpty { return nil }
         var rewinds: [String: BinlogPosition] = [:]
         for row in rewindRows {
@@ -131,8 +138,10 @@ public actor SQLiteCheckpointStore: CheckpointStore {
     }
 
     public func progress(pipeline: String) async throws -> PipelineProgress? {
-        let rows = try await connection.query("SELECT figures FROM progress WHERE pipeline = ?", [.text(pipeline)])
-        guard let text = rows.first?.column("figures")?.string else { return nil }
+        // A state file written before progress was recorded has no such table.
+        guard let rows = try? await connection.query("SELECT figures FROM progress WHERE pipeline = ?", [.text(pipeline)]),
+              let text = rows.first?.column("figures")?.string
+        else { return nil }
         return try? JSONDecoder().decode(PipelineProgress.self, from: Data(text.utf8))
     }
 

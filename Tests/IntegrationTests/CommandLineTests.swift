@@ -141,9 +141,22 @@ extension Integration {
     @Suite struct CrashRecovery {
         @Test func sigkillCyclesLoseAndDoubleNothing() throws {
             let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
-            let result = try runProcess("/usr/bin/python3", [script, "3000", "6"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary],
-                                        timeoutSeconds: 600)
+            let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--source-restarts", "1"],
+                                        environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("6 SIGKILL cycles, memory buffer, 1 source restarts"))
+            #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
+            #expect(result.stdout.contains("duplicate ids 0"))
+        }
+
+        /// The same with the disk buffer: each sink reads the log at its own pace, and a restart
+        /// resumes the source after the newest buffered transaction.
+        @Test func sigkillCyclesWithTheDiskBuffer() throws {
+            let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
+            let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--buffer", "disk", "--source-restarts", "1"],
+                                        environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("6 SIGKILL cycles, disk buffer, 1 source restarts"))
             #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
             #expect(result.stdout.contains("duplicate ids 0"))
         }
@@ -160,5 +173,18 @@ extension Integration.CrashRecovery {
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
         #expect(result.stdout.contains("PostgreSQL down 15 s"))
+    }
+
+    /// With the disk buffer, the other sinks go on during the outage and `ferry status` shows the
+    /// PostgreSQL sink's backlog.
+    @Test func postgresOutageWithTheDiskBuffer() throws {
+        _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "20000", "0", "--outage", "10", "--buffer", "disk"],
+                                    environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
+        let behind = result.stdout.split(separator: "PostgreSQL sink ").last.flatMap { Int($0.split(separator: " ").first ?? "") } ?? 0
+        #expect(behind > 0, "status showed no backlog: \(result.stdout)")
     }
 }

@@ -144,6 +144,29 @@ func inserts(_ range: ClosedRange<Int>, name: (Int) -> String = { "item \($0)" }
         }
     }
 
+    @Test func aTargetDownAtStartHoldsUpOnlyItsOwnSink() async throws {
+        try await withStore { store in
+            let up = MemoryTableSink(name: "up")
+            let down = MemoryTableSink(name: "down")
+            let source = ListSource(inserts(1...10))
+            let configuration = PipelineConfiguration(name: "p", buffer: .disk(directory: temporaryDirectory(), options: DiskLog.Options(segmentBytes: 1 << 20)),
+                                                      retry: RetryPolicy(initialDelaySeconds: 0.01, maximumDelaySeconds: 0.02), drainTimeout: .milliseconds(100))
+            try await run(PipelineRunner(configuration: configuration, source: source, sinks: [up, down], store: store, logger: logger),
+                          until: "both applied") {
+                let (u, d) = (await up.position, await down.position)
+                return u == position(1_000) && d == position(1_000)
+            }
+            await down.failOpen(1_000_000)
+            source.add(inserts(11...20))
+            try await run(PipelineRunner(configuration: configuration, source: source, sinks: [up, down], store: store, logger: logger),
+                          until: "the reachable sink moved on") { await up.position == position(2_000) }
+            #expect(await down.position == position(1_000))
+            await down.failOpen(0)
+            try await run(PipelineRunner(configuration: configuration, source: source, sinks: [up, down], store: store, logger: logger),
+                          until: "the other sink caught up from the log") { await down.position == position(2_000) }
+        }
+    }
+
     @Test func consumedSegmentsAreDeletedAndTheOriginMoves() async throws {
         try await withStore { store in
             let directory = temporaryDirectory()
@@ -220,6 +243,7 @@ func inserts(_ range: ClosedRange<Int>, name: (Int) -> String = { "item \($0)" }
             let progress = try #require(try await store.progress(pipeline: "p"))
             #expect(progress.eventsRead == 40)
             #expect(progress.buffer == "memory")
+            #expect(progress.sinks[0].lagEvents == 0)
             #expect(progress.readPosition == position(4_000).description)
         }
     }

@@ -2,8 +2,8 @@
 /// (the same `Value` comes back), each table schema written once per transaction.
 ///
 /// Layout (integers little-endian, `varint` = LEB128, `string` = varint length + UTF-8):
-/// version 1 · position · gtid? · server id u32 · timestamp i64 · source name · schema count ·
-/// schemas · event count · events. A position is file, offset u64, GTID flavor byte (0 none,
+/// version 1 · position · event count · gtid? · server id u32 · timestamp i64 · source name ·
+/// schema count · schemas · events. A position is file, offset u64, GTID flavor byte (0 none,
 /// 1 MariaDB, 2 MySQL) and its text.
 public enum TransactionCodec {
     static let version: UInt8 = 1
@@ -13,6 +13,7 @@ public enum TransactionCodec {
         writer.bytes.reserveCapacity(256)
         writer.byte(version)
         writer.position(transaction.position)
+        writer.varint(transaction.events.count)
         writer.optionalString(transaction.gtid)
         writer.fixed(transaction.serverID)
         writer.fixed(UInt64(bitPattern: transaction.timestampMillis))
@@ -27,7 +28,6 @@ public enum TransactionCodec {
         }
         writer.varint(schemas.count)
         for schema in schemas { writer.schema(schema) }
-        writer.varint(transaction.events.count)
         for event in transaction.events {
             writer.byte(operationCode(event.operation))
             writer.varint(event.schema.map { schemaIndex[ObjectIdentifier($0)]! + 1 } ?? 0)
@@ -41,11 +41,11 @@ public enum TransactionCodec {
         return writer.bytes
     }
 
-    /// The position of an encoded transaction, read without decoding the rest.
-    public static func position(of bytes: [UInt8]) throws -> BinlogPosition {
+    /// The position and number of changes of an encoded transaction, read without decoding the rest.
+    public static func summary(of bytes: [UInt8]) throws -> (position: BinlogPosition, events: Int) {
         var reader = Reader(bytes: bytes)
         guard try reader.byte() == version else { throw TransactionCodecError(reason: "unknown record version") }
-        return try reader.position()
+        return (try reader.position(), try reader.varint())
     }
 
     static func operationCode(_ operation: ChangeOperation) -> UInt8 {
@@ -70,6 +70,7 @@ public struct TransactionDecoder {
         var reader = Reader(bytes: bytes)
         guard try reader.byte() == TransactionCodec.version else { throw TransactionCodecError(reason: "unknown record version") }
         let position = try reader.position()
+        let count = try reader.varint()
         let gtid = try reader.optionalString()
         let serverID = try reader.fixed32()
         let timestamp = Int64(bitPattern: try reader.fixed64())
@@ -86,7 +87,6 @@ public struct TransactionDecoder {
                 tableSchemas.append(decoded)
             }
         }
-        let count = try reader.varint()
         var events: [ChangeEvent] = []
         events.reserveCapacity(count)
         for _ in 0..<count {

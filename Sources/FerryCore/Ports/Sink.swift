@@ -89,12 +89,15 @@ public struct PipelineProgress: Sendable, Codable, Equatable {
         public var appliedCommitMillis: Int64?
         /// Changes per second applied over the last few seconds.
         public var eventsPerSecond: Double
+        /// Changes read from the source (or buffered on disk by an earlier run) not yet applied.
+        public var lagEvents: UInt64
 
-        public init(name: String, eventsApplied: UInt64, appliedCommitMillis: Int64?, eventsPerSecond: Double) {
+        public init(name: String, eventsApplied: UInt64, appliedCommitMillis: Int64?, eventsPerSecond: Double, lagEvents: UInt64) {
             self.name = name
             self.eventsApplied = eventsApplied
             self.appliedCommitMillis = appliedCommitMillis
             self.eventsPerSecond = eventsPerSecond
+            self.lagEvents = lagEvents
         }
     }
 
