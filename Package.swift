@@ -120,7 +120,7 @@ let package = Package(
         .target(
             name: "FerryApp",
             dependencies: [
-                "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
+                "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -166,7 +166,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MySQLSourceTests",
-            dependencies: ["MySQLSource", "MySQLBinlog", "MySQLTestKit", "FerryCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["MySQLSource", "MySQLBinlog", "MySQLTestKit", "FerryTestKit", "FerryCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "DiskLogTests",

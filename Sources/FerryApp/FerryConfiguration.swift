@@ -4,6 +4,7 @@ import Foundation
 import MySQLSource
 import MySQLWire
 import Pipeline
+import SinkSupport
 import Yams
 
 /// The whole deployment, read from one YAML file (DESIGN §5). Only this type knows the YAML shape;
@@ -25,6 +26,8 @@ public struct FerryConfiguration: Sendable {
     public struct Sink: Sendable {
         public var name: String
         public var kind: SinkKind
+        /// What schema changes do to the target (table sinks). Default lenient.
+        public var schemaChanges = SchemaChangePolicy()
     }
 
     public struct Pipeline: Sendable {
@@ -220,12 +223,56 @@ struct ConfigReader {
     }
 
     func sink(_ name: String, _ node: Node, dataDirectory: String) throws -> FerryConfiguration.Sink {
-        let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url", "password"])
+        let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url",
+                                                                  "password", "schema_changes"])
         guard let typeField = fields.first(where: { $0.key == "type" }) else {
             throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
         }
         let type = try string(typeField.node, "sinks.\(name).type")
         func value(_ key: String) -> Node? { fields.first { $0.key == key }?.node }
+        var sink = try sinkKind(name, type: type, node: node, typeNode: typeField.node, value: value, dataDirectory: dataDirectory)
+        if let policyNode = value("schema_changes") {
+            if case .jsonl = sink.kind {
+                throw error(policyNode, "sinks.\(name).schema_changes", "a jsonl sink writes schema changes as events; it has no tables to change",
+                            fix: "remove schema_changes from this sink")
+            }
+            sink.schemaChanges = try schemaChangePolicy(policyNode, "sinks.\(name).schema_changes")
+        }
+        return sink
+    }
+
+    /// `schema_changes: evolve` or `schema_changes: { mode: evolve, allow: [...], deny: [...] }`.
+    func schemaChangePolicy(_ node: Node, _ path: String) throws -> SchemaChangePolicy {
+        func mode(_ node: Node, _ path: String) throws -> SchemaChangePolicy.Mode {
+            let text = try string(node, path)
+            guard let mode = SchemaChangePolicy.Mode(rawValue: text) else {
+                throw error(node, path, "unknown schema change policy '\(text)'", fix: "use evolve, lenient (default), ignore or fail")
+            }
+            return mode
+        }
+        func kinds(_ node: Node, _ path: String) throws -> Set<SchemaChange.Kind> {
+            Set(try strings(node, path).map { text in
+                guard let kind = SchemaChange.Kind(rawValue: text), kind != .unrecognized else {
+                    throw error(node, path, "unknown schema change '\(text)'",
+                                fix: "known: \(SchemaChange.Kind.allCases.filter { $0 != .unrecognized }.map(\.rawValue).joined(separator: ", "))")
+                }
+                return kind
+            })
+        }
+        if node.scalar != nil { return SchemaChangePolicy(mode: try mode(node, path)) }
+        var policy = SchemaChangePolicy()
+        for field in try mapping(node, path, allowed: ["mode", "allow", "deny"]) {
+            let key = "\(path).\(field.key)"
+            switch field.key {
+            case "mode": policy.mode = try mode(field.node, key)
+            case "allow": policy.allow = try kinds(field.node, key)
+            default: policy.deny = try kinds(field.node, key)
+            }
+        }
+        return policy
+    }
+
+    func sinkKind(_ name: String, type: String, node: Node, typeNode: Node, value: (String) -> Node?, dataDirectory: String) throws -> FerryConfiguration.Sink {
         switch type {
         case "sqlite":
             guard let path = value("path") else { throw error(node, "sinks.\(name).path", "missing path", fix: "path: ./replica.sqlite") }
@@ -259,7 +306,7 @@ struct ConfigReader {
             let password = try value("password").map { try string($0, "sinks.\(name).password") }
             return FerryConfiguration.Sink(name: name, kind: .postgres(url: url, password: password))
         default:
-            throw error(typeField.node, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite or jsonl")
+            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite or jsonl")
         }
     }
 

@@ -16,13 +16,24 @@ import UnixSignals
 public enum Run {
     public static func run(configuration: FerryConfiguration, logger: Logger) async throws {
         let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
-        let services = try configuration.pipelines.map { try PipelineService(runner: buildRunner($0, configuration: configuration, store: store, logger: logger)) }
+        let services: [PipelineService]
+        do {
+            services = try configuration.pipelines.map { try PipelineService(runner: buildRunner($0, configuration: configuration, store: store, logger: logger)) }
+        } catch {
+            try? await store.close()
+            throw error
+        }
         let group = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
                                            failureTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            try? await store.close()
+            throw error
+        }
         try await store.close()
     }
 
@@ -33,19 +44,21 @@ public enum Run {
         let connection = try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password)
         let source = MySQLSource(configuration: MySQLSourceConfiguration(
             name: sourceSpec.name, connection: connection, serverID: pipeline.serverID,
-            filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude)), logger: logger)
+            filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude), includeDDL: true), logger: logger)
         let targetTable = targetTableNamer(pipeline)
         func makeSink(_ sinkName: String) throws -> any Sink {
-            switch configuration.sinks[sinkName]!.kind {
+            let spec = configuration.sinks[sinkName]!
+            switch spec.kind {
             case .postgres(let url, let password):
                 return PostgresSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password,
-                                                             targetTable: targetTable), logger: logger)
+                                                             targetTable: targetTable, schemaChanges: spec.schemaChanges), logger: logger)
             case .mysql(let url, let password):
                 return MariaDBSink(configuration: .init(name: sinkName, pipeline: pipeline.name,
                                                         connection: try MySQLConnectionConfiguration(url: url, password: password),
-                                                        targetTable: targetTable), logger: logger)
+                                                        targetTable: targetTable, schemaChanges: spec.schemaChanges), logger: logger)
             case .sqlite(let path):
-                return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable), logger: logger)
+                return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
+                                                       schemaChanges: spec.schemaChanges), logger: logger)
             case .jsonl(let directory, let bytes, let age):
                 return JSONLinesSink(configuration: .init(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),
                                                           maximumFileBytes: bytes, maximumFileAgeSeconds: age))

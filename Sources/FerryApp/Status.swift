@@ -38,6 +38,17 @@ public enum Status {
     public static func collect(configuration: FerryConfiguration, logger: Logger) async throws -> [PipelineReport] {
         let store: SQLiteCheckpointStore? = FileManager.default.fileExists(atPath: configuration.statePath)
             ? try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true) : nil
+        do {
+            let reports = try await reports(configuration: configuration, store: store, logger: logger)
+            try await store?.close()
+            return reports
+        } catch {
+            try? await store?.close()
+            throw error
+        }
+    }
+
+    static func reports(configuration: FerryConfiguration, store: SQLiteCheckpointStore?, logger: Logger) async throws -> [PipelineReport] {
         var reports: [PipelineReport] = []
         for pipeline in configuration.pipelines {
             let checkpoint = try await store?.checkpoint(pipeline: pipeline.name)
@@ -87,7 +98,6 @@ public enum Status {
                                           buffer: pipeline.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes,
                                           sinks: sinks, lastError: lastError))
         }
-        try await store?.close()
         return reports
     }
 

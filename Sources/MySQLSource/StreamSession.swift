@@ -135,9 +135,19 @@ struct StreamSession {
         switch output {
         case .transaction(let transaction):
             try await deliver(transaction)
-        case .schemaChange(var transaction, let database, _):
+        case .schemaChange(var transaction, let database, let statement):
             fallbackMetadata = fallbackMetadata.filter { $0.key.database != database }
-            if !configuration.includeDDL { transaction.events = [] }
+            if configuration.includeDDL {
+                // Only changes to replicated tables travel; a rename counts when either name is.
+                let filter = configuration.filter
+                transaction.events[0].schemaChanges = DDLParser.parse(statement, defaultDatabase: database).filter { change in
+                    if case .renameTable(let from, let to) = change { return filter.includes(from) || filter.includes(to) }
+                    return filter.includes(change.table)
+                }
+                if let first = transaction.events[0].schemaChanges.first { transaction.events[0].table = first.table }
+            } else {
+                transaction.events = []
+            }
             try await deliver(transaction)
         }
     }

@@ -34,6 +34,13 @@ import Testing
         }
         events.append(ChangeEvent(operation: .ddl, table: TableName(database: "shop", table: ""), schema: nil, before: nil, after: nil,
                                   statement: "ALTER TABLE t ADD c INT",
+                                  schemaChanges: [.addColumn(TableName(database: "shop", table: "t"), column: "c", type: "int"),
+                                                  .renameTable(from: TableName(database: "a", table: "b"), to: TableName(database: "c", table: "d")),
+                                                  .createTable(TableName(database: "shop", table: "n")), .dropTable(TableName(database: "shop", table: "n")),
+                                                  .truncateTable(TableName(database: "shop", table: "n")), .dropColumn(TableName(database: "shop", table: "t"), column: "x"),
+                                                  .renameColumn(TableName(database: "shop", table: "t"), from: "x", to: "y"),
+                                                  .modifyColumn(TableName(database: "shop", table: "t"), column: "y", type: "bigint unsigned"),
+                                                  .unrecognized(TableName(database: "shop", table: "t"), reason: "PARTITION BY")],
                                   source: ChangeSource(name: "shop", serverID: 7, gtid: "0-1-99", position: at, row: values.count, timestampMillis: 1_700_000_000_123)))
         return Transaction(gtid: "0-1-99", position: at, serverID: 7, timestampMillis: 1_700_000_000_123, events: events)
     }
@@ -60,6 +67,7 @@ import Testing
             #expect(a.operation == b.operation)
             #expect(a.table == b.table)
             #expect(a.statement == b.statement)
+            #expect(a.schemaChanges == b.schemaChanges)
             #expect(a.source == b.source)
             #expect(a.schema?.columns == b.schema?.columns)
             #expect(a.schema?.primaryKey == b.schema?.primaryKey)

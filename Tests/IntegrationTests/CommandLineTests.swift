@@ -188,3 +188,16 @@ extension Integration.CrashRecovery {
         #expect(behind > 0, "status showed no backlog: \(result.stdout)")
     }
 }
+
+extension Integration.CrashRecovery {
+    /// ADD/DROP/MODIFY/RENAME COLUMN and RENAME/CREATE/DROP/TRUNCATE TABLE while `ferry run`
+    /// streams, under evolve (PostgreSQL, MariaDB, SQLite), lenient, ignore and fail, and a
+    /// replay from before the DDLs: `scripts/ddl-test` checks every target against the source.
+    @Test func schemaChangesUnderEveryPolicy() throws {
+        _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/ddl-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "100"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("problems 0"))
+    }
+}

@@ -34,6 +34,8 @@ public enum TransactionCodec {
             writer.string(event.table.database)
             writer.string(event.table.table)
             writer.optionalString(event.statement)
+            writer.varint(event.schemaChanges.count)
+            for change in event.schemaChanges { writer.schemaChange(change) }
             writer.varint(event.source.row)
             writer.row(event.before)
             writer.row(event.after)
@@ -103,11 +105,15 @@ public struct TransactionDecoder {
             guard schemaNumber <= tableSchemas.count else { throw TransactionCodecError(reason: "schema \(schemaNumber) out of range") }
             let table = TableName(database: try reader.string(), table: try reader.string())
             let statement = try reader.optionalString()
+            var changes: [SchemaChange] = []
+            for _ in 0..<(try reader.varint()) {
+                changes.append(try reader.schemaChange())
+            }
             let row = try reader.varint()
             let before = try reader.row()
             let after = try reader.row()
             events.append(ChangeEvent(operation: operation, table: table, schema: schemaNumber == 0 ? nil : tableSchemas[schemaNumber - 1],
-                                      before: before, after: after, statement: statement,
+                                      before: before, after: after, statement: statement, schemaChanges: changes,
                                       source: ChangeSource(name: sourceName, serverID: serverID, gtid: gtid, position: position, row: row,
                                                            timestampMillis: timestamp)))
         }
@@ -169,6 +175,52 @@ private struct Writer {
         case .mysql(let set):
             byte(2)
             string(set.description)
+        }
+    }
+
+    mutating func table(_ name: TableName) {
+        string(name.database)
+        string(name.table)
+    }
+
+    mutating func schemaChange(_ change: SchemaChange) {
+        switch change {
+        case .createTable(let name):
+            byte(1)
+            table(name)
+        case .dropTable(let name):
+            byte(2)
+            table(name)
+        case .truncateTable(let name):
+            byte(3)
+            table(name)
+        case .renameTable(let from, let to):
+            byte(4)
+            table(from)
+            table(to)
+        case .addColumn(let name, let column, let type):
+            byte(5)
+            table(name)
+            string(column)
+            string(type)
+        case .dropColumn(let name, let column):
+            byte(6)
+            table(name)
+            string(column)
+        case .renameColumn(let name, let from, let to):
+            byte(7)
+            table(name)
+            string(from)
+            string(to)
+        case .modifyColumn(let name, let column, let type):
+            byte(8)
+            table(name)
+            string(column)
+            string(type)
+        case .unrecognized(let name, let reason):
+            byte(9)
+            table(name)
+            string(reason)
         }
     }
 
@@ -359,6 +411,25 @@ private struct Reader {
         case let other: throw TransactionCodecError(reason: "unknown GTID flavor \(other)")
         }
         return BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid)
+    }
+
+    mutating func table() throws -> TableName {
+        TableName(database: try string(), table: try string())
+    }
+
+    mutating func schemaChange() throws -> SchemaChange {
+        switch try byte() {
+        case 1: return .createTable(try table())
+        case 2: return .dropTable(try table())
+        case 3: return .truncateTable(try table())
+        case 4: return .renameTable(from: try table(), to: try table())
+        case 5: return .addColumn(try table(), column: try string(), type: try string())
+        case 6: return .dropColumn(try table(), column: try string())
+        case 7: return .renameColumn(try table(), from: try string(), to: try string())
+        case 8: return .modifyColumn(try table(), column: try string(), type: try string())
+        case 9: return .unrecognized(try table(), reason: try string())
+        case let other: throw TransactionCodecError(reason: "unknown schema change \(other)")
+        }
     }
 
     mutating func schema() throws -> TableSchema {

@@ -55,16 +55,19 @@ public struct ChangeEvent: Sendable {
     public var after: Row?
     /// The statement text for `.ddl` events.
     public var statement: String?
+    /// What a `.ddl` statement does to replicated tables.
+    public var schemaChanges: [SchemaChange]
     public var source: ChangeSource
 
     public init(operation: ChangeOperation, table: TableName, schema: TableSchema?, before: Row?, after: Row?,
-                statement: String? = nil, source: ChangeSource) {
+                statement: String? = nil, schemaChanges: [SchemaChange] = [], source: ChangeSource) {
         self.operation = operation
         self.table = table
         self.schema = schema
         self.before = before
         self.after = after
         self.statement = statement
+        self.schemaChanges = schemaChanges
         self.source = source
     }
 }

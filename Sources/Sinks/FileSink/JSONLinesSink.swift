@@ -68,7 +68,8 @@ public actor JSONLinesSink: DeadLetterSink {
         var out: [UInt8] = []
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for transaction in transactions {
-            for event in transaction.events {
+            // DDL travels only when it changes a replicated table.
+            for event in transaction.events where event.operation != .ddl || !event.schemaChanges.isEmpty {
                 var line: [UInt8] = []
                 writer.write(event, processedAtMillis: now, into: &line)
                 out.append(contentsOf: "{\"id\":\"\(Self.eventID(event))\",\"txn_events\":\(transaction.events.count),".utf8)

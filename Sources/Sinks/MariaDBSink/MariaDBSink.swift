@@ -15,26 +15,29 @@ public actor MariaDBSink: Sink {
         /// Must name the target database: `mysql://USER@HOST:PORT/DATABASE`.
         public var connection: MySQLConnectionConfiguration
         public var targetTable: @Sendable (TableName) -> String
+        public var schemaChanges: SchemaChangePolicy
 
         public init(name: String, pipeline: String, connection: MySQLConnectionConfiguration,
-                    targetTable: @escaping @Sendable (TableName) -> String = { $0.table }) {
+                    targetTable: @escaping @Sendable (TableName) -> String = { $0.table }, schemaChanges: SchemaChangePolicy = SchemaChangePolicy()) {
             self.name = name
             self.pipeline = pipeline
             self.connection = connection
             self.targetTable = targetTable
+            self.schemaChanges = schemaChanges
         }
     }
 
     public nonisolated let name: String
     let configuration: Configuration
     let logger: Logger
-    private var tables: [String: Set<String>] = [:]
+    private var tableSchema: TargetSchema
     private var targets = TargetTableRegistry()
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
         self.configuration = configuration
         self.logger = logger
+        self.tableSchema = TargetSchema(policy: configuration.schemaChanges, dialect: MariaDBDialect())
     }
 
     var database: String { configuration.connection.database ?? "" }
@@ -78,26 +81,58 @@ public actor MariaDBSink: Sink {
         offsets += ", 0, "
         MariaDBLiteral.appendQuoted(last.position.persistedJSON, to: &offsets)
         offsets += ", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)"
-        tables = try await Self.write(operations.groups, offsets: offsets, database: database, known: tables,
-                                      connection: configuration.connection, logger: logger, sink: name)
+        let before = tableSchema
+        do {
+            tableSchema = try await Self.write(operations.groups, offsets: offsets, database: database, schema: tableSchema,
+                                               targetTable: configuration.targetTable, connection: configuration.connection, logger: logger, sink: name)
+        } catch {
+            tableSchema = before
+            tableSchema.forget()
+            throw error
+        }
     }
 
-    /// Creates missing tables, then applies the groups and the offsets row in one transaction.
-    static func write(_ groups: [RowOperations.Group], offsets: String, database: String, known: [String: Set<String>],
-                      connection configuration: MySQLConnectionConfiguration, logger: Logger, sink: String) async throws -> [String: Set<String>] {
+    /// Applies the groups and the offsets row in one transaction. DDL (creating tables, schema
+    /// changes) commits implicitly in MariaDB and MySQL, so the rows before it commit early —
+    /// harmless, as replaying them changes nothing — and every DDL step checks the target first.
+    static func write(_ groups: [RowOperations.Group], offsets: String, database: String, schema: TargetSchema,
+                      targetTable: (TableName) -> String, connection configuration: MySQLConnectionConfiguration,
+                      logger: Logger, sink: String) async throws -> TargetSchema {
         try await withSession(configuration, logger: logger, sink: sink) { connection in
-            var known = known
+            var schema = schema
+            var open = false
+            let columns: (String) async throws -> Set<String> = { table in
+                var tableLiteral = "", databaseLiteral = ""
+                MariaDBLiteral.appendQuoted(table, to: &tableLiteral)
+                MariaDBLiteral.appendQuoted(database, to: &databaseLiteral)
+                return Set(try await connection.query(
+                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = \(databaseLiteral) AND TABLE_NAME = \(tableLiteral)"
+                ).rows.compactMap { $0[0] })
+            }
+            let ddl: (String) async throws -> Void = { sql in
+                try await connection.execute(sql)
+                open = false
+            }
             for group in groups {
                 switch group {
-                case .upsert(let table, let schema, _, _), .delete(let table, let schema, _, _):
-                    try await ensureTable(table, schema: schema, database: database, known: &known, connection: connection)
+                case .schemaChange(let changes, let statement, let position):
+                    for change in changes {
+                        try await schema.apply(change, statement: statement, position: position, sink: sink, targetTable: targetTable,
+                                               columns: columns, execute: ddl, logger: logger)
+                    }
+                case .upsert(let table, let tableSchema, _, _), .delete(let table, let tableSchema, _, _):
+                    let existing = try await schema.prepare(table, schema: tableSchema, columns: columns, execute: ddl)
+                    if !open {
+                        try await connection.execute("START TRANSACTION")
+                        open = true
+                    }
+                    try await connection.execute(statement(for: schema.policy.addsColumnsFromRows ? group : group.restricted(to: existing)))
                 }
             }
-            try await connection.execute("START TRANSACTION")
-            for group in groups { try await connection.execute(statement(for: group)) }
+            if !open { try await connection.execute("START TRANSACTION") }
             try await connection.execute(offsets)
             try await connection.execute("COMMIT")
-            return known
+            return schema
         }
     }
 
@@ -116,6 +151,8 @@ public actor MariaDBSink: Sink {
 
     static func statement(for group: RowOperations.Group) -> String {
         switch group {
+        case .schemaChange:
+            preconditionFailure("schema changes are applied by TargetSchema, not written as rows")
         case .upsert(let table, let schema, let columns, let rows):
             var sql = "INSERT INTO \(identifier(table)) (" + columns.map { identifier(schema.columnName($0)) }.joined(separator: ", ") + ") VALUES "
             for (index, row) in rows.enumerated() {
@@ -155,33 +192,10 @@ public actor MariaDBSink: Sink {
         }
     }
 
-    /// Creates the table from the source schema, or adds the columns it lacks.
-    static func ensureTable(_ table: String, schema: TableSchema, database: String, known: inout [String: Set<String>],
-                            connection: MySQLConnection) async throws {
-        let wanted = schema.columns.indices.map { schema.columnName($0) }
-        if let columns = known[table], wanted.allSatisfy(columns.contains) { return }
-        var tableLiteral = "", databaseLiteral = ""
-        MariaDBLiteral.appendQuoted(table, to: &tableLiteral)
-        MariaDBLiteral.appendQuoted(database, to: &databaseLiteral)
-        var existing = Set(try await connection.query(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = \(databaseLiteral) AND TABLE_NAME = \(tableLiteral)"
-        ).rows.compactMap { $0[0] })
-        if existing.isEmpty {
-            var definitions = schema.columns.indices.map { columnDefinition(schema, $0) }
-            if !schema.primaryKey.isEmpty {
-                definitions.append("PRIMARY KEY (" + schema.primaryKey.map { identifier(schema.columnName($0)) }.joined(separator: ", ") + ")")
-            }
-            try await connection.execute("CREATE TABLE IF NOT EXISTS \(identifier(table)) (\(definitions.joined(separator: ", "))) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
-            existing = Set(wanted)
-        } else {
-            for index in schema.columns.indices where !existing.contains(schema.columnName(index)) {
-                try await connection.execute("ALTER TABLE \(identifier(table)) ADD COLUMN \(columnDefinition(schema, index))")
-                existing.insert(schema.columnName(index))
-            }
-        }
-        known[table] = existing
-    }
+}
 
+/// MariaDB's and MySQL's spelling of table changes; columns keep the source's own types.
+struct MariaDBDialect: SchemaDialect {
     /// The source's own type, charset and nullability (MariaDB's JSON is LONGTEXT with a check).
     static func columnDefinition(_ schema: TableSchema, _ index: Int) -> String {
         let column = schema.columns[index]
@@ -192,6 +206,36 @@ public actor MariaDBSink: Sink {
         definition += column.nullable ? " NULL" : " NOT NULL"
         return definition
     }
+
+    func createTable(_ table: String, schema: TableSchema) -> String {
+        var definitions = schema.columns.indices.map { Self.columnDefinition(schema, $0) }
+        if !schema.primaryKey.isEmpty {
+            definitions.append("PRIMARY KEY (" + schema.primaryKey.map { identifier(schema.columnName($0)) }.joined(separator: ", ") + ")")
+        }
+        return "CREATE TABLE IF NOT EXISTS \(identifier(table)) (\(definitions.joined(separator: ", "))) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    }
+
+    func addColumn(_ table: String, column: String, typeName: String) -> String {
+        "ALTER TABLE \(identifier(table)) ADD COLUMN \(identifier(column)) \(typeName) NULL"
+    }
+
+    func dropColumn(_ table: String, column: String) -> String {
+        "ALTER TABLE \(identifier(table)) DROP COLUMN \(identifier(column))"
+    }
+
+    func renameColumn(_ table: String, from: String, to: String) -> String {
+        "ALTER TABLE \(identifier(table)) RENAME COLUMN \(identifier(from)) TO \(identifier(to))"
+    }
+
+    func modifyColumn(_ table: String, column: String, typeName: String) -> String? {
+        "ALTER TABLE \(identifier(table)) MODIFY COLUMN \(identifier(column)) \(typeName) NULL"
+    }
+
+    func dropTable(_ table: String) -> String { "DROP TABLE IF EXISTS \(identifier(table))" }
+
+    func truncateTable(_ table: String) -> String { "TRUNCATE TABLE \(identifier(table))" }
+
+    func renameTable(_ from: String, to: String) -> String { "RENAME TABLE \(identifier(from)) TO \(identifier(to))" }
 }
 
 /// A failed write; connection trouble, deadlocks and lock timeouts are worth retrying.

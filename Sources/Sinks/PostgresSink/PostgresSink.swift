@@ -16,14 +16,16 @@ public actor PostgresSink: Sink {
         /// Schema tables land in. Default `public`.
         public var schema: String
         public var targetTable: @Sendable (TableName) -> String
+        public var schemaChanges: SchemaChangePolicy
 
         public init(name: String, pipeline: String, connection: PostgresConnection.Configuration, schema: String = "public",
-                    targetTable: @escaping @Sendable (TableName) -> String = { $0.table }) {
+                    targetTable: @escaping @Sendable (TableName) -> String = { $0.table }, schemaChanges: SchemaChangePolicy = SchemaChangePolicy()) {
             self.name = name
             self.pipeline = pipeline
             self.connection = connection
             self.schema = schema
             self.targetTable = targetTable
+            self.schemaChanges = schemaChanges
         }
     }
 
@@ -31,7 +33,7 @@ public actor PostgresSink: Sink {
     let configuration: Configuration
     let logger: Logger
     private var connection: PostgresConnection?
-    private var tables: [String: Set<String>] = [:]
+    private var tableSchema: TargetSchema
     private var targets = TargetTableRegistry()
     private var nextConnectionID = 1
     /// Connections given up on after a failure. postgres-nio traps when a connection the server
@@ -42,6 +44,7 @@ public actor PostgresSink: Sink {
         self.name = configuration.name
         self.configuration = configuration
         self.logger = logger
+        self.tableSchema = TargetSchema(policy: configuration.schemaChanges, dialect: PostgresDialect(schema: configuration.schema))
     }
 
     private func connected() async throws -> PostgresConnection {
@@ -99,16 +102,32 @@ public actor PostgresSink: Sink {
         }
         self.targets = targets
         let connection = try await connected()
+        var tableSchema = self.tableSchema
+        let logger = self.logger
+        let schemaName = configuration.schema
+        let columns: (String) async throws -> Set<String> = { table in
+            var existing = Set<String>()
+            let rows = try await connection.query("""
+                SELECT column_name FROM information_schema.columns WHERE table_schema = \(schemaName) AND table_name = \(table)
+                """, logger: logger)
+            for try await column in rows.decode(String.self) { existing.insert(column) }
+            return existing
+        }
+        let execute: (String) async throws -> Void = { sql in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
         do {
-            for group in operations.groups {
-                switch group {
-                case .upsert(let table, let schema, _, _), .delete(let table, let schema, _, _):
-                    try await ensureTable(table, schema: schema, connection: connection)
-                }
-            }
+            // PostgreSQL's DDL is transactional: tables, schema changes, rows and the offset commit together.
             try await connection.query("BEGIN", logger: logger)
             for group in operations.groups {
-                try await connection.query(statement(for: group), logger: logger)
+                switch group {
+                case .schemaChange(let changes, let statement, let position):
+                    for change in changes {
+                        try await tableSchema.apply(change, statement: statement, position: position, sink: name, targetTable: configuration.targetTable,
+                                                    columns: columns, execute: execute, logger: logger)
+                    }
+                case .upsert(let table, let schema, _, _), .delete(let table, let schema, _, _):
+                    let existing = try await tableSchema.prepare(table, schema: schema, columns: columns, execute: execute)
+                    try await connection.query(statement(for: tableSchema.policy.addsColumnsFromRows ? group : group.restricted(to: existing)), logger: logger)
+                }
             }
             try await connection.query("""
                 INSERT INTO \(unescaped: qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at)
@@ -116,8 +135,11 @@ public actor PostgresSink: Sink {
                 ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
                 """, logger: logger)
             try await connection.query("COMMIT", logger: logger)
+            self.tableSchema = tableSchema
         } catch {
             _ = try? await connection.query("ROLLBACK", logger: logger)
+            self.tableSchema.forget()
+            if let refused = error as? FerryError { throw refused }
             let failure = PostgresSinkError(underlying: error, sink: name)
             if failure.isTransient { abandonConnection() }
             throw failure
@@ -138,6 +160,8 @@ public actor PostgresSink: Sink {
             }.joined(separator: ", ") + ")"
         }
         switch group {
+        case .schemaChange:
+            preconditionFailure("schema changes are applied by TargetSchema, not written as rows")
         case .upsert(let table, let schema, let columns, let rows):
             // ON CONFLICT may not touch one row twice in a statement: keep each key's last row.
             var unique = rows
@@ -168,36 +192,48 @@ public actor PostgresSink: Sink {
             return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) WHERE \(columns) IN (\(tuples))", binds: bindings)
         }
     }
-
-    private func ensureTable(_ table: String, schema: TableSchema, connection: PostgresConnection) async throws {
-        let wanted = schema.columns.indices.map { schema.columnName($0) }
-        if let known = tables[table], wanted.allSatisfy(known.contains) { return }
-        var existing = Set<String>()
-        let rows = try await connection.query("""
-            SELECT column_name FROM information_schema.columns WHERE table_schema = \(configuration.schema) AND table_name = \(table)
-            """, logger: logger)
-        for try await column in rows.decode(String.self) { existing.insert(column) }
-        if existing.isEmpty {
-            var definitions = schema.columns.indices.map { index in
-                "\(doubleQuoted(schema.columnName(index))) \(PostgresTypeMapping.columnType(schema.columns[index].typeName))" + (schema.columns[index].nullable ? "" : " NOT NULL")
-            }
-            if !schema.primaryKey.isEmpty {
-                definitions.append("PRIMARY KEY (" + schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ")")
-            }
-            try await connection.query(PostgresQuery(unsafeSQL: "CREATE TABLE IF NOT EXISTS \(qualified(table)) (\(definitions.joined(separator: ", ")))"), logger: logger)
-            existing = Set(wanted)
-        } else {
-            for index in schema.columns.indices where !existing.contains(schema.columnName(index)) {
-                try await connection.query(PostgresQuery(unsafeSQL:
-                    "ALTER TABLE \(qualified(table)) ADD COLUMN \(doubleQuoted(schema.columnName(index))) \(PostgresTypeMapping.columnType(schema.columns[index].typeName))"),
-                    logger: logger)
-                existing.insert(schema.columnName(index))
-            }
-        }
-        tables[table] = existing
-    }
 }
 
+/// PostgreSQL's spelling of table changes, in the sink's schema.
+struct PostgresDialect: SchemaDialect {
+    let schema: String
+
+    func qualified(_ table: String) -> String { doubleQuoted(schema) + "." + doubleQuoted(table) }
+
+    func createTable(_ table: String, schema tableSchema: TableSchema) -> String {
+        var definitions = tableSchema.columns.indices.map { index in
+            "\(doubleQuoted(tableSchema.columnName(index))) \(PostgresTypeMapping.columnType(tableSchema.columns[index].typeName))"
+                + (tableSchema.columns[index].nullable ? "" : " NOT NULL")
+        }
+        if !tableSchema.primaryKey.isEmpty {
+            definitions.append("PRIMARY KEY (" + tableSchema.primaryKey.map { doubleQuoted(tableSchema.columnName($0)) }.joined(separator: ", ") + ")")
+        }
+        return "CREATE TABLE IF NOT EXISTS \(qualified(table)) (\(definitions.joined(separator: ", ")))"
+    }
+
+    func addColumn(_ table: String, column: String, typeName: String) -> String {
+        "ALTER TABLE \(qualified(table)) ADD COLUMN IF NOT EXISTS \(doubleQuoted(column)) \(PostgresTypeMapping.columnType(typeName))"
+    }
+
+    func dropColumn(_ table: String, column: String) -> String {
+        "ALTER TABLE \(qualified(table)) DROP COLUMN IF EXISTS \(doubleQuoted(column))"
+    }
+
+    func renameColumn(_ table: String, from: String, to: String) -> String {
+        "ALTER TABLE \(qualified(table)) RENAME COLUMN \(doubleQuoted(from)) TO \(doubleQuoted(to))"
+    }
+
+    func modifyColumn(_ table: String, column: String, typeName: String) -> String? {
+        let type = PostgresTypeMapping.columnType(typeName)
+        return "ALTER TABLE \(qualified(table)) ALTER COLUMN \(doubleQuoted(column)) TYPE \(type) USING \(doubleQuoted(column))::\(type)"
+    }
+
+    func dropTable(_ table: String) -> String { "DROP TABLE IF EXISTS \(qualified(table))" }
+
+    func truncateTable(_ table: String) -> String { "TRUNCATE \(qualified(table))" }
+
+    func renameTable(_ from: String, to: String) -> String { "ALTER TABLE IF EXISTS \(qualified(from)) RENAME TO \(doubleQuoted(to))" }
+}
 
 /// A failed write; lost connections, serialization failures, deadlocks and shutdowns are retried.
 struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorConvertible {

@@ -15,12 +15,15 @@ public actor SQLiteSink: Sink {
         public var path: String
         /// Target table for a source table. Default: the source table's name.
         public var targetTable: @Sendable (TableName) -> String
+        public var schemaChanges: SchemaChangePolicy
 
-        public init(name: String, pipeline: String, path: String, targetTable: @escaping @Sendable (TableName) -> String = { $0.table }) {
+        public init(name: String, pipeline: String, path: String, targetTable: @escaping @Sendable (TableName) -> String = { $0.table },
+                    schemaChanges: SchemaChangePolicy = SchemaChangePolicy()) {
             self.name = name
             self.pipeline = pipeline
             self.path = path
             self.targetTable = targetTable
+            self.schemaChanges = schemaChanges
         }
     }
 
@@ -28,8 +31,7 @@ public actor SQLiteSink: Sink {
     let configuration: Configuration
     let logger: Logger
     private var connection: SQLiteConnection?
-    /// Known columns per target table.
-    private var tables: [String: Set<String>] = [:]
+    private var schema: TargetSchema
     /// Which source table writes each target table: two may not share one.
     private var targets = TargetTableRegistry()
 
@@ -37,6 +39,7 @@ public actor SQLiteSink: Sink {
         self.name = configuration.name
         self.configuration = configuration
         self.logger = logger
+        self.schema = TargetSchema(policy: configuration.schemaChanges, dialect: SQLiteDialect())
     }
 
     public func open() async throws -> BinlogPosition? {
@@ -70,25 +73,37 @@ public actor SQLiteSink: Sink {
             return table
         }
         self.targets = targets
-        for group in operations.groups {
-            switch group {
-            case .upsert(let table, let schema, _, _), .delete(let table, let schema, _, _):
-                try await ensureTable(table, schema: schema, connection: connection)
-            }
+        var schema = self.schema
+        let columns: (String) async throws -> Set<String> = { table in
+            Set(try await connection.query("PRAGMA table_info(\(doubleQuoted(table)))").compactMap { $0.column("name")?.string })
         }
+        let execute: (String) async throws -> Void = { sql in _ = try await connection.query(sql) }
         do {
+            // SQLite's DDL is transactional: tables, schema changes, rows and the offset commit together.
             _ = try await connection.query("BEGIN IMMEDIATE")
             for group in operations.groups {
-                let statement = Self.statement(for: group)
-                _ = try await connection.query(statement.sql, statement.binds)
+                switch group {
+                case .schemaChange(let changes, let statement, let position):
+                    for change in changes {
+                        try await schema.apply(change, statement: statement, position: position, sink: name, targetTable: configuration.targetTable,
+                                               columns: columns, execute: execute, logger: logger)
+                    }
+                case .upsert(let table, let tableSchema, _, _), .delete(let table, let tableSchema, _, _):
+                    let existing = try await schema.prepare(table, schema: tableSchema, columns: columns, execute: execute)
+                    let statement = Self.statement(for: schema.policy.addsColumnsFromRows ? group : group.restricted(to: existing))
+                    _ = try await connection.query(statement.sql, statement.binds)
+                }
             }
             _ = try await connection.query("""
                 INSERT INTO ferry_offsets (pipeline, sink, lane, position, updated_at) VALUES (?, ?, 0, ?, ?)
                 ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
                 """, [.text(configuration.pipeline), .text(name), .text(last.position.persistedJSON), .text(ISO8601DateFormatter().string(from: Date()))])
             _ = try await connection.query("COMMIT")
+            self.schema = schema
         } catch {
             _ = try? await connection.query("ROLLBACK")
+            self.schema.forget()
+            if let refused = error as? FerryError { throw refused }
             throw SQLiteSinkError(underlying: error, sink: name)
         }
     }
@@ -96,6 +111,8 @@ public actor SQLiteSink: Sink {
     /// One multi-row statement for a group of row operations.
     static func statement(for group: RowOperations.Group) -> (sql: String, binds: [SQLiteData]) {
         switch group {
+        case .schemaChange:
+            preconditionFailure("schema changes are applied by TargetSchema, not written as rows")
         case .upsert(let table, let schema, let columns, let rows):
             let names = columns.map { doubleQuoted(schema.columnName($0)) }
             let tuple = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
@@ -119,28 +136,39 @@ public actor SQLiteSink: Sink {
                     rows.flatMap { row in key.map { SQLiteTypeMapping.data(row[$0]) } })
         }
     }
-
-    private func ensureTable(_ table: String, schema: TableSchema, connection: SQLiteConnection) async throws {
-        let wanted = schema.columns.indices.map { schema.columnName($0) }
-        if let known = tables[table], wanted.allSatisfy(known.contains) { return }
-        var existing = Set(try await connection.query("PRAGMA table_info(\(doubleQuoted(table)))").compactMap { $0.column("name")?.string })
-        if existing.isEmpty {
-            var definitions = schema.columns.indices.map { "\(doubleQuoted(schema.columnName($0))) \(SQLiteTypeMapping.columnType(schema.columns[$0].typeName))" }
-            if !schema.primaryKey.isEmpty {
-                definitions.append("PRIMARY KEY (\(schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ")))")
-            }
-            _ = try await connection.query("CREATE TABLE IF NOT EXISTS \(doubleQuoted(table)) (\(definitions.joined(separator: ", ")))")
-            existing = Set(wanted)
-        } else {
-            for index in schema.columns.indices where !existing.contains(schema.columnName(index)) {
-                _ = try await connection.query("ALTER TABLE \(doubleQuoted(table)) ADD COLUMN \(doubleQuoted(schema.columnName(index))) \(SQLiteTypeMapping.columnType(schema.columns[index].typeName))")
-                existing.insert(schema.columnName(index))
-            }
-        }
-        tables[table] = existing
-    }
 }
 
+/// SQLite's spelling of table changes. Columns keep no type (SQLite is dynamically typed), so a
+/// retyped column needs nothing.
+struct SQLiteDialect: SchemaDialect {
+    func createTable(_ table: String, schema: TableSchema) -> String {
+        var definitions = schema.columns.indices.map { "\(doubleQuoted(schema.columnName($0))) \(SQLiteTypeMapping.columnType(schema.columns[$0].typeName))" }
+        if !schema.primaryKey.isEmpty {
+            definitions.append("PRIMARY KEY (\(schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ")))")
+        }
+        return "CREATE TABLE IF NOT EXISTS \(doubleQuoted(table)) (\(definitions.joined(separator: ", ")))"
+    }
+
+    func addColumn(_ table: String, column: String, typeName: String) -> String {
+        "ALTER TABLE \(doubleQuoted(table)) ADD COLUMN \(doubleQuoted(column)) \(SQLiteTypeMapping.columnType(typeName))"
+    }
+
+    func dropColumn(_ table: String, column: String) -> String {
+        "ALTER TABLE \(doubleQuoted(table)) DROP COLUMN \(doubleQuoted(column))"
+    }
+
+    func renameColumn(_ table: String, from: String, to: String) -> String {
+        "ALTER TABLE \(doubleQuoted(table)) RENAME COLUMN \(doubleQuoted(from)) TO \(doubleQuoted(to))"
+    }
+
+    func modifyColumn(_ table: String, column: String, typeName: String) -> String? { nil }
+
+    func dropTable(_ table: String) -> String { "DROP TABLE IF EXISTS \(doubleQuoted(table))" }
+
+    func truncateTable(_ table: String) -> String { "DELETE FROM \(doubleQuoted(table))" }
+
+    func renameTable(_ from: String, to: String) -> String { "ALTER TABLE \(doubleQuoted(from)) RENAME TO \(doubleQuoted(to))" }
+}
 
 /// A failed write, with the sink named; SQLite's busy and I/O errors are worth retrying.
 struct SQLiteSinkError: ClassifiedError, CustomStringConvertible, FerryErrorConvertible {

@@ -13,6 +13,15 @@ public struct RowOperations {
         case upsert(table: String, schema: TableSchema, columns: [Int], rows: [Row])
         /// `key` are the columns that identify a row (the primary key, else every present column).
         case delete(table: String, schema: TableSchema, key: [Int], rows: [Row])
+        /// A DDL statement's changes, between the rows before and after it.
+        case schemaChange([SchemaChange], statement: String?, position: BinlogPosition)
+
+        /// The same group writing only columns the target has (`ignore` policy); deletes keep
+        /// their key.
+        public func restricted(to existing: Set<String>) -> Group {
+            guard case .upsert(let table, let schema, let columns, let rows) = self else { return self }
+            return .upsert(table: table, schema: schema, columns: columns.filter { existing.contains(schema.columnName($0)) }, rows: rows)
+        }
     }
 
     public private(set) var groups: [Group] = []
@@ -23,10 +32,15 @@ public struct RowOperations {
         self.maximumCells = maximumCells
     }
 
-    /// Adds every change of `transactions`, naming target tables with `targetTable`.
+    /// Adds every change of `transactions`, naming target tables with `targetTable` (not called
+    /// for DDL).
     public mutating func add(_ transactions: [Transaction], targetTable: (ChangeEvent) throws -> String) rethrows {
         for transaction in transactions {
             for event in transaction.events {
+                if event.operation == .ddl, !event.schemaChanges.isEmpty {
+                    groups.append(.schemaChange(event.schemaChanges, statement: event.statement, position: transaction.position))
+                    continue
+                }
                 guard let schema = event.schema else { continue }
                 let table = try targetTable(event)
                 let key = schema.primaryKey

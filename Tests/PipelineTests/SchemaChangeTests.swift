@@ -1,0 +1,135 @@
+import FerryCore
+import Foundation
+import Logging
+import SinkSupport
+@testable import SQLiteSink
+import Testing
+
+@Suite struct SchemaChangeTests {
+    let items = TableName(database: "shop", table: "items")
+
+    @Test func policyDecisions() {
+        let drop = SchemaChange.dropColumn(items, column: "price")
+        let add = SchemaChange.addColumn(items, column: "note", type: "varchar(20)")
+        let rename = SchemaChange.renameTable(from: items, to: TableName(database: "shop", table: "goods"))
+        let unknown = SchemaChange.unrecognized(items, reason: "ALTER TABLE shop.items … FROBNICATE")
+        #expect(SchemaChangePolicy(mode: .evolve).decide(drop) == .apply)
+        #expect(SchemaChangePolicy(mode: .evolve, deny: [.dropColumn]).decide(drop) != .apply)
+        #expect(SchemaChangePolicy(mode: .evolve, allow: [.addColumn]).decide(rename) != .apply)
+        #expect(SchemaChangePolicy(mode: .lenient).decide(add) == .apply)
+        #expect(SchemaChangePolicy(mode: .lenient).decide(.modifyColumn(items, column: "price", type: "decimal(12,2)")) == .apply)
+        #expect(SchemaChangePolicy(mode: .lenient).decide(drop) != .apply)
+        #expect(SchemaChangePolicy(mode: .lenient).decide(rename) != .apply)
+        #expect(SchemaChangePolicy(mode: .ignore).decide(add) != .apply)
+        #expect(SchemaChangePolicy(mode: .ignore).addsColumnsFromRows == false)
+        #expect(SchemaChangePolicy(mode: .fail).decide(add) == .fail)
+        #expect(SchemaChangePolicy(mode: .fail, allow: [.addColumn]).decide(add) == .apply)
+        #expect(SchemaChangePolicy(mode: .fail, allow: [.addColumn]).decide(unknown) == .fail)
+        #expect(SchemaChangePolicy(mode: .evolve).decide(unknown) != .apply)
+    }
+
+    func schema(_ columns: [String], key: [Int] = [0]) -> TableSchema {
+        TableSchema(name: items, columns: columns.map { ColumnSchema(name: $0, typeName: $0 == "id" ? "int" : "varchar(20)", nullable: true) }, primaryKey: key)
+    }
+
+    func rows(_ schema: TableSchema, _ offset: UInt64, _ values: [[Value]]) -> Transaction {
+        let at = position(offset)
+        return Transaction(gtid: nil, position: at, serverID: 1, timestampMillis: 0, events: values.enumerated().map { index, row in
+            ChangeEvent(operation: .create, table: items, schema: schema, before: nil, after: row,
+                        source: ChangeSource(name: "s", serverID: 1, gtid: nil, position: at, row: index, timestampMillis: 0))
+        })
+    }
+
+    func ddl(_ offset: UInt64, _ statement: String, _ changes: [SchemaChange]) -> Transaction {
+        let at = position(offset)
+        return Transaction(gtid: nil, position: at, serverID: 1, timestampMillis: 0, events: [
+            ChangeEvent(operation: .ddl, table: items, schema: nil, before: nil, after: nil, statement: statement, schemaChanges: changes,
+                        source: ChangeSource(name: "s", serverID: 1, gtid: nil, position: at, row: 0, timestampMillis: 0)),
+        ])
+    }
+
+    /// A stream with every kind of change: rows before and after ADD, RENAME, DROP COLUMN, a
+    /// truncate and a table rename.
+    var stream: [Transaction] {
+        let v1 = schema(["id", "name", "price"])
+        let v2 = schema(["id", "name", "price", "note"])
+        let v3 = schema(["id", "title", "price", "note"])
+        let v4 = schema(["id", "title", "note"])
+        let goods = TableName(database: "shop", table: "goods")
+        return [
+            rows(v1, 100, [[.int(1), .string("a"), .string("1")], [.int(2), .string("b"), .string("2")]]),
+            ddl(200, "ALTER TABLE items ADD note VARCHAR(20)", [.addColumn(items, column: "note", type: "varchar(20)")]),
+            rows(v2, 300, [[.int(3), .string("c"), .string("3"), .string("n3")]]),
+            ddl(400, "ALTER TABLE items RENAME COLUMN name TO title", [.renameColumn(items, from: "name", to: "title")]),
+            rows(v3, 500, [[.int(4), .string("d"), .string("4"), .string("n4")]]),
+            ddl(600, "ALTER TABLE items DROP COLUMN price", [.dropColumn(items, column: "price")]),
+            rows(v4, 700, [[.int(5), .string("e"), .string("n5")]]),
+            ddl(800, "TRUNCATE items", [.truncateTable(items)]),
+            rows(v4, 900, [[.int(6), .string("f"), .string("n6")]]),
+            ddl(1000, "RENAME TABLE items TO goods", [.renameTable(from: items, to: goods)]),
+        ]
+    }
+
+    func run(_ mode: SchemaChangePolicy.Mode, batches: Int) async throws -> String {
+        let path = temporaryDirectory() + "/target.sqlite"
+        let sink = SQLiteSink(configuration: .init(name: "local", pipeline: "p", path: path, schemaChanges: SchemaChangePolicy(mode: mode)),
+                              logger: Logger(label: "test"))
+        _ = try await sink.open()
+        let all = stream
+        let size = (all.count + batches - 1) / batches
+        for start in stride(from: 0, to: all.count, by: size) {
+            try await sink.apply(Array(all[start..<min(all.count, start + size)]))
+        }
+        // Replaying the whole stream onto the result changes nothing more.
+        if mode != .evolve { try await sink.apply(all) }
+        try await sink.close()
+        return path
+    }
+
+    @Test(arguments: [1, 10]) func evolveFollowsTheSource(batches: Int) async throws {
+        let path = try await run(.evolve, batches: batches)
+        #expect(try sqliteRows(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'ferry_offsets'") == [["goods"]])
+        #expect(try sqliteRows(path, "SELECT name FROM pragma_table_info('goods')") == [["id"], ["title"], ["note"]])
+        #expect(try sqliteRows(path, "SELECT id, title, note FROM goods") == [["6", "f", "n6"]])
+    }
+
+    @Test func lenientKeepsData() async throws {
+        let path = try await run(.lenient, batches: 3)
+        #expect(try sqliteRows(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'ferry_offsets'") == [["items"]])
+        #expect(try sqliteRows(path, "SELECT name FROM pragma_table_info('items')") == [["id"], ["name"], ["price"], ["note"], ["title"]])
+        #expect(try sqliteRows(path, "SELECT id, name, title, price, note FROM items ORDER BY id") == [
+            ["1", "a", "", "1", ""], ["2", "b", "", "2", ""], ["3", "c", "", "3", "n3"], ["4", "", "d", "4", "n4"],
+            ["5", "", "e", "", "n5"], ["6", "", "f", "", "n6"],
+        ])
+    }
+
+    @Test func ignoreNeverChangesTheTarget() async throws {
+        let path = try await run(.ignore, batches: 2)
+        #expect(try sqliteRows(path, "SELECT name FROM pragma_table_info('items')") == [["id"], ["name"], ["price"]])
+        #expect(try sqliteRows(path, "SELECT id, name, price FROM items ORDER BY id") == [
+            ["1", "a", "1"], ["2", "b", "2"], ["3", "c", "3"], ["4", "", "4"], ["5", "", ""], ["6", "", ""],
+        ])
+    }
+
+    @Test func failStopsWithTheStatementAndPosition() async throws {
+        let path = temporaryDirectory() + "/target.sqlite"
+        let sink = SQLiteSink(configuration: .init(name: "local", pipeline: "p", path: path, schemaChanges: SchemaChangePolicy(mode: .fail)),
+                              logger: Logger(label: "test"))
+        _ = try await sink.open()
+        let all = stream
+        try await sink.apply([all[0]])
+        do {
+            try await sink.apply([all[1], all[2]])
+            Issue.record("a schema change passed a fail policy")
+        } catch let error as FerryError {
+            #expect(error.code == "sink.schema_change_refused")
+            #expect(error.message.contains("ALTER TABLE items ADD note VARCHAR(20)"))
+            #expect(error.context.contains { $0 == ("position", "b.000001:200") })
+            #expect(error.context.contains { $0 == ("table", "shop.items") })
+        }
+        try await sink.close()
+        let reopened = SQLiteSink(configuration: .init(name: "local", pipeline: "p", path: path), logger: Logger(label: "test"))
+        #expect(try await reopened.open() == position(100), "nothing of the refused batch was applied")
+        try await reopened.close()
+    }
+}
