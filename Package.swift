@@ -179,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "FerryApp", "MySQLSource", "MySQLWire", "MySQLBinlog", "FerryCore",
+                "FerryApp", "PostgresSink", "MySQLSource", "MySQLWire", "MySQLBinlog", "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -191,7 +191,8 @@ let package = Package(
 
 /// The decoders and writers check exclusive access statically; the dynamic checks cost about a
 /// tenth of decode time in release builds, so release builds of the hot-path targets skip them.
-let hotPathTargets: Set<String> = ["FerryCore", "MySQLBinlog", "MySQLSource", "FerryApp", "DiskLog", "Pipeline"]
+let hotPathTargets: Set<String> = ["FerryCore", "MySQLBinlog", "MySQLSource", "FerryApp", "DiskLog", "Pipeline", "SinkSupport",
+                                   "PostgresSink", "SQLiteSink", "MariaDBSink", "FileSink"]
 
 for target in package.targets where target.type != .system {
     var settings = (target.swiftSettings ?? []) + swiftSettings

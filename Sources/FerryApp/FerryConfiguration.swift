@@ -38,7 +38,7 @@ public struct FerryConfiguration: Sendable {
         public var exclude: [String]
         /// Where a pipeline without a saved position starts. Default `current`.
         public var start: StartPosition
-        /// Default 64 MiB.
+        /// Default 32 MiB.
         public var bufferBytes: Int
         /// Default 500 transactions.
         public var batchTransactions: Int
@@ -314,7 +314,7 @@ struct ConfigReader {
                   sinks: [String: FerryConfiguration.Sink]) throws -> FerryConfiguration.Pipeline {
         let path = "pipelines.\(name)"
         var result = FerryConfiguration.Pipeline(name: name, source: "", sinks: [], include: [], exclude: [], start: .current,
-                                                 bufferBytes: 64 << 20, batchTransactions: 500, targetTable: "{table}",
+                                                 bufferBytes: 32 << 20, batchTransactions: 500, targetTable: "{table}",
                                                  serverID: Self.defaultServerID(name), applyTimeoutSeconds: 300, disk: nil,
                                                  deadLetterSink: nil, mappings: [], targetOverrides: [])
         var bufferKind = "memory"

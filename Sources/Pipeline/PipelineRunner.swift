@@ -23,7 +23,7 @@ public enum ErrorPolicy: Sendable {
 public struct PipelineConfiguration: Sendable {
     public var name: String
     public var buffer: BufferSetting
-    /// Bound of the memory buffer in bytes. Default 64 MiB.
+    /// Bound of the memory buffer in bytes. Default 32 MiB.
     public var bufferBytes: Int
     /// Most transactions a sink applies in one batch. Default 500.
     public var batchTransactions: Int
@@ -42,7 +42,7 @@ public struct PipelineConfiguration: Sendable {
     /// a sink still retrying is abandoned; its changes are applied on the next start. Default 30 s.
     public var drainTimeout: Duration
 
-    public init(name: String, buffer: BufferSetting = .memory, bufferBytes: Int = 64 << 20, batchTransactions: Int = 500,
+    public init(name: String, buffer: BufferSetting = .memory, bufferBytes: Int = 32 << 20, batchTransactions: Int = 500,
                 batchEvents: Int = 10_000, applyTimeoutSeconds: Double = 300, retry: RetryPolicy = RetryPolicy(),
                 errorPolicy: ErrorPolicy = .stop, transform: TransactionTransform = TransactionTransform(),
                 progressInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(30)) {

@@ -26,11 +26,14 @@ public struct EventJSONWriter: Sendable {
     }
 
     /// Appends every event of a transaction; the parts of the `source` block that all its events
-    /// share are encoded once.
-    public func write(_ transaction: Transaction, processedAtMillis: Int64, into out: inout [UInt8]) {
+    /// share are encoded once. `leadingFields`, when given, writes extra `"key":value,` pairs at
+    /// the start of each object (a sink's event id).
+    public func write(_ transaction: Transaction, processedAtMillis: Int64, into out: inout [UInt8],
+                      where include: (ChangeEvent) -> Bool = { _ in true },
+                      leadingFields: ((ChangeEvent, inout [UInt8]) -> Void)? = nil) {
         var cache = SourceBlockCache()
-        for event in transaction.events {
-            write(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
+        for event in transaction.events where include(event) {
+            write(event, processedAtMillis: processedAtMillis, cache: &cache, leadingFields: leadingFields, into: &out)
         }
     }
 
@@ -43,7 +46,10 @@ public struct EventJSONWriter: Sendable {
         var suffixTable: TableName?
     }
 
-    private func write(_ event: ChangeEvent, processedAtMillis: Int64, cache: inout SourceBlockCache, into out: inout [UInt8]) {
+    private func write(_ event: ChangeEvent, processedAtMillis: Int64, cache: inout SourceBlockCache,
+                       leadingFields: ((ChangeEvent, inout [UInt8]) -> Void)? = nil, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        leadingFields?(event, &out)
         if event.operation == .ddl {
             writeDDL(event, into: &out)
         } else {
@@ -56,7 +62,7 @@ public struct EventJSONWriter: Sendable {
     }
 
     private func writeDebezium(_ event: ChangeEvent, processedAtMillis: Int64, cache: inout SourceBlockCache, into out: inout [UInt8]) {
-        JSONBuffer.appendASCII("{\"before\":", to: &out)
+        JSONBuffer.appendASCII("\"before\":", to: &out)
         writeRow(event.before, schema: event.schema, into: &out)
         JSONBuffer.appendASCII(",\"after\":", to: &out)
         writeRow(event.after, schema: event.schema, into: &out)
@@ -78,7 +84,7 @@ public struct EventJSONWriter: Sendable {
     }
 
     private func writeCompact(_ event: ChangeEvent, into out: inout [UInt8]) {
-        JSONBuffer.appendASCII("{\"op\":\"", to: &out)
+        JSONBuffer.appendASCII("\"op\":\"", to: &out)
         out.append(contentsOf: event.operation.code.utf8)
         JSONBuffer.appendASCII("\",\"table\":", to: &out)
         JSONBuffer.appendString(event.table.description, to: &out)
@@ -100,7 +106,7 @@ public struct EventJSONWriter: Sendable {
     }
 
     private func writeDDL(_ event: ChangeEvent, into out: inout [UInt8]) {
-        JSONBuffer.appendASCII("{\"op\":\"ddl\",\"ddl\":", to: &out)
+        JSONBuffer.appendASCII("\"op\":\"ddl\",\"ddl\":", to: &out)
         JSONBuffer.appendString(event.statement ?? "", to: &out)
         JSONBuffer.appendASCII(",\"source\":", to: &out)
         writeSource(event, into: &out)

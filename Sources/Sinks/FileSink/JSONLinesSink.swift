@@ -66,14 +66,17 @@ public actor JSONLinesSink: DeadLetterSink {
             try rotate()
         }
         var out: [UInt8] = []
+        out.reserveCapacity(transactions.reduce(0) { $0 + $1.events.count } * 512)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for transaction in transactions {
+            let count = Int64(transaction.events.count)
             // DDL travels only when it changes a replicated table.
-            for event in transaction.events where event.operation != .ddl || !event.schemaChanges.isEmpty {
-                var line: [UInt8] = []
-                writer.write(event, processedAtMillis: now, into: &line)
-                out.append(contentsOf: "{\"id\":\"\(Self.eventID(event))\",\"txn_events\":\(transaction.events.count),".utf8)
-                out.append(contentsOf: line.dropFirst())
+            writer.write(transaction, processedAtMillis: now, into: &out, where: { $0.operation != .ddl || !$0.schemaChanges.isEmpty }) { event, line in
+                JSONBuffer.appendASCII("\"id\":", to: &line)
+                Self.appendEventID(event, to: &line)
+                JSONBuffer.appendASCII(",\"txn_events\":", to: &line)
+                JSONBuffer.appendInteger(count, to: &line)
+                line.append(UInt8(ascii: ","))
             }
         }
         guard !out.isEmpty else { return }
@@ -108,7 +111,7 @@ public actor JSONLinesSink: DeadLetterSink {
             JSONBuffer.appendASCII(",\"error\":", to: &out)
             JSONBuffer.appendString(letter.error.description, to: &out)
             JSONBuffer.appendASCII("},\"id\":", to: &out)
-            JSONBuffer.appendString(Self.eventID(letter.event), to: &out)
+            Self.appendEventID(letter.event, to: &out)
             out.append(UInt8(ascii: ","))
             var line: [UInt8] = []
             writer.write(letter.event, processedAtMillis: now, into: &line)
@@ -121,9 +124,15 @@ public actor JSONLinesSink: DeadLetterSink {
         }
     }
 
-    /// `file:pos:row` of the change's transaction commit position and its index.
-    static func eventID(_ event: ChangeEvent) -> String {
-        "\(event.source.position.coordinates.file):\(event.source.position.coordinates.offset):\(event.source.row)"
+    /// `"file:pos:row"`: the change's transaction commit position and its index, as a JSON string.
+    static func appendEventID(_ event: ChangeEvent, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: event.source.position.coordinates.file.utf8)
+        out.append(UInt8(ascii: ":"))
+        JSONBuffer.appendUnsigned(event.source.position.coordinates.offset, to: &out)
+        out.append(UInt8(ascii: ":"))
+        JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
+        out.append(UInt8(ascii: "\""))
     }
 
     /// Removes a partial last line (a write cut short by a crash).

@@ -93,7 +93,7 @@ public actor PostgresSink: Sink {
 
     public func apply(_ transactions: [Transaction]) async throws {
         guard let last = transactions.last else { return }
-        var operations = RowOperations(maximumCells: 30_000)
+        var operations = RowOperations(maximumCells: 1_000_000)
         var targets = self.targets
         try operations.add(transactions) { event in
             let table = configuration.targetTable(event.table)
@@ -148,48 +148,50 @@ public actor PostgresSink: Sink {
 
     func qualified(_ table: String) -> String { doubleQuoted(configuration.schema) + "." + doubleQuoted(table) }
 
-    /// One statement with bound parameters, each cast to its column's PostgreSQL type.
+    /// One statement for a group: the rows travel as one `text[]` parameter per column and are
+    /// cast to each column's PostgreSQL type in the statement.
     func statement(for group: RowOperations.Group) -> PostgresQuery {
-        var bindings = PostgresBindings()
-        var parameter = 0
-        func placeholders(_ row: Row, _ columns: [Int], _ schema: TableSchema) -> String {
-            "(" + columns.map { column in
-                parameter += 1
-                PostgresTypeMapping.bind(row[column], into: &bindings)
-                return "$\(parameter)::\(PostgresTypeMapping.columnType(schema.columns[column].typeName))"
-            }.joined(separator: ", ") + ")"
+        func arrays(_ rows: [Row], _ columns: [Int]) -> PostgresBindings {
+            var arrays = columns.map { _ in PostgresTextArray(capacity: rows.count) }
+            for row in rows {
+                for index in columns.indices { arrays[index].append(row[columns[index]]) }
+            }
+            var bindings = PostgresBindings(capacity: columns.count)
+            for array in arrays { bindings.append(array) }
+            return bindings
+        }
+        func unnest(_ count: Int) -> String {
+            "unnest(" + (1...count).map { "$\($0)::text[]" }.joined(separator: ", ") + ") AS u(" + (1...count).map { "c\($0)" }.joined(separator: ", ") + ")"
+        }
+        func cast(_ position: Int, _ column: Int, _ schema: TableSchema) -> String {
+            "u.c\(position)::\(PostgresTypeMapping.columnType(schema.columns[column].typeName))"
         }
         switch group {
         case .schemaChange:
             preconditionFailure("schema changes are applied by TargetSchema, not written as rows")
         case .upsert(let table, let schema, let columns, let rows):
             // ON CONFLICT may not touch one row twice in a statement: keep each key's last row.
-            var unique = rows
-            if !schema.primaryKey.isEmpty {
-                var seen = Set<[Value]>()
-                unique = rows.reversed().filter { row in seen.insert(schema.primaryKey.map { row[$0] }).inserted }.reversed()
-            }
-            var sql = "INSERT INTO \(qualified(table)) (" + columns.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") VALUES "
-            sql += unique.map { placeholders($0, columns, schema) }.joined(separator: ", ")
+            let unique = schema.primaryKey.isEmpty ? rows : RowOperations.lastRowPerKey(rows, key: schema.primaryKey)
+            var sql = "INSERT INTO \(qualified(table)) (" + columns.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") SELECT "
+            sql += columns.enumerated().map { cast($0.offset + 1, $0.element, schema) }.joined(separator: ", ") + " FROM " + unnest(columns.count)
             if !schema.primaryKey.isEmpty {
                 let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(doubleQuoted(schema.columnName($0))) = EXCLUDED.\(doubleQuoted(schema.columnName($0)))" }
                 sql += " ON CONFLICT (" + schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") DO "
                 sql += updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", ")
             }
-            return PostgresQuery(unsafeSQL: sql, binds: bindings)
+            return PostgresQuery(unsafeSQL: sql, binds: arrays(unique, columns))
         case .delete(let table, let schema, let key, let rows):
+            // Key columns are NOT NULL and `=` can use the key's index; without a key, NULLs match.
+            let equals = schema.primaryKey.isEmpty ? "IS NOT DISTINCT FROM" : "="
+            let conditions = key.enumerated().map { position, column in
+                "t.\(doubleQuoted(schema.columnName(column))) \(equals) \(cast(position + 1, column, schema))"
+            }.joined(separator: " AND ")
             if schema.primaryKey.isEmpty {
-                let conditions = key.map { column -> String in
-                    parameter += 1
-                    PostgresTypeMapping.bind(rows[0][column], into: &bindings)
-                    return "\(doubleQuoted(schema.columnName(column))) IS NOT DISTINCT FROM $\(parameter)::\(PostgresTypeMapping.columnType(schema.columns[column].typeName))"
-                }.joined(separator: " AND ")
-                return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) WHERE ctid = (SELECT ctid FROM \(qualified(table)) WHERE \(conditions) LIMIT 1)",
-                                     binds: bindings)
+                // Without a key, one matching row goes (duplicates are allowed).
+                return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) WHERE ctid = (SELECT t.ctid FROM \(qualified(table)) t, \(unnest(key.count)) WHERE \(conditions) LIMIT 1)",
+                                     binds: arrays(rows, key))
             }
-            let columns = "(" + key.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ")"
-            let tuples = rows.map { placeholders($0, key, schema) }.joined(separator: ", ")
-            return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) WHERE \(columns) IN (\(tuples))", binds: bindings)
+            return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) t USING \(unnest(key.count)) WHERE \(conditions)", binds: arrays(rows, key))
         }
     }
 }

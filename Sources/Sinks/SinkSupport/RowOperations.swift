@@ -24,9 +24,29 @@ public struct RowOperations {
         }
     }
 
-    public private(set) var groups: [Group] = []
+    /// The groups in source order.
+    public var groups: [Group] { closed + (open.map { [$0.group] } ?? []) }
     /// Most rows × columns in one group (bound parameters or literal size).
     public var maximumCells: Int
+
+    /// The group rows are being added to, kept apart so appending does not copy its rows.
+    private struct OpenGroup {
+        var isUpsert: Bool
+        var table: String
+        var schema: TableSchema
+        var columns: [Int]
+        var rows: [Row]
+
+        var group: Group {
+            isUpsert ? .upsert(table: table, schema: schema, columns: columns, rows: rows)
+                : .delete(table: table, schema: schema, key: columns, rows: rows)
+        }
+    }
+
+    private var closed: [Group] = []
+    private var open: OpenGroup?
+    /// The last source table's target name: consecutive changes mostly hit one table.
+    private var lastTable: (source: TableName, target: String)?
 
     public init(maximumCells: Int = 30_000) {
         self.maximumCells = maximumCells
@@ -38,11 +58,18 @@ public struct RowOperations {
         for transaction in transactions {
             for event in transaction.events {
                 if event.operation == .ddl, !event.schemaChanges.isEmpty {
-                    groups.append(.schemaChange(event.schemaChanges, statement: event.statement, position: transaction.position))
+                    close()
+                    closed.append(.schemaChange(event.schemaChanges, statement: event.statement, position: transaction.position))
                     continue
                 }
                 guard let schema = event.schema else { continue }
-                let table = try targetTable(event)
+                let table: String
+                if let last = lastTable, last.source == event.table {
+                    table = last.target
+                } else {
+                    table = try targetTable(event)
+                    lastTable = (event.table, table)
+                }
                 let key = schema.primaryKey
                 switch event.operation {
                 case .create, .read:
@@ -52,7 +79,7 @@ public struct RowOperations {
                     if key.isEmpty || key.contains(where: { after[$0] != .absent && before[$0] != after[$0] }) {
                         delete(table: table, schema: schema, row: before)
                     }
-                    upsert(table: table, schema: schema, row: zip(before, after).map { $1 == .absent ? $0 : $1 })
+                    upsert(table: table, schema: schema, row: Self.hasAbsent(after) ? zip(before, after).map { $1 == .absent ? $0 : $1 } : after)
                 case .delete:
                     if let before = event.before { delete(table: table, schema: schema, row: before) }
                 case .ddl:
@@ -62,25 +89,58 @@ public struct RowOperations {
         }
     }
 
+    /// The rows with each key's last row only, in order. Keys are compared by hash first, so the
+    /// usual group — every key once — costs no key copies.
+    public static func lastRowPerKey(_ rows: [Row], key: [Int]) -> [Row] {
+        var hashes = Set<Int>(minimumCapacity: rows.count)
+        var clash = false
+        for row in rows {
+            var hasher = Hasher()
+            for column in key { hasher.combine(row[column]) }
+            if !hashes.insert(hasher.finalize()).inserted {
+                clash = true
+                break
+            }
+        }
+        guard clash else { return rows }
+        var seen = Set<[Value]>()
+        return rows.reversed().filter { row in seen.insert(key.map { row[$0] }).inserted }.reversed()
+    }
+
+    static func hasAbsent(_ row: Row) -> Bool {
+        row.contains { if case .absent = $0 { return true } else { return false } }
+    }
+
+    /// The indexes of the row's present columns.
+    static func presentColumns(_ row: Row) -> [Int] {
+        hasAbsent(row) ? row.indices.filter { row[$0] != .absent } : Array(row.indices)
+    }
+
+    private mutating func close() {
+        if let group = open { closed.append(group.group) }
+        open = nil
+    }
+
     mutating func upsert(table: String, schema: TableSchema, row: Row) {
-        let columns = row.indices.filter { row[$0] != .absent }
-        if case .upsert(let t, let s, let c, var rows)? = groups.last, t == table, s === schema, c == columns,
-           (rows.count + 1) * columns.count <= maximumCells {
-            rows.append(row)
-            groups[groups.count - 1] = .upsert(table: t, schema: s, columns: c, rows: rows)
+        let columns = Self.presentColumns(row)
+        // Optional chaining reads in place: a copy of the open group would make the append copy its rows.
+        if open?.isUpsert == true, open?.schema === schema, open?.table == table, open?.columns == columns,
+           let count = open?.rows.count, (count + 1) * columns.count <= maximumCells {
+            open!.rows.append(row)
         } else {
-            groups.append(.upsert(table: table, schema: schema, columns: columns, rows: [row]))
+            close()
+            open = OpenGroup(isUpsert: true, table: table, schema: schema, columns: columns, rows: [row])
         }
     }
 
     mutating func delete(table: String, schema: TableSchema, row: Row) {
-        let key = schema.primaryKey.isEmpty ? row.indices.filter { row[$0] != .absent } : schema.primaryKey
-        if !schema.primaryKey.isEmpty, case .delete(let t, let s, let k, var rows)? = groups.last, t == table, s === schema, k == key,
-           (rows.count + 1) * key.count <= maximumCells {
-            rows.append(row)
-            groups[groups.count - 1] = .delete(table: t, schema: s, key: k, rows: rows)
+        let key = schema.primaryKey.isEmpty ? Self.presentColumns(row) : schema.primaryKey
+        if !schema.primaryKey.isEmpty, open?.isUpsert == false, open?.schema === schema, open?.table == table, open?.columns == key,
+           let count = open?.rows.count, (count + 1) * key.count <= maximumCells {
+            open!.rows.append(row)
         } else {
-            groups.append(.delete(table: table, schema: schema, key: key, rows: [row]))
+            close()
+            open = OpenGroup(isUpsert: false, table: table, schema: schema, columns: key, rows: [row])
         }
     }
 }

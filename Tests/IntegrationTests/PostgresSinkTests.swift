@@ -1,0 +1,94 @@
+import FerryCore
+import Foundation
+import Logging
+import PostgresSink
+import Testing
+
+extension Integration {
+    /// Every value kind through the PostgreSQL sink into a real PostgreSQL, read back as text.
+    @Suite struct PostgresSinkTypes {
+        static let columns: [(name: String, type: String)] = [
+            ("id", "int"), ("ti", "tinyint"), ("us", "smallint unsigned"), ("ui", "int unsigned"), ("ub", "bigint unsigned"),
+            ("f", "float"), ("d", "double"), ("dec", "decimal(30,10)"), ("y", "year"), ("dt", "date"), ("tm", "time(6)"),
+            ("dtm", "datetime(6)"), ("ts", "timestamp(3)"), ("vc", "varchar(40)"), ("tx", "text"), ("js", "json"), ("bin", "varbinary(8)"),
+            ("en", "enum('a','b')"), ("st", "set('x','y')"), ("b5", "bit(5)"), ("b64", "bit(64)"), ("geo", "geometry"),
+        ]
+
+        static let schema = TableSchema(name: TableName(database: "it", table: "pg_types"),
+                                        columns: columns.map { ColumnSchema(name: $0.name, typeName: $0.type, nullable: $0.name != "id") },
+                                        primaryKey: [0])
+
+        static let full: Row = [
+            .int(1), .int(-128), .uint(65535), .uint(4_294_967_295), .uint(18_446_744_073_709_551_615),
+            .float(1.1), .double(-2.5e-300), .decimal("-12345678901234567890.0123456789"), .year(2155),
+            .date(DateValue(year: 2024, month: 2, day: 29)),
+            .time(TimeValue(negative: true, hours: 838, minutes: 59, seconds: 58, microseconds: 999_999, fsp: 6)),
+            .datetime(DateTimeValue(date: DateValue(year: 1000, month: 1, day: 1), hour: 0, minute: 0, second: 1, microseconds: 5, fsp: 6)),
+            .timestamp(TimestampValue(seconds: 2_147_483_647, microseconds: 123_000, fsp: 3)),
+            .string("naïve ☃ 'quoted' \\ back"), .string(String(repeating: "long ", count: 2_000)), .json("{\"a\": [1, 2.5, null], \"b\": \"☃\"}"),
+            .bytes([0, 1, 0xFE, 0xFF]), .enumeration("b"), .set(["x", "y"]), .bit(0x15, width: 5), .bit(UInt64.max, width: 64),
+            .geometry(GeometryValue(srid: 4326, wkb: [1, 1, 0, 0, 0])),
+        ]
+
+        static let expected = [
+            "1", "-128", "65535", "4294967295", "18446744073709551615", "1.1", "-2.5e-300", "-12345678901234567890.0123456789", "2155",
+            "2024-02-29", "-838:59:58.999999", "1000-01-01 00:00:01.000005", "2038-01-19 03:14:07.123+00", "naïve ☃ 'quoted' \\ back",
+            String(repeating: "long ", count: 2_000), "{\"a\": [1, 2.5, null], \"b\": \"☃\"}", "\\x0001feff", "b", "x,y", "21",
+            "18446744073709551615", "\\xe61000000101000000",
+        ]
+
+        func psql(_ sql: String) throws -> String {
+            let port = try TestEnvironment.value("FERRY_POSTGRES_PORT")
+            let result = try runProcess("/usr/bin/psql", ["-h", "127.0.0.1", "-p", port, "-U", "ferry", "-d", "replica", "-At", "-F", "\u{1}", "-c", sql],
+                                        environment: ["PGPASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), "PGOPTIONS": "-c timezone=UTC"],
+                                        timeoutSeconds: 30)
+            #expect(result.status == 0, "\(result.stderr)")
+            return result.stdout
+        }
+
+        func transaction(_ offset: UInt64, _ changes: [(ChangeOperation, Row?, Row?)]) -> Transaction {
+            let at = BinlogPosition(coordinates: BinlogCoordinates(file: "it.000001", offset: offset), gtidPosition: nil)
+            return Transaction(gtid: nil, position: at, serverID: 1, timestampMillis: 0, events: changes.enumerated().map { index, change in
+                ChangeEvent(operation: change.0, table: Self.schema.name, schema: Self.schema, before: change.1, after: change.2,
+                            source: ChangeSource(name: "it", serverID: 1, gtid: nil, position: at, row: index, timestampMillis: 0))
+            })
+        }
+
+        @Test func everyKindLandsExactly() async throws {
+            _ = try psql("DROP TABLE IF EXISTS pg_types; DELETE FROM ferry_offsets WHERE pipeline = 'types'")
+            let sink = PostgresSink(configuration: try .init(name: "pg", pipeline: "types", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
+                                                             password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { $0.table }),
+                                    logger: TestEnvironment.logger)
+            _ = try await sink.open()
+            var nulls = Self.full.map { _ in Value.null }
+            nulls[0] = .int(2)
+            var zero = nulls
+            zero[0] = .int(3)
+            zero[9] = .date(DateValue(year: 0, month: 0, day: 0))
+            zero[11] = .datetime(DateTimeValue(date: DateValue(year: 0, month: 0, day: 0), hour: 0, minute: 0, second: 0, microseconds: 0, fsp: 6))
+            var special = nulls
+            special[0] = .int(4)
+            special[5] = .float(.nan)
+            special[6] = .double(-.infinity)
+            var gone = nulls
+            gone[0] = .int(5)
+            try await sink.apply([
+                transaction(100, [(.create, nil, Self.full), (.create, nil, nulls), (.create, nil, zero), (.create, nil, special), (.create, nil, gone)]),
+                transaction(200, [(.delete, gone, nil)]),
+            ])
+            try await sink.close()
+            let names = Self.columns.map { "\($0.name)::text" }.joined(separator: ", ")
+            let rows = try psql("SELECT \(names) FROM pg_types ORDER BY id").split(separator: "\n", omittingEmptySubsequences: false)
+                .filter { !$0.isEmpty }.map { $0.split(separator: "\u{1}", omittingEmptySubsequences: false).map(String.init) }
+            #expect(rows.count == 4)
+            for (index, value) in rows[0].enumerated() {
+                #expect(value == Self.expected[index], "column \(Self.columns[index].name)")
+            }
+            #expect(rows[1].dropFirst().allSatisfy { $0.isEmpty }, "NULLs stay NULL: \(rows[1])")
+            #expect(rows[2][9] == "" && rows[2][11] == "", "zero dates are NULL")
+            #expect(rows[3][5] == "NaN" && rows[3][6] == "-Infinity")
+            let types = try psql("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'pg_types'")
+            #expect(types.contains("dec numeric") && types.contains("ts timestamp with time zone") && types.contains("js jsonb") && types.contains("bin bytea"))
+        }
+    }
+}
