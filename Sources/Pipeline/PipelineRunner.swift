@@ -113,7 +113,7 @@ public struct PipelineRunner: Sendable {
             }
             let recorded: BinlogPosition?
             do {
-                recorded = try await Self.open(sink, retry: configuration.retry, logger: logger)
+                recorded = try await Self.open(sink, retry: configuration.retry, timeoutSeconds: configuration.applyTimeoutSeconds, logger: logger)
             } catch {
                 for opened in opening[..<index] { try? await opened.close() }
                 throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", sink.name)
@@ -145,9 +145,17 @@ public struct PipelineRunner: Sendable {
         try await store.audit(pipeline: name, action: "stop", detail: "drained and stopped")
     }
 
-    /// Opens a sink, retrying while its target is unreachable; returns what the target recorded.
-    static func open(_ sink: any Sink, retry: RetryPolicy, logger: Logger) async throws -> BinlogPosition? {
-        try await retry.run({ try await sink.open() }) { error, attempt, wait in
+    /// Opens a sink, retrying while its target is unreachable or does not answer within
+    /// `timeoutSeconds`; returns what the target recorded.
+    static func open(_ sink: any Sink, retry: RetryPolicy, timeoutSeconds: Double, logger: Logger) async throws -> BinlogPosition? {
+        try await retry.run({
+            do {
+                return try await withDeadline(seconds: timeoutSeconds, sink: sink.name) { try await sink.open() }
+            } catch let timeout as ApplyTimeout {
+                await sink.reset()
+                throw timeout
+            }
+        }) { error, attempt, wait in
             logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)",
                                                                    "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
         }

@@ -23,7 +23,7 @@ struct SinkWorker: Sendable {
         if needsOpen {
             let recorded: BinlogPosition?
             do {
-                recorded = try await PipelineRunner.open(sink, retry: configuration.retry, logger: logger)
+                recorded = try await PipelineRunner.open(sink, retry: configuration.retry, timeoutSeconds: configuration.applyTimeoutSeconds, logger: logger)
             } catch is CancellationError {
                 return
             } catch {
@@ -141,44 +141,48 @@ struct SinkWorker: Sendable {
         }
     }
 
-    /// Applies a batch, giving up after `applyTimeoutSeconds`. A stuck client library (a lost
-    /// connection it never reports) then costs one retry instead of the pipeline: the sink drops
-    /// its connection, so the abandoned attempt cannot commit after the retry has started.
+    /// Applies a batch, giving up after `applyTimeoutSeconds`.
     func applyWithDeadline(_ batch: [Transaction]) async throws {
-        let outcome = OneShot()
-        let seconds = configuration.applyTimeoutSeconds
         let sink = self.sink
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            outcome.arm(continuation)
-            let timer = Task {
-                try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-                outcome.finish(.failure(ApplyTimeout(seconds: seconds, sink: sink.name)))
+        try await withDeadline(seconds: configuration.applyTimeoutSeconds, sink: sink.name) { try await sink.apply(batch) }
+    }
+}
+
+/// Runs a sink operation, giving up after `seconds`. A stuck client library (a lost connection it
+/// never reports — postgres-nio does this when the server goes away mid-connect) then costs one
+/// retry instead of the pipeline: the caller resets the sink, so the abandoned attempt cannot
+/// commit after the retry has started.
+func withDeadline<T: Sendable>(seconds: Double, sink: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let outcome = OneShot<T>()
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        outcome.arm(continuation)
+        let timer = Task {
+            try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            outcome.finish(.failure(ApplyTimeout(seconds: seconds, sink: sink)))
+        }
+        Task {
+            do {
+                outcome.finish(.success(try await body()))
+            } catch {
+                outcome.finish(.failure(error))
             }
-            Task {
-                do {
-                    try await sink.apply(batch)
-                    outcome.finish(.success(()))
-                } catch {
-                    outcome.finish(.failure(error))
-                }
-                timer.cancel()
-            }
+            timer.cancel()
         }
     }
 }
 
 /// Resumes a continuation once, from whichever task gets there first.
-final class OneShot: @unchecked Sendable {
+final class OneShot<T: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
-    private var continuation: CheckedContinuation<Void, any Error>?
+    private var continuation: CheckedContinuation<T, any Error>?
 
-    func arm(_ continuation: CheckedContinuation<Void, any Error>) {
+    func arm(_ continuation: CheckedContinuation<T, any Error>) {
         lock.lock()
         self.continuation = continuation
         lock.unlock()
     }
 
-    func finish(_ result: Result<Void, any Error>) {
+    func finish(_ result: Result<T, any Error>) {
         lock.lock()
         let continuation = self.continuation
         self.continuation = nil
@@ -187,10 +191,10 @@ final class OneShot: @unchecked Sendable {
     }
 }
 
-/// A sink did not finish a batch in time; retried after the sink dropped its connection.
+/// A sink did not finish in time; retried after the sink dropped its connection.
 struct ApplyTimeout: ClassifiedError, CustomStringConvertible {
     var seconds: Double
     var sink: String
     var isTransient: Bool { true }
-    var description: String { "sink \(sink) did not apply a batch within \(Int(seconds)) s" }
+    var description: String { "sink \(sink) did not answer within \(Int(seconds)) s" }
 }

@@ -90,6 +90,6 @@ enum MariaDBLiteral {
 }
 
 /// A backquoted identifier.
-func identifier(_ name: String) -> String {
+func backquoted(_ name: String) -> String {
     "`" + name.split(separator: "`", omittingEmptySubsequences: false).joined(separator: "``") + "`"
 }

@@ -113,21 +113,12 @@ public actor MariaDBSink: Sink {
                 try await connection.execute(sql)
                 open = false
             }
-            for group in groups {
-                switch group {
-                case .schemaChange(let changes, let statement, let position):
-                    for change in changes {
-                        try await schema.apply(change, statement: statement, position: position, sink: sink, targetTable: targetTable,
-                                               columns: columns, execute: ddl, logger: logger)
-                    }
-                case .upsert(let table, let tableSchema, _, _), .delete(let table, let tableSchema, _, _):
-                    let existing = try await schema.prepare(table, schema: tableSchema, columns: columns, execute: ddl)
-                    if !open {
-                        try await connection.execute("START TRANSACTION")
-                        open = true
-                    }
-                    try await connection.execute(statement(for: schema.policy.addsColumnsFromRows ? group : group.restricted(to: existing)))
+            try await schema.apply(groups, sink: sink, targetTable: targetTable, columns: columns, execute: ddl, logger: logger) { group in
+                if !open {
+                    try await connection.execute("START TRANSACTION")
+                    open = true
                 }
+                try await connection.execute(statement(for: group))
             }
             if !open { try await connection.execute("START TRANSACTION") }
             try await connection.execute(offsets)
@@ -154,7 +145,7 @@ public actor MariaDBSink: Sink {
         case .schemaChange:
             preconditionFailure("schema changes are applied by TargetSchema, not written as rows")
         case .upsert(let table, let schema, let columns, let rows):
-            var sql = "INSERT INTO \(identifier(table)) (" + columns.map { identifier(schema.columnName($0)) }.joined(separator: ", ") + ") VALUES "
+            var sql = "INSERT INTO \(backquoted(table)) (" + columns.map { backquoted(schema.columnName($0)) }.joined(separator: ", ") + ") VALUES "
             for (index, row) in rows.enumerated() {
                 sql += index == 0 ? "(" : ", ("
                 for (position, column) in columns.enumerated() {
@@ -163,9 +154,9 @@ public actor MariaDBSink: Sink {
                 }
                 sql += ")"
             }
-            let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(identifier(schema.columnName($0))) = VALUES(\(identifier(schema.columnName($0))))" }
+            let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(backquoted(schema.columnName($0))) = VALUES(\(backquoted(schema.columnName($0))))" }
             if !schema.primaryKey.isEmpty {
-                let first = identifier(schema.columnName(schema.primaryKey[0]))
+                let first = backquoted(schema.columnName(schema.primaryKey[0]))
                 sql += " ON DUPLICATE KEY UPDATE " + (updates.isEmpty ? "\(first) = \(first)" : updates.joined(separator: ", "))
             }
             return sql
@@ -175,11 +166,11 @@ public actor MariaDBSink: Sink {
                 for column in key {
                     var literal = ""
                     MariaDBLiteral.append(rows[0][column], to: &literal)
-                    conditions.append("\(identifier(schema.columnName(column))) <=> \(literal)")
+                    conditions.append("\(backquoted(schema.columnName(column))) <=> \(literal)")
                 }
-                return "DELETE FROM \(identifier(table)) WHERE \(conditions.joined(separator: " AND ")) LIMIT 1"
+                return "DELETE FROM \(backquoted(table)) WHERE \(conditions.joined(separator: " AND ")) LIMIT 1"
             }
-            var sql = "DELETE FROM \(identifier(table)) WHERE (" + key.map { identifier(schema.columnName($0)) }.joined(separator: ", ") + ") IN ("
+            var sql = "DELETE FROM \(backquoted(table)) WHERE (" + key.map { backquoted(schema.columnName($0)) }.joined(separator: ", ") + ") IN ("
             for (index, row) in rows.enumerated() {
                 sql += index == 0 ? "(" : ", ("
                 for (position, column) in key.enumerated() {
@@ -199,7 +190,7 @@ struct MariaDBDialect: SchemaDialect {
     /// The source's own type, charset and nullability (MariaDB's JSON is LONGTEXT with a check).
     static func columnDefinition(_ schema: TableSchema, _ index: Int) -> String {
         let column = schema.columns[index]
-        var definition = "\(identifier(schema.columnName(index))) \(column.typeName)"
+        var definition = "\(backquoted(schema.columnName(index))) \(column.typeName)"
         if let charset = column.charset, charset != "binary", !column.typeName.hasPrefix("json") {
             definition += " CHARACTER SET \(charset)"
         }
@@ -207,35 +198,25 @@ struct MariaDBDialect: SchemaDialect {
         return definition
     }
 
+    func identifier(_ name: String) -> String { backquoted(name) }
+
+    func table(_ name: String) -> String { backquoted(name) }
+
+    func columnType(_ typeName: String) -> String { typeName }
+
     func createTable(_ table: String, schema: TableSchema) -> String {
         var definitions = schema.columns.indices.map { Self.columnDefinition(schema, $0) }
         if !schema.primaryKey.isEmpty {
-            definitions.append("PRIMARY KEY (" + schema.primaryKey.map { identifier(schema.columnName($0)) }.joined(separator: ", ") + ")")
+            definitions.append("PRIMARY KEY (" + schema.primaryKey.map { backquoted(schema.columnName($0)) }.joined(separator: ", ") + ")")
         }
-        return "CREATE TABLE IF NOT EXISTS \(identifier(table)) (\(definitions.joined(separator: ", "))) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-    }
-
-    func addColumn(_ table: String, column: String, typeName: String) -> String {
-        "ALTER TABLE \(identifier(table)) ADD COLUMN \(identifier(column)) \(typeName) NULL"
-    }
-
-    func dropColumn(_ table: String, column: String) -> String {
-        "ALTER TABLE \(identifier(table)) DROP COLUMN \(identifier(column))"
-    }
-
-    func renameColumn(_ table: String, from: String, to: String) -> String {
-        "ALTER TABLE \(identifier(table)) RENAME COLUMN \(identifier(from)) TO \(identifier(to))"
+        return "CREATE TABLE IF NOT EXISTS \(backquoted(table)) (\(definitions.joined(separator: ", "))) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
     }
 
     func modifyColumn(_ table: String, column: String, typeName: String) -> String? {
-        "ALTER TABLE \(identifier(table)) MODIFY COLUMN \(identifier(column)) \(typeName) NULL"
+        "ALTER TABLE \(backquoted(table)) MODIFY COLUMN \(backquoted(column)) \(typeName) NULL"
     }
 
-    func dropTable(_ table: String) -> String { "DROP TABLE IF EXISTS \(identifier(table))" }
-
-    func truncateTable(_ table: String) -> String { "TRUNCATE TABLE \(identifier(table))" }
-
-    func renameTable(_ from: String, to: String) -> String { "RENAME TABLE \(identifier(from)) TO \(identifier(to))" }
+    func renameTable(_ from: String, to: String) -> String { "RENAME TABLE \(backquoted(from)) TO \(backquoted(to))" }
 }
 
 /// A failed write; connection trouble, deadlocks and lock timeouts are worth retrying.

@@ -117,18 +117,11 @@ public actor PostgresSink: Sink {
         do {
             // PostgreSQL's DDL is transactional: tables, schema changes, rows and the offset commit together.
             try await connection.query("BEGIN", logger: logger)
-            for group in operations.groups {
-                switch group {
-                case .schemaChange(let changes, let statement, let position):
-                    for change in changes {
-                        try await tableSchema.apply(change, statement: statement, position: position, sink: name, targetTable: configuration.targetTable,
-                                                    columns: columns, execute: execute, logger: logger)
-                    }
-                case .upsert(let table, let schema, _, _), .delete(let table, let schema, _, _):
-                    let existing = try await tableSchema.prepare(table, schema: schema, columns: columns, execute: execute)
-                    try await connection.query(statement(for: tableSchema.policy.addsColumnsFromRows ? group : group.restricted(to: existing)), logger: logger)
-                }
+            let write: (RowOperations.Group) async throws -> Void = { group in
+                try await connection.query(Self.statement(for: group, schema: schemaName), logger: logger)
             }
+            try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, columns: columns, execute: execute,
+                                        logger: logger, write: write)
             try await connection.query("""
                 INSERT INTO \(unescaped: qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at)
                 VALUES (\(configuration.pipeline), \(name), 0, \(last.position.persistedJSON), now())
@@ -146,11 +139,12 @@ public actor PostgresSink: Sink {
         }
     }
 
-    func qualified(_ table: String) -> String { doubleQuoted(configuration.schema) + "." + doubleQuoted(table) }
+    func qualified(_ table: String) -> String { PostgresDialect(schema: configuration.schema).table(table) }
 
     /// One statement for a group: the rows travel as one `text[]` parameter per column and are
     /// cast to each column's PostgreSQL type in the statement.
-    func statement(for group: RowOperations.Group) -> PostgresQuery {
+    static func statement(for group: RowOperations.Group, schema schemaName: String) -> PostgresQuery {
+        func qualified(_ table: String) -> String { PostgresDialect(schema: schemaName).table(table) }
         func arrays(_ rows: [Row], _ columns: [Int]) -> PostgresBindings {
             var arrays = columns.map { _ in PostgresTextArray(capacity: rows.count) }
             for row in rows {
@@ -200,41 +194,27 @@ public actor PostgresSink: Sink {
 struct PostgresDialect: SchemaDialect {
     let schema: String
 
-    func qualified(_ table: String) -> String { doubleQuoted(schema) + "." + doubleQuoted(table) }
+    func identifier(_ name: String) -> String { doubleQuoted(name) }
+
+    func table(_ name: String) -> String { doubleQuoted(schema) + "." + doubleQuoted(name) }
+
+    func columnType(_ typeName: String) -> String { PostgresTypeMapping.columnType(typeName) }
 
     func createTable(_ table: String, schema tableSchema: TableSchema) -> String {
         var definitions = tableSchema.columns.indices.map { index in
-            "\(doubleQuoted(tableSchema.columnName(index))) \(PostgresTypeMapping.columnType(tableSchema.columns[index].typeName))"
+            "\(doubleQuoted(tableSchema.columnName(index))) \(columnType(tableSchema.columns[index].typeName))"
                 + (tableSchema.columns[index].nullable ? "" : " NOT NULL")
         }
         if !tableSchema.primaryKey.isEmpty {
             definitions.append("PRIMARY KEY (" + tableSchema.primaryKey.map { doubleQuoted(tableSchema.columnName($0)) }.joined(separator: ", ") + ")")
         }
-        return "CREATE TABLE IF NOT EXISTS \(qualified(table)) (\(definitions.joined(separator: ", ")))"
-    }
-
-    func addColumn(_ table: String, column: String, typeName: String) -> String {
-        "ALTER TABLE \(qualified(table)) ADD COLUMN IF NOT EXISTS \(doubleQuoted(column)) \(PostgresTypeMapping.columnType(typeName))"
-    }
-
-    func dropColumn(_ table: String, column: String) -> String {
-        "ALTER TABLE \(qualified(table)) DROP COLUMN IF EXISTS \(doubleQuoted(column))"
-    }
-
-    func renameColumn(_ table: String, from: String, to: String) -> String {
-        "ALTER TABLE \(qualified(table)) RENAME COLUMN \(doubleQuoted(from)) TO \(doubleQuoted(to))"
+        return "CREATE TABLE IF NOT EXISTS \(self.table(table)) (\(definitions.joined(separator: ", ")))"
     }
 
     func modifyColumn(_ table: String, column: String, typeName: String) -> String? {
-        let type = PostgresTypeMapping.columnType(typeName)
-        return "ALTER TABLE \(qualified(table)) ALTER COLUMN \(doubleQuoted(column)) TYPE \(type) USING \(doubleQuoted(column))::\(type)"
+        let type = columnType(typeName)
+        return "ALTER TABLE \(self.table(table)) ALTER COLUMN \(doubleQuoted(column)) TYPE \(type) USING \(doubleQuoted(column))::\(type)"
     }
-
-    func dropTable(_ table: String) -> String { "DROP TABLE IF EXISTS \(qualified(table))" }
-
-    func truncateTable(_ table: String) -> String { "TRUNCATE \(qualified(table))" }
-
-    func renameTable(_ from: String, to: String) -> String { "ALTER TABLE IF EXISTS \(qualified(from)) RENAME TO \(doubleQuoted(to))" }
 }
 
 /// A failed write; lost connections, serialization failures, deadlocks and shutdowns are retried.

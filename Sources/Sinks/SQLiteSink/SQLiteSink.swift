@@ -81,18 +81,10 @@ public actor SQLiteSink: Sink {
         do {
             // SQLite's DDL is transactional: tables, schema changes, rows and the offset commit together.
             _ = try await connection.query("BEGIN IMMEDIATE")
-            for group in operations.groups {
-                switch group {
-                case .schemaChange(let changes, let statement, let position):
-                    for change in changes {
-                        try await schema.apply(change, statement: statement, position: position, sink: name, targetTable: configuration.targetTable,
-                                               columns: columns, execute: execute, logger: logger)
-                    }
-                case .upsert(let table, let tableSchema, _, _), .delete(let table, let tableSchema, _, _):
-                    let existing = try await schema.prepare(table, schema: tableSchema, columns: columns, execute: execute)
-                    let statement = Self.statement(for: schema.policy.addsColumnsFromRows ? group : group.restricted(to: existing))
-                    _ = try await connection.query(statement.sql, statement.binds)
-                }
+            try await schema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, columns: columns, execute: execute,
+                                   logger: logger) { group in
+                let statement = Self.statement(for: group)
+                _ = try await connection.query(statement.sql, statement.binds)
             }
             _ = try await connection.query("""
                 INSERT INTO ferry_offsets (pipeline, sink, lane, position, updated_at) VALUES (?, ?, 0, ?, ?)
@@ -141,33 +133,23 @@ public actor SQLiteSink: Sink {
 /// SQLite's spelling of table changes. Columns keep no type (SQLite is dynamically typed), so a
 /// retyped column needs nothing.
 struct SQLiteDialect: SchemaDialect {
+    func identifier(_ name: String) -> String { doubleQuoted(name) }
+
+    func table(_ name: String) -> String { doubleQuoted(name) }
+
+    func columnType(_ typeName: String) -> String { SQLiteTypeMapping.columnType(typeName) }
+
     func createTable(_ table: String, schema: TableSchema) -> String {
-        var definitions = schema.columns.indices.map { "\(doubleQuoted(schema.columnName($0))) \(SQLiteTypeMapping.columnType(schema.columns[$0].typeName))" }
+        var definitions = schema.columns.indices.map { "\(doubleQuoted(schema.columnName($0))) \(columnType(schema.columns[$0].typeName))" }
         if !schema.primaryKey.isEmpty {
             definitions.append("PRIMARY KEY (\(schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ")))")
         }
         return "CREATE TABLE IF NOT EXISTS \(doubleQuoted(table)) (\(definitions.joined(separator: ", ")))"
     }
 
-    func addColumn(_ table: String, column: String, typeName: String) -> String {
-        "ALTER TABLE \(doubleQuoted(table)) ADD COLUMN \(doubleQuoted(column)) \(SQLiteTypeMapping.columnType(typeName))"
-    }
-
-    func dropColumn(_ table: String, column: String) -> String {
-        "ALTER TABLE \(doubleQuoted(table)) DROP COLUMN \(doubleQuoted(column))"
-    }
-
-    func renameColumn(_ table: String, from: String, to: String) -> String {
-        "ALTER TABLE \(doubleQuoted(table)) RENAME COLUMN \(doubleQuoted(from)) TO \(doubleQuoted(to))"
-    }
-
     func modifyColumn(_ table: String, column: String, typeName: String) -> String? { nil }
 
-    func dropTable(_ table: String) -> String { "DROP TABLE IF EXISTS \(doubleQuoted(table))" }
-
     func truncateTable(_ table: String) -> String { "DELETE FROM \(doubleQuoted(table))" }
-
-    func renameTable(_ from: String, to: String) -> String { "ALTER TABLE \(doubleQuoted(from)) RENAME TO \(doubleQuoted(to))" }
 }
 
 /// A failed write, with the sink named; SQLite's busy and I/O errors are worth retrying.

@@ -2,8 +2,15 @@ import FerryCore
 import Logging
 
 /// How one SQL dialect spells the statements that shape target tables. Table names are the
-/// target's (already mapped); column types are the source's type names.
+/// target's (already mapped); column types are the source's type names. The common SQL is
+/// written once below; a dialect overrides what it spells differently.
 public protocol SchemaDialect: Sendable {
+    /// A quoted identifier.
+    func identifier(_ name: String) -> String
+    /// A quoted table name, qualified where the target has schemas.
+    func table(_ name: String) -> String
+    /// The target column type for a source type name.
+    func columnType(_ typeName: String) -> String
     func createTable(_ table: String, schema: TableSchema) -> String
     func addColumn(_ table: String, column: String, typeName: String) -> String
     func dropColumn(_ table: String, column: String) -> String
@@ -13,6 +20,26 @@ public protocol SchemaDialect: Sendable {
     func dropTable(_ table: String) -> String
     func truncateTable(_ table: String) -> String
     func renameTable(_ from: String, to: String) -> String
+}
+
+extension SchemaDialect {
+    public func addColumn(_ table: String, column: String, typeName: String) -> String {
+        "ALTER TABLE \(self.table(table)) ADD COLUMN \(identifier(column)) \(columnType(typeName))"
+    }
+
+    public func dropColumn(_ table: String, column: String) -> String {
+        "ALTER TABLE \(self.table(table)) DROP COLUMN \(identifier(column))"
+    }
+
+    public func renameColumn(_ table: String, from: String, to: String) -> String {
+        "ALTER TABLE \(self.table(table)) RENAME COLUMN \(identifier(from)) TO \(identifier(to))"
+    }
+
+    public func dropTable(_ table: String) -> String { "DROP TABLE IF EXISTS \(self.table(table))" }
+
+    public func truncateTable(_ table: String) -> String { "TRUNCATE TABLE \(self.table(table))" }
+
+    public func renameTable(_ from: String, to: String) -> String { "ALTER TABLE \(table(from)) RENAME TO \(identifier(to))" }
 }
 
 /// The target tables' columns as a sink knows them, and the one place that creates tables, adds
@@ -52,6 +79,26 @@ public struct TargetSchema: Sendable {
         }
         known[table] = existing
         return existing
+    }
+
+    /// Applies a sink's groups in order: schema changes as the policy decides, and for row groups
+    /// makes sure the target table is ready, then hands the group — restricted to the target's
+    /// columns under `ignore` — to `write`.
+    public mutating func apply(_ groups: [RowOperations.Group], sink: String, targetTable: (TableName) -> String,
+                               columns: (String) async throws -> Set<String>, execute: (String) async throws -> Void, logger: Logger,
+                               write: (RowOperations.Group) async throws -> Void) async throws {
+        for group in groups {
+            switch group {
+            case .schemaChange(let changes, let statement, let position):
+                for change in changes {
+                    try await apply(change, statement: statement, position: position, sink: sink, targetTable: targetTable,
+                                    columns: columns, execute: execute, logger: logger)
+                }
+            case .upsert(let table, let schema, _, _), .delete(let table, let schema, _, _):
+                let existing = try await prepare(table, schema: schema, columns: columns, execute: execute)
+                try await write(policy.addsColumnsFromRows ? group : group.restricted(to: existing))
+            }
+        }
     }
 
     /// Applies one schema change as the policy decides. `position` and `statement` name it in
