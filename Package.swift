@@ -179,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "FerryApp", "PostgresSink", "MySQLSource", "MySQLWire", "MySQLBinlog", "FerryCore",
+                "FerryApp", "PostgresSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource", "MySQLWire", "MySQLBinlog", "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

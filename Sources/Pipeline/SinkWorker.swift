@@ -46,7 +46,7 @@ struct SinkWorker: Sendable {
             }
             do {
                 try await applyRetrying(fresh)
-            } catch where !ErrorClassifier.isTransient(error) && isDeadLettering {
+            } catch where !ErrorClassifier.isTransient(error) {
                 try await applyIsolating(fresh, after: applied, cause: error)
             } catch {
                 throw failure(error, fresh)
@@ -63,11 +63,6 @@ struct SinkWorker: Sendable {
                 try await store.saveSafePosition(safe, pipeline: configuration.name)
             }
         }
-    }
-
-    var isDeadLettering: Bool {
-        if case .deadLetter = configuration.errorPolicy { return true }
-        return false
     }
 
     func failure(_ error: any Error, _ batch: [Transaction]) -> FerryError {
@@ -93,14 +88,17 @@ struct SinkWorker: Sendable {
     }
 
     /// A batch failed for good: applies it transaction by transaction, and a failing transaction
-    /// change by change, sending each rejected change to the dead-letter sink with its cause.
+    /// change by change, to find the change the target rejects. Under `dead-letter` each rejected
+    /// change goes to the dead-letter sink with its cause and the rest go on; under `stop` the
+    /// pipeline stops naming that change's table and position.
     ///
     /// While a transaction is split, its changes are applied stamped with the position before it,
     /// so a crash in the middle replays the whole transaction (harmless: every change sets a whole
     /// row); the last step records the transaction's own position.
     func applyIsolating(_ batch: [Transaction], after start: BinlogPosition?, cause: any Error) async throws {
-        guard case .deadLetter(let deadLetters) = configuration.errorPolicy else { throw cause }
-        logger.warning("sink rejected a batch; isolating the changes it rejects", metadata: [
+        var deadLetters: (any DeadLetterSink)? = nil
+        if case .deadLetter(let sink) = configuration.errorPolicy { deadLetters = sink }
+        logger.warning("sink rejected a batch; finding the change it rejects", metadata: [
             LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(cause)",
         ])
         var previous = start
@@ -120,6 +118,7 @@ struct SinkWorker: Sendable {
                 } catch where !ErrorClassifier.isTransient(error) {
                     let reason = FerryError(describing: error, code: "sink.rejected").adding("pipeline", configuration.name)
                         .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.coordinates)")
+                    guard deadLetters != nil else { throw reason }
                     letters.append(DeadLetter(pipeline: configuration.name, sink: sink.name, event: event, error: reason))
                     logger.error("change sent to the dead-letter sink", metadata: [
                         LoggingKeys.sink: "\(sink.name)", LoggingKeys.table: "\(event.table)", LoggingKeys.position: "\(transaction.position)",
@@ -127,7 +126,7 @@ struct SinkWorker: Sendable {
                     ])
                 }
             }
-            if !letters.isEmpty {
+            if let deadLetters, !letters.isEmpty {
                 try await configuration.retry.run({ try await deadLetters.deadLetter(letters) }) { error, attempt, _ in
                     logger.warning("dead-letter sink failed; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
                 }

@@ -1,7 +1,11 @@
 import FerryCore
+import FerryTestKit
+import FileSink
 import Foundation
 import Logging
+import Pipeline
 import PostgresSink
+import StateStore
 import Testing
 
 extension Integration {
@@ -90,5 +94,77 @@ extension Integration {
             let types = try psql("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'pg_types'")
             #expect(types.contains("dec numeric") && types.contains("ts timestamp with time zone") && types.contains("js jsonb") && types.contains("bin bytea"))
         }
+    }
+}
+
+extension Integration.PostgresSinkTypes {
+    func items(_ name: String) -> TableSchema {
+        TableSchema(name: TableName(database: "it", table: name),
+                    columns: [ColumnSchema(name: "id", typeName: "int", nullable: false), ColumnSchema(name: "v", typeName: "varchar(20)", nullable: true)],
+                    primaryKey: [0])
+    }
+
+    func inserts(_ schema: TableSchema, _ offset: UInt64, _ rows: [(Int64, String)]) -> Transaction {
+        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "it.000001", offset: offset), gtidPosition: nil)
+        return Transaction(gtid: nil, position: at, serverID: 1, timestampMillis: 0, events: rows.enumerated().map { index, row in
+            ChangeEvent(operation: .create, table: schema.name, schema: schema, before: nil, after: [.int(row.0), .string(row.1)],
+                        source: ChangeSource(name: "it", serverID: 1, gtid: nil, position: at, row: index, timestampMillis: 0))
+        })
+    }
+
+    func sink() throws -> PostgresSink {
+        PostgresSink(configuration: try .init(name: "pg", pipeline: "bad", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
+                                              password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { $0.table }),
+                     logger: TestEnvironment.logger)
+    }
+
+    /// A target column of an incompatible type and a value PostgreSQL cannot store (NUL in text):
+    /// under `stop` a clear error naming pipeline, sink, table and position; under `dead-letter`
+    /// the rejected changes land in the dead-letter file and every other change is applied.
+    @Test func rejectedRowsStopOrGoToTheDeadLetterSink() async throws {
+        _ = try psql("DROP TABLE IF EXISTS bad_typed, good_rows; DELETE FROM ferry_offsets WHERE pipeline = 'bad'; CREATE TABLE bad_typed (id integer PRIMARY KEY, v integer)")
+        let typed = items("bad_typed"), good = items("good_rows")
+        let stream = [inserts(good, 100, [(1, "one"), (2, "two")]), inserts(typed, 200, [(1, "not a number")]),
+                      inserts(good, 300, [(3, "three"), (4, "nul \u{0} inside"), (5, "five")])]
+        let store = try await SQLiteCheckpointStore.open(path: NSTemporaryDirectory() + "ferry-bad-\(UUID().uuidString).sqlite", logger: TestEnvironment.logger)
+        do {
+            try await rejectedRows(stream, store: store)
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+    }
+
+    func rejectedRows(_ stream: [Transaction], store: SQLiteCheckpointStore) async throws {
+        let stopping = PipelineRunner(configuration: PipelineConfiguration(name: "bad"), source: ListSource(stream), sinks: [try sink()],
+                                      store: store, logger: TestEnvironment.logger)
+        do {
+            try await stopping.run(stop: StopSignal())
+            Issue.record("the pipeline did not stop")
+        } catch let error as FerryError {
+            #expect(error.context.contains { $0 == ("pipeline", "bad") } && error.context.contains { $0 == ("sink", "pg") })
+            #expect(error.context.contains { $0 == ("table", "it.bad_typed") } && error.context.contains { $0 == ("position", "it.000001:200") }, "\(error)")
+            #expect(error.message.contains("42804") || error.message.contains("integer"), "\(error)")
+        }
+
+        let directory = NSTemporaryDirectory() + "ferry-dead-\(UUID().uuidString)"
+        let letters = JSONLinesSink(configuration: .init(name: "rejects", directory: directory))
+        let lettering = PipelineRunner(configuration: PipelineConfiguration(name: "bad", errorPolicy: .deadLetter(letters)),
+                                       source: ListSource(stream), sinks: [try sink()], store: store, logger: TestEnvironment.logger)
+        let stop = StopSignal()
+        let run = Task { try await lettering.run(stop: stop) }
+        try await waitUntil("applied", seconds: 30) { try psql("SELECT count(*) FROM good_rows").trimmingCharacters(in: .whitespacesAndNewlines) == "4" }
+        await stop.stop()
+        try await run.value
+        let lines = try String(contentsOfFile: directory + "/rejects.dead-letters.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        let letter = first["dead_letter"] as! [String: Any]
+        #expect(letter["table"] as? String == "it.bad_typed" && letter["position"] as? String == "it.000001:200" && letter["sink"] as? String == "pg")
+        #expect((letter["error"] as? String)?.contains("error[sink.postgres.rejected]") == true)
+        let second = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
+        #expect(second["id"] as? String == "it.000001:300:1")
+        #expect(try psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM good_rows").trimmingCharacters(in: .whitespacesAndNewlines) == "1,2,3,5")
     }
 }

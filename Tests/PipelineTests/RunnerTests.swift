@@ -99,7 +99,8 @@ func inserts(_ range: ClosedRange<Int>, name: (Int) -> String = { "item \($0)" }
             } throws: { error in
                 guard let ferry = error as? FerryError else { return false }
                 return ferry.message.contains("constraint violated") && ferry.context.contains { $0 == ("pipeline", "p") }
-                    && ferry.context.contains { $0 == ("sink", "target") } && ferry.context.contains { $0.key == "position" }
+                    && ferry.context.contains { $0 == ("sink", "target") } && ferry.context.contains { $0 == ("table", "shop.items") }
+                    && ferry.context.contains { $0 == ("position", "b.000001:200") }
             }
         }
     }
