@@ -174,7 +174,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SQLiteSink", "FileSink", "FerryApp"]
+            dependencies: ["Pipeline", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp"]
         ),
         .testTarget(
             name: "IntegrationTests",

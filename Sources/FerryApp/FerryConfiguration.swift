@@ -28,6 +28,8 @@ public struct FerryConfiguration: Sendable {
         public var kind: SinkKind
         /// What schema changes do to the target (table sinks). Default lenient.
         public var schemaChanges = SchemaChangePolicy()
+        /// Parallel lanes (PostgreSQL, MariaDB/MySQL). Default 1.
+        public var lanes = 1
     }
 
     public struct Pipeline: Sendable {
@@ -224,7 +226,7 @@ struct ConfigReader {
 
     func sink(_ name: String, _ node: Node, dataDirectory: String) throws -> FerryConfiguration.Sink {
         let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url",
-                                                                  "password", "schema_changes"])
+                                                                  "password", "schema_changes", "lanes"])
         guard let typeField = fields.first(where: { $0.key == "type" }) else {
             throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
         }
@@ -237,6 +239,17 @@ struct ConfigReader {
                             fix: "remove schema_changes from this sink")
             }
             sink.schemaChanges = try schemaChangePolicy(policyNode, "sinks.\(name).schema_changes")
+        }
+        if let lanesNode = value("lanes") {
+            let lanes = try integer(lanesNode, "sinks.\(name).lanes")
+            switch sink.kind {
+            case .postgres, .mysql: break
+            default:
+                throw error(lanesNode, "sinks.\(name).lanes", "only postgres and mysql sinks apply in lanes",
+                            fix: "remove lanes: a \(type) sink writes in source order through one connection")
+            }
+            guard (1...64).contains(lanes) else { throw error(lanesNode, "sinks.\(name).lanes", "lanes must be between 1 and 64") }
+            sink.lanes = lanes
         }
         return sink
     }

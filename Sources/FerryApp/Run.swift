@@ -8,6 +8,7 @@ import MySQLSource
 import MySQLWire
 import Pipeline
 import ServiceLifecycle
+import SinkSupport
 import SQLiteSink
 import StateStore
 import UnixSignals
@@ -46,16 +47,16 @@ public enum Run {
             name: sourceSpec.name, connection: connection, serverID: pipeline.serverID,
             filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude), includeDDL: true), logger: logger)
         let targetTable = targetTableNamer(pipeline)
-        func makeSink(_ sinkName: String) throws -> any Sink {
+        func makeSink(_ sinkName: String, lane: Int) throws -> any Sink {
             let spec = configuration.sinks[sinkName]!
             switch spec.kind {
             case .postgres(let url, let password):
                 return PostgresSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password,
-                                                             targetTable: targetTable, schemaChanges: spec.schemaChanges), logger: logger)
+                                                             targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane), logger: logger)
             case .mysql(let url, let password):
                 return MariaDBSink(configuration: .init(name: sinkName, pipeline: pipeline.name,
                                                         connection: try MySQLConnectionConfiguration(url: url, password: password),
-                                                        targetTable: targetTable, schemaChanges: spec.schemaChanges), logger: logger)
+                                                        targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane), logger: logger)
             case .sqlite(let path):
                 return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
                                                        schemaChanges: spec.schemaChanges), logger: logger)
@@ -63,6 +64,11 @@ public enum Run {
                 return JSONLinesSink(configuration: .init(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),
                                                           maximumFileBytes: bytes, maximumFileAgeSeconds: age))
             }
+        }
+        func makeSink(_ sinkName: String) throws -> any Sink {
+            let lanes = configuration.sinks[sinkName]!.lanes
+            guard lanes > 1 else { return try makeSink(sinkName, lane: 0) }
+            return LanedSink(name: sinkName, lanes: try (0..<lanes).map { try makeSink(sinkName, lane: $0) })
         }
         let sinks = try pipeline.sinks.map(makeSink)
         var errorPolicy = ErrorPolicy.stop

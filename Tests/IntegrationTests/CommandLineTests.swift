@@ -144,19 +144,20 @@ extension Integration {
             let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--source-restarts", "1"],
                                         environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-            #expect(result.stdout.contains("6 SIGKILL cycles, memory buffer, 1 source restarts"))
+            #expect(result.stdout.contains("6 SIGKILL cycles, memory buffer, 1 source restarts, 1 lanes"))
             #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
             #expect(result.stdout.contains("duplicate ids 0"))
         }
 
-        /// The same with the disk buffer: each sink reads the log at its own pace, and a restart
-        /// resumes the source after the newest buffered transaction.
+        /// The same with the disk buffer — each sink reads the log at its own pace, and a restart
+        /// resumes the source after the newest buffered transaction — and the PostgreSQL and
+        /// MariaDB sinks in three lanes.
         @Test func sigkillCyclesWithTheDiskBuffer() throws {
             let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
-            let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--buffer", "disk", "--source-restarts", "1"],
+            let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--buffer", "disk", "--source-restarts", "1", "--lanes", "3"],
                                         environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-            #expect(result.stdout.contains("6 SIGKILL cycles, disk buffer, 1 source restarts"))
+            #expect(result.stdout.contains("6 SIGKILL cycles, disk buffer, 1 source restarts, 3 lanes"))
             #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
             #expect(result.stdout.contains("duplicate ids 0"))
         }

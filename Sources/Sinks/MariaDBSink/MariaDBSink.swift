@@ -16,14 +16,18 @@ public actor MariaDBSink: Sink {
         public var connection: MySQLConnectionConfiguration
         public var targetTable: @Sendable (TableName) -> String
         public var schemaChanges: SchemaChangePolicy
+        /// The lane this instance writes (its own `ferry_offsets` row). Default 0.
+        public var lane: Int
 
         public init(name: String, pipeline: String, connection: MySQLConnectionConfiguration,
-                    targetTable: @escaping @Sendable (TableName) -> String = { $0.table }, schemaChanges: SchemaChangePolicy = SchemaChangePolicy()) {
+                    targetTable: @escaping @Sendable (TableName) -> String = { $0.table }, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(),
+                    lane: Int = 0) {
             self.name = name
             self.pipeline = pipeline
             self.connection = connection
             self.targetTable = targetTable
             self.schemaChanges = schemaChanges
+            self.lane = lane
         }
     }
 
@@ -47,7 +51,7 @@ public actor MariaDBSink: Sink {
             throw FerryError(code: "config.invalid", message: "sink \(name): the URL names no database",
                              fix: "use mysql://USER@HOST:PORT/DATABASE")
         }
-        let pipeline = configuration.pipeline, sink = name
+        let pipeline = configuration.pipeline, sink = name, lane = configuration.lane
         return try await Self.withSession(configuration.connection, logger: logger, sink: name) { connection in
             try await connection.execute("""
                 CREATE TABLE IF NOT EXISTS ferry_offsets (pipeline VARCHAR(190) NOT NULL, sink VARCHAR(190) NOT NULL, lane INT NOT NULL,
@@ -57,7 +61,7 @@ public actor MariaDBSink: Sink {
             MariaDBLiteral.appendQuoted(pipeline, to: &literal)
             var sinkLiteral = ""
             MariaDBLiteral.appendQuoted(sink, to: &sinkLiteral)
-            let result = try await connection.query("SELECT position FROM ferry_offsets WHERE pipeline = \(literal) AND sink = \(sinkLiteral) AND lane = 0")
+            let result = try await connection.query("SELECT position FROM ferry_offsets WHERE pipeline = \(literal) AND sink = \(sinkLiteral) AND lane = \(lane)")
             return result.rows.first?[0].flatMap(BinlogPosition.init(persistedJSON:))
         }
     }
@@ -78,7 +82,7 @@ public actor MariaDBSink: Sink {
         MariaDBLiteral.appendQuoted(configuration.pipeline, to: &offsets)
         offsets += ", "
         MariaDBLiteral.appendQuoted(name, to: &offsets)
-        offsets += ", 0, "
+        offsets += ", \(configuration.lane), "
         MariaDBLiteral.appendQuoted(last.position.persistedJSON, to: &offsets)
         offsets += ", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)"
         let before = tableSchema

@@ -7,7 +7,7 @@ extension PostgresSink.Configuration {
     /// From `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require&schema=NAME]`.
     /// - Parameter password: used when the URL has none.
     public init(name: String, pipeline: String, url: String, password: String?,
-                targetTable: @escaping @Sendable (TableName) -> String, schemaChanges: SchemaChangePolicy = SchemaChangePolicy()) throws {
+                targetTable: @escaping @Sendable (TableName) -> String, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(), lane: Int = 0) throws {
         func invalid(_ what: String) -> FerryError {
             FerryError(code: "config.invalid", message: "sink \(name): \(what)",
                        fix: "use postgres://USER@HOST:PORT/DATABASE[?sslmode=disable|require&schema=NAME]")
@@ -54,6 +54,6 @@ extension PostgresSink.Configuration {
         }
         self.init(name: name, pipeline: pipeline,
                   connection: PostgresConnection.Configuration(host: host, port: port, username: user, password: secret, database: database, tls: tls),
-                  schema: options["schema"] ?? "public", targetTable: targetTable, schemaChanges: schemaChanges)
+                  schema: options["schema"] ?? "public", targetTable: targetTable, schemaChanges: schemaChanges, lane: lane)
     }
 }

@@ -17,15 +17,19 @@ public actor PostgresSink: Sink {
         public var schema: String
         public var targetTable: @Sendable (TableName) -> String
         public var schemaChanges: SchemaChangePolicy
+        /// The lane this instance writes (its own `ferry_offsets` row). Default 0.
+        public var lane: Int
 
         public init(name: String, pipeline: String, connection: PostgresConnection.Configuration, schema: String = "public",
-                    targetTable: @escaping @Sendable (TableName) -> String = { $0.table }, schemaChanges: SchemaChangePolicy = SchemaChangePolicy()) {
+                    targetTable: @escaping @Sendable (TableName) -> String = { $0.table }, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(),
+                    lane: Int = 0) {
             self.name = name
             self.pipeline = pipeline
             self.connection = connection
             self.schema = schema
             self.targetTable = targetTable
             self.schemaChanges = schemaChanges
+            self.lane = lane
         }
     }
 
@@ -66,7 +70,7 @@ public actor PostgresSink: Sink {
                 CREATE TABLE IF NOT EXISTS \(qualified("ferry_offsets")) (pipeline text NOT NULL, sink text NOT NULL, lane integer NOT NULL,
                   position text NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (pipeline, sink, lane))
                 """), logger: logger)
-            let rows = try await connection.query("SELECT position FROM \(unescaped: qualified("ferry_offsets")) WHERE pipeline = \(configuration.pipeline) AND sink = \(name) AND lane = 0",
+            let rows = try await connection.query("SELECT position FROM \(unescaped: qualified("ferry_offsets")) WHERE pipeline = \(configuration.pipeline) AND sink = \(name) AND lane = \(configuration.lane)",
                                                   logger: logger)
             for try await position in rows.decode(String.self) { return BinlogPosition(persistedJSON: position) }
             return nil
@@ -124,7 +128,7 @@ public actor PostgresSink: Sink {
                                         logger: logger, write: write)
             try await connection.query("""
                 INSERT INTO \(unescaped: qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at)
-                VALUES (\(configuration.pipeline), \(name), 0, \(last.position.persistedJSON), now())
+                VALUES (\(configuration.pipeline), \(name), \(configuration.lane), \(last.position.persistedJSON), now())
                 ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
                 """, logger: logger)
             try await connection.query("COMMIT", logger: logger)
