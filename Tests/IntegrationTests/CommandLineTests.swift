@@ -94,6 +94,26 @@ extension Integration {
             #expect(!result.stdout.contains("ferry-secret"))
         }
 
+        /// Unreachable sinks at start: `ferry check -c` names each with its error and a fix.
+        @Test func checkNamesUnreachableSinks() throws {
+            let path = NSTemporaryDirectory() + "ferry-unreachable-\(UUID().uuidString).yml"
+            try """
+            sources:
+              db: { type: mysql, url: "\(try TestEnvironment.sourceURL())" }
+            sinks:
+              pg: { type: postgres, url: "postgres://ferry@127.0.0.1:2/replica", password: "pg-canary-secret" }
+              my: { type: mysql, url: "mysql://root@127.0.0.1:3/x" }
+            pipelines:
+              p: { source: db, sinks: [pg, my] }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            let result = try ferry(["check", "-c", path], password: try TestEnvironment.sourcePassword())
+            #expect(result.status == 1)
+            #expect(result.stdout.contains("sink pg (pipeline p): error[sink.postgres.unavailable]") && result.stdout.contains("127.0.0.1:2"), "\(result.stdout)")
+            #expect(result.stdout.contains("sink my (pipeline p): error[sink.mariadb.unavailable]") && result.stdout.contains("127.0.0.1:3"), "\(result.stdout)")
+            #expect(result.stdout.components(separatedBy: "Fix: check the host and port").count == 3, "\(result.stdout)")
+            #expect(!result.stdout.contains("pg-canary-secret") && !result.stderr.contains("pg-canary-secret"))
+        }
+
         @Test func helpHasExamples() throws {
             for command in ["tail", "check"] {
                 let help = try ferry([command, "--help"])

@@ -239,11 +239,19 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
 
     var ferryError: FerryError {
         var message = "\(underlying)"
-        if let error = underlying as? PSQLError, let server = error.serverInfo {
-            message = "\(server[.sqlState] ?? "") \(server[.message] ?? "")" + (server[.detail].map { " (\($0))" } ?? "")
+        var fix: String? = isTransient ? nil : "check the target table against the source schema (types, constraints, NUL characters in text)"
+        if let error = underlying as? PSQLError {
+            if let server = error.serverInfo {
+                message = "\(server[.sqlState] ?? "") \(server[.message] ?? "")" + (server[.detail].map { " (\($0))" } ?? "")
+            } else {
+                // PSQLError's own description hides everything; its code and cause are safe to show.
+                message = "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
+                if error.code == .connectionError {
+                    fix = "check the host and port in the sink's url, that PostgreSQL is running and accepts connections from ferry"
+                }
+            }
         }
         return FerryError(code: isTransient ? "sink.postgres.unavailable" : "sink.postgres.rejected",
-                          message: "PostgreSQL sink \(sink): \(message)",
-                          fix: isTransient ? nil : "check the target table against the source schema (types, constraints, NUL characters in text)")
+                          message: "PostgreSQL sink \(sink): \(message)", fix: fix)
     }
 }
