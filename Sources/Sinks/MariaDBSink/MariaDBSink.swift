@@ -136,7 +136,9 @@ public actor MariaDBSink: Sink {
                                          _ body: (MySQLConnection) async throws -> T) async throws -> T {
         do {
             return try await MySQLConnection.withConnection(configuration, logger: logger) { connection in
+                // READ COMMITTED takes no gap locks, so lanes writing one table rarely deadlock.
                 try await connection.execute("SET SESSION sql_mode = '', time_zone = '+00:00', foreign_key_checks = 0")
+                try await connection.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
                 return try await body(connection)
             }
         } catch let error as MySQLWireError {

@@ -82,6 +82,10 @@ public actor PostgresSink: Sink {
     public func close() async throws {
         try? await connection?.close()
         connection = nil
+        // An abandoned connection that is still open (a batch that only ran late) can be closed;
+        // one the server ended must not be closed again.
+        for abandoned in abandoned where !abandoned.isClosed { try? await abandoned.close() }
+        abandoned.removeAll { !$0.isClosed }
     }
 
     /// Abandons the connection after a batch that never finished; an attempt stuck on a dead
@@ -138,7 +142,9 @@ public actor PostgresSink: Sink {
             self.tableSchema.forget()
             if let refused = error as? FerryError { throw refused }
             let failure = PostgresSinkError(underlying: error, sink: name)
-            if failure.isTransient { abandonConnection() }
+            // A deadlock or serialization failure leaves the connection usable (and a live one must
+            // not be dropped unclosed); only a broken connection is given up.
+            if failure.isTransient, (error as? PSQLError)?.code != .server { abandonConnection() }
             throw failure
         }
     }

@@ -144,19 +144,37 @@ public actor LanedSink: Sink {
             }
         }
         let fresh = transactions.flatMap(\.events).compactMap(\.schema).filter { !seenSchemas.contains(ObjectIdentifier($0)) }
+        var failed: [Int] = []
         if fresh.isEmpty {
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            let results = await withTaskGroup(of: (Int, (any Error)?).self) { group in
                 for (index, part) in parts.enumerated() where !part.isEmpty {
                     let lane = lanes[index]
-                    group.addTask { try await lane.apply(part) }
+                    group.addTask {
+                        do {
+                            try await lane.apply(part)
+                            return (index, nil)
+                        } catch {
+                            return (index, error)
+                        }
+                    }
                 }
-                try await group.waitForAll()
+                var results: [(Int, (any Error)?)] = []
+                for await result in group { results.append(result) }
+                return results
+            }
+            for (index, error) in results {
+                if error == nil { applied[index] = parts[index].last!.position } else { failed.append(index) }
             }
         } else {
-            for (index, part) in parts.enumerated() where !part.isEmpty { try await lanes[index].apply(part) }
-            for schema in fresh where seenSchemas.insert(ObjectIdentifier(schema)).inserted { schemas.append(schema) }
+            failed = parts.indices.filter { !parts[$0].isEmpty }
         }
-        for (index, part) in parts.enumerated() where !part.isEmpty { applied[index] = part.last!.position }
+        // Lanes that failed together (a deadlock between two lanes' row locks) go again one after
+        // another, where they cannot deadlock; a failure now is the caller's to retry.
+        for index in failed.sorted() {
+            try await lanes[index].apply(parts[index])
+            applied[index] = parts[index].last!.position
+        }
+        for schema in fresh where seenSchemas.insert(ObjectIdentifier(schema)).inserted { schemas.append(schema) }
     }
 
     /// A DDL transaction: applied in lane 0; the other lanes record its position with no changes.
