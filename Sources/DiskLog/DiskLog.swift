@@ -230,6 +230,11 @@ public final class DiskLog {
 
     private func read(_ cursor: inout Cursor, skipPayload: Bool) throws -> [UInt8]? {
         guard cursor.sequence < nextSequence else { return nil }
+        // A cursor at the very end of a segment that was then deleted (every record in it was
+        // consumed) moves to where its next record is now.
+        if segmentIndex(base: cursor.segmentBase) == nil, cursor.sequence >= firstSequence {
+            cursor = try self.cursor(at: cursor.sequence)
+        }
         guard var index = segmentIndex(base: cursor.segmentBase) else {
             throw DiskLogError.corrupt(path: directory, offset: 0, reason: "record \(cursor.sequence) is no longer kept (segment \(cursor.segmentBase) deleted)")
         }

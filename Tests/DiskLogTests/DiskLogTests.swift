@@ -190,6 +190,18 @@ func overwrite(_ path: String, at offset: Int, with bytes: [UInt8]) throws {
         #expect(reopened.nextSequence == 25)
     }
 
+    @Test func aCursorAtTheEndOfADeletedSegmentMovesOn() throws {
+        let log = try DiskLog(directory: scratchDirectory(), options: Self.small)
+        for number in 0..<10 { try log.append(record(number, size: 100_000)) }
+        try log.sync()
+        var cursor = try log.cursor(at: 0)
+        for _ in 0..<10 { _ = try log.next(&cursor) }
+        try log.append(record(10, size: 100_000))
+        try log.sync()
+        #expect(try log.removeSegments(before: 10) == 9)
+        #expect(try log.next(&cursor) == record(10, size: 100_000))
+    }
+
     @Test func randomDamageNeverCrashes() throws {
         // Seeded: overwrite random bytes anywhere; opening either recovers a prefix or reports
         // corruption, and whatever opens reads back only intact records.
