@@ -67,8 +67,6 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
 
     /// Bytes of buffered records on disk.
     public var backlogBytes: Int { log.dataBytes }
-    /// Records a consumer has not yet applied.
-    public func backlog(consumer: String) -> UInt64 { log.nextSequence - (acknowledged[consumer] ?? log.nextSequence) }
 
     public func append(_ transaction: Transaction) throws {
         try log.append(TransactionCodec.encode(transaction))

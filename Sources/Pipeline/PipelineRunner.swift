@@ -289,10 +289,10 @@ actor WatermarkState {
 
 /// Fires once; everything waiting on it resumes. Waiting also ends when the waiting task is
 /// cancelled.
-public actor StopSignal {
+public actor StopSignal: ParkingActor {
     private var stopped = false
-    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-    private var nextID = 0
+    private var waiterIDs: [Int] = []
+    var parking = ParkingLot()
 
     public init() {}
 
@@ -300,25 +300,14 @@ public actor StopSignal {
 
     public func stop() {
         stopped = true
-        let pending = waiters
-        waiters.removeAll()
-        for waiter in pending.values { waiter.resume() }
+        let waiting = waiterIDs
+        waiterIDs.removeAll()
+        wake(waiting)
     }
 
     public func wait() async {
-        let id = nextID
-        nextID += 1
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if stopped || Task.isCancelled { continuation.resume() } else { waiters[id] = continuation }
-            }
-        } onCancel: {
-            Task { await self.cancelWaiter(id) }
-        }
-    }
-
-    private func cancelWaiter(_ id: Int) {
-        waiters.removeValue(forKey: id)?.resume()
+        guard !stopped else { return }
+        await park { self.waiterIDs.append($0) }
     }
 }
 

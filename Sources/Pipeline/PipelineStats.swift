@@ -21,7 +21,6 @@ final class PipelineStats: @unchecked Sendable {
     private var readPosition: BinlogPosition?
     private var readCommitMillis: Int64?
     private var sinks: [String: SinkCounters]
-    private(set) var deadLetters = 0
     /// The rate is taken over this window.
     static let window: Duration = .seconds(5)
 
@@ -49,12 +48,6 @@ final class PipelineStats: @unchecked Sendable {
         lock.lock()
         sinks[sink, default: SinkCounters()].events += events
         sinks[sink]!.commitMillis = batch.last?.timestampMillis
-        lock.unlock()
-    }
-
-    func deadLettered(_ count: Int) {
-        lock.lock()
-        deadLetters += count
         lock.unlock()
     }
 

@@ -130,7 +130,6 @@ struct SinkWorker: Sendable {
                 try await configuration.retry.run({ try await deadLetters.deadLetter(letters) }) { error, attempt, _ in
                     logger.warning("dead-letter sink failed; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
                 }
-                stats.deadLettered(letters.count)
                 try? await store.audit(pipeline: configuration.name, action: "dead-letter",
                                        detail: "\(letters.count) change(s) of \(transaction.position.coordinates) rejected by sink \(sink.name): \(letters[0].error.message)")
             }

@@ -27,7 +27,7 @@ public struct LaneRouter: Sendable {
             }
             if event.operation == .update, let before = event.before, let after = event.after, !schema.primaryKey.isEmpty {
                 let from = lane(event.table, schema, before)
-                let to = lane(event.table, schema, Self.completed(after, before))
+                let to = lane(event.table, schema, RowOperations.completed(after, from: before))
                 if from != to {
                     var delete = event
                     delete.operation = .delete
@@ -35,7 +35,7 @@ public struct LaneRouter: Sendable {
                     var insert = event
                     insert.operation = .create
                     insert.before = nil
-                    insert.after = Self.completed(after, before)
+                    insert.after = RowOperations.completed(after, from: before)
                     parts[from].events.append(delete)
                     parts[to].events.append(insert)
                     continue
@@ -50,11 +50,6 @@ public struct LaneRouter: Sendable {
             parts[lane(event.table, schema, row)].events.append(event)
         }
         return parts
-    }
-
-    /// A partial after image completed from the before image.
-    static func completed(_ after: Row, _ before: Row) -> Row {
-        zip(before, after).map { $1 == .absent ? $0 : $1 }
     }
 
     public func lane(_ table: TableName, _ schema: TableSchema, _ row: Row) -> Int {
@@ -143,7 +138,14 @@ public actor LanedSink: Sink {
                 parts[index].append(part)
             }
         }
-        let fresh = transactions.flatMap(\.events).compactMap(\.schema).filter { !seenSchemas.contains(ObjectIdentifier($0)) }
+        var fresh: [TableSchema] = []
+        for transaction in transactions {
+            for event in transaction.events {
+                if let schema = event.schema, !seenSchemas.contains(ObjectIdentifier(schema)), !fresh.contains(where: { $0 === schema }) {
+                    fresh.append(schema)
+                }
+            }
+        }
         var failed: [Int] = []
         if fresh.isEmpty {
             let results = await withTaskGroup(of: (Int, (any Error)?).self) { group in

@@ -79,7 +79,7 @@ public struct RowOperations {
                     if key.isEmpty || key.contains(where: { after[$0] != .absent && before[$0] != after[$0] }) {
                         delete(table: table, schema: schema, row: before)
                     }
-                    upsert(table: table, schema: schema, row: Self.hasAbsent(after) ? zip(before, after).map { $1 == .absent ? $0 : $1 } : after)
+                    upsert(table: table, schema: schema, row: Self.completed(after, from: before))
                 case .delete:
                     if let before = event.before { delete(table: table, schema: schema, row: before) }
                 case .ddl:
@@ -105,6 +105,12 @@ public struct RowOperations {
         guard clash else { return rows }
         var seen = Set<[Value]>()
         return rows.reversed().filter { row in seen.insert(key.map { row[$0] }).inserted }.reversed()
+    }
+
+    /// A partial after image completed from the before image (columns absent from it keep
+    /// their old values).
+    public static func completed(_ after: Row, from before: Row) -> Row {
+        hasAbsent(after) ? zip(before, after).map { $1 == .absent ? $0 : $1 } : after
     }
 
     static func hasAbsent(_ row: Row) -> Bool {
