@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "FerryCore", "MySQLWire", "MySQLBinlog",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -58,6 +58,8 @@ public struct FerryConfiguration: Sendable {
         public var mappings: [TableMapping]
         /// Target table templates per table glob (`mapping.<glob>.target`), first match wins.
         public var targetOverrides: [(tables: String, template: String)]
+        /// How existing rows are snapshotted.
+        public var snapshot = SnapshotSettings()
     }
 
     public var file: String
@@ -337,7 +339,7 @@ struct ConfigReader {
         var policyNode: Node? = nil
         for field in try mapping(node, path, allowed: ["source", "sinks", "tables", "exclude", "start", "buffer", "buffer_bytes", "disk",
                                                         "batch", "target_table", "server_id", "apply_timeout_seconds", "error_policy",
-                                                        "dead_letter", "mapping"]) {
+                                                        "dead_letter", "mapping", "snapshot"]) {
             let key = "\(path).\(field.key)"
             switch field.key {
             case "source":
@@ -385,6 +387,7 @@ struct ConfigReader {
                     result.mappings.append(tableMapping)
                     if let target { result.targetOverrides.append((entry.key, target)) }
                 }
+            case "snapshot": result.snapshot = try snapshotSettings(field.node, key)
             case "buffer_bytes": result.bufferBytes = try integer(field.node, key)
             case "batch": result.batchTransactions = max(1, try integer(field.node, key))
             case "target_table": result.targetTable = try string(field.node, key)
@@ -412,7 +415,44 @@ struct ConfigReader {
         } else {
             result.deadLetterSink = nil
         }
+        result.snapshot.keyOverrides = result.mappings.compactMap { mapping in mapping.key.map { (mapping.tables, $0) } }
         return result
+    }
+
+    /// `snapshot: initial` or `snapshot: { mode, chunk_rows, parallel, signal_table }`.
+    func snapshotSettings(_ node: Node, _ path: String) throws -> SnapshotSettings {
+        func mode(_ node: Node, _ path: String) throws -> SnapshotMode {
+            let text = try string(node, path)
+            guard let mode = SnapshotMode(rawValue: text) else {
+                throw error(node, path, "unknown snapshot mode '\(text)'", fix: "use initial (default), never, initial_only or when_needed")
+            }
+            return mode
+        }
+        var settings = SnapshotSettings()
+        if node.scalar != nil {
+            settings.mode = try mode(node, path)
+            return settings
+        }
+        for field in try mapping(node, path, allowed: ["mode", "chunk_rows", "parallel", "signal_table"]) {
+            let key = "\(path).\(field.key)"
+            switch field.key {
+            case "mode": settings.mode = try mode(field.node, key)
+            case "chunk_rows":
+                settings.chunkRows = try integer(field.node, key)
+                guard (1...1_000_000).contains(settings.chunkRows) else { throw error(field.node, key, "chunk_rows must be between 1 and 1000000") }
+            case "parallel":
+                settings.parallelism = try integer(field.node, key)
+                guard (1...64).contains(settings.parallelism) else { throw error(field.node, key, "parallel must be between 1 and 64") }
+            default:
+                let text = try string(field.node, key)
+                let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                    throw error(field.node, key, "'\(text)' is not DATABASE.TABLE", fix: "signal_table: ferry.ferry_signal")
+                }
+                settings.signalTable = TableName(database: parts[0], table: parts[1])
+            }
+        }
+        return settings
     }
 
     func diskOptions(_ node: Node, _ path: String) throws -> DiskLog.Options {

@@ -82,7 +82,9 @@ public enum Run {
             configuration: PipelineConfiguration(name: pipeline.name, buffer: buffer, bufferBytes: pipeline.bufferBytes,
                                                  batchTransactions: pipeline.batchTransactions, applyTimeoutSeconds: pipeline.applyTimeoutSeconds,
                                                  errorPolicy: errorPolicy, transform: TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name)),
-            source: MySQLTransactionSource(source: source, start: pipeline.start), sinks: sinks, store: store, logger: logger)
+            source: MySQLTransactionSource(source: source, start: pipeline.start, pipeline: pipeline.name, snapshot: pipeline.snapshot,
+                                           snapshotStore: store as? any SnapshotStore, logger: logger),
+            sinks: sinks, store: store, logger: logger)
     }
 
     /// `<data_dir>/buffer/<pipeline>`.
@@ -102,14 +104,32 @@ public enum Run {
     }
 }
 
-/// The MySQL source as the engine sees it: resume after a position, else start where configured.
+/// The MySQL source as the engine sees it: resume after a position, else start where configured;
+/// snapshots run alongside when the pipeline has a snapshot store.
 struct MySQLTransactionSource: TransactionSource {
     let source: MySQLSource
     let start: StartPosition
+    let pipeline: String
+    let snapshot: SnapshotSettings
+    let snapshotStore: (any SnapshotStore)?
+    let logger: Logger
 
     func run(after position: BinlogPosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
         let from = position.map { StartPosition.coordinates($0.coordinates) } ?? start
-        _ = try await source.run(from: from) { transaction in try await deliver(transaction) }
+        guard let snapshotStore else {
+            _ = try await source.run(from: from) { transaction in try await deliver(transaction) }
+            return
+        }
+        let job = SnapshotJob(pipeline: pipeline, settings: snapshot, store: snapshotStore, resume: position)
+        do {
+            _ = try await source.run(from: from, snapshot: job) { transaction in try await deliver(transaction) }
+        } catch let error as FerryError where error.code == "source.binlog.purged" && snapshot.mode == .whenNeeded {
+            logger.warning("the saved position is no longer on the source; snapshotting every table again (snapshot: when_needed)",
+                           metadata: ["ferry.pipeline": "\(pipeline)", "ferry.position": "\(position.map(\.description) ?? "none")"])
+            var again = job
+            again.resnapshotAll = true
+            _ = try await source.run(from: .current, snapshot: again) { transaction in try await deliver(transaction) }
+        }
     }
 }
 

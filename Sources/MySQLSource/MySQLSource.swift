@@ -2,6 +2,7 @@ import FerryCore
 import Logging
 import MySQLBinlog
 import MySQLWire
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Follows a MySQL/MariaDB binlog as a replica and delivers committed transactions in order.
@@ -23,15 +24,18 @@ public struct MySQLSource: Sendable {
     public enum Completion: Sendable, Equatable {
         /// Reached the stop position.
         case reachedStopPosition(BinlogPosition?)
+        /// `snapshot: initial_only` delivered every requested table.
+        case snapshotFinished
     }
 
     /// Streams transactions from `start` until `stopAtCurrent` is satisfied (if set), the task is
     /// cancelled, or an error that is not a lost connection occurs.
     /// - Parameters:
     ///   - stopAtCurrent: stop once the position that was the server's end of log at start is reached.
+    ///   - snapshot: snapshot tables alongside the stream (their rows arrive as `read` changes).
     ///   - deliver: receives every committed transaction, including ones whose changes were all
     ///     filtered out (empty `events`), so the caller always knows the position.
-    public func run(from start: StartPosition, stopAtCurrent: Bool = false,
+    public func run(from start: StartPosition, stopAtCurrent: Bool = false, snapshot job: SnapshotJob? = nil,
                     deliver: (Transaction) async throws -> Void) async throws -> Completion {
         let (server, startPosition, stopCoordinates) = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             let server = try await ServerFacts.load(query)
@@ -39,15 +43,56 @@ public struct MySQLSource: Sendable {
             let stop = stopAtCurrent ? try await ServerFacts.currentCoordinates(query) : nil
             return (server, position, stop)
         }
-        var session = StreamSession(configuration: configuration, server: server, start: startPosition, logger: logger)
-        if let stopCoordinates, let coordinates = startPosition.coordinates, coordinates >= stopCoordinates {
+        guard let job else {
+            var session = StreamSession(configuration: configuration, server: server, start: startPosition, logger: logger)
+            return try await follow(&session, stopAt: stopCoordinates, shouldStop: { false }, deliver: deliver)
+        }
+        let windows = SnapshotWindows()
+        let snapshotter = Snapshotter(job: job, configuration: configuration, server: server, windows: windows, logger: logger)
+        let outcome = NIOLockedValueBox<Result<Void, any Error>?>(nil)
+        let untilDone = job.settings.mode == .initialOnly
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await snapshotter.run(untilDone: untilDone)
+                    outcome.withLockedValue { $0 = .success(()) }
+                } catch {
+                    outcome.withLockedValue { $0 = .failure(error) }
+                }
+            }
+            var session = StreamSession(configuration: configuration, server: server, start: startPosition,
+                                        snapshot: (windows, job.settings.signalTable), logger: logger)
+            // The snapshot's end (initial_only) or failure is noticed at the next event; heartbeats
+            // bound the wait while the source is idle.
+            let completion: Completion
+            do {
+                completion = try await follow(&session, stopAt: stopCoordinates, shouldStop: {
+                    switch outcome.withLockedValue({ $0 }) {
+                    case .failure(let error): throw error
+                    case .success: return true
+                    case nil: return false
+                    }
+                }, deliver: deliver)
+            } catch {
+                group.cancelAll()
+                windows.abandonAll("the stream stopped")
+                throw error
+            }
+            group.cancelAll()
+            windows.abandonAll("the stream stopped")
+            return completion
+        }
+    }
+
+    private func follow(_ session: inout StreamSession, stopAt stopCoordinates: BinlogCoordinates?, shouldStop: () throws -> Bool,
+                        deliver: (Transaction) async throws -> Void) async throws -> Completion {
+        if let stopCoordinates, let coordinates = session.assembler.resumePosition?.coordinates, coordinates >= stopCoordinates {
             return .reachedStopPosition(session.assembler.resumePosition)
         }
         var failures = 0
         while true {
             do {
-                let completion = try await session.stream(stopAt: stopCoordinates, deliver: deliver) { failures = 0 }
-                return completion
+                return try await session.stream(stopAt: stopCoordinates, shouldStop: shouldStop, deliver: deliver) { failures = 0 }
             } catch let error where Self.isLostConnection(error) && !Task.isCancelled {
                 failures += 1
                 if let limit = configuration.maximumReconnectAttempts, failures > limit { throw error }
@@ -115,13 +160,18 @@ struct ServerFacts: Sendable {
     var version: String
     var checksum: FormatDescriptionEvent.ChecksumAlgorithm
     var collations: [UInt64: CharacterSet]
+    /// Collation name → id, for describing tables from information_schema.
+    var collationIDs: [String: UInt64]
     var rowMetadataFull: Bool
 
     static func load(_ query: MySQLConnection) async throws -> ServerFacts {
         let checksumText = try await query.query("SELECT @@GLOBAL.binlog_checksum").rows.first?[0] ?? "NONE"
         var collations: [UInt64: CharacterSet] = [:]
-        for row in try await query.query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS").rows {
-            if let id = row[0].flatMap({ UInt64($0) }), let name = row[1] { collations[id] = CharacterSet.named(name) }
+        var collationIDs: [String: UInt64] = [:]
+        for row in try await query.query("SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS").rows {
+            guard let id = row[0].flatMap({ UInt64($0) }) else { continue }
+            if let name = row[1] { collations[id] = CharacterSet.named(name) }
+            if let name = row[2] { collationIDs[name] = id }
         }
         let metadata = (try? await query.query("SELECT @@GLOBAL.binlog_row_metadata").rows.first?[0]) ?? nil
         let logBin = try await query.query("SELECT @@GLOBAL.log_bin").rows.first?[0] ?? "0"
@@ -138,7 +188,7 @@ struct ServerFacts: Sendable {
 
         return ServerFacts(isMariaDB: query.isMariaDB, version: query.serverVersion,
                            checksum: checksumText.uppercased() == "CRC32" ? .crc32 : .off,
-                           collations: collations, rowMetadataFull: metadata?.uppercased() == "FULL")
+                           collations: collations, collationIDs: collationIDs, rowMetadataFull: metadata?.uppercased() == "FULL")
     }
 
     static func currentCoordinates(_ query: MySQLConnection) async throws -> BinlogCoordinates {

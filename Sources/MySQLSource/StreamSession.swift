@@ -15,16 +15,21 @@ struct StreamSession {
     private var decoders: [UInt64: CachedTable] = [:]
     private var fallbackMetadata: [TableName: TableDecoder.FallbackMetadata] = [:]
     private var warnedAboutMetadata = Set<TableName>()
+    /// Snapshot windows fed by this stream, and the table their watermarks are written to.
+    private let snapshot: (windows: SnapshotWindows, signalTable: TableName)?
 
     private struct CachedTable {
         var map: TableMapEvent
         var included: Bool
+        var isSignal: Bool
         var decoder: TableDecoder?
     }
 
-    init(configuration: MySQLSourceConfiguration, server: ServerFacts, start: MySQLSource.ResolvedStart, logger: Logger) {
+    init(configuration: MySQLSourceConfiguration, server: ServerFacts, start: MySQLSource.ResolvedStart,
+         snapshot: (windows: SnapshotWindows, signalTable: TableName)? = nil, logger: Logger) {
         self.configuration = configuration
         self.server = server
+        self.snapshot = snapshot
         self.logger = logger
         self.initialGTID = start.gtid
         self.assembler = TransactionAssembler(
@@ -39,14 +44,14 @@ struct StreamSession {
     }
 
     /// One replication connection: set up, dump, and handle events until stopped or lost.
-    mutating func stream(stopAt: BinlogCoordinates?, deliver: (Transaction) async throws -> Void,
+    mutating func stream(stopAt: BinlogCoordinates?, shouldStop: () throws -> Bool, deliver: (Transaction) async throws -> Void,
                          onConnected: () -> Void) async throws -> MySQLSource.Completion {
         let configuration = self.configuration
         return try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             try await MySQLConnection.withConnection(configuration.connection, logger: logger) { binlog in
                 try await startDump(binlog)
                 onConnected()
-                return try await follow(binlog, query: query, stopAt: stopAt, deliver: deliver)
+                return try await follow(binlog, query: query, stopAt: stopAt, shouldStop: shouldStop, deliver: deliver)
             }
         }
     }
@@ -79,7 +84,7 @@ struct StreamSession {
         try await binlog.enableReadTimeout(seconds: configuration.readTimeoutSeconds)
     }
 
-    private mutating func follow(_ binlog: MySQLConnection, query: MySQLConnection, stopAt: BinlogCoordinates?,
+    private mutating func follow(_ binlog: MySQLConnection, query: MySQLConnection, stopAt: BinlogCoordinates?, shouldStop: () throws -> Bool,
                                  deliver: (Transaction) async throws -> Void) async throws -> MySQLSource.Completion {
         var parser = BinlogParser(initialChecksum: server.checksum)
         while true {
@@ -128,15 +133,28 @@ struct StreamSession {
             if let stopAt, !assembler.isInTransaction, let position = assembler.resumePosition, position.coordinates >= stopAt {
                 return .reachedStopPosition(position)
             }
+            if !assembler.isInTransaction, try shouldStop() { return .snapshotFinished }
         }
     }
 
     private mutating func emit(_ output: TransactionAssembler.Output, deliver: (Transaction) async throws -> Void) async throws {
         switch output {
-        case .transaction(let transaction):
+        case .transaction(var transaction):
+            guard let windows = snapshot?.windows, !windows.isEmpty else {
+                try await deliver(transaction)
+                return
+            }
+            let closed = windows.absorb(&transaction)
             try await deliver(transaction)
+            if !closed.isEmpty { windows.delivered(closed, position: transaction.position) }
         case .schemaChange(var transaction, let database, let statement):
             fallbackMetadata = fallbackMetadata.filter { $0.key.database != database }
+            if let windows = snapshot?.windows {
+                windows.schemaChanged(DDLParser.parse(statement, defaultDatabase: database).flatMap { change -> [TableName] in
+                    if case .renameTable(let from, let to) = change { return [from, to] }
+                    return [change.table]
+                })
+            }
             if configuration.includeDDL {
                 // Only changes to replicated tables travel; a rename counts when either name is.
                 let filter = configuration.filter
@@ -156,8 +174,9 @@ struct StreamSession {
         if let cached = decoders[map.tableID], cached.map == map { return }
         let name = TableName(database: map.database, table: map.table)
         let included = configuration.filter.includes(name)
+        let isSignal = snapshot?.signalTable == name
         var decoder: TableDecoder? = nil
-        if included {
+        if included || isSignal {
             var map = map
             map.hiresTemporalColumns = try await hiresTemporalColumns(of: map, query: query)
             var fallback: TableDecoder.FallbackMetadata? = nil
@@ -166,7 +185,7 @@ struct StreamSession {
             }
             decoder = TableDecoder(tableMap: map, mariadb: server.isMariaDB, collations: server.collations, fallback: fallback)
         }
-        decoders[map.tableID] = CachedTable(map: map, included: included, decoder: decoder)
+        decoders[map.tableID] = CachedTable(map: map, included: included && !isSignal, isSignal: isSignal, decoder: decoder)
     }
 
     private mutating func handleRows(_ rows: RowsEvent, header: BinlogEventHeader, parser: BinlogParser) throws {
@@ -174,6 +193,20 @@ struct StreamSession {
         guard let cached = decoders[rows.tableID] else {
             throw FerryError(code: "source.binlog.undecodable_event", message: "rows event for table id \(rows.tableID) without its TABLE_MAP",
                              context: [("source", configuration.name), ("position", position(of: header))])
+        }
+        if cached.isSignal, let decoder = cached.decoder, let windows = snapshot?.windows {
+            // Ferry's own watermarks: they mark places in the stream and are not replicated.
+            let schema = decoder.schema
+            if rows.kind == .write, let id = schema.columns.firstIndex(where: { $0.name == "id" }),
+               let kind = schema.columns.firstIndex(where: { $0.name == "kind" }) {
+                for change in (try? rows.decodeRows(using: decoder)) ?? [] {
+                    if let after = change.after, case .string("high") = after[kind], case .string(let windowID) = after[id] {
+                        windows.highWatermarkSeen(windowID)
+                    }
+                }
+            }
+            assembler.filteredRowsReceived(header: header)
+            return
         }
         guard cached.included, let decoder = cached.decoder else {
             assembler.filteredRowsReceived(header: header)

@@ -10,12 +10,14 @@ import SQLiteNIO
 /// Schema (version 1):
 /// - `pipelines(name PRIMARY KEY, safe_position TEXT, updated_at TEXT)`
 /// - `sinks(pipeline, sink, queued_position TEXT, applied_position TEXT, updated_at TEXT, PRIMARY KEY(pipeline, sink))`
-/// - `snapshot_chunks(pipeline, table_name, chunk INTEGER, state TEXT, PRIMARY KEY(pipeline, table_name, chunk))`
+/// - `snapshot_tables(pipeline, table_name, record TEXT, PRIMARY KEY(pipeline, table_name))`: `SnapshotTableRecord` as JSON
+/// - `snapshot_ranges(pipeline, table_name, chunk INTEGER, record TEXT, PRIMARY KEY(pipeline, table_name, chunk))`:
+///   `SnapshotChunkRecord` as JSON
 /// - `audit(id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, pipeline TEXT, action TEXT, detail TEXT)`
 /// - `rewinds(pipeline, sink, position TEXT, requested_at TEXT, PRIMARY KEY(pipeline, sink))`
 /// - `progress(pipeline PRIMARY KEY, figures TEXT)`: `PipelineProgress` as JSON
 /// Positions are `BinlogPosition.persistedJSON`.
-public actor SQLiteCheckpointStore: CheckpointStore {
+public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     public let path: String
     private let connection: SQLiteConnection
 
@@ -62,7 +64,8 @@ public actor SQLiteCheckpointStore: CheckpointStore {
     static let migrations = [
         "CREATE TABLE IF NOT EXISTS pipelines (name TEXT PRIMARY KEY, safe_position TEXT, updated_at TEXT)",
         "CREATE TABLE IF NOT EXISTS sinks (pipeline TEXT NOT NULL, sink TEXT NOT NULL, queued_position TEXT, applied_position TEXT, updated_at TEXT, PRIMARY KEY (pipeline, sink))",
-        "CREATE TABLE IF NOT EXISTS snapshot_chunks (pipeline TEXT NOT NULL, table_name TEXT NOT NULL, chunk INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (pipeline, table_name, chunk))",
+        "CREATE TABLE IF NOT EXISTS snapshot_tables (pipeline TEXT NOT NULL, table_name TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (pipeline, table_name))",
+        "CREATE TABLE IF NOT EXISTS snapshot_ranges (pipeline TEXT NOT NULL, table_name TEXT NOT NULL, chunk INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (pipeline, table_name, chunk))",
         "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, pipeline TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS rewinds (pipeline TEXT NOT NULL, sink TEXT NOT NULL, position TEXT NOT NULL, requested_at TEXT NOT NULL, PRIMARY KEY (pipeline, sink))",
         "CREATE TABLE IF NOT EXISTS progress (pipeline TEXT PRIMARY KEY, figures TEXT NOT NULL)",
@@ -143,6 +146,63 @@ public actor SQLiteCheckpointStore: CheckpointStore {
               let text = rows.first?.column("figures")?.string
         else { return nil }
         return try? JSONDecoder().decode(PipelineProgress.self, from: Data(text.utf8))
+    }
+
+    // MARK: - Snapshots
+
+    public func snapshotTables(pipeline: String) async throws -> [SnapshotTableRecord] {
+        // A read-only open of a state file from before snapshots has no such table.
+        guard let rows = try? await connection.query("SELECT record FROM snapshot_tables WHERE pipeline = ? ORDER BY table_name", [.text(pipeline)])
+        else { return [] }
+        return try rows.map { try Self.decode(SnapshotTableRecord.self, $0.column("record")?.string) }
+    }
+
+    public func snapshotChunks(pipeline: String, table: TableName) async throws -> [SnapshotChunkRecord] {
+        guard let rows = try? await connection.query("SELECT record FROM snapshot_ranges WHERE pipeline = ? AND table_name = ? ORDER BY chunk",
+                                                     [.text(pipeline), .text(table.description)])
+        else { return [] }
+        return try rows.map { try Self.decode(SnapshotChunkRecord.self, $0.column("record")?.string) }
+    }
+
+    public func saveSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws {
+        _ = try await connection.query("""
+            INSERT INTO snapshot_tables (pipeline, table_name, record) VALUES (?, ?, ?)
+            ON CONFLICT (pipeline, table_name) DO UPDATE SET record = excluded.record
+            """, [.text(pipeline), .text(record.table.description), .text(try Self.encode(record))])
+    }
+
+    public func saveSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String) async throws {
+        _ = try await connection.query("""
+            INSERT INTO snapshot_ranges (pipeline, table_name, chunk, record) VALUES (?, ?, ?, ?)
+            ON CONFLICT (pipeline, table_name, chunk) DO UPDATE SET record = excluded.record
+            """, [.text(pipeline), .text(chunk.table.description), .integer(chunk.index), .text(try Self.encode(chunk))])
+    }
+
+    public func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64) async throws {
+        _ = try await connection.query("BEGIN IMMEDIATE")
+        do {
+            for table in tables {
+                _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
+                try await saveSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: reason, requestedMillis: atMillis), pipeline: pipeline)
+            }
+            try await audit(pipeline: pipeline, action: "snapshot", detail: "\(reason): \(tables.map(\.description).joined(separator: ", "))")
+            _ = try await connection.query("COMMIT")
+        } catch {
+            _ = try? await connection.query("ROLLBACK")
+            throw error
+        }
+    }
+
+    static func encode(_ value: some Encodable) throws -> String {
+        String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T {
+        guard let text, let value = try? JSONDecoder().decode(type, from: Data(text.utf8)) else {
+            throw FerryError(code: "state.corrupt", message: "a snapshot record in the state file cannot be read: \(text ?? "NULL")",
+                             fix: "start the table's snapshot over with `ferry snapshot -c FILE PIPELINE TABLE`")
+        }
+        return value
     }
 
     /// The most recent audit entries, newest first.

@@ -58,9 +58,9 @@ public actor MariaDBSink: Sink {
                   position TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (pipeline, sink, lane)) ENGINE=InnoDB
                 """)
             var literal = ""
-            MariaDBLiteral.appendQuoted(pipeline, to: &literal)
+            MySQLLiteral.appendQuoted(pipeline, to: &literal)
             var sinkLiteral = ""
-            MariaDBLiteral.appendQuoted(sink, to: &sinkLiteral)
+            MySQLLiteral.appendQuoted(sink, to: &sinkLiteral)
             let result = try await connection.query("SELECT position FROM ferry_offsets WHERE pipeline = \(literal) AND sink = \(sinkLiteral) AND lane = \(lane)")
             return result.rows.first?[0].flatMap(BinlogPosition.init(persistedJSON:))
         }
@@ -79,11 +79,11 @@ public actor MariaDBSink: Sink {
         }
         self.targets = targets
         var offsets = "INSERT INTO ferry_offsets (pipeline, sink, lane, position, updated_at) VALUES ("
-        MariaDBLiteral.appendQuoted(configuration.pipeline, to: &offsets)
+        MySQLLiteral.appendQuoted(configuration.pipeline, to: &offsets)
         offsets += ", "
-        MariaDBLiteral.appendQuoted(name, to: &offsets)
+        MySQLLiteral.appendQuoted(name, to: &offsets)
         offsets += ", \(configuration.lane), "
-        MariaDBLiteral.appendQuoted(last.position.persistedJSON, to: &offsets)
+        MySQLLiteral.appendQuoted(last.position.persistedJSON, to: &offsets)
         offsets += ", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)"
         let before = tableSchema
         do {
@@ -107,8 +107,8 @@ public actor MariaDBSink: Sink {
             var open = false
             let columns: (String) async throws -> Set<String> = { table in
                 var tableLiteral = "", databaseLiteral = ""
-                MariaDBLiteral.appendQuoted(table, to: &tableLiteral)
-                MariaDBLiteral.appendQuoted(database, to: &databaseLiteral)
+                MySQLLiteral.appendQuoted(table, to: &tableLiteral)
+                MySQLLiteral.appendQuoted(database, to: &databaseLiteral)
                 return Set(try await connection.query(
                     "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = \(databaseLiteral) AND TABLE_NAME = \(tableLiteral)"
                 ).rows.compactMap { $0[0] })
@@ -156,7 +156,7 @@ public actor MariaDBSink: Sink {
                 sql += index == 0 ? "(" : ", ("
                 for (position, column) in columns.enumerated() {
                     if position > 0 { sql += ", " }
-                    MariaDBLiteral.append(row[column], to: &sql)
+                    MySQLLiteral.append(row[column], to: &sql)
                 }
                 sql += ")"
             }
@@ -171,7 +171,7 @@ public actor MariaDBSink: Sink {
                 var conditions: [String] = []
                 for column in key {
                     var literal = ""
-                    MariaDBLiteral.append(rows[0][column], to: &literal)
+                    MySQLLiteral.append(rows[0][column], to: &literal)
                     conditions.append("\(backquoted(schema.columnName(column))) <=> \(literal)")
                 }
                 return "DELETE FROM \(backquoted(table)) WHERE \(conditions.joined(separator: " AND ")) LIMIT 1"
@@ -181,7 +181,7 @@ public actor MariaDBSink: Sink {
                 sql += index == 0 ? "(" : ", ("
                 for (position, column) in key.enumerated() {
                     if position > 0 { sql += ", " }
-                    MariaDBLiteral.append(row[column], to: &sql)
+                    MySQLLiteral.append(row[column], to: &sql)
                 }
                 sql += ")"
             }

@@ -3,8 +3,8 @@ import FerryCore
 /// Source values as MariaDB/MySQL SQL literals (the text protocol has no parameters). The session
 /// runs with `sql_mode = ''` (zero dates are allowed) and `time_zone = '+00:00'` (TIMESTAMP
 /// literals are UTC), so every value arrives exactly as the source stored it.
-enum MariaDBLiteral {
-    static func append(_ value: Value, to out: inout String) {
+public enum MySQLLiteral {
+    public static func append(_ value: Value, to out: inout String) {
         switch value {
         case .null, .absent: out += "NULL"
         case .int(let v): out += String(v)
@@ -41,7 +41,7 @@ enum MariaDBLiteral {
     }
 
     /// A single-quoted string with MySQL's backslash escapes.
-    static func appendQuoted(_ text: String, to out: inout String) {
+    public static func appendQuoted(_ text: String, to out: inout String) {
         out += "'"
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -57,7 +57,7 @@ enum MariaDBLiteral {
         out += "'"
     }
 
-    static func appendHex(_ bytes: [UInt8], to out: inout String) {
+    public static func appendHex(_ bytes: [UInt8], to out: inout String) {
         if bytes.isEmpty { out += "''"; return }
         let digits = Array("0123456789ABCDEF")
         out += "X'"
@@ -68,16 +68,16 @@ enum MariaDBLiteral {
         out += "'"
     }
 
-    static func appendDate(_ date: DateValue, to out: inout String) {
+    public static func appendDate(_ date: DateValue, to out: inout String) {
         out += padded(Int(date.year), 4) + "-" + padded(Int(date.month), 2) + "-" + padded(Int(date.day), 2)
     }
 
-    static func appendClock(hours: UInt32, minutes: UInt8, seconds: UInt8, microseconds: UInt32, to out: inout String) {
+    public static func appendClock(hours: UInt32, minutes: UInt8, seconds: UInt8, microseconds: UInt32, to out: inout String) {
         out += padded(Int(hours), 2) + ":" + padded(Int(minutes), 2) + ":" + padded(Int(seconds), 2)
         if microseconds > 0 { out += "." + padded(Int(microseconds), 6) }
     }
 
-    static func appendDateTime(_ value: DateTimeValue, to out: inout String) {
+    public static func appendDateTime(_ value: DateTimeValue, to out: inout String) {
         appendDate(value.date, to: &out)
         out += " "
         appendClock(hours: UInt32(value.hour), minutes: value.minute, seconds: value.second, microseconds: value.microseconds, to: &out)
@@ -90,6 +90,6 @@ enum MariaDBLiteral {
 }
 
 /// A backquoted identifier.
-func backquoted(_ name: String) -> String {
+public func backquoted(_ name: String) -> String {
     "`" + name.split(separator: "`", omittingEmptySubsequences: false).joined(separator: "``") + "`"
 }

@@ -1,0 +1,97 @@
+/// How a pipeline snapshots existing rows (`snapshot:` in the configuration).
+public enum SnapshotMode: String, Sendable, CaseIterable {
+    /// On the first start, snapshot every table while streaming; then stream. The default.
+    case initial
+    /// Never snapshot on its own; `ferry snapshot` still starts one.
+    case never
+    /// Snapshot, deliver, and stop.
+    case initialOnly = "initial_only"
+    /// Like `initial`, and snapshot again when the saved position is no longer on the server.
+    case whenNeeded = "when_needed"
+}
+
+/// One table's snapshot as the state store keeps it.
+public struct SnapshotTableRecord: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable {
+        /// Asked for; no chunk read yet.
+        case requested
+        case running
+        /// Every chunk delivered.
+        case done
+    }
+
+    public var table: TableName
+    public var state: State
+    /// Why it runs: `initial`, `requested` (ferry snapshot), `purged` (when_needed), `repair`.
+    public var reason: String
+    /// The server's row estimate when the table's snapshot started.
+    public var estimatedRows: Int
+    /// True once the last chunk (open-ended) has been planned.
+    public var planComplete: Bool
+    /// Which columns split the table, e.g. `id (primary key)`.
+    public var key: String
+    public var requestedMillis: Int64
+    public var startedMillis: Int64?
+    public var finishedMillis: Int64?
+
+    public init(table: TableName, state: State, reason: String, estimatedRows: Int = 0, planComplete: Bool = false, key: String = "",
+                requestedMillis: Int64, startedMillis: Int64? = nil, finishedMillis: Int64? = nil) {
+        self.table = table
+        self.state = state
+        self.reason = reason
+        self.estimatedRows = estimatedRows
+        self.planComplete = planComplete
+        self.key = key
+        self.requestedMillis = requestedMillis
+        self.startedMillis = startedMillis
+        self.finishedMillis = finishedMillis
+    }
+}
+
+/// One key range of a table: keys after `lower` up to and including `upper` (`nil`: unbounded).
+/// Bounds are the key's values as source SQL literals, in key order.
+public struct SnapshotChunkRecord: Sendable, Equatable, Codable {
+    public var table: TableName
+    public var index: Int
+    public var lower: [String]?
+    public var upper: [String]?
+    /// Rows delivered for the chunk.
+    public var rows: Int
+    /// The position the chunk was delivered at; `nil` until then. A chunk counts as done only
+    /// when the source will not re-read that position (it is at or before the resume position).
+    public var deliveredAt: BinlogPosition?
+
+    public init(table: TableName, index: Int, lower: [String]?, upper: [String]?, rows: Int = 0, deliveredAt: BinlogPosition? = nil) {
+        self.table = table
+        self.index = index
+        self.lower = lower
+        self.upper = upper
+        self.rows = rows
+        self.deliveredAt = deliveredAt
+    }
+}
+
+/// Where snapshot progress survives restarts (the state store).
+public protocol SnapshotStore: Sendable {
+    func snapshotTables(pipeline: String) async throws -> [SnapshotTableRecord]
+    func snapshotChunks(pipeline: String, table: TableName) async throws -> [SnapshotChunkRecord]
+    func saveSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws
+    func saveSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String) async throws
+    /// Starts the tables' snapshots over: forgets their chunks and marks them requested.
+    func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64) async throws
+}
+
+extension TableName: Codable {
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let dot = text.firstIndex(of: ".") else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "table name without database: \(text)"))
+        }
+        self.init(database: String(text[..<dot]), table: String(text[text.index(after: dot)...]))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}

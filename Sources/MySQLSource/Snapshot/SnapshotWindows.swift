@@ -1,0 +1,212 @@
+import FerryCore
+import NIOConcurrencyHelpers
+
+/// The watermark windows of the chunks being read, shared by the snapshot readers and the binlog
+/// stream (DBLog's method).
+///
+/// A reader opens a window, then writes the low watermark, reads the chunk, hands over its rows
+/// and writes the high watermark. From the moment the window opens, the stream records the key of
+/// every change to the chunk's table. When the stream reaches the high watermark's transaction,
+/// the chunk's rows — minus those whose key changed in the window, whose newer state the stream
+/// has already delivered — are added to that transaction as `read` changes. So every row reaches
+/// the sinks in source order without locking anything.
+///
+/// Recording from the window's opening (before the low watermark) is on the safe side: a
+/// superseded row is only ever one the stream delivered a full image of.
+final class SnapshotWindows: Sendable {
+    /// How a window ended.
+    enum Outcome: Sendable, Equatable {
+        /// Delivered in the transaction at `position` with `rows` rows.
+        case delivered(BinlogPosition, rows: Int)
+        /// Must be read again, e.g. the table's schema changed meanwhile.
+        case retry(String)
+    }
+
+    fileprivate struct Window {
+        let table: TableName
+        let keyColumns: [String]
+        /// The table's schema generation when the reader loaded its description.
+        let generation: Int
+        var changedKeys: Set<[Value]> = []
+        var changed = false
+        var rows: [Row]?
+        var schema: TableSchema?
+        var keyIndexes: [Int] = []
+        var highWatermarkSeen = false
+        var deliveredRows = 0
+        var outcome: Outcome?
+        var waiter: CheckedContinuation<Outcome, Never>?
+    }
+
+    private struct State {
+        var windows: [String: Window] = [:]
+        /// Schema changes seen per table; a window whose table changed is read again.
+        var generations: [TableName: Int] = [:]
+        var closing: [String] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// The table's schema generation as the stream has seen it.
+    func generation(of table: TableName) -> Int {
+        state.withLockedValue { $0.generations[table, default: 0] }
+    }
+
+    func open(_ id: String, table: TableName, keyColumns: [String], generation: Int) {
+        state.withLockedValue { $0.windows[id] = Window(table: table, keyColumns: keyColumns, generation: generation) }
+    }
+
+    /// The chunk's rows, before the high watermark is written.
+    func setRows(_ id: String, rows: [Row], schema: TableSchema, keyIndexes: [Int]) {
+        state.withLockedValue { state in
+            state.windows[id]?.rows = rows
+            state.windows[id]?.schema = schema
+            state.windows[id]?.keyIndexes = keyIndexes
+        }
+    }
+
+    /// Waits for the window's end and forgets it; a cancelled wait ends as `.retry`.
+    func outcome(_ id: String) async -> Outcome {
+        let outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready: Outcome? = state.withLockedValue { state in
+                    if let outcome = state.windows[id]?.outcome { return outcome }
+                    if state.windows[id] == nil { return .retry("cancelled") }
+                    state.windows[id]!.waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            end(id, .retry("cancelled"))
+        }
+        cancel(id)
+        return outcome
+    }
+
+    /// Forgets a window.
+    func cancel(_ id: String) {
+        state.withLockedValue { _ = $0.windows.removeValue(forKey: id) }
+    }
+
+    private func end(_ id: String, _ outcome: Outcome) {
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Outcome, Never>? in
+            guard state.windows[id] != nil, state.windows[id]!.outcome == nil else { return nil }
+            state.windows[id]!.outcome = outcome
+            defer { state.windows[id]!.waiter = nil }
+            return state.windows[id]!.waiter
+        }
+        waiter?.resume(returning: outcome)
+    }
+
+    /// Ends every window (the stream stopped); their readers give up.
+    func abandonAll(_ reason: String) {
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Outcome, Never>] in
+            var waiters: [CheckedContinuation<Outcome, Never>] = []
+            for id in state.windows.keys {
+                state.windows[id]!.outcome = .retry(reason)
+                if let waiter = state.windows[id]!.waiter { waiters.append(waiter) }
+                state.windows[id]!.waiter = nil
+            }
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: .retry(reason)) }
+    }
+
+    // MARK: - Stream side
+
+    var isEmpty: Bool { state.withLockedValue { $0.windows.isEmpty } }
+
+    /// A high watermark row of the transaction being assembled.
+    func highWatermarkSeen(_ id: String) {
+        state.withLockedValue { state in
+            guard state.windows[id] != nil else { return }
+            state.windows[id]!.highWatermarkSeen = true
+            state.closing.append(id)
+        }
+    }
+
+    /// A schema change to these tables reached the stream.
+    func schemaChanged(_ tables: [TableName]) {
+        state.withLockedValue { state in
+            for table in tables { state.generations[table, default: 0] += 1 }
+        }
+    }
+
+    /// Records the keys `transaction` changes and adds the rows of the chunks whose high
+    /// watermark it carries. Returns those windows' ids, to pass to `delivered` once the
+    /// transaction is delivered.
+    func absorb(_ transaction: inout Transaction) -> [String] {
+        state.withLockedValue { state in
+            guard !state.windows.isEmpty else { return [] }
+            for event in transaction.events {
+                for id in state.windows.keys where state.windows[id]!.table == event.table && state.windows[id]!.outcome == nil {
+                    state.windows[id]!.record(event)
+                }
+            }
+            let closing = state.closing
+            state.closing.removeAll()
+            var closed: [String] = []
+            for id in closing {
+                guard var window = state.windows[id], window.outcome == nil, let rows = window.rows, let schema = window.schema else { continue }
+                if state.generations[window.table, default: 0] != window.generation {
+                    window.outcome = .retry("the schema of \(window.table) changed while the chunk was read")
+                } else if window.keyIndexes.isEmpty && window.changed {
+                    window.outcome = .retry("\(window.table) has no key and changed while it was read")
+                } else {
+                    let base = transaction.events.count
+                    var added = 0
+                    for row in rows where window.keyIndexes.isEmpty || !window.changedKeys.contains(window.keyIndexes.map { row[$0] }) {
+                        let source = ChangeSource(name: transaction.events.first?.source.name ?? "", serverID: transaction.serverID,
+                                                  gtid: transaction.gtid, position: transaction.position, row: base + added,
+                                                  timestampMillis: transaction.timestampMillis)
+                        transaction.events.append(ChangeEvent(operation: .read, table: window.table, schema: schema, before: nil, after: row,
+                                                              source: source))
+                        added += 1
+                    }
+                    window.deliveredRows = added
+                    window.rows = nil
+                    window.changedKeys.removeAll()
+                    closed.append(id)
+                    state.windows[id] = window
+                    continue
+                }
+                state.windows[id] = window
+                closed.append(id)
+            }
+            return closed
+        }
+    }
+
+    /// The transaction that carried these windows' rows is delivered at `position`.
+    func delivered(_ ids: [String], position: BinlogPosition) {
+        let waiters = state.withLockedValue { state -> [(CheckedContinuation<Outcome, Never>, Outcome)] in
+            var waiters: [(CheckedContinuation<Outcome, Never>, Outcome)] = []
+            for id in ids {
+                guard var window = state.windows[id] else { continue }
+                let outcome = window.outcome ?? .delivered(position, rows: window.deliveredRows)
+                window.outcome = outcome
+                if let waiter = window.waiter { waiters.append((waiter, outcome)) }
+                window.waiter = nil
+                state.windows[id] = window
+            }
+            return waiters
+        }
+        for (waiter, outcome) in waiters { waiter.resume(returning: outcome) }
+    }
+}
+
+private extension SnapshotWindows.Window {
+    mutating func record(_ event: ChangeEvent) {
+        changed = true
+        guard !keyColumns.isEmpty, let schema = event.schema else { return }
+        var indexes: [Int] = []
+        indexes.reserveCapacity(keyColumns.count)
+        for name in keyColumns {
+            guard let index = schema.columns.firstIndex(where: { $0.name == name }) else { return }
+            indexes.append(index)
+        }
+        if let before = event.before { changedKeys.insert(indexes.map { before[$0] }) }
+        if let after = event.after { changedKeys.insert(indexes.map { after[$0] }) }
+    }
+}

@@ -1,0 +1,377 @@
+import FerryCore
+import Logging
+import MySQLBinlog
+import MySQLWire
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// How a pipeline's snapshots run.
+public struct SnapshotSettings: Sendable {
+    public var mode: SnapshotMode
+    /// Rows per chunk. Default 8,192.
+    public var chunkRows: Int
+    /// Chunks read at the same time. Default 4.
+    public var parallelism: Int
+    /// The table the watermarks are written to. Default `ferry.ferry_signal`.
+    public var signalTable: TableName
+    /// Key columns for tables by glob (`mapping.key`), first match wins.
+    public var keyOverrides: [(tables: String, columns: [String])]
+    /// How often an idle snapshotter looks for `ferry snapshot` requests. Default 1 s.
+    public var pollInterval: Duration
+
+    public init(mode: SnapshotMode = .initial, chunkRows: Int = 8192, parallelism: Int = 4,
+                signalTable: TableName = TableName(database: "ferry", table: "ferry_signal"),
+                keyOverrides: [(tables: String, columns: [String])] = [], pollInterval: Duration = .seconds(1)) {
+        self.mode = mode
+        self.chunkRows = chunkRows
+        self.parallelism = parallelism
+        self.signalTable = signalTable
+        self.keyOverrides = keyOverrides
+        self.pollInterval = pollInterval
+    }
+}
+
+/// What `MySQLSource.run` needs to snapshot alongside the stream.
+public struct SnapshotJob: Sendable {
+    public var pipeline: String
+    public var settings: SnapshotSettings
+    public var store: any SnapshotStore
+    /// The position the source resumes after; chunks delivered later than it are read again.
+    public var resume: BinlogPosition?
+    /// The saved position is gone from the server (`when_needed`): snapshot every table again.
+    public var resnapshotAll: Bool
+
+    public init(pipeline: String, settings: SnapshotSettings, store: any SnapshotStore, resume: BinlogPosition?, resnapshotAll: Bool = false) {
+        self.pipeline = pipeline
+        self.settings = settings
+        self.store = store
+        self.resume = resume
+        self.resnapshotAll = resnapshotAll
+    }
+}
+
+/// Reads tables in key-range chunks, in parallel, through the watermark windows, and records each
+/// delivered chunk so a restart goes on at the first chunk not yet delivered.
+struct Snapshotter: Sendable {
+    let job: SnapshotJob
+    let configuration: MySQLSourceConfiguration
+    let server: ServerFacts
+    let windows: SnapshotWindows
+    let logger: Logger
+
+    var pipeline: String { job.pipeline }
+    var settings: SnapshotSettings { job.settings }
+    var store: any SnapshotStore { job.store }
+
+    /// Snapshots what is requested; with `untilDone` returns when nothing is left, else keeps
+    /// looking for new requests until cancelled.
+    func run(untilDone: Bool) async throws {
+        try await prepare()
+        while true {
+            let open = try await store.snapshotTables(pipeline: pipeline).filter { $0.state != .done }
+            if open.isEmpty {
+                if untilDone { return }
+                try await Task.sleep(for: settings.pollInterval)
+                continue
+            }
+            for record in open { try await snapshot(record) }
+        }
+    }
+
+    /// Creates the signal table, marks chunks delivered after the resume position as not done,
+    /// and requests the initial snapshot.
+    private func prepare() async throws {
+        try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+            try await createSignalTable(query)
+            var tables = try await store.snapshotTables(pipeline: pipeline)
+            let now = WallClock.millisecondsSinceEpoch()
+            if job.resnapshotAll || (tables.isEmpty && job.resume == nil && settings.mode != .never) {
+                let names = try await includedTables(query)
+                try await store.requestSnapshot(pipeline: pipeline, tables: names, reason: job.resnapshotAll ? "purged" : "initial", atMillis: now)
+                logger.notice("snapshot requested", metadata: [LoggingKeys.source: "\(configuration.name)", "ferry.tables": "\(names.count)",
+                                                                "ferry.reason": "\(job.resnapshotAll ? "saved position purged" : "first start")"])
+                tables = try await store.snapshotTables(pipeline: pipeline)
+            }
+            for var record in tables where record.state != .requested {
+                var undone = 0
+                for var chunk in try await store.snapshotChunks(pipeline: pipeline, table: record.table) {
+                    guard let delivered = chunk.deliveredAt, !Self.isSafe(delivered, resume: job.resume) else { continue }
+                    chunk.deliveredAt = nil
+                    chunk.rows = 0
+                    try await store.saveSnapshotChunk(chunk, pipeline: pipeline)
+                    undone += 1
+                }
+                if undone > 0 {
+                    record.state = .running
+                    record.finishedMillis = nil
+                    try await store.saveSnapshotTable(record, pipeline: pipeline)
+                    logger.notice("snapshot chunks delivered after the resume position are read again",
+                                  metadata: [LoggingKeys.table: "\(record.table)", "ferry.chunks": "\(undone)"])
+                }
+            }
+        }
+    }
+
+    static func isSafe(_ delivered: BinlogPosition, resume: BinlogPosition?) -> Bool {
+        guard let resume else { return false }
+        return delivered.coordinates <= resume.coordinates
+    }
+
+    private func createSignalTable(_ query: MySQLConnection) async throws {
+        let table = "\(backquoted(settings.signalTable.database)).\(backquoted(settings.signalTable.table))"
+        do {
+            try await query.execute("CREATE DATABASE IF NOT EXISTS \(backquoted(settings.signalTable.database))")
+            try await query.execute("""
+                CREATE TABLE IF NOT EXISTS \(table) (id VARCHAR(64) NOT NULL PRIMARY KEY, pipeline VARCHAR(255) NOT NULL,
+                kind VARCHAR(16) NOT NULL, detail VARCHAR(1024), created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB
+                """)
+        } catch let error as MySQLWireError {
+            let user = configuration.connection.username
+            throw FerryError(code: "snapshot.signal_table", message: "cannot create the snapshot signal table \(settings.signalTable): \(error.ferryError.message)",
+                             context: [("source", configuration.name), ("table", settings.signalTable.description)],
+                             fix: "create it once as an administrator: CREATE DATABASE IF NOT EXISTS \(backquoted(settings.signalTable.database)); CREATE TABLE \(table) (id VARCHAR(64) NOT NULL PRIMARY KEY, pipeline VARCHAR(255) NOT NULL, kind VARCHAR(16) NOT NULL, detail VARCHAR(1024), created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)); GRANT SELECT, INSERT, DELETE ON \(table) TO '\(user)'@'%'")
+        }
+    }
+
+    /// Base tables the pipeline replicates, without the signal table.
+    func includedTables(_ query: MySQLConnection) async throws -> [TableName] {
+        let result = try await query.query("""
+            SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE'
+            AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY TABLE_SCHEMA, TABLE_NAME
+            """)
+        return result.rows.compactMap { row -> TableName? in
+            guard let database = row[0], let table = row[1] else { return nil }
+            let name = TableName(database: database, table: table)
+            return name != settings.signalTable && configuration.filter.includes(name) ? name : nil
+        }
+    }
+
+    func keyOverride(for table: TableName) -> [String]? {
+        settings.keyOverrides.first { TableGlob.matches($0.tables, table.description) }?.columns
+    }
+
+    // MARK: - One table
+
+    private func snapshot(_ initial: SnapshotTableRecord) async throws {
+        var record = initial
+        let name = record.table
+        let described = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+            let table = try await SnapshotTable.load(name, keyOverride: keyOverride(for: name), query: query, server: server)
+            let estimate = try await query.query("""
+                SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = '\(name.database.replacingSingleQuotes)' AND TABLE_NAME = '\(name.table.replacingSingleQuotes)'
+                """).rows.first?[0].flatMap { Int($0) } ?? 0
+            return (table, estimate)
+        }
+        let table = described.0
+        if let override = keyOverride(for: name), table.keyColumns.contains(where: { table.schema.columns[$0].nullable }) {
+            throw FerryError(code: "snapshot.key_nullable", message: "the key configured for \(name) (\(override.joined(separator: ", "))) has a nullable column; rows with NULL there cannot be split into chunks",
+                             context: [("table", name.description)], fix: "make the columns NOT NULL or configure other key columns")
+        }
+        if record.state == .requested {
+            record.state = .running
+            record.estimatedRows = described.1
+            record.startedMillis = Self.nowMillis()
+            record.key = table.keyColumns.isEmpty ? "none: read whole, again if it changes meanwhile"
+                : table.keyColumns.map { table.schema.columnName($0) }.joined(separator: ", ") + " (\(table.keySource.rawValue))"
+            try await store.saveSnapshotTable(record, pipeline: pipeline)
+            logger.notice("snapshot of table started", metadata: [LoggingKeys.table: "\(name)", "ferry.estimated_rows": "\(record.estimatedRows)",
+                                                                   "ferry.key": "\(record.key)"])
+        }
+        let chunks = try await store.snapshotChunks(pipeline: pipeline, table: name)
+        let pending = chunks.filter { $0.deliveredAt == nil }
+        let queue = ChunkQueue(pending: pending, nextIndex: (chunks.map(\.index).max() ?? -1) + 1,
+                               nextLower: chunks.last?.upper, planComplete: record.planComplete || table.keyColumns.isEmpty && !chunks.isEmpty)
+        if !chunks.isEmpty {
+            logger.notice("snapshot resumes", metadata: [LoggingKeys.table: "\(name)", "ferry.first_chunk": "\(pending.first?.index ?? chunks.count)",
+                                                          "ferry.chunks_done": "\(chunks.count - pending.count)",
+                                                          "ferry.rows_done": "\(chunks.reduce(0) { $0 + $1.rows })"])
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await plan(table, queue: queue) }
+            for _ in 0..<max(1, settings.parallelism) {
+                group.addTask { try await read(table, queue: queue) }
+            }
+            try await group.waitForAll()
+        }
+        record.planComplete = true
+        record.state = .done
+        record.finishedMillis = Self.nowMillis()
+        try await store.saveSnapshotTable(record, pipeline: pipeline)
+        let rows = try await store.snapshotChunks(pipeline: pipeline, table: name).reduce(0) { $0 + $1.rows }
+        logger.notice("snapshot of table done", metadata: [LoggingKeys.table: "\(name)", "ferry.rows": "\(rows)"])
+        try? await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+            try await query.execute("DELETE FROM \(signalTableName) WHERE pipeline = \(literal(pipeline))")
+        }
+    }
+
+    var signalTableName: String { "\(backquoted(settings.signalTable.database)).\(backquoted(settings.signalTable.table))" }
+
+    func literal(_ text: String) -> String {
+        var out = ""
+        MySQLLiteral.appendQuoted(text, to: &out)
+        return out
+    }
+
+    /// Finds chunk boundaries ahead of the readers and records each planned chunk.
+    private func plan(_ table: SnapshotTable, queue: ChunkQueue) async throws {
+        guard await !queue.planComplete else { return }
+        if table.keyColumns.isEmpty {
+            let chunk = SnapshotChunkRecord(table: table.name, index: 0, lower: nil, upper: nil)
+            try await store.saveSnapshotChunk(chunk, pipeline: pipeline)
+            await queue.planned(chunk, last: true)
+            try await markPlanComplete(table.name)
+            return
+        }
+        let queries = ChunkQueries(table: table)
+        try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+            try await prepareSession(query)
+            var lower = await queue.nextLower
+            var index = await queue.nextIndex
+            while true {
+                try Task.checkCancellation()
+                await queue.waitForRoom(settings.parallelism * 2)
+                var upper: [String]? = nil
+                try await query.query(queries.boundary(after: lower, rows: settings.chunkRows)) { row in
+                    upper = ChunkQueries.literals(try table.decoder.decodeKeyText(row.values, keyColumns: table.keyColumns))
+                }
+                let chunk = SnapshotChunkRecord(table: table.name, index: index, lower: lower, upper: upper)
+                try await store.saveSnapshotChunk(chunk, pipeline: pipeline)
+                await queue.planned(chunk, last: upper == nil)
+                if upper == nil { break }
+                lower = upper
+                index += 1
+            }
+        }
+        try await markPlanComplete(table.name)
+    }
+
+    private func markPlanComplete(_ name: TableName) async throws {
+        guard var record = try await store.snapshotTables(pipeline: pipeline).first(where: { $0.table == name }) else { return }
+        record.planComplete = true
+        try await store.saveSnapshotTable(record, pipeline: pipeline)
+    }
+
+    /// Reads chunks through watermark windows until the queue is empty.
+    private func read(_ initialTable: SnapshotTable, queue: ChunkQueue) async throws {
+        try await MySQLConnection.withConnection(configuration.connection, logger: logger) { connection in
+            try await prepareSession(connection)
+            var table = initialTable
+            while var chunk = try await queue.next() {
+                var attempt = 0
+                while true {
+                    attempt += 1
+                    let generation = windows.generation(of: table.name)
+                    if attempt > 1 {
+                        table = try await SnapshotTable.load(table.name, keyOverride: keyOverride(for: table.name), query: connection, server: server)
+                    }
+                    let id = Self.windowID()
+                    windows.open(id, table: table.name, keyColumns: table.keyColumns.map { table.schema.columnName($0) }, generation: generation)
+                    let outcome: SnapshotWindows.Outcome
+                    do {
+                        try await signal(connection, id: id + "-low", kind: "low", chunk: chunk)
+                        let rows = try await readRows(connection, table: table, chunk: chunk)
+                        windows.setRows(id, rows: rows, schema: table.schema, keyIndexes: table.keyColumns)
+                        try await signal(connection, id: id, kind: "high", chunk: chunk)
+                        outcome = await windows.outcome(id)
+                    } catch {
+                        windows.cancel(id)
+                        throw error
+                    }
+                    switch outcome {
+                    case .delivered(let position, let rows):
+                        chunk.rows = rows
+                        chunk.deliveredAt = position
+                        try await store.saveSnapshotChunk(chunk, pipeline: pipeline)
+                    case .retry(let reason):
+                        try Task.checkCancellation()
+                        logger.info("snapshot chunk read again", metadata: [LoggingKeys.table: "\(table.name)", "ferry.chunk": "\(chunk.index)",
+                                                                            "ferry.reason": "\(reason)"])
+                        continue
+                    }
+                    break
+                }
+            }
+        }
+    }
+
+    private func readRows(_ connection: MySQLConnection, table: SnapshotTable, chunk: SnapshotChunkRecord) async throws -> [Row] {
+        var rows: [Row] = []
+        rows.reserveCapacity(settings.chunkRows)
+        let sql = ChunkQueries(table: table).read(lower: chunk.lower, upper: chunk.upper)
+        do {
+            try await connection.query(sql) { row in rows.append(try table.decoder.decodeText(row.values)) }
+        } catch let error as BinlogDecodingError {
+            throw FerryError(code: "snapshot.undecodable_row", message: "cannot read a row of \(table.name): \(error)",
+                             context: [("source", configuration.name), ("table", table.name.description), ("chunk", "\(chunk.index)")])
+        }
+        return rows
+    }
+
+    private func signal(_ connection: MySQLConnection, id: String, kind: String, chunk: SnapshotChunkRecord) async throws {
+        try await connection.execute("INSERT INTO \(signalTableName) (id, pipeline, kind, detail) VALUES (\(literal(id)), \(literal(pipeline)), \(literal(kind)), \(literal("\(chunk.table) chunk \(chunk.index)")))")
+    }
+
+    /// UTC for TIMESTAMP text; utf8mb4 results; no statement timeout on long chunk reads.
+    private func prepareSession(_ connection: MySQLConnection) async throws {
+        try await connection.execute("SET time_zone = '+00:00', character_set_results = 'utf8mb4', sql_mode = ''")
+    }
+
+    static func windowID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in String(generator.next() as UInt64, radix: 16) }.joined(separator: "")
+    }
+
+    static func nowMillis() -> Int64 { WallClock.millisecondsSinceEpoch() }
+}
+
+/// Chunks waiting to be read: unfinished ones from an earlier run first, then new ones as the
+/// planner finds them. Readers wait while it is empty and planning goes on.
+actor ChunkQueue {
+    private var pending: [SnapshotChunkRecord]
+    private(set) var nextIndex: Int
+    private(set) var nextLower: [String]?
+    private(set) var planComplete: Bool
+    private var readers: [CheckedContinuation<Void, Never>] = []
+    private var planner: CheckedContinuation<Void, Never>?
+
+    init(pending: [SnapshotChunkRecord], nextIndex: Int, nextLower: [String]?, planComplete: Bool) {
+        self.pending = pending
+        self.nextIndex = nextIndex
+        self.nextLower = nextLower
+        self.planComplete = planComplete
+    }
+
+
+    func planned(_ chunk: SnapshotChunkRecord, last: Bool) {
+        pending.append(chunk)
+        if last { planComplete = true }
+        wakeReaders()
+    }
+
+    /// The next chunk, or `nil` when every chunk is taken and planning is over.
+    func next() async throws -> SnapshotChunkRecord? {
+        while true {
+            try Task.checkCancellation()
+            if !pending.isEmpty {
+                planner?.resume()
+                planner = nil
+                return pending.removeFirst()
+            }
+            if planComplete { return nil }
+            await withCheckedContinuation { readers.append($0) }
+        }
+    }
+
+    /// The planner stays at most `limit` chunks ahead of the readers.
+    func waitForRoom(_ limit: Int) async {
+        while pending.count >= limit {
+            await withCheckedContinuation { planner = $0 }
+        }
+    }
+
+    private func wakeReaders() {
+        let waiting = readers
+        readers.removeAll()
+        for reader in waiting { reader.resume() }
+    }
+}
