@@ -13,7 +13,7 @@ import NIOCore
 /// delivered twice.
 public struct MySQLSource: Sendable {
     public let configuration: MySQLSourceConfiguration
-    private let logger: Logger
+    let logger: Logger
 
     public init(configuration: MySQLSourceConfiguration, logger: Logger) {
         self.configuration = configuration

@@ -139,12 +139,15 @@ extension Integration {
             let start = try await currentPosition()
             let count = family.rows.count
             var inserted: [Int: TextRow] = [:], updated: [Int: TextRow] = [:]
+            var snapshot: (schema: TableSchema, rows: [Row])? = nil
+            let source = MySQLSource(configuration: try TestEnvironment.sourceConfiguration(include: []), logger: TestEnvironment.logger)
             try await MySQLConnection.withConnection(try TestEnvironment.adminConfiguration(), logger: TestEnvironment.logger) { connection in
                 try await connection.execute("SET SESSION sql_mode = '', time_zone = '+00:00'")
                 for (id, row) in family.rows.enumerated() {
                     try await connection.execute("INSERT INTO \(qualified) VALUES (\(id), \(row.joined(separator: ", ")))")
                 }
                 inserted = try await select(family, from: qualified, connection)
+                snapshot = try await source.readTable(TableName(database: database, table: family.table))
                 for id in 0..<count {
                     let next = family.rows[(id + 1) % count]
                     let assignments = zip(family.columns, next).map { "`\($0.name)` = \($1)" }.joined(separator: ", ")
@@ -167,6 +170,15 @@ extension Integration {
             }
             for event in deletes { compared += compare(family, event.before, updated, "delete") }
             #expect(compared == count * 4 * family.columns.count)
+            // A snapshot of the same rows has the binlog's schema and values exactly.
+            let streamed = creates.compactMap(\.after).sorted { "\($0[0])" < "\($1[0])" }
+            #expect(snapshot?.schema.columns == creates.first?.schema?.columns)
+            #expect(snapshot?.schema.primaryKey == creates.first?.schema?.primaryKey)
+            #expect(snapshot?.rows.count == count)
+            for (mine, theirs) in zip(snapshot?.rows.sorted { "\($0[0])" < "\($1[0])" } ?? [], streamed) where mine != theirs {
+                let differing = mine.indices.filter { mine[$0] != theirs[$0] }.map { "\(family.columns[$0 - 1].name): snapshot \(mine[$0]) binlog \(theirs[$0])" }
+                Issue.record("\(family.table) snapshot differs from binlog: \(differing.joined(separator: "; ").prefix(600))")
+            }
         }
 
         func select(_ family: Family, from table: String, _ connection: MySQLConnection) async throws -> [Int: TextRow] {

@@ -50,6 +50,23 @@ public struct SnapshotJob: Sendable {
     }
 }
 
+extension MySQLSource {
+    /// Reads a whole table as a snapshot does — the schema and values a streamed row of the same
+    /// data has — in key order, without watermarks.
+    public func readTable(_ name: TableName, keyOverride: [String]? = nil) async throws -> (schema: TableSchema, rows: [Row]) {
+        try await MySQLConnection.withConnection(configuration.connection, logger: logger) { connection in
+            let server = try await ServerFacts.load(connection)
+            try await Snapshotter.prepareSession(connection)
+            let table = try await SnapshotTable.load(name, keyOverride: keyOverride, query: connection, server: server)
+            var rows: [Row] = []
+            try await connection.query(ChunkQueries(table: table).read(lower: nil, upper: nil)) { row in
+                rows.append(try table.decoder.decodeText(row.values))
+            }
+            return (table.schema, rows)
+        }
+    }
+}
+
 /// Reads tables in key-range chunks, in parallel, through the watermark windows, and records each
 /// delivered chunk so a restart goes on at the first chunk not yet delivered.
 struct Snapshotter: Sendable {
@@ -224,7 +241,7 @@ struct Snapshotter: Sendable {
         }
         let queries = ChunkQueries(table: table)
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
-            try await prepareSession(query)
+            try await Self.prepareSession(query)
             var lower = await queue.nextLower
             var index = await queue.nextIndex
             while true {
@@ -254,7 +271,7 @@ struct Snapshotter: Sendable {
     /// Reads chunks through watermark windows until the queue is empty.
     private func read(_ initialTable: SnapshotTable, queue: ChunkQueue) async throws {
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { connection in
-            try await prepareSession(connection)
+            try await Self.prepareSession(connection)
             var table = initialTable
             while var chunk = try await queue.next() {
                 var attempt = 0
@@ -312,7 +329,7 @@ struct Snapshotter: Sendable {
     }
 
     /// UTC for TIMESTAMP text; utf8mb4 results; no statement timeout on long chunk reads.
-    private func prepareSession(_ connection: MySQLConnection) async throws {
+    static func prepareSession(_ connection: MySQLConnection) async throws {
         try await connection.execute("SET time_zone = '+00:00', character_set_results = 'utf8mb4', sql_mode = ''")
     }
 
