@@ -30,6 +30,7 @@ public enum Status {
         public var bufferBytes: Int?
         public var sinks: [SinkReport]
         public var lastError: String?
+        public var snapshots: [Snapshots.TableProgress] = []
     }
 
     /// A running pipeline saves its figures every second; older ones mean it is not running.
@@ -96,7 +97,8 @@ public enum Status {
             }
             reports.append(PipelineReport(name: pipeline.name, state: state, sourcePosition: current, safePosition: checkpoint?.safePosition,
                                           buffer: pipeline.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes,
-                                          sinks: sinks, lastError: lastError))
+                                          sinks: sinks, lastError: lastError,
+                                          snapshots: store == nil ? [] : try await Snapshots.progress(store: store!, pipeline: pipeline.name)))
         }
         return reports
     }
@@ -132,6 +134,7 @@ public enum Status {
                 let rate = sink.eventsPerSecond.map { String(format: ", %.0f changes/s", $0) } ?? ""
                 lines.append("  sink \(sink.name): applied \(sink.appliedPosition?.description ?? "nothing yet"), behind \(lag.isEmpty ? "unknown" : lag.joined(separator: " / "))\(rate)")
             }
+            for table in report.snapshots { lines.append("  snapshot " + Snapshots.line(table)) }
             if let error = report.lastError { lines.append("  last error: \(error)") }
         }
         return lines.joined(separator: "\n")
@@ -169,6 +172,27 @@ public enum Status {
                 appendNumber(sink.eventsPerSecond, &out)
                 JSONBuffer.appendASCII(",\"last_error\":", to: &out)
                 appendOptional(report.lastError, &out)
+                out.append(UInt8(ascii: "}"))
+            }
+            JSONBuffer.appendASCII("],\"snapshots\":[", to: &out)
+            for (tableIndex, table) in report.snapshots.enumerated() {
+                if tableIndex > 0 { out.append(UInt8(ascii: ",")) }
+                JSONBuffer.appendASCII("{\"table\":", to: &out)
+                JSONBuffer.appendString(table.table.description, to: &out)
+                JSONBuffer.appendASCII(",\"state\":", to: &out)
+                JSONBuffer.appendString(table.state.rawValue, to: &out)
+                JSONBuffer.appendASCII(",\"rows_done\":", to: &out)
+                appendNumber(Double(table.rowsDone), &out)
+                JSONBuffer.appendASCII(",\"estimated_rows\":", to: &out)
+                appendNumber(Double(table.estimatedRows), &out)
+                JSONBuffer.appendASCII(",\"chunks_done\":", to: &out)
+                appendNumber(Double(table.chunksDone), &out)
+                JSONBuffer.appendASCII(",\"chunks_planned\":", to: &out)
+                appendNumber(Double(table.chunksPlanned), &out)
+                JSONBuffer.appendASCII(",\"rows_per_second\":", to: &out)
+                appendNumber(table.rowsPerSecond, &out)
+                JSONBuffer.appendASCII(",\"seconds_left\":", to: &out)
+                appendNumber(table.secondsLeft, &out)
                 out.append(UInt8(ascii: "}"))
             }
             JSONBuffer.appendASCII("]}", to: &out)

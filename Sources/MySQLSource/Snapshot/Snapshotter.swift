@@ -51,6 +51,13 @@ public struct SnapshotJob: Sendable {
 }
 
 extension MySQLSource {
+    /// Base tables this source's filter includes (what an initial snapshot reads).
+    public func includedTables(signalTable: TableName) async throws -> [TableName] {
+        try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+            try await Snapshotter.includedTables(query, filter: configuration.filter, signalTable: signalTable)
+        }
+    }
+
     /// Reads a whole table as a snapshot does — the schema and values a streamed row of the same
     /// data has — in key order, without watermarks.
     public func readTable(_ name: TableName, keyOverride: [String]? = nil) async throws -> (schema: TableSchema, rows: [Row]) {
@@ -150,8 +157,12 @@ struct Snapshotter: Sendable {
         }
     }
 
-    /// Base tables the pipeline replicates, without the signal table.
     func includedTables(_ query: MySQLConnection) async throws -> [TableName] {
+        try await Self.includedTables(query, filter: configuration.filter, signalTable: settings.signalTable)
+    }
+
+    /// Base tables the filter includes, without the signal table.
+    static func includedTables(_ query: MySQLConnection, filter: TableFilter, signalTable: TableName) async throws -> [TableName] {
         let result = try await query.query("""
             SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE'
             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY TABLE_SCHEMA, TABLE_NAME
@@ -159,7 +170,7 @@ struct Snapshotter: Sendable {
         return result.rows.compactMap { row -> TableName? in
             guard let database = row[0], let table = row[1] else { return nil }
             let name = TableName(database: database, table: table)
-            return name != settings.signalTable && configuration.filter.includes(name) ? name : nil
+            return name != signalTable && filter.includes(name) ? name : nil
         }
     }
 

@@ -1,0 +1,135 @@
+import FerryCore
+import Foundation
+import Logging
+import MySQLSource
+import MySQLWire
+import StateStore
+
+/// Snapshot progress for `ferry status` and `ferry snapshot`, and requests for new snapshots.
+public enum Snapshots {
+    /// One table's snapshot, as people read it.
+    public struct TableProgress: Sendable, Equatable {
+        public var table: TableName
+        public var state: SnapshotTableRecord.State
+        public var reason: String
+        public var key: String
+        public var rowsDone: Int
+        /// The server's estimate when the snapshot started (InnoDB's is approximate).
+        public var estimatedRows: Int
+        public var chunksDone: Int
+        public var chunksPlanned: Int
+        public var planComplete: Bool
+        public var rowsPerSecond: Double?
+        /// Seconds left at the current rate; `nil` when unknown.
+        public var secondsLeft: Double?
+
+        public var fraction: Double {
+            if state == .done { return 1 }
+            guard estimatedRows > 0 else { return 0 }
+            return min(0.99, Double(rowsDone) / Double(estimatedRows))
+        }
+    }
+
+    public static func progress(store: SQLiteCheckpointStore, pipeline: String, nowMillis: Int64 = WallClock.millisecondsSinceEpoch()) async throws -> [TableProgress] {
+        var tables: [TableProgress] = []
+        for record in try await store.snapshotTables(pipeline: pipeline) {
+            let chunks = try await store.snapshotChunks(pipeline: pipeline, table: record.table)
+            let done = chunks.filter { $0.deliveredAt != nil }
+            let rows = done.reduce(0) { $0 + $1.rows }
+            var progress = TableProgress(table: record.table, state: record.state, reason: record.reason, key: record.key, rowsDone: rows,
+                                         estimatedRows: record.estimatedRows, chunksDone: done.count, chunksPlanned: chunks.count,
+                                         planComplete: record.planComplete)
+            if let started = record.startedMillis {
+                let elapsed = Double((record.finishedMillis ?? nowMillis) - started) / 1000
+                if elapsed > 0 { progress.rowsPerSecond = Double(rows) / elapsed }
+                if record.state != .done, let rate = progress.rowsPerSecond, rate > 0, record.estimatedRows > rows {
+                    progress.secondsLeft = Double(record.estimatedRows - rows) / rate
+                }
+            }
+            tables.append(progress)
+        }
+        return tables
+    }
+
+    /// One line per table, e.g. `shop.items  running  [#####.....]  48% 24,000/~50,000 rows …`.
+    public static func line(_ table: TableProgress, barWidth: Int = 20) -> String {
+        let filled = Int((table.fraction * Double(barWidth)).rounded(.down))
+        let bar = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: barWidth - filled) + "]"
+        var parts = ["\(table.table)", table.state.rawValue, bar, String(format: "%3.0f%%", table.fraction * 100),
+                     "\(table.rowsDone)/~\(table.estimatedRows) rows",
+                     "chunks \(table.chunksDone)/\(table.chunksPlanned)\(table.planComplete || table.state == .done ? "" : "+")"]
+        if let rate = table.rowsPerSecond { parts.append(String(format: "%.0f rows/s", rate)) }
+        if let left = table.secondsLeft { parts.append(String(format: "ETA %.0f s", left)) }
+        return parts.joined(separator: "  ")
+    }
+
+    /// `ferry snapshot PIPELINE [TABLE…]`: asks the running pipeline to snapshot tables (all it
+    /// replicates when none are named). Returns the tables requested.
+    public static func request(configuration: FerryConfiguration, pipeline: String, tables: [String], logger: Logger) async throws -> [TableName] {
+        guard let spec = configuration.pipelines.first(where: { $0.name == pipeline }) else {
+            throw FerryError(code: "cli.unknown_pipeline", message: "no pipeline named '\(pipeline)' in \(configuration.file)",
+                             fix: "pipelines: \(configuration.pipelines.map(\.name).joined(separator: ", "))")
+        }
+        var names: [TableName] = []
+        for text in tables {
+            let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else {
+                throw FerryError(code: "cli.bad_table", message: "'\(text)' is not DATABASE.TABLE", fix: "name tables as they are in the source, e.g. shop.orders")
+            }
+            let name = TableName(database: parts[0], table: parts[1])
+            let filter = TableFilter(include: spec.include, exclude: spec.exclude)
+            guard filter.includes(name) else {
+                throw FerryError(code: "cli.table_not_replicated", message: "pipeline \(pipeline) does not replicate \(name)",
+                                 fix: "add it to the pipeline's tables: (and restart), then request its snapshot")
+            }
+            names.append(name)
+        }
+        if names.isEmpty {
+            let source = configuration.sources[spec.source]!
+            let connection = try MySQLConnectionConfiguration(url: source.url, password: source.password)
+            names = try await MySQLSource(configuration: MySQLSourceConfiguration(name: source.name, connection: connection, serverID: spec.serverID,
+                                                                                  filter: TableFilter(include: spec.include, exclude: spec.exclude)),
+                                          logger: logger).includedTables(signalTable: spec.snapshot.signalTable)
+        }
+        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
+        do {
+            try await store.requestSnapshot(pipeline: pipeline, tables: names, reason: "requested", atMillis: WallClock.millisecondsSinceEpoch())
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+        return names
+    }
+
+    /// Prints progress until every table of `tables` is done: redrawn bars on a terminal, a line
+    /// per table every few seconds otherwise.
+    public static func follow(configuration: FerryConfiguration, pipeline: String, tables: Set<TableName>, terminal: Bool,
+                              logger: Logger) async throws {
+        var drawn = 0
+        var lastPlain = ContinuousClock.now - .seconds(60)
+        while true {
+            let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true)
+            let all: [TableProgress]
+            do {
+                all = try await progress(store: store, pipeline: pipeline)
+            } catch {
+                try? await store.close()
+                throw error
+            }
+            try await store.close()
+            let shown = all.filter { tables.isEmpty || tables.contains($0.table) }
+            let finished = !shown.isEmpty && shown.allSatisfy { $0.state == .done }
+            if terminal {
+                if drawn > 0 { print("\u{1B}[\(drawn)A", terminator: "") }
+                for table in shown { print("\u{1B}[2K" + line(table)) }
+                drawn = shown.count
+            } else if finished || ContinuousClock.now - lastPlain >= .seconds(5) {
+                for table in shown { print(line(table)) }
+                lastPlain = ContinuousClock.now
+            }
+            if finished { return }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
