@@ -46,29 +46,12 @@ public enum Run {
         let source = MySQLSource(configuration: MySQLSourceConfiguration(
             name: sourceSpec.name, connection: connection, serverID: pipeline.serverID,
             filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude), includeDDL: true), logger: logger)
-        let targetTable = targetTableNamer(pipeline)
-        func makeSink(_ sinkName: String, lane: Int) throws -> any Sink {
-            let spec = configuration.sinks[sinkName]!
-            switch spec.kind {
-            case .postgres(let url, let password):
-                return PostgresSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password,
-                                                             targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane), logger: logger)
-            case .mysql(let url, let password):
-                return MariaDBSink(configuration: .init(name: sinkName, pipeline: pipeline.name,
-                                                        connection: try MySQLConnectionConfiguration(url: url, password: password),
-                                                        targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane), logger: logger)
-            case .sqlite(let path):
-                return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
-                                                       schemaChanges: spec.schemaChanges), logger: logger)
-            case .jsonl(let directory, let bytes, let age):
-                return JSONLinesSink(configuration: .init(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),
-                                                          maximumFileBytes: bytes, maximumFileAgeSeconds: age))
-            }
-        }
         func makeSink(_ sinkName: String) throws -> any Sink {
             let lanes = configuration.sinks[sinkName]!.lanes
-            guard lanes > 1 else { return try makeSink(sinkName, lane: 0) }
-            return LanedSink(name: sinkName, lanes: try (0..<lanes).map { try makeSink(sinkName, lane: $0) })
+            guard lanes > 1 else { return try Self.makeSink(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) }
+            return LanedSink(name: sinkName, lanes: try (0..<lanes).map {
+                try Self.makeSink(sinkName, lane: $0, pipeline: pipeline, configuration: configuration, logger: logger)
+            })
         }
         let sinks = try pipeline.sinks.map(makeSink)
         var errorPolicy = ErrorPolicy.stop
@@ -85,6 +68,28 @@ public enum Run {
             source: MySQLTransactionSource(source: source, start: pipeline.start, pipeline: pipeline.name, snapshot: pipeline.snapshot,
                                            snapshotStore: store as? any SnapshotStore, logger: logger),
             sinks: sinks, store: store, logger: logger)
+    }
+
+    /// One lane of a configured sink as it writes for `pipeline`.
+    public static func makeSink(_ sinkName: String, lane: Int, pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
+                                logger: Logger) throws -> any Sink {
+        let spec = configuration.sinks[sinkName]!
+        let targetTable = targetTableNamer(pipeline)
+        switch spec.kind {
+        case .postgres(let url, let password):
+            return PostgresSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password,
+                                                         targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane), logger: logger)
+        case .mysql(let url, let password):
+            return MariaDBSink(configuration: .init(name: sinkName, pipeline: pipeline.name,
+                                                    connection: try MySQLConnectionConfiguration(url: url, password: password),
+                                                    targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane), logger: logger)
+        case .sqlite(let path):
+            return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
+                                                   schemaChanges: spec.schemaChanges), logger: logger)
+        case .jsonl(let directory, let bytes, let age):
+            return JSONLinesSink(configuration: .init(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),
+                                                      maximumFileBytes: bytes, maximumFileAgeSeconds: age))
+        }
     }
 
     /// `<data_dir>/buffer/<pipeline>`.

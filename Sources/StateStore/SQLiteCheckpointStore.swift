@@ -193,6 +193,24 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         }
     }
 
+    public func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64) async throws {
+        _ = try await connection.query("BEGIN IMMEDIATE")
+        do {
+            _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
+            for (index, start) in stride(from: 0, to: keys.count, by: max(1, chunkKeys)).enumerated() {
+                let part = Array(keys[start..<min(keys.count, start + max(1, chunkKeys))])
+                try await saveSnapshotChunk(SnapshotChunkRecord(table: table, index: index, lower: nil, upper: nil, keys: part), pipeline: pipeline)
+            }
+            try await saveSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: "repair", planComplete: true, requestedMillis: atMillis),
+                                        pipeline: pipeline)
+            try await audit(pipeline: pipeline, action: "repair", detail: "\(table): \(keys.count) keys")
+            _ = try await connection.query("COMMIT")
+        } catch {
+            _ = try? await connection.query("ROLLBACK")
+            throw error
+        }
+    }
+
     static func encode(_ value: some Encodable) throws -> String {
         String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }

@@ -55,17 +55,22 @@ public struct SnapshotChunkRecord: Sendable, Equatable, Codable {
     public var index: Int
     public var lower: [String]?
     public var upper: [String]?
+    /// For a repair: exactly these keys (SQL literals, in key order) instead of a range; a key the
+    /// source no longer has is deleted from the targets.
+    public var keys: [[String]]?
     /// Rows delivered for the chunk.
     public var rows: Int
     /// The position the chunk was delivered at; `nil` until then. A chunk counts as done only
     /// when the source will not re-read that position (it is at or before the resume position).
     public var deliveredAt: BinlogPosition?
 
-    public init(table: TableName, index: Int, lower: [String]?, upper: [String]?, rows: Int = 0, deliveredAt: BinlogPosition? = nil) {
+    public init(table: TableName, index: Int, lower: [String]?, upper: [String]?, keys: [[String]]? = nil, rows: Int = 0,
+                deliveredAt: BinlogPosition? = nil) {
         self.table = table
         self.index = index
         self.lower = lower
         self.upper = upper
+        self.keys = keys
         self.rows = rows
         self.deliveredAt = deliveredAt
     }
@@ -79,6 +84,9 @@ public protocol SnapshotStore: Sendable {
     func saveSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String) async throws
     /// Starts the tables' snapshots over: forgets their chunks and marks them requested.
     func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64) async throws
+    /// Asks for exactly these keys of `table` to be read again (`ferry verify --repair`), in
+    /// chunks of at most `chunkKeys` keys.
+    func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64) async throws
 }
 
 extension TableName: Codable {

@@ -30,6 +30,8 @@ final class SnapshotWindows: Sendable {
         var changedKeys: Set<[Value]> = []
         var changed = false
         var rows: [Row]?
+        /// Keys a repair asked for that the read did not find: deleted at the high watermark.
+        var absentKeys: [[Value]] = []
         var schema: TableSchema?
         var keyIndexes: [Int] = []
         var highWatermarkSeen = false
@@ -57,9 +59,10 @@ final class SnapshotWindows: Sendable {
     }
 
     /// The chunk's rows, before the high watermark is written.
-    func setRows(_ id: String, rows: [Row], schema: TableSchema, keyIndexes: [Int]) {
+    func setRows(_ id: String, rows: [Row], absentKeys: [[Value]] = [], schema: TableSchema, keyIndexes: [Int]) {
         state.withLockedValue { state in
             state.windows[id]?.rows = rows
+            state.windows[id]?.absentKeys = absentKeys
             state.windows[id]?.schema = schema
             state.windows[id]?.keyIndexes = keyIndexes
         }
@@ -156,13 +159,24 @@ final class SnapshotWindows: Sendable {
                 } else {
                     let base = transaction.events.count
                     var added = 0
-                    for row in rows where window.keyIndexes.isEmpty || !window.changedKeys.contains(window.keyIndexes.map { row[$0] }) {
+                    func append(_ operation: ChangeOperation, before: Row?, after: Row?) {
                         let source = ChangeSource(name: transaction.events.first?.source.name ?? "", serverID: transaction.serverID,
                                                   gtid: transaction.gtid, position: transaction.position, row: base + added,
                                                   timestampMillis: transaction.timestampMillis)
-                        transaction.events.append(ChangeEvent(operation: .read, table: window.table, schema: schema, before: nil, after: row,
-                                                              source: source))
+                        transaction.events.append(ChangeEvent(operation: operation, table: window.table, schema: schema, before: before,
+                                                              after: after, source: source))
                         added += 1
+                    }
+                    if !window.absentKeys.isEmpty {
+                        let changed = Set(window.changedKeys.map(ChunkQueries.canonicalKey))
+                        for key in window.absentKeys where !changed.contains(ChunkQueries.canonicalKey(key)) {
+                            var before = Row(repeating: .null, count: schema.columns.count)
+                            for (position, column) in window.keyIndexes.enumerated() { before[column] = key[position] }
+                            append(.delete, before: before, after: nil)
+                        }
+                    }
+                    for row in rows where window.keyIndexes.isEmpty || !window.changedKeys.contains(window.keyIndexes.map { row[$0] }) {
+                        append(.read, before: nil, after: row)
                     }
                     window.deliveredRows = added
                     window.rows = nil

@@ -50,7 +50,69 @@ public struct SnapshotJob: Sendable {
     }
 }
 
+/// Reads one source table for `ferry verify`: in key order chunk by chunk, or by keys, decoded
+/// exactly as snapshot rows are.
+public struct SourceTableReader: Sendable {
+    let table: SnapshotTable
+    let connection: MySQLConnectionConfiguration
+    let logger: Logger
+
+    public var schema: TableSchema { table.schema }
+    /// The key columns rows are ordered and looked up by; empty when the table has none.
+    public var keyColumns: [Int] { table.keyColumns }
+
+    /// Up to `rows` rows after `lower` (a key; `nil` from the start), in key order.
+    public func rows(after lower: [Value]?, limit: Int) async throws -> [Row] {
+        let queries = ChunkQueries(table: table)
+        var sql = queries.read(lower: lower.map(ChunkQueries.literals), upper: nil)
+        if !table.keyColumns.isEmpty { sql += " LIMIT \(limit)" }
+        return try await read(sql)
+    }
+
+    /// The rows with these keys that the table has now.
+    public func rows(keys: [[Value]]) async throws -> [Row] {
+        guard !keys.isEmpty else { return [] }
+        return try await read(ChunkQueries(table: table).read(keys: keys.map(ChunkQueries.literals)))
+    }
+
+    /// Every key of the table.
+    public func keys() async throws -> [[Value]] {
+        let sql = "SELECT \(table.quotedKeyColumns.joined(separator: ", ")) FROM \(table.quotedName)"
+        return try await MySQLConnection.withConnection(connection, logger: logger) { query in
+            try await Snapshotter.prepareSession(query)
+            var keys: [[Value]] = []
+            try await query.query(sql) { row in keys.append(try table.decoder.decodeKeyText(row.values, keyColumns: table.keyColumns)) }
+            return keys
+        }
+    }
+
+    private func read(_ sql: String) async throws -> [Row] {
+        try await MySQLConnection.withConnection(connection, logger: logger) { query in
+            try await Snapshotter.prepareSession(query)
+            var rows: [Row] = []
+            try await query.query(sql) { row in rows.append(try table.decoder.decodeText(row.values)) }
+            return rows
+        }
+    }
+}
+
 extension MySQLSource {
+    /// A reader of `name` for `ferry verify`; `keyOverride` is the pipeline's `mapping.key`.
+    public func tableReader(_ name: TableName, keyOverride: [String]?) async throws -> SourceTableReader {
+        let table = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+            let server = try await ServerFacts.load(query)
+            return try await SnapshotTable.load(name, keyOverride: keyOverride, query: query, server: server)
+        }
+        return SourceTableReader(table: table, connection: configuration.connection, logger: logger)
+    }
+
+    /// The server's current end of log.
+    public func currentPosition() async throws -> BinlogCoordinates {
+        try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+            try await ServerFacts.currentCoordinates(query)
+        }
+    }
+
     /// Base tables this source's filter includes (what an initial snapshot reads).
     public func includedTables(signalTable: TableName) async throws -> [TableName] {
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
@@ -198,6 +260,9 @@ struct Snapshotter: Sendable {
         if record.state == .requested {
             record.state = .running
             record.estimatedRows = described.1
+            if record.reason == "repair" {
+                record.estimatedRows = try await store.snapshotChunks(pipeline: pipeline, table: name).reduce(0) { $0 + ($1.keys?.count ?? 0) }
+            }
             record.startedMillis = Self.nowMillis()
             record.key = table.keyColumns.isEmpty ? "none: read whole, again if it changes meanwhile"
                 : table.keyColumns.map { table.schema.columnName($0) }.joined(separator: ", ") + " (\(table.keySource.rawValue))"
@@ -298,7 +363,12 @@ struct Snapshotter: Sendable {
                     do {
                         try await signal(connection, id: id + "-low", kind: "low", chunk: chunk)
                         let rows = try await readRows(connection, table: table, chunk: chunk)
-                        windows.setRows(id, rows: rows, schema: table.schema, keyIndexes: table.keyColumns)
+                        var absent: [[Value]] = []
+                        if let keys = chunk.keys {
+                            let found = Set(rows.map { ChunkQueries.canonicalKey(table.key(of: $0)) })
+                            absent = keys.map { $0.map(ChunkQueries.value(ofLiteral:)) }.filter { !found.contains(ChunkQueries.canonicalKey($0)) }
+                        }
+                        windows.setRows(id, rows: rows, absentKeys: absent, schema: table.schema, keyIndexes: table.keyColumns)
                         try await signal(connection, id: id, kind: "high", chunk: chunk)
                         outcome = await windows.outcome(id)
                     } catch {
@@ -325,7 +395,8 @@ struct Snapshotter: Sendable {
     private func readRows(_ connection: MySQLConnection, table: SnapshotTable, chunk: SnapshotChunkRecord) async throws -> [Row] {
         var rows: [Row] = []
         rows.reserveCapacity(settings.chunkRows)
-        let sql = ChunkQueries(table: table).read(lower: chunk.lower, upper: chunk.upper)
+        let queries = ChunkQueries(table: table)
+        let sql = chunk.keys.map { queries.read(keys: $0) } ?? queries.read(lower: chunk.lower, upper: chunk.upper)
         do {
             try await connection.query(sql) { row in rows.append(try table.decoder.decodeText(row.values)) }
         } catch let error as BinlogDecodingError {

@@ -151,19 +151,24 @@ public actor PostgresSink: Sink {
 
     func qualified(_ table: String) -> String { PostgresDialect(schema: configuration.schema).table(table) }
 
+    /// One `text[]` parameter per column of `rows`.
+    static func arrays(_ rows: [Row], _ columns: [Int]) -> PostgresBindings {
+        var arrays = columns.map { _ in PostgresTextArray(capacity: rows.count) }
+        for row in rows {
+            for index in columns.indices { arrays[index].append(row[columns[index]]) }
+        }
+        var bindings = PostgresBindings(capacity: columns.count)
+        for array in arrays { bindings.append(array) }
+        return bindings
+    }
+
+    /// The connection `ferry verify` reads through.
+    func verifyConnection() async throws -> PostgresConnection { try await connected() }
+
     /// One statement for a group: the rows travel as one `text[]` parameter per column and are
     /// cast to each column's PostgreSQL type in the statement.
     static func statement(for group: RowOperations.Group, schema schemaName: String) -> PostgresQuery {
         func qualified(_ table: String) -> String { PostgresDialect(schema: schemaName).table(table) }
-        func arrays(_ rows: [Row], _ columns: [Int]) -> PostgresBindings {
-            var arrays = columns.map { _ in PostgresTextArray(capacity: rows.count) }
-            for row in rows {
-                for index in columns.indices { arrays[index].append(row[columns[index]]) }
-            }
-            var bindings = PostgresBindings(capacity: columns.count)
-            for array in arrays { bindings.append(array) }
-            return bindings
-        }
         func unnest(_ count: Int) -> String {
             "unnest(" + (1...count).map { "$\($0)::text[]" }.joined(separator: ", ") + ") AS u(" + (1...count).map { "c\($0)" }.joined(separator: ", ") + ")"
         }
@@ -183,7 +188,7 @@ public actor PostgresSink: Sink {
                 sql += " ON CONFLICT (" + schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") DO "
                 sql += updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", ")
             }
-            return PostgresQuery(unsafeSQL: sql, binds: arrays(unique, columns))
+            return PostgresQuery(unsafeSQL: sql, binds: Self.arrays(unique, columns))
         case .delete(let table, let schema, let key, let rows):
             // Key columns are NOT NULL and `=` can use the key's index; without a key, NULLs match.
             let equals = schema.primaryKey.isEmpty ? "IS NOT DISTINCT FROM" : "="
@@ -193,9 +198,9 @@ public actor PostgresSink: Sink {
             if schema.primaryKey.isEmpty {
                 // Without a key, one matching row goes (duplicates are allowed).
                 return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) WHERE ctid = (SELECT t.ctid FROM \(qualified(table)) t, \(unnest(key.count)) WHERE \(conditions) LIMIT 1)",
-                                     binds: arrays(rows, key))
+                                     binds: Self.arrays(rows, key))
             }
-            return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) t USING \(unnest(key.count)) WHERE \(conditions)", binds: arrays(rows, key))
+            return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) t USING \(unnest(key.count)) WHERE \(conditions)", binds: Self.arrays(rows, key))
         }
     }
 }

@@ -30,7 +30,7 @@ public actor SQLiteSink: Sink {
     public nonisolated let name: String
     let configuration: Configuration
     let logger: Logger
-    private var connection: SQLiteConnection?
+    var connection: SQLiteConnection?
     private var schema: TargetSchema
     /// Which source table writes each target table: two may not share one.
     private var targets = TargetTableRegistry()

@@ -1,0 +1,266 @@
+import FerryCore
+import Foundation
+import Logging
+import MySQLSource
+import MySQLWire
+import Pipeline
+import StateStore
+
+/// `ferry verify -c FILE [PIPELINE] [TABLE…] [--repair]`: proves that every table sink holds what
+/// the source holds.
+///
+/// Each source table is read in key order, chunk by chunk, decoded exactly as snapshots are and
+/// shaped by the pipeline's mapping; each chunk goes to every table sink, whose database compares
+/// it with its table by key over every column, with the semantics the sink writes with. Rows may
+/// be in flight while the pipeline runs, so differences are checked again once the sink has
+/// applied everything up to the source position at which they were seen; what still differs is
+/// reported — and with `--repair` read again through the running pipeline (a snapshot of just
+/// those keys; keys the source no longer has are deleted from the targets).
+public enum Verify {
+    public struct Options: Sendable {
+        public var chunkRows = 10_000
+        /// How long to wait for a sink to apply up to the position differences were seen at.
+        public var settleSeconds: Double = 60
+        public var repair = false
+        public init() {}
+    }
+
+    /// One table in one sink.
+    public struct TableReport: Sendable {
+        public var pipeline: String
+        public var sink: String
+        public var table: TableName
+        public var chunks = 0
+        public var matchingChunks = 0
+        public var sourceRows = 0
+        /// Rows the target lacks or holds with other values, after the re-check.
+        public var differingKeys: [[Value]] = []
+        /// Rows the target holds that the source does not, after the re-check.
+        public var extraKeys: [[Value]] = []
+        /// Rows that differed at first but matched once in-flight changes were applied.
+        public var settled = 0
+        public var note: String?
+
+        public var matches: Bool { differingKeys.isEmpty && extraKeys.isEmpty }
+    }
+
+    public static func run(configuration: FerryConfiguration, pipeline name: String?, tables: [String], options: Options,
+                           logger: Logger, output: (String) -> Void) async throws -> [TableReport] {
+        let pipelines = try configuration.pipelines.filter { pipeline in
+            guard let name else { return true }
+            if pipeline.name == name { return true }
+            guard configuration.pipelines.contains(where: { $0.name == name }) else {
+                throw FerryError(code: "cli.unknown_pipeline", message: "no pipeline named '\(name)' in \(configuration.file)",
+                                 fix: "pipelines: \(configuration.pipelines.map(\.name).joined(separator: ", "))")
+            }
+            return false
+        }
+        var reports: [TableReport] = []
+        for pipeline in pipelines {
+            reports += try await verify(pipeline, configuration: configuration, tables: tables, options: options, logger: logger, output: output)
+        }
+        return reports
+    }
+
+    static func verify(_ pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration, tables requested: [String], options: Options,
+                       logger: Logger, output: (String) -> Void) async throws -> [TableReport] {
+        let sourceSpec = configuration.sources[pipeline.source]!
+        let source = MySQLSource(configuration: MySQLSourceConfiguration(
+            name: sourceSpec.name, connection: try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password),
+            serverID: pipeline.serverID, filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude)), logger: logger)
+        var tables = try requested.map { text -> TableName in
+            let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else {
+                throw FerryError(code: "cli.bad_table", message: "'\(text)' is not DATABASE.TABLE", fix: "name tables as they are in the source, e.g. shop.orders")
+            }
+            return TableName(database: parts[0], table: parts[1])
+        }
+        if tables.isEmpty { tables = try await source.includedTables(signalTable: pipeline.snapshot.signalTable) }
+        var sinks: [(name: String, sink: any VerifiableSink)] = []
+        for sinkName in pipeline.sinks {
+            if let sink = try Run.makeSink(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) as? any VerifiableSink {
+                sinks.append((sinkName, sink))
+            }
+        }
+        guard !sinks.isEmpty else {
+            output("pipeline \(pipeline.name): no table sink to verify (jsonl sinks hold events, not tables)")
+            return []
+        }
+        let transform = TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name)
+        let targetTable = Run.targetTableNamer(pipeline)
+        var reports: [TableReport] = []
+        defer { for (_, sink) in sinks { Task { try? await sink.close() } } }
+        for table in tables {
+            let keyOverride = pipeline.snapshot.keyOverrides.first { TableGlob.matches($0.tables, table.description) }?.columns
+            let reader = try await source.tableReader(table, keyOverride: keyOverride)
+            let target = targetTable(table)
+            var tableReports = sinks.map { TableReport(pipeline: pipeline.name, sink: $0.name, table: table) }
+            guard !reader.keyColumns.isEmpty else {
+                for index in tableReports.indices {
+                    tableReports[index].note = "skipped: the table has no primary key, configured key or unique index to match rows by"
+                }
+                reports += tableReports
+                continue
+            }
+            // Pass 1: chunk by chunk, every sink compares in its database.
+            var lower: [Value]? = nil
+            var shapedSchema: TableSchema? = nil
+            var candidates = Array(repeating: [[Value]](), count: sinks.count)
+            while true {
+                let rows = try await reader.rows(after: lower, limit: options.chunkRows)
+                guard let last = rows.last else { break }
+                lower = reader.keyColumns.map { last[$0] }
+                let (schema, shaped) = try shape(rows, table: table, schema: reader.schema, transform: transform)
+                shapedSchema = schema
+                for (index, entry) in sinks.enumerated() {
+                    let differing = try await entry.sink.differingRows(table: target, schema: schema, rows: shaped)
+                    tableReports[index].chunks += 1
+                    tableReports[index].sourceRows += rows.count
+                    if differing.isEmpty { tableReports[index].matchingChunks += 1 }
+                    candidates[index] += differing.map { row in reader.keyColumns.map { rows[row][$0] } }
+                }
+                if rows.count < options.chunkRows { break }
+            }
+            let seenAt = try await source.currentPosition()
+            // Rows the target has beyond the source show as a count that does not add up.
+            var extraCandidates = Array(repeating: [[Value]](), count: sinks.count)
+            var sourceKeys: [[Value]]? = nil
+            for (index, entry) in sinks.enumerated() {
+                guard let schema = shapedSchema else { break }
+                let targetRows = try await entry.sink.rowCount(table: target) ?? 0
+                if targetRows != tableReports[index].sourceRows || !candidates[index].isEmpty {
+                    if sourceKeys == nil { sourceKeys = try await reader.keys() }
+                    extraCandidates[index] = try await entry.sink.extraKeys(table: target, schema: schema, sourceKeys: sourceKeys!)
+                }
+            }
+            // Pass 2: what differed may have been in flight; check it again once applied.
+            for (index, entry) in sinks.enumerated() {
+                guard !candidates[index].isEmpty || !extraCandidates[index].isEmpty, let schema = shapedSchema else { continue }
+                let applied = try await waitForSink(configuration: configuration, pipeline: pipeline.name, sink: entry.name, position: seenAt,
+                                                    seconds: options.settleSeconds, logger: logger)
+                if !applied {
+                    tableReports[index].note = "the sink had not applied up to \(seenAt) within \(Int(options.settleSeconds)) s (is the pipeline running?); differences may include changes in flight"
+                }
+                let current = try await reader.rows(keys: candidates[index])
+                let (_, shaped) = try shape(current, table: table, schema: reader.schema, transform: transform)
+                let stillDiffering = try await entry.sink.differingRows(table: target, schema: schema, rows: shaped)
+                let present = Set(current.map { row in ChunkKey(reader.keyColumns.map { row[$0] }) })
+                let gone = candidates[index].filter { !present.contains(ChunkKey($0)) }
+                var differing = stillDiffering.map { row in reader.keyColumns.map { current[row][$0] } }
+                var extra: [[Value]] = []
+                if !extraCandidates[index].isEmpty || !gone.isEmpty {
+                    let nowExtra = try await entry.sink.extraKeys(table: target, schema: schema, sourceKeys: try await reader.keys())
+                    let before = Set((extraCandidates[index] + gone).map(ChunkKey.init))
+                    extra = nowExtra.filter { before.contains(ChunkKey($0)) }
+                    let extraSet = Set(extra.map(ChunkKey.init))
+                    differing.removeAll { extraSet.contains(ChunkKey($0)) }
+                }
+                tableReports[index].differingKeys = differing
+                tableReports[index].extraKeys = extra
+                tableReports[index].settled = candidates[index].count + extraCandidates[index].count - differing.count - extra.count
+            }
+            for report in tableReports { output(line(report)) }
+            if options.repair {
+                try await repair(tableReports, pipeline: pipeline, reader: reader, schema: shapedSchema, configuration: configuration,
+                                 logger: logger, output: output)
+            }
+            reports += tableReports
+        }
+        return reports
+    }
+
+    /// Source rows as the pipeline's mapping delivers them.
+    static func shape(_ rows: [Row], table: TableName, schema: TableSchema, transform: TransactionTransform) throws -> (TableSchema, [Row]) {
+        let position = BinlogPosition(coordinates: BinlogCoordinates(file: "verify", offset: 0), gtidPosition: nil)
+        let events = rows.enumerated().map { index, row in
+            ChangeEvent(operation: .read, table: table, schema: schema, before: nil, after: row,
+                        source: ChangeSource(name: "verify", serverID: 0, gtid: nil, position: position, row: index, timestampMillis: 0))
+        }
+        let shaped = try transform.apply(Transaction(gtid: nil, position: position, serverID: 0, timestampMillis: 0, events: events))
+        return (shaped.events.first?.schema ?? schema, shaped.events.compactMap(\.after))
+    }
+
+    /// Waits (polling the state store) until the sink has applied `position`; false at the deadline.
+    static func waitForSink(configuration: FerryConfiguration, pipeline: String, sink: String, position: BinlogCoordinates, seconds: Double,
+                            logger: Logger) async throws -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while true {
+            if FileManager.default.fileExists(atPath: configuration.statePath) {
+                let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true)
+                let applied = try? await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied
+                try await store.close()
+                if let applied, applied.coordinates >= position { return true }
+            }
+            if ContinuousClock.now >= deadline { return false }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    static func repair(_ reports: [TableReport], pipeline: FerryConfiguration.Pipeline, reader: SourceTableReader, schema: TableSchema?,
+                       configuration: FerryConfiguration, logger: Logger, output: (String) -> Void) async throws {
+        var keys: [ChunkKey: [Value]] = [:]
+        for report in reports { for key in report.differingKeys + report.extraKeys { keys[ChunkKey(key)] = key } }
+        guard !keys.isEmpty, let table = reports.first?.table else { return }
+        let sourceKey = reader.keyColumns.map { reader.schema.columnName($0) }
+        let targetKey = schema.map { schema in schema.primaryKey.map { schema.columnName($0) } } ?? []
+        guard sourceKey == targetKey else {
+            output("  repair of \(table) skipped: the target's key (\(targetKey.joined(separator: ", "))) is not the source's (\(sourceKey.joined(separator: ", ")))")
+            return
+        }
+        let literals = keys.values.map { key in key.map { value -> String in
+            var literal = ""
+            MySQLLiteral.append(value, to: &literal)
+            return literal
+        } }
+        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
+        do {
+            try await store.requestRepair(pipeline: pipeline.name, table: table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
+                                          atMillis: WallClock.millisecondsSinceEpoch())
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+        output("  repair of \(table): \(keys.count) keys will be read again by the running pipeline (`ferry status` shows it)")
+    }
+
+    public static func line(_ report: TableReport) -> String {
+        var text = "pipeline \(report.pipeline) sink \(report.sink) table \(report.table): "
+        if let note = report.note, report.chunks == 0 { return text + note }
+        text += "\(report.chunks) chunks, \(report.matchingChunks) matching, \(report.chunks - report.matchingChunks) differing; "
+        text += "\(report.sourceRows) rows, \(report.differingKeys.count) differing, \(report.extraKeys.count) extra"
+        if report.settled > 0 { text += " (\(report.settled) in flight, matched on re-check)" }
+        text += report.matches ? " — equal" : " — NOT EQUAL"
+        let sample = (report.differingKeys.map { "differs \(describe($0))" } + report.extraKeys.map { "extra \(describe($0))" }).prefix(5)
+        if !sample.isEmpty { text += "\n    " + sample.joined(separator: "\n    ") }
+        if let note = report.note { text += "\n    note: \(note)" }
+        return text
+    }
+
+    static func describe(_ key: [Value]) -> String {
+        "key (" + key.map { value in
+            var literal = ""
+            MySQLLiteral.append(value, to: &literal)
+            return literal
+        }.joined(separator: ", ") + ")"
+    }
+}
+
+/// A key as a dictionary key, equal for equal key values whatever value kinds carry them (targets
+/// give numbers and text back).
+struct ChunkKey: Hashable {
+    let text: String
+    init(_ key: [Value]) {
+        text = key.map { value in
+            switch value {
+            case .int(let number): return String(number)
+            case .uint(let number): return String(number)
+            case .string(let text), .decimal(let text): return text
+            default:
+                var literal = ""
+                MySQLLiteral.append(value, to: &literal)
+                return literal
+            }
+        }.joined(separator: "\u{1}")
+    }
+}
