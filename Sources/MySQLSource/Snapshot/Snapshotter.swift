@@ -274,7 +274,7 @@ struct Snapshotter: Sendable {
         let pending = chunks.filter { $0.deliveredAt == nil }
         let queue = ChunkQueue(pending: pending, nextIndex: (chunks.map(\.index).max() ?? -1) + 1,
                                nextLower: chunks.last?.upper, planComplete: record.planComplete || table.keyColumns.isEmpty && !chunks.isEmpty)
-        if !chunks.isEmpty {
+        if pending.count < chunks.count {
             logger.notice("snapshot resumes", metadata: [LoggingKeys.table: "\(name)", "ferry.first_chunk": "\(pending.first?.index ?? chunks.count)",
                                                           "ferry.chunks_done": "\(chunks.count - pending.count)",
                                                           "ferry.rows_done": "\(chunks.reduce(0) { $0 + $1.rows })"])
