@@ -65,7 +65,7 @@ public enum Run {
             configuration: PipelineConfiguration(name: pipeline.name, buffer: buffer, bufferBytes: pipeline.bufferBytes,
                                                  batchTransactions: pipeline.batchTransactions, applyTimeoutSeconds: pipeline.applyTimeoutSeconds,
                                                  errorPolicy: errorPolicy, transform: TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name)),
-            source: MySQLTransactionSource(source: source, start: pipeline.start, pipeline: pipeline.name, snapshot: pipeline.snapshot,
+            source: MySQLTransactionSource(source: source, pipeline: pipeline, configuration: configuration,
                                            snapshotStore: store as? any SnapshotStore, logger: logger),
             sinks: sinks, store: store, logger: logger)
     }
@@ -113,27 +113,37 @@ public enum Run {
 /// snapshots run alongside when the pipeline has a snapshot store.
 struct MySQLTransactionSource: TransactionSource {
     let source: MySQLSource
-    let start: StartPosition
-    let pipeline: String
-    let snapshot: SnapshotSettings
+    let pipeline: FerryConfiguration.Pipeline
+    let configuration: FerryConfiguration
     let snapshotStore: (any SnapshotStore)?
     let logger: Logger
 
     func run(after position: BinlogPosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
-        let from = position.map { StartPosition.coordinates($0.coordinates) } ?? start
+        let from = position.map { StartPosition.coordinates($0.coordinates) } ?? pipeline.start
         guard let snapshotStore else {
             _ = try await source.run(from: from) { transaction in try await deliver(transaction) }
             return
         }
-        let job = SnapshotJob(pipeline: pipeline, settings: snapshot, store: snapshotStore, resume: position)
-        do {
-            _ = try await source.run(from: from, snapshot: job) { transaction in try await deliver(transaction) }
-        } catch let error as FerryError where error.code == "source.binlog.purged" && snapshot.mode == .whenNeeded {
-            logger.warning("the saved position is no longer on the source; snapshotting every table again (snapshot: when_needed)",
-                           metadata: ["ferry.pipeline": "\(pipeline)", "ferry.position": "\(position.map(\.description) ?? "none")"])
-            var again = job
-            again.resnapshotAll = true
-            _ = try await source.run(from: .current, snapshot: again) { transaction in try await deliver(transaction) }
+        let job = SnapshotJob(pipeline: pipeline.name, settings: pipeline.snapshot, store: snapshotStore, resume: position)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Finishes a when_needed re-snapshot (also one an earlier run began) by deleting rows
+            // the source lost while its position was gone.
+            group.addTask { [source, pipeline, configuration, logger] in
+                try await Verify.sweepAfterResnapshot(pipeline: pipeline, configuration: configuration, source: source, store: snapshotStore, logger: logger)
+            }
+            // The sweep never ends by itself: it is cancelled however the stream ends.
+            defer { group.cancelAll() }
+            do {
+                _ = try await source.run(from: from, snapshot: job) { transaction in try await deliver(transaction) }
+            } catch let error as FerryError where error.code == "source.binlog.purged" && pipeline.snapshot.mode != .whenNeeded {
+                throw error.adding("pipeline", pipeline.name)
+            } catch let error as FerryError where error.code == "source.binlog.purged" {
+                logger.warning("the saved position is no longer on the source; snapshotting every table again (snapshot: when_needed)",
+                               metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.position": "\(position.map(\.description) ?? "none")"])
+                var again = job
+                again.resnapshotAll = true
+                _ = try await source.run(from: .current, snapshot: again) { transaction in try await deliver(transaction) }
+            }
         }
     }
 }

@@ -169,6 +169,56 @@ public enum Verify {
         return reports
     }
 
+    /// After a `when_needed` re-snapshot (reason `purged`): rows deleted in the source while its
+    /// position was lost are still in the targets, and a snapshot only adds rows. For each table
+    /// whose re-snapshot is done, the keys any table sink holds beyond the source are read again
+    /// through the pipeline as a repair — which deletes the ones the source does not have. Runs
+    /// until cancelled, looking once a second.
+    static func sweepAfterResnapshot(pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration, source: MySQLSource,
+                                     store: any SnapshotStore, logger: Logger) async throws {
+        let transform = TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name)
+        let targetTable = Run.targetTableNamer(pipeline)
+        while true {
+            let records = try await store.snapshotTables(pipeline: pipeline.name).filter { $0.reason == "purged" }
+            for var record in records where record.state == .done {
+                let keyOverride = pipeline.snapshot.keyOverrides.first { TableGlob.matches($0.tables, record.table.description) }?.columns
+                let reader = try await source.tableReader(record.table, keyOverride: keyOverride)
+                guard !reader.keyColumns.isEmpty else {
+                    logger.warning("after the re-snapshot, rows deleted while the position was lost may remain in the targets: the table has no key to find them by",
+                                   metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.table": "\(record.table)"])
+                    record.reason = "purged (swept)"
+                    try await store.saveSnapshotTable(record, pipeline: pipeline.name)
+                    continue
+                }
+                let (schema, _) = try shape([Row(repeating: .null, count: reader.schema.columns.count)], table: record.table, schema: reader.schema,
+                                            transform: transform)
+                let sourceKeys = try await reader.keys()
+                var extra: [ChunkKey: [Value]] = [:]
+                for sinkName in pipeline.sinks {
+                    guard let sink = try Run.makeSink(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) as? any VerifiableSink
+                    else { continue }
+                    defer { Task { try? await sink.close() } }
+                    for key in try await sink.extraKeys(table: targetTable(record.table), schema: schema, sourceKeys: sourceKeys) { extra[ChunkKey(key)] = key }
+                }
+                if extra.isEmpty {
+                    record.reason = "purged (swept)"
+                    try await store.saveSnapshotTable(record, pipeline: pipeline.name)
+                    continue
+                }
+                logger.notice("rows deleted while the position was lost are deleted from the targets",
+                              metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.table": "\(record.table)", "ferry.rows": "\(extra.count)"])
+                let literals = extra.values.map { key in key.map { value -> String in
+                    var literal = ""
+                    MySQLLiteral.append(value, to: &literal)
+                    return literal
+                } }
+                try await store.requestRepair(pipeline: pipeline.name, table: record.table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
+                                              atMillis: WallClock.millisecondsSinceEpoch())
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
     /// Source rows as the pipeline's mapping delivers them.
     static func shape(_ rows: [Row], table: TableName, schema: TableSchema, transform: TransactionTransform) throws -> (TableSchema, [Row]) {
         let position = BinlogPosition(coordinates: BinlogCoordinates(file: "verify", offset: 0), gtidPosition: nil)

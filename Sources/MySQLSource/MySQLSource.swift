@@ -140,7 +140,7 @@ public struct MySQLSource: Sendable {
                 throw FerryError(code: "source.binlog.purged",
                                  message: "binlog file \(coordinates.file) is not on the server (it has \(logs.first ?? "none") … \(logs.last ?? "none"))",
                                  context: [("source", configuration.name), ("position", coordinates.description)],
-                                 fix: "start from a position the server still has (--from earliest or --from current) and re-snapshot the tables")
+                                 fix: "the server purged the binlog ferry needs (binlog_expire_logs_seconds / PURGE BINARY LOGS): set `snapshot: when_needed` on the pipeline to snapshot every table again from the current position, or delete the pipeline's state and targets and start over")
             }
             return ResolvedStart(coordinates: coordinates, gtid: try await ServerFacts.gtidPosition(at: coordinates, query: query, server: server))
         case .gtid(let position):

@@ -204,6 +204,19 @@ extension Integration.CrashRecovery {
         #expect(kills == 0 || resumed > 0, "killed \(kills) times but the log shows no resumed snapshot: \(result.stderr)")
     }
 
+    /// The binlog ferry needs is purged while it is down: `snapshot: initial` stops with
+    /// source.binlog.purged; `when_needed` snapshots again, deletes the rows lost meanwhile, and the
+    /// targets end equal to the source.
+    @Test func purgedBinlogIsDetectedAndResnapshotted() throws {
+        _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/purge-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "5000"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("ferry exits 1: error[source.binlog.purged]"))
+        #expect(result.stdout.contains("pipeline=purge"))
+        #expect(result.stdout.contains("0 differences; re-snapshot yes, lost deletes swept yes"))
+    }
+
     /// The PostgreSQL sink's server stopped for 15 s mid-stream: ferry retries, catches up, loses nothing.
     @Test func postgresOutageLosesNothing() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
