@@ -433,13 +433,19 @@ struct ConfigReader {
             settings.mode = try mode(node, path)
             return settings
         }
-        for field in try mapping(node, path, allowed: ["mode", "chunk_rows", "parallel", "signal_table"]) {
+        for field in try mapping(node, path, allowed: ["mode", "chunk_rows", "parallel", "watermarks", "signal_table"]) {
             let key = "\(path).\(field.key)"
             switch field.key {
             case "mode": settings.mode = try mode(field.node, key)
             case "chunk_rows":
                 settings.chunkRows = try integer(field.node, key)
                 guard (1...1_000_000).contains(settings.chunkRows) else { throw error(field.node, key, "chunk_rows must be between 1 and 1000000") }
+            case "watermarks":
+                let text = try string(field.node, key)
+                guard let mode = WatermarkMode(rawValue: text) else {
+                    throw error(field.node, key, "unknown watermarks '\(text)'", fix: "use auto (default), signal_table or binlog")
+                }
+                settings.watermarks = mode
             case "parallel":
                 settings.parallelism = try integer(field.node, key)
                 guard (1...64).contains(settings.parallelism) else { throw error(field.node, key, "parallel must be between 1 and 64") }

@@ -30,7 +30,7 @@ public final class ListSource: TransactionSource, @unchecked Sendable {
                 defer { next = transactions.count }
                 return Array(transactions[next...])
             }
-            for transaction in pending where position.map({ transaction.position.coordinates > $0.coordinates }) ?? true {
+            for transaction in pending where position.map({ transaction.position > $0 }) ?? true {
                 try await deliver(transaction)
             }
             try await Task.sleep(for: .milliseconds(5))

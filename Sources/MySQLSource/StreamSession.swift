@@ -51,6 +51,9 @@ struct StreamSession {
             try await MySQLConnection.withConnection(configuration.connection, logger: logger) { binlog in
                 try await startDump(binlog)
                 onConnected()
+                let waker = binlog.waker
+                snapshot?.windows.setWaker { waker.wake() }
+                defer { snapshot?.windows.setWaker(nil) }
                 return try await follow(binlog, query: query, stopAt: stopAt, shouldStop: shouldStop, deliver: deliver)
             }
         }
@@ -90,6 +93,10 @@ struct StreamSession {
         while true {
             try Task.checkCancellation()
             let item = try await binlog.nextBinlogPacket()
+            if case .wake = item {
+                try await deliverReadyChunks(deliver)
+                continue
+            }
             guard case .event(let bytes) = item else {
                 // Ferry never asks for a non-blocking dump, so EOF means the server is going away.
                 throw MySQLWireError.connectionClosed("(the server ended the binlog stream, e.g. while shutting down)")
@@ -129,6 +136,7 @@ struct StreamSession {
                     logger.debug("skipping binlog event", metadata: ["ferry.event_type": "\(code)"])
                 }
                 if !record.header.isArtificial { assembler.otherEventReceived(header: header) }
+                if case .heartbeat = record.event { try await deliverReadyChunks(deliver) }
             }
             if let stopAt, !assembler.isInTransaction, let position = assembler.resumePosition, position.coordinates >= stopAt {
                 return .reachedStopPosition(position)
@@ -140,16 +148,18 @@ struct StreamSession {
     private mutating func emit(_ output: TransactionAssembler.Output, deliver: (Transaction) async throws -> Void) async throws {
         switch output {
         case .transaction(var transaction):
-            guard let windows = snapshot?.windows, !windows.isEmpty else {
+            guard let windows = snapshot?.windows else {
                 try await deliver(transaction)
                 return
             }
             let closed = windows.absorb(&transaction)
             try await deliver(transaction)
             if !closed.isEmpty { windows.delivered(closed, position: transaction.position) }
+            try await deliverReadyChunks(deliver)
         case .schemaChange(var transaction, let database, let statement):
             fallbackMetadata = fallbackMetadata.filter { $0.key.database != database }
             if let windows = snapshot?.windows {
+                _ = windows.absorb(&transaction)
                 windows.schemaChanged(DDLParser.parse(statement, defaultDatabase: database).flatMap { change -> [TableName] in
                     if case .renameTable(let from, let to) = change { return [from, to] }
                     return [change.table]
@@ -168,6 +178,16 @@ struct StreamSession {
             }
             try await deliver(transaction)
         }
+    }
+
+    /// Snapshot chunks read with binlog-position watermarks that the stream has now passed, as a
+    /// transaction of their own right after the current boundary.
+    private func deliverReadyChunks(_ deliver: (Transaction) async throws -> Void) async throws {
+        guard let windows = snapshot?.windows, !assembler.isInTransaction, let boundary = assembler.resumePosition,
+              let (transaction, ids) = windows.chunksReady(at: boundary, sourceName: configuration.name)
+        else { return }
+        try await deliver(transaction)
+        windows.delivered(ids, position: transaction.position)
     }
 
     private mutating func cacheTable(_ map: TableMapEvent, query: MySQLConnection) async throws {

@@ -44,6 +44,7 @@ public final class MySQLConnection {
                 .connect(host: configuration.host, port: configuration.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PacketDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(WakeHandler())
                         try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PacketEncoder()))
                         return try NIOAsyncChannel<MySQLPacket, MySQLPacket>(
                             wrappingChannelSynchronously: channel,
@@ -133,11 +134,19 @@ public final class MySQLConnection {
     // MARK: - Packets
 
     func receive() async throws -> MySQLPacket {
+        while true {
+            let packet = try await receiveOrWake()
+            if !packet.isWake { return packet }
+        }
+    }
+
+    /// The next packet, or a wake marker (`MySQLWaker`).
+    private func receiveOrWake() async throws -> MySQLPacket {
         do {
             guard let packet = try await inbound.next() else {
                 throw MySQLWireError.connectionClosed("unexpectedly")
             }
-            nextSequence = packet.sequence &+ 1
+            if !packet.isWake { nextSequence = packet.sequence &+ 1 }
             return packet
         } catch let error as MySQLWireError {
             throw error
@@ -250,10 +259,13 @@ public final class MySQLConnection {
         case event(ByteBuffer)
         /// The server reached the end of the log in non-blocking mode.
         case endOfStream
+        /// `MySQLWaker.wake()` was called: nothing arrived, the reader may look at other work.
+        case wake
     }
 
     public func nextBinlogPacket() async throws -> BinlogStreamItem {
-        let packet = try await receive()
+        let packet = try await receiveOrWake()
+        if packet.isWake { return .wake }
         switch packet.header {
         case 0x00:
             return .event(packet.payload.getSlice(at: packet.payload.readerIndex + 1, length: packet.payload.readableBytes - 1)!)
@@ -265,6 +277,9 @@ public final class MySQLConnection {
             throw MySQLWireError.protocolViolation("binlog stream packet starts with \(packet.header.map { String($0) } ?? "nothing")")
         }
     }
+
+    /// Lets another task interrupt a wait in `nextBinlogPacket()`.
+    public var waker: MySQLWaker { MySQLWaker(channel: channel) }
 
     /// Fails the connection with `MySQLWireError.readTimeout` when nothing arrives for `seconds`.
     public func enableReadTimeout(seconds: Double) async throws {
@@ -318,6 +333,36 @@ public struct QueryResult: Sendable {
     public func value(_ name: String, row: Int = 0) -> String? {
         guard row < rows.count, let index = index(of: name) else { return nil }
         return rows[row][index]
+    }
+}
+
+/// Makes a waiting `nextBinlogPacket()` return `.wake`, from any task.
+public struct MySQLWaker: Sendable {
+    let channel: any Channel
+
+    public func wake() {
+        channel.pipeline.fireUserInboundEventTriggered(WakeHandler.Wake())
+    }
+}
+
+/// Turns a wake request into a marker packet (no payload — the decoder never produces one) in
+/// the stream of packets, so the waiting reader returns.
+final class WakeHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = MySQLPacket
+    typealias InboundOut = MySQLPacket
+
+    struct Wake: Sendable {}
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is Wake {
+            context.fireChannelRead(wrapInboundOut(MySQLPacket(sequence: 0, payload: ByteBuffer())))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }
 

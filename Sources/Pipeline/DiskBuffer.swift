@@ -39,7 +39,7 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
         let covered = origin.map { origin in
             starts.values.allSatisfy { start in
                 guard let start else { return origin == nil }
-                return origin.map { start.coordinates >= $0.coordinates } ?? true
+                return origin.map { start >= $0 } ?? true
             }
         } ?? false
         if covered {
@@ -124,14 +124,14 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
     static func firstCursor(in log: DiskLog, after start: BinlogPosition?) throws -> DiskLog.Cursor {
         guard let start else { return try log.cursor(at: log.firstSequence) }
         var from = log.firstSequence
-        for head in try log.segmentHeads() where try TransactionCodec.summary(of: head.payload).position.coordinates <= start.coordinates {
+        for head in try log.segmentHeads() where try TransactionCodec.summary(of: head.payload).position <= start {
             from = head.sequence
         }
         var cursor = try log.cursor(at: from)
         while true {
             let before = cursor
             guard let record = try log.next(&cursor) else { return cursor }
-            if try TransactionCodec.summary(of: record).position.coordinates > start.coordinates { return before }
+            if try TransactionCodec.summary(of: record).position > start { return before }
         }
     }
 

@@ -11,7 +11,7 @@ public struct LowWatermark: Sendable {
 
     /// Records a sink's progress; positions only move forward.
     public mutating func sinkApplied(_ sink: String, _ position: BinlogPosition) {
-        if let current = applied[sink] ?? nil, position.coordinates <= current.coordinates { return }
+        if let current = applied[sink] ?? nil, position <= current { return }
         applied[sink] = position
     }
 
@@ -20,7 +20,7 @@ public struct LowWatermark: Sendable {
         var lowest: BinlogPosition? = nil
         for position in applied.values {
             guard let position else { return nil }
-            if lowest == nil || position.coordinates < lowest!.coordinates { lowest = position }
+            if lowest == nil || position < lowest! { lowest = position }
         }
         return lowest
     }

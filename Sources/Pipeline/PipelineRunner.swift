@@ -122,7 +122,7 @@ public struct PipelineRunner: Sendable {
         }
         var rewound: Set<String> = []
         for (sink, position) in checkpoint?.rewinds ?? [:] where sinks.contains(where: { $0.name == sink }) {
-            if let current = applied[sink], position.coordinates > current.coordinates {
+            if let current = applied[sink], position > current {
                 for opened in opening { try? await opened.close() }
                 throw FerryError(code: "pipeline.rewind_ahead",
                                  message: "sink \(sink) was asked to rewind to \(position.coordinates), after what it has applied (\(current.coordinates))",
@@ -262,7 +262,7 @@ public struct PipelineRunner: Sendable {
     static func resumePosition(applied: [String: BinlogPosition], sinks: [String], safe: BinlogPosition?) -> BinlogPosition? {
         let known = sinks.compactMap { applied[$0] }
         let candidates = known.count == sinks.count ? known : (safe.map { [$0] } ?? []) + (safe == nil ? [] : known)
-        return candidates.min { $0.coordinates < $1.coordinates }
+        return candidates.min()
     }
 }
 

@@ -29,7 +29,7 @@ struct SinkWorker: Sendable {
             } catch {
                 throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", configuration.name).adding("sink", sink.name)
             }
-            if !rewound, let recorded, applied.map({ recorded.coordinates > $0.coordinates }) ?? true {
+            if !rewound, let recorded, applied.map({ recorded > $0 }) ?? true {
                 applied = recorded
                 if let safe = await watermark.record(sink: sink.name, position: recorded) {
                     try await store.saveSafePosition(safe, pipeline: configuration.name)
@@ -39,7 +39,7 @@ struct SinkWorker: Sendable {
         while true {
             let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
             if batch.isEmpty { return }
-            let fresh = batch.filter { transaction in applied.map { transaction.position.coordinates > $0.coordinates } ?? true }
+            let fresh = batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }
             guard let last = fresh.last else {
                 try await buffer.acknowledge(consumer: sink.name)
                 continue

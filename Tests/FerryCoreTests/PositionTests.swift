@@ -40,3 +40,38 @@ import Testing
         #expect(MySQLGTIDSet(parsing: "3E11FA47-71CA-11E1-9E33-C80AA9429562:5-3") == nil)
     }
 }
+
+@Suite struct SnapshotStepTests {
+    static func at(_ offset: UInt64, step: UInt32 = 0) -> BinlogPosition {
+        BinlogPosition(coordinates: BinlogCoordinates(file: "mariadb-bin.000007", offset: offset), gtidPosition: nil, snapshotStep: step)
+    }
+
+    /// A chunk delivered between transactions sits after the one at its coordinates and before the next.
+    @Test func stepsOrderAfterTheirTransaction() {
+        #expect(Self.at(100) < Self.at(100, step: 1))
+        #expect(Self.at(100, step: 1) < Self.at(100, step: 2))
+        #expect(Self.at(100, step: 9) < Self.at(101))
+        #expect([Self.at(101), Self.at(100, step: 2), Self.at(100)].min() == Self.at(100))
+        #expect(Self.at(100, step: 3).description == "mariadb-bin.000007:100 +chunk 3")
+    }
+
+    @Test func stepsArePersisted() throws {
+        let position = Self.at(4242, step: 17)
+        #expect(position.persistedJSON == #"{"file":"mariadb-bin.000007","pos":4242,"step":17}"#)
+        #expect(BinlogPosition(persistedJSON: position.persistedJSON) == position)
+        #expect(BinlogPosition(persistedJSON: #"{"file":"mariadb-bin.000007","pos":4242}"#) == Self.at(4242))
+        let transaction = Transaction(gtid: nil, position: position, serverID: 1, timestampMillis: 5, events: [])
+        var decoder = TransactionDecoder()
+        #expect(try decoder.decode(TransactionCodec.encode(transaction)).position == position)
+        #expect(try TransactionCodec.summary(of: TransactionCodec.encode(transaction)).position == position)
+    }
+
+    /// Disk buffers written before steps existed (record version 1) stay readable.
+    @Test func versionOneRecordsStayReadable() throws {
+        var bytes = TransactionCodec.encode(Transaction(gtid: nil, position: Self.at(9), serverID: 1, timestampMillis: 5, events: []))
+        // Version 2 adds one varint (0) after the position: file (1 + 18 bytes), offset (8), flavor (1).
+        bytes[0] = 1
+        bytes.remove(at: 1 + 1 + 18 + 8 + 1)
+        #expect(try TransactionCodec.summary(of: bytes).position == Self.at(9))
+    }
+}

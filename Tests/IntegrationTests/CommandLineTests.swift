@@ -198,10 +198,24 @@ extension Integration.CrashRecovery {
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains(", 0 differences"))
         #expect(result.stdout.contains("100000 rows snapshotted"))
+        #expect(result.stdout.contains("watermarks signal table"))
         #expect(result.stdout.contains("ferry verify: exit 0 after the snapshot; 3 differences found after tampering (exit 1); exit 0 after --repair"))
         let kills = result.stdout.split(separator: " SIGKILL during").first?.split(separator: " ").last.flatMap { Int($0) } ?? 0
         let resumed = result.stdout.split(separator: " resumed)").first?.split(separator: "(").last.flatMap { Int($0) } ?? 0
         #expect(kills == 0 || resumed > 0, "killed \(kills) times but the log shows no resumed snapshot: \(result.stderr)")
+    }
+
+    /// The same for a source ferry may not write: watermarks come from the binlog position of each
+    /// chunk's consistent read instead of the signal table.
+    @Test func readOnlySnapshotUnderLoad() throws {
+        _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/snapshot-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "40000", "2", "--read-only", "--latency-budget-ms", "2000"],
+                                    environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 900)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("watermarks binlog positions"))
+        #expect(result.stdout.contains(", 0 differences"))
+        #expect(result.stdout.contains("ferry verify: exit 0 after the snapshot; 3 differences found after tampering (exit 1); exit 0 after --repair"))
     }
 
     /// The binlog ferry needs is purged while it is down: `snapshot: initial` stops with

@@ -150,3 +150,44 @@ import Testing
         #expect(!Snapshotter.isSafe(at(1), resume: nil))
     }
 }
+
+extension SnapshotTests {
+    /// Binlog-position watermarks: a chunk read at position P is delivered once the stream is at or
+    /// past P, as its own transaction right after the boundary, numbered by snapshot step.
+    @Test func binlogWatermarkChunksFollowTheBoundary() async throws {
+        let windows = SnapshotWindows()
+        var first = transaction([], offset: 500)
+        _ = windows.absorb(&first)
+        windows.open("w", table: Self.table, keyColumns: ["a", "b"], generation: 0)
+        var update = transaction([change(.update, before: [.string("k"), .int(2), .null], after: [.string("k"), .int(2), .string("x")], offset: 600)],
+                                 offset: 600)
+        _ = windows.absorb(&update)
+        windows.setRows("w", rows: [[.string("k"), .int(1), .null], [.string("k"), .int(2), .null]], absentKeys: [[.string("k"), .int(9)]],
+                        schema: Self.schema, keyIndexes: [0, 1], readAt: BinlogCoordinates(file: "b.000001", offset: 550))
+        let boundary = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: 540), gtidPosition: nil)
+        #expect(windows.chunksReady(at: boundary, sourceName: "src") == nil)
+        let later = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: 600), gtidPosition: nil)
+        let (chunk, ids) = try #require(windows.chunksReady(at: later, sourceName: "src"))
+        #expect(ids == ["w"])
+        #expect(chunk.position == BinlogPosition(coordinates: later.coordinates, gtidPosition: nil, snapshotStep: 1))
+        #expect(chunk.events.map(\.operation) == [.delete, .read])
+        #expect(chunk.events[0].before?[1] == .int(9))
+        #expect(chunk.events[1].after?[1] == .int(1))
+        windows.delivered(ids, position: chunk.position)
+        #expect(await windows.outcome("w") == .delivered(chunk.position, rows: 2))
+    }
+
+    /// A stream already past the consistent read's position when the window opened has not
+    /// recorded the changes in between: the chunk is read again.
+    @Test func binlogWatermarkBehindTheStreamIsReadAgain() async throws {
+        let windows = SnapshotWindows()
+        var seen = transaction([], offset: 900)
+        _ = windows.absorb(&seen)
+        windows.open("w", table: Self.table, keyColumns: ["a", "b"], generation: 0)
+        windows.setRows("w", rows: [], absentKeys: [], schema: Self.schema, keyIndexes: [0, 1], readAt: BinlogCoordinates(file: "b.000001", offset: 800))
+        guard case .retry = await windows.outcome("w") else {
+            Issue.record("a chunk read behind the stream was delivered")
+            return
+        }
+    }
+}

@@ -2,11 +2,11 @@
 /// (the same `Value` comes back), each table schema written once per transaction.
 ///
 /// Layout (integers little-endian, `varint` = LEB128, `string` = varint length + UTF-8):
-/// version 1 · position · event count · gtid? · server id u32 · timestamp i64 · source name ·
+/// version 2 · position · event count · gtid? · server id u32 · timestamp i64 · source name ·
 /// schema count · schemas · events. A position is file, offset u64, GTID flavor byte (0 none,
-/// 1 MariaDB, 2 MySQL) and its text.
+/// 1 MariaDB, 2 MySQL) and its text, then the snapshot step (varint; version 1 records have none).
 public enum TransactionCodec {
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
 
     public static func encode(_ transaction: Transaction) -> [UInt8] {
         var writer = Writer()
@@ -46,8 +46,9 @@ public enum TransactionCodec {
     /// The position and number of changes of an encoded transaction, read without decoding the rest.
     public static func summary(of bytes: [UInt8]) throws -> (position: BinlogPosition, events: Int) {
         var reader = Reader(bytes: bytes)
-        guard try reader.byte() == version else { throw TransactionCodecError(reason: "unknown record version") }
-        return (try reader.position(), try reader.varint())
+        let recordVersion = try reader.byte()
+        guard (1...version).contains(recordVersion) else { throw TransactionCodecError(reason: "unknown record version") }
+        return (try reader.position(version: recordVersion), try reader.varint())
     }
 
     static func operationCode(_ operation: ChangeOperation) -> UInt8 {
@@ -70,8 +71,9 @@ public struct TransactionDecoder {
 
     public mutating func decode(_ bytes: [UInt8]) throws -> Transaction {
         var reader = Reader(bytes: bytes)
-        guard try reader.byte() == TransactionCodec.version else { throw TransactionCodecError(reason: "unknown record version") }
-        let position = try reader.position()
+        let recordVersion = try reader.byte()
+        guard (1...TransactionCodec.version).contains(recordVersion) else { throw TransactionCodecError(reason: "unknown record version") }
+        let position = try reader.position(version: recordVersion)
         let count = try reader.varint()
         let gtid = try reader.optionalString()
         let serverID = try reader.fixed32()
@@ -176,6 +178,7 @@ private struct Writer {
             byte(2)
             string(set.description)
         }
+        varint(Int(position.snapshotStep))
     }
 
     mutating func table(_ name: TableName) {
@@ -394,7 +397,7 @@ private struct Reader {
         try byte() == 0 ? nil : try string()
     }
 
-    mutating func position() throws -> BinlogPosition {
+    mutating func position(version: UInt8) throws -> BinlogPosition {
         let file = try string()
         let offset = try fixed64()
         let gtid: GTIDPosition?
@@ -410,7 +413,8 @@ private struct Reader {
             gtid = .mysql(parsed)
         case let other: throw TransactionCodecError(reason: "unknown GTID flavor \(other)")
         }
-        return BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid)
+        let step = version >= 2 ? UInt32(clamping: try varint()) : 0
+        return BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid, snapshotStep: step)
     }
 
     mutating func table() throws -> TableName {

@@ -135,6 +135,10 @@ public struct EventJSONWriter: Sendable {
         JSONBuffer.appendString(source.position.coordinates.file, to: &out)
         JSONBuffer.appendASCII(",\"pos\":", to: &out)
         JSONBuffer.appendUnsigned(source.position.coordinates.offset, to: &out)
+        if source.position.snapshotStep > 0 {
+            JSONBuffer.appendASCII(",\"snapshot_step\":", to: &out)
+            JSONBuffer.appendUnsigned(UInt64(source.position.snapshotStep), to: &out)
+        }
         JSONBuffer.appendASCII(",\"row\":", to: &out)
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 extension BinlogPosition {
-    /// The persisted form: `{"file":…,"pos":…,"gtid_pos":…}` (stable keys; older forms stay readable).
+    /// The persisted form: `{"file":…,"pos":…,"gtid_pos":…,"step":…}` (stable keys; older forms stay readable).
     public var persistedJSON: String {
         var out: [UInt8] = []
         JSONBuffer.appendASCII("{\"file\":", to: &out)
@@ -16,6 +16,10 @@ extension BinlogPosition {
             case .mariadb: JSONBuffer.appendString("mariadb", to: &out)
             case .mysql: JSONBuffer.appendString("mysql", to: &out)
             }
+        }
+        if snapshotStep > 0 {
+            JSONBuffer.appendASCII(",\"step\":", to: &out)
+            JSONBuffer.appendUnsigned(UInt64(snapshotStep), to: &out)
         }
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
@@ -34,6 +38,7 @@ extension BinlogPosition {
                 gtid = MariaDBGTIDPosition(parsing: Substring(text)).map { .mariadb($0) }
             }
         }
-        self.init(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid)
+        self.init(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid,
+                  snapshotStep: (object["step"] as? NSNumber)?.uint32Value ?? 0)
     }
 }

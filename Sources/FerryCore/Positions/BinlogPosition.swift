@@ -14,17 +14,45 @@ public enum GTIDPosition: Sendable, Hashable, Codable, CustomStringConvertible {
 /// A resume point in a MySQL/MariaDB source, always at a transaction boundary:
 /// the binlog continues at `coordinates`, and `gtidPosition` (when known) is the GTID state
 /// after the last transaction before it.
-public struct BinlogPosition: Sendable, Hashable, Codable, CustomStringConvertible {
+///
+/// Positions are totally ordered by coordinates, then `snapshotStep`: snapshot chunks delivered
+/// while the source is between transactions sit after the transaction at their coordinates and
+/// before the next one, numbered from 1.
+public struct BinlogPosition: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
     public var coordinates: BinlogCoordinates
     public var gtidPosition: GTIDPosition?
+    /// 0 for a source transaction; n for the n-th snapshot chunk delivered after it.
+    public var snapshotStep: UInt32
 
-    public init(coordinates: BinlogCoordinates, gtidPosition: GTIDPosition?) {
+    public init(coordinates: BinlogCoordinates, gtidPosition: GTIDPosition?, snapshotStep: UInt32 = 0) {
         self.coordinates = coordinates
         self.gtidPosition = gtidPosition
+        self.snapshotStep = snapshotStep
     }
 
     public var description: String {
-        if let gtidPosition { return "\(coordinates) (gtid \(gtidPosition))" }
-        return coordinates.description
+        let step = snapshotStep > 0 ? " +chunk \(snapshotStep)" : ""
+        if let gtidPosition { return "\(coordinates)\(step) (gtid \(gtidPosition))" }
+        return "\(coordinates)\(step)"
+    }
+
+    /// Order in the stream; the GTID state does not take part.
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        if lhs.coordinates != rhs.coordinates { return lhs.coordinates < rhs.coordinates }
+        return lhs.snapshotStep < rhs.snapshotStep
+    }
+
+    /// Same place in the stream (the GTID state may be known on one side only).
+    public func isSamePlace(as other: Self) -> Bool {
+        coordinates == other.coordinates && snapshotStep == other.snapshotStep
+    }
+
+    enum CodingKeys: String, CodingKey { case coordinates, gtidPosition, snapshotStep }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        coordinates = try container.decode(BinlogCoordinates.self, forKey: .coordinates)
+        gtidPosition = try container.decodeIfPresent(GTIDPosition.self, forKey: .gtidPosition)
+        snapshotStep = try container.decodeIfPresent(UInt32.self, forKey: .snapshotStep) ?? 0
     }
 }

@@ -35,6 +35,10 @@ final class SnapshotWindows: Sendable {
         var schema: TableSchema?
         var keyIndexes: [Int] = []
         var highWatermarkSeen = false
+        /// Binlog-position watermarks: the position the chunk's consistent read saw (rows are
+        /// delivered once the stream is past it), and where the stream was when the window opened.
+        var readAt: BinlogCoordinates?
+        var openedAt: BinlogPosition?
         var deliveredRows = 0
         var outcome: Outcome?
         var waiter: CheckedContinuation<Outcome, Never>?
@@ -45,6 +49,10 @@ final class SnapshotWindows: Sendable {
         /// Schema changes seen per table; a window whose table changed is read again.
         var generations: [TableName: Int] = [:]
         var closing: [String] = []
+        /// The stream's last transaction boundary, and the snapshot steps used after it.
+        var boundary: BinlogPosition?
+        var steps: UInt32 = 0
+        var waker: (@Sendable () -> Void)?
     }
 
     private let state = NIOLockedValueBox(State())
@@ -55,7 +63,36 @@ final class SnapshotWindows: Sendable {
     }
 
     func open(_ id: String, table: TableName, keyColumns: [String], generation: Int) {
-        state.withLockedValue { $0.windows[id] = Window(table: table, keyColumns: keyColumns, generation: generation) }
+        state.withLockedValue { state in
+            var window = Window(table: table, keyColumns: keyColumns, generation: generation)
+            window.openedAt = state.boundary
+            state.windows[id] = window
+        }
+    }
+
+    /// Binlog-position watermarks: the chunk's rows as a consistent read at `readAt` saw them.
+    /// If the stream had already passed `readAt` when the window opened, changes between the two
+    /// were not recorded, so the chunk is read again.
+    func setRows(_ id: String, rows: [Row], absentKeys: [[Value]], schema: TableSchema, keyIndexes: [Int], readAt: BinlogCoordinates) {
+        let waker = state.withLockedValue { state -> (@Sendable () -> Void)? in
+            guard var window = state.windows[id] else { return nil }
+            if let opened = window.openedAt, opened.coordinates > readAt {
+                window.outcome = .retry("the stream was past the chunk's read position \(readAt) when its window opened")
+            }
+            window.rows = rows
+            window.absentKeys = absentKeys
+            window.schema = schema
+            window.keyIndexes = keyIndexes
+            window.readAt = readAt
+            state.windows[id] = window
+            return state.waker
+        }
+        waker?()
+    }
+
+    /// The stream's wake-up, so rows read while it idles are delivered at once.
+    func setWaker(_ waker: (@Sendable () -> Void)?) {
+        state.withLockedValue { $0.waker = waker }
     }
 
     /// The chunk's rows, before the high watermark is written.
@@ -141,6 +178,8 @@ final class SnapshotWindows: Sendable {
     /// transaction is delivered.
     func absorb(_ transaction: inout Transaction) -> [String] {
         state.withLockedValue { state in
+            state.boundary = transaction.position
+            state.steps = 0
             guard !state.windows.isEmpty else { return [] }
             for event in transaction.events {
                 for id in state.windows.keys where state.windows[id]!.table == event.table && state.windows[id]!.outcome == nil {
@@ -151,45 +190,74 @@ final class SnapshotWindows: Sendable {
             state.closing.removeAll()
             var closed: [String] = []
             for id in closing {
-                guard var window = state.windows[id], window.outcome == nil, let rows = window.rows, let schema = window.schema else { continue }
-                if state.generations[window.table, default: 0] != window.generation {
-                    window.outcome = .retry("the schema of \(window.table) changed while the chunk was read")
-                } else if window.keyIndexes.isEmpty && window.changed {
-                    window.outcome = .retry("\(window.table) has no key and changed while it was read")
-                } else {
-                    let base = transaction.events.count
-                    var added = 0
-                    func append(_ operation: ChangeOperation, before: Row?, after: Row?) {
-                        let source = ChangeSource(name: transaction.events.first?.source.name ?? "", serverID: transaction.serverID,
-                                                  gtid: transaction.gtid, position: transaction.position, row: base + added,
-                                                  timestampMillis: transaction.timestampMillis)
-                        transaction.events.append(ChangeEvent(operation: operation, table: window.table, schema: schema, before: before,
-                                                              after: after, source: source))
-                        added += 1
-                    }
-                    if !window.absentKeys.isEmpty {
-                        let changed = Set(window.changedKeys.map(ChunkQueries.canonicalKey))
-                        for key in window.absentKeys where !changed.contains(ChunkQueries.canonicalKey(key)) {
-                            var before = Row(repeating: .null, count: schema.columns.count)
-                            for (position, column) in window.keyIndexes.enumerated() { before[column] = key[position] }
-                            append(.delete, before: before, after: nil)
-                        }
-                    }
-                    for row in rows where window.keyIndexes.isEmpty || !window.changedKeys.contains(window.keyIndexes.map { row[$0] }) {
-                        append(.read, before: nil, after: row)
-                    }
-                    window.deliveredRows = added
-                    window.rows = nil
-                    window.changedKeys.removeAll()
-                    closed.append(id)
-                    state.windows[id] = window
-                    continue
-                }
+                guard var window = state.windows[id], window.outcome == nil, window.rows != nil else { continue }
+                Self.close(&window, generation: state.generations[window.table, default: 0], into: &transaction)
                 state.windows[id] = window
                 closed.append(id)
             }
             return closed
         }
+    }
+
+    /// Binlog-position watermarks: at a transaction boundary `boundary` (the stream idles, or has
+    /// just delivered a transaction), the chunks whose read position the stream has passed, as one
+    /// transaction of their own placed right after the boundary. Returns it with the windows'
+    /// ids, or `nil` when none is ready.
+    func chunksReady(at boundary: BinlogPosition, sourceName: String) -> (Transaction, [String])? {
+        state.withLockedValue { state in
+            let ready = state.windows.filter { _, window in
+                window.outcome == nil && window.rows != nil && window.readAt.map { $0 <= boundary.coordinates } ?? false
+            }.keys.sorted()
+            guard !ready.isEmpty else { return nil }
+            if state.boundary?.coordinates != boundary.coordinates { state.steps = 0 }
+            state.boundary = boundary
+            state.steps += 1
+            let position = BinlogPosition(coordinates: boundary.coordinates, gtidPosition: boundary.gtidPosition, snapshotStep: state.steps)
+            var transaction = Transaction(gtid: nil, position: position, serverID: 0, timestampMillis: WallClock.millisecondsSinceEpoch(), events: [])
+            for id in ready {
+                var window = state.windows[id]!
+                Self.close(&window, generation: state.generations[window.table, default: 0], into: &transaction, sourceName: sourceName)
+                state.windows[id] = window
+            }
+            return (transaction, ready)
+        }
+    }
+
+    /// Ends a window at `transaction`: its rows (less those whose key changed in the window), and
+    /// deletes for the keys a repair asked for that the source does not have — or `.retry`.
+    private static func close(_ window: inout Window, generation: Int, into transaction: inout Transaction, sourceName: String? = nil) {
+        guard let rows = window.rows, let schema = window.schema else { return }
+        if generation != window.generation {
+            window.outcome = .retry("the schema of \(window.table) changed while the chunk was read")
+            return
+        }
+        if window.keyIndexes.isEmpty && window.changed {
+            window.outcome = .retry("\(window.table) has no key and changed while it was read")
+            return
+        }
+        let base = transaction.events.count
+        let name = sourceName ?? transaction.events.first?.source.name ?? ""
+        var added = 0
+        func append(_ operation: ChangeOperation, before: Row?, after: Row?) {
+            let source = ChangeSource(name: name, serverID: transaction.serverID, gtid: transaction.gtid, position: transaction.position,
+                                      row: base + added, timestampMillis: transaction.timestampMillis)
+            transaction.events.append(ChangeEvent(operation: operation, table: window.table, schema: schema, before: before, after: after, source: source))
+            added += 1
+        }
+        if !window.absentKeys.isEmpty {
+            let changed = Set(window.changedKeys.map(ChunkQueries.canonicalKey))
+            for key in window.absentKeys where !changed.contains(ChunkQueries.canonicalKey(key)) {
+                var before = Row(repeating: .null, count: schema.columns.count)
+                for (position, column) in window.keyIndexes.enumerated() { before[column] = key[position] }
+                append(.delete, before: before, after: nil)
+            }
+        }
+        for row in rows where window.keyIndexes.isEmpty || !window.changedKeys.contains(window.keyIndexes.map { row[$0] }) {
+            append(.read, before: nil, after: row)
+        }
+        window.deliveredRows = added
+        window.rows = nil
+        window.changedKeys.removeAll()
     }
 
     /// The transaction that carried these windows' rows is delivered at `position`.

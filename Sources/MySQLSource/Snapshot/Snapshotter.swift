@@ -12,6 +12,8 @@ public struct SnapshotSettings: Sendable {
     public var chunkRows: Int
     /// Chunks read at the same time. Default 4.
     public var parallelism: Int
+    /// How chunks are placed in the stream. Default `auto`.
+    public var watermarks: WatermarkMode
     /// The table the watermarks are written to. Default `ferry.ferry_signal`.
     public var signalTable: TableName
     /// Key columns for tables by glob (`mapping.key`), first match wins.
@@ -19,16 +21,27 @@ public struct SnapshotSettings: Sendable {
     /// How often an idle snapshotter looks for `ferry snapshot` requests. Default 1 s.
     public var pollInterval: Duration
 
-    public init(mode: SnapshotMode = .initial, chunkRows: Int = 8192, parallelism: Int = 4,
+    public init(mode: SnapshotMode = .initial, chunkRows: Int = 8192, parallelism: Int = 4, watermarks: WatermarkMode = .auto,
                 signalTable: TableName = TableName(database: "ferry", table: "ferry_signal"),
                 keyOverrides: [(tables: String, columns: [String])] = [], pollInterval: Duration = .seconds(1)) {
         self.mode = mode
         self.chunkRows = chunkRows
         self.parallelism = parallelism
+        self.watermarks = watermarks
         self.signalTable = signalTable
         self.keyOverrides = keyOverrides
         self.pollInterval = pollInterval
     }
+}
+
+/// Where a chunk's low and high watermarks come from.
+public enum WatermarkMode: String, Sendable, CaseIterable {
+    /// The signal table when ferry may write it, else binlog positions.
+    case auto
+    /// Rows written to the signal table (needs INSERT on it).
+    case signalTable = "signal_table"
+    /// The binlog position of each chunk's consistent read (read-only sources).
+    case binlog
 }
 
 /// What `MySQLSource.run` needs to snapshot alongside the stream.
@@ -152,7 +165,7 @@ struct Snapshotter: Sendable {
     /// Snapshots what is requested; with `untilDone` returns when nothing is left, else keeps
     /// looking for new requests until cancelled.
     func run(untilDone: Bool) async throws {
-        try await prepare()
+        let useSignalTable = try await prepare()
         while true {
             let open = try await store.snapshotTables(pipeline: pipeline).filter { $0.state != .done }
             if open.isEmpty {
@@ -160,15 +173,16 @@ struct Snapshotter: Sendable {
                 try await Task.sleep(for: settings.pollInterval)
                 continue
             }
-            for record in open { try await snapshot(record) }
+            for record in open { try await snapshot(record, useSignalTable: useSignalTable) }
         }
     }
 
-    /// Creates the signal table, marks chunks delivered after the resume position as not done,
-    /// and requests the initial snapshot.
-    private func prepare() async throws {
+    /// Chooses the watermarks (creating the signal table), marks chunks delivered after the resume
+    /// position as not done, and requests the initial snapshot. Returns whether the signal table
+    /// is used.
+    private func prepare() async throws -> Bool {
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
-            try await createSignalTable(query)
+            let useSignalTable = try await chooseWatermarks(query)
             var tables = try await store.snapshotTables(pipeline: pipeline)
             let now = WallClock.millisecondsSinceEpoch()
             if job.resnapshotAll || (tables.isEmpty && job.resume == nil && settings.mode != .never) {
@@ -195,12 +209,41 @@ struct Snapshotter: Sendable {
                                   metadata: [LoggingKeys.table: "\(record.table)", "ferry.chunks": "\(undone)"])
                 }
             }
+            return useSignalTable
+        }
+    }
+
+    private func chooseWatermarks(_ query: MySQLConnection) async throws -> Bool {
+        switch settings.watermarks {
+        case .signalTable:
+            try await createSignalTable(query)
+            return true
+        case .binlog:
+            return false
+        case .auto:
+            do {
+                try await createSignalTable(query)
+                // Creating needs CREATE; writing needs INSERT and DELETE: try both once.
+                let probe = Self.windowID()
+                try await query.execute("INSERT INTO \(signalTableName) (id, pipeline, kind) VALUES (\(literal(probe)), \(literal(pipeline)), 'probe')")
+                try await query.execute("DELETE FROM \(signalTableName) WHERE id = \(literal(probe))")
+                return true
+            } catch let error as FerryError where error.code == "snapshot.signal_table" {
+                logger.notice("the source user may not write the signal table; snapshots use binlog positions as watermarks",
+                              metadata: [LoggingKeys.source: "\(configuration.name)", "ferry.signal_table": "\(settings.signalTable)"])
+                return false
+            } catch let error as MySQLWireError {
+                logger.notice("the source user may not write the signal table; snapshots use binlog positions as watermarks",
+                              metadata: [LoggingKeys.source: "\(configuration.name)", "ferry.signal_table": "\(settings.signalTable)",
+                                         LoggingKeys.error: "\(error.ferryError.message)"])
+                return false
+            }
         }
     }
 
     static func isSafe(_ delivered: BinlogPosition, resume: BinlogPosition?) -> Bool {
         guard let resume else { return false }
-        return delivered.coordinates <= resume.coordinates
+        return delivered <= resume
     }
 
     private func createSignalTable(_ query: MySQLConnection) async throws {
@@ -242,7 +285,7 @@ struct Snapshotter: Sendable {
 
     // MARK: - One table
 
-    private func snapshot(_ initial: SnapshotTableRecord) async throws {
+    private func snapshot(_ initial: SnapshotTableRecord, useSignalTable: Bool) async throws {
         var record = initial
         let name = record.table
         let described = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
@@ -282,7 +325,7 @@ struct Snapshotter: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await plan(table, queue: queue) }
             for _ in 0..<max(1, settings.parallelism) {
-                group.addTask { try await read(table, queue: queue) }
+                group.addTask { try await read(table, queue: queue, useSignalTable: useSignalTable) }
             }
             try await group.waitForAll()
         }
@@ -292,8 +335,10 @@ struct Snapshotter: Sendable {
         try await store.saveSnapshotTable(record, pipeline: pipeline)
         let rows = try await store.snapshotChunks(pipeline: pipeline, table: name).reduce(0) { $0 + $1.rows }
         logger.notice("snapshot of table done", metadata: [LoggingKeys.table: "\(name)", "ferry.rows": "\(rows)"])
-        try? await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
-            try await query.execute("DELETE FROM \(signalTableName) WHERE pipeline = \(literal(pipeline))")
+        if useSignalTable {
+            try? await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+                try await query.execute("DELETE FROM \(signalTableName) WHERE pipeline = \(literal(pipeline))")
+            }
         }
     }
 
@@ -345,7 +390,7 @@ struct Snapshotter: Sendable {
     }
 
     /// Reads chunks through watermark windows until the queue is empty.
-    private func read(_ initialTable: SnapshotTable, queue: ChunkQueue) async throws {
+    private func read(_ initialTable: SnapshotTable, queue: ChunkQueue, useSignalTable: Bool) async throws {
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { connection in
             try await Self.prepareSession(connection)
             var table = initialTable
@@ -361,15 +406,24 @@ struct Snapshotter: Sendable {
                     windows.open(id, table: table.name, keyColumns: table.keyColumns.map { table.schema.columnName($0) }, generation: generation)
                     let outcome: SnapshotWindows.Outcome
                     do {
-                        try await signal(connection, id: id + "-low", kind: "low", chunk: chunk)
-                        let rows = try await readRows(connection, table: table, chunk: chunk)
-                        var absent: [[Value]] = []
-                        if let keys = chunk.keys {
+                        func absentKeys(_ rows: [Row]) -> [[Value]] {
+                            guard let keys = chunk.keys else { return [] }
                             let found = Set(rows.map { ChunkQueries.canonicalKey(table.key(of: $0)) })
-                            absent = keys.map { $0.map(ChunkQueries.value(ofLiteral:)) }.filter { !found.contains(ChunkQueries.canonicalKey($0)) }
+                            return keys.map { $0.map(ChunkQueries.value(ofLiteral:)) }.filter { !found.contains(ChunkQueries.canonicalKey($0)) }
                         }
-                        windows.setRows(id, rows: rows, absentKeys: absent, schema: table.schema, keyIndexes: table.keyColumns)
-                        try await signal(connection, id: id, kind: "high", chunk: chunk)
+                        if useSignalTable {
+                            try await signal(connection, id: id + "-low", kind: "low", chunk: chunk)
+                            let rows = try await readRows(connection, table: table, chunk: chunk)
+                            windows.setRows(id, rows: rows, absentKeys: absentKeys(rows), schema: table.schema, keyIndexes: table.keyColumns)
+                            try await signal(connection, id: id, kind: "high", chunk: chunk)
+                        } else {
+                            // One consistent read; the server says which binlog position it saw.
+                            try await connection.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                            let readAt = try await snapshotPosition(connection)
+                            let rows = try await readRows(connection, table: table, chunk: chunk)
+                            try await connection.execute("COMMIT")
+                            windows.setRows(id, rows: rows, absentKeys: absentKeys(rows), schema: table.schema, keyIndexes: table.keyColumns, readAt: readAt)
+                        }
                         outcome = await windows.outcome(id)
                     } catch {
                         windows.cancel(id)
@@ -406,6 +460,21 @@ struct Snapshotter: Sendable {
         return rows
     }
 
+    /// The binlog position a consistent-snapshot transaction reads at: exact on MariaDB
+    /// (`binlog_snapshot_file/position`); on MySQL the end of log, read just after the snapshot
+    /// started (a commit between the two is possible; the signal table has no such gap).
+    private func snapshotPosition(_ connection: MySQLConnection) async throws -> BinlogCoordinates {
+        if server.isMariaDB {
+            let status = try await connection.query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            var values: [String: String] = [:]
+            for row in status.rows { if let name = row[0], let value = row[1] { values[name.lowercased()] = value } }
+            if let file = values["binlog_snapshot_file"], let position = values["binlog_snapshot_position"].flatMap({ UInt64($0) }), !file.isEmpty {
+                return BinlogCoordinates(file: file, offset: position)
+            }
+        }
+        return try await ServerFacts.currentCoordinates(connection)
+    }
+
     private func signal(_ connection: MySQLConnection, id: String, kind: String, chunk: SnapshotChunkRecord) async throws {
         try await connection.execute("INSERT INTO \(signalTableName) (id, pipeline, kind, detail) VALUES (\(literal(id)), \(literal(pipeline)), \(literal(kind)), \(literal("\(chunk.table) chunk \(chunk.index)")))")
     }
@@ -413,6 +482,7 @@ struct Snapshotter: Sendable {
     /// UTC for TIMESTAMP text; utf8mb4 results; no statement timeout on long chunk reads.
     static func prepareSession(_ connection: MySQLConnection) async throws {
         try await connection.execute("SET time_zone = '+00:00', character_set_results = 'utf8mb4', sql_mode = ''")
+        try await connection.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     }
 
     static func windowID() -> String {

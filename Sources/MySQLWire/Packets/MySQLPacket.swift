@@ -17,4 +17,6 @@ public struct MySQLPacket: Sendable, Equatable {
     /// EOF is 0xFE in a packet shorter than 9 bytes; longer 0xFE payloads are length-encoded data.
     public var isEOF: Bool { header == 0xFE && payload.readableBytes < 9 }
     public var isOK: Bool { header == 0x00 }
+    /// The marker `MySQLWaker` puts in the stream; the server never sends an empty packet alone.
+    var isWake: Bool { payload.readableBytes == 0 }
 }

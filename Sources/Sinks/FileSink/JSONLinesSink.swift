@@ -130,6 +130,11 @@ public actor JSONLinesSink: DeadLetterSink {
         out.append(contentsOf: event.source.position.coordinates.file.utf8)
         out.append(UInt8(ascii: ":"))
         JSONBuffer.appendUnsigned(event.source.position.coordinates.offset, to: &out)
+        if event.source.position.snapshotStep > 0 {
+            // A snapshot chunk delivered between source transactions.
+            out.append(UInt8(ascii: "#"))
+            JSONBuffer.appendUnsigned(UInt64(event.source.position.snapshotStep), to: &out)
+        }
         out.append(UInt8(ascii: ":"))
         JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
         out.append(UInt8(ascii: "\""))
@@ -234,7 +239,8 @@ public actor JSONLinesSink: DeadLetterSink {
               let events = (object["txn_events"] as? NSNumber)?.intValue
         else { return nil }
         let gtid = (source["gtid_pos"] as? String).flatMap { MariaDBGTIDPosition(parsing: Substring($0)) }.map { GTIDPosition.mariadb($0) }
-        return (BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid), row, events)
+        let step = (source["snapshot_step"] as? NSNumber)?.uint32Value ?? 0
+        return (BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid, snapshotStep: step), row, events)
     }
 
     static func lastRotatedPosition(directory: String, name: String) -> BinlogPosition? {

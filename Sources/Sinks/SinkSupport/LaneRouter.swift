@@ -102,7 +102,7 @@ public actor LanedSink: Sink {
         for (index, lane) in lanes.enumerated() {
             applied[index] = try await lane.open()
             guard let position = applied[index] else { return nil }
-            if lowest == nil || position.coordinates < lowest!.coordinates { lowest = position }
+            if lowest == nil || position < lowest! { lowest = position }
         }
         return lowest
     }
@@ -193,6 +193,6 @@ public actor LanedSink: Sink {
     /// (harmless) because a transaction split to find a rejected change travels stamped with the
     /// position before it.
     private func isNew(_ transaction: Transaction, lane: Int) -> Bool {
-        applied[lane].map { transaction.position.coordinates >= $0.coordinates } ?? true
+        applied[lane].map { transaction.position >= $0 } ?? true
     }
 }
