@@ -59,11 +59,13 @@ public struct MySQLSource: Sendable {
                 } catch {
                     outcome.withLockedValue { $0 = .failure(error) }
                 }
+                // The stream notices at once, not at the next event or heartbeat.
+                windows.wakeStream()
             }
             var session = StreamSession(configuration: configuration, server: server, start: startPosition,
                                         snapshot: (windows, job.settings.signalTable), logger: logger)
-            // The snapshot's end (initial_only) or failure is noticed at the next event; heartbeats
-            // bound the wait while the source is idle.
+            // The snapshot's end (initial_only) or failure wakes the stream, which stops at the
+            // next transaction boundary.
             let completion: Completion
             do {
                 completion = try await follow(&session, stopAt: stopCoordinates, shouldStop: {

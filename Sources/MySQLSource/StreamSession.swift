@@ -95,6 +95,7 @@ struct StreamSession {
             let item = try await binlog.nextBinlogPacket()
             if case .wake = item {
                 try await deliverReadyChunks(deliver)
+                if !assembler.isInTransaction, try shouldStop() { return .snapshotFinished }
                 continue
             }
             guard case .event(let bytes) = item else {

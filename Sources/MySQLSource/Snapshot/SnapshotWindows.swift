@@ -28,6 +28,10 @@ final class SnapshotWindows: Sendable {
         /// The table's schema generation when the reader loaded its description.
         let generation: Int
         var changedKeys: Set<[Value]> = []
+        /// Once the rows are read, only changes to their keys (and to a repair's absent keys)
+        /// matter; the rest are not kept, so a stream far behind does not pile keys up.
+        var rowKeys: Set<[Value]>?
+        var absentCanonical: Set<String> = []
         var changed = false
         var rows: [Row]?
         /// Keys a repair asked for that the read did not find: deleted at the high watermark.
@@ -79,6 +83,8 @@ final class SnapshotWindows: Sendable {
             if let opened = window.openedAt, opened.coordinates > readAt {
                 window.outcome = .retry("the stream was past the chunk's read position \(readAt) when its window opened")
             }
+            state.windows[id] = nil
+            window.narrow(rows: rows, keyIndexes: keyIndexes, absentKeys: absentKeys)
             window.rows = rows
             window.absentKeys = absentKeys
             window.schema = schema
@@ -90,6 +96,11 @@ final class SnapshotWindows: Sendable {
         waker?()
     }
 
+    /// Interrupts the stream's wait for the next event.
+    func wakeStream() {
+        state.withLockedValue { $0.waker }?()
+    }
+
     /// The stream's wake-up, so rows read while it idles are delivered at once.
     func setWaker(_ waker: (@Sendable () -> Void)?) {
         state.withLockedValue { $0.waker = waker }
@@ -98,6 +109,7 @@ final class SnapshotWindows: Sendable {
     /// The chunk's rows, before the high watermark is written.
     func setRows(_ id: String, rows: [Row], absentKeys: [[Value]] = [], schema: TableSchema, keyIndexes: [Int]) {
         state.withLockedValue { state in
+            state.windows[id]?.narrow(rows: rows, keyIndexes: keyIndexes, absentKeys: absentKeys)
             state.windows[id]?.rows = rows
             state.windows[id]?.absentKeys = absentKeys
             state.windows[id]?.schema = schema
@@ -143,7 +155,7 @@ final class SnapshotWindows: Sendable {
     func abandonAll(_ reason: String) {
         let waiters = state.withLockedValue { state -> [CheckedContinuation<Outcome, Never>] in
             var waiters: [CheckedContinuation<Outcome, Never>] = []
-            for id in state.windows.keys {
+            for id in Array(state.windows.keys) {
                 state.windows[id]!.outcome = .retry(reason)
                 if let waiter = state.windows[id]!.waiter { waiters.append(waiter) }
                 state.windows[id]!.waiter = nil
@@ -181,8 +193,16 @@ final class SnapshotWindows: Sendable {
             state.boundary = transaction.position
             state.steps = 0
             guard !state.windows.isEmpty else { return [] }
-            for event in transaction.events {
-                for id in state.windows.keys where state.windows[id]!.table == event.table && state.windows[id]!.outcome == nil {
+            // Ids first: iterating the dictionary while mutating it would copy every window's key
+            // set on each change.
+            var ids: [String] = []
+            var tables = Set<TableName>()
+            for (id, window) in state.windows where window.outcome == nil {
+                ids.append(id)
+                tables.insert(window.table)
+            }
+            for event in transaction.events where tables.contains(event.table) {
+                for id in ids where state.windows[id]!.table == event.table {
                     state.windows[id]!.record(event)
                 }
             }
@@ -288,7 +308,21 @@ private extension SnapshotWindows.Window {
             guard let index = schema.columns.firstIndex(where: { $0.name == name }) else { return }
             indexes.append(index)
         }
-        if let before = event.before { changedKeys.insert(indexes.map { before[$0] }) }
-        if let after = event.after { changedKeys.insert(indexes.map { after[$0] }) }
+        if let before = event.before { keep(indexes.map { before[$0] }) }
+        if let after = event.after { keep(indexes.map { after[$0] }) }
+    }
+
+    mutating func keep(_ key: [Value]) {
+        if let rowKeys, !rowKeys.contains(key), absentCanonical.isEmpty || !absentCanonical.contains(ChunkQueries.canonicalKey(key)) { return }
+        changedKeys.insert(key)
+    }
+
+    /// The rows are known: keep only what concerns them from now on.
+    mutating func narrow(rows: [Row], keyIndexes: [Int], absentKeys: [[Value]]) {
+        guard !keyIndexes.isEmpty else { return }
+        let keys = Set(rows.map { row in keyIndexes.map { row[$0] } })
+        absentCanonical = Set(absentKeys.map(ChunkQueries.canonicalKey))
+        changedKeys = changedKeys.filter { keys.contains($0) || absentCanonical.contains(ChunkQueries.canonicalKey($0)) }
+        rowKeys = keys
     }
 }
