@@ -175,7 +175,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp"]
+            dependencies: ["Pipeline", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp", "MySQLSource"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -2,6 +2,7 @@ import DiskLog
 import FerryApp
 import FerryCore
 import Foundation
+import MySQLSource
 import Pipeline
 import Testing
 
@@ -124,5 +125,38 @@ import Testing
         #expect(message("    dead_letter: rejects\n", "")?.contains("needs a dead_letter sink") == true)
         #expect(message("error_policy: dead-letter", "error_policy: ignore")?.contains("unknown error policy 'ignore'") == true)
         #expect(message("rename_columns:", "rename_colums:")?.contains("ferry.yml:17: pipelines.shop-to-local.mapping.shop.customers.rename_colums: unknown key") == true)
+    }
+}
+
+extension ConfigurationTests {
+    /// The valid configuration with `lines` added to its pipeline.
+    func withPipelineLines(_ lines: [String]) -> String {
+        Self.valid.replacingOccurrences(of: "    target_table: \"{db}_{table}\"",
+                                        with: (["    target_table: \"{db}_{table}\""] + lines.map { "    " + $0 }).joined(separator: "\n"))
+    }
+
+    @Test func readsSnapshotSettings() throws {
+        let defaults = try #require(try parse(Self.valid).pipelines.first).snapshot
+        #expect(defaults.mode == .initial && defaults.chunkRows == 8192 && defaults.parallelism == 4 && defaults.watermarks == .auto)
+        #expect(defaults.signalTable == TableName(database: "ferry", table: "ferry_signal"))
+        #expect(try parse(withPipelineLines(["snapshot: when_needed"])).pipelines.first?.snapshot.mode == .whenNeeded)
+        let text = withPipelineLines([
+            "snapshot: { mode: initial_only, chunk_rows: 1000, parallel: 2, watermarks: binlog, signal_table: ops.signals }",
+            "mapping:", "  \"shop.log_*\": { key: [id, at] }",
+        ])
+        let settings = try #require(try parse(text).pipelines.first).snapshot
+        #expect(settings.mode == .initialOnly && settings.chunkRows == 1000 && settings.parallelism == 2 && settings.watermarks == .binlog)
+        #expect(settings.signalTable == TableName(database: "ops", table: "signals"))
+        #expect(settings.keyOverrides.map(\.tables) == ["shop.log_*"] && settings.keyOverrides.first?.columns == ["id", "at"])
+        for (bad, message) in [("snapshot: sometimes", "unknown snapshot mode 'sometimes'"), ("snapshot: { parallel: 0 }", "parallel must be between 1 and 64"),
+                               ("snapshot: { signal_table: nodot }", "'nodot' is not DATABASE.TABLE"),
+                               ("snapshot: { watermarks: gtid }", "unknown watermarks 'gtid'")] {
+            do {
+                _ = try parse(withPipelineLines([bad]))
+                Issue.record("\(bad) was accepted")
+            } catch let error as FerryError {
+                #expect(error.message.contains(message) && error.message.contains("ferry.yml:"), "\(error.message)")
+            }
+        }
     }
 }
