@@ -207,11 +207,7 @@ public enum Verify {
                 }
                 logger.notice("rows deleted while the position was lost are deleted from the targets",
                               metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.table": "\(record.table)", "ferry.rows": "\(extra.count)"])
-                let literals = extra.values.map { key in key.map { value -> String in
-                    var literal = ""
-                    MySQLLiteral.append(value, to: &literal)
-                    return literal
-                } }
+                let literals = extra.values.map(MySQLLiteral.literals)
                 try await store.requestRepair(pipeline: pipeline.name, table: record.table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
                                               atMillis: WallClock.millisecondsSinceEpoch())
             }
@@ -257,11 +253,7 @@ public enum Verify {
             output("  repair of \(table) skipped: the target's key (\(targetKey.joined(separator: ", "))) is not the source's (\(sourceKey.joined(separator: ", ")))")
             return
         }
-        let literals = keys.values.map { key in key.map { value -> String in
-            var literal = ""
-            MySQLLiteral.append(value, to: &literal)
-            return literal
-        } }
+        let literals = keys.values.map(MySQLLiteral.literals)
         let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
         do {
             try await store.requestRepair(pipeline: pipeline.name, table: table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
@@ -288,11 +280,7 @@ public enum Verify {
     }
 
     static func describe(_ key: [Value]) -> String {
-        "key (" + key.map { value in
-            var literal = ""
-            MySQLLiteral.append(value, to: &literal)
-            return literal
-        }.joined(separator: ", ") + ")"
+        "key (" + MySQLLiteral.literals(key).joined(separator: ", ") + ")"
     }
 }
 
@@ -306,10 +294,7 @@ struct ChunkKey: Hashable {
             case .int(let number): return String(number)
             case .uint(let number): return String(number)
             case .string(let text), .decimal(let text): return text
-            default:
-                var literal = ""
-                MySQLLiteral.append(value, to: &literal)
-                return literal
+            default: return MySQLLiteral.literal(value)
             }
         }.joined(separator: "\u{1}")
     }

@@ -66,16 +66,7 @@ struct ChunkQueries {
         if literal == "NULL" { return .null }
         if let number = Int64(literal) { return .int(number) }
         if let number = UInt64(literal) { return .uint(number) }
-        if literal.hasPrefix("X'"), literal.hasSuffix("'") {
-            let hex = Array(literal.dropFirst(2).dropLast().utf8)
-            var bytes: [UInt8] = []
-            var index = 0
-            while index + 1 < hex.count {
-                bytes.append(UInt8(String(decoding: hex[index...index + 1], as: UTF8.self), radix: 16) ?? 0)
-                index += 2
-            }
-            return .bytes(bytes)
-        }
+        if literal.hasPrefix("X'"), literal.hasSuffix("'") { return .bytes(HexBytes.decode(literal.dropFirst(2).dropLast())) }
         if literal.hasPrefix("'"), literal.hasSuffix("'"), literal.count >= 2 {
             var text = ""
             var escaped = false
@@ -115,11 +106,5 @@ struct ChunkQueries {
     }
 
     /// Key values as SQL literals.
-    static func literals(_ key: [Value]) -> [String] {
-        key.map { value in
-            var literal = ""
-            MySQLLiteral.append(value, to: &literal)
-            return literal
-        }
-    }
+    static func literals(_ key: [Value]) -> [String] { MySQLLiteral.literals(key) }
 }

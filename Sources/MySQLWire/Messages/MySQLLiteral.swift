@@ -40,6 +40,16 @@ public enum MySQLLiteral {
         }
     }
 
+    /// One value as a literal.
+    public static func literal(_ value: Value) -> String {
+        var literal = ""
+        append(value, to: &literal)
+        return literal
+    }
+
+    /// A key's values as literals, in key order.
+    public static func literals(_ values: [Value]) -> [String] { values.map(literal) }
+
     /// A single-quoted string with MySQL's backslash escapes.
     public static func appendQuoted(_ text: String, to out: inout String) {
         out += "'"

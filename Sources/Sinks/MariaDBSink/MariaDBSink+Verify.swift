@@ -80,7 +80,7 @@ extension MariaDBSink: VerifiableSink {
             return extra.rows.map { row in
                 (0..<key.count).map { index in
                     guard let text = row[index] else { return .null }
-                    if binary[index] { return .bytes(Self.bytes(hex: text)) }
+                    if binary[index] { return .bytes(HexBytes.decode(text)) }
                     if let number = Int64(text) { return .int(number) }
                     if let number = UInt64(text) { return .uint(number) }
                     return .string(text)
@@ -91,15 +91,5 @@ extension MariaDBSink: VerifiableSink {
 
     static func isBinary(_ typeName: String) -> Bool {
         ["binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"].contains { typeName.hasPrefix($0) }
-    }
-
-    static func bytes(hex: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex) {
-            bytes.append(UInt8(hex[index..<next], radix: 16) ?? 0)
-            index = next
-        }
-        return bytes
     }
 }

@@ -60,15 +60,7 @@ extension PostgresSink: VerifiableSink {
     }
 
     static func keyValue(_ text: String, typeName: String) -> Value {
-        if PostgresTypeMapping.columnType(typeName) == "bytea" {
-            var bytes: [UInt8] = []
-            var index = text.startIndex
-            while index < text.endIndex, let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex) {
-                bytes.append(UInt8(text[index..<next], radix: 16) ?? 0)
-                index = next
-            }
-            return .bytes(bytes)
-        }
+        if PostgresTypeMapping.columnType(typeName) == "bytea" { return .bytes(HexBytes.decode(text)) }
         if let number = Int64(text) { return .int(number) }
         if let number = UInt64(text) { return .uint(number) }
         return .string(text)
