@@ -119,6 +119,10 @@ public enum Snapshots {
             }
             try await store.close()
             let shown = all.filter { tables.isEmpty || tables.contains($0.table) }
+            if tables.isEmpty && shown.isEmpty {
+                print("pipeline \(pipeline) has no snapshot recorded (yet)")
+                return
+            }
             let finished = !shown.isEmpty && shown.allSatisfy { $0.state == .done }
             if terminal {
                 if drawn > 0 { print("\u{1B}[\(drawn)A", terminator: "") }

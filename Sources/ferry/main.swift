@@ -302,6 +302,7 @@ struct SnapshotCommand: AsyncParsableCommand {
         Examples:
           ferry snapshot -c ferry.yml shop-to-replica shop.orders shop.customers
           ferry snapshot -c ferry.yml shop-to-replica --no-wait
+          ferry snapshot -c ferry.yml shop-to-replica --watch     # the initial snapshot of `ferry run`
         """
     )
 
@@ -317,12 +318,19 @@ struct SnapshotCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Return after recording the request instead of following the progress.")
     var noWait = false
 
+    @Flag(name: .long, help: "Request nothing; follow the snapshots already running (e.g. the initial one of `ferry run`).")
+    var watch = false
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         let logger = logging.bootstrap()
         try await reportingErrors {
             let configuration = try loadConfiguration(config)
+            if watch {
+                try await Snapshots.follow(configuration: configuration, pipeline: pipeline, tables: [], terminal: isatty(STDOUT_FILENO) == 1, logger: logger)
+                return
+            }
             let requested = try await Snapshots.request(configuration: configuration, pipeline: pipeline, tables: tables, logger: logger)
             print("snapshot of \(requested.count) table(s) requested for pipeline \(pipeline); `ferry run` starts it within a second")
             guard !noWait else { return }
