@@ -94,6 +94,7 @@ struct StreamSession {
             try Task.checkCancellation()
             let item = try await binlog.nextBinlogPacket()
             if case .wake = item {
+                logger.trace("binlog reader woken")
                 try await deliverReadyChunks(deliver)
                 if !assembler.isInTransaction, try shouldStop() { return .snapshotFinished }
                 continue

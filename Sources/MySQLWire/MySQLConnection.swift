@@ -360,6 +360,9 @@ final class WakeHandler: ChannelInboundHandler, Sendable {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is Wake {
             context.fireChannelRead(wrapInboundOut(MySQLPacket(sequence: 0, payload: ByteBuffer())))
+            // The async channel hands reads over at read-complete; without it the marker waits
+            // for the next packet from the server.
+            context.fireChannelReadComplete()
         } else {
             context.fireUserInboundEventTriggered(event)
         }

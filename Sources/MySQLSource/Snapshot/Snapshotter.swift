@@ -431,6 +431,8 @@ struct Snapshotter: Sendable {
                     }
                     switch outcome {
                     case .delivered(let position, let rows):
+                        logger.debug("snapshot chunk delivered", metadata: [LoggingKeys.table: "\(table.name)", "ferry.chunk": "\(chunk.index)",
+                                                                             "ferry.rows": "\(rows)", LoggingKeys.position: "\(position)"])
                         chunk.rows = rows
                         chunk.deliveredAt = position
                         try await store.saveSnapshotChunk(chunk, pipeline: pipeline)
