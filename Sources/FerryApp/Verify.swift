@@ -91,7 +91,7 @@ public enum Verify {
         var reports: [TableReport] = []
         defer { for (_, sink) in sinks { Task { try? await sink.close() } } }
         for table in tables {
-            let keyOverride = pipeline.snapshot.keyOverrides.first { TableGlob.matches($0.tables, table.description) }?.columns
+            let keyOverride = pipeline.snapshot.keyOverride(for: table)
             let reader = try await source.tableReader(table, keyOverride: keyOverride)
             let target = targetTable(table)
             var tableReports = sinks.map { TableReport(pipeline: pipeline.name, sink: $0.name, table: table) }
@@ -181,7 +181,7 @@ public enum Verify {
         while true {
             let records = try await store.snapshotTables(pipeline: pipeline.name).filter { $0.reason == "purged" }
             for var record in records where record.state == .done {
-                let keyOverride = pipeline.snapshot.keyOverrides.first { TableGlob.matches($0.tables, record.table.description) }?.columns
+                let keyOverride = pipeline.snapshot.keyOverride(for: record.table)
                 let reader = try await source.tableReader(record.table, keyOverride: keyOverride)
                 guard !reader.keyColumns.isEmpty else {
                     logger.warning("after the re-snapshot, rows deleted while the position was lost may remain in the targets: the table has no key to find them by",
@@ -288,14 +288,5 @@ public enum Verify {
 /// give numbers and text back).
 struct ChunkKey: Hashable {
     let text: String
-    init(_ key: [Value]) {
-        text = key.map { value in
-            switch value {
-            case .int(let number): return String(number)
-            case .uint(let number): return String(number)
-            case .string(let text), .decimal(let text): return text
-            default: return MySQLLiteral.literal(value)
-            }
-        }.joined(separator: "\u{1}")
-    }
+    init(_ key: [Value]) { text = MySQLLiteral.keyText(key) }
 }

@@ -61,50 +61,6 @@ struct ChunkQueries {
         return "SELECT \(table.selectList) FROM \(table.quotedName) WHERE \(condition)\(order)"
     }
 
-    /// A literal made by `literals` back as a value: numbers, quoted text, hex bytes.
-    static func value(ofLiteral literal: String) -> Value {
-        if literal == "NULL" { return .null }
-        if let number = Int64(literal) { return .int(number) }
-        if let number = UInt64(literal) { return .uint(number) }
-        if literal.hasPrefix("X'"), literal.hasSuffix("'") { return .bytes(HexBytes.decode(literal.dropFirst(2).dropLast())) }
-        if literal.hasPrefix("'"), literal.hasSuffix("'"), literal.count >= 2 {
-            var text = ""
-            var escaped = false
-            for character in literal.dropFirst().dropLast() {
-                if escaped {
-                    switch character {
-                    case "0": text.append("\0")
-                    case "n": text.append("\n")
-                    case "r": text.append("\r")
-                    case "Z": text.append("\u{1A}")
-                    default: text.append(character)
-                    }
-                    escaped = false
-                } else if character == "\\" {
-                    escaped = true
-                } else {
-                    text.append(character)
-                }
-            }
-            return .string(text)
-        }
-        return .decimal(literal)
-    }
-
-    /// A key's text, equal for equal keys whatever value kinds carry them (a repair's keys come
-    /// back from targets as numbers or text).
-    static func canonicalKey(_ key: [Value]) -> String {
-        literals(key).map { literal in
-            switch value(ofLiteral: literal) {
-            case .int(let number): String(number)
-            case .uint(let number): String(number)
-            case .string(let text), .decimal(let text): text
-            case .bytes(let bytes): "0x" + bytes.map { String($0, radix: 16) }.joined(separator: ".")
-            default: literal
-            }
-        }.joined(separator: "\u{1}")
-    }
-
     /// Key values as SQL literals.
     static func literals(_ key: [Value]) -> [String] { MySQLLiteral.literals(key) }
 }

@@ -1,4 +1,5 @@
 import FerryCore
+import MySQLWire
 import NIOConcurrencyHelpers
 
 /// The watermark windows of the chunks being read, shared by the snapshot readers and the binlog
@@ -32,13 +33,14 @@ final class SnapshotWindows: Sendable {
         /// matter; the rest are not kept, so a stream far behind does not pile keys up.
         var rowKeys: Set<[Value]>?
         var absentCanonical: Set<String> = []
+        /// Where the key columns are in the stream's schema object last seen.
+        var streamKeyIndexes: (schema: TableSchema, indexes: [Int])?
         var changed = false
         var rows: [Row]?
         /// Keys a repair asked for that the read did not find: deleted at the high watermark.
         var absentKeys: [[Value]] = []
         var schema: TableSchema?
         var keyIndexes: [Int] = []
-        var highWatermarkSeen = false
         /// Binlog-position watermarks: the position the chunk's consistent read saw (rows are
         /// delivered once the stream is past it), and where the stream was when the window opened.
         var readAt: BinlogCoordinates?
@@ -173,7 +175,6 @@ final class SnapshotWindows: Sendable {
     func highWatermarkSeen(_ id: String) {
         state.withLockedValue { state in
             guard state.windows[id] != nil else { return }
-            state.windows[id]!.highWatermarkSeen = true
             state.closing.append(id)
         }
     }
@@ -225,10 +226,14 @@ final class SnapshotWindows: Sendable {
     /// ids, or `nil` when none is ready.
     func chunksReady(at boundary: BinlogPosition, sourceName: String) -> (Transaction, [String])? {
         state.withLockedValue { state in
-            let ready = state.windows.filter { _, window in
-                window.outcome == nil && window.rows != nil && window.readAt.map { $0 <= boundary.coordinates } ?? false
-            }.keys.sorted()
+            // Called after every transaction: no allocation unless a chunk is ready.
+            var ready: [String] = []
+            for (id, window) in state.windows where window.outcome == nil && window.rows != nil
+                && window.readAt.map({ $0 <= boundary.coordinates }) ?? false {
+                ready.append(id)
+            }
             guard !ready.isEmpty else { return nil }
+            ready.sort()
             if state.boundary?.coordinates != boundary.coordinates { state.steps = 0 }
             state.boundary = boundary
             state.steps += 1
@@ -265,8 +270,8 @@ final class SnapshotWindows: Sendable {
             added += 1
         }
         if !window.absentKeys.isEmpty {
-            let changed = Set(window.changedKeys.map(ChunkQueries.canonicalKey))
-            for key in window.absentKeys where !changed.contains(ChunkQueries.canonicalKey(key)) {
+            let changed = Set(window.changedKeys.map(MySQLLiteral.keyText))
+            for key in window.absentKeys where !changed.contains(MySQLLiteral.keyText(key)) {
                 var before = Row(repeating: .null, count: schema.columns.count)
                 for (position, column) in window.keyIndexes.enumerated() { before[column] = key[position] }
                 append(.delete, before: before, after: nil)
@@ -302,18 +307,25 @@ private extension SnapshotWindows.Window {
     mutating func record(_ event: ChangeEvent) {
         changed = true
         guard !keyColumns.isEmpty, let schema = event.schema else { return }
-        var indexes: [Int] = []
-        indexes.reserveCapacity(keyColumns.count)
-        for name in keyColumns {
-            guard let index = schema.columns.firstIndex(where: { $0.name == name }) else { return }
-            indexes.append(index)
+        // Events of one table share a schema object: look the key columns up once per schema.
+        let indexes: [Int]
+        if let cached = streamKeyIndexes, cached.schema === schema {
+            indexes = cached.indexes
+        } else {
+            var found: [Int] = []
+            for name in keyColumns {
+                guard let index = schema.columns.firstIndex(where: { $0.name == name }) else { return }
+                found.append(index)
+            }
+            streamKeyIndexes = (schema, found)
+            indexes = found
         }
         if let before = event.before { keep(indexes.map { before[$0] }) }
         if let after = event.after { keep(indexes.map { after[$0] }) }
     }
 
     mutating func keep(_ key: [Value]) {
-        if let rowKeys, !rowKeys.contains(key), absentCanonical.isEmpty || !absentCanonical.contains(ChunkQueries.canonicalKey(key)) { return }
+        if let rowKeys, !rowKeys.contains(key), absentCanonical.isEmpty || !absentCanonical.contains(MySQLLiteral.keyText(key)) { return }
         changedKeys.insert(key)
     }
 
@@ -321,8 +333,8 @@ private extension SnapshotWindows.Window {
     mutating func narrow(rows: [Row], keyIndexes: [Int], absentKeys: [[Value]]) {
         guard !keyIndexes.isEmpty else { return }
         let keys = Set(rows.map { row in keyIndexes.map { row[$0] } })
-        absentCanonical = Set(absentKeys.map(ChunkQueries.canonicalKey))
-        changedKeys = changedKeys.filter { keys.contains($0) || absentCanonical.contains(ChunkQueries.canonicalKey($0)) }
+        absentCanonical = Set(absentKeys.map(MySQLLiteral.keyText))
+        changedKeys = changedKeys.filter { keys.contains($0) || absentCanonical.contains(MySQLLiteral.keyText($0)) }
         rowKeys = keys
     }
 }

@@ -32,6 +32,11 @@ public struct SnapshotSettings: Sendable {
         self.keyOverrides = keyOverrides
         self.pollInterval = pollInterval
     }
+
+    /// The configured key columns of `table`, if any.
+    public func keyOverride(for table: TableName) -> [String]? {
+        keyOverrides.first { TableGlob.matches($0.tables, table.description) }?.columns
+    }
 }
 
 /// Where a chunk's low and high watermarks come from.
@@ -279,9 +284,7 @@ struct Snapshotter: Sendable {
         }
     }
 
-    func keyOverride(for table: TableName) -> [String]? {
-        settings.keyOverrides.first { TableGlob.matches($0.tables, table.description) }?.columns
-    }
+    func keyOverride(for table: TableName) -> [String]? { settings.keyOverride(for: table) }
 
     // MARK: - One table
 
@@ -408,8 +411,8 @@ struct Snapshotter: Sendable {
                     do {
                         func absentKeys(_ rows: [Row]) -> [[Value]] {
                             guard let keys = chunk.keys else { return [] }
-                            let found = Set(rows.map { ChunkQueries.canonicalKey(table.key(of: $0)) })
-                            return keys.map { $0.map(ChunkQueries.value(ofLiteral:)) }.filter { !found.contains(ChunkQueries.canonicalKey($0)) }
+                            let found = Set(rows.map { MySQLLiteral.keyText(table.key(of: $0)) })
+                            return keys.map { $0.map(MySQLLiteral.value(parsing:)) }.filter { !found.contains(MySQLLiteral.keyText($0)) }
                         }
                         if useSignalTable {
                             try await signal(connection, id: id + "-low", kind: "low", chunk: chunk)

@@ -50,6 +50,50 @@ public enum MySQLLiteral {
     /// A key's values as literals, in key order.
     public static func literals(_ values: [Value]) -> [String] { values.map(literal) }
 
+    /// A literal made by `literal` back as a value: numbers, quoted text, hex bytes.
+    public static func value(parsing literal: String) -> Value {
+        if literal == "NULL" { return .null }
+        if let number = Int64(literal) { return .int(number) }
+        if let number = UInt64(literal) { return .uint(number) }
+        if literal.hasPrefix("X'"), literal.hasSuffix("'") { return .bytes(HexBytes.decode(literal.dropFirst(2).dropLast())) }
+        if literal.hasPrefix("'"), literal.hasSuffix("'"), literal.count >= 2 {
+            var text = ""
+            var escaped = false
+            for character in literal.dropFirst().dropLast() {
+                if escaped {
+                    switch character {
+                    case "0": text.append("\0")
+                    case "n": text.append("\n")
+                    case "r": text.append("\r")
+                    case "Z": text.append("\u{1A}")
+                    default: text.append(character)
+                    }
+                    escaped = false
+                } else if character == "\\" {
+                    escaped = true
+                } else {
+                    text.append(character)
+                }
+            }
+            return .string(text)
+        }
+        return .decimal(literal)
+    }
+
+    /// A key's text, equal for equal keys whatever value kinds carry them (a repair's keys come
+    /// back from targets as numbers or text).
+    public static func keyText(_ key: [Value]) -> String {
+        literals(key).map { literal in
+            switch value(parsing: literal) {
+            case .int(let number): String(number)
+            case .uint(let number): String(number)
+            case .string(let text), .decimal(let text): text
+            case .bytes(let bytes): "0x" + bytes.map { String($0, radix: 16) }.joined(separator: ".")
+            default: literal
+            }
+        }.joined(separator: "\u{1}")
+    }
+
     /// A single-quoted string with MySQL's backslash escapes.
     public static func appendQuoted(_ text: String, to out: inout String) {
         out += "'"

@@ -80,10 +80,7 @@ extension MariaDBSink: VerifiableSink {
             return extra.rows.map { row in
                 (0..<key.count).map { index in
                     guard let text = row[index] else { return .null }
-                    if binary[index] { return .bytes(HexBytes.decode(text)) }
-                    if let number = Int64(text) { return .int(number) }
-                    if let number = UInt64(text) { return .uint(number) }
-                    return .string(text)
+                    return binary[index] ? .bytes(HexBytes.decode(text)) : Value(keyText: text)
                 }
             }
         }

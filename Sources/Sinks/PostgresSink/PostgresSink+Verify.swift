@@ -61,9 +61,7 @@ extension PostgresSink: VerifiableSink {
 
     static func keyValue(_ text: String, typeName: String) -> Value {
         if PostgresTypeMapping.columnType(typeName) == "bytea" { return .bytes(HexBytes.decode(text)) }
-        if let number = Int64(text) { return .int(number) }
-        if let number = UInt64(text) { return .uint(number) }
-        return .string(text)
+        return Value(keyText: text)
     }
 
     static func unnestWithOrdinality(_ count: Int) -> String {

@@ -11,3 +11,11 @@ public enum HexBytes {
         return bytes
     }
 }
+
+extension Value {
+    /// A key a target hands back as text, as the value to name it by in source SQL: a whole number
+    /// when it reads as one, else text.
+    public init(keyText text: String) {
+        if let number = Int64(text) { self = .int(number) } else if let number = UInt64(text) { self = .uint(number) } else { self = .string(text) }
+    }
+}
