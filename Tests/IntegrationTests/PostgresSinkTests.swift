@@ -58,8 +58,10 @@ extension Integration {
             })
         }
 
-        @Test func everyKindLandsExactly() async throws {
-            _ = try psql("DROP TABLE IF EXISTS pg_types; DELETE FROM ferry_offsets WHERE pipeline = 'types'")
+        /// Small groups go in as `INSERT … SELECT unnest(…)`, groups of 1,000 rows or more by COPY:
+        /// both must land every kind exactly.
+        @Test(arguments: [false, true]) func everyKindLandsExactly(copied: Bool) async throws {
+            _ = try psql("DROP TABLE IF EXISTS pg_types")
             let sink = PostgresSink(configuration: try .init(name: "pg", pipeline: "types", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
                                                              password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { $0.table }),
                                     logger: TestEnvironment.logger)
@@ -76,11 +78,23 @@ extension Integration {
             special[6] = .double(-.infinity)
             var gone = nulls
             gone[0] = .int(5)
+            let filler = copied ? (1_000..<2_000).map { id -> (ChangeOperation, Row?, Row?) in
+                var row = nulls
+                row[0] = .int(Int64(id))
+                row[13] = .string("tab\tline\nreturn\rback\\slash \(id)")
+                row[16] = .bytes([0x5C, 0x09, UInt8(id % 256)])
+                return (.create, nil, row)
+            } : []
             try await sink.apply([
-                transaction(100, [(.create, nil, Self.full), (.create, nil, nulls), (.create, nil, zero), (.create, nil, special), (.create, nil, gone)]),
+                transaction(100, [(.create, nil, Self.full), (.create, nil, nulls), (.create, nil, zero), (.create, nil, special), (.create, nil, gone)] + filler),
                 transaction(200, [(.delete, gone, nil)]),
             ])
             try await sink.close()
+            if copied {
+                let texts = try psql("SELECT count(*), count(DISTINCT vc), min(length(vc)), bool_and(vc = 'tab' || chr(9) || 'line' || chr(10) || 'return' || chr(13) || 'back\\slash ' || id), bool_and(bin = '\\x5c09'::bytea || set_byte('\\x00'::bytea, 0, id % 256)) FROM pg_types WHERE id >= 1000")
+                #expect(texts == "1000\u{1}1000\u{1}31\u{1}t\u{1}t\n", "tab, newline, return and backslash arrive as sent")
+                _ = try psql("DELETE FROM pg_types WHERE id >= 1000")
+            }
             let names = Self.columns.map { "\($0.name)::text" }.joined(separator: ", ")
             let rows = try psql("SELECT \(names) FROM pg_types ORDER BY id").split(separator: "\n", omittingEmptySubsequences: false)
                 .filter { !$0.isEmpty }.map { $0.split(separator: "\u{1}", omittingEmptySubsequences: false).map(String.init) }
@@ -116,6 +130,20 @@ extension Integration.PostgresSinkTypes {
         PostgresSink(configuration: try .init(name: "pg", pipeline: "bad", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
                                               password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { $0.table }),
                      logger: TestEnvironment.logger)
+    }
+
+    /// A large group is copied; when some of its keys exist already, the COPY rolls back to its
+    /// savepoint and the rows are upserted in the same transaction.
+    @Test func copiedGroupsFallBackToUpsertsOnExistingKeys() async throws {
+        _ = try psql("DROP TABLE IF EXISTS copied")
+        let schema = items("copied")
+        let sink = try sink()
+        _ = try await sink.open()
+        try await sink.apply([inserts(schema, 100, (1...1_500).map { ($0, "first") })])
+        try await sink.apply([inserts(schema, 200, (1_001...2_500).map { ($0, "second") }), inserts(schema, 300, [(5_000, "after")])])
+        try await sink.close()
+        #expect(try psql("SELECT count(*), count(*) FILTER (WHERE v = 'first'), count(*) FILTER (WHERE v = 'second') FROM copied") == "2501\u{1}1000\u{1}1500\n")
+        #expect(try psql("SELECT position FROM ferry_offsets WHERE pipeline = 'bad'").contains("\"pos\":300"))
     }
 
     /// A target column of an incompatible type and a value PostgreSQL cannot store (NUL in text):

@@ -37,13 +37,14 @@ public actor PostgresSink: Sink {
     let configuration: Configuration
     let logger: Logger
     private var connection: PostgresConnection?
+    private var closeWatch: ConnectionCloseWatch?
     private var tableSchema: TargetSchema
     private var targets = TargetTableRegistry()
     private var nextConnectionID = 1
     /// Connections given up on after a failure. postgres-nio traps when a connection the server
     /// already ended is closed again, and asserts when one is released unclosed, so they are kept.
     private var abandoned: [PostgresConnection] = []
-    /// Which tables' large groups are tried as plain INSERTs first.
+    /// Which tables' large groups are tried by COPY first.
     private var insertFirst = InsertFirst()
     static let insertFirstRows = 1000
 
@@ -60,6 +61,7 @@ public actor PostgresSink: Sink {
             nextConnectionID += 1
             let connection = try await PostgresConnection.connect(configuration: configuration.connection, id: nextConnectionID, logger: logger)
             self.connection = connection
+            self.closeWatch = ConnectionCloseWatch(connection)
             return connection
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)
@@ -85,6 +87,7 @@ public actor PostgresSink: Sink {
     public func close() async throws {
         try? await connection?.close()
         connection = nil
+        closeWatch = nil
         // An abandoned connection that is still open (a batch that only ran late) can be closed;
         // one the server ended must not be closed again.
         for abandoned in abandoned where !abandoned.isClosed { try? await abandoned.close() }
@@ -100,6 +103,7 @@ public actor PostgresSink: Sink {
     private func abandonConnection() {
         if let connection { abandoned.append(connection) }
         connection = nil
+        closeWatch = nil
     }
 
     public func apply(_ transactions: [Transaction]) async throws {
@@ -113,6 +117,7 @@ public actor PostgresSink: Sink {
         }
         self.targets = targets
         let connection = try await connected()
+        guard let closeWatch else { preconditionFailure("a connection always has its close watch") }
         var tableSchema = self.tableSchema
         let logger = self.logger
         let schemaName = configuration.schema
@@ -130,15 +135,16 @@ public actor PostgresSink: Sink {
             try await connection.query("BEGIN", logger: logger)
             var insertFirst = self.insertFirst
             let write: (RowOperations.Group) async throws -> Void = { group in
-                // A large group of new rows (a snapshot chunk, a bulk insert) goes in as a plain
-                // INSERT, which costs PostgreSQL about half of ON CONFLICT; the first existing key
-                // rolls it back to the savepoint and the upsert runs instead. A table where that
-                // happened is upserted directly for a while.
-                if case .upsert(let table, let schema, _, let rows) = group, rows.count >= Self.insertFirstRows, !schema.primaryKey.isEmpty,
+                // A large group of new rows (a snapshot chunk, a bulk insert) goes in by COPY, which
+                // costs PostgreSQL a third of ON CONFLICT; the first existing key rolls it back to
+                // the savepoint and the upsert runs instead. A table where that happened is
+                // upserted directly for a while.
+                if case .upsert(let table, let schema, let columns, let rows) = group, rows.count >= Self.insertFirstRows, !schema.primaryKey.isEmpty,
                    insertFirst.shouldTry(table) {
                     try await connection.query("SAVEPOINT ferry_insert", logger: logger)
                     do {
-                        try await connection.query(Self.statement(for: group, schema: schemaName, onConflict: false), logger: logger)
+                        try await PostgresCopy.copy(RowOperations.lastRowPerKey(rows, key: schema.primaryKey), columns: columns, of: schema, into: table,
+                                                    schema: schemaName, connection: connection, watch: closeWatch, logger: logger)
                         try await connection.query("RELEASE SAVEPOINT ferry_insert", logger: logger)
                         insertFirst.succeeded(table)
                         return
@@ -191,7 +197,7 @@ public actor PostgresSink: Sink {
 
     /// One statement for a group: the rows travel as one `text[]` parameter per column and are
     /// cast to each column's PostgreSQL type in the statement.
-    static func statement(for group: RowOperations.Group, schema schemaName: String, onConflict: Bool = true) -> PostgresQuery {
+    static func statement(for group: RowOperations.Group, schema schemaName: String) -> PostgresQuery {
         func qualified(_ table: String) -> String { PostgresDialect(schema: schemaName).table(table) }
         func unnest(_ count: Int) -> String {
             "unnest(" + (1...count).map { "$\($0)::text[]" }.joined(separator: ", ") + ") AS u(" + (1...count).map { "c\($0)" }.joined(separator: ", ") + ")"
@@ -207,7 +213,7 @@ public actor PostgresSink: Sink {
             let unique = schema.primaryKey.isEmpty ? rows : RowOperations.lastRowPerKey(rows, key: schema.primaryKey)
             var sql = "INSERT INTO \(qualified(table)) (" + columns.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") SELECT "
             sql += columns.enumerated().map { cast($0.offset + 1, $0.element, schema) }.joined(separator: ", ") + " FROM " + unnest(columns.count)
-            if onConflict, !schema.primaryKey.isEmpty {
+            if !schema.primaryKey.isEmpty {
                 let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(doubleQuoted(schema.columnName($0))) = EXCLUDED.\(doubleQuoted(schema.columnName($0)))" }
                 sql += " ON CONFLICT (" + schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") DO "
                 sql += updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", ")
@@ -229,7 +235,7 @@ public actor PostgresSink: Sink {
     }
 }
 
-/// Per table: try large groups as plain INSERTs, until one hits an existing key; then upsert
+/// Per table: try large groups by COPY, until one hits an existing key; then upsert
 /// directly for the next 16 groups (a table being updated rather than filled).
 struct InsertFirst: Sendable {
     private var skip: [String: Int] = [:]
