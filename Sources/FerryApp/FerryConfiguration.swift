@@ -1,3 +1,4 @@
+import ControlPlane
 import DiskLog
 import FerryCore
 import Foundation
@@ -62,12 +63,20 @@ public struct FerryConfiguration: Sendable {
         public var snapshot = SnapshotSettings()
     }
 
+    /// The control plane's listener (`server:`); nil for `listen: off`.
+    public struct Server: Sendable {
+        public var settings: ControlServerSettings
+        /// `listen:` was given: failing to bind stops ferry. The default address only warns.
+        public var explicit: Bool
+    }
+
     public var file: String
     public var dataDirectory: String
     public var statePath: String
     public var sources: [String: Source]
     public var sinks: [String: Sink]
     public var pipelines: [Pipeline]
+    public var server: Server? = Server(settings: ControlServerSettings(), explicit: false)
 
     /// Reads and validates a configuration file.
     /// - Parameter environment: for `${NAME}` interpolation.
@@ -166,6 +175,7 @@ struct ConfigReader {
         var sources: [String: FerryConfiguration.Source] = [:]
         var sinks: [String: FerryConfiguration.Sink] = [:]
         var pipelineNodes: [(String, Node, Node)] = []
+        var server: FerryConfiguration.Server? = FerryConfiguration.Server(settings: ControlServerSettings(), explicit: false)
         for entry in try mapping(root, "", allowed: ["sources", "sinks", "pipelines", "state", "data_dir", "server"]) {
             switch entry.key {
             case "data_dir": dataDirectory = try string(entry.node, "data_dir")
@@ -181,6 +191,7 @@ struct ConfigReader {
                 }
             case "pipelines":
                 for pipeline in try mapping(entry.node, "pipelines", allowed: []) { pipelineNodes.append((pipeline.key, pipeline.node, pipeline.keyNode)) }
+            case "server": server = try self.server(entry.node)
             default: break
             }
         }
@@ -201,7 +212,39 @@ struct ConfigReader {
         }
         return FerryConfiguration(file: file, dataDirectory: dataDirectory,
                                   statePath: statePath ?? (dataDirectory as NSString).appendingPathComponent("ferry-state.sqlite"),
-                                  sources: sources, sinks: sinks, pipelines: pipelines)
+                                  sources: sources, sinks: sinks, pipelines: pipelines, server: server)
+    }
+
+    /// `server: { listen: HOST:PORT | off, tls: { cert: FILE, key: FILE } }`.
+    func server(_ node: Node) throws -> FerryConfiguration.Server? {
+        var settings = ControlServerSettings()
+        var explicit = false
+        for field in try mapping(node, "server", allowed: ["listen", "tls"]) {
+            switch field.key {
+            case "listen":
+                let text = try string(field.node, "server.listen")
+                if text == "off" || text == "false" { return nil }
+                guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port),
+                      colon > text.startIndex else {
+                    throw error(field.node, "server.listen", "'\(text)' is not HOST:PORT", fix: "for example listen: 127.0.0.1:8080, or listen: off")
+                }
+                settings.host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+                settings.port = port
+                explicit = true
+            default:
+                for tls in try mapping(field.node, "server.tls", allowed: ["cert", "key"]) {
+                    let path = try string(tls.node, "server.tls.\(tls.key)")
+                    guard FileManager.default.isReadableFile(atPath: path) else {
+                        throw error(tls.node, "server.tls.\(tls.key)", "cannot read \(path)", fix: "give the path of a PEM file ferry may read")
+                    }
+                    if tls.key == "cert" { settings.certificatePath = path } else { settings.keyPath = path }
+                }
+                guard settings.usesTLS else {
+                    throw error(field.node, "server.tls", "tls needs both cert and key", fix: "tls: { cert: /etc/ferry/cert.pem, key: /etc/ferry/key.pem }")
+                }
+            }
+        }
+        return FerryConfiguration.Server(settings: settings, explicit: explicit)
     }
 
     func source(_ name: String, _ node: Node) throws -> FerryConfiguration.Source {

@@ -1,3 +1,4 @@
+import ControlPlane
 import FerryCore
 import FileSink
 import Foundation
@@ -6,6 +7,7 @@ import MariaDBSink
 import PostgresSink
 import MySQLSource
 import MySQLWire
+import NIOCore
 import Pipeline
 import ServiceLifecycle
 import SinkSupport
@@ -17,18 +19,18 @@ import UnixSignals
 public enum Run {
     public static func run(configuration: FerryConfiguration, logger: Logger) async throws {
         let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
-        let services: [PipelineService]
+        let supervisors: [PipelineSupervisor]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration]
         do {
-            services = try configuration.pipelines.map { try PipelineService(runner: buildRunner($0, configuration: configuration, store: store, logger: logger)) }
+            supervisors = try configuration.pipelines.map { PipelineSupervisor(runner: try buildRunner($0, configuration: configuration, store: store, logger: logger), store: store) }
+            services = supervisors.map { .init(service: SupervisedPipelineService(supervisor: $0), successTerminationBehavior: .gracefullyShutdownGroup,
+                                               failureTerminationBehavior: .gracefullyShutdownGroup) }
+            services += try await controlPlane(configuration: configuration, store: store, supervisors: supervisors, logger: logger)
         } catch {
             try? await store.close()
             throw error
         }
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
-                                           failureTerminationBehavior: .gracefullyShutdownGroup) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
@@ -36,6 +38,38 @@ public enum Run {
             throw error
         }
         try await store.close()
+    }
+
+    /// The HTTP API, web page and metrics (`server:`), and the figures they show; none with
+    /// `listen: off`. The default address only warns when it is taken (another ferry may hold it).
+    static func controlPlane(configuration: FerryConfiguration, store: SQLiteCheckpointStore, supervisors: [PipelineSupervisor],
+                             logger: Logger) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        guard let server = configuration.server else { return [] }
+        let address = "\(server.settings.host):\(server.settings.port)"
+        if !server.explicit, !ListenCheck.isFree(host: server.settings.host, port: server.settings.port) {
+            logger.warning("the web page and API are off: the default address is in use; set server.listen to another HOST:PORT, or listen: off",
+                           metadata: ["ferry.listen": "\(address)"])
+            return []
+        }
+        let control = RunControl(configuration: configuration, store: store, supervisors: supervisors, logger: logger)
+        let scheme = server.settings.usesTLS ? "https" : "http"
+        let application: any Service
+        do {
+            application = try ControlServer.application(backend: control, registry: FerryMetrics.registry, settings: server.settings, logger: logger) { bound in
+                logger.notice("web page, API and metrics listening", metadata: ["ferry.url": "\(scheme)://\(bound.map(Self.hostAndPort) ?? address)/"])
+            }
+        } catch {
+            throw FerryError(code: "server.tls", message: "\(error)", context: [("file", configuration.file)],
+                             fix: "server.tls.cert and server.tls.key must be PEM files: the certificate (chain) and its unencrypted private key")
+        }
+        return [.init(service: control, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: ListeningService(application: application, address: address), successTerminationBehavior: .gracefullyShutdownGroup,
+                      failureTerminationBehavior: .gracefullyShutdownGroup)]
+    }
+
+    static func hostAndPort(_ address: SocketAddress) -> String {
+        let host = address.ipAddress ?? "?"
+        return (host.contains(":") ? "[\(host)]" : host) + ":\(address.port ?? 0)"
     }
 
     /// The composition root for one pipeline: source, sinks and store from the configuration.
@@ -148,17 +182,18 @@ struct MySQLTransactionSource: TransactionSource {
     }
 }
 
-/// One pipeline as a swift-service-lifecycle service: graceful shutdown stops the source, the
-/// sinks drain what is buffered, positions are committed, and `run` returns.
-struct PipelineService: Service {
-    let runner: PipelineRunner
+
+/// The control plane's server; a failure to listen says where and what to do.
+struct ListeningService: Service {
+    let application: any Service
+    let address: String
 
     func run() async throws {
-        let stop = StopSignal()
-        try await withGracefulShutdownHandler {
-            try await runner.run(stop: stop)
-        } onGracefulShutdown: {
-            Task { await stop.stop() }
+        do {
+            try await application.run()
+        } catch {
+            throw FerryError(code: "server.listen", message: "the web page and API cannot listen on \(address): \(error)",
+                             fix: "set server.listen to a free HOST:PORT (or listen: off)")
         }
     }
 }

@@ -9,6 +9,22 @@ import StateStore
 public enum SinkRewind {
     public static func request(configuration: FerryConfiguration, pipeline: String, sink: String, position text: String,
                                logger: Logger) async throws -> String {
+        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
+        do {
+            try await request(configuration: configuration, pipeline: pipeline, sink: sink, position: text, store: store, actor: "cli")
+            try await store.close()
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        let from = configuration.pipelines.first { $0.name == pipeline }?.disk == nil
+            ? "the source's binlog (the pipeline has a memory buffer)" : "the disk buffer (or the source's binlog if the buffer no longer reaches back)"
+        return "sink \(sink) of pipeline \(pipeline) will replay every change after \(text) from \(from) when the pipeline next starts; restart `ferry run` to apply it"
+    }
+
+    /// The same through an open store, on behalf of `actor` (`cli` or an API token's name).
+    static func request(configuration: FerryConfiguration, pipeline: String, sink: String, position text: String,
+                        store: SQLiteCheckpointStore, actor: String) async throws {
         guard let spec = configuration.pipelines.first(where: { $0.name == pipeline }) else {
             throw FerryError(code: "cli.unknown_pipeline", message: "no pipeline named '\(pipeline)' in \(configuration.file)",
                              fix: "pipelines: \(configuration.pipelines.map(\.name).joined(separator: ", "))")
@@ -21,20 +37,11 @@ public enum SinkRewind {
             throw FerryError(code: "cli.bad_position", message: "'\(text)' is not a binlog position",
                              fix: "give FILE:OFFSET as printed by `ferry status` or in an event's id, e.g. mariadb-bin.000003:1234")
         }
-        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
-        do {
-            if let applied = try await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied, coordinates > applied.coordinates {
-                throw FerryError(code: "pipeline.rewind_ahead",
-                                 message: "\(coordinates) is after what sink \(sink) has applied (\(applied.coordinates)); a rewind cannot skip changes",
-                                 context: [("pipeline", pipeline), ("sink", sink)], fix: "give a position at or before \(applied.coordinates)")
-            }
-            try await store.requestRewind(pipeline: pipeline, sink: sink, position: BinlogPosition(coordinates: coordinates, gtidPosition: nil))
-        } catch {
-            try? await store.close()
-            throw error
+        if let applied = try await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied, coordinates > applied.coordinates {
+            throw FerryError(code: "pipeline.rewind_ahead",
+                             message: "\(coordinates) is after what sink \(sink) has applied (\(applied.coordinates)); a rewind cannot skip changes",
+                             context: [("pipeline", pipeline), ("sink", sink)], fix: "give a position at or before \(applied.coordinates)")
         }
-        try await store.close()
-        let from = spec.disk == nil ? "the source's binlog (the pipeline has a memory buffer)" : "the disk buffer (or the source's binlog if the buffer no longer reaches back)"
-        return "sink \(sink) of pipeline \(pipeline) will replay every change after \(coordinates) from \(from) when the pipeline next starts; restart `ferry run` to apply it"
+        try await store.requestRewind(pipeline: pipeline, sink: sink, position: BinlogPosition(coordinates: coordinates, gtidPosition: nil), actor: actor)
     }
 }

@@ -66,6 +66,20 @@ public enum Snapshots {
     /// `ferry snapshot PIPELINE [TABLE…]`: asks the running pipeline to snapshot tables (all it
     /// replicates when none are named). Returns the tables requested.
     public static func request(configuration: FerryConfiguration, pipeline: String, tables: [String], logger: Logger) async throws -> [TableName] {
+        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
+        do {
+            let names = try await request(configuration: configuration, pipeline: pipeline, tables: tables, store: store, actor: "cli", logger: logger)
+            try await store.close()
+            return names
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
+
+    /// The same through an open store, on behalf of `actor` (`cli` or an API token's name).
+    static func request(configuration: FerryConfiguration, pipeline: String, tables: [String], store: SQLiteCheckpointStore, actor: String,
+                        logger: Logger) async throws -> [TableName] {
         guard let spec = configuration.pipelines.first(where: { $0.name == pipeline }) else {
             throw FerryError(code: "cli.unknown_pipeline", message: "no pipeline named '\(pipeline)' in \(configuration.file)",
                              fix: "pipelines: \(configuration.pipelines.map(\.name).joined(separator: ", "))")
@@ -91,14 +105,7 @@ public enum Snapshots {
                                                                                   filter: TableFilter(include: spec.include, exclude: spec.exclude)),
                                           logger: logger).includedTables(signalTable: spec.snapshot.signalTable)
         }
-        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
-        do {
-            try await store.requestSnapshot(pipeline: pipeline, tables: names, reason: "requested", atMillis: WallClock.millisecondsSinceEpoch())
-        } catch {
-            try? await store.close()
-            throw error
-        }
-        try await store.close()
+        try await store.requestSnapshot(pipeline: pipeline, tables: names, reason: "requested", atMillis: WallClock.millisecondsSinceEpoch(), actor: actor)
         return names
     }
 

@@ -20,7 +20,9 @@ final class PipelineStats: @unchecked Sendable {
     private var backlog: [String: UInt64] = [:]
     private var readPosition: BinlogPosition?
     private var readCommitMillis: Int64?
+    private var tables: [TableName: UInt64] = [:]
     private var sinks: [String: SinkCounters]
+    private let metrics: PipelineMetrics
     /// The rate is taken over this window.
     static let window: Duration = .seconds(5)
 
@@ -29,6 +31,7 @@ final class PipelineStats: @unchecked Sendable {
         if case .disk = buffer { bufferKind = "disk" } else { bufferKind = "memory" }
         order = sinks
         self.sinks = Dictionary(uniqueKeysWithValues: sinks.map { ($0, SinkCounters()) })
+        metrics = PipelineMetrics(pipeline: pipeline)
     }
 
     func carryOver(_ backlog: [String: UInt64]) {
@@ -36,14 +39,17 @@ final class PipelineStats: @unchecked Sendable {
     }
 
     func read(_ transaction: Transaction) {
+        metrics.read(transaction)
         lock.lock()
         eventsRead += UInt64(transaction.events.count)
         readPosition = transaction.position
         readCommitMillis = transaction.timestampMillis
+        PipelineMetrics.forEachTableRun(transaction.events) { table, count in tables[table, default: 0] += UInt64(count) }
         lock.unlock()
     }
 
-    func applied(sink: String, _ batch: [Transaction]) {
+    func applied(sink: String, _ batch: [Transaction], duration: Duration) {
+        metrics.applied(sink: sink, batch, duration: duration)
         let events = batch.reduce(0) { $0 + UInt64($1.events.count) }
         lock.lock()
         sinks[sink, default: SinkCounters()].events += events
@@ -69,6 +75,6 @@ final class PipelineStats: @unchecked Sendable {
         }
         return PipelineProgress(pipeline: pipeline, buffer: bufferKind, bufferBytes: bufferBytes, eventsRead: eventsRead,
                                 readPosition: readPosition?.description, readCommitMillis: readCommitMillis, sinks: reports,
-                                updatedMillis: Int64(Date().timeIntervalSince1970 * 1000))
+                                tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.key.description, $0.value) }), updatedMillis: Int64(Date().timeIntervalSince1970 * 1000))
     }
 }

@@ -44,6 +44,7 @@ struct SinkWorker: Sendable {
                 try await buffer.acknowledge(consumer: sink.name)
                 continue
             }
+            let started = ContinuousClock.now
             do {
                 try await applyRetrying(fresh)
             } catch where !ErrorClassifier.isTransient(error) {
@@ -54,7 +55,7 @@ struct SinkWorker: Sendable {
             applied = last.position
             try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: last.position, applied: last.position)
             try await buffer.acknowledge(consumer: sink.name)
-            stats.applied(sink: sink.name, fresh)
+            stats.applied(sink: sink.name, fresh, duration: ContinuousClock.now - started)
             if rewindPending {
                 try await store.clearRewind(pipeline: configuration.name, sink: sink.name)
                 rewindPending = false

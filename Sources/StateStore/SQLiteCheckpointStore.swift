@@ -13,7 +13,9 @@ import SQLiteNIO
 /// - `snapshot_tables(pipeline, table_name, record TEXT, PRIMARY KEY(pipeline, table_name))`: `SnapshotTableRecord` as JSON
 /// - `snapshot_ranges(pipeline, table_name, chunk INTEGER, record TEXT, PRIMARY KEY(pipeline, table_name, chunk))`:
 ///   `SnapshotChunkRecord` as JSON
-/// - `audit(id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, pipeline TEXT, action TEXT, detail TEXT)`
+/// - `audit(id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, pipeline TEXT, action TEXT, detail TEXT, actor TEXT)`:
+///   `actor` is `ferry` (the engine), `cli` (a command) or an API token's name
+/// - `api_tokens(name PRIMARY KEY, role TEXT, hash TEXT UNIQUE, created_at TEXT)`: only the SHA-256 of each token
 /// - `rewinds(pipeline, sink, position TEXT, requested_at TEXT, PRIMARY KEY(pipeline, sink))`
 /// - `progress(pipeline PRIMARY KEY, figures TEXT)`: `PipelineProgress` as JSON
 /// Positions are `BinlogPosition.persistedJSON`.
@@ -50,6 +52,10 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
                 _ = try await connection.query("PRAGMA journal_mode = WAL")
                 _ = try await connection.query("PRAGMA synchronous = FULL")
                 for statement in migrations { _ = try await connection.query(statement) }
+                let auditColumns = try await connection.query("PRAGMA table_info(audit)").compactMap { $0.column("name")?.string }
+                if !auditColumns.contains("actor") {
+                    _ = try await connection.query("ALTER TABLE audit ADD COLUMN actor TEXT NOT NULL DEFAULT 'ferry'")
+                }
             }
         } catch let error as FerryError {
             try? await connection.close()
@@ -69,6 +75,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, pipeline TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS rewinds (pipeline TEXT NOT NULL, sink TEXT NOT NULL, position TEXT NOT NULL, requested_at TEXT NOT NULL, PRIMARY KEY (pipeline, sink))",
         "CREATE TABLE IF NOT EXISTS progress (pipeline TEXT PRIMARY KEY, figures TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS api_tokens (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)",
     ]
 
     static func corrupt(_ path: String, _ cause: String) -> FerryError {
@@ -116,18 +123,23 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     }
 
     public func audit(pipeline: String, action: String, detail: String) async throws {
-        _ = try await connection.query("INSERT INTO audit (at, pipeline, action, detail) VALUES (?, ?, ?, ?)",
-                                       [.text(Self.now()), .text(pipeline), .text(action), .text(detail)])
+        try await audit(pipeline: pipeline, action: action, detail: detail, actor: "ferry")
+    }
+
+    /// An audit entry made on someone's behalf: `cli`, or an API token's name.
+    public func audit(pipeline: String, action: String, detail: String, actor: String) async throws {
+        _ = try await connection.query("INSERT INTO audit (at, pipeline, action, detail, actor) VALUES (?, ?, ?, ?, ?)",
+                                       [.text(Self.now()), .text(pipeline), .text(action), .text(detail), .text(actor)])
     }
 
     /// Asks the pipeline to replay a sink from `position` (out of its disk buffer) when it next
     /// starts; recorded in the audit log.
-    public func requestRewind(pipeline: String, sink: String, position: BinlogPosition) async throws {
+    public func requestRewind(pipeline: String, sink: String, position: BinlogPosition, actor: String = "cli") async throws {
         _ = try await connection.query("""
             INSERT INTO rewinds (pipeline, sink, position, requested_at) VALUES (?, ?, ?, ?)
             ON CONFLICT (pipeline, sink) DO UPDATE SET position = excluded.position, requested_at = excluded.requested_at
             """, [.text(pipeline), .text(sink), .text(position.persistedJSON), .text(Self.now())])
-        try await audit(pipeline: pipeline, action: "rewind", detail: "sink \(sink) to \(position)")
+        try await audit(pipeline: pipeline, action: "rewind", detail: "sink \(sink) to \(position)", actor: actor)
     }
 
     public func clearRewind(pipeline: String, sink: String) async throws {
@@ -179,13 +191,18 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     }
 
     public func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64) async throws {
+        try await requestSnapshot(pipeline: pipeline, tables: tables, reason: reason, atMillis: atMillis, actor: "ferry")
+    }
+
+    /// A snapshot asked for by `actor` (`cli` or an API token's name).
+    public func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64, actor: String) async throws {
         _ = try await connection.query("BEGIN IMMEDIATE")
         do {
             for table in tables {
                 _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
                 try await saveSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: reason, requestedMillis: atMillis), pipeline: pipeline)
             }
-            try await audit(pipeline: pipeline, action: "snapshot", detail: "\(reason): \(tables.map(\.description).joined(separator: ", "))")
+            try await audit(pipeline: pipeline, action: "snapshot", detail: "\(reason): \(tables.map(\.description).joined(separator: ", "))", actor: actor)
             _ = try await connection.query("COMMIT")
         } catch {
             _ = try? await connection.query("ROLLBACK")
@@ -223,11 +240,63 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         return value
     }
 
-    /// The most recent audit entries, newest first.
-    public func auditLog(pipeline: String, limit: Int) async throws -> [(at: String, action: String, detail: String)] {
-        try await connection.query("SELECT at, action, detail FROM audit WHERE pipeline = ? ORDER BY id DESC LIMIT ?",
-                                   [.text(pipeline), .integer(limit)]).map {
-            ($0.column("at")?.string ?? "", $0.column("action")?.string ?? "", $0.column("detail")?.string ?? "")
+    public struct AuditEntry: Sendable, Equatable {
+        public var at: String
+        public var pipeline: String
+        public var action: String
+        public var detail: String
+        public var actor: String
+    }
+
+    /// The most recent audit entries of one pipeline (all when nil), newest first.
+    public func auditLog(pipeline: String?, limit: Int) async throws -> [AuditEntry] {
+        let rows = if let pipeline {
+            try await connection.query("SELECT at, pipeline, action, detail, actor FROM audit WHERE pipeline = ? ORDER BY id DESC LIMIT ?",
+                                       [.text(pipeline), .integer(limit)])
+        } else {
+            try await connection.query("SELECT at, pipeline, action, detail, actor FROM audit ORDER BY id DESC LIMIT ?", [.integer(limit)])
+        }
+        return rows.map {
+            AuditEntry(at: $0.column("at")?.string ?? "", pipeline: $0.column("pipeline")?.string ?? "", action: $0.column("action")?.string ?? "",
+                       detail: $0.column("detail")?.string ?? "", actor: $0.column("actor")?.string ?? "ferry")
+        }
+    }
+
+    public struct StoredToken: Sendable, Equatable {
+        public var name: String
+        public var role: String
+        public var createdAt: String
+    }
+
+    /// Stores a token's hash under `name`; false when the name is taken.
+    public func createToken(name: String, role: String, hash: String) async throws -> Bool {
+        let existing = try await connection.query("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
+        guard existing.isEmpty else { return false }
+        _ = try await connection.query("INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)",
+                                       [.text(name), .text(role), .text(hash), .text(Self.now())])
+        try await audit(pipeline: "*", action: "token-create", detail: "token \(name) with role \(role)", actor: "cli")
+        return true
+    }
+
+    /// False when no token has that name.
+    public func revokeToken(name: String) async throws -> Bool {
+        let existing = try await connection.query("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
+        guard !existing.isEmpty else { return false }
+        _ = try await connection.query("DELETE FROM api_tokens WHERE name = ?", [.text(name)])
+        try await audit(pipeline: "*", action: "token-revoke", detail: "token \(name)", actor: "cli")
+        return true
+    }
+
+    public func tokens() async throws -> [StoredToken] {
+        try await connection.query("SELECT name, role, created_at FROM api_tokens ORDER BY name").map {
+            StoredToken(name: $0.column("name")?.string ?? "", role: $0.column("role")?.string ?? "", createdAt: $0.column("created_at")?.string ?? "")
+        }
+    }
+
+    /// The name and role of the token with this SHA-256.
+    public func token(hash: String) async throws -> (name: String, role: String)? {
+        try await connection.query("SELECT name, role FROM api_tokens WHERE hash = ?", [.text(hash)]).first.map {
+            ($0.column("name")?.string ?? "", $0.column("role")?.string ?? "")
         }
     }
 

@@ -17,14 +17,15 @@ struct LoggingOptions: ParsableArguments {
     @Option(name: .long, help: "Log level on stderr: trace, debug, info, notice, warning, error.")
     var logLevel: String = "warning"
 
+    @Option(name: .long, help: "Log format on stderr: text, or json (one object per line, with ferry.pipeline / ferry.table / ferry.position).")
+    var logFormat: String = "text"
+
+    func validate() throws {
+        guard FerryLogging.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json, not \(logFormat)") }
+    }
+
     func bootstrap() -> Logger {
-        let level = Logger.Level(rawValue: logLevel.lowercased()) ?? .warning
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        return Logger(label: "ferry")
+        FerryLogging.bootstrap(level: Logger.Level(rawValue: logLevel.lowercased()) ?? .warning, format: FerryLogging.Format(rawValue: logFormat) ?? .text)
     }
 }
 
@@ -54,7 +55,7 @@ struct Ferry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Change-data capture: follow a database's change log and deliver every committed change.",
-        subcommands: [RunCommand.self, StatusCommand.self, TailCommand.self, CheckCommand.self, ReadBinlogCommand.self, SinkCommand.self, SnapshotCommand.self, VerifyCommand.self]
+        subcommands: [RunCommand.self, StatusCommand.self, TailCommand.self, CheckCommand.self, ReadBinlogCommand.self, SinkCommand.self, SnapshotCommand.self, VerifyCommand.self, TokenCommand.self]
     )
 }
 
@@ -434,6 +435,86 @@ struct SinkRewindCommand: AsyncParsableCommand {
         try await reportingErrors {
             print(try await SinkRewind.request(configuration: try loadConfiguration(config), pipeline: pipeline, sink: sink,
                                                position: position, logger: logger))
+        }
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Make, list and revoke API tokens for the web page and the API.",
+        discussion: """
+        Roles: viewer (read everything but the configuration), operator (also pause, resume,
+        restart, snapshot), admin (also rewind sinks, read the redacted configuration). Only a
+        token's SHA-256 is stored; the token is printed once.
+
+        Examples:
+          ferry token create -c ferry.yml --name grafana --role viewer
+          ferry token list -c ferry.yml
+          ferry token revoke -c ferry.yml --name grafana
+        """,
+        subcommands: [TokenCreateCommand.self, TokenListCommand.self, TokenRevokeCommand.self]
+    )
+}
+
+struct TokenCreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Make a token and print it (once).")
+
+    @Option(name: [.short, .long], help: "Configuration file (YAML).")
+    var config: String
+
+    @Option(name: .long, help: "Name shown in the audit log.")
+    var name: String
+
+    @Option(name: .long, help: "viewer, operator or admin.")
+    var role: String
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.bootstrap()
+        try await reportingErrors {
+            let token = try await Tokens.create(configuration: try loadConfiguration(config), name: name, role: role, logger: logger)
+            print(token)
+            FileHandleStandardError.write("token \(name) (\(role)) made; it is shown only now: use it as `Authorization: Bearer <token>` or paste it into the web page\n")
+        }
+    }
+}
+
+struct TokenListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List tokens (names and roles; tokens themselves are not kept).")
+
+    @Option(name: [.short, .long], help: "Configuration file (YAML).")
+    var config: String
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.bootstrap()
+        try await reportingErrors {
+            for token in try await Tokens.list(configuration: try loadConfiguration(config), logger: logger) {
+                print("\(token.name)\t\(token.role)\tcreated \(token.createdAt)")
+            }
+        }
+    }
+}
+
+struct TokenRevokeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a token at once (running servers included).")
+
+    @Option(name: [.short, .long], help: "Configuration file (YAML).")
+    var config: String
+
+    @Option(name: .long, help: "The token's name.")
+    var name: String
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.bootstrap()
+        try await reportingErrors {
+            try await Tokens.revoke(configuration: try loadConfiguration(config), name: name, logger: logger)
+            print("token \(name) revoked")
         }
     }
 }

@@ -113,11 +113,13 @@ public struct PipelineProgress: Sendable, Codable, Equatable {
     /// Commit time of the last transaction read, ms since the epoch.
     public var readCommitMillis: Int64?
     public var sinks: [SinkProgress]
+    /// Changes read per table (`db.table`) in this run; nil in figures saved by older versions.
+    public var tables: [String: UInt64]?
     /// When these figures were taken, ms since the epoch.
     public var updatedMillis: Int64
 
     public init(pipeline: String, buffer: String, bufferBytes: Int, eventsRead: UInt64, readPosition: String?, readCommitMillis: Int64?,
-                sinks: [SinkProgress], updatedMillis: Int64) {
+                sinks: [SinkProgress], tables: [String: UInt64]? = nil, updatedMillis: Int64) {
         self.pipeline = pipeline
         self.buffer = buffer
         self.bufferBytes = bufferBytes
@@ -125,6 +127,7 @@ public struct PipelineProgress: Sendable, Codable, Equatable {
         self.readPosition = readPosition
         self.readCommitMillis = readCommitMillis
         self.sinks = sinks
+        self.tables = tables
         self.updatedMillis = updatedMillis
     }
 }

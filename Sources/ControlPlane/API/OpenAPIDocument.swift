@@ -1,0 +1,209 @@
+/// The OpenAPI 3.0 description of `/api/v1`, served at `/api/v1/openapi.json`. A test runs
+/// schemathesis against a live server with it, so it has to say exactly what the routes do.
+enum OpenAPIDocument {
+    static let json = #"""
+    {
+      "openapi": "3.0.3",
+      "info": {
+        "title": "Ferry control plane",
+        "version": "1",
+        "description": "Read and steer the pipelines of a running `ferry run`. Every call but this document needs `Authorization: Bearer <token>` (make one with `ferry token create --name NAME --role viewer|operator|admin`)."
+      },
+      "servers": [{"url": "/"}],
+      "security": [{"token": []}],
+      "paths": {
+        "/api/v1/pipelines": {
+          "get": {
+            "operationId": "listPipelines",
+            "summary": "Every pipeline with state, positions, lag, throughput, snapshot progress and recent errors",
+            "responses": {
+              "200": {"description": "The pipelines", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PipelineList"}}}},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }
+          }
+        },
+        "/api/v1/pipelines/{name}": {
+          "get": {
+            "operationId": "getPipeline",
+            "summary": "One pipeline",
+            "parameters": [{"$ref": "#/components/parameters/Pipeline"}],
+            "responses": {
+              "200": {"description": "The pipeline", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pipeline"}}}},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "404": {"$ref": "#/components/responses/NotFound"},
+              "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }
+          }
+        },
+        "/api/v1/pipelines/{name}/pause": {"post": {"operationId": "pausePipeline", "summary": "Drain, commit and hold the pipeline (role operator)", "parameters": [{"$ref": "#/components/parameters/Pipeline"}], "responses": {
+          "202": {"description": "Done", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pipeline"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/Forbidden"},
+          "404": {"$ref": "#/components/responses/NotFound"},
+          "409": {"$ref": "#/components/responses/Conflict"},
+          "429": {"$ref": "#/components/responses/TooManyRequests"}
+        }}},
+        "/api/v1/pipelines/{name}/resume": {"post": {"operationId": "resumePipeline", "summary": "Start a paused pipeline again (role operator)", "parameters": [{"$ref": "#/components/parameters/Pipeline"}], "responses": {
+          "202": {"description": "Done", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pipeline"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/Forbidden"},
+          "404": {"$ref": "#/components/responses/NotFound"},
+          "409": {"$ref": "#/components/responses/Conflict"},
+          "429": {"$ref": "#/components/responses/TooManyRequests"}
+        }}},
+        "/api/v1/pipelines/{name}/restart": {"post": {"operationId": "restartPipeline", "summary": "Drain, commit and start the pipeline again (role operator)", "parameters": [{"$ref": "#/components/parameters/Pipeline"}], "responses": {
+          "202": {"description": "Done", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pipeline"}}}},
+          "401": {"$ref": "#/components/responses/Unauthorized"},
+          "403": {"$ref": "#/components/responses/Forbidden"},
+          "404": {"$ref": "#/components/responses/NotFound"},
+          "409": {"$ref": "#/components/responses/Conflict"},
+          "429": {"$ref": "#/components/responses/TooManyRequests"}
+        }}},
+        "/api/v1/pipelines/{name}/snapshot": {
+          "post": {
+            "operationId": "snapshotTables",
+            "summary": "Snapshot tables while the pipeline streams (role operator); no tables: every table",
+            "parameters": [{"$ref": "#/components/parameters/Pipeline"}],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SnapshotRequest"}}}},
+            "responses": {
+              "202": {"description": "Requested", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SnapshotAccepted"}}}},
+              "400": {"$ref": "#/components/responses/BadRequest"},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "403": {"$ref": "#/components/responses/Forbidden"},
+              "404": {"$ref": "#/components/responses/NotFound"},
+              "409": {"$ref": "#/components/responses/Conflict"},
+              "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }
+          }
+        },
+        "/api/v1/pipelines/{name}/sinks/{sink}/rewind": {
+          "post": {
+            "operationId": "rewindSink",
+            "summary": "Apply a sink again from an earlier position (role admin); the pipeline restarts",
+            "parameters": [{"$ref": "#/components/parameters/Pipeline"}, {"name": "sink", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RewindRequest"}}}},
+            "responses": {
+              "202": {"description": "Rewound", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RewindAccepted"}}}},
+              "400": {"$ref": "#/components/responses/BadRequest"},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "403": {"$ref": "#/components/responses/Forbidden"},
+              "404": {"$ref": "#/components/responses/NotFound"},
+              "409": {"$ref": "#/components/responses/Conflict"},
+              "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }
+          }
+        },
+        "/api/v1/audit": {
+          "get": {
+            "operationId": "auditLog",
+            "summary": "Audit entries, newest first",
+            "parameters": [
+              {"name": "pipeline", "in": "query", "required": false, "schema": {"type": "string"}},
+              {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+            ],
+            "responses": {
+              "200": {"description": "Entries", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AuditList"}}}},
+              "400": {"$ref": "#/components/responses/BadRequest"},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "404": {"$ref": "#/components/responses/NotFound"},
+              "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }
+          }
+        },
+        "/api/v1/config": {
+          "get": {
+            "operationId": "configuration",
+            "summary": "The effective configuration, secrets redacted (role admin)",
+            "responses": {
+              "200": {"description": "Configuration", "content": {"application/json": {"schema": {"type": "object"}}}},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "403": {"$ref": "#/components/responses/Forbidden"},
+              "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }
+          }
+        }
+      },
+      "components": {
+        "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        "parameters": {
+          "Pipeline": {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}
+        },
+        "responses": {
+          "BadRequest": {"description": "The request is not valid", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "Unauthorized": {"description": "No valid token", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "Forbidden": {"description": "The token's role is too low", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "NotFound": {"description": "No such pipeline or sink", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "Conflict": {"description": "Not possible in the pipeline's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+          "TooManyRequests": {"description": "Too many failed logins from this address", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        },
+        "schemas": {
+          "Error": {
+            "type": "object", "required": ["error"], "additionalProperties": false,
+            "properties": {"error": {"type": "object", "required": ["status", "message"], "additionalProperties": false,
+              "properties": {"status": {"type": "integer"}, "message": {"type": "string"}}}}
+          },
+          "PipelineList": {"type": "object", "required": ["pipelines"], "additionalProperties": false,
+            "properties": {"pipelines": {"type": "array", "items": {"$ref": "#/components/schemas/Pipeline"}}}},
+          "Pipeline": {
+            "type": "object", "additionalProperties": false,
+            "required": ["name", "state", "source", "buffer", "events_read", "events_per_second", "events_per_second_history", "sinks", "tables", "snapshots", "errors"],
+            "properties": {
+              "name": {"type": "string"},
+              "state": {"type": "string", "enum": ["starting", "running", "paused", "stopping", "stopped", "failed"]},
+              "source": {"type": "string"},
+              "source_position": {"type": "string", "description": "The source's current end of log"},
+              "read_position": {"type": "string"},
+              "safe_position": {"type": "string", "description": "Applied by every sink up to here"},
+              "buffer": {"type": "string", "enum": ["memory", "disk"]},
+              "buffer_bytes": {"type": "integer"},
+              "events_read": {"type": "integer"},
+              "events_per_second": {"type": "number"},
+              "events_per_second_history": {"type": "array", "items": {"type": "number"}, "maxItems": 60, "description": "Once a second over the last minute, oldest first"},
+              "lag_seconds": {"type": "number"},
+              "sinks": {"type": "array", "items": {"$ref": "#/components/schemas/Sink"}},
+              "tables": {"type": "array", "items": {"type": "object", "required": ["name", "changes"], "additionalProperties": false,
+                "properties": {"name": {"type": "string"}, "changes": {"type": "integer"}}}},
+              "snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/Snapshot"}},
+              "errors": {"type": "array", "items": {"$ref": "#/components/schemas/LoggedError"}}
+            }
+          },
+          "Sink": {
+            "type": "object", "required": ["name"], "additionalProperties": false,
+            "properties": {
+              "name": {"type": "string"}, "applied_position": {"type": "string"}, "lag_bytes": {"type": "integer"},
+              "lag_events": {"type": "integer"}, "lag_seconds": {"type": "number"}, "events_per_second": {"type": "number"}
+            }
+          },
+          "Snapshot": {
+            "type": "object", "additionalProperties": false,
+            "required": ["table", "state", "rows_done", "estimated_rows", "chunks_done", "chunks_planned", "fraction"],
+            "properties": {
+              "table": {"type": "string"}, "state": {"type": "string"}, "rows_done": {"type": "integer"}, "estimated_rows": {"type": "integer"},
+              "chunks_done": {"type": "integer"}, "chunks_planned": {"type": "integer"}, "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+              "rows_per_second": {"type": "number"}, "seconds_left": {"type": "number"}
+            }
+          },
+          "LoggedError": {
+            "type": "object", "required": ["at", "level", "message"], "additionalProperties": false,
+            "properties": {
+              "at": {"type": "string"}, "level": {"type": "string"}, "message": {"type": "string"}, "code": {"type": "string"},
+              "position": {"type": "string"}, "table": {"type": "string"}, "sink": {"type": "string"}
+            }
+          },
+          "SnapshotRequest": {"type": "object", "additionalProperties": false,
+            "properties": {"tables": {"type": "array", "items": {"type": "string", "pattern": "^[^.]+\\.[^.]+$"}}}},
+          "SnapshotAccepted": {"type": "object", "required": ["pipeline", "tables"], "additionalProperties": false,
+            "properties": {"pipeline": {"type": "string"}, "tables": {"type": "array", "items": {"type": "string"}}}},
+          "RewindRequest": {"type": "object", "required": ["position"], "additionalProperties": false,
+            "properties": {"position": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+:[0-9]{1,15}$", "example": "mariadb-bin.000042:4"}}},
+          "RewindAccepted": {"type": "object", "required": ["pipeline", "sink", "position"], "additionalProperties": false,
+            "properties": {"pipeline": {"type": "string"}, "sink": {"type": "string"}, "position": {"type": "string"}}},
+          "AuditList": {"type": "object", "required": ["entries"], "additionalProperties": false,
+            "properties": {"entries": {"type": "array", "items": {"type": "object", "required": ["at", "pipeline", "action", "detail", "actor"], "additionalProperties": false,
+              "properties": {"at": {"type": "string"}, "pipeline": {"type": "string"}, "action": {"type": "string"}, "detail": {"type": "string"}, "actor": {"type": "string"}}}}}}
+        }
+      }
+    }
+    """#
+}

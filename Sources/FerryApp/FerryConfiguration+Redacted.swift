@@ -1,0 +1,65 @@
+import ControlPlane
+import FerryCore
+import Foundation
+import MySQLSource
+
+extension FerryConfiguration {
+    static let redacted = "<redacted>"
+
+    /// The effective configuration as JSON for the API: every password and the password part of
+    /// every URL replaced by `<redacted>`.
+    public func redactedJSON() -> String {
+        var root: [String: Any] = ["file": file, "data_dir": dataDirectory, "state": ["sqlite": statePath]]
+        root["sources"] = sources.mapValues { source -> [String: Any] in
+            var out: [String: Any] = ["type": "mysql", "url": Self.redactedURL(source.url)]
+            if source.password != nil { out["password"] = Self.redacted }
+            return out
+        }
+        root["sinks"] = sinks.mapValues { sink -> [String: Any] in
+            var out: [String: Any] = ["lanes": sink.lanes]
+            switch sink.kind {
+            case .sqlite(let path): out["type"] = "sqlite"; out["path"] = path
+            case .jsonl(let directory, let bytes, let age):
+                out["type"] = "jsonl"; out["directory"] = directory; out["max_file_bytes"] = bytes; out["max_file_age_seconds"] = age
+            case .mysql(let url, let password):
+                out["type"] = "mysql"; out["url"] = Self.redactedURL(url)
+                if password != nil { out["password"] = Self.redacted }
+            case .postgres(let url, let password):
+                out["type"] = "postgres"; out["url"] = Self.redactedURL(url)
+                if password != nil { out["password"] = Self.redacted }
+            }
+            return out
+        }
+        root["pipelines"] = Dictionary(uniqueKeysWithValues: pipelines.map { pipeline -> (String, Any) in
+            var out: [String: Any] = [
+                "source": pipeline.source, "sinks": pipeline.sinks, "tables": pipeline.include, "exclude": pipeline.exclude,
+                "start": pipeline.start.description, "buffer": pipeline.disk == nil ? "memory" : "disk", "buffer_bytes": pipeline.bufferBytes,
+                "batch_transactions": pipeline.batchTransactions, "target_table": pipeline.targetTable, "server_id": Int(pipeline.serverID),
+                "apply_timeout_seconds": pipeline.applyTimeoutSeconds,
+                "snapshot": ["mode": pipeline.snapshot.mode.rawValue, "chunk_rows": pipeline.snapshot.chunkRows, "parallel": pipeline.snapshot.parallelism,
+                             "watermarks": pipeline.snapshot.watermarks.rawValue, "signal_table": pipeline.snapshot.signalTable.description],
+            ]
+            if let deadLetters = pipeline.deadLetterSink { out["dead_letter_sink"] = deadLetters }
+            return (pipeline.name, out)
+        })
+        if let server {
+            var out: [String: Any] = ["listen": "\(server.settings.host):\(server.settings.port)"]
+            if let certificate = server.settings.certificatePath, let key = server.settings.keyPath { out["tls"] = ["cert": certificate, "key": key] }
+            root["server"] = out
+        } else {
+            root["server"] = ["listen": "off"]
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `scheme://user:secret@host/…?password=x` → `scheme://user:<redacted>@host/…?password=<redacted>`.
+    static func redactedURL(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return redacted }
+        if components.password != nil { components.password = "REDACTED" }
+        components.queryItems = components.queryItems?.map { item in
+            ["password", "pass", "pwd", "secret", "token"].contains(item.name.lowercased()) ? URLQueryItem(name: item.name, value: "REDACTED") : item
+        }
+        return (components.string ?? redacted).replacingOccurrences(of: "REDACTED", with: redacted)
+    }
+}
