@@ -179,6 +179,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ControlPlaneTests",
+            dependencies: ["ControlPlane", .product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
+        .testTarget(
             name: "FerryCoreTests",
             dependencies: ["FerryCore", "FerryTestKit", .product(name: "NIOCore", package: "swift-nio")]
         ),
@@ -205,7 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp", "MySQLSource"]
+            dependencies: ["Pipeline", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp", "MySQLSource", "ControlPlane"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -96,6 +96,7 @@ actor PipelineSupervisor {
         request = .shutdown
         if let held {
             self.held = nil
+            try? await store.audit(pipeline: name, action: "stop", detail: "stopped while paused")
             held.resume(returning: false)
         }
         await current?.stop()

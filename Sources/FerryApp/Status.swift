@@ -58,10 +58,13 @@ public enum Status {
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let fresh = progress.map { now - $0.updatedMillis <= staleAfterMillis } ?? false
             var state: String
-            switch log.first(where: { ["start", "stop", "error"].contains($0.action) })?.action {
+            // A pause (through the API) is a requested stop: "pause" right before "stop".
+            let lifecycle = log.filter { ["start", "stop", "error", "pause"].contains($0.action) }.prefix(2).map(\.action)
+            switch lifecycle.first {
             case nil: state = "never run"
             case "start": state = fresh ? "running" : "not running (killed or crashed; last seen \(progress.map { "\((now - $0.updatedMillis) / 1000) s ago" } ?? "never"))"
-            case "stop": state = "stopped"
+            case "stop": state = lifecycle.dropFirst().first == "pause" ? "paused" : "stopped"
+            case "pause": state = "pausing"
             default: state = "failed"
             }
             let lastError = log.prefix { $0.action != "start" }.first { $0.action == "error" }?.detail

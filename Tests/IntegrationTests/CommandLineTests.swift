@@ -268,3 +268,23 @@ extension Integration.CrashRecovery {
         #expect(result.stdout.contains("problems 0"))
     }
 }
+
+extension Integration {
+    /// The control plane of a real `ferry run` while changes stream: every API endpoint and its
+    /// errors, roles, the audit log, pause/resume/restart/snapshot/rewind, the web page in a real
+    /// headless Chromium (figures change without a reload), Prometheus metrics that move,
+    /// schemathesis against the OpenAPI document, TLS, JSON logs, and a password that appears in
+    /// no response or log line (`scripts/control-plane-test`).
+    @Suite struct ControlPlane {
+        @Test func apiPageMetricsAndSecrets() throws {
+            let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/control-plane-test").path
+            let result = try runProcess("/usr/bin/python3", [script], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 1200)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("control-plane-test: 0 failure(s)"))
+            #expect(result.stdout.contains("ok   Chromium: the pipeline page's figures change without a reload"))
+            #expect(result.stdout.contains("ok   schemathesis: every operation conforms to the OpenAPI document"))
+            #expect(result.stdout.contains("ok   the password appears in none of"))
+            #expect(!result.stdout.contains("FAIL "))
+        }
+    }
+}

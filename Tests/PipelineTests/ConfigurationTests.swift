@@ -1,3 +1,4 @@
+import ControlPlane
 import DiskLog
 import FerryApp
 import FerryCore
@@ -158,5 +159,40 @@ extension ConfigurationTests {
                 #expect(error.message.contains(message) && error.message.contains("ferry.yml:"), "\(error.message)")
             }
         }
+    }
+
+    @Test func serverDefaultsToLoopbackAndReadsListenAndTLS() throws {
+        let plain = try parse(Self.valid)
+        #expect(plain.server?.settings.host == "127.0.0.1" && plain.server?.settings.port == 8080 && plain.server?.explicit == false)
+        let off = try parse(Self.valid + "\nserver: { listen: off }")
+        #expect(off.server == nil)
+        let certificate = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-test-cert.pem").path
+        FileManager.default.createFile(atPath: certificate, contents: Data("pem".utf8))
+        defer { try? FileManager.default.removeItem(atPath: certificate) }
+        let tls = try parse(Self.valid + "\nserver:\n  listen: \"[::1]:9443\"\n  tls: { cert: \(certificate), key: \(certificate) }")
+        #expect(tls.server?.settings.host == "::1" && tls.server?.settings.port == 9443 && tls.server?.settings.usesTLS == true && tls.server?.explicit == true)
+        do {
+            _ = try parse(Self.valid + "\nserver: { listen: 8080 }")
+            Issue.record("a listen address without a host must be refused")
+        } catch let error as FerryError {
+            #expect(error.message.contains("server.listen: '8080' is not HOST:PORT"))
+        }
+        do {
+            _ = try parse(Self.valid + "\nserver: { tls: { cert: \(certificate) } }")
+            Issue.record("tls without a key must be refused")
+        } catch let error as FerryError {
+            #expect(error.message.contains("server.tls: tls needs both cert and key"))
+        }
+    }
+
+    @Test func theAPIsConfigurationHasNoSecret() throws {
+        let configuration = try parse(Self.valid.replacingOccurrences(of: "mysql://ferry@127.0.0.1:3306", with: "mysql://ferry:inline-pw@127.0.0.1:3306?tls=disable"))
+        let json = configuration.redactedJSON()
+        #expect(!json.contains("s3cret") && !json.contains("inline-pw"))
+        let object = try #require(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        let source = try #require((object["sources"] as? [String: Any])?["shop"] as? [String: Any])
+        #expect(source["password"] as? String == "<redacted>")
+        #expect(source["url"] as? String == "mysql://ferry:<redacted>@127.0.0.1:3306?tls=disable")
+        #expect((object["pipelines"] as? [String: Any])?["shop-to-local"] != nil)
     }
 }
