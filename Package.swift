@@ -136,6 +136,17 @@ let package = Package(
             path: "Sources/Sinks/PostgresSink"
         ),
         .target(
+            name: "RedisSink",
+            dependencies: [
+                "FerryCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/RedisSink"
+        ),
+        .target(
             name: "FileSink",
             dependencies: [
                 "FerryCore",
@@ -147,7 +158,7 @@ let package = Package(
             name: "FerryApp",
             dependencies: [
                 "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
-                "ControlPlane",
+                "RedisSink", "ControlPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -177,6 +188,10 @@ let package = Package(
                 "FerryCore", "MySQLBinlog",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "RedisSinkTests",
+            dependencies: ["RedisSink", "FerryCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "ControlPlaneTests",
@@ -227,7 +242,7 @@ let package = Package(
 /// The decoders and writers check exclusive access statically; the dynamic checks cost about a
 /// tenth of decode time in release builds, so release builds of the hot-path targets skip them.
 let hotPathTargets: Set<String> = ["FerryCore", "MySQLBinlog", "MySQLSource", "FerryApp", "DiskLog", "Pipeline", "SinkSupport",
-                                   "PostgresSink", "SQLiteSink", "MariaDBSink", "FileSink"]
+                                   "PostgresSink", "SQLiteSink", "MariaDBSink", "FileSink", "RedisSink"]
 
 for target in package.targets where target.type != .system {
     var settings = (target.swiftSettings ?? []) + swiftSettings

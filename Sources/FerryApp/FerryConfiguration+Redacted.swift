@@ -2,6 +2,7 @@ import ControlPlane
 import FerryCore
 import Foundation
 import MySQLSource
+import RedisSink
 
 extension FerryConfiguration {
     static let redacted = "<redacted>"
@@ -27,6 +28,15 @@ extension FerryConfiguration {
             case .postgres(let url, let password):
                 out["type"] = "postgres"; out["url"] = Self.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }
+            case .redis(let url, let password, let rules):
+                out["type"] = "redis"; out["url"] = Self.redactedURL(url)
+                if password != nil { out["password"] = Self.redacted }
+                out["tables"] = Dictionary(rules.map { rule -> (String, Any) in
+                    var fields: [String: Any] = ["mode": rule.mode.rawValue, "key": rule.key]
+                    if let ttl = rule.ttlSeconds { fields["ttl_seconds"] = ttl }
+                    if let maximum = rule.maximumLength { fields["max_length"] = maximum }
+                    return (rule.tables, fields)
+                }, uniquingKeysWith: { first, _ in first })
             }
             return out
         }

@@ -5,6 +5,7 @@ import Foundation
 import MySQLSource
 import MySQLWire
 import Pipeline
+import RedisSink
 import SinkSupport
 import Yams
 
@@ -22,6 +23,7 @@ public struct FerryConfiguration: Sendable {
         case mysql(url: String, password: String?)
         case postgres(url: String, password: String?)
         case jsonl(directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double)
+        case redis(url: String, password: String?, rules: [RedisSink.TableRule])
     }
 
     public struct Sink: Sendable {
@@ -271,7 +273,7 @@ struct ConfigReader {
 
     func sink(_ name: String, _ node: Node, dataDirectory: String) throws -> FerryConfiguration.Sink {
         let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url",
-                                                                  "password", "schema_changes", "lanes"])
+                                                                  "password", "schema_changes", "lanes", "tables"])
         guard let typeField = fields.first(where: { $0.key == "type" }) else {
             throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
         }
@@ -279,9 +281,11 @@ struct ConfigReader {
         func value(_ key: String) -> Node? { fields.first { $0.key == key }?.node }
         var sink = try sinkKind(name, type: type, node: node, typeNode: typeField.node, value: value, dataDirectory: dataDirectory)
         if let policyNode = value("schema_changes") {
-            if case .jsonl = sink.kind {
-                throw error(policyNode, "sinks.\(name).schema_changes", "a jsonl sink writes schema changes as events; it has no tables to change",
+            switch sink.kind {
+            case .jsonl, .redis:
+                throw error(policyNode, "sinks.\(name).schema_changes", "a \(type) sink has no tables to change",
                             fix: "remove schema_changes from this sink")
+            default: break
             }
             sink.schemaChanges = try schemaChangePolicy(policyNode, "sinks.\(name).schema_changes")
         }
@@ -363,8 +367,53 @@ struct ConfigReader {
             let url = try string(urlNode, "sinks.\(name).url")
             let password = try value("password").map { try string($0, "sinks.\(name).password") }
             return FerryConfiguration.Sink(name: name, kind: .postgres(url: url, password: password))
+        case "redis":
+            guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: redis://HOST:6379/0") }
+            let url = try string(urlNode, "sinks.\(name).url")
+            let password = try value("password").map { try string($0, "sinks.\(name).password") }
+            let rules = try value("tables").map { try redisRules($0, "sinks.\(name).tables") } ?? []
+            do {
+                _ = try RedisSink.Configuration(name: name, pipeline: "", url: url, password: password, rules: rules)
+            } catch let invalid as FerryError {
+                throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
+            }
+            return FerryConfiguration.Sink(name: name, kind: .redis(url: url, password: password, rules: rules))
         default:
-            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite or jsonl")
+            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite, jsonl or redis")
+        }
+    }
+
+    /// `tables: { "<glob>": { mode: hash|json|stream, key: TEMPLATE, ttl_seconds: N, max_length: N } }`, first match wins.
+    func redisRules(_ node: Node, _ path: String) throws -> [RedisSink.TableRule] {
+        try mapping(node, path, allowed: []).map { entry in
+            let rulePath = "\(path).\(entry.key)"
+            var mode = RedisSink.Mode.json
+            var key: String? = nil, ttl: Int? = nil, maximum: Int? = nil
+            for field in try mapping(entry.node, rulePath, allowed: ["mode", "key", "ttl_seconds", "max_length"]) {
+                let fieldPath = "\(rulePath).\(field.key)"
+                switch field.key {
+                case "mode":
+                    let text = try string(field.node, fieldPath)
+                    guard let parsed = RedisSink.Mode(rawValue: text) else {
+                        throw error(field.node, fieldPath, "unknown mode '\(text)'", fix: "use hash, json or stream")
+                    }
+                    mode = parsed
+                case "key": key = try string(field.node, fieldPath)
+                case "ttl_seconds":
+                    ttl = try integer(field.node, fieldPath)
+                    guard ttl! > 0 else { throw error(field.node, fieldPath, "ttl_seconds must be positive") }
+                default:
+                    maximum = try integer(field.node, fieldPath)
+                    guard maximum! > 0 else { throw error(field.node, fieldPath, "max_length must be positive") }
+                }
+            }
+            if mode == .stream, ttl != nil {
+                throw error(entry.node, "\(rulePath).ttl_seconds", "a stream does not expire per entry", fix: "use max_length to bound a stream")
+            }
+            if mode != .stream, maximum != nil {
+                throw error(entry.node, "\(rulePath).max_length", "max_length bounds streams only", fix: "use mode: stream, or remove max_length")
+            }
+            return RedisSink.TableRule(tables: entry.key, mode: mode, key: key, ttlSeconds: ttl, maximumLength: maximum)
         }
     }
 

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import MariaDBSink
 import PostgresSink
+import RedisSink
 import MySQLSource
 import MySQLWire
 import NIOCore
@@ -120,6 +121,8 @@ public enum Run {
         case .sqlite(let path):
             return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
                                                    schemaChanges: spec.schemaChanges), logger: logger)
+        case .redis(let url, let password, let rules):
+            return RedisSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, rules: rules), logger: logger)
         case .jsonl(let directory, let bytes, let age):
             return JSONLinesSink(configuration: .init(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),
                                                       maximumFileBytes: bytes, maximumFileAgeSeconds: age))

@@ -231,6 +231,18 @@ extension Integration.CrashRecovery {
         #expect(result.stdout.contains("0 differences; re-snapshot yes, lost deletes swept yes"))
     }
 
+    /// A Redis target (hashes, JSON strings and a stream, data and position in one MULTI/EXEC)
+    /// through SIGKILLs: the rows read back equal the source and every stream entry is there once.
+    @Test func redisTargetSurvivesKills() throws {
+        _ = try TestEnvironment.value("FERRY_REDIS_URL")
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "3000", "6"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("Redis; rows compared"))
+        #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
+        #expect(result.stdout.contains("duplicates 0, differing from the JSON lines 0"))
+    }
+
     /// The PostgreSQL sink's server stopped for 15 s mid-stream: ferry retries, catches up, loses nothing.
     @Test func postgresOutageLosesNothing() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")

@@ -153,23 +153,7 @@ public struct EventJSONWriter: Sendable {
     }
 
     private func writeRow(_ row: Row?, schema: TableSchema?, into out: inout [UInt8]) {
-        guard let row else { return JSONBuffer.appendASCII("null", to: &out) }
-        out.append(UInt8(ascii: "{"))
-        var first = true
-        for index in row.indices {
-            let value = row[index]
-            if case .absent = value { continue }
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            if let schema, index < schema.jsonKeys.count {
-                out.append(contentsOf: schema.jsonKeys[index])
-            } else {
-                JSONBuffer.appendString("col_\(index + 1)", to: &out)
-                out.append(UInt8(ascii: ":"))
-            }
-            ValueJSON.append(value, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
+        ValueJSON.appendRow(row, schema: schema, to: &out)
     }
 
     private func appendOptionalString(_ text: String?, to out: inout [UInt8]) {

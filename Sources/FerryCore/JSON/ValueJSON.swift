@@ -56,6 +56,28 @@ public enum ValueJSON {
         }
     }
 
+    /// A row as a JSON object keyed by column name (`col_<n>` where the source gave none); `null`
+    /// for no row. `.absent` columns (not in the binlog's row image) are left out.
+    public static func appendRow(_ row: Row?, schema: TableSchema?, to out: inout [UInt8]) {
+        guard let row else { return JSONBuffer.appendASCII("null", to: &out) }
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        for index in row.indices {
+            let value = row[index]
+            if case .absent = value { continue }
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            if let schema, index < schema.jsonKeys.count {
+                out.append(contentsOf: schema.jsonKeys[index])
+            } else {
+                JSONBuffer.appendString("col_\(index + 1)", to: &out)
+                out.append(UInt8(ascii: ":"))
+            }
+            append(value, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
     private static func appendFloatingPoint(_ text: String?, to out: inout [UInt8]) {
         guard let text else { return JSONBuffer.appendASCII("null", to: &out) }
         out.append(contentsOf: text.utf8)

@@ -127,16 +127,7 @@ public actor JSONLinesSink: DeadLetterSink {
     /// `"file:pos:row"`: the change's transaction commit position and its index, as a JSON string.
     static func appendEventID(_ event: ChangeEvent, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        out.append(contentsOf: event.source.position.coordinates.file.utf8)
-        out.append(UInt8(ascii: ":"))
-        JSONBuffer.appendUnsigned(event.source.position.coordinates.offset, to: &out)
-        if event.source.position.snapshotStep > 0 {
-            // A snapshot chunk delivered between source transactions.
-            out.append(UInt8(ascii: "#"))
-            JSONBuffer.appendUnsigned(UInt64(event.source.position.snapshotStep), to: &out)
-        }
-        out.append(UInt8(ascii: ":"))
-        JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
+        event.appendStableID(to: &out)
         out.append(UInt8(ascii: "\""))
     }
 

@@ -1,0 +1,246 @@
+import FerryCore
+import Foundation
+import Logging
+
+/// Redis as a target (RESP over SwiftNIO, written here). Per table, first matching rule wins:
+/// a **hash** per row (`HSET`, one field per column), a **JSON** string per row (`SET`), or a
+/// **stream** of change events (`XADD`, one entry per change with its stable id). Keys come from
+/// templates; rows may expire (`ttl_seconds`); deletes remove the key.
+///
+/// Each batch is one `MULTI … EXEC` that also sets `ferry:offsets:<pipeline>:<sink>` to the batch's
+/// last position: data and position change together or not at all, so after a crash the sink
+/// resumes exactly after what Redis holds — hashes and strings are rewritten whole, and stream
+/// entries are never added twice.
+public actor RedisSink: Sink {
+    public enum Mode: String, Sendable, CaseIterable {
+        case hash, json, stream
+    }
+
+    /// How the tables matching `tables` land.
+    public struct TableRule: Sendable, Equatable {
+        public var tables: String
+        public var mode: Mode
+        /// `{db}`, `{table}`, `{key}` (the key columns joined by `:`) and `{<column>}`.
+        public var key: String
+        public var ttlSeconds: Int?
+        /// Streams: `MAXLEN ~ n`.
+        public var maximumLength: Int?
+
+        public init(tables: String, mode: Mode, key: String? = nil, ttlSeconds: Int? = nil, maximumLength: Int? = nil) {
+            self.tables = tables
+            self.mode = mode
+            self.key = key ?? (mode == .stream ? "{db}.{table}" : "{db}.{table}:{key}")
+            self.ttlSeconds = ttlSeconds
+            self.maximumLength = maximumLength
+        }
+    }
+
+    public struct Configuration: Sendable {
+        public var name: String
+        public var pipeline: String
+        public var host: String
+        public var port: Int
+        public var database: Int
+        public var username: String?
+        public var password: String?
+        /// First match wins; tables no rule matches are JSON strings under `{db}.{table}:{key}`.
+        public var rules: [TableRule]
+
+        public init(name: String, pipeline: String, host: String, port: Int = 6379, database: Int = 0, username: String? = nil,
+                    password: String? = nil, rules: [TableRule] = []) {
+            self.name = name
+            self.pipeline = pipeline
+            self.host = host
+            self.port = port
+            self.database = database
+            self.username = username
+            self.password = password
+            self.rules = rules
+        }
+
+        /// `redis://[user@]host[:port][/db]`.
+        public init(name: String, pipeline: String, url: String, password: String?, rules: [TableRule]) throws {
+            guard let components = URLComponents(string: url), components.scheme == "redis", let host = components.host, !host.isEmpty else {
+                throw FerryError(code: "config.invalid", message: "'\(url)' is not a Redis URL", fix: "use redis://[user@]host[:port][/db]")
+            }
+            let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            guard path.isEmpty || Int(path) != nil else {
+                throw FerryError(code: "config.invalid", message: "'\(path)' in \(url) is not a database number", fix: "use redis://host:6379/0")
+            }
+            self.init(name: name, pipeline: pipeline, host: host, port: components.port ?? 6379, database: Int(path) ?? 0,
+                      username: components.user, password: password ?? components.password, rules: rules)
+        }
+    }
+
+    public nonisolated let name: String
+    let configuration: Configuration
+    let logger: Logger
+    private var connection: RedisConnection?
+    private var rules: [TableName: TableRule] = [:]
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.name = configuration.name
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    var offsetsKey: String { "ferry:offsets:\(configuration.pipeline):\(name)" }
+
+    private func connected() async throws -> RedisConnection {
+        if let connection, !connection.isClosed { return connection }
+        do {
+            let connection = try await RedisConnection.connect(host: configuration.host, port: configuration.port)
+            var setup: [[String]] = []
+            if let password = configuration.password {
+                setup.append(["AUTH"] + (configuration.username.map { [$0] } ?? []) + [password])
+            }
+            if configuration.database != 0 { setup.append(["SELECT", String(configuration.database)]) }
+            setup.append(["PING"])
+            let replies = try await connection.send(setup.map { $0.map { Array($0.utf8) } })
+            for (command, reply) in zip(setup, replies) {
+                if case .error(let message) = reply {
+                    await connection.close()
+                    throw RedisSinkError.refused(sink: name, command: command[0], message: message)
+                }
+            }
+            self.connection = connection
+            return connection
+        } catch let error as RedisSinkError {
+            throw error
+        } catch {
+            throw RedisSinkError.unavailable(sink: name, host: "\(configuration.host):\(configuration.port)", underlying: "\(error)")
+        }
+    }
+
+    public func open() async throws -> BinlogPosition? {
+        let connection = try await connected()
+        let reply: RESPValue
+        do {
+            reply = try await connection.send(["GET", offsetsKey])
+        } catch {
+            throw lost(error)
+        }
+        switch reply {
+        case .bulk(let bytes?): return BinlogPosition(persistedJSON: String(decoding: bytes, as: UTF8.self))
+        case .error(let message): throw RedisSinkError.refused(sink: name, command: "GET", message: message)
+        default: return nil
+        }
+    }
+
+    public func close() async throws {
+        await connection?.close()
+        connection = nil
+    }
+
+    public func reset() async {
+        await connection?.close()
+        connection = nil
+    }
+
+    public func apply(_ transactions: [Transaction]) async throws {
+        guard let last = transactions.last else { return }
+        var commands: [[[UInt8]]] = [[Array("MULTI".utf8)]]
+        var origins: [ChangeEvent?] = [nil]
+        var streams: [[UInt8]: ChangeEvent] = [:]
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for transaction in transactions {
+            for event in transaction.events where event.operation != .ddl {
+                for command in try RedisCommands.commands(for: event, rule: rule(for: event.table), processedAtMillis: now) {
+                    if command[0] == RedisCommands.xadd, streams[command[1]] == nil { streams[command[1]] = event }
+                    commands.append(command)
+                    origins.append(event)
+                }
+            }
+        }
+        commands.append([Array("SET".utf8), Array(offsetsKey.utf8), Array(last.position.persistedJSON.utf8)])
+        origins.append(nil)
+        commands.append([Array("EXEC".utf8)])
+        let connection = try await connected()
+        // Redis never rolls a transaction back: a command failing inside EXEC leaves the others
+        // (and the position) applied. Hashes and strings replace any key (DEL, SET), so only XADD
+        // can fail on a key of another type; that is checked before anything is written.
+        if !streams.isEmpty {
+            let keys = Array(streams.keys)
+            let types: [RESPValue]
+            do {
+                types = try await connection.send(keys.map { [Array("TYPE".utf8), $0] })
+            } catch {
+                throw lost(error)
+            }
+            for (key, type) in zip(keys, types) where type != .simpleString("stream") && type != .simpleString("none") {
+                let event = streams[key]!
+                throw RedisSinkError.rejected(sink: name, table: event.table, position: event.source.position,
+                                              message: "WRONGTYPE: the stream key \(String(decoding: key, as: UTF8.self)) holds a \(type.text ?? "value of another type")")
+            }
+        }
+        let replies: [RESPValue]
+        do {
+            replies = try await connection.send(commands)
+        } catch {
+            throw lost(error)
+        }
+        // A command Redis refuses while queueing aborts the whole transaction (EXECABORT).
+        for (index, reply) in replies.enumerated().dropLast() {
+            if case .error(let message) = reply, let event = origins[index] {
+                throw RedisSinkError.rejected(sink: name, table: event.table, position: event.source.position, message: message)
+            }
+        }
+        switch replies.last {
+        case .array(let results?):
+            for (offset, result) in results.enumerated() {
+                if case .error(let message) = result, let event = origins[offset + 1] {
+                    throw RedisSinkError.rejected(sink: name, table: event.table, position: event.source.position, message: message)
+                }
+            }
+        case .error(let message):
+            throw RedisSinkError.refused(sink: name, command: "EXEC", message: message)
+        default:
+            throw RedisSinkError.refused(sink: name, command: "EXEC", message: "the transaction was not executed")
+        }
+    }
+
+    private func rule(for table: TableName) -> TableRule {
+        if let rule = rules[table] { return rule }
+        let rule = configuration.rules.first { TableGlob.matches($0.tables, table.description) } ?? TableRule(tables: "*", mode: .json)
+        rules[table] = rule
+        return rule
+    }
+
+    private func lost(_ error: any Error) -> RedisSinkError {
+        connection = nil
+        return .unavailable(sink: name, host: "\(configuration.host):\(configuration.port)", underlying: "\(error)")
+    }
+}
+
+/// Why a Redis write failed; a lost connection is retried, refusals are not.
+enum RedisSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvertible {
+    case unavailable(sink: String, host: String, underlying: String)
+    case refused(sink: String, command: String, message: String)
+    case rejected(sink: String, table: TableName, position: BinlogPosition, message: String)
+
+    var isTransient: Bool {
+        switch self {
+        case .unavailable: return true
+        case .refused(_, _, let message): return message.hasPrefix("LOADING") || message.hasPrefix("BUSY") || message.hasPrefix("TRYAGAIN")
+        case .rejected: return false
+        }
+    }
+
+    var description: String { ferryError.description }
+
+    var ferryError: FerryError {
+        switch self {
+        case .unavailable(let sink, let host, let underlying):
+            return FerryError(code: "sink.redis.unavailable", message: "Redis sink \(sink): cannot reach \(host): \(underlying)",
+                              fix: "check the host and port in the sink's url and that Redis is running")
+        case .refused(let sink, let command, let message):
+            let auth = command == "AUTH" || message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS")
+            return FerryError(code: auth ? "sink.redis.auth" : "sink.redis.refused", message: "Redis sink \(sink): \(command) refused: \(message)",
+                              fix: auth ? "check the sink's password (and user in the url) against Redis's requirepass or ACL" : nil)
+        case .rejected(let sink, let table, let position, let message):
+            return FerryError(code: "sink.redis.rejected", message: "Redis sink \(sink): \(message)",
+                              context: [("table", table.description), ("position", position.coordinates.description)],
+                              fix: "a key the template makes holds another type (WRONGTYPE): give the table its own key template, or remove the key")
+        }
+    }
+}
