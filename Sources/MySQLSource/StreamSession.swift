@@ -154,14 +154,14 @@ struct StreamSession {
                 try await deliver(transaction)
                 return
             }
-            let closed = windows.absorb(&transaction)
+            let closed = windows.absorb(&transaction, sourceName: configuration.name)
             try await deliver(transaction)
             if !closed.isEmpty { windows.delivered(closed, position: transaction.position) }
             try await deliverReadyChunks(deliver)
         case .schemaChange(var transaction, let database, let statement):
             fallbackMetadata = fallbackMetadata.filter { $0.key.database != database }
             if let windows = snapshot?.windows {
-                _ = windows.absorb(&transaction)
+                _ = windows.absorb(&transaction, sourceName: configuration.name)
                 windows.schemaChanged(DDLParser.parse(statement, defaultDatabase: database).flatMap { change -> [TableName] in
                     if case .renameTable(let from, let to) = change { return [from, to] }
                     return [change.table]

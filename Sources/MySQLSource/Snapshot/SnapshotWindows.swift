@@ -189,7 +189,7 @@ final class SnapshotWindows: Sendable {
     /// Records the keys `transaction` changes and adds the rows of the chunks whose high
     /// watermark it carries. Returns those windows' ids, to pass to `delivered` once the
     /// transaction is delivered.
-    func absorb(_ transaction: inout Transaction) -> [String] {
+    func absorb(_ transaction: inout Transaction, sourceName: String? = nil) -> [String] {
         state.withLockedValue { state in
             state.boundary = transaction.position
             state.steps = 0
@@ -212,7 +212,7 @@ final class SnapshotWindows: Sendable {
             var closed: [String] = []
             for id in closing {
                 guard var window = state.windows[id], window.outcome == nil, window.rows != nil else { continue }
-                Self.close(&window, generation: state.generations[window.table, default: 0], into: &transaction)
+                Self.close(&window, generation: state.generations[window.table, default: 0], into: &transaction, sourceName: sourceName)
                 state.windows[id] = window
                 closed.append(id)
             }
