@@ -94,6 +94,9 @@ final class RunControl: ControlBackend, Service {
         let pipeline = ("pipeline", view.name)
         gauge("ferry_pipeline_running", [pipeline]).record(view.state == "running" ? 1 : 0)
         gauge("ferry_buffer_bytes", [pipeline]).record(view.bufferBytes ?? 0)
+        if view.buffer == "memory", let limit = configuration.pipelines.first(where: { $0.name == view.name })?.bufferBytes {
+            gauge("ferry_buffer_limit_bytes", [pipeline]).record(limit)
+        }
         for sink in view.sinks {
             let labels = [pipeline, ("sink", sink.name)]
             if let lag = sink.lagSeconds { gauge("ferry_sink_lag_seconds", labels).record(lag) }
