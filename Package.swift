@@ -147,6 +147,17 @@ let package = Package(
             path: "Sources/Sinks/RedisSink"
         ),
         .target(
+            name: "NATSSink",
+            dependencies: [
+                "FerryCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/NATSSink"
+        ),
+        .target(
             name: "FileSink",
             dependencies: [
                 "FerryCore",
@@ -158,7 +169,7 @@ let package = Package(
             name: "FerryApp",
             dependencies: [
                 "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
-                "RedisSink", "ControlPlane",
+                "RedisSink", "NATSSink", "ControlPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -188,6 +199,10 @@ let package = Package(
                 "FerryCore", "MySQLBinlog",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "NATSSinkTests",
+            dependencies: ["NATSSink", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "RedisSinkTests",
@@ -242,7 +257,7 @@ let package = Package(
 /// The decoders and writers check exclusive access statically; the dynamic checks cost about a
 /// tenth of decode time in release builds, so release builds of the hot-path targets skip them.
 let hotPathTargets: Set<String> = ["FerryCore", "MySQLBinlog", "MySQLSource", "FerryApp", "DiskLog", "Pipeline", "SinkSupport",
-                                   "PostgresSink", "SQLiteSink", "MariaDBSink", "FileSink", "RedisSink"]
+                                   "PostgresSink", "SQLiteSink", "MariaDBSink", "FileSink", "RedisSink", "NATSSink"]
 
 for target in package.targets where target.type != .system {
     var settings = (target.swiftSettings ?? []) + swiftSettings

@@ -28,6 +28,11 @@ extension FerryConfiguration {
             case .postgres(let url, let password):
                 out["type"] = "postgres"; out["url"] = Self.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }
+            case .nats(let url, let password, let stream, let subject, let subjects, let window):
+                out["type"] = "nats"; out["url"] = Self.redactedURL(url); out["stream"] = stream; out["subject"] = subject
+                out["duplicate_window_seconds"] = window
+                if let subjects { out["stream_subjects"] = subjects }
+                if password != nil { out["password"] = Self.redacted }
             case .redis(let url, let password, let rules):
                 out["type"] = "redis"; out["url"] = Self.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }

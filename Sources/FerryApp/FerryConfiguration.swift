@@ -4,6 +4,7 @@ import FerryCore
 import Foundation
 import MySQLSource
 import MySQLWire
+import NATSSink
 import Pipeline
 import RedisSink
 import SinkSupport
@@ -24,6 +25,7 @@ public struct FerryConfiguration: Sendable {
         case postgres(url: String, password: String?)
         case jsonl(directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double)
         case redis(url: String, password: String?, rules: [RedisSink.TableRule])
+        case nats(url: String, password: String?, stream: String, subject: String, streamSubjects: [String]?, duplicateWindowSeconds: Int)
     }
 
     public struct Sink: Sendable {
@@ -273,7 +275,8 @@ struct ConfigReader {
 
     func sink(_ name: String, _ node: Node, dataDirectory: String) throws -> FerryConfiguration.Sink {
         let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url",
-                                                                  "password", "schema_changes", "lanes", "tables"])
+                                                                  "password", "schema_changes", "lanes", "tables", "stream", "subject",
+                                                                  "stream_subjects", "duplicate_window_seconds"])
         guard let typeField = fields.first(where: { $0.key == "type" }) else {
             throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
         }
@@ -282,7 +285,7 @@ struct ConfigReader {
         var sink = try sinkKind(name, type: type, node: node, typeNode: typeField.node, value: value, dataDirectory: dataDirectory)
         if let policyNode = value("schema_changes") {
             switch sink.kind {
-            case .jsonl, .redis:
+            case .jsonl, .redis, .nats:
                 throw error(policyNode, "sinks.\(name).schema_changes", "a \(type) sink has no tables to change",
                             fix: "remove schema_changes from this sink")
             default: break
@@ -378,8 +381,26 @@ struct ConfigReader {
                 throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
             }
             return FerryConfiguration.Sink(name: name, kind: .redis(url: url, password: password, rules: rules))
+        case "nats":
+            guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: nats://HOST:4222") }
+            let url = try string(urlNode, "sinks.\(name).url")
+            let password = try value("password").map { try string($0, "sinks.\(name).password") }
+            let stream = try value("stream").map { try string($0, "sinks.\(name).stream") } ?? "FERRY"
+            let subject = try value("subject").map { try string($0, "sinks.\(name).subject") } ?? "ferry.{db}.{table}"
+            let subjects = try value("stream_subjects").map { try strings($0, "sinks.\(name).stream_subjects") }
+            let window = try value("duplicate_window_seconds").map { try integer($0, "sinks.\(name).duplicate_window_seconds") } ?? 120
+            guard stream.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }), !stream.isEmpty else {
+                throw error(value("stream") ?? node, "sinks.\(name).stream", "'\(stream)' is not a JetStream stream name", fix: "use letters, digits, - and _")
+            }
+            do {
+                _ = try NATSSink.Configuration(name: name, pipeline: "", url: url, password: password, stream: stream, subject: subject)
+            } catch let invalid as FerryError {
+                throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
+            }
+            return FerryConfiguration.Sink(name: name, kind: .nats(url: url, password: password, stream: stream, subject: subject,
+                                                                   streamSubjects: subjects, duplicateWindowSeconds: window))
         default:
-            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite, jsonl or redis")
+            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite, jsonl, redis or nats")
         }
     }
 

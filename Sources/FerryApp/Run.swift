@@ -4,6 +4,7 @@ import FileSink
 import Foundation
 import Logging
 import MariaDBSink
+import NATSSink
 import PostgresSink
 import RedisSink
 import MySQLSource
@@ -121,6 +122,9 @@ public enum Run {
         case .sqlite(let path):
             return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
                                                    schemaChanges: spec.schemaChanges), logger: logger)
+        case .nats(let url, let password, let stream, let subject, let subjects, let window):
+            return NATSSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, stream: stream, subject: subject,
+                                                     streamSubjects: subjects, duplicateWindowSeconds: window), logger: logger)
         case .redis(let url, let password, let rules):
             return RedisSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, rules: rules), logger: logger)
         case .jsonl(let directory, let bytes, let age):

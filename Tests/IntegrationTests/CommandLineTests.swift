@@ -231,16 +231,19 @@ extension Integration.CrashRecovery {
         #expect(result.stdout.contains("0 differences; re-snapshot yes, lost deletes swept yes"))
     }
 
-    /// A Redis target (hashes, JSON strings and a stream, data and position in one MULTI/EXEC)
-    /// through SIGKILLs: the rows read back equal the source and every stream entry is there once.
-    @Test func redisTargetSurvivesKills() throws {
+    /// A Redis target (hashes, JSON strings and a stream, data and position in one MULTI/EXEC) and
+    /// a NATS JetStream target through SIGKILLs: the rows read back equal the source, and every
+    /// change is in the Redis stream and in JetStream exactly once.
+    @Test func redisAndNATSTargetsSurviveKills() throws {
         _ = try TestEnvironment.value("FERRY_REDIS_URL")
+        _ = try TestEnvironment.value("FERRY_NATS_URL")
         let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
         let result = try runProcess("/usr/bin/python3", [script, "3000", "6"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout.contains("Redis; rows compared"))
+        #expect(result.stdout.contains("Redis, NATS; rows compared"))
         #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
-        #expect(result.stdout.contains("duplicates 0, differing from the JSON lines 0"))
+        #expect(result.stdout.contains("duplicates 0, differing from the JSON lines 0; NATS JetStream messages"))
+        #expect(result.stdout.hasSuffix("duplicates 0, differing from the JSON lines 0\n"))
     }
 
     /// The PostgreSQL sink's server stopped for 15 s mid-stream: ferry retries, catches up, loses nothing.

@@ -1,0 +1,199 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// One NATS connection for request/reply: every request gets its own reply subject under this
+/// connection's inbox, and the reply completes it. Server PINGs are answered here. The protocol
+/// is `NATSDecoder`/`NATSEncoder`; this is the thin driver.
+final class NATSConnection: Sendable {
+    struct Reply: Sendable {
+        var status: Int?
+        var headers: [String: String]
+        var payload: [UInt8]
+    }
+
+    private let channel: any Channel
+    private let handler: NATSReplyHandler
+
+    private init(channel: any Channel, handler: NATSReplyHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    /// Connects, authenticates (user/password when given) and subscribes to the reply inbox.
+    static func connect(host: String, port: Int, user: String?, password: String?) async throws -> NATSConnection {
+        let inbox = "_INBOX.ferry\(UInt64.random(in: 0...UInt64.max))"
+        let handler = NATSReplyHandler(inbox: inbox)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(10))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+            }
+            .connect(host: host, port: port).get()
+        var options: [String: Any] = ["verbose": false, "pedantic": false, "headers": true, "no_responders": true, "name": "ferry", "lang": "swift",
+                                      "version": "1", "protocol": 1]
+        if let user { options["user"] = user }
+        if let password { options["pass"] = password }
+        let connect = try JSONSerialization.data(withJSONObject: options, options: [.sortedKeys])
+        var buffer = channel.allocator.buffer(capacity: 256)
+        buffer.writeString("CONNECT ")
+        buffer.writeBytes(connect)
+        buffer.writeString("\r\nSUB \(inbox).* 1\r\nPING\r\n")
+        let ready = handler.handshake(on: channel.eventLoop)
+        try await channel.writeAndFlush(buffer)
+        do {
+            try await ready.get()
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        return NATSConnection(channel: channel, handler: handler)
+    }
+
+    var isClosed: Bool { !channel.isActive }
+
+    /// Publishes every message with headers and waits for every reply (JetStream's acks), in order.
+    func publish(_ messages: [(subject: String, headers: [(String, String)], payload: [UInt8])]) async throws -> [Reply] {
+        var buffer = channel.allocator.buffer(capacity: messages.reduce(0) { $0 + $1.payload.count + 128 })
+        let (tokens, promises) = handler.expect(messages.count, on: channel.eventLoop)
+        for (message, token) in zip(messages, tokens) {
+            NATSEncoder.publish(subject: message.subject, replyTo: handler.inbox + "." + token, headers: message.headers, payload: message.payload, into: &buffer)
+        }
+        try await channel.writeAndFlush(buffer)
+        var replies: [Reply] = []
+        for promise in promises { replies.append(try await promise.futureResult.get()) }
+        return replies
+    }
+
+    /// A request to a JetStream API subject; the reply's JSON.
+    func request(_ subject: String, _ payload: [UInt8]) async throws -> Reply {
+        var buffer = channel.allocator.buffer(capacity: payload.count + 128)
+        let (tokens, promises) = handler.expect(1, on: channel.eventLoop)
+        NATSEncoder.request(subject: subject, replyTo: handler.inbox + "." + tokens[0], payload: payload, into: &buffer)
+        try await channel.writeAndFlush(buffer)
+        return try await promises[0].futureResult.get()
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Routes replies to their requests by reply subject; answers PING; fails everything on -ERR or
+/// when the connection ends.
+final class NATSReplyHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct State {
+        var handshake: EventLoopPromise<Void>?
+        var waiting: [String: EventLoopPromise<NATSConnection.Reply>] = [:]
+        var next = 0
+        var pending = ByteBuffer()
+        var failure: (any Error)?
+    }
+
+    let inbox: String
+    private let state = NIOLockedValueBox(State())
+
+    init(inbox: String) {
+        self.inbox = inbox
+    }
+
+    func handshake(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = loop.makePromise(of: Void.self)
+        state.withLockedValue { $0.handshake = promise }
+        return promise.futureResult
+    }
+
+    func expect(_ count: Int, on loop: any EventLoop) -> ([String], [EventLoopPromise<NATSConnection.Reply>]) {
+        let promises = (0..<count).map { _ in loop.makePromise(of: NATSConnection.Reply.self) }
+        let (tokens, failure) = state.withLockedValue { state -> ([String], (any Error)?) in
+            var tokens: [String] = []
+            for promise in promises {
+                state.next += 1
+                let token = String(state.next)
+                tokens.append(token)
+                if state.failure == nil { state.waiting[token] = promise }
+            }
+            return (tokens, state.failure)
+        }
+        if let failure { for promise in promises { promise.fail(failure) } }
+        return (tokens, promises)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        var operations: [NATSServerOperation] = []
+        var broken: (any Error)?
+        state.withLockedValue { state in
+            state.pending.writeBuffer(&incoming)
+            do {
+                while let operation = try NATSDecoder.decode(&state.pending) { operations.append(operation) }
+                state.pending.discardReadBytes()
+            } catch {
+                broken = error
+            }
+        }
+        for operation in operations {
+            switch operation {
+            case .ping:
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "PONG\r\n")), promise: nil)
+            case .pong:
+                let handshake = state.withLockedValue { state -> EventLoopPromise<Void>? in
+                    defer { state.handshake = nil }
+                    return state.handshake
+                }
+                handshake?.succeed()
+            case .message(let subject, _, _, let headers, let payload):
+                guard subject.hasPrefix(inbox + ".") else { continue }
+                let token = String(subject.dropFirst(inbox.count + 1))
+                let promise = state.withLockedValue { $0.waiting.removeValue(forKey: token) }
+                let parsed = headers.map(NATSDecoder.headers) ?? (status: nil, fields: [:])
+                promise?.succeed(NATSConnection.Reply(status: parsed.status, headers: parsed.fields, payload: payload))
+            case .error(let message):
+                broken = NATSServerError(message: message)
+            case .info, .ok:
+                break
+            }
+        }
+        if let broken {
+            failAll(broken)
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(NATSConnectionClosed())
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(error)
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: any Error) {
+        let (handshake, waiting) = state.withLockedValue { state -> (EventLoopPromise<Void>?, [EventLoopPromise<NATSConnection.Reply>]) in
+            if state.failure == nil { state.failure = error }
+            let result = (state.handshake, Array(state.waiting.values))
+            state.handshake = nil
+            state.waiting.removeAll()
+            return result
+        }
+        handshake?.fail(error)
+        for promise in waiting { promise.fail(error) }
+    }
+}
+
+/// `-ERR` from the server (authorization violation, maximum payload exceeded, …).
+struct NATSServerError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { "NATS server error: \(message)" }
+}
+
+struct NATSConnectionClosed: Error, CustomStringConvertible {
+    var description: String { "the connection to NATS closed" }
+}

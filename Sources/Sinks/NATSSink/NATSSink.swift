@@ -1,0 +1,230 @@
+import FerryCore
+import Foundation
+import Logging
+
+/// NATS JetStream as a target (the NATS protocol over SwiftNIO, written here). Every change is
+/// published as its Debezium JSON to a subject from a template, with `Nats-Msg-Id` set to the
+/// event's stable id, so JetStream drops a replayed message inside the stream's duplicate window;
+/// a batch counts as applied only when JetStream acknowledged every message of it.
+///
+/// Where the sink stands is read back from the stream itself: each message carries its
+/// transaction's position, the position before it, and whether it ends its transaction, so after
+/// a crash the sink resumes after the last transaction JetStream holds whole — even when ferry was
+/// down longer than the duplicate window.
+public actor NATSSink: Sink {
+    public struct Configuration: Sendable {
+        public var name: String
+        public var pipeline: String
+        public var host: String
+        public var port: Int
+        public var user: String?
+        public var password: String?
+        /// The JetStream stream; created when missing (file storage), over `streamSubjects`.
+        public var stream: String
+        /// `{db}` and `{table}`; default `ferry.{db}.{table}`.
+        public var subject: String
+        /// Default: the template with each placeholder as `*`.
+        public var streamSubjects: [String]
+        /// JetStream's duplicate window for a stream ferry creates. Default 2 minutes.
+        public var duplicateWindowSeconds: Int
+
+        public init(name: String, pipeline: String, url: String, password: String?, stream: String, subject: String = "ferry.{db}.{table}",
+                    streamSubjects: [String]? = nil, duplicateWindowSeconds: Int = 120) throws {
+            guard let components = URLComponents(string: url), components.scheme == "nats", let host = components.host, !host.isEmpty else {
+                throw FerryError(code: "config.invalid", message: "'\(url)' is not a NATS URL", fix: "use nats://[user@]host[:port]")
+            }
+            self.name = name
+            self.pipeline = pipeline
+            self.host = host
+            self.port = components.port ?? 4222
+            self.user = components.user
+            self.password = password ?? components.password
+            self.stream = stream
+            self.subject = subject
+            self.streamSubjects = streamSubjects ?? [subject.replacingOccurrences(of: "{db}", with: "*").replacingOccurrences(of: "{table}", with: "*")]
+            self.duplicateWindowSeconds = duplicateWindowSeconds
+        }
+    }
+
+    public nonisolated let name: String
+    let configuration: Configuration
+    let logger: Logger
+    private var connection: NATSConnection?
+    /// The position of the last transaction published whole (carried as `Ferry-Previous`).
+    private var previous: BinlogPosition?
+    private let writer = EventJSONWriter(format: .debezium)
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.name = configuration.name
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    private func connected() async throws -> NATSConnection {
+        if let connection, !connection.isClosed { return connection }
+        do {
+            let connection = try await NATSConnection.connect(host: configuration.host, port: configuration.port, user: configuration.user,
+                                                              password: configuration.password)
+            self.connection = connection
+            return connection
+        } catch let error as NATSServerError {
+            throw NATSSinkError.refused(sink: name, message: error.message)
+        } catch {
+            throw NATSSinkError.unavailable(sink: name, host: "\(configuration.host):\(configuration.port)", underlying: "\(error)")
+        }
+    }
+
+    public func open() async throws -> BinlogPosition? {
+        let connection = try await connected()
+        let info = try await api(connection, "$JS.API.STREAM.INFO.\(configuration.stream)", [:])
+        var lastSequence = ((info["state"] as? [String: Any])?["last_seq"] as? NSNumber)?.intValue ?? 0
+        if let error = info["error"] as? [String: Any] {
+            guard (error["code"] as? NSNumber)?.intValue == 404 else { throw NATSSinkError.refused(sink: name, message: "\(error["description"] ?? error)") }
+            let created = try await api(connection, "$JS.API.STREAM.CREATE.\(configuration.stream)", [
+                "name": configuration.stream, "subjects": configuration.streamSubjects, "storage": "file",
+                "duplicate_window": configuration.duplicateWindowSeconds * 1_000_000_000,
+            ])
+            if let error = created["error"] as? [String: Any] {
+                throw NATSSinkError.refused(sink: name, message: "cannot create stream \(configuration.stream): \(error["description"] ?? error)")
+            }
+            logger.notice("JetStream stream created", metadata: ["ferry.sink": "\(name)", "ferry.stream": "\(configuration.stream)",
+                                                                 "ferry.subjects": "\(configuration.streamSubjects.joined(separator: ","))"])
+            lastSequence = 0
+        }
+        previous = nil
+        // The newest message of this pipeline and sink says where the sink stands.
+        var sequence = lastSequence
+        while sequence > 0 {
+            let message = try await api(connection, "$JS.API.STREAM.MSG.GET.\(configuration.stream)", ["seq": sequence])
+            guard let body = message["message"] as? [String: Any] else { break }
+            let headers = (body["hdrs"] as? String).flatMap { Data(base64Encoded: $0) }.map { NATSDecoder.headers(Array($0)).fields } ?? [:]
+            if headers["Ferry-Pipeline"] == configuration.pipeline, headers["Ferry-Sink"] == name {
+                let position = headers["Ferry-Position"].flatMap(BinlogPosition.init(persistedJSON:))
+                let before = headers["Ferry-Previous"].flatMap(BinlogPosition.init(persistedJSON:))
+                previous = headers["Ferry-Last"] == "1" ? position : before
+                return previous
+            }
+            sequence -= 1
+            if lastSequence - sequence > 1000 { break }
+        }
+        return nil
+    }
+
+    public func close() async throws {
+        await connection?.close()
+        connection = nil
+    }
+
+    public func reset() async {
+        await connection?.close()
+        connection = nil
+    }
+
+    public func apply(_ transactions: [Transaction]) async throws {
+        var messages: [(subject: String, headers: [(String, String)], payload: [UInt8])] = []
+        var origins: [ChangeEvent] = []
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var before = previous
+        for transaction in transactions {
+            let events = transaction.events.filter { $0.operation != .ddl }
+            let position = transaction.position.persistedJSON
+            let prior = before?.persistedJSON ?? ""
+            for (index, event) in events.enumerated() {
+                var payload: [UInt8] = []
+                writer.write(event, processedAtMillis: now, into: &payload)
+                payload.removeLast()
+                messages.append((subject(for: event.table), [
+                    ("Nats-Msg-Id", event.stableID), ("Ferry-Pipeline", configuration.pipeline), ("Ferry-Sink", name),
+                    ("Ferry-Position", position), ("Ferry-Previous", prior), ("Ferry-Last", index == events.count - 1 ? "1" : "0"),
+                ], payload))
+                origins.append(event)
+            }
+            before = transaction.position
+        }
+        guard !messages.isEmpty else {
+            previous = before
+            return
+        }
+        let connection = try await connected()
+        let replies: [NATSConnection.Reply]
+        do {
+            replies = try await connection.publish(messages)
+        } catch let error as NATSServerError {
+            self.connection = nil
+            throw NATSSinkError.refused(sink: name, message: error.message)
+        } catch {
+            self.connection = nil
+            throw NATSSinkError.unavailable(sink: name, host: "\(configuration.host):\(configuration.port)", underlying: "\(error)")
+        }
+        for (reply, event) in zip(replies, origins) {
+            if reply.status == 503 {
+                throw NATSSinkError.noStream(sink: name, subject: subject(for: event.table), stream: configuration.stream)
+            }
+            let ack = (try? JSONSerialization.jsonObject(with: Data(reply.payload))) as? [String: Any] ?? [:]
+            if let error = ack["error"] as? [String: Any] {
+                let code = (error["code"] as? NSNumber)?.intValue ?? 0
+                throw NATSSinkError.rejected(sink: name, table: event.table, position: event.source.position, code: code,
+                                             message: "\(error["description"] ?? error)")
+            }
+            guard ack["seq"] != nil else {
+                throw NATSSinkError.rejected(sink: name, table: event.table, position: event.source.position, code: 0,
+                                             message: "no JetStream acknowledgement: \(String(decoding: reply.payload.prefix(200), as: UTF8.self))")
+            }
+        }
+        previous = before
+    }
+
+    func subject(for table: TableName) -> String {
+        configuration.subject.replacingOccurrences(of: "{db}", with: table.database).replacingOccurrences(of: "{table}", with: table.table)
+    }
+
+    private func api(_ connection: NATSConnection, _ subject: String, _ body: [String: Any]) async throws -> [String: Any] {
+        let reply: NATSConnection.Reply
+        do {
+            reply = try await connection.request(subject, Array(try JSONSerialization.data(withJSONObject: body)))
+        } catch {
+            self.connection = nil
+            throw NATSSinkError.unavailable(sink: name, host: "\(configuration.host):\(configuration.port)", underlying: "\(error)")
+        }
+        if reply.status == 503 {
+            throw NATSSinkError.refused(sink: name, message: "JetStream is not enabled on the server (no responders for \(subject))")
+        }
+        return (try? JSONSerialization.jsonObject(with: Data(reply.payload))) as? [String: Any] ?? [:]
+    }
+}
+
+enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvertible {
+    case unavailable(sink: String, host: String, underlying: String)
+    case refused(sink: String, message: String)
+    case noStream(sink: String, subject: String, stream: String)
+    case rejected(sink: String, table: TableName, position: BinlogPosition, code: Int, message: String)
+
+    var isTransient: Bool {
+        switch self {
+        case .unavailable: return true
+        case .rejected(_, _, _, let code, _): return code == 503 || code == 429 || code == 0
+        case .refused, .noStream: return false
+        }
+    }
+
+    var description: String { ferryError.description }
+
+    var ferryError: FerryError {
+        switch self {
+        case .unavailable(let sink, let host, let underlying):
+            return FerryError(code: "sink.nats.unavailable", message: "NATS sink \(sink): cannot reach \(host): \(underlying)",
+                              fix: "check the host and port in the sink's url and that nats-server runs")
+        case .refused(let sink, let message):
+            let auth = message.lowercased().contains("authorization")
+            return FerryError(code: auth ? "sink.nats.auth" : "sink.nats.refused", message: "NATS sink \(sink): \(message)",
+                              fix: auth ? "check the user in the sink's url and its password" : "start nats-server with JetStream (-js)")
+        case .noStream(let sink, let subject, let stream):
+            return FerryError(code: "sink.nats.no_stream", message: "NATS sink \(sink): no JetStream stream takes subject \(subject)",
+                              fix: "add the subject to stream \(stream)'s subjects, or set the sink's stream_subjects")
+        case .rejected(let sink, let table, let position, let code, let message):
+            return FerryError(code: "sink.nats.rejected", message: "NATS sink \(sink): JetStream refused a message (\(code)): \(message)",
+                              context: [("table", table.description), ("position", position.coordinates.description)],
+                              fix: code == 10054 || message.contains("maximum") ? "raise the server's max_payload, or exclude the table's large columns" : nil)
+        }
+    }
+}
