@@ -33,6 +33,12 @@ extension FerryConfiguration {
                 out["duplicate_window_seconds"] = window
                 if let subjects { out["stream_subjects"] = subjects }
                 if password != nil { out["password"] = Self.redacted }
+            case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate):
+                out["type"] = "webhook"; out["url"] = Self.redactedURL(url); out["timeout_seconds"] = timeout; out["max_events"] = events
+                out["allow_private"] = allowPrivate
+                if secret != nil { out["secret"] = Self.redacted }
+                // Header values are credentials more often than not.
+                out["headers"] = Dictionary(headers.map { ($0.0, Self.redacted) }, uniquingKeysWith: { first, _ in first })
             case .redis(let url, let password, let rules):
                 out["type"] = "redis"; out["url"] = Self.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }

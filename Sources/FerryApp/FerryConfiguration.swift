@@ -8,6 +8,7 @@ import NATSSink
 import Pipeline
 import RedisSink
 import SinkSupport
+import WebhookSink
 import Yams
 
 /// The whole deployment, read from one YAML file (DESIGN §5). Only this type knows the YAML shape;
@@ -26,6 +27,7 @@ public struct FerryConfiguration: Sendable {
         case jsonl(directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double)
         case redis(url: String, password: String?, rules: [RedisSink.TableRule])
         case nats(url: String, password: String?, stream: String, subject: String, streamSubjects: [String]?, duplicateWindowSeconds: Int)
+        case webhook(url: String, secret: String?, headers: [(String, String)], timeoutSeconds: Int, maximumEvents: Int, allowPrivate: Bool)
     }
 
     public struct Sink: Sendable {
@@ -276,7 +278,8 @@ struct ConfigReader {
     func sink(_ name: String, _ node: Node, dataDirectory: String) throws -> FerryConfiguration.Sink {
         let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url",
                                                                   "password", "schema_changes", "lanes", "tables", "stream", "subject",
-                                                                  "stream_subjects", "duplicate_window_seconds"])
+                                                                  "stream_subjects", "duplicate_window_seconds", "secret", "headers",
+                                                                  "timeout_seconds", "max_events", "allow_private"])
         guard let typeField = fields.first(where: { $0.key == "type" }) else {
             throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
         }
@@ -285,7 +288,7 @@ struct ConfigReader {
         var sink = try sinkKind(name, type: type, node: node, typeNode: typeField.node, value: value, dataDirectory: dataDirectory)
         if let policyNode = value("schema_changes") {
             switch sink.kind {
-            case .jsonl, .redis, .nats:
+            case .jsonl, .redis, .nats, .webhook:
                 throw error(policyNode, "sinks.\(name).schema_changes", "a \(type) sink has no tables to change",
                             fix: "remove schema_changes from this sink")
             default: break
@@ -399,8 +402,28 @@ struct ConfigReader {
             }
             return FerryConfiguration.Sink(name: name, kind: .nats(url: url, password: password, stream: stream, subject: subject,
                                                                    streamSubjects: subjects, duplicateWindowSeconds: window))
+        case "webhook":
+            guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: https://HOST/PATH") }
+            let url = try string(urlNode, "sinks.\(name).url")
+            let secret = try value("secret").map { try string($0, "sinks.\(name).secret") }
+            let headers = try value("headers").map { headersNode in
+                try mapping(headersNode, "sinks.\(name).headers", allowed: []).map { ($0.key, try string($0.node, "sinks.\(name).headers.\($0.key)")) }
+            } ?? []
+            let timeout = try value("timeout_seconds").map { try integer($0, "sinks.\(name).timeout_seconds") } ?? 10
+            let events = try value("max_events").map { try integer($0, "sinks.\(name).max_events") } ?? 1000
+            guard timeout > 0, events > 0 else {
+                throw error(value("timeout_seconds") ?? value("max_events") ?? node, "sinks.\(name)", "timeout_seconds and max_events must be positive")
+            }
+            let allowPrivate = try value("allow_private").map { try string($0, "sinks.\(name).allow_private") == "true" } ?? false
+            do {
+                _ = try WebhookSink.Configuration(name: name, pipeline: "", url: url)
+            } catch let invalid as FerryError {
+                throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
+            }
+            return FerryConfiguration.Sink(name: name, kind: .webhook(url: url, secret: secret, headers: headers, timeoutSeconds: timeout,
+                                                                      maximumEvents: events, allowPrivate: allowPrivate))
         default:
-            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite, jsonl, redis or nats")
+            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite, jsonl, redis, nats or webhook")
         }
     }
 

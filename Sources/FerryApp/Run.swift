@@ -15,6 +15,7 @@ import ServiceLifecycle
 import SinkSupport
 import SQLiteSink
 import StateStore
+import WebhookSink
 import UnixSignals
 
 /// `ferry run -c FILE`: every pipeline as a service; SIGTERM/SIGINT drain, commit and exit 0.
@@ -125,6 +126,9 @@ public enum Run {
         case .nats(let url, let password, let stream, let subject, let subjects, let window):
             return NATSSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, stream: stream, subject: subject,
                                                      streamSubjects: subjects, duplicateWindowSeconds: window), logger: logger)
+        case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate):
+            return WebhookSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, secret: secret, headers: headers,
+                                                        timeoutSeconds: timeout, maximumEvents: events, allowPrivate: allowPrivate), logger: logger)
         case .redis(let url, let password, let rules):
             return RedisSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, rules: rules), logger: logger)
         case .jsonl(let directory, let bytes, let age):

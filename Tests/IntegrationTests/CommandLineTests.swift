@@ -240,10 +240,37 @@ extension Integration.CrashRecovery {
         let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
         let result = try runProcess("/usr/bin/python3", [script, "3000", "6"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout.contains("Redis, NATS; rows compared"))
+        #expect(result.stdout.contains("Redis, NATS, webhook; rows compared"))
+        #expect(result.stdout.contains("bad signatures 0, differing from the JSON lines 0"))
         #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
         #expect(result.stdout.contains("duplicates 0, differing from the JSON lines 0; NATS JetStream messages"))
         #expect(result.stdout.hasSuffix("duplicates 0, differing from the JSON lines 0\n"))
+    }
+
+    /// A webhook pointed at the cloud metadata address (and at loopback) is refused before any
+    /// request, with the fix; nothing is sent.
+    @Test func webhookToMetadataAddressIsRefused() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-webhook-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for (url, reason) in [("http://169.254.169.254/latest/meta-data", "169.254.169.254 is 169.254.169.254, a cloud metadata address"),
+                              ("http://localhost:9/hook", "localhost is 127.0.0.1, a loopback address")] {
+            let config = directory.appendingPathComponent("ferry.yml").path
+            try """
+            sources:
+              db: { type: mysql, url: "\(try TestEnvironment.sourceURL())?tls=disable", password: "${FERRY_MARIADB_PASSWORD}" }
+            sinks:
+              hook: { type: webhook, url: "\(url)" }
+            pipelines:
+              p: { source: db, sinks: [hook], tables: ["nothing.*"] }
+            data_dir: \(directory.path)/data
+            server: { listen: off }
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let result = try runProcess(TestEnvironment.ferryBinary, ["run", "-c", config], timeoutSeconds: 60)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("error[sink.webhook.address_refused]: webhook sink hook: \(reason)"), "\(result.stderr)")
+            #expect(result.stderr.contains("set allow_private: true"))
+        }
     }
 
     /// The PostgreSQL sink's server stopped for 15 s mid-stream: ferry retries, catches up, loses nothing.

@@ -1,0 +1,41 @@
+import FerryCore
+import Testing
+@testable import WebhookSink
+
+@Suite struct AddressPolicyTests {
+    @Test func ownNetworksAndMetadataAreRefused() {
+        for (address, reason) in [("127.0.0.1", "a loopback address"), ("10.1.2.3", "a private address"), ("172.31.0.1", "a private address"),
+                                  ("192.168.0.10", "a private address"), ("169.254.169.254", "a cloud metadata address"),
+                                  ("169.254.10.1", "a link-local address"), ("100.100.0.1", "a carrier-grade NAT address"), ("0.0.0.0", "the unspecified address"),
+                                  ("::1", "a loopback address"), ("::", "the unspecified address"), ("fd00:ec2::254", "a cloud metadata address"),
+                                  ("fd12:3456::1", "a private (unique local) address"), ("fe80::1", "a link-local address"),
+                                  ("::ffff:169.254.169.254", "a cloud metadata address"), ("::ffff:10.0.0.1", "a private address"),
+                                  ("fe80::1%eth0", "not an IP address")] {
+            #expect(AddressPolicy.refusal(address) == reason, "\(address)")
+        }
+        for address in ["93.184.216.34", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "8.8.8.8"] {
+            #expect(AddressPolicy.refusal(address) == nil, "\(address)")
+        }
+        #expect(AddressPolicy.resolve("127.0.0.1") == ["127.0.0.1"])
+        #expect(AddressPolicy.resolve("localhost").contains("127.0.0.1"))
+    }
+}
+
+@Suite struct WebhookBodyTests {
+    @Test func signatureIsHMACSHA256OfTheBody() {
+        #expect(WebhookSink.signature(Array(#"{"events":[]}"#.utf8), secret: "topsecret")
+                == "sha256=579edd9f2665fb4ccbf51765e780cf85aa90cc5f0d1286c424a4e165187553f8")
+    }
+
+    @Test func bodyCarriesIdsInOrder() throws {
+        let schema = TableSchema(name: TableName(database: "shop", table: "t"), columns: [ColumnSchema(name: "id", typeName: "int", nullable: false)], primaryKey: [0])
+        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000002", offset: 77), gtidPosition: nil)
+        let events = (0..<2).map { row in
+            ChangeEvent(operation: .create, table: schema.name, schema: schema, before: nil, after: [.int(Int64(row))],
+                        source: ChangeSource(name: "db", serverID: 1, gtid: nil, position: at, row: row, timestampMillis: 0))
+        }
+        let body = String(decoding: WebhookSink.body(events.map { ($0, 2) }, pipeline: "p", sink: "hook", writer: EventJSONWriter(format: .debezium)), as: UTF8.self)
+        #expect(body.hasPrefix(#"{"pipeline":"p","sink":"hook","events":[{"id":"b.000002:77:0","txn_events":2,"before":null,"after":{"id":0},"source":"#))
+        #expect(body.contains(#"},{"id":"b.000002:77:1","txn_events":2,"before":null,"after":{"id":1}"#) && body.hasSuffix("}]}"))
+    }
+}
