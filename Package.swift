@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.25.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
@@ -140,6 +141,7 @@ let package = Package(
             name: "RedisSink",
             dependencies: [
                 "FerryCore",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -171,6 +173,17 @@ let package = Package(
             path: "Sources/Sinks/WebhookSink"
         ),
         .target(
+            name: "SearchSink",
+            dependencies: [
+                "FerryCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/SearchSink"
+        ),
+        .target(
             name: "FileSink",
             dependencies: [
                 "FerryCore",
@@ -182,7 +195,7 @@ let package = Package(
             name: "FerryApp",
             dependencies: [
                 "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
-                "RedisSink", "NATSSink", "WebhookSink", "ControlPlane",
+                "RedisSink", "NATSSink", "WebhookSink", "SearchSink", "ControlPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -212,6 +225,10 @@ let package = Package(
                 "FerryCore", "MySQLBinlog",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "SearchSinkTests",
+            dependencies: ["SearchSink", "FerryCore"]
         ),
         .testTarget(
             name: "WebhookSinkTests",

@@ -7,6 +7,7 @@ import MySQLWire
 import NATSSink
 import Pipeline
 import RedisSink
+import SearchSink
 import SinkSupport
 import WebhookSink
 import Yams
@@ -28,6 +29,7 @@ public struct FerryConfiguration: Sendable {
         case redis(url: String, password: String?, rules: [RedisSink.TableRule])
         case nats(url: String, password: String?, stream: String, subject: String, streamSubjects: [String]?, duplicateWindowSeconds: Int)
         case webhook(url: String, secret: String?, headers: [(String, String)], timeoutSeconds: Int, maximumEvents: Int, allowPrivate: Bool)
+        case search(url: String, password: String?, index: String)
     }
 
     public struct Sink: Sendable {
@@ -279,7 +281,7 @@ struct ConfigReader {
         let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url",
                                                                   "password", "schema_changes", "lanes", "tables", "stream", "subject",
                                                                   "stream_subjects", "duplicate_window_seconds", "secret", "headers",
-                                                                  "timeout_seconds", "max_events", "allow_private"])
+                                                                  "timeout_seconds", "max_events", "allow_private", "index"])
         guard let typeField = fields.first(where: { $0.key == "type" }) else {
             throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
         }
@@ -288,7 +290,7 @@ struct ConfigReader {
         var sink = try sinkKind(name, type: type, node: node, typeNode: typeField.node, value: value, dataDirectory: dataDirectory)
         if let policyNode = value("schema_changes") {
             switch sink.kind {
-            case .jsonl, .redis, .nats, .webhook:
+            case .jsonl, .redis, .nats, .webhook, .search:
                 throw error(policyNode, "sinks.\(name).schema_changes", "a \(type) sink has no tables to change",
                             fix: "remove schema_changes from this sink")
             default: break
@@ -422,8 +424,20 @@ struct ConfigReader {
             }
             return FerryConfiguration.Sink(name: name, kind: .webhook(url: url, secret: secret, headers: headers, timeoutSeconds: timeout,
                                                                       maximumEvents: events, allowPrivate: allowPrivate))
+        case "elasticsearch", "opensearch":
+            guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: https://[user@]HOST:9200") }
+            let url = try string(urlNode, "sinks.\(name).url")
+            let password = try value("password").map { try string($0, "sinks.\(name).password") }
+            let index = try value("index").map { try string($0, "sinks.\(name).index") } ?? "{db}.{table}"
+            do {
+                _ = try SearchSink.Configuration(name: name, url: url, index: index, password: password)
+            } catch let invalid as FerryError {
+                throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
+            }
+            return FerryConfiguration.Sink(name: name, kind: .search(url: url, password: password, index: index))
         default:
-            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: postgres, mysql, sqlite, jsonl, redis, nats or webhook")
+            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'",
+                        fix: "use type: postgres, mysql, sqlite, jsonl, redis, nats, webhook, elasticsearch or opensearch")
         }
     }
 

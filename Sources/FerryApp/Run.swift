@@ -7,6 +7,7 @@ import MariaDBSink
 import NATSSink
 import PostgresSink
 import RedisSink
+import SearchSink
 import MySQLSource
 import MySQLWire
 import NIOCore
@@ -129,6 +130,8 @@ public enum Run {
         case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate):
             return WebhookSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, secret: secret, headers: headers,
                                                         timeoutSeconds: timeout, maximumEvents: events, allowPrivate: allowPrivate), logger: logger)
+        case .search(let url, let password, let index):
+            return SearchSink(configuration: try .init(name: sinkName, url: url, index: index, password: password), logger: logger)
         case .redis(let url, let password, let rules):
             return RedisSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, rules: rules), logger: logger)
         case .jsonl(let directory, let bytes, let age):

@@ -56,6 +56,22 @@ public enum ValueJSON {
         }
     }
 
+    /// A value as plain text — a hash field, a key part, a document id: text as it is, everything
+    /// else in its JSON form without quotes; nil for NULL.
+    public static func plainText(_ value: Value) -> [UInt8]? {
+        switch value {
+        case .null, .absent: return nil
+        case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): return Array(text.utf8)
+        case .set(let members): return Array(members.joined(separator: ",").utf8)
+        default:
+            var json: [UInt8] = []
+            append(value, to: &json)
+            if json == Array("null".utf8) { return nil }
+            if json.count >= 2, json.first == UInt8(ascii: "\""), json.last == UInt8(ascii: "\"") { return Array(json.dropFirst().dropLast()) }
+            return json
+        }
+    }
+
     /// A row as a JSON object keyed by column name (`col_<n>` where the source gave none); `null`
     /// for no row. `.absent` columns (not in the binlog's row image) are left out.
     public static func appendRow(_ row: Row?, schema: TableSchema?, to out: inout [UInt8]) {

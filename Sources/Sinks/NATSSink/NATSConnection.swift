@@ -57,23 +57,21 @@ final class NATSConnection: Sendable {
     /// Publishes every message with headers and waits for every reply (JetStream's acks), in order.
     func publish(_ messages: [(subject: String, headers: [(String, String)], payload: [UInt8])]) async throws -> [Reply] {
         var buffer = channel.allocator.buffer(capacity: messages.reduce(0) { $0 + $1.payload.count + 128 })
-        let (tokens, promises) = handler.expect(messages.count, on: channel.eventLoop)
+        let (tokens, promise) = handler.expect(messages.count, on: channel.eventLoop)
         for (message, token) in zip(messages, tokens) {
             NATSEncoder.publish(subject: message.subject, replyTo: handler.inbox + "." + token, headers: message.headers, payload: message.payload, into: &buffer)
         }
         try await channel.writeAndFlush(buffer)
-        var replies: [Reply] = []
-        for promise in promises { replies.append(try await promise.futureResult.get()) }
-        return replies
+        return try await promise.futureResult.get()
     }
 
     /// A request to a JetStream API subject; the reply's JSON.
     func request(_ subject: String, _ payload: [UInt8]) async throws -> Reply {
         var buffer = channel.allocator.buffer(capacity: payload.count + 128)
-        let (tokens, promises) = handler.expect(1, on: channel.eventLoop)
+        let (tokens, promise) = handler.expect(1, on: channel.eventLoop)
         NATSEncoder.request(subject: subject, replyTo: handler.inbox + "." + tokens[0], payload: payload, into: &buffer)
         try await channel.writeAndFlush(buffer)
-        return try await promises[0].futureResult.get()
+        return try await promise.futureResult.get()[0]
     }
 
     func close() async {
@@ -87,10 +85,21 @@ final class NATSReplyHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    /// Requests sent together, completed when the last of their replies arrives (one promise for
+    /// the group: awaiting a future per message costs more than the server takes to store it).
+    private struct Group {
+        var replies: [NATSConnection.Reply?]
+        var missing: Int
+        let promise: EventLoopPromise<[NATSConnection.Reply]>
+    }
+
     private struct State {
         var handshake: EventLoopPromise<Void>?
-        var waiting: [String: EventLoopPromise<NATSConnection.Reply>] = [:]
+        /// Reply token → (group, index in the group).
+        var waiting: [String: (group: Int, index: Int)] = [:]
+        var groups: [Int: Group] = [:]
         var next = 0
+        var nextGroup = 0
         var pending = ByteBuffer()
         var failure: (any Error)?
     }
@@ -108,20 +117,24 @@ final class NATSReplyHandler: ChannelInboundHandler, Sendable {
         return promise.futureResult
     }
 
-    func expect(_ count: Int, on loop: any EventLoop) -> ([String], [EventLoopPromise<NATSConnection.Reply>]) {
-        let promises = (0..<count).map { _ in loop.makePromise(of: NATSConnection.Reply.self) }
+    func expect(_ count: Int, on loop: any EventLoop) -> ([String], EventLoopPromise<[NATSConnection.Reply]>) {
+        let promise = loop.makePromise(of: [NATSConnection.Reply].self)
         let (tokens, failure) = state.withLockedValue { state -> ([String], (any Error)?) in
+            state.nextGroup += 1
+            let group = state.nextGroup
             var tokens: [String] = []
-            for promise in promises {
+            tokens.reserveCapacity(count)
+            for index in 0..<count {
                 state.next += 1
                 let token = String(state.next)
                 tokens.append(token)
-                if state.failure == nil { state.waiting[token] = promise }
+                if state.failure == nil { state.waiting[token] = (group, index) }
             }
+            if state.failure == nil { state.groups[group] = Group(replies: Array(repeating: nil, count: count), missing: count, promise: promise) }
             return (tokens, state.failure)
         }
-        if let failure { for promise in promises { promise.fail(failure) } }
-        return (tokens, promises)
+        if let failure { promise.fail(failure) }
+        return (tokens, promise)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -150,9 +163,20 @@ final class NATSReplyHandler: ChannelInboundHandler, Sendable {
             case .message(let subject, _, _, let headers, let payload):
                 guard subject.hasPrefix(inbox + ".") else { continue }
                 let token = String(subject.dropFirst(inbox.count + 1))
-                let promise = state.withLockedValue { $0.waiting.removeValue(forKey: token) }
                 let parsed = headers.map(NATSDecoder.headers) ?? (status: nil, fields: [:])
-                promise?.succeed(NATSConnection.Reply(status: parsed.status, headers: parsed.fields, payload: payload))
+                let reply = NATSConnection.Reply(status: parsed.status, headers: parsed.fields, payload: payload)
+                let done = state.withLockedValue { state -> Group? in
+                    guard let place = state.waiting.removeValue(forKey: token), var group = state.groups[place.group] else { return nil }
+                    group.replies[place.index] = reply
+                    group.missing -= 1
+                    if group.missing == 0 {
+                        state.groups[place.group] = nil
+                        return group
+                    }
+                    state.groups[place.group] = group
+                    return nil
+                }
+                if let done { done.promise.succeed(done.replies.map { $0! }) }
             case .error(let message):
                 broken = NATSServerError(message: message)
             case .info, .ok:
@@ -176,15 +200,16 @@ final class NATSReplyHandler: ChannelInboundHandler, Sendable {
     }
 
     private func failAll(_ error: any Error) {
-        let (handshake, waiting) = state.withLockedValue { state -> (EventLoopPromise<Void>?, [EventLoopPromise<NATSConnection.Reply>]) in
+        let (handshake, groups) = state.withLockedValue { state -> (EventLoopPromise<Void>?, [Group]) in
             if state.failure == nil { state.failure = error }
-            let result = (state.handshake, Array(state.waiting.values))
+            let result = (state.handshake, Array(state.groups.values))
             state.handshake = nil
             state.waiting.removeAll()
+            state.groups.removeAll()
             return result
         }
         handshake?.fail(error)
-        for promise in waiting { promise.fail(error) }
+        for group in groups { group.promise.fail(error) }
     }
 }
 

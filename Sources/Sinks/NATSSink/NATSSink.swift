@@ -116,8 +116,7 @@ public actor NATSSink: Sink {
     }
 
     public func reset() async {
-        await connection?.close()
-        connection = nil
+        try? await close()
     }
 
     public func apply(_ transactions: [Transaction]) async throws {

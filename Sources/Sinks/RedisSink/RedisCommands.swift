@@ -21,7 +21,7 @@ enum RedisCommands {
                 commands.append(command("DEL", after))
                 var set = command("HSET", after)
                 for index in row.indices {
-                    guard let text = fieldText(row[index]) else { continue }
+                    guard let text = ValueJSON.plainText(row[index]) else { continue }
                     set.append(Array((event.schema?.columnName(index) ?? "col_\(index + 1)").utf8))
                     set.append(text)
                 }
@@ -82,14 +82,14 @@ enum RedisCommands {
                 }
                 for (position, column) in schema.primaryKey.enumerated() where column < row.count {
                     if position > 0 { out.append(UInt8(ascii: ":")) }
-                    out.append(contentsOf: fieldText(row[column]) ?? Array("null".utf8))
+                    out.append(contentsOf: ValueJSON.plainText(row[column]) ?? Array("null".utf8))
                 }
             default:
                 guard let column = event.schema?.columns.firstIndex(where: { $0.name == name }), column < row.count else {
                     throw RedisKeyError(message: "the key template \(template) names {\(name)}, which table \(event.table) does not have",
                                         fix: "use {db}, {table}, {key} or a column of the table")
                 }
-                out.append(contentsOf: fieldText(row[column]) ?? Array("null".utf8))
+                out.append(contentsOf: ValueJSON.plainText(row[column]) ?? Array("null".utf8))
             }
             rest = rest[rest.index(after: close)...]
         }
@@ -97,21 +97,6 @@ enum RedisCommands {
         return out
     }
 
-    /// A value as a hash field or key part: text as it is, everything else in its JSON form
-    /// without quotes (docs/types.md); nil for NULL.
-    static func fieldText(_ value: Value) -> [UInt8]? {
-        switch value {
-        case .null, .absent: return nil
-        case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): return Array(text.utf8)
-        case .set(let members): return Array(members.joined(separator: ",").utf8)
-        default:
-            var json: [UInt8] = []
-            ValueJSON.append(value, to: &json)
-            if json == Array("null".utf8) { return nil }
-            if json.count >= 2, json.first == UInt8(ascii: "\""), json.last == UInt8(ascii: "\"") { return Array(json.dropFirst().dropLast()) }
-            return json
-        }
-    }
 }
 
 /// A key template that cannot be filled for a table.

@@ -1,3 +1,4 @@
+import DequeModule
 import FerryCore
 import NIOConcurrencyHelpers
 import NIOCore
@@ -30,19 +31,17 @@ final class RedisConnection: Sendable {
     var isClosed: Bool { !channel.isActive }
 
     /// Sends every command and returns their replies in order. Error replies are returned, not
-    /// thrown; a broken connection throws.
+    /// thrown; a broken connection throws. One promise stands for the whole group: awaiting one
+    /// future per command costs more than Redis takes to run it.
     func send(_ commands: [[[UInt8]]]) async throws -> [RESPValue] {
         var buffer = channel.allocator.buffer(capacity: commands.count * 64)
         for command in commands { RESPEncoder.encode(command, into: &buffer) }
-        let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
+        let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
         try await channel.eventLoop.flatSubmit { [channel, handler] in
-            handler.expect(promises)
+            handler.expect(commands.count, promise)
             return channel.writeAndFlush(buffer)
         }.get()
-        var replies: [RESPValue] = []
-        replies.reserveCapacity(promises.count)
-        for promise in promises { replies.append(try await promise.futureResult.get()) }
-        return replies
+        return try await promise.futureResult.get()
     }
 
     func send(_ command: [String]) async throws -> RESPValue {
@@ -58,48 +57,56 @@ final class RedisConnection: Sendable {
 final class RESPReplyHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
 
+    /// A group of commands sent together, completed when its last reply arrives.
+    private struct Group {
+        var expected: Int
+        var replies: [RESPValue]
+        let promise: EventLoopPromise<[RESPValue]>
+    }
+
     private struct State {
-        var waiting: [EventLoopPromise<RESPValue>] = []
-        var next = 0
+        var waiting = Deque<Group>()
         var pending = ByteBuffer()
         var failure: (any Error)?
     }
 
     private let state = NIOLockedValueBox(State())
 
-    func expect(_ promises: [EventLoopPromise<RESPValue>]) {
+    func expect(_ count: Int, _ promise: EventLoopPromise<[RESPValue]>) {
         let failure: (any Error)? = state.withLockedValue { state in
-            if state.failure == nil { state.waiting.append(contentsOf: promises) }
+            if state.failure == nil {
+                var group = Group(expected: count, replies: [], promise: promise)
+                group.replies.reserveCapacity(count)
+                state.waiting.append(group)
+            }
             return state.failure
         }
-        if let failure { for promise in promises { promise.fail(failure) } }
+        if let failure { promise.fail(failure) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        var ready: [(EventLoopPromise<RESPValue>, RESPValue)] = []
+        var completed: [Group] = []
         var broken: (any Error)?
         state.withLockedValue { state in
             state.pending.writeBuffer(&incoming)
             do {
                 while let reply = try RESPDecoder.decode(&state.pending) {
-                    guard state.next < state.waiting.count else {
+                    guard !state.waiting.isEmpty else {
                         broken = RESPDecodingError(reason: "a reply no command asked for", offset: 0)
                         return
                     }
-                    ready.append((state.waiting[state.next], reply))
-                    state.next += 1
-                }
-                if state.next > 1024, state.next == state.waiting.count {
-                    state.waiting.removeAll(keepingCapacity: true)
-                    state.next = 0
+                    state.waiting[state.waiting.startIndex].replies.append(reply)
+                    if state.waiting[state.waiting.startIndex].replies.count == state.waiting[state.waiting.startIndex].expected {
+                        completed.append(state.waiting.removeFirst())
+                    }
                 }
                 state.pending.discardReadBytes()
             } catch {
                 broken = error
             }
         }
-        for (promise, reply) in ready { promise.succeed(reply) }
+        for group in completed { group.promise.succeed(group.replies) }
         if let broken {
             failAll(broken)
             context.close(promise: nil)
@@ -117,14 +124,12 @@ final class RESPReplyHandler: ChannelInboundHandler, Sendable {
     }
 
     private func failAll(_ error: any Error) {
-        let waiting = state.withLockedValue { state -> ArraySlice<EventLoopPromise<RESPValue>> in
+        let waiting = state.withLockedValue { state -> Deque<Group> in
             if state.failure == nil { state.failure = error }
-            let waiting = state.waiting[state.next...]
-            state.waiting.removeAll()
-            state.next = 0
-            return waiting
+            defer { state.waiting.removeAll() }
+            return state.waiting
         }
-        for promise in waiting { promise.fail(error) }
+        for group in waiting { group.promise.fail(error) }
     }
 }
 

@@ -133,8 +133,7 @@ public actor RedisSink: Sink {
     }
 
     public func reset() async {
-        await connection?.close()
-        connection = nil
+        try? await close()
     }
 
     public func apply(_ transactions: [Transaction]) async throws {
