@@ -49,4 +49,12 @@ import Testing
         NATSEncoder.publish(subject: "ferry.shop.orders", replyTo: "_INBOX.f.1", headers: [("Nats-Msg-Id", "b.000001:4:0")], payload: Array("{}".utf8), into: &buffer)
         #expect(String(buffer: buffer) == "HPUB ferry.shop.orders _INBOX.f.1 39 41\r\nNATS/1.0\r\nNats-Msg-Id: b.000001:4:0\r\n\r\n{}\r\n")
     }
+
+    @Test func acknowledgementsAreRecognisedWithoutAParser() {
+        #expect(NATSSink.isAck(Array(#"{"stream":"FERRY","seq":42}"#.utf8)))
+        #expect(NATSSink.isAck(Array(#"{"stream":"FERRY","seq":42,"duplicate":true}"#.utf8)))
+        #expect(!NATSSink.isAck(Array(#"{"error":{"code":503,"description":"no responders"}}"#.utf8)))
+        #expect(!NATSSink.isAck(Array(#"{"stream":"FERRY","seq":0,"error":{"code":10060}}"#.utf8)))
+        #expect(!NATSSink.isAck([]))
+    }
 }

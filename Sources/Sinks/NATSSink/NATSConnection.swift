@@ -166,15 +166,12 @@ final class NATSReplyHandler: ChannelInboundHandler, Sendable {
                 let parsed = headers.map(NATSDecoder.headers) ?? (status: nil, fields: [:])
                 let reply = NATSConnection.Reply(status: parsed.status, headers: parsed.fields, payload: payload)
                 let done = state.withLockedValue { state -> Group? in
-                    guard let place = state.waiting.removeValue(forKey: token), var group = state.groups[place.group] else { return nil }
-                    group.replies[place.index] = reply
-                    group.missing -= 1
-                    if group.missing == 0 {
-                        state.groups[place.group] = nil
-                        return group
-                    }
-                    state.groups[place.group] = group
-                    return nil
+                    guard let place = state.waiting.removeValue(forKey: token), state.groups[place.group] != nil else { return nil }
+                    // In place: a copy of the group would copy its replies on every reply.
+                    state.groups[place.group]!.replies[place.index] = reply
+                    state.groups[place.group]!.missing -= 1
+                    guard state.groups[place.group]!.missing == 0 else { return nil }
+                    return state.groups.removeValue(forKey: place.group)
                 }
                 if let done { done.promise.succeed(done.replies.map { $0! }) }
             case .error(let message):

@@ -159,6 +159,9 @@ public actor NATSSink: Sink {
             if reply.status == 503 {
                 throw NATSSinkError.noStream(sink: name, subject: subject(for: event.table), stream: configuration.stream)
             }
+            // `{"stream":"S","seq":N}` (with `"duplicate":true` for a replay): checked without a JSON parser,
+            // which cost more than the publish; anything else is parsed for its error.
+            if Self.isAck(reply.payload) { continue }
             let ack = (try? JSONSerialization.jsonObject(with: Data(reply.payload))) as? [String: Any] ?? [:]
             if let error = ack["error"] as? [String: Any] {
                 let code = (error["code"] as? NSNumber)?.intValue ?? 0
@@ -171,6 +174,18 @@ public actor NATSSink: Sink {
             }
         }
         previous = before
+    }
+
+    static let sequenceField = Array("\"seq\":".utf8)
+    static let errorField = Array("\"error\"".utf8)
+
+    /// A JetStream publish acknowledgement without an error.
+    static func isAck(_ payload: [UInt8]) -> Bool {
+        func contains(_ needle: [UInt8]) -> Bool {
+            guard payload.count >= needle.count else { return false }
+            return (0...(payload.count - needle.count)).contains { start in payload[start..<(start + needle.count)].elementsEqual(needle) }
+        }
+        return contains(sequenceField) && !contains(errorField)
     }
 
     func subject(for table: TableName) -> String {
