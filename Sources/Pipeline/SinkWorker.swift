@@ -73,10 +73,15 @@ struct SinkWorker: Sendable {
 
     /// Applies a batch, retrying transient failures with backoff.
     func applyRetrying(_ batch: [Transaction]) async throws {
+        // Each timeout doubles the next attempt's deadline (up to 8×): a batch that is merely slower
+        // than the deadline — a long backlog on a busy machine — would otherwise be abandoned and
+        // started again forever.
+        var timeouts = 0
         try await configuration.retry.run({
             do {
-                try await applyWithDeadline(batch)
+                try await applyWithDeadline(batch, seconds: configuration.applyTimeoutSeconds * Double(1 << min(timeouts, 3)))
             } catch let timeout as ApplyTimeout {
+                timeouts += 1
                 await sink.reset()
                 throw timeout
             }
@@ -140,10 +145,10 @@ struct SinkWorker: Sendable {
         }
     }
 
-    /// Applies a batch, giving up after `applyTimeoutSeconds`.
-    func applyWithDeadline(_ batch: [Transaction]) async throws {
+    /// Applies a batch, giving up after `seconds`.
+    func applyWithDeadline(_ batch: [Transaction], seconds: Double) async throws {
         let sink = self.sink
-        try await withDeadline(seconds: configuration.applyTimeoutSeconds, sink: sink.name) { try await sink.apply(batch) }
+        try await withDeadline(seconds: seconds, sink: sink.name) { try await sink.apply(batch) }
     }
 }
 

@@ -238,7 +238,7 @@ extension Integration.CrashRecovery {
         _ = try TestEnvironment.value("FERRY_REDIS_URL")
         _ = try TestEnvironment.value("FERRY_NATS_URL")
         let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "3000", "6"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--more-sinks"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("Redis, NATS, webhook; rows compared"))
         #expect(result.stdout.contains("bad signatures 0, differing from the JSON lines 0"))
