@@ -56,7 +56,7 @@ final class RunControl: ControlBackend, Service {
         }
         var fresh: [PipelineView] = []
         for report in reports {
-            let progress = try? await store.progress(pipeline: report.name)
+            let progress = report.progress
             let state = await supervisors[report.name]?.state.rawValue ?? "stopped"
             let running = state == "running"
             let sinks = report.sinks.map { sink in

@@ -31,6 +31,8 @@ public enum Status {
         public var sinks: [SinkReport]
         public var lastError: String?
         public var snapshots: [Snapshots.TableProgress] = []
+        /// The live figures the pipeline last saved (read position, changes per table, …).
+        public var progress: PipelineProgress?
     }
 
     /// A running pipeline saves its figures every second; older ones mean it is not running.
@@ -101,7 +103,8 @@ public enum Status {
             reports.append(PipelineReport(name: pipeline.name, state: state, sourcePosition: current, safePosition: checkpoint?.safePosition,
                                           buffer: pipeline.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes,
                                           sinks: sinks, lastError: lastError,
-                                          snapshots: store == nil ? [] : try await Snapshots.progress(store: store!, pipeline: pipeline.name)))
+                                          snapshots: store == nil ? [] : try await Snapshots.progress(store: store!, pipeline: pipeline.name),
+                                          progress: progress))
         }
         return reports
     }

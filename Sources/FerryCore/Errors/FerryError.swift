@@ -56,6 +56,11 @@ public protocol FerryErrorConvertible: Error {
     var ferryError: FerryError { get }
 }
 
+extension FerryErrorConvertible {
+    /// The one-line form (`error[code]: … Fix: …`), for types that are also CustomStringConvertible.
+    public var description: String { ferryError.description }
+}
+
 /// Errors that know whether retrying can help (a lost connection, a busy target).
 public protocol ClassifiedError: Error {
     var isTransient: Bool { get }

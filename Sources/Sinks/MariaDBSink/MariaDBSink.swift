@@ -238,7 +238,6 @@ struct MariaDBSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCon
         }
     }
 
-    var description: String { ferryError.description }
 
     var ferryError: FerryError {
         let inner = underlying.ferryError

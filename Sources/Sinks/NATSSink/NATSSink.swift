@@ -221,7 +221,6 @@ enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConverti
         }
     }
 
-    var description: String { ferryError.description }
 
     var ferryError: FerryError {
         switch self {

@@ -293,7 +293,6 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
         return [.connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown].contains(error.code)
     }
 
-    var description: String { ferryError.description }
 
     var ferryError: FerryError {
         var message = "\(underlying)"

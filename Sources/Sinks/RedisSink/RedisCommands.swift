@@ -104,5 +104,4 @@ struct RedisKeyError: Error, FerryErrorConvertible, CustomStringConvertible {
     var message: String
     var fix: String
     var ferryError: FerryError { FerryError(code: "sink.redis.key", message: message, fix: fix) }
-    var description: String { ferryError.description }
 }

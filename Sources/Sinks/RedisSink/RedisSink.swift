@@ -225,7 +225,6 @@ enum RedisSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvert
         }
     }
 
-    var description: String { ferryError.description }
 
     var ferryError: FerryError {
         switch self {

@@ -162,7 +162,6 @@ struct SQLiteSinkError: ClassifiedError, CustomStringConvertible, FerryErrorConv
         return text.contains("busy") || text.contains("locked") || text.contains("disk i/o")
     }
 
-    var description: String { ferryError.description }
 
     var ferryError: FerryError {
         FerryError(code: isTransient ? "sink.sqlite.busy" : "sink.sqlite.rejected", message: "SQLite sink \(sink) could not apply a batch: \(underlying)",

@@ -140,7 +140,6 @@ enum SearchSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConver
         return false
     }
 
-    var description: String { ferryError.description }
 
     var ferryError: FerryError {
         switch self {

@@ -187,7 +187,6 @@ enum WebhookSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConve
         return false
     }
 
-    var description: String { ferryError.description }
 
     var ferryError: FerryError {
         switch self {
