@@ -184,6 +184,17 @@ let package = Package(
             path: "Sources/Sinks/SearchSink"
         ),
         .target(
+            name: "ClickHouseSink",
+            dependencies: [
+                "FerryCore", "SinkSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Sinks/ClickHouseSink"
+        ),
+        .target(
             name: "FileSink",
             dependencies: [
                 "FerryCore",
@@ -195,7 +206,7 @@ let package = Package(
             name: "FerryApp",
             dependencies: [
                 "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
-                "RedisSink", "NATSSink", "WebhookSink", "SearchSink", "ControlPlane",
+                "RedisSink", "NATSSink", "WebhookSink", "SearchSink", "ClickHouseSink", "ControlPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -229,6 +240,10 @@ let package = Package(
         .testTarget(
             name: "SearchSinkTests",
             dependencies: ["SearchSink", "FerryCore"]
+        ),
+        .testTarget(
+            name: "ClickHouseSinkTests",
+            dependencies: ["ClickHouseSink", "FerryCore"]
         ),
         .testTarget(
             name: "WebhookSinkTests",
@@ -278,7 +293,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "FerryApp", "PostgresSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource", "MySQLWire", "MySQLBinlog", "FerryCore",
+                "FerryApp", "PostgresSink", "ClickHouseSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource", "MySQLWire", "MySQLBinlog",
+                "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -291,7 +307,7 @@ let package = Package(
 /// The decoders and writers check exclusive access statically; the dynamic checks cost about a
 /// tenth of decode time in release builds, so release builds of the hot-path targets skip them.
 let hotPathTargets: Set<String> = ["FerryCore", "MySQLBinlog", "MySQLSource", "FerryApp", "DiskLog", "Pipeline", "SinkSupport",
-                                   "PostgresSink", "SQLiteSink", "MariaDBSink", "FileSink", "RedisSink", "NATSSink"]
+                                   "PostgresSink", "SQLiteSink", "MariaDBSink", "FileSink", "RedisSink", "NATSSink", "ClickHouseSink"]
 
 for target in package.targets where target.type != .system {
     var settings = (target.swiftSettings ?? []) + swiftSettings

@@ -39,6 +39,9 @@ extension FerryConfiguration {
                 if secret != nil { out["secret"] = Self.redacted }
                 // Header values are credentials more often than not.
                 out["headers"] = Dictionary(headers.map { ($0.0, Self.redacted) }, uniquingKeysWith: { first, _ in first })
+            case .clickhouse(let url, let password, let timeout):
+                out["type"] = "clickhouse"; out["url"] = Self.redactedURL(url); out["timeout_seconds"] = timeout
+                if password != nil { out["password"] = Self.redacted }
             case .search(let url, let password, let index):
                 out["type"] = "elasticsearch"; out["url"] = Self.redactedURL(url); out["index"] = index
                 if password != nil { out["password"] = Self.redacted }

@@ -1,3 +1,4 @@
+import ClickHouseSink
 import ControlPlane
 import DiskLog
 import FerryCore
@@ -30,6 +31,7 @@ public struct FerryConfiguration: Sendable {
         case nats(url: String, password: String?, stream: String, subject: String, streamSubjects: [String]?, duplicateWindowSeconds: Int)
         case webhook(url: String, secret: String?, headers: [(String, String)], timeoutSeconds: Int, maximumEvents: Int, allowPrivate: Bool)
         case search(url: String, password: String?, index: String)
+        case clickhouse(url: String, password: String?, timeoutSeconds: Int)
     }
 
     public struct Sink: Sendable {
@@ -424,6 +426,18 @@ struct ConfigReader {
             }
             return FerryConfiguration.Sink(name: name, kind: .webhook(url: url, secret: secret, headers: headers, timeoutSeconds: timeout,
                                                                       maximumEvents: events, allowPrivate: allowPrivate))
+        case "clickhouse":
+            guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: http://USER@HOST:8123/DATABASE") }
+            let url = try string(urlNode, "sinks.\(name).url")
+            let password = try value("password").map { try string($0, "sinks.\(name).password") }
+            let timeout = try value("timeout_seconds").map { try integer($0, "sinks.\(name).timeout_seconds") } ?? 60
+            guard timeout > 0 else { throw error(value("timeout_seconds")!, "sinks.\(name).timeout_seconds", "timeout_seconds must be positive") }
+            do {
+                _ = try ClickHouseSink.Configuration(name: name, pipeline: "", url: url, password: password)
+            } catch let invalid as FerryError {
+                throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
+            }
+            return FerryConfiguration.Sink(name: name, kind: .clickhouse(url: url, password: password, timeoutSeconds: timeout))
         case "elasticsearch", "opensearch":
             guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: https://[user@]HOST:9200") }
             let url = try string(urlNode, "sinks.\(name).url")
@@ -437,7 +451,7 @@ struct ConfigReader {
             return FerryConfiguration.Sink(name: name, kind: .search(url: url, password: password, index: index))
         default:
             throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'",
-                        fix: "use type: postgres, mysql, sqlite, jsonl, redis, nats, webhook, elasticsearch or opensearch")
+                        fix: "use type: postgres, mysql, sqlite, clickhouse, jsonl, redis, nats, webhook, elasticsearch or opensearch")
         }
     }
 

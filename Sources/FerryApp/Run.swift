@@ -1,3 +1,4 @@
+import ClickHouseSink
 import ControlPlane
 import FerryCore
 import FileSink
@@ -130,6 +131,9 @@ public enum Run {
         case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate):
             return WebhookSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, secret: secret, headers: headers,
                                                         timeoutSeconds: timeout, maximumEvents: events, allowPrivate: allowPrivate), logger: logger)
+        case .clickhouse(let url, let password, let timeout):
+            return ClickHouseSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, targetTable: targetTable,
+                                                           schemaChanges: spec.schemaChanges, timeoutSeconds: timeout), logger: logger)
         case .search(let url, let password, let index):
             return SearchSink(configuration: try .init(name: sinkName, url: url, index: index, password: password), logger: logger)
         case .redis(let url, let password, let rules):

@@ -152,46 +152,69 @@ struct SinkWorker: Sendable {
     }
 }
 
-/// Runs a sink operation, giving up after `seconds`. A stuck client library (a lost connection it
-/// never reports — postgres-nio does this when the server goes away mid-connect) then costs one
-/// retry instead of the pipeline: the caller resets the sink, so the abandoned attempt cannot
-/// commit after the retry has started.
+/// Runs a sink operation, giving up after `seconds`, or at once when the calling task is
+/// cancelled (a drain that timed out must not wait for the apply timeout as well). A stuck client
+/// library (a lost connection it never reports — postgres-nio does this when the server goes away
+/// mid-connect) then costs one retry instead of the pipeline: the caller resets the sink, so the
+/// abandoned attempt cannot commit after the retry has started.
 func withDeadline<T: Sendable>(seconds: Double, sink: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let outcome = OneShot<T>()
-    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-        outcome.arm(continuation)
-        let timer = Task {
-            try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-            outcome.finish(.failure(ApplyTimeout(seconds: seconds, sink: sink)))
+    let work = Task {
+        do {
+            outcome.finish(.success(try await body()))
+        } catch {
+            outcome.finish(.failure(error))
         }
-        Task {
-            do {
-                outcome.finish(.success(try await body()))
-            } catch {
-                outcome.finish(.failure(error))
-            }
-            timer.cancel()
+    }
+    let timer = Task {
+        try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+        outcome.finish(.failure(ApplyTimeout(seconds: seconds, sink: sink)))
+    }
+    return try await withTaskCancellationHandler {
+        defer { timer.cancel() }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            outcome.arm(continuation)
         }
+    } onCancel: {
+        work.cancel()
+        outcome.finish(.failure(CancellationError()))
     }
 }
 
-/// Resumes a continuation once, from whichever task gets there first.
+/// Resumes a continuation once, from whichever task gets there first — also when that is before
+/// the continuation exists (the result waits for it).
 final class OneShot<T: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var continuation: CheckedContinuation<T, any Error>?
+    private var result: Result<T, any Error>?
+    private var done = false
 
     func arm(_ continuation: CheckedContinuation<T, any Error>) {
         lock.lock()
-        self.continuation = continuation
+        guard let result else {
+            self.continuation = continuation
+            lock.unlock()
+            return
+        }
         lock.unlock()
+        continuation.resume(with: result)
     }
 
     func finish(_ result: Result<T, any Error>) {
         lock.lock()
-        let continuation = self.continuation
+        guard !done else {
+            lock.unlock()
+            return
+        }
+        done = true
+        guard let continuation else {
+            self.result = result
+            lock.unlock()
+            return
+        }
         self.continuation = nil
         lock.unlock()
-        continuation?.resume(with: result)
+        continuation.resume(with: result)
     }
 }
 

@@ -2,6 +2,18 @@ import FerryCore
 import Testing
 
 @Suite struct PositionTests {
+    @Test func versionsOrderLikePositions() {
+        func version(_ file: String, _ offset: UInt64, _ step: Int = 0) -> Int64 {
+            var position = BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: nil)
+            position.snapshotStep = UInt32(step)
+            return position.version
+        }
+        #expect(version("mariadb-bin.000042", 1234) == 42 << 43 | 1234 << 8)
+        #expect(version("b.000001", 999_999_999) < version("b.000002", 4))
+        #expect(version("b.000001", 500) < version("b.000001", 500, 1) && version("b.000001", 500, 1) < version("b.000001", 501))
+        #expect(version("b.999999", 1 << 34, 3) > 0, "the largest positions stay positive")
+    }
+
     @Test func coordinatesOrderByFileSequenceThenOffset() {
         let a = BinlogCoordinates(file: "mariadb-bin.000009", offset: 900)
         let b = BinlogCoordinates(file: "mariadb-bin.000010", offset: 4)

@@ -231,21 +231,22 @@ extension Integration.CrashRecovery {
         #expect(result.stdout.contains("0 differences; re-snapshot yes, lost deletes swept yes"))
     }
 
-    /// A Redis target (hashes, JSON strings and a stream, data and position in one MULTI/EXEC) and
-    /// a NATS JetStream target through SIGKILLs: the rows read back equal the source, and every
-    /// change is in the Redis stream and in JetStream exactly once — also with Redis and NATS each
-    /// stopped for 5 s mid-stream.
-    @Test func redisAndNATSTargetsSurviveKills() throws {
+    /// A Redis target (hashes, JSON strings and a stream, data and position in one MULTI/EXEC), a
+    /// NATS JetStream target and a ClickHouse target through SIGKILLs: the rows read back equal the
+    /// source (ClickHouse with FINAL), and every change is in the Redis stream and in JetStream
+    /// exactly once — also with Redis, NATS and ClickHouse each stopped for 5 s mid-stream.
+    @Test func busCacheAndAnalyticsTargetsSurviveKills() throws {
         _ = try TestEnvironment.value("FERRY_REDIS_URL")
         _ = try TestEnvironment.value("FERRY_NATS_URL")
+        _ = try TestEnvironment.value("FERRY_CLICKHOUSE_URL")
         let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
         let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--more-sinks", "--bus-outage", "5"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout.contains("Redis, NATS, webhook; rows compared"))
+        #expect(result.stdout.contains("Redis, NATS, ClickHouse, webhook; rows compared"))
         #expect(result.stdout.contains("bad signatures 0, differing from the JSON lines 0"))
         #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
         #expect(result.stdout.contains("duplicates 0, differing from the JSON lines 0; webhook events"))
-        #expect(result.stdout.contains("; Redis and NATS each down 5 s; NATS JetStream messages"))
+        #expect(result.stdout.contains("; Redis, NATS and ClickHouse each down 5 s; NATS JetStream messages"))
         #expect(result.stdout.hasSuffix("duplicates 0, differing from the JSON lines 0\n"))
     }
 

@@ -56,3 +56,16 @@ public struct BinlogPosition: Sendable, Hashable, Codable, Comparable, CustomStr
         snapshotStep = try container.decodeIfPresent(UInt32.self, forKey: .snapshotStep) ?? 0
     }
 }
+
+extension BinlogPosition {
+    /// The position as one number that orders like positions, for targets that keep a row or
+    /// document version (search engines' external versions, ClickHouse's ReplacingMergeTree):
+    /// `(file sequence: 20 bits)(offset: 35 bits)(snapshot step: 8 bits)`, positive within a
+    /// 64-bit signed integer. Offsets beyond 32 GiB or steps beyond 255 saturate.
+    public var version: Int64 {
+        let file = Int64(min(coordinates.fileSequence ?? 0, (1 << 20) - 1))
+        let offset = Int64(min(coordinates.offset, (1 << 35) - 1))
+        let step = Int64(min(snapshotStep, 255))
+        return file << 43 | offset << 8 | step
+    }
+}

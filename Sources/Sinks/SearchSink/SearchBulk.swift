@@ -26,15 +26,6 @@ enum SearchBulk {
         case rejected(status: Int, reason: String)
     }
 
-    /// `(file sequence: 20 bits)(offset: 35 bits)(snapshot step: 8 bits)`: ordered like positions,
-    /// positive, within a 64-bit long. Offsets beyond 32 GiB or steps beyond 255 saturate.
-    static func version(_ position: BinlogPosition) -> Int64 {
-        let file = Int64(min(position.coordinates.fileSequence ?? 0, (1 << 20) - 1))
-        let offset = Int64(min(position.coordinates.offset, (1 << 35) - 1))
-        let step = Int64(min(position.snapshotStep, 255))
-        return file << 43 | offset << 8 | step
-    }
-
     /// The actions of a batch, in order: upserts index the row as a JSON document, deletes remove
     /// it; the key columns joined by `:` are the `_id`.
     static func actions(_ transactions: [Transaction], index template: String) throws -> [Action] {
@@ -42,7 +33,7 @@ enum SearchBulk {
         for transaction in transactions {
             for event in transaction.events where event.operation != .ddl {
                 let index = indexName(template, event.table)
-                let version = version(event.source.position)
+                let version = event.source.position.version
                 let before = try event.before.map { try documentID(event, $0) }
                 let after = try event.after.map { try documentID(event, $0) }
                 switch event.operation {
