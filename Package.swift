@@ -78,9 +78,13 @@ let package = Package(
             dependencies: ["CZlib"]
         ),
         .target(
+            name: "Rules",
+            dependencies: ["FerryCore"]
+        ),
+        .target(
             name: "Pipeline",
             dependencies: [
-                "FerryCore", "DiskLog",
+                "FerryCore", "DiskLog", "Rules",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -205,7 +209,7 @@ let package = Package(
         .target(
             name: "FerryApp",
             dependencies: [
-                "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
+                "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "Rules", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
                 "RedisSink", "NATSSink", "WebhookSink", "SearchSink", "ClickHouseSink", "ControlPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -240,6 +244,10 @@ let package = Package(
         .testTarget(
             name: "SearchSinkTests",
             dependencies: ["SearchSink", "FerryCore"]
+        ),
+        .testTarget(
+            name: "RulesTests",
+            dependencies: ["Rules", "FerryCore"]
         ),
         .testTarget(
             name: "ClickHouseSinkTests",
@@ -288,7 +296,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp", "MySQLSource", "ControlPlane"]
+            dependencies: ["Pipeline", "Rules", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp", "MySQLSource", "ControlPlane"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -7,6 +7,7 @@ import MySQLSource
 import MySQLWire
 import NATSSink
 import Pipeline
+import Rules
 import RedisSink
 import SearchSink
 import SinkSupport
@@ -71,6 +72,8 @@ public struct FerryConfiguration: Sendable {
         public var targetOverrides: [(tables: String, template: String)]
         /// How existing rows are snapshotted.
         public var snapshot = SnapshotSettings()
+        /// `rules:`, first match wins.
+        public var rules: [Rule] = []
     }
 
     /// The control plane's listener (`server:`); nil for `listen: off`.
@@ -501,9 +504,10 @@ struct ConfigReader {
         var diskNode: Node? = nil
         var errorPolicy = "stop"
         var policyNode: Node? = nil
+        var rulesNode: Node? = nil
         for field in try mapping(node, path, allowed: ["source", "sinks", "tables", "exclude", "start", "buffer", "buffer_bytes", "disk",
                                                         "batch", "target_table", "server_id", "apply_timeout_seconds", "error_policy",
-                                                        "dead_letter", "mapping", "snapshot"]) {
+                                                        "dead_letter", "mapping", "snapshot", "rules"]) {
             let key = "\(path).\(field.key)"
             switch field.key {
             case "source":
@@ -552,6 +556,9 @@ struct ConfigReader {
                     if let target { result.targetOverrides.append((entry.key, target)) }
                 }
             case "snapshot": result.snapshot = try snapshotSettings(field.node, key)
+            case "rules":
+                result.rules = try rules(field.node, key)
+                rulesNode = field.node
             case "buffer_bytes": result.bufferBytes = try integer(field.node, key)
             case "batch": result.batchTransactions = max(1, try integer(field.node, key))
             case "target_table": result.targetTable = try string(field.node, key)
@@ -578,6 +585,12 @@ struct ConfigReader {
             }
         } else {
             result.deadLetterSink = nil
+        }
+        for rule in result.rules {
+            for sink in rule.sinks ?? [] where !result.sinks.contains(sink) {
+                throw error(rulesNode, "\(path).rules", "the rule at \(rule.location) routes to '\(sink)', which is not a sink of this pipeline",
+                            fix: "sinks of \(name): \(result.sinks.joined(separator: ", "))")
+            }
         }
         result.snapshot.keyOverrides = result.mappings.compactMap { mapping in mapping.key.map { (mapping.tables, $0) } }
         return result

@@ -8,6 +8,7 @@ import MariaDBSink
 import NATSSink
 import PostgresSink
 import RedisSink
+import Rules
 import SearchSink
 import MySQLSource
 import MySQLWire
@@ -103,7 +104,8 @@ public enum Run {
         return PipelineRunner(
             configuration: PipelineConfiguration(name: pipeline.name, buffer: buffer, bufferBytes: pipeline.bufferBytes,
                                                  batchTransactions: pipeline.batchTransactions, applyTimeoutSeconds: pipeline.applyTimeoutSeconds,
-                                                 errorPolicy: errorPolicy, transform: TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name)),
+                                                 errorPolicy: errorPolicy, transform: TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name),
+                                                 rules: RuleSet(rules: pipeline.rules, pipeline: pipeline.name)),
             source: MySQLTransactionSource(source: source, pipeline: pipeline, configuration: configuration,
                                            snapshotStore: store as? any SnapshotStore, logger: logger),
             sinks: sinks, store: store, logger: logger)

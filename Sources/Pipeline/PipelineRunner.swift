@@ -2,6 +2,7 @@ import DiskLog
 import FerryCore
 import Foundation
 import Logging
+import Rules
 
 /// Where a pipeline buffers transactions between the source and the sinks.
 public enum BufferSetting: Sendable {
@@ -36,6 +37,8 @@ public struct PipelineConfiguration: Sendable {
     public var errorPolicy: ErrorPolicy
     /// Shapes each transaction before it is buffered (column selection, renames, key overrides).
     public var transform: TransactionTransform
+    /// The pipeline's `rules:`, applied to each batch a sink is about to write.
+    public var rules: RuleSet
     /// How often live figures are saved for `ferry status`. Default 1 s.
     public var progressInterval: Duration
     /// After a stop, how long sinks may take to drain (memory) or finish their batch (disk) before
@@ -44,7 +47,7 @@ public struct PipelineConfiguration: Sendable {
 
     public init(name: String, buffer: BufferSetting = .memory, bufferBytes: Int = 32 << 20, batchTransactions: Int = 500,
                 batchEvents: Int = 10_000, applyTimeoutSeconds: Double = 300, retry: RetryPolicy = RetryPolicy(),
-                errorPolicy: ErrorPolicy = .stop, transform: TransactionTransform = TransactionTransform(),
+                errorPolicy: ErrorPolicy = .stop, transform: TransactionTransform = TransactionTransform(), rules: RuleSet = RuleSet(),
                 progressInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(30)) {
         self.name = name
         self.buffer = buffer
@@ -55,6 +58,7 @@ public struct PipelineConfiguration: Sendable {
         self.retry = retry
         self.errorPolicy = errorPolicy
         self.transform = transform
+        self.rules = rules
         self.progressInterval = progressInterval
         self.drainTimeout = drainTimeout
     }

@@ -1,6 +1,7 @@
 import FerryCore
 import Foundation
 import Logging
+import Rules
 
 /// Feeds one sink from the buffer: batches, retries transient failures, records positions, and
 /// under `error_policy: dead-letter` isolates the changes the sink rejects for good.
@@ -39,7 +40,7 @@ struct SinkWorker: Sendable {
         while true {
             let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
             if batch.isEmpty { return }
-            let fresh = batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }
+            let fresh = try configuration.rules.apply(batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }, sink: sink.name)
             guard let last = fresh.last else {
                 try await buffer.acknowledge(consumer: sink.name)
                 continue

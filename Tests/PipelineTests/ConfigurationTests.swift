@@ -5,6 +5,7 @@ import FerryCore
 import Foundation
 import MySQLSource
 import Pipeline
+import Rules
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -194,5 +195,49 @@ extension ConfigurationTests {
         #expect(source["password"] as? String == "<redacted>")
         #expect(source["url"] as? String == "mysql://ferry:<redacted>@127.0.0.1:3306?tls=disable")
         #expect((object["pipelines"] as? [String: Any])?["shop-to-local"] != nil)
+    }
+}
+
+extension ConfigurationTests {
+    @Test func readsRulesAndNamesTheLineOfAMistake() throws {
+        let pipeline = try #require(try parse(withPipelineLines([
+            "rules:",
+            "  - tables: [\"shop.orders\"]",
+            "    ops: [update]",
+            "    when: \"changed(status) and after.status == 'paid'\"",
+            "    sinks: [files]",
+            "  - { tables: [\"shop.*\"], ops: [delete], drop: true }",
+            "  - { tables: [\"shop.customers\"], target: \"shop.customers_{country}\", set: { name: \"concat(first, ' ', last)\" } }",
+        ])).pipelines.first)
+        #expect(pipeline.rules.count == 3)
+        #expect(pipeline.rules[0].location == "ferry.yml:15" && pipeline.rules[0].operations == [.update] && pipeline.rules[0].sinks == ["files"])
+        #expect(pipeline.rules[1].drop && pipeline.rules[2].target == "shop.customers_{country}" && pipeline.rules[2].set.map(\.name) == ["name"])
+
+        func message(_ lines: [String]) -> String? {
+            do {
+                _ = try parse(withPipelineLines(lines))
+                return nil
+            } catch let error as FerryError {
+                return error.message + " " + (error.fix ?? "")
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(message(["rules:", "  - { when: \"after.status = 'paid'\", drop: true }"])?
+            .hasPrefix("ferry.yml:15: pipelines.shop-to-local.rules[0].when: '=' compares nothing: write '==' at column 14 of \"after.status = 'paid'\"") == true)
+        #expect(message(["rules:", "  - { when: \"true\", sinks: [nowhere] }"])?.contains("the rule at ferry.yml:15 routes to 'nowhere', which is not a sink of this pipeline") == true)
+        #expect(message(["rules:", "  - { tables: [\"shop.*\"] }"])?.contains("ferry.yml:15: pipelines.shop-to-local.rules[0]: the rule does nothing") == true)
+        #expect(message(["rules:", "  - { ops: [upsert], drop: true }"])?.contains("unknown operation 'upsert'") == true)
+    }
+
+    @Test func readsAClickHouseSink() throws {
+        let configuration = try parse(Self.valid.replacingOccurrences(of: "  files: { type: jsonl, max_file_bytes: 8MiB }",
+                                                                     with: "  files: { type: clickhouse, url: \"http://ferry@127.0.0.1:8123/analytics\", password: \"${SHOP_PASSWORD}\", schema_changes: evolve }"))
+        guard case .clickhouse(let url, let password, let timeout) = configuration.sinks["files"]?.kind else { Issue.record("not clickhouse"); return }
+        #expect(url == "http://ferry@127.0.0.1:8123/analytics" && password == "s3cret" && timeout == 60)
+        #expect(!configuration.redactedJSON().contains("s3cret"))
+        #expect(throws: FerryError.self) {
+            try parse(Self.valid.replacingOccurrences(of: "  files: { type: jsonl, max_file_bytes: 8MiB }", with: "  files: { type: clickhouse, url: \"ch:9000\" }"))
+        }
     }
 }

@@ -1,0 +1,114 @@
+import FerryCore
+@testable import Rules
+import Testing
+
+@Suite struct RuleExpressionTests {
+    static let schema = TableSchema(name: TableName(database: "shop", table: "orders"),
+                                    columns: [ColumnSchema(name: "id", typeName: "int", nullable: false), ColumnSchema(name: "status", typeName: "varchar(10)", nullable: true),
+                                              ColumnSchema(name: "total", typeName: "decimal(10,2)", nullable: true), ColumnSchema(name: "first", typeName: "varchar(10)", nullable: true),
+                                              ColumnSchema(name: "last", typeName: "varchar(10)", nullable: true)],
+                                    primaryKey: [0])
+
+    static func event(_ operation: ChangeOperation, _ before: Row?, _ after: Row?) -> ChangeEvent {
+        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: 100), gtidPosition: nil)
+        return ChangeEvent(operation: operation, table: schema.name, schema: schema, before: before, after: after,
+                           source: ChangeSource(name: "db", serverID: 1, gtid: nil, position: at, row: 0, timestampMillis: 0))
+    }
+
+    static let paid: Row = [.int(1), .string("paid"), .decimal("12.50"), .string("Ada"), .string("Lovelace")]
+    static let open: Row = [.int(1), .string("open"), .null, .string("Ada"), .string("Lovelace")]
+
+    func evaluate(_ text: String, _ event: ChangeEvent) throws -> RuleValue {
+        let columns = Dictionary(uniqueKeysWithValues: Self.schema.columns.indices.map { (Self.schema.columnName($0), $0) })
+        return try RuleParser.parse(text).evaluate(RuleContext(event: event, columns: columns))
+    }
+
+    @Test func conditionsOnOperationTableAndValues() throws {
+        let update = Self.event(.update, Self.open, Self.paid)
+        #expect(try evaluate("changed(status) and after.status == 'paid' and before.total == null", update) == .bool(true))
+        #expect(try evaluate("changed(first)", update) == .bool(false))
+        #expect(try evaluate("before.status != \"open\" || op == 'delete'", update) == .bool(false))
+        #expect(try evaluate("op == 'update' && table == 'shop.orders'", update) == .bool(true))
+        #expect(try evaluate("op == 'u'", update) == .bool(true))
+        #expect(try evaluate("total >= 12.5 and total < 13 and not (total > 100)", update) == .bool(true))
+        #expect(try evaluate("status", Self.event(.delete, Self.open, nil)) == .text("open"), "a bare column of a delete is its old value")
+        #expect(try evaluate("changed(status)", Self.event(.create, nil, Self.paid)) == .bool(true))
+        #expect(try evaluate("after.total != null", Self.event(.create, nil, Self.open)) == .bool(false))
+    }
+
+    @Test func computedValues() throws {
+        let create = Self.event(.create, nil, Self.paid)
+        #expect(try evaluate("concat(first, ' ', upper(last))", create) == .text("Ada LOVELACE"))
+        #expect(try evaluate("total * 100", create) == .number(1250))
+        #expect(try evaluate("id + 41", create) == .integer(42))
+        #expect(try evaluate("first + '!'", create) == .text("Ada!"))
+        #expect(try evaluate("coalesce(before.status, 'new')", create) == .text("new"))
+        #expect(try evaluate("length(last) - 1", create) == .integer(7))
+        #expect(try evaluate("total / 0", create) == .null)
+    }
+
+    @Test func mistakesNameTheirColumn() {
+        for (text, message, column) in [("after.status = 'paid'", "'=' compares nothing: write '=='", 14), ("changed(", "changed() takes a column name", 9),
+                                        ("status == 'open", "a string is not closed", 11), ("frobnicate(x)", "unknown function 'frobnicate'", 1),
+                                        ("a == ", "expected a value, a column or '(' but found the end", 6), ("(a", "expected ')' but found the end", 3)] {
+            do {
+                _ = try RuleParser.parse(text)
+                Issue.record("\(text) parsed")
+            } catch {
+                #expect(error.message.hasPrefix(message) && error.column == column, "\(text): \(error)")
+            }
+        }
+    }
+}
+
+@Suite struct RuleSetTests {
+    typealias E = RuleExpressionTests
+
+    func transaction(_ events: [ChangeEvent]) -> Transaction {
+        Transaction(gtid: nil, position: events[0].source.position, serverID: 1, timestampMillis: 0, events: events)
+    }
+
+    @Test func firstMatchingRuleRoutesDropsOrPassesEachChange() throws {
+        let rules = RuleSet(rules: [
+            Rule(tables: ["shop.orders"], operations: [.delete], drop: true, location: "f.yml:3"),
+            Rule(tables: ["shop.*"], condition: try RuleParser.parse("after.status == 'paid'"), sinks: ["bus"], location: "f.yml:4"),
+        ])
+        let batch = [transaction([E.event(.create, nil, E.open), E.event(.update, E.open, E.paid), E.event(.delete, E.paid, nil)])]
+        let toBus = try rules.apply(batch, sink: "bus")
+        let toTable = try rules.apply(batch, sink: "table")
+        #expect(toBus[0].events.map(\.operation) == [.create, .update])
+        #expect(toTable[0].events.map(\.operation) == [.create], "the paid update goes only to the bus; the delete nowhere")
+        #expect(toTable[0].position == batch[0].position)
+        let dropped = try rules.apply([transaction([E.event(.delete, E.paid, nil)])], sink: "table")
+        #expect(dropped.count == 1 && dropped[0].events.isEmpty, "a transaction keeps its position when all its changes are dropped")
+    }
+
+    @Test func computedColumnsAndValueTargetsMoveRows() throws {
+        let rules = RuleSet(rules: [
+            Rule(tables: ["shop.orders"], target: "shop.orders_{status}",
+                 set: [("name", try RuleParser.parse("concat(first, ' ', last)")), ("status", try RuleParser.parse("upper(status)"))], location: "f.yml:3"),
+        ])
+        let out = try rules.apply([transaction([E.event(.update, E.open, E.paid)])], sink: "s")[0].events
+        #expect(out.map(\.operation) == [.delete, .create], "the row leaves orders_open and arrives in orders_paid")
+        #expect(out.map(\.table.description) == ["shop.orders_open", "shop.orders_paid"])
+        #expect(out[1].schema?.columns.map { $0.name ?? "" } == ["id", "status", "total", "first", "last", "name"])
+        #expect(out[1].schema?.columns.last?.typeName == "text" && out[1].schema?.name.table == "orders_paid")
+        #expect(out[1].after == [.int(1), .string("PAID"), .decimal("12.50"), .string("Ada"), .string("Lovelace"), .string("Ada Lovelace")])
+        #expect(out[0].before?[1] == .string("OPEN"), "the old image is computed from the old values")
+        let again = try rules.apply([transaction([E.event(.delete, E.open, nil)])], sink: "s")[0].events[0]
+        #expect(out[0].schema === again.schema, "schemas are built once")
+    }
+
+    @Test func aRuleNamingAnUnknownColumnIsAnErrorWithItsLine() throws {
+        let rules = RuleSet(rules: [Rule(tables: ["shop.orders"], condition: try RuleParser.parse("after.stauts == 'paid'"), drop: true, location: "ferry.yml:12")],
+                            pipeline: "main")
+        do {
+            _ = try rules.apply([transaction([E.event(.create, nil, E.paid)])], sink: "s")
+            Issue.record("no error")
+        } catch let error as FerryError {
+            #expect(error.code == "config.rule_unknown_column")
+            #expect(error.message == "the rule at ferry.yml:12 names column 'stauts', which shop.orders does not have")
+            #expect(error.fix == "columns of shop.orders: id, status, total, first, last")
+        }
+    }
+}
