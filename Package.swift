@@ -82,6 +82,10 @@ let package = Package(
             dependencies: ["FerryCore"]
         ),
         .target(
+            name: "Documents",
+            dependencies: ["FerryCore"]
+        ),
+        .target(
             name: "Pipeline",
             dependencies: [
                 "FerryCore", "DiskLog", "Rules",
@@ -209,7 +213,7 @@ let package = Package(
         .target(
             name: "FerryApp",
             dependencies: [
-                "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "Rules", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
+                "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "Rules", "Documents", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
                 "RedisSink", "NATSSink", "WebhookSink", "SearchSink", "ClickHouseSink", "ControlPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import ClickHouseSink
 import ControlPlane
 import DiskLog
+import Documents
 import FerryCore
 import Foundation
 import MySQLSource
@@ -74,6 +75,8 @@ public struct FerryConfiguration: Sendable {
         public var snapshot = SnapshotSettings()
         /// `rules:`, first match wins.
         public var rules: [Rule] = []
+        /// `documents:`, joined documents kept current.
+        public var documents: [DocumentDefinition] = []
     }
 
     /// The control plane's listener (`server:`); nil for `listen: off`.
@@ -505,9 +508,10 @@ struct ConfigReader {
         var errorPolicy = "stop"
         var policyNode: Node? = nil
         var rulesNode: Node? = nil
+        var documentsNode: Node? = nil
         for field in try mapping(node, path, allowed: ["source", "sinks", "tables", "exclude", "start", "buffer", "buffer_bytes", "disk",
                                                         "batch", "target_table", "server_id", "apply_timeout_seconds", "error_policy",
-                                                        "dead_letter", "mapping", "snapshot", "rules"]) {
+                                                        "dead_letter", "mapping", "snapshot", "rules", "documents"]) {
             let key = "\(path).\(field.key)"
             switch field.key {
             case "source":
@@ -559,6 +563,9 @@ struct ConfigReader {
             case "rules":
                 result.rules = try rules(field.node, key)
                 rulesNode = field.node
+            case "documents":
+                result.documents = try documents(field.node, key)
+                documentsNode = field.node
             case "buffer_bytes": result.bufferBytes = try integer(field.node, key)
             case "batch": result.batchTransactions = max(1, try integer(field.node, key))
             case "target_table": result.targetTable = try string(field.node, key)
@@ -590,6 +597,13 @@ struct ConfigReader {
             for sink in rule.sinks ?? [] where !result.sinks.contains(sink) {
                 throw error(rulesNode, "\(path).rules", "the rule at \(rule.location) routes to '\(sink)', which is not a sink of this pipeline",
                             fix: "sinks of \(name): \(result.sinks.joined(separator: ", "))")
+            }
+        }
+        let filter = TableFilter(include: result.include, exclude: result.exclude)
+        for definition in result.documents {
+            for table in definition.tables where !filter.includes(table) {
+                throw error(documentsNode, "\(path).documents.\(definition.name)", "document \(definition.name) (\(definition.location)) reads \(table), which the pipeline's tables do not include",
+                            fix: "add \"\(table)\" to tables: (a rule can keep its own changes from the sinks: { tables: [\"\(table)\"], drop: true })")
             }
         }
         result.snapshot.keyOverrides = result.mappings.compactMap { mapping in mapping.key.map { (mapping.tables, $0) } }

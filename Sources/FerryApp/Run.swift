@@ -1,5 +1,6 @@
 import ClickHouseSink
 import ControlPlane
+import Documents
 import FerryCore
 import FileSink
 import Foundation
@@ -172,8 +173,14 @@ struct MySQLTransactionSource: TransactionSource {
     let snapshotStore: (any SnapshotStore)?
     let logger: Logger
 
-    func run(after position: BinlogPosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
+    func run(after position: BinlogPosition?, deliver plainDeliver: @Sendable (Transaction) async throws -> Void) async throws {
         let from = position.map { StartPosition.coordinates($0.coordinates) } ?? pipeline.start
+        let documents = pipeline.documents.isEmpty ? nil
+            : DocumentBuilder(definitions: pipeline.documents, source: MySQLDocumentRows(configuration: source.configuration, logger: logger))
+        try await documents?.validate()
+        func deliver(_ transaction: Transaction) async throws {
+            try await plainDeliver(documents == nil ? transaction : try await documents!.extend(transaction))
+        }
         guard let snapshotStore else {
             _ = try await source.run(from: from) { transaction in try await deliver(transaction) }
             return

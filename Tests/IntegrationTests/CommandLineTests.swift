@@ -250,6 +250,55 @@ extension Integration.CrashRecovery {
         #expect(result.stdout.hasSuffix("duplicates 0, differing from the JSON lines 0\n"))
     }
 
+    /// Joined documents (a link table, a two-level many-to-one chain, a one-to-many array with a
+    /// join inside) through random changes on every table and SIGKILLs: each document equals the
+    /// join evaluated on the source, and documents of deleted roots are gone.
+    @Test func joinedDocumentsEqualTheJoinOnTheSource() throws {
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/documents-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "3000", "3"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("3 SIGKILL cycles, graceful exit 0"))
+        #expect(result.stdout.contains("differing or missing or left over 0; link table kept out of the target by a rule: yes"))
+    }
+
+    /// A document naming a column its table does not have stops the pipeline at start with the
+    /// file and line of the join, the column and the table's columns; nothing is written.
+    @Test func aDocumentNamingAnUnknownColumnNamesItsLine() async throws {
+        try await admin(["DROP DATABASE IF EXISTS it_docs", "CREATE DATABASE it_docs",
+                         "CREATE TABLE it_docs.film (film_id INT PRIMARY KEY, title VARCHAR(20), language_id INT)",
+                         "CREATE TABLE it_docs.language (language_id INT PRIMARY KEY, name VARCHAR(20))"])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-docs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("ferry.yml").path
+        try """
+        sources:
+          db: { type: mysql, url: "\(try TestEnvironment.sourceURL())?tls=disable", password: "${FERRY_MARIADB_PASSWORD}" }
+        sinks:
+          local: { type: sqlite, path: \(directory.path)/target.sqlite }
+        pipelines:
+          p:
+            source: db
+            sinks: [local]
+            tables: ["it_docs.*"]
+            documents:
+              film_doc:
+                root: it_docs.film
+                join:
+                  language: { table: language, on: { language_id: lang_id } }
+        data_dir: \(directory.path)/data
+        server: { listen: off }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try runProcess(TestEnvironment.ferryBinary, ["run", "-c", config], timeoutSeconds: 60)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("error[config.document_unknown_column]: document film_doc (\(config):14) names column 'lang_id', which it_docs.language does not have"),
+                "\(result.stderr)")
+        #expect(result.stderr.contains("columns of it_docs.language: language_id, name"))
+        let target = directory.appendingPathComponent("target.sqlite").path
+        let written = FileManager.default.fileExists(atPath: target) ? try runProcess("/usr/bin/sqlite3", [target, ".tables"]).stdout : ""
+        #expect(written.split(whereSeparator: \.isWhitespace).allSatisfy { $0 == "ferry_offsets" }, "no rows are written: \(written)")
+    }
+
     /// A webhook pointed at the cloud metadata address (and at loopback) is refused before any
     /// request, with the fix; nothing is sent.
     @Test func webhookToMetadataAddressIsRefused() throws {
