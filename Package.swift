@@ -250,6 +250,10 @@ let package = Package(
             dependencies: ["SearchSink", "FerryCore"]
         ),
         .testTarget(
+            name: "DocumentsTests",
+            dependencies: ["Documents", "FerryCore"]
+        ),
+        .testTarget(
             name: "RulesTests",
             dependencies: ["Rules", "FerryCore"]
         ),
