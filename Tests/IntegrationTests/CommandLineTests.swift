@@ -299,6 +299,68 @@ extension Integration.CrashRecovery {
         #expect(written.split(whereSeparator: \.isWhitespace).allSatisfy { $0 == "ferry_offsets" }, "no rows are written: \(written)")
     }
 
+    /// A change too large for the NATS server (a 2 MiB row; max_payload is 1 MiB) goes to the
+    /// dead-letter sink with its table, position, size and the limit; the bus gets the other
+    /// changes and the SQLite sink gets all of them.
+    @Test func aMessageTooLargeForTheBusIsDeadLetteredAndTheRestGoesOn() async throws {
+        let natsURL = try TestEnvironment.value("FERRY_NATS_URL")
+        let natsPort = try TestEnvironment.value("FERRY_NATS_PORT")
+        try await admin(["DROP DATABASE IF EXISTS it_big", "CREATE DATABASE it_big", "CREATE TABLE it_big.notes (id INT PRIMARY KEY, body LONGTEXT)"])
+        let status = try await adminQuery("SHOW MASTER STATUS")
+        let start = "\(status.rows[0][0]!):\(status.rows[0][1]!)"
+        try await admin(["INSERT INTO it_big.notes VALUES (1, 'small')", "INSERT INTO it_big.notes VALUES (2, REPEAT('x', 2097152))",
+                         "INSERT INTO it_big.notes VALUES (3, 'small too')"])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-big-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let stream = "BIG\(UInt32.random(in: 0...UInt32.max))"
+        let config = directory.appendingPathComponent("ferry.yml").path
+        try """
+        sources:
+          db: { type: mysql, url: "\(try TestEnvironment.sourceURL())?tls=disable", password: "${FERRY_MARIADB_PASSWORD}" }
+        sinks:
+          bus: { type: nats, url: "\(natsURL)", password: "${FERRY_NATS_PASSWORD}", stream: \(stream), subject: "\(stream.lowercased()).{table}" }
+          local: { type: sqlite, path: \(directory.path)/target.sqlite }
+          rejects: { type: jsonl, directory: \(directory.path)/rejects }
+        pipelines:
+          p: { source: db, sinks: [bus, local], tables: ["it_big.*"], start: "\(start)", snapshot: never, error_policy: dead-letter, dead_letter: rejects }
+        data_dir: \(directory.path)/data
+        server: { listen: off }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let ferry = Process()
+        ferry.executableURL = URL(fileURLWithPath: TestEnvironment.ferryBinary)
+        ferry.arguments = ["run", "-c", config]
+        ferry.standardOutput = FileHandle.nullDevice
+        ferry.standardError = FileHandle.nullDevice
+        try ferry.run()
+        defer { if ferry.isRunning { ferry.terminate() } }
+        func rejected() -> String {
+            let files = (try? FileManager.default.subpathsOfDirectory(atPath: "\(directory.path)/rejects")) ?? []
+            return files.filter { $0.hasSuffix(".jsonl") }.compactMap { try? String(contentsOfFile: "\(directory.path)/rejects/\($0)", encoding: .utf8) }.joined()
+        }
+        func rows() throws -> String {
+            try runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", "SELECT id, length(body) FROM notes ORDER BY id"]).stdout
+        }
+        try await waitUntil("the dead letter and every row in SQLite", seconds: 90) { !rejected().isEmpty && (try? rows()) == "1|5\n2|2097152\n3|9\n" }
+        #expect(rejected().contains("the change is 2097"), "\(rejected().prefix(300))")
+        #expect(rejected().contains("bytes as a message; the server takes at most 1048576 (max_payload)"))
+        #expect(rejected().contains("\"table\":\"it_big.notes\""))
+        // The stream holds the two small changes.
+        let count = try runProcess("/usr/bin/python3", ["-c", """
+            import json, socket, sys
+            s = socket.create_connection(("127.0.0.1", \(natsPort)))
+            s.sendall(b'CONNECT {"user":"ferry","pass":"%s","verbose":false}\\r\\nSUB _INBOX.t 1\\r\\nPUB $JS.API.STREAM.INFO.\(stream) _INBOX.t 0\\r\\n\\r\\n' % sys.argv[1].encode())
+            data = b""
+            while b"MSG _INBOX.t" not in data or not data.rstrip().endswith(b"}"):
+                data += s.recv(65536)
+            print(json.loads(data[data.index(b"{", data.index(b"MSG _INBOX.t")):])["state"]["messages"])
+            """, try TestEnvironment.value("FERRY_NATS_PASSWORD")]).stdout
+        #expect(count == "2\n", "messages in the stream: \(count)")
+        ferry.terminate()
+        ferry.waitUntilExit()
+        #expect(ferry.terminationStatus == 0)
+    }
+
     /// A webhook pointed at the cloud metadata address (and at loopback) is refused before any
     /// request, with the fix; nothing is sent.
     @Test func webhookToMetadataAddressIsRefused() throws {

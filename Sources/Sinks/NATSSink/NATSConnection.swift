@@ -54,6 +54,9 @@ final class NATSConnection: Sendable {
 
     var isClosed: Bool { !channel.isActive }
 
+    /// The most bytes (headers and payload) one message may have on this server.
+    var maximumPayload: Int? { handler.maximumPayload }
+
     /// Publishes every message with headers and waits for every reply (JetStream's acks), in order.
     func publish(_ messages: [(subject: String, headers: [(String, String)], payload: [UInt8])]) async throws -> [Reply] {
         var buffer = channel.allocator.buffer(capacity: messages.reduce(0) { $0 + $1.payload.count + 128 })
@@ -93,6 +96,8 @@ final class NATSReplyHandler: ChannelInboundHandler, Sendable {
         let promise: EventLoopPromise<[NATSConnection.Reply]>
     }
 
+    var maximumPayload: Int? { state.withLockedValue { $0.maximumPayload } }
+
     private struct State {
         var handshake: EventLoopPromise<Void>?
         /// Reply token → (group, index in the group).
@@ -102,6 +107,8 @@ final class NATSReplyHandler: ChannelInboundHandler, Sendable {
         var nextGroup = 0
         var pending = ByteBuffer()
         var failure: (any Error)?
+        /// The server's `max_payload` from its INFO (1 MiB unless configured).
+        var maximumPayload: Int?
     }
 
     let inbox: String
@@ -176,7 +183,10 @@ final class NATSReplyHandler: ChannelInboundHandler, Sendable {
                 if let done { done.promise.succeed(done.replies.map { $0! }) }
             case .error(let message):
                 broken = NATSServerError(message: message)
-            case .info, .ok:
+            case .info(let json):
+                let info = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]
+                if let limit = (info?["max_payload"] as? NSNumber)?.intValue { state.withLockedValue { $0.maximumPayload = limit } }
+            case .ok:
                 break
             }
         }

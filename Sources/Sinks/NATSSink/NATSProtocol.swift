@@ -83,10 +83,19 @@ enum NATSDecoder {
 
 /// Writes client operations.
 enum NATSEncoder {
-    static func publish(subject: String, replyTo: String, headers: [(String, String)], payload: [UInt8], into buffer: inout ByteBuffer) {
+    /// The size of the header block `publish` writes for `headers`.
+    static func headerBytes(_ headers: [(String, String)]) -> Int {
+        headerBlock(headers).utf8.count
+    }
+
+    private static func headerBlock(_ headers: [(String, String)]) -> String {
         var block = "NATS/1.0\r\n"
         for (name, value) in headers { block += "\(name): \(value)\r\n" }
-        block += "\r\n"
+        return block + "\r\n"
+    }
+
+    static func publish(subject: String, replyTo: String, headers: [(String, String)], payload: [UInt8], into buffer: inout ByteBuffer) {
+        let block = headerBlock(headers)
         let headerBytes = block.utf8.count
         buffer.writeString("HPUB \(subject) \(replyTo) \(headerBytes) \(headerBytes + payload.count)\r\n")
         buffer.writeString(block)

@@ -145,6 +145,17 @@ public actor NATSSink: Sink {
             return
         }
         let connection = try await connected()
+        // The server ends the connection on a message over its limit: such a change is refused
+        // here, with its table and position, instead of failing the whole batch again and again.
+        if let limit = connection.maximumPayload {
+            for (message, event) in zip(messages, origins) {
+                let size = message.payload.count + NATSEncoder.headerBytes(message.headers)
+                if size > limit {
+                    throw NATSSinkError.rejected(sink: name, table: event.table, position: event.source.position, code: 10054,
+                                                 message: "the change is \(size) bytes as a message; the server takes at most \(limit) (max_payload)")
+                }
+            }
+        }
         let replies: [NATSConnection.Reply]
         do {
             replies = try await connection.publish(messages)
