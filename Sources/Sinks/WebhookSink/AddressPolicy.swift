@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,11 +50,20 @@ enum AddressPolicy {
         return withUnsafeBytes(of: address) { Array($0) }
     }
 
-    /// Every address `host` resolves to, numeric.
-    static func resolve(_ host: String) -> [String] {
+    /// Every address `host` resolves to, numeric. `getaddrinfo` blocks (a slow or absent DNS
+    /// server for seconds), so it runs on a thread of its own, never on the tasks' shared threads.
+    static func resolve(_ host: String) async -> [String] {
         if ipv4(host) != nil || ipv6(host) != nil { return [host] }
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: resolveBlocking(host)) }
+        }
+    }
+
+    private static func resolveBlocking(_ host: String) -> [String] {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        // Only address families this machine has (no AAAA queries without IPv6).
+        hints.ai_flags = AI_ADDRCONFIG
         var result: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, nil, &hints, &result) == 0, let first = result else { return [] }
         defer { freeaddrinfo(first) }

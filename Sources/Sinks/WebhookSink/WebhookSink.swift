@@ -71,9 +71,9 @@ public actor WebhookSink: Sink {
     }
 
     /// The endpoint's addresses, refused when not public (unless allowed); re-resolved every 30 s.
-    private func checkAddress() throws {
+    private func checkAddress() async throws {
         if let checked, ContinuousClock.now - checked.at < .seconds(30) { return }
-        let addresses = AddressPolicy.resolve(configuration.host)
+        let addresses = await AddressPolicy.resolve(configuration.host)
         guard !addresses.isEmpty else {
             throw WebhookSinkError.unavailable(sink: name, message: "cannot resolve \(configuration.host)")
         }
@@ -89,7 +89,7 @@ public actor WebhookSink: Sink {
 
     /// Webhooks keep no position: the state store's is used, and receivers drop repeated ids.
     public func open() async throws -> BinlogPosition? {
-        try checkAddress()
+        try await checkAddress()
         return nil
     }
 
@@ -110,7 +110,7 @@ public actor WebhookSink: Sink {
             events += rows.map { ($0, rows.count) }
         }
         guard !events.isEmpty else { return }
-        try checkAddress()
+        try await checkAddress()
         var start = 0
         while start < events.count {
             let end = min(events.count, start + configuration.maximumEvents)
