@@ -600,6 +600,16 @@ struct ConfigReader {
             }
         }
         let filter = TableFilter(include: result.include, exclude: result.exclude)
+        for rule in result.rules {
+            // A rule naming a table (no wildcard) the pipeline does not read could never match.
+            for table in rule.tables where !table.contains("*") && !table.contains("?") && table.contains(".") {
+                let parts = table.split(separator: ".", maxSplits: 1).map(String.init)
+                if !filter.includes(TableName(database: parts[0], table: parts[1])) {
+                    throw error(rulesNode, "\(path).rules", "the rule at \(rule.location) names table \(table), which the pipeline's tables do not include",
+                                fix: "check the table's name, or add it to tables:")
+                }
+            }
+        }
         for definition in result.documents {
             for table in definition.tables where !filter.includes(table) {
                 throw error(documentsNode, "\(path).documents.\(definition.name)", "document \(definition.name) (\(definition.location)) reads \(table), which the pipeline's tables do not include",

@@ -228,6 +228,9 @@ extension ConfigurationTests {
         #expect(message(["rules:", "  - { when: \"true\", sinks: [nowhere] }"])?.contains("the rule at ferry.yml:15 routes to 'nowhere', which is not a sink of this pipeline") == true)
         #expect(message(["rules:", "  - { tables: [\"shop.*\"] }"])?.contains("ferry.yml:15: pipelines.shop-to-local.rules[0]: the rule does nothing") == true)
         #expect(message(["rules:", "  - { ops: [upsert], drop: true }"])?.contains("unknown operation 'upsert'") == true)
+        #expect(message(["rules:", "  - { tables: [\"shop.ordres\"], drop: true }"]) == nil, "shop.* includes any shop table")
+        #expect(message(["rules:", "  - { tables: [\"shoop.orders\"], drop: true }"])?
+            .contains("the rule at ferry.yml:15 names table shoop.orders, which the pipeline's tables do not include") == true)
     }
 
     @Test func readsAClickHouseSink() throws {
