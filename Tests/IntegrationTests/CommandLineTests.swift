@@ -361,6 +361,70 @@ extension Integration.CrashRecovery {
         #expect(ferry.terminationStatus == 0)
     }
 
+    /// Rules on a real stream: a dropped table, an update routed to one sink only, rows moved to
+    /// a table named by their value with a computed column — and a delete following its row.
+    @Test func rulesDropRouteRetargetAndComputeOnTheWayToEachSink() async throws {
+        try await admin(["DROP DATABASE IF EXISTS it_rules", "CREATE DATABASE it_rules",
+                         "CREATE TABLE it_rules.orders (id INT PRIMARY KEY, status VARCHAR(10), first VARCHAR(10), last VARCHAR(10))",
+                         "CREATE TABLE it_rules.sessions (id INT PRIMARY KEY)"])
+        let status = try await adminQuery("SHOW MASTER STATUS")
+        let start = "\(status.rows[0][0]!):\(status.rows[0][1]!)"
+        try await admin(["INSERT INTO it_rules.orders VALUES (1, 'open', 'Ada', 'Lovelace'), (2, 'paid', 'Bo', 'Diddley'), (3, 'open', 'Cy', 'Twombly')",
+                         "INSERT INTO it_rules.sessions VALUES (1)", "UPDATE it_rules.orders SET status = 'paid' WHERE id = 1",
+                         "DELETE FROM it_rules.orders WHERE id = 2", "UPDATE it_rules.orders SET first = 'Cyrus' WHERE id = 3"])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-rules-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("ferry.yml").path
+        try """
+        sources:
+          db: { type: mysql, url: "\(try TestEnvironment.sourceURL())?tls=disable", password: "${FERRY_MARIADB_PASSWORD}" }
+        sinks:
+          local: { type: sqlite, path: \(directory.path)/target.sqlite }
+          files: { type: jsonl, directory: \(directory.path)/jsonl }
+        pipelines:
+          p:
+            source: db
+            sinks: [local, files]
+            tables: ["it_rules.*"]
+            start: "\(start)"
+            snapshot: never
+            rules:
+              - { tables: ["it_rules.sessions"], drop: true }
+              - { tables: ["it_rules.orders"], ops: [update], when: "changed(status) and after.status == 'paid'", sinks: [files] }
+              - { tables: ["it_rules.orders"], target: "orders_{status}", set: { name: "concat(first, ' ', upper(last))" } }
+        data_dir: \(directory.path)/data
+        server: { listen: off }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let ferry = Process()
+        ferry.executableURL = URL(fileURLWithPath: TestEnvironment.ferryBinary)
+        ferry.arguments = ["run", "-c", config]
+        ferry.standardOutput = FileHandle.nullDevice
+        ferry.standardError = FileHandle.nullDevice
+        try ferry.run()
+        defer { if ferry.isRunning { ferry.terminate() } }
+        func lines() -> [String] {
+            let root = "\(directory.path)/jsonl/p"
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasSuffix(".jsonl") }.sorted()
+            return files.flatMap { ((try? String(contentsOfFile: "\(root)/\($0)", encoding: .utf8)) ?? "").split(separator: "\n").map { line in
+                let event = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+                let source = event["source"] as? [String: Any] ?? [:]
+                return "\(event["op"] ?? "?") \(source["table"] ?? "?")"
+            } }
+        }
+        func tables() throws -> String {
+            try runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite",
+                                                "SELECT 'open', id, status, name FROM orders_open UNION ALL SELECT 'paid', id, status, name FROM orders_paid ORDER BY 1, 2"]).stdout
+        }
+        try await waitUntil("every change in both sinks", seconds: 90) { lines().count == 6 && (try? tables()) == "open|1|open|Ada LOVELACE\nopen|3|open|Cyrus TWOMBLY\n" }
+        #expect(lines() == ["c orders_open", "c orders_paid", "c orders_open", "u orders", "d orders_paid", "u orders_open"], "\(lines())")
+        let sqliteTables = try runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", ".tables"]).stdout
+        #expect(!sqliteTables.contains("sessions") && !sqliteTables.contains("orders "), "\(sqliteTables)")
+        ferry.terminate()
+        ferry.waitUntilExit()
+        #expect(ferry.terminationStatus == 0)
+    }
+
     /// A webhook pointed at the cloud metadata address (and at loopback) is refused before any
     /// request, with the fix; nothing is sent.
     @Test func webhookToMetadataAddressIsRefused() throws {
