@@ -327,12 +327,7 @@ extension Integration.CrashRecovery {
         data_dir: \(directory.path)/data
         server: { listen: off }
         """.write(toFile: config, atomically: true, encoding: .utf8)
-        let ferry = Process()
-        ferry.executableURL = URL(fileURLWithPath: TestEnvironment.ferryBinary)
-        ferry.arguments = ["run", "-c", config]
-        ferry.standardOutput = FileHandle.nullDevice
-        ferry.standardError = FileHandle.nullDevice
-        try ferry.run()
+        let ferry = try startFerry(config: config)
         defer { if ferry.isRunning { ferry.terminate() } }
         func rejected() -> String {
             let files = (try? FileManager.default.subpathsOfDirectory(atPath: "\(directory.path)/rejects")) ?? []
@@ -396,12 +391,7 @@ extension Integration.CrashRecovery {
         data_dir: \(directory.path)/data
         server: { listen: off }
         """.write(toFile: config, atomically: true, encoding: .utf8)
-        let ferry = Process()
-        ferry.executableURL = URL(fileURLWithPath: TestEnvironment.ferryBinary)
-        ferry.arguments = ["run", "-c", config]
-        ferry.standardOutput = FileHandle.nullDevice
-        ferry.standardError = FileHandle.nullDevice
-        try ferry.run()
+        let ferry = try startFerry(config: config)
         defer { if ferry.isRunning { ferry.terminate() } }
         func lines() -> [String] {
             let root = "\(directory.path)/jsonl/p"

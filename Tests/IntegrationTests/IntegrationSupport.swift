@@ -114,6 +114,17 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
 }
 
 /// Polls `condition` until it holds or the deadline passes.
+/// `ferry run -c config` in the background, its output discarded; the caller terminates it.
+func startFerry(config: String) throws -> Process {
+    let ferry = Process()
+    ferry.executableURL = URL(fileURLWithPath: TestEnvironment.ferryBinary)
+    ferry.arguments = ["run", "-c", config]
+    ferry.standardOutput = FileHandle.nullDevice
+    ferry.standardError = FileHandle.nullDevice
+    try ferry.run()
+    return ferry
+}
+
 func waitUntil(_ what: String, seconds: Double, _ condition: () async throws -> Bool) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: .milliseconds(Int64(seconds * 1000)))
