@@ -179,7 +179,26 @@ struct MySQLTransactionSource: TransactionSource {
             : DocumentBuilder(definitions: pipeline.documents, source: MySQLDocumentRows(configuration: source.configuration, logger: logger))
         try await documents?.validate()
         func deliver(_ transaction: Transaction) async throws {
-            try await plainDeliver(documents == nil ? transaction : try await documents!.extend(transaction))
+            guard let documents else { return try await plainDeliver(transaction) }
+            // Rendering queries the source over its own connection: a lost connection is retried
+            // with backoff, as the binlog stream's is; anything else stops the pipeline.
+            var attempt = 0
+            while true {
+                let extended: Transaction
+                do {
+                    extended = try await documents.extend(transaction)
+                } catch let error where MySQLSource.isLostConnection(error) && !Task.isCancelled {
+                    attempt += 1
+                    let wait = min(30, 0.2 * Double(1 << min(attempt - 1, 8)))
+                    logger.warning("lost the connection that renders documents; retrying", metadata: [
+                        "ferry.pipeline": "\(pipeline.name)", "ferry.position": "\(transaction.position)", "ferry.error": "\(error)",
+                        "ferry.retry_in_s": "\(wait)",
+                    ])
+                    try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                    continue
+                }
+                return try await plainDeliver(extended)
+            }
         }
         guard let snapshotStore else {
             _ = try await source.run(from: from) { transaction in try await deliver(transaction) }

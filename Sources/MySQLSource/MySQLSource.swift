@@ -113,7 +113,7 @@ public struct MySQLSource: Sendable {
     }
 
     /// Connection-level failures that a reconnect can cure.
-    static func isLostConnection(_ error: any Error) -> Bool {
+    public static func isLostConnection(_ error: any Error) -> Bool {
         guard let wire = error as? MySQLWireError else { return false }
         switch wire {
         case .connectionClosed, .readTimeout, .connectFailed: return true

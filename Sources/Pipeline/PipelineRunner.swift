@@ -208,7 +208,7 @@ public struct PipelineRunner: Sendable {
                     try? await store.saveProgress(stats.progress(bufferBytes: await bufferBytes()))
                 }
             }
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            try await withThrowingTaskGroup(of: String.self) { group in
                 group.addTask {
                     try await withThrowingTaskGroup(of: Void.self) { inner in
                         inner.addTask {
@@ -229,12 +229,16 @@ public struct PipelineRunner: Sendable {
                         inner.cancelAll()
                     }
                     await buffer.finish()
+                    return "the source"
                 }
                 for sink in sinks {
                     let worker = SinkWorker(sink: sink, configuration: configuration, store: store, buffer: buffer, watermark: watermark,
                                             stats: stats, rewound: rewound.contains(sink.name), needsOpen: openLater.contains(sink.name), logger: logger)
                     let start = applied[sink.name]
-                    group.addTask { try await worker.run(from: start) }
+                    group.addTask {
+                        try await worker.run(from: start)
+                        return "sink \(sink.name)"
+                    }
                 }
                 let drainTimeout = configuration.drainTimeout
                 group.addTask {
@@ -243,17 +247,33 @@ public struct PipelineRunner: Sendable {
                     throw DrainTimeout()
                 }
                 // The source task and every sink worker end; then the drain timer is not needed.
-                var finished = 0
+                let running = StillRunning(["the source"] + sinks.map { "sink \($0.name)" })
                 do {
-                    while try await group.next() != nil {
-                        finished += 1
-                        if finished == sinks.count + 1 { group.cancelAll() }
+                    while let done = try await group.next() {
+                        if running.finished(done) { group.cancelAll() }
                     }
                 } catch is DrainTimeout {
                     logger.warning("a sink did not finish within the drain timeout; what it has not applied is applied on the next start",
-                                   metadata: ["ferry.drain_timeout": "\(drainTimeout)"])
+                                   metadata: ["ferry.drain_timeout": "\(drainTimeout)", "ferry.waiting_for": "\(running.names)"])
                     group.cancelAll()
-                } catch is CancellationError where finished == sinks.count + 1 {
+                    // Cancelled work should end at once; if some does not, say what, so a stop that
+                    // hangs names its culprit.
+                    let watchdog = Task {
+                        var waited = 0
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .seconds(30))
+                            waited += 30
+                            logger.error("the pipeline has not stopped \(waited) s after its work was cancelled", metadata: ["ferry.waiting_for": "\(running.names)"])
+                        }
+                    }
+                    defer { watchdog.cancel() }
+                    while true {
+                        do {
+                            guard let done = try await group.next() else { break }
+                            _ = running.finished(done)
+                        } catch {}
+                    }
+                } catch is CancellationError where running.names.isEmpty {
                 }
             }
             outer.cancelAll()
@@ -272,6 +292,26 @@ public struct PipelineRunner: Sendable {
 
 /// Sinks did not drain in time after a stop.
 struct DrainTimeout: Error {}
+
+/// The pipeline's tasks that have not finished yet, by name (read by the stop watchdog).
+final class StillRunning: @unchecked Sendable {
+    private let lock = NSLock()
+    private var waiting: [String]
+
+    init(_ names: [String]) {
+        waiting = names
+    }
+
+    var names: [String] { lock.withLock { waiting } }
+
+    /// Records that `name` finished; true when nothing is left.
+    func finished(_ name: String) -> Bool {
+        lock.withLock {
+            waiting.removeAll { $0 == name }
+            return waiting.isEmpty
+        }
+    }
+}
 
 /// The low watermark shared by the sink workers; returns a new safe position when it moved.
 actor WatermarkState {

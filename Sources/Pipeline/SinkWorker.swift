@@ -48,6 +48,9 @@ struct SinkWorker: Sendable {
             let started = ContinuousClock.now
             do {
                 try await applyRetrying(fresh)
+            } catch let error where error is CancellationError || Task.isCancelled {
+                // Stopped (a drain that timed out): not a rejection — nothing is isolated or dead-lettered.
+                throw error
             } catch where !ErrorClassifier.isTransient(error) {
                 try await applyIsolating(fresh, after: applied, cause: error)
             } catch {
@@ -114,7 +117,7 @@ struct SinkWorker: Sendable {
             do {
                 try await applyRetrying([transaction])
                 continue
-            } catch where !ErrorClassifier.isTransient(error) {}
+            } catch where !ErrorClassifier.isTransient(error) && !Task.isCancelled {}
             var letters: [DeadLetter] = []
             for event in transaction.events {
                 var single = transaction
@@ -122,7 +125,7 @@ struct SinkWorker: Sendable {
                 single.position = previous ?? transaction.position
                 do {
                     try await applyRetrying([single])
-                } catch where !ErrorClassifier.isTransient(error) {
+                } catch where !ErrorClassifier.isTransient(error) && !Task.isCancelled {
                     let reason = FerryError(describing: error, code: "sink.rejected").adding("pipeline", configuration.name)
                         .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.coordinates)")
                     guard deadLetters != nil else { throw reason }

@@ -192,3 +192,39 @@ extension SnapshotTests {
         }
     }
 }
+
+/// A restart during a snapshot cancels the planner and the readers together: none may go on
+/// waiting for the other.
+@Suite struct ChunkQueueCancellationTests {
+    @Test func aWaitingReaderEndsWhenCancelled() async throws {
+        let queue = ChunkQueue(pending: [], nextIndex: 0, nextLower: nil, planComplete: false)
+        let reader = Task { try await queue.next() }
+        reader.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await reader.value }
+    }
+
+    @Test func aPlannerWaitingForRoomEndsWhenCancelled() async throws {
+        let chunk = SnapshotChunkRecord(table: TableName(database: "shop", table: "t"), index: 0, lower: nil, upper: nil)
+        let queue = ChunkQueue(pending: [chunk, chunk], nextIndex: 2, nextLower: nil, planComplete: false)
+        let planner = Task { await queue.waitForRoom(1) }
+        planner.cancel()
+        await planner.value
+        #expect(await queue.pending.count == 2, "nothing was taken: the planner stopped because it was cancelled")
+    }
+
+    @Test func aFailedPlannerReleasesItsReaders() async throws {
+        let queue = ChunkQueue(pending: [], nextIndex: 0, nextLower: nil, planComplete: false)
+        let reader = Task { try await queue.next() }
+        await queue.abandon()
+        await #expect(throws: CancellationError.self) { _ = try await reader.value }
+    }
+
+    @Test func readersStillGetChunksPlannedLater() async throws {
+        let queue = ChunkQueue(pending: [], nextIndex: 0, nextLower: nil, planComplete: false)
+        let reader = Task { try await queue.next() }
+        let chunk = SnapshotChunkRecord(table: TableName(database: "shop", table: "t"), index: 0, lower: nil, upper: nil)
+        await queue.planned(chunk, last: true)
+        #expect(try await reader.value == chunk)
+        #expect(try await queue.next() == nil)
+    }
+}

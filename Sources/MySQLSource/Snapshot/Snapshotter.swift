@@ -364,6 +364,17 @@ struct Snapshotter: Sendable {
             return
         }
         let queries = ChunkQueries(table: table)
+        do {
+            try await planChunks(table, queries: queries, queue: queue)
+        } catch {
+            // Readers waiting for the next chunk must not wait for a planner that is gone.
+            await queue.abandon()
+            throw error
+        }
+        try await markPlanComplete(table.name)
+    }
+
+    private func planChunks(_ table: SnapshotTable, queries: ChunkQueries, queue: ChunkQueue) async throws {
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             try await Self.prepareSession(query)
             var lower = await queue.nextLower
@@ -371,6 +382,7 @@ struct Snapshotter: Sendable {
             while true {
                 try Task.checkCancellation()
                 await queue.waitForRoom(settings.parallelism * 2)
+                try Task.checkCancellation()
                 var upper: [String]? = nil
                 try await query.query(queries.boundary(after: lower, rows: settings.chunkRows)) { row in
                     upper = ChunkQueries.literals(try table.decoder.decodeKeyText(row.values, keyColumns: table.keyColumns))
@@ -383,7 +395,6 @@ struct Snapshotter: Sendable {
                 index += 1
             }
         }
-        try await markPlanComplete(table.name)
     }
 
     private func markPlanComplete(_ name: TableName) async throws {
@@ -501,12 +512,13 @@ struct Snapshotter: Sendable {
 /// Chunks waiting to be read: unfinished ones from an earlier run first, then new ones as the
 /// planner finds them. Readers wait while it is empty and planning goes on.
 actor ChunkQueue {
-    private var pending: [SnapshotChunkRecord]
+    private(set) var pending: [SnapshotChunkRecord]
     private(set) var nextIndex: Int
     private(set) var nextLower: [String]?
     private(set) var planComplete: Bool
     private var readers: [CheckedContinuation<Void, Never>] = []
     private var planner: CheckedContinuation<Void, Never>?
+    private var abandoned = false
 
     init(pending: [SnapshotChunkRecord], nextIndex: Int, nextLower: [String]?, planComplete: Bool) {
         self.pending = pending
@@ -526,21 +538,45 @@ actor ChunkQueue {
     func next() async throws -> SnapshotChunkRecord? {
         while true {
             try Task.checkCancellation()
+            if abandoned { throw CancellationError() }
             if !pending.isEmpty {
                 planner?.resume()
                 planner = nil
                 return pending.removeFirst()
             }
             if planComplete { return nil }
-            await withCheckedContinuation { readers.append($0) }
+            // A cancelled reader must not wait for a planner that was cancelled too (a restart
+            // during a snapshot would hang on it): cancellation wakes every waiter.
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { readers.append($0) }
+            } onCancel: {
+                Task { await self.wakeAll() }
+            }
         }
     }
 
-    /// The planner stays at most `limit` chunks ahead of the readers.
+    /// The planner stays at most `limit` chunks ahead of the readers; it stops waiting when
+    /// cancelled.
     func waitForRoom(_ limit: Int) async {
-        while pending.count >= limit {
-            await withCheckedContinuation { planner = $0 }
+        while pending.count >= limit, !Task.isCancelled {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { planner = $0 }
+            } onCancel: {
+                Task { await self.wakeAll() }
+            }
         }
+    }
+
+    /// The planner failed: waiting readers stop (the planner's error ends the snapshot).
+    func abandon() {
+        abandoned = true
+        wakeAll()
+    }
+
+    private func wakeAll() {
+        planner?.resume()
+        planner = nil
+        wakeReaders()
     }
 
     private func wakeReaders() {
