@@ -416,6 +416,15 @@ extension Integration.CrashRecovery {
         #expect(ferry.terminationStatus == 0)
     }
 
+    /// Restarts through the API at different moments of a snapshot's start: the pipeline runs
+    /// again every time and stops on SIGTERM (a restart there once left it hanging for good).
+    @Test func aRestartDuringASnapshotsStartNeverHangs() throws {
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/restart-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "8"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 900)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("8 restarts during a snapshot's start, 8 running again and stopped with exit 0, 0 failed"))
+    }
+
     /// A webhook pointed at the cloud metadata address (and at loopback) is refused before any
     /// request, with the fix; nothing is sent.
     @Test func webhookToMetadataAddressIsRefused() throws {
