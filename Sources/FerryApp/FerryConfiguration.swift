@@ -616,7 +616,7 @@ struct ConfigReader {
                             fix: "add \"\(table)\" to tables: (a rule can keep its own changes from the sinks: { tables: [\"\(table)\"], drop: true })")
             }
         }
-        result.snapshot.keyOverrides = result.mappings.compactMap { mapping in mapping.key.map { (mapping.tables, $0) } }
+        result.snapshot.keyOverrides = result.mappings.compactMap { mapping in mapping.columns.key.map { (mapping.tables, $0) } }
         return result
     }
 
@@ -687,20 +687,29 @@ struct ConfigReader {
     func tableMapping(_ tables: String, _ node: Node, _ path: String) throws -> (TableMapping, target: String?) {
         var result = TableMapping(tables: tables)
         var target: String? = nil
-        for field in try mapping(node, path, allowed: ["columns", "exclude_columns", "rename_columns", "key", "target"]) {
+        for field in try mapping(node, path, allowed: Self.projectionFields + ["key", "target"]) {
             let key = "\(path).\(field.key)"
             switch field.key {
-            case "columns": result.includeColumns = try strings(field.node, key)
-            case "exclude_columns": result.excludeColumns = try strings(field.node, key)
-            case "rename_columns":
-                for rename in try mapping(field.node, key, allowed: []) {
-                    result.renameColumns[rename.key] = try string(rename.node, "\(key).\(rename.key)")
-                }
-            case "key": result.key = try strings(field.node, key)
-            default: target = try string(field.node, key)
+            case "key": result.columns.key = try strings(field.node, key)
+            case "target": target = try string(field.node, key)
+            default: try projectionField(field.key, field.node, key, into: &result.columns)
             }
         }
         return (result, target)
+    }
+
+    static let projectionFields = ["columns", "exclude_columns", "rename_columns"]
+
+    /// `columns`, `exclude_columns` or `rename_columns` of a mapping or a rule.
+    func projectionField(_ name: String, _ node: Node, _ path: String, into projection: inout ColumnProjection) throws {
+        switch name {
+        case "columns": projection.includeColumns = try strings(node, path)
+        case "exclude_columns": projection.excludeColumns = try strings(node, path)
+        default:
+            for rename in try mapping(node, path, allowed: []) {
+                projection.renameColumns[rename.key] = try string(rename.node, "\(path).\(rename.key)")
+            }
+        }
     }
 
     /// A stable replica id from the pipeline name (FNV-1a), away from the small ids real replicas use.

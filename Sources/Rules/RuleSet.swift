@@ -18,11 +18,14 @@ public struct Rule: Sendable {
     public var target: String?
     /// Computed columns, in order (an existing column of the name is replaced).
     public var set: [(name: String, expression: RuleExpression)]
+    /// Columns kept, left out and renamed, after `set` (the key columns must stay).
+    public var columns: ColumnProjection
     /// `file:line` of the rule, for errors.
     public var location: String
 
     public init(tables: [String] = [], operations: Set<ChangeOperation> = [], condition: RuleExpression? = nil, drop: Bool = false,
-                sinks: [String]? = nil, target: String? = nil, set: [(name: String, expression: RuleExpression)] = [], location: String) {
+                sinks: [String]? = nil, target: String? = nil, set: [(name: String, expression: RuleExpression)] = [],
+                columns: ColumnProjection = ColumnProjection(), location: String) {
         self.tables = tables
         self.operations = operations
         self.condition = condition
@@ -30,14 +33,19 @@ public struct Rule: Sendable {
         self.sinks = sinks
         self.target = target
         self.set = set
+        self.columns = columns
         self.location = location
     }
 
-    /// Columns the rule reads (condition, computed values, target placeholders).
-    var columns: Set<String> {
+    /// Whether the rule changes what a matching change looks like (not only where it goes).
+    public var reshapes: Bool { target != nil || !set.isEmpty || !columns.isEmpty }
+
+    /// Source columns the rule names (condition, computed values, target placeholders, renames).
+    var namedColumns: Set<String> {
         var names = condition?.columns ?? []
         for computed in set { names.formUnion(computed.expression.columns) }
         names.formUnion(Self.placeholders(target ?? "").filter { $0 != "db" && $0 != "table" })
+        names.formUnion(Set(columns.renameColumns.keys).subtracting(set.map(\.name)))
         return names
     }
 
@@ -59,9 +67,9 @@ public final class RuleSet: @unchecked Sendable {
     public let rules: [Rule]
     public let pipeline: String
     private let lock = NSLock()
-    /// Per (source schema, rule, target): the schema changes of that rule carry, built once. The
-    /// source schema is kept so its identifier is not reused.
-    private var schemas: [SchemaKey: (source: TableSchema, shaped: TableSchema, columns: [String: Int])] = [:]
+    /// Per (source schema, rule, target): the schema changes of that rule carry and the columns
+    /// kept (nil: all), built once. The source schema is kept so its identifier is not reused.
+    private var schemas: [SchemaKey: (source: TableSchema, shaped: TableSchema, kept: [Int]?)] = [:]
     /// Source schemas whose columns were checked against the rules that match their table.
     private var checked: [ObjectIdentifier: TableSchema] = [:]
 
@@ -100,7 +108,7 @@ public final class RuleSet: @unchecked Sendable {
         let rule = rules[index]
         if let sinks = rule.sinks, !sinks.contains(sink) { return }
         if rule.drop { return }
-        guard rule.target != nil || !rule.set.isEmpty else { return out.append(event) }
+        guard rule.reshapes else { return out.append(event) }
         // A change whose target depends on values it changed moves the row: a delete where it was,
         // a create where it is now.
         let targetBefore = event.before.map { _ in target(rule, event, side: .before, columns) }
@@ -141,33 +149,34 @@ public final class RuleSet: @unchecked Sendable {
         return TableName(database: String(name[..<dot]), table: String(name[name.index(after: dot)...]))
     }
 
-    /// The change with the rule's computed columns and target table.
+    /// The change with the rule's computed columns, projection and target table.
     private func reshape(_ event: ChangeEvent, rule index: Int, table: TableName, columns: [String: Int]) throws -> ChangeEvent {
         let rule = rules[index]
         let source = event.schema!
-        let shaped = shapedSchema(source, rule: index, table: table)
+        let shaped = try shapedSchema(source, rule: index, table: table)
         var out = event
         out.table = table
         out.schema = shaped.shaped
-        guard !rule.set.isEmpty else { return out }
         func computed(_ row: Row?, side: RuleExpression.Side) -> Row? {
             guard var row else { return nil }
-            var sided = event
-            // A computed value of the old image reads the old image.
-            if side == .before { sided.after = nil }
-            let context = RuleContext(event: sided, columns: columns)
-            for (name, expression) in rule.set {
-                let value = expression.evaluate(context).columnValue
-                if let existing = columns[name] { row[existing] = value } else { row.append(value) }
+            if !rule.set.isEmpty {
+                var sided = event
+                // A computed value of the old image reads the old image.
+                if side == .before { sided.after = nil }
+                let context = RuleContext(event: sided, columns: columns)
+                for (name, expression) in rule.set {
+                    let value = expression.evaluate(context).columnValue
+                    if let existing = columns[name] { row[existing] = value } else { row.append(value) }
+                }
             }
-            return row
+            return shaped.kept.map { kept in kept.map { row[$0] } } ?? row
         }
         out.before = computed(event.before, side: .before)
         out.after = computed(event.after, side: .after)
         return out
     }
 
-    private func shapedSchema(_ source: TableSchema, rule: Int, table: TableName) -> (source: TableSchema, shaped: TableSchema, columns: [String: Int]) {
+    private func shapedSchema(_ source: TableSchema, rule: Int, table: TableName) throws -> (source: TableSchema, shaped: TableSchema, kept: [Int]?) {
         let key = SchemaKey(schema: ObjectIdentifier(source), rule: rule, table: table)
         lock.lock()
         defer { lock.unlock() }
@@ -177,8 +186,18 @@ public final class RuleSet: @unchecked Sendable {
         for (name, expression) in rules[rule].set where !names.contains(name) {
             columns.append(ColumnSchema(name: name, typeName: expression.resultTypeName, nullable: true))
         }
-        let shaped = TableSchema(name: table, columns: columns, primaryKey: source.primaryKey)
-        let entry = (source, shaped, [String: Int]())
+        var shaped = TableSchema(name: table, columns: columns, primaryKey: source.primaryKey)
+        var kept: [Int]? = nil
+        if !rules[rule].columns.isEmpty {
+            // A rule for every table renames the columns a table has (`check` refused unknown
+            // names for rules that list their tables).
+            var projection = rules[rule].columns
+            projection.renameColumns = projection.renameColumns.filter { name, _ in columns.contains { $0.name == name } }
+            let projected = try projection.shape(shaped, pipeline: pipeline, origin: "the rule at \(rules[rule].location)")
+            shaped = projected.schema
+            kept = projected.columns
+        }
+        let entry = (source, shaped, kept)
         schemas[key] = entry
         return entry
     }
@@ -194,7 +213,7 @@ public final class RuleSet: @unchecked Sendable {
         for rule in rules where rule.tables.isEmpty || rule.tables.contains(where: { TableGlob.matches($0, schema.name.description) }) {
             // A rule for every table may name columns only some tables have: it simply does not match the others.
             guard !rule.tables.isEmpty else { continue }
-            if let unknown = rule.columns.subtracting(columns.keys).sorted().first {
+            if let unknown = rule.namedColumns.subtracting(columns.keys).sorted().first {
                 throw FerryError(code: "config.rule_unknown_column",
                                  message: "the rule at \(rule.location) names column '\(unknown)', which \(schema.name) does not have",
                                  context: [("pipeline", pipeline), ("table", schema.name.description), ("rule", rule.location)],

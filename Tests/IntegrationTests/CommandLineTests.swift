@@ -358,16 +358,19 @@ extension Integration.CrashRecovery {
     }
 
     /// Rules on a real stream: a dropped table, an update routed to one sink only, rows moved to
-    /// a table named by their value with a computed column — and a delete following its row.
-    @Test func rulesDropRouteRetargetAndComputeOnTheWayToEachSink() async throws {
+    /// a table named by their value with a computed column — and a delete following its row —
+    /// and a table's columns projected and renamed.
+    @Test func rulesDropRouteRetargetComputeAndProjectOnTheWayToEachSink() async throws {
         try await admin(["DROP DATABASE IF EXISTS it_rules", "CREATE DATABASE it_rules",
                          "CREATE TABLE it_rules.orders (id INT PRIMARY KEY, status VARCHAR(10), first VARCHAR(10), last VARCHAR(10))",
-                         "CREATE TABLE it_rules.sessions (id INT PRIMARY KEY)"])
+                         "CREATE TABLE it_rules.sessions (id INT PRIMARY KEY)",
+                         "CREATE TABLE it_rules.users (id INT PRIMARY KEY, email VARCHAR(40), password VARCHAR(40), note VARCHAR(10))"])
         let status = try await adminQuery("SHOW MASTER STATUS")
         let start = "\(status.rows[0][0]!):\(status.rows[0][1]!)"
         try await admin(["INSERT INTO it_rules.orders VALUES (1, 'open', 'Ada', 'Lovelace'), (2, 'paid', 'Bo', 'Diddley'), (3, 'open', 'Cy', 'Twombly')",
                          "INSERT INTO it_rules.sessions VALUES (1)", "UPDATE it_rules.orders SET status = 'paid' WHERE id = 1",
-                         "DELETE FROM it_rules.orders WHERE id = 2", "UPDATE it_rules.orders SET first = 'Cyrus' WHERE id = 3"])
+                         "DELETE FROM it_rules.orders WHERE id = 2", "UPDATE it_rules.orders SET first = 'Cyrus' WHERE id = 3",
+                         "INSERT INTO it_rules.users VALUES (7, 'ada@example.com', 'hunter2-canary', 'x')"])
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-rules-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -389,6 +392,7 @@ extension Integration.CrashRecovery {
               - { tables: ["it_rules.sessions"], drop: true }
               - { tables: ["it_rules.orders"], ops: [update], when: "changed(status) and after.status == 'paid'", sinks: [files] }
               - { tables: ["it_rules.orders"], target: "orders_{status}", set: { name: "concat(first, ' ', upper(last))" } }
+              - { tables: ["it_rules.users"], exclude_columns: [password], rename_columns: { email: mail } }
         data_dir: \(directory.path)/data
         server: { listen: off }
         """.write(toFile: config, atomically: true, encoding: .utf8)
@@ -407,8 +411,12 @@ extension Integration.CrashRecovery {
             try runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite",
                                                 "SELECT 'open', id, status, name FROM orders_open UNION ALL SELECT 'paid', id, status, name FROM orders_paid ORDER BY 1, 2"]).stdout
         }
-        try await waitUntil("every change in both sinks", seconds: 90) { lines().count == 6 && (try? tables()) == "open|1|open|Ada LOVELACE\nopen|3|open|Cyrus TWOMBLY\n" }
-        #expect(lines() == ["c orders_open", "c orders_paid", "c orders_open", "u orders", "d orders_paid", "u orders_open"], "\(lines())")
+        try await waitUntil("every change in both sinks", seconds: 90) { lines().count == 7 && (try? tables()) == "open|1|open|Ada LOVELACE\nopen|3|open|Cyrus TWOMBLY\n" }
+        #expect(lines() == ["c orders_open", "c orders_paid", "c orders_open", "u orders", "d orders_paid", "u orders_open", "c users"], "\(lines())")
+        let users = try runProcess("/usr/bin/sqlite3", ["-header", "\(directory.path)/target.sqlite", "SELECT * FROM users"]).stdout
+        #expect(users == "id|mail|note\n7|ada@example.com|x\n", "\(users)")
+        let jsonl = try runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl"]).stdout
+        #expect(jsonl.contains("\"mail\":\"ada@example.com\"") && !jsonl.contains("hunter2-canary"), "\(jsonl)")
         let sqliteTables = try runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", ".tables"]).stdout
         #expect(!sqliteTables.contains("sessions") && !sqliteTables.contains("orders "), "\(sqliteTables)")
         ferry.terminate()

@@ -99,10 +99,10 @@ import Testing
         #expect(pipeline.deadLetterSink == "rejects")
         #expect(pipeline.mappings.count == 2)
         #expect(pipeline.mappings[0].tables == "shop.customers")
-        #expect(pipeline.mappings[0].excludeColumns == ["password_hash", "secret_*"])
-        #expect(pipeline.mappings[0].renameColumns == ["email": "contact_email"])
-        #expect(pipeline.mappings[1].includeColumns == ["id", "at", "message"])
-        #expect(pipeline.mappings[1].key == ["id", "at"])
+        #expect(pipeline.mappings[0].columns.excludeColumns == ["password_hash", "secret_*"])
+        #expect(pipeline.mappings[0].columns.renameColumns == ["email": "contact_email"])
+        #expect(pipeline.mappings[1].columns.includeColumns == ["id", "at", "message"])
+        #expect(pipeline.mappings[1].columns.key == ["id", "at"])
         #expect(pipeline.targetOverrides.map(\.template) == ["people"])
         let namer = Run.targetTableNamer(pipeline)
         #expect(namer(TableName(database: "shop", table: "customers")) == "people")
@@ -208,8 +208,10 @@ extension ConfigurationTests {
             "    sinks: [files]",
             "  - { tables: [\"shop.*\"], ops: [delete], drop: true }",
             "  - { tables: [\"shop.customers\"], target: \"shop.customers_{country}\", set: { name: \"concat(first, ' ', last)\" } }",
+            "  - { tables: [\"shop.users\"], when: \"op == 'read'\", columns: [id, \"e*\"], exclude_columns: [password], rename_columns: { email: mail } }",
         ])).pipelines.first)
-        #expect(pipeline.rules.count == 3)
+        #expect(pipeline.rules.count == 4)
+        #expect(pipeline.rules[3].columns == ColumnProjection(includeColumns: ["id", "e*"], excludeColumns: ["password"], renameColumns: ["email": "mail"]))
         #expect(pipeline.rules[0].location == "ferry.yml:15" && pipeline.rules[0].operations == [.update] && pipeline.rules[0].sinks == ["files"])
         #expect(pipeline.rules[1].drop && pipeline.rules[2].target == "shop.customers_{country}" && pipeline.rules[2].set.map(\.name) == ["name"])
 

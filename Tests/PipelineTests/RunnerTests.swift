@@ -270,7 +270,7 @@ func inserts(_ range: ClosedRange<Int>, name: (Int) -> String = { "item \($0)" }
     @Test func mappingShapesRowsBeforeTheSinks() async throws {
         try await withStore { store in
             let sink = MemoryTableSink(name: "target")
-            let transform = TransactionTransform(mappings: [TableMapping(tables: "shop.items", excludeColumns: ["price"], renameColumns: ["name": "title"])],
+            let transform = TransactionTransform(mappings: [TableMapping(tables: "shop.items", columns: ColumnProjection(excludeColumns: ["price"], renameColumns: ["name": "title"]))],
                                                  pipeline: "p")
             let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", transform: transform),
                                         source: ListSource(inserts(1...3)), sinks: [sink], store: store, logger: logger)

@@ -17,7 +17,7 @@ import Testing
 
     @Test func projectsRenamesAndSetsTheKey() throws {
         let transform = TransactionTransform(mappings: [
-            TableMapping(tables: "shop.log_*", excludeColumns: ["secret_*"], renameColumns: ["at": "logged_at"], key: ["id", "at"]),
+            TableMapping(tables: "shop.log_*", columns: ColumnProjection(excludeColumns: ["secret_*"], renameColumns: ["at": "logged_at"], key: ["id", "at"])),
         ], pipeline: "p")
         let row: Row = [.int(1), .string("10:00"), .string("hello"), .string("tok"), .string("info")]
         let shaped = try transform.apply(event(Self.logs, before: row, after: row))
@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test func includeListKeepsOnlyNamedColumnsAndOthersPassThrough() throws {
-        let transform = TransactionTransform(mappings: [TableMapping(tables: "shop.log_2024", includeColumns: ["id", "mess*"])])
+        let transform = TransactionTransform(mappings: [TableMapping(tables: "shop.log_2024", columns: ColumnProjection(includeColumns: ["id", "mess*"]))])
         let shaped = try transform.apply(event(Self.logs, before: nil, after: [.int(1), .null, .string("m"), .null, .null]))
         #expect(shaped.events[0].schema?.columns.map(\.name) == ["id", "message"])
         let other = TableSchema(name: TableName(database: "shop", table: "orders"), columns: [ColumnSchema(name: "id", typeName: "int", nullable: false)], primaryKey: [0])
@@ -48,13 +48,13 @@ import Testing
                 return error as? FerryError
             }
         }
-        let unknown = failure(TableMapping(tables: "shop.*", renameColumns: ["mesage": "text"]))
+        let unknown = failure(TableMapping(tables: "shop.*", columns: ColumnProjection(renameColumns: ["mesage": "text"])))
         #expect(unknown?.code == "config.unknown_column")
-        #expect(unknown?.message == "renamed column 'mesage' is not a column of shop.log_2024")
+        #expect(unknown?.message == "renamed column 'mesage' of the mapping is not a column of shop.log_2024")
         #expect(unknown?.fix == "columns of shop.log_2024: id, at, message, secret_token, level")
         #expect(unknown?.context.contains { $0 == ("pipeline", "p") } == true)
-        #expect(failure(TableMapping(tables: "shop.*", key: ["nope"]))?.message == "key column 'nope' is not a column of shop.log_2024")
-        #expect(failure(TableMapping(tables: "shop.*", excludeColumns: ["id"], key: ["id"]))?.code == "config.key_column_excluded")
-        #expect(failure(TableMapping(tables: "shop.*", renameColumns: ["at": "id"]))?.code == "config.duplicate_column")
+        #expect(failure(TableMapping(tables: "shop.*", columns: ColumnProjection(key: ["nope"])))?.message == "key column 'nope' of the mapping is not a column of shop.log_2024")
+        #expect(failure(TableMapping(tables: "shop.*", columns: ColumnProjection(excludeColumns: ["id"], key: ["id"])))?.code == "config.key_column_excluded")
+        #expect(failure(TableMapping(tables: "shop.*", columns: ColumnProjection(renameColumns: ["at": "id"])))?.code == "config.duplicate_column")
     }
 }

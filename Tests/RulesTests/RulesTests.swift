@@ -99,6 +99,35 @@ import Testing
         #expect(out[0].schema === again.schema, "schemas are built once")
     }
 
+    @Test func aRuleProjectsAndRenamesTheColumnsOfTheChangesItMatches() throws {
+        let rules = RuleSet(rules: [
+            Rule(tables: ["shop.orders"], condition: try RuleParser.parse("status == 'paid'"),
+                 set: [("name", try RuleParser.parse("concat(first, ' ', last)"))],
+                 columns: ColumnProjection(includeColumns: ["id", "total", "name"], renameColumns: ["total": "amount", "name": "customer"]), location: "f.yml:3"),
+            Rule(tables: ["shop.*"], columns: ColumnProjection(excludeColumns: ["f*", "l*"]), location: "f.yml:7"),
+        ], pipeline: "main")
+        let out = try rules.apply([transaction([E.event(.create, nil, E.paid), E.event(.update, E.paid, E.open)])], sink: "s")[0].events
+        #expect(out[0].schema?.columns.map { $0.name ?? "" } == ["id", "amount", "customer"])
+        #expect(out[0].schema?.primaryKey == [0])
+        #expect(out[0].after == [.int(1), .decimal("12.50"), .string("Ada Lovelace")])
+        #expect(out[1].schema?.columns.map { $0.name ?? "" } == ["id", "status", "total"], "an update leaving 'paid' meets the second rule")
+        #expect(out[1].before == [.int(1), .string("paid"), .decimal("12.50")] && out[1].after == [.int(1), .string("open"), .null])
+
+        let keyless = RuleSet(rules: [Rule(tables: ["shop.orders"], columns: ColumnProjection(excludeColumns: ["id"]), location: "ferry.yml:9")], pipeline: "main")
+        do {
+            _ = try keyless.apply([transaction([E.event(.create, nil, E.paid)])], sink: "s")
+            Issue.record("no error")
+        } catch let error as FerryError {
+            #expect(error.code == "config.key_column_excluded")
+            #expect(error.message == "column 'id' identifies rows of shop.orders but the rule at ferry.yml:9 leaves it out")
+        }
+        let misspelt = RuleSet(rules: [Rule(tables: ["shop.orders"], columns: ColumnProjection(renameColumns: ["totl": "amount"]), location: "ferry.yml:4")])
+        #expect(throws: FerryError.self) { try misspelt.apply([transaction([E.event(.create, nil, E.paid)])], sink: "s") }
+        let everyTable = RuleSet(rules: [Rule(columns: ColumnProjection(renameColumns: ["total": "amount", "email": "mail"]), location: "ferry.yml:5")])
+        let renamed = try everyTable.apply([transaction([E.event(.create, nil, E.paid)])], sink: "s")[0].events[0]
+        #expect(renamed.schema?.columns.map { $0.name ?? "" } == ["id", "status", "amount", "first", "last"], "a rule for every table renames what a table has")
+    }
+
     @Test func aRuleNamingAnUnknownColumnIsAnErrorWithItsLine() throws {
         let rules = RuleSet(rules: [Rule(tables: ["shop.orders"], condition: try RuleParser.parse("after.stauts == 'paid'"), drop: true, location: "ferry.yml:12")],
                             pipeline: "main")
