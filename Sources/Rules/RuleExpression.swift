@@ -46,8 +46,18 @@ public indirect enum RuleExpression: Sendable, Equatable {
         case .call(.length, _): "bigint"
         case .literal(.integer): "bigint"
         case .literal(.number): "double"
+        case .literal(.decimal(let text)): Self.decimalTypeName(text)
         default: "text"
         }
+    }
+}
+
+extension RuleExpression {
+    /// The type of a number literal as written: `12.50` is decimal(4,2).
+    static func decimalTypeName(_ text: String) -> String {
+        let parts = text.drop { $0 == "-" }.split(separator: ".", omittingEmptySubsequences: false)
+        let scale = parts.count == 2 ? parts[1].count : 0
+        return "decimal(\(max(parts[0].drop { $0 == "0" }.count, 1) + scale),\(scale))"
     }
 }
 
@@ -57,18 +67,21 @@ public enum RuleValue: Sendable, Equatable {
     case bool(Bool)
     case integer(Int64)
     case number(Double)
+    /// An exact number as text (`-?digits[.digits]`): a DECIMAL value, a number literal with a
+    /// fraction, an unsigned value beyond Int64. Compared without rounding.
+    case decimal(String)
     case text(String)
 
     init(_ value: Value?) {
         switch value {
         case nil, .null?, .absent?: self = .null
         case .int(let number)?: self = .integer(number)
-        case .uint(let number)?: self = number <= UInt64(Int64.max) ? .integer(Int64(number)) : .number(Double(number))
+        case .uint(let number)?: self = number <= UInt64(Int64.max) ? .integer(Int64(number)) : .decimal(String(number))
         case .year(let year)?: self = .integer(Int64(year))
-        case .bit(let bits, _)?: self = bits <= UInt64(Int64.max) ? .integer(Int64(bits)) : .number(Double(bits))
+        case .bit(let bits, _)?: self = bits <= UInt64(Int64.max) ? .integer(Int64(bits)) : .decimal(String(bits))
         case .float(let number)?: self = .number(Double(number))
         case .double(let number)?: self = .number(number)
-        case .decimal(let text)?: self = Double(text).map { .number($0) } ?? .text(text)
+        case .decimal(let text)?: self = ExactNumber(text) != nil ? .decimal(text) : .text(text)
         case let value?: self = ValueJSON.plainText(value).map { .text(String(decoding: $0, as: UTF8.self)) } ?? .null
         }
     }
@@ -79,6 +92,7 @@ public enum RuleValue: Sendable, Equatable {
         case .bool(let flag): flag
         case .integer(let number): number != 0
         case .number(let number): number != 0
+        case .decimal(let text): !(ExactNumber(text)?.isZero ?? true)
         case .text(let text): !text.isEmpty
         }
     }
@@ -88,7 +102,7 @@ public enum RuleValue: Sendable, Equatable {
         case .integer(let number): Double(number)
         case .number(let number): number
         case .bool(let flag): flag ? 1 : 0
-        case .text(let text): Double(text)
+        case .decimal(let text), .text(let text): Double(text)
         case .null: nil
         }
     }
@@ -99,7 +113,16 @@ public enum RuleValue: Sendable, Equatable {
         case .bool(let flag): flag ? "true" : "false"
         case .integer(let number): String(number)
         case .number(let number): number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
-        case .text(let text): text
+        case .decimal(let text), .text(let text): text
+        }
+    }
+
+    /// The value as an exact number, when it is one.
+    var exact: ExactNumber? {
+        switch self {
+        case .integer(let number): ExactNumber(String(number))
+        case .decimal(let text): ExactNumber(text)
+        default: nil
         }
     }
 
@@ -110,6 +133,7 @@ public enum RuleValue: Sendable, Equatable {
         case .bool(let flag): .int(flag ? 1 : 0)
         case .integer(let number): .int(number)
         case .number(let number): .double(number)
+        case .decimal(let text): .decimal(text)
         case .text(let text): .string(text)
         }
     }
@@ -154,11 +178,12 @@ extension RuleExpression {
         case .arithmetic(let operation, let a, let b):
             let left = a.evaluate(context), right = b.evaluate(context)
             if operation == .add, case .text = left, let l = left.text, let r = right.text, right.number == nil || left.number == nil { return .text(l + r) }
+            if case .integer(let l) = left, case .integer(let r) = right, operation != .divide, let exact = Self.integral(operation, l, r) { return .integer(exact) }
             guard let l = left.number, let r = right.number else { return .null }
             switch operation {
-            case .add: return Self.integral(l + r, left, right)
-            case .subtract: return Self.integral(l - r, left, right)
-            case .multiply: return Self.integral(l * r, left, right)
+            case .add: return .number(l + r)
+            case .subtract: return .number(l - r)
+            case .multiply: return .number(l * r)
             case .divide: return r == 0 ? .null : .number(l / r)
             }
         case .call(let function, let arguments):
@@ -177,9 +202,15 @@ extension RuleExpression {
         ["create": "c", "insert": "c", "update": "u", "delete": "d", "read": "r", "snapshot": "r"][name.lowercased()] ?? name
     }
 
-    private static func integral(_ result: Double, _ a: RuleValue, _ b: RuleValue) -> RuleValue {
-        if case .integer = a, case .integer = b, abs(result) < 9e18 { return .integer(Int64(result)) }
-        return .number(result)
+    /// Integer arithmetic, nil when the result does not fit Int64 (it is then done in doubles).
+    private static func integral(_ operation: Arithmetic, _ l: Int64, _ r: Int64) -> Int64? {
+        let result = switch operation {
+        case .add: l.addingReportingOverflow(r)
+        case .subtract: l.subtractingReportingOverflow(r)
+        case .multiply: l.multipliedReportingOverflow(by: r)
+        case .divide: (partialValue: Int64(0), overflow: true)
+        }
+        return result.overflow ? nil : result.partialValue
     }
 
     static func compare(_ comparison: Comparison, _ a: RuleValue, _ b: RuleValue) -> Bool {
@@ -194,6 +225,10 @@ extension RuleExpression {
         let order: Int
         if case .text(let l) = a, case .text(let r) = b {
             order = l == r ? 0 : (l < r ? -1 : 1)
+        } else if case .integer(let l) = a, case .integer(let r) = b {
+            order = l == r ? 0 : (l < r ? -1 : 1)
+        } else if let l = a.exact, let r = b.exact {
+            order = l.compare(r)
         } else if let l = a.number, let r = b.number {
             order = l == r ? 0 : (l < r ? -1 : 1)
         } else if let l = a.text, let r = b.text {
@@ -209,5 +244,44 @@ extension RuleExpression {
         case .greater: return order > 0
         case .greaterOrEqual: return order >= 0
         }
+    }
+}
+
+/// A number written `-?digits[.digits]`, ordered without rounding (DECIMAL(65,30) included).
+struct ExactNumber {
+    let negative: Bool
+    /// Integer digits without leading zeros.
+    let digits: Substring
+    /// Fraction digits without trailing zeros.
+    let fraction: Substring
+
+    init?(_ text: String) {
+        var rest = Substring(text)
+        let negative = rest.first == "-"
+        if negative || rest.first == "+" { rest = rest.dropFirst() }
+        let parts = rest.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard !rest.isEmpty, parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }), !parts[0].isEmpty || parts.count == 2 else { return nil }
+        digits = parts[0].drop { $0 == "0" }
+        fraction = parts.count == 2 ? Substring(parts[1].reversed().drop { $0 == "0" }.reversed()) : ""
+        self.negative = negative && !(digits.isEmpty && fraction.isEmpty)
+    }
+
+    var isZero: Bool { digits.isEmpty && fraction.isEmpty }
+
+    /// -1, 0 or 1.
+    func compare(_ other: ExactNumber) -> Int {
+        if negative != other.negative { return negative ? -1 : 1 }
+        let magnitude: Int
+        if digits.count != other.digits.count {
+            magnitude = digits.count < other.digits.count ? -1 : 1
+        } else if digits != other.digits {
+            magnitude = digits < other.digits ? -1 : 1
+        } else {
+            let width = max(fraction.count, other.fraction.count)
+            let l = fraction + String(repeating: "0", count: width - fraction.count)
+            let r = other.fraction + String(repeating: "0", count: width - other.fraction.count)
+            magnitude = l == r ? 0 : (l < r ? -1 : 1)
+        }
+        return negative ? -magnitude : magnitude
     }
 }

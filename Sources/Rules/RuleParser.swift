@@ -5,7 +5,8 @@ public struct RuleParser {
         case identifier(String)
         case string(String)
         case integer(Int64)
-        case number(Double)
+        /// A number with a fraction, or too large for Int64, kept exact.
+        case decimal(String)
         case symbol(String)
         case end
     }
@@ -33,7 +34,7 @@ public struct RuleParser {
         case .identifier(let name): "'\(name)'"
         case .string(let text): "the string '\(text)'"
         case .integer(let number): "\(number)"
-        case .number(let number): "\(number)"
+        case .decimal(let text): text
         case .symbol(let symbol): "'\(symbol)'"
         case .end: "the end"
         }
@@ -99,9 +100,9 @@ public struct RuleParser {
         case .integer(let number):
             position += 1
             return .literal(.integer(number))
-        case .number(let number):
+        case .decimal(let text):
             position += 1
-            return .literal(.number(number))
+            return .literal(.decimal(text))
         case .symbol("("):
             position += 1
             let inner = try parseOr()
@@ -109,6 +110,16 @@ public struct RuleParser {
             return inner
         case .symbol("-"):
             position += 1
+            // A negative number is a literal, so it stays exact.
+            switch current {
+            case .integer(let number):
+                position += 1
+                return .literal(.integer(-number))
+            case .decimal(let text):
+                position += 1
+                return .literal(.decimal("-" + text))
+            default: break
+            }
             return .arithmetic(.subtract, .literal(.integer(0)), try parsePrimary())
         case .identifier(let name):
             position += 1
@@ -169,8 +180,8 @@ public struct RuleParser {
                 let literal = String(characters[start..<index])
                 if let integer = Int64(literal) {
                     tokens.append((.integer(integer), start))
-                } else if let number = Double(literal) {
-                    tokens.append((.number(number), start))
+                } else if literal.filter({ $0 == "." }).count <= 1, literal.last != "." {
+                    tokens.append((.decimal(literal), start))
                 } else {
                     throw RuleSyntaxError(message: "'\(literal)' is not a number", column: start + 1)
                 }

@@ -47,6 +47,30 @@ import Testing
         #expect(try evaluate("total / 0", create) == .null)
     }
 
+    @Test func numbersCompareExactly() throws {
+        let wide = TableSchema(name: TableName(database: "shop", table: "ledger"),
+                               columns: [ColumnSchema(name: "id", typeName: "bigint unsigned", nullable: false),
+                                         ColumnSchema(name: "amount", typeName: "decimal(65,30)", nullable: true),
+                                         ColumnSchema(name: "n", typeName: "bigint", nullable: true)],
+                               primaryKey: [0])
+        let row: Row = [.uint(18_446_744_073_709_551_615), .decimal("-12345678901234567890.000000000000000000000000000001"), .int(9_007_199_254_740_993)]
+        let event = ChangeEvent(operation: .create, table: wide.name, schema: wide, before: nil, after: row,
+                                source: Self.event(.create, nil, Self.paid).source)
+        let columns = ["id": 0, "amount": 1, "n": 2]
+        func check(_ text: String) throws -> RuleValue { try RuleParser.parse(text).evaluate(RuleContext(event: event, columns: columns)) }
+        #expect(try check("n == 9007199254740992") == .bool(false), "2^53 + 1 is not 2^53 (as doubles they are equal)")
+        #expect(try check("n == 9007199254740993 and n > 9007199254740992") == .bool(true))
+        #expect(try check("n + 1") == .integer(9_007_199_254_740_994))
+        #expect(try check("id == 18446744073709551615 and id > 18446744073709551614") == .bool(true))
+        #expect(try check("amount < -12345678901234567890") == .bool(true), "the 1 in the 30th decimal place counts")
+        #expect(try check("amount == -12345678901234567890.00000000000000000000000000000100") == .bool(true))
+        #expect(try check("amount > -12345678901234567890.000000000000000000000000000002") == .bool(true))
+        #expect(try check("n * 9223372036854775807") == .number(9_007_199_254_740_993 * 9_223_372_036_854_775_807.0), "overflow goes to doubles")
+        #expect(try evaluate("total == 12.5 and total != 12.51 and total >= -1", Self.event(.create, nil, Self.paid)) == .bool(true))
+        #expect(try evaluate("-0.0 == 0", Self.event(.create, nil, Self.paid)) == .bool(true))
+        #expect(RuleExpression.literal(.decimal("-12.50")).resultTypeName == "decimal(4,2)")
+    }
+
     @Test func mistakesNameTheirColumn() {
         for (text, message, column) in [("after.status = 'paid'", "'=' compares nothing: write '=='", 14), ("changed(", "changed() takes a column name", 9),
                                         ("status == 'open", "a string is not closed", 11), ("frobnicate(x)", "unknown function 'frobnicate'", 1),
