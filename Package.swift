@@ -304,7 +304,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Rules", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp", "MySQLSource", "ControlPlane"]
+            dependencies: ["Pipeline", "Rules", "Documents", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp", "MySQLSource", "ControlPlane"]
         ),
         .testTarget(
             name: "IntegrationTests",

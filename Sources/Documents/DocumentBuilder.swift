@@ -9,6 +9,9 @@ import Foundation
 /// later change renders again, so each document ends equal to the join evaluated on the source.
 /// Replays render again too: the changes are whole documents, harmless to repeat.
 public struct DocumentBuilder: Sendable {
+    /// A row's values of some columns: a join key or a root's primary key.
+    typealias Key = [Value]
+
     public let definitions: [DocumentDefinition]
     let source: any DocumentRowSource
     private let trees: [Tree]
@@ -73,16 +76,16 @@ public struct DocumentBuilder: Sendable {
                     return schema
                 }
                 let root = try await check(definition.root, definition.columns ?? [], at: definition.location)
-                guard root.primaryKey.count == 1 else {
-                    throw FerryError(code: "config.document_root_key", message: "document \(definition.name) (\(definition.location)): its root \(definition.root) needs a one-column primary key",
-                                     context: [("table", definition.root.description)], fix: "use a root table with a one-column primary key")
+                guard !root.primaryKey.isEmpty else {
+                    throw FerryError(code: "config.document_root_key", message: "document \(definition.name) (\(definition.location)): its root \(definition.root) has no primary key",
+                                     context: [("table", definition.root.description)], fix: "use a root table with a primary key: it identifies each document")
                 }
                 for node in tree.nodes.dropFirst() {
                     let join = node.join!
                     let parent = tree.nodes[node.parent!]
-                    _ = try await check(parent.table, [join.parentColumn], at: join.location)
-                    _ = try await check(join.table, [join.childColumn] + (join.columns ?? []), at: join.location)
-                    if let through = join.through { _ = try await check(through.table, [through.parentColumn, through.childColumn], at: join.location) }
+                    _ = try await check(parent.table, join.parentColumns, at: join.location)
+                    _ = try await check(join.table, join.childColumns + (join.columns ?? []), at: join.location)
+                    if let through = join.through { _ = try await check(through.table, through.parentColumns + through.childColumns, at: join.location) }
                 }
             }
         }
@@ -100,12 +103,12 @@ public struct DocumentBuilder: Sendable {
         }
         guard touched else { return transaction }
         let documents = try await source.withReader { reader in
-            var out: [(DocumentDefinition, TableSchema, Value, [UInt8]?)] = []
+            var out: [(DocumentDefinition, TableSchema, Key, [UInt8]?)] = []
             for tree in trees {
                 let keys = try await affectedRoots(tree, transaction, reader)
                 guard !keys.isEmpty else { continue }
                 let (schema, rendered) = try await render(tree, keys: keys, reader)
-                for key in keys.sorted(by: { Self.order($0, $1) }) { out.append((tree.definition, schema, key, rendered[Self.joinValue(key)])) }
+                for key in keys.sorted(by: Self.order) { out.append((tree.definition, schema, key, rendered[key])) }
             }
             return out
         }
@@ -118,9 +121,9 @@ public struct DocumentBuilder: Sendable {
             row += 1
             if let document {
                 extended.events.append(ChangeEvent(operation: .create, table: definition.table, schema: schema, before: nil,
-                                                   after: [key, .json(String(decoding: document, as: UTF8.self))], source: source))
+                                                   after: key + [.json(String(decoding: document, as: UTF8.self))], source: source))
             } else {
-                extended.events.append(ChangeEvent(operation: .delete, table: definition.table, schema: schema, before: [key, .null], after: nil, source: source))
+                extended.events.append(ChangeEvent(operation: .delete, table: definition.table, schema: schema, before: key + [.null], after: nil, source: source))
             }
         }
         return extended
@@ -128,8 +131,8 @@ public struct DocumentBuilder: Sendable {
 
     // MARK: Walking up
 
-    private func affectedRoots(_ tree: Tree, _ transaction: Transaction, _ reader: any DocumentRowReader) async throws -> Set<Value> {
-        var keys = Set<Value>()
+    private func affectedRoots(_ tree: Tree, _ transaction: Transaction, _ reader: any DocumentRowReader) async throws -> Set<Key> {
+        var keys = Set<Key>()
         for event in transaction.events where event.operation != .ddl && watched.contains(event.table) {
             guard let schema = event.schema else { continue }
             let rows = TableRows(schema: schema, rows: [event.before, event.after].compactMap { $0 })
@@ -137,9 +140,9 @@ public struct DocumentBuilder: Sendable {
                 if node.table == event.table { keys.formUnion(try await roots(of: index, rows, tree, reader)) }
                 if let through = node.join?.through, through.table == event.table, let parent = node.parent {
                     // A link row changed: its parent side names the parents to render again.
-                    let values = Self.values(rows, through.parentColumn)
+                    let values = Self.keys(rows, through.parentColumns)
                     guard !values.isEmpty else { continue }
-                    let parents = try await reader.rows(of: tree.nodes[parent].table, where: node.join!.parentColumn, in: values)
+                    let parents = try await reader.rows(of: tree.nodes[parent].table, where: node.join!.parentColumns, in: values)
                     keys.formUnion(try await roots(of: parent, parents, tree, reader))
                 }
             }
@@ -148,31 +151,32 @@ public struct DocumentBuilder: Sendable {
     }
 
     /// The root keys whose documents contain `rows` of node `index`.
-    private func roots(of index: Int, _ rows: TableRows, _ tree: Tree, _ reader: any DocumentRowReader) async throws -> Set<Value> {
+    private func roots(of index: Int, _ rows: TableRows, _ tree: Tree, _ reader: any DocumentRowReader) async throws -> Set<Key> {
         let node = tree.nodes[index]
         guard let join = node.join, let parent = node.parent else {
-            guard let key = rows.schema.primaryKey.first else { return [] }
-            return Set(rows.rows.map { Self.joinValue($0[key]) })
+            let primaryKey = rows.schema.primaryKey
+            guard !primaryKey.isEmpty else { return [] }
+            return Set(rows.rows.compactMap { Self.key($0, primaryKey) })
         }
-        var values = Self.values(rows, join.childColumn)
+        var values = Self.keys(rows, join.childColumns)
         if let through = join.through, !values.isEmpty {
-            values = Self.values(try await reader.rows(of: through.table, where: through.childColumn, in: values), through.parentColumn)
+            values = Self.keys(try await reader.rows(of: through.table, where: through.childColumns, in: values), through.parentColumns)
         }
         guard !values.isEmpty else { return [] }
-        return try await roots(of: parent, try await reader.rows(of: tree.nodes[parent].table, where: join.parentColumn, in: values), tree, reader)
+        return try await roots(of: parent, try await reader.rows(of: tree.nodes[parent].table, where: join.parentColumns, in: values), tree, reader)
     }
 
     // MARK: Rendering
 
     /// Each existing root's document as JSON, by key; the root table's schema.
-    private func render(_ tree: Tree, keys: Set<Value>, _ reader: any DocumentRowReader) async throws -> (TableSchema, [Value: [UInt8]]) {
+    private func render(_ tree: Tree, keys: Set<Key>, _ reader: any DocumentRowReader) async throws -> (TableSchema, [Key: [UInt8]]) {
         let rootSchema = try await reader.schema(of: tree.definition.root)
-        let keyName = rootSchema.columnName(rootSchema.primaryKey[0])
-        let roots = try await reader.rows(of: tree.definition.root, where: keyName, in: Array(keys))
+        let roots = try await reader.rows(of: tree.definition.root, where: rootSchema.primaryKey.map(rootSchema.columnName), in: Array(keys))
         let objects = try await objects(0, roots, tree, reader)
-        let keyIndex = roots.schema.primaryKey[0]
-        var out: [Value: [UInt8]] = [:]
-        for (row, object) in zip(roots.rows, objects) { out[Self.joinValue(row[keyIndex])] = object }
+        var out: [Key: [UInt8]] = [:]
+        for (row, object) in zip(roots.rows, objects) {
+            if let key = Self.key(row, roots.schema.primaryKey) { out[key] = object }
+        }
         return (rootSchema, out)
     }
 
@@ -191,26 +195,29 @@ public struct DocumentBuilder: Sendable {
         }
         for childIndex in node.children {
             let join = tree.nodes[childIndex].join!
-            let parentValues = rows.rows.map { row in rows.index(join.parentColumn).map { Self.joinValue(row[$0]) } ?? .null }
-            let wanted = Array(Set(parentValues.filter { $0 != .null }))
-            // Per parent value, the child-side values it links to (itself without a link table).
-            var linked: [Value: Set<Value>] = [:]
-            var childValues = wanted
+            let parentColumns = Self.indices(rows, join.parentColumns)
+            let parentKeys = rows.rows.map { row in parentColumns.flatMap { Self.key(row, $0) } }
+            let wanted = Array(Set(parentKeys.compactMap { $0 }))
+            // Per parent key, the child-side keys it links to (itself without a link table).
+            var linked: [Key: Set<Key>] = [:]
+            var childKeys = wanted
             if let through = join.through, !wanted.isEmpty {
-                let links = try await reader.rows(of: through.table, where: through.parentColumn, in: wanted)
-                if let from = links.index(through.parentColumn), let to = links.index(through.childColumn) {
-                    for link in links.rows { linked[Self.joinValue(link[from]), default: []].insert(Self.joinValue(link[to])) }
+                let links = try await reader.rows(of: through.table, where: through.parentColumns, in: wanted)
+                if let from = Self.indices(links, through.parentColumns), let to = Self.indices(links, through.childColumns) {
+                    for link in links.rows {
+                        if let parent = Self.key(link, from), let child = Self.key(link, to) { linked[parent, default: []].insert(child) }
+                    }
                 }
-                childValues = Array(Set(linked.values.flatMap { $0 }))
+                childKeys = Array(Set(linked.values.flatMap { $0 }))
             }
-            let children = childValues.isEmpty ? TableRows(schema: rows.schema, rows: []) : try await reader.rows(of: join.table, where: join.childColumn, in: childValues)
+            let children = childKeys.isEmpty ? TableRows(schema: rows.schema, rows: []) : try await reader.rows(of: join.table, where: join.childColumns, in: childKeys)
             let childObjects = children.rows.isEmpty ? [] : try await objects(childIndex, children, tree, reader)
-            let childColumn = children.index(join.childColumn)
-            for (parent, value) in parentValues.enumerated() {
-                let targets = join.through == nil ? (value == .null ? [] : [value]) : (linked[value] ?? [])
+            let childColumns = Self.indices(children, join.childColumns)
+            for (parent, key) in parentKeys.enumerated() {
+                let targets: Set<Key> = key.map { join.through == nil ? [$0] : (linked[$0] ?? []) } ?? []
                 var matched: [[UInt8]] = []
-                if let childColumn {
-                    for (child, object) in zip(children.rows, childObjects) where targets.contains(Self.joinValue(child[childColumn])) { matched.append(object) }
+                if let childColumns {
+                    for (child, object) in zip(children.rows, childObjects) where Self.key(child, childColumns).map(targets.contains) == true { matched.append(object) }
                 }
                 var json: [UInt8] = []
                 switch join.kind {
@@ -242,15 +249,28 @@ public struct DocumentBuilder: Sendable {
 
     // MARK: Values
 
-    /// The distinct non-null values of `column` in `rows`.
-    private static func values(_ rows: TableRows, _ column: String) -> [Value] {
-        guard let index = rows.index(column) else { return [] }
-        var seen = Set<Value>()
-        for row in rows.rows {
+    /// The distinct keys `columns` hold in `rows`, leaving out those with a null.
+    private static func keys(_ rows: TableRows, _ columns: [String]) -> [Key] {
+        guard let indices = indices(rows, columns) else { return [] }
+        return Array(Set(rows.rows.compactMap { key($0, indices) }))
+    }
+
+    /// Where `columns` are in `rows`; nil when one is missing.
+    private static func indices(_ rows: TableRows, _ columns: [String]) -> [Int]? {
+        let indices = columns.compactMap(rows.index)
+        return indices.count == columns.count ? indices : nil
+    }
+
+    /// `row`'s values at `indices` as a key; nil when one is null or absent (null joins nothing).
+    static func key(_ row: Row, _ indices: [Int]) -> Key? {
+        var key: Key = []
+        key.reserveCapacity(indices.count)
+        for index in indices {
             let value = joinValue(row[index])
-            if value != .null, value != .absent { seen.insert(value) }
+            if value == .null || value == .absent { return nil }
+            key.append(value)
         }
-        return Array(seen)
+        return key
     }
 
     /// Join columns of different integer types (INT against BIGINT UNSIGNED) match by number.
@@ -262,31 +282,32 @@ public struct DocumentBuilder: Sendable {
         }
     }
 
-    /// Keys in a stable order for the changes appended.
-    static func order(_ a: Value, _ b: Value) -> Bool {
-        switch (a, b) {
-        case (.int(let x), .int(let y)): x < y
-        default: "\(a)" < "\(b)"
+    /// Keys in a stable order for the changes appended: column by column.
+    static func order(_ a: Key, _ b: Key) -> Bool {
+        for (x, y) in zip(a, b) where x != y {
+            switch (x, y) {
+            case (.int(let l), .int(let r)): return l < r
+            default: return "\(x)" < "\(y)"
+            }
         }
+        return a.count < b.count
     }
 }
 
-/// One schema per document table and key column, so sinks and caches keyed by schema identity
+/// One schema per document table and key columns, so sinks and caches keyed by schema identity
 /// see the same one every time.
 final class DocumentSchemas: @unchecked Sendable {
     private let lock = NSLock()
     private var known: [String: TableSchema] = [:]
 
     func schema(_ definition: DocumentDefinition, root: TableSchema) -> TableSchema {
-        let keyColumn = root.primaryKey[0]
-        let name = root.columnName(keyColumn), typeName = root.columns[keyColumn].typeName
-        let cacheKey = "\(definition.name)\u{0}\(name)\u{0}\(typeName)"
+        let keyColumns = root.primaryKey.map { ColumnSchema(name: root.columnName($0), typeName: root.columns[$0].typeName, nullable: false) }
+        let cacheKey = ([definition.name] + keyColumns.flatMap { [$0.name ?? "", $0.typeName] }).joined(separator: "\u{0}")
         lock.lock()
         defer { lock.unlock() }
         if let schema = known[cacheKey] { return schema }
-        let schema = TableSchema(name: definition.table,
-                                 columns: [ColumnSchema(name: name, typeName: typeName, nullable: false), ColumnSchema(name: "document", typeName: "json", nullable: true)],
-                                 primaryKey: [0])
+        let schema = TableSchema(name: definition.table, columns: keyColumns + [ColumnSchema(name: "document", typeName: "json", nullable: true)],
+                                 primaryKey: Array(keyColumns.indices))
         known[cacheKey] = schema
         return schema
     }

@@ -1,8 +1,8 @@
 import FerryCore
 
 /// A document built from a root table and the tables joined to it (`documents:` of a pipeline):
-/// one document per root row, keyed by the root's primary key, landing in the table
-/// `<root db>.<name>` as `(key, document JSON)`.
+/// one document per root row, keyed by the root's primary key (one or more columns), landing in
+/// the table `<root db>.<name>` as `(key columns…, document JSON)`.
 public struct DocumentDefinition: Sendable {
     public var name: String
     public var root: TableName
@@ -34,24 +34,27 @@ public struct DocumentDefinition: Sendable {
 
 /// A table joined to its parent in a document.
 ///
-/// - `one`: the child row whose `childColumn` equals the parent's `parentColumn` (many-to-one or
+/// - `one`: the child row whose `childColumns` equal the parent's `parentColumns` (many-to-one or
 ///   one-to-one), an object or `null`;
 /// - `many`: every such child row (one-to-many), an array in key order;
 /// - with `through`: a link table between them (many-to-many): link rows whose
-///   `through.parentColumn` equals the parent's `parentColumn`, and the child rows whose
-///   `childColumn` equals the link rows' `through.childColumn`.
+///   `through.parentColumns` equal the parent's `parentColumns`, and the child rows whose
+///   `childColumns` equal the link rows' `through.childColumns`.
+///
+/// Columns pair up in order (a join on several columns matches on all of them); a null in any
+/// of them joins nothing, as in SQL.
 public struct DocumentJoin: Sendable {
     public enum Kind: String, Sendable { case one, many }
 
     public struct Through: Sendable {
         public var table: TableName
-        public var parentColumn: String
-        public var childColumn: String
+        public var parentColumns: [String]
+        public var childColumns: [String]
 
-        public init(table: TableName, parentColumn: String, childColumn: String) {
+        public init(table: TableName, parentColumns: [String], childColumns: [String]) {
             self.table = table
-            self.parentColumn = parentColumn
-            self.childColumn = childColumn
+            self.parentColumns = parentColumns
+            self.childColumns = childColumns
         }
     }
 
@@ -59,20 +62,20 @@ public struct DocumentJoin: Sendable {
     public var field: String
     public var table: TableName
     public var kind: Kind
-    public var parentColumn: String
-    public var childColumn: String
+    public var parentColumns: [String]
+    public var childColumns: [String]
     public var through: Through?
     public var columns: [String]?
     public var joins: [DocumentJoin]
     public var location: String
 
-    public init(field: String, table: TableName, kind: Kind, parentColumn: String, childColumn: String, through: Through? = nil,
+    public init(field: String, table: TableName, kind: Kind, parentColumns: [String], childColumns: [String], through: Through? = nil,
                 columns: [String]? = nil, joins: [DocumentJoin] = [], location: String) {
         self.field = field
         self.table = table
         self.kind = kind
-        self.parentColumn = parentColumn
-        self.childColumn = childColumn
+        self.parentColumns = parentColumns
+        self.childColumns = childColumns
         self.through = through
         self.columns = columns
         self.joins = joins

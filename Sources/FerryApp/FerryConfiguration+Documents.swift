@@ -35,22 +35,23 @@ extension ConfigReader {
             func value(_ key: String) -> Node? { fields.first { $0.key == key }?.node }
             guard let tableNode = value("table") else { throw error(entry.node, "\(joinPath).table", "missing table", fix: "table: db.table") }
             guard let onNode = value("on") else {
-                throw error(entry.node, "\(joinPath).on", "missing on", fix: "on: { PARENT_COLUMN: CHILD_COLUMN } (with through: the link table's column)")
+                throw error(entry.node, "\(joinPath).on", "missing on",
+                            fix: "on: { PARENT_COLUMN: CHILD_COLUMN } (with through: the link table's column; several pairs join on all of them)")
             }
             let table = try tableName(tableNode, "\(joinPath).table", database: database)
-            let (parentColumn, onChild) = try pair(onNode, "\(joinPath).on")
+            let (parentColumns, onChild) = try pairs(onNode, "\(joinPath).on")
             var through: DocumentJoin.Through?
-            var childColumn = onChild
+            var childColumns = onChild
             if let throughNode = value("through") {
                 let throughFields = try mapping(throughNode, "\(joinPath).through", allowed: ["table", "to"])
                 guard let linkTable = throughFields.first(where: { $0.key == "table" }), let to = throughFields.first(where: { $0.key == "to" }) else {
                     throw error(throughNode, "\(joinPath).through", "a link table needs table and to",
                                 fix: "through: { table: db.link, to: { LINK_COLUMN: CHILD_COLUMN } }, with on: { PARENT_COLUMN: LINK_COLUMN }")
                 }
-                let (linkChild, child) = try pair(to.node, "\(joinPath).through.to")
+                let (linkChild, child) = try pairs(to.node, "\(joinPath).through.to")
                 through = DocumentJoin.Through(table: try tableName(linkTable.node, "\(joinPath).through.table", database: database),
-                                               parentColumn: onChild, childColumn: linkChild)
-                childColumn = child
+                                               parentColumns: onChild, childColumns: linkChild)
+                childColumns = child
             }
             var kind: DocumentJoin.Kind = through == nil ? .one : .many
             if let kindNode = value("kind") {
@@ -60,18 +61,18 @@ extension ConfigReader {
                 }
                 kind = parsed
             }
-            return DocumentJoin(field: entry.key, table: table, kind: kind, parentColumn: parentColumn, childColumn: childColumn, through: through,
+            return DocumentJoin(field: entry.key, table: table, kind: kind, parentColumns: parentColumns, childColumns: childColumns, through: through,
                                 columns: try value("columns").map { try strings($0, "\(joinPath).columns") },
                                 joins: try value("join").map { try joins($0, "\(joinPath).join", database: table.database) } ?? [],
                                 location: location(entry.keyNode))
         }
     }
 
-    /// `{ a: b }` → (a, b).
-    private func pair(_ node: Node, _ path: String) throws -> (String, String) {
+    /// `{ a: x, b: y }` → ([a, b], [x, y]), in the order written.
+    private func pairs(_ node: Node, _ path: String) throws -> ([String], [String]) {
         let entries = try mapping(node, path, allowed: [])
-        guard entries.count == 1, let entry = entries.first else { throw error(node, path, "expected one pair of columns", fix: "{ PARENT_COLUMN: CHILD_COLUMN }") }
-        return (entry.key, try string(entry.node, path))
+        guard !entries.isEmpty else { throw error(node, path, "expected pairs of columns", fix: "{ PARENT_COLUMN: CHILD_COLUMN, … }") }
+        return (entries.map(\.key), try entries.map { try string($0.node, "\(path).\($0.key)") })
     }
 
     /// `db.table`, or `table` in `database`.

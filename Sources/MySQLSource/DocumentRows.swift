@@ -60,11 +60,16 @@ public final class MySQLDocumentRows: DocumentRowSource, @unchecked Sendable {
             try await rows.table(table, connection, server).schema
         }
 
-        func rows(of name: TableName, where column: String, in values: [Value]) async throws -> TableRows {
+        func rows(of name: TableName, where columns: [String], in keys: [[Value]]) async throws -> TableRows {
             let table = try await rows.table(name, connection, server)
-            guard !values.isEmpty else { return TableRows(schema: table.schema, rows: []) }
+            guard !keys.isEmpty else { return TableRows(schema: table.schema, rows: []) }
             let order = table.quotedKeyColumns.isEmpty ? "" : " ORDER BY " + table.quotedKeyColumns.joined(separator: ", ")
-            let sql = "SELECT \(table.selectList) FROM \(table.quotedName) WHERE \(backquoted(column)) IN (\(MySQLLiteral.literals(values).joined(separator: ", ")))\(order)"
+            // One column: `c IN (…)`; several: `(a, b) IN ((…), (…))`.
+            let tuples = keys.map { key in MySQLLiteral.literals(key).joined(separator: ", ") }
+            let condition = columns.count == 1
+                ? "\(backquoted(columns[0])) IN (\(tuples.joined(separator: ", ")))"
+                : "(\(columns.map(backquoted).joined(separator: ", "))) IN ((\(tuples.joined(separator: "), ("))))"
+            let sql = "SELECT \(table.selectList) FROM \(table.quotedName) WHERE \(condition)\(order)"
             var found: [Row] = []
             try await connection.query(sql) { row in found.append(try table.decoder.decodeText(row.values)) }
             return TableRows(schema: table.schema, rows: found)

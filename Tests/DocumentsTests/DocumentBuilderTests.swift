@@ -16,16 +16,16 @@ final class MemoryRows: DocumentRowSource, DocumentRowReader, @unchecked Sendabl
         return rows.schema
     }
 
-    func rows(of table: TableName, where column: String, in values: [Value]) async throws -> TableRows {
+    func rows(of table: TableName, where columns: [String], in keys: [[Value]]) async throws -> TableRows {
         queries += 1
         let rows = tables[table]!
-        let index = rows.index(column)!
-        return TableRows(schema: rows.schema, rows: rows.rows.filter { values.contains($0[index]) })
+        let indices = columns.map { rows.index($0)! }
+        return TableRows(schema: rows.schema, rows: rows.rows.filter { row in keys.contains(indices.map { row[$0] }) })
     }
 
-    func add(_ name: String, _ columns: [String], _ rows: [[Value]]) {
+    func add(_ name: String, _ columns: [String], _ rows: [[Value]], key: [Int] = [0]) {
         let table = TableName(database: "shop", table: name)
-        tables[table] = TableRows(schema: TableSchema(name: table, columns: columns.map { ColumnSchema(name: $0, typeName: "int", nullable: true) }, primaryKey: [0]),
+        tables[table] = TableRows(schema: TableSchema(name: table, columns: columns.map { ColumnSchema(name: $0, typeName: "int", nullable: true) }, primaryKey: key),
                                   rows: rows)
     }
 }
@@ -45,14 +45,14 @@ final class MemoryRows: DocumentRowSource, DocumentRowReader, @unchecked Sendabl
     }
 
     static let customers = DocumentDefinition(name: "customer_doc", root: table("customer"), columns: ["customer_id", "name"], joins: [
-        DocumentJoin(field: "store", table: table("store"), kind: .one, parentColumn: "store_id", childColumn: "store_id", columns: [], joins: [
-            DocumentJoin(field: "address", table: table("address"), kind: .one, parentColumn: "address_id", childColumn: "address_id", columns: ["city"], location: "f:4"),
+        DocumentJoin(field: "store", table: table("store"), kind: .one, parentColumns: ["store_id"], childColumns: ["store_id"], columns: [], joins: [
+            DocumentJoin(field: "address", table: table("address"), kind: .one, parentColumns: ["address_id"], childColumns: ["address_id"], columns: ["city"], location: "f:4"),
         ], location: "f:3"),
     ], location: "f:1")
 
     static let films = DocumentDefinition(name: "film_doc", root: table("film"), joins: [
-        DocumentJoin(field: "categories", table: table("category"), kind: .many, parentColumn: "film_id", childColumn: "category_id",
-                     through: .init(table: table("film_category"), parentColumn: "film_id", childColumn: "category_id"), location: "f:8"),
+        DocumentJoin(field: "categories", table: table("category"), kind: .many, parentColumns: ["film_id"], childColumns: ["category_id"],
+                     through: .init(table: table("film_category"), parentColumns: ["film_id"], childColumns: ["category_id"]), location: "f:8"),
     ], location: "f:7")
 
     static func transaction(_ table: String, _ operation: ChangeOperation, before: Row?, after: Row?, rows: MemoryRows) -> Transaction {
@@ -66,8 +66,10 @@ final class MemoryRows: DocumentRowSource, DocumentRowReader, @unchecked Sendabl
 
     static func documents(_ transaction: Transaction) -> [String] {
         transaction.events.dropFirst().map { event in
-            guard let after = event.after, case .json(let text) = after[1] else { return "\(event.table.table) \(event.before![0]) deleted" }
-            return "\(event.table.table) \(after[0]) \(text)"
+            guard let after = event.after, case .json(let text)? = after.last else {
+                return "\(event.table.table) \(event.before!.dropLast().map { "\($0)" }.joined(separator: ",")) deleted"
+            }
+            return "\(event.table.table) \(after.dropLast().map { "\($0)" }.joined(separator: ",")) \(text)"
         }
     }
 
@@ -105,9 +107,34 @@ final class MemoryRows: DocumentRowSource, DocumentRowReader, @unchecked Sendabl
         #expect(try await builder.extend(other).events.count == 1, "a table no document reads adds nothing")
     }
 
+    /// A root with a two-column key and joins on two columns (tenant and id): each tenant's rows
+    /// join only their own, a change finds only its tenant's root, and the document's key is both
+    /// columns.
+    @Test func keysAndJoinsOfSeveralColumns() async throws {
+        let rows = MemoryRows()
+        rows.add("account", ["tenant", "id", "name"], [[.int(1), .int(5), .string("Ada")], [.int(2), .int(5), .string("Bo")]], key: [0, 1])
+        rows.add("invoice", ["tenant", "number", "account_id", "total"],
+                 [[.int(1), .int(1), .int(5), .int(30)], [.int(2), .int(1), .int(5), .int(40)], [.int(2), .int(2), .int(5), .null]], key: [0, 1])
+        let accounts = DocumentDefinition(name: "account_doc", root: Self.table("account"), joins: [
+            DocumentJoin(field: "invoices", table: Self.table("invoice"), kind: .many, parentColumns: ["tenant", "id"], childColumns: ["tenant", "account_id"],
+                         columns: ["number", "total"], location: "f:3"),
+        ], location: "f:1")
+        let builder = DocumentBuilder(definitions: [accounts], source: rows)
+        try await builder.validate()
+        rows.tables[Self.table("invoice")]!.rows[1][3] = .int(41)
+        var out = try await builder.extend(Self.transaction("invoice", .update, before: [.int(2), .int(1), .int(5), .int(40)],
+                                                            after: [.int(2), .int(1), .int(5), .int(41)], rows: rows))
+        #expect(out.events.dropFirst().map { Array($0.after!.dropLast()) } == [[.int(2), .int(5)]], "only tenant 2's account 5")
+        #expect(Self.documents(out) == ["account_doc int(2),int(5) {\"tenant\":2,\"id\":5,\"name\":\"Bo\",\"invoices\":[{\"number\":1,\"total\":41},{\"number\":2,\"total\":null}]}"])
+        #expect(out.events[1].schema?.columns.map { $0.name ?? "" } == ["tenant", "id", "document"] && out.events[1].schema?.primaryKey == [0, 1])
+        rows.tables[Self.table("account")]!.rows.removeFirst()
+        out = try await builder.extend(Self.transaction("account", .delete, before: [.int(1), .int(5), .string("Ada")], after: nil, rows: rows))
+        #expect(out.events.count == 2 && out.events[1].operation == .delete && out.events[1].before == [.int(1), .int(5), .null])
+    }
+
     @Test func validationNamesTheLineAndTheColumns() async throws {
         var wrong = Self.customers
-        wrong.joins[0].joins[0].childColumn = "addr_id"
+        wrong.joins[0].joins[0].childColumns = ["addr_id"]
         do {
             try await DocumentBuilder(definitions: [wrong], source: Self.rows()).validate()
             Issue.record("no error")

@@ -1,5 +1,6 @@
 import ControlPlane
 import DiskLog
+import Documents
 import FerryApp
 import FerryCore
 import Foundation
@@ -233,6 +234,29 @@ extension ConfigurationTests {
         #expect(message(["rules:", "  - { tables: [\"shop.ordres\"], drop: true }"]) == nil, "shop.* includes any shop table")
         #expect(message(["rules:", "  - { tables: [\"shoop.orders\"], drop: true }"])?
             .contains("the rule at ferry.yml:15 names table shoop.orders, which the pipeline's tables do not include") == true)
+    }
+
+    @Test func readsDocumentsJoinedOnOneColumnOrSeveral() throws {
+        let pipeline = try #require(try parse(withPipelineLines([
+            "documents:",
+            "  account_doc:",
+            "    root: shop.account",
+            "    join:",
+            "      invoices: { table: invoice, kind: many, on: { tenant: tenant, id: account_id }, columns: [number, total] }",
+            "      tags:",
+            "        table: tag",
+            "        on: { tenant: tenant, id: account_id }",
+            "        through: { table: account_tag, to: { tenant: tenant, tag_id: id } }",
+        ])).pipelines.first)
+        let document = try #require(pipeline.documents.first)
+        #expect(document.name == "account_doc" && document.root == TableName(database: "shop", table: "account") && document.location == "ferry.yml:15")
+        let invoices = document.joins[0], tags = document.joins[1]
+        #expect(invoices.kind == .many && invoices.parentColumns == ["tenant", "id"] && invoices.childColumns == ["tenant", "account_id"])
+        #expect(invoices.table == TableName(database: "shop", table: "invoice") && invoices.columns == ["number", "total"] && invoices.location == "ferry.yml:18")
+        #expect(tags.kind == .many && tags.parentColumns == ["tenant", "id"] && tags.childColumns == ["tenant", "id"])
+        #expect(tags.through?.table == TableName(database: "shop", table: "account_tag"))
+        #expect(tags.through?.parentColumns == ["tenant", "account_id"] && tags.through?.childColumns == ["tenant", "tag_id"])
+        #expect(throws: FerryError.self) { try parse(withPipelineLines(["documents:", "  d: { root: shop.a, join: { b: { table: b, on: {} } } }"])) }
     }
 
     @Test func readsAClickHouseSink() throws {

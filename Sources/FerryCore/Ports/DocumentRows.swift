@@ -1,8 +1,9 @@
 /// Rows of the source's tables as they are now, read by column values (the source's port for
 /// documents).
 public protocol DocumentRowReader: Sendable {
-    /// The rows of `table` whose `column` equals one of `values`, in primary-key order.
-    func rows(of table: TableName, where column: String, in values: [Value]) async throws -> TableRows
+    /// The rows of `table` whose `columns` equal one of `keys` (each a value per column), in
+    /// primary-key order.
+    func rows(of table: TableName, where columns: [String], in keys: [[Value]]) async throws -> TableRows
     /// The table's current schema (for checking a definition's columns).
     func schema(of table: TableName) async throws -> TableSchema
 }
