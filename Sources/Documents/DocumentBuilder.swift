@@ -212,13 +212,16 @@ public struct DocumentBuilder: Sendable {
             }
             let children = childKeys.isEmpty ? TableRows(schema: rows.schema, rows: []) : try await reader.rows(of: join.table, where: join.childColumns, in: childKeys)
             let childObjects = children.rows.isEmpty ? [] : try await objects(childIndex, children, tree, reader)
-            let childColumns = Self.indices(children, join.childColumns)
-            for (parent, key) in parentKeys.enumerated() {
-                let targets: Set<Key> = key.map { join.through == nil ? [$0] : (linked[$0] ?? []) } ?? []
-                var matched: [[UInt8]] = []
-                if let childColumns {
-                    for (child, object) in zip(children.rows, childObjects) where Self.key(child, childColumns).map(targets.contains) == true { matched.append(object) }
+            // Child rows by key, in their (key) order, so each parent looks up its own.
+            var childrenByKey: [Key: [Int]] = [:]
+            if let childColumns = Self.indices(children, join.childColumns) {
+                for (position, child) in children.rows.enumerated() {
+                    if let key = Self.key(child, childColumns) { childrenByKey[key, default: []].append(position) }
                 }
+            }
+            for (parent, key) in parentKeys.enumerated() {
+                let targets: [Key] = key.map { join.through == nil ? [$0] : Array(linked[$0] ?? []) } ?? []
+                let matched = targets.flatMap { childrenByKey[$0] ?? [] }.sorted().map { childObjects[$0] }
                 var json: [UInt8] = []
                 switch join.kind {
                 case .one:

@@ -81,7 +81,7 @@ public enum RuleValue: Sendable, Equatable {
         case .bit(let bits, _)?: self = bits <= UInt64(Int64.max) ? .integer(Int64(bits)) : .decimal(String(bits))
         case .float(let number)?: self = .number(Double(number))
         case .double(let number)?: self = .number(number)
-        case .decimal(let text)?: self = ExactNumber(text) != nil ? .decimal(text) : .text(text)
+        case .decimal(let text)?: self = .decimal(text)
         case let value?: self = ValueJSON.plainText(value).map { .text(String(decoding: $0, as: UTF8.self)) } ?? .null
         }
     }
@@ -178,7 +178,7 @@ extension RuleExpression {
         case .arithmetic(let operation, let a, let b):
             let left = a.evaluate(context), right = b.evaluate(context)
             if operation == .add, case .text = left, let l = left.text, let r = right.text, right.number == nil || left.number == nil { return .text(l + r) }
-            if case .integer(let l) = left, case .integer(let r) = right, operation != .divide, let exact = Self.integral(operation, l, r) { return .integer(exact) }
+            if case .integer(let l) = left, case .integer(let r) = right, let exact = Self.integral(operation, l, r) { return .integer(exact) }
             guard let l = left.number, let r = right.number else { return .null }
             switch operation {
             case .add: return .number(l + r)
@@ -202,7 +202,8 @@ extension RuleExpression {
         ["create": "c", "insert": "c", "update": "u", "delete": "d", "read": "r", "snapshot": "r"][name.lowercased()] ?? name
     }
 
-    /// Integer arithmetic, nil when the result does not fit Int64 (it is then done in doubles).
+    /// Integer arithmetic, nil when the result does not fit Int64 or is a division (both are
+    /// then done in doubles).
     private static func integral(_ operation: Arithmetic, _ l: Int64, _ r: Int64) -> Int64? {
         let result = switch operation {
         case .add: l.addingReportingOverflow(r)

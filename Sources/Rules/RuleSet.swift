@@ -67,9 +67,10 @@ public final class RuleSet: @unchecked Sendable {
     public let rules: [Rule]
     public let pipeline: String
     private let lock = NSLock()
-    /// Per (source schema, rule, target): the schema changes of that rule carry and the columns
-    /// kept (nil: all), built once. The source schema is kept so its identifier is not reused.
-    private var schemas: [SchemaKey: (source: TableSchema, shaped: TableSchema, kept: [Int]?)] = [:]
+    /// Per (source schema, rule, target): the schema changes of that rule carry and the rule's
+    /// projection (nil: every column), built once. The source schema is kept so its identifier is
+    /// not reused.
+    private var schemas: [SchemaKey: (source: TableSchema, shaped: TableSchema, projection: ColumnProjection.Shape?)] = [:]
     /// Source schemas whose columns were checked against the rules that match their table.
     private var checked: [ObjectIdentifier: TableSchema] = [:]
 
@@ -169,14 +170,14 @@ public final class RuleSet: @unchecked Sendable {
                     if let existing = columns[name] { row[existing] = value } else { row.append(value) }
                 }
             }
-            return shaped.kept.map { kept in kept.map { row[$0] } } ?? row
+            return shaped.projection?.project(row) ?? row
         }
         out.before = computed(event.before, side: .before)
         out.after = computed(event.after, side: .after)
         return out
     }
 
-    private func shapedSchema(_ source: TableSchema, rule: Int, table: TableName) throws -> (source: TableSchema, shaped: TableSchema, kept: [Int]?) {
+    private func shapedSchema(_ source: TableSchema, rule: Int, table: TableName) throws -> (source: TableSchema, shaped: TableSchema, projection: ColumnProjection.Shape?) {
         let key = SchemaKey(schema: ObjectIdentifier(source), rule: rule, table: table)
         lock.lock()
         defer { lock.unlock() }
@@ -186,18 +187,16 @@ public final class RuleSet: @unchecked Sendable {
         for (name, expression) in rules[rule].set where !names.contains(name) {
             columns.append(ColumnSchema(name: name, typeName: expression.resultTypeName, nullable: true))
         }
-        var shaped = TableSchema(name: table, columns: columns, primaryKey: source.primaryKey)
-        var kept: [Int]? = nil
+        let computed = TableSchema(name: table, columns: columns, primaryKey: source.primaryKey)
+        var projection: ColumnProjection.Shape? = nil
         if !rules[rule].columns.isEmpty {
             // A rule for every table renames the columns a table has (`check` refused unknown
             // names for rules that list their tables).
-            var projection = rules[rule].columns
-            projection.renameColumns = projection.renameColumns.filter { name, _ in columns.contains { $0.name == name } }
-            let projected = try projection.shape(shaped, pipeline: pipeline, origin: "the rule at \(rules[rule].location)")
-            shaped = projected.schema
-            kept = projected.columns
+            var columnsOfRule = rules[rule].columns
+            columnsOfRule.renameColumns = columnsOfRule.renameColumns.filter { name, _ in columns.contains { $0.name == name } }
+            projection = try columnsOfRule.shape(computed, pipeline: pipeline, origin: "the rule at \(rules[rule].location)")
         }
-        let entry = (source, shaped, kept)
+        let entry = (source, projection?.schema ?? computed, projection)
         schemas[key] = entry
         return entry
     }

@@ -18,7 +18,7 @@ public struct ColumnProjection: Sendable, Equatable {
     }
 
     /// Whether the projection leaves every table as it is.
-    public var isEmpty: Bool { self == ColumnProjection() }
+    public var isEmpty: Bool { includeColumns.isEmpty && excludeColumns.isEmpty && renameColumns.isEmpty && key == nil }
 
     /// A table's shape after the projection.
     public struct Shape: Sendable {
