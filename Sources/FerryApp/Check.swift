@@ -31,8 +31,14 @@ public enum Check {
             let runner = try Run.buildRunner(pipeline, configuration: configuration, store: NoCheckpoints(), logger: logger)
             for sink in runner.sinkList {
                 do {
-                    _ = try await sink.open()
-                    try await sink.close()
+                    let session = try sink.makeSession()
+                    do {
+                        _ = try await session.open()
+                    } catch {
+                        try? await session.close()
+                        throw error
+                    }
+                    try await session.close()
                     print("sink \(sink.name) (pipeline \(pipeline.name)): ok")
                 } catch {
                     passed = false

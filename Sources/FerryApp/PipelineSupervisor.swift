@@ -8,20 +8,11 @@ import StateStore
 /// it when asked. A pipeline that fails still ends `ferry run` with its error, as before; one
 /// that finishes (`snapshot: initial_only`) ends it with success.
 actor PipelineSupervisor {
-    enum State: String, Sendable {
-        case starting, running, paused, stopping, stopped, failed
-    }
-
-    private enum Request {
-        case pause, restart, shutdown
-    }
-
     nonisolated let name: String
     private let runner: PipelineRunner
     private let store: SQLiteCheckpointStore
-    private(set) var state = State.starting
+    private var lifecycle = PipelineLifecycle()
     private var current: StopSignal?
-    private var request: Request?
     /// Set while paused: resumed with true to run again, false to stop.
     private var held: CheckedContinuation<Bool, Never>?
 
@@ -31,75 +22,78 @@ actor PipelineSupervisor {
         self.store = store
     }
 
+    /// `starting`, `running`, `stopping`, `paused`, `stopped` or `failed`.
+    var state: String { lifecycle.name }
+
     func run() async throws {
+        var next = lifecycle.runStarting()
         while true {
-            let stop = StopSignal()
-            current = stop
-            if request == .shutdown { return }
-            state = .running
-            do {
-                try await runner.run(stop: stop)
-            } catch {
-                state = .failed
-                throw error
-            }
-            current = nil
-            switch request {
-            case .pause:
-                state = .paused
-                request = nil
-                let again = await withCheckedContinuation { held = $0 }
-                if !again {
-                    state = .stopped
-                    return
-                }
-            case .restart:
-                request = nil
-                state = .starting
-            case .shutdown, nil:
-                state = .stopped
+            switch next {
+            case .finish:
                 return
+            case .hold:
+                guard await withCheckedContinuation({ held = $0 }) else { return }
+                next = lifecycle.runStarting()
+            case .run:
+                let stop = StopSignal()
+                current = stop
+                do {
+                    try await runner.run(stop: stop)
+                } catch {
+                    current = nil
+                    lifecycle.runFailed()
+                    throw error
+                }
+                current = nil
+                next = lifecycle.runEnded()
             }
         }
     }
 
     func pause(actor: String) async throws {
-        guard state == .running || state == .starting else { throw ControlRequestError(.conflict, "pipeline \(name) is \(state.rawValue), not running") }
-        request = .pause
-        state = .stopping
+        try await carryOut(try requested { try $0.pauseRequested() })
         try? await store.audit(pipeline: name, action: "pause", detail: "pause requested", actor: actor)
-        await current?.stop()
     }
 
     func resume(actor: String) async throws {
-        guard state == .paused, let held else { throw ControlRequestError(.conflict, "pipeline \(name) is \(state.rawValue), not paused") }
-        self.held = nil
-        state = .starting
+        try await carryOut(try requested { try $0.resumeRequested() })
         try? await store.audit(pipeline: name, action: "resume", detail: "resume requested", actor: actor)
-        held.resume(returning: true)
     }
 
     func restart(actor: String) async throws {
-        switch state {
-        case .paused: try await resume(actor: actor)
-        case .running, .starting:
-            request = .restart
-            state = .stopping
-            try? await store.audit(pipeline: name, action: "restart", detail: "restart requested", actor: actor)
-            await current?.stop()
-        default: throw ControlRequestError(.conflict, "pipeline \(name) is \(state.rawValue); it can be restarted only while running or paused")
-        }
+        try await carryOut(try requested { try $0.restartRequested() })
+        try? await store.audit(pipeline: name, action: "restart", detail: "restart requested", actor: actor)
     }
 
     /// Graceful shutdown of `ferry run`.
     func shutdown() async {
-        request = .shutdown
-        if let held {
-            self.held = nil
-            try? await store.audit(pipeline: name, action: "stop", detail: "stopped while paused")
-            held.resume(returning: false)
+        let wasHeld = held != nil
+        await carryOut(lifecycle.shutdownRequested())
+        if wasHeld { try? await store.audit(pipeline: name, action: "stop", detail: "stopped while paused") }
+    }
+
+    /// Applies a request to the lifecycle; a refusal becomes the API's 409.
+    private func requested(_ request: (inout PipelineLifecycle) throws -> PipelineLifecycle.Action) throws -> PipelineLifecycle.Action {
+        do {
+            return try request(&lifecycle)
+        } catch let conflict as PipelineLifecycle.Conflict {
+            throw ControlRequestError(.conflict, "pipeline \(name): \(conflict.message)")
         }
-        await current?.stop()
+    }
+
+    /// Carries out a lifecycle action. The held continuation and the stop signal are taken before
+    /// the first suspension, so a request that arrives meanwhile sees the state this one left.
+    private func carryOut(_ action: PipelineLifecycle.Action) async {
+        switch action {
+        case .stopRun:
+            await current?.stop()
+        case .releaseToRun, .releaseToStop:
+            let held = self.held
+            self.held = nil
+            held?.resume(returning: action == .releaseToRun)
+        case .none:
+            break
+        }
     }
 }
 

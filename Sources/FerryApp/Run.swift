@@ -88,15 +88,16 @@ public enum Run {
             name: sourceSpec.name, connection: connection, serverID: pipeline.serverID,
             filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude), includeDDL: true), logger: logger)
         func makeSink(_ sinkName: String) throws -> any Sink {
-            let lanes = configuration.sinks[sinkName]!.lanes
-            guard lanes > 1 else { return try Self.makeSink(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) }
-            return LanedSink(name: sinkName, lanes: try (0..<lanes).map {
-                try Self.makeSink(sinkName, lane: $0, pipeline: pipeline, configuration: configuration, logger: logger)
-            })
+            let lanes = max(1, configuration.sinks[sinkName]!.lanes)
+            let makers = try (0..<lanes).map {
+                try Self.sessionMaker(sinkName, lane: $0, pipeline: pipeline, configuration: configuration, logger: logger)
+            }
+            guard lanes > 1 else { return SinkFactory(name: sinkName, make: makers[0]) }
+            return SinkFactory(name: sinkName) { LanedSink(name: sinkName, lanes: makers.map { $0() }) }
         }
         let sinks = try pipeline.sinks.map(makeSink)
         var errorPolicy = ErrorPolicy.stop
-        if let name = pipeline.deadLetterSink, let deadLetters = try makeSink(name) as? any DeadLetterSink {
+        if let name = pipeline.deadLetterSink, let deadLetters = try makeSink(name).makeSession() as? any DeadLetterSink {
             errorPolicy = .deadLetter(deadLetters)
         }
         let buffer: BufferSetting = pipeline.disk.map {
@@ -112,38 +113,53 @@ public enum Run {
             sinks: sinks, store: store, logger: logger)
     }
 
-    /// One lane of a configured sink as it writes for `pipeline`.
-    public static func makeSink(_ sinkName: String, lane: Int, pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
-                                logger: Logger) throws -> any Sink {
+    /// A session of one lane of a configured sink as it writes for `pipeline` (`ferry verify`).
+    public static func makeSession(_ sinkName: String, lane: Int, pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
+                                   logger: Logger) throws -> any SinkSession {
+        try sessionMaker(sinkName, lane: lane, pipeline: pipeline, configuration: configuration, logger: logger)()
+    }
+
+    /// Makes sessions of one lane of a configured sink; its configuration is read (and refused)
+    /// once, here.
+    static func sessionMaker(_ sinkName: String, lane: Int, pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
+                             logger: Logger) throws -> @Sendable () -> any SinkSession {
         let spec = configuration.sinks[sinkName]!
         let targetTable = targetTableNamer(pipeline)
         switch spec.kind {
         case .postgres(let url, let password):
-            return PostgresSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password,
-                                                         targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane), logger: logger)
+            let settings = try PostgresSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password,
+                                                          targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane)
+            return { PostgresSink(configuration: settings, logger: logger) }
         case .mysql(let url, let password):
-            return MariaDBSink(configuration: .init(name: sinkName, pipeline: pipeline.name,
-                                                    connection: try MySQLConnectionConfiguration(url: url, password: password),
-                                                    targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane), logger: logger)
+            let settings = MariaDBSink.Configuration(name: sinkName, pipeline: pipeline.name, connection: try MySQLConnectionConfiguration(url: url, password: password),
+                                                     targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane)
+            return { MariaDBSink(configuration: settings, logger: logger) }
         case .sqlite(let path):
-            return SQLiteSink(configuration: .init(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
-                                                   schemaChanges: spec.schemaChanges), logger: logger)
+            let settings = SQLiteSink.Configuration(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
+                                                    schemaChanges: spec.schemaChanges)
+            return { SQLiteSink(configuration: settings, logger: logger) }
         case .nats(let url, let password, let stream, let subject, let subjects, let window):
-            return NATSSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, stream: stream, subject: subject,
-                                                     streamSubjects: subjects, duplicateWindowSeconds: window), logger: logger)
+            let settings = try NATSSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password, stream: stream, subject: subject,
+                                                      streamSubjects: subjects, duplicateWindowSeconds: window)
+            return { NATSSink(configuration: settings, logger: logger) }
         case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate):
-            return WebhookSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, secret: secret, headers: headers,
-                                                        timeoutSeconds: timeout, maximumEvents: events, allowPrivate: allowPrivate), logger: logger)
+            let settings = try WebhookSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, secret: secret, headers: headers,
+                                                         timeoutSeconds: timeout, maximumEvents: events, allowPrivate: allowPrivate)
+            return { WebhookSink(configuration: settings, logger: logger) }
         case .clickhouse(let url, let password, let timeout):
-            return ClickHouseSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, targetTable: targetTable,
-                                                           schemaChanges: spec.schemaChanges, timeoutSeconds: timeout), logger: logger)
+            let settings = try ClickHouseSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password, targetTable: targetTable,
+                                                            schemaChanges: spec.schemaChanges, timeoutSeconds: timeout)
+            return { ClickHouseSink(configuration: settings, logger: logger) }
         case .search(let url, let password, let index):
-            return SearchSink(configuration: try .init(name: sinkName, url: url, index: index, password: password), logger: logger)
+            let settings = try SearchSink.Configuration(name: sinkName, url: url, index: index, password: password)
+            return { SearchSink(configuration: settings, logger: logger) }
         case .redis(let url, let password, let rules):
-            return RedisSink(configuration: try .init(name: sinkName, pipeline: pipeline.name, url: url, password: password, rules: rules), logger: logger)
+            let settings = try RedisSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password, rules: rules)
+            return { RedisSink(configuration: settings, logger: logger) }
         case .jsonl(let directory, let bytes, let age):
-            return JSONLinesSink(configuration: .init(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),
-                                                      maximumFileBytes: bytes, maximumFileAgeSeconds: age))
+            let settings = JSONLinesSink.Configuration(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),
+                                                       maximumFileBytes: bytes, maximumFileAgeSeconds: age)
+            return { JSONLinesSink(configuration: settings) }
         }
     }
 

@@ -57,7 +57,7 @@ final class RunControl: ControlBackend, Service {
         var fresh: [PipelineView] = []
         for report in reports {
             let progress = report.progress
-            let state = await supervisors[report.name]?.state.rawValue ?? "stopped"
+            let state = await supervisors[report.name]?.state ?? "stopped"
             let running = state == "running"
             let sinks = report.sinks.map { sink in
                 PipelineView.SinkView(name: sink.name, appliedPosition: sink.appliedPosition?.description, lagBytes: sink.lagBytes,
@@ -182,7 +182,7 @@ final class RunControl: ControlBackend, Service {
     func isReady() async -> Bool {
         for supervisor in supervisors.values {
             let state = await supervisor.state
-            if state != .running && state != .paused { return false }
+            if state != "running" && state != "paused" { return false }
         }
         return true
     }

@@ -78,7 +78,7 @@ public enum Verify {
         if tables.isEmpty { tables = try await source.includedTables(signalTable: pipeline.snapshot.signalTable) }
         var sinks: [(name: String, sink: any VerifiableSink)] = []
         for sinkName in pipeline.sinks {
-            if let sink = try Run.makeSink(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) as? any VerifiableSink {
+            if let sink = try Run.makeSession(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) as? any VerifiableSink {
                 sinks.append((sinkName, sink))
             }
         }
@@ -195,7 +195,7 @@ public enum Verify {
                 let sourceKeys = try await reader.keys()
                 var extra: [ChunkKey: [Value]] = [:]
                 for sinkName in pipeline.sinks {
-                    guard let sink = try Run.makeSink(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) as? any VerifiableSink
+                    guard let sink = try Run.makeSession(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) as? any VerifiableSink
                     else { continue }
                     defer { Task { try? await sink.close() } }
                     for key in try await sink.extraKeys(table: targetTable(record.table), schema: schema, sourceKeys: sourceKeys) { extra[ChunkKey(key)] = key }

@@ -4,7 +4,7 @@ import Foundation
 /// A table sink in memory: rows by key per table, the applied position kept with the data (like
 /// `ferry_offsets`), and a rule that rejects some rows for good — to test the engine without a
 /// database.
-public actor MemoryTableSink: DeadLetterSink {
+public actor MemoryTableSink: DeadLetterSink, StatelessSink {
     public nonisolated let name: String
     /// Rows rejected for good: the sink throws a permanent error for any change whose new row
     /// makes this return a reason.
@@ -75,4 +75,9 @@ public struct MemorySinkError: ClassifiedError, CustomStringConvertible {
     public var message: String
     public var isTransient: Bool
     public var description: String { message }
+
+    public init(message: String, isTransient: Bool) {
+        self.message = message
+        self.isTransient = isTransient
+    }
 }

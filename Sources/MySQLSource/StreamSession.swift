@@ -18,6 +18,10 @@ struct StreamSession {
     /// Snapshot windows fed by this stream, and the table their watermarks are written to.
     private let snapshot: (windows: SnapshotWindows, signalTable: TableName)?
 
+    /// Schemas of the tables met so far, so that rebuilding a decoder after a rotation or a
+    /// reconnect does not make a new schema object for an unchanged table.
+    private var schemas = TableSchemaInterner()
+
     private struct CachedTable {
         var map: TableMapEvent
         var included: Bool
@@ -205,7 +209,9 @@ struct StreamSession {
             if map.optional.columnNames == nil {
                 fallback = try await loadFallback(name, query: query)
             }
-            decoder = TableDecoder(tableMap: map, mariadb: server.isMariaDB, collations: server.collations, fallback: fallback)
+            var made = TableDecoder(tableMap: map, mariadb: server.isMariaDB, collations: server.collations, fallback: fallback)
+            made.intern(in: &schemas)
+            decoder = made
         }
         decoders[map.tableID] = CachedTable(map: map, included: included && !isSignal, isSignal: isSignal, decoder: decoder)
     }

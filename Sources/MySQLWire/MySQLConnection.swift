@@ -336,12 +336,17 @@ public struct QueryResult: Sendable {
     }
 }
 
-/// Makes a waiting `nextBinlogPacket()` return `.wake`, from any task.
+/// Makes a waiting `nextBinlogPacket()` return `.wake`, or ends the connection, from any task.
 public struct MySQLWaker: Sendable {
     let channel: any Channel
 
     public func wake() {
         channel.pipeline.fireUserInboundEventTriggered(WakeHandler.Wake())
+    }
+
+    /// Closes the connection now: a wait or query in progress fails with `connectionClosed`.
+    public func close() {
+        channel.close(promise: nil)
     }
 }
 

@@ -30,9 +30,11 @@ public struct PipelineConfiguration: Sendable {
     public var batchTransactions: Int
     /// Most changes in one batch, unless a single transaction has more. Default 10,000.
     public var batchEvents: Int
-    /// A batch not applied within this many seconds counts as a transient failure: the sink's
-    /// connection is dropped and the batch retried. Default 300.
+    /// A batch not applied within this many seconds counts as a transient failure: the attempt is
+    /// interrupted and awaited, its session closed, and the batch retried on a new one. Default 300.
     public var applyTimeoutSeconds: Double
+    /// The clock deadlines run on. Default `ContinuousClock()` (monotonic).
+    public var clock: any Clock<Duration>
     public var retry: RetryPolicy
     public var errorPolicy: ErrorPolicy
     /// Shapes each transaction before it is buffered (column selection, renames, key overrides).
@@ -48,7 +50,8 @@ public struct PipelineConfiguration: Sendable {
     public init(name: String, buffer: BufferSetting = .memory, bufferBytes: Int = 32 << 20, batchTransactions: Int = 500,
                 batchEvents: Int = 10_000, applyTimeoutSeconds: Double = 300, retry: RetryPolicy = RetryPolicy(),
                 errorPolicy: ErrorPolicy = .stop, transform: TransactionTransform = TransactionTransform(), rules: RuleSet = RuleSet(),
-                progressInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(30)) {
+                progressInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(30), clock: any Clock<Duration> = ContinuousClock()) {
+        self.clock = clock
         self.name = name
         self.buffer = buffer
         self.bufferBytes = bufferBytes
@@ -90,12 +93,6 @@ public struct PipelineRunner: Sendable {
         self.logger = logger
     }
 
-    /// Every sink the pipeline opens: its sinks, then the dead-letter sink.
-    var openedSinks: [any Sink] {
-        if case .deadLetter(let sink) = configuration.errorPolicy { return sinks + [sink] }
-        return sinks
-    }
-
     /// Runs until `stop` fires (then drains and returns) or an error stops the pipeline.
     public func run(stop: StopSignal) async throws {
         let name = configuration.name
@@ -106,28 +103,48 @@ public struct PipelineRunner: Sendable {
         var applied: [String: BinlogPosition] = [:]
         // A sink the state store has a position for opens in its own worker, so a target that is
         // down at start holds up only itself; the target's own record can only be newer. A sink
-        // without one (say, the state file was lost) must say where it is before the source starts.
-        var openLater: Set<String> = []
-        let opening = openedSinks
-        for (index, sink) in opening.enumerated() {
-            if index < sinks.count, let stored = checkpoint?.sinks[sink.name]?.applied {
-                applied[sink.name] = stored
-                openLater.insert(sink.name)
-                continue
+        // without one (say, the state file was lost) must say where it is before the source starts:
+        // its session is opened here and handed to its worker.
+        var opened: [String: any SinkSession] = [:]
+        var deadLetters: (any DeadLetterSink)? = nil
+        if case .deadLetter(let session) = configuration.errorPolicy { deadLetters = session }
+        func closeOpened() async {
+            for session in opened.values { try? await session.close() }
+            try? await deadLetters?.close()
+        }
+        do {
+            for sink in sinks {
+                if let stored = checkpoint?.sinks[sink.name]?.applied {
+                    applied[sink.name] = stored
+                    continue
+                }
+                let owned = OwnedSession(sink: sink, configuration: configuration, session: nil, logger: logger)
+                let recorded: BinlogPosition?
+                do {
+                    recorded = try await owned.open()
+                } catch {
+                    throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", sink.name)
+                }
+                opened[sink.name] = owned.handOver()
+                if let recorded { applied[sink.name] = recorded }
             }
-            let recorded: BinlogPosition?
-            do {
-                recorded = try await Self.open(sink, retry: configuration.retry, timeoutSeconds: configuration.applyTimeoutSeconds, logger: logger)
-            } catch {
-                for opened in opening[..<index] { try? await opened.close() }
-                throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", sink.name)
+            if let deadLetters {
+                do {
+                    _ = try await configuration.retry.run({ try await deadLetters.open() }) { error, attempt, _ in
+                        logger.warning("dead-letter sink not ready; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
+                    }
+                } catch {
+                    throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", deadLetters.name)
+                }
             }
-            if index < sinks.count, let recorded { applied[sink.name] = recorded }
+        } catch {
+            await closeOpened()
+            throw error
         }
         var rewound: Set<String> = []
         for (sink, position) in checkpoint?.rewinds ?? [:] where sinks.contains(where: { $0.name == sink }) {
             if let current = applied[sink], position > current {
-                for opened in opening { try? await opened.close() }
+                await closeOpened()
                 throw FerryError(code: "pipeline.rewind_ahead",
                                  message: "sink \(sink) was asked to rewind to \(position.coordinates), after what it has applied (\(current.coordinates))",
                                  context: [("pipeline", name), ("sink", sink)],
@@ -138,35 +155,22 @@ public struct PipelineRunner: Sendable {
             logger.notice("sink rewound", metadata: [LoggingKeys.sink: "\(sink)", LoggingKeys.position: "\(position)"])
         }
         let resume = Self.resumePosition(applied: applied, sinks: sinks.map(\.name), safe: checkpoint?.safePosition)
+        // From here each worker owns its session and closes it when it ends.
         do {
-            try await stream(resume: resume, applied: applied, safe: checkpoint?.safePosition, rewound: rewound, openLater: openLater,
+            try await stream(resume: resume, applied: applied, safe: checkpoint?.safePosition, rewound: rewound, opened: opened,
                              stop: stop, logger: logger)
         } catch {
-            for sink in opening { try? await sink.close() }
+            // Sessions whose workers never started (the buffer could not be opened) are still
+            // the runner's; closing one a worker already closed does nothing.
+            await closeOpened()
             throw error
         }
-        for sink in opening { try? await sink.close() }
+        try? await deadLetters?.close()
         try await store.audit(pipeline: name, action: "stop", detail: "drained and stopped")
     }
 
-    /// Opens a sink, retrying while its target is unreachable or does not answer within
-    /// `timeoutSeconds`; returns what the target recorded.
-    static func open(_ sink: any Sink, retry: RetryPolicy, timeoutSeconds: Double, logger: Logger) async throws -> BinlogPosition? {
-        try await retry.run({
-            do {
-                return try await withDeadline(seconds: timeoutSeconds, sink: sink.name) { try await sink.open() }
-            } catch let timeout as ApplyTimeout {
-                await sink.reset()
-                throw timeout
-            }
-        }) { error, attempt, wait in
-            logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)",
-                                                                   "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
-        }
-    }
-
     private func stream(resume: BinlogPosition?, applied: [String: BinlogPosition], safe: BinlogPosition?, rewound: Set<String>,
-                        openLater: Set<String>, stop: StopSignal, logger: Logger) async throws {
+                        opened: [String: any SinkSession], stop: StopSignal, logger: Logger) async throws {
         let name = configuration.name
         let buffer: any ChangeBuffer
         let bufferBytes: @Sendable () async -> Int
@@ -232,8 +236,8 @@ public struct PipelineRunner: Sendable {
                     return "the source"
                 }
                 for sink in sinks {
-                    let worker = SinkWorker(sink: sink, configuration: configuration, store: store, buffer: buffer, watermark: watermark,
-                                            stats: stats, rewound: rewound.contains(sink.name), needsOpen: openLater.contains(sink.name), logger: logger)
+                    let worker = SinkWorker(sink: sink, opened: opened[sink.name], configuration: configuration, store: store, buffer: buffer,
+                                            watermark: watermark, stats: stats, rewound: rewound.contains(sink.name), logger: logger)
                     let start = applied[sink.name]
                     group.addTask {
                         try await worker.run(from: start)

@@ -1,14 +1,17 @@
 import FerryCore
 
-/// Decides, in one place, whether a failure is worth retrying (DESIGN: one classifier).
+/// Decides, in one place, what a failure means (DESIGN: one classifier), from the error's type.
 public enum ErrorClassifier {
-    /// Transient: connection and I/O trouble, busy or locked targets. Everything else (decode,
-    /// configuration, constraint and type errors) stops the pipeline or goes to the dead letter.
-    public static func isTransient(_ error: any Error) -> Bool {
-        if let classified = error as? any ClassifiedError { return classified.isTransient }
-        if let ferry = error as? FerryError { return ferry.code.hasSuffix(".unavailable") || ferry.code.hasSuffix(".busy") }
-        return false
+    /// Retry: connection and I/O trouble, busy or locked targets, deadlines. Fatal: lost
+    /// durability. Everything else (decode, configuration, constraint and type errors) is a
+    /// rejection: it stops the pipeline or goes to the dead letter.
+    public static func classify(_ error: any Error) -> ErrorDisposition {
+        (error as? any ClassifiedError)?.disposition ?? .reject
     }
+
+    public static func isTransient(_ error: any Error) -> Bool { classify(error) == .retry }
+
+    public static func isFatal(_ error: any Error) -> Bool { classify(error) == .fatal }
 }
 
 

@@ -7,6 +7,9 @@ import Rules
 /// under `error_policy: dead-letter` isolates the changes the sink rejects for good.
 struct SinkWorker: Sendable {
     let sink: any Sink
+    /// A session the runner already opened (to learn the sink's position before the source
+    /// starts); the worker takes it over. `nil`: the worker makes and opens its own.
+    let opened: (any SinkSession)?
     let configuration: PipelineConfiguration
     let store: any CheckpointStore
     let buffer: any ChangeBuffer
@@ -14,17 +17,28 @@ struct SinkWorker: Sendable {
     let stats: PipelineStats
     /// The sink was rewound: its pending rewind is cleared once it has applied from there.
     let rewound: Bool
-    /// The sink is not open yet (the runner started from the state store's position for it).
-    let needsOpen: Bool
     let logger: Logger
 
     func run(from start: BinlogPosition?) async throws {
+        let owned = OwnedSession(sink: sink, configuration: configuration, session: opened, logger: logger)
+        do {
+            try await run(from: start, owned: owned)
+        } catch {
+            await owned.close()
+            throw error
+        }
+        await owned.close()
+    }
+
+    private func run(from start: BinlogPosition?, owned: OwnedSession) async throws {
         var applied = start
         var rewindPending = rewound
-        if needsOpen {
+        if opened == nil {
+            // The runner started from the state store's position for this sink; the target's own
+            // record can only be newer.
             let recorded: BinlogPosition?
             do {
-                recorded = try await PipelineRunner.open(sink, retry: configuration.retry, timeoutSeconds: configuration.applyTimeoutSeconds, logger: logger)
+                recorded = try await owned.open()
             } catch is CancellationError {
                 return
             } catch {
@@ -47,12 +61,15 @@ struct SinkWorker: Sendable {
             }
             let started = ContinuousClock.now
             do {
-                try await applyRetrying(fresh)
+                try await applyRetrying(fresh, owned)
             } catch let error where error is CancellationError || Task.isCancelled {
                 // Stopped (a drain that timed out): not a rejection — nothing is isolated or dead-lettered.
                 throw error
+            } catch where ErrorClassifier.isFatal(error) {
+                // Durability is in doubt: stop at once, never write the batch again.
+                throw failure(error, fresh)
             } catch where !ErrorClassifier.isTransient(error) {
-                try await applyIsolating(fresh, after: applied, cause: error)
+                try await applyIsolating(fresh, after: applied, cause: error, owned)
             } catch {
                 throw failure(error, fresh)
             }
@@ -75,18 +92,17 @@ struct SinkWorker: Sendable {
             .adding("position", batch.count == 1 ? "\(batch[0].position.coordinates)" : "\(batch.first!.position.coordinates)…\(batch.last!.position.coordinates)")
     }
 
-    /// Applies a batch, retrying transient failures with backoff.
-    func applyRetrying(_ batch: [Transaction]) async throws {
+    /// Applies a batch, retrying transient failures with backoff; each retry runs on a new session.
+    func applyRetrying(_ batch: [Transaction], _ owned: OwnedSession) async throws {
         // Each timeout doubles the next attempt's deadline (up to 8×): a batch that is merely slower
         // than the deadline — a long backlog on a busy machine — would otherwise be abandoned and
         // started again forever.
         var timeouts = 0
         try await configuration.retry.run({
             do {
-                try await applyWithDeadline(batch, seconds: configuration.applyTimeoutSeconds * Double(1 << min(timeouts, 3)))
+                try await owned.apply(batch, deadline: .seconds(configuration.applyTimeoutSeconds * Double(1 << min(timeouts, 3))))
             } catch let timeout as ApplyTimeout {
                 timeouts += 1
-                await sink.reset()
                 throw timeout
             }
         }) { error, attempt, wait in
@@ -105,7 +121,7 @@ struct SinkWorker: Sendable {
     /// While a transaction is split, its changes are applied stamped with the position before it,
     /// so a crash in the middle replays the whole transaction (harmless: every change sets a whole
     /// row); the last step records the transaction's own position.
-    func applyIsolating(_ batch: [Transaction], after start: BinlogPosition?, cause: any Error) async throws {
+    func applyIsolating(_ batch: [Transaction], after start: BinlogPosition?, cause: any Error, _ owned: OwnedSession) async throws {
         var deadLetters: (any DeadLetterSink)? = nil
         if case .deadLetter(let sink) = configuration.errorPolicy { deadLetters = sink }
         logger.warning("sink rejected a batch; finding the change it rejects", metadata: [
@@ -115,17 +131,17 @@ struct SinkWorker: Sendable {
         for transaction in batch {
             defer { previous = transaction.position }
             do {
-                try await applyRetrying([transaction])
+                try await applyRetrying([transaction], owned)
                 continue
-            } catch where !ErrorClassifier.isTransient(error) && !Task.isCancelled {}
+            } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {}
             var letters: [DeadLetter] = []
             for event in transaction.events {
                 var single = transaction
                 single.events = [event]
                 single.position = previous ?? transaction.position
                 do {
-                    try await applyRetrying([single])
-                } catch where !ErrorClassifier.isTransient(error) && !Task.isCancelled {
+                    try await applyRetrying([single], owned)
+                } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {
                     let reason = FerryError(describing: error, code: "sink.rejected").adding("pipeline", configuration.name)
                         .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.coordinates)")
                     guard deadLetters != nil else { throw reason }
@@ -145,87 +161,72 @@ struct SinkWorker: Sendable {
             }
             var marker = transaction
             marker.events = []
-            try await applyRetrying([marker])
+            try await applyRetrying([marker], owned)
         }
     }
+}
 
-    /// Applies a batch, giving up after `seconds`.
-    func applyWithDeadline(_ batch: [Transaction], seconds: Double) async throws {
+/// The one session a sink worker owns: made and opened on first use, closed and thrown away after
+/// an attempt that failed for a transient reason (a timeout, a lost connection), so every retry
+/// starts on a new session and no earlier attempt can still be running (DESIGN invariant 11).
+final class OwnedSession {
+    let sink: any Sink
+    let configuration: PipelineConfiguration
+    let logger: Logger
+    private var session: (any SinkSession)?
+
+    init(sink: any Sink, configuration: PipelineConfiguration, session: (any SinkSession)?, logger: Logger) {
+        self.sink = sink
+        self.configuration = configuration
+        self.session = session
+        self.logger = logger
+    }
+
+    /// Opens a new session, retrying while the target is unreachable or does not answer within the
+    /// apply timeout; returns what the target recorded.
+    func open() async throws -> BinlogPosition? {
+        await close()
+        let configuration = self.configuration
         let sink = self.sink
-        try await withDeadline(seconds: seconds, sink: sink.name) { try await sink.apply(batch) }
+        return try await configuration.retry.run({
+            let session = try sink.makeSession()
+            do {
+                let recorded = try await withDeadline(.seconds(configuration.applyTimeoutSeconds), clock: configuration.clock, session: session) {
+                    try await session.open()
+                }
+                self.session = session
+                return recorded
+            } catch {
+                try? await session.close()
+                throw error
+            }
+        }) { error, attempt, wait in
+            logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)",
+                                                                   "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
+        }
     }
-}
 
-/// Runs a sink operation, giving up after `seconds`, or at once when the calling task is
-/// cancelled (a drain that timed out must not wait for the apply timeout as well). A stuck client
-/// library (a lost connection it never reports — postgres-nio does this when the server goes away
-/// mid-connect) then costs one retry instead of the pipeline: the caller resets the sink, so the
-/// abandoned attempt cannot commit after the retry has started.
-func withDeadline<T: Sendable>(seconds: Double, sink: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let outcome = OneShot<T>()
-    let work = Task {
+    /// One attempt at `batch` on the current session (a new one when there is none).
+    func apply(_ batch: [Transaction], deadline: Duration) async throws {
+        if session == nil { _ = try await open() }
+        guard let session else { return }
         do {
-            outcome.finish(.success(try await body()))
-        } catch {
-            outcome.finish(.failure(error))
+            try await withDeadline(deadline, clock: configuration.clock, session: session) { try await session.apply(batch) }
+        } catch where ErrorClassifier.isTransient(error) || error is CancellationError {
+            await close()
+            throw error
         }
-    }
-    let timer = Task {
-        try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-        outcome.finish(.failure(ApplyTimeout(seconds: seconds, sink: sink)))
-    }
-    return try await withTaskCancellationHandler {
-        defer { timer.cancel() }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            outcome.arm(continuation)
-        }
-    } onCancel: {
-        work.cancel()
-        outcome.finish(.failure(CancellationError()))
-    }
-}
-
-/// Resumes a continuation once, from whichever task gets there first — also when that is before
-/// the continuation exists (the result waits for it).
-final class OneShot<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<T, any Error>?
-    private var result: Result<T, any Error>?
-    private var done = false
-
-    func arm(_ continuation: CheckedContinuation<T, any Error>) {
-        lock.lock()
-        guard let result else {
-            self.continuation = continuation
-            lock.unlock()
-            return
-        }
-        lock.unlock()
-        continuation.resume(with: result)
     }
 
-    func finish(_ result: Result<T, any Error>) {
-        lock.lock()
-        guard !done else {
-            lock.unlock()
-            return
-        }
-        done = true
-        guard let continuation else {
-            self.result = result
-            lock.unlock()
-            return
-        }
-        self.continuation = nil
-        lock.unlock()
-        continuation.resume(with: result)
+    /// The open session, for another task to own from now on.
+    func handOver() -> (any SinkSession)? {
+        defer { session = nil }
+        return session
     }
-}
 
-/// A sink did not finish in time; retried after the sink dropped its connection.
-struct ApplyTimeout: ClassifiedError, CustomStringConvertible {
-    var seconds: Double
-    var sink: String
-    var isTransient: Bool { true }
-    var description: String { "sink \(sink) did not answer within \(Int(seconds)) s" }
+    func close() async {
+        guard let session else { return }
+        self.session = nil
+        try? await session.close()
+    }
 }

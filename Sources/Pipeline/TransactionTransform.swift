@@ -19,9 +19,9 @@ public final class TransactionTransform: @unchecked Sendable {
     public let mappings: [TableMapping]
     public let pipeline: String
     private let lock = NSLock()
-    /// Per source schema: the schema itself (kept alive so its identifier is not reused) and the
-    /// projection, `nil` when the table passes through unchanged.
-    private var projections: [ObjectIdentifier: (schema: TableSchema, projection: ColumnProjection.Shape?)] = [:]
+    /// Per table: the schema its projection was worked out for and the projection, `nil` when
+    /// the table passes through unchanged. A table's newer schema replaces the older entry.
+    private var projections: [TableName: (schema: TableSchema, projection: ColumnProjection.Shape?)] = [:]
 
     public init(mappings: [TableMapping] = [], pipeline: String = "") {
         self.mappings = mappings
@@ -43,10 +43,10 @@ public final class TransactionTransform: @unchecked Sendable {
     func projection(for schema: TableSchema) throws -> ColumnProjection.Shape? {
         lock.lock()
         defer { lock.unlock() }
-        if let known = projections[ObjectIdentifier(schema)] { return known.projection }
+        if let known = projections[schema.name], known.schema === schema { return known.projection }
         let projection = try mappings.first { TableGlob.matches($0.tables, schema.name.description) }
             .map { try $0.columns.shape(schema, pipeline: pipeline, origin: "the mapping") }
-        projections[ObjectIdentifier(schema)] = (schema, projection)
+        projections[schema.name] = (schema, projection)
         return projection
     }
 }

@@ -19,9 +19,27 @@ import SQLiteNIO
 /// - `rewinds(pipeline, sink, position TEXT, requested_at TEXT, PRIMARY KEY(pipeline, sink))`
 /// - `progress(pipeline PRIMARY KEY, figures TEXT)`: `PipelineProgress` as JSON
 /// Positions are `BinlogPosition.persistedJSON`.
+///
+/// Every public method runs alone, through one gate, from its first statement to its last: an
+/// actor serialises calls only between suspensions, and a unit of several statements (a
+/// snapshot request is a transaction) must not see another caller's statements in between.
 public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     public let path: String
     private let connection: SQLiteConnection
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    /// Runs `body` with no other method of the store running (first come, first served).
+    private func exclusively<T>(_ body: () async throws -> T) async throws -> T {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        }
+        busy = true
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
 
     private init(path: String, connection: SQLiteConnection) {
         self.path = path
@@ -81,45 +99,57 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     static func corrupt(_ path: String, _ cause: String) -> FerryError {
         FerryError(code: "state.corrupt", message: "the state file \(path) cannot be used: \(cause)",
                    context: [("file", path)],
-                   fix: "move the file aside and start again: each SQL sink recovers its position from its ferry_offsets table; for other sinks give a start position with `ferry run --from POSITION`")
+                   fix: "move the file aside and start again: each SQL sink recovers its position from its ferry_offsets table; for other sinks give a start position with `ferry run --from POSITION`",
+                   disposition: .fatal)
     }
 
     public func close() async throws { try await connection.close() }
 
     public func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? {
-        let safeRows = try await connection.query("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
-        let sinkRows = try await connection.query("SELECT sink, queued_position, applied_position FROM sinks WHERE pipeline = ?", [.text(pipeline)])
-        let rewindRows = (try? await connection.query("SELECT sink, position FROM rewinds WHERE pipeline = ?", [.text(pipeline)])) ?? []
-        if safeRows.isEmpty && sinkRows.isEmpty && rewindRows.isEmpty { return nil }
-        var rewinds: [String: BinlogPosition] = [:]
-        for row in rewindRows {
-            guard let name = row.column("sink")?.string, let position = row.column("position")?.string.flatMap(BinlogPosition.init(persistedJSON:)) else { continue }
-            rewinds[name] = position
+        try await exclusively {
+            let safeRows = try await connection.query("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
+            let sinkRows = try await connection.query("SELECT sink, queued_position, applied_position FROM sinks WHERE pipeline = ?", [.text(pipeline)])
+            let rewindRows = (try? await connection.query("SELECT sink, position FROM rewinds WHERE pipeline = ?", [.text(pipeline)])) ?? []
+            if safeRows.isEmpty && sinkRows.isEmpty && rewindRows.isEmpty { return nil }
+            var rewinds: [String: BinlogPosition] = [:]
+            for row in rewindRows {
+                guard let name = row.column("sink")?.string, let position = row.column("position")?.string.flatMap(BinlogPosition.init(persistedJSON:)) else { continue }
+                rewinds[name] = position
+            }
+            var sinks: [String: SinkCheckpoint] = [:]
+            for row in sinkRows {
+                guard let name = row.column("sink")?.string else { continue }
+                sinks[name] = SinkCheckpoint(queued: row.column("queued_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)),
+                                             applied: row.column("applied_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)))
+            }
+            return PipelineCheckpoint(safePosition: safeRows.first?.column("safe_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)),
+                                      sinks: sinks, rewinds: rewinds)
         }
-        var sinks: [String: SinkCheckpoint] = [:]
-        for row in sinkRows {
-            guard let name = row.column("sink")?.string else { continue }
-            sinks[name] = SinkCheckpoint(queued: row.column("queued_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)),
-                                         applied: row.column("applied_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)))
-        }
-        return PipelineCheckpoint(safePosition: safeRows.first?.column("safe_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)),
-                                  sinks: sinks, rewinds: rewinds)
     }
 
+    /// Keeps the newer of `position` and the one stored: the safe position never moves backwards,
+    /// whichever sink worker's report arrives last.
     public func saveSafePosition(_ position: BinlogPosition, pipeline: String) async throws {
-        _ = try await connection.query("""
-            INSERT INTO pipelines (name, safe_position, updated_at) VALUES (?, ?, ?)
-            ON CONFLICT (name) DO UPDATE SET safe_position = excluded.safe_position, updated_at = excluded.updated_at
-            """, [.text(pipeline), .text(position.persistedJSON), .text(Self.now())])
+        try await exclusively {
+            let stored = try await connection.query("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
+                .first?.column("safe_position")?.string.flatMap(BinlogPosition.init(persistedJSON:))
+            if let stored, stored >= position { return }
+            _ = try await connection.query("""
+                INSERT INTO pipelines (name, safe_position, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET safe_position = excluded.safe_position, updated_at = excluded.updated_at
+                """, [.text(pipeline), .text(position.persistedJSON), .text(Self.now())])
+        }
     }
 
     public func saveSinkPositions(pipeline: String, sink: String, queued: BinlogPosition?, applied: BinlogPosition?) async throws {
-        _ = try await connection.query("""
-            INSERT INTO sinks (pipeline, sink, queued_position, applied_position, updated_at) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (pipeline, sink) DO UPDATE SET queued_position = excluded.queued_position,
-              applied_position = excluded.applied_position, updated_at = excluded.updated_at
-            """, [.text(pipeline), .text(sink), queued.map { .text($0.persistedJSON) } ?? .null,
-                  applied.map { .text($0.persistedJSON) } ?? .null, .text(Self.now())])
+        try await exclusively {
+            _ = try await connection.query("""
+                INSERT INTO sinks (pipeline, sink, queued_position, applied_position, updated_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (pipeline, sink) DO UPDATE SET queued_position = excluded.queued_position,
+                  applied_position = excluded.applied_position, updated_at = excluded.updated_at
+                """, [.text(pipeline), .text(sink), queued.map { .text($0.persistedJSON) } ?? .null,
+                      applied.map { .text($0.persistedJSON) } ?? .null, .text(Self.now())])
+        }
     }
 
     public func audit(pipeline: String, action: String, detail: String) async throws {
@@ -128,6 +158,10 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     /// An audit entry made on someone's behalf: `cli`, or an API token's name.
     public func audit(pipeline: String, action: String, detail: String, actor: String) async throws {
+        try await exclusively { try await writeAudit(pipeline: pipeline, action: action, detail: detail, actor: actor) }
+    }
+
+    private func writeAudit(pipeline: String, action: String, detail: String, actor: String) async throws {
         _ = try await connection.query("INSERT INTO audit (at, pipeline, action, detail, actor) VALUES (?, ?, ?, ?, ?)",
                                        [.text(Self.now()), .text(pipeline), .text(action), .text(detail), .text(actor)])
     }
@@ -135,55 +169,100 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     /// Asks the pipeline to replay a sink from `position` (out of its disk buffer) when it next
     /// starts; recorded in the audit log.
     public func requestRewind(pipeline: String, sink: String, position: BinlogPosition, actor: String = "cli") async throws {
-        _ = try await connection.query("""
-            INSERT INTO rewinds (pipeline, sink, position, requested_at) VALUES (?, ?, ?, ?)
-            ON CONFLICT (pipeline, sink) DO UPDATE SET position = excluded.position, requested_at = excluded.requested_at
-            """, [.text(pipeline), .text(sink), .text(position.persistedJSON), .text(Self.now())])
-        try await audit(pipeline: pipeline, action: "rewind", detail: "sink \(sink) to \(position)", actor: actor)
+        try await exclusively {
+            _ = try await connection.query("""
+                INSERT INTO rewinds (pipeline, sink, position, requested_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (pipeline, sink) DO UPDATE SET position = excluded.position, requested_at = excluded.requested_at
+                """, [.text(pipeline), .text(sink), .text(position.persistedJSON), .text(Self.now())])
+            try await writeAudit(pipeline: pipeline, action: "rewind", detail: "sink \(sink) to \(position)", actor: actor)
+        }
     }
 
     public func clearRewind(pipeline: String, sink: String) async throws {
-        _ = try await connection.query("DELETE FROM rewinds WHERE pipeline = ? AND sink = ?", [.text(pipeline), .text(sink)])
+        try await exclusively {
+            _ = try await connection.query("DELETE FROM rewinds WHERE pipeline = ? AND sink = ?", [.text(pipeline), .text(sink)])
+        }
     }
 
     public func saveProgress(_ progress: PipelineProgress) async throws {
-        let figures = String(decoding: try JSONEncoder().encode(progress), as: UTF8.self)
-        _ = try await connection.query("INSERT INTO progress (pipeline, figures) VALUES (?, ?) ON CONFLICT (pipeline) DO UPDATE SET figures = excluded.figures",
-                                       [.text(progress.pipeline), .text(figures)])
+        try await exclusively {
+            let figures = String(decoding: try JSONEncoder().encode(progress), as: UTF8.self)
+            _ = try await connection.query("INSERT INTO progress (pipeline, figures) VALUES (?, ?) ON CONFLICT (pipeline) DO UPDATE SET figures = excluded.figures",
+                                           [.text(progress.pipeline), .text(figures)])
+        }
     }
 
     public func progress(pipeline: String) async throws -> PipelineProgress? {
-        // A state file written before progress was recorded has no such table.
-        guard let rows = try? await connection.query("SELECT figures FROM progress WHERE pipeline = ?", [.text(pipeline)]),
-              let text = rows.first?.column("figures")?.string
-        else { return nil }
-        return try? JSONDecoder().decode(PipelineProgress.self, from: Data(text.utf8))
+        try await exclusively {
+            // A state file written before progress was recorded has no such table.
+            guard let rows = try? await connection.query("SELECT figures FROM progress WHERE pipeline = ?", [.text(pipeline)]),
+                  let text = rows.first?.column("figures")?.string
+            else { return nil }
+            return try? JSONDecoder().decode(PipelineProgress.self, from: Data(text.utf8))
+        }
     }
 
     // MARK: - Snapshots
 
     public func snapshotTables(pipeline: String) async throws -> [SnapshotTableRecord] {
-        // A read-only open of a state file from before snapshots has no such table.
-        guard let rows = try? await connection.query("SELECT record FROM snapshot_tables WHERE pipeline = ? ORDER BY table_name", [.text(pipeline)])
-        else { return [] }
-        return try rows.map { try Self.decode(SnapshotTableRecord.self, $0.column("record")?.string) }
+        try await exclusively {
+            // A read-only open of a state file from before snapshots has no such table.
+            guard let rows = try? await connection.query("SELECT record FROM snapshot_tables WHERE pipeline = ? ORDER BY table_name", [.text(pipeline)])
+            else { return [] }
+            return try rows.map { try Self.decode(SnapshotTableRecord.self, $0.column("record")?.string) }
+        }
     }
 
     public func snapshotChunks(pipeline: String, table: TableName) async throws -> [SnapshotChunkRecord] {
-        guard let rows = try? await connection.query("SELECT record FROM snapshot_ranges WHERE pipeline = ? AND table_name = ? ORDER BY chunk",
-                                                     [.text(pipeline), .text(table.description)])
-        else { return [] }
-        return try rows.map { try Self.decode(SnapshotChunkRecord.self, $0.column("record")?.string) }
+        try await exclusively {
+            guard let rows = try? await connection.query("SELECT record FROM snapshot_ranges WHERE pipeline = ? AND table_name = ? ORDER BY chunk",
+                                                         [.text(pipeline), .text(table.description)])
+            else { return [] }
+            return try rows.map { try Self.decode(SnapshotChunkRecord.self, $0.column("record")?.string) }
+        }
     }
 
-    public func saveSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws {
+    @discardableResult
+    public func saveSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws -> Bool {
+        try await exclusively {
+            if let stored = try await storedRequest(pipeline: pipeline, table: record.table), stored != record.requestedMillis { return false }
+            try await writeSnapshotTable(record, pipeline: pipeline)
+            return true
+        }
+    }
+
+    /// When the table's current snapshot request was made; `nil` when it has none.
+    private func storedRequest(pipeline: String, table: TableName) async throws -> Int64? {
+        let rows = try await connection.query("SELECT record FROM snapshot_tables WHERE pipeline = ? AND table_name = ?",
+                                              [.text(pipeline), .text(table.description)])
+        guard let row = rows.first else { return nil }
+        return try Self.decode(SnapshotTableRecord.self, row.column("record")?.string).requestedMillis
+    }
+
+    /// A request time later than the table's current request, so that the new request is told
+    /// apart from the one that may be running.
+    private func newRequestTime(pipeline: String, table: TableName, atMillis: Int64) async throws -> Int64 {
+        let stored = (try? await storedRequest(pipeline: pipeline, table: table)) ?? nil
+        return max(atMillis, (stored ?? Int64.min) &+ 1)
+    }
+
+    private func writeSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws {
         _ = try await connection.query("""
             INSERT INTO snapshot_tables (pipeline, table_name, record) VALUES (?, ?, ?)
             ON CONFLICT (pipeline, table_name) DO UPDATE SET record = excluded.record
             """, [.text(pipeline), .text(record.table.description), .text(try Self.encode(record))])
     }
 
-    public func saveSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String) async throws {
+    @discardableResult
+    public func saveSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String, requestedMillis: Int64) async throws -> Bool {
+        try await exclusively {
+            guard try await storedRequest(pipeline: pipeline, table: chunk.table) == requestedMillis else { return false }
+            try await writeSnapshotChunk(chunk, pipeline: pipeline)
+            return true
+        }
+    }
+
+    private func writeSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String) async throws {
         _ = try await connection.query("""
             INSERT INTO snapshot_ranges (pipeline, table_name, chunk, record) VALUES (?, ?, ?, ?)
             ON CONFLICT (pipeline, table_name, chunk) DO UPDATE SET record = excluded.record
@@ -196,35 +275,41 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     /// A snapshot asked for by `actor` (`cli` or an API token's name).
     public func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64, actor: String) async throws {
-        _ = try await connection.query("BEGIN IMMEDIATE")
-        do {
-            for table in tables {
-                _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
-                try await saveSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: reason, requestedMillis: atMillis), pipeline: pipeline)
+        try await exclusively {
+            _ = try await connection.query("BEGIN IMMEDIATE")
+            do {
+                for table in tables {
+                    _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
+                    let at = try await newRequestTime(pipeline: pipeline, table: table, atMillis: atMillis)
+                    try await writeSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: reason, requestedMillis: at), pipeline: pipeline)
+                }
+                try await writeAudit(pipeline: pipeline, action: "snapshot", detail: "\(reason): \(tables.map(\.description).joined(separator: ", "))", actor: actor)
+                _ = try await connection.query("COMMIT")
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw error
             }
-            try await audit(pipeline: pipeline, action: "snapshot", detail: "\(reason): \(tables.map(\.description).joined(separator: ", "))", actor: actor)
-            _ = try await connection.query("COMMIT")
-        } catch {
-            _ = try? await connection.query("ROLLBACK")
-            throw error
         }
     }
 
     public func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64) async throws {
-        _ = try await connection.query("BEGIN IMMEDIATE")
-        do {
-            _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
-            for (index, start) in stride(from: 0, to: keys.count, by: max(1, chunkKeys)).enumerated() {
-                let part = Array(keys[start..<min(keys.count, start + max(1, chunkKeys))])
-                try await saveSnapshotChunk(SnapshotChunkRecord(table: table, index: index, lower: nil, upper: nil, keys: part), pipeline: pipeline)
+        try await exclusively {
+            _ = try await connection.query("BEGIN IMMEDIATE")
+            do {
+                let at = try await newRequestTime(pipeline: pipeline, table: table, atMillis: atMillis)
+                _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
+                for (index, start) in stride(from: 0, to: keys.count, by: max(1, chunkKeys)).enumerated() {
+                    let part = Array(keys[start..<min(keys.count, start + max(1, chunkKeys))])
+                    try await writeSnapshotChunk(SnapshotChunkRecord(table: table, index: index, lower: nil, upper: nil, keys: part), pipeline: pipeline)
+                }
+                try await writeSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: "repair", planComplete: true, requestedMillis: at),
+                                            pipeline: pipeline)
+                try await writeAudit(pipeline: pipeline, action: "repair", detail: "\(table): \(keys.count) keys", actor: "ferry")
+                _ = try await connection.query("COMMIT")
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw error
             }
-            try await saveSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: "repair", planComplete: true, requestedMillis: atMillis),
-                                        pipeline: pipeline)
-            try await audit(pipeline: pipeline, action: "repair", detail: "\(table): \(keys.count) keys")
-            _ = try await connection.query("COMMIT")
-        } catch {
-            _ = try? await connection.query("ROLLBACK")
-            throw error
         }
     }
 
@@ -250,15 +335,17 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     /// The most recent audit entries of one pipeline (all when nil), newest first.
     public func auditLog(pipeline: String?, limit: Int) async throws -> [AuditEntry] {
-        let rows = if let pipeline {
-            try await connection.query("SELECT at, pipeline, action, detail, actor FROM audit WHERE pipeline = ? ORDER BY id DESC LIMIT ?",
-                                       [.text(pipeline), .integer(limit)])
-        } else {
-            try await connection.query("SELECT at, pipeline, action, detail, actor FROM audit ORDER BY id DESC LIMIT ?", [.integer(limit)])
-        }
-        return rows.map {
-            AuditEntry(at: $0.column("at")?.string ?? "", pipeline: $0.column("pipeline")?.string ?? "", action: $0.column("action")?.string ?? "",
-                       detail: $0.column("detail")?.string ?? "", actor: $0.column("actor")?.string ?? "ferry")
+        try await exclusively {
+            let rows = if let pipeline {
+                try await connection.query("SELECT at, pipeline, action, detail, actor FROM audit WHERE pipeline = ? ORDER BY id DESC LIMIT ?",
+                                           [.text(pipeline), .integer(limit)])
+            } else {
+                try await connection.query("SELECT at, pipeline, action, detail, actor FROM audit ORDER BY id DESC LIMIT ?", [.integer(limit)])
+            }
+            return rows.map {
+                AuditEntry(at: $0.column("at")?.string ?? "", pipeline: $0.column("pipeline")?.string ?? "", action: $0.column("action")?.string ?? "",
+                           detail: $0.column("detail")?.string ?? "", actor: $0.column("actor")?.string ?? "ferry")
+            }
         }
     }
 
@@ -270,33 +357,41 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     /// Stores a token's hash under `name`; false when the name is taken.
     public func createToken(name: String, role: String, hash: String) async throws -> Bool {
-        let existing = try await connection.query("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
-        guard existing.isEmpty else { return false }
-        _ = try await connection.query("INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)",
-                                       [.text(name), .text(role), .text(hash), .text(Self.now())])
-        try await audit(pipeline: "*", action: "token-create", detail: "token \(name) with role \(role)", actor: "cli")
-        return true
+        try await exclusively {
+            let existing = try await connection.query("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
+            guard existing.isEmpty else { return false }
+            _ = try await connection.query("INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)",
+                                           [.text(name), .text(role), .text(hash), .text(Self.now())])
+            try await writeAudit(pipeline: "*", action: "token-create", detail: "token \(name) with role \(role)", actor: "cli")
+            return true
+        }
     }
 
     /// False when no token has that name.
     public func revokeToken(name: String) async throws -> Bool {
-        let existing = try await connection.query("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
-        guard !existing.isEmpty else { return false }
-        _ = try await connection.query("DELETE FROM api_tokens WHERE name = ?", [.text(name)])
-        try await audit(pipeline: "*", action: "token-revoke", detail: "token \(name)", actor: "cli")
-        return true
+        try await exclusively {
+            let existing = try await connection.query("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
+            guard !existing.isEmpty else { return false }
+            _ = try await connection.query("DELETE FROM api_tokens WHERE name = ?", [.text(name)])
+            try await writeAudit(pipeline: "*", action: "token-revoke", detail: "token \(name)", actor: "cli")
+            return true
+        }
     }
 
     public func tokens() async throws -> [StoredToken] {
-        try await connection.query("SELECT name, role, created_at FROM api_tokens ORDER BY name").map {
-            StoredToken(name: $0.column("name")?.string ?? "", role: $0.column("role")?.string ?? "", createdAt: $0.column("created_at")?.string ?? "")
+        try await exclusively {
+            try await connection.query("SELECT name, role, created_at FROM api_tokens ORDER BY name").map {
+                StoredToken(name: $0.column("name")?.string ?? "", role: $0.column("role")?.string ?? "", createdAt: $0.column("created_at")?.string ?? "")
+            }
         }
     }
 
     /// The name and role of the token with this SHA-256.
     public func token(hash: String) async throws -> (name: String, role: String)? {
-        try await connection.query("SELECT name, role FROM api_tokens WHERE hash = ?", [.text(hash)]).first.map {
-            ($0.column("name")?.string ?? "", $0.column("role")?.string ?? "")
+        try await exclusively {
+            try await connection.query("SELECT name, role FROM api_tokens WHERE hash = ?", [.text(hash)]).first.map {
+                ($0.column("name")?.string ?? "", $0.column("role")?.string ?? "")
+            }
         }
     }
 

@@ -127,9 +127,13 @@ extension Integration.PostgresSinkTypes {
     }
 
     func sink() throws -> PostgresSink {
-        PostgresSink(configuration: try .init(name: "pg", pipeline: "bad", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
-                                              password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { $0.table }),
-                     logger: TestEnvironment.logger)
+        try factory().makeSession() as! PostgresSink
+    }
+
+    func factory() throws -> SinkFactory {
+        let settings = try PostgresSink.Configuration(name: "pg", pipeline: "bad", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
+                                                      password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { $0.table })
+        return SinkFactory(name: "pg") { PostgresSink(configuration: settings, logger: TestEnvironment.logger) }
     }
 
     /// A large group is copied; when some of its keys exist already, the COPY rolls back to its
@@ -165,7 +169,7 @@ extension Integration.PostgresSinkTypes {
     }
 
     func rejectedRows(_ stream: [Transaction], store: SQLiteCheckpointStore) async throws {
-        let stopping = PipelineRunner(configuration: PipelineConfiguration(name: "bad"), source: ListSource(stream), sinks: [try sink()],
+        let stopping = PipelineRunner(configuration: PipelineConfiguration(name: "bad"), source: ListSource(stream), sinks: [try factory()],
                                       store: store, logger: TestEnvironment.logger)
         do {
             try await stopping.run(stop: StopSignal())
@@ -179,7 +183,7 @@ extension Integration.PostgresSinkTypes {
         let directory = NSTemporaryDirectory() + "ferry-dead-\(UUID().uuidString)"
         let letters = JSONLinesSink(configuration: .init(name: "rejects", directory: directory))
         let lettering = PipelineRunner(configuration: PipelineConfiguration(name: "bad", errorPolicy: .deadLetter(letters)),
-                                       source: ListSource(stream), sinks: [try sink()], store: store, logger: TestEnvironment.logger)
+                                       source: ListSource(stream), sinks: [try factory()], store: store, logger: TestEnvironment.logger)
         let stop = StopSignal()
         let run = Task { try await lettering.run(stop: stop) }
         try await waitUntil("applied", seconds: 30) { try psql("SELECT count(*) FROM good_rows").trimmingCharacters(in: .whitespacesAndNewlines) == "4" }

@@ -32,56 +32,189 @@ final class Gate: @unchecked Sendable {
     }
 }
 
-/// A sink operation that ignores cancellation until `release` opens, as a stuck client library does.
-private func stuck(until release: Gate) async -> Int {
-    await release.wait()
-    return 7
-}
-
-@Suite struct DeadlineTests {
-    @Test func returnsWhatTheOperationReturns() async throws {
-        let value = try await withDeadline(seconds: 10, sink: "s") { 42 }
-        #expect(value == 42)
-    }
-
-    /// The operation never ends by itself: only the deadline ends the wait.
-    @Test func givesUpAfterTheDeadline() async throws {
-        let release = Gate()
-        defer { release.open() }
-        await #expect(throws: ApplyTimeout.self) {
-            _ = try await withDeadline(seconds: 0.2, sink: "s") { await stuck(until: release) }
-        }
-    }
-
-    /// A drain that timed out cancels its sink workers; they must end then, not after the apply
-    /// timeout of an operation that ignores cancellation (which would end this wait with
-    /// `ApplyTimeout` instead).
-    @Test func cancellationEndsTheWait() async throws {
-        let release = Gate()
-        defer { release.open() }
-        let waiting = Task { try await withDeadline(seconds: 120, sink: "s") { await stuck(until: release) } }
-        waiting.cancel()
-        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
-    }
-}
-
-/// A target whose writes hang, ignoring cancellation, until released.
-actor StuckSink: Sink {
+/// A session whose calls hang until it is interrupted (as a connection does whose server stopped
+/// answering), then fail; it ends only once `ending` opens, so a test can hold an interrupted
+/// attempt between its interruption and its end.
+actor HangingSession: SinkSession {
     nonisolated let name: String
-    let release: Gate
-    private(set) var started = false
+    private nonisolated let interrupted = Gate()
+    let ending: Gate
+    private(set) var ended = false
 
-    init(name: String, release: Gate) {
+    init(name: String = "hanging", ending: Gate) {
         self.name = name
-        self.release = release
+        self.ending = ending
     }
 
     func open() async throws -> BinlogPosition? { nil }
     func close() async throws {}
 
     func apply(_ transactions: [Transaction]) async throws {
+        await interrupted.wait()
+        await ending.wait()
+        ended = true
+        throw MemorySinkError(message: "connection closed", isTransient: true)
+    }
+
+    nonisolated func interrupt() { interrupted.open() }
+}
+
+@Suite struct DeadlineTests {
+    @Test func returnsWhatTheAttemptReturns() async throws {
+        let value = try await withDeadline(.seconds(10), clock: ManualClock(), session: HangingSession(ending: Gate())) { 42 }
+        #expect(value == 42)
+    }
+
+    /// The deadline interrupts the session, and the caller gets `ApplyTimeout` only once the
+    /// attempt has ended: nothing can retry beside it.
+    @Test func aTimeoutInterruptsTheSessionAndWaitsForTheAttemptToEnd() async throws {
+        let clock = ManualClock()
+        let ending = Gate()
+        let session = HangingSession(ending: ending)
+        let outcome = OutcomeBox()
+        let waiting = Task {
+            do {
+                try await withDeadline(.seconds(1), clock: clock, session: session) { try await session.apply([]) }
+            } catch {
+                outcome.set(error)
+            }
+        }
+        try await eventually("the timer sleeps") { clock.sleeping == 1 }
+        clock.advance(by: .seconds(1))
+        // Interrupted, but still running: the caller must still be waiting.
+        for _ in 0..<50 { await Task.yield() }
+        #expect(outcome.error == nil)
+        #expect(await !session.ended)
+        ending.open()
+        await waiting.value
+        #expect(outcome.error is ApplyTimeout)
+        #expect(await session.ended)
+    }
+
+    /// A drain that timed out cancels its sink workers: the attempt is interrupted and awaited,
+    /// and the caller sees the cancellation, not a timeout.
+    @Test func cancellationInterruptsTheSessionAndWaits() async throws {
+        let ending = Gate()
+        ending.open()
+        let session = HangingSession(ending: ending)
+        let waiting = Task { try await withDeadline(.seconds(120), clock: ManualClock(), session: session) { try await session.apply([]) } }
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiting.value }
+        #expect(await session.ended)
+    }
+}
+
+/// The first error a task saw.
+final class OutcomeBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: (any Error)?
+
+    var error: (any Error)? { lock.withLock { stored } }
+    func set(_ error: any Error) { lock.withLock { stored = error } }
+}
+
+/// Sessions of one in-memory target that count how many applies run at once across all of them;
+/// the first session's first apply hangs until interrupted and ends only when `release` opens.
+final class CountingSink: Sink, @unchecked Sendable {
+    let name = "counting"
+    let target = MemoryTableSink(name: "counting")
+    let release = Gate()
+    private let lock = NSLock()
+    private var running = 0
+    private(set) var mostAtOnce = 0
+    private(set) var sessions = 0
+    private(set) var closed = 0
+
+    func makeSession() throws -> any SinkSession {
+        let number = lock.withLock {
+            sessions += 1
+            return sessions
+        }
+        return CountingSession(sink: self, hangs: number == 1)
+    }
+
+    func started() {
+        lock.withLock {
+            running += 1
+            mostAtOnce = max(mostAtOnce, running)
+        }
+    }
+
+    func finished() { lock.withLock { running -= 1 } }
+    func sessionClosed() { lock.withLock { closed += 1 } }
+}
+
+actor CountingSession: SinkSession {
+    let sink: CountingSink
+    let hangs: Bool
+    private nonisolated let interrupted = Gate()
+    nonisolated var name: String { sink.name }
+
+    init(sink: CountingSink, hangs: Bool) {
+        self.sink = sink
+        self.hangs = hangs
+    }
+
+    func open() async throws -> BinlogPosition? { try await sink.target.open() }
+    func close() async throws { sink.sessionClosed() }
+    nonisolated func interrupt() { interrupted.open() }
+
+    func apply(_ transactions: [Transaction]) async throws {
+        sink.started()
+        defer { sink.finished() }
+        if hangs {
+            await interrupted.wait()
+            await sink.release.wait()
+            throw MemorySinkError(message: "connection closed", isTransient: true)
+        }
+        try await sink.target.apply(transactions)
+    }
+}
+
+@Suite struct SessionOwnershipTests {
+    /// A batch that times out is retried on a new session only after the first attempt ended:
+    /// the target never sees two applies at once, and the interrupted session is closed.
+    @Test func aTimedOutBatchIsRetriedOnANewSessionAfterTheAttemptEnded() async throws {
+        let store = try await SQLiteCheckpointStore.open(path: temporaryDirectory() + "/state.sqlite", logger: Logger(label: "test"))
+        let clock = ManualClock()
+        let sink = CountingSink()
+        let configuration = PipelineConfiguration(name: "p", applyTimeoutSeconds: 1, retry: RetryPolicy(initialDelaySeconds: 0.001, maximumDelaySeconds: 0.001),
+                                                  clock: clock)
+        let runner = PipelineRunner(configuration: configuration, source: ListSource(inserts(1...3)), sinks: [sink], store: store, logger: Logger(label: "test"))
+        let stop = StopSignal()
+        let run = Task { try await runner.run(stop: stop) }
+        try await eventually("the first apply hangs") { clock.sleeping == 1 && sink.mostAtOnce == 1 }
+        clock.advance(by: .seconds(1))
+        for _ in 0..<50 { await Task.yield() }
+        #expect(sink.sessions == 1, "a retry started while the interrupted attempt was still running")
+        sink.release.open()
+        try await eventually("the retry applied every row") { await sink.target.rows("shop.items").count == 3 }
+        await stop.stop()
+        try await run.value
+        #expect(sink.mostAtOnce == 1)
+        #expect(sink.sessions == 2 && sink.closed == 2)
+        try await store.close()
+    }
+}
+
+/// A target whose writes hang until its connection is closed (the session interrupted).
+actor StuckSink: StatelessSink {
+    nonisolated let name: String
+    private nonisolated let interrupted = Gate()
+    private(set) var started = false
+
+    init(name: String) {
+        self.name = name
+    }
+
+    func open() async throws -> BinlogPosition? { nil }
+    func close() async throws {}
+    nonisolated func interrupt() { interrupted.open() }
+
+    func apply(_ transactions: [Transaction]) async throws {
         started = true
-        _ = await stuck(until: release)
+        await interrupted.wait()
+        throw MemorySinkError(message: "connection closed", isTransient: true)
     }
 }
 
@@ -90,9 +223,7 @@ actor StuckSink: Sink {
     /// batch is not mistaken for a rejection (nothing is dead-lettered; it is applied next start).
     @Test func aDrainThatTimesOutEndsTheRunAndDeadLettersNothing() async throws {
         let store = try await SQLiteCheckpointStore.open(path: temporaryDirectory() + "/state.sqlite", logger: Logger(label: "test"))
-        let release = Gate()
-        defer { release.open() }
-        let stuck = StuckSink(name: "target", release: release)
+        let stuck = StuckSink(name: "target")
         let letters = MemoryTableSink(name: "letters")
         let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", errorPolicy: .deadLetter(letters), drainTimeout: .milliseconds(200)),
                                     source: ListSource(inserts(1...3)), sinks: [stuck], store: store, logger: Logger(label: "test"))

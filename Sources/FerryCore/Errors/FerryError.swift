@@ -11,12 +11,16 @@ public struct FerryError: Error, Sendable, CustomStringConvertible {
     public var context: [(key: String, value: String)]
     /// What the user can do about it.
     public var fix: String?
+    /// Whether retrying can help, or the error stops the pipeline at once. Default `.reject`.
+    public var disposition: ErrorDisposition
 
-    public init(code: String, message: String, context: [(key: String, value: String)] = [], fix: String? = nil) {
+    public init(code: String, message: String, context: [(key: String, value: String)] = [], fix: String? = nil,
+                disposition: ErrorDisposition = .reject) {
         self.code = code
         self.message = message
         self.context = context
         self.fix = fix
+        self.disposition = disposition
     }
 
     /// One line: `error[code]: message (key=value, …). Fix: …`
@@ -61,7 +65,28 @@ extension FerryErrorConvertible {
     public var description: String { ferryError.description }
 }
 
+/// What a failure means for the work that hit it (DESIGN invariant 11).
+public enum ErrorDisposition: Sendable, Equatable {
+    /// Transient (a lost connection, a busy target): try again, on a new session.
+    case retry
+    /// The target refuses this input for good: find the change, then stop or dead-letter it.
+    case reject
+    /// Durability is in doubt (an fsync failed, a state file is corrupt): stop the pipeline at
+    /// once and never apply the same data again.
+    case fatal
+}
+
 /// Errors that know whether retrying can help (a lost connection, a busy target).
 public protocol ClassifiedError: Error {
     var isTransient: Bool { get }
+    /// Default: `.retry` when transient, else `.reject`.
+    var disposition: ErrorDisposition { get }
+}
+
+extension ClassifiedError {
+    public var disposition: ErrorDisposition { isTransient ? .retry : .reject }
+}
+
+extension FerryError: ClassifiedError {
+    public var isTransient: Bool { disposition == .retry }
 }

@@ -1,9 +1,23 @@
-/// A target store that change events are delivered to.
+/// A target store that change events are delivered to: a `Sendable` factory of sessions that
+/// holds only configuration.
 ///
-/// The engine calls `open()` once, then `apply(_:)` with batches of whole source transactions in
-/// source order, never concurrently. Replay must be harmless (DESIGN §2.3): a sink that receives a
-/// transaction at or before its applied position must leave the target as it is.
+/// Every connection to a target belongs to one session, and every session to one task (a sink
+/// worker, or one lane of it): the engine opens a session, applies batches to it one after
+/// another, and closes it. An attempt that does not finish in time is interrupted, awaited, and
+/// its session thrown away; the retry runs on a new session (DESIGN invariant 11).
 public protocol Sink: Sendable {
+    /// The user's name for the sink.
+    var name: String { get }
+
+    /// A new session, not yet connected; the caller owns it and closes it.
+    func makeSession() throws -> any SinkSession
+}
+
+/// One sink's connection(s) to its target, owned by one task at a time.
+///
+/// Replay must be harmless (DESIGN §2.3): a session that receives a transaction at or before its
+/// applied position must leave the target as it is.
+public protocol SinkSession: Sendable {
     /// The user's name for the sink.
     var name: String { get }
 
@@ -13,19 +27,42 @@ public protocol Sink: Sendable {
     func open() async throws -> BinlogPosition?
 
     /// Applies `transactions` in order. When it returns, their changes and the position of the last
-    /// one are durable in the target (in one target transaction where the target has them).
+    /// one are durable in the target (in one target transaction where the target has them). Never
+    /// called while another call on the same session is running.
     func apply(_ transactions: [Transaction]) async throws
 
     /// Releases connections and files.
     func close() async throws
 
-    /// Drops any connection after an `apply` that did not finish in time, so the next attempt
-    /// starts clean and the abandoned one can no longer commit.
-    func reset() async
+    /// Closes the session's connections now, from any thread, so that an `open` or `apply` in
+    /// progress fails promptly instead of waiting on a target that does not answer. Called when an
+    /// attempt's deadline passes or its task is cancelled; the session is then closed and
+    /// discarded. Sessions whose calls cannot hang (files, memory) need not implement it.
+    func interrupt()
 }
 
-extension Sink {
-    public func reset() async {}
+extension SinkSession {
+    public func interrupt() {}
+}
+
+/// A sink that holds no connection: its one instance serves as every session.
+public protocol StatelessSink: Sink, SinkSession {}
+
+extension StatelessSink {
+    public func makeSession() -> any SinkSession { self }
+}
+
+/// Makes a sink's sessions from its configuration.
+public struct SinkFactory: Sink {
+    public let name: String
+    private let make: @Sendable () throws -> any SinkSession
+
+    public init(name: String, make: @escaping @Sendable () throws -> any SinkSession) {
+        self.name = name
+        self.make = make
+    }
+
+    public func makeSession() throws -> any SinkSession { try make() }
 }
 
 /// A change a sink rejected for good, with the cause and where it came from (DESIGN §2.7).
@@ -44,8 +81,9 @@ public struct DeadLetter: Sendable {
     }
 }
 
-/// A sink that can keep rejected changes (`error_policy: dead-letter`).
-public protocol DeadLetterSink: Sink {
+/// A sink that can keep rejected changes (`error_policy: dead-letter`): one session, owned by the
+/// pipeline, that its sink workers hand letters to.
+public protocol DeadLetterSink: SinkSession {
     /// Stores the letters durably before returning.
     func deadLetter(_ letters: [DeadLetter]) async throws
 }

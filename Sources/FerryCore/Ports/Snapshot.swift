@@ -80,12 +80,21 @@ public struct SnapshotChunkRecord: Sendable, Equatable, Codable {
 public protocol SnapshotStore: Sendable {
     func snapshotTables(pipeline: String) async throws -> [SnapshotTableRecord]
     func snapshotChunks(pipeline: String, table: TableName) async throws -> [SnapshotChunkRecord]
-    func saveSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws
-    func saveSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String) async throws
-    /// Starts the tables' snapshots over: forgets their chunks and marks them requested.
+    /// Replaces the table's record while it still belongs to the same request (the stored
+    /// `requestedMillis` equals `record.requestedMillis`, or there is none); returns false, and
+    /// writes nothing, when a newer request replaced it — whoever worked on the old one stops.
+    @discardableResult
+    func saveSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws -> Bool
+    /// Records a chunk of the table's request made at `requestedMillis`; returns false, and writes
+    /// nothing, when the table's request is no longer that one.
+    @discardableResult
+    func saveSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String, requestedMillis: Int64) async throws -> Bool
+    /// Starts the tables' snapshots over: forgets their chunks and marks them requested, as a new
+    /// request (its `requestedMillis` is later than any earlier request's), so a snapshot of the
+    /// table that is running stops and starts again.
     func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64) async throws
     /// Asks for exactly these keys of `table` to be read again (`ferry verify --repair`), in
-    /// chunks of at most `chunkKeys` keys.
+    /// chunks of at most `chunkKeys` keys; a new request, as `requestSnapshot` makes.
     func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64) async throws
 }
 

@@ -3,7 +3,7 @@
 /// Rows are in the target's shape (after the pipeline's mapping) and carry the source's values;
 /// keys are values of `schema.primaryKey`. Each sink compares in its database with the semantics
 /// it writes with, so a value it wrote exactly is never reported as different.
-public protocol VerifiableSink: Sink {
+public protocol VerifiableSink: SinkSession {
     /// The indexes of `rows` that the target's table `table` lacks or holds with other values.
     func differingRows(table: String, schema: TableSchema, rows: [Row]) async throws -> [Int]
 

@@ -60,3 +60,27 @@ public final class TableSchema: Sendable {
 
 /// Values in column order, aligned with a `TableSchema`.
 public typealias Row = [Value]
+
+extension TableSchema {
+    /// Same table, columns and key: changes of either can share one schema object.
+    public func hasSameShape(as other: TableSchema) -> Bool {
+        self === other || (name == other.name && primaryKey == other.primaryKey && columns == other.columns)
+    }
+}
+
+/// One schema object per table while its shape stays the same. A source builds a schema whenever
+/// it meets a table map again (after every binlog rotation and reconnect); interning gives every
+/// change of an unchanged table the same object, so caches keyed by a schema's identity stay
+/// bounded by the number of tables and schema changes, not by the length of the stream.
+public struct TableSchemaInterner: Sendable {
+    private var latest: [TableName: TableSchema] = [:]
+
+    public init() {}
+
+    /// `schema`, or the object already known for a table of the same shape.
+    public mutating func intern(_ schema: TableSchema) -> TableSchema {
+        if let known = latest[schema.name], known.hasSameShape(as: schema) { return known }
+        latest[schema.name] = schema
+        return schema
+    }
+}

@@ -4,7 +4,7 @@ import NIOCore
 /// Everything needed to turn a table's row images into `Row`s: one `ColumnDecoder` per column and
 /// the `TableSchema` that names them. Built once per TABLE_MAP and shared by its rows events.
 public struct TableDecoder: Sendable {
-    public let schema: TableSchema
+    public private(set) var schema: TableSchema
     let columns: [ColumnDecoder]
 
     /// Names and keys from outside the binlog (information_schema), used when the TABLE_MAP event
@@ -249,4 +249,11 @@ public struct TableDecoder: Sendable {
 
 extension Array {
     subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
+
+extension TableDecoder {
+    /// Uses the interned schema object for this table when its shape is unchanged.
+    public mutating func intern(in interner: inout TableSchemaInterner) {
+        schema = interner.intern(schema)
+    }
 }

@@ -178,7 +178,15 @@ struct Snapshotter: Sendable {
                 try await Task.sleep(for: settings.pollInterval)
                 continue
             }
-            for record in open { try await snapshot(record, useSignalTable: useSignalTable) }
+            for record in open {
+                do {
+                    try await snapshot(record, useSignalTable: useSignalTable)
+                } catch let superseded as SnapshotSuperseded {
+                    // The loop finds the new request and starts the table over.
+                    logger.notice("snapshot of table starts over: it was requested again while it ran",
+                                  metadata: [LoggingKeys.table: "\(superseded.table)"])
+                }
+            }
         }
     }
 
@@ -203,13 +211,13 @@ struct Snapshotter: Sendable {
                     guard let delivered = chunk.deliveredAt, !Self.isSafe(delivered, resume: job.resume) else { continue }
                     chunk.deliveredAt = nil
                     chunk.rows = 0
-                    try await store.saveSnapshotChunk(chunk, pipeline: pipeline)
+                    try await save(chunk, request: record.requestedMillis)
                     undone += 1
                 }
                 if undone > 0 {
                     record.state = .running
                     record.finishedMillis = nil
-                    try await store.saveSnapshotTable(record, pipeline: pipeline)
+                    try await save(record)
                     logger.notice("snapshot chunks delivered after the resume position are read again",
                                   metadata: [LoggingKeys.table: "\(record.table)", "ferry.chunks": "\(undone)"])
                 }
@@ -312,7 +320,7 @@ struct Snapshotter: Sendable {
             record.startedMillis = Self.nowMillis()
             record.key = table.keyColumns.isEmpty ? "none: read whole, again if it changes meanwhile"
                 : table.keyColumns.map { table.schema.columnName($0) }.joined(separator: ", ") + " (\(table.keySource.rawValue))"
-            try await store.saveSnapshotTable(record, pipeline: pipeline)
+            try await save(record)
             logger.notice("snapshot of table started", metadata: [LoggingKeys.table: "\(name)", "ferry.estimated_rows": "\(record.estimatedRows)",
                                                                    "ferry.key": "\(record.key)"])
         }
@@ -326,16 +334,17 @@ struct Snapshotter: Sendable {
                                                           "ferry.rows_done": "\(chunks.reduce(0) { $0 + $1.rows })"])
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await plan(table, queue: queue) }
+            let request = record.requestedMillis
+            group.addTask { try await plan(table, queue: queue, request: request) }
             for _ in 0..<max(1, settings.parallelism) {
-                group.addTask { try await read(table, queue: queue, useSignalTable: useSignalTable) }
+                group.addTask { try await read(table, queue: queue, useSignalTable: useSignalTable, request: request) }
             }
             try await group.waitForAll()
         }
         record.planComplete = true
         record.state = .done
         record.finishedMillis = Self.nowMillis()
-        try await store.saveSnapshotTable(record, pipeline: pipeline)
+        try await save(record)
         let rows = try await store.snapshotChunks(pipeline: pipeline, table: name).reduce(0) { $0 + $1.rows }
         logger.notice("snapshot of table done", metadata: [LoggingKeys.table: "\(name)", "ferry.rows": "\(rows)"])
         if useSignalTable {
@@ -354,27 +363,27 @@ struct Snapshotter: Sendable {
     }
 
     /// Finds chunk boundaries ahead of the readers and records each planned chunk.
-    private func plan(_ table: SnapshotTable, queue: ChunkQueue) async throws {
+    private func plan(_ table: SnapshotTable, queue: ChunkQueue, request: Int64) async throws {
         guard await !queue.planComplete else { return }
         if table.keyColumns.isEmpty {
             let chunk = SnapshotChunkRecord(table: table.name, index: 0, lower: nil, upper: nil)
-            try await store.saveSnapshotChunk(chunk, pipeline: pipeline)
+            try await save(chunk, request: request)
             await queue.planned(chunk, last: true)
-            try await markPlanComplete(table.name)
+            try await markPlanComplete(table.name, request: request)
             return
         }
         let queries = ChunkQueries(table: table)
         do {
-            try await planChunks(table, queries: queries, queue: queue)
+            try await planChunks(table, queries: queries, queue: queue, request: request)
         } catch {
             // Readers waiting for the next chunk must not wait for a planner that is gone.
             await queue.abandon()
             throw error
         }
-        try await markPlanComplete(table.name)
+        try await markPlanComplete(table.name, request: request)
     }
 
-    private func planChunks(_ table: SnapshotTable, queries: ChunkQueries, queue: ChunkQueue) async throws {
+    private func planChunks(_ table: SnapshotTable, queries: ChunkQueries, queue: ChunkQueue, request: Int64) async throws {
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             try await Self.prepareSession(query)
             var lower = await queue.nextLower
@@ -388,7 +397,7 @@ struct Snapshotter: Sendable {
                     upper = ChunkQueries.literals(try table.decoder.decodeKeyText(row.values, keyColumns: table.keyColumns))
                 }
                 let chunk = SnapshotChunkRecord(table: table.name, index: index, lower: lower, upper: upper)
-                try await store.saveSnapshotChunk(chunk, pipeline: pipeline)
+                try await save(chunk, request: request)
                 await queue.planned(chunk, last: upper == nil)
                 if upper == nil { break }
                 lower = upper
@@ -397,14 +406,27 @@ struct Snapshotter: Sendable {
         }
     }
 
-    private func markPlanComplete(_ name: TableName) async throws {
+    private func markPlanComplete(_ name: TableName, request: Int64) async throws {
         guard var record = try await store.snapshotTables(pipeline: pipeline).first(where: { $0.table == name }) else { return }
+        guard record.requestedMillis == request else { throw SnapshotSuperseded(table: name) }
         record.planComplete = true
-        try await store.saveSnapshotTable(record, pipeline: pipeline)
+        try await save(record)
+    }
+
+    /// Saves the record of the request being worked on; throws `SnapshotSuperseded` when a newer
+    /// request for the table replaced it.
+    private func save(_ record: SnapshotTableRecord) async throws {
+        guard try await store.saveSnapshotTable(record, pipeline: pipeline) else { throw SnapshotSuperseded(table: record.table) }
+    }
+
+    /// Saves a chunk of the request made at `request`; throws `SnapshotSuperseded` when a newer
+    /// request for the table replaced it.
+    private func save(_ chunk: SnapshotChunkRecord, request: Int64) async throws {
+        guard try await store.saveSnapshotChunk(chunk, pipeline: pipeline, requestedMillis: request) else { throw SnapshotSuperseded(table: chunk.table) }
     }
 
     /// Reads chunks through watermark windows until the queue is empty.
-    private func read(_ initialTable: SnapshotTable, queue: ChunkQueue, useSignalTable: Bool) async throws {
+    private func read(_ initialTable: SnapshotTable, queue: ChunkQueue, useSignalTable: Bool, request: Int64) async throws {
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { connection in
             try await Self.prepareSession(connection)
             var table = initialTable
@@ -449,7 +471,7 @@ struct Snapshotter: Sendable {
                                                                              "ferry.rows": "\(rows)", LoggingKeys.position: "\(position)"])
                         chunk.rows = rows
                         chunk.deliveredAt = position
-                        try await store.saveSnapshotChunk(chunk, pipeline: pipeline)
+                        try await save(chunk, request: request)
                     case .retry(let reason):
                         try Task.checkCancellation()
                         logger.info("snapshot chunk read again", metadata: [LoggingKeys.table: "\(table.name)", "ferry.chunk": "\(chunk.index)",
@@ -507,6 +529,12 @@ struct Snapshotter: Sendable {
     }
 
     static func nowMillis() -> Int64 { WallClock.millisecondsSinceEpoch() }
+}
+
+/// A table's snapshot was requested again while it ran: the run stops, and the new request
+/// starts the table over.
+struct SnapshotSuperseded: Error {
+    var table: TableName
 }
 
 /// Chunks waiting to be read: unfinished ones from an earlier run first, then new ones as the

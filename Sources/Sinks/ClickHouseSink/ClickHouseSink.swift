@@ -13,7 +13,7 @@ import SinkSupport
 /// change only. A replay inserts rows with the versions they had, so merges (or `FINAL`) keep
 /// exactly one row per key: the newest. The applied position is a row of `ferry_offsets`, written
 /// after the data — ClickHouse has no transactions, and the versions make the repeat harmless.
-public actor ClickHouseSink: Sink {
+public actor ClickHouseSink: SinkSession {
     public struct Configuration: Sendable {
         public var name: String
         public var pipeline: String
@@ -115,11 +115,6 @@ public actor ClickHouseSink: Sink {
         client = nil
     }
 
-    public func reset() async {
-        try? await close()
-        columnTypes = [:]
-        tableSchema?.forget()
-    }
 
     public func apply(_ transactions: [Transaction]) async throws {
         guard let last = transactions.last else { return }
@@ -397,7 +392,7 @@ enum ClickHouseSinkError: ClassifiedError, FerryErrorConvertible, CustomStringCo
         switch self {
         case .unavailable(let sink, let message):
             return FerryError(code: "sink.clickhouse.unavailable", message: "ClickHouse sink \(sink): \(message)",
-                              fix: "check the url and that the server is up; ferry retries")
+                              fix: "check the url and that the server is up; ferry retries", disposition: .retry)
         case .auth(let sink, let message):
             return FerryError(code: "sink.clickhouse.auth", message: "ClickHouse sink \(sink): the server refused the credentials: \(message)",
                               fix: "check the user in the url and the sink's password")

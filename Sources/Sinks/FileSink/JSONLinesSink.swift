@@ -83,7 +83,7 @@ public actor JSONLinesSink: DeadLetterSink {
         try writeAll(out)
         guard fsync(descriptor) == 0 else {
             throw FerryError(code: "sink.file.fsync", message: "fsync of \(currentPath) failed: \(String(cString: strerror(errno)))",
-                             fix: "check the disk; an fsync error is never retried because the data may be lost")
+                             fix: "check the disk; an fsync error is never retried because the data may be lost", disposition: .fatal)
         }
         fileBytes += out.count
     }
@@ -120,7 +120,7 @@ public actor JSONLinesSink: DeadLetterSink {
         try Self.writeAll(out, to: file, path: path)
         guard fsync(file) == 0 else {
             throw FerryError(code: "sink.file.fsync", message: "fsync of \(path) failed: \(String(cString: strerror(errno)))",
-                             fix: "check the disk; an fsync error is never retried because the data may be lost")
+                             fix: "check the disk; an fsync error is never retried because the data may be lost", disposition: .fatal)
         }
     }
 

@@ -9,7 +9,7 @@ extension MariaDBSink: VerifiableSink {
     public func differingRows(table: String, schema: TableSchema, rows: [Row]) async throws -> [Int] {
         guard !rows.isEmpty else { return [] }
         let columns = Array(schema.columns.indices)
-        return try await Self.withSession(configuration.connection, logger: logger, sink: name) { connection in
+        return try await Self.withSession(configuration.connection, logger: logger, sink: name, interrupter: interrupter) { connection in
             guard try await Self.count(table, connection) != nil else { return Array(rows.indices) }
             try await connection.execute("DROP TEMPORARY TABLE IF EXISTS ferry_verify_rows")
             try await connection.execute("CREATE TEMPORARY TABLE ferry_verify_rows LIKE \(backquoted(table))")
@@ -40,7 +40,7 @@ extension MariaDBSink: VerifiableSink {
     }
 
     public func rowCount(table: String) async throws -> Int? {
-        try await Self.withSession(configuration.connection, logger: logger, sink: name) { connection in try await Self.count(table, connection) }
+        try await Self.withSession(configuration.connection, logger: logger, sink: name, interrupter: interrupter) { connection in try await Self.count(table, connection) }
     }
 
     static func count(_ table: String, _ connection: MySQLConnection) async throws -> Int? {
@@ -55,7 +55,7 @@ extension MariaDBSink: VerifiableSink {
         let key = schema.primaryKey
         guard !key.isEmpty else { return [] }
         let names = key.map { backquoted(schema.columnName($0)) }
-        return try await Self.withSession(configuration.connection, logger: logger, sink: name) { connection in
+        return try await Self.withSession(configuration.connection, logger: logger, sink: name, interrupter: interrupter) { connection in
             guard try await Self.count(table, connection) != nil else { return [] }
             try await connection.execute("DROP TEMPORARY TABLE IF EXISTS ferry_verify_keys")
             try await connection.execute("CREATE TEMPORARY TABLE ferry_verify_keys AS SELECT \(names.joined(separator: ", ")) FROM \(backquoted(table)) LIMIT 0")

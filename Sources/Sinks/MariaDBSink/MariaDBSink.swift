@@ -8,7 +8,7 @@ import SinkSupport
 /// changes, added columns — and `ferry_offsets` written in the same transaction as the data.
 ///
 /// Each batch uses a fresh connection (a lost connection costs one batch retry, nothing else).
-public actor MariaDBSink: Sink {
+public actor MariaDBSink: SinkSession {
     public struct Configuration: Sendable {
         public var name: String
         public var pipeline: String
@@ -36,6 +36,7 @@ public actor MariaDBSink: Sink {
     let logger: Logger
     private var tableSchema: TargetSchema
     private var targets = TargetTableRegistry()
+    nonisolated let interrupter = ConnectionInterrupter()
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
@@ -52,7 +53,7 @@ public actor MariaDBSink: Sink {
                              fix: "use mysql://USER@HOST:PORT/DATABASE")
         }
         let pipeline = configuration.pipeline, sink = name, lane = configuration.lane
-        return try await Self.withSession(configuration.connection, logger: logger, sink: name) { connection in
+        return try await Self.withSession(configuration.connection, logger: logger, sink: name, interrupter: interrupter) { connection in
             try await connection.execute("""
                 CREATE TABLE IF NOT EXISTS ferry_offsets (pipeline VARCHAR(190) NOT NULL, sink VARCHAR(190) NOT NULL, lane INT NOT NULL,
                   position TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (pipeline, sink, lane)) ENGINE=InnoDB
@@ -67,6 +68,11 @@ public actor MariaDBSink: Sink {
     }
 
     public func close() async throws {}
+
+    /// Closes the batch's connection: its statements fail at once and its transaction ends uncommitted.
+    public nonisolated func interrupt() {
+        interrupter.fire()
+    }
 
     public func apply(_ transactions: [Transaction]) async throws {
         guard let last = transactions.last else { return }
@@ -88,7 +94,8 @@ public actor MariaDBSink: Sink {
         let before = tableSchema
         do {
             tableSchema = try await Self.write(operations.groups, offsets: offsets, database: database, schema: tableSchema,
-                                               targetTable: configuration.targetTable, connection: configuration.connection, logger: logger, sink: name)
+                                               targetTable: configuration.targetTable, connection: configuration.connection, logger: logger, sink: name,
+                                               interrupter: interrupter)
         } catch {
             tableSchema = before
             tableSchema.forget()
@@ -101,8 +108,8 @@ public actor MariaDBSink: Sink {
     /// harmless, as replaying them changes nothing — and every DDL step checks the target first.
     static func write(_ groups: [RowOperations.Group], offsets: String, database: String, schema: TargetSchema,
                       targetTable: (TableName) -> String, connection configuration: MySQLConnectionConfiguration,
-                      logger: Logger, sink: String) async throws -> TargetSchema {
-        try await withSession(configuration, logger: logger, sink: sink) { connection in
+                      logger: Logger, sink: String, interrupter: ConnectionInterrupter) async throws -> TargetSchema {
+        try await withSession(configuration, logger: logger, sink: sink, interrupter: interrupter) { connection in
             var schema = schema
             var open = false
             let columns: (String) async throws -> Set<String> = { table in
@@ -131,11 +138,15 @@ public actor MariaDBSink: Sink {
         }
     }
 
-    /// One connection with the session settings every statement relies on.
+    /// One connection with the session settings every statement relies on; `interrupter` can close it.
     static func withSession<T: Sendable>(_ configuration: MySQLConnectionConfiguration, logger: Logger, sink: String,
-                                         _ body: (MySQLConnection) async throws -> T) async throws -> T {
+                                         interrupter: ConnectionInterrupter, _ body: (MySQLConnection) async throws -> T) async throws -> T {
+        guard !interrupter.isFired else { throw CancellationError() }
         do {
             return try await MySQLConnection.withConnection(configuration, logger: logger) { connection in
+                let handle = connection.waker
+                interrupter.register { handle.close() }
+                defer { interrupter.clear() }
                 // READ COMMITTED takes no gap locks, so lanes writing one table rarely deadlock.
                 try await connection.execute("SET SESSION sql_mode = '', time_zone = '+00:00', foreign_key_checks = 0")
                 try await connection.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -242,6 +253,6 @@ struct MariaDBSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCon
     var ferryError: FerryError {
         let inner = underlying.ferryError
         return FerryError(code: isTransient ? "sink.mariadb.unavailable" : "sink.mariadb.rejected",
-                          message: "sink \(sink): \(inner.message)", fix: inner.fix ?? "check the target table against the source schema")
+                          message: "sink \(sink): \(inner.message)", fix: inner.fix ?? "check the target table against the source schema", disposition: disposition)
     }
 }

@@ -80,6 +80,11 @@ final class NATSConnection: Sendable {
     func close() async {
         try? await channel.close()
     }
+
+    /// Closes the connection from any thread: everything waiting on a reply fails at once.
+    func closeNow() {
+        channel.close(promise: nil)
+    }
 }
 
 /// Routes replies to their requests by reply subject; answers PING; fails everything on -ERR or

@@ -11,7 +11,7 @@ import Logging
 /// transaction's position, the position before it, and whether it ends its transaction, so after
 /// a crash the sink resumes after the last transaction JetStream holds whole — even when ferry was
 /// down longer than the duplicate window.
-public actor NATSSink: Sink {
+public actor NATSSink: SinkSession {
     public struct Configuration: Sendable {
         public var name: String
         public var pipeline: String
@@ -50,6 +50,7 @@ public actor NATSSink: Sink {
     let configuration: Configuration
     let logger: Logger
     private var connection: NATSConnection?
+    private nonisolated let interrupter = ConnectionInterrupter()
     /// The position of the last transaction published whole (carried as `Ferry-Previous`).
     private var previous: BinlogPosition?
     private let writer = EventJSONWriter(format: .debezium)
@@ -63,8 +64,10 @@ public actor NATSSink: Sink {
     private func connected() async throws -> NATSConnection {
         if let connection, !connection.isClosed { return connection }
         do {
+            guard !interrupter.isFired else { throw CancellationError() }
             let connection = try await NATSConnection.connect(host: configuration.host, port: configuration.port, user: configuration.user,
                                                               password: configuration.password)
+            interrupter.register { connection.closeNow() }
             self.connection = connection
             return connection
         } catch let error as NATSServerError {
@@ -115,8 +118,8 @@ public actor NATSSink: Sink {
         connection = nil
     }
 
-    public func reset() async {
-        try? await close()
+    public nonisolated func interrupt() {
+        interrupter.fire()
     }
 
     public func apply(_ transactions: [Transaction]) async throws {
@@ -237,7 +240,7 @@ enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConverti
         switch self {
         case .unavailable(let sink, let host, let underlying):
             return FerryError(code: "sink.nats.unavailable", message: "NATS sink \(sink): cannot reach \(host): \(underlying)",
-                              fix: "check the host and port in the sink's url and that nats-server runs")
+                              fix: "check the host and port in the sink's url and that nats-server runs", disposition: .retry)
         case .refused(let sink, let message):
             let auth = message.lowercased().contains("authorization")
             return FerryError(code: auth ? "sink.nats.auth" : "sink.nats.refused", message: "NATS sink \(sink): \(message)",

@@ -8,7 +8,7 @@ import SinkSupport
 /// (numeric for DECIMAL, timestamptz for TIMESTAMP, jsonb for JSON, bytea for BLOB, …),
 /// `INSERT … ON CONFLICT DO UPDATE` upserts, deletes, primary-key changes, added columns — and
 /// `ferry_offsets` written in the same transaction as the data. Identifiers are always quoted.
-public actor PostgresSink: Sink {
+public actor PostgresSink: SinkSession {
     public struct Configuration: Sendable {
         public var name: String
         public var pipeline: String
@@ -41,9 +41,7 @@ public actor PostgresSink: Sink {
     private var tableSchema: TargetSchema
     private var targets = TargetTableRegistry()
     private var nextConnectionID = 1
-    /// Connections given up on after a failure. postgres-nio traps when a connection the server
-    /// already ended is closed again, and asserts when one is released unclosed, so they are kept.
-    private var abandoned: [PostgresConnection] = []
+    private nonisolated let interrupter = ConnectionInterrupter()
     /// Which tables' large groups are tried by COPY first.
     private var insertFirst = InsertFirst()
     static let insertFirstRows = 1000
@@ -58,10 +56,12 @@ public actor PostgresSink: Sink {
     private func connected() async throws -> PostgresConnection {
         if let connection, !connection.isClosed { return connection }
         do {
+            guard !interrupter.isFired else { throw CancellationError() }
             nextConnectionID += 1
             let connection = try await PostgresConnection.connect(configuration: configuration.connection, id: nextConnectionID, logger: logger)
             self.connection = connection
             self.closeWatch = ConnectionCloseWatch(connection)
+            interrupter.register { connection.close().whenComplete { _ in } }
             return connection
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)
@@ -85,25 +85,16 @@ public actor PostgresSink: Sink {
     }
 
     public func close() async throws {
-        try? await connection?.close()
+        interrupter.clear()
+        if let connection, !connection.isClosed { try? await connection.close() }
         connection = nil
         closeWatch = nil
-        // An abandoned connection that is still open (a batch that only ran late) can be closed;
-        // one the server ended must not be closed again.
-        for abandoned in abandoned where !abandoned.isClosed { try? await abandoned.close() }
-        abandoned.removeAll { !$0.isClosed }
     }
 
-    /// Abandons the connection after a batch that never finished; an attempt stuck on a dead
-    /// connection cannot commit anyway.
-    public func reset() async {
-        abandonConnection()
-    }
-
-    private func abandonConnection() {
-        if let connection { abandoned.append(connection) }
-        connection = nil
-        closeWatch = nil
+    /// Closes the connection: a query or COPY in progress fails at once, and an open transaction
+    /// ends with the connection, uncommitted.
+    public nonisolated func interrupt() {
+        interrupter.fire()
     }
 
     public func apply(_ transactions: [Transaction]) async throws {
@@ -171,11 +162,8 @@ public actor PostgresSink: Sink {
             _ = try? await connection.query("ROLLBACK", logger: logger)
             self.tableSchema.forget()
             if let refused = error as? FerryError { throw refused }
-            let failure = PostgresSinkError(underlying: error, sink: name)
-            // A deadlock or serialization failure leaves the connection usable (and a live one must
-            // not be dropped unclosed); only a broken connection is given up.
-            if failure.isTransient, (error as? PSQLError)?.code != .server { abandonConnection() }
-            throw failure
+            // A transient failure ends this session: its owner closes it and retries on a new one.
+            throw PostgresSinkError(underlying: error, sink: name)
         }
     }
 
@@ -309,6 +297,6 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
             }
         }
         return FerryError(code: isTransient ? "sink.postgres.unavailable" : "sink.postgres.rejected",
-                          message: "PostgreSQL sink \(sink): \(message)", fix: fix)
+                          message: "PostgreSQL sink \(sink): \(message)", fix: fix, disposition: disposition)
     }
 }

@@ -51,6 +51,11 @@ final class RedisConnection: Sendable {
     func close() async {
         try? await channel.close()
     }
+
+    /// Closes the connection from any thread: everything waiting on a reply fails at once.
+    func closeNow() {
+        channel.close(promise: nil)
+    }
 }
 
 /// Matches replies to the commands waiting for them; fails them all when the connection ends.

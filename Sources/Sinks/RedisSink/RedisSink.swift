@@ -11,7 +11,7 @@ import Logging
 /// last position: data and position change together or not at all, so after a crash the sink
 /// resumes exactly after what Redis holds — hashes and strings are rewritten whole, and stream
 /// entries are never added twice.
-public actor RedisSink: Sink {
+public actor RedisSink: SinkSession {
     public enum Mode: String, Sendable, CaseIterable {
         case hash, json, stream
     }
@@ -76,6 +76,7 @@ public actor RedisSink: Sink {
     let configuration: Configuration
     let logger: Logger
     private var connection: RedisConnection?
+    private nonisolated let interrupter = ConnectionInterrupter()
     private var rules: [TableName: TableRule] = [:]
 
     public init(configuration: Configuration, logger: Logger) {
@@ -89,7 +90,9 @@ public actor RedisSink: Sink {
     private func connected() async throws -> RedisConnection {
         if let connection, !connection.isClosed { return connection }
         do {
+            guard !interrupter.isFired else { throw CancellationError() }
             let connection = try await RedisConnection.connect(host: configuration.host, port: configuration.port)
+            interrupter.register { connection.closeNow() }
             var setup: [[String]] = []
             if let password = configuration.password {
                 setup.append(["AUTH"] + (configuration.username.map { [$0] } ?? []) + [password])
@@ -132,8 +135,8 @@ public actor RedisSink: Sink {
         connection = nil
     }
 
-    public func reset() async {
-        try? await close()
+    public nonisolated func interrupt() {
+        interrupter.fire()
     }
 
     public func apply(_ transactions: [Transaction]) async throws {
@@ -230,7 +233,7 @@ enum RedisSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvert
         switch self {
         case .unavailable(let sink, let host, let underlying):
             return FerryError(code: "sink.redis.unavailable", message: "Redis sink \(sink): cannot reach \(host): \(underlying)",
-                              fix: "check the host and port in the sink's url and that Redis is running")
+                              fix: "check the host and port in the sink's url and that Redis is running", disposition: .retry)
         case .refused(let sink, let command, let message):
             let auth = command == "AUTH" || message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS")
             return FerryError(code: auth ? "sink.redis.auth" : "sink.redis.refused", message: "Redis sink \(sink): \(command) refused: \(message)",

@@ -8,7 +8,7 @@ import SQLiteNIO
 /// A SQLite database file as a target: tables created from the source schema, upserts by primary
 /// key, deletes, primary-key changes, added columns — and the applied position in
 /// `ferry_offsets`, written in the same SQLite transaction as the data (exactly once).
-public actor SQLiteSink: Sink {
+public actor SQLiteSink: SinkSession {
     public struct Configuration: Sendable {
         public var name: String
         public var pipeline: String
@@ -165,6 +165,6 @@ struct SQLiteSinkError: ClassifiedError, CustomStringConvertible, FerryErrorConv
 
     var ferryError: FerryError {
         FerryError(code: isTransient ? "sink.sqlite.busy" : "sink.sqlite.rejected", message: "SQLite sink \(sink) could not apply a batch: \(underlying)",
-                   fix: isTransient ? nil : "check the target table's definition against the source (types, constraints)")
+                   fix: isTransient ? nil : "check the target table's definition against the source (types, constraints)", disposition: disposition)
     }
 }

@@ -11,7 +11,7 @@ import NIOHTTP1
 /// and the target needs no position of its own. An item refused with 429/503 sends the batch
 /// again (the position does not pass it); an item refused for good (a mapping error, a document
 /// too large) stops the pipeline naming table and position, or goes to the dead-letter sink.
-public actor SearchSink: Sink {
+public actor SearchSink: SinkSession {
     public struct Configuration: Sendable {
         public var name: String
         public var url: String
@@ -68,9 +68,6 @@ public actor SearchSink: Sink {
         client = nil
     }
 
-    public func reset() async {
-        try? await close()
-    }
 
     public func apply(_ transactions: [Transaction]) async throws {
         let actions: [SearchBulk.Action]
@@ -145,7 +142,7 @@ enum SearchSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConver
         switch self {
         case .unavailable(let sink, let message):
             return FerryError(code: "sink.search.unavailable", message: "search sink \(sink): \(message)",
-                              fix: "check the url and that the cluster is up; overloaded clusters (429) are retried")
+                              fix: "check the url and that the cluster is up; overloaded clusters (429) are retried", disposition: .retry)
         case .auth(let sink, let status):
             return FerryError(code: "sink.search.auth", message: "search sink \(sink): the cluster answered \(status)",
                               fix: "check the user in the sink's url and its password, and that the user may write the indexes")

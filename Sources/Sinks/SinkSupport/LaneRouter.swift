@@ -71,16 +71,16 @@ public struct LaneRouter: Sendable {
     }
 }
 
-/// A table sink applied in N lanes: each batch is split by `LaneRouter`, the lanes apply their
+/// A table sink's session applied in N lanes: each batch is split by `LaneRouter`, the lanes apply their
 /// parts at the same time (each over its own connection, recording its own `ferry_offsets` row
 /// in the same target transaction), and the next batch starts when all have finished. DDL is a
 /// barrier: the rows before it are applied, then the DDL alone in lane 0, then the rows after it.
 ///
 /// On open each lane says what it applied; the sink reports the lowest, and each lane skips what
 /// its own record says it already has.
-public actor LanedSink: Sink {
+public actor LanedSink: SinkSession {
     public nonisolated let name: String
-    let lanes: [any Sink]
+    let lanes: [any SinkSession]
     let router: LaneRouter
     private var applied: [BinlogPosition?]
     /// Schemas some batch has already written: a batch with a new one runs its lanes one after
@@ -89,8 +89,9 @@ public actor LanedSink: Sink {
     /// Keeps the seen schemas alive, so their identifiers are not reused.
     private var schemas: [TableSchema] = []
 
-    /// - Parameter lanes: one sink per lane, each recording its lane's position.
-    public init(name: String, lanes: [any Sink]) {
+    /// - Parameter lanes: one session per lane, each recording its lane's position; this session
+    ///   owns them.
+    public init(name: String, lanes: [any SinkSession]) {
         self.name = name
         self.lanes = lanes
         self.router = LaneRouter(lanes: lanes.count)
@@ -111,8 +112,8 @@ public actor LanedSink: Sink {
         for lane in lanes { try await lane.close() }
     }
 
-    public func reset() async {
-        for lane in lanes { await lane.reset() }
+    public nonisolated func interrupt() {
+        for lane in lanes { lane.interrupt() }
     }
 
     public func apply(_ transactions: [Transaction]) async throws {

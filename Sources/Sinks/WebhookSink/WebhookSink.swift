@@ -15,7 +15,7 @@ import NIOHTTP1
 /// Addresses on the machine's own networks — loopback, private, link-local (cloud metadata) — are
 /// refused unless `allow_private` is set, checked on the addresses the host resolves to before
 /// every request; redirects are not followed.
-public actor WebhookSink: Sink {
+public actor WebhookSink: SinkSession {
     public struct Configuration: Sendable {
         public var name: String
         public var pipeline: String
@@ -98,10 +98,6 @@ public actor WebhookSink: Sink {
         client = nil
     }
 
-    public func reset() async {
-        try? await client?.shutdown()
-        client = nil
-    }
 
     public func apply(_ transactions: [Transaction]) async throws {
         var events: [(event: ChangeEvent, count: Int)] = []
@@ -192,7 +188,7 @@ enum WebhookSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConve
         switch self {
         case .unavailable(let sink, let message):
             return FerryError(code: "sink.webhook.unavailable", message: "webhook sink \(sink): \(message)",
-                              fix: "check the endpoint's URL and that it answers within timeout_seconds")
+                              fix: "check the endpoint's URL and that it answers within timeout_seconds", disposition: .retry)
         case .forbiddenAddress(let sink, let host, let address, let reason):
             return FerryError(code: "sink.webhook.address_refused", message: "webhook sink \(sink): \(host) is \(address), \(reason)",
                               fix: "webhooks may not reach the machine's own networks or cloud metadata; set allow_private: true on the sink if this endpoint is meant")
