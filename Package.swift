@@ -89,6 +89,8 @@ let package = Package(
             name: "Pipeline",
             dependencies: [
                 "FerryCore", "DiskLog", "Rules",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]

@@ -305,11 +305,18 @@ public final class DiskLog {
         let descriptor = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw DiskLogError.io(operation: "create", path: path, errno: errno) }
         let segment = Segment(base: base, path: path, descriptor: descriptor, end: Self.headerBytes, count: 0, fileBytes: Self.headerBytes)
+        do {
+            let allocated = posix_fallocate(descriptor, 0, off_t(options.segmentBytes))
+            if allocated == 0 { segment.fileBytes = options.segmentBytes }
+            try write(Self.magic, at: 0, to: segment)
+            if fsync(descriptor) != 0 { throw DiskLogError.fsyncFailed(path: path, errno: errno) }
+        } catch {
+            // A segment without its header (a full disk) must not stay: the next try makes it again.
+            close(descriptor)
+            unlink(path)
+            throw error
+        }
         segments.append(segment)
-        let allocated = posix_fallocate(descriptor, 0, off_t(options.segmentBytes))
-        if allocated == 0 { segment.fileBytes = options.segmentBytes }
-        try write(Self.magic, at: 0, to: segment)
-        if fsync(descriptor) != 0 { throw DiskLogError.fsyncFailed(path: path, errno: errno) }
         try syncDirectory()
     }
 
@@ -433,6 +440,13 @@ public final class DiskLog {
 
 /// What went wrong with a disk log.
 public enum DiskLogError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file system has no room (or the quota is used up): nothing was appended, and the same
+    /// append may be tried again once there is space.
+    public var isOutOfSpace: Bool {
+        if case .io(_, _, let code) = self { return code == ENOSPC || code == EDQUOT }
+        return false
+    }
+
     case corrupt(path: String, offset: Int, reason: String)
     case io(operation: String, path: String, errno: Int32)
     case fsyncFailed(path: String, errno: Int32)

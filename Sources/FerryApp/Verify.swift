@@ -208,8 +208,9 @@ public enum Verify {
                 logger.notice("rows deleted while the position was lost are deleted from the targets",
                               metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.table": "\(record.table)", "ferry.rows": "\(extra.count)"])
                 let literals = extra.values.map(MySQLLiteral.literals)
+                // Only over the record looked at: a snapshot requested meanwhile stays.
                 try await store.requestRepair(pipeline: pipeline.name, table: record.table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
-                                              atMillis: WallClock.millisecondsSinceEpoch())
+                                              atMillis: WallClock.millisecondsSinceEpoch(), replacing: record.requestedMillis)
             }
             try await Task.sleep(for: .seconds(1))
         }
@@ -257,7 +258,7 @@ public enum Verify {
         let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
         do {
             try await store.requestRepair(pipeline: pipeline.name, table: table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
-                                          atMillis: WallClock.millisecondsSinceEpoch())
+                                          atMillis: WallClock.millisecondsSinceEpoch(), replacing: nil)
         } catch {
             try? await store.close()
             throw error

@@ -29,10 +29,13 @@ public final class MySQLConnection {
     public var serverVersion: String { handshake.displayVersion }
 
     /// Connects, logs in, runs `body`, then says goodbye and closes — also when `body` throws.
+    /// `connected` receives a handle to the connection as soon as the TCP connection stands,
+    /// before the handshake, so another task can close it while it logs in.
     public static func withConnection<Result: Sendable>(
         _ configuration: MySQLConnectionConfiguration,
         logger: Logger,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        connected: (MySQLWaker) -> Void = { _ in },
         _ body: (MySQLConnection) async throws -> Result
     ) async throws -> Result {
         let asyncChannel: NIOAsyncChannel<MySQLPacket, MySQLPacket>
@@ -54,6 +57,7 @@ public final class MySQLConnection {
         } catch {
             throw MySQLWireError.connectFailed(host: configuration.host, port: configuration.port, reason: describe(error))
         }
+        connected(MySQLWaker(channel: asyncChannel.channel))
         return try await asyncChannel.executeThenClose { inbound, outbound in
             var iterator = inbound.makeAsyncIterator()
             let first: MySQLPacket

@@ -1,6 +1,10 @@
 import DiskLog
 import FerryCore
 import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
 
 /// The disk buffer (`buffer: disk`): transactions go to a `DiskLog`, and each sink reads the log at
 /// its own pace, so a slow or stopped sink never stalls the source or the other sinks, and a sink
@@ -9,7 +13,12 @@ import Foundation
 /// Beside the segments, `origin.json` names the position the log continues from: every
 /// transaction after it is in the log. A sink whose position is older than that cannot be served
 /// from the log; then the log is emptied and the source re-read from the sinks' positions.
+///
+/// Its methods write, read and fsync files synchronously, so the actor runs on a thread of its
+/// own (`DiskIOThread`), never on Swift's shared task threads: there are as many of those as
+/// cores, and one fsync there would stall every other task scheduled on that thread.
 public actor DiskBuffer: ChangeBuffer, ParkingActor {
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { DiskIOThread.loop.executor.asUnownedSerialExecutor() }
     let log: DiskLog
     private var cursors: [String: DiskLog.Cursor] = [:]
     private var readUpTo: [String: UInt64] = [:]
@@ -27,7 +36,14 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
 
     /// Opens (recovering) the log in `directory` for sinks that start after `starts` (`nil`: from
     /// the beginning). `fallback` is where the source resumes when the log cannot serve every sink.
-    public init(directory: String, options: DiskLog.Options, starts: [String: BinlogPosition?], fallback: BinlogPosition?) throws {
+    /// Set to 1 while an append waits for space (`ferry_buffer_disk_full`).
+    private let outOfSpace: Gauge
+    private let logger: Logger
+
+    public init(directory: String, options: DiskLog.Options, starts: [String: BinlogPosition?], fallback: BinlogPosition?,
+                pipeline: String = "", logger: Logger = Logger(label: "ferry.buffer")) throws {
+        self.logger = logger
+        self.outOfSpace = Gauge(label: "ferry_buffer_disk_full", dimensions: [("pipeline", pipeline)])
         log = try DiskLog(directory: directory, options: options)
         let originPath = (directory as NSString).appendingPathComponent("origin.json")
         self.originPath = originPath
@@ -68,8 +84,32 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
     /// Bytes of buffered records on disk.
     public var backlogBytes: Int { log.dataBytes }
 
-    public func append(_ transaction: Transaction) throws {
-        try log.append(TransactionCodec.encode(transaction))
+    /// Appends a transaction. A full file system is an environment condition, not a failure: the
+    /// append waits (the source stops reading; the database keeps its log), says so once, and
+    /// goes on by itself when space returns.
+    public func append(_ transaction: Transaction) async throws {
+        let record = TransactionCodec.encode(transaction)
+        var waiting: ContinuousClock.Instant? = nil
+        while true {
+            do {
+                try log.append(record)
+                break
+            } catch let error as DiskLogError where error.isOutOfSpace {
+                if waiting == nil {
+                    waiting = .now
+                    outOfSpace.record(1)
+                    logger.warning("""
+                        error[buffer.disk_full]: the disk buffer's file system is full; the pipeline holds (the source keeps its binlog)                         and goes on by itself when space returns. Fix: free at least \(log.options.segmentBytes) bytes on the file system                         of \(log.directory), or move data_dir
+                        """, metadata: ["ferry.directory": "\(log.directory)", "ferry.space_needed_bytes": "\(log.options.segmentBytes)"])
+                }
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+        if let waiting {
+            outOfSpace.record(0)
+            logger.notice("the disk buffer has space again; the pipeline goes on",
+                          metadata: ["ferry.directory": "\(log.directory)", "ferry.held_s": "\((ContinuousClock.now - waiting).components.seconds)"])
+        }
         let readers = readerIDs
         readerIDs.removeAll()
         wake(readers.values)
@@ -160,4 +200,9 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
         }
         if rename(temporary, path) != 0 { throw DiskLogError.io(operation: "rename", path: temporary, errno: errno) }
     }
+}
+
+/// The one thread every disk buffer's blocking file I/O runs on.
+enum DiskIOThread {
+    static let loop: any EventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next()
 }

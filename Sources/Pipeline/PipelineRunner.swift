@@ -100,46 +100,20 @@ public struct PipelineRunner: Sendable {
         metadata[metadataKey: LoggingKeys.pipeline] = "\(name)"
         let logger = metadata
         let checkpoint = try await store.checkpoint(pipeline: name)
-        var applied: [String: BinlogPosition] = [:]
-        // A sink the state store has a position for opens in its own worker, so a target that is
-        // down at start holds up only itself; the target's own record can only be newer. A sink
-        // without one (say, the state file was lost) must say where it is before the source starts:
-        // its session is opened here and handed to its worker.
-        var opened: [String: any SinkSession] = [:]
-        var deadLetters: (any DeadLetterSink)? = nil
-        if case .deadLetter(let session) = configuration.errorPolicy { deadLetters = session }
+        let deadLetters: (any DeadLetterSink)?
+        if case .deadLetter(let session) = configuration.errorPolicy { deadLetters = session } else { deadLetters = nil }
+        // A stop (pause, restart, SIGTERM) while a target is still unreachable ends the opening.
+        guard let opening = try await Self.untilStopped(stop, { try await openSinks(checkpoint: checkpoint, deadLetters: deadLetters, logger: logger) })
+        else {
+            try? await deadLetters?.close()
+            try await store.audit(pipeline: name, action: "stop", detail: "stopped while opening its sinks")
+            return
+        }
+        var applied = opening.applied
+        let opened = opening.sessions
         func closeOpened() async {
             for session in opened.values { try? await session.close() }
             try? await deadLetters?.close()
-        }
-        do {
-            for sink in sinks {
-                if let stored = checkpoint?.sinks[sink.name]?.applied {
-                    applied[sink.name] = stored
-                    continue
-                }
-                let owned = OwnedSession(sink: sink, configuration: configuration, session: nil, logger: logger)
-                let recorded: BinlogPosition?
-                do {
-                    recorded = try await owned.open()
-                } catch {
-                    throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", sink.name)
-                }
-                opened[sink.name] = owned.handOver()
-                if let recorded { applied[sink.name] = recorded }
-            }
-            if let deadLetters {
-                do {
-                    _ = try await configuration.retry.run({ try await deadLetters.open() }) { error, attempt, _ in
-                        logger.warning("dead-letter sink not ready; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
-                    }
-                } catch {
-                    throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", deadLetters.name)
-                }
-            }
-        } catch {
-            await closeOpened()
-            throw error
         }
         var rewound: Set<String> = []
         for (sink, position) in checkpoint?.rewinds ?? [:] where sinks.contains(where: { $0.name == sink }) {
@@ -169,6 +143,83 @@ public struct PipelineRunner: Sendable {
         try await store.audit(pipeline: name, action: "stop", detail: "drained and stopped")
     }
 
+    /// What opening the sinks found: each sink's applied position (from the state store, else
+    /// from the target) and the sessions opened to learn it.
+    struct Opening: Sendable {
+        var applied: [String: BinlogPosition] = [:]
+        var sessions: [String: any SinkSession] = [:]
+
+        func close() async {
+            for session in sessions.values { try? await session.close() }
+        }
+    }
+
+    /// A sink the state store has a position for opens in its own worker, so a target that is
+    /// down at start holds up only itself; the target's own record can only be newer. A sink
+    /// without one (say, the state file was lost) must say where it is before the source starts:
+    /// its session is opened here and handed to its worker. The dead-letter session is opened too.
+    private func openSinks(checkpoint: PipelineCheckpoint?, deadLetters: (any DeadLetterSink)?, logger: Logger) async throws -> Opening {
+        let name = configuration.name
+        var opening = Opening()
+        do {
+            for sink in sinks {
+                if let stored = checkpoint?.sinks[sink.name]?.applied {
+                    opening.applied[sink.name] = stored
+                    continue
+                }
+                let owned = OwnedSession(sink: sink, configuration: configuration, session: nil, logger: logger)
+                let recorded: BinlogPosition?
+                do {
+                    recorded = try await owned.open()
+                } catch {
+                    throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", sink.name)
+                }
+                opening.sessions[sink.name] = owned.handOver()
+                if let recorded { opening.applied[sink.name] = recorded }
+            }
+            if let deadLetters {
+                do {
+                    _ = try await configuration.retry.run({ try await deadLetters.open() }) { error, attempt, _ in
+                        logger.warning("dead-letter sink not ready; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
+                    }
+                } catch {
+                    throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", deadLetters.name)
+                }
+            }
+        } catch {
+            await opening.close()
+            try? await deadLetters?.close()
+            throw error
+        }
+        return opening
+    }
+
+    /// Runs `open` until it ends or `stop` fires; on a stop it is cancelled (a session being
+    /// opened is interrupted), whatever it opened is closed, and the result is `nil`.
+    static func untilStopped(_ stop: StopSignal, _ open: @escaping @Sendable () async throws -> Opening) async throws -> Opening? {
+        try await withThrowingTaskGroup(of: Opening?.self) { group in
+            group.addTask { try await open() }
+            group.addTask {
+                await stop.wait()
+                return nil
+            }
+            let first: Opening?
+            do {
+                first = try await group.next()!
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+            if let first { return first }
+            // Stopped: the opening ends (cancelled or done); what it opened is closed.
+            while let next = try? await group.next() {
+                await next?.close()
+            }
+            return nil
+        }
+    }
+
     private func stream(resume: BinlogPosition?, applied: [String: BinlogPosition], safe: BinlogPosition?, rewound: Set<String>,
                         opened: [String: any SinkSession], stop: StopSignal, logger: Logger) async throws {
         let name = configuration.name
@@ -185,7 +236,7 @@ public struct PipelineRunner: Sendable {
             let starts = Dictionary(uniqueKeysWithValues: sinks.map { ($0.name, applied[$0.name] ?? safe) })
             let disk: DiskBuffer
             do {
-                disk = try DiskBuffer(directory: directory, options: options, starts: starts, fallback: resume)
+                disk = try DiskBuffer(directory: directory, options: options, starts: starts, fallback: resume, pipeline: name, logger: logger)
             } catch {
                 throw FerryError(describing: error, code: "buffer.disk_unusable").adding("pipeline", name)
             }

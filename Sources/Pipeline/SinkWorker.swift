@@ -206,9 +206,17 @@ final class OwnedSession {
         }
     }
 
-    /// One attempt at `batch` on the current session (a new one when there is none).
+    /// One attempt at `batch` on the current session (a new one when there is none). A session
+    /// that cannot be opened for a reason other than a transient one stops the pipeline: the
+    /// batch was never tried, so none of its changes is isolated or dead-lettered.
     func apply(_ batch: [Transaction], deadline: Duration) async throws {
-        if session == nil { _ = try await open() }
+        if session == nil {
+            do {
+                _ = try await open()
+            } catch where ErrorClassifier.classify(error) == .reject {
+                throw SessionUnusable(underlying: error)
+            }
+        }
         guard let session else { return }
         do {
             try await withDeadline(deadline, clock: configuration.clock, session: session) { try await session.apply(batch) }
@@ -229,4 +237,13 @@ final class OwnedSession {
         self.session = nil
         try? await session.close()
     }
+}
+
+/// A new session could not be opened for a reason retrying does not mend (a refused login, a
+/// missing privilege): the pipeline stops with the underlying error.
+struct SessionUnusable: ClassifiedError, FerryErrorConvertible, CustomStringConvertible {
+    var underlying: any Error
+    var isTransient: Bool { false }
+    var disposition: ErrorDisposition { .fatal }
+    var ferryError: FerryError { FerryError(describing: underlying, code: "sink.write_failed") }
 }

@@ -225,9 +225,25 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     @discardableResult
     public func saveSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws -> Bool {
         try await exclusively {
-            if let stored = try await storedRequest(pipeline: pipeline, table: record.table), stored != record.requestedMillis { return false }
-            try await writeSnapshotTable(record, pipeline: pipeline)
-            return true
+            try await inTransaction {
+                if let stored = try await storedRequest(pipeline: pipeline, table: record.table), stored != record.requestedMillis { return false }
+                try await writeSnapshotTable(record, pipeline: pipeline)
+                return true
+            }
+        }
+    }
+
+    /// Runs `body` in one `BEGIN IMMEDIATE … COMMIT`: a check and the write it allows are atomic
+    /// also against other processes (`ferry snapshot` writes the same file).
+    private func inTransaction<T>(_ body: () async throws -> T) async throws -> T {
+        _ = try await connection.query("BEGIN IMMEDIATE")
+        do {
+            let value = try await body()
+            _ = try await connection.query("COMMIT")
+            return value
+        } catch {
+            _ = try? await connection.query("ROLLBACK")
+            throw error
         }
     }
 
@@ -256,9 +272,11 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     @discardableResult
     public func saveSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String, requestedMillis: Int64) async throws -> Bool {
         try await exclusively {
-            guard try await storedRequest(pipeline: pipeline, table: chunk.table) == requestedMillis else { return false }
-            try await writeSnapshotChunk(chunk, pipeline: pipeline)
-            return true
+            try await inTransaction {
+                guard try await storedRequest(pipeline: pipeline, table: chunk.table) == requestedMillis else { return false }
+                try await writeSnapshotChunk(chunk, pipeline: pipeline)
+                return true
+            }
         }
     }
 
@@ -276,39 +294,33 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     /// A snapshot asked for by `actor` (`cli` or an API token's name).
     public func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64, actor: String) async throws {
         try await exclusively {
-            _ = try await connection.query("BEGIN IMMEDIATE")
-            do {
+            try await inTransaction {
                 for table in tables {
                     _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
                     let at = try await newRequestTime(pipeline: pipeline, table: table, atMillis: atMillis)
                     try await writeSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: reason, requestedMillis: at), pipeline: pipeline)
                 }
                 try await writeAudit(pipeline: pipeline, action: "snapshot", detail: "\(reason): \(tables.map(\.description).joined(separator: ", "))", actor: actor)
-                _ = try await connection.query("COMMIT")
-            } catch {
-                _ = try? await connection.query("ROLLBACK")
-                throw error
             }
         }
     }
 
-    public func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64) async throws {
+    public func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64,
+                              replacing expected: Int64?) async throws -> Bool {
         try await exclusively {
-            _ = try await connection.query("BEGIN IMMEDIATE")
-            do {
-                let at = try await newRequestTime(pipeline: pipeline, table: table, atMillis: atMillis)
+            try await inTransaction {
+                let stored = try await storedRequest(pipeline: pipeline, table: table)
+                if let expected, stored != expected { return false }
+                let at = max(atMillis, (stored ?? Int64.min) &+ 1)
                 _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
                 for (index, start) in stride(from: 0, to: keys.count, by: max(1, chunkKeys)).enumerated() {
                     let part = Array(keys[start..<min(keys.count, start + max(1, chunkKeys))])
                     try await writeSnapshotChunk(SnapshotChunkRecord(table: table, index: index, lower: nil, upper: nil, keys: part), pipeline: pipeline)
                 }
                 try await writeSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: "repair", planComplete: true, requestedMillis: at),
-                                            pipeline: pipeline)
+                                             pipeline: pipeline)
                 try await writeAudit(pipeline: pipeline, action: "repair", detail: "\(table): \(keys.count) keys", actor: "ferry")
-                _ = try await connection.query("COMMIT")
-            } catch {
-                _ = try? await connection.query("ROLLBACK")
-                throw error
+                return true
             }
         }
     }

@@ -94,8 +94,12 @@ public protocol SnapshotStore: Sendable {
     /// table that is running stops and starts again.
     func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64) async throws
     /// Asks for exactly these keys of `table` to be read again (`ferry verify --repair`), in
-    /// chunks of at most `chunkKeys` keys; a new request, as `requestSnapshot` makes.
-    func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64) async throws
+    /// chunks of at most `chunkKeys` keys; a new request, as `requestSnapshot` makes. With
+    /// `expected`, only while the table's request is still the one made at `expected` (the one
+    /// the caller looked at); returns whether the repair was requested.
+    @discardableResult
+    func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64,
+                       replacing expected: Int64?) async throws -> Bool
 }
 
 extension TableName: Codable {

@@ -205,24 +205,36 @@ struct Snapshotter: Sendable {
                                                                 "ferry.reason": "\(job.resnapshotAll ? "saved position purged" : "first start")"])
                 tables = try await store.snapshotTables(pipeline: pipeline)
             }
-            for var record in tables where record.state != .requested {
-                var undone = 0
-                for var chunk in try await store.snapshotChunks(pipeline: pipeline, table: record.table) {
-                    guard let delivered = chunk.deliveredAt, !Self.isSafe(delivered, resume: job.resume) else { continue }
-                    chunk.deliveredAt = nil
-                    chunk.rows = 0
-                    try await save(chunk, request: record.requestedMillis)
-                    undone += 1
-                }
-                if undone > 0 {
-                    record.state = .running
-                    record.finishedMillis = nil
-                    try await save(record)
-                    logger.notice("snapshot chunks delivered after the resume position are read again",
-                                  metadata: [LoggingKeys.table: "\(record.table)", "ferry.chunks": "\(undone)"])
+            for record in tables where record.state != .requested {
+                do {
+                    try await undoChunksAfterResume(record)
+                } catch let superseded as SnapshotSuperseded {
+                    // Requested again meanwhile: the new request starts the table over.
+                    logger.notice("snapshot of table starts over: it was requested again", metadata: [LoggingKeys.table: "\(superseded.table)"])
                 }
             }
             return useSignalTable
+        }
+    }
+
+    /// Marks the table's chunks delivered after the resume position as not delivered, so they
+    /// are read again.
+    private func undoChunksAfterResume(_ initial: SnapshotTableRecord) async throws {
+        var record = initial
+        var undone = 0
+        for var chunk in try await store.snapshotChunks(pipeline: pipeline, table: record.table) {
+            guard let delivered = chunk.deliveredAt, !Self.isSafe(delivered, resume: job.resume) else { continue }
+            chunk.deliveredAt = nil
+            chunk.rows = 0
+            try await save(chunk, request: record.requestedMillis)
+            undone += 1
+        }
+        if undone > 0 {
+            record.state = .running
+            record.finishedMillis = nil
+            try await save(record)
+            logger.notice("snapshot chunks delivered after the resume position are read again",
+                          metadata: [LoggingKeys.table: "\(record.table)", "ferry.chunks": "\(undone)"])
         }
     }
 

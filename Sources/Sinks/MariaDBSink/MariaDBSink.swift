@@ -143,10 +143,10 @@ public actor MariaDBSink: SinkSession {
                                          interrupter: ConnectionInterrupter, _ body: (MySQLConnection) async throws -> T) async throws -> T {
         guard !interrupter.isFired else { throw CancellationError() }
         do {
-            return try await MySQLConnection.withConnection(configuration, logger: logger) { connection in
-                let handle = connection.waker
+            defer { interrupter.clear() }
+            return try await MySQLConnection.withConnection(configuration, logger: logger, connected: { handle in
                 interrupter.register { handle.close() }
-                defer { interrupter.clear() }
+            }) { connection in
                 // READ COMMITTED takes no gap locks, so lanes writing one table rarely deadlock.
                 try await connection.execute("SET SESSION sql_mode = '', time_zone = '+00:00', foreign_key_checks = 0")
                 try await connection.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")

@@ -22,7 +22,10 @@ final class NATSConnection: Sendable {
     }
 
     /// Connects, authenticates (user/password when given) and subscribes to the reply inbox.
-    static func connect(host: String, port: Int, user: String?, password: String?) async throws -> NATSConnection {
+    /// `connected` receives a way to close the connection as soon as the TCP connection stands,
+    /// so another task can end a handshake the server never answers.
+    static func connect(host: String, port: Int, user: String?, password: String?,
+                        connected: (@escaping @Sendable () -> Void) -> Void = { _ in }) async throws -> NATSConnection {
         let inbox = "_INBOX.ferry\(UInt64.random(in: 0...UInt64.max))"
         let handler = NATSReplyHandler(inbox: inbox)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -32,6 +35,7 @@ final class NATSConnection: Sendable {
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
             }
             .connect(host: host, port: port).get()
+        connected { channel.close(promise: nil) }
         var options: [String: Any] = ["verbose": false, "pedantic": false, "headers": true, "no_responders": true, "name": "ferry", "lang": "swift",
                                       "version": "1", "protocol": 1]
         if let user { options["user"] = user }
@@ -79,11 +83,6 @@ final class NATSConnection: Sendable {
 
     func close() async {
         try? await channel.close()
-    }
-
-    /// Closes the connection from any thread: everything waiting on a reply fails at once.
-    func closeNow() {
-        channel.close(promise: nil)
     }
 }
 

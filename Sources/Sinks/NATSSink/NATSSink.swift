@@ -65,9 +65,9 @@ public actor NATSSink: SinkSession {
         if let connection, !connection.isClosed { return connection }
         do {
             guard !interrupter.isFired else { throw CancellationError() }
+            let interrupter = self.interrupter
             let connection = try await NATSConnection.connect(host: configuration.host, port: configuration.port, user: configuration.user,
-                                                              password: configuration.password)
-            interrupter.register { connection.closeNow() }
+                                                              password: configuration.password, connected: { interrupter.register($0) })
             self.connection = connection
             return connection
         } catch let error as NATSServerError {

@@ -73,7 +73,7 @@ extension PostgresSink: VerifiableSink {
         let connection = try await verifyConnection()
         do {
             var results: [T] = []
-            for try await row in try await connection.query(query, logger: logger) { results.append(try decode(row)) }
+            for try await row in try await connection.checkedQuery(query, logger: logger) { results.append(try decode(row)) }
             return results
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)

@@ -71,11 +71,11 @@ public actor PostgresSink: SinkSession {
     public func open() async throws -> BinlogPosition? {
         let connection = try await connected()
         do {
-            try await connection.query(PostgresQuery(unsafeSQL: """
+            try await connection.checkedQuery(PostgresQuery(unsafeSQL: """
                 CREATE TABLE IF NOT EXISTS \(qualified("ferry_offsets")) (pipeline text NOT NULL, sink text NOT NULL, lane integer NOT NULL,
                   position text NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (pipeline, sink, lane))
                 """), logger: logger)
-            let rows = try await connection.query("SELECT position FROM \(unescaped: qualified("ferry_offsets")) WHERE pipeline = \(configuration.pipeline) AND sink = \(name) AND lane = \(configuration.lane)",
+            let rows = try await connection.checkedQuery("SELECT position FROM \(unescaped: qualified("ferry_offsets")) WHERE pipeline = \(configuration.pipeline) AND sink = \(name) AND lane = \(configuration.lane)",
                                                   logger: logger)
             for try await position in rows.decode(String.self) { return BinlogPosition(persistedJSON: position) }
             return nil
@@ -114,16 +114,16 @@ public actor PostgresSink: SinkSession {
         let schemaName = configuration.schema
         let columns: (String) async throws -> Set<String> = { table in
             var existing = Set<String>()
-            let rows = try await connection.query("""
+            let rows = try await connection.checkedQuery("""
                 SELECT column_name FROM information_schema.columns WHERE table_schema = \(schemaName) AND table_name = \(table)
                 """, logger: logger)
             for try await column in rows.decode(String.self) { existing.insert(column) }
             return existing
         }
-        let execute: (String) async throws -> Void = { sql in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+        let execute: (String) async throws -> Void = { sql in try await connection.checkedQuery(PostgresQuery(unsafeSQL: sql), logger: logger) }
         do {
             // PostgreSQL's DDL is transactional: tables, schema changes, rows and the offset commit together.
-            try await connection.query("BEGIN", logger: logger)
+            try await connection.checkedQuery("BEGIN", logger: logger)
             var insertFirst = self.insertFirst
             let write: (RowOperations.Group) async throws -> Void = { group in
                 // A large group of new rows (a snapshot chunk, a bulk insert) goes in by COPY, which
@@ -132,34 +132,34 @@ public actor PostgresSink: SinkSession {
                 // upserted directly for a while.
                 if case .upsert(let table, let schema, let columns, let rows) = group, rows.count >= Self.insertFirstRows, !schema.primaryKey.isEmpty,
                    insertFirst.shouldTry(table) {
-                    try await connection.query("SAVEPOINT ferry_insert", logger: logger)
+                    try await connection.checkedQuery("SAVEPOINT ferry_insert", logger: logger)
                     do {
                         try await PostgresCopy.copy(RowOperations.lastRowPerKey(rows, key: schema.primaryKey), columns: columns, of: schema, into: table,
                                                     schema: schemaName, connection: connection, watch: closeWatch, logger: logger)
-                        try await connection.query("RELEASE SAVEPOINT ferry_insert", logger: logger)
+                        try await connection.checkedQuery("RELEASE SAVEPOINT ferry_insert", logger: logger)
                         insertFirst.succeeded(table)
                         return
                     } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                        try await connection.query("ROLLBACK TO SAVEPOINT ferry_insert", logger: logger)
+                        try await connection.checkedQuery("ROLLBACK TO SAVEPOINT ferry_insert", logger: logger)
                         insertFirst.failed(table)
                     }
                 } else if case .upsert(let table, _, _, let rows) = group, rows.count >= Self.insertFirstRows {
                     insertFirst.skipped(table)
                 }
-                try await connection.query(Self.statement(for: group, schema: schemaName), logger: logger)
+                try await connection.checkedQuery(Self.statement(for: group, schema: schemaName), logger: logger)
             }
             try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, columns: columns, execute: execute,
                                         logger: logger, write: write)
-            try await connection.query("""
+            try await connection.checkedQuery("""
                 INSERT INTO \(unescaped: qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at)
                 VALUES (\(configuration.pipeline), \(name), \(configuration.lane), \(last.position.persistedJSON), now())
                 ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
                 """, logger: logger)
-            try await connection.query("COMMIT", logger: logger)
+            try await connection.checkedQuery("COMMIT", logger: logger)
             self.tableSchema = tableSchema
             self.insertFirst = insertFirst
         } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)
+            _ = try? await connection.checkedQuery("ROLLBACK", logger: logger)
             self.tableSchema.forget()
             if let refused = error as? FerryError { throw refused }
             // A transient failure ends this session: its owner closes it and retries on a new one.
@@ -299,4 +299,20 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
         return FerryError(code: isTransient ? "sink.postgres.unavailable" : "sink.postgres.rejected",
                           message: "PostgreSQL sink \(sink): \(message)", fix: fix, disposition: disposition)
     }
+}
+
+extension PostgresConnection {
+    /// `query`, refused at once on a closed connection: postgres-nio writes a query to its channel
+    /// without a promise, so one written after the channel closed is lost and its caller waits
+    /// forever (a `ROLLBACK` after the server ended the connection did exactly that).
+    @discardableResult
+    func checkedQuery(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        guard !isClosed else { throw ConnectionAlreadyClosed() }
+        return try await self.query(query, logger: logger)
+    }
+}
+
+/// A statement was not sent: the connection had closed (retried on a new session).
+struct ConnectionAlreadyClosed: Error, CustomStringConvertible {
+    var description: String { "the connection to PostgreSQL is closed" }
 }

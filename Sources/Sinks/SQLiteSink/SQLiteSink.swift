@@ -59,8 +59,11 @@ public actor SQLiteSink: SinkSession {
     }
 
     public func close() async throws {
-        try await connection?.close()
-        connection = nil
+        guard let connection else { return }
+        self.connection = nil
+        // The future-based close runs also when this task is cancelled (a worker that stops closes
+        // its session), where the async one would refuse and leave the file open.
+        try await connection.close().get()
     }
 
     public func apply(_ transactions: [Transaction]) async throws {

@@ -99,17 +99,25 @@ public actor LanedSink: SinkSession {
     }
 
     public func open() async throws -> BinlogPosition? {
-        var lowest: BinlogPosition? = nil
+        // Every lane opens (and learns what it applied) even when one has no record.
         for (index, lane) in lanes.enumerated() {
             applied[index] = try await lane.open()
-            guard let position = applied[index] else { return nil }
-            if lowest == nil || position < lowest! { lowest = position }
         }
-        return lowest
+        let recorded = applied.compactMap { $0 }
+        return recorded.count == lanes.count ? recorded.min() : nil
     }
 
+    /// Closes every lane; the first failure is thrown after all were tried.
     public func close() async throws {
-        for lane in lanes { try await lane.close() }
+        var failure: (any Error)?
+        for lane in lanes {
+            do {
+                try await lane.close()
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
     }
 
     public nonisolated func interrupt() {
