@@ -109,7 +109,7 @@ public enum Run {
                                                  errorPolicy: errorPolicy, transform: TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name),
                                                  rules: RuleSet(rules: pipeline.rules, pipeline: pipeline.name)),
             source: MySQLTransactionSource(source: source, pipeline: pipeline, configuration: configuration,
-                                           snapshotStore: store as? any SnapshotStore, logger: logger),
+                                           snapshotStore: store as? any SnapshotStore, checkpoints: store, logger: logger),
             sinks: sinks, store: store, logger: logger)
     }
 
@@ -187,10 +187,17 @@ struct MySQLTransactionSource: TransactionSource {
     let pipeline: FerryConfiguration.Pipeline
     let configuration: FerryConfiguration
     let snapshotStore: (any SnapshotStore)?
+    let checkpoints: any CheckpointStore
     let logger: Logger
 
     func run(after position: BinlogPosition?, deliver plainDeliver: @Sendable (Transaction) async throws -> Void) async throws {
         let from = position.map { StartPosition.coordinates($0.coordinates) } ?? pipeline.start
+        // The first start's "current" becomes the safe position before anything is delivered: a
+        // kill before any sink records a position resumes there, instead of at a later "current"
+        // that would skip what the first run read (and leave rows it snapshotted undeleted).
+        let resolved: (BinlogPosition) async throws -> Void = { [checkpoints, pipeline] start in
+            if position == nil { try await checkpoints.saveSafePosition(start, pipeline: pipeline.name) }
+        }
         let documents = pipeline.documents.isEmpty ? nil
             : DocumentBuilder(definitions: pipeline.documents, source: MySQLDocumentRows(configuration: source.configuration, logger: logger))
         try await documents?.validate()
@@ -217,7 +224,7 @@ struct MySQLTransactionSource: TransactionSource {
             }
         }
         guard let snapshotStore else {
-            _ = try await source.run(from: from) { transaction in try await deliver(transaction) }
+            _ = try await source.run(from: from, resolved: resolved) { transaction in try await deliver(transaction) }
             return
         }
         let job = SnapshotJob(pipeline: pipeline.name, settings: pipeline.snapshot, store: snapshotStore, resume: position)
@@ -230,7 +237,7 @@ struct MySQLTransactionSource: TransactionSource {
             // The sweep never ends by itself: it is cancelled however the stream ends.
             defer { group.cancelAll() }
             do {
-                _ = try await source.run(from: from, snapshot: job) { transaction in try await deliver(transaction) }
+                _ = try await source.run(from: from, snapshot: job, resolved: resolved) { transaction in try await deliver(transaction) }
             } catch let error as FerryError where error.code == "source.binlog.purged" && pipeline.snapshot.mode != .whenNeeded {
                 throw error.adding("pipeline", pipeline.name)
             } catch let error as FerryError where error.code == "source.binlog.purged" {

@@ -33,9 +33,13 @@ public struct MySQLSource: Sendable {
     /// - Parameters:
     ///   - stopAtCurrent: stop once the position that was the server's end of log at start is reached.
     ///   - snapshot: snapshot tables alongside the stream (their rows arrive as `read` changes).
+    ///   - resolved: receives the position the stream starts after (`current` and `earliest` made
+    ///     concrete) before anything is delivered, so a caller can make it durable: a restart
+    ///     before any sink recorded a position must resume there, not at a later "current".
     ///   - deliver: receives every committed transaction, including ones whose changes were all
     ///     filtered out (empty `events`), so the caller always knows the position.
     public func run(from start: StartPosition, stopAtCurrent: Bool = false, snapshot job: SnapshotJob? = nil,
+                    resolved: (BinlogPosition) async throws -> Void = { _ in },
                     deliver: (Transaction) async throws -> Void) async throws -> Completion {
         let (server, startPosition, stopCoordinates) = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             let server = try await ServerFacts.load(query)
@@ -43,18 +47,24 @@ public struct MySQLSource: Sendable {
             let stop = stopAtCurrent ? try await ServerFacts.currentCoordinates(query) : nil
             return (server, position, stop)
         }
+        let resolvedStart = startPosition.coordinates.map { BinlogPosition(coordinates: $0, gtidPosition: startPosition.gtid) }
         guard let job else {
+            if let resolvedStart { try await resolved(resolvedStart) }
             var session = StreamSession(configuration: configuration, server: server, start: startPosition, logger: logger)
             return try await follow(&session, stopAt: stopCoordinates, shouldStop: { false }, deliver: deliver)
         }
         let windows = SnapshotWindows()
         let snapshotter = Snapshotter(job: job, configuration: configuration, server: server, windows: windows, logger: logger)
+        // The initial snapshot is requested before the start becomes durable: a run that finds a
+        // saved start and no request would never snapshot.
+        let useSignalTable = try await snapshotter.prepare()
+        if let resolvedStart { try await resolved(resolvedStart) }
         let outcome = NIOLockedValueBox<Result<Void, any Error>?>(nil)
         let untilDone = job.settings.mode == .initialOnly
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {
-                    try await snapshotter.run(untilDone: untilDone)
+                    try await snapshotter.run(untilDone: untilDone, useSignalTable: useSignalTable)
                     outcome.withLockedValue { $0 = .success(()) }
                 } catch {
                     outcome.withLockedValue { $0 = .failure(error) }

@@ -168,9 +168,8 @@ struct Snapshotter: Sendable {
     var store: any SnapshotStore { job.store }
 
     /// Snapshots what is requested; with `untilDone` returns when nothing is left, else keeps
-    /// looking for new requests until cancelled.
-    func run(untilDone: Bool) async throws {
-        let useSignalTable = try await prepare()
+    /// looking for new requests until cancelled. `useSignalTable` is what `prepare()` returned.
+    func run(untilDone: Bool, useSignalTable: Bool) async throws {
         while true {
             let open = try await store.snapshotTables(pipeline: pipeline).filter { $0.state != .done }
             if open.isEmpty {
@@ -192,8 +191,10 @@ struct Snapshotter: Sendable {
 
     /// Chooses the watermarks (creating the signal table), marks chunks delivered after the resume
     /// position as not done, and requests the initial snapshot. Returns whether the signal table
-    /// is used.
-    private func prepare() async throws -> Bool {
+    /// is used. Runs before the stream delivers anything: whether this is the first start is
+    /// decided by "no position yet", so the initial request must be saved before any position can
+    /// be — else a kill in between would start the next run without the snapshot.
+    func prepare() async throws -> Bool {
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             let useSignalTable = try await chooseWatermarks(query)
             var tables = try await store.snapshotTables(pipeline: pipeline)
