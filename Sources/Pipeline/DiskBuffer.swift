@@ -98,9 +98,11 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
                 if waiting == nil {
                     waiting = .now
                     outOfSpace.record(1)
-                    logger.warning("""
-                        error[buffer.disk_full]: the disk buffer's file system is full; the pipeline holds (the source keeps its binlog)                         and goes on by itself when space returns. Fix: free at least \(log.options.segmentBytes) bytes on the file system                         of \(log.directory), or move data_dir
-                        """, metadata: ["ferry.directory": "\(log.directory)", "ferry.space_needed_bytes": "\(log.options.segmentBytes)"])
+                    let message = "error[buffer.disk_full]: the disk buffer's file system is full; the pipeline holds (the source keeps its binlog) "
+                        + "and goes on by itself when space returns. Fix: free at least \(log.options.segmentBytes) bytes on the file system "
+                        + "of \(log.directory), or move data_dir"
+                    logger.warning("\(message)",
+                                   metadata: ["ferry.directory": "\(log.directory)", "ferry.space_needed_bytes": "\(log.options.segmentBytes)"])
                 }
                 try await Task.sleep(for: .seconds(1))
             }

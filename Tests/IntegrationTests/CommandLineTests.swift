@@ -433,6 +433,41 @@ extension Integration.CrashRecovery {
         #expect(result.stdout.contains("8 restarts during a snapshot's start, 8 running again and stopped with exit 0, 0 failed"))
     }
 
+    /// Eight pipelines with two sinks each (SQLite and PostgreSQL, memory and disk buffers, lanes)
+    /// start on a fresh data directory and stop cleanly, again and again (two pipelines once
+    /// crashed the state store at first start).
+    @Test func manyPipelinesStartOnAFreshDataDirectory() throws {
+        _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/start-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "3", "8"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("start-test: 3 of 3 runs started 8 pipelines x 2 sinks on a fresh data directory and stopped cleanly"))
+    }
+
+    /// Three pipelines in one process under SIGKILLs, target tables locked and a PostgreSQL
+    /// connection stalled for longer than the apply timeout while the same rows keep changing:
+    /// no target ever goes back to an older value, and every target ends equal to the source.
+    @Test func lockedTargetsAndStalledConnectionsNeverWriteStaleRows() throws {
+        _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/stall-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "3000", "3", "--slow-target", "--stalled-connection", "--seconds", "20"],
+                                    environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 900)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("0 tables differing"))
+        #expect(result.stdout.contains("0 stale writes seen by the reader; 0 unexpected exits; SIGTERM exit 0"))
+    }
+
+    /// The disk buffer's file system fills up: ferry holds, says so once, and goes on by itself
+    /// when there is room again; nothing is lost.
+    @Test func aFullDiskHoldsThePipelineUntilSpaceReturns() throws {
+        _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/disk-full-test").path
+        let result = try runProcess("/usr/bin/python3", [script, "20000"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("buffer full; ferry running, 1 disk_full warning(s)"))
+        #expect(result.stdout.contains("SQLite 20001, PostgreSQL 20001 of 20001 rows; SIGTERM exit 0"))
+    }
+
     /// A webhook pointed at the cloud metadata address (and at loopback) is refused before any
     /// request, with the fix; nothing is sent.
     @Test func webhookToMetadataAddressIsRefused() throws {
