@@ -160,9 +160,7 @@ extension Integration {
     /// `scripts/crash-test` with no arguments runs the full one (200,000 changes, 20 kills).
     @Suite struct CrashRecovery {
         @Test func sigkillCyclesLoseAndDoubleNothing() throws {
-            let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
-            let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--source-restarts", "1"],
-                                        environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+            let result = try runScript("crash-test", ["3000", "6", "--source-restarts", "1"], timeoutSeconds: 600)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("6 SIGKILL cycles, memory buffer, 1 source restarts, 1 lanes"))
             #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
@@ -173,9 +171,7 @@ extension Integration {
         /// resumes the source after the newest buffered transaction — and the PostgreSQL and
         /// MariaDB sinks in three lanes.
         @Test func sigkillCyclesWithTheDiskBuffer() throws {
-            let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
-            let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--buffer", "disk", "--source-restarts", "1", "--lanes", "3"],
-                                        environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+            let result = try runScript("crash-test", ["3000", "6", "--buffer", "disk", "--source-restarts", "1", "--lanes", "3"], timeoutSeconds: 600)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("6 SIGKILL cycles, disk buffer, 1 source restarts, 3 lanes"))
             #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
@@ -192,9 +188,7 @@ extension Integration.CrashRecovery {
     /// Reduced scale; `scripts/snapshot-test` runs 1,000,000 rows with 5 kills.
     @Test func snapshotUnderLoadWithKills() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/snapshot-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "100000", "3", "--latency-budget-ms", "2000"],
-                                    environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 900)
+        let result = try runScript("snapshot-test", ["100000", "3", "--latency-budget-ms", "2000"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains(", 0 differences"))
         #expect(result.stdout.contains("100000 rows snapshotted"))
@@ -209,9 +203,7 @@ extension Integration.CrashRecovery {
     /// chunk's consistent read instead of the signal table.
     @Test func readOnlySnapshotUnderLoad() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/snapshot-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "40000", "2", "--read-only", "--latency-budget-ms", "2000"],
-                                    environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 900)
+        let result = try runScript("snapshot-test", ["40000", "2", "--read-only", "--latency-budget-ms", "2000"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("watermarks binlog positions"))
         #expect(result.stdout.contains(", 0 differences"))
@@ -223,8 +215,7 @@ extension Integration.CrashRecovery {
     /// targets end equal to the source.
     @Test func purgedBinlogIsDetectedAndResnapshotted() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/purge-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "5000"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        let result = try runScript("purge-test", ["5000"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("ferry exits 1: error[source.binlog.purged]"))
         #expect(result.stdout.contains("pipeline=purge"))
@@ -239,8 +230,7 @@ extension Integration.CrashRecovery {
         _ = try TestEnvironment.value("FERRY_REDIS_URL")
         _ = try TestEnvironment.value("FERRY_NATS_URL")
         _ = try TestEnvironment.value("FERRY_CLICKHOUSE_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "3000", "6", "--more-sinks", "--bus-outage", "5"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        let result = try runScript("crash-test", ["3000", "6", "--more-sinks", "--bus-outage", "5"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("Redis, NATS, ClickHouse, webhook; rows compared"))
         #expect(result.stdout.contains("bad signatures 0, differing from the JSON lines 0"))
@@ -254,9 +244,7 @@ extension Integration.CrashRecovery {
     /// join inside) through random changes on every table and SIGKILLs: each document equals the
     /// join evaluated on the source, and documents of deleted roots are gone.
     @Test func joinedDocumentsEqualTheJoinOnTheSource() throws {
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/documents-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "3000", "3", "--source-restarts", "2"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary],
-                                    timeoutSeconds: 600)
+        let result = try runScript("documents-test", ["3000", "3", "--source-restarts", "2"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("3 SIGKILL cycles, 2 source restarts, graceful exit 0"))
         #expect(result.stdout.contains("differing or missing or left over 0; link table kept out of the target by a rule: yes"))
@@ -427,8 +415,7 @@ extension Integration.CrashRecovery {
     /// Restarts through the API at different moments of a snapshot's start: the pipeline runs
     /// again every time and stops on SIGTERM (a restart there once left it hanging for good).
     @Test func aRestartDuringASnapshotsStartNeverHangs() throws {
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/restart-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "8"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 900)
+        let result = try runScript("restart-test", ["8"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("8 restarts during a snapshot's start, 8 running again and stopped with exit 0, 0 failed"))
     }
@@ -438,8 +425,7 @@ extension Integration.CrashRecovery {
     /// crashed the state store at first start).
     @Test func manyPipelinesStartOnAFreshDataDirectory() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/start-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "3", "8"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        let result = try runScript("start-test", ["3", "8"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("start-test: 3 of 3 runs started 8 pipelines x 2 sinks on a fresh data directory and stopped cleanly"))
     }
@@ -449,9 +435,7 @@ extension Integration.CrashRecovery {
     /// no target ever goes back to an older value, and every target ends equal to the source.
     @Test func lockedTargetsAndStalledConnectionsNeverWriteStaleRows() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/stall-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "3000", "3", "--slow-target", "--stalled-connection", "--seconds", "20"],
-                                    environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 900)
+        let result = try runScript("stall-test", ["3000", "3", "--slow-target", "--stalled-connection", "--seconds", "20"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("0 tables differing"))
         #expect(result.stdout.contains("0 stale writes seen by the reader; 0 unexpected exits; SIGTERM exit 0"))
@@ -461,8 +445,7 @@ extension Integration.CrashRecovery {
     /// when there is room again; nothing is lost.
     @Test func aFullDiskHoldsThePipelineUntilSpaceReturns() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/disk-full-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "20000"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        let result = try runScript("disk-full-test", ["20000"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("buffer full; ferry running, 1 disk_full warning(s)"))
         #expect(result.stdout.contains("SQLite 20001, PostgreSQL 20001 of 20001 rows; SIGTERM exit 0"))
@@ -497,9 +480,7 @@ extension Integration.CrashRecovery {
     /// The PostgreSQL sink's server stopped for 15 s mid-stream: ferry retries, catches up, loses nothing.
     @Test func postgresOutageLosesNothing() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "5000", "0", "--outage", "15"],
-                                    environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        let result = try runScript("crash-test", ["5000", "0", "--outage", "15"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
         #expect(result.stdout.contains("PostgreSQL down 15 s"))
@@ -509,9 +490,7 @@ extension Integration.CrashRecovery {
     /// PostgreSQL sink's backlog.
     @Test func postgresOutageWithTheDiskBuffer() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/crash-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "20000", "0", "--outage", "10", "--buffer", "disk"],
-                                    environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        let result = try runScript("crash-test", ["20000", "0", "--outage", "10", "--buffer", "disk"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
         let behind = result.stdout.split(separator: "PostgreSQL sink ").last.flatMap { Int($0.split(separator: " ").first ?? "") } ?? 0
@@ -525,8 +504,7 @@ extension Integration.CrashRecovery {
     /// replay from before the DDLs: `scripts/ddl-test` checks every target against the source.
     @Test func schemaChangesUnderEveryPolicy() throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/ddl-test").path
-        let result = try runProcess("/usr/bin/python3", [script, "100"], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 600)
+        let result = try runScript("ddl-test", ["100"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("problems 0"))
     }
@@ -540,8 +518,7 @@ extension Integration {
     /// no response or log line (`scripts/control-plane-test`).
     @Suite struct ControlPlane {
         @Test func apiPageMetricsAndSecrets() throws {
-            let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/control-plane-test").path
-            let result = try runProcess("/usr/bin/python3", [script], environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: 1200)
+            let result = try runScript("control-plane-test", [], timeoutSeconds: 1200)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("control-plane-test: 0 failure(s)"))
             #expect(result.stdout.contains("ok   Chromium: the pipeline page's figures change without a reload"))

@@ -85,6 +85,12 @@ func collectChanges(from start: StartPosition, include: [String], ddl: Bool = fa
 }
 
 /// Runs a process to completion; returns exit status, stdout and stderr.
+/// Runs one of the repository's Python test scripts (`scripts/NAME`) against the built ferry.
+func runScript(_ name: String, _ arguments: [String], timeoutSeconds: Double) throws -> (status: Int32, stdout: String, stderr: String) {
+    let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/\(name)").path
+    return try runProcess("/usr/bin/python3", [script] + arguments, environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: timeoutSeconds)
+}
+
 func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                 timeoutSeconds: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()

@@ -51,20 +51,21 @@ func inserts(_ range: ClosedRange<Int>, name: (Int) -> String = { "item \($0)" }
     range.map { transaction(UInt64($0 * 100), [(.create, nil, [.int(Int64($0)), .string(name($0)), .decimal("1.00")])]) }
 }
 
+/// A fresh state store, closed after `body` (SQLiteNIO asserts on unclosed connections).
+func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throws {
+    let store = try await SQLiteCheckpointStore.open(path: temporaryDirectory() + "/state.sqlite", logger: Logger(label: "test"))
+    do {
+        try await body(store)
+    } catch {
+        try await store.close()
+        throw error
+    }
+    try await store.close()
+}
+
 @Suite struct RunnerTests {
     let logger = Logger(label: "test")
 
-    /// A fresh state store, closed after `body` (SQLiteNIO asserts on unclosed connections).
-    func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throws {
-        let store = try await SQLiteCheckpointStore.open(path: temporaryDirectory() + "/state.sqlite", logger: logger)
-        do {
-            try await body(store)
-        } catch {
-            try await store.close()
-            throw error
-        }
-        try await store.close()
-    }
 
     @Test func deadLetterPolicyKeepsRejectedChangesAndGoesOn() async throws {
         try await withStore { store in

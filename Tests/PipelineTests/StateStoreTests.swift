@@ -7,19 +7,7 @@ import StateStore
 import Testing
 
 @Suite struct StateStoreTests {
-    let logger = Logger(label: "test")
     let table = TableName(database: "shop", table: "items")
-
-    func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throws {
-        let store = try await SQLiteCheckpointStore.open(path: temporaryDirectory() + "/state.sqlite", logger: logger)
-        do {
-            try await body(store)
-        } catch {
-            try await store.close()
-            throw error
-        }
-        try await store.close()
-    }
 
     /// Two pipelines request their first snapshots at once while positions are saved: every write
     /// lands (before, a request's transaction swallowed the other calls and its ROLLBACK or a

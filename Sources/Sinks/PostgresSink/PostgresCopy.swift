@@ -78,9 +78,10 @@ enum PostgresCopy {
     }
 }
 
-/// Watches one connection for its end, so an operation postgres-nio would wait on forever — a COPY
-/// the server ended mid-way — fails instead. One per connection: the close callback is registered
-/// once, not per operation.
+/// Watches one connection for its end, so an operation postgres-nio would wait on forever fails
+/// instead: a COPY the server ended mid-way, or a statement written just as the channel closed
+/// (postgres-nio writes it without a promise, so nothing ever answers it). One per connection:
+/// the close callback is registered once, not per operation.
 final class ConnectionCloseWatch: Sendable {
     private struct State {
         var closed = false
@@ -89,9 +90,11 @@ final class ConnectionCloseWatch: Sendable {
         var run = 0
     }
 
+    let connection: PostgresConnection
     private let state = NIOLockedValueBox(State())
 
     init(_ connection: PostgresConnection) {
+        self.connection = connection
         connection.closeFuture.whenComplete { [state] _ in
             state.withLockedValue { state in
                 state.closed = true
@@ -101,8 +104,24 @@ final class ConnectionCloseWatch: Sendable {
         }
     }
 
-    /// Runs `body`; fails when the connection closes first. The abandoned body ends with the
-    /// connection.
+    /// A statement on the watched connection; fails when the connection closes before it is
+    /// answered.
+    @discardableResult
+    func query(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        guard !connection.isClosed else { throw ConnectionAlreadyClosed() }
+        let answer = NIOLockedValueBox<PostgresRowSequence?>(nil)
+        let connection = self.connection
+        try await run {
+            let rows = try await connection.query(query, logger: logger)
+            answer.withLockedValue { $0 = rows }
+        }
+        guard let rows = answer.withLockedValue({ $0 }) else { throw ConnectionAlreadyClosed() }
+        return rows
+    }
+
+    /// Runs `body`; fails when the connection closes first. A body postgres-nio never answers is
+    /// left waiting on the closed connection (the one task that outlives its caller, because the
+    /// library gives no way to end it); everything else ends with the connection.
     func run(_ body: @escaping @Sendable () async throws -> Void) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let (closed, run) = state.withLockedValue { state in
@@ -129,7 +148,7 @@ final class ConnectionCloseWatch: Sendable {
     }
 }
 
-/// The server ended the connection during a COPY (retried on a new connection).
+/// The connection ended during an operation (retried on a new session).
 struct ConnectionClosedMidCopy: Error, CustomStringConvertible {
-    var description: String { "the connection closed during COPY" }
+    var description: String { "the connection to PostgreSQL closed during the operation" }
 }

@@ -70,10 +70,10 @@ extension PostgresSink: VerifiableSink {
     }
 
     private func verifyQuery<T>(_ query: PostgresQuery, _ decode: (PostgresRow) throws -> T) async throws -> [T] {
-        let connection = try await verifyConnection()
+        let watched = try await verifyConnection()
         do {
             var results: [T] = []
-            for try await row in try await connection.checkedQuery(query, logger: logger) { results.append(try decode(row)) }
+            for try await row in try await watched.query(query, logger: logger) { results.append(try decode(row)) }
             return results
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)

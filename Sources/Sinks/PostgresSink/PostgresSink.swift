@@ -53,29 +53,32 @@ public actor PostgresSink: SinkSession {
         self.tableSchema = TargetSchema(policy: configuration.schemaChanges, dialect: PostgresDialect(schema: configuration.schema))
     }
 
-    private func connected() async throws -> PostgresConnection {
-        if let connection, !connection.isClosed { return connection }
+    /// The session's connection (made when there is none) with its close watch, through which
+    /// every statement goes.
+    private func connected() async throws -> ConnectionCloseWatch {
+        if let connection, !connection.isClosed, let closeWatch { return closeWatch }
         do {
             guard !interrupter.isFired else { throw CancellationError() }
             nextConnectionID += 1
             let connection = try await PostgresConnection.connect(configuration: configuration.connection, id: nextConnectionID, logger: logger)
+            let watch = ConnectionCloseWatch(connection)
             self.connection = connection
-            self.closeWatch = ConnectionCloseWatch(connection)
+            self.closeWatch = watch
             interrupter.register { connection.close().whenComplete { _ in } }
-            return connection
+            return watch
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)
         }
     }
 
     public func open() async throws -> BinlogPosition? {
-        let connection = try await connected()
+        let watched = try await connected()
         do {
-            try await connection.checkedQuery(PostgresQuery(unsafeSQL: """
+            try await watched.query(PostgresQuery(unsafeSQL: """
                 CREATE TABLE IF NOT EXISTS \(qualified("ferry_offsets")) (pipeline text NOT NULL, sink text NOT NULL, lane integer NOT NULL,
                   position text NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (pipeline, sink, lane))
                 """), logger: logger)
-            let rows = try await connection.checkedQuery("SELECT position FROM \(unescaped: qualified("ferry_offsets")) WHERE pipeline = \(configuration.pipeline) AND sink = \(name) AND lane = \(configuration.lane)",
+            let rows = try await watched.query("SELECT position FROM \(unescaped: qualified("ferry_offsets")) WHERE pipeline = \(configuration.pipeline) AND sink = \(name) AND lane = \(configuration.lane)",
                                                   logger: logger)
             for try await position in rows.decode(String.self) { return BinlogPosition(persistedJSON: position) }
             return nil
@@ -107,23 +110,22 @@ public actor PostgresSink: SinkSession {
             return table
         }
         self.targets = targets
-        let connection = try await connected()
-        guard let closeWatch else { preconditionFailure("a connection always has its close watch") }
+        let watched = try await connected()
         var tableSchema = self.tableSchema
         let logger = self.logger
         let schemaName = configuration.schema
         let columns: (String) async throws -> Set<String> = { table in
             var existing = Set<String>()
-            let rows = try await connection.checkedQuery("""
+            let rows = try await watched.query("""
                 SELECT column_name FROM information_schema.columns WHERE table_schema = \(schemaName) AND table_name = \(table)
                 """, logger: logger)
             for try await column in rows.decode(String.self) { existing.insert(column) }
             return existing
         }
-        let execute: (String) async throws -> Void = { sql in try await connection.checkedQuery(PostgresQuery(unsafeSQL: sql), logger: logger) }
+        let execute: (String) async throws -> Void = { sql in try await watched.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
         do {
             // PostgreSQL's DDL is transactional: tables, schema changes, rows and the offset commit together.
-            try await connection.checkedQuery("BEGIN", logger: logger)
+            try await watched.query("BEGIN", logger: logger)
             var insertFirst = self.insertFirst
             let write: (RowOperations.Group) async throws -> Void = { group in
                 // A large group of new rows (a snapshot chunk, a bulk insert) goes in by COPY, which
@@ -132,34 +134,34 @@ public actor PostgresSink: SinkSession {
                 // upserted directly for a while.
                 if case .upsert(let table, let schema, let columns, let rows) = group, rows.count >= Self.insertFirstRows, !schema.primaryKey.isEmpty,
                    insertFirst.shouldTry(table) {
-                    try await connection.checkedQuery("SAVEPOINT ferry_insert", logger: logger)
+                    try await watched.query("SAVEPOINT ferry_insert", logger: logger)
                     do {
                         try await PostgresCopy.copy(RowOperations.lastRowPerKey(rows, key: schema.primaryKey), columns: columns, of: schema, into: table,
-                                                    schema: schemaName, connection: connection, watch: closeWatch, logger: logger)
-                        try await connection.checkedQuery("RELEASE SAVEPOINT ferry_insert", logger: logger)
+                                                    schema: schemaName, connection: watched.connection, watch: watched, logger: logger)
+                        try await watched.query("RELEASE SAVEPOINT ferry_insert", logger: logger)
                         insertFirst.succeeded(table)
                         return
                     } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                        try await connection.checkedQuery("ROLLBACK TO SAVEPOINT ferry_insert", logger: logger)
+                        try await watched.query("ROLLBACK TO SAVEPOINT ferry_insert", logger: logger)
                         insertFirst.failed(table)
                     }
                 } else if case .upsert(let table, _, _, let rows) = group, rows.count >= Self.insertFirstRows {
                     insertFirst.skipped(table)
                 }
-                try await connection.checkedQuery(Self.statement(for: group, schema: schemaName), logger: logger)
+                try await watched.query(Self.statement(for: group, schema: schemaName), logger: logger)
             }
             try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, columns: columns, execute: execute,
                                         logger: logger, write: write)
-            try await connection.checkedQuery("""
+            try await watched.query("""
                 INSERT INTO \(unescaped: qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at)
                 VALUES (\(configuration.pipeline), \(name), \(configuration.lane), \(last.position.persistedJSON), now())
                 ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
                 """, logger: logger)
-            try await connection.checkedQuery("COMMIT", logger: logger)
+            try await watched.query("COMMIT", logger: logger)
             self.tableSchema = tableSchema
             self.insertFirst = insertFirst
         } catch {
-            _ = try? await connection.checkedQuery("ROLLBACK", logger: logger)
+            _ = try? await watched.query("ROLLBACK", logger: logger)
             self.tableSchema.forget()
             if let refused = error as? FerryError { throw refused }
             // A transient failure ends this session: its owner closes it and retries on a new one.
@@ -181,7 +183,7 @@ public actor PostgresSink: SinkSession {
     }
 
     /// The connection `ferry verify` reads through.
-    func verifyConnection() async throws -> PostgresConnection { try await connected() }
+    func verifyConnection() async throws -> ConnectionCloseWatch { try await connected() }
 
     /// One statement for a group: the rows travel as one `text[]` parameter per column and are
     /// cast to each column's PostgreSQL type in the statement.
@@ -298,17 +300,6 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
         }
         return FerryError(code: isTransient ? "sink.postgres.unavailable" : "sink.postgres.rejected",
                           message: "PostgreSQL sink \(sink): \(message)", fix: fix, disposition: disposition)
-    }
-}
-
-extension PostgresConnection {
-    /// `query`, refused at once on a closed connection: postgres-nio writes a query to its channel
-    /// without a promise, so one written after the channel closed is lost and its caller waits
-    /// forever (a `ROLLBACK` after the server ended the connection did exactly that).
-    @discardableResult
-    func checkedQuery(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
-        guard !isClosed else { throw ConnectionAlreadyClosed() }
-        return try await self.query(query, logger: logger)
     }
 }
 
