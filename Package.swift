@@ -69,6 +69,7 @@ let package = Package(
             name: "StateStore",
             dependencies: [
                 "FerryCore",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,6 +1,7 @@
 import FerryCore
 import Foundation
 import Logging
+import NIOCore
 import SQLiteNIO
 
 /// The pipeline state on a local SQLite file (WAL mode, synchronous=FULL): per pipeline the safe
@@ -105,11 +106,19 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     public func close() async throws { try await connection.close() }
 
+    /// One statement, run also when the calling task is cancelled: the async API refuses work in a
+    /// cancelled task, so a unit of several statements (BEGIN … COMMIT) could stop in the middle
+    /// and leave its transaction open on the shared connection, failing every later BEGIN.
+    private func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        let answer: EventLoopFuture<[SQLiteRow]> = connection.query(sql, binds)
+        return try await answer.get()
+    }
+
     public func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? {
         try await exclusively {
-            let safeRows = try await connection.query("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
-            let sinkRows = try await connection.query("SELECT sink, queued_position, applied_position FROM sinks WHERE pipeline = ?", [.text(pipeline)])
-            let rewindRows = (try? await connection.query("SELECT sink, position FROM rewinds WHERE pipeline = ?", [.text(pipeline)])) ?? []
+            let safeRows = try await execute("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
+            let sinkRows = try await execute("SELECT sink, queued_position, applied_position FROM sinks WHERE pipeline = ?", [.text(pipeline)])
+            let rewindRows = (try? await execute("SELECT sink, position FROM rewinds WHERE pipeline = ?", [.text(pipeline)])) ?? []
             if safeRows.isEmpty && sinkRows.isEmpty && rewindRows.isEmpty { return nil }
             var rewinds: [String: BinlogPosition] = [:]
             for row in rewindRows {
@@ -131,10 +140,10 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     /// whichever sink worker's report arrives last.
     public func saveSafePosition(_ position: BinlogPosition, pipeline: String) async throws {
         try await exclusively {
-            let stored = try await connection.query("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
+            let stored = try await execute("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
                 .first?.column("safe_position")?.string.flatMap(BinlogPosition.init(persistedJSON:))
             if let stored, stored >= position { return }
-            _ = try await connection.query("""
+            _ = try await execute("""
                 INSERT INTO pipelines (name, safe_position, updated_at) VALUES (?, ?, ?)
                 ON CONFLICT (name) DO UPDATE SET safe_position = excluded.safe_position, updated_at = excluded.updated_at
                 """, [.text(pipeline), .text(position.persistedJSON), .text(Self.now())])
@@ -143,7 +152,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     public func saveSinkPositions(pipeline: String, sink: String, queued: BinlogPosition?, applied: BinlogPosition?) async throws {
         try await exclusively {
-            _ = try await connection.query("""
+            _ = try await execute("""
                 INSERT INTO sinks (pipeline, sink, queued_position, applied_position, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (pipeline, sink) DO UPDATE SET queued_position = excluded.queued_position,
                   applied_position = excluded.applied_position, updated_at = excluded.updated_at
@@ -162,7 +171,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     }
 
     private func writeAudit(pipeline: String, action: String, detail: String, actor: String) async throws {
-        _ = try await connection.query("INSERT INTO audit (at, pipeline, action, detail, actor) VALUES (?, ?, ?, ?, ?)",
+        _ = try await execute("INSERT INTO audit (at, pipeline, action, detail, actor) VALUES (?, ?, ?, ?, ?)",
                                        [.text(Self.now()), .text(pipeline), .text(action), .text(detail), .text(actor)])
     }
 
@@ -170,7 +179,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     /// starts; recorded in the audit log.
     public func requestRewind(pipeline: String, sink: String, position: BinlogPosition, actor: String = "cli") async throws {
         try await exclusively {
-            _ = try await connection.query("""
+            _ = try await execute("""
                 INSERT INTO rewinds (pipeline, sink, position, requested_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (pipeline, sink) DO UPDATE SET position = excluded.position, requested_at = excluded.requested_at
                 """, [.text(pipeline), .text(sink), .text(position.persistedJSON), .text(Self.now())])
@@ -180,14 +189,14 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     public func clearRewind(pipeline: String, sink: String) async throws {
         try await exclusively {
-            _ = try await connection.query("DELETE FROM rewinds WHERE pipeline = ? AND sink = ?", [.text(pipeline), .text(sink)])
+            _ = try await execute("DELETE FROM rewinds WHERE pipeline = ? AND sink = ?", [.text(pipeline), .text(sink)])
         }
     }
 
     public func saveProgress(_ progress: PipelineProgress) async throws {
         try await exclusively {
             let figures = String(decoding: try JSONEncoder().encode(progress), as: UTF8.self)
-            _ = try await connection.query("INSERT INTO progress (pipeline, figures) VALUES (?, ?) ON CONFLICT (pipeline) DO UPDATE SET figures = excluded.figures",
+            _ = try await execute("INSERT INTO progress (pipeline, figures) VALUES (?, ?) ON CONFLICT (pipeline) DO UPDATE SET figures = excluded.figures",
                                            [.text(progress.pipeline), .text(figures)])
         }
     }
@@ -195,7 +204,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     public func progress(pipeline: String) async throws -> PipelineProgress? {
         try await exclusively {
             // A state file written before progress was recorded has no such table.
-            guard let rows = try? await connection.query("SELECT figures FROM progress WHERE pipeline = ?", [.text(pipeline)]),
+            guard let rows = try? await execute("SELECT figures FROM progress WHERE pipeline = ?", [.text(pipeline)]),
                   let text = rows.first?.column("figures")?.string
             else { return nil }
             return try? JSONDecoder().decode(PipelineProgress.self, from: Data(text.utf8))
@@ -207,7 +216,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     public func snapshotTables(pipeline: String) async throws -> [SnapshotTableRecord] {
         try await exclusively {
             // A read-only open of a state file from before snapshots has no such table.
-            guard let rows = try? await connection.query("SELECT record FROM snapshot_tables WHERE pipeline = ? ORDER BY table_name", [.text(pipeline)])
+            guard let rows = try? await execute("SELECT record FROM snapshot_tables WHERE pipeline = ? ORDER BY table_name", [.text(pipeline)])
             else { return [] }
             return try rows.map { try Self.decode(SnapshotTableRecord.self, $0.column("record")?.string) }
         }
@@ -215,7 +224,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     public func snapshotChunks(pipeline: String, table: TableName) async throws -> [SnapshotChunkRecord] {
         try await exclusively {
-            guard let rows = try? await connection.query("SELECT record FROM snapshot_ranges WHERE pipeline = ? AND table_name = ? ORDER BY chunk",
+            guard let rows = try? await execute("SELECT record FROM snapshot_ranges WHERE pipeline = ? AND table_name = ? ORDER BY chunk",
                                                          [.text(pipeline), .text(table.description)])
             else { return [] }
             return try rows.map { try Self.decode(SnapshotChunkRecord.self, $0.column("record")?.string) }
@@ -236,20 +245,20 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     /// Runs `body` in one `BEGIN IMMEDIATE … COMMIT`: a check and the write it allows are atomic
     /// also against other processes (`ferry snapshot` writes the same file).
     private func inTransaction<T>(_ body: () async throws -> T) async throws -> T {
-        _ = try await connection.query("BEGIN IMMEDIATE")
+        _ = try await execute("BEGIN IMMEDIATE")
         do {
             let value = try await body()
-            _ = try await connection.query("COMMIT")
+            _ = try await execute("COMMIT")
             return value
         } catch {
-            _ = try? await connection.query("ROLLBACK")
+            _ = try? await execute("ROLLBACK")
             throw error
         }
     }
 
     /// When the table's current snapshot request was made; `nil` when it has none.
     private func storedRequest(pipeline: String, table: TableName) async throws -> Int64? {
-        let rows = try await connection.query("SELECT record FROM snapshot_tables WHERE pipeline = ? AND table_name = ?",
+        let rows = try await execute("SELECT record FROM snapshot_tables WHERE pipeline = ? AND table_name = ?",
                                               [.text(pipeline), .text(table.description)])
         guard let row = rows.first else { return nil }
         return try Self.decode(SnapshotTableRecord.self, row.column("record")?.string).requestedMillis
@@ -263,7 +272,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     }
 
     private func writeSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws {
-        _ = try await connection.query("""
+        _ = try await execute("""
             INSERT INTO snapshot_tables (pipeline, table_name, record) VALUES (?, ?, ?)
             ON CONFLICT (pipeline, table_name) DO UPDATE SET record = excluded.record
             """, [.text(pipeline), .text(record.table.description), .text(try Self.encode(record))])
@@ -281,7 +290,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     }
 
     private func writeSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String) async throws {
-        _ = try await connection.query("""
+        _ = try await execute("""
             INSERT INTO snapshot_ranges (pipeline, table_name, chunk, record) VALUES (?, ?, ?, ?)
             ON CONFLICT (pipeline, table_name, chunk) DO UPDATE SET record = excluded.record
             """, [.text(pipeline), .text(chunk.table.description), .integer(chunk.index), .text(try Self.encode(chunk))])
@@ -296,7 +305,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         try await exclusively {
             try await inTransaction {
                 for table in tables {
-                    _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
+                    _ = try await execute("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
                     let at = try await newRequestTime(pipeline: pipeline, table: table, atMillis: atMillis)
                     try await writeSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: reason, requestedMillis: at), pipeline: pipeline)
                 }
@@ -312,7 +321,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
                 let stored = try await storedRequest(pipeline: pipeline, table: table)
                 if let expected, stored != expected { return false }
                 let at = max(atMillis, (stored ?? Int64.min) &+ 1)
-                _ = try await connection.query("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
+                _ = try await execute("DELETE FROM snapshot_ranges WHERE pipeline = ? AND table_name = ?", [.text(pipeline), .text(table.description)])
                 for (index, start) in stride(from: 0, to: keys.count, by: max(1, chunkKeys)).enumerated() {
                     let part = Array(keys[start..<min(keys.count, start + max(1, chunkKeys))])
                     try await writeSnapshotChunk(SnapshotChunkRecord(table: table, index: index, lower: nil, upper: nil, keys: part), pipeline: pipeline)
@@ -349,10 +358,10 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     public func auditLog(pipeline: String?, limit: Int) async throws -> [AuditEntry] {
         try await exclusively {
             let rows = if let pipeline {
-                try await connection.query("SELECT at, pipeline, action, detail, actor FROM audit WHERE pipeline = ? ORDER BY id DESC LIMIT ?",
+                try await execute("SELECT at, pipeline, action, detail, actor FROM audit WHERE pipeline = ? ORDER BY id DESC LIMIT ?",
                                            [.text(pipeline), .integer(limit)])
             } else {
-                try await connection.query("SELECT at, pipeline, action, detail, actor FROM audit ORDER BY id DESC LIMIT ?", [.integer(limit)])
+                try await execute("SELECT at, pipeline, action, detail, actor FROM audit ORDER BY id DESC LIMIT ?", [.integer(limit)])
             }
             return rows.map {
                 AuditEntry(at: $0.column("at")?.string ?? "", pipeline: $0.column("pipeline")?.string ?? "", action: $0.column("action")?.string ?? "",
@@ -370,9 +379,9 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     /// Stores a token's hash under `name`; false when the name is taken.
     public func createToken(name: String, role: String, hash: String) async throws -> Bool {
         try await exclusively {
-            let existing = try await connection.query("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
+            let existing = try await execute("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
             guard existing.isEmpty else { return false }
-            _ = try await connection.query("INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)",
+            _ = try await execute("INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)",
                                            [.text(name), .text(role), .text(hash), .text(Self.now())])
             try await writeAudit(pipeline: "*", action: "token-create", detail: "token \(name) with role \(role)", actor: "cli")
             return true
@@ -382,9 +391,9 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     /// False when no token has that name.
     public func revokeToken(name: String) async throws -> Bool {
         try await exclusively {
-            let existing = try await connection.query("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
+            let existing = try await execute("SELECT 1 FROM api_tokens WHERE name = ?", [.text(name)])
             guard !existing.isEmpty else { return false }
-            _ = try await connection.query("DELETE FROM api_tokens WHERE name = ?", [.text(name)])
+            _ = try await execute("DELETE FROM api_tokens WHERE name = ?", [.text(name)])
             try await writeAudit(pipeline: "*", action: "token-revoke", detail: "token \(name)", actor: "cli")
             return true
         }
@@ -392,7 +401,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     public func tokens() async throws -> [StoredToken] {
         try await exclusively {
-            try await connection.query("SELECT name, role, created_at FROM api_tokens ORDER BY name").map {
+            try await execute("SELECT name, role, created_at FROM api_tokens ORDER BY name").map {
                 StoredToken(name: $0.column("name")?.string ?? "", role: $0.column("role")?.string ?? "", createdAt: $0.column("created_at")?.string ?? "")
             }
         }
@@ -401,7 +410,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     /// The name and role of the token with this SHA-256.
     public func token(hash: String) async throws -> (name: String, role: String)? {
         try await exclusively {
-            try await connection.query("SELECT name, role FROM api_tokens WHERE hash = ?", [.text(hash)]).first.map {
+            try await execute("SELECT name, role FROM api_tokens WHERE hash = ?", [.text(hash)]).first.map {
                 ($0.column("name")?.string ?? "", $0.column("role")?.string ?? "")
             }
         }
