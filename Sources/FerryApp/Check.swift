@@ -73,8 +73,8 @@ public enum Check {
 /// A store that remembers nothing, for building runners that are only checked, never run.
 struct NoCheckpoints: CheckpointStore {
     func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? { nil }
-    func saveSafePosition(_ position: BinlogPosition, pipeline: String) async throws {}
-    func saveSinkPositions(pipeline: String, sink: String, queued: BinlogPosition?, applied: BinlogPosition?) async throws {}
+    func saveSafePosition(_ position: SourcePosition, pipeline: String) async throws {}
+    func saveSinkPositions(pipeline: String, sink: String, queued: SourcePosition?, applied: SourcePosition?) async throws {}
     func audit(pipeline: String, action: String, detail: String) async throws {}
     func saveProgress(_ progress: PipelineProgress) async throws {}
     func clearRewind(pipeline: String, sink: String) async throws {}

@@ -190,12 +190,15 @@ struct MySQLTransactionSource: TransactionSource {
     let checkpoints: any CheckpointStore
     let logger: Logger
 
-    func run(after position: BinlogPosition?, deliver plainDeliver: @Sendable (Transaction) async throws -> Void) async throws {
-        let from = position.map { StartPosition.coordinates($0.coordinates) } ?? pipeline.start
+    func run(after position: SourcePosition?, deliver plainDeliver: @Sendable (Transaction) async throws -> Void) async throws {
+        let from: StartPosition = switch position {
+        case .binlog(let binlog)?: .coordinates(binlog.coordinates)
+        case nil: pipeline.start
+        }
         // The first start's "current" becomes the safe position before anything is delivered: a
         // kill before any sink records a position resumes there, instead of at a later "current"
         // that would skip what the first run read (and leave rows it snapshotted undeleted).
-        let resolved: (BinlogPosition) async throws -> Void = { [checkpoints, pipeline] start in
+        let resolved: (SourcePosition) async throws -> Void = { [checkpoints, pipeline] start in
             if position == nil { try await checkpoints.saveSafePosition(start, pipeline: pipeline.name) }
         }
         let documents = pipeline.documents.isEmpty ? nil

@@ -37,11 +37,12 @@ public enum SinkRewind {
             throw FerryError(code: "cli.bad_position", message: "'\(text)' is not a binlog position",
                              fix: "give FILE:OFFSET as printed by `ferry status` or in an event's id, e.g. mariadb-bin.000003:1234")
         }
-        if let applied = try await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied, coordinates > applied.coordinates {
+        let position = SourcePosition.binlog(BinlogPosition(coordinates: coordinates, gtidPosition: nil))
+        if let applied = try await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied, position > applied {
             throw FerryError(code: "pipeline.rewind_ahead",
-                             message: "\(coordinates) is after what sink \(sink) has applied (\(applied.coordinates)); a rewind cannot skip changes",
-                             context: [("pipeline", pipeline), ("sink", sink)], fix: "give a position at or before \(applied.coordinates)")
+                             message: "\(coordinates) is after what sink \(sink) has applied (\(applied.place)); a rewind cannot skip changes",
+                             context: [("pipeline", pipeline), ("sink", sink)], fix: "give a position at or before \(applied.place)")
         }
-        try await store.requestRewind(pipeline: pipeline, sink: sink, position: BinlogPosition(coordinates: coordinates, gtidPosition: nil), actor: actor)
+        try await store.requestRewind(pipeline: pipeline, sink: sink, position: position, actor: actor)
     }
 }

@@ -10,7 +10,7 @@ import StateStore
 public enum Status {
     public struct SinkReport: Sendable {
         public var name: String
-        public var appliedPosition: BinlogPosition?
+        public var appliedPosition: SourcePosition?
         /// Binlog bytes between the applied position and the source's current end.
         public var lagBytes: UInt64?
         /// Changes read from the source but not yet applied by this sink.
@@ -24,7 +24,7 @@ public enum Status {
         public var name: String
         public var state: String
         public var sourcePosition: BinlogCoordinates?
-        public var safePosition: BinlogPosition?
+        public var safePosition: SourcePosition?
         public var buffer: String
         /// Bytes held by the buffer at the last report (the disk backlog with `buffer: disk`).
         public var bufferBytes: Int?
@@ -90,7 +90,7 @@ public enum Status {
             let sinks = pipeline.sinks.map { name in
                 let applied = checkpoint?.sinks[name]?.applied
                 var report = SinkReport(name: name, appliedPosition: applied,
-                                        lagBytes: applied.flatMap { lag(from: $0.coordinates, to: current, logs: logSizes) })
+                                        lagBytes: applied?.binlog.flatMap { lag(from: $0.coordinates, to: current, logs: logSizes) })
                 if let progress, let figures = progress.sinks.first(where: { $0.name == name }) {
                     let events = figures.lagEvents
                     report.lagEvents = events
@@ -167,7 +167,7 @@ public enum Status {
                 JSONBuffer.appendASCII("{\"name\":", to: &out)
                 JSONBuffer.appendString(sink.name, to: &out)
                 JSONBuffer.appendASCII(",\"applied_position\":", to: &out)
-                appendOptional(sink.appliedPosition?.coordinates.description, &out)
+                appendOptional(sink.appliedPosition?.place, &out)
                 JSONBuffer.appendASCII(",\"lag_bytes\":", to: &out)
                 if let lag = sink.lagBytes { JSONBuffer.appendUnsigned(lag, to: &out) } else { JSONBuffer.appendASCII("null", to: &out) }
                 JSONBuffer.appendASCII(",\"lag_events\":", to: &out)

@@ -218,7 +218,7 @@ public enum Verify {
 
     /// Source rows as the pipeline's mapping delivers them.
     static func shape(_ rows: [Row], table: TableName, schema: TableSchema, transform: TransactionTransform) throws -> (TableSchema, [Row]) {
-        let position = BinlogPosition(coordinates: BinlogCoordinates(file: "verify", offset: 0), gtidPosition: nil)
+        let position = SourcePosition.binlog(file: "verify", offset: 0)
         let events = rows.enumerated().map { index, row in
             ChangeEvent(operation: .read, table: table, schema: schema, before: nil, after: row,
                         source: ChangeSource(name: "verify", serverID: 0, gtid: nil, position: position, row: index, timestampMillis: 0))
@@ -236,7 +236,7 @@ public enum Verify {
                 let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true)
                 let applied = try? await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied
                 try await store.close()
-                if let applied, applied.coordinates >= position { return true }
+                if let applied = applied?.binlog, applied.coordinates >= position { return true }
             }
             if ContinuousClock.now >= deadline { return false }
             try await Task.sleep(for: .milliseconds(200))

@@ -6,14 +6,14 @@ import Foundation
 public final class ListSource: TransactionSource, @unchecked Sendable {
     private let lock = NSLock()
     private var transactions: [Transaction]
-    private var resumes: [BinlogPosition?] = []
+    private var resumes: [SourcePosition?] = []
 
     public init(_ transactions: [Transaction]) {
         self.transactions = transactions
     }
 
     /// The positions each run resumed after, in order.
-    public var resumedAfter: [BinlogPosition?] {
+    public var resumedAfter: [SourcePosition?] {
         lock.withLock { resumes }
     }
 
@@ -21,7 +21,7 @@ public final class ListSource: TransactionSource, @unchecked Sendable {
         lock.withLock { transactions += more }
     }
 
-    public func run(after position: BinlogPosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
+    public func run(after position: SourcePosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
         lock.withLock { resumes.append(position) }
         var next = 0
         while true {

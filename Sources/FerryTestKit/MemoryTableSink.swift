@@ -10,14 +10,14 @@ public actor MemoryTableSink: DeadLetterSink, StatelessSink {
     /// makes this return a reason.
     private let rejects: @Sendable (ChangeEvent) -> String?
     public private(set) var tables: [String: [[Value]: Row]] = [:]
-    public private(set) var position: BinlogPosition?
+    public private(set) var position: SourcePosition?
     public private(set) var batches = 0
     public private(set) var letters: [DeadLetter] = []
     /// Transient failures to raise before applying anything.
     public var transientFailures = 0
 
     /// - Parameter position: what the target already says it applied.
-    public init(name: String, position: BinlogPosition? = nil, rejects: @escaping @Sendable (ChangeEvent) -> String? = { _ in nil }) {
+    public init(name: String, position: SourcePosition? = nil, rejects: @escaping @Sendable (ChangeEvent) -> String? = { _ in nil }) {
         self.name = name
         self.position = position
         self.rejects = rejects
@@ -30,7 +30,7 @@ public actor MemoryTableSink: DeadLetterSink, StatelessSink {
 
     public func failOpen(_ count: Int) { openFailures = count }
 
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         if openFailures > 0 {
             openFailures -= 1
             throw MemorySinkError(message: "connection refused", isTransient: true)

@@ -39,7 +39,7 @@ public struct MySQLSource: Sendable {
     ///   - deliver: receives every committed transaction, including ones whose changes were all
     ///     filtered out (empty `events`), so the caller always knows the position.
     public func run(from start: StartPosition, stopAtCurrent: Bool = false, snapshot job: SnapshotJob? = nil,
-                    resolved: (BinlogPosition) async throws -> Void = { _ in },
+                    resolved: (SourcePosition) async throws -> Void = { _ in },
                     deliver: (Transaction) async throws -> Void) async throws -> Completion {
         let (server, startPosition, stopCoordinates) = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             let server = try await ServerFacts.load(query)
@@ -47,7 +47,7 @@ public struct MySQLSource: Sendable {
             let stop = stopAtCurrent ? try await ServerFacts.currentCoordinates(query) : nil
             return (server, position, stop)
         }
-        let resolvedStart = startPosition.coordinates.map { BinlogPosition(coordinates: $0, gtidPosition: startPosition.gtid) }
+        let resolvedStart = startPosition.coordinates.map { SourcePosition.binlog(BinlogPosition(coordinates: $0, gtidPosition: startPosition.gtid)) }
         guard let job else {
             if let resolvedStart { try await resolved(resolvedStart) }
             var session = StreamSession(configuration: configuration, server: server, start: startPosition, logger: logger)

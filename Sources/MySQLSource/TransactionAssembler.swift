@@ -131,7 +131,7 @@ public struct TransactionAssembler {
             open = OpenTransaction(standalone: false, serverID: header.serverID, timestamp: header.timestamp)
         }
         let placeholder = ChangeSource(name: sourceName, serverID: header.serverID, gtid: nil,
-                                       position: BinlogPosition(coordinates: BinlogCoordinates(file: "", offset: 0), gtidPosition: nil),
+                                       position: .binlog(file: "", offset: 0),
                                        row: 0, timestampMillis: 0)
         let operation: ChangeOperation = switch kind {
         case .write: .create
@@ -196,9 +196,9 @@ public struct TransactionAssembler {
         swap(&events, &openEvents)
         for index in events.indices {
             events[index].source = ChangeSource(name: sourceName, serverID: transaction.serverID, gtid: transaction.gtid,
-                                                position: position, row: index, timestampMillis: millis)
+                                                position: .binlog(position), row: index, timestampMillis: millis)
         }
-        return Transaction(gtid: transaction.gtid, position: position, serverID: transaction.serverID,
+        return Transaction(gtid: transaction.gtid, position: .binlog(position), serverID: transaction.serverID,
                            timestampMillis: millis, events: events)
     }
 

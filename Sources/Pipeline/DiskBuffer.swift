@@ -30,7 +30,7 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
     /// Changes each consumer had still to apply when the buffer was opened.
     public private(set) var backlogAtOpen: [String: UInt64] = [:]
     /// Where the source continues: after the newest record, else after the origin.
-    public private(set) var resumeAfter: BinlogPosition?
+    public private(set) var resumeAfter: SourcePosition?
     /// Whether the log had to be emptied because a sink needed older changes than it holds.
     public private(set) var wasReset = false
 
@@ -40,7 +40,7 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
     private let outOfSpace: Gauge
     private let logger: Logger
 
-    public init(directory: String, options: DiskLog.Options, starts: [String: BinlogPosition?], fallback: BinlogPosition?,
+    public init(directory: String, options: DiskLog.Options, starts: [String: SourcePosition?], fallback: SourcePosition?,
                 pipeline: String = "", logger: Logger = Logger(label: "ferry.buffer")) throws {
         self.logger = logger
         self.outOfSpace = Gauge(label: "ferry_buffer_disk_full", dimensions: [("pipeline", pipeline)])
@@ -48,7 +48,7 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
         let originPath = (directory as NSString).appendingPathComponent("origin.json")
         self.originPath = originPath
         let origin = Self.readOrigin(originPath)
-        var newest: BinlogPosition? = nil
+        var newest: SourcePosition? = nil
         if log.nextSequence > log.firstSequence, let last = try log.record(at: log.nextSequence - 1) {
             newest = try TransactionCodec.summary(of: last).position
         }
@@ -163,7 +163,7 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
     }
 
     /// The first record whose position is after `start` (all records when `start` is nil).
-    static func firstCursor(in log: DiskLog, after start: BinlogPosition?) throws -> DiskLog.Cursor {
+    static func firstCursor(in log: DiskLog, after start: SourcePosition?) throws -> DiskLog.Cursor {
         guard let start else { return try log.cursor(at: log.firstSequence) }
         var from = log.firstSequence
         for head in try log.segmentHeads() where try TransactionCodec.summary(of: head.payload).position <= start {
@@ -178,16 +178,16 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
     }
 
     /// `nil` when there is no origin file; `.some(nil)` when the log began at the configured start.
-    static func readOrigin(_ path: String) -> BinlogPosition?? {
+    static func readOrigin(_ path: String) -> SourcePosition?? {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else { return nil }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed == "start" { return .some(nil) }
-        guard let position = BinlogPosition(persistedJSON: trimmed) else { return nil }
+        guard let position = SourcePosition(persistedJSON: trimmed) else { return nil }
         return .some(position)
     }
 
     /// Replaces the origin file atomically (write, fsync, rename).
-    static func writeOrigin(_ position: BinlogPosition?, to path: String) throws {
+    static func writeOrigin(_ position: SourcePosition?, to path: String) throws {
         let temporary = path + ".tmp"
         let text = (position?.persistedJSON ?? "start") + "\n"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {

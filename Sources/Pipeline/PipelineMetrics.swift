@@ -12,7 +12,7 @@ final class PipelineMetrics: @unchecked Sendable {
     private var changesOut: [String: [TableName: Counter]] = [:]
     private var batches: [String: Metrics.Timer] = [:]
     private let binlogBytes: Counter
-    private var lastPosition: BinlogCoordinates?
+    private var lastPosition: SourcePosition?
 
     init(pipeline: String) {
         self.pipeline = pipeline
@@ -26,13 +26,10 @@ final class PipelineMetrics: @unchecked Sendable {
         Self.forEachTableRun(transaction.events) { table, count in
             counter(&changesIn, table, "ferry_changes_in_total", [("pipeline", pipeline), ("table", table.description)]).increment(by: count)
         }
-        let position = transaction.position.coordinates
-        if let last = lastPosition, last.file == position.file, position.offset > last.offset {
-            binlogBytes.increment(by: Int(position.offset - last.offset))
-        } else if lastPosition != nil, position.offset > 0 {
-            binlogBytes.increment(by: Int(position.offset))
+        if let last = lastPosition {
+            binlogBytes.increment(by: Int(clamping: transaction.position.logBytes(after: last)))
         }
-        lastPosition = position
+        lastPosition = transaction.position
     }
 
     /// Counts a batch a sink applied, and how long it took (retries included).

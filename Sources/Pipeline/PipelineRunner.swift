@@ -120,9 +120,9 @@ public struct PipelineRunner: Sendable {
             if let current = applied[sink], position > current {
                 await closeOpened()
                 throw FerryError(code: "pipeline.rewind_ahead",
-                                 message: "sink \(sink) was asked to rewind to \(position.coordinates), after what it has applied (\(current.coordinates))",
+                                 message: "sink \(sink) was asked to rewind to \(position.place), after what it has applied (\(current.place))",
                                  context: [("pipeline", name), ("sink", sink)],
-                                 fix: "give `ferry sink rewind` a position at or before \(current.coordinates)")
+                                 fix: "give `ferry sink rewind` a position at or before \(current.place)")
             }
             applied[sink] = position
             rewound.insert(sink)
@@ -146,7 +146,7 @@ public struct PipelineRunner: Sendable {
     /// What opening the sinks found: each sink's applied position (from the state store, else
     /// from the target) and the sessions opened to learn it.
     struct Opening: Sendable {
-        var applied: [String: BinlogPosition] = [:]
+        var applied: [String: SourcePosition] = [:]
         var sessions: [String: any SinkSession] = [:]
 
         func close() async {
@@ -168,7 +168,7 @@ public struct PipelineRunner: Sendable {
                     continue
                 }
                 let owned = OwnedSession(sink: sink, configuration: configuration, session: nil, logger: logger)
-                let recorded: BinlogPosition?
+                let recorded: SourcePosition?
                 do {
                     recorded = try await owned.open()
                 } catch {
@@ -220,7 +220,7 @@ public struct PipelineRunner: Sendable {
         }
     }
 
-    private func stream(resume: BinlogPosition?, applied: [String: BinlogPosition], safe: BinlogPosition?, rewound: Set<String>,
+    private func stream(resume: SourcePosition?, applied: [String: SourcePosition], safe: SourcePosition?, rewound: Set<String>,
                         opened: [String: any SinkSession], stop: StopSignal, logger: Logger) async throws {
         let name = configuration.name
         let buffer: any ChangeBuffer
@@ -338,7 +338,7 @@ public struct PipelineRunner: Sendable {
 
     /// The lowest applied position over all sinks; when some sink has none, the stored safe
     /// position (a sink that lost its record replays from there, harmlessly).
-    static func resumePosition(applied: [String: BinlogPosition], sinks: [String], safe: BinlogPosition?) -> BinlogPosition? {
+    static func resumePosition(applied: [String: SourcePosition], sinks: [String], safe: SourcePosition?) -> SourcePosition? {
         let known = sinks.compactMap { applied[$0] }
         let candidates = known.count == sinks.count ? known : (safe.map { [$0] } ?? []) + (safe == nil ? [] : known)
         return candidates.min()
@@ -371,14 +371,14 @@ final class StillRunning: @unchecked Sendable {
 /// The low watermark shared by the sink workers; returns a new safe position when it moved.
 actor WatermarkState {
     private var watermark: LowWatermark
-    private var saved: BinlogPosition?
+    private var saved: SourcePosition?
 
     init(_ watermark: LowWatermark) {
         self.watermark = watermark
         self.saved = watermark.safePosition
     }
 
-    func record(sink: String, position: BinlogPosition) -> BinlogPosition? {
+    func record(sink: String, position: SourcePosition) -> SourcePosition? {
         watermark.sinkApplied(sink, position)
         guard let safe = watermark.safePosition, safe != saved else { return nil }
         saved = safe

@@ -18,7 +18,7 @@ final class PipelineStats: @unchecked Sendable {
     private var eventsRead: UInt64 = 0
     /// Changes each sink had still to apply from an earlier run (disk buffer).
     private var backlog: [String: UInt64] = [:]
-    private var readPosition: BinlogPosition?
+    private var readPosition: SourcePosition?
     private var readCommitMillis: Int64?
     private var tables: [TableName: UInt64] = [:]
     private var sinks: [String: SinkCounters]

@@ -19,7 +19,7 @@ struct SinkWorker: Sendable {
     let rewound: Bool
     let logger: Logger
 
-    func run(from start: BinlogPosition?) async throws {
+    func run(from start: SourcePosition?) async throws {
         let owned = OwnedSession(sink: sink, configuration: configuration, session: opened, logger: logger)
         do {
             try await run(from: start, owned: owned)
@@ -30,13 +30,13 @@ struct SinkWorker: Sendable {
         await owned.close()
     }
 
-    private func run(from start: BinlogPosition?, owned: OwnedSession) async throws {
+    private func run(from start: SourcePosition?, owned: OwnedSession) async throws {
         var applied = start
         var rewindPending = rewound
         if opened == nil {
             // The runner started from the state store's position for this sink; the target's own
             // record can only be newer.
-            let recorded: BinlogPosition?
+            let recorded: SourcePosition?
             do {
                 recorded = try await owned.open()
             } catch is CancellationError {
@@ -89,7 +89,7 @@ struct SinkWorker: Sendable {
 
     func failure(_ error: any Error, _ batch: [Transaction]) -> FerryError {
         FerryError(describing: error, code: "sink.write_failed").adding("pipeline", configuration.name).adding("sink", sink.name)
-            .adding("position", batch.count == 1 ? "\(batch[0].position.coordinates)" : "\(batch.first!.position.coordinates)…\(batch.last!.position.coordinates)")
+            .adding("position", batch.count == 1 ? "\(batch[0].position.place)" : "\(batch.first!.position.place)…\(batch.last!.position.place)")
     }
 
     /// Applies a batch, retrying transient failures with backoff; each retry runs on a new session.
@@ -121,7 +121,7 @@ struct SinkWorker: Sendable {
     /// While a transaction is split, its changes are applied stamped with the position before it,
     /// so a crash in the middle replays the whole transaction (harmless: every change sets a whole
     /// row); the last step records the transaction's own position.
-    func applyIsolating(_ batch: [Transaction], after start: BinlogPosition?, cause: any Error, _ owned: OwnedSession) async throws {
+    func applyIsolating(_ batch: [Transaction], after start: SourcePosition?, cause: any Error, _ owned: OwnedSession) async throws {
         var deadLetters: (any DeadLetterSink)? = nil
         if case .deadLetter(let sink) = configuration.errorPolicy { deadLetters = sink }
         logger.warning("sink rejected a batch; finding the change it rejects", metadata: [
@@ -143,7 +143,7 @@ struct SinkWorker: Sendable {
                     try await applyRetrying([single], owned)
                 } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {
                     let reason = FerryError(describing: error, code: "sink.rejected").adding("pipeline", configuration.name)
-                        .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.coordinates)")
+                        .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.place)")
                     guard deadLetters != nil else { throw reason }
                     letters.append(DeadLetter(pipeline: configuration.name, sink: sink.name, event: event, error: reason))
                     logger.error("change sent to the dead-letter sink", metadata: [
@@ -157,7 +157,7 @@ struct SinkWorker: Sendable {
                     logger.warning("dead-letter sink failed; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
                 }
                 try? await store.audit(pipeline: configuration.name, action: "dead-letter",
-                                       detail: "\(letters.count) change(s) of \(transaction.position.coordinates) rejected by sink \(sink.name): \(letters[0].error.message)")
+                                       detail: "\(letters.count) change(s) of \(transaction.position.place) rejected by sink \(sink.name): \(letters[0].error.message)")
             }
             var marker = transaction
             marker.events = []
@@ -184,7 +184,7 @@ final class OwnedSession {
 
     /// Opens a new session, retrying while the target is unreachable or does not answer within the
     /// apply timeout; returns what the target recorded.
-    func open() async throws -> BinlogPosition? {
+    func open() async throws -> SourcePosition? {
         await close()
         let configuration = self.configuration
         let sink = self.sink

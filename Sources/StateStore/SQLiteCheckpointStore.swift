@@ -19,7 +19,7 @@ import SQLiteNIO
 /// - `api_tokens(name PRIMARY KEY, role TEXT, hash TEXT UNIQUE, created_at TEXT)`: only the SHA-256 of each token
 /// - `rewinds(pipeline, sink, position TEXT, requested_at TEXT, PRIMARY KEY(pipeline, sink))`
 /// - `progress(pipeline PRIMARY KEY, figures TEXT)`: `PipelineProgress` as JSON
-/// Positions are `BinlogPosition.persistedJSON`.
+/// Positions are `SourcePosition.persistedJSON`.
 ///
 /// Every public method runs alone, through one gate, from its first statement to its last: an
 /// actor serialises calls only between suspensions, and a unit of several statements (a
@@ -120,28 +120,28 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
             let sinkRows = try await execute("SELECT sink, queued_position, applied_position FROM sinks WHERE pipeline = ?", [.text(pipeline)])
             let rewindRows = (try? await execute("SELECT sink, position FROM rewinds WHERE pipeline = ?", [.text(pipeline)])) ?? []
             if safeRows.isEmpty && sinkRows.isEmpty && rewindRows.isEmpty { return nil }
-            var rewinds: [String: BinlogPosition] = [:]
+            var rewinds: [String: SourcePosition] = [:]
             for row in rewindRows {
-                guard let name = row.column("sink")?.string, let position = row.column("position")?.string.flatMap(BinlogPosition.init(persistedJSON:)) else { continue }
+                guard let name = row.column("sink")?.string, let position = row.column("position")?.string.flatMap(SourcePosition.init(persistedJSON:)) else { continue }
                 rewinds[name] = position
             }
             var sinks: [String: SinkCheckpoint] = [:]
             for row in sinkRows {
                 guard let name = row.column("sink")?.string else { continue }
-                sinks[name] = SinkCheckpoint(queued: row.column("queued_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)),
-                                             applied: row.column("applied_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)))
+                sinks[name] = SinkCheckpoint(queued: row.column("queued_position")?.string.flatMap(SourcePosition.init(persistedJSON:)),
+                                             applied: row.column("applied_position")?.string.flatMap(SourcePosition.init(persistedJSON:)))
             }
-            return PipelineCheckpoint(safePosition: safeRows.first?.column("safe_position")?.string.flatMap(BinlogPosition.init(persistedJSON:)),
+            return PipelineCheckpoint(safePosition: safeRows.first?.column("safe_position")?.string.flatMap(SourcePosition.init(persistedJSON:)),
                                       sinks: sinks, rewinds: rewinds)
         }
     }
 
     /// Keeps the newer of `position` and the one stored: the safe position never moves backwards,
     /// whichever sink worker's report arrives last.
-    public func saveSafePosition(_ position: BinlogPosition, pipeline: String) async throws {
+    public func saveSafePosition(_ position: SourcePosition, pipeline: String) async throws {
         try await exclusively {
             let stored = try await execute("SELECT safe_position FROM pipelines WHERE name = ?", [.text(pipeline)])
-                .first?.column("safe_position")?.string.flatMap(BinlogPosition.init(persistedJSON:))
+                .first?.column("safe_position")?.string.flatMap(SourcePosition.init(persistedJSON:))
             if let stored, stored >= position { return }
             _ = try await execute("""
                 INSERT INTO pipelines (name, safe_position, updated_at) VALUES (?, ?, ?)
@@ -150,7 +150,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         }
     }
 
-    public func saveSinkPositions(pipeline: String, sink: String, queued: BinlogPosition?, applied: BinlogPosition?) async throws {
+    public func saveSinkPositions(pipeline: String, sink: String, queued: SourcePosition?, applied: SourcePosition?) async throws {
         try await exclusively {
             _ = try await execute("""
                 INSERT INTO sinks (pipeline, sink, queued_position, applied_position, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -177,7 +177,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     /// Asks the pipeline to replay a sink from `position` (out of its disk buffer) when it next
     /// starts; recorded in the audit log.
-    public func requestRewind(pipeline: String, sink: String, position: BinlogPosition, actor: String = "cli") async throws {
+    public func requestRewind(pipeline: String, sink: String, position: SourcePosition, actor: String = "cli") async throws {
         try await exclusively {
             _ = try await execute("""
                 INSERT INTO rewinds (pipeline, sink, position, requested_at) VALUES (?, ?, ?, ?)

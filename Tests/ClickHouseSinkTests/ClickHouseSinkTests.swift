@@ -98,7 +98,7 @@ import Testing
 
 @Suite struct ClickHouseErrorTests {
     @Test func answersAreClassifiedByTheirCode() {
-        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: 9), gtidPosition: nil)
+        let at = SourcePosition.binlog(file: "b.000001", offset: 9)
         let table = TableName(database: "shop", table: "orders")
         func error(_ status: Int, _ answer: String) -> ClickHouseSinkError {
             ClickHouseSinkError(status: status, answer: answer, sink: "olap", table: table, position: at)

@@ -56,7 +56,7 @@ final class MemoryRows: DocumentRowSource, DocumentRowReader, @unchecked Sendabl
     ], location: "f:7")
 
     static func transaction(_ table: String, _ operation: ChangeOperation, before: Row?, after: Row?, rows: MemoryRows) -> Transaction {
-        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: 500), gtidPosition: nil)
+        let at = SourcePosition.binlog(file: "b.000001", offset: 500)
         let schema = rows.tables[Self.table(table)]!.schema
         return Transaction(gtid: nil, position: at, serverID: 1, timestampMillis: 0, events: [
             ChangeEvent(operation: operation, table: Self.table(table), schema: schema, before: before, after: after,

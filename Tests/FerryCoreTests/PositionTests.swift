@@ -1,3 +1,4 @@
+import Foundation
 import FerryCore
 import Testing
 
@@ -54,8 +55,8 @@ import Testing
 }
 
 @Suite struct SnapshotStepTests {
-    static func at(_ offset: UInt64, step: UInt32 = 0) -> BinlogPosition {
-        BinlogPosition(coordinates: BinlogCoordinates(file: "mariadb-bin.000007", offset: offset), gtidPosition: nil, snapshotStep: step)
+    static func at(_ offset: UInt64, step: UInt32 = 0) -> SourcePosition {
+        .binlog(file: "mariadb-bin.000007", offset: offset, snapshotStep: step)
     }
 
     /// A chunk delivered between transactions sits after the one at its coordinates and before the next.
@@ -70,8 +71,8 @@ import Testing
     @Test func stepsArePersisted() throws {
         let position = Self.at(4242, step: 17)
         #expect(position.persistedJSON == #"{"file":"mariadb-bin.000007","pos":4242,"step":17}"#)
-        #expect(BinlogPosition(persistedJSON: position.persistedJSON) == position)
-        #expect(BinlogPosition(persistedJSON: #"{"file":"mariadb-bin.000007","pos":4242}"#) == Self.at(4242))
+        #expect(SourcePosition(persistedJSON: position.persistedJSON) == position)
+        #expect(SourcePosition(persistedJSON: #"{"file":"mariadb-bin.000007","pos":4242}"#) == Self.at(4242))
         let transaction = Transaction(gtid: nil, position: position, serverID: 1, timestampMillis: 5, events: [])
         var decoder = TransactionDecoder()
         #expect(try decoder.decode(TransactionCodec.encode(transaction)).position == position)
@@ -85,5 +86,67 @@ import Testing
         bytes[0] = 1
         bytes.remove(at: 1 + 1 + 18 + 8 + 1)
         #expect(try TransactionCodec.summary(of: bytes).position == Self.at(9))
+    }
+}
+
+@Suite struct SourcePositionTests {
+    static let gtidA = GTIDPosition.mariadb(MariaDBGTIDPosition(parsing: "0-1-5")!)
+    static let gtidB = GTIDPosition.mariadb(MariaDBGTIDPosition(parsing: "0-1-5,1-2-9")!)
+
+    static func at(_ offset: UInt64, file: String = "b.000003", gtid: GTIDPosition? = nil, step: UInt32 = 0) -> SourcePosition {
+        .binlog(BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid, snapshotStep: step))
+    }
+
+    /// Equal exactly when neither orders before the other: the GTID state annotates a place and
+    /// does not make two places of the same stream different.
+    @Test func equalityAgreesWithOrder() {
+        let pairs: [(SourcePosition, SourcePosition)] = [
+            (Self.at(100, gtid: Self.gtidA), Self.at(100, gtid: Self.gtidB)),
+            (Self.at(100), Self.at(100, gtid: Self.gtidA)),
+            (Self.at(100), Self.at(100, step: 1)),
+            (Self.at(100), Self.at(99)),
+            (Self.at(4, file: "b.000010"), Self.at(900, file: "b.000009")),
+        ]
+        for (a, b) in pairs {
+            #expect((a == b) == (!(a < b) && !(b < a)), "\(a) vs \(b)")
+            if a == b { #expect(a.hashValue == b.hashValue) }
+        }
+        #expect(Set([Self.at(100, gtid: Self.gtidA), Self.at(100, gtid: Self.gtidB), Self.at(100, step: 1)]).count == 2)
+        #expect(Self.at(900, file: "b.000009") < Self.at(4, file: "b.000010"))
+    }
+
+    @Test func placeIsFileOffsetAndStep() {
+        #expect(Self.at(1234, gtid: Self.gtidA).place == "b.000003:1234")
+        #expect(Self.at(1234, step: 2).place == "b.000003:1234#2")
+        #expect(Self.at(1234, gtid: Self.gtidB).description == "b.000003:1234 (gtid 0-1-5,1-2-9)")
+    }
+
+    /// The persisted text keeps the GTID state, and texts written by earlier releases read back.
+    @Test func persistedFormKeepsEverything() throws {
+        let position = Self.at(77, gtid: Self.gtidB, step: 3)
+        #expect(position.persistedJSON == #"{"file":"b.000003","pos":77,"gtid_pos":"0-1-5,1-2-9","flavor":"mariadb","step":3}"#)
+        let read = try #require(SourcePosition(persistedJSON: position.persistedJSON))
+        #expect(read.description == position.description)
+        #expect(SourcePosition(persistedJSON: #"{"file":"b.000003","pos":77}"#) == Self.at(77))
+        #expect(SourcePosition(persistedJSON: #"{"lsn":"0/16B3748"}"#) == nil)
+        #expect(SourcePosition(persistedJSON: "start") == nil)
+    }
+
+    /// Snapshot records in the state file hold positions in `BinlogPosition`'s `Codable` form.
+    @Test func codableFormIsTheBinlogPositions() throws {
+        let position = Self.at(77, gtid: Self.gtidA, step: 2)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let text = String(decoding: try encoder.encode(position), as: UTF8.self)
+        #expect(text == String(decoding: try encoder.encode(try #require(position.binlog)), as: UTF8.self))
+        let read = try JSONDecoder().decode(SourcePosition.self, from: Data(text.utf8))
+        #expect(read.description == position.description)
+    }
+
+    @Test func logBytesBetweenPositions() {
+        #expect(Self.at(500).logBytes(after: Self.at(120)) == 380)
+        #expect(Self.at(120).logBytes(after: Self.at(500)) == 0)
+        #expect(Self.at(300, file: "b.000004").logBytes(after: Self.at(900)) == 300)
+        #expect(Self.at(300, file: "b.000002").logBytes(after: Self.at(900)) == 0)
     }
 }

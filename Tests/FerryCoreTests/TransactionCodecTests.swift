@@ -22,8 +22,8 @@ import Testing
     ]
 
     static func sample() -> Transaction {
-        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "mariadb-bin.000042", offset: 123_456),
-                                gtidPosition: .mariadb(MariaDBGTIDPosition(parsing: "0-1-99,1-2-3")!))
+        let at = SourcePosition.binlog(BinlogPosition(coordinates: BinlogCoordinates(file: "mariadb-bin.000042", offset: 123_456),
+                                gtidPosition: .mariadb(MariaDBGTIDPosition(parsing: "0-1-99,1-2-3")!)))
         var events: [ChangeEvent] = []
         for (index, value) in values.enumerated() {
             let before: Row? = index % 3 == 0 ? nil : [.uint(UInt64(index)), value, .null]
@@ -92,9 +92,9 @@ import Testing
     @Test func mysqlGTIDSetsSurvive() throws {
         let set = MySQLGTIDSet(parsing: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7")!
         var transaction = Self.sample()
-        transaction.position.gtidPosition = .mysql(set)
+        transaction.position = .binlog(BinlogPosition(coordinates: try #require(transaction.position.binlog).coordinates, gtidPosition: .mysql(set)))
         var decoder = TransactionDecoder()
-        #expect(try decoder.decode(TransactionCodec.encode(transaction)).position.gtidPosition == .mysql(set))
+        #expect(try decoder.decode(TransactionCodec.encode(transaction)).position.binlog?.gtidPosition == .mysql(set))
     }
 
     @Test func damagedRecordsAreErrorsNotCrashes() throws {

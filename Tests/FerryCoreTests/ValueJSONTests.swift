@@ -72,8 +72,8 @@ import Testing
                                  columns: [ColumnSchema(name: "id", typeName: "int", nullable: false),
                                            ColumnSchema(name: "note", typeName: "varchar", nullable: true)],
                                  primaryKey: [0])
-        let position = BinlogPosition(coordinates: BinlogCoordinates(file: "mariadb-bin.000002", offset: 1234),
-                                      gtidPosition: .mariadb(MariaDBGTIDPosition([MariaDBGTID(domain: 0, serverID: 1, sequence: 42)])))
+        let position = SourcePosition.binlog(BinlogPosition(coordinates: BinlogCoordinates(file: "mariadb-bin.000002", offset: 1234),
+                                      gtidPosition: .mariadb(MariaDBGTIDPosition([MariaDBGTID(domain: 0, serverID: 1, sequence: 42)]))))
         return ChangeEvent(operation: operation, table: schema.name, schema: schema, before: before, after: after,
                            source: ChangeSource(name: "db1", serverID: 1, gtid: "0-1-42", position: position, row: 3, timestampMillis: 1_700_000_000_000))
     }

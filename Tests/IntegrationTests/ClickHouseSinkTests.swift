@@ -60,7 +60,7 @@ extension Integration {
         }
 
         static func transaction(_ offset: UInt64, _ schema: TableSchema, _ changes: [(ChangeOperation, Row?, Row?)], ddl: [SchemaChange] = []) -> Transaction {
-            let at = BinlogPosition(coordinates: BinlogCoordinates(file: "it.000001", offset: offset), gtidPosition: nil)
+            let at = SourcePosition.binlog(file: "it.000001", offset: offset)
             let source = { (row: Int) in ChangeSource(name: "it", serverID: 1, gtid: nil, position: at, row: row, timestampMillis: 0) }
             var events = changes.enumerated().map { index, change in
                 ChangeEvent(operation: change.0, table: schema.name, schema: schema, before: change.1, after: change.2, source: source(index))
@@ -131,7 +131,7 @@ extension Integration {
             #expect(try Self.query("SELECT count() FROM it_replay.t") == [["5"]], "merges keep one row per key")
 
             let reopened = try Self.sink("it_replay")
-            #expect(try await reopened.open()?.coordinates == BinlogCoordinates(file: "it.000001", offset: 300))
+            #expect(try await reopened.open() == .binlog(file: "it.000001", offset: 300))
             try await reopened.close()
         }
 

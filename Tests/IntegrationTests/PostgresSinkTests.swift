@@ -51,7 +51,7 @@ extension Integration {
         }
 
         func transaction(_ offset: UInt64, _ changes: [(ChangeOperation, Row?, Row?)]) -> Transaction {
-            let at = BinlogPosition(coordinates: BinlogCoordinates(file: "it.000001", offset: offset), gtidPosition: nil)
+            let at = SourcePosition.binlog(file: "it.000001", offset: offset)
             return Transaction(gtid: nil, position: at, serverID: 1, timestampMillis: 0, events: changes.enumerated().map { index, change in
                 ChangeEvent(operation: change.0, table: Self.schema.name, schema: Self.schema, before: change.1, after: change.2,
                             source: ChangeSource(name: "it", serverID: 1, gtid: nil, position: at, row: index, timestampMillis: 0))
@@ -119,7 +119,7 @@ extension Integration.PostgresSinkTypes {
     }
 
     func inserts(_ schema: TableSchema, _ offset: UInt64, _ rows: [(Int64, String)]) -> Transaction {
-        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "it.000001", offset: offset), gtidPosition: nil)
+        let at = SourcePosition.binlog(file: "it.000001", offset: offset)
         return Transaction(gtid: nil, position: at, serverID: 1, timestampMillis: 0, events: rows.enumerated().map { index, row in
             ChangeEvent(operation: .create, table: schema.name, schema: schema, before: nil, after: [.int(row.0), .string(row.1)],
                         source: ChangeSource(name: "it", serverID: 1, gtid: nil, position: at, row: index, timestampMillis: 0))

@@ -85,12 +85,12 @@ import Testing
     }
 
     func transaction(_ events: [ChangeEvent], offset: UInt64) -> Transaction {
-        let position = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: offset), gtidPosition: nil)
+        let position = SourcePosition.binlog(file: "b.000001", offset: offset)
         return Transaction(gtid: nil, position: position, serverID: 1, timestampMillis: 1000, events: events)
     }
 
     func change(_ op: ChangeOperation, before: Row?, after: Row?, offset: UInt64) -> ChangeEvent {
-        let position = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: offset), gtidPosition: nil)
+        let position = SourcePosition.binlog(file: "b.000001", offset: offset)
         return ChangeEvent(operation: op, table: Self.table, schema: Self.schema, before: before, after: after,
                            source: ChangeSource(name: "src", serverID: 1, gtid: nil, position: position, row: 0, timestampMillis: 1000))
     }
@@ -145,7 +145,7 @@ import Testing
     }
 
     @Test func chunksDeliveredAfterTheResumePositionAreNotDone() {
-        let at = { (offset: UInt64) in BinlogPosition(coordinates: BinlogCoordinates(file: "b.000002", offset: offset), gtidPosition: nil) }
+        let at = { (offset: UInt64) in SourcePosition.binlog(file: "b.000002", offset: offset) }
         #expect(Snapshotter.isSafe(at(100), resume: at(100)))
         #expect(!Snapshotter.isSafe(at(101), resume: at(100)))
         #expect(!Snapshotter.isSafe(at(1), resume: nil))
@@ -170,7 +170,7 @@ extension SnapshotTests {
         let later = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: 600), gtidPosition: nil)
         let (chunk, ids) = try #require(windows.chunksReady(at: later, sourceName: "src"))
         #expect(ids == ["w"])
-        #expect(chunk.position == BinlogPosition(coordinates: later.coordinates, gtidPosition: nil, snapshotStep: 1))
+        #expect(chunk.position == .binlog(BinlogPosition(coordinates: later.coordinates, gtidPosition: nil, snapshotStep: 1)))
         #expect(chunk.events.map(\.operation) == [.delete, .read])
         #expect(chunk.events[0].before?[1] == .int(9))
         #expect(chunk.events[1].after?[1] == .int(1))

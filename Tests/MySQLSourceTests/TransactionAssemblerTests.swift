@@ -34,7 +34,7 @@ import Testing
         #expect(transaction.events.map(\.operation) == [.create, .create, .delete])
         #expect(transaction.events.map(\.source.row) == [0, 1, 2])
         #expect(transaction.events.allSatisfy { $0.source.position == transaction.position && $0.source.gtid == "0-1-10" && $0.source.timestampMillis == 1_700_000_000_000 })
-        #expect(assembler.resumePosition == transaction.position)
+        #expect(assembler.resumePosition == transaction.position.binlog)
     }
 
     @Test func standaloneDDLIsASchemaChange() {
@@ -45,7 +45,7 @@ import Testing
         }
         #expect(database == "shop" && statement == "/* c */ ALTER TABLE t ADD c INT")
         #expect(transaction.events.count == 1 && transaction.events[0].operation == .ddl)
-        #expect(transaction.position.coordinates.offset == 220)
+        #expect(transaction.position.binlog?.coordinates.offset == 220)
     }
 
     @Test func rollbackDiscardsAndRotationMovesTheFile() {
@@ -79,7 +79,7 @@ import Testing
         _ = assembler.queryReceived(query("BEGIN"), header: header(150))
         guard case .transaction(let transaction) = assembler.xidReceived(header: header(300)) else { Issue.record("no transaction"); return }
         #expect(transaction.gtid == "00010203-0405-0607-0809-0a0b0c0d0e0f:5")
-        #expect(transaction.position.gtidPosition?.description == "00010203-0405-0607-0809-0a0b0c0d0e0f:1-5")
+        #expect(transaction.position.binlog?.gtidPosition?.description == "00010203-0405-0607-0809-0a0b0c0d0e0f:1-5")
     }
 
     @Test func leadingKeywordSkipsComments() {

@@ -46,7 +46,7 @@ actor HangingSession: SinkSession {
         self.ending = ending
     }
 
-    func open() async throws -> BinlogPosition? { nil }
+    func open() async throws -> SourcePosition? { nil }
     func close() async throws {}
 
     func apply(_ transactions: [Transaction]) async throws {
@@ -155,7 +155,7 @@ actor CountingSession: SinkSession {
         self.hangs = hangs
     }
 
-    func open() async throws -> BinlogPosition? { try await sink.target.open() }
+    func open() async throws -> SourcePosition? { try await sink.target.open() }
     func close() async throws { sink.sessionClosed() }
     nonisolated func interrupt() { interrupted.open() }
 
@@ -207,7 +207,7 @@ actor StuckSink: StatelessSink {
         self.name = name
     }
 
-    func open() async throws -> BinlogPosition? { nil }
+    func open() async throws -> SourcePosition? { nil }
     func close() async throws {}
     nonisolated func interrupt() { interrupted.open() }
 

@@ -7,8 +7,8 @@ import StateStore
 import Logging
 import Testing
 
-func position(_ offset: UInt64, file: String = "b.000001") -> BinlogPosition {
-    BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: nil)
+func position(_ offset: UInt64, file: String = "b.000001") -> SourcePosition {
+    SourcePosition.binlog(file: file, offset: offset)
 }
 
 let itemsSchema = TableSchema(name: TableName(database: "shop", table: "items"),
@@ -113,12 +113,13 @@ func temporaryDirectory() -> String {
         let path = directory + "/state.sqlite"
         let store = try await SQLiteCheckpointStore.open(path: path, logger: Logger(label: "test"))
         #expect(try await store.checkpoint(pipeline: "p") == nil)
-        let gtid = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000002", offset: 77),
-                                  gtidPosition: .mariadb(MariaDBGTIDPosition(parsing: "0-1-5,1-2-9")!))
+        let gtid = SourcePosition.binlog(BinlogPosition(coordinates: BinlogCoordinates(file: "b.000002", offset: 77),
+                                  gtidPosition: .mariadb(MariaDBGTIDPosition(parsing: "0-1-5,1-2-9")!)))
         try await store.saveSinkPositions(pipeline: "p", sink: "a", queued: gtid, applied: gtid)
         try await store.saveSafePosition(gtid, pipeline: "p")
         try await store.audit(pipeline: "p", action: "start", detail: "test")
         #expect(try await store.checkpoint(pipeline: "p") == PipelineCheckpoint(safePosition: gtid, sinks: ["a": SinkCheckpoint(queued: gtid, applied: gtid)]))
+        #expect(try await store.checkpoint(pipeline: "p")?.safePosition?.binlog?.gtidPosition == gtid.binlog?.gtidPosition)
         try await store.close()
         #expect(gtid.persistedJSON == #"{"file":"b.000002","pos":77,"gtid_pos":"0-1-5,1-2-9","flavor":"mariadb"}"#)
         try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: path))

@@ -196,7 +196,7 @@ func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throw
             let segments = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".log") }
             #expect(segments.count <= 2, "4 MB of records in 1 MiB segments, all applied: \(segments)")
             let origin = try String(contentsOfFile: directory + "/origin.json", encoding: .utf8)
-            #expect(BinlogPosition(persistedJSON: origin.trimmingCharacters(in: .whitespacesAndNewlines)).map { $0.coordinates.offset > 0 } == true)
+            #expect(SourcePosition(persistedJSON: origin.trimmingCharacters(in: .whitespacesAndNewlines))?.binlog.map { $0.coordinates.offset > 0 } == true)
         }
     }
 

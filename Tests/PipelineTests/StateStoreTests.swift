@@ -142,7 +142,7 @@ actor FailingFsyncSink: StatelessSink {
     nonisolated let name = "files"
     private(set) var writes = 0
 
-    func open() async throws -> BinlogPosition? { nil }
+    func open() async throws -> SourcePosition? { nil }
     func close() async throws {}
 
     func apply(_ transactions: [Transaction]) async throws {

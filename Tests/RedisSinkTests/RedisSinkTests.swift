@@ -62,7 +62,7 @@ import Testing
                                     primaryKey: [0])
 
     func event(_ operation: ChangeOperation, before: Row? = nil, after: Row? = nil) -> ChangeEvent {
-        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: 120), gtidPosition: nil)
+        let at = SourcePosition.binlog(file: "b.000001", offset: 120)
         return ChangeEvent(operation: operation, table: Self.schema.name, schema: Self.schema, before: before, after: after,
                            source: ChangeSource(name: "db", serverID: 1, gtid: nil, position: at, row: 3, timestampMillis: 1_000))
     }

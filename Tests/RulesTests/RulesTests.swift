@@ -10,7 +10,7 @@ import Testing
                                     primaryKey: [0])
 
     static func event(_ operation: ChangeOperation, _ before: Row?, _ after: Row?) -> ChangeEvent {
-        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: 100), gtidPosition: nil)
+        let at = SourcePosition.binlog(file: "b.000001", offset: 100)
         return ChangeEvent(operation: operation, table: schema.name, schema: schema, before: before, after: after,
                            source: ChangeSource(name: "db", serverID: 1, gtid: nil, position: at, row: 0, timestampMillis: 0))
     }

@@ -11,8 +11,7 @@ import Testing
                                     primaryKey: [0])
 
     func transaction(_ offset: UInt64, step: Int = 0, _ changes: [(ChangeOperation, Row?, Row?)]) -> Transaction {
-        var at = BinlogPosition(coordinates: BinlogCoordinates(file: "mariadb-bin.000042", offset: offset), gtidPosition: nil)
-        at.snapshotStep = UInt32(step)
+        let at = SourcePosition.binlog(file: "mariadb-bin.000042", offset: offset, snapshotStep: UInt32(step))
         return Transaction(gtid: nil, position: at, serverID: 1, timestampMillis: 0, events: changes.enumerated().map { index, change in
             ChangeEvent(operation: change.0, table: Self.schema.name, schema: Self.schema, before: change.1, after: change.2,
                         source: ChangeSource(name: "db", serverID: 1, gtid: nil, position: at, row: index, timestampMillis: 0))
@@ -58,7 +57,7 @@ import Testing
 
     @Test func aTableWithoutKeyIsNamed() {
         let keyless = TableSchema(name: TableName(database: "s", table: "log"), columns: [ColumnSchema(name: "m", typeName: "text", nullable: true)], primaryKey: [])
-        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000001", offset: 4), gtidPosition: nil)
+        let at = SourcePosition.binlog(file: "b.000001", offset: 4)
         let event = ChangeEvent(operation: .create, table: keyless.name, schema: keyless, before: nil, after: [.string("x")],
                                 source: ChangeSource(name: "db", serverID: 1, gtid: nil, position: at, row: 0, timestampMillis: 0))
         #expect(throws: SearchBulkError.self) { try SearchBulk.actions([Transaction(gtid: nil, position: at, serverID: 1, timestampMillis: 0, events: [event])], index: "{table}") }

@@ -29,7 +29,7 @@ import Testing
 
     @Test func bodyCarriesIdsInOrder() throws {
         let schema = TableSchema(name: TableName(database: "shop", table: "t"), columns: [ColumnSchema(name: "id", typeName: "int", nullable: false)], primaryKey: [0])
-        let at = BinlogPosition(coordinates: BinlogCoordinates(file: "b.000002", offset: 77), gtidPosition: nil)
+        let at = SourcePosition.binlog(file: "b.000002", offset: 77)
         let events = (0..<2).map { row in
             ChangeEvent(operation: .create, table: schema.name, schema: schema, before: nil, after: [.int(Int64(row))],
                         source: ChangeSource(name: "db", serverID: 1, gtid: nil, position: at, row: row, timestampMillis: 0))

@@ -44,7 +44,7 @@ public enum TransactionCodec {
     }
 
     /// The position and number of changes of an encoded transaction, read without decoding the rest.
-    public static func summary(of bytes: [UInt8]) throws -> (position: BinlogPosition, events: Int) {
+    public static func summary(of bytes: [UInt8]) throws -> (position: SourcePosition, events: Int) {
         var reader = Reader(bytes: bytes)
         let recordVersion = try reader.byte()
         guard (1...version).contains(recordVersion) else { throw TransactionCodecError(reason: "unknown record version") }
@@ -166,19 +166,22 @@ private struct Writer {
         }
     }
 
-    mutating func position(_ position: BinlogPosition) {
-        string(position.coordinates.file)
-        fixed(position.coordinates.offset)
-        switch position.gtidPosition {
-        case nil: byte(0)
-        case .mariadb(let gtid):
-            byte(1)
-            string(gtid.description)
-        case .mysql(let set):
-            byte(2)
-            string(set.description)
+    mutating func position(_ sourcePosition: SourcePosition) {
+        switch sourcePosition {
+        case .binlog(let position):
+            string(position.coordinates.file)
+            fixed(position.coordinates.offset)
+            switch position.gtidPosition {
+            case nil: byte(0)
+            case .mariadb(let gtid):
+                byte(1)
+                string(gtid.description)
+            case .mysql(let set):
+                byte(2)
+                string(set.description)
+            }
+            varint(Int(position.snapshotStep))
         }
-        varint(Int(position.snapshotStep))
     }
 
     mutating func table(_ name: TableName) {
@@ -397,7 +400,7 @@ private struct Reader {
         try byte() == 0 ? nil : try string()
     }
 
-    mutating func position(version: UInt8) throws -> BinlogPosition {
+    mutating func position(version: UInt8) throws -> SourcePosition {
         let file = try string()
         let offset = try fixed64()
         let gtid: GTIDPosition?
@@ -414,7 +417,7 @@ private struct Reader {
         case let other: throw TransactionCodecError(reason: "unknown GTID flavor \(other)")
         }
         let step = version >= 2 ? UInt32(clamping: try varint()) : 0
-        return BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid, snapshotStep: step)
+        return .binlog(BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid, snapshotStep: step))
     }
 
     mutating func table() throws -> TableName {

@@ -29,13 +29,13 @@ public struct ChangeSource: Sendable, Hashable {
     /// The change's own transaction GTID, in the source's text form.
     public var gtid: String?
     /// Resume point after the change's transaction (its commit's end).
-    public var position: BinlogPosition
+    public var position: SourcePosition
     /// 0-based index of the change within its transaction.
     public var row: Int
     /// Commit time of the transaction in milliseconds since the epoch.
     public var timestampMillis: Int64
 
-    public init(name: String, serverID: UInt32, gtid: String?, position: BinlogPosition, row: Int, timestampMillis: Int64) {
+    public init(name: String, serverID: UInt32, gtid: String?, position: SourcePosition, row: Int, timestampMillis: Int64) {
         self.name = name
         self.serverID = serverID
         self.gtid = gtid

@@ -89,10 +89,13 @@ public struct EventJSONWriter: Sendable {
         JSONBuffer.appendASCII("\",\"table\":", to: &out)
         JSONBuffer.appendString(event.table.description, to: &out)
         JSONBuffer.appendASCII(",\"position\":", to: &out)
-        JSONBuffer.appendString(event.source.position.coordinates.description, to: &out)
-        if let gtid = event.source.position.gtidPosition {
-            JSONBuffer.appendASCII(",\"gtid_pos\":", to: &out)
-            JSONBuffer.appendString(gtid.description, to: &out)
+        switch event.source.position {
+        case .binlog(let position):
+            JSONBuffer.appendString(position.coordinates.description, to: &out)
+            if let gtid = position.gtidPosition {
+                JSONBuffer.appendASCII(",\"gtid_pos\":", to: &out)
+                JSONBuffer.appendString(gtid.description, to: &out)
+            }
         }
         JSONBuffer.appendASCII(",\"row\":", to: &out)
         JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
@@ -129,15 +132,18 @@ public struct EventJSONWriter: Sendable {
         JSONBuffer.appendUnsigned(UInt64(source.serverID), to: &out)
         JSONBuffer.appendASCII(",\"gtid\":", to: &out)
         appendOptionalString(source.gtid, to: &out)
-        JSONBuffer.appendASCII(",\"gtid_pos\":", to: &out)
-        appendOptionalString(source.position.gtidPosition?.description, to: &out)
-        JSONBuffer.appendASCII(",\"file\":", to: &out)
-        JSONBuffer.appendString(source.position.coordinates.file, to: &out)
-        JSONBuffer.appendASCII(",\"pos\":", to: &out)
-        JSONBuffer.appendUnsigned(source.position.coordinates.offset, to: &out)
-        if source.position.snapshotStep > 0 {
-            JSONBuffer.appendASCII(",\"snapshot_step\":", to: &out)
-            JSONBuffer.appendUnsigned(UInt64(source.position.snapshotStep), to: &out)
+        switch source.position {
+        case .binlog(let position):
+            JSONBuffer.appendASCII(",\"gtid_pos\":", to: &out)
+            appendOptionalString(position.gtidPosition?.description, to: &out)
+            JSONBuffer.appendASCII(",\"file\":", to: &out)
+            JSONBuffer.appendString(position.coordinates.file, to: &out)
+            JSONBuffer.appendASCII(",\"pos\":", to: &out)
+            JSONBuffer.appendUnsigned(position.coordinates.offset, to: &out)
+            if position.snapshotStep > 0 {
+                JSONBuffer.appendASCII(",\"snapshot_step\":", to: &out)
+                JSONBuffer.appendUnsigned(UInt64(position.snapshotStep), to: &out)
+            }
         }
         JSONBuffer.appendASCII(",\"row\":", to: &out)
     }

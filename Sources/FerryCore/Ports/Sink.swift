@@ -24,7 +24,7 @@ public protocol SinkSession: Sendable {
     /// Prepares the target (creates the offsets table, checks the connection) and returns the
     /// position of the last transaction it durably applied, as recorded in the target itself —
     /// `nil` when the target has no record.
-    func open() async throws -> BinlogPosition?
+    func open() async throws -> SourcePosition?
 
     /// Applies `transactions` in order. When it returns, their changes and the position of the last
     /// one are durable in the target (in one target transaction where the target has them). Never
@@ -92,9 +92,9 @@ public protocol DeadLetterSink: SinkSession {
 public protocol CheckpointStore: Sendable {
     func checkpoint(pipeline: String) async throws -> PipelineCheckpoint?
     /// Records that every sink has applied everything at or before `position`.
-    func saveSafePosition(_ position: BinlogPosition, pipeline: String) async throws
+    func saveSafePosition(_ position: SourcePosition, pipeline: String) async throws
     /// Records a sink's last queued and last applied position.
-    func saveSinkPositions(pipeline: String, sink: String, queued: BinlogPosition?, applied: BinlogPosition?) async throws
+    func saveSinkPositions(pipeline: String, sink: String, queued: SourcePosition?, applied: SourcePosition?) async throws
     /// Appends to the audit log (runs, operator actions).
     func audit(pipeline: String, action: String, detail: String) async throws
     /// Replaces the pipeline's live figures (read by `ferry status`).
@@ -105,12 +105,12 @@ public protocol CheckpointStore: Sendable {
 
 /// What a pipeline recorded about its progress.
 public struct PipelineCheckpoint: Sendable, Equatable {
-    public var safePosition: BinlogPosition?
+    public var safePosition: SourcePosition?
     public var sinks: [String: SinkCheckpoint]
     /// Positions operators asked sinks to replay from (`ferry sink rewind`), by sink.
-    public var rewinds: [String: BinlogPosition]
+    public var rewinds: [String: SourcePosition]
 
-    public init(safePosition: BinlogPosition?, sinks: [String: SinkCheckpoint], rewinds: [String: BinlogPosition] = [:]) {
+    public init(safePosition: SourcePosition?, sinks: [String: SinkCheckpoint], rewinds: [String: SourcePosition] = [:]) {
         self.safePosition = safePosition
         self.sinks = sinks
         self.rewinds = rewinds
@@ -171,10 +171,10 @@ public struct PipelineProgress: Sendable, Codable, Equatable {
 }
 
 public struct SinkCheckpoint: Sendable, Equatable {
-    public var queued: BinlogPosition?
-    public var applied: BinlogPosition?
+    public var queued: SourcePosition?
+    public var applied: SourcePosition?
 
-    public init(queued: BinlogPosition?, applied: BinlogPosition?) {
+    public init(queued: SourcePosition?, applied: SourcePosition?) {
         self.queued = queued
         self.applied = applied
     }
@@ -184,5 +184,5 @@ public struct SinkCheckpoint: Sendable, Equatable {
 public protocol TransactionSource: Sendable {
     /// Delivers transactions after `position` (or from the configured start when `nil`) until
     /// cancelled. `deliver` may suspend: that is backpressure.
-    func run(after position: BinlogPosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws
+    func run(after position: SourcePosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws
 }

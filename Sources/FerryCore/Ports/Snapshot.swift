@@ -62,10 +62,10 @@ public struct SnapshotChunkRecord: Sendable, Equatable, Codable {
     public var rows: Int
     /// The position the chunk was delivered at; `nil` until then. A chunk counts as done only
     /// when the source will not re-read that position (it is at or before the resume position).
-    public var deliveredAt: BinlogPosition?
+    public var deliveredAt: SourcePosition?
 
     public init(table: TableName, index: Int, lower: [String]?, upper: [String]?, keys: [[String]]? = nil, rows: Int = 0,
-                deliveredAt: BinlogPosition? = nil) {
+                deliveredAt: SourcePosition? = nil) {
         self.table = table
         self.index = index
         self.lower = lower

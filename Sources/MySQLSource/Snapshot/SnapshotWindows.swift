@@ -18,7 +18,7 @@ final class SnapshotWindows: Sendable {
     /// How a window ended.
     enum Outcome: Sendable, Equatable {
         /// Delivered in the transaction at `position` with `rows` rows.
-        case delivered(BinlogPosition, rows: Int)
+        case delivered(SourcePosition, rows: Int)
         /// Must be read again, e.g. the table's schema changed meanwhile.
         case retry(String)
     }
@@ -191,7 +191,7 @@ final class SnapshotWindows: Sendable {
     /// transaction is delivered.
     func absorb(_ transaction: inout Transaction, sourceName: String? = nil) -> [String] {
         state.withLockedValue { state in
-            state.boundary = transaction.position
+            state.boundary = transaction.position.binlog
             state.steps = 0
             guard !state.windows.isEmpty else { return [] }
             // Ids first: iterating the dictionary while mutating it would copy every window's key
@@ -238,7 +238,7 @@ final class SnapshotWindows: Sendable {
             state.boundary = boundary
             state.steps += 1
             let position = BinlogPosition(coordinates: boundary.coordinates, gtidPosition: boundary.gtidPosition, snapshotStep: state.steps)
-            var transaction = Transaction(gtid: nil, position: position, serverID: 0, timestampMillis: WallClock.millisecondsSinceEpoch(), events: [])
+            var transaction = Transaction(gtid: nil, position: .binlog(position), serverID: 0, timestampMillis: WallClock.millisecondsSinceEpoch(), events: [])
             for id in ready {
                 var window = state.windows[id]!
                 Self.close(&window, generation: state.generations[window.table, default: 0], into: &transaction, sourceName: sourceName)
@@ -286,7 +286,7 @@ final class SnapshotWindows: Sendable {
     }
 
     /// The transaction that carried these windows' rows is delivered at `position`.
-    func delivered(_ ids: [String], position: BinlogPosition) {
+    func delivered(_ ids: [String], position: SourcePosition) {
         let waiters = state.withLockedValue { state -> [(CheckedContinuation<Outcome, Never>, Outcome)] in
             var waiters: [(CheckedContinuation<Outcome, Never>, Outcome)] = []
             for id in ids {

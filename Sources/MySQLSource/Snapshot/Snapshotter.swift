@@ -55,11 +55,11 @@ public struct SnapshotJob: Sendable {
     public var settings: SnapshotSettings
     public var store: any SnapshotStore
     /// The position the source resumes after; chunks delivered later than it are read again.
-    public var resume: BinlogPosition?
+    public var resume: SourcePosition?
     /// The saved position is gone from the server (`when_needed`): snapshot every table again.
     public var resnapshotAll: Bool
 
-    public init(pipeline: String, settings: SnapshotSettings, store: any SnapshotStore, resume: BinlogPosition?, resnapshotAll: Bool = false) {
+    public init(pipeline: String, settings: SnapshotSettings, store: any SnapshotStore, resume: SourcePosition?, resnapshotAll: Bool = false) {
         self.pipeline = pipeline
         self.settings = settings
         self.store = store
@@ -267,7 +267,7 @@ struct Snapshotter: Sendable {
         }
     }
 
-    static func isSafe(_ delivered: BinlogPosition, resume: BinlogPosition?) -> Bool {
+    static func isSafe(_ delivered: SourcePosition, resume: SourcePosition?) -> Bool {
         guard let resume else { return false }
         return delivered <= resume
     }

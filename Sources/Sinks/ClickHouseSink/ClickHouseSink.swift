@@ -86,7 +86,7 @@ public actor ClickHouseSink: SinkSession {
 
     private var offsetsTable: String { ClickHouseDialect.quoted(configuration.database) + ".ferry_offsets" }
 
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         let version = try await query("SELECT version()").trimmingCharacters(in: .whitespacesAndNewlines)
         let numbers = version.split(separator: ".").compactMap { Int($0) }
         let hasDateTime64 = numbers.count >= 2 && (numbers[0] > 20 || (numbers[0] == 20 && numbers[1] >= 1))
@@ -103,7 +103,7 @@ public actor ClickHouseSink: SinkSession {
             AND sink = \(ClickHouseDialect.literal(name)) FORMAT JSONCompact
             """)
         guard let text = Self.rows(stored).first?.first as? String else { return nil }
-        guard let position = BinlogPosition(persistedJSON: text) else {
+        guard let position = SourcePosition(persistedJSON: text) else {
             throw ClickHouseSinkError.refused(sink: name, message: "ferry_offsets holds '\(text)', which is not a position",
                                               fix: "delete the row of pipeline \(configuration.pipeline), sink \(name) from \(offsetsTable) and rewind the sink")
         }
@@ -286,14 +286,14 @@ public actor ClickHouseSink: SinkSession {
         try await send(path: "/", body: Array(sql.utf8), table: nil, position: nil)
     }
 
-    private func insert(_ statement: String, _ rows: [UInt8], table: TableName? = nil, position: BinlogPosition? = nil) async throws {
+    private func insert(_ statement: String, _ rows: [UInt8], table: TableName? = nil, position: SourcePosition? = nil) async throws {
         var allowed = CharacterSet.urlQueryAllowed
         allowed.remove(charactersIn: "&+=?#")
         let encoded = statement.addingPercentEncoding(withAllowedCharacters: allowed) ?? statement
         _ = try await send(path: "/?query=" + encoded, body: rows, table: table, position: position)
     }
 
-    private func send(path: String, body: [UInt8], table: TableName?, position: BinlogPosition?) async throws -> String {
+    private func send(path: String, body: [UInt8], table: TableName?, position: SourcePosition?) async throws -> String {
         var request = HTTPClientRequest(url: configuration.url + path)
         request.method = .POST
         request.headers.add(name: "X-ClickHouse-User", value: configuration.username)
@@ -356,7 +356,7 @@ enum ClickHouseSinkError: ClassifiedError, FerryErrorConvertible, CustomStringCo
     case unavailable(sink: String, message: String)
     case auth(sink: String, message: String)
     case refused(sink: String, message: String, fix: String)
-    case rejected(sink: String, table: TableName, position: BinlogPosition, message: String, fix: String)
+    case rejected(sink: String, table: TableName, position: SourcePosition, message: String, fix: String)
 
     /// Server error codes worth retrying: overload, memory, timeouts, network, too many parts.
     static let transientCodes: Set<Int> = [159, 160, 202, 203, 209, 210, 241, 242, 252, 319, 425, 999]
@@ -365,7 +365,7 @@ enum ClickHouseSinkError: ClassifiedError, FerryErrorConvertible, CustomStringCo
 
     /// From an answer other than 200: `Code: N, e.displayText() = …` (older servers) or
     /// `Code: N. DB::Exception: …`.
-    init(status: Int, answer: String, sink: String, table: TableName?, position: BinlogPosition?) {
+    init(status: Int, answer: String, sink: String, table: TableName?, position: SourcePosition?) {
         let message = answer.split(separator: "\n").first.map(String.init)?.replacingOccurrences(of: ", e.what() = DB::Exception", with: "") ?? "HTTP \(status)"
         var code: Int?
         if let range = answer.range(of: "Code: ") {
@@ -400,7 +400,7 @@ enum ClickHouseSinkError: ClassifiedError, FerryErrorConvertible, CustomStringCo
             return FerryError(code: "sink.clickhouse.refused", message: "ClickHouse sink \(sink): \(message)", fix: fix)
         case .rejected(let sink, let table, let position, let message, let fix):
             return FerryError(code: "sink.clickhouse.rejected", message: "ClickHouse sink \(sink) cannot write a change of \(table): \(message)",
-                              context: [("table", table.description), ("position", position.coordinates.description)], fix: fix)
+                              context: [("table", table.description), ("position", position.place)], fix: fix)
         }
     }
 }

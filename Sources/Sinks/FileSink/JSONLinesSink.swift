@@ -49,7 +49,7 @@ public actor JSONLinesSink: DeadLetterSink {
 
     var currentPath: String { (configuration.directory as NSString).appendingPathComponent("\(configuration.name).jsonl") }
 
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
         let last = try Self.repairAndReadLastPosition(currentPath) ?? Self.lastRotatedPosition(directory: configuration.directory, name: configuration.name)
         try openCurrent()
@@ -105,7 +105,7 @@ public actor JSONLinesSink: DeadLetterSink {
             JSONBuffer.appendASCII(",\"table\":", to: &out)
             JSONBuffer.appendString(letter.event.table.description, to: &out)
             JSONBuffer.appendASCII(",\"position\":", to: &out)
-            JSONBuffer.appendString(letter.event.source.position.coordinates.description, to: &out)
+            JSONBuffer.appendString(letter.event.source.position.place, to: &out)
             JSONBuffer.appendASCII(",\"code\":", to: &out)
             JSONBuffer.appendString(letter.error.code, to: &out)
             JSONBuffer.appendASCII(",\"error\":", to: &out)
@@ -189,7 +189,7 @@ public actor JSONLinesSink: DeadLetterSink {
 
     /// Cuts a torn tail (partial line, partial transaction) and returns the position of the last
     /// complete transaction in the file.
-    static func repairAndReadLastPosition(_ path: String) throws -> BinlogPosition? {
+    static func repairAndReadLastPosition(_ path: String) throws -> SourcePosition? {
         guard let handle = FileHandle(forUpdatingAtPath: path) else { return nil }
         defer { try? handle.close() }
         let size = try handle.seekToEnd()
@@ -207,7 +207,7 @@ public actor JSONLinesSink: DeadLetterSink {
         }
         if windowStart > 0, !lines.isEmpty { lines.removeFirst() }  // may start mid-line
         var keep: UInt64 = windowStart == 0 ? 0 : (lines.first.map { $0.end } ?? windowStart)
-        var result: BinlogPosition? = nil
+        var result: SourcePosition? = nil
         var index = lines.count - 1
         while index >= 0 {
             guard let parsed = parse(lines[index].line) else { index -= 1; continue }
@@ -223,7 +223,7 @@ public actor JSONLinesSink: DeadLetterSink {
         return result
     }
 
-    static func parse(_ line: Data) -> (position: BinlogPosition, row: Int, events: Int)? {
+    static func parse(_ line: Data) -> (position: SourcePosition, row: Int, events: Int)? {
         guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
               let source = object["source"] as? [String: Any], let file = source["file"] as? String,
               let offset = (source["pos"] as? NSNumber)?.uint64Value, let row = (source["row"] as? NSNumber)?.intValue,
@@ -231,10 +231,10 @@ public actor JSONLinesSink: DeadLetterSink {
         else { return nil }
         let gtid = (source["gtid_pos"] as? String).flatMap { MariaDBGTIDPosition(parsing: Substring($0)) }.map { GTIDPosition.mariadb($0) }
         let step = (source["snapshot_step"] as? NSNumber)?.uint32Value ?? 0
-        return (BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid, snapshotStep: step), row, events)
+        return (.binlog(BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid, snapshotStep: step)), row, events)
     }
 
-    static func lastRotatedPosition(directory: String, name: String) -> BinlogPosition? {
+    static func lastRotatedPosition(directory: String, name: String) -> SourcePosition? {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         let rotated = files.filter { $0.hasPrefix("\(name).") && $0.hasSuffix(".jsonl") && $0 != "\(name).jsonl" }.sorted()
         guard let newest = rotated.last else { return nil }

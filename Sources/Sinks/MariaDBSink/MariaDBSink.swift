@@ -47,7 +47,7 @@ public actor MariaDBSink: SinkSession {
 
     var database: String { configuration.connection.database ?? "" }
 
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         guard !database.isEmpty else {
             throw FerryError(code: "config.invalid", message: "sink \(name): the URL names no database",
                              fix: "use mysql://USER@HOST:PORT/DATABASE")
@@ -63,7 +63,7 @@ public actor MariaDBSink: SinkSession {
             var sinkLiteral = ""
             MySQLLiteral.appendQuoted(sink, to: &sinkLiteral)
             let result = try await connection.query("SELECT position FROM ferry_offsets WHERE pipeline = \(literal) AND sink = \(sinkLiteral) AND lane = \(lane)")
-            return result.rows.first?[0].flatMap(BinlogPosition.init(persistedJSON:))
+            return result.rows.first?[0].flatMap(SourcePosition.init(persistedJSON:))
         }
     }
 

@@ -52,7 +52,7 @@ public actor NATSSink: SinkSession {
     private var connection: NATSConnection?
     private nonisolated let interrupter = ConnectionInterrupter()
     /// The position of the last transaction published whole (carried as `Ferry-Previous`).
-    private var previous: BinlogPosition?
+    private var previous: SourcePosition?
     private let writer = EventJSONWriter(format: .debezium)
 
     public init(configuration: Configuration, logger: Logger) {
@@ -77,7 +77,7 @@ public actor NATSSink: SinkSession {
         }
     }
 
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         let connection = try await connected()
         let info = try await api(connection, "$JS.API.STREAM.INFO.\(configuration.stream)", [:])
         var lastSequence = ((info["state"] as? [String: Any])?["last_seq"] as? NSNumber)?.intValue ?? 0
@@ -102,8 +102,8 @@ public actor NATSSink: SinkSession {
             guard let body = message["message"] as? [String: Any] else { break }
             let headers = (body["hdrs"] as? String).flatMap { Data(base64Encoded: $0) }.map { NATSDecoder.headers(Array($0)).fields } ?? [:]
             if headers["Ferry-Pipeline"] == configuration.pipeline, headers["Ferry-Sink"] == name {
-                let position = headers["Ferry-Position"].flatMap(BinlogPosition.init(persistedJSON:))
-                let before = headers["Ferry-Previous"].flatMap(BinlogPosition.init(persistedJSON:))
+                let position = headers["Ferry-Position"].flatMap(SourcePosition.init(persistedJSON:))
+                let before = headers["Ferry-Previous"].flatMap(SourcePosition.init(persistedJSON:))
                 previous = headers["Ferry-Last"] == "1" ? position : before
                 return previous
             }
@@ -225,7 +225,7 @@ enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConverti
     case unavailable(sink: String, host: String, underlying: String)
     case refused(sink: String, message: String)
     case noStream(sink: String, subject: String, stream: String)
-    case rejected(sink: String, table: TableName, position: BinlogPosition, code: Int, message: String)
+    case rejected(sink: String, table: TableName, position: SourcePosition, code: Int, message: String)
 
     var isTransient: Bool {
         switch self {
@@ -250,7 +250,7 @@ enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConverti
                               fix: "add the subject to stream \(stream)'s subjects, or set the sink's stream_subjects")
         case .rejected(let sink, let table, let position, let code, let message):
             return FerryError(code: "sink.nats.rejected", message: "NATS sink \(sink): JetStream refused a message (\(code)): \(message)",
-                              context: [("table", table.description), ("position", position.coordinates.description)],
+                              context: [("table", table.description), ("position", position.place)],
                               fix: code == 10054 || message.contains("maximum") ? "raise the server's max_payload, or exclude the table's large columns" : nil)
         }
     }

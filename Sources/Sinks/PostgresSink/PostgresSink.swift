@@ -71,7 +71,7 @@ public actor PostgresSink: SinkSession {
         }
     }
 
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         let watched = try await connected()
         do {
             try await watched.query(PostgresQuery(unsafeSQL: """
@@ -80,7 +80,7 @@ public actor PostgresSink: SinkSession {
                 """), logger: logger)
             let rows = try await watched.query("SELECT position FROM \(unescaped: qualified("ferry_offsets")) WHERE pipeline = \(configuration.pipeline) AND sink = \(name) AND lane = \(configuration.lane)",
                                                   logger: logger)
-            for try await position in rows.decode(String.self) { return BinlogPosition(persistedJSON: position) }
+            for try await position in rows.decode(String.self) { return SourcePosition(persistedJSON: position) }
             return nil
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)

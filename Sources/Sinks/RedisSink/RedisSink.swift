@@ -115,7 +115,7 @@ public actor RedisSink: SinkSession {
         }
     }
 
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         let connection = try await connected()
         let reply: RESPValue
         do {
@@ -124,7 +124,7 @@ public actor RedisSink: SinkSession {
             throw lost(error)
         }
         switch reply {
-        case .bulk(let bytes?): return BinlogPosition(persistedJSON: String(decoding: bytes, as: UTF8.self))
+        case .bulk(let bytes?): return SourcePosition(persistedJSON: String(decoding: bytes, as: UTF8.self))
         case .error(let message): throw RedisSinkError.refused(sink: name, command: "GET", message: message)
         default: return nil
         }
@@ -218,7 +218,7 @@ public actor RedisSink: SinkSession {
 enum RedisSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvertible {
     case unavailable(sink: String, host: String, underlying: String)
     case refused(sink: String, command: String, message: String)
-    case rejected(sink: String, table: TableName, position: BinlogPosition, message: String)
+    case rejected(sink: String, table: TableName, position: SourcePosition, message: String)
 
     var isTransient: Bool {
         switch self {
@@ -240,7 +240,7 @@ enum RedisSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvert
                               fix: auth ? "check the sink's password (and user in the url) against Redis's requirepass or ACL" : nil)
         case .rejected(let sink, let table, let position, let message):
             return FerryError(code: "sink.redis.rejected", message: "Redis sink \(sink): \(message)",
-                              context: [("table", table.description), ("position", position.coordinates.description)],
+                              context: [("table", table.description), ("position", position.place)],
                               fix: "a key the template makes holds another type (WRONGTYPE): give the table its own key template, or remove the key")
         }
     }

@@ -42,7 +42,7 @@ public actor SQLiteSink: SinkSession {
         self.schema = TargetSchema(policy: configuration.schemaChanges, dialect: SQLiteDialect())
     }
 
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         let directory = (configuration.path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         let connection = try await SQLiteConnection.open(storage: .file(path: configuration.path), logger: logger)
@@ -55,7 +55,7 @@ public actor SQLiteSink: SinkSession {
             """)
         let rows = try await connection.query("SELECT position FROM ferry_offsets WHERE pipeline = ? AND sink = ? AND lane = 0",
                                               [.text(configuration.pipeline), .text(name)])
-        return rows.first?.column("position")?.string.flatMap(BinlogPosition.init(persistedJSON:))
+        return rows.first?.column("position")?.string.flatMap(SourcePosition.init(persistedJSON:))
     }
 
     public func close() async throws {

@@ -58,7 +58,7 @@ public actor SearchSink: SinkSession {
     }
 
     /// Versions make replays harmless, so the state store's position is enough.
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         _ = try await send(.GET, "/", body: nil)
         return nil
     }
@@ -130,7 +130,7 @@ enum SearchSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConver
     case unavailable(sink: String, message: String)
     case auth(sink: String, status: Int)
     case refused(sink: String, message: String)
-    case rejected(sink: String, table: TableName, position: BinlogPosition, document: String, status: Int, reason: String)
+    case rejected(sink: String, table: TableName, position: SourcePosition, document: String, status: Int, reason: String)
 
     var isTransient: Bool {
         if case .unavailable = self { return true }
@@ -150,7 +150,7 @@ enum SearchSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConver
             return FerryError(code: "sink.search.refused", message: "search sink \(sink): \(message)")
         case .rejected(let sink, let table, let position, let document, let status, let reason):
             return FerryError(code: "sink.search.rejected", message: "search sink \(sink): document \(document) refused (\(status)): \(reason)",
-                              context: [("table", table.description), ("position", position.coordinates.description)],
+                              context: [("table", table.description), ("position", position.place)],
                               fix: "a mapping conflict or a document too large: fix the index mapping, or use error_policy: dead-letter")
         }
     }

@@ -82,7 +82,7 @@ public actor LanedSink: SinkSession {
     public nonisolated let name: String
     let lanes: [any SinkSession]
     let router: LaneRouter
-    private var applied: [BinlogPosition?]
+    private var applied: [SourcePosition?]
     /// Schemas some batch has already written: a batch with a new one runs its lanes one after
     /// another, so that only one of them creates the table or adds its columns.
     private var seenSchemas: Set<ObjectIdentifier> = []
@@ -98,7 +98,7 @@ public actor LanedSink: SinkSession {
         self.applied = Array(repeating: nil, count: lanes.count)
     }
 
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         // Every lane opens (and learns what it applied) even when one has no record.
         for (index, lane) in lanes.enumerated() {
             applied[index] = try await lane.open()

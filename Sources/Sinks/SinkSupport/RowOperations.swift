@@ -14,7 +14,7 @@ public struct RowOperations {
         /// `key` are the columns that identify a row (the primary key, else every present column).
         case delete(table: String, schema: TableSchema, key: [Int], rows: [Row])
         /// A DDL statement's changes, between the rows before and after it.
-        case schemaChange([SchemaChange], statement: String?, position: BinlogPosition)
+        case schemaChange([SchemaChange], statement: String?, position: SourcePosition)
 
         /// The same group writing only columns the target has (`ignore` policy); deletes keep
         /// their key.

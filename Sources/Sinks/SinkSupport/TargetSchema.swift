@@ -103,10 +103,10 @@ public struct TargetSchema: Sendable {
 
     /// Applies one schema change as the policy decides. `position` and `statement` name it in
     /// errors and logs.
-    public mutating func apply(_ change: SchemaChange, statement: String?, position: BinlogPosition, sink: String,
+    public mutating func apply(_ change: SchemaChange, statement: String?, position: SourcePosition, sink: String,
                                targetTable: (TableName) -> String, columns: (String) async throws -> Set<String>,
                                execute: (String) async throws -> Void, logger: Logger) async throws {
-        let where_ = "\(position.coordinates)"
+        let where_ = "\(position.place)"
         switch policy.decide(change) {
         case .fail:
             throw FerryError(code: "sink.schema_change_refused",

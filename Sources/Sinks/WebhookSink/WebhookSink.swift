@@ -88,7 +88,7 @@ public actor WebhookSink: SinkSession {
     }
 
     /// Webhooks keep no position: the state store's is used, and receivers drop repeated ids.
-    public func open() async throws -> BinlogPosition? {
+    public func open() async throws -> SourcePosition? {
         try await checkAddress()
         return nil
     }
@@ -176,7 +176,7 @@ public actor WebhookSink: SinkSession {
 enum WebhookSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvertible {
     case unavailable(sink: String, message: String)
     case forbiddenAddress(sink: String, host: String, address: String, reason: String)
-    case rejected(sink: String, table: TableName, position: BinlogPosition, status: Int, message: String)
+    case rejected(sink: String, table: TableName, position: SourcePosition, status: Int, message: String)
 
     var isTransient: Bool {
         if case .unavailable = self { return true }
@@ -194,7 +194,7 @@ enum WebhookSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConve
                               fix: "webhooks may not reach the machine's own networks or cloud metadata; set allow_private: true on the sink if this endpoint is meant")
         case .rejected(let sink, let table, let position, let status, let message):
             return FerryError(code: "sink.webhook.rejected", message: "webhook sink \(sink): the endpoint answered \(status)\(message.isEmpty ? "" : ": \(message)")",
-                              context: [("table", table.description), ("position", position.coordinates.description)],
+                              context: [("table", table.description), ("position", position.place)],
                               fix: "the endpoint refused the batch for good (4xx); fix the endpoint, or use error_policy: dead-letter")
         }
     }
