@@ -63,13 +63,13 @@ public struct DocumentBuilder: Sendable {
                     do {
                         schema = try await reader.schema(of: table)
                     } catch {
-                        throw FerryError(code: "config.document_unknown_table",
+                        throw FerryError(code: .configDocumentUnknownTable,
                                          message: "document \(definition.name) (\(location)) joins \(table), which the source cannot describe: \(error)",
                                          context: [("table", table.description)], fix: "check the table's name in documents.\(definition.name)")
                     }
                     let names = schema.columns.indices.map { schema.columnName($0) }
                     if let unknown = columns.first(where: { !names.contains($0) }) {
-                        throw FerryError(code: "config.document_unknown_column",
+                        throw FerryError(code: .configDocumentUnknownColumn,
                                          message: "document \(definition.name) (\(location)) names column '\(unknown)', which \(table) does not have",
                                          context: [("table", table.description)], fix: "columns of \(table): \(names.joined(separator: ", "))")
                     }
@@ -77,7 +77,7 @@ public struct DocumentBuilder: Sendable {
                 }
                 let root = try await check(definition.root, definition.columns ?? [], at: definition.location)
                 guard !root.primaryKey.isEmpty else {
-                    throw FerryError(code: "config.document_root_key", message: "document \(definition.name) (\(definition.location)): its root \(definition.root) has no primary key",
+                    throw FerryError(code: .configDocumentRootKey, message: "document \(definition.name) (\(definition.location)): its root \(definition.root) has no primary key",
                                      context: [("table", definition.root.description)], fix: "use a root table with a primary key: it identifies each document")
                 }
                 for node in tree.nodes.dropFirst() {

@@ -74,11 +74,11 @@ public enum BinlogFileDecoder {
     static func readFile(_ path: String) throws -> ByteBuffer {
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else {
-            throw FerryError(code: "cli.file", message: "cannot open \(path): \(String(cString: strerror(errno)))")
+            throw FerryError(code: .cliFile, message: "cannot open \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(descriptor) }
         var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw FerryError(code: "cli.file", message: "cannot stat \(path)") }
+        guard fstat(descriptor, &info) == 0 else { throw FerryError(code: .cliFile, message: "cannot stat \(path)") }
         let size = Int(info.st_size)
         var buffer = ByteBufferAllocator().buffer(capacity: size)
         var total = 0

@@ -49,7 +49,7 @@ extension ConfigReader {
             return try RuleParser.parse(text)
         } catch {
             let line = node.mark.map { "\(file):\($0.line)" } ?? file
-            throw FerryError(code: "config.invalid", message: "\(line): \(path): \(error.message) at column \(error.column) of \"\(text)\"",
+            throw FerryError(code: .configInvalid, message: "\(line): \(path): \(error.message) at column \(error.column) of \"\(text)\"",
                              fix: "conditions look like: changed(status) and after.status == 'paid' and before.total != null")
         }
     }

@@ -98,7 +98,7 @@ public struct FerryConfiguration: Sendable {
     /// - Parameter environment: for `${NAME}` interpolation.
     public static func load(path: String, environment: [String: String]) throws -> FerryConfiguration {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw FerryError(code: "config.unreadable", message: "cannot read configuration file \(path)",
+            throw FerryError(code: .configUnreadable, message: "cannot read configuration file \(path)",
                              fix: "check the path given with -c")
         }
         return try parse(text, file: path, environment: environment)
@@ -108,11 +108,11 @@ public struct FerryConfiguration: Sendable {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
-                throw FerryError(code: "config.empty", message: "\(file) is empty", fix: "see README.md for an example configuration")
+                throw FerryError(code: .configEmpty, message: "\(file) is empty", fix: "see README.md for an example configuration")
             }
             root = node
         } catch let error as YamlError {
-            throw FerryError(code: "config.yaml", message: "\(file) is not valid YAML: \(error)", context: [("file", file)],
+            throw FerryError(code: .configYAML, message: "\(file) is not valid YAML: \(error)", context: [("file", file)],
                              fix: "fix the YAML syntax at the line shown")
         }
         var reader = ConfigReader(file: file, environment: environment)
@@ -127,7 +127,7 @@ struct ConfigReader {
 
     func error(_ node: Node?, _ path: String, _ message: String, fix: String? = nil) -> FerryError {
         let line = node?.mark.map { "\(file):\($0.line)" } ?? file
-        return FerryError(code: "config.invalid", message: "\(line): \(path): \(message)", context: [], fix: fix)
+        return FerryError(code: .configInvalid, message: "\(line): \(path): \(message)", context: [], fix: fix)
     }
 
     func mapping(_ node: Node, _ path: String, allowed: [String]) throws -> [(key: String, node: Node, keyNode: Node)] {

@@ -66,7 +66,7 @@ public enum Run {
                 logger.notice("web page, API and metrics listening", metadata: ["ferry.url": "\(scheme)://\(bound.map(Self.hostAndPort) ?? address)/"])
             }
         } catch {
-            throw FerryError(code: "server.tls", message: "\(error)", context: [("file", configuration.file)],
+            throw FerryError(code: .serverTLS, message: "\(error)", context: [("file", configuration.file)],
                              fix: "server.tls.cert and server.tls.key must be PEM files: the certificate (chain) and its unencrypted private key")
         }
         return [.init(service: control, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
@@ -241,9 +241,9 @@ struct MySQLTransactionSource: TransactionSource {
             defer { group.cancelAll() }
             do {
                 _ = try await source.run(from: from, snapshot: job, resolved: resolved) { transaction in try await deliver(transaction) }
-            } catch let error as FerryError where error.code == "source.binlog.purged" && pipeline.snapshot.mode != .whenNeeded {
+            } catch let error as FerryError where error.code == .sourceBinlogPurged && pipeline.snapshot.mode != .whenNeeded {
                 throw error.adding("pipeline", pipeline.name)
-            } catch let error as FerryError where error.code == "source.binlog.purged" {
+            } catch let error as FerryError where error.code == .sourceBinlogPurged {
                 logger.warning("the saved position is no longer on the source; snapshotting every table again (snapshot: when_needed)",
                                metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.position": "\(position.map(\.description) ?? "none")"])
                 var again = job
@@ -264,7 +264,7 @@ struct ListeningService: Service {
         do {
             try await application.run()
         } catch {
-            throw FerryError(code: "server.listen", message: "the web page and API cannot listen on \(address): \(error)",
+            throw FerryError(code: .serverListen, message: "the web page and API cannot listen on \(address): \(error)",
                              fix: "set server.listen to a free HOST:PORT (or listen: off)")
         }
     }

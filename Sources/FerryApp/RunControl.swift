@@ -142,22 +142,22 @@ final class RunControl: ControlBackend, Service {
     }
 
     func snapshot(pipeline: String, tables: [String], actor: String) async throws -> [String] {
-        try await refusing(["cli.bad_table": .badRequest, "cli.table_not_replicated": .notFound, "cli.unknown_pipeline": .notFound]) {
+        try await refusing([.cliBadTable: .badRequest, .cliTableNotReplicated: .notFound, .cliUnknownPipeline: .notFound]) {
             try await Snapshots.request(configuration: configuration, pipeline: pipeline, tables: tables, store: store, actor: actor, logger: logger)
                 .map(\.description)
         }
     }
 
     func rewind(pipeline: String, sink: String, position: String, actor: String) async throws {
-        try await refusing(["cli.bad_position": .badRequest, "pipeline.rewind_ahead": .conflict, "cli.unknown_sink": .notFound,
-                            "cli.unknown_pipeline": .notFound]) {
+        try await refusing([.cliBadPosition: .badRequest, .pipelineRewindAhead: .conflict, .cliUnknownSink: .notFound,
+                            .cliUnknownPipeline: .notFound]) {
             try await SinkRewind.request(configuration: configuration, pipeline: pipeline, sink: sink, position: position, store: store, actor: actor)
         }
         try await restart(pipeline: pipeline, actor: actor)
     }
 
     /// Errors a user caused, by code, become refusals with the error's message and fix.
-    private func refusing<T>(_ kinds: [String: ControlRequestError.Kind], _ body: () async throws -> T) async throws -> T {
+    private func refusing<T>(_ kinds: [FerryError.Code: ControlRequestError.Kind], _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as FerryError {

@@ -26,20 +26,20 @@ public enum SinkRewind {
     static func request(configuration: FerryConfiguration, pipeline: String, sink: String, position text: String,
                         store: SQLiteCheckpointStore, actor: String) async throws {
         guard let spec = configuration.pipelines.first(where: { $0.name == pipeline }) else {
-            throw FerryError(code: "cli.unknown_pipeline", message: "no pipeline named '\(pipeline)' in \(configuration.file)",
+            throw FerryError(code: .cliUnknownPipeline, message: "no pipeline named '\(pipeline)' in \(configuration.file)",
                              fix: "pipelines: \(configuration.pipelines.map(\.name).joined(separator: ", "))")
         }
         guard spec.sinks.contains(sink) else {
-            throw FerryError(code: "cli.unknown_sink", message: "pipeline \(pipeline) has no sink named '\(sink)'",
+            throw FerryError(code: .cliUnknownSink, message: "pipeline \(pipeline) has no sink named '\(sink)'",
                              fix: "its sinks: \(spec.sinks.joined(separator: ", "))")
         }
         guard let coordinates = BinlogCoordinates(parsing: Substring(text)) else {
-            throw FerryError(code: "cli.bad_position", message: "'\(text)' is not a binlog position",
+            throw FerryError(code: .cliBadPosition, message: "'\(text)' is not a binlog position",
                              fix: "give FILE:OFFSET as printed by `ferry status` or in an event's id, e.g. mariadb-bin.000003:1234")
         }
         let position = SourcePosition.binlog(BinlogPosition(coordinates: coordinates, gtidPosition: nil))
         if let applied = try await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied, position > applied {
-            throw FerryError(code: "pipeline.rewind_ahead",
+            throw FerryError(code: .pipelineRewindAhead,
                              message: "\(coordinates) is after what sink \(sink) has applied (\(applied.place)); a rewind cannot skip changes",
                              context: [("pipeline", pipeline), ("sink", sink)], fix: "give a position at or before \(applied.place)")
         }

@@ -81,19 +81,19 @@ public enum Snapshots {
     static func request(configuration: FerryConfiguration, pipeline: String, tables: [String], store: SQLiteCheckpointStore, actor: String,
                         logger: Logger) async throws -> [TableName] {
         guard let spec = configuration.pipelines.first(where: { $0.name == pipeline }) else {
-            throw FerryError(code: "cli.unknown_pipeline", message: "no pipeline named '\(pipeline)' in \(configuration.file)",
+            throw FerryError(code: .cliUnknownPipeline, message: "no pipeline named '\(pipeline)' in \(configuration.file)",
                              fix: "pipelines: \(configuration.pipelines.map(\.name).joined(separator: ", "))")
         }
         var names: [TableName] = []
         for text in tables {
             let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
             guard parts.count == 2 else {
-                throw FerryError(code: "cli.bad_table", message: "'\(text)' is not DATABASE.TABLE", fix: "name tables as they are in the source, e.g. shop.orders")
+                throw FerryError(code: .cliBadTable, message: "'\(text)' is not DATABASE.TABLE", fix: "name tables as they are in the source, e.g. shop.orders")
             }
             let name = TableName(database: parts[0], table: parts[1])
             let filter = TableFilter(include: spec.include, exclude: spec.exclude)
             guard filter.includes(name) else {
-                throw FerryError(code: "cli.table_not_replicated", message: "pipeline \(pipeline) does not replicate \(name)",
+                throw FerryError(code: .cliTableNotReplicated, message: "pipeline \(pipeline) does not replicate \(name)",
                                  fix: "add it to the pipeline's tables: (and restart), then request its snapshot")
             }
             names.append(name)

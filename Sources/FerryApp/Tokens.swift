@@ -8,16 +8,16 @@ import StateStore
 public enum Tokens {
     public static func create(configuration: FerryConfiguration, name: String, role: String, logger: Logger) async throws -> String {
         guard let role = Role(rawValue: role) else {
-            throw FerryError(code: "cli.bad_role", message: "'\(role)' is not a role", fix: "use --role viewer, operator or admin")
+            throw FerryError(code: .cliBadRole, message: "'\(role)' is not a role", fix: "use --role viewer, operator or admin")
         }
         guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.@".contains($0) }) else {
-            throw FerryError(code: "cli.bad_token_name", message: "'\(name)' is not a usable token name",
+            throw FerryError(code: .cliBadTokenName, message: "'\(name)' is not a usable token name",
                              fix: "use up to 64 letters, digits and - _ . @ (it appears in the audit log)")
         }
         let token = APIToken.generate()
         let created = try await withStore(configuration, logger) { try await $0.createToken(name: name, role: role.rawValue, hash: APIToken.hash(token)) }
         guard created else {
-            throw FerryError(code: "cli.token_exists", message: "a token named \(name) exists already",
+            throw FerryError(code: .cliTokenExists, message: "a token named \(name) exists already",
                              fix: "choose another name, or `ferry token revoke -c \(configuration.file) --name \(name)` first")
         }
         return token
@@ -29,7 +29,7 @@ public enum Tokens {
 
     public static func revoke(configuration: FerryConfiguration, name: String, logger: Logger) async throws {
         guard try await withStore(configuration, logger, { try await $0.revokeToken(name: name) }) else {
-            throw FerryError(code: "cli.unknown_token", message: "no token named \(name)", fix: "`ferry token list -c \(configuration.file)` shows them")
+            throw FerryError(code: .cliUnknownToken, message: "no token named \(name)", fix: "`ferry token list -c \(configuration.file)` shows them")
         }
     }
 

@@ -50,7 +50,7 @@ public enum Verify {
             guard let name else { return true }
             if pipeline.name == name { return true }
             guard configuration.pipelines.contains(where: { $0.name == name }) else {
-                throw FerryError(code: "cli.unknown_pipeline", message: "no pipeline named '\(name)' in \(configuration.file)",
+                throw FerryError(code: .cliUnknownPipeline, message: "no pipeline named '\(name)' in \(configuration.file)",
                                  fix: "pipelines: \(configuration.pipelines.map(\.name).joined(separator: ", "))")
             }
             return false
@@ -71,7 +71,7 @@ public enum Verify {
         var tables = try requested.map { text -> TableName in
             let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
             guard parts.count == 2 else {
-                throw FerryError(code: "cli.bad_table", message: "'\(text)' is not DATABASE.TABLE", fix: "name tables as they are in the source, e.g. shop.orders")
+                throw FerryError(code: .cliBadTable, message: "'\(text)' is not DATABASE.TABLE", fix: "name tables as they are in the source, e.g. shop.orders")
             }
             return TableName(database: parts[0], table: parts[1])
         }

@@ -75,18 +75,18 @@ public struct BinlogEventError: Error, Sendable, CustomStringConvertible, FerryE
         switch underlying.kind {
         case .checksumMismatch:
             return FerryError(
-                code: "source.binlog.checksum_mismatch",
+                code: .sourceBinlogChecksumMismatch,
                 message: "binlog event failed its CRC32 check: \(underlying)",
                 context: context,
                 fix: "the binlog bytes were damaged in transit or on disk; check the server's binlog with `mariadb-binlog --verify-binlog-checksum` and restart from the last good position"
             )
         case .unsupportedColumn:
-            return FerryError(code: "source.binlog.unsupported_column", message: underlying.description, context: context)
+            return FerryError(code: .sourceBinlogUnsupportedColumn, message: underlying.description, context: context)
         case .unsupportedEvent:
-            return FerryError(code: "source.binlog.unsupported_event", message: underlying.description, context: context)
+            return FerryError(code: .sourceBinlogUnsupportedEvent, message: underlying.description, context: context)
         default:
             return FerryError(
-                code: "source.binlog.undecodable_event",
+                code: .sourceBinlogUndecodableEvent,
                 message: "cannot decode binlog event: \(underlying)",
                 context: context,
                 fix: "report this with the bytes shown; the stream stops here so nothing is skipped"

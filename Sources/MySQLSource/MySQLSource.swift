@@ -139,7 +139,7 @@ public struct MySQLSource: Sendable {
         case .earliest:
             let logs = try await query.query("SHOW BINARY LOGS")
             guard let first = logs.rows.first?[0] else {
-                throw FerryError(code: "source.binlog.off", message: "the server has no binary logs",
+                throw FerryError(code: .sourceBinlogOff, message: "the server has no binary logs",
                                  fix: "enable log_bin on the server (see `ferry check`)")
             }
             return ResolvedStart(coordinates: BinlogCoordinates(file: first, offset: 4), gtid: nil)
@@ -149,7 +149,7 @@ public struct MySQLSource: Sendable {
         case .coordinates(let coordinates):
             let logs = try await query.query("SHOW BINARY LOGS").rows.compactMap { $0[0] }
             guard logs.contains(coordinates.file) else {
-                throw FerryError(code: "source.binlog.purged",
+                throw FerryError(code: .sourceBinlogPurged,
                                  message: "binlog file \(coordinates.file) is not on the server (it has \(logs.first ?? "none") … \(logs.last ?? "none"))",
                                  context: [("source", configuration.name), ("position", coordinates.description)],
                                  fix: "the server purged the binlog ferry needs (binlog_expire_logs_seconds / PURGE BINARY LOGS): set `snapshot: when_needed` on the pipeline to snapshot every table again from the current position, or delete the pipeline's state and targets and start over")
@@ -188,13 +188,13 @@ struct ServerFacts: Sendable {
         let metadata = (try? await query.query("SELECT @@GLOBAL.binlog_row_metadata").rows.first?[0]) ?? nil
         let logBin = try await query.query("SELECT @@GLOBAL.log_bin").rows.first?[0] ?? "0"
         guard logBin == "1" || logBin.uppercased() == "ON" else {
-            throw FerryError(code: "source.binlog.off", message: "binary logging is off on the source, so there is no binlog to follow",
+            throw FerryError(code: .sourceBinlogOff, message: "binary logging is off on the source, so there is no binlog to follow",
                              fix: "add `log_bin = mysql-bin` and `server_id = 1` under [mysqld] and restart the server (see `ferry check`)")
         }
         let format = try await query.query("SELECT @@GLOBAL.binlog_format").rows.first?[0] ?? ""
 
         guard format.uppercased() == "ROW" else {
-            throw FerryError(code: "source.binlog.format", message: "the source's binlog_format is \(format), so row changes are not in the binlog",
+            throw FerryError(code: .sourceBinlogFormat, message: "the source's binlog_format is \(format), so row changes are not in the binlog",
                              fix: "SET GLOBAL binlog_format = 'ROW'; and `binlog_format = ROW` under [mysqld] (see `ferry check`)")
         }
 
@@ -206,7 +206,7 @@ struct ServerFacts: Sendable {
     static func currentCoordinates(_ query: MySQLConnection) async throws -> BinlogCoordinates {
         let status = try await query.query("SHOW MASTER STATUS")
         guard let file = status.value("File"), let position = status.value("Position").flatMap({ UInt64($0) }) else {
-            throw FerryError(code: "source.binlog.off", message: "SHOW MASTER STATUS returned nothing: binary logging is off",
+            throw FerryError(code: .sourceBinlogOff, message: "SHOW MASTER STATUS returned nothing: binary logging is off",
                              fix: "enable log_bin on the server (see `ferry check`)")
         }
         return BinlogCoordinates(file: file, offset: position)

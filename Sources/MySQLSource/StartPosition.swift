@@ -27,7 +27,7 @@ public enum StartPosition: Sendable, Equatable, CustomStringConvertible {
                 self = .gtid(.mysql(set))
             } else {
                 throw FerryError(
-                    code: "cli.invalid_position",
+                    code: .cliInvalidPosition,
                     message: "'\(text)' is not a position",
                     fix: "use earliest, current, FILE:OFFSET (mariadb-bin.000003:1234), a MariaDB GTID position (0-1-100[,1-2-7]) or a MySQL GTID set (uuid:1-100)")
             }

@@ -85,7 +85,7 @@ struct StreamSession {
             case .mysql(let set):
                 try await binlog.startBinlogDump(.binlogDumpGTID(flags: 0, serverID: configuration.serverID, file: "", position: 4, gtidSet: set))
             case nil:
-                throw FerryError(code: "source.position", message: "no start position")
+                throw FerryError(code: .sourcePosition, message: "no start position")
             }
         }
         try await binlog.enableReadTimeout(seconds: configuration.readTimeoutSeconds)
@@ -219,7 +219,7 @@ struct StreamSession {
     private mutating func handleRows(_ rows: RowsEvent, header: BinlogEventHeader, parser: BinlogParser) throws {
         guard rows.tableID != RowsEvent.dummyTableID else { return }
         guard let cached = decoders[rows.tableID] else {
-            throw FerryError(code: "source.binlog.undecodable_event", message: "rows event for table id \(rows.tableID) without its TABLE_MAP",
+            throw FerryError(code: .sourceBinlogUndecodableEvent, message: "rows event for table id \(rows.tableID) without its TABLE_MAP",
                              context: [("source", configuration.name), ("position", position(of: header))])
         }
         if cached.isSignal, let decoder = cached.decoder, let windows = snapshot?.windows {
@@ -244,11 +244,11 @@ struct StreamSession {
         do {
             changes = try rows.decodeRows(using: decoder)
         } catch let error as BinlogDecodingError {
-            let code = if case .unsupportedColumn = error.kind { "source.binlog.unsupported_column" } else { "source.binlog.undecodable_row" }
+            let code: FerryError.Code = if case .unsupportedColumn = error.kind { .sourceBinlogUnsupportedColumn } else { .sourceBinlogUndecodableRow }
             throw FerryError(code: code, message: "cannot decode a row of \(decoder.schema.name): \(error)",
                              context: [("source", configuration.name), ("table", decoder.schema.name.description),
                                        ("position", position(of: header))],
-                             fix: code == "source.binlog.unsupported_column" ? nil : "report this with the binlog file; the stream stops here so nothing is skipped")
+                             fix: code == .sourceBinlogUnsupportedColumn ? nil : "report this with the binlog file; the stream stops here so nothing is skipped")
         }
         assembler.rowsReceived(kind: rows.kind, schema: decoder.schema, changes: changes, header: header)
     }

@@ -25,31 +25,31 @@ public enum MySQLWireError: Error, Sendable, CustomStringConvertible, FerryError
     public var ferryError: FerryError {
         switch self {
         case .server(let packet, let context):
-            return FerryError(code: "source.mysql.server_error", message: "server refused \(context): \(packet.errorCode) (\(packet.sqlState)) \(packet.message)",
+            return FerryError(code: .sourceMySQLServerError, message: "server refused \(context): \(packet.errorCode) (\(packet.sqlState)) \(packet.message)",
                               fix: MySQLWireError.fix(for: packet))
         case .protocolViolation(let text):
-            return FerryError(code: "source.mysql.protocol", message: "unexpected reply from the server: \(text)",
+            return FerryError(code: .sourceMySQLProtocol, message: "unexpected reply from the server: \(text)",
                               fix: "check that the address points to a MySQL or MariaDB server")
         case .connectionClosed(let text):
-            return FerryError(code: "source.mysql.connection_closed", message: "the server closed the connection \(text)",
+            return FerryError(code: .sourceMySQLConnectionClosed, message: "the server closed the connection \(text)",
                               fix: "check the server's error log; Ferry reconnects automatically while following a binlog")
         case .connectFailed(let host, let port, let reason):
-            return FerryError(code: "source.mysql.unreachable", message: "cannot connect to \(host):\(port): \(reason)",
+            return FerryError(code: .sourceMySQLUnreachable, message: "cannot connect to \(host):\(port): \(reason)",
                               fix: "check the host and port, that the server is running, and that a firewall allows the connection")
         case .tlsUnavailable(let text):
-            return FerryError(code: "source.mysql.tls_unavailable", message: text,
+            return FerryError(code: .sourceMySQLTLSUnavailable, message: text,
                               fix: "enable TLS on the server (ssl_cert/ssl_key) or connect with ?tls=prefer or ?tls=disable")
         case .tlsFailed(let text):
-            return FerryError(code: "source.mysql.tls_failed", message: "TLS handshake failed: \(text)",
+            return FerryError(code: .sourceMySQLTLSFailed, message: "TLS handshake failed: \(text)",
                               fix: "check the server certificate, ?ssl-ca=FILE, and the host name for tls=verify-full")
         case .unsupportedAuthentication(let plugin):
-            return FerryError(code: "source.mysql.auth_plugin", message: "the server asks for authentication plugin \(plugin), which Ferry does not support",
+            return FerryError(code: .sourceMySQLAuthPlugin, message: "the server asks for authentication plugin \(plugin), which Ferry does not support",
                               fix: "create the replication user with mysql_native_password or caching_sha2_password, e.g. ALTER USER 'ferry'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('…')")
         case .readTimeout(let seconds):
-            return FerryError(code: "source.mysql.read_timeout", message: "no data or heartbeat from the server for \(seconds) s",
+            return FerryError(code: .sourceMySQLReadTimeout, message: "no data or heartbeat from the server for \(seconds) s",
                               fix: "check the network; Ferry reconnects automatically while following a binlog")
         case .invalidConfiguration(let text):
-            return FerryError(code: "config.source", message: text)
+            return FerryError(code: .configSource, message: text)
         }
     }
 

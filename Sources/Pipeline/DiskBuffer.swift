@@ -98,10 +98,11 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
                 if waiting == nil {
                     waiting = .now
                     outOfSpace.record(1)
-                    let message = "error[buffer.disk_full]: the disk buffer's file system is full; the pipeline holds (the source keeps its binlog) "
-                        + "and goes on by itself when space returns. Fix: free at least \(log.options.segmentBytes) bytes on the file system "
-                        + "of \(log.directory), or move data_dir"
-                    logger.warning("\(message)",
+                    let full = FerryError(code: .bufferDiskFull,
+                                          message: "the disk buffer's file system is full; the pipeline holds (the source keeps its binlog) and goes on by itself when space returns",
+                                          context: [("directory", log.directory)],
+                                          fix: "free at least \(log.options.segmentBytes) bytes on the file system of \(log.directory), or move data_dir")
+                    logger.warning("\(full)",
                                    metadata: ["ferry.directory": "\(log.directory)", "ferry.space_needed_bytes": "\(log.options.segmentBytes)"])
                 }
                 try await Task.sleep(for: .seconds(1))

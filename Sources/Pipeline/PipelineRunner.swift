@@ -119,7 +119,7 @@ public struct PipelineRunner: Sendable {
         for (sink, position) in checkpoint?.rewinds ?? [:] where sinks.contains(where: { $0.name == sink }) {
             if let current = applied[sink], position > current {
                 await closeOpened()
-                throw FerryError(code: "pipeline.rewind_ahead",
+                throw FerryError(code: .pipelineRewindAhead,
                                  message: "sink \(sink) was asked to rewind to \(position.place), after what it has applied (\(current.place))",
                                  context: [("pipeline", name), ("sink", sink)],
                                  fix: "give `ferry sink rewind` a position at or before \(current.place)")
@@ -172,7 +172,7 @@ public struct PipelineRunner: Sendable {
                 do {
                     recorded = try await owned.open()
                 } catch {
-                    throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", sink.name)
+                    throw FerryError(describing: error, code: .sinkWriteFailed).adding("pipeline", name).adding("sink", sink.name)
                 }
                 opening.sessions[sink.name] = owned.handOver()
                 if let recorded { opening.applied[sink.name] = recorded }
@@ -183,7 +183,7 @@ public struct PipelineRunner: Sendable {
                         logger.warning("dead-letter sink not ready; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
                     }
                 } catch {
-                    throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", name).adding("sink", deadLetters.name)
+                    throw FerryError(describing: error, code: .sinkWriteFailed).adding("pipeline", name).adding("sink", deadLetters.name)
                 }
             }
         } catch {
@@ -238,7 +238,7 @@ public struct PipelineRunner: Sendable {
             do {
                 disk = try DiskBuffer(directory: directory, options: options, starts: starts, fallback: resume, pipeline: name, logger: logger)
             } catch {
-                throw FerryError(describing: error, code: "buffer.disk_unusable").adding("pipeline", name)
+                throw FerryError(describing: error, code: .bufferDiskUnusable).adding("pipeline", name)
             }
             buffer = disk
             bufferBytes = { await disk.backlogBytes }

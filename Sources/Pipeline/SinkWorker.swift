@@ -42,7 +42,7 @@ struct SinkWorker: Sendable {
             } catch is CancellationError {
                 return
             } catch {
-                throw FerryError(describing: error, code: "sink.write_failed").adding("pipeline", configuration.name).adding("sink", sink.name)
+                throw FerryError(describing: error, code: .sinkWriteFailed).adding("pipeline", configuration.name).adding("sink", sink.name)
             }
             if !rewound, let recorded, applied.map({ recorded > $0 }) ?? true {
                 applied = recorded
@@ -88,7 +88,7 @@ struct SinkWorker: Sendable {
     }
 
     func failure(_ error: any Error, _ batch: [Transaction]) -> FerryError {
-        FerryError(describing: error, code: "sink.write_failed").adding("pipeline", configuration.name).adding("sink", sink.name)
+        FerryError(describing: error, code: .sinkWriteFailed).adding("pipeline", configuration.name).adding("sink", sink.name)
             .adding("position", batch.count == 1 ? "\(batch[0].position.place)" : "\(batch.first!.position.place)…\(batch.last!.position.place)")
     }
 
@@ -142,7 +142,7 @@ struct SinkWorker: Sendable {
                 do {
                     try await applyRetrying([single], owned)
                 } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {
-                    let reason = FerryError(describing: error, code: "sink.rejected").adding("pipeline", configuration.name)
+                    let reason = FerryError(describing: error, code: .sinkRejected).adding("pipeline", configuration.name)
                         .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.place)")
                     guard deadLetters != nil else { throw reason }
                     letters.append(DeadLetter(pipeline: configuration.name, sink: sink.name, event: event, error: reason))
@@ -245,5 +245,5 @@ struct SessionUnusable: ClassifiedError, FerryErrorConvertible, CustomStringConv
     var underlying: any Error
     var isTransient: Bool { false }
     var disposition: ErrorDisposition { .fatal }
-    var ferryError: FerryError { FerryError(describing: underlying, code: "sink.write_failed") }
+    var ferryError: FerryError { FerryError(describing: underlying, code: .sinkWriteFailed) }
 }

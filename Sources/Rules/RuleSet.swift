@@ -213,7 +213,7 @@ public final class RuleSet: @unchecked Sendable {
             // A rule for every table may name columns only some tables have: it simply does not match the others.
             guard !rule.tables.isEmpty else { continue }
             if let unknown = rule.namedColumns.subtracting(columns.keys).sorted().first {
-                throw FerryError(code: "config.rule_unknown_column",
+                throw FerryError(code: .configRuleUnknownColumn,
                                  message: "the rule at \(rule.location) names column '\(unknown)', which \(schema.name) does not have",
                                  context: [("pipeline", pipeline), ("table", schema.name.description), ("rule", rule.location)],
                                  fix: "columns of \(schema.name): \(schema.columns.indices.map { schema.columnName($0) }.joined(separator: ", "))")

@@ -98,7 +98,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     ]
 
     static func corrupt(_ path: String, _ cause: String) -> FerryError {
-        FerryError(code: "state.corrupt", message: "the state file \(path) cannot be used: \(cause)",
+        FerryError(code: .stateCorrupt, message: "the state file \(path) cannot be used: \(cause)",
                    context: [("file", path)],
                    fix: "move the file aside and start again: each SQL sink recovers its position from its ferry_offsets table; for other sinks give a start position with `ferry run --from POSITION`",
                    disposition: .fatal)
@@ -340,7 +340,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
 
     static func decode<T: Decodable>(_ type: T.Type, _ text: String?) throws -> T {
         guard let text, let value = try? JSONDecoder().decode(type, from: Data(text.utf8)) else {
-            throw FerryError(code: "state.corrupt", message: "a snapshot record in the state file cannot be read: \(text ?? "NULL")",
+            throw FerryError(code: .stateCorrupt, message: "a snapshot record in the state file cannot be read: \(text ?? "NULL")",
                              fix: "start the table's snapshot over with `ferry snapshot -c FILE PIPELINE TABLE`")
         }
         return value

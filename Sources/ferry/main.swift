@@ -111,10 +111,10 @@ struct TailCommand: AsyncParsableCommand {
         try await reportingErrors {
             let countOnly = format == "none"
             guard let writerFormat = countOnly ? EventJSONWriter.Format.compact : EventJSONWriter.Format(rawValue: format) else {
-                throw FerryError(code: "cli.invalid_option", message: "--format \(format) is not debezium, compact or none")
+                throw FerryError(code: .cliInvalidOption, message: "--format \(format) is not debezium, compact or none")
             }
             if let to, to.lowercased() != "current" {
-                throw FerryError(code: "cli.invalid_option", message: "--to \(to) is not supported", fix: "use --to current")
+                throw FerryError(code: .cliInvalidOption, message: "--to \(to) is not supported", fix: "use --to current")
             }
             let start = try StartPosition(parsing: from)
             FileDescriptorOutput.ignoreBrokenPipeSignal()
@@ -155,7 +155,7 @@ struct CheckCommand: AsyncParsableCommand {
             } else if let source {
                 passed = try await Check.run(sourceURL: source, password: sourcePassword(), logger: logger) { print($0) }
             } else {
-                throw FerryError(code: "cli.invalid_option", message: "ferry check needs --source URL or -c FILE")
+                throw FerryError(code: .cliInvalidOption, message: "ferry check needs --source URL or -c FILE")
             }
             if !passed { throw ExitCode(1) }
         }
@@ -198,7 +198,7 @@ struct ReadBinlogCommand: AsyncParsableCommand {
         _ = logging.bootstrap()
         try await reportingErrors {
             guard let output = BinlogFileDecoder.Output(rawValue: format) else {
-                throw FerryError(code: "cli.invalid_option", message: "--format \(format) is not debezium, compact or none")
+                throw FerryError(code: .cliInvalidOption, message: "--format \(format) is not debezium, compact or none")
             }
             FileDescriptorOutput.ignoreBrokenPipeSignal()
             do {

@@ -103,16 +103,16 @@ import Testing
         func error(_ status: Int, _ answer: String) -> ClickHouseSinkError {
             ClickHouseSinkError(status: status, answer: answer, sink: "olap", table: table, position: at)
         }
-        #expect(error(500, "Code: 193, e.displayText() = DB::Exception: Wrong password for user ferry, e.what() = DB::Exception\n").ferryError.code == "sink.clickhouse.auth")
-        #expect(error(516, "Code: 516. DB::Exception: ferry: Authentication failed").ferryError.code == "sink.clickhouse.auth")
+        #expect(error(500, "Code: 193, e.displayText() = DB::Exception: Wrong password for user ferry, e.what() = DB::Exception\n").ferryError.code == .sinkClickHouseAuth)
+        #expect(error(516, "Code: 516. DB::Exception: ferry: Authentication failed").ferryError.code == .sinkClickHouseAuth)
         #expect(error(500, "Code: 252, e.displayText() = DB::Exception: Too many parts (300)").isTransient)
         #expect(error(503, "Service Unavailable").isTransient, "a 5xx without a ClickHouse code (a proxy) is retried")
         let rejected = error(500, "Code: 53, e.displayText() = DB::Exception: Type mismatch, e.what() = DB::Exception\nstack")
         #expect(!rejected.isTransient)
-        #expect(rejected.ferryError.code == "sink.clickhouse.rejected")
+        #expect(rejected.ferryError.code == .sinkClickHouseRejected)
         #expect(rejected.ferryError.message == "ClickHouse sink olap cannot write a change of shop.orders: Code: 53, e.displayText() = DB::Exception: Type mismatch")
         #expect(ClickHouseSinkError(status: 400, answer: "Code: 62, e.displayText() = DB::Exception: Syntax error", sink: "olap", table: nil, position: nil)
-            .ferryError.code == "sink.clickhouse.refused")
+            .ferryError.code == .sinkClickHouseRefused)
     }
 
     @Test func urlsGiveUserAndDatabaseAndKeepNoCredentials() throws {

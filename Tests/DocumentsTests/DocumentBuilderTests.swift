@@ -12,7 +12,7 @@ final class MemoryRows: DocumentRowSource, DocumentRowReader, @unchecked Sendabl
     func forget(_ table: TableName) async {}
 
     func schema(of table: TableName) async throws -> TableSchema {
-        guard let rows = tables[table] else { throw FerryError(code: "snapshot.table_missing", message: "no \(table)") }
+        guard let rows = tables[table] else { throw FerryError(code: .snapshotTableMissing, message: "no \(table)") }
         return rows.schema
     }
 
@@ -139,7 +139,7 @@ final class MemoryRows: DocumentRowSource, DocumentRowReader, @unchecked Sendabl
             try await DocumentBuilder(definitions: [wrong], source: Self.rows()).validate()
             Issue.record("no error")
         } catch let error as FerryError {
-            #expect(error.code == "config.document_unknown_column")
+            #expect(error.code == .configDocumentUnknownColumn)
             #expect(error.message == "document customer_doc (f:4) names column 'addr_id', which shop.address does not have")
             #expect(error.fix == "columns of shop.address: address_id, city")
         }

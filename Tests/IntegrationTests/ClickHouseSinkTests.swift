@@ -145,7 +145,7 @@ extension Integration {
                 try await sink.apply([Self.transaction(400, Self.schema("dates"), [(.create, nil, old)])])
             }
             let error = (rejected as? any FerryErrorConvertible)?.ferryError
-            #expect(error?.code == "sink.clickhouse.rejected")
+            #expect(error?.code == .sinkClickHouseRejected)
             #expect(error?.message.contains("it.dates") == true && error?.message.contains("1960-05-01 is outside ClickHouse's Date range") == true, "\(String(describing: error))")
             #expect(error?.context.contains { $0.0 == "position" && $0.1 == "it.000001:400" } == true, "\(String(describing: error))")
             #expect((rejected as? any ClassifiedError)?.isTransient == false)
@@ -165,7 +165,7 @@ extension Integration {
 
             let wrongPassword = try Self.sink("it_bad", password: "not-the-password")
             let auth = await #expect(throws: (any Error).self) { _ = try await wrongPassword.open() }
-            #expect((auth as? any FerryErrorConvertible)?.ferryError.code == "sink.clickhouse.auth")
+            #expect((auth as? any FerryErrorConvertible)?.ferryError.code == .sinkClickHouseAuth)
             #expect((auth as? any ClassifiedError)?.isTransient == false)
             #expect(!"\(String(describing: auth))".contains("not-the-password"), "no password in the error")
             try await wrongPassword.close()

@@ -138,7 +138,7 @@ extension Integration {
                 _ = try await collectChanges(from: start, include: ["\(Self.database).hires"])
                 Issue.record("hires column decoded")
             } catch let error as FerryError {
-                #expect(error.code == "source.binlog.unsupported_column")
+                #expect(error.code == .sourceBinlogUnsupportedColumn)
                 #expect(error.description.contains("column t of \(Self.database).hires"))
                 #expect(error.description.contains("ALTER TABLE \(Self.database).hires FORCE"))
                 #expect(error.description.contains("position=mariadb-bin."))

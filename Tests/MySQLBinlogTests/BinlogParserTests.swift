@@ -118,7 +118,7 @@ import Testing
             Issue.record("accepted a damaged event")
         } catch let error as BinlogEventError {
             guard case .checksumMismatch = error.underlying.kind else { Issue.record("wrong kind \(error)"); return }
-            #expect(error.ferryError.code == "source.binlog.checksum_mismatch")
+            #expect(error.ferryError.code == .sourceBinlogChecksumMismatch)
             #expect(error.description.contains("mariadb-bin.000001:"))
         }
     }

@@ -110,13 +110,13 @@ import Testing
         }
         #expect(Array(proof.readableBytesView) == PasswordScramble.nativePassword(password: "secret", scramble: newScramble))
         guard case .fail(let error) = machine().switchTo("client_ed25519") else { Issue.record("ed25519 accepted"); return }
-        #expect(error.ferryError.code == "source.mysql.auth_plugin")
+        #expect(error.ferryError.code == .sourceMySQLAuthPlugin)
     }
 
     @Test func tlsRequiredButNotOffered() throws {
         var auth = machine(tls: .require)
         guard case .fail(let error) = auth.handshakeReceived(try handshake("mysql_native_password")) else { Issue.record("did not fail"); return }
-        #expect(error.ferryError.code == "source.mysql.tls_unavailable")
+        #expect(error.ferryError.code == .sourceMySQLTLSUnavailable)
         var preferring = machine(tls: .prefer)
         guard case .send = preferring.handshakeReceived(try handshake("mysql_native_password")) else { Issue.record("prefer should go on without TLS"); return }
     }
@@ -127,7 +127,7 @@ import Testing
         var error = ByteBuffer(bytes: [0xFF] + [0x15, 0x04] + Array("#28000".utf8))
         error.writeString("Access denied for user 'ferry'@'localhost' (using password: YES)")
         guard case .fail(let failure) = auth.packetReceived(error) else { Issue.record("did not fail"); return }
-        #expect(failure.ferryError.code == "source.mysql.server_error")
+        #expect(failure.ferryError.code == .sourceMySQLServerError)
         #expect(failure.description.contains("1045"))
         #expect(failure.description.contains("check the user name and password"))
     }

@@ -47,7 +47,7 @@ import Testing
         let text = Self.valid.replacingOccurrences(of: "    tables:", with: "    tabels:")
         #expect(throws: FerryError.self) { try parse(text) }
         do { _ = try parse(text) } catch let error as FerryError {
-            #expect(error.code == "config.invalid")
+            #expect(error.code == .configInvalid)
             #expect(error.message.hasPrefix("ferry.yml:10: pipelines.shop-to-local.tabels: unknown key 'tabels'"))
             #expect(error.fix?.contains("did you mean 'tables'") == true)
         } catch { Issue.record("\(error)") }

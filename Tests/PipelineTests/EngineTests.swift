@@ -129,7 +129,7 @@ func temporaryDirectory() -> String {
             _ = try await SQLiteCheckpointStore.open(path: path, logger: Logger(label: "test"))
             Issue.record("opened a corrupt state file")
         } catch let error as FerryError {
-            #expect(error.code == "state.corrupt")
+            #expect(error.code == .stateCorrupt)
             #expect(error.fix?.contains("ferry_offsets") == true)
         }
     }

@@ -122,7 +122,7 @@ import Testing
             try await sink.apply([all[1], all[2]])
             Issue.record("a schema change passed a fail policy")
         } catch let error as FerryError {
-            #expect(error.code == "sink.schema_change_refused")
+            #expect(error.code == .sinkSchemaChangeRefused)
             #expect(error.message.contains("ALTER TABLE items ADD note VARCHAR(20)"))
             #expect(error.context.contains { $0 == ("position", "b.000001:200") })
             #expect(error.context.contains { $0 == ("table", "shop.items") })

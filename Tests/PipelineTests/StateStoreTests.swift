@@ -147,7 +147,7 @@ actor FailingFsyncSink: StatelessSink {
 
     func apply(_ transactions: [Transaction]) async throws {
         writes += 1
-        throw FerryError(code: "sink.file.fsync", message: "fsync of /data/files.jsonl failed: Input/output error", disposition: .fatal)
+        throw FerryError(code: .sinkFileFsync, message: "fsync of /data/files.jsonl failed: Input/output error", disposition: .fatal)
     }
 }
 

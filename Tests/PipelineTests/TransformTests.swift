@@ -49,12 +49,12 @@ import Testing
             }
         }
         let unknown = failure(TableMapping(tables: "shop.*", columns: ColumnProjection(renameColumns: ["mesage": "text"])))
-        #expect(unknown?.code == "config.unknown_column")
+        #expect(unknown?.code == .configUnknownColumn)
         #expect(unknown?.message == "renamed column 'mesage' of the mapping is not a column of shop.log_2024")
         #expect(unknown?.fix == "columns of shop.log_2024: id, at, message, secret_token, level")
         #expect(unknown?.context.contains { $0 == ("pipeline", "p") } == true)
         #expect(failure(TableMapping(tables: "shop.*", columns: ColumnProjection(key: ["nope"])))?.message == "key column 'nope' of the mapping is not a column of shop.log_2024")
-        #expect(failure(TableMapping(tables: "shop.*", columns: ColumnProjection(excludeColumns: ["id"], key: ["id"])))?.code == "config.key_column_excluded")
-        #expect(failure(TableMapping(tables: "shop.*", columns: ColumnProjection(renameColumns: ["at": "id"])))?.code == "config.duplicate_column")
+        #expect(failure(TableMapping(tables: "shop.*", columns: ColumnProjection(excludeColumns: ["id"], key: ["id"])))?.code == .configKeyColumnExcluded)
+        #expect(failure(TableMapping(tables: "shop.*", columns: ColumnProjection(renameColumns: ["at": "id"])))?.code == .configDuplicateColumn)
     }
 }

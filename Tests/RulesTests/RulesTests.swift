@@ -138,7 +138,7 @@ import Testing
         #expect(out[1].before == [.int(1), .string("paid"), .decimal("12.50")] && out[1].after == [.int(1), .string("open"), .null])
 
         let keyless = failure(Rule(tables: ["shop.orders"], columns: ColumnProjection(excludeColumns: ["id"]), location: "ferry.yml:9"))
-        #expect(keyless?.code == "config.key_column_excluded")
+        #expect(keyless?.code == .configKeyColumnExcluded)
         #expect(keyless?.message == "column 'id' identifies rows of shop.orders but the rule at ferry.yml:9 leaves it out")
         let misspelt = failure(Rule(tables: ["shop.orders"], columns: ColumnProjection(renameColumns: ["totl": "amount"]), location: "ferry.yml:4"))
         #expect(misspelt?.message == "the rule at ferry.yml:4 names column 'totl', which shop.orders does not have")
@@ -149,7 +149,7 @@ import Testing
 
     @Test func aRuleNamingAnUnknownColumnIsAnErrorWithItsLine() throws {
         let error = failure(Rule(tables: ["shop.orders"], condition: try RuleParser.parse("after.stauts == 'paid'"), drop: true, location: "ferry.yml:12"))
-        #expect(error?.code == "config.rule_unknown_column")
+        #expect(error?.code == .configRuleUnknownColumn)
         #expect(error?.message == "the rule at ferry.yml:12 names column 'stauts', which shop.orders does not have")
         #expect(error?.fix == "columns of shop.orders: id, status, total, first, last")
     }

@@ -4,7 +4,7 @@
 /// CLI, logs and API all print the same thing.
 public struct FerryError: Error, Sendable, CustomStringConvertible {
     /// A stable dotted identifier such as `source.binlog.checksum_mismatch`.
-    public var code: String
+    public var code: Code
     /// What happened, in one sentence.
     public var message: String
     /// Where: pipeline, table, position, file:line — whatever is known.
@@ -14,7 +14,7 @@ public struct FerryError: Error, Sendable, CustomStringConvertible {
     /// Whether retrying can help, or the error stops the pipeline at once. Default `.reject`.
     public var disposition: ErrorDisposition
 
-    public init(code: String, message: String, context: [(key: String, value: String)] = [], fix: String? = nil,
+    public init(code: Code, message: String, context: [(key: String, value: String)] = [], fix: String? = nil,
                 disposition: ErrorDisposition = .reject) {
         self.code = code
         self.message = message
@@ -44,7 +44,7 @@ public struct FerryError: Error, Sendable, CustomStringConvertible {
 extension FerryError {
     /// `error` in the user-facing shape: itself when it already is one, its own description when it
     /// knows it, otherwise its text under `code`.
-    public init(describing error: any Error, code: String, fix: String? = nil) {
+    public init(describing error: any Error, code: Code, fix: String? = nil) {
         if let error = error as? FerryError {
             self = error
         } else if let convertible = error as? any FerryErrorConvertible {

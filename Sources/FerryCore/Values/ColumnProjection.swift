@@ -35,7 +35,7 @@ public struct ColumnProjection: Sendable, Equatable {
     public func shape(_ schema: TableSchema, pipeline: String, origin: String) throws -> Shape {
         let names = schema.columns.indices.map { schema.columnName($0) }
         func unknown(_ column: String, _ role: String) -> FerryError {
-            FerryError(code: "config.unknown_column",
+            FerryError(code: .configUnknownColumn,
                        message: "\(role) column '\(column)' of \(origin) is not a column of \(schema.name)",
                        context: [("pipeline", pipeline), ("table", schema.name.description)],
                        fix: "columns of \(schema.name): \(names.joined(separator: ", "))")
@@ -54,14 +54,14 @@ public struct ColumnProjection: Sendable, Equatable {
             }
         }
         for index in primaryKey where !keep.contains(index) {
-            throw FerryError(code: "config.key_column_excluded",
+            throw FerryError(code: .configKeyColumnExcluded,
                              message: "column '\(names[index])' identifies rows of \(schema.name) but \(origin) leaves it out",
                              context: [("pipeline", pipeline), ("table", schema.name.description)],
                              fix: "keep the key columns (\(primaryKey.map { names[$0] }.joined(separator: ", "))) or set another key for the table (mapping.key)")
         }
         let renamed = keep.map { renameColumns[names[$0]] ?? names[$0] }
         if let duplicate = Dictionary(grouping: renamed, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
-            throw FerryError(code: "config.duplicate_column", message: "two columns of \(schema.name) would both be named '\(duplicate)' after \(origin)",
+            throw FerryError(code: .configDuplicateColumn, message: "two columns of \(schema.name) would both be named '\(duplicate)' after \(origin)",
                              context: [("pipeline", pipeline), ("table", schema.name.description)], fix: "rename one of them")
         }
         let columns = zip(keep, renamed).map { index, name in

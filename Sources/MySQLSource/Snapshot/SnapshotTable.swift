@@ -36,7 +36,7 @@ struct SnapshotTable: Sendable {
             WHERE TABLE_SCHEMA = '\(db)' AND TABLE_NAME = '\(table)' ORDER BY ORDINAL_POSITION
             """)
         guard !columns.rows.isEmpty else {
-            throw FerryError(code: "snapshot.table_missing", message: "table \(name) does not exist on the source",
+            throw FerryError(code: .snapshotTableMissing, message: "table \(name) does not exist on the source",
                              context: [("table", name.description)], fix: "check the pipeline's tables: globs and the table name")
         }
         var builder = TableMapBuilder(name: name, mariadb: server.isMariaDB, collationIDs: server.collationIDs)
@@ -61,7 +61,7 @@ struct SnapshotTable: Sendable {
         if let keyOverride, !keyOverride.isEmpty {
             key = try keyOverride.map { column in
                 guard let index = names.firstIndex(of: column) else {
-                    throw FerryError(code: "snapshot.key_column", message: "the key column \(column) configured for \(name) is not in the table",
+                    throw FerryError(code: .snapshotKeyColumn, message: "the key column \(column) configured for \(name) is not in the table",
                                      context: [("table", name.description)], fix: "fix mapping.key for this table; its columns are \(names.joined(separator: ", "))")
                 }
                 return index
@@ -159,7 +159,7 @@ struct TableMapBuilder {
             plain(.geometry, 4)
             if mariadb { optional.collations[index] = Self.binaryCollation }
         default:
-            throw FerryError(code: "snapshot.unsupported_column", message: "column \(column) of \(name) has type \(columnType), which the snapshot cannot read",
+            throw FerryError(code: .snapshotUnsupportedColumn, message: "column \(column) of \(name) has type \(columnType), which the snapshot cannot read",
                              context: [("table", name.description)], fix: "exclude the column (mapping.exclude_columns) or the table")
         }
     }

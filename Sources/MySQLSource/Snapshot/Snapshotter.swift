@@ -254,7 +254,7 @@ struct Snapshotter: Sendable {
                 try await query.execute("INSERT INTO \(signalTableName) (id, pipeline, kind) VALUES (\(literal(probe)), \(literal(pipeline)), 'probe')")
                 try await query.execute("DELETE FROM \(signalTableName) WHERE id = \(literal(probe))")
                 return true
-            } catch let error as FerryError where error.code == "snapshot.signal_table" {
+            } catch let error as FerryError where error.code == .snapshotSignalTable {
                 logger.notice("the source user may not write the signal table; snapshots use binlog positions as watermarks",
                               metadata: [LoggingKeys.source: "\(configuration.name)", "ferry.signal_table": "\(settings.signalTable)"])
                 return false
@@ -282,7 +282,7 @@ struct Snapshotter: Sendable {
                 """)
         } catch let error as MySQLWireError {
             let user = configuration.connection.username
-            throw FerryError(code: "snapshot.signal_table", message: "cannot create the snapshot signal table \(settings.signalTable): \(error.ferryError.message)",
+            throw FerryError(code: .snapshotSignalTable, message: "cannot create the snapshot signal table \(settings.signalTable): \(error.ferryError.message)",
                              context: [("source", configuration.name), ("table", settings.signalTable.description)],
                              fix: "create it once as an administrator: CREATE DATABASE IF NOT EXISTS \(backquoted(settings.signalTable.database)); CREATE TABLE \(table) (id VARCHAR(64) NOT NULL PRIMARY KEY, pipeline VARCHAR(255) NOT NULL, kind VARCHAR(16) NOT NULL, detail VARCHAR(1024), created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)); GRANT SELECT, INSERT, DELETE ON \(table) TO '\(user)'@'%'")
         }
@@ -321,7 +321,7 @@ struct Snapshotter: Sendable {
         }
         let table = described.0
         if let override = keyOverride(for: name), table.keyColumns.contains(where: { table.schema.columns[$0].nullable }) {
-            throw FerryError(code: "snapshot.key_nullable", message: "the key configured for \(name) (\(override.joined(separator: ", "))) has a nullable column; rows with NULL there cannot be split into chunks",
+            throw FerryError(code: .snapshotKeyNullable, message: "the key configured for \(name) (\(override.joined(separator: ", "))) has a nullable column; rows with NULL there cannot be split into chunks",
                              context: [("table", name.description)], fix: "make the columns NOT NULL or configure other key columns")
         }
         if record.state == .requested {
@@ -505,7 +505,7 @@ struct Snapshotter: Sendable {
         do {
             try await connection.query(sql) { row in rows.append(try table.decoder.decodeText(row.values)) }
         } catch let error as BinlogDecodingError {
-            throw FerryError(code: "snapshot.undecodable_row", message: "cannot read a row of \(table.name): \(error)",
+            throw FerryError(code: .snapshotUndecodableRow, message: "cannot read a row of \(table.name): \(error)",
                              context: [("source", configuration.name), ("table", table.name.description), ("chunk", "\(chunk.index)")])
         }
         return rows

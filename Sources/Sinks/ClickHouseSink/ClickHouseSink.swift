@@ -31,11 +31,11 @@ public actor ClickHouseSink: SinkSession {
                     schemaChanges: SchemaChangePolicy = SchemaChangePolicy(), timeoutSeconds: Int = 60) throws {
             guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
                   components.host?.isEmpty == false else {
-                throw FerryError(code: "config.invalid", message: "'\(url)' is not an http(s) URL", fix: "use http://[user@]host:8123/database")
+                throw FerryError(code: .configInvalid, message: "'\(url)' is not an http(s) URL", fix: "use http://[user@]host:8123/database")
             }
             let path = components.path.split(separator: "/").map(String.init)
             guard path.count <= 1 else {
-                throw FerryError(code: "config.invalid", message: "'\(components.path)' names more than a database", fix: "use http://[user@]host:8123/database")
+                throw FerryError(code: .configInvalid, message: "'\(components.path)' names more than a database", fix: "use http://[user@]host:8123/database")
             }
             var base = components
             base.user = nil
@@ -391,15 +391,15 @@ enum ClickHouseSinkError: ClassifiedError, FerryErrorConvertible, CustomStringCo
     var ferryError: FerryError {
         switch self {
         case .unavailable(let sink, let message):
-            return FerryError(code: "sink.clickhouse.unavailable", message: "ClickHouse sink \(sink): \(message)",
+            return FerryError(code: .sinkClickHouseUnavailable, message: "ClickHouse sink \(sink): \(message)",
                               fix: "check the url and that the server is up; ferry retries", disposition: .retry)
         case .auth(let sink, let message):
-            return FerryError(code: "sink.clickhouse.auth", message: "ClickHouse sink \(sink): the server refused the credentials: \(message)",
+            return FerryError(code: .sinkClickHouseAuth, message: "ClickHouse sink \(sink): the server refused the credentials: \(message)",
                               fix: "check the user in the url and the sink's password")
         case .refused(let sink, let message, let fix):
-            return FerryError(code: "sink.clickhouse.refused", message: "ClickHouse sink \(sink): \(message)", fix: fix)
+            return FerryError(code: .sinkClickHouseRefused, message: "ClickHouse sink \(sink): \(message)", fix: fix)
         case .rejected(let sink, let table, let position, let message, let fix):
-            return FerryError(code: "sink.clickhouse.rejected", message: "ClickHouse sink \(sink) cannot write a change of \(table): \(message)",
+            return FerryError(code: .sinkClickHouseRejected, message: "ClickHouse sink \(sink) cannot write a change of \(table): \(message)",
                               context: [("table", table.description), ("position", position.place)], fix: fix)
         }
     }

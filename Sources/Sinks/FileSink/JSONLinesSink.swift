@@ -82,7 +82,7 @@ public actor JSONLinesSink: DeadLetterSink {
         guard !out.isEmpty else { return }
         try writeAll(out)
         guard fsync(descriptor) == 0 else {
-            throw FerryError(code: "sink.file.fsync", message: "fsync of \(currentPath) failed: \(String(cString: strerror(errno)))",
+            throw FerryError(code: .sinkFileFsync, message: "fsync of \(currentPath) failed: \(String(cString: strerror(errno)))",
                              fix: "check the disk; an fsync error is never retried because the data may be lost", disposition: .fatal)
         }
         fileBytes += out.count
@@ -93,7 +93,7 @@ public actor JSONLinesSink: DeadLetterSink {
         try FileManager.default.createDirectory(atPath: configuration.directory, withIntermediateDirectories: true)
         try Self.cutPartialLine(path)
         let file = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        guard file >= 0 else { throw FerryError(code: "sink.file.open", message: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard file >= 0 else { throw FerryError(code: .sinkFileOpen, message: "cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(file) }
         var out: [UInt8] = []
         let now = Int64(Date().timeIntervalSince1970 * 1000)
@@ -107,7 +107,7 @@ public actor JSONLinesSink: DeadLetterSink {
             JSONBuffer.appendASCII(",\"position\":", to: &out)
             JSONBuffer.appendString(letter.event.source.position.place, to: &out)
             JSONBuffer.appendASCII(",\"code\":", to: &out)
-            JSONBuffer.appendString(letter.error.code, to: &out)
+            JSONBuffer.appendString(letter.error.code.rawValue, to: &out)
             JSONBuffer.appendASCII(",\"error\":", to: &out)
             JSONBuffer.appendString(letter.error.description, to: &out)
             JSONBuffer.appendASCII("},\"id\":", to: &out)
@@ -119,7 +119,7 @@ public actor JSONLinesSink: DeadLetterSink {
         }
         try Self.writeAll(out, to: file, path: path)
         guard fsync(file) == 0 else {
-            throw FerryError(code: "sink.file.fsync", message: "fsync of \(path) failed: \(String(cString: strerror(errno)))",
+            throw FerryError(code: .sinkFileFsync, message: "fsync of \(path) failed: \(String(cString: strerror(errno)))",
                              fix: "check the disk; an fsync error is never retried because the data may be lost", disposition: .fatal)
         }
     }
@@ -162,7 +162,7 @@ public actor JSONLinesSink: DeadLetterSink {
             let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
-                throw FerryError(code: "sink.file.write", message: "cannot write \(path): \(String(cString: strerror(errno)))")
+                throw FerryError(code: .sinkFileWrite, message: "cannot write \(path): \(String(cString: strerror(errno)))")
             }
             offset += written
         }
@@ -171,7 +171,7 @@ public actor JSONLinesSink: DeadLetterSink {
     private func openCurrent() throws {
         descriptor = Glibc.open(currentPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         guard descriptor >= 0 else {
-            throw FerryError(code: "sink.file.open", message: "cannot open \(currentPath): \(String(cString: strerror(errno)))")
+            throw FerryError(code: .sinkFileOpen, message: "cannot open \(currentPath): \(String(cString: strerror(errno)))")
         }
         var info = stat()
         fstat(descriptor, &info)

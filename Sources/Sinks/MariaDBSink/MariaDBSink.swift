@@ -49,7 +49,7 @@ public actor MariaDBSink: SinkSession {
 
     public func open() async throws -> SourcePosition? {
         guard !database.isEmpty else {
-            throw FerryError(code: "config.invalid", message: "sink \(name): the URL names no database",
+            throw FerryError(code: .configInvalid, message: "sink \(name): the URL names no database",
                              fix: "use mysql://USER@HOST:PORT/DATABASE")
         }
         let pipeline = configuration.pipeline, sink = name, lane = configuration.lane
@@ -252,7 +252,7 @@ struct MariaDBSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCon
 
     var ferryError: FerryError {
         let inner = underlying.ferryError
-        return FerryError(code: isTransient ? "sink.mariadb.unavailable" : "sink.mariadb.rejected",
+        return FerryError(code: isTransient ? .sinkMariaDBUnavailable : .sinkMariaDBRejected,
                           message: "sink \(sink): \(inner.message)", fix: inner.fix ?? "check the target table against the source schema", disposition: disposition)
     }
 }

@@ -31,7 +31,7 @@ public actor NATSSink: SinkSession {
         public init(name: String, pipeline: String, url: String, password: String?, stream: String, subject: String = "ferry.{db}.{table}",
                     streamSubjects: [String]? = nil, duplicateWindowSeconds: Int = 120) throws {
             guard let components = URLComponents(string: url), components.scheme == "nats", let host = components.host, !host.isEmpty else {
-                throw FerryError(code: "config.invalid", message: "'\(url)' is not a NATS URL", fix: "use nats://[user@]host[:port]")
+                throw FerryError(code: .configInvalid, message: "'\(url)' is not a NATS URL", fix: "use nats://[user@]host[:port]")
             }
             self.name = name
             self.pipeline = pipeline
@@ -239,17 +239,17 @@ enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConverti
     var ferryError: FerryError {
         switch self {
         case .unavailable(let sink, let host, let underlying):
-            return FerryError(code: "sink.nats.unavailable", message: "NATS sink \(sink): cannot reach \(host): \(underlying)",
+            return FerryError(code: .sinkNATSUnavailable, message: "NATS sink \(sink): cannot reach \(host): \(underlying)",
                               fix: "check the host and port in the sink's url and that nats-server runs", disposition: .retry)
         case .refused(let sink, let message):
             let auth = message.lowercased().contains("authorization")
-            return FerryError(code: auth ? "sink.nats.auth" : "sink.nats.refused", message: "NATS sink \(sink): \(message)",
+            return FerryError(code: auth ? .sinkNATSAuth : .sinkNATSRefused, message: "NATS sink \(sink): \(message)",
                               fix: auth ? "check the user in the sink's url and its password" : "start nats-server with JetStream (-js)")
         case .noStream(let sink, let subject, let stream):
-            return FerryError(code: "sink.nats.no_stream", message: "NATS sink \(sink): no JetStream stream takes subject \(subject)",
+            return FerryError(code: .sinkNATSNoStream, message: "NATS sink \(sink): no JetStream stream takes subject \(subject)",
                               fix: "add the subject to stream \(stream)'s subjects, or set the sink's stream_subjects")
         case .rejected(let sink, let table, let position, let code, let message):
-            return FerryError(code: "sink.nats.rejected", message: "NATS sink \(sink): JetStream refused a message (\(code)): \(message)",
+            return FerryError(code: .sinkNATSRejected, message: "NATS sink \(sink): JetStream refused a message (\(code)): \(message)",
                               context: [("table", table.description), ("position", position.place)],
                               fix: code == 10054 || message.contains("maximum") ? "raise the server's max_payload, or exclude the table's large columns" : nil)
         }

@@ -9,7 +9,7 @@ extension PostgresSink.Configuration {
     public init(name: String, pipeline: String, url: String, password: String?,
                 targetTable: @escaping @Sendable (TableName) -> String, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(), lane: Int = 0) throws {
         func invalid(_ what: String) -> FerryError {
-            FerryError(code: "config.invalid", message: "sink \(name): \(what)",
+            FerryError(code: .configInvalid, message: "sink \(name): \(what)",
                        fix: "use postgres://USER@HOST:PORT/DATABASE[?sslmode=disable|require&schema=NAME]")
         }
         guard let schemeEnd = url.range(of: "://"), ["postgres", "postgresql"].contains(String(url[..<schemeEnd.lowerBound])) else {

@@ -298,7 +298,7 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
                 }
             }
         }
-        return FerryError(code: isTransient ? "sink.postgres.unavailable" : "sink.postgres.rejected",
+        return FerryError(code: isTransient ? .sinkPostgresUnavailable : .sinkPostgresRejected,
                           message: "PostgreSQL sink \(sink): \(message)", fix: fix, disposition: disposition)
     }
 }

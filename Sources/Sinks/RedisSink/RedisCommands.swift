@@ -103,5 +103,5 @@ enum RedisCommands {
 struct RedisKeyError: Error, FerryErrorConvertible, CustomStringConvertible {
     var message: String
     var fix: String
-    var ferryError: FerryError { FerryError(code: "sink.redis.key", message: message, fix: fix) }
+    var ferryError: FerryError { FerryError(code: .sinkRedisKey, message: message, fix: fix) }
 }

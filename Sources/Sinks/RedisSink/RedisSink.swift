@@ -61,11 +61,11 @@ public actor RedisSink: SinkSession {
         /// `redis://[user@]host[:port][/db]`.
         public init(name: String, pipeline: String, url: String, password: String?, rules: [TableRule]) throws {
             guard let components = URLComponents(string: url), components.scheme == "redis", let host = components.host, !host.isEmpty else {
-                throw FerryError(code: "config.invalid", message: "'\(url)' is not a Redis URL", fix: "use redis://[user@]host[:port][/db]")
+                throw FerryError(code: .configInvalid, message: "'\(url)' is not a Redis URL", fix: "use redis://[user@]host[:port][/db]")
             }
             let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             guard path.isEmpty || Int(path) != nil else {
-                throw FerryError(code: "config.invalid", message: "'\(path)' in \(url) is not a database number", fix: "use redis://host:6379/0")
+                throw FerryError(code: .configInvalid, message: "'\(path)' in \(url) is not a database number", fix: "use redis://host:6379/0")
             }
             self.init(name: name, pipeline: pipeline, host: host, port: components.port ?? 6379, database: Int(path) ?? 0,
                       username: components.user, password: password ?? components.password, rules: rules)
@@ -232,14 +232,14 @@ enum RedisSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvert
     var ferryError: FerryError {
         switch self {
         case .unavailable(let sink, let host, let underlying):
-            return FerryError(code: "sink.redis.unavailable", message: "Redis sink \(sink): cannot reach \(host): \(underlying)",
+            return FerryError(code: .sinkRedisUnavailable, message: "Redis sink \(sink): cannot reach \(host): \(underlying)",
                               fix: "check the host and port in the sink's url and that Redis is running", disposition: .retry)
         case .refused(let sink, let command, let message):
             let auth = command == "AUTH" || message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS")
-            return FerryError(code: auth ? "sink.redis.auth" : "sink.redis.refused", message: "Redis sink \(sink): \(command) refused: \(message)",
+            return FerryError(code: auth ? .sinkRedisAuth : .sinkRedisRefused, message: "Redis sink \(sink): \(command) refused: \(message)",
                               fix: auth ? "check the sink's password (and user in the url) against Redis's requirepass or ACL" : nil)
         case .rejected(let sink, let table, let position, let message):
-            return FerryError(code: "sink.redis.rejected", message: "Redis sink \(sink): \(message)",
+            return FerryError(code: .sinkRedisRejected, message: "Redis sink \(sink): \(message)",
                               context: [("table", table.description), ("position", position.place)],
                               fix: "a key the template makes holds another type (WRONGTYPE): give the table its own key template, or remove the key")
         }

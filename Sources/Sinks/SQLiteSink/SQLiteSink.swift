@@ -167,7 +167,7 @@ struct SQLiteSinkError: ClassifiedError, CustomStringConvertible, FerryErrorConv
 
 
     var ferryError: FerryError {
-        FerryError(code: isTransient ? "sink.sqlite.busy" : "sink.sqlite.rejected", message: "SQLite sink \(sink) could not apply a batch: \(underlying)",
+        FerryError(code: isTransient ? .sinkSQLiteBusy : .sinkSQLiteRejected, message: "SQLite sink \(sink) could not apply a batch: \(underlying)",
                    fix: isTransient ? nil : "check the target table's definition against the source (types, constraints)", disposition: disposition)
     }
 }

@@ -24,7 +24,7 @@ public actor SearchSink: SinkSession {
         public init(name: String, url: String, index: String = "{db}.{table}", password: String?, timeoutSeconds: Int = 30) throws {
             guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
                   components.host?.isEmpty == false else {
-                throw FerryError(code: "config.invalid", message: "'\(url)' is not an http(s) URL", fix: "use https://[user@]host:9200")
+                throw FerryError(code: .configInvalid, message: "'\(url)' is not an http(s) URL", fix: "use https://[user@]host:9200")
             }
             var base = components
             base.user = nil
@@ -141,15 +141,15 @@ enum SearchSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConver
     var ferryError: FerryError {
         switch self {
         case .unavailable(let sink, let message):
-            return FerryError(code: "sink.search.unavailable", message: "search sink \(sink): \(message)",
+            return FerryError(code: .sinkSearchUnavailable, message: "search sink \(sink): \(message)",
                               fix: "check the url and that the cluster is up; overloaded clusters (429) are retried", disposition: .retry)
         case .auth(let sink, let status):
-            return FerryError(code: "sink.search.auth", message: "search sink \(sink): the cluster answered \(status)",
+            return FerryError(code: .sinkSearchAuth, message: "search sink \(sink): the cluster answered \(status)",
                               fix: "check the user in the sink's url and its password, and that the user may write the indexes")
         case .refused(let sink, let message):
-            return FerryError(code: "sink.search.refused", message: "search sink \(sink): \(message)")
+            return FerryError(code: .sinkSearchRefused, message: "search sink \(sink): \(message)")
         case .rejected(let sink, let table, let position, let document, let status, let reason):
-            return FerryError(code: "sink.search.rejected", message: "search sink \(sink): document \(document) refused (\(status)): \(reason)",
+            return FerryError(code: .sinkSearchRejected, message: "search sink \(sink): document \(document) refused (\(status)): \(reason)",
                               context: [("table", table.description), ("position", position.place)],
                               fix: "a mapping conflict or a document too large: fix the index mapping, or use error_policy: dead-letter")
         }

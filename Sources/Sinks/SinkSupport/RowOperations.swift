@@ -164,7 +164,7 @@ public struct TargetTableRegistry: Sendable {
 
     public mutating func register(_ target: String, for source: TableName, sink: String) throws {
         if let origin = origins[target], origin != source {
-            throw FerryError(code: "config.target_table_collision",
+            throw FerryError(code: .configTargetTableCollision,
                              message: "source tables \(origin) and \(source) would both land on table \(target) of sink \(sink)",
                              fix: "set target_table: \"{db}_{table}\" on the pipeline, or exclude one of the tables")
         }

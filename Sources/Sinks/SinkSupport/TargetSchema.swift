@@ -109,7 +109,7 @@ public struct TargetSchema: Sendable {
         let where_ = "\(position.place)"
         switch policy.decide(change) {
         case .fail:
-            throw FerryError(code: "sink.schema_change_refused",
+            throw FerryError(code: .sinkSchemaChangeRefused,
                              message: "sink \(sink) refuses the schema change '\(change)' (statement: \(statement ?? "?"))",
                              context: [("sink", sink), ("table", change.table.description), ("position", where_)],
                              fix: "apply the change to the target yourself and set schema_changes: ignore, or choose evolve or lenient (or allow \(change.kind.rawValue)), then restart")

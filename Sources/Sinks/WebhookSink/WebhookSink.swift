@@ -31,7 +31,7 @@ public actor WebhookSink: SinkSession {
                     maximumEvents: Int = 1000, allowPrivate: Bool = false) throws {
             guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
                   let host = components.host, !host.isEmpty else {
-                throw FerryError(code: "config.invalid", message: "'\(url)' is not an http(s) URL", fix: "use https://host/path")
+                throw FerryError(code: .configInvalid, message: "'\(url)' is not an http(s) URL", fix: "use https://host/path")
             }
             self.name = name
             self.pipeline = pipeline
@@ -187,13 +187,13 @@ enum WebhookSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConve
     var ferryError: FerryError {
         switch self {
         case .unavailable(let sink, let message):
-            return FerryError(code: "sink.webhook.unavailable", message: "webhook sink \(sink): \(message)",
+            return FerryError(code: .sinkWebhookUnavailable, message: "webhook sink \(sink): \(message)",
                               fix: "check the endpoint's URL and that it answers within timeout_seconds", disposition: .retry)
         case .forbiddenAddress(let sink, let host, let address, let reason):
-            return FerryError(code: "sink.webhook.address_refused", message: "webhook sink \(sink): \(host) is \(address), \(reason)",
+            return FerryError(code: .sinkWebhookAddressRefused, message: "webhook sink \(sink): \(host) is \(address), \(reason)",
                               fix: "webhooks may not reach the machine's own networks or cloud metadata; set allow_private: true on the sink if this endpoint is meant")
         case .rejected(let sink, let table, let position, let status, let message):
-            return FerryError(code: "sink.webhook.rejected", message: "webhook sink \(sink): the endpoint answered \(status)\(message.isEmpty ? "" : ": \(message)")",
+            return FerryError(code: .sinkWebhookRejected, message: "webhook sink \(sink): the endpoint answered \(status)\(message.isEmpty ? "" : ": \(message)")",
                               context: [("table", table.description), ("position", position.place)],
                               fix: "the endpoint refused the batch for good (4xx); fix the endpoint, or use error_policy: dead-letter")
         }
