@@ -1,6 +1,7 @@
 import FerryCore
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import SQLiteNIO
 
@@ -24,14 +25,55 @@ import SQLiteNIO
 /// Every public method runs alone, through one gate, from its first statement to its last: an
 /// actor serialises calls only between suspensions, and a unit of several statements (a
 /// snapshot request is a transaction) must not see another caller's statements in between.
+///
+/// A full file system is a condition to wait out, not an error: a unit that fails with
+/// `SQLITE_FULL` (rolled back whole) is tried again every second, outside the gate so reads go on,
+/// until space returns. Callers — sink workers recording positions — wait meanwhile, so the
+/// pipeline holds; the first failure is logged once (`state.disk_full`) and `ferry_state_disk_full`
+/// is 1 until a unit that failed for space succeeds.
 public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     public let path: String
     private let connection: SQLiteConnection
+    private let logger: Logger
+    private let outOfSpaceGauge = Gauge(label: "ferry_state_disk_full")
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
+    /// When units began failing for lack of space; `nil` while they succeed.
+    public private(set) var outOfSpaceSince: ContinuousClock.Instant?
+
+    /// Runs `body` alone through the gate; waits out a full file system and runs it again.
+    private func exclusively<T>(_ body: () async throws -> T) async throws -> T {
+        var held = false
+        while true {
+            do {
+                let value = try await alone(body)
+                // Only a unit that failed for space proves space returned: reads and writes
+                // that fit in pages the file already has succeed all along.
+                if held, let since = outOfSpaceSince {
+                    outOfSpaceSince = nil
+                    outOfSpaceGauge.record(0)
+                    logger.notice("the state file has space again; pipelines go on",
+                                  metadata: ["ferry.file": "\(path)", "ferry.held_s": "\((ContinuousClock.now - since).components.seconds)"])
+                }
+                return value
+            } catch let error as SQLiteError where error.reason == .full {
+                held = true
+                if outOfSpaceSince == nil {
+                    outOfSpaceSince = .now
+                    outOfSpaceGauge.record(1)
+                    let full = FerryError(code: .stateDiskFull,
+                                          message: "the state file's file system is full (\(error.message)); pipelines hold and go on by themselves when space returns",
+                                          context: [("file", path)],
+                                          fix: "free space on the file system of \(path) (a few MiB is plenty), or move the state file (`state: { sqlite: PATH }`)")
+                    logger.warning("\(full)", metadata: ["ferry.file": "\(path)"])
+                }
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
 
     /// Runs `body` with no other method of the store running (first come, first served).
-    private func exclusively<T>(_ body: () async throws -> T) async throws -> T {
+    private func alone<T>(_ body: () async throws -> T) async throws -> T {
         if busy {
             await withCheckedContinuation { waiting.append($0) }
         }
@@ -42,9 +84,10 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         return try await body()
     }
 
-    private init(path: String, connection: SQLiteConnection) {
+    private init(path: String, connection: SQLiteConnection, logger: Logger) {
         self.path = path
         self.connection = connection
+        self.logger = logger
     }
 
     /// Opens (creating if needed) and verifies the state file. `readOnly` (for `ferry status`
@@ -79,11 +122,15 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         } catch let error as FerryError {
             try? await connection.close()
             throw error
+        } catch let error as SQLiteError where error.reason == .full {
+            try? await connection.close()
+            throw FerryError(code: .stateDiskFull, message: "the state file \(path) cannot be prepared: its file system is full",
+                             context: [("file", path)], fix: "free space on the file system of \(path), then start again")
         } catch {
             try? await connection.close()
             throw corrupt(path, "\(error)")
         }
-        return SQLiteCheckpointStore(path: path, connection: connection)
+        return SQLiteCheckpointStore(path: path, connection: connection, logger: logger)
     }
 
     static let migrations = [
@@ -109,7 +156,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
     /// One statement, run also when the calling task is cancelled: the async API refuses work in a
     /// cancelled task, so a unit of several statements (BEGIN … COMMIT) could stop in the middle
     /// and leave its transaction open on the shared connection, failing every later BEGIN.
-    private func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+    func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         let answer: EventLoopFuture<[SQLiteRow]> = connection.query(sql, binds)
         return try await answer.get()
     }

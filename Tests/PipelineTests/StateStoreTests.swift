@@ -3,7 +3,7 @@ import FerryTestKit
 import Foundation
 import Logging
 @testable import Pipeline
-import StateStore
+@testable import StateStore
 import Testing
 
 @Suite struct StateStoreTests {
@@ -31,6 +31,31 @@ import Testing
             var saved = 0
             for pipeline in 0..<5 { saved += try await store.checkpoint(pipeline: "p\(pipeline)")?.sinks.count ?? 0 }
             #expect(saved == 50)
+        }
+    }
+
+    /// A full file system holds writers until space returns, while reads go on; nothing is lost.
+    /// `max_page_count` makes SQLite answer `SQLITE_FULL` exactly as a full disk does.
+    @Test func aFullFileSystemHoldsWritesUntilSpaceReturns() async throws {
+        try await withStore { store in
+            try await store.saveSafePosition(position(100), pipeline: "p")
+            _ = try await store.execute("PRAGMA max_page_count = 1")
+            let detail = String(repeating: "x", count: 100_000)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await store.audit(pipeline: "p", action: "big", detail: detail)
+                    try await store.saveSafePosition(position(200), pipeline: "p")
+                }
+                let deadline = ContinuousClock.now + .seconds(20)
+                while await store.outOfSpaceSince == nil && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+                #expect(await store.outOfSpaceSince != nil)
+                #expect(try await store.checkpoint(pipeline: "p")?.safePosition == position(100))
+                _ = try await store.execute("PRAGMA max_page_count = 1000000")
+                try await group.waitForAll()
+            }
+            #expect(await store.outOfSpaceSince == nil)
+            #expect(try await store.checkpoint(pipeline: "p")?.safePosition == position(200))
+            #expect(try await store.auditLog(pipeline: "p", limit: 5).map(\.action).contains("big"))
         }
     }
 
