@@ -22,6 +22,9 @@ actor PipelineSupervisor {
         self.store = store
     }
 
+    /// The figures of the current or last run.
+    nonisolated var live: LiveProgress { runner.live }
+
     /// `starting`, `running`, `stopping`, `paused`, `stopped` or `failed`.
     var state: String { lifecycle.name }
 

@@ -184,6 +184,7 @@ public enum Run {
 /// snapshots run alongside when the pipeline has a snapshot store.
 struct MySQLTransactionSource: TransactionSource {
     let source: MySQLSource
+    var logEnd: SourceLogEnd? { source.logEnd }
     let pipeline: FerryConfiguration.Pipeline
     let configuration: FerryConfiguration
     let snapshotStore: (any SnapshotStore)?

@@ -4,12 +4,13 @@ import Foundation
 import Logging
 import Metrics
 import NIOConcurrencyHelpers
+import Pipeline
 import ServiceLifecycle
 import StateStore
 
 /// The control plane's view of `ferry run`: the supervised pipelines, the state store, and the
-/// figures `ferry status` shows, refreshed once a second (requests read the last refresh, so a
-/// slow source never slows the API). The refresh also sets the Prometheus gauges.
+/// figures `ferry status` shows, refreshed once a second from the runs' live figures in memory
+/// (requests read the last refresh). The refresh also sets the Prometheus gauges.
 final class RunControl: ControlBackend, Service {
     let configuration: FerryConfiguration
     let store: SQLiteCheckpointStore
@@ -42,47 +43,46 @@ final class RunControl: ControlBackend, Service {
         return views.withLockedValue { $0 } ?? []
     }
 
-    /// Reads every pipeline's figures and publishes them.
+    /// Builds every pipeline's view from its run's live figures and publishes it. The state file
+    /// is read only for what a run does not keep in memory: snapshot progress, and positions
+    /// before a pipeline's first run has reported.
     func refresh() async {
-        let reports: [Status.PipelineReport]
-        // The pipeline itself reports an unreachable source; once a second here would flood the log.
-        var quiet = logger
-        quiet.logLevel = .error
-        do {
-            reports = try await Status.reports(configuration: configuration, store: store, logger: quiet)
-        } catch {
-            logger.warning("cannot read the pipelines' figures", metadata: ["ferry.error": "\(error)"])
-            return
-        }
         var fresh: [PipelineView] = []
-        for report in reports {
-            let progress = report.progress
-            let state = await supervisors[report.name]?.state ?? "stopped"
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for spec in configuration.pipelines {
+            guard let supervisor = supervisors[spec.name] else { continue }
+            let state = await supervisor.state
             let running = state == "running"
-            let sinks = report.sinks.map { sink in
-                PipelineView.SinkView(name: sink.name, appliedPosition: sink.appliedPosition?.description, lagBytes: sink.lagBytes,
-                                      lagEvents: sink.lagEvents, lagSeconds: sink.lagSeconds, eventsPerSecond: running ? sink.eventsPerSecond : 0)
+            let progress = supervisor.live.progress
+            let checkpoint = progress == nil ? try? await store.checkpoint(pipeline: spec.name) : nil
+            let sinks = spec.sinks.map { name in
+                let figures = progress?.sinks.first { $0.name == name }
+                return PipelineView.SinkView(
+                    name: name, appliedPosition: (figures?.appliedPosition ?? checkpoint?.sinks[name]?.applied)?.description,
+                    lagBytes: figures?.lagBytes, lagEvents: figures?.lagEvents,
+                    lagSeconds: progress.flatMap { progress in figures.flatMap { Status.lagSeconds($0, of: progress, at: running ? now : progress.updatedMillis) } },
+                    eventsPerSecond: running ? figures?.eventsPerSecond ?? 0 : 0)
             }
-            let spec = configuration.pipelines.first { $0.name == report.name }
             let rate = sinks.compactMap(\.eventsPerSecond).max() ?? 0
             let rates = history.withLockedValue { history in
-                history[report.name, default: []].append(rate)
-                if history[report.name]!.count > 60 { history[report.name]!.removeFirst() }
-                return history[report.name]!
+                history[spec.name, default: []].append(rate)
+                if history[spec.name]!.count > 60 { history[spec.name]!.removeFirst() }
+                return history[spec.name]!
             }
+            let snapshots = (try? await Snapshots.progress(store: store, pipeline: spec.name)) ?? []
             let view = PipelineView(
-                name: report.name, state: state, source: spec?.source ?? "", sourcePosition: report.sourcePosition?.description,
-                readPosition: progress?.readPosition, safePosition: report.safePosition?.description, buffer: report.buffer,
-                bufferBytes: report.bufferBytes, eventsRead: progress?.eventsRead ?? 0,
+                name: spec.name, state: state, source: spec.source, sourcePosition: progress?.sourceEnd?.place,
+                readPosition: progress?.readPosition, safePosition: (progress?.safePosition ?? checkpoint?.safePosition)?.description,
+                buffer: spec.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes, eventsRead: progress?.eventsRead ?? 0,
                 eventsPerSecond: rate, eventsPerSecondHistory: rates, lagSeconds: sinks.compactMap(\.lagSeconds).max(),
                 sinks: sinks,
                 tables: (progress?.tables ?? [:]).sorted { $0.key < $1.key }.map { PipelineView.TableView(name: $0.key, changes: $0.value) },
-                snapshots: report.snapshots.map { table in
+                snapshots: snapshots.map { table in
                     PipelineView.SnapshotView(table: table.table.description, state: table.state.rawValue, rowsDone: table.rowsDone,
                                               estimatedRows: table.estimatedRows, chunksDone: table.chunksDone, chunksPlanned: table.chunksPlanned,
                                               fraction: table.fraction, rowsPerSecond: table.rowsPerSecond, secondsLeft: table.secondsLeft)
                 },
-                errors: FerryLogging.recent.entries(pipeline: report.name))
+                errors: FerryLogging.recent.entries(pipeline: spec.name))
             fresh.append(view)
             setGauges(view)
         }

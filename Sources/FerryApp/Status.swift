@@ -92,10 +92,8 @@ public enum Status {
                 var report = SinkReport(name: name, appliedPosition: applied,
                                         lagBytes: applied?.binlog.flatMap { lag(from: $0.coordinates, to: current, logs: logSizes) })
                 if let progress, let figures = progress.sinks.first(where: { $0.name == name }) {
-                    let events = figures.lagEvents
-                    report.lagEvents = events
-                    let reference = fresh ? now : progress.updatedMillis
-                    report.lagSeconds = events == 0 ? 0 : (figures.appliedCommitMillis ?? progress.readCommitMillis).map { Double(max(0, reference - $0)) / 1000 }
+                    report.lagEvents = figures.lagEvents
+                    report.lagSeconds = lagSeconds(figures, of: progress, at: fresh ? now : progress.updatedMillis)
                     report.eventsPerSecond = fresh ? figures.eventsPerSecond : 0
                 }
                 return report
@@ -107,6 +105,14 @@ public enum Status {
                                           progress: progress))
         }
         return reports
+    }
+
+    /// How far behind a sink is at `reference` (ms since the epoch): 0 once it has applied all
+    /// that was read, else the age of the last change it applied (or of the last read, when it
+    /// has applied nothing in this run).
+    static func lagSeconds(_ figures: PipelineProgress.SinkProgress, of progress: PipelineProgress, at reference: Int64) -> Double? {
+        if figures.lagEvents == 0 { return 0 }
+        return (figures.appliedCommitMillis ?? progress.readCommitMillis).map { Double(max(0, reference - $0)) / 1000 }
     }
 
     /// Bytes of binlog between two positions, across files.

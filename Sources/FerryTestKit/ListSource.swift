@@ -7,6 +7,8 @@ public final class ListSource: TransactionSource, @unchecked Sendable {
     private let lock = NSLock()
     private var transactions: [Transaction]
     private var resumes: [SourcePosition?] = []
+    /// Advanced as transactions are delivered, like a real source's stream.
+    public let logEnd: SourceLogEnd? = SourceLogEnd()
 
     public init(_ transactions: [Transaction]) {
         self.transactions = transactions
@@ -31,6 +33,7 @@ public final class ListSource: TransactionSource, @unchecked Sendable {
                 return Array(transactions[next...])
             }
             for transaction in pending where position.map({ transaction.position > $0 }) ?? true {
+                logEnd?.reached(transaction.position)
                 try await deliver(transaction)
             }
             try await Task.sleep(for: .milliseconds(5))

@@ -14,6 +14,8 @@ import NIOCore
 public struct MySQLSource: Sendable {
     public let configuration: MySQLSourceConfiguration
     let logger: Logger
+    /// Where the stream has read to (live lag figures).
+    public let logEnd = SourceLogEnd()
 
     public init(configuration: MySQLSourceConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -50,7 +52,7 @@ public struct MySQLSource: Sendable {
         let resolvedStart = startPosition.coordinates.map { SourcePosition.binlog(BinlogPosition(coordinates: $0, gtidPosition: startPosition.gtid)) }
         guard let job else {
             if let resolvedStart { try await resolved(resolvedStart) }
-            var session = StreamSession(configuration: configuration, server: server, start: startPosition, logger: logger)
+            var session = StreamSession(configuration: configuration, server: server, start: startPosition, logEnd: logEnd, logger: logger)
             return try await follow(&session, stopAt: stopCoordinates, shouldStop: { false }, deliver: deliver)
         }
         let windows = SnapshotWindows()
@@ -73,7 +75,7 @@ public struct MySQLSource: Sendable {
                 windows.wakeStream()
             }
             var session = StreamSession(configuration: configuration, server: server, start: startPosition,
-                                        snapshot: (windows, job.settings.signalTable), logger: logger)
+                                        snapshot: (windows, job.settings.signalTable), logEnd: logEnd, logger: logger)
             // The snapshot's end (initial_only) or failure wakes the stream, which stops at the
             // next transaction boundary.
             let completion: Completion

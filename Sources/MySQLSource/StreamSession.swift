@@ -10,6 +10,8 @@ struct StreamSession {
     let configuration: MySQLSourceConfiguration
     let server: ServerFacts
     let logger: Logger
+    /// Where the stream has read to, for live lag figures.
+    let logEnd: SourceLogEnd
     private(set) var assembler: TransactionAssembler
     private let initialGTID: GTIDPosition?
     private var decoders: [UInt64: CachedTable] = [:]
@@ -30,8 +32,9 @@ struct StreamSession {
     }
 
     init(configuration: MySQLSourceConfiguration, server: ServerFacts, start: MySQLSource.ResolvedStart,
-         snapshot: (windows: SnapshotWindows, signalTable: TableName)? = nil, logger: Logger) {
+         snapshot: (windows: SnapshotWindows, signalTable: TableName)? = nil, logEnd: SourceLogEnd, logger: Logger) {
         self.configuration = configuration
+        self.logEnd = logEnd
         self.server = server
         self.snapshot = snapshot
         self.logger = logger
@@ -109,6 +112,14 @@ struct StreamSession {
             }
             let record = try parser.parse(bytes, file: assembler.file)
             let header = record.header
+            if header.logPosition > 0, let file = assembler.file {
+                if case .rotate = record.event {
+                    // A real rotation is the file's last event: its end is the file's size.
+                    if !header.isArtificial { logEnd.binlogFileEnded(file, size: UInt64(header.logPosition)) }
+                } else {
+                    logEnd.reached(.binlog(file: file, offset: UInt64(header.logPosition)))
+                }
+            }
             switch record.event {
             case .rotate(let rotate):
                 assembler.rotateReceived(rotate)

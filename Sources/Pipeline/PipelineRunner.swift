@@ -80,6 +80,8 @@ public struct PipelineRunner: Sendable {
     let sinks: [any Sink]
     let store: any CheckpointStore
     let logger: Logger
+    /// The figures of the current (or last) run, in memory for this process's status page and API.
+    public let live = LiveProgress()
 
     /// The pipeline's sinks, in configuration order.
     public var sinkList: [any Sink] { sinks }
@@ -226,7 +228,9 @@ public struct PipelineRunner: Sendable {
         let buffer: any ChangeBuffer
         let bufferBytes: @Sendable () async -> Int
         var sourceResume = resume
-        let stats = PipelineStats(pipeline: name, buffer: configuration.buffer, sinks: sinks.map(\.name))
+        let stats = PipelineStats(pipeline: name, buffer: configuration.buffer, sinks: sinks.map(\.name), logEnd: source.logEnd)
+        for (sink, position) in applied { stats.recorded(sink: sink, position) }
+        if let safe { stats.saved(safe: safe) }
         switch configuration.buffer {
         case .memory:
             let memory = MemoryBuffer(maximumBytes: configuration.bufferBytes, consumers: sinks.map(\.name))
@@ -260,7 +264,9 @@ public struct PipelineRunner: Sendable {
             outer.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: configuration.progressInterval)
-                    try? await store.saveProgress(stats.progress(bufferBytes: await bufferBytes()))
+                    let progress = stats.progress(bufferBytes: await bufferBytes())
+                    live.publish(progress)
+                    try? await store.saveProgress(progress)
                 }
             }
             try await withThrowingTaskGroup(of: String.self) { group in
@@ -333,7 +339,9 @@ public struct PipelineRunner: Sendable {
             }
             outer.cancelAll()
         }
-        try? await store.saveProgress(stats.progress(bufferBytes: await bufferBytes()))
+        let progress = stats.progress(bufferBytes: await bufferBytes())
+        live.publish(progress)
+        try? await store.saveProgress(progress)
     }
 
     /// The lowest applied position over all sinks; when some sink has none, the stored safe

@@ -2,11 +2,13 @@ import FerryCore
 import Foundation
 
 /// Counters of one pipeline run, updated on the hot path without an actor hop and read about
-/// once a second for `ferry status`.
+/// once a second: kept in memory for the running process's own status page and API, and saved
+/// for `ferry status` in another process.
 final class PipelineStats: @unchecked Sendable {
     private struct SinkCounters {
         var events: UInt64 = 0
         var commitMillis: Int64?
+        var position: SourcePosition?
         /// (time, events) samples of the last few seconds, for the rate.
         var samples: [(at: ContinuousClock.Instant, events: UInt64)] = []
     }
@@ -22,12 +24,15 @@ final class PipelineStats: @unchecked Sendable {
     private var readCommitMillis: Int64?
     private var tables: [TableName: UInt64] = [:]
     private var sinks: [String: SinkCounters]
+    private var safePosition: SourcePosition?
+    private let logEnd: SourceLogEnd?
     private let metrics: PipelineMetrics
     /// The rate is taken over this window.
     static let window: Duration = .seconds(5)
 
-    init(pipeline: String, buffer: BufferSetting, sinks: [String]) {
+    init(pipeline: String, buffer: BufferSetting, sinks: [String], logEnd: SourceLogEnd?) {
         self.pipeline = pipeline
+        self.logEnd = logEnd
         if case .disk = buffer { bufferKind = "disk" } else { bufferKind = "memory" }
         order = sinks
         self.sinks = Dictionary(uniqueKeysWithValues: sinks.map { ($0, SinkCounters()) })
@@ -54,7 +59,17 @@ final class PipelineStats: @unchecked Sendable {
         lock.lock()
         sinks[sink, default: SinkCounters()].events += events
         sinks[sink]!.commitMillis = batch.last?.timestampMillis
+        sinks[sink]!.position = batch.last?.position
         lock.unlock()
+    }
+
+    /// Sink positions recorded before any batch of this run (a sink's own record, a rewind).
+    func recorded(sink: String, _ position: SourcePosition) {
+        lock.withLock { sinks[sink, default: SinkCounters()].position = position }
+    }
+
+    func saved(safe position: SourcePosition) {
+        lock.withLock { safePosition = position }
     }
 
     func progress(bufferBytes: Int, now: ContinuousClock.Instant = .now) -> PipelineProgress {
@@ -71,10 +86,29 @@ final class PipelineStats: @unchecked Sendable {
             sinks[name] = counters
             let owed = eventsRead + (backlog[name] ?? 0)
             reports.append(PipelineProgress.SinkProgress(name: name, eventsApplied: counters.events, appliedCommitMillis: counters.commitMillis,
-                                                         eventsPerSecond: rate, lagEvents: owed > counters.events ? owed - counters.events : 0))
+                                                         eventsPerSecond: rate, lagEvents: owed > counters.events ? owed - counters.events : 0,
+                                                         appliedPosition: counters.position,
+                                                         lagBytes: counters.position.flatMap { logEnd?.bytes(after: $0) }))
         }
         return PipelineProgress(pipeline: pipeline, buffer: bufferKind, bufferBytes: bufferBytes, eventsRead: eventsRead,
                                 readPosition: readPosition?.description, readCommitMillis: readCommitMillis, sinks: reports,
-                                tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.key.description, $0.value) }), updatedMillis: Int64(Date().timeIntervalSince1970 * 1000))
+                                tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.key.description, $0.value) }), updatedMillis: Int64(Date().timeIntervalSince1970 * 1000),
+                                sourceEnd: logEnd?.position, safePosition: safePosition)
     }
+}
+
+/// The latest figures of a pipeline's run, published about once a second by the run and read by
+/// the control plane in the same process (no state store round trip, no source connection).
+public final class LiveProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var latest: PipelineProgress?
+
+    public init() {}
+
+    func publish(_ progress: PipelineProgress) {
+        lock.withLock { latest = progress }
+    }
+
+    /// `nil` until the first run published its figures.
+    public var progress: PipelineProgress? { lock.withLock { latest } }
 }

@@ -46,9 +46,8 @@ struct SinkWorker: Sendable {
             }
             if !rewound, let recorded, applied.map({ recorded > $0 }) ?? true {
                 applied = recorded
-                if let safe = await watermark.record(sink: sink.name, position: recorded) {
-                    try await store.saveSafePosition(safe, pipeline: configuration.name)
-                }
+                stats.recorded(sink: sink.name, recorded)
+                try await record(sink: sink.name, position: recorded)
             }
         }
         while true {
@@ -81,10 +80,15 @@ struct SinkWorker: Sendable {
                 try await store.clearRewind(pipeline: configuration.name, sink: sink.name)
                 rewindPending = false
             }
-            if let safe = await watermark.record(sink: sink.name, position: last.position) {
-                try await store.saveSafePosition(safe, pipeline: configuration.name)
-            }
+            try await record(sink: sink.name, position: last.position)
         }
+    }
+
+    /// The sink is at `position`: saves the pipeline's safe position when that moved it.
+    private func record(sink: String, position: SourcePosition) async throws {
+        guard let safe = await watermark.record(sink: sink, position: position) else { return }
+        try await store.saveSafePosition(safe, pipeline: configuration.name)
+        stats.saved(safe: safe)
     }
 
     func failure(_ error: any Error, _ batch: [Transaction]) -> FerryError {

@@ -150,3 +150,25 @@ import Testing
         #expect(Self.at(300, file: "b.000002").logBytes(after: Self.at(900)) == 0)
     }
 }
+
+@Suite struct SourceLogEndTests {
+    static func at(_ file: String, _ offset: UInt64) -> SourcePosition { .binlog(file: file, offset: offset) }
+
+    @Test func lagInBytesWithinAndAcrossFiles() {
+        let end = SourceLogEnd()
+        #expect(end.bytes(after: Self.at("b.000001", 4)) == nil)
+        end.reached(Self.at("b.000001", 500))
+        end.reached(Self.at("b.000001", 300))
+        #expect(end.position == Self.at("b.000001", 500))
+        #expect(end.bytes(after: Self.at("b.000001", 120)) == 380)
+        #expect(end.bytes(after: Self.at("b.000001", 900)) == 0)
+        end.binlogFileEnded("b.000001", size: 1000)
+        end.binlogFileEnded("b.000002", size: 2000)
+        end.reached(Self.at("b.000003", 250))
+        // 1000 - 600 in the first file, all 2000 of the second, 250 of the third.
+        #expect(end.bytes(after: Self.at("b.000001", 600)) == 2650)
+        #expect(end.bytes(after: Self.at("b.000002", 1500)) == 750)
+        // A file the stream did not read to its end: unknown, not guessed.
+        #expect(end.bytes(after: Self.at("b.000000", 10)) == nil)
+    }
+}

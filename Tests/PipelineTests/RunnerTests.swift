@@ -67,6 +67,24 @@ func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throw
     let logger = Logger(label: "test")
 
 
+    /// The running process reads its figures from memory: positions, lag and the source's end.
+    @Test func liveFiguresCarryPositionsAndLag() async throws {
+        try await withStore { store in
+            let target = MemoryTableSink(name: "target")
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", progressInterval: .milliseconds(10)),
+                                        source: ListSource(inserts(1...20)), sinks: [target], store: store, logger: logger)
+            try await run(runner, until: "live figures of every change") {
+                runner.live.progress?.sinks.first?.appliedPosition == position(2000) && runner.live.progress?.safePosition == position(2000)
+            }
+            let progress = try #require(runner.live.progress)
+            #expect(progress.eventsRead == 20)
+            #expect(progress.sourceEnd == position(2000))
+            #expect(progress.sinks.map(\.lagBytes) == [0])
+            #expect(progress.sinks.map(\.lagEvents) == [0])
+            #expect(progress.tables == ["shop.items": 20])
+        }
+    }
+
     @Test func deadLetterPolicyKeepsRejectedChangesAndGoesOn() async throws {
         try await withStore { store in
             let rejecting = MemoryTableSink(name: "target") { event in

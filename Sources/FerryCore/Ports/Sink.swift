@@ -129,13 +129,20 @@ public struct PipelineProgress: Sendable, Codable, Equatable {
         public var eventsPerSecond: Double
         /// Changes read from the source (or buffered on disk by an earlier run) not yet applied.
         public var lagEvents: UInt64
+        /// The position after the last transaction applied in this run.
+        public var appliedPosition: SourcePosition?
+        /// Bytes of source log between the applied position and the end the stream has seen.
+        public var lagBytes: UInt64?
 
-        public init(name: String, eventsApplied: UInt64, appliedCommitMillis: Int64?, eventsPerSecond: Double, lagEvents: UInt64) {
+        public init(name: String, eventsApplied: UInt64, appliedCommitMillis: Int64?, eventsPerSecond: Double, lagEvents: UInt64,
+                    appliedPosition: SourcePosition? = nil, lagBytes: UInt64? = nil) {
             self.name = name
             self.eventsApplied = eventsApplied
             self.appliedCommitMillis = appliedCommitMillis
             self.eventsPerSecond = eventsPerSecond
             self.lagEvents = lagEvents
+            self.appliedPosition = appliedPosition
+            self.lagBytes = lagBytes
         }
     }
 
@@ -155,9 +162,14 @@ public struct PipelineProgress: Sendable, Codable, Equatable {
     public var tables: [String: UInt64]?
     /// When these figures were taken, ms since the epoch.
     public var updatedMillis: Int64
+    /// The end of the source's log as the stream has seen it.
+    public var sourceEnd: SourcePosition?
+    /// The pipeline's safe position as this run last saved it.
+    public var safePosition: SourcePosition?
 
     public init(pipeline: String, buffer: String, bufferBytes: Int, eventsRead: UInt64, readPosition: String?, readCommitMillis: Int64?,
-                sinks: [SinkProgress], tables: [String: UInt64]? = nil, updatedMillis: Int64) {
+                sinks: [SinkProgress], tables: [String: UInt64]? = nil, updatedMillis: Int64, sourceEnd: SourcePosition? = nil,
+                safePosition: SourcePosition? = nil) {
         self.pipeline = pipeline
         self.buffer = buffer
         self.bufferBytes = bufferBytes
@@ -167,6 +179,8 @@ public struct PipelineProgress: Sendable, Codable, Equatable {
         self.sinks = sinks
         self.tables = tables
         self.updatedMillis = updatedMillis
+        self.sourceEnd = sourceEnd
+        self.safePosition = safePosition
     }
 }
 
@@ -185,4 +199,11 @@ public protocol TransactionSource: Sendable {
     /// Delivers transactions after `position` (or from the configured start when `nil`) until
     /// cancelled. `deliver` may suspend: that is backpressure.
     func run(after position: SourcePosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws
+    /// The log's end as the running stream sees it, for live lag figures; `nil` when the source
+    /// cannot tell.
+    var logEnd: SourceLogEnd? { get }
+}
+
+extension TransactionSource {
+    public var logEnd: SourceLogEnd? { nil }
 }
