@@ -313,7 +313,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "FerryApp", "PostgresSink", "ClickHouseSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource", "MySQLWire", "MySQLBinlog",
+                "FerryApp", "PostgresSink", "ClickHouseSink", "MariaDBSink", "SQLiteSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource",
+                "MySQLWire", "MySQLBinlog",
                 "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

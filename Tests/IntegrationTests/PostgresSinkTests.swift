@@ -58,9 +58,9 @@ extension Integration {
             })
         }
 
-        /// Small groups go in as `INSERT … SELECT unnest(…)`, groups of 1,000 rows or more by COPY:
-        /// both must land every kind exactly.
-        @Test(arguments: [false, true]) func everyKindLandsExactly(copied: Bool) async throws {
+        /// Every kind lands exactly, in a small group and in one of 1,000 rows more (one statement
+        /// binding one `text[]` per column), with tabs, newlines and backslashes in text.
+        @Test(arguments: [false, true]) func everyKindLandsExactly(large: Bool) async throws {
             _ = try psql("DROP TABLE IF EXISTS pg_types")
             let sink = PostgresSink(configuration: try .init(name: "pg", pipeline: "types", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
                                                              password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { $0.table }),
@@ -78,7 +78,7 @@ extension Integration {
             special[6] = .double(-.infinity)
             var gone = nulls
             gone[0] = .int(5)
-            let filler = copied ? (1_000..<2_000).map { id -> (ChangeOperation, Row?, Row?) in
+            let filler = large ? (1_000..<2_000).map { id -> (ChangeOperation, Row?, Row?) in
                 var row = nulls
                 row[0] = .int(Int64(id))
                 row[13] = .string("tab\tline\nreturn\rback\\slash \(id)")
@@ -90,7 +90,7 @@ extension Integration {
                 transaction(200, [(.delete, gone, nil)]),
             ])
             try await sink.close()
-            if copied {
+            if large {
                 let texts = try psql("SELECT count(*), count(DISTINCT vc), min(length(vc)), bool_and(vc = 'tab' || chr(9) || 'line' || chr(10) || 'return' || chr(13) || 'back\\slash ' || id), bool_and(bin = '\\x5c09'::bytea || set_byte('\\x00'::bytea, 0, id % 256)) FROM pg_types WHERE id >= 1000")
                 #expect(texts == "1000\u{1}1000\u{1}31\u{1}t\u{1}t\n", "tab, newline, return and backslash arrive as sent")
                 _ = try psql("DELETE FROM pg_types WHERE id >= 1000")
@@ -136,9 +136,8 @@ extension Integration.PostgresSinkTypes {
         return SinkFactory(name: "pg") { PostgresSink(configuration: settings, logger: TestEnvironment.logger) }
     }
 
-    /// A large group is copied; when some of its keys exist already, the COPY rolls back to its
-    /// savepoint and the rows are upserted in the same transaction.
-    @Test func copiedGroupsFallBackToUpsertsOnExistingKeys() async throws {
+    /// A large group of which some keys exist already updates those and inserts the rest.
+    @Test func largeGroupsUpsertOverExistingKeys() async throws {
         _ = try psql("DROP TABLE IF EXISTS copied")
         let schema = items("copied")
         let sink = try sink()

@@ -42,9 +42,6 @@ public actor PostgresSink: SinkSession {
     private var targets = TargetTableRegistry()
     private var nextConnectionID = 1
     private nonisolated let interrupter = ConnectionInterrupter()
-    /// Which tables' large groups are tried by COPY first.
-    private var insertFirst = InsertFirst()
-    static let insertFirstRows = 1000
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
@@ -94,7 +91,7 @@ public actor PostgresSink: SinkSession {
         closeWatch = nil
     }
 
-    /// Closes the connection: a query or COPY in progress fails at once, and an open transaction
+    /// Closes the connection: a statement in progress fails at once, and an open transaction
     /// ends with the connection, uncommitted.
     public nonisolated func interrupt() {
         interrupter.fire()
@@ -126,28 +123,7 @@ public actor PostgresSink: SinkSession {
         do {
             // PostgreSQL's DDL is transactional: tables, schema changes, rows and the offset commit together.
             try await watched.query("BEGIN", logger: logger)
-            var insertFirst = self.insertFirst
             let write: (RowOperations.Group) async throws -> Void = { group in
-                // A large group of new rows (a snapshot chunk, a bulk insert) goes in by COPY, which
-                // costs PostgreSQL a third of ON CONFLICT; the first existing key rolls it back to
-                // the savepoint and the upsert runs instead. A table where that happened is
-                // upserted directly for a while.
-                if case .upsert(let table, let schema, let columns, let rows) = group, rows.count >= Self.insertFirstRows, !schema.primaryKey.isEmpty,
-                   insertFirst.shouldTry(table) {
-                    try await watched.query("SAVEPOINT ferry_insert", logger: logger)
-                    do {
-                        try await PostgresCopy.copy(RowOperations.lastRowPerKey(rows, key: schema.primaryKey), columns: columns, of: schema, into: table,
-                                                    schema: schemaName, connection: watched.connection, watch: watched, logger: logger)
-                        try await watched.query("RELEASE SAVEPOINT ferry_insert", logger: logger)
-                        insertFirst.succeeded(table)
-                        return
-                    } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                        try await watched.query("ROLLBACK TO SAVEPOINT ferry_insert", logger: logger)
-                        insertFirst.failed(table)
-                    }
-                } else if case .upsert(let table, _, _, let rows) = group, rows.count >= Self.insertFirstRows {
-                    insertFirst.skipped(table)
-                }
                 try await watched.query(Self.statement(for: group, schema: schemaName), logger: logger)
             }
             try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, columns: columns, execute: execute,
@@ -159,7 +135,6 @@ public actor PostgresSink: SinkSession {
                 """, logger: logger)
             try await watched.query("COMMIT", logger: logger)
             self.tableSchema = tableSchema
-            self.insertFirst = insertFirst
         } catch {
             _ = try? await watched.query("ROLLBACK", logger: logger)
             self.tableSchema.forget()
@@ -225,23 +200,6 @@ public actor PostgresSink: SinkSession {
     }
 }
 
-/// Per table: try large groups by COPY, until one hits an existing key; then upsert
-/// directly for the next 16 groups (a table being updated rather than filled).
-struct InsertFirst: Sendable {
-    private var skip: [String: Int] = [:]
-
-    func shouldTry(_ table: String) -> Bool { (skip[table] ?? 0) == 0 }
-
-    mutating func succeeded(_ table: String) { skip[table] = nil }
-
-    mutating func failed(_ table: String) { skip[table] = 16 }
-
-    /// Called for groups upserted directly.
-    mutating func skipped(_ table: String) {
-        if let left = skip[table], left > 0 { skip[table] = left - 1 }
-    }
-}
-
 /// PostgreSQL's spelling of table changes, in the sink's schema.
 struct PostgresDialect: SchemaDialect {
     let schema: String
@@ -303,7 +261,3 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
     }
 }
 
-/// A statement was not sent: the connection had closed (retried on a new session).
-struct ConnectionAlreadyClosed: Error, CustomStringConvertible {
-    var description: String { "the connection to PostgreSQL is closed" }
-}
