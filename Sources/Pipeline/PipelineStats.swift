@@ -6,7 +6,10 @@ import Foundation
 /// for `ferry status` in another process.
 final class PipelineStats: @unchecked Sendable {
     private struct SinkCounters {
+        /// Changes written (as the sink's rules made them).
         var events: UInt64 = 0
+        /// Changes read from the source that the sink is past, whatever its rules made of them.
+        var covered: UInt64 = 0
         var commitMillis: Int64?
         var position: SourcePosition?
         /// (time, events) samples of the last few seconds, for the rate.
@@ -53,13 +56,18 @@ final class PipelineStats: @unchecked Sendable {
         lock.unlock()
     }
 
-    func applied(sink: String, _ batch: [Transaction], duration: Duration) {
-        metrics.applied(sink: sink, batch, duration: duration)
-        let events = batch.reduce(0) { $0 + UInt64($1.events.count) }
+    /// A sink finished the transactions `read` (as the buffer gave them), writing `written` (as
+    /// its rules made them — more, fewer or no changes). Lag counts in `read`: a sink whose rules
+    /// drop or split changes is caught up once it is past what was read.
+    func applied(sink: String, read: [Transaction], written: [Transaction], duration: Duration) {
+        if !written.isEmpty { metrics.applied(sink: sink, written, duration: duration) }
+        let covered = read.reduce(0) { $0 + UInt64($1.events.count) }
+        let events = written.reduce(0) { $0 + UInt64($1.events.count) }
         lock.lock()
         sinks[sink, default: SinkCounters()].events += events
-        sinks[sink]!.commitMillis = batch.last?.timestampMillis
-        sinks[sink]!.position = batch.last?.position
+        sinks[sink]!.covered += covered
+        sinks[sink]!.commitMillis = read.last?.timestampMillis
+        sinks[sink]!.position = read.last?.position
         lock.unlock()
     }
 
@@ -85,8 +93,10 @@ final class PipelineStats: @unchecked Sendable {
             let rate = seconds > 0 ? Double(counters.events - first.events) / seconds : 0
             sinks[name] = counters
             let owed = eventsRead + (backlog[name] ?? 0)
+            // Caught up is a matter of positions: the sink is at or past the last transaction read.
+            let caughtUp = readPosition.map { read in counters.position.map { $0 >= read } ?? false } ?? (owed == counters.covered)
             reports.append(PipelineProgress.SinkProgress(name: name, eventsApplied: counters.events, appliedCommitMillis: counters.commitMillis,
-                                                         eventsPerSecond: rate, lagEvents: owed > counters.events ? owed - counters.events : 0,
+                                                         eventsPerSecond: rate, lagEvents: caughtUp ? 0 : owed > counters.covered ? owed - counters.covered : 0,
                                                          appliedPosition: counters.position,
                                                          lagBytes: counters.position.flatMap { logEnd?.bytes(after: $0) }))
         }

@@ -53,8 +53,17 @@ struct SinkWorker: Sendable {
         while true {
             let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
             if batch.isEmpty { return }
-            let fresh = try configuration.rules.apply(batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }, sink: sink.name)
+            let unseen = batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }
+            let fresh = try configuration.rules.apply(unseen, sink: sink.name)
             guard let last = fresh.last else {
+                // The rules left nothing of these transactions: the sink is past them all the same,
+                // so its position (and the pipeline's safe position) moves on and its lag clears.
+                if let end = unseen.last {
+                    applied = end.position
+                    try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: end.position, applied: end.position)
+                    stats.applied(sink: sink.name, read: unseen, written: [], duration: .zero)
+                    try await record(sink: sink.name, position: end.position)
+                }
                 try await buffer.acknowledge(consumer: sink.name)
                 continue
             }
@@ -75,7 +84,7 @@ struct SinkWorker: Sendable {
             applied = last.position
             try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: last.position, applied: last.position)
             try await buffer.acknowledge(consumer: sink.name)
-            stats.applied(sink: sink.name, fresh, duration: ContinuousClock.now - started)
+            stats.applied(sink: sink.name, read: unseen, written: fresh, duration: ContinuousClock.now - started)
             if rewindPending {
                 try await store.clearRewind(pipeline: configuration.name, sink: sink.name)
                 rewindPending = false

@@ -118,9 +118,11 @@ public final class RuleSet: @unchecked Sendable {
             var removal = event
             removal.operation = .delete
             removal.after = nil
+            removal.source.part = 1
             var arrival = event
             arrival.operation = .create
             arrival.before = nil
+            arrival.source.part = 2
             out.append(try reshape(removal, rule: index, table: from, columns: columns))
             out.append(try reshape(arrival, rule: index, table: to, columns: columns))
             return

@@ -108,6 +108,40 @@ func temporaryDirectory() -> String {
         #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == 1)
     }
 
+    /// Transactions as rules shape them — a change split in two (both parts carry the source
+    /// change's row), changes dropped so rows skip — are whole after a restart; a torn one is cut.
+    @Test func jsonLinesSinkKnowsWholeTransactionsWhateverRulesMadeOfThem() async throws {
+        let directory = temporaryDirectory()
+        let sink = JSONLinesSink(configuration: .init(name: "files", directory: directory))
+        _ = try await sink.open()
+        var split = transaction(100, [(.delete, [.int(1), .string("a"), .null], nil), (.create, nil, [.int(1), .string("b"), .null])])
+        for index in split.events.indices { split.events[index].source.row = 0 }
+        var thinned = transaction(200, [(.create, nil, [.int(22), .string("c"), .null]), (.create, nil, [.int(23), .string("d"), .null])])
+        thinned.events[0].source.row = 1
+        thinned.events[1].source.row = 2
+        try await sink.apply([split, thinned])
+        try await sink.close()
+        let reopened = JSONLinesSink(configuration: .init(name: "files", directory: directory))
+        #expect(try await reopened.open() == position(200))
+        try await reopened.close()
+        let path = directory + "/files.jsonl"
+        #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == 4)
+        // The second transaction torn after its first line: cut back to the first, whole.
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        try (lines[0...2].joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let again = JSONLinesSink(configuration: .init(name: "files", directory: directory))
+        #expect(try await again.open() == position(100))
+        try await again.close()
+        #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == 2)
+    }
+
+    /// Lines written before `txn_index` existed are read by their row.
+    @Test func jsonLinesOfEarlierReleasesStayReadable() throws {
+        let line = #"{"id":"b.000001:300:1","txn_events":2,"op":"c","source":{"file":"b.000001","pos":300,"row":1}}"#
+        let parsed = try #require(JSONLinesSink.parse(Data(line.utf8)))
+        #expect(parsed.index == 1 && parsed.events == 2 && parsed.position == position(300))
+    }
+
     @Test func stateStoreRoundTripAndCorruption() async throws {
         let directory = temporaryDirectory()
         let path = directory + "/state.sqlite"

@@ -3,6 +3,7 @@ import FerryCore
 import FerryTestKit
 import Foundation
 import Logging
+import Rules
 @testable import Pipeline
 import StateStore
 import Testing
@@ -82,6 +83,28 @@ func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throw
             #expect(progress.sinks.map(\.lagBytes) == [0])
             #expect(progress.sinks.map(\.lagEvents) == [0])
             #expect(progress.tables == ["shop.items": 20])
+        }
+    }
+
+    /// A sink whose rules route every change it reads elsewhere is past it all the same: its
+    /// position and the safe position move on, and it shows no lag (lag is a matter of positions).
+    @Test func aSinkWhoseRulesDropEverythingKeepsUp() async throws {
+        try await withStore { store in
+            let target = MemoryTableSink(name: "target")
+            let everything = MemoryTableSink(name: "everything")
+            let rules = RuleSet(rules: [Rule(tables: ["shop.items"], sinks: ["everything"], location: "test:1")], pipeline: "p")
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", rules: rules, progressInterval: .milliseconds(10)),
+                                        source: ListSource(inserts(1...20)), sinks: [target, everything], store: store, logger: logger)
+            try await run(runner, until: "both sinks past every change") {
+                runner.live.progress?.sinks.allSatisfy { $0.appliedPosition == position(2000) } == true
+                    && runner.live.progress?.safePosition == position(2000)
+            }
+            #expect(await target.rows("shop.items").isEmpty)
+            #expect(await everything.rows("shop.items").count == 20)
+            let progress = try #require(runner.live.progress)
+            #expect(progress.sinks.map(\.lagEvents) == [0, 0])
+            #expect(progress.sinks.map(\.eventsApplied) == [0, 20])
+            #expect(try await store.checkpoint(pipeline: "p")?.safePosition == position(2000))
         }
     }
 

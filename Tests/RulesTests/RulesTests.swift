@@ -119,6 +119,10 @@ import Testing
         #expect(out[1].schema?.columns.last?.typeName == "text" && out[1].schema?.name.table == "orders_paid")
         #expect(out[1].after == [.int(1), .string("PAID"), .decimal("12.50"), .string("Ada"), .string("Lovelace"), .string("Ada Lovelace")])
         #expect(out[0].before?[1] == .string("OPEN"), "the old image is computed from the old values")
+        let unsplit = try rules.apply([transaction([E.event(.update, E.paid, E.paid)])], sink: "s")[0].events[0]
+        #expect(Set(out.map(\.stableID) + [unsplit.stableID]).count == 3, "each part of a split change has an id of its own")
+        #expect(out.map { String($0.stableID.split(separator: ":").last ?? "") } == ["0.1", "0.2"])
+        #expect(unsplit.stableID.hasSuffix(":0"), "a change that is not split keeps the source's id")
         let again = try rules.apply([transaction([E.event(.delete, E.open, nil)])], sink: "s")[0].events[0]
         #expect(out[0].schema === again.schema, "schemas are built once")
     }

@@ -34,6 +34,10 @@ public struct ChangeSource: Sendable, Hashable {
     public var row: Int
     /// Commit time of the transaction in milliseconds since the epoch.
     public var timestampMillis: Int64
+    /// 0 for the change as the source made it; 1, 2, … for the parts a rule split it into (an
+    /// update that moves a row between target tables is a delete, part 1, and a create, part 2),
+    /// so that each part has an id of its own.
+    public var part: UInt8 = 0
 
     public init(name: String, serverID: UInt32, gtid: String?, position: SourcePosition, row: Int, timestampMillis: Int64) {
         self.name = name

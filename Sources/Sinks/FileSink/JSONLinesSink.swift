@@ -68,15 +68,22 @@ public actor JSONLinesSink: DeadLetterSink {
         var out: [UInt8] = []
         out.reserveCapacity(transactions.reduce(0) { $0 + $1.events.count } * 512)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // DDL travels only when it changes a replicated table.
+        let written: (ChangeEvent) -> Bool = { $0.operation != .ddl || !$0.schemaChanges.isEmpty }
         for transaction in transactions {
-            let count = Int64(transaction.events.count)
-            // DDL travels only when it changes a replicated table.
-            writer.write(transaction, processedAtMillis: now, into: &out, where: { $0.operation != .ddl || !$0.schemaChanges.isEmpty }) { event, line in
+            // The lines of one transaction are numbered as written (rules may have dropped, split
+            // or reordered its changes): a restart finds a torn transaction by `txn_index`.
+            let count = Int64(transaction.events.lazy.filter(written).count)
+            var index: Int64 = 0
+            writer.write(transaction, processedAtMillis: now, into: &out, where: written) { event, line in
                 JSONBuffer.appendASCII("\"id\":", to: &line)
                 Self.appendEventID(event, to: &line)
                 JSONBuffer.appendASCII(",\"txn_events\":", to: &line)
                 JSONBuffer.appendInteger(count, to: &line)
+                JSONBuffer.appendASCII(",\"txn_index\":", to: &line)
+                JSONBuffer.appendInteger(index, to: &line)
                 line.append(UInt8(ascii: ","))
+                index += 1
             }
         }
         guard !out.isEmpty else { return }
@@ -211,7 +218,7 @@ public actor JSONLinesSink: DeadLetterSink {
         var index = lines.count - 1
         while index >= 0 {
             guard let parsed = parse(lines[index].line) else { index -= 1; continue }
-            if parsed.row + 1 == parsed.events {
+            if parsed.index + 1 == parsed.events {
                 keep = lines[index].end
                 result = parsed.position
                 break
@@ -223,7 +230,10 @@ public actor JSONLinesSink: DeadLetterSink {
         return result
     }
 
-    static func parse(_ line: Data) -> (position: SourcePosition, row: Int, events: Int)? {
+    /// A line's transaction position, its index among the transaction's lines and their number.
+    /// Lines of releases before `txn_index` give the change's row instead (the same when no rule
+    /// reshaped the transaction).
+    static func parse(_ line: Data) -> (position: SourcePosition, index: Int, events: Int)? {
         guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
               let source = object["source"] as? [String: Any], let file = source["file"] as? String,
               let offset = (source["pos"] as? NSNumber)?.uint64Value, let row = (source["row"] as? NSNumber)?.intValue,
@@ -231,7 +241,8 @@ public actor JSONLinesSink: DeadLetterSink {
         else { return nil }
         let gtid = (source["gtid_pos"] as? String).flatMap { MariaDBGTIDPosition(parsing: Substring($0)) }.map { GTIDPosition.mariadb($0) }
         let step = (source["snapshot_step"] as? NSNumber)?.uint32Value ?? 0
-        return (.binlog(BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid, snapshotStep: step)), row, events)
+        let index = (object["txn_index"] as? NSNumber)?.intValue ?? row
+        return (.binlog(BinlogPosition(coordinates: BinlogCoordinates(file: file, offset: offset), gtidPosition: gtid, snapshotStep: step)), index, events)
     }
 
     static func lastRotatedPosition(directory: String, name: String) -> SourcePosition? {
