@@ -68,7 +68,8 @@ func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throw
     let logger = Logger(label: "test")
 
 
-    /// The running process reads its figures from memory: positions, lag and the source's end.
+    /// The running process reads its figures from memory: positions, lag and the source's end;
+    /// they are saved for `ferry status` too.
     @Test func liveFiguresCarryPositionsAndLag() async throws {
         try await withStore { store in
             let target = MemoryTableSink(name: "target")
@@ -79,10 +80,14 @@ func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throw
             }
             let progress = try #require(runner.live.progress)
             #expect(progress.eventsRead == 20)
+            #expect(progress.buffer == "memory")
+            #expect(progress.readPosition == position(2000).description)
             #expect(progress.sourceEnd == position(2000))
             #expect(progress.sinks.map(\.lagBytes) == [0])
             #expect(progress.sinks.map(\.lagEvents) == [0])
             #expect(progress.tables == ["shop.items": 20])
+            // The same figures are saved for `ferry status` in another process.
+            try await eventually("progress saved") { try await store.progress(pipeline: "p")?.sinks.first?.eventsApplied == 20 }
         }
     }
 
@@ -290,22 +295,6 @@ func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throw
                 try await store.requestRewind(pipeline: "p", sink: "b", position: position(9_000))
                 try await PipelineRunner(configuration: configuration, source: source, sinks: [a, b], store: store, logger: logger).run(stop: StopSignal())
             }
-        }
-    }
-
-    @Test func progressIsSavedForStatus() async throws {
-        try await withStore { store in
-            let sink = MemoryTableSink(name: "target")
-            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", progressInterval: .milliseconds(20)),
-                                        source: ListSource(inserts(1...40)), sinks: [sink], store: store, logger: logger)
-            try await run(runner, until: "progress saved") {
-                try await store.progress(pipeline: "p")?.sinks.first?.eventsApplied == 40
-            }
-            let progress = try #require(try await store.progress(pipeline: "p"))
-            #expect(progress.eventsRead == 40)
-            #expect(progress.buffer == "memory")
-            #expect(progress.sinks[0].lagEvents == 0)
-            #expect(progress.readPosition == position(4_000).description)
         }
     }
 

@@ -41,6 +41,8 @@ public actor JSONLinesSink: DeadLetterSink {
     private var descriptor: Int32 = -1
     private var fileBytes = 0
     private var fileOpenedAt = Date()
+    /// The bytes of one batch; kept between batches so its capacity is allocated once.
+    private var out: [UInt8] = []
 
     public init(configuration: Configuration) {
         self.name = configuration.name
@@ -65,8 +67,11 @@ public actor JSONLinesSink: DeadLetterSink {
         if fileBytes >= configuration.maximumFileBytes || Date().timeIntervalSince(fileOpenedAt) >= configuration.maximumFileAgeSeconds {
             try rotate()
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(transactions.reduce(0) { $0 + $1.events.count } * 512)
+        var out = self.out
+        self.out = []
+        out.removeAll(keepingCapacity: true)
+        // A batch of huge rows is not kept around.
+        defer { self.out = out.capacity <= 16 << 20 ? out : [] }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         // DDL travels only when it changes a replicated table.
         let written: (ChangeEvent) -> Bool = { $0.operation != .ddl || !$0.schemaChanges.isEmpty }

@@ -42,6 +42,9 @@ public actor PostgresSink: SinkSession {
     private var targets = TargetTableRegistry()
     private var nextConnectionID = 1
     private nonisolated let interrupter = ConnectionInterrupter()
+    /// Which tables' large groups are tried as plain INSERTs first.
+    private var insertFirst = InsertFirst()
+    static let insertFirstRows = 1000
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
@@ -123,7 +126,29 @@ public actor PostgresSink: SinkSession {
         do {
             // PostgreSQL's DDL is transactional: tables, schema changes, rows and the offset commit together.
             try await watched.query("BEGIN", logger: logger)
+            var insertFirst = self.insertFirst
             let write: (RowOperations.Group) async throws -> Void = { group in
+                // A large group of new rows (a snapshot chunk, a bulk insert) goes in as a plain
+                // INSERT, which costs PostgreSQL about half of ON CONFLICT; the first existing key
+                // rolls it back to the savepoint and the upsert runs instead. A table where that
+                // happened is upserted directly for a while. (COPY would be faster still, but
+                // postgres-nio cannot survive a connection closing during one.)
+                if case .upsert(let table, let schema, _, let rows) = group, rows.count >= Self.insertFirstRows, !schema.primaryKey.isEmpty {
+                    if insertFirst.shouldTry(table) {
+                        try await watched.query("SAVEPOINT ferry_insert", logger: logger)
+                        do {
+                            try await watched.query(Self.statement(for: group, schema: schemaName, upsert: false), logger: logger)
+                            try await watched.query("RELEASE SAVEPOINT ferry_insert", logger: logger)
+                            insertFirst.succeeded(table)
+                            return
+                        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                            try await watched.query("ROLLBACK TO SAVEPOINT ferry_insert", logger: logger)
+                            insertFirst.failed(table)
+                        }
+                    } else {
+                        insertFirst.skipped(table)
+                    }
+                }
                 try await watched.query(Self.statement(for: group, schema: schemaName), logger: logger)
             }
             try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, columns: columns, execute: execute,
@@ -135,6 +160,7 @@ public actor PostgresSink: SinkSession {
                 """, logger: logger)
             try await watched.query("COMMIT", logger: logger)
             self.tableSchema = tableSchema
+            self.insertFirst = insertFirst
         } catch {
             _ = try? await watched.query("ROLLBACK", logger: logger)
             self.tableSchema.forget()
@@ -162,7 +188,9 @@ public actor PostgresSink: SinkSession {
 
     /// One statement for a group: the rows travel as one `text[]` parameter per column and are
     /// cast to each column's PostgreSQL type in the statement.
-    static func statement(for group: RowOperations.Group, schema schemaName: String) -> PostgresQuery {
+    /// `upsert: false` writes an upsert group as a plain INSERT (no ON CONFLICT), which fails on
+    /// the first existing key.
+    static func statement(for group: RowOperations.Group, schema schemaName: String, upsert: Bool = true) -> PostgresQuery {
         func qualified(_ table: String) -> String { PostgresDialect(schema: schemaName).table(table) }
         func unnest(_ count: Int) -> String {
             "unnest(" + (1...count).map { "$\($0)::text[]" }.joined(separator: ", ") + ") AS u(" + (1...count).map { "c\($0)" }.joined(separator: ", ") + ")"
@@ -178,7 +206,7 @@ public actor PostgresSink: SinkSession {
             let unique = schema.primaryKey.isEmpty ? rows : RowOperations.lastRowPerKey(rows, key: schema.primaryKey)
             var sql = "INSERT INTO \(qualified(table)) (" + columns.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") SELECT "
             sql += columns.enumerated().map { cast($0.offset + 1, $0.element, schema) }.joined(separator: ", ") + " FROM " + unnest(columns.count)
-            if !schema.primaryKey.isEmpty {
+            if upsert, !schema.primaryKey.isEmpty {
                 let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(doubleQuoted(schema.columnName($0))) = EXCLUDED.\(doubleQuoted(schema.columnName($0)))" }
                 sql += " ON CONFLICT (" + schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") DO "
                 sql += updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", ")
@@ -197,6 +225,23 @@ public actor PostgresSink: SinkSession {
             }
             return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) t USING \(unnest(key.count)) WHERE \(conditions)", binds: Self.arrays(rows, key))
         }
+    }
+}
+
+/// Per table: try large groups as plain INSERTs, until one hits an existing key; then upsert
+/// directly for the next 16 groups (a table being updated rather than filled).
+struct InsertFirst: Sendable {
+    private var skip: [String: Int] = [:]
+
+    func shouldTry(_ table: String) -> Bool { (skip[table] ?? 0) == 0 }
+
+    mutating func succeeded(_ table: String) { skip[table] = nil }
+
+    mutating func failed(_ table: String) { skip[table] = 16 }
+
+    /// Called for groups upserted directly.
+    mutating func skipped(_ table: String) {
+        if let left = skip[table], left > 0 { skip[table] = left - 1 }
     }
 }
 
