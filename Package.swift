@@ -294,6 +294,7 @@ let package = Package(
             dependencies: [
                 "MySQLWire", "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]

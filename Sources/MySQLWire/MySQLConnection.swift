@@ -285,13 +285,13 @@ public final class MySQLConnection {
     /// Lets another task interrupt a wait in `nextBinlogPacket()`.
     public var waker: MySQLWaker { MySQLWaker(channel: channel) }
 
-    /// Fails the connection with `MySQLWireError.readTimeout` when nothing arrives for `seconds`.
+    /// Fails the connection with `MySQLWireError.readTimeout` when nothing arrives for `seconds`
+    /// while ferry is asking for data. A reader that stops asking (its consumer is full and holds
+    /// the source back) is not waiting for the server, so that time does not count.
     public func enableReadTimeout(seconds: Double) async throws {
-        let timeout = TimeAmount.milliseconds(Int64(seconds * 1000))
         let channel = self.channel
         try await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(readTimeout: timeout), ReadTimeoutHandler(seconds: seconds)],
-                                                            position: .first)
+            try channel.pipeline.syncOperations.addHandler(DemandReadTimeoutHandler(seconds: seconds), position: .first)
         }.get()
     }
 }
@@ -378,24 +378,45 @@ final class WakeHandler: ChannelInboundHandler, Sendable {
     }
 }
 
-/// Turns a read-idle event into a `readTimeout` error on the channel.
-final class ReadTimeoutHandler: ChannelInboundHandler, Sendable {
+/// A read timeout that runs only while a read is asked for: `read` (the channel wants data) arms
+/// it, data disarms it. NIO's idle handler counts from the last data instead, so a reader held
+/// back by its consumer (no reads asked for) would time out although the server was never asked.
+/// Lives on the channel's event loop only.
+final class DemandReadTimeoutHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     let seconds: Double
+    private var timer: Scheduled<Void>?
 
     init(seconds: Double) { self.seconds = seconds }
 
+    func read(context: ChannelHandlerContext) {
+        if timer == nil {
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let seconds = self.seconds
+            timer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+                loopBound.value.fireErrorCaught(MySQLWireError.readTimeout(seconds: seconds))
+                loopBound.value.close(promise: nil)
+            }
+        }
+        context.read()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        timer?.cancel()
+        timer = nil
         context.fireChannelRead(data)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            context.fireErrorCaught(MySQLWireError.readTimeout(seconds: seconds))
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
     }
 }
 

@@ -33,6 +33,7 @@ struct SinkWorker: Sendable {
     private func run(from start: SourcePosition?, owned: OwnedSession) async throws {
         var applied = start
         var rewindPending = rewound
+        var deadline = ApplyDeadline(seconds: configuration.applyTimeoutSeconds)
         if opened == nil {
             // The runner started from the state store's position for this sink; the target's own
             // record can only be newer.
@@ -69,7 +70,7 @@ struct SinkWorker: Sendable {
             }
             let started = ContinuousClock.now
             do {
-                try await applyRetrying(fresh, owned)
+                try await applyRetrying(fresh, owned, deadline: &deadline)
             } catch let error where error is CancellationError || Task.isCancelled {
                 // Stopped (a drain that timed out): not a rejection — nothing is isolated or dead-lettered.
                 throw error
@@ -77,7 +78,7 @@ struct SinkWorker: Sendable {
                 // Durability is in doubt: stop at once, never write the batch again.
                 throw failure(error, fresh)
             } catch where !ErrorClassifier.isTransient(error) {
-                try await applyIsolating(fresh, after: applied, cause: error, owned)
+                try await applyIsolating(fresh, after: applied, cause: error, owned, deadline: &deadline)
             } catch {
                 throw failure(error, fresh)
             }
@@ -106,16 +107,15 @@ struct SinkWorker: Sendable {
     }
 
     /// Applies a batch, retrying transient failures with backoff; each retry runs on a new session.
-    func applyRetrying(_ batch: [Transaction], _ owned: OwnedSession) async throws {
-        // Each timeout doubles the next attempt's deadline (up to 8×): a batch that is merely slower
-        // than the deadline — a long backlog on a busy machine — would otherwise be abandoned and
-        // started again forever.
-        var timeouts = 0
+    func applyRetrying(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws {
         try await configuration.retry.run({
+            let limit = deadline.current
+            let started = ContinuousClock.now
             do {
-                try await owned.apply(batch, deadline: .seconds(configuration.applyTimeoutSeconds * Double(1 << min(timeouts, 3))))
+                try await owned.apply(batch, deadline: limit)
+                deadline.finished(in: ContinuousClock.now - started)
             } catch let timeout as ApplyTimeout {
-                timeouts += 1
+                deadline.timedOut()
                 throw timeout
             }
         }) { error, attempt, wait in
@@ -134,7 +134,8 @@ struct SinkWorker: Sendable {
     /// While a transaction is split, its changes are applied stamped with the position before it,
     /// so a crash in the middle replays the whole transaction (harmless: every change sets a whole
     /// row); the last step records the transaction's own position.
-    func applyIsolating(_ batch: [Transaction], after start: SourcePosition?, cause: any Error, _ owned: OwnedSession) async throws {
+    func applyIsolating(_ batch: [Transaction], after start: SourcePosition?, cause: any Error, _ owned: OwnedSession,
+                        deadline: inout ApplyDeadline) async throws {
         var deadLetters: (any DeadLetterSink)? = nil
         if case .deadLetter(let sink) = configuration.errorPolicy { deadLetters = sink }
         logger.warning("sink rejected a batch; finding the change it rejects", metadata: [
@@ -144,7 +145,7 @@ struct SinkWorker: Sendable {
         for transaction in batch {
             defer { previous = transaction.position }
             do {
-                try await applyRetrying([transaction], owned)
+                try await applyRetrying([transaction], owned, deadline: &deadline)
                 continue
             } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {}
             var letters: [DeadLetter] = []
@@ -153,7 +154,7 @@ struct SinkWorker: Sendable {
                 single.events = [event]
                 single.position = previous ?? transaction.position
                 do {
-                    try await applyRetrying([single], owned)
+                    try await applyRetrying([single], owned, deadline: &deadline)
                 } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {
                     let reason = FerryError(describing: error, code: .sinkRejected).adding("pipeline", configuration.name)
                         .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.place)")
@@ -174,7 +175,7 @@ struct SinkWorker: Sendable {
             }
             var marker = transaction
             marker.events = []
-            try await applyRetrying([marker], owned)
+            try await applyRetrying([marker], owned, deadline: &deadline)
         }
     }
 }
@@ -259,4 +260,24 @@ struct SessionUnusable: ClassifiedError, FerryErrorConvertible, CustomStringConv
     var isTransient: Bool { false }
     var disposition: ErrorDisposition { .fatal }
     var ferryError: FerryError { FerryError(describing: underlying, code: .sinkWriteFailed) }
+}
+
+/// The deadline of one sink's applies. Each timeout doubles it (up to 8× the configured timeout):
+/// a batch that is merely slower than the deadline — a long backlog, a busy target — would
+/// otherwise be abandoned and started again forever. It stays raised for the next batches, which
+/// are likely as slow, and comes down a step after each batch that needed less than half of it.
+struct ApplyDeadline {
+    let seconds: Double
+    private(set) var doublings = 0
+    static let maximumDoublings = 3
+
+    init(seconds: Double) { self.seconds = seconds }
+
+    var current: Duration { .seconds(seconds * Double(1 << doublings)) }
+
+    mutating func timedOut() { doublings = min(doublings + 1, Self.maximumDoublings) }
+
+    mutating func finished(in elapsed: Duration) {
+        if doublings > 0, elapsed * 2 < current { doublings -= 1 }
+    }
 }

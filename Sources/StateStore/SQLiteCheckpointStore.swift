@@ -361,6 +361,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         }
     }
 
+    @discardableResult
     public func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64,
                               replacing expected: Int64?) async throws -> Bool {
         try await exclusively {

@@ -236,3 +236,25 @@ actor StuckSink: StatelessSink {
         try await store.close()
     }
 }
+
+@Suite struct ApplyDeadlineTests {
+    /// Doubled after each timeout up to 8×, kept for the next batches, lowered a step after a
+    /// batch that needed less than half of it.
+    @Test func raisedByTimeoutsLoweredByQuickBatches() {
+        var deadline = ApplyDeadline(seconds: 2)
+        #expect(deadline.current == .seconds(2))
+        deadline.timedOut()
+        deadline.timedOut()
+        #expect(deadline.current == .seconds(8))
+        deadline.finished(in: .seconds(5))
+        #expect(deadline.current == .seconds(8), "a batch that needed more than half keeps it")
+        for _ in 0..<5 { deadline.timedOut() }
+        #expect(deadline.current == .seconds(16))
+        deadline.finished(in: .seconds(1))
+        #expect(deadline.current == .seconds(8))
+        deadline.finished(in: .seconds(1))
+        deadline.finished(in: .seconds(1))
+        deadline.finished(in: .seconds(0))
+        #expect(deadline.current == .seconds(2))
+    }
+}
