@@ -138,7 +138,7 @@ public final class DiskLog {
         return segment.nextSequence - 1
     }
 
-    /// Makes every appended record durable. An fsync failure is fatal (DESIGN §2.9): the kernel
+    /// Makes every appended record durable. An fsync failure is fatal (docs/architecture.md, promise 8): the kernel
     /// may have dropped the dirty pages, so retrying could report success for lost data.
     public func sync() throws {
         guard let segment = segments.last, syncedSequence < nextSequence || options.fsync == .interval else { return }

@@ -15,7 +15,7 @@ import SinkSupport
 import WebhookSink
 import Yams
 
-/// The whole deployment, read from one YAML file (DESIGN §5). Only this type knows the YAML shape;
+/// The whole deployment, read from one YAML file. Only this type knows the YAML shape;
 /// components get their own typed configurations from it.
 public struct FerryConfiguration: Sendable {
     public struct Source: Sendable {

@@ -1,6 +1,6 @@
 import FerryCore
 
-/// What sits between a pipeline's source and its sinks (DESIGN §1): the bounded memory queue or
+/// What sits between a pipeline's source and its sinks (docs/architecture.md, data flow): the bounded memory queue or
 /// the disk log. Each sink reads at its own cursor.
 protocol ChangeBuffer: Sendable {
     /// Adds a transaction; may suspend (backpressure).

@@ -1,6 +1,6 @@
 import FerryCore
 
-/// Runs one attempt of a session operation against the clock (DESIGN invariant 11).
+/// Runs one attempt of a session operation against the clock (docs/architecture.md, one owner).
 ///
 /// The attempt and a timer race as two child tasks. When the timer wins, or the calling task is
 /// cancelled (a drain that timed out), the attempt's task is cancelled and the session interrupted —

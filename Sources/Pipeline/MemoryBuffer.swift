@@ -1,6 +1,6 @@
 import FerryCore
 
-/// The bounded in-memory queue between a source and its sinks (DESIGN §1, invariant 6).
+/// The bounded in-memory queue between a source and its sinks (docs/architecture.md, promise 5).
 ///
 /// Every sink reads every transaction at its own cursor; a transaction is released once all
 /// sinks have read it. `append` suspends while the buffered bytes exceed the bound — that is the

@@ -1,6 +1,6 @@
 import FerryCore
 
-/// Decides, in one place, what a failure means (DESIGN: one classifier), from the error's type.
+/// Decides, in one place, what a failure means, from the error's type.
 public enum ErrorClassifier {
     /// Retry: connection and I/O trouble, busy or locked targets, deadlines. Fatal: lost
     /// durability. Everything else (decode, configuration, constraint and type errors) is a

@@ -182,7 +182,7 @@ struct SinkWorker: Sendable {
 
 /// The one session a sink worker owns: made and opened on first use, closed and thrown away after
 /// an attempt that failed for a transient reason (a timeout, a lost connection), so every retry
-/// starts on a new session and no earlier attempt can still be running (DESIGN invariant 11).
+/// starts on a new session and no earlier attempt can still be running (docs/architecture.md, one owner).
 final class OwnedSession {
     let sink: any Sink
     let configuration: PipelineConfiguration

@@ -65,7 +65,7 @@ extension FerryErrorConvertible {
     public var description: String { ferryError.description }
 }
 
-/// What a failure means for the work that hit it (DESIGN invariant 11).
+/// What a failure means for the work that hit it (docs/architecture.md, one owner).
 public enum ErrorDisposition: Sendable, Equatable {
     /// Transient (a lost connection, a busy target): try again, on a new session.
     case retry

@@ -4,7 +4,7 @@
 /// Every connection to a target belongs to one session, and every session to one task (a sink
 /// worker, or one lane of it): the engine opens a session, applies batches to it one after
 /// another, and closes it. An attempt that does not finish in time is interrupted, awaited, and
-/// its session thrown away; the retry runs on a new session (DESIGN invariant 11).
+/// its session thrown away; the retry runs on a new session (docs/architecture.md, one owner).
 public protocol Sink: Sendable {
     /// The user's name for the sink.
     var name: String { get }
@@ -15,7 +15,7 @@ public protocol Sink: Sendable {
 
 /// One sink's connection(s) to its target, owned by one task at a time.
 ///
-/// Replay must be harmless (DESIGN §2.3): a session that receives a transaction at or before its
+/// Replay must be harmless (docs/architecture.md, promise 3): a session that receives a transaction at or before its
 /// applied position must leave the target as it is.
 public protocol SinkSession: Sendable {
     /// The user's name for the sink.
@@ -65,7 +65,7 @@ public struct SinkFactory: Sink {
     public func makeSession() throws -> any SinkSession { try make() }
 }
 
-/// A change a sink rejected for good, with the cause and where it came from (DESIGN §2.7).
+/// A change a sink rejected for good, with the cause and where it came from (docs/architecture.md, promise 6).
 public struct DeadLetter: Sendable {
     public var pipeline: String
     /// The sink that rejected the change.

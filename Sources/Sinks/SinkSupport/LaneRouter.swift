@@ -1,7 +1,7 @@
 import FerryCore
 
 /// Splits transactions into lanes by a stable hash of (table, primary key), so each row's changes
-/// stay in one lane, in order, while different rows go in parallel (DESIGN §1, invariant 4).
+/// stay in one lane, in order, while different rows go in parallel (docs/architecture.md, promise 4).
 ///
 /// A primary-key change whose old and new keys fall in different lanes travels as a delete of
 /// the old key in the old key's lane and an insert of the new row in the new key's lane. A table
