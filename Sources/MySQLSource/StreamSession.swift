@@ -116,7 +116,8 @@ struct StreamSession {
                 if case .rotate = record.event {
                     // A real rotation is the file's last event: its end is the file's size.
                     if !header.isArtificial { logEnd.binlogFileEnded(file, size: UInt64(header.logPosition)) }
-                } else {
+                } else if !record.event.isInsideTransactionBody {
+                    // Not per row event: the transaction's commit event, right after, moves it.
                     logEnd.reached(.binlog(file: file, offset: UInt64(header.logPosition)))
                 }
             }
@@ -347,5 +348,15 @@ struct StreamSession {
             index += 1
         }
         return names
+    }
+}
+
+extension BinlogEvent {
+    /// Row and table-map events: the bulk of a transaction, followed by its commit event.
+    var isInsideTransactionBody: Bool {
+        switch self {
+        case .rows, .tableMap: true
+        default: false
+        }
     }
 }
