@@ -19,7 +19,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.12.0"),
-        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.25.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
@@ -51,6 +50,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "PostgresWire",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -141,10 +152,8 @@ let package = Package(
         .target(
             name: "PostgresSink",
             dependencies: [
-                "FerryCore", "SinkSupport",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                "FerryCore", "SinkSupport", "PostgresWire",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Sinks/PostgresSink"
@@ -300,6 +309,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "PostgresWireTests",
+            dependencies: ["PostgresWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
             name: "MySQLSourceTests",
             dependencies: ["MySQLSource", "MySQLBinlog", "MySQLTestKit", "FerryTestKit", "FerryCore", .product(name: "NIOCore", package: "swift-nio")]
         ),
@@ -314,7 +327,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "FerryApp", "PostgresSink", "ClickHouseSink", "MariaDBSink", "SQLiteSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource",
+                "FerryApp", "PostgresSink", "PostgresWire", "ClickHouseSink", "MariaDBSink", "SQLiteSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource",
                 "MySQLWire", "MySQLBinlog",
                 "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,16 +1,16 @@
 import FerryCore
 import SinkSupport
 import Foundation
-import PostgresNIO
+import PostgresWire
 
 extension PostgresSink.Configuration {
-    /// From `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require&schema=NAME]`.
+    /// From `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE&schema=NAME]`.
     /// - Parameter password: used when the URL has none.
     public init(name: String, pipeline: String, url: String, password: String?,
                 targetTable: @escaping @Sendable (TableName) -> String, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(), lane: Int = 0) throws {
         func invalid(_ what: String) -> FerryError {
             FerryError(code: .configInvalid, message: "sink \(name): \(what)",
-                       fix: "use postgres://USER@HOST:PORT/DATABASE[?sslmode=disable|require&schema=NAME]")
+                       fix: "use postgres://USER@HOST:PORT/DATABASE[?sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE&schema=NAME]")
         }
         guard let schemeEnd = url.range(of: "://"), ["postgres", "postgresql"].contains(String(url[..<schemeEnd.lowerBound])) else {
             throw invalid("the URL must start with postgres://")
@@ -42,18 +42,12 @@ extension PostgresSink.Configuration {
             port = parsed
         }
         guard !user.isEmpty, !host.isEmpty, !database.isEmpty else { throw invalid("the URL needs a user, a host and a database") }
-        let tls: PostgresConnection.Configuration.TLS
-        switch options["sslmode"] ?? "disable" {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(try .init(configuration: .makeClientConfiguration()))
-        case "require":
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.certificateVerification = .none
-            tls = .require(try .init(configuration: configuration))
-        default: throw invalid("sslmode must be disable, prefer or require")
+        guard let tls = PostgresWireConfiguration.TLSMode(rawValue: options["sslmode"] ?? "disable") else {
+            throw invalid("sslmode must be one of " + PostgresWireConfiguration.TLSMode.allCases.map(\.rawValue).joined(separator: ", "))
         }
         self.init(name: name, pipeline: pipeline,
-                  connection: PostgresConnection.Configuration(host: host, port: port, username: user, password: secret, database: database, tls: tls),
+                  connection: PostgresWireConfiguration(host: host, port: port, user: user, password: secret, database: database, tls: tls,
+                                                        tlsCAFile: options["sslrootcert"]),
                   schema: options["schema"] ?? "public", targetTable: targetTable, schemaChanges: schemaChanges, lane: lane)
     }
 }

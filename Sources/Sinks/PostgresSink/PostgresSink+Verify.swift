@@ -1,5 +1,6 @@
 import FerryCore
-import PostgresNIO
+import NIOCore
+import PostgresWire
 import SinkSupport
 
 /// `ferry verify` against PostgreSQL: the comparison runs in the database. The source rows travel
@@ -18,15 +19,20 @@ extension PostgresSink: VerifiableSink {
         }.joined(separator: " AND ")
         let sql = "SELECT u.ord FROM " + Self.unnestWithOrdinality(columns.count)
             + " WHERE NOT EXISTS (SELECT 1 FROM \(qualified(table)) t WHERE \(conditions)) ORDER BY u.ord"
-        return try await verifyQuery(PostgresQuery(unsafeSQL: sql, binds: Self.arrays(rows, columns))) { row in
-            Int(try row.decode(Int64.self)) - 1
+        return try await verifyQuery(sql, Self.arrays(rows, columns)) { row in
+            guard let cell = row.first ?? nil, let ordinal = Int(String(buffer: cell)) else {
+                throw PostgresWireError.protocolViolation("verify: a row without its ordinal")
+            }
+            return ordinal - 1
         }
     }
 
     public func rowCount(table: String) async throws -> Int? {
-        let exists = try await verifyQuery("SELECT to_regclass(\(qualified(table)))::text") { row in try row.decode(String?.self) }
+        let exists = try await verifyQuery("SELECT to_regclass($1)::text", [.text(qualified(table))]) { row in row.first.flatMap { $0 } }
         guard exists.first ?? nil != nil else { return nil }
-        return try await verifyQuery(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(qualified(table))")) { row in Int(try row.decode(Int64.self)) }.first
+        return try await verifyQuery("SELECT count(*) FROM \(qualified(table))") { row in
+            row.first.flatMap { $0 }.flatMap { Int(String(buffer: $0)) }
+        }.first ?? nil
     }
 
     public func extraKeys(table: String, schema: TableSchema, sourceKeys: [[Value]]) async throws -> [[Value]] {
@@ -39,14 +45,11 @@ extension PostgresSink: VerifiableSink {
         let from = " FROM \(qualified(table)) t WHERE NOT EXISTS (SELECT 1 FROM " + Self.unnestWithOrdinality(key.count) + " WHERE \(conditions))"
         let sql = "SELECT " + list.joined(separator: ", ") + from
         let binds = Self.arrays(sourceKeys, Array(key.indices))
-        return try await verifyQuery(PostgresQuery(unsafeSQL: sql, binds: binds)) { row in
-            let cells = row.makeRandomAccess()
-            var values: [Value] = []
-            for index in 0..<key.count {
-                let text = try cells[index].decode(String?.self)
-                values.append(text.map { Self.keyValue($0, typeName: schema.columns[key[index]].typeName) } ?? .null)
+        return try await verifyQuery(sql, binds) { row in
+            guard row.count == key.count else { throw PostgresWireError.protocolViolation("verify: \(row.count) columns for a key of \(key.count)") }
+            return key.indices.map { index in
+                row[index].map { Self.keyValue(String(buffer: $0), typeName: schema.columns[key[index]].typeName) } ?? .null
             }
-            return values
         }
     }
 
@@ -69,12 +72,14 @@ extension PostgresSink: VerifiableSink {
             + (1...count).map { "c\($0)" }.joined(separator: ", ") + ", ord)"
     }
 
-    private func verifyQuery<T>(_ query: PostgresQuery, _ decode: (PostgresRow) throws -> T) async throws -> [T] {
-        let watched = try await verifyConnection()
+    /// Runs a statement on the session's connection; `decode` turns each row (text columns,
+    /// `nil` for NULL) into a result.
+    private func verifyQuery<T>(_ sql: String, _ parameters: [FrontendMessage.Parameter] = [], _ decode: ([ByteBuffer?]) throws -> T) async throws -> [T] {
         do {
-            var results: [T] = []
-            for try await row in try await watched.query(query, logger: logger) { results.append(try decode(row)) }
-            return results
+            let result = try await connected().query(sql, parameters)
+            return try result.rows.map(decode)
+        } catch let error as PostgresSinkError {
+            throw error
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)
         }

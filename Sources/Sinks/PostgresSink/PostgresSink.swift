@@ -1,7 +1,7 @@
 import FerryCore
 import Logging
 import NIOCore
-import PostgresNIO
+import PostgresWire
 import SinkSupport
 
 /// A PostgreSQL database as a target: tables created from the source schema with exact types
@@ -12,7 +12,7 @@ public actor PostgresSink: SinkSession {
     public struct Configuration: Sendable {
         public var name: String
         public var pipeline: String
-        public var connection: PostgresConnection.Configuration
+        public var connection: PostgresWireConfiguration
         /// Schema tables land in. Default `public`.
         public var schema: String
         public var targetTable: @Sendable (TableName) -> String
@@ -20,7 +20,7 @@ public actor PostgresSink: SinkSession {
         /// The lane this instance writes (its own `ferry_offsets` row). Default 0.
         public var lane: Int
 
-        public init(name: String, pipeline: String, connection: PostgresConnection.Configuration, schema: String = "public",
+        public init(name: String, pipeline: String, connection: PostgresWireConfiguration, schema: String = "public",
                     targetTable: @escaping @Sendable (TableName) -> String = { $0.table }, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(),
                     lane: Int = 0) {
             self.name = name
@@ -36,15 +36,13 @@ public actor PostgresSink: SinkSession {
     public nonisolated let name: String
     let configuration: Configuration
     let logger: Logger
-    private var connection: PostgresConnection?
-    private var closeWatch: ConnectionCloseWatch?
+    private var connection: PostgresWireConnection?
     private var tableSchema: TargetSchema
     private var targets = TargetTableRegistry()
-    private var nextConnectionID = 1
     private nonisolated let interrupter = ConnectionInterrupter()
-    /// Which tables' large groups are tried as plain INSERTs first.
-    private var insertFirst = InsertFirst()
-    static let insertFirstRows = 1000
+    /// Which tables' large groups are tried with COPY first.
+    private var copyFirst = CopyFirst()
+    static let copyFirstRows = 1000
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
@@ -53,35 +51,32 @@ public actor PostgresSink: SinkSession {
         self.tableSchema = TargetSchema(policy: configuration.schemaChanges, dialect: PostgresDialect(schema: configuration.schema))
     }
 
-    /// The session's connection (made when there is none) with its close watch, through which
-    /// every statement goes.
-    private func connected() async throws -> ConnectionCloseWatch {
-        if let connection, !connection.isClosed, let closeWatch { return closeWatch }
+    /// The session's connection, made when there is none (or the last one ended).
+    func connected() async throws -> PostgresWireConnection {
+        if let connection, !connection.isClosed { return connection }
+        guard !interrupter.isFired else { throw CancellationError() }
         do {
-            guard !interrupter.isFired else { throw CancellationError() }
-            nextConnectionID += 1
-            let connection = try await PostgresConnection.connect(configuration: configuration.connection, id: nextConnectionID, logger: logger)
-            let watch = ConnectionCloseWatch(connection)
+            let connection = try await PostgresWireConnection.connect(configuration.connection, logger: logger) { closer in
+                interrupter.register { closer.close() }
+            }
             self.connection = connection
-            self.closeWatch = watch
-            interrupter.register { connection.close().whenComplete { _ in } }
-            return watch
+            return connection
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)
         }
     }
 
     public func open() async throws -> SourcePosition? {
-        let watched = try await connected()
+        let connection = try await connected()
         do {
-            try await watched.query(PostgresQuery(unsafeSQL: """
+            try await connection.simpleQuery("""
                 CREATE TABLE IF NOT EXISTS \(qualified("ferry_offsets")) (pipeline text NOT NULL, sink text NOT NULL, lane integer NOT NULL,
                   position text NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (pipeline, sink, lane))
-                """), logger: logger)
-            let rows = try await watched.query("SELECT position FROM \(unescaped: qualified("ferry_offsets")) WHERE pipeline = \(configuration.pipeline) AND sink = \(name) AND lane = \(configuration.lane)",
-                                                  logger: logger)
-            for try await position in rows.decode(String.self) { return SourcePosition(persistedJSON: position) }
-            return nil
+                """)
+            let result = try await connection.query("SELECT position FROM \(qualified("ferry_offsets")) WHERE pipeline = $1 AND sink = $2 AND lane = $3",
+                                                    [.text(configuration.pipeline), .text(name), .text(String(configuration.lane))])
+            guard !result.rows.isEmpty, let position = result.text(0, 0) else { return nil }
+            return SourcePosition(persistedJSON: position)
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)
         }
@@ -89,9 +84,8 @@ public actor PostgresSink: SinkSession {
 
     public func close() async throws {
         interrupter.clear()
-        if let connection, !connection.isClosed { try? await connection.close() }
+        await connection?.close()
         connection = nil
-        closeWatch = nil
     }
 
     /// Closes the connection: a statement in progress fails at once, and an open transaction
@@ -110,59 +104,54 @@ public actor PostgresSink: SinkSession {
             return table
         }
         self.targets = targets
-        let watched = try await connected()
+        let connection = try await connected()
         var tableSchema = self.tableSchema
-        let logger = self.logger
         let schemaName = configuration.schema
         let columns: (String) async throws -> Set<String> = { table in
-            var existing = Set<String>()
-            let rows = try await watched.query("""
-                SELECT column_name FROM information_schema.columns WHERE table_schema = \(schemaName) AND table_name = \(table)
-                """, logger: logger)
-            for try await column in rows.decode(String.self) { existing.insert(column) }
-            return existing
+            let result = try await connection.query("SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+                                                    [.text(schemaName), .text(table)])
+            return Set(result.rows.indices.compactMap { result.text($0, 0) })
         }
-        let execute: (String) async throws -> Void = { sql in try await watched.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+        let execute: (String) async throws -> Void = { sql in try await connection.simpleQuery(sql) }
         do {
             // PostgreSQL's DDL is transactional: tables, schema changes, rows and the offset commit together.
-            try await watched.query("BEGIN", logger: logger)
-            var insertFirst = self.insertFirst
+            try await connection.simpleQuery("BEGIN")
+            var copyFirst = self.copyFirst
             let write: (RowOperations.Group) async throws -> Void = { group in
-                // A large group of new rows (a snapshot chunk, a bulk insert) goes in as a plain
-                // INSERT, which costs PostgreSQL about half of ON CONFLICT; the first existing key
-                // rolls it back to the savepoint and the upsert runs instead. A table where that
-                // happened is upserted directly for a while. (COPY would be faster still, but
-                // postgres-nio cannot survive a connection closing during one.)
-                if case .upsert(let table, let schema, _, let rows) = group, rows.count >= Self.insertFirstRows, !schema.primaryKey.isEmpty {
-                    if insertFirst.shouldTry(table) {
-                        try await watched.query("SAVEPOINT ferry_insert", logger: logger)
+                // A large group of new rows (a snapshot chunk, a bulk insert) is streamed by COPY,
+                // PostgreSQL's fastest way in; the first existing key rolls it back to the
+                // savepoint and the upsert runs instead. A table where that happened is upserted
+                // directly for a while.
+                if case .upsert(let table, let schema, let columns, let rows) = group, rows.count >= Self.copyFirstRows, !schema.primaryKey.isEmpty {
+                    if copyFirst.shouldTry(table) {
+                        try await connection.simpleQuery("SAVEPOINT ferry_copy")
                         do {
-                            try await watched.query(Self.statement(for: group, schema: schemaName, upsert: false), logger: logger)
-                            try await watched.query("RELEASE SAVEPOINT ferry_insert", logger: logger)
-                            insertFirst.succeeded(table)
+                            try await PostgresCopy.copy(rows, columns: columns, of: schema, into: table, schema: schemaName, connection: connection)
+                            try await connection.simpleQuery("RELEASE SAVEPOINT ferry_copy")
+                            copyFirst.succeeded(table)
                             return
-                        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                            try await watched.query("ROLLBACK TO SAVEPOINT ferry_insert", logger: logger)
-                            insertFirst.failed(table)
+                        } catch PostgresWireError.server(let error) where error.sqlState == "23505" {
+                            try await connection.simpleQuery("ROLLBACK TO SAVEPOINT ferry_copy")
+                            copyFirst.failed(table)
                         }
                     } else {
-                        insertFirst.skipped(table)
+                        copyFirst.skipped(table)
                     }
                 }
-                try await watched.query(Self.statement(for: group, schema: schemaName), logger: logger)
+                let statement = Self.statement(for: group, schema: schemaName)
+                try await connection.query(statement.sql, statement.parameters)
             }
             try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, columns: columns, execute: execute,
                                         logger: logger, write: write)
-            try await watched.query("""
-                INSERT INTO \(unescaped: qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at)
-                VALUES (\(configuration.pipeline), \(name), \(configuration.lane), \(last.position.persistedJSON), now())
+            try await connection.query("""
+                INSERT INTO \(qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at) VALUES ($1, $2, $3, $4, now())
                 ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
-                """, logger: logger)
-            try await watched.query("COMMIT", logger: logger)
+                """, [.text(configuration.pipeline), .text(name), .text(String(configuration.lane)), .text(last.position.persistedJSON)])
+            try await connection.simpleQuery("COMMIT")
             self.tableSchema = tableSchema
-            self.insertFirst = insertFirst
+            self.copyFirst = copyFirst
         } catch {
-            _ = try? await watched.query("ROLLBACK", logger: logger)
+            if !connection.isClosed { _ = try? await connection.simpleQuery("ROLLBACK") }
             self.tableSchema.forget()
             if let refused = error as? FerryError { throw refused }
             // A transient failure ends this session: its owner closes it and retries on a new one.
@@ -173,24 +162,23 @@ public actor PostgresSink: SinkSession {
     func qualified(_ table: String) -> String { PostgresDialect(schema: configuration.schema).table(table) }
 
     /// One `text[]` parameter per column of `rows`.
-    static func arrays(_ rows: [Row], _ columns: [Int]) -> PostgresBindings {
+    static func arrays(_ rows: [Row], _ columns: [Int]) -> [FrontendMessage.Parameter] {
         var arrays = columns.map { _ in PostgresTextArray(capacity: rows.count) }
         for row in rows {
             for index in columns.indices { arrays[index].append(row[columns[index]]) }
         }
-        var bindings = PostgresBindings(capacity: columns.count)
-        for array in arrays { bindings.append(array) }
-        return bindings
+        return arrays.map(\.parameter)
     }
 
-    /// The connection `ferry verify` reads through.
-    func verifyConnection() async throws -> ConnectionCloseWatch { try await connected() }
+    /// A statement and its parameters.
+    struct Statement {
+        var sql: String
+        var parameters: [FrontendMessage.Parameter]
+    }
 
     /// One statement for a group: the rows travel as one `text[]` parameter per column and are
     /// cast to each column's PostgreSQL type in the statement.
-    /// `upsert: false` writes an upsert group as a plain INSERT (no ON CONFLICT), which fails on
-    /// the first existing key.
-    static func statement(for group: RowOperations.Group, schema schemaName: String, upsert: Bool = true) -> PostgresQuery {
+    static func statement(for group: RowOperations.Group, schema schemaName: String) -> Statement {
         func qualified(_ table: String) -> String { PostgresDialect(schema: schemaName).table(table) }
         func unnest(_ count: Int) -> String {
             "unnest(" + (1...count).map { "$\($0)::text[]" }.joined(separator: ", ") + ") AS u(" + (1...count).map { "c\($0)" }.joined(separator: ", ") + ")"
@@ -206,12 +194,12 @@ public actor PostgresSink: SinkSession {
             let unique = schema.primaryKey.isEmpty ? rows : RowOperations.lastRowPerKey(rows, key: schema.primaryKey)
             var sql = "INSERT INTO \(qualified(table)) (" + columns.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") SELECT "
             sql += columns.enumerated().map { cast($0.offset + 1, $0.element, schema) }.joined(separator: ", ") + " FROM " + unnest(columns.count)
-            if upsert, !schema.primaryKey.isEmpty {
+            if !schema.primaryKey.isEmpty {
                 let updates = columns.filter { !schema.primaryKey.contains($0) }.map { "\(doubleQuoted(schema.columnName($0))) = EXCLUDED.\(doubleQuoted(schema.columnName($0)))" }
                 sql += " ON CONFLICT (" + schema.primaryKey.map { doubleQuoted(schema.columnName($0)) }.joined(separator: ", ") + ") DO "
                 sql += updates.isEmpty ? "NOTHING" : "UPDATE SET " + updates.joined(separator: ", ")
             }
-            return PostgresQuery(unsafeSQL: sql, binds: Self.arrays(unique, columns))
+            return Statement(sql: sql, parameters: Self.arrays(unique, columns))
         case .delete(let table, let schema, let key, let rows):
             // Key columns are NOT NULL and `=` can use the key's index; without a key, NULLs match.
             let equals = schema.primaryKey.isEmpty ? "IS NOT DISTINCT FROM" : "="
@@ -220,17 +208,17 @@ public actor PostgresSink: SinkSession {
             }.joined(separator: " AND ")
             if schema.primaryKey.isEmpty {
                 // Without a key, one matching row goes (duplicates are allowed).
-                return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) WHERE ctid = (SELECT t.ctid FROM \(qualified(table)) t, \(unnest(key.count)) WHERE \(conditions) LIMIT 1)",
-                                     binds: Self.arrays(rows, key))
+                return Statement(sql: "DELETE FROM \(qualified(table)) WHERE ctid = (SELECT t.ctid FROM \(qualified(table)) t, \(unnest(key.count)) WHERE \(conditions) LIMIT 1)",
+                                 parameters: Self.arrays(rows, key))
             }
-            return PostgresQuery(unsafeSQL: "DELETE FROM \(qualified(table)) t USING \(unnest(key.count)) WHERE \(conditions)", binds: Self.arrays(rows, key))
+            return Statement(sql: "DELETE FROM \(qualified(table)) t USING \(unnest(key.count)) WHERE \(conditions)", parameters: Self.arrays(rows, key))
         }
     }
 }
 
-/// Per table: try large groups as plain INSERTs, until one hits an existing key; then upsert
-/// directly for the next 16 groups (a table being updated rather than filled).
-struct InsertFirst: Sendable {
+/// Per table: try large groups with COPY, until one hits an existing key; then upsert directly
+/// for the next 16 groups (a table being updated rather than filled).
+struct CopyFirst: Sendable {
     private var skip: [String: Int] = [:]
 
     func shouldTry(_ table: String) -> Bool { (skip[table] ?? 0) == 0 }
@@ -278,31 +266,22 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
     var sink: String
 
     var isTransient: Bool {
-        guard let error = underlying as? PSQLError else { return true }
-        if error.code == .server {
-            let state = error.serverInfo?[.sqlState] ?? ""
-            return state == "40001" || state == "40P01" || state.hasPrefix("08") || state.hasPrefix("57P")
-        }
-        return [.connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown].contains(error.code)
+        guard let error = underlying as? PostgresWireError else { return !(underlying is FerryError) }
+        return error.isTransient
     }
-
 
     var ferryError: FerryError {
-        var message = "\(underlying)"
         var fix: String? = isTransient ? nil : "check the target table against the source schema (types, constraints, NUL characters in text)"
-        if let error = underlying as? PSQLError {
-            if let server = error.serverInfo {
-                message = "\(server[.sqlState] ?? "") \(server[.message] ?? "")" + (server[.detail].map { " (\($0))" } ?? "")
-            } else {
-                // PSQLError's own description hides everything; its code and cause are safe to show.
-                message = "\(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
-                if error.code == .connectionError {
-                    fix = "check the host and port in the sink's url, that PostgreSQL is running and accepts connections from ferry"
-                }
-            }
+        switch underlying as? PostgresWireError {
+        case .connectFailed?:
+            fix = "check the host and port in the sink's url, that PostgreSQL is running and accepts connections from ferry"
+        case .authentication?:
+            fix = "check the user and password of the sink's url (or its password setting) and pg_hba.conf"
+        case .tls?:
+            fix = "check the sink's sslmode (disable, prefer, require, verify-ca, verify-full) and sslrootcert against the server's TLS setup"
+        default: break
         }
         return FerryError(code: isTransient ? .sinkPostgresUnavailable : .sinkPostgresRejected,
-                          message: "PostgreSQL sink \(sink): \(message)", fix: fix, disposition: disposition)
+                          message: "PostgreSQL sink \(sink): \(underlying)", fix: fix, disposition: disposition)
     }
 }
-

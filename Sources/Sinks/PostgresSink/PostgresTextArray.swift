@@ -1,14 +1,14 @@
 import FerryCore
 import NIOCore
-import PostgresNIO
+import PostgresWire
 
 /// One column of a batch as a PostgreSQL `text[]` parameter (binary array format, NULL elements
 /// allowed), so a multi-row statement binds one parameter per column instead of one per cell and
 /// is parsed and planned once: `INSERT … SELECT … FROM unnest($1::text[], $2::text[], …)`.
 /// Each value is in PostgreSQL's text input form for its column type (docs/sinks/postgres.md).
-struct PostgresTextArray: PostgresNonThrowingEncodable {
-    static var psqlType: PostgresDataType { .textArray }
-    static var psqlFormat: PostgresFormat { .binary }
+struct PostgresTextArray {
+    static let textOID: UInt32 = 25
+    static let textArrayOID: UInt32 = 1009
 
     /// Each element: its length (Int32, big-endian; -1 for NULL), then its text.
     private var elements: [UInt8] = []
@@ -48,13 +48,17 @@ struct PostgresTextArray: PostgresNonThrowingEncodable {
         for offset in 0..<4 { elements[start + offset] = 0xFF }
     }
 
-    func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+    /// The array as a binary `text[]` parameter.
+    var parameter: FrontendMessage.Parameter {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(20 + elements.count)
         buffer.writeInteger(Int32(1))                     // dimensions
         buffer.writeInteger(Int32(hasNull ? 1 : 0))       // has NULLs
-        buffer.writeInteger(PostgresDataType.text.rawValue)
+        buffer.writeInteger(Self.textOID)
         buffer.writeInteger(Int32(count))                 // length of the dimension
         buffer.writeInteger(Int32(1))                     // lower bound
         buffer.writeBytes(elements)
+        return FrontendMessage.Parameter(typeOID: Self.textArrayOID, binary: true, value: buffer)
     }
 
     /// PostgreSQL's text input form of a value; `nil` for NULL (and for zero dates, which have no

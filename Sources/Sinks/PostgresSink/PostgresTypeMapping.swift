@@ -1,6 +1,4 @@
 import FerryCore
-import NIOCore
-import PostgresNIO
 
 /// How source columns and values land in PostgreSQL (docs/sinks/postgres.md).
 enum PostgresTypeMapping {

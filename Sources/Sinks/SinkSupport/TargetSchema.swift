@@ -63,7 +63,7 @@ public struct TargetSchema: Sendable {
 
     /// Makes sure `table` exists with the row's columns, as far as the policy allows, and returns
     /// the columns the target has. `columns` reads a table's columns (empty: no such table).
-    public mutating func prepare(_ table: String, schema: TableSchema, columns: (String) async throws -> Set<String>,
+    nonisolated(nonsending) public mutating func prepare(_ table: String, schema: TableSchema, columns: (String) async throws -> Set<String>,
                                  execute: (String) async throws -> Void) async throws -> Set<String> {
         let wanted = schema.columns.indices.map { schema.columnName($0) }
         if let current = known[table], !policy.addsColumnsFromRows || wanted.allSatisfy(current.contains) { return current }
@@ -84,7 +84,7 @@ public struct TargetSchema: Sendable {
     /// Applies a sink's groups in order: schema changes as the policy decides, and for row groups
     /// makes sure the target table is ready, then hands the group — restricted to the target's
     /// columns under `ignore` — to `write`.
-    public mutating func apply(_ groups: [RowOperations.Group], sink: String, targetTable: (TableName) -> String,
+    nonisolated(nonsending) public mutating func apply(_ groups: [RowOperations.Group], sink: String, targetTable: (TableName) -> String,
                                columns: (String) async throws -> Set<String>, execute: (String) async throws -> Void, logger: Logger,
                                write: (RowOperations.Group) async throws -> Void) async throws {
         for group in groups {
@@ -103,7 +103,7 @@ public struct TargetSchema: Sendable {
 
     /// Applies one schema change as the policy decides. `position` and `statement` name it in
     /// errors and logs.
-    public mutating func apply(_ change: SchemaChange, statement: String?, position: SourcePosition, sink: String,
+    nonisolated(nonsending) public mutating func apply(_ change: SchemaChange, statement: String?, position: SourcePosition, sink: String,
                                targetTable: (TableName) -> String, columns: (String) async throws -> Set<String>,
                                execute: (String) async throws -> Void, logger: Logger) async throws {
         let where_ = "\(position.place)"

@@ -1,0 +1,83 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Server messages waiting for the connection's owner: the channel handler adds them on the event
+/// loop, the owning task takes them all at once. The channel's end (or an error) is delivered
+/// after every message that came before it.
+final class MessageInbox: Sendable {
+    private struct State {
+        var messages: [BackendMessage] = []
+        var end: PostgresWireError?
+        var waiting: CheckedContinuation<[BackendMessage], any Error>?
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func deliver(_ message: BackendMessage) {
+        let ready = state.withLockedValue { state -> (CheckedContinuation<[BackendMessage], any Error>, [BackendMessage])? in
+            state.messages.append(message)
+            guard let waiting = state.waiting else { return nil }
+            state.waiting = nil
+            defer { state.messages = [] }
+            return (waiting, state.messages)
+        }
+        if let (waiting, messages) = ready { waiting.resume(returning: messages) }
+    }
+
+    /// The channel ended; a reader gets what was delivered first, then `error`.
+    func end(_ error: PostgresWireError) {
+        let waiting = state.withLockedValue { state -> CheckedContinuation<[BackendMessage], any Error>? in
+            if state.end == nil { state.end = error }
+            guard let waiting = state.waiting, state.messages.isEmpty else { return nil }
+            state.waiting = nil
+            return waiting
+        }
+        waiting?.resume(throwing: error)
+    }
+
+    /// Whether a message is waiting (the server spoke while ferry was sending).
+    var hasMessages: Bool { state.withLockedValue { !$0.messages.isEmpty } }
+
+    /// Every message delivered since the last call; waits for one when there is none.
+    func next() async throws -> [BackendMessage] {
+        try await withCheckedThrowingContinuation { continuation in
+            let result = state.withLockedValue { state -> Result<[BackendMessage], any Error>? in
+                if !state.messages.isEmpty {
+                    defer { state.messages = [] }
+                    return .success(state.messages)
+                }
+                if let end = state.end { return .failure(end) }
+                state.waiting = continuation
+                return nil
+            }
+            if let result { continuation.resume(with: result) }
+        }
+    }
+}
+
+/// Hands decoded messages to the inbox and tells it when the channel ends.
+final class InboxHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = BackendMessage
+
+    let inbox: MessageInbox
+
+    init(inbox: MessageInbox) { self.inbox = inbox }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        inbox.deliver(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? PostgresWireError {
+            inbox.end(error)
+        } else {
+            inbox.end(.connectionClosed("(\(error))"))
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inbox.end(.connectionClosed("unexpectedly"))
+        context.fireChannelInactive()
+    }
+}
