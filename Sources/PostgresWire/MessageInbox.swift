@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOSSL
 
 /// Server messages waiting for the connection's owner: the channel handler adds them on the event
 /// loop, the owning task takes them all at once. The channel's end (or an error) is delivered
@@ -35,8 +36,19 @@ final class MessageInbox: Sendable {
         waiting?.resume(throwing: error)
     }
 
-    /// Whether a message is waiting (the server spoke while ferry was sending).
-    var hasMessages: Bool { state.withLockedValue { !$0.messages.isEmpty } }
+    /// Why the channel ended, once it has.
+    var endReason: PostgresWireError? { state.withLockedValue { $0.end } }
+
+    /// Whether the server refused (an ErrorResponse is waiting) or the channel ended: the
+    /// exchange in progress cannot succeed. Notices and parameter reports do not count.
+    var hasFailure: Bool {
+        state.withLockedValue { state in
+            state.end != nil || state.messages.contains { message in
+                if case .error = message { return true }
+                return false
+            }
+        }
+    }
 
     /// Every message delivered since the last call; waits for one when there is none.
     func next() async throws -> [BackendMessage] {
@@ -70,6 +82,9 @@ final class InboxHandler: ChannelInboundHandler, Sendable {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? PostgresWireError {
             inbox.end(error)
+        } else if error is NIOSSLError || error is BoringSSLError {
+            // The handshake failed (an unknown CA, a name mismatch) or TLS broke later.
+            inbox.end(.tls("\(error)"))
         } else {
             inbox.end(.connectionClosed("(\(error))"))
         }

@@ -116,7 +116,8 @@ public final class PostgresWireConnection {
         if let caFile = configuration.tlsCAFile { tls.trustRoots = .file(caFile) }
         do {
             let context = try NIOSSLContext(configuration: tls)
-            let isAddress = configuration.host.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" }
+            // An IP address is checked against the certificate's IP entries, a name by SNI and its DNS entries.
+            let isAddress = (try? SocketAddress(ipAddress: configuration.host, port: 0)) != nil
             let hostname = isAddress ? nil : configuration.host
             let channel = self.channel
             try await channel.eventLoop.submit {
@@ -178,7 +179,8 @@ public final class PostgresWireConnection {
             throw error
         } catch {
             closer.close()
-            throw PostgresWireError.connectionClosed("(\(describe(error)))")
+            // A write fails only with "closed"; why it closed (a TLS failure, say) is the news.
+            throw inbox.endReason ?? PostgresWireError.connectionClosed("(\(describe(error)))")
         }
     }
 
@@ -255,8 +257,9 @@ public final class PostgresWireConnection {
         var previous: EventLoopFuture<Void>?
         var more = true
         do {
-            // Stop early when the server has spoken: during COPY FROM it only does to refuse.
-            while more, !inbox.hasMessages {
+            // Stop early when the server has refused: it ignores the rest (a notice, e.g. from a
+            // trigger, is no refusal — stopping then would end the COPY with rows missing).
+            while more, !inbox.hasFailure {
                 var piece = channel.allocator.buffer(capacity: pieceBytes + pieceBytes / 8)
                 piece.writeInteger(UInt8(ascii: "d"))
                 piece.writeInteger(Int32(0))

@@ -40,21 +40,27 @@ extension Integration {
             }
         }
 
-        @Test func tlsRequiredButNotOffered() async throws {
-            let offered = try await Self.connect()
-            let ssl = try await offered.simpleQuery("SHOW ssl").text(0, 0)
-            await offered.close()
+        /// The test server offers TLS with a certificate from a throwaway CA (`scripts/services`).
+        @Test func tlsModes() async throws {
+            var required = try Self.configuration(tls: .require)
+            let encrypted = try await PostgresWireConnection.connect(required, logger: Logger(label: "test"))
+            #expect(try await encrypted.simpleQuery("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").text(0, 0) == "t")
+            await encrypted.close()
+            var plain = try Self.configuration(tls: .disable)
+            let unencrypted = try await PostgresWireConnection.connect(plain, logger: Logger(label: "test"))
+            #expect(try await unencrypted.simpleQuery("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").text(0, 0) == "f")
+            await unencrypted.close()
+            // verify-full: the CA's certificate for localhost / 127.0.0.1 is accepted; without the CA it is not.
+            required.tls = .verifyFull
+            required.tlsCAFile = try TestEnvironment.value("FERRY_POSTGRES_CA")
+            let verified = try await PostgresWireConnection.connect(required, logger: Logger(label: "test"))
+            #expect(try await verified.simpleQuery("SELECT 1").text(0, 0) == "1")
+            await verified.close()
+            plain.tls = .verifyFull
             do {
-                let connection = try await PostgresWireConnection.connect(Self.configuration(tls: .require), logger: Logger(label: "test"))
-                #expect(ssl == "on", "a server without TLS accepted sslmode=require")
-                await connection.close()
-            } catch PostgresWireError.tls(let text) {
-                #expect(ssl == "off")
-                #expect(text.contains("does not accept TLS"))
-            }
-            let preferred = try await PostgresWireConnection.connect(Self.configuration(tls: .prefer), logger: Logger(label: "test"))
-            #expect(try await preferred.simpleQuery("SELECT 1").text(0, 0) == "1")
-            await preferred.close()
+                _ = try await PostgresWireConnection.connect(plain, logger: Logger(label: "test"))
+                Issue.record("a certificate from an unknown CA was accepted with verify-full")
+            } catch PostgresWireError.tls {}
         }
 
         @Test func serverErrorsLeaveTheConnectionUsable() async throws {
@@ -97,6 +103,16 @@ extension Integration {
                 #expect(error.sqlState == "23505")
             }
             #expect(try await connection.query("SELECT count(*), max(id) FROM copied").rows.first?.compactMap { $0.map { String(buffer: $0) } } == ["100000", "100000"])
+            // Notices while the rows stream (a trigger's RAISE NOTICE) are no refusal: every row lands.
+            try await connection.simpleQuery("""
+                CREATE TEMPORARY TABLE noisy (id int PRIMARY KEY, v text);
+                CREATE FUNCTION pg_temp.shout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'row %', NEW.id; RETURN NEW; END $$;
+                CREATE TRIGGER shout BEFORE INSERT ON noisy FOR EACH ROW EXECUTE FUNCTION pg_temp.shout();
+                SET client_min_messages = notice
+                """)
+            let noisy = try await connection.copyIn("COPY noisy (id, v) FROM STDIN", rows(Array(1...30_000)))
+            #expect(noisy.commandTag == "COPY 30000")
+            #expect(try await connection.query("SELECT count(*) FROM noisy").text(0, 0) == "30000")
             await connection.close()
         }
 
