@@ -32,7 +32,7 @@ let package = Package(
     targets: [
         .target(
             name: "FerryCore",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(

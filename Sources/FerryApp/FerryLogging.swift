@@ -37,13 +37,13 @@ public final class RecentProblems: Sendable {
     private let counters = NIOLockedValueBox<[String: Counter]>([:])
 
     func record(level: Logger.Level, message: String, metadata: Logger.Metadata) {
-        let pipeline = metadata["ferry.pipeline"].map { "\($0)" } ?? "*"
-        let error = metadata["ferry.error"].map { "\($0)" }
-        let code = error.flatMap(Self.code)
+        let pipeline = metadata[LoggingKeys.pipeline].map { "\($0)" } ?? "*"
+        let error = metadata[LoggingKeys.error].map { "\($0)" }
+        let code = FerryError.code(of: metadata[LoggingKeys.error])?.rawValue
         let text = error.map { "\(message): \($0)" } ?? message
-        let entry = PipelineView.ErrorView(at: ISO8601DateFormatter().string(from: Date()), level: level.rawValue, message: text, code: code,
-                                           position: metadata["ferry.position"].map { "\($0)" }, table: metadata["ferry.table"].map { "\($0)" },
-                                           sink: metadata["ferry.sink"].map { "\($0)" })
+        let entry = PipelineView.ErrorView(at: WallClock.iso8601UTC(), level: level.rawValue, message: text, code: code,
+                                           position: metadata[LoggingKeys.position].map { "\($0)" }, table: metadata[LoggingKeys.table].map { "\($0)" },
+                                           sink: metadata[LoggingKeys.sink].map { "\($0)" })
         entries.withLockedValue { all in
             var list = all[pipeline, default: []]
             list.insert(entry, at: 0)
@@ -66,11 +66,6 @@ public final class RecentProblems: Sendable {
         return Array((own + shared).sorted { $0.at > $1.at }.prefix(Self.kept))
     }
 
-    /// `error[source.binlog.purged]: …` → `source.binlog.purged`.
-    static func code(_ text: String) -> String? {
-        guard let open = text.range(of: "error["), let close = text[open.upperBound...].firstIndex(of: "]") else { return nil }
-        return String(text[open.upperBound..<close])
-    }
 }
 
 /// Passes every entry on and records warnings and errors.
@@ -117,9 +112,7 @@ struct JSONLinesLogHandler: LogHandler {
     func log(event: LogEvent) {
         var out: [UInt8] = []
         JSONBuffer.appendASCII("{\"ts\":", to: &out)
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        JSONBuffer.appendString(formatter.string(from: Date()), to: &out)
+        JSONBuffer.appendString(WallClock.iso8601UTC(milliseconds: true), to: &out)
         for (key, value) in [("level", event.level.rawValue), ("logger", label), ("message", "\(event.message)"), ("source", event.source)] {
             JSONBuffer.appendASCII(",", to: &out)
             JSONBuffer.appendString(key, to: &out)

@@ -218,7 +218,7 @@ struct MySQLTransactionSource: TransactionSource {
                     attempt += 1
                     let wait = min(30, 0.2 * Double(1 << min(attempt - 1, 8)))
                     logger.warning("lost the connection that renders documents; retrying", metadata: [
-                        "ferry.pipeline": "\(pipeline.name)", "ferry.position": "\(transaction.position)", "ferry.error": "\(error)",
+                        LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(transaction.position)", LoggingKeys.error: .error(error),
                         "ferry.retry_in_s": "\(wait)",
                     ])
                     try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
@@ -246,7 +246,7 @@ struct MySQLTransactionSource: TransactionSource {
                 throw error.adding("pipeline", pipeline.name)
             } catch let error as FerryError where error.code == .sourceBinlogPurged {
                 logger.warning("the saved position is no longer on the source; snapshotting every table again (snapshot: when_needed)",
-                               metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.position": "\(position.map(\.description) ?? "none")"])
+                               metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(position.map(\.description) ?? "none")"])
                 var again = job
                 again.resnapshotAll = true
                 _ = try await source.run(from: .current, snapshot: again) { transaction in try await deliver(transaction) }

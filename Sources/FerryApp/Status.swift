@@ -85,7 +85,7 @@ public enum Status {
                     return (coordinates, logs)
                 }
             } catch {
-                logger.warning("cannot reach the source for lag", metadata: ["ferry.error": "\(error)"])
+                logger.warning("cannot reach the source for lag", metadata: [LoggingKeys.error: .error(error)])
             }
             let sinks = pipeline.sinks.map { name in
                 let applied = checkpoint?.sinks[name]?.applied

@@ -114,7 +114,7 @@ public struct MySQLSource: Sendable {
                                 configuration.initialReconnectDelaySeconds * Double(1 << min(failures - 1, 16)))
                 let jittered = delay * Double.random(in: 0.8...1.2)
                 logger.warning("lost the binlog connection; reconnecting", metadata: [
-                    LoggingKeys.source: "\(configuration.name)", LoggingKeys.error: "\(error)",
+                    LoggingKeys.source: "\(configuration.name)", LoggingKeys.error: .error(error),
                     LoggingKeys.position: "\(session.assembler.resumePosition.map { "\($0)" } ?? "start")",
                     "ferry.retry_in_s": "\(Int(jittered * 1000) / 1000)",
                 ])

@@ -102,8 +102,9 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
                                           message: "the disk buffer's file system is full; the pipeline holds (the source keeps its binlog) and goes on by itself when space returns",
                                           context: [("directory", log.directory)],
                                           fix: "free at least \(log.options.segmentBytes) bytes on the file system of \(log.directory), or move data_dir")
-                    logger.warning("\(full)",
-                                   metadata: ["ferry.directory": "\(log.directory)", "ferry.space_needed_bytes": "\(log.options.segmentBytes)"])
+                    logger.warning("the disk buffer's file system is full", metadata: [
+                        LoggingKeys.error: .error(full), "ferry.directory": "\(log.directory)", "ferry.space_needed_bytes": "\(log.options.segmentBytes)",
+                    ])
                 }
                 try await Task.sleep(for: .seconds(1))
             }

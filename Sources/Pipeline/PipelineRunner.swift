@@ -182,7 +182,7 @@ public struct PipelineRunner: Sendable {
             if let deadLetters {
                 do {
                     _ = try await configuration.retry.run({ try await deadLetters.open() }) { error, attempt, _ in
-                        logger.warning("dead-letter sink not ready; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
+                        logger.warning("dead-letter sink not ready; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: .error(error)])
                     }
                 } catch {
                     throw FerryError(describing: error, code: .sinkWriteFailed).adding("pipeline", name).adding("sink", deadLetters.name)
@@ -418,11 +418,3 @@ public actor StopSignal: ParkingActor {
     }
 }
 
-/// Log metadata keys of the engine.
-enum LoggingKeys {
-    static let pipeline = "ferry.pipeline"
-    static let sink = "ferry.sink"
-    static let table = "ferry.table"
-    static let position = "ferry.position"
-    static let error = "ferry.error"
-}

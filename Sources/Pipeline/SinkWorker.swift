@@ -110,17 +110,17 @@ struct SinkWorker: Sendable {
     func applyRetrying(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws {
         try await configuration.retry.run({
             let limit = deadline.current
-            let started = ContinuousClock.now
             do {
-                try await owned.apply(batch, deadline: limit)
-                deadline.finished(in: ContinuousClock.now - started)
+                // Measured on the deadline's own clock, so a test's manual clock steps it too.
+                let elapsed = try await elapsedTime(on: configuration.clock) { try await owned.apply(batch, deadline: limit) }
+                deadline.finished(in: elapsed)
             } catch let timeout as ApplyTimeout {
                 deadline.timedOut()
                 throw timeout
             }
         }) { error, attempt, wait in
             logger.warning("sink write failed; retrying", metadata: [
-                LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)", LoggingKeys.position: "\(batch.last!.position)",
+                LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: .error(error), LoggingKeys.position: "\(batch.last!.position)",
                 "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(Int(wait * 1000)) ms",
             ])
         }
@@ -139,7 +139,7 @@ struct SinkWorker: Sendable {
         var deadLetters: (any DeadLetterSink)? = nil
         if case .deadLetter(let sink) = configuration.errorPolicy { deadLetters = sink }
         logger.warning("sink rejected a batch; finding the change it rejects", metadata: [
-            LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(cause)",
+            LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: .error(cause),
         ])
         var previous = start
         for transaction in batch {
@@ -162,13 +162,13 @@ struct SinkWorker: Sendable {
                     letters.append(DeadLetter(pipeline: configuration.name, sink: sink.name, event: event, error: reason))
                     logger.error("change sent to the dead-letter sink", metadata: [
                         LoggingKeys.sink: "\(sink.name)", LoggingKeys.table: "\(event.table)", LoggingKeys.position: "\(transaction.position)",
-                        LoggingKeys.error: "\(reason.message)",
+                        LoggingKeys.error: .error(reason),
                     ])
                 }
             }
             if let deadLetters, !letters.isEmpty {
                 try await configuration.retry.run({ try await deadLetters.deadLetter(letters) }) { error, attempt, _ in
-                    logger.warning("dead-letter sink failed; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: "\(error)"])
+                    logger.warning("dead-letter sink failed; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: .error(error)])
                 }
                 try? await store.audit(pipeline: configuration.name, action: "dead-letter",
                                        detail: "\(letters.count) change(s) of \(transaction.position.place) rejected by sink \(sink.name): \(letters[0].error.message)")
@@ -215,7 +215,7 @@ final class OwnedSession {
                 throw error
             }
         }) { error, attempt, wait in
-            logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: "\(error)",
+            logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: .error(error),
                                                                    "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
         }
     }
@@ -260,6 +260,13 @@ struct SessionUnusable: ClassifiedError, FerryErrorConvertible, CustomStringConv
     var isTransient: Bool { false }
     var disposition: ErrorDisposition { .fatal }
     var ferryError: FerryError { FerryError(describing: underlying, code: .sinkWriteFailed) }
+}
+
+/// How long `body` took on `clock`.
+func elapsedTime<C: Clock<Duration>>(on clock: C, _ body: () async throws -> Void) async throws -> Duration {
+    let started = clock.now
+    try await body()
+    return started.duration(to: clock.now)
 }
 
 /// The deadline of one sink's applies. Each timeout doubles it (up to 8× the configured timeout):

@@ -65,7 +65,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
                                           message: "the state file's file system is full (\(error.message)); pipelines hold and go on by themselves when space returns",
                                           context: [("file", path)],
                                           fix: "free space on the file system of \(path) (a few MiB is plenty), or move the state file (`state: { sqlite: PATH }`)")
-                    logger.warning("\(full)", metadata: ["ferry.file": "\(path)"])
+                    logger.warning("the state file's file system is full", metadata: [LoggingKeys.error: .error(full), "ferry.file": "\(path)"])
                 }
                 try await Task.sleep(for: .seconds(1))
             }
@@ -464,7 +464,5 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         }
     }
 
-    static func now() -> String {
-        ISO8601DateFormatter().string(from: Date())
-    }
+    static func now() -> String { WallClock.iso8601UTC() }
 }

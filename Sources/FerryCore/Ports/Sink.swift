@@ -82,7 +82,9 @@ public struct DeadLetter: Sendable {
 }
 
 /// A sink that can keep rejected changes (`error_policy: dead-letter`): one session, owned by the
-/// pipeline, that its sink workers hand letters to.
+/// pipeline, that its sink workers hand letters to — the one session with several callers, so an
+/// implementation serializes calls and does not suspend inside one (an actor
+/// method without `await`), so one worker's letters are never interleaved with another's.
 public protocol DeadLetterSink: SinkSession {
     /// Stores the letters durably before returning.
     func deadLetter(_ letters: [DeadLetter]) async throws

@@ -261,7 +261,7 @@ struct Snapshotter: Sendable {
             } catch let error as MySQLWireError {
                 logger.notice("the source user may not write the signal table; snapshots use binlog positions as watermarks",
                               metadata: [LoggingKeys.source: "\(configuration.name)", "ferry.signal_table": "\(settings.signalTable)",
-                                         LoggingKeys.error: "\(error.ferryError.message)"])
+                                         LoggingKeys.error: .error(error)])
                 return false
             }
         }

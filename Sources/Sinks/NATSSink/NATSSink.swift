@@ -90,7 +90,7 @@ public actor NATSSink: SinkSession {
             if let error = created["error"] as? [String: Any] {
                 throw NATSSinkError.refused(sink: name, message: "cannot create stream \(configuration.stream): \(error["description"] ?? error)")
             }
-            logger.notice("JetStream stream created", metadata: ["ferry.sink": "\(name)", "ferry.stream": "\(configuration.stream)",
+            logger.notice("JetStream stream created", metadata: [LoggingKeys.sink: "\(name)", "ferry.stream": "\(configuration.stream)",
                                                                  "ferry.subjects": "\(configuration.streamSubjects.joined(separator: ","))"])
             lastSequence = 0
         }

@@ -92,7 +92,7 @@ public actor SQLiteSink: SinkSession {
             _ = try await connection.query("""
                 INSERT INTO ferry_offsets (pipeline, sink, lane, position, updated_at) VALUES (?, ?, 0, ?, ?)
                 ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
-                """, [.text(configuration.pipeline), .text(name), .text(last.position.persistedJSON), .text(ISO8601DateFormatter().string(from: Date()))])
+                """, [.text(configuration.pipeline), .text(name), .text(last.position.persistedJSON), .text(WallClock.iso8601UTC())])
             _ = try await connection.query("COMMIT")
             self.schema = schema
         } catch {
