@@ -39,9 +39,14 @@ public enum Verify {
         public var extraKeys: [[Value]] = []
         /// Rows that differed at first but matched once in-flight changes were applied.
         public var settled = 0
+        /// Rows that differed and matched after `--repair` had them read again.
+        public var repaired = 0
+        /// The table could not be compared (no key to match rows by): neither equal nor not equal.
+        public var skipped = false
         public var note: String?
 
-        public var matches: Bool { differingKeys.isEmpty && extraKeys.isEmpty }
+        /// Compared, and nothing differs (after a repair, when one ran).
+        public var matches: Bool { !skipped && differingKeys.isEmpty && extraKeys.isEmpty }
     }
 
     public static func run(configuration: FerryConfiguration, pipeline name: String?, tables: [String], options: Options,
@@ -86,10 +91,29 @@ public enum Verify {
             output("pipeline \(pipeline.name): no table sink to verify (jsonl sinks hold events, not tables)")
             return []
         }
+        return try await closing(sinks.map(\.sink)) {
+            try await verify(tables, of: pipeline, in: sinks, source: source, configuration: configuration, options: options, logger: logger, output: output)
+        }
+    }
+
+    /// Runs `body`, then closes `sinks` — also when it throws (awaited: no close outlives the run).
+    static func closing<T>(_ sinks: [any VerifiableSink], _ body: () async throws -> T) async throws -> T {
+        do {
+            let result = try await body()
+            for sink in sinks { try? await sink.close() }
+            return result
+        } catch {
+            for sink in sinks { try? await sink.close() }
+            throw error
+        }
+    }
+
+    static func verify(_ tables: [TableName], of pipeline: FerryConfiguration.Pipeline, in sinks: [(name: String, sink: any VerifiableSink)],
+                       source: MySQLSource, configuration: FerryConfiguration, options: Options, logger: Logger,
+                       output: (String) -> Void) async throws -> [TableReport] {
         let transform = TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name)
         let targetTable = Run.targetTableNamer(pipeline)
         var reports: [TableReport] = []
-        defer { for (_, sink) in sinks { Task { try? await sink.close() } } }
         for table in tables {
             let keyOverride = pipeline.snapshot.keyOverride(for: table)
             let reader = try await source.tableReader(table, keyOverride: keyOverride)
@@ -97,7 +121,10 @@ public enum Verify {
             var tableReports = sinks.map { TableReport(pipeline: pipeline.name, sink: $0.name, table: table) }
             guard !reader.keyColumns.isEmpty else {
                 for index in tableReports.indices {
-                    tableReports[index].note = "skipped: the table has no primary key, configured key or unique index to match rows by"
+                    tableReports[index].skipped = true
+                    tableReports[index].note = "skipped, not compared: the table has no primary key or unique NOT NULL index to match rows by "
+                        + "(give it one in the source, or give the pipeline a mapping for it with `key: [COLUMNS]`)"
+                    output(line(tableReports[index]))
                 }
                 reports += tableReports
                 continue
@@ -141,32 +168,76 @@ public enum Verify {
                 if !applied {
                     tableReports[index].note = "the sink had not applied up to \(seenAt) within \(Int(options.settleSeconds)) s (is the pipeline running?); differences may include changes in flight"
                 }
-                let current = try await reader.rows(keys: candidates[index])
-                let (_, shaped) = try shape(current, table: table, schema: reader.schema, transform: transform)
-                let stillDiffering = try await entry.sink.differingRows(table: target, schema: schema, rows: shaped)
-                let present = Set(current.map { row in ChunkKey(reader.keyColumns.map { row[$0] }) })
-                let gone = candidates[index].filter { !present.contains(ChunkKey($0)) }
-                var differing = stillDiffering.map { row in reader.keyColumns.map { current[row][$0] } }
-                var extra: [[Value]] = []
-                if !extraCandidates[index].isEmpty || !gone.isEmpty {
-                    let nowExtra = try await entry.sink.extraKeys(table: target, schema: schema, sourceKeys: try await reader.keys())
-                    let before = Set((extraCandidates[index] + gone).map(ChunkKey.init))
-                    extra = nowExtra.filter { before.contains(ChunkKey($0)) }
-                    let extraSet = Set(extra.map(ChunkKey.init))
-                    differing.removeAll { extraSet.contains(ChunkKey($0)) }
-                }
+                let (differing, extra) = try await recheck(candidates[index], extraCandidates: extraCandidates[index], sink: entry.sink, target: target,
+                                                           schema: schema, reader: reader, transform: transform)
                 tableReports[index].differingKeys = differing
                 tableReports[index].extraKeys = extra
                 tableReports[index].settled = candidates[index].count + extraCandidates[index].count - differing.count - extra.count
             }
             for report in tableReports { output(line(report)) }
-            if options.repair {
-                try await repair(tableReports, pipeline: pipeline, reader: reader, schema: shapedSchema, configuration: configuration,
-                                 logger: logger, output: output)
+            if options.repair, tableReports.contains(where: { !$0.matches }), let schema = shapedSchema,
+               let requestedAt = try await repair(tableReports, pipeline: pipeline, reader: reader, schema: schema, configuration: configuration,
+                                                  logger: logger, output: output) {
+                // The repair counts only once it was applied and the keys compare equal.
+                let done = try await waitForRepair(configuration: configuration, pipeline: pipeline.name, table: table, requestedAt: requestedAt,
+                                                   seconds: options.settleSeconds, logger: logger)
+                let position = try await source.currentPosition()
+                for (index, entry) in sinks.enumerated() where !tableReports[index].matches {
+                    guard done else {
+                        tableReports[index].note = "the repair was not applied within \(Int(options.settleSeconds)) s (is the pipeline running?); run verify again"
+                        output(line(tableReports[index]))
+                        continue
+                    }
+                    let applied = try await waitForSink(configuration: configuration, pipeline: pipeline.name, sink: entry.name, position: position,
+                                                        seconds: options.settleSeconds, logger: logger)
+                    let before = tableReports[index].differingKeys.count + tableReports[index].extraKeys.count
+                    let (differing, extra) = try await recheck(tableReports[index].differingKeys, extraCandidates: tableReports[index].extraKeys,
+                                                               sink: entry.sink, target: target, schema: schema, reader: reader, transform: transform)
+                    tableReports[index].differingKeys = differing
+                    tableReports[index].extraKeys = extra
+                    tableReports[index].repaired = before - differing.count - extra.count
+                    if !applied { tableReports[index].note = "the sink had not applied up to \(position) within \(Int(options.settleSeconds)) s" }
+                    output(line(tableReports[index]))
+                }
             }
             reports += tableReports
         }
         return reports
+    }
+
+    /// Compares `candidates` (keys that differed) and `extraCandidates` (keys the target had beyond
+    /// the source) again: returns the keys that still differ and the ones still extra.
+    static func recheck(_ candidates: [[Value]], extraCandidates: [[Value]], sink: any VerifiableSink, target: String, schema: TableSchema,
+                        reader: SourceTableReader, transform: TransactionTransform) async throws -> (differing: [[Value]], extra: [[Value]]) {
+        let current = try await reader.rows(keys: candidates)
+        let (_, shaped) = try shape(current, table: reader.schema.name, schema: reader.schema, transform: transform)
+        let stillDiffering = try await sink.differingRows(table: target, schema: schema, rows: shaped)
+        let present = Set(current.map { row in ChunkKey(reader.keyColumns.map { row[$0] }) })
+        let gone = candidates.filter { !present.contains(ChunkKey($0)) }
+        var differing = stillDiffering.map { row in reader.keyColumns.map { current[row][$0] } }
+        var extra: [[Value]] = []
+        if !extraCandidates.isEmpty || !gone.isEmpty {
+            let nowExtra = try await sink.extraKeys(table: target, schema: schema, sourceKeys: try await reader.keys())
+            let before = Set((extraCandidates + gone).map(ChunkKey.init))
+            extra = nowExtra.filter { before.contains(ChunkKey($0)) }
+            let extraSet = Set(extra.map(ChunkKey.init))
+            differing.removeAll { extraSet.contains(ChunkKey($0)) }
+        }
+        return (differing, extra)
+    }
+
+    /// Waits until the repair requested at `requestedAt` (or a later request for the table) is done.
+    static func waitForRepair(configuration: FerryConfiguration, pipeline: String, table: TableName, requestedAt: Int64, seconds: Double,
+                              logger: Logger) async throws -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        while true {
+            let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true)
+            let record = try? await store.snapshotTables(pipeline: pipeline).first { $0.table == table }
+            try await store.close()
+            if let record, record.requestedMillis >= requestedAt, record.state == .done { return true }
+            if ContinuousClock.now >= deadline { return false }
+            try await Task.sleep(for: .milliseconds(200))
+        }
     }
 
     /// After a `when_needed` re-snapshot (reason `purged`): rows deleted in the source while its
@@ -185,7 +256,7 @@ public enum Verify {
                 let reader = try await source.tableReader(record.table, keyOverride: keyOverride)
                 guard !reader.keyColumns.isEmpty else {
                     logger.warning("after the re-snapshot, rows deleted while the position was lost may remain in the targets: the table has no key to find them by",
-                                   metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.table": "\(record.table)"])
+                                   metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.table: "\(record.table)"])
                     record.reason = "purged (swept)"
                     try await store.saveSnapshotTable(record, pipeline: pipeline.name)
                     continue
@@ -197,8 +268,10 @@ public enum Verify {
                 for sinkName in pipeline.sinks {
                     guard let sink = try Run.makeSession(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) as? any VerifiableSink
                     else { continue }
-                    defer { Task { try? await sink.close() } }
-                    for key in try await sink.extraKeys(table: targetTable(record.table), schema: schema, sourceKeys: sourceKeys) { extra[ChunkKey(key)] = key }
+                    let keys = try await closing([sink]) {
+                        try await sink.extraKeys(table: targetTable(record.table), schema: schema, sourceKeys: sourceKeys)
+                    }
+                    for key in keys { extra[ChunkKey(key)] = key }
                 }
                 if extra.isEmpty {
                     record.reason = "purged (swept)"
@@ -206,7 +279,7 @@ public enum Verify {
                     continue
                 }
                 logger.notice("rows deleted while the position was lost are deleted from the targets",
-                              metadata: ["ferry.pipeline": "\(pipeline.name)", "ferry.table": "\(record.table)", "ferry.rows": "\(extra.count)"])
+                              metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.table: "\(record.table)", "ferry.rows": "\(extra.count)"])
                 let literals = extra.values.map(MySQLLiteral.literals)
                 // Only over the record looked at: a snapshot requested meanwhile stays.
                 try await store.requestRepair(pipeline: pipeline.name, table: record.table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
@@ -243,36 +316,41 @@ public enum Verify {
         }
     }
 
-    static func repair(_ reports: [TableReport], pipeline: FerryConfiguration.Pipeline, reader: SourceTableReader, schema: TableSchema?,
-                       configuration: FerryConfiguration, logger: Logger, output: (String) -> Void) async throws {
+    /// Asks the running pipeline to read the differing keys again; returns when the request was
+    /// made (nil when there was nothing to repair or it cannot be).
+    static func repair(_ reports: [TableReport], pipeline: FerryConfiguration.Pipeline, reader: SourceTableReader, schema: TableSchema,
+                       configuration: FerryConfiguration, logger: Logger, output: (String) -> Void) async throws -> Int64? {
         var keys: [ChunkKey: [Value]] = [:]
         for report in reports { for key in report.differingKeys + report.extraKeys { keys[ChunkKey(key)] = key } }
-        guard !keys.isEmpty, let table = reports.first?.table else { return }
+        guard !keys.isEmpty, let table = reports.first?.table else { return nil }
         let sourceKey = reader.keyColumns.map { reader.schema.columnName($0) }
-        let targetKey = schema.map { schema in schema.primaryKey.map { schema.columnName($0) } } ?? []
+        let targetKey = schema.primaryKey.map { schema.columnName($0) }
         guard sourceKey == targetKey else {
             output("  repair of \(table) skipped: the target's key (\(targetKey.joined(separator: ", "))) is not the source's (\(sourceKey.joined(separator: ", ")))")
-            return
+            return nil
         }
         let literals = keys.values.map(MySQLLiteral.literals)
         let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
+        let requestedAt = WallClock.millisecondsSinceEpoch()
         do {
             try await store.requestRepair(pipeline: pipeline.name, table: table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
-                                          atMillis: WallClock.millisecondsSinceEpoch(), replacing: nil)
+                                          atMillis: requestedAt, replacing: nil)
         } catch {
             try? await store.close()
             throw error
         }
         try await store.close()
-        output("  repair of \(table): \(keys.count) keys will be read again by the running pipeline (`ferry status` shows it)")
+        output("  repair of \(table): \(keys.count) keys are read again by the running pipeline (`ferry status` shows it); waiting for it")
+        return requestedAt
     }
 
     public static func line(_ report: TableReport) -> String {
         var text = "pipeline \(report.pipeline) sink \(report.sink) table \(report.table): "
-        if let note = report.note, report.chunks == 0 { return text + note }
+        if let note = report.note, report.chunks == 0 || report.skipped { return text + note }
         text += "\(report.chunks) chunks, \(report.matchingChunks) matching, \(report.chunks - report.matchingChunks) differing; "
         text += "\(report.sourceRows) rows, \(report.differingKeys.count) differing, \(report.extraKeys.count) extra"
         if report.settled > 0 { text += " (\(report.settled) in flight, matched on re-check)" }
+        if report.repaired > 0 { text += " (\(report.repaired) repaired, matched after the repair)" }
         text += report.matches ? " — equal" : " — NOT EQUAL"
         let sample = (report.differingKeys.map { "differs \(describe($0))" } + report.extraKeys.map { "extra \(describe($0))" }).prefix(5)
         if !sample.isEmpty { text += "\n    " + sample.joined(separator: "\n    ") }

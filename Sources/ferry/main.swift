@@ -387,9 +387,18 @@ struct VerifyCommand: AsyncParsableCommand {
             let pipeline = names.first
             let reports = try await Verify.run(configuration: configuration, pipeline: pipeline, tables: Array(names.dropFirst()),
                                                options: options, logger: logger) { print($0) }
-            let differing = reports.filter { !$0.matches }
-            print("verify: \(reports.count) table(s) checked in \(Set(reports.map(\.sink)).count) sink(s): \(reports.count - differing.count) equal, \(differing.count) not equal")
-            if !differing.isEmpty && !repair { throw ExitCode(1) }
+            let skipped = reports.filter(\.skipped)
+            let differing = reports.filter { !$0.matches && !$0.skipped }
+            let equal = reports.count - skipped.count - differing.count
+            print("verify: \(reports.count - skipped.count) table(s) compared in \(Set(reports.map(\.sink)).count) sink(s): \(equal) equal, "
+                  + "\(differing.count) not equal" + (repair ? " after the repair" : "") + ", \(skipped.count) skipped")
+            let named = Set(names.dropFirst())
+            if let unchecked = skipped.first(where: { named.contains($0.table.description) }) {
+                throw FerryError(code: .cliTableNotVerifiable, message: "table \(unchecked.table) cannot be verified: it has no key to match rows by",
+                                 fix: "give it a primary key or unique NOT NULL index in the source, or give the pipeline a mapping for it with `key: [COLUMNS]`")
+            }
+            // 0 only when every compared table is equal — with --repair, once the repair was applied and re-checked.
+            if !differing.isEmpty { throw ExitCode(1) }
         }
     }
 }

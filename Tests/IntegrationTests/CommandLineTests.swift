@@ -193,7 +193,7 @@ extension Integration.CrashRecovery {
         #expect(result.stdout.contains(", 0 differences"))
         #expect(result.stdout.contains("100000 rows snapshotted"))
         #expect(result.stdout.contains("watermarks signal table"))
-        #expect(result.stdout.contains("ferry verify: exit 0 after the snapshot; 3 differences found after tampering (exit 1); exit 0 after --repair"))
+        #expect(result.stdout.contains("ferry verify: exit 0 after the snapshot; 3 differences found after tampering (exit 1); exit 0 with --repair; exit 0 after it"))
         let kills = result.stdout.split(separator: " SIGKILL during").first?.split(separator: " ").last.flatMap { Int($0) } ?? 0
         let resumed = result.stdout.split(separator: " resumed)").first?.split(separator: "(").last.flatMap { Int($0) } ?? 0
         #expect(kills == 0 || resumed > 0, "killed \(kills) times but the log shows no resumed snapshot: \(result.stderr)")
@@ -207,7 +207,7 @@ extension Integration.CrashRecovery {
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("watermarks binlog positions"))
         #expect(result.stdout.contains(", 0 differences"))
-        #expect(result.stdout.contains("ferry verify: exit 0 after the snapshot; 3 differences found after tampering (exit 1); exit 0 after --repair"))
+        #expect(result.stdout.contains("ferry verify: exit 0 after the snapshot; 3 differences found after tampering (exit 1); exit 0 with --repair; exit 0 after it"))
     }
 
     /// The binlog ferry needs is purged while it is down: `snapshot: initial` stops with

@@ -52,6 +52,7 @@ extension FerryError.Code {
     public static let cliInvalidPosition = Self("cli.invalid_position")
     public static let cliBadTable = Self("cli.bad_table")
     public static let cliTableNotReplicated = Self("cli.table_not_replicated")
+    public static let cliTableNotVerifiable = Self("cli.table_not_verifiable")
     public static let cliUnknownPipeline = Self("cli.unknown_pipeline")
     public static let cliUnknownSink = Self("cli.unknown_sink")
     public static let cliBadRole = Self("cli.bad_role")
@@ -173,7 +174,7 @@ extension FerryError.Code {
         configUnreadable, configYAML, configEmpty, configInvalid, configSource, configUnknownColumn, configDuplicateColumn,
         configKeyColumnExcluded, configTargetTableCollision, configRuleUnknownColumn, configDocumentRootKey,
         configDocumentUnknownTable, configDocumentUnknownColumn,
-        cliInvalidOption, cliFile, cliBadPosition, cliInvalidPosition, cliBadTable, cliTableNotReplicated, cliUnknownPipeline,
+        cliInvalidOption, cliFile, cliBadPosition, cliInvalidPosition, cliBadTable, cliTableNotReplicated, cliTableNotVerifiable, cliUnknownPipeline,
         cliUnknownSink, cliBadRole, cliBadTokenName, cliTokenExists, cliUnknownToken,
         sourceMySQLUnreachable, sourceMySQLConnectionClosed, sourceMySQLReadTimeout, sourceMySQLServerError, sourceMySQLProtocol,
         sourceMySQLAuthPlugin, sourceMySQLTLSUnavailable, sourceMySQLTLSFailed, sourceBinlogOff, sourceBinlogFormat,
