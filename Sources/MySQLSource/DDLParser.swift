@@ -147,6 +147,18 @@ private struct Parser {
         }
     }
 
+    /// A column name, which MariaDB lets ALTER TABLE qualify with its table (`t.c`) or database
+    /// and table (`db.t.c`): the last part names the column.
+    mutating func columnName() -> String? {
+        guard var name = identifier() else { return nil }
+        while current == .symbol("."), index + 1 < tokens.count {
+            index += 1
+            guard let part = identifier() else { return nil }
+            name = part
+        }
+        return name
+    }
+
     mutating func tableName() -> TableName? {
         guard let first = identifier() else { return nil }
         if acceptSymbol("."), let second = identifier() { return TableName(database: first, table: second) }
@@ -274,38 +286,38 @@ private struct Parser {
                         skipClause()
                         continue
                     }
-                    guard let column = identifier(), let type = columnType() else { return nil }
+                    guard let column = columnName(), let type = columnType() else { return nil }
                     changes.append(.addColumn(table, column: column, type: type))
                     skipClause()
                 } while acceptSymbol(",")
                 guard acceptSymbol(")") else { return nil }
                 return changes
             }
-            guard let column = identifier(), let type = columnType() else { return nil }
+            guard let column = columnName(), let type = columnType() else { return nil }
             return [.addColumn(table, column: column, type: type)]
         }
         if accept("DROP") {
             if let word = upper(), Self.nonColumnObjects.contains(word) { return [] }
             _ = accept("COLUMN")
             _ = accept("IF", "EXISTS")
-            guard let column = identifier() else { return nil }
+            guard let column = columnName() else { return nil }
             return [.dropColumn(table, column: column)]
         }
         if accept("CHANGE") {
             _ = accept("COLUMN")
             _ = accept("IF", "EXISTS")
-            guard let old = identifier(), let new = identifier(), let type = columnType() else { return nil }
+            guard let old = columnName(), let new = columnName(), let type = columnType() else { return nil }
             return (old == new ? [] : [.renameColumn(table, from: old, to: new)]) + [.modifyColumn(table, column: new, type: type)]
         }
         if accept("MODIFY") {
             _ = accept("COLUMN")
             _ = accept("IF", "EXISTS")
-            guard let column = identifier(), let type = columnType() else { return nil }
+            guard let column = columnName(), let type = columnType() else { return nil }
             return [.modifyColumn(table, column: column, type: type)]
         }
         if accept("RENAME") {
             if accept("COLUMN") {
-                guard let from = identifier(), accept("TO"), let to = identifier() else { return nil }
+                guard let from = columnName(), accept("TO"), let to = columnName() else { return nil }
                 return [.renameColumn(table, from: from, to: to)]
             }
             if accept("INDEX") || accept("KEY") { return [] }

@@ -25,6 +25,10 @@ public struct TransactionAssembler {
         var sawBegin = false
     }
 
+    /// A GTID group whose first statement was a schema change and that goes on with rows
+    /// (`CREATE TABLE … SELECT`: GTID, CREATE, rows, XID): the rows belong to that GTID.
+    private var groupAfterSchemaChange: OpenTransaction?
+
     public let sourceName: String
     /// Current binlog file (from ROTATE events).
     public private(set) var file: String?
@@ -78,12 +82,14 @@ public struct TransactionAssembler {
 
     public mutating func mariadbGTIDReceived(_ event: MariaDBGTIDEvent, header: BinlogEventHeader) {
         openEvents.removeAll(keepingCapacity: true)
+        groupAfterSchemaChange = nil
         open = OpenTransaction(gtid: event.gtid.description, mariadbGTID: event.gtid, standalone: event.isStandalone,
                                serverID: header.serverID, timestamp: header.timestamp)
     }
 
     public mutating func mysqlGTIDReceived(_ event: MySQLGTIDEvent, header: BinlogEventHeader) {
         openEvents.removeAll(keepingCapacity: true)
+        groupAfterSchemaChange = nil
         open = OpenTransaction(gtid: event.isAnonymous ? nil : event.text, mysqlGTID: event.isAnonymous ? nil : event,
                                standalone: false, serverID: header.serverID, timestamp: header.timestamp)
     }
@@ -93,6 +99,7 @@ public struct TransactionAssembler {
         let keyword = Self.leadingKeyword(statement)
         switch keyword {
         case "BEGIN":
+            groupAfterSchemaChange = nil
             if open == nil {
                 open = OpenTransaction(standalone: false, serverID: header.serverID, timestamp: header.timestamp)
             }
@@ -114,7 +121,11 @@ public struct TransactionAssembler {
             if open == nil {
                 open = OpenTransaction(standalone: true, serverID: header.serverID, timestamp: header.timestamp)
             }
+            // MariaDB marks a GTID group that is only the statement standalone; MySQL's groups
+            // end at the next GTID, so rows right after the statement are the same group.
+            let group = open.flatMap { $0.gtid != nil && !$0.standalone ? $0 : nil }
             guard var transaction = commit(header: header) else { return nil }
+            groupAfterSchemaChange = group
             let ddl = ChangeEvent(operation: .ddl, table: TableName(database: event.database, table: ""), schema: nil,
                                   before: nil, after: nil, statement: statement,
                                   source: ChangeSource(name: sourceName, serverID: transaction.serverID, gtid: transaction.gtid,
@@ -127,9 +138,7 @@ public struct TransactionAssembler {
 
     /// Rows of one included table, in event order.
     public mutating func rowsReceived(kind: RowsEventKind, schema: TableSchema, changes: [RowsEvent.RowChange], header: BinlogEventHeader) {
-        if open == nil {
-            open = OpenTransaction(standalone: false, serverID: header.serverID, timestamp: header.timestamp)
-        }
+        openRowTransaction(header)
         let placeholder = ChangeSource(name: sourceName, serverID: header.serverID, gtid: nil,
                                        position: .binlog(file: "", offset: 0),
                                        row: 0, timestampMillis: 0)
@@ -146,9 +155,15 @@ public struct TransactionAssembler {
 
     /// A rows event of an excluded table: opens a transaction if needed, records nothing.
     public mutating func filteredRowsReceived(header: BinlogEventHeader) {
-        if open == nil {
-            open = OpenTransaction(standalone: false, serverID: header.serverID, timestamp: header.timestamp)
-        }
+        openRowTransaction(header)
+    }
+
+    /// Rows outside any open transaction: the rest of a `CREATE … SELECT` group, or a group of
+    /// their own.
+    private mutating func openRowTransaction(_ header: BinlogEventHeader) {
+        guard open == nil else { return }
+        open = groupAfterSchemaChange ?? OpenTransaction(standalone: false, serverID: header.serverID, timestamp: header.timestamp)
+        groupAfterSchemaChange = nil
     }
 
     public mutating func xidReceived(header: BinlogEventHeader) -> Output? {
@@ -172,6 +187,7 @@ public struct TransactionAssembler {
     }
 
     private mutating func commit(header: BinlogEventHeader) -> Transaction? {
+        groupAfterSchemaChange = nil
         guard let transaction = open else {
             advanceBoundary(header)
             return nil

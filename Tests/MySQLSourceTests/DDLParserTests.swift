@@ -28,6 +28,16 @@ import Testing
                  .addColumn(shopT, column: "d", type: "double"), .addColumn(shopT, column: "flag", type: "tinyint")])
     }
 
+    /// MariaDB lets ALTER TABLE qualify a column with its table or database and table.
+    @Test func qualifiedColumnNames() {
+        #expect(parse("ALTER TABLE foo ADD COLUMN foo.a INT, ADD COLUMN shop.foo.b INT") ==
+                [.addColumn(TableName(database: "shop", table: "foo"), column: "a", type: "int"),
+                 .addColumn(TableName(database: "shop", table: "foo"), column: "b", type: "int")])
+        #expect(parse("ALTER TABLE t DROP COLUMN shop.t.b, CHANGE t.c d INT, MODIFY `t`.`e` BIGINT, RENAME COLUMN t.f TO g") ==
+                [.dropColumn(shopT, column: "b"), .renameColumn(shopT, from: "c", to: "d"), .modifyColumn(shopT, column: "d", type: "int"),
+                 .modifyColumn(shopT, column: "e", type: "bigint"), .renameColumn(shopT, from: "f", to: "g")])
+    }
+
     @Test func clausesThatChangeNoColumn() {
         #expect(parse("ALTER TABLE t ADD INDEX ix (a), DROP PRIMARY KEY, ADD PRIMARY KEY (a, b), ENGINE=InnoDB, ALGORITHM=INPLACE, LOCK=NONE").isEmpty)
         #expect(parse("ALTER TABLE t ALTER COLUMN a SET DEFAULT 5, RENAME INDEX a TO b, CONVERT TO CHARACTER SET utf8mb4").isEmpty)

@@ -48,6 +48,28 @@ import Testing
         #expect(transaction.position.binlog?.coordinates.offset == 220)
     }
 
+    /// `CREATE TABLE b SELECT * FROM a` is one GTID group (MariaDB flags it `ddl`, not
+    /// standalone): the CREATE, then the rows, then XID. The rows carry the group's GTID.
+    @Test func createSelectRowsKeepTheirGTID() {
+        var assembler = start()
+        assembler.mariadbGTIDReceived(MariaDBGTIDEvent(gtid: MariaDBGTID(domain: 0, serverID: 1, sequence: 77), flags: 0x20, commitID: nil), header: header(431))
+        guard case .schemaChange(let ddl, _, _) = assembler.queryReceived(query("CREATE TABLE `shop`.`b` (id int)"), header: header(622)) else {
+            Issue.record("no schema change"); return
+        }
+        #expect(ddl.gtid == "0-1-77")
+        assembler.rowsReceived(kind: .write, schema: Self.schema, changes: [.init(before: nil, after: [.int(1)])], header: header(1057))
+        guard case .transaction(let rows) = assembler.xidReceived(header: header(1088)) else { Issue.record("no transaction"); return }
+        #expect(rows.gtid == "0-1-77")
+        #expect(rows.events.map(\.source.gtid) == ["0-1-77"])
+        #expect(rows.position.description == "b.000001:1088 (gtid 0-1-77)")
+        // A standalone DDL's group ends with it: rows after it (without a GTID) are not its.
+        assembler.mariadbGTIDReceived(MariaDBGTIDEvent(gtid: MariaDBGTID(domain: 0, serverID: 1, sequence: 78), flags: 0x21, commitID: nil), header: header(1200))
+        _ = assembler.queryReceived(query("ALTER TABLE t ADD c INT"), header: header(1300))
+        assembler.rowsReceived(kind: .write, schema: Self.schema, changes: [.init(before: nil, after: [.int(2)])], header: header(1400))
+        guard case .transaction(let other) = assembler.xidReceived(header: header(1500)) else { Issue.record("no transaction"); return }
+        #expect(other.gtid == nil)
+    }
+
     @Test func rollbackDiscardsAndRotationMovesTheFile() {
         var assembler = start()
         _ = assembler.queryReceived(query("BEGIN"), header: header(100))

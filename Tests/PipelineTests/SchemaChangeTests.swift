@@ -93,6 +93,31 @@ import Testing
         #expect(try sqliteRows(path, "SELECT id, title, note FROM goods") == [["6", "f", "n6"]])
     }
 
+    /// `ALTER TABLE items DROP name, DROP price, ADD kept INT` leaves `id, kept` in MariaDB, which
+    /// applies the clauses together; SQLite refuses to drop a table's last column, so the drops of
+    /// columns not added again run after the adds.
+    @Test func multiClauseAlterInAnOrderTheTargetAccepts() async throws {
+        let path = temporaryDirectory() + "/target.sqlite"
+        let sink = SQLiteSink(configuration: .init(name: "local", pipeline: "p", path: path, schemaChanges: SchemaChangePolicy(mode: .evolve)),
+                              logger: Logger(label: "test"))
+        _ = try await sink.open()
+        let keyless = TableSchema(name: items, columns: [ColumnSchema(name: "name", typeName: "varchar(20)", nullable: true),
+                                                        ColumnSchema(name: "price", typeName: "varchar(20)", nullable: true)], primaryKey: [])
+        let after = TableSchema(name: items, columns: [ColumnSchema(name: "kept", typeName: "int", nullable: true)], primaryKey: [])
+        try await sink.apply([
+            rows(keyless, 100, [[.string("a"), .string("1")]]),
+            ddl(200, "ALTER TABLE items DROP name, DROP price, ADD kept INT",
+                [.dropColumn(items, column: "name"), .dropColumn(items, column: "price"), .addColumn(items, column: "kept", type: "int")]),
+            rows(after, 300, [[.int(7)]]),
+        ])
+        try await sink.close()
+        #expect(try sqliteRows(path, "SELECT name FROM pragma_table_info('items')") == [["kept"]])
+        #expect(TargetSchema.targetOrder([.dropColumn(items, column: "a"), .addColumn(items, column: "a", type: "int"), .dropColumn(items, column: "b"),
+                                          .addColumn(items, column: "c", type: "int")])
+            == [.dropColumn(items, column: "a"), .addColumn(items, column: "a", type: "int"), .addColumn(items, column: "c", type: "int"),
+                .dropColumn(items, column: "b")])
+    }
+
     @Test func lenientKeepsData() async throws {
         let path = try await run(.lenient, batches: 3)
         #expect(try sqliteRows(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'ferry_offsets'") == [["items"]])

@@ -90,7 +90,7 @@ public struct TargetSchema: Sendable {
         for group in groups {
             switch group {
             case .schemaChange(let changes, let statement, let position):
-                for change in changes {
+                for change in Self.targetOrder(changes) {
                     try await apply(change, statement: statement, position: position, sink: sink, targetTable: targetTable,
                                     columns: columns, execute: execute, logger: logger)
                 }
@@ -99,6 +99,20 @@ public struct TargetSchema: Sendable {
                 try await write(policy.addsColumnsFromRows ? group : group.restricted(to: existing))
             }
         }
+    }
+
+    /// The clauses of one statement in an order a target accepts one by one. MariaDB applies an
+    /// ALTER TABLE's clauses together, so `DROP a, DROP b, ADD c` on a table of `a, b` is fine
+    /// there, while SQLite refuses to drop a table's last column: drops of columns the statement
+    /// does not add again go last (a `DROP c, ADD c` pair keeps its order).
+    public static func targetOrder(_ changes: [SchemaChange]) -> [SchemaChange] {
+        var added = Set<String>()
+        for change in changes { if case .addColumn(let table, let column, _) = change { added.insert("\(table)\u{0}\(column.lowercased())") } }
+        func isFinalDrop(_ change: SchemaChange) -> Bool {
+            guard case .dropColumn(let table, let column) = change else { return false }
+            return !added.contains("\(table)\u{0}\(column.lowercased())")
+        }
+        return changes.filter { !isFinalDrop($0) } + changes.filter(isFinalDrop)
     }
 
     /// Applies one schema change as the policy decides. `position` and `statement` name it in
@@ -116,7 +130,7 @@ public struct TargetSchema: Sendable {
         case .skip(let why):
             let level: Logger.Level = change.kind == .unrecognized ? .warning : .info
             logger.log(level: level, "schema change not applied to the target", metadata: [
-                "ferry.sink": "\(sink)", "ferry.table": "\(change.table)", "ferry.position": "\(where_)",
+                LoggingKeys.sink: "\(sink)", LoggingKeys.table: "\(change.table)", LoggingKeys.position: "\(where_)",
                 "ferry.change": "\(change)", "ferry.reason": "\(why)", "ferry.statement": "\(statement ?? "")",
             ])
             return
@@ -147,6 +161,6 @@ public struct TargetSchema: Sendable {
             if existing.contains(column), let sql = dialect.modifyColumn(table, column: column, typeName: type) { try await execute(sql) }
         }
         known[table] = nil
-        logger.info("schema change applied to the target", metadata: ["ferry.sink": "\(sink)", "ferry.change": "\(change)", "ferry.position": "\(where_)"])
+        logger.info("schema change applied to the target", metadata: [LoggingKeys.sink: "\(sink)", "ferry.change": "\(change)", LoggingKeys.position: "\(where_)"])
     }
 }
