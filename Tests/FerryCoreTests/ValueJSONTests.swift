@@ -83,9 +83,17 @@ import Testing
         EventJSONWriter(format: .debezium).write(event(.update, before: [.int(1), .null], after: [.int(1), .absent]),
                                                  processedAtMillis: 5, into: &out)
         #expect(String(decoding: out, as: UTF8.self) == """
-        {"before":{"id":1,"note":null},"after":{"id":1},"source":{"connector":"mysql","name":"db1","server_id":1,"gtid":"0-1-42","gtid_pos":"0-1-42","file":"mariadb-bin.000002","pos":1234,"row":3,"ts_ms":1700000000000,"db":"shop","table":"orders"},"op":"u","ts_ms":5}
+        {"before":{"id":1,"note":null},"after":{"id":1},"source":{"version":"0.9.0","connector":"mysql","name":"db1","server_id":1,"gtid":"0-1-42","gtid_pos":"0-1-42","file":"mariadb-bin.000002","pos":1234,"row":3,"snapshot":"false","ts_ms":1700000000000,"db":"shop","table":"orders"},"op":"u","ts_ms":5}
 
         """)
+    }
+
+    @Test func snapshotRowsSaySo() {
+        var out: [UInt8] = []
+        EventJSONWriter(format: .debezium).write(event(.read, before: nil, after: [.int(1), .null]), processedAtMillis: 5, into: &out)
+        let text = String(decoding: out, as: UTF8.self)
+        #expect(text.contains("\"row\":3,\"snapshot\":\"true\",\"ts_ms\""))
+        #expect(text.hasSuffix("\"op\":\"r\",\"ts_ms\":5}\n"))
     }
 
     @Test func compactForm() {

@@ -75,6 +75,8 @@ public struct EventJSONWriter: Sendable {
         }
         out.append(contentsOf: cache.prefix)
         JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
+        // Debezium's way to tell snapshot rows from changes.
+        JSONBuffer.appendASCII(event.operation == .read ? ",\"snapshot\":\"true\"" : ",\"snapshot\":\"false\"", to: &out)
         out.append(contentsOf: cache.suffix)
         JSONBuffer.appendASCII(",\"op\":\"", to: &out)
         out.append(contentsOf: event.operation.code.utf8)
@@ -124,7 +126,9 @@ public struct EventJSONWriter: Sendable {
 
     private func writeSourcePrefix(_ event: ChangeEvent, into out: inout [UInt8]) {
         let source = event.source
-        JSONBuffer.appendASCII("{\"connector\":\"", to: &out)
+        JSONBuffer.appendASCII("{\"version\":\"", to: &out)
+        JSONBuffer.appendASCII(FerryVersion.current, to: &out)
+        JSONBuffer.appendASCII("\",\"connector\":\"", to: &out)
         JSONBuffer.appendASCII(connector, to: &out)
         JSONBuffer.appendASCII("\",\"name\":", to: &out)
         JSONBuffer.appendString(source.name, to: &out)
