@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "MySQLWire",
             dependencies: [
-                "FerryCore",
+                "FerryCore", "WireTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -56,8 +56,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "WireTLS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
             name: "PostgresWire",
             dependencies: [
+                "WireTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -152,7 +160,7 @@ let package = Package(
         .target(
             name: "PostgresSink",
             dependencies: [
-                "FerryCore", "SinkSupport", "PostgresWire",
+                "FerryCore", "SinkSupport", "PostgresWire", "WireTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -301,7 +309,7 @@ let package = Package(
         .testTarget(
             name: "MySQLWireTests",
             dependencies: [
-                "MySQLWire", "FerryCore",
+                "MySQLWire", "FerryCore", "WireTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
@@ -327,7 +335,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "FerryApp", "PostgresSink", "PostgresWire", "ClickHouseSink", "MariaDBSink", "SQLiteSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource",
+                "FerryApp", "PostgresSink", "PostgresWire", "WireTLS", "ClickHouseSink", "MariaDBSink", "SQLiteSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource",
                 "MySQLWire", "MySQLBinlog",
                 "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),

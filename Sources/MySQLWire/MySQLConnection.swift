@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import WireTLS
 
 /// A connection to a MySQL or MariaDB server: login, text queries with streamed rows, and the
 /// replica commands. Used from one task inside `withConnection`; not shareable.
@@ -113,22 +114,8 @@ public final class MySQLConnection {
     }
 
     private func startTLS(_ configuration: MySQLConnectionConfiguration) async throws {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        switch configuration.tls {
-        case .disable, .prefer, .require: tls.certificateVerification = .none
-        case .verifyCA: tls.certificateVerification = .noHostnameVerification
-        case .verifyFull: tls.certificateVerification = .fullVerification
-        }
-        if let caFile = configuration.tlsCAFile { tls.trustRoots = .file(caFile) }
         do {
-            let context = try NIOSSLContext(configuration: tls)
-            let isAddress = configuration.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" }
-            let hostname = isAddress ? nil : configuration.host
-            let channel = self.channel
-            try await channel.eventLoop.submit {
-                let handler = try NIOSSLClientHandler(context: context, serverHostname: hostname)
-                try channel.pipeline.syncOperations.addHandler(handler, position: .first)
-            }.get()
+            try await ClientTLS.start(on: channel, host: configuration.host, mode: configuration.tls, caFile: configuration.tlsCAFile)
             isTLS = true
         } catch {
             throw MySQLWireError.tlsFailed(describe(error))

@@ -1,3 +1,5 @@
+import WireTLS
+
 /// Where and how to connect to a MySQL or MariaDB server.
 public struct MySQLConnectionConfiguration: Sendable {
     public var host: String

@@ -1,6 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOSSL
+import WireTLS
 
 /// Server messages waiting for the connection's owner: the channel handler adds them on the event
 /// loop, the owning task takes them all at once. The channel's end (or an error) is delivered
@@ -82,7 +82,7 @@ final class InboxHandler: ChannelInboundHandler, Sendable {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? PostgresWireError {
             inbox.end(error)
-        } else if error is NIOSSLError || error is BoringSSLError {
+        } else if ClientTLS.isTLSError(error) {
             // The handshake failed (an unknown CA, a name mismatch) or TLS broke later.
             inbox.end(.tls("\(error)"))
         } else {

@@ -1,18 +1,7 @@
+import WireTLS
+
 /// Where and how to connect to PostgreSQL.
 public struct PostgresWireConfiguration: Sendable {
-    /// libpq's `sslmode` values that ferry supports.
-    public enum TLSMode: String, Sendable, CaseIterable {
-        case disable
-        /// TLS when the server offers it, without checking its certificate.
-        case prefer
-        /// TLS or no connection, without checking the certificate (libpq's meaning).
-        case require
-        /// TLS with a certificate signed by the CA (`sslrootcert`), any host name.
-        case verifyCA = "verify-ca"
-        /// TLS with a certificate signed by the CA for this host name.
-        case verifyFull = "verify-full"
-    }
-
     public var host: String
     public var port: Int
     public var user: String

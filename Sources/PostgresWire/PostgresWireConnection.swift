@@ -1,7 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
-import NIOSSL
+import WireTLS
 
 /// A connection to PostgreSQL speaking the frontend/backend protocol 3.0: login (SCRAM-SHA-256,
 /// MD5, cleartext; TLS), simple and extended queries with text results, and `COPY … FROM STDIN`.
@@ -107,23 +107,8 @@ public final class PostgresWireConnection {
     }
 
     nonisolated(nonsending) private func startTLS(_ configuration: PostgresWireConfiguration) async throws {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        switch configuration.tls {
-        case .disable, .prefer, .require: tls.certificateVerification = .none
-        case .verifyCA: tls.certificateVerification = .noHostnameVerification
-        case .verifyFull: tls.certificateVerification = .fullVerification
-        }
-        if let caFile = configuration.tlsCAFile { tls.trustRoots = .file(caFile) }
         do {
-            let context = try NIOSSLContext(configuration: tls)
-            // An IP address is checked against the certificate's IP entries, a name by SNI and its DNS entries.
-            let isAddress = (try? SocketAddress(ipAddress: configuration.host, port: 0)) != nil
-            let hostname = isAddress ? nil : configuration.host
-            let channel = self.channel
-            try await channel.eventLoop.submit {
-                let handler = try NIOSSLClientHandler(context: context, serverHostname: hostname)
-                try channel.pipeline.syncOperations.addHandler(handler, position: .first)
-            }.get()
+            try await ClientTLS.start(on: channel, host: configuration.host, mode: configuration.tls, caFile: configuration.tlsCAFile)
         } catch {
             throw PostgresWireError.tls(describe(error))
         }

@@ -3,6 +3,7 @@ import Foundation
 import MySQLSource
 import MySQLWire
 import Testing
+import WireTLS
 
 /// The `ferry` executable against real servers: every bad input is one clear line, exit ≠ 0.
 extension Integration {

@@ -4,6 +4,7 @@ import Logging
 import MySQLSource
 import MySQLWire
 import Testing
+import WireTLS
 
 /// All integration tests share one MariaDB; they run one at a time because some restart it or
 /// change global settings.

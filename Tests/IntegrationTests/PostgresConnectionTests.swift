@@ -3,12 +3,13 @@ import Logging
 import NIOCore
 import PostgresWire
 import Testing
+import WireTLS
 
 extension Integration {
     /// Ferry's own PostgreSQL client against the real server: SCRAM login, queries with
     /// parameters, errors that leave the connection usable, COPY, and cancellation that closes.
     @Suite struct PostgresConnection {
-        static func configuration(password: String? = nil, tls: PostgresWireConfiguration.TLSMode = .disable) throws -> PostgresWireConfiguration {
+        static func configuration(password: String? = nil, tls: TLSMode = .disable) throws -> PostgresWireConfiguration {
             PostgresWireConfiguration(host: "127.0.0.1", port: Int(try TestEnvironment.value("FERRY_POSTGRES_PORT"))!, user: "ferry",
                                       password: try password ?? TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), database: "replica", tls: tls)
         }

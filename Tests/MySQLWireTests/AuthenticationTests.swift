@@ -4,6 +4,7 @@ import Foundation
 @testable import MySQLWire
 import NIOCore
 import Testing
+import WireTLS
 
 /// The connection phase, with the test playing the server (messages from the protocol documents).
 @Suite struct AuthenticationTests {

@@ -1,19 +1,6 @@
 import _CryptoExtras
 import NIOCore
-
-/// How a connection uses TLS.
-public enum TLSMode: String, Sendable, CaseIterable {
-    /// Never use TLS.
-    case disable
-    /// Use TLS when the server offers it, without verifying the certificate.
-    case prefer
-    /// Fail unless the server offers TLS; the certificate is not verified.
-    case require
-    /// Require TLS and a certificate signed by a trusted CA (`ssl-ca`), any host name.
-    case verifyCA = "verify-ca"
-    /// Require TLS, a trusted certificate and a matching host name.
-    case verifyFull = "verify-full"
-}
+import WireTLS
 
 /// The connection phase of the client protocol as a pure state machine: handshake in, packets
 /// out, through optional TLS, authentication-method switch and `caching_sha2_password`'s extra

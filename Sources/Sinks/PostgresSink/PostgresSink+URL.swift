@@ -2,6 +2,7 @@ import FerryCore
 import SinkSupport
 import Foundation
 import PostgresWire
+import WireTLS
 
 extension PostgresSink.Configuration {
     /// From `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE&schema=NAME]`.
@@ -42,8 +43,8 @@ extension PostgresSink.Configuration {
             port = parsed
         }
         guard !user.isEmpty, !host.isEmpty, !database.isEmpty else { throw invalid("the URL needs a user, a host and a database") }
-        guard let tls = PostgresWireConfiguration.TLSMode(rawValue: options["sslmode"] ?? "disable") else {
-            throw invalid("sslmode must be one of " + PostgresWireConfiguration.TLSMode.allCases.map(\.rawValue).joined(separator: ", "))
+        guard let tls = TLSMode(rawValue: options["sslmode"] ?? "disable") else {
+            throw invalid("sslmode must be one of " + TLSMode.allCases.map(\.rawValue).joined(separator: ", "))
         }
         self.init(name: name, pipeline: pipeline,
                   connection: PostgresWireConfiguration(host: host, port: port, user: user, password: secret, database: database, tls: tls,
