@@ -55,7 +55,7 @@ public enum Check {
         let report = try await MySQLConnection.withConnection(configuration, logger: logger) { connection in
             try await Prerequisites.check(connection, user: configuration.username)
         }
-        print("source \(MySQLConnectionConfiguration.redacted(sourceURL)) — \(report.server)")
+        print("source \(Secrets.redactedURL(sourceURL)) — \(report.server)")
         for item in report.items {
             let mark = switch item.status {
             case .ok: "ok     "

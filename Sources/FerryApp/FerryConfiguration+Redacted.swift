@@ -5,14 +5,14 @@ import MySQLSource
 import RedisSink
 
 extension FerryConfiguration {
-    static let redacted = "<redacted>"
+    static let redacted = Secrets.marker
 
     /// The effective configuration as JSON for the API: every password and the password part of
     /// every URL replaced by `<redacted>`.
     public func redactedJSON() -> String {
         var root: [String: Any] = ["file": file, "data_dir": dataDirectory, "state": ["sqlite": statePath]]
         root["sources"] = sources.mapValues { source -> [String: Any] in
-            var out: [String: Any] = ["type": "mysql", "url": Self.redactedURL(source.url)]
+            var out: [String: Any] = ["type": "mysql", "url": Secrets.redactedURL(source.url)]
             if source.password != nil { out["password"] = Self.redacted }
             return out
         }
@@ -23,30 +23,30 @@ extension FerryConfiguration {
             case .jsonl(let directory, let bytes, let age):
                 out["type"] = "jsonl"; out["directory"] = directory; out["max_file_bytes"] = bytes; out["max_file_age_seconds"] = age
             case .mysql(let url, let password):
-                out["type"] = "mysql"; out["url"] = Self.redactedURL(url)
+                out["type"] = "mysql"; out["url"] = Secrets.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }
             case .postgres(let url, let password):
-                out["type"] = "postgres"; out["url"] = Self.redactedURL(url)
+                out["type"] = "postgres"; out["url"] = Secrets.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }
             case .nats(let url, let password, let stream, let subject, let subjects, let window):
-                out["type"] = "nats"; out["url"] = Self.redactedURL(url); out["stream"] = stream; out["subject"] = subject
+                out["type"] = "nats"; out["url"] = Secrets.redactedURL(url); out["stream"] = stream; out["subject"] = subject
                 out["duplicate_window_seconds"] = window
                 if let subjects { out["stream_subjects"] = subjects }
                 if password != nil { out["password"] = Self.redacted }
             case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate):
-                out["type"] = "webhook"; out["url"] = Self.redactedURL(url); out["timeout_seconds"] = timeout; out["max_events"] = events
+                out["type"] = "webhook"; out["url"] = Secrets.redactedURL(url); out["timeout_seconds"] = timeout; out["max_events"] = events
                 out["allow_private"] = allowPrivate
                 if secret != nil { out["secret"] = Self.redacted }
                 // Header values are credentials more often than not.
                 out["headers"] = Dictionary(headers.map { ($0.0, Self.redacted) }, uniquingKeysWith: { first, _ in first })
             case .clickhouse(let url, let password, let timeout):
-                out["type"] = "clickhouse"; out["url"] = Self.redactedURL(url); out["timeout_seconds"] = timeout
+                out["type"] = "clickhouse"; out["url"] = Secrets.redactedURL(url); out["timeout_seconds"] = timeout
                 if password != nil { out["password"] = Self.redacted }
             case .search(let url, let password, let index):
-                out["type"] = "elasticsearch"; out["url"] = Self.redactedURL(url); out["index"] = index
+                out["type"] = "elasticsearch"; out["url"] = Secrets.redactedURL(url); out["index"] = index
                 if password != nil { out["password"] = Self.redacted }
             case .redis(let url, let password, let rules):
-                out["type"] = "redis"; out["url"] = Self.redactedURL(url)
+                out["type"] = "redis"; out["url"] = Secrets.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }
                 out["tables"] = Dictionary(rules.map { rule -> (String, Any) in
                     var fields: [String: Any] = ["mode": rule.mode.rawValue, "key": rule.key]
@@ -78,15 +78,5 @@ extension FerryConfiguration {
         }
         let data = (try? JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
-    }
-
-    /// `scheme://user:secret@host/…?password=x` → `scheme://user:<redacted>@host/…?password=<redacted>`.
-    static func redactedURL(_ url: String) -> String {
-        guard var components = URLComponents(string: url) else { return redacted }
-        if components.password != nil { components.password = "REDACTED" }
-        components.queryItems = components.queryItems?.map { item in
-            ["password", "pass", "pwd", "secret", "token"].contains(item.name.lowercased()) ? URLQueryItem(name: item.name, value: "REDACTED") : item
-        }
-        return (components.string ?? redacted).replacingOccurrences(of: "REDACTED", with: redacted)
     }
 }

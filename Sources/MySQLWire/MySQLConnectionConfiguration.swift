@@ -1,3 +1,4 @@
+import FerryCore
 import WireTLS
 
 /// Where and how to connect to a MySQL or MariaDB server.
@@ -33,7 +34,7 @@ public struct MySQLConnectionConfiguration: Sendable {
     public init(url: String, password fallbackPassword: String? = nil) throws {
         let scheme = ["mysql://", "mariadb://"].first { url.hasPrefix($0) }
         guard let scheme else {
-            throw MySQLWireError.invalidConfiguration("source URL must start with mysql:// (got \(Self.redacted(url)))")
+            throw MySQLWireError.invalidConfiguration("source URL must start with mysql:// (got \(Secrets.redactedURL(url)))")
         }
         var rest = Substring(url.dropFirst(scheme.count))
         var query: Substring = ""
@@ -48,7 +49,7 @@ public struct MySQLConnectionConfiguration: Sendable {
             rest = rest[..<slash]
         }
         guard let at = rest.lastIndex(of: "@") else {
-            throw MySQLWireError.invalidConfiguration("source URL needs a user: mysql://USER[:PASSWORD]@HOST:PORT (got \(Self.redacted(url)))")
+            throw MySQLWireError.invalidConfiguration("source URL needs a user: mysql://USER[:PASSWORD]@HOST:PORT (got \(Secrets.redactedURL(url)))")
         }
         let userInfo = rest[..<at]
         let hostPort = rest[rest.index(after: at)...]
@@ -65,19 +66,19 @@ public struct MySQLConnectionConfiguration: Sendable {
             let after = hostPort[hostPort.index(after: close)...]
             if after.hasPrefix(":") {
                 guard let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else {
-                    throw MySQLWireError.invalidConfiguration("invalid port in source URL \(Self.redacted(url))")
+                    throw MySQLWireError.invalidConfiguration("invalid port in source URL \(Secrets.redactedURL(url))")
                 }
                 port = parsed
             }
         } else if let colon = hostPort.lastIndex(of: ":") {
             host = String(hostPort[..<colon])
             guard let parsed = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(parsed) else {
-                throw MySQLWireError.invalidConfiguration("invalid port in source URL \(Self.redacted(url))")
+                throw MySQLWireError.invalidConfiguration("invalid port in source URL \(Secrets.redactedURL(url))")
             }
             port = parsed
         }
         guard !host.isEmpty, !username.isEmpty else {
-            throw MySQLWireError.invalidConfiguration("source URL needs a user and a host: mysql://USER@HOST:PORT (got \(Self.redacted(url)))")
+            throw MySQLWireError.invalidConfiguration("source URL needs a user and a host: mysql://USER@HOST:PORT (got \(Secrets.redactedURL(url)))")
         }
         var tls = TLSMode.prefer
         var caFile: String? = nil
@@ -97,16 +98,6 @@ public struct MySQLConnectionConfiguration: Sendable {
             }
         }
         self.init(host: host, port: port, username: username, password: password, database: database, tls: tls, tlsCAFile: caFile)
-    }
-
-    /// The URL with any password replaced by `***`.
-    public static func redacted(_ url: String) -> String {
-        let characters = Array(url)
-        guard let schemeEnd = (0..<max(0, characters.count - 2)).first(where: { characters[$0] == ":" && characters[$0 + 1] == "/" && characters[$0 + 2] == "/" }),
-              let at = characters.lastIndex(of: "@"), at > schemeEnd,
-              let colon = characters[(schemeEnd + 3)..<at].firstIndex(of: ":")
-        else { return url }
-        return String(characters[...colon]) + "***" + String(characters[at...])
     }
 }
 

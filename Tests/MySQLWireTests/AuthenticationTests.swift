@@ -162,8 +162,8 @@ extension Array where Element == UInt8 {
     }
 
     @Test func redactsPasswords() {
-        #expect(MySQLConnectionConfiguration.redacted("mysql://ferry:secret@h:1") == "mysql://ferry:***@h:1")
-        #expect(MySQLConnectionConfiguration.redacted("mysql://ferry@h:1") == "mysql://ferry@h:1")
+        #expect(Secrets.redactedURL("mysql://ferry:secret@h:1") == "mysql://ferry:<redacted>@h:1")
+        #expect(Secrets.redactedURL("mysql://ferry@h:1") == "mysql://ferry@h:1")
     }
 
     @Test func encodesGTIDSetForDump() throws {

@@ -31,7 +31,7 @@ public actor ClickHouseSink: SinkSession {
                     schemaChanges: SchemaChangePolicy = SchemaChangePolicy(), timeoutSeconds: Int = 60) throws {
             guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
                   components.host?.isEmpty == false else {
-                throw FerryError(code: .configInvalid, message: "'\(url)' is not an http(s) URL", fix: "use http://[user@]host:8123/database")
+                throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not an http(s) URL", fix: "use http://[user@]host:8123/database")
             }
             let path = components.path.split(separator: "/").map(String.init)
             guard path.count <= 1 else {
@@ -306,7 +306,7 @@ public actor ClickHouseSink: SinkSession {
             status = response.status
             text = String(buffer: try await response.body.collect(upTo: 64 << 20))
         } catch {
-            throw ClickHouseSinkError.unavailable(sink: name, message: "\(configuration.url): \(error)")
+            throw ClickHouseSinkError.unavailable(sink: name, message: "\(Secrets.redactedURL(configuration.url)): \(error)")
         }
         guard status == .ok else { throw ClickHouseSinkError(status: Int(status.code), answer: text, sink: name, table: table, position: position) }
         return text

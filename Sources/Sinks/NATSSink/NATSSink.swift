@@ -31,7 +31,7 @@ public actor NATSSink: SinkSession {
         public init(name: String, pipeline: String, url: String, password: String?, stream: String, subject: String = "ferry.{db}.{table}",
                     streamSubjects: [String]? = nil, duplicateWindowSeconds: Int = 120) throws {
             guard let components = URLComponents(string: url), components.scheme == "nats", let host = components.host, !host.isEmpty else {
-                throw FerryError(code: .configInvalid, message: "'\(url)' is not a NATS URL", fix: "use nats://[user@]host[:port]")
+                throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not a NATS URL", fix: "use nats://[user@]host[:port]")
             }
             self.name = name
             self.pipeline = pipeline

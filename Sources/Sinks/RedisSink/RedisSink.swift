@@ -61,11 +61,11 @@ public actor RedisSink: SinkSession {
         /// `redis://[user@]host[:port][/db]`.
         public init(name: String, pipeline: String, url: String, password: String?, rules: [TableRule]) throws {
             guard let components = URLComponents(string: url), components.scheme == "redis", let host = components.host, !host.isEmpty else {
-                throw FerryError(code: .configInvalid, message: "'\(url)' is not a Redis URL", fix: "use redis://[user@]host[:port][/db]")
+                throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not a Redis URL", fix: "use redis://[user@]host[:port][/db]")
             }
             let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             guard path.isEmpty || Int(path) != nil else {
-                throw FerryError(code: .configInvalid, message: "'\(path)' in \(url) is not a database number", fix: "use redis://host:6379/0")
+                throw FerryError(code: .configInvalid, message: "'\(path)' in \(Secrets.redactedURL(url)) is not a database number", fix: "use redis://host:6379/0")
             }
             self.init(name: name, pipeline: pipeline, host: host, port: components.port ?? 6379, database: Int(path) ?? 0,
                       username: components.user, password: password ?? components.password, rules: rules)

@@ -31,7 +31,7 @@ public actor WebhookSink: SinkSession {
                     maximumEvents: Int = 1000, allowPrivate: Bool = false) throws {
             guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
                   let host = components.host, !host.isEmpty else {
-                throw FerryError(code: .configInvalid, message: "'\(url)' is not an http(s) URL", fix: "use https://host/path")
+                throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not an http(s) URL", fix: "use https://host/path")
             }
             self.name = name
             self.pipeline = pipeline
