@@ -42,6 +42,17 @@ import Testing
         #expect(MethodCheck.allowed("/api/v1/pipelines/main/sinks/pg/rewind") == [.post])
         #expect(MethodCheck.allowed("/api/v1/pipelines/main/sinks/pg") == nil)
         #expect(MethodCheck.allowed("/") == nil)
+        #expect(MethodCheck.allowed("/api/v1/pipelines/a%20b/pause") == [.post])
+    }
+
+    /// Pipeline names with spaces, non-ASCII letters or markup make links that lead back to them.
+    @Test func pathSegmentsRoundTrip() {
+        for name in ["a b", "naïve", "x/y", "x\"><svg onload=alert(1)>", "50%"] {
+            let segment = ControlContext.pathSegment(name)
+            #expect(!segment.contains(" ") && !segment.contains("/") && !segment.contains("\"") && !segment.contains("<"))
+            #expect(segment.removingPercentEncoding == name)
+        }
+        #expect(ControlContext.pathSegment("na\u{EF}ve") == "na%C3%AFve")
     }
 
     /// Every operation of the OpenAPI document is a route with the same method, and every API

@@ -47,7 +47,7 @@ struct APIRoutes {
         api.post("pipelines/:name/sinks/:sink/rewind") { request, context in
             let token = try context.require(.admin)
             let view = try await pipeline(context)
-            let sink = try context.parameters.require("sink")
+            let sink = try context.pathParameter("sink")
             guard view.sinks.contains(where: { $0.name == sink }) else {
                 throw ControlError(.notFound, "pipeline \(view.name) has no sink \(sink); its sinks: \(view.sinks.map(\.name).joined(separator: ", "))")
             }
@@ -83,7 +83,7 @@ struct APIRoutes {
 
     /// The pipeline named in the path, or 404.
     func pipeline(_ context: ControlContext) async throws -> PipelineView {
-        let name = try context.parameters.require("name")
+        let name = try context.pathParameter("name")
         let pipelines = await backend.pipelines()
         guard let view = pipelines.first(where: { $0.name == name }) else {
             throw ControlError(.notFound, "no pipeline named \(name); pipelines: \(pipelines.map(\.name).joined(separator: ", "))")

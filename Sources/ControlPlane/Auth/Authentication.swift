@@ -19,6 +19,23 @@ public struct ControlContext: RequestContext, RemoteAddressRequestContext {
 
     var clientAddress: String { remoteAddress?.ipAddress ?? "unknown" }
 
+    /// A path parameter, percent-decoded: a pipeline named `a b` or `naïve` arrives as `a%20b`
+    /// or `na%C3%AFve`.
+    func pathParameter(_ name: String) throws -> String {
+        let raw = try parameters.require(name)
+        guard let decoded = raw.removingPercentEncoding else {
+            throw ControlError(.badRequest, "the path segment '\(raw)' is not valid percent-encoding")
+        }
+        return decoded
+    }
+
+    /// `name` as one path segment of a link (`/` and everything outside the URL path set escaped).
+    static func pathSegment(_ name: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/?#%")
+        return name.addingPercentEncoding(withAllowedCharacters: allowed) ?? name
+    }
+
     /// The caller's token, or 403 when its role is below `role`.
     func require(_ role: Role) throws -> APIToken {
         guard let token else { throw ControlError(.unauthorized, "this needs an API token") }

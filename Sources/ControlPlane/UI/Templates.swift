@@ -43,7 +43,7 @@ enum Templates {
       <tbody>
       {{#pipelines}}
       <tr>
-        <td><a href="/pipelines/{{name}}">{{name}}</a></td>
+        <td><a href="/pipelines/{{path}}">{{name}}</a></td>
         <td><span class="state" data-path="{{name}}/state">{{state}}</span></td>
         <td class="mono" data-path="{{name}}/read_position">{{readPosition}}</td>
         <td class="num" data-path="{{name}}/events_read" data-format="count">{{eventsRead}}</td>

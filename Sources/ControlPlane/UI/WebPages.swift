@@ -37,14 +37,14 @@ struct WebPages {
         router.get("/") { _, context in
             let token = try context.require(.viewer)
             let pipelines = await backend.pipelines().map { view -> [String: Any] in
-                ["name": view.name, "state": view.state, "readPosition": view.readPosition ?? "—", "eventsRead": Self.count(Double(view.eventsRead)),
+                ["name": view.name, "path": ControlContext.pathSegment(view.name), "state": view.state, "readPosition": view.readPosition ?? "—", "eventsRead": Self.count(Double(view.eventsRead)),
                  "lag": Self.seconds(view.lagSeconds), "rate": Self.count(view.eventsPerSecond)]
             }
             return page("Pipelines", "overview", ["pipelines": pipelines], token: token)
         }
         router.get("pipelines/:name") { _, context in
             let token = try context.require(.viewer)
-            let name = try context.parameters.require("name")
+            let name = try context.pathParameter("name")
             guard let view = await backend.pipelines().first(where: { $0.name == name }) else {
                 throw ControlError(.notFound, "no pipeline named \(name)")
             }
