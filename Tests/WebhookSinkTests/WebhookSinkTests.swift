@@ -13,9 +13,25 @@ import Testing
                                   ("fe80::1%eth0", "not an IP address")] {
             #expect(AddressPolicy.refusal(address) == reason, "\(address)")
         }
-        for address in ["93.184.216.34", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "8.8.8.8"] {
+        // IPv6 spellings of IPv4 addresses and IANA's special-purpose ranges.
+        for (address, reason) in [("::127.0.0.1", "a loopback address"), ("64:ff9b::7f00:1", "a loopback address"),
+                                  ("64:ff9b::a00:1", "a private address"), ("2002:a9fe:a9fe::1", "a cloud metadata address"),
+                                  ("64:ff9b:1::1", "a local-use NAT64 address"), ("192.0.2.1", "a documentation address"),
+                                  ("198.18.0.1", "a benchmarking address"), ("240.0.0.1", "a reserved address"),
+                                  ("2001:db8::1", "a documentation address"), ("fec0::1", "a site-local address"),
+                                  ("100::1", "a discard-only address"), ("2001::1", "a special-purpose address (IETF protocol assignments)"),
+                                  ("4000::1", "a reserved address")] {
+            #expect(AddressPolicy.refusal(address) == reason, "\(address)")
+        }
+        for address in ["93.184.216.34", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "8.8.8.8", "64:ff9b::5db8:d822"] {
             #expect(AddressPolicy.refusal(address) == nil, "\(address)")
         }
+        // The machine's own addresses (its eth0, say) are refused whatever range they are in.
+        for own in AddressPolicy.interfaceAddresses() {
+            let text = own.count == 4 ? own.map(String.init).joined(separator: ".") : nil
+            if let text { #expect(AddressPolicy.refusal(text) != nil, "\(text) belongs to this machine") }
+        }
+        #expect(AddressPolicy.ownAddress([127, 0, 0, 1]) == "an address of this machine")
         #expect(await AddressPolicy.resolve("127.0.0.1") == ["127.0.0.1"])
         #expect(await AddressPolicy.resolve("localhost").contains("127.0.0.1"))
     }
