@@ -51,6 +51,9 @@ public actor WebhookSink: SinkSession {
     let logger: Logger
     private var client: HTTPClient?
     private var checked: (at: ContinuousClock.Instant, addresses: [String])?
+    /// The checked address the HTTP client connects to, so a resolver that answers differently
+    /// the second time (DNS rebinding) cannot send the request elsewhere.
+    private var pinned: String?
     private let writer = EventJSONWriter(format: .debezium)
 
     public init(configuration: Configuration, logger: Logger) {
@@ -65,6 +68,7 @@ public actor WebhookSink: SinkSession {
                                                 timeout: .init(connect: .seconds(Int64(configuration.timeoutSeconds)),
                                                                read: .seconds(Int64(configuration.timeoutSeconds))))
         settings.decompression = .disabled
+        if let pinned { settings.dnsOverride = [configuration.host: pinned] }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: settings)
         self.client = client
         return client
@@ -83,6 +87,13 @@ public actor WebhookSink: SinkSession {
                     throw WebhookSinkError.forbiddenAddress(sink: name, host: configuration.host, address: address, reason: reason)
                 }
             }
+        }
+        // Connect to an address that was checked, never to what a second lookup returns.
+        let pin = addresses.contains(pinned ?? "") ? pinned : addresses.first
+        if pin != pinned {
+            try? await client?.shutdown()
+            client = nil
+            pinned = pin
         }
         checked = (ContinuousClock.now, addresses)
     }
