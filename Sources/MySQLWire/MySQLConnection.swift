@@ -56,7 +56,7 @@ public final class MySQLConnection {
                     }
                 }
         } catch {
-            throw MySQLWireError.connectFailed(host: configuration.host, port: configuration.port, reason: describe(error))
+            throw MySQLWireError.connectFailed(host: configuration.host, port: configuration.port, reason: describeConnectionError(error))
         }
         connected(MySQLWaker(channel: asyncChannel.channel))
         return try await asyncChannel.executeThenClose { inbound, outbound in
@@ -70,7 +70,7 @@ public final class MySQLConnection {
             } catch let error as MySQLWireError {
                 throw error
             } catch {
-                throw MySQLWireError.connectionClosed("before sending its handshake (\(describe(error)))")
+                throw MySQLWireError.connectionClosed("before sending its handshake (\(describeConnectionError(error)))")
             }
             let handshake = try HandshakeV10.decode(from: first.payload)
             let connection = MySQLConnection(channel: asyncChannel.channel, inbound: iterator, outbound: outbound,
@@ -118,7 +118,7 @@ public final class MySQLConnection {
             try await ClientTLS.start(on: channel, host: configuration.host, mode: configuration.tls, caFile: configuration.tlsCAFile)
             isTLS = true
         } catch {
-            throw MySQLWireError.tlsFailed(describe(error))
+            throw MySQLWireError.tlsFailed(describeConnectionError(error))
         }
     }
 
@@ -148,7 +148,7 @@ public final class MySQLConnection {
         } catch let error as BoringSSLError {
             throw MySQLWireError.tlsFailed("\(error)")
         } catch {
-            throw MySQLWireError.connectionClosed("(\(describe(error)))")
+            throw MySQLWireError.connectionClosed("(\(describeConnectionError(error)))")
         }
     }
 
@@ -157,7 +157,7 @@ public final class MySQLConnection {
         do {
             try await outbound.write(MySQLPacket(sequence: nextSequence, payload: payload))
         } catch {
-            throw MySQLWireError.connectionClosed("while sending (\(describe(error)))")
+            throw MySQLWireError.connectionClosed("while sending (\(describeConnectionError(error)))")
         }
         nextSequence &+= UInt8(truncatingIfNeeded: parts)
     }
@@ -407,17 +407,3 @@ final class DemandReadTimeoutHandler: ChannelDuplexHandler {
     }
 }
 
-/// A short description of a NIO or system error.
-func describe(_ error: any Error) -> String {
-    if let error = error as? IOError { return error.description }
-    if let error = error as? ChannelError {
-        switch error {
-        case .connectTimeout(let amount): return "connection timed out after \(amount.nanoseconds / 1_000_000_000) s"
-        default: return "\(error)"
-        }
-    }
-    if let error = error as? NIOConnectionError, let first = error.connectionErrors.first {
-        return describe(first.error)
-    }
-    return "\(error)"
-}

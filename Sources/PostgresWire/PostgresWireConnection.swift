@@ -54,7 +54,7 @@ public final class PostgresWireConnection {
                 }
                 .connect(host: configuration.host, port: configuration.port).get()
         } catch {
-            throw PostgresWireError.connectFailed(host: configuration.host, port: configuration.port, reason: describe(error))
+            throw PostgresWireError.connectFailed(host: configuration.host, port: configuration.port, reason: describeConnectionError(error))
         }
         let connection = PostgresWireConnection(channel: channel, inbox: inbox, logger: logger)
         connected(connection.closer)
@@ -110,7 +110,7 @@ public final class PostgresWireConnection {
         do {
             try await ClientTLS.start(on: channel, host: configuration.host, mode: configuration.tls, caFile: configuration.tlsCAFile)
         } catch {
-            throw PostgresWireError.tls(describe(error))
+            throw PostgresWireError.tls(describeConnectionError(error))
         }
     }
 
@@ -165,7 +165,7 @@ public final class PostgresWireConnection {
         } catch {
             closer.close()
             // A write fails only with "closed"; why it closed (a TLS failure, say) is the news.
-            throw inbox.endReason ?? PostgresWireError.connectionClosed("(\(describe(error)))")
+            throw inbox.endReason ?? PostgresWireError.connectionClosed("(\(describeConnectionError(error)))")
         }
     }
 
@@ -300,16 +300,4 @@ public struct PostgresResult: Sendable {
 
     /// The number of rows the command reports (the last number of its tag).
     public var affectedRows: Int? { commandTag.split(separator: " ").last.flatMap { Int($0) } }
-}
-
-func describe(_ error: any Error) -> String {
-    if let error = error as? IOError { return error.description }
-    if let error = error as? ChannelError {
-        switch error {
-        case .connectTimeout(let amount): return "connection timed out after \(amount.nanoseconds / 1_000_000_000) s"
-        case .ioOnClosedChannel, .alreadyClosed, .eof: return "connection closed"
-        default: return "\(error)"
-        }
-    }
-    return "\(error)"
 }

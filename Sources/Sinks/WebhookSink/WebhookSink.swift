@@ -90,12 +90,14 @@ public actor WebhookSink: SinkSession {
         }
         // Connect to an address that was checked, never to what a second lookup returns.
         let pin = addresses.contains(pinned ?? "") ? pinned : addresses.first
+        checked = (ContinuousClock.now, addresses)
         if pin != pinned {
-            try? await client?.shutdown()
+            // State first, then the await: nothing read before it is written back after it.
+            let replaced = client
             client = nil
             pinned = pin
+            try? await replaced?.shutdown()
         }
-        checked = (ContinuousClock.now, addresses)
     }
 
     /// Webhooks keep no position: the state store's is used, and receivers drop repeated ids.
