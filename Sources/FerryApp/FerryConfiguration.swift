@@ -155,6 +155,14 @@ struct ConfigReader {
         return [try string(node, path)]
     }
 
+    func bool(_ node: Node, _ path: String) throws -> Bool {
+        switch try string(node, path).lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw error(node, path, "expected true or false")
+        }
+    }
+
     func integer(_ node: Node, _ path: String) throws -> Int {
         let text = try string(node, path)
         let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000)]
@@ -424,7 +432,7 @@ struct ConfigReader {
             guard timeout > 0, events > 0 else {
                 throw error(value("timeout_seconds") ?? value("max_events") ?? node, "sinks.\(name)", "timeout_seconds and max_events must be positive")
             }
-            let allowPrivate = try value("allow_private").map { try string($0, "sinks.\(name).allow_private") == "true" } ?? false
+            let allowPrivate = try value("allow_private").map { try bool($0, "sinks.\(name).allow_private") } ?? false
             do {
                 _ = try WebhookSink.Configuration(name: name, pipeline: "", url: url)
             } catch let invalid as FerryError {
@@ -620,7 +628,7 @@ struct ConfigReader {
         return result
     }
 
-    /// `snapshot: initial` or `snapshot: { mode, chunk_rows, parallel, signal_table }`.
+    /// `snapshot: initial` or `snapshot: { mode, chunk_rows, parallel, watermarks, signal_table, after_schema_change }`.
     func snapshotSettings(_ node: Node, _ path: String) throws -> SnapshotSettings {
         func mode(_ node: Node, _ path: String) throws -> SnapshotMode {
             let text = try string(node, path)
@@ -634,7 +642,7 @@ struct ConfigReader {
             settings.mode = try mode(node, path)
             return settings
         }
-        for field in try mapping(node, path, allowed: ["mode", "chunk_rows", "parallel", "watermarks", "signal_table"]) {
+        for field in try mapping(node, path, allowed: ["mode", "chunk_rows", "parallel", "watermarks", "signal_table", "after_schema_change"]) {
             let key = "\(path).\(field.key)"
             switch field.key {
             case "mode": settings.mode = try mode(field.node, key)
@@ -647,6 +655,8 @@ struct ConfigReader {
                     throw error(field.node, key, "unknown watermarks '\(text)'", fix: "use auto (default), signal_table or binlog")
                 }
                 settings.watermarks = mode
+            case "after_schema_change":
+                settings.rereadAfterSchemaChange = try bool(field.node, key)
             case "parallel":
                 settings.parallelism = try integer(field.node, key)
                 guard (1...64).contains(settings.parallelism) else { throw error(field.node, key, "parallel must be between 1 and 64") }

@@ -13,6 +13,17 @@ public enum DDLParser {
         var parser = Parser(tokens: Tokenizer.tokens(statement), database: defaultDatabase)
         return parser.statement()
     }
+
+    /// The tables whose existing rows the statement gives values no change in the binlog
+    /// describes: a column added with a default, `NOT NULL`, `AUTO_INCREMENT` or as a generated
+    /// column; a column retyped (`MODIFY`, `CHANGE`: MariaDB converts every value, clipping or
+    /// truncating under a lax `sql_mode`); `CONVERT TO CHARACTER SET`. Targets can reproduce
+    /// none of that exactly, so their rows are read again from the source.
+    public static func rewrittenTables(_ statement: String, defaultDatabase: String) -> [TableName] {
+        var parser = Parser(tokens: Tokenizer.tokens(statement), database: defaultDatabase)
+        _ = parser.statement()
+        return parser.rewritten
+    }
 }
 
 enum Token: Equatable {
@@ -108,6 +119,8 @@ private struct Parser {
     let tokens: [Token]
     let database: String
     var index = 0
+    /// Tables whose existing rows the statement rewrites (see `DDLParser.rewrittenTables`).
+    var rewritten: [TableName] = []
 
     init(tokens: [Token], database: String) {
         self.tokens = tokens
@@ -288,12 +301,14 @@ private struct Parser {
                     }
                     guard let column = columnName(), let type = columnType() else { return nil }
                     changes.append(.addColumn(table, column: column, type: type))
+                    if definitionFillsExistingRows() { markRewritten(table) }
                     skipClause()
                 } while acceptSymbol(",")
                 guard acceptSymbol(")") else { return nil }
                 return changes
             }
             guard let column = columnName(), let type = columnType() else { return nil }
+            if definitionFillsExistingRows() { markRewritten(table) }
             return [.addColumn(table, column: column, type: type)]
         }
         if accept("DROP") {
@@ -307,12 +322,14 @@ private struct Parser {
             _ = accept("COLUMN")
             _ = accept("IF", "EXISTS")
             guard let old = columnName(), let new = columnName(), let type = columnType() else { return nil }
+            markRewritten(table)
             return (old == new ? [] : [.renameColumn(table, from: old, to: new)]) + [.modifyColumn(table, column: new, type: type)]
         }
         if accept("MODIFY") {
             _ = accept("COLUMN")
             _ = accept("IF", "EXISTS")
             guard let column = columnName(), let type = columnType() else { return nil }
+            markRewritten(table)
             return [.modifyColumn(table, column: column, type: type)]
         }
         if accept("RENAME") {
@@ -329,9 +346,47 @@ private struct Parser {
             // ALTER [COLUMN] c SET DEFAULT … / DROP DEFAULT / [IN]VISIBLE; ALTER INDEX …
             return []
         }
+        if upper() == "CONVERT" {
+            markRewritten(table)
+            return []
+        }
         if let word = upper(), Self.optionClauses.contains(word) { return [] }
         if current == .symbol("=") { return [] }
         return nil
+    }
+
+    mutating func markRewritten(_ table: TableName) {
+        if !rewritten.contains(table) { rewritten.append(table) }
+    }
+
+    /// Whether the rest of a column definition (up to its clause's end, not consumed) gives
+    /// existing rows a value other than NULL.
+    func definitionFillsExistingRows() -> Bool {
+        var at = index
+        var depth = 0
+        func word(_ offset: Int) -> String? {
+            guard at + offset < tokens.count, case .word(_, let upper) = tokens[at + offset] else { return nil }
+            return upper
+        }
+        while at < tokens.count {
+            let token = tokens[at]
+            if token == .symbol("(") { depth += 1 }
+            if token == .symbol(")") {
+                if depth == 0 { return false }
+                depth -= 1
+            }
+            if depth == 0, token == .symbol(",") || token == .symbol(";") { return false }
+            if depth == 0 {
+                switch word(0) {
+                case "NOT" where word(1) == "NULL": return true
+                case "DEFAULT" where word(1) != "NULL": return true
+                case "AUTO_INCREMENT", "AS", "GENERATED", "SERIAL": return true
+                default: break
+                }
+            }
+            at += 1
+        }
+        return false
     }
 
     /// A column definition's type in `TableSchema`'s form (`int unsigned`, `varchar(20)`).

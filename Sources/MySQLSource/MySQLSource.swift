@@ -74,8 +74,9 @@ public struct MySQLSource: Sendable {
                 // The stream notices at once, not at the next event or heartbeat.
                 windows.wakeStream()
             }
+            let reread = job.settings.rereadAfterSchemaChange ? Self.rereader(job, logger: logger) : nil
             var session = StreamSession(configuration: configuration, server: server, start: startPosition,
-                                        snapshot: (windows, job.settings.signalTable), logEnd: logEnd, logger: logger)
+                                        snapshot: (windows, job.settings.signalTable, reread), logEnd: logEnd, logger: logger)
             // The snapshot's end (initial_only) or failure wakes the stream, which stops at the
             // next transaction boundary.
             let completion: Completion
@@ -95,6 +96,16 @@ public struct MySQLSource: Sendable {
             group.cancelAll()
             windows.abandonAll("the stream stopped")
             return completion
+        }
+    }
+
+    /// Requests a snapshot of tables whose rows a DDL statement rewrote.
+    private static func rereader(_ job: SnapshotJob, logger: Logger) -> @Sendable ([TableName]) async throws -> Void {
+        { tables in
+            try await job.store.requestSnapshot(pipeline: job.pipeline, tables: tables, reason: "schema change", atMillis: WallClock.millisecondsSinceEpoch())
+            logger.notice("a schema change rewrote existing rows; the tables are read again", metadata: [
+                LoggingKeys.pipeline: "\(job.pipeline)", "ferry.tables": "\(tables.map(\.description).joined(separator: ", "))",
+            ])
         }
     }
 

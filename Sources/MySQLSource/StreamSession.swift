@@ -17,8 +17,9 @@ struct StreamSession {
     private var decoders: [UInt64: CachedTable] = [:]
     private var fallbackMetadata: [TableName: TableDecoder.FallbackMetadata] = [:]
     private var warnedAboutMetadata = Set<TableName>()
-    /// Snapshot windows fed by this stream, and the table their watermarks are written to.
-    private let snapshot: (windows: SnapshotWindows, signalTable: TableName)?
+    /// Snapshot windows fed by this stream, the table their watermarks are written to, and how
+    /// to have tables read again whose rows a DDL statement rewrote (`nil`: they are not).
+    private let snapshot: (windows: SnapshotWindows, signalTable: TableName, reread: (@Sendable ([TableName]) async throws -> Void)?)?
 
     /// Schemas of the tables met so far, so that rebuilding a decoder after a rotation or a
     /// reconnect does not make a new schema object for an unchanged table.
@@ -32,7 +33,8 @@ struct StreamSession {
     }
 
     init(configuration: MySQLSourceConfiguration, server: ServerFacts, start: MySQLSource.ResolvedStart,
-         snapshot: (windows: SnapshotWindows, signalTable: TableName)? = nil, logEnd: SourceLogEnd, logger: Logger) {
+         snapshot: (windows: SnapshotWindows, signalTable: TableName, reread: (@Sendable ([TableName]) async throws -> Void)?)? = nil,
+         logEnd: SourceLogEnd, logger: Logger) {
         self.configuration = configuration
         self.logEnd = logEnd
         self.server = server
@@ -193,6 +195,12 @@ struct StreamSession {
                 if let first = transaction.events[0].schemaChanges.first { transaction.events[0].table = first.table }
             } else {
                 transaction.events = []
+            }
+            // Requested before the statement is delivered, so no position past it is saved
+            // without the request.
+            if let reread = snapshot?.reread {
+                let tables = DDLParser.rewrittenTables(statement, defaultDatabase: database).filter(configuration.filter.includes)
+                if !tables.isEmpty { try await reread(tables) }
             }
             try await deliver(transaction)
         }

@@ -76,6 +76,28 @@ import Testing
         #expect(parse("ALTER TABLE") == [.unrecognized(TableName(database: "shop", table: ""), reason: "ALTER TABLE without a table name")])
     }
 
+    /// Statements that give existing rows values no binlog row describes: their tables are read again.
+    @Test func statementsThatRewriteExistingRows() {
+        func rewritten(_ statement: String) -> [TableName] { DDLParser.rewrittenTables(statement, defaultDatabase: "shop") }
+        let other = TableName(database: "db", table: "u")
+        #expect(rewritten("ALTER TABLE t ADD age INT NOT NULL") == [shopT])
+        #expect(rewritten("ALTER TABLE t ADD flag INT NOT NULL DEFAULT 7") == [shopT])
+        #expect(rewritten("ALTER TABLE t ADD COLUMN note VARCHAR(20) DEFAULT 'x' COMMENT 'n'") == [shopT])
+        #expect(rewritten("ALTER TABLE t ADD COLUMN created TIMESTAMP DEFAULT CURRENT_TIMESTAMP") == [shopT])
+        #expect(rewritten("ALTER TABLE t ADD (a INT, b INT AS (a + 1) VIRTUAL)") == [shopT])
+        #expect(rewritten("ALTER TABLE t ADD n BIGINT UNSIGNED AUTO_INCREMENT UNIQUE") == [shopT])
+        #expect(rewritten("ALTER TABLE db.u MODIFY c TINYINT") == [other])
+        #expect(rewritten("ALTER TABLE t CHANGE COLUMN a b BIGINT, ALGORITHM=COPY") == [shopT])
+        #expect(rewritten("ALTER TABLE t CONVERT TO CHARACTER SET latin1") == [shopT])
+        // Existing rows get NULL, or nothing changes in their values.
+        #expect(rewritten("ALTER TABLE t ADD note VARCHAR(20)").isEmpty)
+        #expect(rewritten("ALTER TABLE t ADD note VARCHAR(20) NULL DEFAULT NULL, ADD INDEX ix (note)").isEmpty)
+        #expect(rewritten("ALTER TABLE t ADD (a INT, b TEXT), ADD PRIMARY KEY (id)").isEmpty)
+        #expect(rewritten("ALTER TABLE t DROP COLUMN a, RENAME COLUMN b TO c, ALTER COLUMN d SET DEFAULT 3").isEmpty)
+        #expect(rewritten("ALTER TABLE t COMMENT 'x', DEFAULT CHARACTER SET utf8mb4, ENGINE=InnoDB").isEmpty)
+        #expect(rewritten("CREATE TABLE t (id INT NOT NULL DEFAULT 1)").isEmpty)
+    }
+
     @Test func randomTextNeverCrashes() {
         let pieces = ["ALTER", "TABLE", "t", "ADD", "COLUMN", "(", ")", ",", "`", "'", "/*", "*/", "--", "RENAME", "TO", "CHANGE", "INT", "(", "x", ".", ";"]
         var generator = SeededGenerator(seed: 42)

@@ -118,6 +118,33 @@ import Testing
                 .dropColumn(items, column: "b")])
     }
 
+    /// `ALTER TABLE k ADD PRIMARY KEY (a)` on a keyless table, then an update by that key; and
+    /// `ALTER TABLE u DROP INDEX uk` (its only unique key), then a second row with the same value:
+    /// the target's key follows the source's, so neither stops the sink.
+    @Test(arguments: [SchemaChangePolicy.Mode.evolve, .lenient]) func targetKeyFollowsTheSource(mode: SchemaChangePolicy.Mode) async throws {
+        let path = temporaryDirectory() + "/target.sqlite"
+        let sink = SQLiteSink(configuration: .init(name: "local", pipeline: "p", path: path, schemaChanges: SchemaChangePolicy(mode: mode)),
+                              logger: Logger(label: "test"))
+        _ = try await sink.open()
+        let keyless = schema(["a", "b"], key: [])
+        let keyed = schema(["a", "b"], key: [0])
+        try await sink.apply([rows(keyless, 100, [[.string("1"), .string("x")], [.string("2"), .string("y")]])])
+        #expect(try sqliteRows(path, "SELECT name FROM pragma_table_info('items') WHERE pk > 0").isEmpty)
+        try await sink.apply([
+            ddl(200, "ALTER TABLE items ADD PRIMARY KEY (a)", []),
+            rows(keyed, 300, [[.string("1"), .string("x2")]]),
+        ])
+        #expect(try sqliteRows(path, "SELECT name FROM pragma_table_info('items') WHERE pk > 0") == [["a"]])
+        #expect(try sqliteRows(path, "SELECT a, b FROM items ORDER BY a") == [["1", "x2"], ["2", "y"]])
+        try await sink.apply([
+            ddl(400, "ALTER TABLE items DROP PRIMARY KEY", []),
+            rows(keyless, 500, [[.string("1"), .string("again")]]),
+        ])
+        try await sink.close()
+        #expect(try sqliteRows(path, "SELECT name FROM pragma_table_info('items') WHERE pk > 0").isEmpty)
+        #expect(try sqliteRows(path, "SELECT a, b FROM items ORDER BY a, b") == [["1", "again"], ["1", "x2"], ["2", "y"]])
+    }
+
     @Test func lenientKeepsData() async throws {
         let path = try await run(.lenient, batches: 3)
         #expect(try sqliteRows(path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'ferry_offsets'") == [["items"]])

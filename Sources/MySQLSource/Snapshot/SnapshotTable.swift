@@ -46,16 +46,24 @@ struct SnapshotTable: Sendable {
                             scale: row[6].flatMap { Int($0) }, fsp: row[7].flatMap { Int($0) }, collation: row[8])
         }
         let names = builder.names
+        // Unordered, the server lists a table's keys in its own order: the primary key, then
+        // unique keys without nullable parts, then the rest.
         let indexes = try await query.query("""
-            SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS
-            WHERE TABLE_SCHEMA = '\(db)' AND TABLE_NAME = '\(table)' ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX
+            SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE, SEQ_IN_INDEX FROM information_schema.STATISTICS
+            WHERE TABLE_SCHEMA = '\(db)' AND TABLE_NAME = '\(table)'
             """)
-        var unique: [(index: String, columns: [Int])] = []
+        var unique: [(index: String, columns: [(sequence: Int, column: Int)])] = []
         for row in indexes.rows where row[2] == "0" {
             guard let indexName = row[0], let column = row[1].flatMap({ names.firstIndex(of: $0) }) else { continue }
-            if unique.last?.index == indexName { unique[unique.count - 1].columns.append(column) } else { unique.append((indexName, [column])) }
+            let part = (sequence: row[3].flatMap { Int($0) } ?? 0, column: column)
+            if let at = unique.firstIndex(where: { $0.index == indexName }) { unique[at].columns.append(part) } else { unique.append((indexName, [part])) }
         }
-        let primary = unique.first { $0.index == "PRIMARY" }?.columns
+        let uniqueKeys = unique.map { (index: $0.index, columns: $0.columns.sorted { $0.sequence < $1.sequence }.map(\.column)) }
+        let declaredPrimary = uniqueKeys.first { $0.index == "PRIMARY" }?.columns
+        let notNullUnique = uniqueKeys.first { $0.columns.allSatisfy { !builder.nullable[$0] } }?.columns
+        // The server's primary key — what TABLE_MAP reports, so snapshot and stream rows of one
+        // table carry the same key: the declared one, else the first unique key without nullable parts.
+        let primary = declaredPrimary ?? notNullUnique
         let key: [Int]
         let source: KeySource
         if let keyOverride, !keyOverride.isEmpty {
@@ -67,11 +75,11 @@ struct SnapshotTable: Sendable {
                 return index
             }
             source = .configured
-        } else if let primary {
-            key = primary
+        } else if let declaredPrimary {
+            key = declaredPrimary
             source = .primaryKey
-        } else if let candidate = unique.first(where: { $0.columns.allSatisfy { !builder.nullable[$0] } }) {
-            key = candidate.columns
+        } else if let notNullUnique {
+            key = notNullUnique
             source = .uniqueIndex
         } else {
             key = []

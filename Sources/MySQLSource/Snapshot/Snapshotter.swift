@@ -20,10 +20,13 @@ public struct SnapshotSettings: Sendable {
     public var keyOverrides: [(tables: String, columns: [String])]
     /// How often an idle snapshotter looks for `ferry snapshot` requests. Default 1 s.
     public var pollInterval: Duration
+    /// Read a table again after a DDL statement rewrote its rows (a column added with a
+    /// default, a column retyped). Default true.
+    public var rereadAfterSchemaChange: Bool
 
     public init(mode: SnapshotMode = .initial, chunkRows: Int = 8192, parallelism: Int = 4, watermarks: WatermarkMode = .auto,
                 signalTable: TableName = TableName(database: "ferry", table: "ferry_signal"),
-                keyOverrides: [(tables: String, columns: [String])] = [], pollInterval: Duration = .seconds(1)) {
+                keyOverrides: [(tables: String, columns: [String])] = [], pollInterval: Duration = .seconds(1), rereadAfterSchemaChange: Bool = true) {
         self.mode = mode
         self.chunkRows = chunkRows
         self.parallelism = parallelism
@@ -31,6 +34,7 @@ public struct SnapshotSettings: Sendable {
         self.signalTable = signalTable
         self.keyOverrides = keyOverrides
         self.pollInterval = pollInterval
+        self.rereadAfterSchemaChange = rereadAfterSchemaChange
     }
 
     /// The configured key columns of `table`, if any.
@@ -323,6 +327,18 @@ struct Snapshotter: Sendable {
         if let override = keyOverride(for: name), table.keyColumns.contains(where: { table.schema.columns[$0].nullable }) {
             throw FerryError(code: .snapshotKeyNullable, message: "the key configured for \(name) (\(override.joined(separator: ", "))) has a nullable column; rows with NULL there cannot be split into chunks",
                              context: [("table", name.description)], fix: "make the columns NOT NULL or configure other key columns")
+        }
+        if table.keyColumns.isEmpty, record.reason == "schema change" {
+            // Without a key its rows cannot replace the target's: they would be added beside them.
+            record.state = .done
+            record.finishedMillis = Self.nowMillis()
+            record.key = "none: not read again"
+            try await save(record)
+            logger.warning("a schema change rewrote the rows of a table without a key; targets keep the values they had", metadata: [
+                LoggingKeys.table: "\(name)",
+                "ferry.fix": "give the table a primary key or a NOT NULL unique key, or set its key: in the pipeline's mapping, then run ferry snapshot for it",
+            ])
+            return
         }
         if record.state == .requested {
             record.state = .running

@@ -129,7 +129,7 @@ public actor ClickHouseSink: SinkSession {
                     defer { tableSchema = shaping }
                     for change in event.schemaChanges {
                         try await shaping.apply(change, statement: event.statement, position: transaction.position, sink: name,
-                                                     targetTable: configuration.targetTable, columns: columnReader,
+                                                     targetTable: configuration.targetTable, describe: tableReader,
                                                      execute: tableChanger, logger: logger)
                     }
                     columnTypes = [:]
@@ -200,7 +200,7 @@ public actor ClickHouseSink: SinkSession {
     private func insert(_ table: String, _ pendingTable: PendingTable) async throws {
         let schema = pendingTable.schema
         var shaping = tableSchema!
-        _ = try await shaping.prepare(table, schema: schema, columns: columnReader, execute: tableChanger)
+        _ = try await shaping.prepare(table, schema: schema, describe: tableReader, execute: tableChanger, logger: logger)
         tableSchema = shaping
         let target = try await types(of: table)
         let byName = Dictionary(target.map { ($0.name, $0.type) }, uniquingKeysWith: { first, _ in first })
@@ -239,7 +239,7 @@ public actor ClickHouseSink: SinkSession {
                          body.bytes, table: schema.name, position: pendingTable.rows.last!.event.source.position)
     }
 
-    private nonisolated var columnReader: @Sendable (String) async throws -> Set<String> { { try await self.columnNames($0) } }
+    private nonisolated var tableReader: @Sendable (String) async throws -> TargetTable { { try await self.describe($0) } }
     private nonisolated var tableChanger: @Sendable (String) async throws -> Void { { try await self.changeTable($0) } }
 
     /// Runs a statement that changes a table; the column types read before are stale after it.
@@ -248,8 +248,9 @@ public actor ClickHouseSink: SinkSession {
         try await query(sql)
     }
 
-    private func columnNames(_ table: String) async throws -> Set<String> {
-        Set(try await types(of: table).map(\.name))
+    /// The table's columns; its key is its sorting key, which ClickHouse cannot change.
+    private func describe(_ table: String) async throws -> TargetTable {
+        TargetTable(columns: try await types(of: table).map { TargetColumn(name: $0.name, type: "", notNull: false) }, key: [])
     }
 
     private func types(of table: String) async throws -> [(name: String, type: ClickHouseType?)] {
@@ -350,6 +351,10 @@ struct ClickHouseDialect: SchemaDialect {
     }
 
     func renameTable(_ from: String, to: String) -> String { "RENAME TABLE \(table(from)) TO \(table(to))" }
+
+    /// A ReplacingMergeTree's sorting key is what makes rows of one key replace each other; it
+    /// cannot be changed in place.
+    func replaceKey(_ table: String, current: TargetTable, key: [String]) -> [String]? { nil }
 }
 
 enum ClickHouseSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvertible {

@@ -112,19 +112,26 @@ public actor MariaDBSink: SinkSession {
         try await withSession(configuration, logger: logger, sink: sink, interrupter: interrupter) { connection in
             var schema = schema
             var open = false
-            let columns: (String) async throws -> Set<String> = { table in
+            let describe: (String) async throws -> TargetTable = { table in
                 var tableLiteral = "", databaseLiteral = ""
                 MySQLLiteral.appendQuoted(table, to: &tableLiteral)
                 MySQLLiteral.appendQuoted(database, to: &databaseLiteral)
-                return Set(try await connection.query(
-                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = \(databaseLiteral) AND TABLE_NAME = \(tableLiteral)"
-                ).rows.compactMap { $0[0] })
+                let columns = try await connection.query("""
+                    SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS
+                    WHERE TABLE_SCHEMA = \(databaseLiteral) AND TABLE_NAME = \(tableLiteral) ORDER BY ORDINAL_POSITION
+                    """).rows
+                let key = try await connection.query("""
+                    SELECT COLUMN_NAME FROM information_schema.STATISTICS
+                    WHERE TABLE_SCHEMA = \(databaseLiteral) AND TABLE_NAME = \(tableLiteral) AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX
+                    """).rows
+                return TargetTable(columns: columns.map { TargetColumn(name: $0[0] ?? "", type: $0[1] ?? "", notNull: $0[2] == "NO") },
+                                   key: key.compactMap { $0[0] })
             }
             let ddl: (String) async throws -> Void = { sql in
                 try await connection.execute(sql)
                 open = false
             }
-            try await schema.apply(groups, sink: sink, targetTable: targetTable, columns: columns, execute: ddl, logger: logger) { group in
+            try await schema.apply(groups, sink: sink, targetTable: targetTable, describe: describe, execute: ddl, logger: logger) { group in
                 if !open {
                     try await connection.execute("START TRANSACTION")
                     open = true
@@ -234,6 +241,17 @@ struct MariaDBDialect: SchemaDialect {
     }
 
     func renameTable(_ from: String, to: String) -> String { "RENAME TABLE \(backquoted(from)) TO \(backquoted(to))" }
+
+    func modifyColumnEmptying(_ table: String, column: String, typeName: String) -> [String]? {
+        ["UPDATE \(backquoted(table)) SET \(backquoted(column)) = NULL", modifyColumn(table, column: column, typeName: typeName)!]
+    }
+
+    func replaceKey(_ table: String, current: TargetTable, key: [String]) -> [String]? {
+        var clauses: [String] = []
+        if !current.key.isEmpty { clauses.append("DROP PRIMARY KEY") }
+        if !key.isEmpty { clauses.append("ADD PRIMARY KEY (" + key.map(backquoted).joined(separator: ", ") + ")") }
+        return clauses.isEmpty ? [] : ["ALTER TABLE \(backquoted(table)) " + clauses.joined(separator: ", ")]
+    }
 }
 
 /// A failed write; connection trouble, deadlocks and lock timeouts are worth retrying.

@@ -107,10 +107,22 @@ public actor PostgresSink: SinkSession {
         let connection = try await connected()
         var tableSchema = self.tableSchema
         let schemaName = configuration.schema
-        let columns: (String) async throws -> Set<String> = { table in
-            let result = try await connection.query("SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
-                                                    [.text(schemaName), .text(table)])
-            return Set(result.rows.indices.compactMap { result.text($0, 0) })
+        let describe: (String) async throws -> TargetTable = { table in
+            let columns = try await connection.query("""
+                SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute a
+                JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+                """, [.text(schemaName), .text(table)])
+            guard !columns.rows.isEmpty else { return .missing }
+            let key = try await connection.query("""
+                SELECT a.attname, k.conname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY AS u(attnum, ord)
+                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = u.attnum
+                WHERE k.contype = 'p' AND n.nspname = $1 AND c.relname = $2 ORDER BY u.ord
+                """, [.text(schemaName), .text(table)])
+            return TargetTable(columns: columns.rows.indices.map {
+                TargetColumn(name: columns.text($0, 0) ?? "", type: columns.text($0, 1) ?? "", notNull: columns.text($0, 2) == "t")
+            }, key: key.rows.indices.compactMap { key.text($0, 0) }, keyName: key.rows.isEmpty ? nil : key.text(0, 1))
         }
         let execute: (String) async throws -> Void = { sql in try await connection.simpleQuery(sql) }
         do {
@@ -141,7 +153,7 @@ public actor PostgresSink: SinkSession {
                 let statement = Self.statement(for: group, schema: schemaName)
                 try await connection.query(statement.sql, statement.parameters)
             }
-            try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, columns: columns, execute: execute,
+            try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, describe: describe, execute: execute,
                                         logger: logger, write: write)
             try await connection.query("""
                 INSERT INTO \(qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at) VALUES ($1, $2, $3, $4, now())
@@ -252,6 +264,21 @@ struct PostgresDialect: SchemaDialect {
             definitions.append("PRIMARY KEY (" + tableSchema.primaryKey.map { doubleQuoted(tableSchema.columnName($0)) }.joined(separator: ", ") + ")")
         }
         return "CREATE TABLE IF NOT EXISTS \(self.table(table)) (\(definitions.joined(separator: ", ")))"
+    }
+
+    func replaceKey(_ table: String, current: TargetTable, key: [String]) -> [String]? {
+        var statements: [String] = []
+        if let name = current.keyName { statements.append("ALTER TABLE \(self.table(table)) DROP CONSTRAINT \(doubleQuoted(name))") }
+        if !key.isEmpty { statements.append("ALTER TABLE \(self.table(table)) ADD PRIMARY KEY (" + key.map(doubleQuoted).joined(separator: ", ") + ")") }
+        return statements
+    }
+
+    var savepoint: (set: String, undo: String, release: String)? {
+        ("SAVEPOINT ferry_step", "ROLLBACK TO SAVEPOINT ferry_step", "RELEASE SAVEPOINT ferry_step")
+    }
+
+    func modifyColumnEmptying(_ table: String, column: String, typeName: String) -> [String]? {
+        ["ALTER TABLE \(self.table(table)) ALTER COLUMN \(doubleQuoted(column)) TYPE \(columnType(typeName)) USING NULL"]
     }
 
     func modifyColumn(_ table: String, column: String, typeName: String) -> String? {

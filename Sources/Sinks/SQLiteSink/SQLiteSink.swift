@@ -77,14 +77,21 @@ public actor SQLiteSink: SinkSession {
         }
         self.targets = targets
         var schema = self.schema
-        let columns: (String) async throws -> Set<String> = { table in
-            Set(try await connection.query("PRAGMA table_info(\(doubleQuoted(table)))").compactMap { $0.column("name")?.string })
+        let describe: (String) async throws -> TargetTable = { table in
+            let columns = try await connection.query("PRAGMA table_info(\(doubleQuoted(table)))")
+            let key = columns.compactMap { row -> (Int, String)? in
+                guard let position = row.column("pk")?.integer, position > 0, let name = row.column("name")?.string else { return nil }
+                return (position, name)
+            }
+            return TargetTable(columns: columns.map {
+                TargetColumn(name: $0.column("name")?.string ?? "", type: $0.column("type")?.string ?? "", notNull: $0.column("notnull")?.integer == 1)
+            }, key: key.sorted { $0.0 < $1.0 }.map(\.1))
         }
         let execute: (String) async throws -> Void = { sql in _ = try await connection.query(sql) }
         do {
             // SQLite's DDL is transactional: tables, schema changes, rows and the offset commit together.
             _ = try await connection.query("BEGIN IMMEDIATE")
-            try await schema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, columns: columns, execute: execute,
+            try await schema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, describe: describe, execute: execute,
                                    logger: logger) { group in
                 let statement = Self.statement(for: group)
                 _ = try await connection.query(statement.sql, statement.binds)
@@ -151,6 +158,10 @@ struct SQLiteDialect: SchemaDialect {
     }
 
     func modifyColumn(_ table: String, column: String, typeName: String) -> String? { nil }
+
+    func replaceKey(_ table: String, current: TargetTable, key: [String]) -> [String]? {
+        rebuildWithKey(table, current: current, key: key)
+    }
 
     func truncateTable(_ table: String) -> String { "DELETE FROM \(doubleQuoted(table))" }
 }
