@@ -224,7 +224,7 @@ struct StreamSession {
         var decoder: TableDecoder? = nil
         if included || isSignal {
             var map = map
-            map.hiresTemporalColumns = try await hiresTemporalColumns(of: map, query: query)
+            (map.hiresTemporalColumns, map.mariadbDataTypes) = try await columnFacts(of: map, query: query)
             var fallback: TableDecoder.FallbackMetadata? = nil
             if map.optional.columnNames == nil {
                 fallback = try await loadFallback(name, query: query)
@@ -278,24 +278,34 @@ struct StreamSession {
         return "\(assembler.file ?? "?"):\(start)"
     }
 
-    /// MariaDB writes its pre-10.1 temporal columns with fractional seconds as plain TIME/DATETIME/
-    /// TIMESTAMP with no metadata, so the binlog cannot tell them apart; the column precision in
-    /// information_schema can. Asked only for tables that use those old type codes.
-    private func hiresTemporalColumns(of map: TableMapEvent, query: MySQLConnection) async throws -> [Int] {
+    /// What TABLE_MAP cannot say, from information_schema, asked only for tables that need it:
+    /// MariaDB's pre-10.1 temporal columns with fractional seconds are written as plain
+    /// TIME/DATETIME/TIMESTAMP with no metadata (the column precision tells them apart), and its
+    /// UUID/INET4/INET6 columns as BINARY(16)/BINARY(4) (DATA_TYPE names them).
+    private func columnFacts(of map: TableMapEvent, query: MySQLConnection) async throws -> (hires: [Int], dataTypes: [Int: MariaDBDataType]) {
         let old: Set<UInt8> = [ColumnType.time.rawValue, ColumnType.datetime.rawValue, ColumnType.timestamp.rawValue]
-        guard server.isMariaDB, map.columnTypes.contains(where: old.contains) else { return map.hiresTemporalColumns }
+        let mayBePlugin = map.columnTypes.indices.contains { index in
+            guard map.columnTypes[index] == ColumnType.string.rawValue else { return false }
+            let length = TableDecoder.stringLength(Int(map.columnMetadata[index])).length
+            return length == 4 || length == 16
+        }
+        guard server.isMariaDB, mayBePlugin || map.columnTypes.contains(where: old.contains) else { return (map.hiresTemporalColumns, map.mariadbDataTypes) }
         let result = try await query.query("""
-            SELECT DATETIME_PRECISION FROM information_schema.COLUMNS
+            SELECT DATETIME_PRECISION, DATA_TYPE FROM information_schema.COLUMNS
             WHERE TABLE_SCHEMA = '\(map.database.replacingSingleQuotes)' AND TABLE_NAME = '\(map.table.replacingSingleQuotes)'
             ORDER BY ORDINAL_POSITION
             """)
-        guard result.rows.count == map.columnCount else { return map.hiresTemporalColumns }
-        return map.columnTypes.indices.filter { index in
+        guard result.rows.count == map.columnCount else { return (map.hiresTemporalColumns, map.mariadbDataTypes) }
+        let hires = map.columnTypes.indices.filter { index in
             old.contains(map.columnTypes[index]) && (result.rows[index][0].flatMap { Int($0) } ?? 0) > 0
         }
+        var dataTypes: [Int: MariaDBDataType] = [:]
+        for index in map.columnTypes.indices where map.columnTypes[index] == ColumnType.string.rawValue {
+            if let type = result.rows[index][1].flatMap({ MariaDBDataType(rawValue: $0.lowercased()) }) { dataTypes[index] = type }
+        }
+        return (hires, dataTypes)
     }
 
-    /// Column names and keys from information_schema, for servers without `binlog_row_metadata=FULL`.
     private mutating func loadFallback(_ name: TableName, query: MySQLConnection) async throws -> TableDecoder.FallbackMetadata? {
         if let cached = fallbackMetadata[name] { return cached }
         if warnedAboutMetadata.insert(name).inserted {

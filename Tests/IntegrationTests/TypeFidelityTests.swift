@@ -116,6 +116,26 @@ extension Integration {
                 ["x'ffffffffffffffff'", "REPEAT(x'00', 300)", "REPEAT(x'01', 255)", "REPEAT(x'02', 65535)", "x'03'", "x'04'"],
                 Array(repeating: "NULL", count: 6),
             ]),
+            // MariaDB's type plugins: BINARY(16)/BINARY(4) in TABLE_MAP, stored bytes in row images
+            // with trailing zero bytes stripped; their value is the text SELECT prints.
+            Family(table: "mariadb_types", columns: [
+                Column(name: "u", sqlType: "UUID", kind: .text), Column(name: "i4", sqlType: "INET4", kind: .text),
+                Column(name: "i6", sqlType: "INET6", kind: .text),
+            ], rows: [
+                ["'01020304-0506-0708-090a-0b0c0d0e0f10'", "'192.0.2.1'", "'2001:db8::1'"],
+                ["'12345678-1234-1234-1234-000000000000'", "'10.0.0.0'", "'::'"],
+                ["'00000000-0000-0000-0000-000000000000'", "'0.0.0.0'", "'::1'"],
+                ["UUID()", "'255.255.255.255'", "'::2'"],
+                ["'ffffffff-ffff-ffff-ffff-ffffffffffff'", "'1.0.0.0'", "'::ffff:192.0.2.1'"],
+                ["'00000000-0000-1000-8000-00000000abcd'", "'0.0.0.1'", "'2001:db8:0:0:1:0:0:1'"],
+                ["UUID()", "'127.0.0.1'", "'1::'"],
+                ["'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'8.8.4.4'", "'fe80::1:0:0:0'"],
+                ["'00000000-0000-0000-0000-000000000001'", "'0.0.1.0'", "'1:0:2:0:0:3:0:4'"],
+                ["'10000000-0000-0000-0000-000000000000'", "'100.64.0.0'", "'::1.2.3.4'"],
+                ["'00000000-0000-0000-0000-000000000100'", "'0.0.0.100'", "'::ffff:0.0.1.2'"],
+                ["UUID()", "'192.168.0.0'", "'0:0:0:0:0:ffff:0:0'"],
+                ["NULL", "NULL", "NULL"],
+            ]),
             Family(table: "geometries", columns: [
                 Column(name: "g", sqlType: "GEOMETRY", kind: .geometry), Column(name: "p", sqlType: "POINT", kind: .geometry),
             ], rows: [

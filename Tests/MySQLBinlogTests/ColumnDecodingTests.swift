@@ -116,4 +116,31 @@ import Testing
         #expect(try decode(.float, le(Float(1.1).bitPattern, 4)) == .float(1.1))
         #expect(try decode(.double, le(Double(-2.5e300).bitPattern, 8)) == .double(-2.5e300))
     }
+
+    /// MariaDB's UUID/INET4/INET6 as SELECT prints them, from stored bytes that lost their
+    /// trailing zero bytes in the row image.
+    @Test func mariadbPluginTypesPrintAsSelect() throws {
+        // A row image holds a length byte and the stored bytes without trailing zeros.
+        #expect(try decode(.mariadbType(.inet4), [1, 10]) == .string("10.0.0.0"))
+        #expect(try decode(.mariadbType(.uuid), [0]) == .string("00000000-0000-0000-0000-000000000000"))
+        #expect(throws: BinlogDecodingError.self) { try decode(.mariadbType(.inet4), [5, 1, 2, 3, 4, 5]) }
+        #expect(MariaDBDataType.uuid.text(Array(1...16)) == "01020304-0506-0708-090a-0b0c0d0e0f10")
+        #expect(MariaDBDataType.uuid.text([0x12, 0x34]) == "12340000-0000-0000-0000-000000000000")
+        #expect(MariaDBDataType.inet4.text([]) == "0.0.0.0")
+        #expect(MariaDBDataType.inet4.text([192, 0, 2, 1]) == "192.0.2.1")
+        #expect(MariaDBDataType.inet4.text([10]) == "10.0.0.0")
+        let v6: [([UInt8], String)] = [
+            ([0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [1], "2001:db8::1"),
+            ([], "::"),
+            (Array(repeating: 0, count: 15) + [1], "::1"),
+            (Array(repeating: 0, count: 15) + [2], "::2"),
+            (Array(repeating: 0, count: 12) + [1, 2, 3, 4], "::1.2.3.4"),
+            (Array(repeating: 0, count: 10) + [0xff, 0xff, 192, 0, 2, 1], "::ffff:192.0.2.1"),
+            (Array(repeating: 0, count: 10) + [0xff, 0xff], "::ffff:0.0.0.0"),
+            ([0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 3, 0, 0, 0, 4], "1:0:2::3:0:4"),
+            ([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1], "2001:db8::1:0:0:1"),
+            ([0, 1], "1::"),
+        ]
+        for (bytes, text) in v6 { #expect(MariaDBDataType.inet6.text(bytes) == text) }
+    }
 }

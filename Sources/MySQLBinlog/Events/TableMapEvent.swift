@@ -17,6 +17,9 @@ public struct TableMapEvent: Sendable, Equatable {
     public var nullable: [Bool]
     /// Columns that are MariaDB pre-10.1 "hires" TIME/DATETIME/TIMESTAMP with fractional seconds.
     public var hiresTemporalColumns: [Int]
+    /// MariaDB's UUID/INET4/INET6 columns, which the event describes as BINARY(n); filled in
+    /// from information_schema by the reader.
+    public var mariadbDataTypes: [Int: MariaDBDataType] = [:]
     public var optional: OptionalMetadata
 
     /// The `binlog_row_metadata` part of the event; every field is `nil` when the server did not send it.

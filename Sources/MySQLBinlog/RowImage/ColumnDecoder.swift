@@ -24,6 +24,8 @@ enum ColumnDecoder: Sendable {
     case bit(bits: Int)
     case enumeration(byteCount: Int, names: [String])
     case set(byteCount: Int, names: [String])
+    /// MariaDB's UUID, INET4 and INET6 (BINARY(n) in TABLE_MAP): their text as SELECT shows it.
+    case mariadbType(MariaDBDataType)
     case null
     /// A column Ferry cannot decode; reading a value of it is an error with this text.
     case unsupported(String)
@@ -107,6 +109,10 @@ enum ColumnDecoder: Sendable {
                 members.append(name)
             }
             return .set(members)
+        case .mariadbType(let type):
+            let length = Int(try buffer.readUnsignedLE(byteCount: 1))
+            guard length <= type.byteCount else { throw BinlogDecodingError(.invalid("\(type.rawValue) value of \(length) bytes")) }
+            return .string(type.text(try buffer.readBytesChecked(length: length)))
         case .null:
             return .null
         case .unsupported(let text):

@@ -91,6 +91,10 @@ public struct TableDecoder: Sendable {
             case .varchar, .varString:
                 decoder = .string(lengthBytes: meta < 256 ? 1 : 2, charset: columnCharset, padTo: nil)
                 typeName = columnCharset == .binary ? "varbinary(\(meta))" : "varchar(\(max(1, meta / bytesPerCharacter)))"
+            case .string where tableMap.mariadbDataTypes[index] != nil:
+                let type = tableMap.mariadbDataTypes[index]!
+                decoder = .mariadbType(type)
+                typeName = type.rawValue
             case .string:
                 let (length, _) = Self.stringLength(meta)
                 decoder = .string(lengthBytes: length < 256 ? 1 : 2, charset: columnCharset,
@@ -133,7 +137,7 @@ public struct TableDecoder: Sendable {
             }
             columns.append(ColumnSchema(name: optional.columnNames?[safe: index] ?? fallback?.columnNames[index],
                                         typeName: typeName, nullable: tableMap.nullable[index],
-                                        charset: tableMap.isCharacterColumn(index, mariadb: mariadb) ? charsetName : nil))
+                                        charset: tableMap.isCharacterColumn(index, mariadb: mariadb) && tableMap.mariadbDataTypes[index] == nil ? charsetName : nil))
         }
         self.columns = decoders
         self.schema = TableSchema(name: TableName(database: tableMap.database, table: tableMap.table), columns: columns,
@@ -156,7 +160,7 @@ public struct TableDecoder: Sendable {
     }
 
     /// CHAR's real length: the top nibble pair of the type byte holds bits 8–9 of the length.
-    static func stringLength(_ meta: Int) -> (length: Int, realType: UInt8) {
+    public static func stringLength(_ meta: Int) -> (length: Int, realType: UInt8) {
         let first = UInt8(meta >> 8), second = meta & 0xFF
         if meta >= 256, first & 0x30 != 0x30 {
             return (second | Int((first & 0x30) ^ 0x30) << 4, first | 0x30)

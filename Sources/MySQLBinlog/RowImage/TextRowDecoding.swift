@@ -99,6 +99,8 @@ extension ColumnDecoder {
         case .set:
             let text = String(decoding: bytes, as: UTF8.self)
             return .set(text.isEmpty ? [] : text.split(separator: ",", omittingEmptySubsequences: false).map(String.init))
+        case .mariadbType:
+            return .string(String(decoding: bytes, as: UTF8.self))
         case .null:
             return .null
         case .unsupported(let message):

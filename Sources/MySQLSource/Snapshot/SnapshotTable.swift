@@ -104,6 +104,7 @@ struct TableMapBuilder {
     var types: [UInt8] = []
     var metadata: [UInt16] = []
     var optional = TableMapEvent.OptionalMetadata()
+    var dataTypes: [Int: MariaDBDataType] = [:]
     private var unsigned: [Bool] = []
 
     /// utf8mb4_general_ci: ENUM/SET member names are handed over as UTF-8.
@@ -163,6 +164,11 @@ struct TableMapBuilder {
             plain(.string, Self.stringMetadata(type: (isEnum ? ColumnType.enumeration : ColumnType.set).rawValue, length: packLength))
             optional.enumSetCollations[index] = Self.utf8Collation
             if isEnum { optional.enumValues[index] = members } else { optional.setValues[index] = members }
+        case "uuid", "inet4", "inet6":
+            let type = MariaDBDataType(rawValue: dataType)!
+            character(.string, Self.stringMetadata(type: ColumnType.string.rawValue, length: type.byteCount))
+            optional.collations[index] = Self.binaryCollation
+            dataTypes[index] = type
         case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
             plain(.geometry, 4)
             if mariadb { optional.collations[index] = Self.binaryCollation }
@@ -184,7 +190,9 @@ struct TableMapBuilder {
         optional.columnNames = names
         optional.unsigned = unsigned
         optional.primaryKey = primaryKey
-        return TableMapEvent(tableID: 0, flags: 0, database: name.database, table: name.table, columnTypes: types,
-                             columnMetadata: metadata, nullable: nullable, optional: optional)
+        var map = TableMapEvent(tableID: 0, flags: 0, database: name.database, table: name.table, columnTypes: types,
+                                columnMetadata: metadata, nullable: nullable, optional: optional)
+        map.mariadbDataTypes = dataTypes
+        return map
     }
 }

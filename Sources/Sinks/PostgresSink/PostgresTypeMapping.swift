@@ -25,6 +25,8 @@ enum PostgresTypeMapping {
         case "char", "varchar": return arguments.isEmpty ? "text" : "varchar(\(arguments))"
         case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry": return "bytea"
         case "json": return "jsonb"
+        case "uuid": return "uuid"
+        case "inet4", "inet6": return "inet"
         case "bit": return (Int(arguments) ?? 64) >= 64 ? "numeric(20,0)" : "bigint"
         default: return "text"
         }
