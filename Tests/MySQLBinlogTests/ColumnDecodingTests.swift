@@ -143,4 +143,22 @@ import Testing
         ]
         for (bytes, text) in v6 { #expect(MariaDBDataType.inet6.text(bytes) == text) }
     }
+
+    /// National and East Asian character sets through iconv; bytes that are not a character of
+    /// the set are an error, never replaced.
+    @Test func iconvCharacterSets() throws {
+        func text(_ charset: String, _ bytes: [UInt8]) throws -> Value {
+            try decode(.string(lengthBytes: 1, charset: CharacterSet.named(charset), padTo: nil), [UInt8(bytes.count)] + bytes)
+        }
+        #expect(CharacterSet.named("GBK") == .converted(server: "gbk", iconv: "GBK", maximumBytes: 2))
+        #expect(CharacterSet.named("klingon") == .unsupported("klingon"))
+        #expect(try text("gbk", [214, 208, 206, 196]) == .string("中文"))
+        #expect(try text("koi8r", [240, 210, 201, 215, 197, 212]) == .string("Привет"))
+        #expect(try text("gb18030", [148, 57, 252, 54]) == .string("😀"))
+        #expect(try text("ujis", [198, 252, 203, 220]) == .string("日本"))
+        // MySQL's sjis: 0x5C is a backslash, 0x815F too, 0x8160 the wave dash.
+        #expect(try text("sjis", [0x5C, 0x81, 0x5F, 0x81, 0x60, 0x7E]) == .string("\\\\〜~"))
+        #expect(try text("latin2", Array("plain".utf8)) == .string("plain"))
+        #expect(throws: BinlogDecodingError.self) { try text("gbk", [0x41, 0x81]) }
+    }
 }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The character sets Ferry decodes to UTF-8, and the collation ids that use them.
 public enum CharacterSet: Sendable, Equatable {
     case utf8
@@ -9,8 +15,25 @@ public enum CharacterSet: Sendable, Equatable {
     case utf16
     case utf16le
     case utf32
+    /// A character set the C library's iconv converts (single-byte national sets, and the East
+    /// Asian multi-byte ones): the server's name, iconv's name, and the longest character in bytes.
+    case converted(server: String, iconv: String, maximumBytes: Int)
     /// A character set Ferry cannot decode exactly; the name is kept for the error.
     case unsupported(String)
+
+    /// Server character sets iconv converts, with iconv's name for each and the longest
+    /// character in bytes. `sjis` is read as CP932 (0x5C a backslash and 0x7E a tilde, as MySQL
+    /// has them, where glibc's SHIFT_JIS has a yen sign and an overline), then the seven
+    /// characters where CP932 and JIS X 0208 differ get JIS's reading, which MySQL's sjis uses.
+    static let iconvNames: [String: (name: String, maximumBytes: Int)] = [
+        "latin2": ("ISO-8859-2", 1), "latin5": ("ISO-8859-9", 1), "latin7": ("ISO-8859-13", 1), "greek": ("ISO-8859-7", 1),
+        "hebrew": ("ISO-8859-8", 1), "koi8r": ("KOI8-R", 1), "koi8u": ("KOI8-U", 1), "cp1250": ("CP1250", 1), "cp1251": ("CP1251", 1),
+        "cp1256": ("CP1256", 1), "cp1257": ("CP1257", 1), "cp850": ("CP850", 1), "cp852": ("CP852", 1), "cp866": ("CP866", 1),
+        "dec8": ("DEC-MCS", 1), "hp8": ("HP-ROMAN8", 1), "macroman": ("MACINTOSH", 1), "tis620": ("TIS-620", 1),
+        "armscii8": ("ARMSCII-8", 1), "geostd8": ("GEORGIAN-PS", 1),
+        "gbk": ("GBK", 2), "big5": ("BIG5", 2), "sjis": ("CP932", 2), "cp932": ("CP932", 2), "euckr": ("EUC-KR", 2),
+        "gb2312": ("GB2312", 2), "ujis": ("EUC-JP", 3), "eucjpms": ("EUC-JP-MS", 3), "gb18030": ("GB18030", 4),
+    ]
 
     /// Character set of a collation id on MySQL 5.7/8.0 and MariaDB 10.x. Servers can be asked
     /// for the authoritative table (`information_schema.COLLATIONS`); this covers the defaults.
@@ -54,13 +77,49 @@ public enum CharacterSet: Sendable, Equatable {
         case "utf16": .utf16
         case "utf16le": .utf16le
         case "utf32": .utf32
-        default: .unsupported(name)
+        default: Self.iconvNames[name.lowercased()].map { .converted(server: name.lowercased(), iconv: $0.name, maximumBytes: $0.maximumBytes) }
+            ?? .unsupported(name)
         }
     }
 
-    /// Decodes `bytes` to a Swift string; `nil` for `.binary` and `.unsupported`.
+    /// The longest character in bytes, where the set alone says it (not for `utf8`, whose
+    /// collation tells utf8mb3 from utf8mb4).
+    public var maximumBytesPerCharacter: Int? {
+        switch self {
+        case .latin1, .ascii, .binary: 1
+        case .ucs2: 2
+        case .utf32: 4
+        case .converted(_, _, let bytes): bytes
+        case .utf8, .utf16, .utf16le, .unsupported: nil
+        }
+    }
+
+    /// The server's name of the set, for column definitions (`nil` when unknown).
+    public var serverName: String? {
+        switch self {
+        case .binary: "binary"
+        case .latin1: "latin1"
+        case .ascii: "ascii"
+        case .utf8: "utf8mb4"
+        case .ucs2: "ucs2"
+        case .utf16: "utf16"
+        case .utf16le: "utf16le"
+        case .utf32: "utf32"
+        case .converted(let server, _, _): server
+        case .unsupported: nil
+        }
+    }
+
+    /// Decodes `bytes` to a Swift string; `nil` for `.binary` and `.unsupported`, and for bytes
+    /// an iconv-converted set cannot read.
     public func decode(_ bytes: UnsafeRawBufferPointer) -> String? {
         switch self {
+        case .converted(_, let name, _):
+            if !bytes.contains(where: { $0 >= 0x80 }) {
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            let text = Self.iconvDecode(bytes, from: name)
+            return self == .converted(server: "sjis", iconv: "CP932", maximumBytes: 2) ? text.map(Self.jisReading) : text
         case .utf8, .ascii:
             return String(decoding: bytes, as: UTF8.self)
         case .latin1:
@@ -86,6 +145,37 @@ public enum CharacterSet: Sendable, Equatable {
         case .binary, .unsupported:
             return nil
         }
+    }
+
+    /// CP932's reading of 0x815F, 0x8160, 0x8161, 0x817C, 0x8191, 0x8192, 0x81CA → JIS X 0208's.
+    static let jisDifferences: [Unicode.Scalar: Unicode.Scalar] = [
+        "\u{FF3C}": "\u{005C}", "\u{FF5E}": "\u{301C}", "\u{2225}": "\u{2016}", "\u{FF0D}": "\u{2212}",
+        "\u{FFE0}": "\u{00A2}", "\u{FFE1}": "\u{00A3}", "\u{FFE2}": "\u{00AC}",
+    ]
+
+    static func jisReading(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { jisDifferences[$0] != nil }) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.map { jisDifferences[$0] ?? $0 }))
+    }
+
+    /// One conversion to UTF-8 with the C library's iconv; `nil` when a byte sequence is not a
+    /// character of the set (or iconv does not know it).
+    static func iconvDecode(_ bytes: UnsafeRawBufferPointer, from name: String) -> String? {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return "" }
+        let converter = iconv_open("UTF-8", name)
+        guard let converter, converter != iconv_t(bitPattern: -1) else { return nil }
+        defer { iconv_close(converter) }
+        var output = [UInt8](repeating: 0, count: bytes.count * 4 + 4)
+        let written: Int? = output.withUnsafeMutableBytes { out in
+            var input: UnsafeMutablePointer<CChar>? = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: CChar.self))
+            var inputLeft = bytes.count
+            var target: UnsafeMutablePointer<CChar>? = out.baseAddress!.assumingMemoryBound(to: CChar.self)
+            var targetLeft = out.count
+            guard iconv(converter, &input, &inputLeft, &target, &targetLeft) != -1, inputLeft == 0 else { return nil }
+            return out.count - targetLeft
+        }
+        guard let written else { return nil }
+        return String(decoding: output[..<written], as: UTF8.self)
     }
 
     private func decodeUTF16(_ bytes: UnsafeRawBufferPointer, bigEndian: Bool) -> String {

@@ -135,8 +135,11 @@ enum ColumnDecoder: Sendable {
             throw BinlogDecodingError(.unsupportedColumn("character set \(name) cannot be decoded exactly"))
         default:
             let text = buffer.withUnsafeReadableBytes { charset.decode(UnsafeRawBufferPointer(rebasing: $0[..<length])) }
+            guard let text else {
+                throw BinlogDecodingError(.unsupportedColumn("a value of \(length) bytes is not text in character set \(charset.serverName ?? "\(charset)")"))
+            }
             buffer.moveReaderIndex(forwardBy: length)
-            return .string(text ?? "")
+            return .string(text)
         }
     }
 }

@@ -53,7 +53,7 @@ public struct TableDecoder: Sendable {
                 return .utf8
             }()
             let enumSetCharset = optional.enumSetCollations[index].map { charset(forCollation: $0) } ?? .utf8
-            let bytesPerCharacter = columnCharset == .binary ? 1 : CharacterSet.maximumBytesPerCharacter(forCollation: optional.collations[index])
+            let bytesPerCharacter = columnCharset.maximumBytesPerCharacter ?? CharacterSet.maximumBytesPerCharacter(forCollation: optional.collations[index])
             func memberNames(_ raw: [[UInt8]]?, _ fallbackNames: [String]?) -> [String] {
                 if let raw {
                     return raw.map { bytes in bytes.withUnsafeBytes { enumSetCharset.decode($0) ?? String(decoding: $0, as: UTF8.self) } }
@@ -124,17 +124,7 @@ public struct TableDecoder: Sendable {
             }
             if unsigned, tableMap.realType(index)?.isNumeric == true { typeName += " unsigned" }
             decoders.append(decoder)
-            let charsetName: String? = switch columnCharset {
-            case .binary: "binary"
-            case .latin1: "latin1"
-            case .ascii: "ascii"
-            case .utf8: bytesPerCharacter == 3 ? "utf8mb3" : "utf8mb4"
-            case .ucs2: "ucs2"
-            case .utf16: "utf16"
-            case .utf16le: "utf16le"
-            case .utf32: "utf32"
-            case .unsupported: nil
-            }
+            let charsetName = columnCharset == .utf8 && bytesPerCharacter == 3 ? "utf8mb3" : columnCharset.serverName
             columns.append(ColumnSchema(name: optional.columnNames?[safe: index] ?? fallback?.columnNames[index],
                                         typeName: typeName, nullable: tableMap.nullable[index],
                                         charset: tableMap.isCharacterColumn(index, mariadb: mariadb) && tableMap.mariadbDataTypes[index] == nil ? charsetName : nil))
@@ -244,10 +234,22 @@ public struct TableDecoder: Sendable {
             } else if !partialJSON.isEmpty, partialJSON.contains(index) {
                 row.append(try applyJSONDiffs(column: index, from: &buffer, before: before))
             } else {
-                row.append(try columns[index].read(from: &buffer))
+                do {
+                    row.append(try columns[index].read(from: &buffer))
+                } catch let error as BinlogDecodingError {
+                    throw naming(index, in: error)
+                }
             }
         }
         return row
+    }
+
+    /// A column's decoding error, with the column named where the decoder could not say it.
+    private func naming(_ index: Int, in error: BinlogDecodingError) -> BinlogDecodingError {
+        guard case .unsupportedColumn(let text) = error.kind, !text.hasPrefix("column ") else { return error }
+        var named = error
+        named.kind = .unsupportedColumn("column \(schema.columnName(index)) of \(schema.name) (\(schema.columns[index].typeName)): \(text)")
+        return named
     }
 }
 
