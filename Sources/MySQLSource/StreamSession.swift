@@ -17,6 +17,7 @@ struct StreamSession {
     private var decoders: [UInt64: CachedTable] = [:]
     private var fallbackMetadata: [TableName: TableDecoder.FallbackMetadata] = [:]
     private var warnedAboutMetadata = Set<TableName>()
+    private let textRepairs: TextRepairReporter
     /// Snapshot windows fed by this stream, the table their watermarks are written to, and how
     /// to have tables read again whose rows a DDL statement rewrote (`nil`: they are not).
     private let snapshot: (windows: SnapshotWindows, signalTable: TableName, reread: (@Sendable ([TableName]) async throws -> Void)?)?
@@ -40,6 +41,7 @@ struct StreamSession {
         self.server = server
         self.snapshot = snapshot
         self.logger = logger
+        self.textRepairs = TextRepairReporter(source: configuration.name, logger: logger)
         self.initialGTID = start.gtid
         self.assembler = TransactionAssembler(
             sourceName: configuration.name,
@@ -270,6 +272,7 @@ struct StreamSession {
                                        ("position", position(of: header))],
                              fix: code == .sourceBinlogUnsupportedColumn ? nil : "report this with the binlog file; the stream stops here so nothing is skipped")
         }
+        textRepairs.report(decoder, position: position(of: header))
         assembler.rowsReceived(kind: rows.kind, schema: decoder.schema, changes: changes, header: header)
     }
 

@@ -25,6 +25,28 @@ extension Integration {
             #expect(!result.stderr.contains("ferry-secret") && !result.stderr.contains("wrong-password"), sourceLocation: sourceLocation)
         }
 
+        /// Bytes MariaDB stored in a utf8mb4 column without checking them (a binary connection,
+        /// `sql_mode=''`) are printed with U+FFFD, and never silently: one warning names the
+        /// table, column and position, however many values hold them.
+        @Test func illFormedTextIsReportedOncePerColumn() async throws {
+            try await admin(["CREATE DATABASE IF NOT EXISTS cli", "DROP TABLE IF EXISTS cli.bad",
+                             "CREATE TABLE cli.bad (id INT PRIMARY KEY, s VARCHAR(20) CHARACTER SET utf8mb4, ok VARCHAR(20)) CHARACTER SET utf8mb4"])
+            let start = try await currentPosition()
+            try await admin(["SET NAMES binary", "SET SESSION sql_mode = ''",
+                             "INSERT INTO cli.bad VALUES (1, X'61EDA0BD62', 'fine'), (2, X'EDA0BD', 'fine'), (3, 'plain', 'fine')"])
+            let result = try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", start.description, "--to", "current",
+                                    "--include", "cli.bad", "--format", "compact"], password: try TestEnvironment.sourcePassword())
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            let values = try result.stdout.split(separator: "\n").map {
+                ((try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["after"] as! [String: Any])["s"] as! String
+            }
+            #expect(values == ["a\u{FFFD}\u{FFFD}\u{FFFD}b", "\u{FFFD}\u{FFFD}\u{FFFD}", "plain"])
+            let warnings = result.stderr.split(separator: "\n").filter { $0.contains("replaced by U+FFFD") }
+            #expect(warnings.count == 1, "stderr: \(result.stderr)")
+            #expect(warnings.first?.contains("ferry.table=cli.bad") == true && warnings.first?.contains("ferry.column=s") == true
+                    && warnings.first?.contains("ferry.position=mariadb-bin.") == true)
+        }
+
         @Test func tailPrintsJSONLinesAndStopsAtCurrent() async throws {
             try await admin(["CREATE DATABASE IF NOT EXISTS cli", "DROP TABLE IF EXISTS cli.t", "CREATE TABLE cli.t (id INT PRIMARY KEY, v TEXT)"])
             let start = try await currentPosition()

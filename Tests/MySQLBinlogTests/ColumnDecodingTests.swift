@@ -161,4 +161,24 @@ import Testing
         #expect(try text("latin2", Array("plain".utf8)) == .string("plain"))
         #expect(throws: BinlogDecodingError.self) { try text("gbk", [0x41, 0x81]) }
     }
+
+    /// Ill-formed UTF-8 is found whatever its shape, including a 4-byte sequence cut to 3 bytes
+    /// (whose U+FFFD has the same length) and runs past the 8-byte steps of the scan.
+    @Test func illFormedUTF8IsNoticed() {
+        func repaired(_ bytes: [UInt8]) -> Bool {
+            bytes.withUnsafeBufferPointer { UTF8Check.wasRepaired(String(decoding: $0, as: UTF8.self), from: $0) }
+        }
+        #expect(!repaired(Array("plain ascii text, long enough for words".utf8)))
+        #expect(!repaired(Array("é ü 中文 😀 🎉 — fine".utf8)))
+        #expect(!repaired([]))
+        #expect(repaired([0x61, 0xED, 0xA0, 0xBD, 0x62]))
+        #expect(repaired([0xF0, 0x9F, 0x98]))
+        #expect(repaired(Array("0123456789abcdef".utf8) + [0xF0, 0x9F, 0x98] + Array("xyz".utf8)))
+        #expect(repaired([0xC0]))
+        #expect(repaired(Array("ok".utf8) + [0xE2, 0x82]))
+        for lead in [UInt8(0xF0), 0xF4, 0xFF] {
+            #expect(([UInt8](repeating: 0x41, count: 13) + [lead]).withUnsafeBufferPointer(UTF8Check.hasFourByteLead))
+        }
+        #expect(![UInt8](repeating: 0xEF, count: 17).withUnsafeBufferPointer(UTF8Check.hasFourByteLead))
+    }
 }

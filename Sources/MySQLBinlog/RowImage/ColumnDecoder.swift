@@ -31,8 +31,16 @@ enum ColumnDecoder: Sendable {
     case unsupported(String)
 
     /// Reads one value.
-    @inline(__always)
     func read(from buffer: inout ByteBuffer) throws -> Value {
+        var repaired = false
+        return try read(from: &buffer, repaired: &repaired)
+    }
+
+    /// Reads one value; sets `repaired` when text was not well-formed in its character set (a
+    /// utf8mb4 column holding bytes MariaDB stored under a lax `sql_mode`) and holds U+FFFD for
+    /// the ill-formed bytes.
+    @inline(__always)
+    func read(from buffer: inout ByteBuffer, repaired: inout Bool) throws -> Value {
         switch self {
         case .integer(let count, let unsigned):
             let raw: UInt64
@@ -73,10 +81,10 @@ enum ColumnDecoder: Sendable {
             return .timestamp(TimestampValue(seconds: Int64(seconds), microseconds: micro, fsp: fsp))
         case .string(let lengthBytes, let charset, let padTo):
             let length = Int(try buffer.readUnsignedLE(byteCount: lengthBytes))
-            return try Self.readText(&buffer, length: length, charset: charset, padTo: padTo)
+            return try Self.readText(&buffer, length: length, charset: charset, padTo: padTo, repaired: &repaired)
         case .blob(let lengthBytes, let charset):
             let length = Int(try buffer.readUnsignedLE(byteCount: lengthBytes))
-            return try Self.readText(&buffer, length: length, charset: charset, padTo: nil)
+            return try Self.readText(&buffer, length: length, charset: charset, padTo: nil, repaired: &repaired)
         case .json(let lengthBytes):
             let length = Int(try buffer.readUnsignedLE(byteCount: lengthBytes))
             guard buffer.readableBytes >= length else {
@@ -120,7 +128,7 @@ enum ColumnDecoder: Sendable {
         }
     }
 
-    private static func readText(_ buffer: inout ByteBuffer, length: Int, charset: CharacterSet, padTo: Int?) throws -> Value {
+    private static func readText(_ buffer: inout ByteBuffer, length: Int, charset: CharacterSet, padTo: Int?, repaired: inout Bool) throws -> Value {
         guard buffer.readableBytes >= length else {
             throw BinlogDecodingError(.truncated(needed: length, available: buffer.readableBytes))
         }
@@ -133,6 +141,15 @@ enum ColumnDecoder: Sendable {
             return .bytes(bytes)
         case .unsupported(let name):
             throw BinlogDecodingError(.unsupportedColumn("character set \(name) cannot be decoded exactly"))
+        case .utf8, .ascii:
+            let text = buffer.withUnsafeReadableBytes { raw -> String in
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[..<length]).assumingMemoryBound(to: UInt8.self)
+                let text = String(decoding: bytes, as: UTF8.self)
+                if UTF8Check.wasRepaired(text, from: bytes) { repaired = true }
+                return text
+            }
+            buffer.moveReaderIndex(forwardBy: length)
+            return .string(text)
         default:
             let text = buffer.withUnsafeReadableBytes { charset.decode(UnsafeRawBufferPointer(rebasing: $0[..<length])) }
             guard let text else {
@@ -141,5 +158,37 @@ enum ColumnDecoder: Sendable {
             buffer.moveReaderIndex(forwardBy: length)
             return .string(text)
         }
+    }
+}
+
+/// Whether decoding replaced ill-formed UTF-8, at almost no cost for well-formed text. Each
+/// ill-formed run of 1, 2 or 3 bytes becomes one 3-byte U+FFFD, so a repaired text is longer than
+/// its bytes unless every run was 3 bytes long — a 4-byte sequence cut short, which starts with a
+/// byte ≥ 0xF0. Only text holding such a byte (emoji and other 4-byte characters) is validated.
+enum UTF8Check {
+    @inline(__always)
+    static func wasRepaired(_ text: String, from bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        if text.utf8.count != bytes.count { return true }
+        return hasFourByteLead(bytes) && String(validating: bytes, as: UTF8.self) == nil
+    }
+
+    /// Whether any byte is 0xF0 or above; 8 bytes at a time.
+    @inline(__always)
+    static func hasFourByteLead(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        let count = bytes.count
+        var index = 0
+        let raw = UnsafeRawPointer(base)
+        while index + 8 <= count {
+            let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            // Bit 7 of each byte ANDed with its bits 6, 5 and 4 (shifting by k moves a byte's bit 7-k to its bit 7).
+            if word & (word << 1) & (word << 2) & (word << 3) & 0x8080_8080_8080_8080 != 0 { return true }
+            index += 8
+        }
+        while index < count {
+            if bytes[index] >= 0xF0 { return true }
+            index += 1
+        }
+        return false
     }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import FerryCore
 import NIOCore
 
@@ -6,6 +7,9 @@ import NIOCore
 public struct TableDecoder: Sendable {
     public private(set) var schema: TableSchema
     let columns: [ColumnDecoder]
+    /// Columns whose text was not well-formed and was decoded with U+FFFD, for the reader to
+    /// report (shared by copies of this decoder).
+    public let textRepairs = TextRepairs()
 
     /// Names and keys from outside the binlog (information_schema), used when the TABLE_MAP event
     /// carries no optional metadata (`binlog_row_metadata=MINIMAL`).
@@ -235,7 +239,9 @@ public struct TableDecoder: Sendable {
                 row.append(try applyJSONDiffs(column: index, from: &buffer, before: before))
             } else {
                 do {
-                    row.append(try columns[index].read(from: &buffer))
+                    var repaired = false
+                    row.append(try columns[index].read(from: &buffer, repaired: &repaired))
+                    if repaired { textRepairs.record(column: index) }
                 } catch let error as BinlogDecodingError {
                     throw naming(index, in: error)
                 }
@@ -261,5 +267,25 @@ extension TableDecoder {
     /// Uses the interned schema object for this table when its shape is unchanged.
     public mutating func intern(in interner: inout TableSchemaInterner) {
         schema = interner.intern(schema)
+    }
+}
+
+/// Counts, per column, values whose text held ill-formed bytes (decoded with U+FFFD). Decoders
+/// record; the reader takes the counts after each rows event to log and count them.
+public final class TextRepairs: Sendable {
+    private let counts = Mutex<[Int: Int]>([:])
+
+    public init() {}
+
+    func record(column: Int) {
+        counts.withLock { $0[column, default: 0] += 1 }
+    }
+
+    /// The counts since the last call, by column index; empty when there were none.
+    public func take() -> [Int: Int] {
+        counts.withLock { counts in
+            defer { counts = [:] }
+            return counts
+        }
     }
 }

@@ -41,7 +41,9 @@ extension TableDecoder {
                 row.append(.null)
                 continue
             }
-            let value = try field.withUnsafeReadableBytes { bytes in try columns[index].readText(bytes) }
+            var repaired = false
+            let value = try field.withUnsafeReadableBytes { bytes in try columns[index].readText(bytes, repaired: &repaired) }
+            if repaired { textRepairs.record(column: index) }
             guard let value else {
                 let text = String(decoding: field.readableBytesView.prefix(60), as: UTF8.self)
                 throw BinlogDecodingError(.invalid("column \(schema.columnName(index)) of \(schema.name): cannot read '\(text)' as \(schema.columns[index].typeName)"))
@@ -55,6 +57,12 @@ extension TableDecoder {
 extension ColumnDecoder {
     /// The value of a text-protocol field, or `nil` when the text does not fit the type.
     func readText(_ bytes: UnsafeRawBufferPointer) throws -> Value? {
+        var repaired = false
+        return try readText(bytes, repaired: &repaired)
+    }
+
+    /// As `readText(_:)`; sets `repaired` when text was not well-formed UTF-8 (decoded with U+FFFD).
+    func readText(_ bytes: UnsafeRawBufferPointer, repaired: inout Bool) throws -> Value? {
         var text = TextScanner(bytes)
         switch self {
         case .integer(_, let unsigned):
@@ -84,7 +92,10 @@ extension ColumnDecoder {
             return text.dateTime(fsp: fsp).map { .timestamp(Self.instant($0)) }
         case .string(_, let charset, _), .blob(_, let charset):
             if charset == .binary { return .bytes(Array(bytes)) }
-            return .string(String(decoding: bytes, as: UTF8.self))
+            let units = bytes.assumingMemoryBound(to: UInt8.self)
+            let text = String(decoding: units, as: UTF8.self)
+            if UTF8Check.wasRepaired(text, from: units) { repaired = true }
+            return .string(text)
         case .json:
             return .json(String(decoding: bytes, as: UTF8.self))
         case .geometry:

@@ -166,6 +166,16 @@ struct Snapshotter: Sendable {
     let server: ServerFacts
     let windows: SnapshotWindows
     let logger: Logger
+    let textRepairs: TextRepairReporter
+
+    init(job: SnapshotJob, configuration: MySQLSourceConfiguration, server: ServerFacts, windows: SnapshotWindows, logger: Logger) {
+        self.job = job
+        self.configuration = configuration
+        self.server = server
+        self.windows = windows
+        self.logger = logger
+        self.textRepairs = TextRepairReporter(source: configuration.name, logger: logger)
+    }
 
     var pipeline: String { job.pipeline }
     var settings: SnapshotSettings { job.settings }
@@ -524,6 +534,7 @@ struct Snapshotter: Sendable {
             throw FerryError(code: .snapshotUndecodableRow, message: "cannot read a row of \(table.name): \(error)",
                              context: [("source", configuration.name), ("table", table.name.description), ("chunk", "\(chunk.index)")])
         }
+        textRepairs.report(table.decoder, position: "snapshot chunk \(chunk.index)")
         return rows
     }
 
