@@ -168,8 +168,9 @@ public enum Verify {
                 if !applied {
                     tableReports[index].note = "the sink had not applied up to \(seenAt) within \(Int(options.settleSeconds)) s (is the pipeline running?); differences may include changes in flight"
                 }
-                let (differing, extra) = try await recheck(candidates[index], extraCandidates: extraCandidates[index], sink: entry.sink, target: target,
-                                                           schema: schema, reader: reader, transform: transform)
+                let recheck = Recheck(sink: entry.sink, sinkName: entry.name, target: target, schema: schema, reader: reader, transform: transform,
+                                      source: source, configuration: configuration, pipeline: pipeline.name, options: options, logger: logger)
+                let (differing, extra) = try await recheck.run(candidates[index], extraCandidates: extraCandidates[index], waitForApply: applied)
                 tableReports[index].differingKeys = differing
                 tableReports[index].extraKeys = extra
                 tableReports[index].settled = candidates[index].count + extraCandidates[index].count - differing.count - extra.count
@@ -191,8 +192,10 @@ public enum Verify {
                     let applied = try await waitForSink(configuration: configuration, pipeline: pipeline.name, sink: entry.name, position: position,
                                                         seconds: options.settleSeconds, logger: logger)
                     let before = tableReports[index].differingKeys.count + tableReports[index].extraKeys.count
-                    let (differing, extra) = try await recheck(tableReports[index].differingKeys, extraCandidates: tableReports[index].extraKeys,
-                                                               sink: entry.sink, target: target, schema: schema, reader: reader, transform: transform)
+                    let recheck = Recheck(sink: entry.sink, sinkName: entry.name, target: target, schema: schema, reader: reader, transform: transform,
+                                          source: source, configuration: configuration, pipeline: pipeline.name, options: options, logger: logger)
+                    let (differing, extra) = try await recheck.run(tableReports[index].differingKeys, extraCandidates: tableReports[index].extraKeys,
+                                                                   waitForApply: applied)
                     tableReports[index].differingKeys = differing
                     tableReports[index].extraKeys = extra
                     tableReports[index].repaired = before - differing.count - extra.count
@@ -205,25 +208,72 @@ public enum Verify {
         return reports
     }
 
-    /// Compares `candidates` (keys that differed) and `extraCandidates` (keys the target had beyond
-    /// the source) again: returns the keys that still differ and the ones still extra.
-    static func recheck(_ candidates: [[Value]], extraCandidates: [[Value]], sink: any VerifiableSink, target: String, schema: TableSchema,
-                        reader: SourceTableReader, transform: TransactionTransform) async throws -> (differing: [[Value]], extra: [[Value]]) {
-        let current = try await reader.rows(keys: candidates)
-        let (_, shaped) = try shape(current, table: reader.schema.name, schema: reader.schema, transform: transform)
-        let stillDiffering = try await sink.differingRows(table: target, schema: schema, rows: shaped)
-        let present = Set(current.map { row in ChunkKey(reader.keyColumns.map { row[$0] }) })
-        let gone = candidates.filter { !present.contains(ChunkKey($0)) }
-        var differing = stillDiffering.map { row in reader.keyColumns.map { current[row][$0] } }
-        var extra: [[Value]] = []
-        if !extraCandidates.isEmpty || !gone.isEmpty {
-            let nowExtra = try await sink.extraKeys(table: target, schema: schema, sourceKeys: try await reader.keys())
-            let before = Set((extraCandidates + gone).map(ChunkKey.init))
-            extra = nowExtra.filter { before.contains(ChunkKey($0)) }
-            let extraSet = Set(extra.map(ChunkKey.init))
-            differing.removeAll { extraSet.contains(ChunkKey($0)) }
+    /// The second look at keys that differed: each is compared at a moment when the source row
+    /// stood still. The source rows are read, the sink is waited for up to the position read
+    /// after them, the target compares, and the source rows are read again: a key whose source
+    /// row (or absence) was the same both times was not in flight, so a difference there is real;
+    /// a key whose row moved meanwhile is looked at again, until it stands still or the settle
+    /// time runs out (then it counts as differing, with a note).
+    struct Recheck {
+        let sink: any VerifiableSink
+        let sinkName: String
+        let target: String
+        let schema: TableSchema
+        let reader: SourceTableReader
+        let transform: TransactionTransform
+        let source: MySQLSource
+        let configuration: FerryConfiguration
+        let pipeline: String
+        let options: Options
+        let logger: Logger
+
+        func run(_ candidates: [[Value]], extraCandidates: [[Value]], waitForApply: Bool) async throws -> (differing: [[Value]], extra: [[Value]]) {
+            let deadline = ContinuousClock.now + .milliseconds(Int64(options.settleSeconds * 1000))
+            var pending = Dictionary((candidates + extraCandidates).map { (ChunkKey($0), $0) }, uniquingKeysWith: { first, _ in first })
+            var differing: [[Value]] = [], extra: [[Value]] = []
+            while !pending.isEmpty {
+                let keys = Array(pending.values)
+                let before = try await sourceRows(keys)
+                let position = try await source.currentPosition()
+                if waitForApply {
+                    _ = try await Verify.waitForSink(configuration: configuration, pipeline: pipeline, sink: sinkName, position: position,
+                                                     seconds: max(0, Double((deadline - ContinuousClock.now).components.seconds)), logger: logger)
+                }
+                let present = keys.filter { before[ChunkKey($0)] != nil }
+                let rows = present.map { before[ChunkKey($0)]! }
+                let (_, shaped) = try Verify.shape(rows, table: reader.schema.name, schema: reader.schema, transform: transform)
+                let differs = Set(try await sink.differingRows(table: target, schema: schema, rows: shaped).map { ChunkKey(present[$0]) })
+                let absent = keys.filter { before[ChunkKey($0)] == nil }
+                var held: Set<ChunkKey> = []
+                if !absent.isEmpty {
+                    let sourceKeys = try await reader.keys()
+                    held = Set(try await sink.extraKeys(table: target, schema: schema, sourceKeys: sourceKeys).map(ChunkKey.init))
+                }
+                let after = try await sourceRows(keys)
+                let outOfTime = ContinuousClock.now >= deadline || !waitForApply
+                for key in keys {
+                    let id = ChunkKey(key)
+                    let isDifferent = before[id] == nil ? held.contains(id) : differs.contains(id)
+                    guard isDifferent else {
+                        pending[id] = nil
+                        continue
+                    }
+                    // Different while the source row stood still: real. Moving: in flight, again.
+                    guard before[id] == after[id] || outOfTime else { continue }
+                    pending[id] = nil
+                    if before[id] == nil { extra.append(key) } else { differing.append(key) }
+                }
+                if !pending.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            return (differing, extra)
         }
-        return (differing, extra)
+
+        /// The source rows of `keys` by key; keys the source lacks are missing.
+        private func sourceRows(_ keys: [[Value]]) async throws -> [ChunkKey: Row] {
+            var rows: [ChunkKey: Row] = [:]
+            for row in try await reader.rows(keys: keys) { rows[ChunkKey(reader.keyColumns.map { row[$0] })] = row }
+            return rows
+        }
     }
 
     /// Waits until the repair requested at `requestedAt` (or a later request for the table) is done.

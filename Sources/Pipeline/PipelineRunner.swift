@@ -133,6 +133,12 @@ public struct PipelineRunner: Sendable {
         let resume = Self.resumePosition(applied: applied, sinks: sinks.map(\.name), safe: checkpoint?.safePosition)
         // From here each worker owns its session and closes it when it ends.
         do {
+            if checkpoint?.safePosition == nil, let resume {
+                logger.warning("the state store has no record of this pipeline but its sinks hold positions: it was lost or replaced; resuming where the sinks are",
+                               metadata: [LoggingKeys.pipeline: "\(name)", LoggingKeys.position: "\(resume)"])
+                try await store.audit(pipeline: name, action: "state-recovered", detail: "state store had no record; sinks resume after \(resume)")
+                try await source.recoverLostState(sinksAt: resume)
+            }
             try await stream(resume: resume, applied: applied, safe: checkpoint?.safePosition, rewound: rewound, opened: opened,
                              stop: stop, logger: logger)
         } catch {

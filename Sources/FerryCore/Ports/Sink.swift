@@ -204,8 +204,14 @@ public protocol TransactionSource: Sendable {
     /// The log's end as the running stream sees it, for live lag figures; `nil` when the source
     /// cannot tell.
     var logEnd: SourceLogEnd? { get }
+    /// Called before `run` when the state store knew nothing of the pipeline while its sinks hold
+    /// positions (`sinksAt`, the lowest): the state store was lost or replaced, and with it the
+    /// record of any snapshot in progress. The source makes sure no snapshot row stays missing.
+    func recoverLostState(sinksAt position: SourcePosition) async throws
 }
 
 extension TransactionSource {
     public var logEnd: SourceLogEnd? { nil }
+
+    public func recoverLostState(sinksAt position: SourcePosition) async throws {}
 }
