@@ -18,6 +18,14 @@ public struct ControlServerSettings: Sendable, Equatable {
     /// Failed logins per address before it must wait, and the window they are counted in.
     public var loginFailureLimit = 10
     public var loginFailureWindowSeconds = 60.0
+    /// Open connections at most; more wait in the listen queue. Kept below the descriptor limit
+    /// (see `WebConnectionBudget`), so the web port can never take the descriptors replication needs.
+    public var maximumConnections = 256
+    /// A request must arrive in full within this time of its connection opening (or the previous
+    /// response ending); else the connection is closed.
+    public var requestTimeoutSeconds = 10.0
+    /// A connection with nothing going on either way is closed after this time.
+    public var idleTimeoutSeconds = 60.0
 
     public init(host: String = "127.0.0.1", port: Int = 8080, certificatePath: String? = nil, keyPath: String? = nil) {
         self.host = host
@@ -56,7 +64,10 @@ public enum ControlServer {
     public static func application(backend: any ControlBackend, registry: PrometheusCollectorRegistry, settings: ControlServerSettings, logger: Logger,
                                    onRunning: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }) throws -> some ApplicationProtocol {
         let router = try router(backend: backend, registry: registry, settings: settings)
-        var server: HTTPServerBuilder = .http1()
+        let requestTimeout = TimeAmount.milliseconds(Int64(settings.requestTimeoutSeconds * 1000))
+        let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [RequestDeadline(timeout: requestTimeout)],
+                                               idleTimeout: .milliseconds(Int64(settings.idleTimeoutSeconds * 1000)))
+        var server: HTTPServerBuilder = .http1(configuration: http1)
         if let certificatePath = settings.certificatePath, let keyPath = settings.keyPath {
             let tls: TLSConfiguration
             do {
@@ -66,12 +77,13 @@ public enum ControlServer {
             } catch {
                 throw ControlServerError.tls("cannot read the TLS certificate \(certificatePath) or key \(keyPath): \(error)")
             }
-            server = try .tls(.http1(), tlsConfiguration: tls)
+            server = try .tls(.http1(configuration: http1), tlsConfiguration: tls)
         }
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .notice)
         return Application(router: router, server: server,
-                           configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "ferry"),
+                           configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "ferry",
+                                                                   availableConnectionsDelegate: MaximumAvailableConnections(settings.maximumConnections, logger: serverLogger)),
                            onServerRunning: { channel in await onRunning(channel.localAddress) }, logger: serverLogger)
     }
 }

@@ -239,12 +239,23 @@ struct ConfigReader {
                                   sources: sources, sinks: sinks, pipelines: pipelines, server: server)
     }
 
-    /// `server: { listen: HOST:PORT | off, tls: { cert: FILE, key: FILE } }`.
+    /// `server: { listen: HOST:PORT | off, tls: { cert: FILE, key: FILE }, max_connections, request_timeout_seconds, idle_timeout_seconds }`.
     func server(_ node: Node) throws -> FerryConfiguration.Server? {
         var settings = ControlServerSettings()
         var explicit = false
-        for field in try mapping(node, "server", allowed: ["listen", "tls"]) {
+        for field in try mapping(node, "server", allowed: ["listen", "tls", "max_connections", "request_timeout_seconds", "idle_timeout_seconds"]) {
             switch field.key {
+            case "max_connections":
+                settings.maximumConnections = try integer(field.node, "server.max_connections")
+                guard (1...100_000).contains(settings.maximumConnections) else {
+                    throw error(field.node, "server.max_connections", "max_connections must be between 1 and 100000")
+                }
+            case "request_timeout_seconds", "idle_timeout_seconds":
+                let text = try string(field.node, "server.\(field.key)")
+                guard let seconds = Double(text), seconds > 0, seconds <= 3600 else {
+                    throw error(field.node, "server.\(field.key)", "'\(text)' is not a number of seconds between 0 and 3600")
+                }
+                if field.key == "request_timeout_seconds" { settings.requestTimeoutSeconds = seconds } else { settings.idleTimeoutSeconds = seconds }
             case "listen":
                 let text = try string(field.node, "server.listen")
                 if text == "off" || text == "false" { return nil }

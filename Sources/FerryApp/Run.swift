@@ -51,8 +51,19 @@ public enum Run {
     /// `listen: off`. The default address only warns when it is taken (another ferry may hold it).
     static func controlPlane(configuration: FerryConfiguration, store: SQLiteCheckpointStore, supervisors: [PipelineSupervisor],
                              logger: Logger) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
-        guard let server = configuration.server else { return [] }
+        let descriptors = DescriptorLimit.raise()
+        guard var server = configuration.server else { return [] }
         let address = "\(server.settings.host):\(server.settings.port)"
+        let configuredConnections = server.settings.maximumConnections
+        server.settings.maximumConnections = descriptors.webConnections(configured: configuredConnections)
+        logger.notice("open file descriptors and web connections", metadata: [
+            "ferry.descriptor_limit": "\(descriptors.now)", "ferry.descriptor_limit_at_start": "\(descriptors.before)",
+            "ferry.web_connections_max": "\(server.settings.maximumConnections)", "ferry.descriptors_reserved": "\(descriptors.reserve)",
+        ])
+        if server.settings.maximumConnections < configuredConnections {
+            logger.warning("server.max_connections lowered to leave descriptors for replication; raise the process's open-files limit (LimitNOFILE=) to allow more",
+                           metadata: ["ferry.max_connections": "\(configuredConnections)", "ferry.web_connections_max": "\(server.settings.maximumConnections)"])
+        }
         if !server.explicit, !ListenCheck.isFree(host: server.settings.host, port: server.settings.port) {
             logger.warning("the web page and API are off: the default address is in use; set server.listen to another HOST:PORT, or listen: off",
                            metadata: ["ferry.listen": "\(address)"])

@@ -1,7 +1,7 @@
 import ControlPlane
 import DiskLog
 import Documents
-import FerryApp
+@testable import FerryApp
 import FerryCore
 import Foundation
 import MySQLSource
@@ -185,6 +185,23 @@ extension ConfigurationTests {
         } catch let error as FerryError {
             #expect(error.message.contains("server.tls: tls needs both cert and key"))
         }
+    }
+
+    /// The web port's connection cap and timeouts, and the share of descriptors it may take.
+    @Test func webConnectionLimits() throws {
+        let defaults = try parse(Self.valid)
+        #expect(defaults.server?.settings.maximumConnections == 256 && defaults.server?.settings.requestTimeoutSeconds == 10
+                && defaults.server?.settings.idleTimeoutSeconds == 60)
+        let set = try parse(Self.valid + "\nserver: { max_connections: 64, request_timeout_seconds: 2.5, idle_timeout_seconds: 30 }")
+        #expect(set.server?.settings.maximumConnections == 64 && set.server?.settings.requestTimeoutSeconds == 2.5
+                && set.server?.settings.idleTimeoutSeconds == 30)
+        #expect(throws: FerryError.self) { try parse(Self.valid + "\nserver: { max_connections: 0 }") }
+        #expect(throws: FerryError.self) { try parse(Self.valid + "\nserver: { request_timeout_seconds: soon }") }
+        // systemd's default 1,024: a quarter (at least 256) stays for replication.
+        #expect(DescriptorLimit(before: 1024, now: 1024).webConnections(configured: 256) == 256)
+        #expect(DescriptorLimit(before: 1024, now: 1024).webConnections(configured: 5000) == 768)
+        #expect(DescriptorLimit(before: 1024, now: 1_048_576).webConnections(configured: 5000) == 5000)
+        #expect(DescriptorLimit(before: 64, now: 64).webConnections(configured: 256) == 8)
     }
 
     @Test func theAPIsConfigurationHasNoSecret() throws {
