@@ -43,6 +43,7 @@ public enum ControlServer {
     public static func router(backend: any ControlBackend, registry: PrometheusCollectorRegistry, settings: ControlServerSettings) throws -> Router<ControlContext> {
         let router = Router(context: ControlContext.self)
         let throttle = LoginThrottle(limit: settings.loginFailureLimit, window: settings.loginFailureWindowSeconds)
+        router.add(middleware: SecurityHeaders(usesTLS: settings.usesTLS))
         router.add(middleware: MethodCheck())
         router.add(middleware: Authentication(backend: backend, throttle: throttle))
         router.get("healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }

@@ -96,7 +96,7 @@ public enum Snapshots {
                 throw FerryError(code: .cliTableNotReplicated, message: "pipeline \(pipeline) does not replicate \(name)",
                                  fix: "add it to the pipeline's tables: (and restart), then request its snapshot")
             }
-            names.append(name)
+            if !names.contains(name) { names.append(name) }
         }
         if names.isEmpty {
             let source = configuration.sources[spec.source]!

@@ -111,6 +111,17 @@ enum OpenAPIDocument {
             }
           }
         },
+        "/api/v1/events": {
+          "get": {
+            "operationId": "events",
+            "summary": "Server-sent events: every pipeline's figures once a second (`event: pipelines`, `data:` a PipelineList); a stream ends after a minute and the client reconnects (role viewer)",
+            "responses": {
+              "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }
+          }
+        },
         "/api/v1/config": {
           "get": {
             "operationId": "configuration",
@@ -135,7 +146,7 @@ enum OpenAPIDocument {
           "Forbidden": {"description": "The token's role is too low", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
           "NotFound": {"description": "No such pipeline or sink", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
           "Conflict": {"description": "Not possible in the pipeline's state", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-          "TooManyRequests": {"description": "Too many failed logins from this address", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+          "TooManyRequests": {"description": "Too many failed logins from this address", "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         },
         "schemas": {
           "Error": {

@@ -91,7 +91,8 @@ struct Authentication: RouterMiddleware {
     func check(_ presented: String, from address: String) async throws -> APIToken {
         let now = Date().timeIntervalSince1970
         if let wait = throttle.blockedFor(address, now: now) {
-            throw ControlError(.tooManyRequests, "too many failed logins from \(address); try again in \(Int(wait.rounded(.up))) s")
+            let seconds = Int(wait.rounded(.up))
+            throw ControlError(.tooManyRequests, "too many failed logins from \(address); try again in \(seconds) s", retryAfter: seconds)
         }
         guard let token = try await backend.token(hash: APIToken.hash(presented)) else {
             throttle.failed(address, now: now)
@@ -108,11 +109,14 @@ public struct ControlError: HTTPResponseError {
     public var message: String
     /// The methods a path takes, for 405.
     public var allow: String?
+    /// Seconds to wait, for 429.
+    public var retryAfter: Int?
 
-    public init(_ status: HTTPResponse.Status, _ message: String, allow: String? = nil) {
+    public init(_ status: HTTPResponse.Status, _ message: String, allow: String? = nil, retryAfter: Int? = nil) {
         self.status = status
         self.message = message
         self.allow = allow
+        self.retryAfter = retryAfter
     }
 
     struct Body: Encodable {
@@ -127,6 +131,7 @@ public struct ControlError: HTTPResponseError {
         var response = try JSONBody.response(Body(error: Body.Detail(status: status.code, message: message)), status: status)
         if status == .unauthorized { response.headers[.wwwAuthenticate] = "Bearer realm=\"ferry\"" }
         if let allow { response.headers[.allow] = allow }
+        if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
         return response
     }
 }
