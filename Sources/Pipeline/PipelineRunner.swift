@@ -300,7 +300,7 @@ public struct PipelineRunner: Sendable {
                 }
                 for sink in sinks {
                     let worker = SinkWorker(sink: sink, opened: opened[sink.name], configuration: configuration, store: store, buffer: buffer,
-                                            watermark: watermark, stats: stats, rewound: rewound.contains(sink.name), logger: logger)
+                                            watermark: watermark, stats: stats, rewound: rewound.contains(sink.name), stop: stop, logger: logger)
                     let start = applied[sink.name]
                     group.addTask {
                         try await worker.run(from: start)

@@ -36,8 +36,11 @@ public struct RetryPolicy: Sendable {
         return base * Double.random(in: 0.8...1.2)
     }
 
-    /// Runs `body`, retrying transient failures; calls `onRetry` before each wait.
-    public func run<T>(_ body: () async throws -> T, onRetry: (any Error, Int, Double) -> Void) async throws -> T {
+    /// Runs `body`, retrying transient failures; calls `onRetry` before each wait. Once `stop`
+    /// fires, a failed attempt is not tried again and a wait ends at once, with
+    /// `StoppedWhileRetrying`: a pause, restart or SIGTERM never waits out a backoff on a target
+    /// that is down (what was not applied is applied on the next start).
+    public func run<T>(stop: StopSignal? = nil, _ body: () async throws -> T, onRetry: (any Error, Int, Double) -> Void) async throws -> T {
         var attempt = 0
         while true {
             do {
@@ -45,10 +48,34 @@ public struct RetryPolicy: Sendable {
             } catch {
                 attempt += 1
                 guard ErrorClassifier.isTransient(error), maximumAttempts.map({ attempt < $0 }) ?? true else { throw error }
+                if let stop, await stop.isStopped { throw StoppedWhileRetrying(underlying: error) }
                 let wait = delay(attempt: attempt)
                 onRetry(error, attempt, wait)
-                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                try await Self.pause(seconds: wait, unless: stop, after: error)
             }
         }
     }
+
+    private static func pause(seconds: Double, unless stop: StopSignal?, after error: any Error) async throws {
+        guard let stop else { return try await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) }
+        let stopped = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                return false
+            }
+            group.addTask {
+                await stop.wait()
+                return true
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first
+        }
+        if stopped { throw StoppedWhileRetrying(underlying: error) }
+    }
+}
+
+/// The pipeline was stopped while a sink waited to try again; `underlying` is the last failure.
+public struct StoppedWhileRetrying: Error {
+    public var underlying: any Error
 }

@@ -17,12 +17,35 @@ struct SinkWorker: Sendable {
     let stats: PipelineStats
     /// The sink was rewound: its pending rewind is cleared once it has applied from there.
     let rewound: Bool
+    /// Fires on pause, restart and shutdown: a sink waiting to retry stops waiting.
+    let stop: StopSignal?
     let logger: Logger
 
     func run(from start: SourcePosition?) async throws {
-        let owned = OwnedSession(sink: sink, configuration: configuration, session: opened, logger: logger)
+        var session = opened
+        var recorded: SourcePosition? = nil
+        if session == nil {
+            // The runner started from the state store's position for this sink; the target's own
+            // record can only be newer.
+            do {
+                guard let first = try await openUnlessStopped() else {
+                    logger.notice("sink stopped before it connected; what it has not applied is applied on the next start",
+                                  metadata: [LoggingKeys.sink: "\(sink.name)"])
+                    return
+                }
+                (session, recorded) = first
+            } catch is CancellationError {
+                return
+            } catch {
+                throw FerryError(describing: error, code: .sinkWriteFailed).adding("pipeline", configuration.name).adding("sink", sink.name)
+            }
+        }
+        let owned = OwnedSession(sink: sink, configuration: configuration, session: session, stop: stop, logger: logger)
         do {
-            try await run(from: start, owned: owned)
+            try await run(from: start, recordedAtOpen: opened == nil ? recorded : nil, owned: owned)
+        } catch let stopped as StoppedWhileRetrying {
+            logger.notice("sink stopped while waiting to retry; what it has not applied is applied on the next start",
+                          metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: .error(stopped.underlying)])
         } catch {
             await owned.close()
             throw error
@@ -30,26 +53,48 @@ struct SinkWorker: Sendable {
         await owned.close()
     }
 
-    private func run(from start: SourcePosition?, owned: OwnedSession) async throws {
+    /// Opens the worker's first session in a task of its own, so that a stop (pause, restart,
+    /// SIGTERM) while the target is unreachable or silent ends the attempt at once — the attempt
+    /// is cancelled, its connection closed — instead of waiting out connect and apply timeouts.
+    /// `nil` when stopped first.
+    private func openUnlessStopped() async throws -> (session: any SinkSession, recorded: SourcePosition?)? {
+        let sink = self.sink, configuration = self.configuration, stop = self.stop, logger = self.logger
+        func open() async throws -> (session: any SinkSession, recorded: SourcePosition?)? {
+            let owned = OwnedSession(sink: sink, configuration: configuration, session: nil, stop: stop, logger: logger)
+            do {
+                let recorded = try await owned.open()
+                guard let session = owned.handOver() else { return nil }
+                return (session, recorded)
+            } catch {
+                await owned.close()
+                if error is StoppedWhileRetrying { return nil }
+                throw error
+            }
+        }
+        guard let stop else { return try await open() }
+        return try await withThrowingTaskGroup(of: (session: any SinkSession, recorded: SourcePosition?)?.self) { group in
+            group.addTask { try await open() }
+            group.addTask {
+                await stop.wait()
+                return nil
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            if first != nil { return first }
+            // Stopped: the attempt ends (cancelled or done); a session it made is closed.
+            while let next = try? await group.next() { try? await next?.session.close() }
+            return nil
+        }
+    }
+
+    private func run(from start: SourcePosition?, recordedAtOpen recorded: SourcePosition?, owned: OwnedSession) async throws {
         var applied = start
         var rewindPending = rewound
         var deadline = ApplyDeadline(seconds: configuration.applyTimeoutSeconds)
-        if opened == nil {
-            // The runner started from the state store's position for this sink; the target's own
-            // record can only be newer.
-            let recorded: SourcePosition?
-            do {
-                recorded = try await owned.open()
-            } catch is CancellationError {
-                return
-            } catch {
-                throw FerryError(describing: error, code: .sinkWriteFailed).adding("pipeline", configuration.name).adding("sink", sink.name)
-            }
-            if !rewound, let recorded, applied.map({ recorded > $0 }) ?? true {
-                applied = recorded
-                stats.recorded(sink: sink.name, recorded)
-                try await record(sink: sink.name, position: recorded)
-            }
+        if !rewound, let recorded, applied.map({ recorded > $0 }) ?? true {
+            applied = recorded
+            stats.recorded(sink: sink.name, recorded)
+            try await record(sink: sink.name, position: recorded)
         }
         while true {
             let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
@@ -71,7 +116,7 @@ struct SinkWorker: Sendable {
             let started = ContinuousClock.now
             do {
                 try await applyRetrying(fresh, owned, deadline: &deadline)
-            } catch let error where error is CancellationError || Task.isCancelled {
+            } catch let error where error is CancellationError || error is StoppedWhileRetrying || Task.isCancelled {
                 // Stopped (a drain that timed out): not a rejection — nothing is isolated or dead-lettered.
                 throw error
             } catch where ErrorClassifier.isFatal(error) {
@@ -108,7 +153,7 @@ struct SinkWorker: Sendable {
 
     /// Applies a batch, retrying transient failures with backoff; each retry runs on a new session.
     func applyRetrying(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws {
-        try await configuration.retry.run({
+        try await configuration.retry.run(stop: stop, {
             let limit = deadline.current
             do {
                 // Measured on the deadline's own clock, so a test's manual clock steps it too.
@@ -187,12 +232,15 @@ final class OwnedSession {
     let sink: any Sink
     let configuration: PipelineConfiguration
     let logger: Logger
+    /// A stop ends the retrying of `open` (see `RetryPolicy.run`).
+    let stop: StopSignal?
     private var session: (any SinkSession)?
 
-    init(sink: any Sink, configuration: PipelineConfiguration, session: (any SinkSession)?, logger: Logger) {
+    init(sink: any Sink, configuration: PipelineConfiguration, session: (any SinkSession)?, stop: StopSignal? = nil, logger: Logger) {
         self.sink = sink
         self.configuration = configuration
         self.session = session
+        self.stop = stop
         self.logger = logger
     }
 
@@ -202,7 +250,7 @@ final class OwnedSession {
         await close()
         let configuration = self.configuration
         let sink = self.sink
-        return try await configuration.retry.run({
+        return try await configuration.retry.run(stop: stop, {
             let session = try sink.makeSession()
             do {
                 let recorded = try await withDeadline(.seconds(configuration.applyTimeoutSeconds), clock: configuration.clock, session: session) {

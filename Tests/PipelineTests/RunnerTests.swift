@@ -229,6 +229,34 @@ func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throw
         }
     }
 
+    /// A stop while a sink waits out a long backoff (its target refuses connections) ends the
+    /// wait at once; it does not hold the shutdown until the drain timeout.
+    @Test func aStopEndsASinksRetryAtOnce() async throws {
+        try await withStore { store in
+            let up = MemoryTableSink(name: "up")
+            let down = MemoryTableSink(name: "down")
+            let source = ListSource(inserts(1...10))
+            let configuration = PipelineConfiguration(name: "p", retry: RetryPolicy(initialDelaySeconds: 3600, maximumDelaySeconds: 3600),
+                                                      drainTimeout: .seconds(600))
+            try await run(PipelineRunner(configuration: configuration, source: source, sinks: [up, down], store: store, logger: logger),
+                          until: "both applied") {
+                let (u, d) = (await up.position, await down.position)
+                return u == position(1_000) && d == position(1_000)
+            }
+            await down.failOpen(1_000_000)
+            source.add(inserts(11...20))
+            let stop = StopSignal()
+            let runner = PipelineRunner(configuration: configuration, source: source, sinks: [up, down], store: store, logger: logger)
+            let task = Task { try await runner.run(stop: stop) }
+            try await eventually("the reachable sink moved on") { await up.position == position(2_000) }
+            let stopped = ContinuousClock.now
+            await stop.stop()
+            try await task.value
+            #expect(ContinuousClock.now - stopped < .seconds(60), "the stop waited for the sink's backoff")
+            #expect(await down.position == position(1_000))
+        }
+    }
+
     @Test func consumedSegmentsAreDeletedAndTheOriginMoves() async throws {
         try await withStore { store in
             let directory = temporaryDirectory()
