@@ -46,6 +46,11 @@ public struct PipelineConfiguration: Sendable {
     /// After a stop, how long sinks may take to drain (memory) or finish their batch (disk) before
     /// a sink still retrying is abandoned; its changes are applied on the next start. Default 30 s.
     public var drainTimeout: Duration
+    /// How often at most a sink's target is written for transactions that carry no change for it
+    /// (tables the pipeline filters out, changes its rules drop): the state store records their
+    /// position at once, the target's own record with the next change or after this long. A MySQL
+    /// sink on the source's own server would otherwise write its offset for every offset it wrote.
+    public var positionOnlyInterval: Duration = .seconds(30)
 
     public init(name: String, buffer: BufferSetting = .memory, bufferBytes: Int = 32 << 20, batchTransactions: Int = 500,
                 batchEvents: Int = 10_000, applyTimeoutSeconds: Double = 300, retry: RetryPolicy = RetryPolicy(),

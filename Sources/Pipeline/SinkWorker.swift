@@ -96,12 +96,15 @@ struct SinkWorker: Sendable {
             stats.recorded(sink: sink.name, recorded)
             try await record(sink: sink.name, position: recorded)
         }
+        var targetWritten: ContinuousClock.Instant? = nil
         while true {
             let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
             if batch.isEmpty { return }
             let unseen = batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }
             let fresh = try configuration.rules.apply(unseen, sink: sink.name)
-            guard let last = fresh.last else {
+            let onlyPositions = !fresh.contains { !$0.events.isEmpty }
+            let writeTarget = !onlyPositions || targetWritten.map { ContinuousClock.now - $0 >= configuration.positionOnlyInterval } ?? true
+            guard let last = fresh.last, writeTarget else {
                 // The rules left nothing of these transactions: the sink is past them all the same,
                 // so its position (and the pipeline's safe position) moves on and its lag clears.
                 if let end = unseen.last {
@@ -128,6 +131,7 @@ struct SinkWorker: Sendable {
                 throw failure(error, fresh)
             }
             applied = last.position
+            targetWritten = ContinuousClock.now
             try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: last.position, applied: last.position)
             try await buffer.acknowledge(consumer: sink.name)
             stats.applied(sink: sink.name, read: unseen, written: fresh, duration: ContinuousClock.now - started)
