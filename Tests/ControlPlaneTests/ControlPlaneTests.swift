@@ -20,6 +20,32 @@ import Testing
     }
 }
 
+extension LoginFailuresTests {
+    /// Sixty wrong tokens sent at once: each check counts as a failure while it runs, so ten go
+    /// ahead and the rest are refused before any lookup ends.
+    @Test func checksUnderWayCountAgainstTheLimit() {
+        var failures = LoginFailures(limit: 10, window: 60)
+        let admitted = (0..<60).filter { _ in failures.begin("10.0.0.1", now: 1) == nil }.count
+        #expect(admitted == 10)
+        for _ in 0..<10 { failures.finished("10.0.0.1", succeeded: false, now: 2) }
+        #expect(failures.blockedFor("10.0.0.1", now: 3) == 59)
+        // Good tokens free their slot.
+        var good = LoginFailures(limit: 2, window: 60)
+        #expect(good.begin("a", now: 0) == nil && good.begin("a", now: 0) == nil && good.begin("a", now: 0) != nil)
+        good.finished("a", succeeded: true, now: 0)
+        #expect(good.begin("a", now: 0) == nil)
+    }
+
+    @Test func crossSiteOriginsAreTold() {
+        #expect(WebPages.sameAuthority(host: "127.0.0.1", port: 8080, scheme: "http", "127.0.0.1:8080"))
+        #expect(WebPages.sameAuthority(host: "ferry.example", port: nil, scheme: "https", "ferry.example"))
+        #expect(WebPages.sameAuthority(host: "ferry.example", port: nil, scheme: "https", "FERRY.example:443"))
+        #expect(!WebPages.sameAuthority(host: "evil.example", port: 8080, scheme: "http", "127.0.0.1:8080"))
+        #expect(!WebPages.sameAuthority(host: "127.0.0.1", port: 8081, scheme: "http", "127.0.0.1:8080"))
+        #expect(WebPages.sameAuthority(host: "[::1]", port: 8080, scheme: "http", "[::1]:8080"))
+    }
+}
+
 @Suite struct TokenTests {
     @Test func rolesIncludeTheOnesBefore() {
         #expect(Role.viewer < Role.operator && Role.operator < Role.admin)

@@ -89,15 +89,19 @@ struct Authentication: RouterMiddleware {
 
     /// The token `presented` stands for; a wrong one counts against the address.
     func check(_ presented: String, from address: String) async throws -> APIToken {
-        let now = Date().timeIntervalSince1970
-        if let wait = throttle.blockedFor(address, now: now) {
-            let seconds = Int(wait.rounded(.up))
+        if let wait = throttle.begin(address, now: Date().timeIntervalSince1970) {
+            let seconds = max(1, Int(wait.rounded(.up)))
             throw ControlError(.tooManyRequests, "too many failed logins from \(address); try again in \(seconds) s", retryAfter: seconds)
         }
-        guard let token = try await backend.token(hash: APIToken.hash(presented)) else {
-            throttle.failed(address, now: now)
-            throw ControlError(.unauthorized, "unknown or revoked API token")
+        let token: APIToken?
+        do {
+            token = try await backend.token(hash: APIToken.hash(presented))
+        } catch {
+            throttle.finished(address, succeeded: true, now: Date().timeIntervalSince1970)
+            throw error
         }
+        throttle.finished(address, succeeded: token != nil, now: Date().timeIntervalSince1970)
+        guard let token else { throw ControlError(.unauthorized, "unknown or revoked API token") }
         return token
     }
 }

@@ -28,8 +28,12 @@ struct WebPages {
         router.get("assets/ferry.js") { _, _ in Self.asset(Assets.script, type: "text/javascript; charset=utf-8") }
         router.get("assets/ferry.css") { _, _ in Self.asset(Assets.style, type: "text/css; charset=utf-8") }
         router.get("login") { _, _ in page("Sign in", "login", [:], token: nil) }
-        router.post("login") { request, context in try await login(request, context) }
-        router.post("logout") { _, _ in
+        router.post("login") { request, context in
+            try Self.refuseCrossSite(request)
+            return try await login(request, context)
+        }
+        router.post("logout") { request, _ in
+            try Self.refuseCrossSite(request)
             var response = Response.redirect(to: "/login", type: .found)
             response.setCookie(Cookie(name: Authentication.cookieName, value: "", maxAge: 0, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict))
             return response
@@ -67,6 +71,37 @@ struct WebPages {
         .contentSecurityPolicy: "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
         HTTPField.Name("X-Content-Type-Options")!: "nosniff", HTTPField.Name("Referrer-Policy")!: "no-referrer",
     ]
+
+    /// Signing in and out changes which session a browser has, so a form on another site must
+    /// not do it (login CSRF would put the attacker's token in the operator's browser). Browsers
+    /// say where a form came from: `Sec-Fetch-Site`, else `Origin`; a request that says neither
+    /// (curl) is not a browser's cross-site form.
+    static func refuseCrossSite(_ request: Request) throws {
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!] {
+            guard site == "same-origin" || site == "none" else {
+                throw ControlError(.forbidden, "signing in or out from another site is refused (Sec-Fetch-Site: \(site)); use ferry's own sign-in page")
+            }
+            return
+        }
+        guard let origin = request.headers[.origin] else { return }
+        let authority = request.head.authority ?? request.headers[HTTPField.Name("Host")!] ?? ""
+        guard let url = URL(string: origin), let host = url.host, Self.sameAuthority(host: host, port: url.port, scheme: url.scheme, authority) else {
+            throw ControlError(.forbidden, "signing in or out from another site is refused (Origin: \(origin)); use ferry's own sign-in page")
+        }
+    }
+
+    /// Whether an origin's host and port name the server at `authority` (`host[:port]`, the port
+    /// left out when it is the scheme's default).
+    static func sameAuthority(host: String, port: Int?, scheme: String?, _ authority: String) -> Bool {
+        let defaultPort = scheme == "https" ? 443 : 80
+        var authorityHost = authority, authorityPort = defaultPort
+        if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]"), let number = Int(authority[authority.index(after: colon)...]) {
+            authorityHost = String(authority[..<colon])
+            authorityPort = number
+        }
+        let bare = authorityHost.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        return bare == host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased() && authorityPort == (port ?? defaultPort)
+    }
 
     static func asset(_ text: String, type: String) -> Response {
         Response(status: .ok, headers: [.contentType: type, .cacheControl: "max-age=300"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
