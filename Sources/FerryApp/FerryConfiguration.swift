@@ -95,16 +95,19 @@ public struct FerryConfiguration: Sendable {
     public var server: Server? = Server(settings: ControlServerSettings(), explicit: false)
 
     /// Reads and validates a configuration file.
-    /// - Parameter environment: for `${NAME}` interpolation.
-    public static func load(path: String, environment: [String: String]) throws -> FerryConfiguration {
+    /// - Parameters:
+    ///   - environment: for `${NAME}` interpolation.
+    ///   - allowUnsetVariables: an unset `${NAME}` reads as empty instead of being an error — for
+    ///     commands that contact nothing whose secret they lack (`ferry status`).
+    public static func load(path: String, environment: [String: String], allowUnsetVariables: Bool = false) throws -> FerryConfiguration {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw FerryError(code: .configUnreadable, message: "cannot read configuration file \(path)",
                              fix: "check the path given with -c")
         }
-        return try parse(text, file: path, environment: environment)
+        return try parse(text, file: path, environment: environment, allowUnsetVariables: allowUnsetVariables)
     }
 
-    public static func parse(_ text: String, file: String, environment: [String: String]) throws -> FerryConfiguration {
+    public static func parse(_ text: String, file: String, environment: [String: String], allowUnsetVariables: Bool = false) throws -> FerryConfiguration {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
@@ -115,7 +118,7 @@ public struct FerryConfiguration: Sendable {
             throw FerryError(code: .configYAML, message: "\(file) is not valid YAML: \(error)", context: [("file", file)],
                              fix: "fix the YAML syntax at the line shown")
         }
-        var reader = ConfigReader(file: file, environment: environment)
+        var reader = ConfigReader(file: file, environment: environment, allowUnsetVariables: allowUnsetVariables)
         return try reader.configuration(root)
     }
 }
@@ -124,6 +127,7 @@ public struct FerryConfiguration: Sendable {
 struct ConfigReader {
     let file: String
     let environment: [String: String]
+    var allowUnsetVariables = false
 
     func error(_ node: Node?, _ path: String, _ message: String, fix: String? = nil) -> FerryError {
         let line = node?.mark.map { "\(file):\($0.line)" } ?? file
@@ -184,7 +188,7 @@ struct ConfigReader {
                 throw error(node, path, "unterminated ${ in '\(text)'")
             }
             let name = String(rest[start.upperBound..<end])
-            guard let value = environment[name] else {
+            guard let value = environment[name] ?? (allowUnsetVariables ? "" : nil) else {
                 throw error(node, path, "environment variable \(name) is not set", fix: "export \(name)=… before starting ferry")
             }
             result += value

@@ -55,7 +55,8 @@ public enum Status {
         var reports: [PipelineReport] = []
         for pipeline in configuration.pipelines {
             let checkpoint = try await store?.checkpoint(pipeline: pipeline.name)
-            let log = try await store?.auditLog(pipeline: pipeline.name, limit: 20) ?? []
+            // Enough entries to reach the last start or stop past any number of snapshots, rewinds and recoveries.
+            let log = try await store?.auditLog(pipeline: pipeline.name, limit: 1000) ?? []
             let progress = try await store?.progress(pipeline: pipeline.name)
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             let fresh = progress.map { now - $0.updatedMillis <= staleAfterMillis } ?? false
@@ -63,7 +64,7 @@ public enum Status {
             // A pause (through the API) is a requested stop: "pause" right before "stop".
             let lifecycle = log.filter { ["start", "stop", "error", "pause"].contains($0.action) }.prefix(2).map(\.action)
             switch lifecycle.first {
-            case nil: state = "never run"
+            case nil: state = fresh ? "running" : "never run"
             case "start": state = fresh ? "running" : "not running (killed or crashed; last seen \(progress.map { "\((now - $0.updatedMillis) / 1000) s ago" } ?? "never"))"
             case "stop": state = lifecycle.dropFirst().first == "pause" ? "paused" : "stopped"
             case "pause": state = "pausing"

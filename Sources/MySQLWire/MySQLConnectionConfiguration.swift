@@ -34,7 +34,7 @@ public struct MySQLConnectionConfiguration: Sendable {
     public init(url: String, password fallbackPassword: String? = nil) throws {
         let scheme = ["mysql://", "mariadb://"].first { url.hasPrefix($0) }
         guard let scheme else {
-            throw MySQLWireError.invalidConfiguration("source URL must start with mysql:// (got \(Secrets.redactedURL(url)))")
+            throw MySQLWireError.invalidConfiguration("a MySQL URL must start with mysql:// (got \(Secrets.redactedURL(url)))")
         }
         var rest = Substring(url.dropFirst(scheme.count))
         var query: Substring = ""
@@ -49,7 +49,7 @@ public struct MySQLConnectionConfiguration: Sendable {
             rest = rest[..<slash]
         }
         guard let at = rest.lastIndex(of: "@") else {
-            throw MySQLWireError.invalidConfiguration("source URL needs a user: mysql://USER[:PASSWORD]@HOST:PORT (got \(Secrets.redactedURL(url)))")
+            throw MySQLWireError.invalidConfiguration("a MySQL URL needs a user: mysql://USER[:PASSWORD]@HOST:PORT (got \(Secrets.redactedURL(url)))")
         }
         let userInfo = rest[..<at]
         let hostPort = rest[rest.index(after: at)...]
@@ -66,19 +66,19 @@ public struct MySQLConnectionConfiguration: Sendable {
             let after = hostPort[hostPort.index(after: close)...]
             if after.hasPrefix(":") {
                 guard let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else {
-                    throw MySQLWireError.invalidConfiguration("invalid port in source URL \(Secrets.redactedURL(url))")
+                    throw MySQLWireError.invalidConfiguration("invalid port in MySQL URL \(Secrets.redactedURL(url))")
                 }
                 port = parsed
             }
         } else if let colon = hostPort.lastIndex(of: ":") {
             host = String(hostPort[..<colon])
             guard let parsed = Int(hostPort[hostPort.index(after: colon)...]), (1...65535).contains(parsed) else {
-                throw MySQLWireError.invalidConfiguration("invalid port in source URL \(Secrets.redactedURL(url))")
+                throw MySQLWireError.invalidConfiguration("invalid port in MySQL URL \(Secrets.redactedURL(url))")
             }
             port = parsed
         }
         guard !host.isEmpty, !username.isEmpty else {
-            throw MySQLWireError.invalidConfiguration("source URL needs a user and a host: mysql://USER@HOST:PORT (got \(Secrets.redactedURL(url)))")
+            throw MySQLWireError.invalidConfiguration("a MySQL URL needs a user and a host: mysql://USER@HOST:PORT (got \(Secrets.redactedURL(url)))")
         }
         var tls = TLSMode.prefer
         var caFile: String? = nil
@@ -94,7 +94,7 @@ public struct MySQLConnectionConfiguration: Sendable {
             case "ssl-ca", "sslrootcert":
                 caFile = value.removingPercentEncodingLossy
             default:
-                throw MySQLWireError.invalidConfiguration("unknown source URL option '\(key)' (known: tls, ssl-ca)")
+                throw MySQLWireError.invalidConfiguration("unknown MySQL URL option '\(key)' (known: tls, ssl-ca)")
             }
         }
         self.init(host: host, port: port, username: username, password: password, database: database, tls: tls, tlsCAFile: caFile)

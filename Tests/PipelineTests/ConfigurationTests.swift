@@ -187,6 +187,13 @@ extension ConfigurationTests {
         }
     }
 
+    /// `ferry status` reads a configuration whose secrets' variables are not set: it contacts no sink.
+    @Test func unsetVariablesAreAllowedOnlyWhenAsked() throws {
+        #expect(throws: FerryError.self) { try FerryConfiguration.parse(Self.valid, file: "ferry.yml", environment: [:]) }
+        let lenient = try FerryConfiguration.parse(Self.valid, file: "ferry.yml", environment: [:], allowUnsetVariables: true)
+        #expect(lenient.pipelines.count == 1)
+    }
+
     /// The web port's connection cap and timeouts, and the share of descriptors it may take.
     @Test func webConnectionLimits() throws {
         let defaults = try parse(Self.valid)
