@@ -60,7 +60,7 @@ final class RunControl: ControlBackend, Service {
                 return PipelineView.SinkView(
                     name: name, appliedPosition: (figures?.appliedPosition ?? checkpoint?.sinks[name]?.applied)?.description,
                     lagBytes: figures?.lagBytes, lagEvents: figures?.lagEvents,
-                    lagSeconds: progress.flatMap { progress in figures.flatMap { Status.lagSeconds($0, of: progress, at: running ? now : progress.updatedMillis) } },
+                    lagSeconds: progress.flatMap { progress in figures.flatMap { Status.lagSeconds($0, of: progress, at: now) } },
                     eventsPerSecond: running ? figures?.eventsPerSecond ?? 0 : 0)
             }
             let rate = sinks.compactMap(\.eventsPerSecond).max() ?? 0

@@ -94,7 +94,7 @@ public enum Status {
                                         lagBytes: applied?.binlog.flatMap { lag(from: $0.coordinates, to: current, logs: logSizes) })
                 if let progress, let figures = progress.sinks.first(where: { $0.name == name }) {
                     report.lagEvents = figures.lagEvents
-                    report.lagSeconds = lagSeconds(figures, of: progress, at: fresh ? now : progress.updatedMillis)
+                    report.lagSeconds = lagSeconds(figures, of: progress, at: now)
                     report.eventsPerSecond = fresh ? figures.eventsPerSecond : 0
                 }
                 return report
@@ -108,11 +108,16 @@ public enum Status {
         return reports
     }
 
+    /// Binlog bytes past a sink's position that are no change: a rotation's new-file preamble
+    /// (format description, GTID list, checkpoint) and the old file's rotate event.
+    static let lagBytesNoise: UInt64 = 4096
+
     /// How far behind a sink is at `reference` (ms since the epoch): 0 once it has applied all
-    /// that was read, else the age of the last change it applied (or of the last read, when it
-    /// has applied nothing in this run).
+    /// that was read and the source's log holds nothing more for it, else the age of the last
+    /// change it applied (or of the last read, when it has applied nothing in this run) — also
+    /// while the pipeline is paused or stopped with the source's log ahead of it.
     static func lagSeconds(_ figures: PipelineProgress.SinkProgress, of progress: PipelineProgress, at reference: Int64) -> Double? {
-        if figures.lagEvents == 0 { return 0 }
+        if figures.lagEvents == 0, (figures.lagBytes ?? 0) <= lagBytesNoise { return 0 }
         return (figures.appliedCommitMillis ?? progress.readCommitMillis).map { Double(max(0, reference - $0)) / 1000 }
     }
 

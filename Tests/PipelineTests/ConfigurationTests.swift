@@ -187,6 +187,20 @@ extension ConfigurationTests {
         }
     }
 
+    /// Lag in seconds counts while the source's log is ahead of a sink even when nothing was read
+    /// (a paused pipeline), and stays 0 for the few bytes a binlog rotation adds.
+    @Test func lagSecondsFollowTheLogNotOnlyWhatWasRead() {
+        func figures(events: UInt64, bytes: UInt64?) -> PipelineProgress.SinkProgress {
+            PipelineProgress.SinkProgress(name: "s", eventsApplied: 10, appliedCommitMillis: 100_000, eventsPerSecond: 0, lagEvents: events, lagBytes: bytes)
+        }
+        let progress = PipelineProgress(pipeline: "p", buffer: "memory", bufferBytes: 0, eventsRead: 10, readPosition: nil, readCommitMillis: 100_000,
+                                        sinks: [], updatedMillis: 101_000)
+        #expect(Status.lagSeconds(figures(events: 0, bytes: 0), of: progress, at: 107_500) == 0)
+        #expect(Status.lagSeconds(figures(events: 0, bytes: 400), of: progress, at: 107_500) == 0, "a rotation's preamble is no lag")
+        #expect(Status.lagSeconds(figures(events: 0, bytes: 28_917), of: progress, at: 107_500) == 7.5, "paused with the log ahead")
+        #expect(Status.lagSeconds(figures(events: 3, bytes: nil), of: progress, at: 107_500) == 7.5)
+    }
+
     /// `ferry status` reads a configuration whose secrets' variables are not set: it contacts no sink.
     @Test func unsetVariablesAreAllowedOnlyWhenAsked() throws {
         #expect(throws: FerryError.self) { try FerryConfiguration.parse(Self.valid, file: "ferry.yml", environment: [:]) }
