@@ -92,7 +92,7 @@ struct TailCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Skip tables matching this glob; repeatable.")
     var exclude: [String] = []
 
-    @Option(name: .long, help: "Output format: debezium, compact, or none (decode and count only, for benchmarks).")
+    @Option(name: .long, help: "Output format: debezium, debezium-schema (with Kafka Connect's schema block), compact, or none (decode and count only, for benchmarks).")
     var format: String = "debezium"
 
     @Flag(name: .long, help: "Also print DDL statements as {\"op\":\"ddl\",…} lines.")
@@ -111,7 +111,7 @@ struct TailCommand: AsyncParsableCommand {
         try await reportingErrors {
             let countOnly = format == "none"
             guard let writerFormat = countOnly ? EventJSONWriter.Format.compact : EventJSONWriter.Format(rawValue: format) else {
-                throw FerryError(code: .cliInvalidOption, message: "--format \(format) is not debezium, compact or none")
+                throw FerryError(code: .cliInvalidOption, message: "--format \(format) is not debezium, debezium-schema, compact or none")
             }
             if let to, to.lowercased() != "current" {
                 throw FerryError(code: .cliInvalidOption, message: "--to \(to) is not supported", fix: "use --to current")

@@ -1,4 +1,4 @@
-import FerryCore
+@testable import FerryCore
 import Testing
 
 @Suite struct ValueJSONTests {
@@ -103,5 +103,23 @@ import Testing
         {"op":"c","table":"shop.orders","position":"mariadb-bin.000002:1234","gtid_pos":"0-1-42","row":3,"ts_ms":1700000000000,"before":null,"after":{"id":7,"note":"x"}}
 
         """)
+    }
+
+    /// Kafka Connect's JSON with schemas: the payload is the Debezium envelope unchanged, the schema
+    /// describes each column as ferry prints it.
+    @Test func debeziumWithSchema() throws {
+        var plain: [UInt8] = [], framed: [UInt8] = []
+        let change = event(.update, before: [.int(1), .null], after: [.int(1), .string("x")])
+        EventJSONWriter(format: .debezium).write(change, processedAtMillis: 5, into: &plain)
+        EventJSONWriter(format: .debeziumSchema).write(change, processedAtMillis: 5, into: &framed)
+        let text = String(decoding: framed, as: UTF8.self)
+        #expect(text.hasPrefix("{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"struct\",\"fields\":[{\"type\":\"int32\",\"optional\":false,\"field\":\"id\"},{\"type\":\"string\",\"optional\":true,\"field\":\"note\"}],\"optional\":true,\"name\":\"db1.shop.orders.Value\",\"field\":\"before\"}"))
+        #expect(text.contains("\"name\":\"io.debezium.connector.mysql.Source\",\"field\":\"source\"}"))
+        #expect(text.contains("],\"optional\":false,\"name\":\"db1.shop.orders.Envelope\"},\"payload\":"))
+        #expect(text.hasSuffix(",\"payload\":" + String(decoding: plain.dropLast(), as: UTF8.self) + "}\n"))
+        #expect(DebeziumSchema.connectType("decimal(10,2)").type == "string" && DebeziumSchema.connectType("bigint unsigned").type == "int64"
+                && DebeziumSchema.connectType("tinyint unsigned").type == "int16" && DebeziumSchema.connectType("varbinary(20)").type == "bytes"
+                && DebeziumSchema.connectType("timestamp(6)") == ("string", "io.debezium.time.ZonedTimestamp"))
+        #expect(DebeziumSchema.members("enum('a','it''s','c')") == "a,it's,c")
     }
 }

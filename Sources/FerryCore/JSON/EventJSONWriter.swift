@@ -8,6 +8,9 @@ public struct EventJSONWriter: Sendable {
         case debezium
         /// `{"op","table","position","ts_ms","before","after"}`
         case compact
+        /// `{"schema":{…},"payload":{<debezium>}}`: Kafka Connect's JSON with schemas, for consumers
+        /// that read column types from the message (`DebeziumSchema`).
+        case debeziumSchema = "debezium-schema"
     }
 
     public var format: Format
@@ -44,20 +47,34 @@ public struct EventJSONWriter: Sendable {
         /// `,"ts_ms":…,"db":…,"table":…}` for `schema`.
         var suffix: [UInt8] = []
         var suffixTable: TableName?
+        /// The `schema` half per table schema, for `debezium-schema`.
+        var envelopes: [ObjectIdentifier: [UInt8]] = [:]
     }
 
     private func write(_ event: ChangeEvent, processedAtMillis: Int64, cache: inout SourceBlockCache,
                        leadingFields: ((ChangeEvent, inout [UInt8]) -> Void)? = nil, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         leadingFields?(event, &out)
+        if format == .debeziumSchema {
+            JSONBuffer.appendASCII("\"schema\":", to: &out)
+            if let schema = event.schema, event.operation != .ddl {
+                let key = ObjectIdentifier(schema)
+                if cache.envelopes[key] == nil { cache.envelopes[key] = DebeziumSchema.envelope(schema, sourceName: event.source.name) }
+                out.append(contentsOf: cache.envelopes[key]!)
+            } else {
+                JSONBuffer.appendASCII("null", to: &out)
+            }
+            JSONBuffer.appendASCII(",\"payload\":{", to: &out)
+        }
         if event.operation == .ddl {
             writeDDL(event, into: &out)
         } else {
             switch format {
-            case .debezium: writeDebezium(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
+            case .debezium, .debeziumSchema: writeDebezium(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
             case .compact: writeCompact(event, into: &out)
             }
         }
+        if format == .debeziumSchema { out.append(UInt8(ascii: "}")) }
         out.append(UInt8(ascii: "\n"))
     }
 
