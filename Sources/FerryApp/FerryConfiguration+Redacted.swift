@@ -20,8 +20,9 @@ extension FerryConfiguration {
             var out: [String: Any] = ["lanes": sink.lanes]
             switch sink.kind {
             case .sqlite(let path): out["type"] = "sqlite"; out["path"] = path
-            case .jsonl(let directory, let bytes, let age):
+            case .jsonl(let directory, let bytes, let age, let format):
                 out["type"] = "jsonl"; out["directory"] = directory; out["max_file_bytes"] = bytes; out["max_file_age_seconds"] = age
+                out["format"] = format.rawValue
             case .mysql(let url, let password):
                 out["type"] = "mysql"; out["url"] = Secrets.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }

@@ -28,7 +28,7 @@ public struct FerryConfiguration: Sendable {
         case sqlite(path: String)
         case mysql(url: String, password: String?)
         case postgres(url: String, password: String?)
-        case jsonl(directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double)
+        case jsonl(directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double, format: EventJSONWriter.Format)
         case redis(url: String, password: String?, rules: [RedisSink.TableRule])
         case nats(url: String, password: String?, stream: String, subject: String, streamSubjects: [String]?, duplicateWindowSeconds: Int)
         case webhook(url: String, secret: String?, headers: [(String, String)], timeoutSeconds: Int, maximumEvents: Int, allowPrivate: Bool)
@@ -312,7 +312,7 @@ struct ConfigReader {
         let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url",
                                                                   "password", "schema_changes", "lanes", "tables", "stream", "subject",
                                                                   "stream_subjects", "duplicate_window_seconds", "secret", "headers",
-                                                                  "timeout_seconds", "max_events", "allow_private", "index"])
+                                                                  "timeout_seconds", "max_events", "allow_private", "index", "format"])
         guard let typeField = fields.first(where: { $0.key == "type" }) else {
             throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
         }
@@ -383,7 +383,15 @@ struct ConfigReader {
                 ?? (dataDirectory as NSString).appendingPathComponent("jsonl")
             let bytes = try value("max_file_bytes").map { try integer($0, "sinks.\(name).max_file_bytes") } ?? (128 << 20)
             let age = try value("max_file_age_seconds").map { Double(try integer($0, "sinks.\(name).max_file_age_seconds")) } ?? 3600
-            return FerryConfiguration.Sink(name: name, kind: .jsonl(directory: directory, maximumFileBytes: bytes, maximumFileAgeSeconds: age))
+            var format = EventJSONWriter.Format.debezium
+            if let formatNode = value("format") {
+                let text = try string(formatNode, "sinks.\(name).format")
+                guard let chosen = EventJSONWriter.Format(rawValue: text), chosen != .compact else {
+                    throw error(formatNode, "sinks.\(name).format", "unknown format '\(text)'", fix: "use debezium (default) or debezium-schema")
+                }
+                format = chosen
+            }
+            return FerryConfiguration.Sink(name: name, kind: .jsonl(directory: directory, maximumFileBytes: bytes, maximumFileAgeSeconds: age, format: format))
         case "mysql", "mariadb":
             guard let urlNode = value("url") else {
                 throw error(node, "sinks.\(name).url", "missing url", fix: "url: mysql://USER@HOST:PORT/DATABASE")

@@ -167,9 +167,9 @@ public enum Run {
         case .redis(let url, let password, let rules):
             let settings = try RedisSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password, rules: rules)
             return { RedisSink(configuration: settings, logger: logger) }
-        case .jsonl(let directory, let bytes, let age):
+        case .jsonl(let directory, let bytes, let age, let format):
             let settings = JSONLinesSink.Configuration(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),
-                                                       maximumFileBytes: bytes, maximumFileAgeSeconds: age)
+                                                       maximumFileBytes: bytes, maximumFileAgeSeconds: age, format: format)
             return { JSONLinesSink(configuration: settings) }
         }
     }

@@ -39,8 +39,12 @@ import Testing
         #expect(pipeline.sinks == ["local", "files"] && pipeline.include == ["shop.*"])
         #expect(pipeline.bufferBytes == 16 << 20 && pipeline.targetTable == "{db}_{table}")
         #expect(pipeline.serverID >= 100_000_000)
-        guard case .jsonl(_, let bytes, _) = configuration.sinks["files"]?.kind else { Issue.record("files is not jsonl"); return }
-        #expect(bytes == 8 << 20)
+        guard case .jsonl(_, let bytes, _, let format) = configuration.sinks["files"]?.kind else { Issue.record("files is not jsonl"); return }
+        #expect(bytes == 8 << 20 && format == .debezium)
+        let framed = try parse(Self.valid.replacingOccurrences(of: "type: jsonl", with: "type: jsonl, format: debezium-schema"))
+        guard case .jsonl(_, _, _, let chosen) = framed.sinks["files"]?.kind else { Issue.record("files is not jsonl"); return }
+        #expect(chosen == .debeziumSchema)
+        #expect(throws: FerryError.self) { try parse(Self.valid.replacingOccurrences(of: "type: jsonl", with: "type: jsonl, format: avro")) }
     }
 
     @Test func unknownKeyNamesFileLineAndSuggestion() {

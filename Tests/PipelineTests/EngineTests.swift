@@ -88,9 +88,9 @@ func temporaryDirectory() -> String {
         #expect(rows == [["3", "c", "3.00"]])
     }
 
-    @Test func jsonLinesSinkCutsATornTransaction() async throws {
+    @Test(arguments: [EventJSONWriter.Format.debezium, .debeziumSchema]) func jsonLinesSinkCutsATornTransaction(format: EventJSONWriter.Format) async throws {
         let directory = temporaryDirectory()
-        let sink = JSONLinesSink(configuration: .init(name: "files", directory: directory))
+        let sink = JSONLinesSink(configuration: .init(name: "files", directory: directory, format: format))
         #expect(try await sink.open() == nil)
         try await sink.apply([transaction(100, [(.create, nil, [.int(1), .string("a"), .null])]),
                               transaction(200, [(.create, nil, [.int(2), .string("b"), .null]), (.create, nil, [.int(3), .string("c"), .null])])])
@@ -102,10 +102,12 @@ func temporaryDirectory() -> String {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         text = lines[0] + "\n" + lines[1] + "\n" + lines[2].prefix(20)
         try text.write(toFile: path, atomically: true, encoding: .utf8)
-        let reopened = JSONLinesSink(configuration: .init(name: "files", directory: directory))
+        let reopened = JSONLinesSink(configuration: .init(name: "files", directory: directory, format: format))
         #expect(try await reopened.open() == position(100))
         try await reopened.close()
-        #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == 1)
+        let kept = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(kept.split(separator: "\n").count == 1)
+        #expect(kept.contains("\"payload\":{") == (format == .debeziumSchema))
     }
 
     /// Transactions as rules shape them — a change split in two (both parts carry the source

@@ -26,18 +26,22 @@ public actor JSONLinesSink: DeadLetterSink {
         public var maximumFileBytes: Int
         /// Rotate when the current file is older than this many seconds. Default 3600.
         public var maximumFileAgeSeconds: Double
+        /// `debezium` (default) or `debezium-schema` (with Kafka Connect's schema block).
+        public var format: EventJSONWriter.Format
 
-        public init(name: String, directory: String, maximumFileBytes: Int = 128 << 20, maximumFileAgeSeconds: Double = 3600) {
+        public init(name: String, directory: String, maximumFileBytes: Int = 128 << 20, maximumFileAgeSeconds: Double = 3600,
+                    format: EventJSONWriter.Format = .debezium) {
             self.name = name
             self.directory = directory
             self.maximumFileBytes = maximumFileBytes
             self.maximumFileAgeSeconds = maximumFileAgeSeconds
+            self.format = format
         }
     }
 
     public nonisolated let name: String
     let configuration: Configuration
-    private let writer = EventJSONWriter(format: .debezium)
+    private let writer: EventJSONWriter
     private var descriptor: Int32 = -1
     private var fileBytes = 0
     private var fileOpenedAt = Date()
@@ -47,6 +51,7 @@ public actor JSONLinesSink: DeadLetterSink {
     public init(configuration: Configuration) {
         self.name = configuration.name
         self.configuration = configuration
+        self.writer = EventJSONWriter(format: configuration.format)
     }
 
     var currentPath: String { (configuration.directory as NSString).appendingPathComponent("\(configuration.name).jsonl") }
@@ -240,7 +245,7 @@ public actor JSONLinesSink: DeadLetterSink {
     /// reshaped the transaction).
     static func parse(_ line: Data) -> (position: SourcePosition, index: Int, events: Int)? {
         guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
-              let source = object["source"] as? [String: Any], let file = source["file"] as? String,
+              let source = ((object["payload"] as? [String: Any]) ?? object)["source"] as? [String: Any], let file = source["file"] as? String,
               let offset = (source["pos"] as? NSNumber)?.uint64Value, let row = (source["row"] as? NSNumber)?.intValue,
               let events = (object["txn_events"] as? NSNumber)?.intValue
         else { return nil }
