@@ -355,13 +355,17 @@ public enum Verify {
                             logger: Logger) async throws -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while true {
+            var running = false
             if FileManager.default.fileExists(atPath: configuration.statePath) {
                 let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true)
                 let applied = try? await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied
+                let progress = try? await store.progress(pipeline: pipeline)
                 try await store.close()
                 if let applied = applied?.binlog, applied.coordinates >= position { return true }
+                // A running pipeline saves its figures every second; one that does not will not catch up.
+                running = progress.map { WallClock.millisecondsSinceEpoch() - $0.updatedMillis <= Status.staleAfterMillis } ?? false
             }
-            if ContinuousClock.now >= deadline { return false }
+            if ContinuousClock.now >= deadline || !running { return false }
             try await Task.sleep(for: .milliseconds(200))
         }
     }
