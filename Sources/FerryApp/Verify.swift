@@ -39,6 +39,9 @@ public enum Verify {
         public var extraKeys: [[Value]] = []
         /// Rows that differed at first but matched once in-flight changes were applied.
         public var settled = 0
+        /// Rows whose source row changed during every look within the settle time (a row updated
+        /// every few milliseconds): in flight throughout, so not compared — neither equal nor different.
+        public var changingKeys: [[Value]] = []
         /// Rows that differed and matched after `--repair` had them read again.
         public var repaired = 0
         /// The table could not be compared (no key to match rows by): neither equal nor not equal.
@@ -170,10 +173,11 @@ public enum Verify {
                 }
                 let recheck = Recheck(sink: entry.sink, sinkName: entry.name, target: target, schema: schema, reader: reader, transform: transform,
                                       source: source, configuration: configuration, pipeline: pipeline.name, options: options, logger: logger)
-                let (differing, extra) = try await recheck.run(candidates[index], extraCandidates: extraCandidates[index], waitForApply: applied)
+                let (differing, extra, changing) = try await recheck.run(candidates[index], extraCandidates: extraCandidates[index], waitForApply: applied)
                 tableReports[index].differingKeys = differing
                 tableReports[index].extraKeys = extra
-                tableReports[index].settled = candidates[index].count + extraCandidates[index].count - differing.count - extra.count
+                tableReports[index].changingKeys = changing
+                tableReports[index].settled = candidates[index].count + extraCandidates[index].count - differing.count - extra.count - changing.count
             }
             for report in tableReports { output(line(report)) }
             if options.repair, tableReports.contains(where: { !$0.matches }), let schema = shapedSchema,
@@ -194,8 +198,8 @@ public enum Verify {
                     let before = tableReports[index].differingKeys.count + tableReports[index].extraKeys.count
                     let recheck = Recheck(sink: entry.sink, sinkName: entry.name, target: target, schema: schema, reader: reader, transform: transform,
                                           source: source, configuration: configuration, pipeline: pipeline.name, options: options, logger: logger)
-                    let (differing, extra) = try await recheck.run(tableReports[index].differingKeys, extraCandidates: tableReports[index].extraKeys,
-                                                                   waitForApply: applied)
+                    let (differing, extra, _) = try await recheck.run(tableReports[index].differingKeys, extraCandidates: tableReports[index].extraKeys,
+                                                                      waitForApply: applied)
                     tableReports[index].differingKeys = differing
                     tableReports[index].extraKeys = extra
                     tableReports[index].repaired = before - differing.count - extra.count
@@ -227,10 +231,11 @@ public enum Verify {
         let options: Options
         let logger: Logger
 
-        func run(_ candidates: [[Value]], extraCandidates: [[Value]], waitForApply: Bool) async throws -> (differing: [[Value]], extra: [[Value]]) {
+        func run(_ candidates: [[Value]], extraCandidates: [[Value]], waitForApply: Bool) async throws
+            -> (differing: [[Value]], extra: [[Value]], changing: [[Value]]) {
             let deadline = ContinuousClock.now + .milliseconds(Int64(options.settleSeconds * 1000))
             var pending = Dictionary((candidates + extraCandidates).map { (ChunkKey($0), $0) }, uniquingKeysWith: { first, _ in first })
-            var differing: [[Value]] = [], extra: [[Value]] = []
+            var differing: [[Value]] = [], extra: [[Value]] = [], changing: [[Value]] = []
             while !pending.isEmpty {
                 let keys = Array(pending.values)
                 let before = try await sourceRows(keys)
@@ -258,14 +263,16 @@ public enum Verify {
                         pending[id] = nil
                         continue
                     }
-                    // Different while the source row stood still: real. Moving: in flight, again.
-                    guard before[id] == after[id] || outOfTime else { continue }
+                    // Different while the source row stood still: real. Moving: in flight, again —
+                    // until the time is up; a row that moved at every look was never comparable.
+                    let stoodStill = before[id] == after[id]
+                    guard stoodStill || outOfTime else { continue }
                     pending[id] = nil
-                    if before[id] == nil { extra.append(key) } else { differing.append(key) }
+                    if !stoodStill, waitForApply { changing.append(key) } else if before[id] == nil { extra.append(key) } else { differing.append(key) }
                 }
                 if !pending.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
             }
-            return (differing, extra)
+            return (differing, extra, changing)
         }
 
         /// The source rows of `keys` by key; keys the source lacks are missing.
@@ -405,9 +412,13 @@ public enum Verify {
         text += "\(report.sourceRows) rows, \(report.differingKeys.count) differing, \(report.extraKeys.count) extra"
         if report.settled > 0 { text += " (\(report.settled) in flight, matched on re-check)" }
         if report.repaired > 0 { text += " (\(report.repaired) repaired, matched after the repair)" }
+        if !report.changingKeys.isEmpty { text += " (\(report.changingKeys.count) changing at every look, not compared)" }
         text += report.matches ? " — equal" : " — NOT EQUAL"
         let sample = (report.differingKeys.map { "differs \(describe($0))" } + report.extraKeys.map { "extra \(describe($0))" }).prefix(5)
         if !sample.isEmpty { text += "\n    " + sample.joined(separator: "\n    ") }
+        for key in report.changingKeys.prefix(5) {
+            text += "\n    changing \(describe(key)): its source row changed during every look for --settle-seconds; not compared"
+        }
         if let note = report.note { text += "\n    note: \(note)" }
         return text
     }
