@@ -306,6 +306,8 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
             fix = "check the user and password of the sink's url (or its password setting) and pg_hba.conf"
         case .tls?:
             fix = "check the sink's sslmode (disable, prefer, require, verify-ca, verify-full) and sslrootcert against the server's TLS setup"
+        case .protocolViolation?:
+            fix = "check that the sink's url names a PostgreSQL server: what answered there does not speak PostgreSQL's protocol (a proxy, another service, or a port mix-up)"
         default: break
         }
         return FerryError(code: isTransient ? .sinkPostgresUnavailable : .sinkPostgresRejected,
