@@ -10,8 +10,14 @@ import FerryCore
 /// cannot read gives `.unrecognized` naming the clause, never a crash.
 public enum DDLParser {
     public static func parse(_ statement: String, defaultDatabase: String) -> [SchemaChange] {
+        analyze(statement, defaultDatabase: defaultDatabase).changes
+    }
+
+    /// One reading of a statement: its changes and the tables whose rows it rewrote.
+    public static func analyze(_ statement: String, defaultDatabase: String) -> (changes: [SchemaChange], rewritten: [TableName]) {
         var parser = Parser(tokens: Tokenizer.tokens(statement), database: defaultDatabase)
-        return parser.statement()
+        let changes = parser.statement()
+        return (changes, parser.rewritten)
     }
 
     /// The tables whose existing rows the statement gives values no change in the binlog
@@ -20,9 +26,7 @@ public enum DDLParser {
     /// truncating under a lax `sql_mode`); `CONVERT TO CHARACTER SET`. Targets can reproduce
     /// none of that exactly, so their rows are read again from the source.
     public static func rewrittenTables(_ statement: String, defaultDatabase: String) -> [TableName] {
-        var parser = Parser(tokens: Tokenizer.tokens(statement), database: defaultDatabase)
-        _ = parser.statement()
-        return parser.rewritten
+        analyze(statement, defaultDatabase: defaultDatabase).rewritten
     }
 }
 

@@ -180,9 +180,10 @@ struct StreamSession {
             try await deliverReadyChunks(deliver)
         case .schemaChange(var transaction, let database, let statement):
             fallbackMetadata = fallbackMetadata.filter { $0.key.database != database }
+            let (changes, rewritten) = DDLParser.analyze(statement, defaultDatabase: database)
             if let windows = snapshot?.windows {
                 _ = windows.absorb(&transaction, sourceName: configuration.name)
-                windows.schemaChanged(DDLParser.parse(statement, defaultDatabase: database).flatMap { change -> [TableName] in
+                windows.schemaChanged(changes.flatMap { change -> [TableName] in
                     if case .renameTable(let from, let to) = change { return [from, to] }
                     return [change.table]
                 })
@@ -190,7 +191,7 @@ struct StreamSession {
             if configuration.includeDDL {
                 // Only changes to replicated tables travel; a rename counts when either name is.
                 let filter = configuration.filter
-                transaction.events[0].schemaChanges = DDLParser.parse(statement, defaultDatabase: database).filter { change in
+                transaction.events[0].schemaChanges = changes.filter { change in
                     if case .renameTable(let from, let to) = change { return filter.includes(from) || filter.includes(to) }
                     return filter.includes(change.table)
                 }
@@ -201,7 +202,7 @@ struct StreamSession {
             // Requested before the statement is delivered, so no position past it is saved
             // without the request.
             if let reread = snapshot?.reread {
-                let tables = DDLParser.rewrittenTables(statement, defaultDatabase: database).filter(configuration.filter.includes)
+                let tables = rewritten.filter(configuration.filter.includes)
                 if !tables.isEmpty { try await reread(tables) }
             }
             try await deliver(transaction)

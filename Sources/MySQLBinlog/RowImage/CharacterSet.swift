@@ -114,12 +114,12 @@ public enum CharacterSet: Sendable, Equatable {
     /// an iconv-converted set cannot read.
     public func decode(_ bytes: UnsafeRawBufferPointer) -> String? {
         switch self {
-        case .converted(_, let name, _):
+        case .converted(let server, let name, _):
             if !bytes.contains(where: { $0 >= 0x80 }) {
                 return String(decoding: bytes, as: UTF8.self)
             }
             let text = Self.iconvDecode(bytes, from: name)
-            return self == .converted(server: "sjis", iconv: "CP932", maximumBytes: 2) ? text.map(Self.jisReading) : text
+            return server == "sjis" ? text.map(Self.jisReading) : text
         case .utf8, .ascii:
             return String(decoding: bytes, as: UTF8.self)
         case .latin1:
