@@ -353,9 +353,9 @@ struct ConfigReader {
         }
         func kinds(_ node: Node, _ path: String) throws -> Set<SchemaChange.Kind> {
             Set(try strings(node, path).map { text in
-                guard let kind = SchemaChange.Kind(rawValue: text), kind != .unrecognized else {
+                guard let kind = SchemaChange.Kind(rawValue: text), SchemaChange.Kind.policyKinds.contains(kind) else {
                     throw error(node, path, "unknown schema change '\(text)'",
-                                fix: "known: \(SchemaChange.Kind.allCases.filter { $0 != .unrecognized }.map(\.rawValue).joined(separator: ", "))")
+                                fix: "known: \(SchemaChange.Kind.policyKinds.map(\.rawValue).joined(separator: ", "))")
                 }
                 return kind
             })

@@ -203,13 +203,13 @@ struct MySQLTransactionSource: TransactionSource {
     let logger: Logger
 
     /// Without the state store, an initial snapshot that was running is not known to have
-    /// finished: every table is snapshotted again (rows are upserted by key, so what the sinks
-    /// already hold is harmless), unless the pipeline never snapshots by itself.
+    /// finished: every table is snapshotted again (rows are upserted by key, and a table without
+    /// a key has its target rows replaced, so what the sinks already hold is harmless), unless the pipeline never snapshots by itself.
     func recoverLostState(sinksAt position: SourcePosition) async throws {
         guard let snapshotStore, pipeline.snapshot.mode != .never, try await snapshotStore.snapshotTables(pipeline: pipeline.name).isEmpty else { return }
         let tables = try await source.includedTables(signalTable: pipeline.snapshot.signalTable)
         try await snapshotStore.requestSnapshot(pipeline: pipeline.name, tables: tables, reason: "state lost", atMillis: WallClock.millisecondsSinceEpoch())
-        logger.warning("no record of the pipeline's snapshots survives: every table is snapshotted again so that none stays incomplete (tables without a key are skipped)",
+        logger.warning("no record of the pipeline's snapshots survives: every table is snapshotted again so that none stays incomplete",
                        metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(position)", "ferry.tables": "\(tables.count)"])
     }
 

@@ -40,7 +40,8 @@ import Testing
                                                   .truncateTable(TableName(database: "shop", table: "n")), .dropColumn(TableName(database: "shop", table: "t"), column: "x"),
                                                   .renameColumn(TableName(database: "shop", table: "t"), from: "x", to: "y"),
                                                   .modifyColumn(TableName(database: "shop", table: "t"), column: "y", type: "bigint unsigned"),
-                                                  .unrecognized(TableName(database: "shop", table: "t"), reason: "PARTITION BY")],
+                                                  .unrecognized(TableName(database: "shop", table: "t"), reason: "PARTITION BY"),
+                                                  .replaceRows(TableName(database: "shop", table: "keyless"))],
                                   source: ChangeSource(name: "shop", serverID: 7, gtid: "0-1-99", position: at, row: values.count, timestampMillis: 1_700_000_000_123)))
         return Transaction(gtid: "0-1-99", position: at, serverID: 7, timestampMillis: 1_700_000_000_123, events: events)
     }

@@ -441,6 +441,50 @@ extension Integration.CrashRecovery {
         #expect(ferry.terminationStatus == 0)
     }
 
+    /// A table without a key is snapshotted whole, and its rows replace what the target holds:
+    /// with `start:` before the rows were written, the stream's copies of them are not kept beside
+    /// the snapshot's (they were: every row twice).
+    @Test func aKeylessTablesSnapshotReplacesTheRowsTheStreamWrote() async throws {
+        try await admin(["DROP DATABASE IF EXISTS it_keyless", "CREATE DATABASE it_keyless", "CREATE TABLE it_keyless.visits (page VARCHAR(10), n INT)"])
+        let status = try await adminQuery("SHOW MASTER STATUS")
+        let start = "\(status.rows[0][0]!):\(status.rows[0][1]!)"
+        try await admin(["INSERT INTO it_keyless.visits VALUES ('a', 1), ('a', 1), ('b', NULL)", "UPDATE it_keyless.visits SET n = 2 WHERE page = 'b'"])
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-keyless-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("ferry.yml").path
+        try """
+        sources:
+          db: { type: mysql, url: "\(try TestEnvironment.sourceURL())?tls=disable", password: "${FERRY_MARIADB_PASSWORD}" }
+        sinks:
+          local: { type: sqlite, path: \(directory.path)/target.sqlite }
+          files: { type: jsonl, directory: \(directory.path)/jsonl }
+        pipelines:
+          p:
+            source: db
+            sinks: [local, files]
+            tables: ["it_keyless.*"]
+            start: "\(start)"
+            snapshot: initial
+        data_dir: \(directory.path)/data
+        server: { listen: off }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let ferry = try startFerry(config: config)
+        defer { if ferry.isRunning { ferry.terminate() } }
+        func rows() -> String {
+            (try? runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", "SELECT page, n FROM visits ORDER BY page, n"]).stdout) ?? ""
+        }
+        func jsonl() -> String { (try? runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl 2>/dev/null"]).stdout) ?? "" }
+        try await waitUntil("the snapshot's rows in both sinks", seconds: 90) { jsonl().contains("\"snapshot\":\"true\"") && rows() == "a|1\na|1\nb|2\n" }
+        try await admin(["INSERT INTO it_keyless.visits VALUES ('c', 3)"])
+        try await waitUntil("a change after the snapshot", seconds: 60) { rows() == "a|1\na|1\nb|2\nc|3\n" }
+        let replace = jsonl().split(separator: "\n").filter { $0.contains("\"op\":\"ddl\"") }
+        #expect(replace.count == 1 && replace[0].contains("TRUNCATE TABLE `it_keyless`.`visits`"), "\(replace)")
+        ferry.terminate()
+        ferry.waitUntilExit()
+        #expect(ferry.terminationStatus == 0)
+    }
+
     /// Restarts through the API at different moments of a snapshot's start: the pipeline runs
     /// again every time and stops on SIGTERM (a restart there once left it hanging for good).
     @Test func aRestartDuringASnapshotsStartNeverHangs() throws {

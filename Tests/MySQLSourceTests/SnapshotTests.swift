@@ -120,6 +120,23 @@ import Testing
         #expect(windows.isEmpty)
     }
 
+    /// A table without a key is read whole; its rows replace the target's, which nothing else
+    /// could match them against (rows the stream replayed, an earlier read's).
+    @Test func keylessWindowReplacesTheTargetRows() async throws {
+        let windows = SnapshotWindows()
+        windows.open("w", table: Self.table, keyColumns: [], generation: 0)
+        windows.setRows("w", rows: [[.string("k"), .int(1), .null], [.string("k"), .int(1), .null]], schema: Self.schema, keyIndexes: [])
+        windows.highWatermarkSeen("w")
+        var high = transaction([], offset: 400)
+        let closed = windows.absorb(&high, sourceName: "shop")
+        #expect(high.events.map(\.operation) == [.ddl, .read, .read])
+        #expect(high.events[0].schemaChanges == [.replaceRows(Self.table)])
+        #expect(high.events[0].statement?.hasPrefix("TRUNCATE TABLE `\(Self.table.database)`.`\(Self.table.table)`") == true)
+        #expect(high.events.map(\.source.row) == [0, 1, 2])
+        windows.delivered(closed, position: high.position)
+        #expect(await windows.outcome("w") == .delivered(high.position, rows: 2))
+    }
+
     @Test func schemaChangeInTheWindowMeansReadAgain() async throws {
         let windows = SnapshotWindows()
         windows.open("w", table: Self.table, keyColumns: ["a", "b"], generation: windows.generation(of: Self.table))

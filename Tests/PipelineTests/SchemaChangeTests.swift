@@ -26,6 +26,10 @@ import Testing
         #expect(SchemaChangePolicy(mode: .fail, allow: [.addColumn]).decide(add) == .apply)
         #expect(SchemaChangePolicy(mode: .fail, allow: [.addColumn]).decide(unknown) == .fail)
         #expect(SchemaChangePolicy(mode: .evolve).decide(unknown) != .apply)
+        // A keyless table's re-read replaces its rows under every policy: data, not schema.
+        for mode in SchemaChangePolicy.Mode.allCases {
+            #expect(SchemaChangePolicy(mode: mode, deny: [.truncateTable]).decide(.replaceRows(items)) == .apply)
+        }
     }
 
     func schema(_ columns: [String], key: [Int] = [0]) -> TableSchema {

@@ -227,6 +227,9 @@ private struct Writer {
             byte(9)
             table(name)
             string(reason)
+        case .replaceRows(let name):
+            byte(10)
+            table(name)
         }
     }
 
@@ -435,6 +438,7 @@ private struct Reader {
         case 7: return .renameColumn(try table(), from: try string(), to: try string())
         case 8: return .modifyColumn(try table(), column: try string(), type: try string())
         case 9: return .unrecognized(try table(), reason: try string())
+        case 10: return .replaceRows(try table())
         case let other: throw TransactionCodecError(reason: "unknown schema change \(other)")
         }
     }

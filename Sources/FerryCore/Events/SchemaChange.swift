@@ -10,6 +10,10 @@ public enum SchemaChange: Sendable, Hashable, CustomStringConvertible {
     case dropColumn(TableName, column: String)
     case renameColumn(TableName, from: String, to: String)
     case modifyColumn(TableName, column: String, type: String)
+    /// Not a statement of the source: a snapshot read a table without a key whole, and its rows,
+    /// which follow in the same transaction, replace every row the target holds (rows of such a
+    /// table have nothing to be matched by, so a re-read would otherwise add them beside the old).
+    case replaceRows(TableName)
     /// A statement ferry could not interpret; `reason` says which part. The table's name is
     /// empty when the statement did not name one.
     case unrecognized(TableName, reason: String)
@@ -24,7 +28,12 @@ public enum SchemaChange: Sendable, Hashable, CustomStringConvertible {
         case dropColumn = "drop_column"
         case renameColumn = "rename_column"
         case modifyColumn = "modify_column"
+        case replaceRows = "replace_rows"
         case unrecognized = "unrecognized"
+
+        /// The kinds a sink's `allow`/`deny` lists name: what a statement can do (not the rows
+        /// a re-read replaces, nor a statement ferry cannot interpret).
+        public static let policyKinds = allCases.filter { $0 != .unrecognized && $0 != .replaceRows }
     }
 
     public var kind: Kind {
@@ -37,6 +46,7 @@ public enum SchemaChange: Sendable, Hashable, CustomStringConvertible {
         case .dropColumn: .dropColumn
         case .renameColumn: .renameColumn
         case .modifyColumn: .modifyColumn
+        case .replaceRows: .replaceRows
         case .unrecognized: .unrecognized
         }
     }
@@ -45,7 +55,7 @@ public enum SchemaChange: Sendable, Hashable, CustomStringConvertible {
     public var table: TableName {
         switch self {
         case .createTable(let table), .dropTable(let table), .truncateTable(let table), .addColumn(let table, _, _),
-             .dropColumn(let table, _), .renameColumn(let table, _, _), .modifyColumn(let table, _, _), .unrecognized(let table, _):
+             .dropColumn(let table, _), .renameColumn(let table, _, _), .modifyColumn(let table, _, _), .replaceRows(let table), .unrecognized(let table, _):
             table
         case .renameTable(let from, _): from
         }
@@ -61,6 +71,7 @@ public enum SchemaChange: Sendable, Hashable, CustomStringConvertible {
         case .dropColumn(let table, let column): "drop column \(column) of \(table)"
         case .renameColumn(let table, let from, let to): "rename column \(from) of \(table) to \(to)"
         case .modifyColumn(let table, let column, let type): "change column \(column) of \(table) to \(type)"
+        case .replaceRows(let table): "replace the rows of \(table) with its snapshot's"
         case .unrecognized(_, let reason): "unrecognized schema change (\(reason))"
         }
     }

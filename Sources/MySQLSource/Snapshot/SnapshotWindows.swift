@@ -260,15 +260,22 @@ final class SnapshotWindows: Sendable {
             window.outcome = .retry("\(window.table) has no key and changed while it was read")
             return
         }
-        let base = transaction.events.count
         let name = sourceName ?? transaction.events.first?.source.name ?? ""
-        var added = 0
-        func append(_ operation: ChangeOperation, before: Row?, after: Row?) {
-            let source = ChangeSource(name: name, serverID: transaction.serverID, gtid: transaction.gtid, position: transaction.position,
-                                      row: base + added, timestampMillis: transaction.timestampMillis)
-            transaction.events.append(ChangeEvent(operation: operation, table: window.table, schema: schema, before: before, after: after, source: source))
-            added += 1
+        func append(_ event: (ChangeSource) -> ChangeEvent) {
+            transaction.events.append(event(ChangeSource(name: name, serverID: transaction.serverID, gtid: transaction.gtid, position: transaction.position,
+                                                         row: transaction.events.count, timestampMillis: transaction.timestampMillis)))
         }
+        func append(_ operation: ChangeOperation, before: Row?, after: Row?) {
+            append { ChangeEvent(operation: operation, table: window.table, schema: schema, before: before, after: after, source: $0) }
+        }
+        if window.keyIndexes.isEmpty {
+            // Read whole: the rows replace whatever the target holds (the stream's copies, an
+            // earlier snapshot's), which nothing else could match them against.
+            let statement = "TRUNCATE TABLE \(backquoted(window.table.database)).\(backquoted(window.table.table)) /* ferry: replaced by the snapshot's rows that follow */"
+            append { ChangeEvent(operation: .ddl, table: window.table, schema: nil, before: nil, after: nil, statement: statement,
+                                 schemaChanges: [.replaceRows(window.table)], source: $0) }
+        }
+        let rowsBefore = transaction.events.count
         if !window.absentKeys.isEmpty {
             let changed = Set(window.changedKeys.map(MySQLLiteral.keyText))
             for key in window.absentKeys where !changed.contains(MySQLLiteral.keyText(key)) {
@@ -280,7 +287,7 @@ final class SnapshotWindows: Sendable {
         for row in rows where window.keyIndexes.isEmpty || !window.changedKeys.contains(window.keyIndexes.map { row[$0] }) {
             append(.read, before: nil, after: row)
         }
-        window.deliveredRows = added
+        window.deliveredRows = transaction.events.count - rowsBefore
         window.rows = nil
         window.changedKeys.removeAll()
     }

@@ -338,18 +338,6 @@ struct Snapshotter: Sendable {
             throw FerryError(code: .snapshotKeyNullable, message: "the key configured for \(name) (\(override.joined(separator: ", "))) has a nullable column; rows with NULL there cannot be split into chunks",
                              context: [("table", name.description)], fix: "make the columns NOT NULL or configure other key columns")
         }
-        if table.keyColumns.isEmpty, Self.rereadsTargetRows.contains(record.reason) {
-            // Without a key its rows cannot replace the target's: they would be added beside them.
-            record.state = .done
-            record.finishedMillis = Self.nowMillis()
-            record.key = "none: not read again"
-            try await save(record)
-            logger.warning("a table without a key is not read again: its rows would be added beside the ones the targets hold", metadata: [
-                LoggingKeys.table: "\(name)", "ferry.reason": "\(record.reason)",
-                "ferry.fix": "give the table a primary key or a NOT NULL unique key, or set its key: in the pipeline's mapping, then run ferry snapshot for it",
-            ])
-            return
-        }
         if record.state == .requested {
             record.state = .running
             record.estimatedRows = described.1
@@ -537,9 +525,6 @@ struct Snapshotter: Sendable {
         textRepairs.report(table.decoder, position: "snapshot chunk \(chunk.index)")
         return rows
     }
-
-    /// Snapshots ferry starts by itself over targets that already hold the table's rows.
-    static let rereadsTargetRows: Set<String> = ["schema change", "state lost"]
 
     /// The binlog position a consistent-snapshot transaction reads at: exact on MariaDB
     /// (`binlog_snapshot_file/position`); on MySQL the end of log, read just after the snapshot

@@ -37,6 +37,8 @@ public struct SchemaChangePolicy: Sendable, Equatable {
 
     public func decide(_ change: SchemaChange) -> Decision {
         let kind = change.kind
+        // Rows, not schema: a table without a key read again must replace the target's rows.
+        if kind == .replaceRows { return .apply }
         let permitted = (allow?.contains(kind) ?? true) && !deny.contains(kind)
         if mode == .fail {
             return allow?.contains(kind) == true && !deny.contains(kind) && kind != .unrecognized ? .apply : .fail

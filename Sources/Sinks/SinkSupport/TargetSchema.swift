@@ -26,6 +26,8 @@ public protocol SchemaDialect: Sendable {
     var savepoint: (set: String, undo: String, release: String)? { get }
     func dropTable(_ table: String) -> String
     func truncateTable(_ table: String) -> String
+    /// Empties a table inside the sink's transaction (MariaDB's TRUNCATE would commit it).
+    func deleteAllRows(_ table: String) -> String
     func renameTable(_ from: String, to: String) -> String
     /// The statements that give `current` the primary key `key` (empty: none), in order; `nil`
     /// when the target cannot change a table's key (ClickHouse orders its parts by it).
@@ -83,6 +85,8 @@ extension SchemaDialect {
     public func dropTable(_ table: String) -> String { "DROP TABLE IF EXISTS \(self.table(table))" }
 
     public func truncateTable(_ table: String) -> String { "TRUNCATE TABLE \(self.table(table))" }
+
+    public func deleteAllRows(_ table: String) -> String { "DELETE FROM \(self.table(table))" }
 
     public func renameTable(_ from: String, to: String) -> String { "ALTER TABLE \(table(from)) RENAME TO \(identifier(to))" }
 
@@ -236,6 +240,8 @@ public struct TargetSchema: Sendable {
             if !existing.isEmpty { try await execute(dialect.dropTable(table)) }
         case .truncateTable:
             if !existing.isEmpty { try await execute(dialect.truncateTable(table)) }
+        case .replaceRows:
+            if !existing.isEmpty { try await execute(dialect.deleteAllRows(table)) }
         case .renameTable(_, let to):
             let target = targetTable(to)
             if !existing.isEmpty, target != table, try await !describe(target).exists { try await execute(dialect.renameTable(table, to: target)) }
