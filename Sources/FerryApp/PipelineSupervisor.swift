@@ -25,6 +25,9 @@ actor PipelineSupervisor {
     /// The figures of the current or last run.
     nonisolated var live: LiveProgress { runner.live }
 
+    /// The source's end of log as the pipeline's stream saw it.
+    nonisolated var logEnd: SourceLogEnd? { runner.sourceLogEnd }
+
     /// `starting`, `running`, `stopping`, `paused`, `stopped` or `failed`.
     var state: String { lifecycle.name }
 
@@ -54,17 +57,17 @@ actor PipelineSupervisor {
     }
 
     func pause(actor: String) async throws {
-        try await carryOut(try requested { try $0.pauseRequested() })
+        await carryOut(try requested { try $0.pauseRequested() })
         try? await store.audit(pipeline: name, action: "pause", detail: "pause requested", actor: actor)
     }
 
     func resume(actor: String) async throws {
-        try await carryOut(try requested { try $0.resumeRequested() })
+        await carryOut(try requested { try $0.resumeRequested() })
         try? await store.audit(pipeline: name, action: "resume", detail: "resume requested", actor: actor)
     }
 
     func restart(actor: String) async throws {
-        try await carryOut(try requested { try $0.restartRequested() })
+        await carryOut(try requested { try $0.restartRequested() })
         try? await store.audit(pipeline: name, action: "restart", detail: "restart requested", actor: actor)
     }
 

@@ -30,12 +30,49 @@ final class RunControl: ControlBackend, Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                await self.refresh()
-                try? await Task.sleep(for: .seconds(1))
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        await self.refresh()
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        await self.followSourcesOfIdlePipelines()
+                        try? await Task.sleep(for: .seconds(Self.idleSourceSeconds))
+                    }
+                }
             }
         }
     }
+
+    /// How often the log end of a source whose pipelines are all idle is read.
+    static let idleSourceSeconds = 5
+
+    /// A paused, stopped or failed pipeline reads no more of the source's log, yet falls behind
+    /// with every change the source takes: its log end is read from the source instead, so its lag
+    /// (and an alert on it) grows. In its own loop: an unreachable source cannot hold up the views.
+    func followSourcesOfIdlePipelines() async {
+        var ends: [String: (end: BinlogCoordinates?, files: [(String, UInt64)])?] = [:]
+        for spec in configuration.pipelines {
+            guard let supervisor = supervisors[spec.name], let logEnd = supervisor.logEnd, await Self.idle(supervisor.state),
+                  let source = configuration.sources[spec.source] else { continue }
+            if ends[spec.source] == nil {
+                do {
+                    ends[spec.source] = try await Status.sourceLog(source, logger: logger)
+                } catch {
+                    ends[spec.source] = .some(nil)
+                    logger.debug("cannot reach the source for an idle pipeline's lag", metadata: [LoggingKeys.pipeline: "\(spec.name)", LoggingKeys.error: .error(error)])
+                }
+            }
+            guard let log = ends[spec.source] ?? nil, let end = log.end else { continue }
+            for (file, size) in log.files where file != end.file { logEnd.binlogFileEnded(file, size: size) }
+            logEnd.reached(.binlog(file: end.file, offset: end.offset))
+        }
+    }
+
+    static func idle(_ state: String) -> Bool { ["paused", "stopped", "failed"].contains(state) }
 
     func pipelines() async -> [PipelineView] {
         if let views = views.withLockedValue({ $0 }) { return views }
@@ -56,7 +93,11 @@ final class RunControl: ControlBackend, Service {
             let progress = supervisor.live.progress
             let checkpoint = progress == nil ? try? await store.checkpoint(pipeline: spec.name) : nil
             let sinks = spec.sinks.map { name in
-                let figures = progress?.sinks.first { $0.name == name }
+                var figures = progress?.sinks.first { $0.name == name }
+                // The run's last figures saw the log end of its time; an idle pipeline's is newer.
+                if Self.idle(state), let logEnd = supervisor.logEnd, let applied = figures?.appliedPosition {
+                    figures?.lagBytes = logEnd.bytes(after: applied)
+                }
                 return PipelineView.SinkView(
                     name: name, appliedPosition: (figures?.appliedPosition ?? checkpoint?.sinks[name]?.applied)?.description,
                     lagBytes: figures?.lagBytes, lagEvents: figures?.lagEvents,
@@ -71,7 +112,7 @@ final class RunControl: ControlBackend, Service {
             }
             let snapshots = (try? await Snapshots.progress(store: store, pipeline: spec.name)) ?? []
             let view = PipelineView(
-                name: spec.name, state: state, source: spec.source, sourcePosition: progress?.sourceEnd?.place,
+                name: spec.name, state: state, source: spec.source, sourcePosition: (supervisor.logEnd?.position ?? progress?.sourceEnd)?.place,
                 readPosition: progress?.readPosition, safePosition: (progress?.safePosition ?? checkpoint?.safePosition)?.description,
                 buffer: spec.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes, eventsRead: progress?.eventsRead ?? 0,
                 eventsPerSecond: rate, eventsPerSecondHistory: rates, lagSeconds: sinks.compactMap(\.lagSeconds).max(),

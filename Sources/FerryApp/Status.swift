@@ -74,17 +74,8 @@ public enum Status {
             let source = configuration.sources[pipeline.source]!
             var current: BinlogCoordinates? = nil
             var logSizes: [(String, UInt64)] = []
-            let connection = try MySQLConnectionConfiguration(url: source.url, password: source.password)
             do {
-                (current, logSizes) = try await MySQLConnection.withConnection(connection, logger: logger) { query in
-                    let status = try await query.query("SHOW MASTER STATUS")
-                    let coordinates = status.value("File").flatMap { file in status.value("Position").flatMap(UInt64.init).map { BinlogCoordinates(file: file, offset: $0) } }
-                    let logs = try await query.query("SHOW BINARY LOGS").rows.compactMap { row -> (String, UInt64)? in
-                        guard let name = row[0], let size = row[1].flatMap({ UInt64($0) }) else { return nil }
-                        return (name, size)
-                    }
-                    return (coordinates, logs)
-                }
+                (current, logSizes) = try await sourceLog(source, logger: logger)
             } catch {
                 logger.warning("cannot reach the source for lag", metadata: [LoggingKeys.error: .error(error)])
             }
@@ -106,6 +97,20 @@ public enum Status {
                                           progress: progress))
         }
         return reports
+    }
+
+    /// The source's end of log and the size of each binlog file it keeps.
+    static func sourceLog(_ source: FerryConfiguration.Source, logger: Logger) async throws -> (end: BinlogCoordinates?, files: [(String, UInt64)]) {
+        let connection = try MySQLConnectionConfiguration(url: source.url, password: source.password)
+        return try await MySQLConnection.withConnection(connection, logger: logger) { query in
+            let status = try await query.query("SHOW MASTER STATUS")
+            let coordinates = status.value("File").flatMap { file in status.value("Position").flatMap(UInt64.init).map { BinlogCoordinates(file: file, offset: $0) } }
+            let logs = try await query.query("SHOW BINARY LOGS").rows.compactMap { row -> (String, UInt64)? in
+                guard let name = row[0], let size = row[1].flatMap({ UInt64($0) }) else { return nil }
+                return (name, size)
+            }
+            return (coordinates, logs)
+        }
     }
 
     /// Binlog bytes past a sink's position that are no change: a rotation's new-file preamble

@@ -90,6 +90,8 @@ public struct PipelineRunner: Sendable {
 
     /// The pipeline's sinks, in configuration order.
     public var sinkList: [any Sink] { sinks }
+    /// The source's end of log as the stream saw it (fed from the source while the pipeline is idle).
+    public var sourceLogEnd: SourceLogEnd? { source.logEnd }
 
     public init(configuration: PipelineConfiguration, source: any TransactionSource, sinks: [any Sink],
                 store: any CheckpointStore, logger: Logger) {
