@@ -599,5 +599,18 @@ extension Integration {
             #expect(result.stdout.contains("ok   the password appears in none of"))
             #expect(!result.stdout.contains("FAIL "))
         }
+
+        /// An attacker on the same network (`scripts/attack-test`, reduced scale): silent,
+        /// half-sent and trickling connections at 1,024 descriptors, DNS rebinding through a real
+        /// resolver, every SSRF spelling and the host's own addresses, cross-site sign-in and
+        /// sign-out in Chromium, passwords in every error path — ferry refuses each, keeps running,
+        /// and the target equals the source.
+        @Test func everyProbeOfAnAttackerIsRefused() throws {
+            let result = try runScript("attack-test", ["--connections", "600"], timeoutSeconds: 900)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("attack-test: 0 failure(s)"))
+            #expect(result.stdout.contains("ok   DNS rebinding") && result.stdout.contains("ok   ferry still runs and the target equals the source"))
+            #expect(!result.stdout.contains("FAIL "))
+        }
     }
 }

@@ -34,6 +34,9 @@ import Testing
         #expect(AddressPolicy.ownAddress([127, 0, 0, 1]) == "an address of this machine")
         #expect(await AddressPolicy.resolve("127.0.0.1") == ["127.0.0.1"])
         #expect(await AddressPolicy.resolve("localhost").contains("127.0.0.1"))
+        for name in ["localhost.", "LOCALHOST", "evil.localhost", "a.b.localhost."] {
+            #expect(await AddressPolicy.resolve(name) == ["127.0.0.1"], "\(name)")
+        }
     }
 }
 
