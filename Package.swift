@@ -254,11 +254,13 @@ let package = Package(
         .executableTarget(
             name: "ferry",
             dependencies: [
-                "FerryApp",
+                "FerryApp", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
+        .target(name: "BuildInfo", dependencies: ["FerryCore"], plugins: ["BuildInfoPlugin"]),
         .target(
             name: "FerryTestKit",
             dependencies: ["FerryCore"]
@@ -356,7 +358,7 @@ let package = Package(
 let hotPathTargets: Set<String> = ["FerryCore", "MySQLBinlog", "MySQLSource", "FerryApp", "DiskLog", "Pipeline", "SinkSupport",
                                    "PostgresSink", "SQLiteSink", "MariaDBSink", "FileSink", "RedisSink", "NATSSink", "ClickHouseSink"]
 
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.type != .plugin {
     var settings = (target.swiftSettings ?? []) + swiftSettings
     if hotPathTargets.contains(target.name) {
         settings.append(.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildInfo
 import FerryApp
 import FerryCore
 import Logging
@@ -55,6 +56,7 @@ struct Ferry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ferry",
         abstract: "Change-data capture: follow a database's change log and deliver every committed change.",
+        version: BuildInfo.versionLine,
         subcommands: [RunCommand.self, StatusCommand.self, TailCommand.self, CheckCommand.self, ReadBinlogCommand.self, SinkCommand.self, SnapshotCommand.self, VerifyCommand.self, TokenCommand.self]
     )
 }
