@@ -68,6 +68,8 @@ public struct PipelineView: Codable, Sendable, Equatable {
     public struct SnapshotView: Codable, Sendable, Equatable {
         public var table: String
         public var state: String
+        /// Why it runs: `initial`, `requested`, `repair`, `schema change`, `state lost`, …
+        public var reason: String
         public var rowsDone: Int
         public var estimatedRows: Int
         public var chunksDone: Int
@@ -77,10 +79,11 @@ public struct PipelineView: Codable, Sendable, Equatable {
         public var rowsPerSecond: Double?
         public var secondsLeft: Double?
 
-        public init(table: String, state: String, rowsDone: Int, estimatedRows: Int, chunksDone: Int, chunksPlanned: Int, fraction: Double,
-                    rowsPerSecond: Double?, secondsLeft: Double?) {
+        public init(table: String, state: String, reason: String, rowsDone: Int, estimatedRows: Int, chunksDone: Int, chunksPlanned: Int,
+                    fraction: Double, rowsPerSecond: Double?, secondsLeft: Double?) {
             self.table = table
             self.state = state
+            self.reason = reason
             self.rowsDone = rowsDone
             self.estimatedRows = estimatedRows
             self.chunksDone = chunksDone

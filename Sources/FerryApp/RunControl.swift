@@ -119,7 +119,7 @@ final class RunControl: ControlBackend, Service {
                 sinks: sinks,
                 tables: (progress?.tables ?? [:]).sorted { $0.key < $1.key }.map { PipelineView.TableView(name: $0.key, changes: $0.value) },
                 snapshots: snapshots.map { table in
-                    PipelineView.SnapshotView(table: table.table.description, state: table.state.rawValue, rowsDone: table.rowsDone,
+                    PipelineView.SnapshotView(table: table.table.description, state: table.state.rawValue, reason: table.reason, rowsDone: table.rowsDone,
                                               estimatedRows: table.estimatedRows, chunksDone: table.chunksDone, chunksPlanned: table.chunksPlanned,
                                               fraction: table.fraction, rowsPerSecond: table.rowsPerSecond, secondsLeft: table.secondsLeft)
                 },

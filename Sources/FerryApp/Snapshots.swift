@@ -55,7 +55,7 @@ public enum Snapshots {
     public static func line(_ table: TableProgress, barWidth: Int = 20) -> String {
         let filled = Int((table.fraction * Double(barWidth)).rounded(.down))
         let bar = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: barWidth - filled) + "]"
-        var parts = ["\(table.table)", table.state.rawValue, bar, String(format: "%3.0f%%", table.fraction * 100),
+        var parts = ["\(table.table)", "\(table.state.rawValue) (reason: \(table.reason))", bar, String(format: "%3.0f%%", table.fraction * 100),
                      "\(table.rowsDone)/~\(table.estimatedRows) rows",
                      "chunks \(table.chunksDone)/\(table.chunksPlanned)\(table.planComplete || table.state == .done ? "" : "+")"]
         if let rate = table.rowsPerSecond { parts.append(String(format: "%.0f rows/s", rate)) }

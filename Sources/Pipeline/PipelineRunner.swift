@@ -268,7 +268,9 @@ public struct PipelineRunner: Sendable {
             }
         }
         try await store.audit(pipeline: name, action: "start", detail: "source resumes after \(sourceResume.map(\.description) ?? "the configured start")")
-        logger.info("pipeline starting", metadata: [LoggingKeys.position: "\(sourceResume.map(\.description) ?? "start")"])
+        logger.notice("pipeline started; the source resumes after this position", metadata: [
+            LoggingKeys.position: "\(sourceResume.map(\.description) ?? "the configured start")", "ferry.sinks": "\(sinks.map(\.name).joined(separator: ", "))",
+        ])
 
         let watermark = WatermarkState(LowWatermark(sinks: sinks.map(\.name), applied: applied))
         let transform = configuration.transform

@@ -376,7 +376,7 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
                 }
                 try await writeSnapshotTable(SnapshotTableRecord(table: table, state: .requested, reason: "repair", planComplete: true, requestedMillis: at),
                                              pipeline: pipeline)
-                try await writeAudit(pipeline: pipeline, action: "repair", detail: "\(table): \(keys.count) keys", actor: "ferry")
+                try await writeAudit(pipeline: pipeline, action: "repair", detail: "\(table): \(keys.count) keys", actor: "cli")
                 return true
             }
         }

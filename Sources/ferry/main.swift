@@ -15,18 +15,22 @@ func sourcePassword() -> String? {
 }
 
 struct LoggingOptions: ParsableArguments {
-    @Option(name: .long, help: "Log level on stderr: trace, debug, info, notice, warning, error.")
-    var logLevel: String = "warning"
+    @Option(name: .long, help: "Log level on stderr: trace, debug, info, notice, warning, error (default: warning; for run, notice: one line per milestone).")
+    var logLevel: String?
 
     @Option(name: .long, help: "Log format on stderr: text, or json (one object per line, with ferry.pipeline / ferry.table / ferry.position).")
     var logFormat: String = "text"
 
     func validate() throws {
         guard FerryLogging.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json, not \(logFormat)") }
+        if let logLevel, Logger.Level(rawValue: logLevel.lowercased()) == nil {
+            throw ValidationError("--log-level must be trace, debug, info, notice, warning or error, not \(logLevel)")
+        }
     }
 
-    func bootstrap() -> Logger {
-        FerryLogging.bootstrap(level: Logger.Level(rawValue: logLevel.lowercased()) ?? .warning, format: FerryLogging.Format(rawValue: logFormat) ?? .text)
+    func bootstrap(defaultLevel: Logger.Level = .warning) -> Logger {
+        FerryLogging.bootstrap(level: logLevel.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? defaultLevel,
+                               format: FerryLogging.Format(rawValue: logFormat) ?? .text)
     }
 }
 
@@ -252,7 +256,7 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
-        let logger = logging.bootstrap()
+        let logger = logging.bootstrap(defaultLevel: .notice)
         try await reportingErrors {
             var configuration = try loadConfiguration(config)
             if let from {
@@ -371,10 +375,10 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Have the running pipeline read the differing keys again.")
     var repair = false
 
-    @Option(name: .long, help: "Rows per chunk (default 10000).")
+    @Option(name: .long, help: "Rows per chunk.")
     var chunkRows = 10_000
 
-    @Option(name: .long, help: "Seconds to wait for in-flight changes before the re-check (default 60).")
+    @Option(name: .long, help: "Seconds to wait for in-flight changes before the re-check.")
     var settleSeconds = 60
 
     @OptionGroup var logging: LoggingOptions

@@ -188,9 +188,9 @@ enum OpenAPIDocument {
           },
           "Snapshot": {
             "type": "object", "additionalProperties": false,
-            "required": ["table", "state", "rows_done", "estimated_rows", "chunks_done", "chunks_planned", "fraction"],
+            "required": ["table", "state", "reason", "rows_done", "estimated_rows", "chunks_done", "chunks_planned", "fraction"],
             "properties": {
-              "table": {"type": "string"}, "state": {"type": "string"}, "rows_done": {"type": "integer"}, "estimated_rows": {"type": "integer"},
+              "table": {"type": "string"}, "state": {"type": "string"}, "reason": {"type": "string"}, "rows_done": {"type": "integer"}, "estimated_rows": {"type": "integer"},
               "chunks_done": {"type": "integer"}, "chunks_planned": {"type": "integer"}, "fraction": {"type": "number", "minimum": 0, "maximum": 1},
               "rows_per_second": {"type": "number"}, "seconds_left": {"type": "number"}
             }

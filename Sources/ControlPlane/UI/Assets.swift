@@ -78,6 +78,7 @@ enum Assets {
         }
         if (element.classList.contains("state")) element.dataset.state = value || "";
       }
+      for (const pipeline of pipelines) offerActions(pipeline.name, pipeline.state);
       for (const pipeline of pipelines) {
         const samples = pipeline.events_per_second_history.length > 0 ? pipeline.events_per_second_history : [0];
         for (const canvas of document.querySelectorAll("canvas[data-chart]")) {
@@ -85,6 +86,15 @@ enum Assets {
         }
       }
       document.body.dataset.updated = String(Date.now());
+    }
+
+    // Pause only what runs, resume only what is paused.
+    function offerActions(pipeline, state) {
+      for (const bar of document.querySelectorAll(".actions")) {
+        if (bar.dataset.pipeline !== pipeline) continue;
+        bar.querySelector('[data-action="pause"]').disabled = state !== "running";
+        bar.querySelector('[data-action="resume"]').disabled = state !== "paused";
+      }
     }
 
     function act(pipeline, action, body, result) {
@@ -102,6 +112,8 @@ enum Assets {
     document.addEventListener("DOMContentLoaded", () => {
       for (const element of document.querySelectorAll(".state")) element.dataset.state = element.textContent.trim();
       for (const bar of document.querySelectorAll(".actions")) {
+        const heading = document.querySelector('.state[data-path="' + CSS.escape(bar.dataset.pipeline) + '/state"]');
+        if (heading) offerActions(bar.dataset.pipeline, heading.textContent.trim());
         const result = bar.querySelector(".result");
         for (const button of bar.querySelectorAll("button[data-action]")) {
           button.addEventListener("click", () => act(bar.dataset.pipeline, button.dataset.action, null, result));
@@ -155,6 +167,7 @@ enum Assets {
     .actions .result { color: var(--quiet); }
     button { font: inherit; padding: .3rem .8rem; border: 1px solid #cbd5e1; border-radius: 4px; background: white; cursor: pointer; }
     button:hover { border-color: var(--accent); }
+    button:disabled { color: #94a3b8; border-color: #e2e8f0; cursor: default; }
     input { font: inherit; padding: .3rem .5rem; border: 1px solid #cbd5e1; border-radius: 4px; }
     progress { width: 10rem; }
     .errors td:last-child { max-width: 36rem; word-break: break-word; }

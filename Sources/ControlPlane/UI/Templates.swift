@@ -113,7 +113,7 @@ enum Templates {
       <thead><tr><th>Table</th><th>State</th><th>Progress</th><th class="num">Rows</th><th class="num">Chunks</th><th class="num">Rows/s</th><th class="num">Left</th></tr></thead>
       <tbody>
       {{#snapshots}}
-      <tr><td>{{table}}</td><td data-path="{{pipeline}}/snapshots/{{table}}/state">{{state}}</td>
+      <tr><td>{{table}}</td><td><span data-path="{{pipeline}}/snapshots/{{table}}/state">{{state}}</span> <span class="quiet">({{reason}})</span></td>
         <td><progress max="1" value="{{fraction}}" data-path="{{pipeline}}/snapshots/{{table}}/fraction" data-format="progress"></progress></td>
         <td class="num"><span data-path="{{pipeline}}/snapshots/{{table}}/rows_done" data-format="count">{{rowsDone}}</span> / {{estimatedRows}}</td>
         <td class="num"><span data-path="{{pipeline}}/snapshots/{{table}}/chunks_done" data-format="count">{{chunksDone}}</span> / {{chunksPlanned}}</td>

@@ -152,7 +152,7 @@ struct WebPages {
             "tables": view.tables.map { ["pipeline": view.name, "name": $0.name, "changes": count(Double($0.changes))] as [String: Any] },
             "hasSnapshots": !view.snapshots.isEmpty,
             "snapshots": view.snapshots.map { snapshot -> [String: Any] in
-                ["pipeline": view.name, "table": snapshot.table, "state": snapshot.state, "fraction": String(snapshot.fraction),
+                ["pipeline": view.name, "table": snapshot.table, "state": snapshot.state, "reason": snapshot.reason, "fraction": String(snapshot.fraction),
                  "rowsDone": count(Double(snapshot.rowsDone)), "estimatedRows": count(Double(snapshot.estimatedRows)),
                  "chunksDone": String(snapshot.chunksDone), "chunksPlanned": String(snapshot.chunksPlanned),
                  "rowsPerSecond": snapshot.rowsPerSecond.map(count) ?? "—", "secondsLeft": seconds(snapshot.secondsLeft)]
