@@ -47,28 +47,31 @@ final class RunControl: ControlBackend, Service {
         }
     }
 
-    /// How often the log end of a source whose pipelines are all idle is read.
+    /// How often the log end of a source with an idle pipeline is read.
     static let idleSourceSeconds = 5
 
     /// A paused, stopped or failed pipeline reads no more of the source's log, yet falls behind
     /// with every change the source takes: its log end is read from the source instead, so its lag
     /// (and an alert on it) grows. In its own loop: an unreachable source cannot hold up the views.
     func followSourcesOfIdlePipelines() async {
-        var ends: [String: (end: BinlogCoordinates?, files: [(String, UInt64)])?] = [:]
+        var idle: [String: [SourceLogEnd]] = [:]
         for spec in configuration.pipelines {
-            guard let supervisor = supervisors[spec.name], let logEnd = supervisor.logEnd, await Self.idle(supervisor.state),
-                  let source = configuration.sources[spec.source] else { continue }
-            if ends[spec.source] == nil {
-                do {
-                    ends[spec.source] = try await Status.sourceLog(source, logger: logger)
-                } catch {
-                    ends[spec.source] = .some(nil)
-                    logger.debug("cannot reach the source for an idle pipeline's lag", metadata: [LoggingKeys.pipeline: "\(spec.name)", LoggingKeys.error: .error(error)])
+            guard let supervisor = supervisors[spec.name], let logEnd = supervisor.logEnd, await Self.idle(supervisor.state) else { continue }
+            idle[spec.source, default: []].append(logEnd)
+        }
+        // One look per source, however many of its pipelines are idle.
+        for (name, logEnds) in idle {
+            guard let source = configuration.sources[name] else { continue }
+            do {
+                let log = try await Status.sourceLog(source, logger: logger)
+                guard let end = log.end else { continue }
+                for logEnd in logEnds {
+                    for (file, size) in log.files where file != end.file { logEnd.binlogFileEnded(file, size: size) }
+                    logEnd.reached(.binlog(file: end.file, offset: end.offset))
                 }
+            } catch {
+                logger.debug("cannot reach the source for an idle pipeline's lag", metadata: [LoggingKeys.source: "\(name)", LoggingKeys.error: .error(error)])
             }
-            guard let log = ends[spec.source] ?? nil, let end = log.end else { continue }
-            for (file, size) in log.files where file != end.file { logEnd.binlogFileEnded(file, size: size) }
-            logEnd.reached(.binlog(file: end.file, offset: end.offset))
         }
     }
 

@@ -23,13 +23,16 @@ struct LoggingOptions: ParsableArguments {
 
     func validate() throws {
         guard FerryLogging.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be text or json, not \(logFormat)") }
-        if let logLevel, Logger.Level(rawValue: logLevel.lowercased()) == nil {
+        if let logLevel, level == nil {
             throw ValidationError("--log-level must be trace, debug, info, notice, warning or error, not \(logLevel)")
         }
     }
 
+    /// The level asked for; `nil` when none (or, before validation, an unknown one).
+    private var level: Logger.Level? { logLevel.flatMap { Logger.Level(rawValue: $0.lowercased()) } }
+
     func bootstrap(defaultLevel: Logger.Level = .warning) -> Logger {
-        FerryLogging.bootstrap(level: logLevel.flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? defaultLevel,
+        FerryLogging.bootstrap(level: level ?? defaultLevel,
                                format: FerryLogging.Format(rawValue: logFormat) ?? .text)
     }
 }

@@ -285,8 +285,7 @@ extension Integration.CrashRecovery {
         try await admin(["DROP DATABASE IF EXISTS it_docs", "CREATE DATABASE it_docs",
                          "CREATE TABLE it_docs.film (film_id INT PRIMARY KEY, title VARCHAR(20), language_id INT)",
                          "CREATE TABLE it_docs.language (language_id INT PRIMARY KEY, name VARCHAR(20))"])
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-docs-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try scratchDirectory("docs")
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = directory.appendingPathComponent("ferry.yml").path
         try """
@@ -328,8 +327,7 @@ extension Integration.CrashRecovery {
         let start = "\(status.rows[0][0]!):\(status.rows[0][1]!)"
         try await admin(["INSERT INTO it_big.notes VALUES (1, 'small')", "INSERT INTO it_big.notes VALUES (2, REPEAT('x', 2097152))",
                          "INSERT INTO it_big.notes VALUES (3, 'small too')"])
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-big-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try scratchDirectory("big")
         defer { try? FileManager.default.removeItem(at: directory) }
         let stream = "BIG\(UInt32.random(in: 0...UInt32.max))"
         let config = directory.appendingPathComponent("ferry.yml").path
@@ -388,8 +386,7 @@ extension Integration.CrashRecovery {
                          "INSERT INTO it_rules.sessions VALUES (1)", "UPDATE it_rules.orders SET status = 'paid' WHERE id = 1",
                          "DELETE FROM it_rules.orders WHERE id = 2", "UPDATE it_rules.orders SET first = 'Cyrus' WHERE id = 3",
                          "INSERT INTO it_rules.users VALUES (7, 'ada@example.com', 'hunter2-canary', 'x')"])
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-rules-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try scratchDirectory("rules")
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = directory.appendingPathComponent("ferry.yml").path
         try """
@@ -446,11 +443,9 @@ extension Integration.CrashRecovery {
     /// the snapshot's (they were: every row twice).
     @Test func aKeylessTablesSnapshotReplacesTheRowsTheStreamWrote() async throws {
         try await admin(["DROP DATABASE IF EXISTS it_keyless", "CREATE DATABASE it_keyless", "CREATE TABLE it_keyless.visits (page VARCHAR(10), n INT)"])
-        let status = try await adminQuery("SHOW MASTER STATUS")
-        let start = "\(status.rows[0][0]!):\(status.rows[0][1]!)"
+        let start = try await currentPosition()
         try await admin(["INSERT INTO it_keyless.visits VALUES ('a', 1), ('a', 1), ('b', NULL)", "UPDATE it_keyless.visits SET n = 2 WHERE page = 'b'"])
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-keyless-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try scratchDirectory("keyless")
         defer { try? FileManager.default.removeItem(at: directory) }
         let config = directory.appendingPathComponent("ferry.yml").path
         try """
@@ -527,8 +522,7 @@ extension Integration.CrashRecovery {
     /// A webhook pointed at the cloud metadata address (and at loopback) is refused before any
     /// request, with the fix; nothing is sent.
     @Test func webhookToMetadataAddressIsRefused() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-webhook-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try scratchDirectory("webhook")
         defer { try? FileManager.default.removeItem(at: directory) }
         for (url, reason) in [("http://169.254.169.254/latest/meta-data", "169.254.169.254 is 169.254.169.254, a cloud metadata address"),
                               ("http://localhost:9/hook", "localhost is 127.0.0.1, a loopback address")] {

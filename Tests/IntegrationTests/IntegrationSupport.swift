@@ -71,6 +71,13 @@ func adminQuery(_ sql: String, prefix: String = "FERRY_MARIADB") async throws ->
     }
 }
 
+/// A new empty directory for one test's files (the caller removes it).
+func scratchDirectory(_ name: String) throws -> URL {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-\(name)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return directory
+}
+
 /// The server's current end of log, as a `--from` position.
 func currentPosition() async throws -> StartPosition {
     let status = try await adminQuery("SHOW MASTER STATUS")
@@ -101,8 +108,7 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     env.removeValue(forKey: "FERRY_SOURCE_PASSWORD")
     for (key, value) in environment { env[key] = value }
     process.environment = env
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-it-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let directory = try scratchDirectory("it")
     defer { try? FileManager.default.removeItem(at: directory) }
     let outURL = directory.appendingPathComponent("stdout"), errURL = directory.appendingPathComponent("stderr")
     _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)

@@ -111,8 +111,8 @@ enum AddressPolicy {
         if ipv4(host) != nil || ipv6(host) != nil { return [host] }
         // RFC 6761: localhost and every name under it is the loopback, whatever a resolver says
         // (`localhost.` is no /etc/hosts name and would go to DNS).
-        let name = host.lowercased().hasSuffix(".") ? String(host.lowercased().dropLast()) : host.lowercased()
-        if name == "localhost" || name.hasSuffix(".localhost") { return ["127.0.0.1"] }
+        let name = host.lowercased()
+        if ["localhost", "localhost."].contains(name) || name.hasSuffix(".localhost") || name.hasSuffix(".localhost.") { return ["127.0.0.1"] }
         return await withCheckedContinuation { continuation in
             Thread.detachNewThread { continuation.resume(returning: resolveBlocking(host)) }
         }
