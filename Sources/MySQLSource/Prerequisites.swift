@@ -25,13 +25,31 @@ public struct PrerequisiteReport: Sendable {
 }
 
 public enum Prerequisites {
-    /// Privileges the replication user needs, each with the names servers print for it.
+    /// Privileges the replication user needs, each with the names servers print for it: exactly
+    /// what `ferry run` uses (the binlog dump, SHOW MASTER STATUS / SHOW BINARY LOGS, SELECT for
+    /// snapshots and column metadata) — nothing more, so the docs, this check and the GRANT it
+    /// suggests agree.
     static let requiredPrivileges: [(name: String, aliases: [String])] = [
         ("REPLICATION SLAVE", ["REPLICATION SLAVE", "REPLICATION REPLICA"]),
         ("REPLICATION CLIENT", ["REPLICATION CLIENT", "BINLOG MONITOR"]),
         ("SELECT", ["SELECT"]),
-        ("RELOAD", ["RELOAD"]),
     ]
+
+    /// The statement that grants what `ferry run` needs to `account` (`'user'@'host'`).
+    static func grantStatement(_ privileges: [String] = requiredPrivileges.map(\.name), to account: String) -> String {
+        "GRANT \(privileges.joined(separator: ", ")) ON *.* TO \(account);"
+    }
+
+    /// The account the server authenticated this connection as, quoted for a GRANT
+    /// (`'ferry'@'10.0.%'`): CURRENT_USER(), not the user name sent, which may have matched a
+    /// host pattern or an anonymous account.
+    static func account(_ connection: MySQLConnection, user: String) async -> String {
+        let current = try? await connection.query("SELECT CURRENT_USER()").rows.first?[0]
+        guard let current, let at = current.lastIndex(of: "@") else { return "'\(user)'@'%'" }
+        let name = current[..<at], host = current[current.index(after: at)...]
+        func quoted(_ part: Substring) -> String { "'" + part.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'" }
+        return quoted(name) + "@" + quoted(host)
+    }
 
     public static func check(_ connection: MySQLConnection, user: String) async throws -> PrerequisiteReport {
         let variables = try await serverVariables(connection)
@@ -117,7 +135,7 @@ public enum Prerequisites {
             }
         }
         if !missing.isEmpty {
-            let fix = "GRANT \(missing.joined(separator: ", ")) ON *.* TO '\(user)'@'%';"
+            let fix = grantStatement(missing, to: await account(connection, user: user))
             for index in items.indices where items[index].status == .failed { items[index].fix = fix }
         }
         return items

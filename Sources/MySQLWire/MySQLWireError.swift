@@ -57,7 +57,7 @@ public enum MySQLWireError: Error, Sendable, CustomStringConvertible, FerryError
         switch packet.errorCode {
         case 1045: return "check the user name and password (FERRY_SOURCE_PASSWORD or the URL)"
         case 1227, 1044, 1142, 1143:
-            return "grant what is missing: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT, RELOAD ON *.* TO 'ferry'@'%'"
+            return "the source user lacks a privilege: Ferry needs REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*; `ferry check --source URL` prints the GRANT for your account"
         case 1236: return "the requested binlog position is not available on the server (purged or never written); start from a current position or re-snapshot"
         case 1049: return "create the database or remove it from the URL"
         case 1129: return "the host is blocked after too many errors; run FLUSH HOSTS on the server"

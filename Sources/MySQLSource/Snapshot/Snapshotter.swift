@@ -295,10 +295,10 @@ struct Snapshotter: Sendable {
                 kind VARCHAR(16) NOT NULL, detail VARCHAR(1024), created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB
                 """)
         } catch let error as MySQLWireError {
-            let user = configuration.connection.username
+            let account = await Prerequisites.account(query, user: configuration.connection.username)
             throw FerryError(code: .snapshotSignalTable, message: "cannot create the snapshot signal table \(settings.signalTable): \(error.ferryError.message)",
                              context: [("source", configuration.name), ("table", settings.signalTable.description)],
-                             fix: "create it once as an administrator: CREATE DATABASE IF NOT EXISTS \(backquoted(settings.signalTable.database)); CREATE TABLE \(table) (id VARCHAR(64) NOT NULL PRIMARY KEY, pipeline VARCHAR(255) NOT NULL, kind VARCHAR(16) NOT NULL, detail VARCHAR(1024), created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)); GRANT SELECT, INSERT, DELETE ON \(table) TO '\(user)'@'%'")
+                             fix: "create it once as an administrator: CREATE DATABASE IF NOT EXISTS \(backquoted(settings.signalTable.database)); CREATE TABLE \(table) (id VARCHAR(64) NOT NULL PRIMARY KEY, pipeline VARCHAR(255) NOT NULL, kind VARCHAR(16) NOT NULL, detail VARCHAR(1024), created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)); GRANT SELECT, INSERT, DELETE ON \(table) TO \(account)")
         }
     }
 
