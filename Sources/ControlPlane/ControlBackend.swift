@@ -94,6 +94,23 @@ public struct PipelineView: Codable, Sendable, Equatable {
         }
     }
 
+    /// How long the source keeps the oldest binlog file the pipeline still needs.
+    public struct RetentionView: Codable, Sendable, Equatable {
+        public var neededFile: String
+        public var expireSeconds: Double
+        /// Until the server may purge `neededFile`; 0: it may already.
+        public var secondsLeft: Double
+        /// Below the warning threshold (half the expiry, at most six hours).
+        public var low: Bool
+
+        public init(neededFile: String, expireSeconds: Double, secondsLeft: Double, low: Bool) {
+            self.neededFile = neededFile
+            self.expireSeconds = expireSeconds
+            self.secondsLeft = secondsLeft
+            self.low = low
+        }
+    }
+
     public struct ErrorView: Codable, Sendable, Equatable {
         /// ISO 8601, UTC.
         public var at: String
@@ -125,6 +142,8 @@ public struct PipelineView: Codable, Sendable, Equatable {
     public var readPosition: String?
     /// Everything up to here is applied by every sink.
     public var safePosition: String?
+    /// `nil` while the safe position is in the source's current file, or binlogs never expire.
+    public var binlogRetention: RetentionView?
     public var buffer: String
     public var bufferBytes: Int?
     public var eventsRead: UInt64
@@ -143,8 +162,9 @@ public struct PipelineView: Codable, Sendable, Equatable {
     public init(name: String, state: String, source: String, sourcePosition: String?, readPosition: String?, safePosition: String?, buffer: String,
                 bufferBytes: Int?, eventsRead: UInt64, eventsPerSecond: Double, eventsPerSecondHistory: [Double], lagSeconds: Double?,
                 sinks: [SinkView], tables: [TableView],
-                snapshots: [SnapshotView], errors: [ErrorView]) {
+                snapshots: [SnapshotView], errors: [ErrorView], binlogRetention: RetentionView? = nil) {
         self.name = name
+        self.binlogRetention = binlogRetention
         self.state = state
         self.source = source
         self.sourcePosition = sourcePosition

@@ -3,6 +3,7 @@ import FerryCore
 import Foundation
 import Logging
 import Metrics
+import MySQLSource
 import NIOConcurrencyHelpers
 import Pipeline
 import ServiceLifecycle
@@ -20,6 +21,8 @@ final class RunControl: ControlBackend, Service {
     private let gauges = NIOLockedValueBox<[String: Gauge]>([:])
     /// Per pipeline, changes/s of the last 60 refreshes.
     private let history = NIOLockedValueBox<[String: [Double]]>([:])
+    /// Per pipeline, how long its source keeps the oldest binlog file it needs (absent: no risk).
+    private let retention = NIOLockedValueBox<[String: BinlogRetention.Report]>([:])
 
     init(configuration: FerryConfiguration, store: SQLiteCheckpointStore, supervisors: [PipelineSupervisor], logger: Logger) {
         self.configuration = configuration
@@ -41,6 +44,14 @@ final class RunControl: ControlBackend, Service {
                     while !Task.isCancelled {
                         await self.followSourcesOfIdlePipelines()
                         try? await Task.sleep(for: .seconds(Self.idleSourceSeconds))
+                    }
+                }
+                group.addTask {
+                    // Owned by this loop alone: when each binlog file started, per source.
+                    var fileStarts: [String: [String: Double]] = [:]
+                    while !Task.isCancelled {
+                        await self.lookAtBinlogRetention(fileStarts: &fileStarts)
+                        try? await Task.sleep(for: .seconds(Self.retentionSeconds))
                     }
                 }
             }
@@ -72,6 +83,41 @@ final class RunControl: ControlBackend, Service {
             } catch {
                 logger.debug("cannot reach the source for an idle pipeline's lag", metadata: [LoggingKeys.source: "\(name)", LoggingKeys.error: .error(error)])
             }
+        }
+    }
+
+    /// How often each source's binlog retention is read.
+    static let retentionSeconds = 30
+
+    /// Reads, per source, how long the server keeps the binlog file each pipeline's safe position
+    /// is in, and warns once when that falls low (again after it recovered).
+    func lookAtBinlogRetention(fileStarts: inout [String: [String: Double]]) async {
+        var needed: [String: [String: String]] = [:]
+        for spec in configuration.pipelines {
+            guard let supervisor = supervisors[spec.name] else { continue }
+            var safe = supervisor.live.progress?.safePosition
+            if safe == nil { safe = try? await store.checkpoint(pipeline: spec.name)?.safePosition }
+            guard let file = safe?.binlog?.coordinates.file else { continue }
+            needed[spec.source, default: [:]][spec.name] = file
+        }
+        var found: [String: BinlogRetention.Report] = [:]
+        for (name, files) in needed {
+            guard let source = configuration.sources[name] else { continue }
+            do {
+                found.merge(try await Status.binlogRetention(source, neededFiles: files, fileStarts: &fileStarts[name, default: [:]], logger: logger)) { $1 }
+            } catch {
+                logger.debug("cannot read the source's binlog retention", metadata: [LoggingKeys.source: "\(name)", LoggingKeys.error: .error(error)])
+                for pipeline in files.keys { found[pipeline] = retention.withLockedValue { $0[pipeline] } }
+            }
+        }
+        let previous = retention.withLockedValue { current in
+            defer { current = found }
+            return current
+        }
+        for (pipeline, report) in found.sorted(by: { $0.key < $1.key }) where report.isLow && previous[pipeline]?.isLow != true {
+            let warning = FerryError(code: .sourceBinlogRetentionLow, message: "the source's binlog retention is running out: \(report.summary)",
+                                     context: [("pipeline", pipeline)], fix: BinlogRetention.Report.fix)
+            logger.warning("\(warning.message)", metadata: [LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.error: .error(warning)])
         }
     }
 
@@ -126,7 +172,10 @@ final class RunControl: ControlBackend, Service {
                                               estimatedRows: table.estimatedRows, chunksDone: table.chunksDone, chunksPlanned: table.chunksPlanned,
                                               fraction: table.fraction, rowsPerSecond: table.rowsPerSecond, secondsLeft: table.secondsLeft)
                 },
-                errors: FerryLogging.recent.entries(pipeline: spec.name))
+                errors: FerryLogging.recent.entries(pipeline: spec.name),
+                binlogRetention: retention.withLockedValue { $0[spec.name] }.map {
+                    PipelineView.RetentionView(neededFile: $0.neededFile, expireSeconds: $0.expireSeconds, secondsLeft: $0.secondsLeft, low: $0.isLow)
+                })
             fresh.append(view)
             setGauges(view)
         }
@@ -140,6 +189,12 @@ final class RunControl: ControlBackend, Service {
         gauge("ferry_buffer_bytes", [pipeline]).record(view.bufferBytes ?? 0)
         if view.buffer == "memory", let limit = configuration.pipelines.first(where: { $0.name == view.name })?.bufferBytes {
             gauge("ferry_buffer_limit_bytes", [pipeline]).record(limit)
+        }
+        // Absent when nothing is at risk: a stale figure would keep an alert firing.
+        if let retention = view.binlogRetention {
+            gauge("ferry_source_binlog_retention_seconds", [pipeline]).record(retention.secondsLeft)
+        } else {
+            removeGauge("ferry_source_binlog_retention_seconds", [pipeline])
         }
         for sink in view.sinks {
             let labels = [pipeline, ("sink", sink.name)]
@@ -155,8 +210,17 @@ final class RunControl: ControlBackend, Service {
         }
     }
 
+    private func removeGauge(_ label: String, _ dimensions: [(String, String)]) {
+        let key = Self.gaugeKey(label, dimensions)
+        gauges.withLockedValue { $0.removeValue(forKey: key) }?.destroy()
+    }
+
+    private static func gaugeKey(_ label: String, _ dimensions: [(String, String)]) -> String {
+        ([label] + dimensions.map { "\($0.0)=\($0.1)" }).joined(separator: "\u{0}")
+    }
+
     private func gauge(_ label: String, _ dimensions: [(String, String)]) -> Gauge {
-        let key = ([label] + dimensions.map { "\($0.0)=\($0.1)" }).joined(separator: "\u{0}")
+        let key = Self.gaugeKey(label, dimensions)
         return gauges.withLockedValue { gauges in
             if let gauge = gauges[key] { return gauge }
             let gauge = Gauge(label: label, dimensions: dimensions)

@@ -33,6 +33,8 @@ public enum Status {
         public var snapshots: [Snapshots.TableProgress] = []
         /// The live figures the pipeline last saved (read position, changes per table, …).
         public var progress: PipelineProgress?
+        /// How long the source keeps the binlog file the safe position is in.
+        public var binlogRetention: BinlogRetention.Report?
     }
 
     /// A running pipeline saves its figures every second; older ones mean it is not running.
@@ -90,11 +92,20 @@ public enum Status {
                 }
                 return report
             }
+            var retention: BinlogRetention.Report? = nil
+            if let file = checkpoint?.safePosition?.binlog?.coordinates.file {
+                var fileStarts: [String: Double] = [:]
+                do {
+                    retention = try await binlogRetention(source, neededFiles: [pipeline.name: file], fileStarts: &fileStarts, logger: logger)[pipeline.name]
+                } catch {
+                    logger.warning("cannot read the source's binlog retention", metadata: [LoggingKeys.error: .error(error)])
+                }
+            }
             reports.append(PipelineReport(name: pipeline.name, state: state, sourcePosition: current, safePosition: checkpoint?.safePosition,
                                           buffer: pipeline.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes,
                                           sinks: sinks, lastError: lastError,
                                           snapshots: store == nil ? [] : try await Snapshots.progress(store: store!, pipeline: pipeline.name),
-                                          progress: progress))
+                                          progress: progress, binlogRetention: retention))
         }
         return reports
     }
@@ -111,6 +122,27 @@ public enum Status {
             }
             return (coordinates, logs)
         }
+    }
+
+    /// For each pipeline of `source` (name → the binlog file its safe position is in), how long
+    /// the server keeps that file. `fileStarts` caches when each file started (that never
+    /// changes), so a file's start is read from the server once.
+    static func binlogRetention(_ source: FerryConfiguration.Source, neededFiles: [String: String], fileStarts: inout [String: Double],
+                                logger: Logger) async throws -> [String: BinlogRetention.Report] {
+        let connection = try MySQLConnectionConfiguration(url: source.url, password: source.password)
+        let (variables, files) = try await MySQLConnection.withConnection(connection, logger: logger) { query in
+            (try await BinlogRetention.expiryVariables(query), try await query.query("SHOW BINARY LOGS").rows.compactMap { $0[0] })
+        }
+        let expire = BinlogRetention.expireSeconds(variables)
+        guard expire > 0 else { return [:] }
+        var reports: [String: BinlogRetention.Report] = [:]
+        for (pipeline, file) in neededFiles {
+            guard let next = BinlogRetention.fileAfter(file, in: files) else { continue }
+            if fileStarts[next] == nil { fileStarts[next] = try await BinlogRetention.startTime(of: next, connection: connection, logger: logger) }
+            reports[pipeline] = BinlogRetention.report(neededFile: file, serverFiles: files, expireSeconds: expire, rotatedAt: fileStarts[next],
+                                                       now: Date().timeIntervalSince1970)
+        }
+        return reports
     }
 
     /// Binlog bytes past a sink's position that are no change: a rotation's new-file preamble
@@ -148,6 +180,9 @@ public enum Status {
             lines.append("pipeline \(report.name): \(report.state)")
             lines.append("  source position:  \(report.sourcePosition?.description ?? "unknown")")
             lines.append("  safe position:    \(report.safePosition?.description ?? "none yet")")
+            if let retention = report.binlogRetention {
+                lines.append("  binlog retention: \(retention.summary)" + (retention.isLow ? " — LOW: \(BinlogRetention.Report.fix)" : ""))
+            }
             lines.append("  buffer:           \(report.buffer)\(report.bufferBytes.map { ", \($0) bytes held" } ?? "")")
             for sink in report.sinks {
                 var lag: [String] = []
@@ -174,6 +209,18 @@ public enum Status {
             JSONBuffer.appendString(report.state, to: &out)
             JSONBuffer.appendASCII(",\"source_position\":", to: &out)
             appendOptional(report.sourcePosition?.description, &out)
+            JSONBuffer.appendASCII(",\"binlog_retention\":", to: &out)
+            if let retention = report.binlogRetention {
+                JSONBuffer.appendASCII("{\"needed_file\":", to: &out)
+                JSONBuffer.appendString(retention.neededFile, to: &out)
+                JSONBuffer.appendASCII(",\"expire_seconds\":", to: &out)
+                appendNumber(retention.expireSeconds, &out)
+                JSONBuffer.appendASCII(",\"seconds_left\":", to: &out)
+                appendNumber(retention.secondsLeft, &out)
+                JSONBuffer.appendASCII(retention.isLow ? ",\"low\":true}" : ",\"low\":false}", to: &out)
+            } else {
+                JSONBuffer.appendASCII("null", to: &out)
+            }
             JSONBuffer.appendASCII(",\"buffer\":", to: &out)
             JSONBuffer.appendString(report.buffer, to: &out)
             JSONBuffer.appendASCII(",\"buffer_bytes\":", to: &out)

@@ -133,6 +133,59 @@ extension Integration {
             try await waitUntil("the streamed changes", seconds: 30) { try rows() == "1=uno,2=two,3=three\n" }
         }
 
+        /// `ferry status` tells how long the source keeps the binlog file a stopped pipeline
+        /// resumes from: the server's expiry counted from when it rotated away from that file.
+        @Test func statusSaysHowLongTheSourceKeepsTheBinlogAPipelineNeeds() async throws {
+            let saved = try #require(try await adminQuery("SELECT @@global.binlog_expire_logs_seconds").rows.first?[0])
+            let month = 2_592_000
+            try await admin(["SET GLOBAL binlog_expire_logs_seconds = \(month)", "DROP DATABASE IF EXISTS it_retention", "CREATE DATABASE it_retention",
+                             "CREATE TABLE it_retention.t (id INT PRIMARY KEY)", "INSERT INTO it_retention.t VALUES (1)"])
+            do {
+                let directory = try scratchDirectory("retention")
+                defer { try? FileManager.default.removeItem(at: directory) }
+                let config = directory.appendingPathComponent("ferry.yml").path
+                let target = directory.appendingPathComponent("target.sqlite").path
+                try """
+                sources:
+                  db: { type: mysql, url: "\(try TestEnvironment.sourceURL())?tls=disable", password: "\(try TestEnvironment.sourcePassword())" }
+                sinks:
+                  local: { type: sqlite, path: \(target) }
+                pipelines:
+                  p: { source: db, sinks: [local], tables: ["it_retention.*"] }
+                data_dir: \(directory.path)/data
+                server: { listen: off }
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+                let run = try startFerry(config: config)
+                try await waitUntil("the row", seconds: 30) {
+                    guard FileManager.default.fileExists(atPath: target) else { return false }
+                    return try runProcess("/usr/bin/sqlite3", [target, "SELECT count(*) FROM t"]).stdout == "1\n"
+                }
+                run.terminate()
+                run.waitUntilExit()
+                let needed = try #require(try await adminQuery("SHOW MASTER STATUS").rows.first?[0])
+                let now = try await adminQuery("SELECT UNIX_TIMESTAMP()").rows.first?[0]
+                let before = try #require(now.flatMap { Double($0) })
+                try await admin(["FLUSH BINARY LOGS", "INSERT INTO it_retention.t VALUES (2)"])
+                let status = try ferry(["status", "-c", config, "--json"])
+                #expect(status.status == 0, "\(status.stderr)")
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+                let pipeline = try #require((object["pipelines"] as? [[String: Any]])?.first)
+                let retention = try #require(pipeline["binlog_retention"] as? [String: Any], "\(status.stdout)")
+                #expect(retention["needed_file"] as? String == needed)
+                #expect(retention["expire_seconds"] as? Double == Double(month))
+                let left = try #require(retention["seconds_left"] as? Double)
+                let elapsed = Date().timeIntervalSince1970 - before
+                #expect(left <= Double(month) && left >= Double(month) - elapsed - 1, "\(left) s left, \(elapsed) s elapsed")
+                #expect(retention["low"] as? Bool == false)
+                let text = try ferry(["status", "-c", config])
+                #expect(text.stdout.contains("binlog retention: \(needed) may be purged in 29 d 23 h (expiry 30 d)"), "\(text.stdout)")
+            } catch {
+                try await admin(["SET GLOBAL binlog_expire_logs_seconds = \(saved)"])
+                throw error
+            }
+            try await admin(["SET GLOBAL binlog_expire_logs_seconds = \(saved)"])
+        }
+
         @Test func tlsRequiredButUnavailable() throws {
             expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL() + "?tls=require"], password: "ferry-secret"),
                                code: "source.mysql.tls_unavailable", mentioning: ["tls=require"])

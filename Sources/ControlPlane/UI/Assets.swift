@@ -175,5 +175,6 @@ enum Assets {
     .login form { display: flex; gap: .5rem; }
     .login input { flex: 1; }
     .error { color: #991b1b; }
+    td.warn { color: #92400e; background: #fef3c7; }
     """
 }

@@ -84,6 +84,7 @@ enum Templates {
       <tr><th>End of the source's log</th><td class="mono" data-path="{{name}}/source_position">{{sourcePosition}}</td></tr>
       <tr><th>Read up to</th><td class="mono" data-path="{{name}}/read_position">{{readPosition}}</td></tr>
       <tr><th>Applied by every sink</th><td class="mono" data-path="{{name}}/safe_position">{{safePosition}}</td></tr>
+      {{#hasRetention}}{{#retention}}<tr><th>Binlog kept</th><td{{#low}} class="warn"{{/low}}><span class="mono">{{file}}</span> may be purged {{left}} (expiry {{expiry}}){{#low}}: let the pipeline catch up, or keep binlogs longer{{/low}}</td></tr>{{/retention}}{{/hasRetention}}
     </table>
     <h2>Sinks</h2>
     <table>

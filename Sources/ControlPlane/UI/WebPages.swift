@@ -1,3 +1,4 @@
+import FerryCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -143,6 +144,11 @@ struct WebPages {
             "sourcePosition": view.sourcePosition ?? "—", "readPosition": view.readPosition ?? "—", "safePosition": view.safePosition ?? "—",
             "rate": count(view.eventsPerSecond), "lag": seconds(view.lagSeconds), "eventsRead": count(Double(view.eventsRead)),
             "buffer": view.buffer, "bufferBytes": view.bufferBytes.map { String($0) } ?? "—",
+            "hasRetention": view.binlogRetention != nil,
+            "retention": view.binlogRetention.map { retention -> [String: Any] in
+                ["file": retention.neededFile, "left": retention.secondsLeft > 0 ? "in " + DurationText.span(retention.secondsLeft) : "now",
+                 "expiry": DurationText.span(retention.expireSeconds), "low": retention.low]
+            } ?? [:],
             "sinks": view.sinks.map { sink -> [String: Any] in
                 ["pipeline": view.name, "name": sink.name, "appliedPosition": sink.appliedPosition ?? "—",
                  "lagEvents": sink.lagEvents.map { count(Double($0)) } ?? "—", "lagSeconds": seconds(sink.lagSeconds),

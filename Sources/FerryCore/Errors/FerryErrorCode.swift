@@ -83,6 +83,8 @@ extension FerryError.Code {
     public static let sourceBinlogFormat = Self("source.binlog.format")
     /// The binlog ferry needs was purged from the server.
     public static let sourceBinlogPurged = Self("source.binlog.purged")
+    /// The server will soon purge the oldest binlog file a pipeline still needs.
+    public static let sourceBinlogRetentionLow = Self("source.binlog.retention_low")
     /// An event's checksum does not match its bytes.
     public static let sourceBinlogChecksumMismatch = Self("source.binlog.checksum_mismatch")
     /// An event cannot be decoded.
@@ -178,7 +180,7 @@ extension FerryError.Code {
         cliUnknownSink, cliBadRole, cliBadTokenName, cliTokenExists, cliUnknownToken,
         sourceMySQLUnreachable, sourceMySQLConnectionClosed, sourceMySQLReadTimeout, sourceMySQLServerError, sourceMySQLProtocol,
         sourceMySQLAuthPlugin, sourceMySQLTLSUnavailable, sourceMySQLTLSFailed, sourceBinlogOff, sourceBinlogFormat,
-        sourceBinlogPurged, sourceBinlogChecksumMismatch, sourceBinlogUndecodableEvent, sourceBinlogUndecodableRow,
+        sourceBinlogPurged, sourceBinlogRetentionLow, sourceBinlogChecksumMismatch, sourceBinlogUndecodableEvent, sourceBinlogUndecodableRow,
         sourceBinlogUnsupportedColumn, sourceBinlogUnsupportedEvent, sourcePosition,
         snapshotTableMissing, snapshotKeyColumn, snapshotKeyNullable, snapshotSignalTable, snapshotUndecodableRow,
         snapshotUnsupportedColumn,
