@@ -186,6 +186,46 @@ extension Integration {
             try await admin(["SET GLOBAL binlog_expire_logs_seconds = \(saved)"])
         }
 
+        /// `ferry init` against a demo-like schema writes a file that `ferry check -c` accepts and
+        /// `ferry run` runs unchanged: the snapshot and the stream reach the target, the keyless
+        /// table included.
+        @Test func initWritesAFileThatChecksAndRunsUnchanged() async throws {
+            try await admin(["DROP DATABASE IF EXISTS it_init", "CREATE DATABASE it_init",
+                             "CREATE TABLE it_init.customers (id INT PRIMARY KEY, name VARCHAR(20))",
+                             "CREATE TABLE it_init.events (at DATETIME, what VARCHAR(20))",
+                             "INSERT INTO it_init.customers VALUES (1, 'Ada'), (2, 'Grace')", "INSERT INTO it_init.events VALUES ('2026-01-01 00:00:00', 'opened')"])
+            let directory = try scratchDirectory("init")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let config = directory.appendingPathComponent("ferry.yml").path
+            let target = directory.appendingPathComponent("replica.sqlite").path
+            let password = try TestEnvironment.sourcePassword()
+            let source = "mysql://ferry@127.0.0.1:\(try TestEnvironment.value("FERRY_MARIADB_PORT"))?tls=disable"
+            let made = try ferry(["init", "--source", source, "--database", "it_init", "--sink", "sqlite:\(target)",
+                                  "--data-dir", directory.appendingPathComponent("data").path, "-o", config], password: password)
+            #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
+            #expect(made.stdout.contains("it_init.events") && made.stdout.contains("NO KEY"), "\(made.stdout)")
+            let written = try String(contentsOfFile: config, encoding: .utf8)
+            #expect(written.contains("#   it_init.events: { key: [COLUMN, …] }") && !written.contains(password), "\(written)")
+            #expect(try ferry(["init", "--source", source, "-o", config], password: password).status == 1, "an existing file is kept")
+            let check = try ferry(["check", "-c", config], password: password)
+            #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: TestEnvironment.ferryBinary)
+            process.arguments = ["run", "-c", config]
+            process.environment = ProcessInfo.processInfo.environment.merging(["FERRY_SOURCE_PASSWORD": password]) { $1 }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            defer { process.terminate(); process.waitUntilExit() }
+            func rows() throws -> String {
+                guard FileManager.default.fileExists(atPath: target) else { return "" }
+                return try runProcess("/usr/bin/sqlite3", [target, "SELECT (SELECT group_concat(name, ',') FROM (SELECT name FROM customers ORDER BY id)) || ' / ' || (SELECT count(*) FROM events)"]).stdout
+            }
+            try await waitUntil("the snapshot", seconds: 30) { try rows() == "Ada,Grace / 1\n" }
+            try await admin(["INSERT INTO it_init.customers VALUES (3, 'Linus')", "INSERT INTO it_init.events VALUES ('2026-01-02 00:00:00', 'closed')"])
+            try await waitUntil("the streamed changes", seconds: 30) { try rows() == "Ada,Grace,Linus / 2\n" }
+        }
+
         @Test func tlsRequiredButUnavailable() throws {
             expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL() + "?tls=require"], password: "ferry-secret"),
                                code: "source.mysql.tls_unavailable", mentioning: ["tls=require"])
