@@ -99,11 +99,19 @@ public struct MySQLSource: Sendable {
         }
     }
 
-    /// Requests a snapshot of tables whose rows a DDL statement rewrote.
-    private static func rereader(_ job: SnapshotJob, logger: Logger) -> @Sendable ([TableName]) async throws -> Void {
-        { tables in
+    /// Requests a snapshot of tables whose rows a DDL statement rewrote, and of the new name of a
+    /// renamed table whose snapshot was still to finish: the old name no longer exists on the
+    /// source, so its rows can only be read under the new one.
+    private static func rereader(_ job: SnapshotJob, logger: Logger) -> StreamSession.Reread {
+        { rewritten, renamed in
+            var tables = rewritten
+            if !renamed.isEmpty {
+                let unfinished = Set(try await job.store.snapshotTables(pipeline: job.pipeline).filter { $0.state != .done }.map(\.table))
+                tables += renamed.filter { unfinished.contains($0.from) }.map(\.to)
+            }
+            guard !tables.isEmpty else { return }
             try await job.store.requestSnapshot(pipeline: job.pipeline, tables: tables, reason: "schema change", atMillis: WallClock.millisecondsSinceEpoch())
-            logger.notice("a schema change rewrote existing rows; the tables are read again", metadata: [
+            logger.notice("a schema change rewrote existing rows, or renamed a table being read; the tables are read again", metadata: [
                 LoggingKeys.pipeline: "\(job.pipeline)", "ferry.tables": "\(tables.map(\.description).joined(separator: ", "))",
             ])
         }

@@ -20,7 +20,10 @@ struct StreamSession {
     private let textRepairs: TextRepairReporter
     /// Snapshot windows fed by this stream, the table their watermarks are written to, and how
     /// to have tables read again whose rows a DDL statement rewrote (`nil`: they are not).
-    private let snapshot: (windows: SnapshotWindows, signalTable: TableName, reread: (@Sendable ([TableName]) async throws -> Void)?)?
+    /// Asks for tables to be read again after a DDL statement: those whose rows it rewrote, and
+    /// the tables it renamed (old name, new name).
+    typealias Reread = @Sendable (_ rewritten: [TableName], _ renamed: [(from: TableName, to: TableName)]) async throws -> Void
+    private let snapshot: (windows: SnapshotWindows, signalTable: TableName, reread: Reread?)?
 
     /// Schemas of the tables met so far, so that rebuilding a decoder after a rotation or a
     /// reconnect does not make a new schema object for an unchanged table.
@@ -34,7 +37,7 @@ struct StreamSession {
     }
 
     init(configuration: MySQLSourceConfiguration, server: ServerFacts, start: MySQLSource.ResolvedStart,
-         snapshot: (windows: SnapshotWindows, signalTable: TableName, reread: (@Sendable ([TableName]) async throws -> Void)?)? = nil,
+         snapshot: (windows: SnapshotWindows, signalTable: TableName, reread: Reread?)? = nil,
          logEnd: SourceLogEnd, logger: Logger) {
         self.configuration = configuration
         self.logEnd = logEnd
@@ -203,7 +206,11 @@ struct StreamSession {
             // without the request.
             if let reread = snapshot?.reread {
                 let tables = rewritten.filter(configuration.filter.includes)
-                if !tables.isEmpty { try await reread(tables) }
+                let renamed = changes.compactMap { change -> (from: TableName, to: TableName)? in
+                    guard case .renameTable(let from, let to) = change, configuration.filter.includes(to) else { return nil }
+                    return (from, to)
+                }
+                if !tables.isEmpty || !renamed.isEmpty { try await reread(tables, renamed) }
             }
             try await deliver(transaction)
         }

@@ -1,7 +1,7 @@
 import FerryCore
 import Foundation
 import Logging
-import SinkSupport
+@testable import SinkSupport
 @testable import SQLiteSink
 import Testing
 
@@ -147,6 +147,22 @@ import Testing
         try await sink.close()
         #expect(try sqliteRows(path, "SELECT name FROM pragma_table_info('items') WHERE pk > 0").isEmpty)
         #expect(try sqliteRows(path, "SELECT a, b FROM items ORDER BY a, b") == [["1", "again"], ["1", "x2"], ["2", "y"]])
+    }
+
+    /// A target column the source's rows may leave NULL must accept NULL: one the rows no longer
+    /// carry (dropped or renamed, kept by lenient), one the source made nullable; key columns
+    /// and columns the source still fills are left alone.
+    @Test func columnsTheSourceMayLeaveEmptyAcceptNull() {
+        let target = TargetTable(columns: [TargetColumn(name: "id", type: "integer", notNull: true),
+                                           TargetColumn(name: "email", type: "text", notNull: true),
+                                           TargetColumn(name: "name", type: "text", notNull: true),
+                                           TargetColumn(name: "note", type: "text", notNull: true),
+                                           TargetColumn(name: "age", type: "integer", notNull: false)], key: ["id"])
+        let schema = TableSchema(name: TableName(database: "shop", table: "t"),
+                                 columns: [ColumnSchema(name: "id", typeName: "int", nullable: false), ColumnSchema(name: "contact", typeName: "text", nullable: false),
+                                           ColumnSchema(name: "name", typeName: "text", nullable: false), ColumnSchema(name: "note", typeName: "text", nullable: true)],
+                                 primaryKey: [0])
+        #expect(TargetSchema.refusingNull(target, schema: schema).map(\.name) == ["email", "note"])
     }
 
     @Test func lenientKeepsData() async throws {

@@ -326,12 +326,25 @@ struct Snapshotter: Sendable {
     private func snapshot(_ initial: SnapshotTableRecord, useSignalTable: Bool) async throws {
         var record = initial
         let name = record.table
-        let described = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
-            let table = try await SnapshotTable.load(name, keyOverride: keyOverride(for: name), query: query, server: server)
-            let estimate = try await query.query("""
-                SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = '\(name.database.replacingSingleQuotes)' AND TABLE_NAME = '\(name.table.replacingSingleQuotes)'
-                """).rows.first?[0].flatMap { Int($0) } ?? 0
-            return (table, estimate)
+        let described: (SnapshotTable, Int)
+        do {
+            described = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+                let table = try await SnapshotTable.load(name, keyOverride: keyOverride(for: name), query: query, server: server)
+                let estimate = try await query.query("""
+                    SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = '\(name.database.replacingSingleQuotes)' AND TABLE_NAME = '\(name.table.replacingSingleQuotes)'
+                    """).rows.first?[0].flatMap { Int($0) } ?? 0
+                return (table, estimate)
+            }
+        } catch let error as FerryError where error.code == .snapshotTableMissing {
+            // Dropped or renamed since it was asked for (a replay is behind the source): its rows
+            // are not there to read. The stream carries the DROP or RENAME, and a rename asks for
+            // the new name to be read.
+            record.state = .done
+            record.finishedMillis = Self.nowMillis()
+            try await save(record)
+            logger.notice("snapshot of table skipped: it no longer exists on the source (dropped or renamed later in the log)",
+                          metadata: [LoggingKeys.table: "\(name)", "ferry.reason": "\(record.reason)"])
+            return
         }
         let table = described.0
         if let override = keyOverride(for: name), table.keyColumns.contains(where: { table.schema.columns[$0].nullable }) {

@@ -242,6 +242,11 @@ struct MariaDBDialect: SchemaDialect {
 
     func renameTable(_ from: String, to: String) -> String { "RENAME TABLE \(backquoted(from)) TO \(backquoted(to))" }
 
+    /// `COLUMN_TYPE` as the catalog spells it, made nullable.
+    func allowNull(_ table: String, columns: [TargetColumn], current: TargetTable) -> [String]? {
+        ["ALTER TABLE \(backquoted(table)) " + columns.map { "MODIFY COLUMN \(backquoted($0.name)) \($0.type) NULL" }.joined(separator: ", ")]
+    }
+
     func modifyColumnEmptying(_ table: String, column: String, typeName: String) -> [String]? {
         ["UPDATE \(backquoted(table)) SET \(backquoted(column)) = NULL", modifyColumn(table, column: column, typeName: typeName)!]
     }

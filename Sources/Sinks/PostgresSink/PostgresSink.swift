@@ -277,6 +277,10 @@ struct PostgresDialect: SchemaDialect {
         ("SAVEPOINT ferry_step", "ROLLBACK TO SAVEPOINT ferry_step", "RELEASE SAVEPOINT ferry_step")
     }
 
+    func allowNull(_ table: String, columns: [TargetColumn], current: TargetTable) -> [String]? {
+        ["ALTER TABLE \(self.table(table)) " + columns.map { "ALTER COLUMN \(doubleQuoted($0.name)) DROP NOT NULL" }.joined(separator: ", ")]
+    }
+
     func modifyColumnEmptying(_ table: String, column: String, typeName: String) -> [String]? {
         ["ALTER TABLE \(self.table(table)) ALTER COLUMN \(doubleQuoted(column)) TYPE \(columnType(typeName)) USING NULL"]
     }

@@ -159,8 +159,15 @@ struct SQLiteDialect: SchemaDialect {
 
     func modifyColumn(_ table: String, column: String, typeName: String) -> String? { nil }
 
+    func allowNull(_ table: String, columns: [TargetColumn], current: TargetTable) -> [String]? {
+        let relaxed = Set(columns.map(\.name))
+        var nullable = current
+        for index in nullable.columns.indices where relaxed.contains(nullable.columns[index].name) { nullable.columns[index].notNull = false }
+        return rebuild(table, current: nullable, key: current.key)
+    }
+
     func replaceKey(_ table: String, current: TargetTable, key: [String]) -> [String]? {
-        rebuildWithKey(table, current: current, key: key)
+        rebuild(table, current: current, key: key)
     }
 
     func truncateTable(_ table: String) -> String { "DELETE FROM \(doubleQuoted(table))" }

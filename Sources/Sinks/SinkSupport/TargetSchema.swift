@@ -32,6 +32,9 @@ public protocol SchemaDialect: Sendable {
     /// The statements that give `current` the primary key `key` (empty: none), in order; `nil`
     /// when the target cannot change a table's key (ClickHouse orders its parts by it).
     func replaceKey(_ table: String, current: TargetTable, key: [String]) -> [String]?
+    /// The statements that let `columns` of `current` hold NULL; `nil` when the target has no
+    /// NOT NULL columns to relax (ClickHouse fills a missing column with its default).
+    func allowNull(_ table: String, columns: [TargetColumn], current: TargetTable) -> [String]?
 }
 
 /// One column of a target table as the target's catalog describes it.
@@ -92,11 +95,14 @@ extension SchemaDialect {
 
     public func modifyColumnEmptying(_ table: String, column: String, typeName: String) -> [String]? { nil }
 
+    public func allowNull(_ table: String, columns: [TargetColumn], current: TargetTable) -> [String]? { nil }
+
     public var savepoint: (set: String, undo: String, release: String)? { nil }
 
-    /// Rebuilds the table with the new key, for targets that cannot change a key in place
-    /// (SQLite): a copy with the same columns, the rows moved over, the copy renamed.
-    public func rebuildWithKey(_ table: String, current: TargetTable, key: [String]) -> [String] {
+    /// Rebuilds the table with `current`'s columns and the key `key` (a copy, the rows moved
+    /// over, the copy renamed), for changes the target cannot make in place (SQLite: a new key,
+    /// a NOT NULL dropped).
+    public func rebuild(_ table: String, current: TargetTable, key: [String]) -> [String] {
         let copy = "ferry_rekey_" + table
         var definitions = current.columns.map { "\(identifier($0.name)) \($0.type)" + ($0.notNull ? " NOT NULL" : "") }
         if !key.isEmpty { definitions.append("PRIMARY KEY (" + key.map(identifier).joined(separator: ", ") + ")") }
@@ -143,7 +149,10 @@ public struct TargetSchema: Sendable {
         let wantedKey = schema.primaryKey.map { schema.columnName($0) }
         if let current = known[table] {
             let names = current.names
-            if !policy.addsColumnsFromRows || (wanted.allSatisfy(names.contains) && (!followsKeys || current.key == wantedKey)) { return names }
+            if !policy.addsColumnsFromRows
+                || (wanted.allSatisfy(names.contains) && (!followsKeys || (current.key == wantedKey && Self.refusingNull(current, schema: schema).isEmpty))) {
+                return names
+            }
         }
         var existing = try await describe(table)
         if !existing.exists {
@@ -170,8 +179,28 @@ public struct TargetSchema: Sendable {
                 existing.key = wantedKey
             }
         }
+        let refusing = followsKeys ? Self.refusingNull(existing, schema: schema) : []
+        if !refusing.isEmpty, let statements = dialect.allowNull(table, columns: refusing, current: existing) {
+            logger?.info("target columns the source's rows may leave empty now accept NULL", metadata: [
+                LoggingKeys.table: "\(schema.name)", "ferry.target_table": "\(table)",
+                "ferry.columns": "\(refusing.map(\.name).joined(separator: ","))",
+            ])
+            for statement in statements { try await execute(statement) }
+            existing = try await describe(table)
+        }
         known[table] = existing
         return existing.names
+    }
+
+    /// Target columns outside the key that refuse NULL where the source's rows may leave them
+    /// NULL: columns the rows no longer carry (dropped or renamed at the source and kept by
+    /// `lenient`), and columns the source now lets be NULL (`MODIFY … NULL`).
+    static func refusingNull(_ target: TargetTable, schema: TableSchema) -> [TargetColumn] {
+        var carried: [String: Bool] = [:]
+        for index in schema.columns.indices { carried[schema.columnName(index)] = schema.columns[index].nullable }
+        return target.columns.filter { column in
+            column.notNull && !target.key.contains(column.name) && (carried[column.name] ?? true)
+        }
     }
 
     /// Applies a sink's groups in order: schema changes as the policy decides, and for row groups
