@@ -55,7 +55,7 @@ public enum MySQLWireError: Error, Sendable, CustomStringConvertible, FerryError
 
     static func fix(for packet: ERRPacket) -> String? {
         switch packet.errorCode {
-        case 1045: return "check the user name and password (FERRY_SOURCE_PASSWORD or the URL)"
+        case 1045: return "check the user name and password (the source's url or password: in the configuration; FERRY_SOURCE_PASSWORD for --source)"
         case 1227, 1044, 1142, 1143:
             return "the source user lacks a privilege: Ferry needs REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.*; `ferry check --source URL` prints the GRANT for your account"
         case 1236: return "the requested binlog position is not available on the server (purged or never written); start from a current position or re-snapshot"

@@ -288,6 +288,13 @@ struct Snapshotter: Sendable {
 
     private func createSignalTable(_ query: MySQLConnection) async throws {
         let table = "\(backquoted(settings.signalTable.database)).\(backquoted(settings.signalTable.table))"
+        // A table an administrator created needs no CREATE privilege: IF NOT EXISTS is still
+        // refused without it.
+        let existing = try await query.query("""
+            SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = '\(settings.signalTable.database.replacingSingleQuotes)'
+            AND TABLE_NAME = '\(settings.signalTable.table.replacingSingleQuotes)'
+            """)
+        if !existing.rows.isEmpty { return }
         do {
             try await query.execute("CREATE DATABASE IF NOT EXISTS \(backquoted(settings.signalTable.database))")
             try await query.execute("""

@@ -276,6 +276,20 @@ struct MariaDBSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCon
     var ferryError: FerryError {
         let inner = underlying.ferryError
         return FerryError(code: isTransient ? .sinkMariaDBUnavailable : .sinkMariaDBRejected,
-                          message: "sink \(sink): \(inner.message)", fix: inner.fix ?? "check the target table against the source schema", disposition: disposition)
+                          message: "sink \(sink): \(inner.message)", fix: Self.fix(underlying) ?? "check the target table against the source schema",
+                          disposition: disposition)
+    }
+
+    /// What to do, for the sink's account (the source's hints name the replication user).
+    static func fix(_ error: MySQLWireError) -> String? {
+        guard case .server(let packet, _) = error else { return error.ferryError.fix }
+        switch packet.errorCode {
+        case 1045: return "check the user and password of the sink's url (or its password setting)"
+        case 1044, 1142, 1143, 1227:
+            return "grant the sink's user what it needs on the target database: GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX ON db.* TO 'user'@'host'"
+        case 1049: return "create the target database named in the sink's url (CREATE DATABASE …), or name an existing one"
+        case 1290, 1836: return "point the sink at the primary: this server is read-only (read_only or super_read_only)"
+        default: return error.ferryError.fix
+        }
     }
 }

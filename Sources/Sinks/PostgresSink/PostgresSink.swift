@@ -312,9 +312,25 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
             fix = "check the sink's sslmode (disable, prefer, require, verify-ca, verify-full) and sslrootcert against the server's TLS setup"
         case .protocolViolation?:
             fix = "check that the sink's url names a PostgreSQL server: what answered there does not speak PostgreSQL's protocol (a proxy, another service, or a port mix-up)"
+        case .server(let error)?:
+            fix = Self.fix(sqlState: error.sqlState) ?? fix
         default: break
         }
         return FerryError(code: isTransient ? .sinkPostgresUnavailable : .sinkPostgresRejected,
                           message: "PostgreSQL sink \(sink): \(underlying)", fix: fix, disposition: disposition)
+    }
+
+    /// What to do about a refusal that is not about the rows: privileges, a missing schema or
+    /// database, a read-only server (docs/getting-started.md lists what the sink's user needs).
+    static func fix(sqlState: String) -> String? {
+        switch sqlState {
+        case "42501": "grant the sink's user USAGE and CREATE on the target schema (or make it the database's owner), and make it the owner of target tables it did not create"
+        case "3F000": "create the schema named by the sink's ?schema= (ferry creates tables, never schemas), or name an existing one"
+        case "3D000": "create the database named in the sink's url, or name an existing one"
+        case "25006": "point the sink at the primary: this server is read-only (a standby, or default_transaction_read_only)"
+        case "28000", "28P01": "check the user and password of the sink's url (or its password setting) and pg_hba.conf"
+        case "53100": "free disk space on the PostgreSQL server, then start ferry again: the sink applies the batch again from its own position"
+        default: nil
+        }
     }
 }
