@@ -14,6 +14,10 @@ public protocol ControlBackend: Sendable {
     func rewind(pipeline: String, sink: String, position: String, actor: String) async throws
     /// Newest first; all pipelines when `pipeline` is nil.
     func auditLog(pipeline: String?, limit: Int) async throws -> [AuditEntryView]
+    /// Reads the configuration file again and applies what changed (pipelines added, removed or
+    /// changed; the rest untouched); returns what it did. An invalid file is refused
+    /// (`ControlRequestError.badRequest`) and the running configuration stays.
+    func reload(actor: String) async throws -> String
     /// The effective configuration as JSON, secrets replaced by `"<redacted>"`.
     func redactedConfiguration() -> String
     /// The token whose SHA-256 is `hash`, if one exists.

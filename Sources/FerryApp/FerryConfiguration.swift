@@ -93,6 +93,9 @@ public struct FerryConfiguration: Sendable {
     public var sinks: [String: Sink]
     public var pipelines: [Pipeline]
     public var server: Server? = Server(settings: ControlServerSettings(), explicit: false)
+    /// Each source's, sink's and pipeline's YAML as written (`source NAME`, `sink NAME`,
+    /// `pipeline NAME`), before `${NAME}` is read: a reload compares these to find what changed.
+    public var definitions: [String: String] = [:]
 
     /// Reads and validates a configuration file.
     /// - Parameters:
@@ -204,22 +207,35 @@ struct ConfigReader {
         var sinks: [String: FerryConfiguration.Sink] = [:]
         var pipelineNodes: [(String, Node, Node)] = []
         var server: FerryConfiguration.Server? = FerryConfiguration.Server(settings: ControlServerSettings(), explicit: false)
-        for entry in try mapping(root, "", allowed: ["sources", "sinks", "pipelines", "state", "data_dir", "server"]) {
+        var definitions: [String: String] = [:]
+        func define(_ kind: String, _ name: String, _ node: Node) {
+            definitions["\(kind) \(name)"] = (try? Yams.serialize(node: node)) ?? "\(node)"
+        }
+        let entries = try mapping(root, "", allowed: ["sources", "sinks", "pipelines", "state", "data_dir", "server"])
+        // Read first wherever it is written: sinks take their default directories from it.
+        if let entry = entries.first(where: { $0.key == "data_dir" }) { dataDirectory = try string(entry.node, "data_dir") }
+        for entry in entries {
             switch entry.key {
-            case "data_dir": dataDirectory = try string(entry.node, "data_dir")
             case "state":
                 for field in try mapping(entry.node, "state", allowed: ["sqlite"]) { statePath = try string(field.node, "state.sqlite") }
             case "sources":
                 for source in try mapping(entry.node, "sources", allowed: []) {
                     sources[source.key] = try self.source(source.key, source.node)
+                    define("source", source.key, source.node)
                 }
             case "sinks":
                 for sink in try mapping(entry.node, "sinks", allowed: []) {
                     sinks[sink.key] = try self.sink(sink.key, sink.node, dataDirectory: dataDirectory)
+                    define("sink", sink.key, sink.node)
                 }
             case "pipelines":
-                for pipeline in try mapping(entry.node, "pipelines", allowed: []) { pipelineNodes.append((pipeline.key, pipeline.node, pipeline.keyNode)) }
-            case "server": server = try self.server(entry.node)
+                for pipeline in try mapping(entry.node, "pipelines", allowed: []) {
+                    pipelineNodes.append((pipeline.key, pipeline.node, pipeline.keyNode))
+                    define("pipeline", pipeline.key, pipeline.node)
+                }
+            case "server":
+                server = try self.server(entry.node)
+                definitions["server"] = (try? Yams.serialize(node: entry.node)) ?? "\(entry.node)"
             default: break
             }
         }
@@ -240,7 +256,7 @@ struct ConfigReader {
         }
         return FerryConfiguration(file: file, dataDirectory: dataDirectory,
                                   statePath: statePath ?? (dataDirectory as NSString).appendingPathComponent("ferry-state.sqlite"),
-                                  sources: sources, sinks: sinks, pipelines: pipelines, server: server)
+                                  sources: sources, sinks: sinks, pipelines: pipelines, server: server, definitions: definitions)
     }
 
     /// `server: { listen: HOST:PORT | off, tls: { cert: FILE, key: FILE }, max_connections, request_timeout_seconds, idle_timeout_seconds }`.

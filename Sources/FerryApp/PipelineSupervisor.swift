@@ -5,8 +5,8 @@ import ServiceLifecycle
 import StateStore
 
 /// One pipeline under `ferry run`: runs it, and pauses (drain, commit, hold), resumes or restarts
-/// it when asked. A pipeline that fails still ends `ferry run` with its error, as before; one
-/// that finishes (`snapshot: initial_only`) ends it with success.
+/// it when asked, and stops it for good (`shutdown`) when ferry stops or a reload removes or
+/// replaces it. `PipelineFleet` owns the task that runs it.
 actor PipelineSupervisor {
     nonisolated let name: String
     private let runner: PipelineRunner
@@ -99,19 +99,6 @@ actor PipelineSupervisor {
             held?.resume(returning: action == .releaseToRun)
         case .none:
             break
-        }
-    }
-}
-
-/// A supervised pipeline as a swift-service-lifecycle service.
-struct SupervisedPipelineService: Service {
-    let supervisor: PipelineSupervisor
-
-    func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await supervisor.run()
-        } onGracefulShutdown: {
-            Task { await supervisor.shutdown() }
         }
     }
 }

@@ -22,17 +22,20 @@ import StateStore
 import WebhookSink
 import UnixSignals
 
-/// `ferry run -c FILE`: every pipeline as a service; SIGTERM/SIGINT drain, commit and exit 0.
+/// `ferry run -c FILE`: every pipeline, under one `PipelineFleet`; SIGTERM/SIGINT drain, commit
+/// and exit 0; SIGHUP reloads the file.
 public enum Run {
     public static func run(configuration: FerryConfiguration, logger: Logger) async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
-        let supervisors: [PipelineSupervisor]
         var services: [ServiceGroupConfiguration.ServiceConfiguration]
         do {
-            supervisors = try configuration.pipelines.map { PipelineSupervisor(runner: try buildRunner($0, configuration: configuration, store: store, logger: logger), store: store) }
-            services = supervisors.map { .init(service: SupervisedPipelineService(supervisor: $0), successTerminationBehavior: .gracefullyShutdownGroup,
-                                               failureTerminationBehavior: .gracefullyShutdownGroup) }
-            services += try await controlPlane(configuration: configuration, store: store, supervisors: supervisors, logger: logger)
+            let supervisors = try configuration.pipelines.map {
+                PipelineSupervisor(runner: try buildRunner($0, configuration: configuration, store: store, logger: logger), store: store)
+            }
+            let fleet = PipelineFleet(configuration: configuration, supervisors: supervisors, store: store, hangups: hangups, logger: logger)
+            services = [.init(service: fleet, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)]
+            services += try await controlPlane(configuration: configuration, store: store, fleet: fleet, logger: logger)
         } catch {
             try? await store.close()
             throw error
@@ -49,7 +52,7 @@ public enum Run {
 
     /// The HTTP API, web page and metrics (`server:`), and the figures they show; none with
     /// `listen: off`. The default address only warns when it is taken (another ferry may hold it).
-    static func controlPlane(configuration: FerryConfiguration, store: SQLiteCheckpointStore, supervisors: [PipelineSupervisor],
+    static func controlPlane(configuration: FerryConfiguration, store: SQLiteCheckpointStore, fleet: PipelineFleet,
                              logger: Logger) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let descriptors = DescriptorLimit.raise()
         guard var server = configuration.server else { return [] }
@@ -69,7 +72,7 @@ public enum Run {
                            metadata: ["ferry.listen": "\(address)"])
             return []
         }
-        let control = RunControl(configuration: configuration, store: store, supervisors: supervisors, logger: logger)
+        let control = RunControl(fleet: fleet, store: store, logger: logger)
         let scheme = server.settings.usesTLS ? "https" : "http"
         let application: any Service
         do {

@@ -13,21 +13,29 @@ import StateStore
 /// figures `ferry status` shows, refreshed once a second from the runs' live figures in memory
 /// (requests read the last refresh). The refresh also sets the Prometheus gauges.
 final class RunControl: ControlBackend, Service {
-    let configuration: FerryConfiguration
+    let fleet: PipelineFleet
     let store: SQLiteCheckpointStore
-    let supervisors: [String: PipelineSupervisor]
     let logger: Logger
+    /// The configuration running now (a reload replaces it).
+    var configuration: FerryConfiguration { fleet.current.withLockedValue { $0.configuration } }
+    var supervisors: [String: PipelineSupervisor] { fleet.current.withLockedValue { $0.supervisors } }
+    /// Both at once, from the same moment.
+    private var running: (FerryConfiguration, [String: PipelineSupervisor]) {
+        fleet.current.withLockedValue { ($0.configuration, $0.supervisors) }
+    }
     private let views = NIOLockedValueBox<[PipelineView]?>(nil)
+    /// Refreshes started, and the newest one whose views are published: a refresh that began
+    /// before a reload must not publish its older pipelines over a newer refresh's.
+    private let refreshes = NIOLockedValueBox<(started: Int, published: Int)>((0, 0))
     private let gauges = NIOLockedValueBox<[String: Gauge]>([:])
     /// Per pipeline, changes/s of the last 60 refreshes.
     private let history = NIOLockedValueBox<[String: [Double]]>([:])
     /// Per pipeline, how long its source keeps the oldest binlog file it needs (absent: no risk).
     private let retention = NIOLockedValueBox<[String: BinlogRetention.Report]>([:])
 
-    init(configuration: FerryConfiguration, store: SQLiteCheckpointStore, supervisors: [PipelineSupervisor], logger: Logger) {
-        self.configuration = configuration
+    init(fleet: PipelineFleet, store: SQLiteCheckpointStore, logger: Logger) {
+        self.fleet = fleet
         self.store = store
-        self.supervisors = Dictionary(uniqueKeysWithValues: supervisors.map { ($0.name, $0) })
         self.logger = logger
     }
 
@@ -65,6 +73,7 @@ final class RunControl: ControlBackend, Service {
     /// with every change the source takes: its log end is read from the source instead, so its lag
     /// (and an alert on it) grows. In its own loop: an unreachable source cannot hold up the views.
     func followSourcesOfIdlePipelines() async {
+        let (configuration, supervisors) = running
         var idle: [String: [SourceLogEnd]] = [:]
         for spec in configuration.pipelines {
             guard let supervisor = supervisors[spec.name], let logEnd = supervisor.logEnd, await Self.idle(supervisor.state) else { continue }
@@ -92,6 +101,7 @@ final class RunControl: ControlBackend, Service {
     /// Reads, per source, how long the server keeps the binlog file each pipeline's safe position
     /// is in, and warns once when that falls low (again after it recovered).
     func lookAtBinlogRetention(fileStarts: inout [String: [String: Double]]) async {
+        let (configuration, supervisors) = running
         var needed: [String: [String: String]] = [:]
         for spec in configuration.pipelines {
             guard let supervisor = supervisors[spec.name] else { continue }
@@ -133,6 +143,8 @@ final class RunControl: ControlBackend, Service {
     /// is read only for what a run does not keep in memory: snapshot progress, and positions
     /// before a pipeline's first run has reported.
     func refresh() async {
+        let generation = refreshes.withLockedValue { $0.started += 1; return $0.started }
+        let (configuration, supervisors) = running
         var fresh: [PipelineView] = []
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for spec in configuration.pipelines {
@@ -177,13 +189,24 @@ final class RunControl: ControlBackend, Service {
                     PipelineView.RetentionView(neededFile: $0.neededFile, expireSeconds: $0.expireSeconds, secondsLeft: $0.secondsLeft, low: $0.isLow)
                 })
             fresh.append(view)
-            setGauges(view)
         }
-        views.withLockedValue { $0 = fresh }
+        let newest = refreshes.withLockedValue { counts in
+            guard generation > counts.published else { return false }
+            counts.published = generation
+            return true
+        }
+        guard newest else { return }
+        let gone = views.withLockedValue { previous in
+            defer { previous = fresh }
+            return Set((previous ?? []).map(\.name)).subtracting(fresh.map(\.name))
+        }
+        // A pipeline a reload removed leaves no series behind to keep an alert firing.
+        for name in gone { forgetPipeline(name) }
+        for view in fresh { setGauges(view, configuration: configuration) }
     }
 
     /// Lag, buffer, state and snapshot progress as Prometheus gauges.
-    private func setGauges(_ view: PipelineView) {
+    private func setGauges(_ view: PipelineView, configuration: FerryConfiguration) {
         let pipeline = ("pipeline", view.name)
         gauge("ferry_pipeline_running", [pipeline]).record(view.state == "running" ? 1 : 0)
         gauge("ferry_buffer_bytes", [pipeline]).record(view.bufferBytes ?? 0)
@@ -208,6 +231,17 @@ final class RunControl: ControlBackend, Service {
             gauge("ferry_snapshot_rows_estimated", labels).record(snapshot.estimatedRows)
             gauge("ferry_snapshot_fraction", labels).record(snapshot.fraction)
         }
+    }
+
+    /// Drops a removed pipeline's gauges and rate history.
+    private func forgetPipeline(_ name: String) {
+        let marker = "\u{0}pipeline=\(name)"
+        let removed = gauges.withLockedValue { gauges in
+            let keys = gauges.keys.filter { $0.contains(marker + "\u{0}") || $0.hasSuffix(marker) }
+            return keys.compactMap { gauges.removeValue(forKey: $0) }
+        }
+        for gauge in removed { gauge.destroy() }
+        history.withLockedValue { _ = $0.removeValue(forKey: name) }
     }
 
     private func removeGauge(_ label: String, _ dimensions: [(String, String)]) {
@@ -282,16 +316,19 @@ final class RunControl: ControlBackend, Service {
 
     func redactedConfiguration() -> String { configuration.redactedJSON() }
 
+    func reload(actor: String) async throws -> String {
+        let summary = try await fleet.reload(actor: actor)
+        await refresh()
+        return summary
+    }
+
     func token(hash: String) async throws -> APIToken? {
         guard let stored = try await store.token(hash: hash), let role = Role(rawValue: stored.role) else { return nil }
         return APIToken(name: stored.name, role: role)
     }
 
+    /// From the same figures the API shows, so a client that saw ready reads `running` there too.
     func isReady() async -> Bool {
-        for supervisor in supervisors.values {
-            let state = await supervisor.state
-            if state != "running" && state != "paused" { return false }
-        }
-        return true
+        await pipelines().allSatisfy { $0.state == "running" || $0.state == "paused" }
     }
 }

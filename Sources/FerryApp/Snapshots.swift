@@ -109,6 +109,24 @@ public enum Snapshots {
         return names
     }
 
+    /// After a reload widened a pipeline's `tables:`/`exclude:`, requests a snapshot of the
+    /// source tables the new filter includes and the old one did not (none under `snapshot: never`).
+    static func requestNewlyIncluded(before: FerryConfiguration.Pipeline, after: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
+                                     store: SQLiteCheckpointStore, actor: String, logger: Logger) async throws -> [TableName] {
+        guard after.snapshot.mode != .never, before.include != after.include || before.exclude != after.exclude,
+              let source = configuration.sources[after.source] else { return [] }
+        let previous = TableFilter(include: before.include, exclude: before.exclude)
+        let connection = try MySQLConnectionConfiguration(url: source.url, password: source.password)
+        let included = try await MySQLSource(configuration: MySQLSourceConfiguration(name: source.name, connection: connection, serverID: after.serverID,
+                                                                                     filter: TableFilter(include: after.include, exclude: after.exclude)),
+                                             logger: logger).includedTables(signalTable: after.snapshot.signalTable)
+        let added = included.filter { !previous.includes($0) }
+        guard !added.isEmpty else { return [] }
+        try await store.requestSnapshot(pipeline: after.name, tables: added, reason: "added to tables", atMillis: WallClock.millisecondsSinceEpoch(),
+                                        actor: actor)
+        return added
+    }
+
     /// Prints progress until every table of `tables` is done: redrawn bars on a terminal, a line
     /// per table every few seconds otherwise.
     public static func follow(configuration: FerryConfiguration, pipeline: String, tables: Set<TableName>, terminal: Bool,

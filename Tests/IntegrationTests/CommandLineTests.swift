@@ -710,6 +710,20 @@ extension Integration.CrashRecovery {
     }
 }
 
+extension Integration.CrashRecovery {
+    /// A reload while changes stream (`scripts/reload-test`, reduced scale): an invalid file is
+    /// refused and nothing stops; then a table added to one pipeline, another `batch:`, a pipeline
+    /// removed and one added — the untouched pipeline never stops, the added table is
+    /// snapshotted, and every target equals the source.
+    @Test func reloadAppliesOnlyWhatChanged() throws {
+        let result = try runScript("reload-test", ["6000"], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("0 failure(s)"))
+        #expect(result.stdout.contains("ok   keep never stopped or restarted"))
+        #expect(result.stdout.contains("ok   tune.sqlite table d equals rl.d"))
+    }
+}
+
 extension Integration {
     /// The control plane of a real `ferry run` while changes stream: every API endpoint and its
     /// errors, roles, the audit log, pause/resume/restart/snapshot/rewind, the web page in a real

@@ -55,6 +55,11 @@ struct APIRoutes {
             try await translating { try await backend.rewind(pipeline: view.name, sink: sink, position: body.position, actor: token.name) }
             return try JSONBody.response(RewindAccepted(pipeline: view.name, sink: sink, position: body.position), status: .accepted)
         }
+        api.post("reload") { _, context in
+            let token = try context.require(.operator)
+            let summary = try await translating { try await backend.reload(actor: token.name) }
+            return try JSONBody.response(ReloadDone(summary: summary), status: .ok)
+        }
         api.get("audit") { request, context in
             _ = try context.require(.viewer)
             let pipeline = request.uri.queryParameters.get("pipeline")
@@ -175,7 +180,7 @@ struct MethodCheck: RouterMiddleware {
         (["api", "v1", "pipelines", "*", "pause"], [.post]), (["api", "v1", "pipelines", "*", "resume"], [.post]),
         (["api", "v1", "pipelines", "*", "restart"], [.post]), (["api", "v1", "pipelines", "*", "snapshot"], [.post]),
         (["api", "v1", "pipelines", "*", "sinks", "*", "rewind"], [.post]), (["api", "v1", "audit"], [.get]),
-        (["api", "v1", "config"], [.get]), (["api", "v1", "events"], [.get]),
+        (["api", "v1", "config"], [.get]), (["api", "v1", "events"], [.get]), (["api", "v1", "reload"], [.post]),
     ]
 
     static func allowed(_ path: String) -> [HTTPRequest.Method]? {
@@ -214,3 +219,4 @@ struct RewindRequest: Decodable, ExampleBody {
     static var example: String { #"{"position": "mariadb-bin.000042:4"}"# }
 }
 struct RewindAccepted: Encodable { var pipeline: String; var sink: String; var position: String }
+struct ReloadDone: Encodable { var summary: String }

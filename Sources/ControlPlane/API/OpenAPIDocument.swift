@@ -94,6 +94,20 @@ enum OpenAPIDocument {
             }
           }
         },
+        "/api/v1/reload": {
+          "post": {
+            "operationId": "reload",
+            "summary": "Read the configuration file again and apply what changed (role operator): added pipelines start, removed ones drain and stop, changed ones restart, the rest keep running. An invalid file is refused (400) and the running configuration stays",
+            "responses": {
+              "200": {"description": "Applied", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReloadDone"}}}},
+              "400": {"$ref": "#/components/responses/BadRequest"},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "403": {"$ref": "#/components/responses/Forbidden"},
+              "409": {"$ref": "#/components/responses/Conflict"},
+              "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }
+          }
+        },
         "/api/v1/audit": {
           "get": {
             "operationId": "auditLog",
@@ -154,6 +168,8 @@ enum OpenAPIDocument {
             "properties": {"error": {"type": "object", "required": ["status", "message"], "additionalProperties": false,
               "properties": {"status": {"type": "integer"}, "message": {"type": "string"}}}}
           },
+          "ReloadDone": {"type": "object", "required": ["summary"], "additionalProperties": false,
+            "properties": {"summary": {"type": "string", "description": "What the reload did, e.g. started b; restarted a (sink pg); untouched c"}}},
           "PipelineList": {"type": "object", "required": ["pipelines"], "additionalProperties": false,
             "properties": {"pipelines": {"type": "array", "items": {"$ref": "#/components/schemas/Pipeline"}}}},
           "Pipeline": {
