@@ -137,14 +137,14 @@ struct ConfigReader {
         return FerryError(code: .configInvalid, message: "\(line): \(path): \(message)", context: [], fix: fix)
     }
 
-    func mapping(_ node: Node, _ path: String, allowed: [String]) throws -> [(key: String, node: Node, keyNode: Node)] {
+    func mapping(_ node: Node, _ path: String, allowed: [String], owner: String? = nil) throws -> [(key: String, node: Node, keyNode: Node)] {
         guard let mapping = node.mapping else { throw error(node, path, "expected a mapping of keys to values") }
         var result: [(key: String, node: Node, keyNode: Node)] = []
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? ""
             if !allowed.isEmpty, !allowed.contains(key) {
                 let suggestion = allowed.min { Self.distance($0, key) < Self.distance($1, key) }
-                throw error(keyNode, path.isEmpty ? key : "\(path).\(key)", "unknown key '\(key)'",
+                throw error(keyNode, path.isEmpty ? key : "\(path).\(key)", "unknown key '\(key)'" + (owner.map { " for \($0)" } ?? ""),
                             fix: suggestion.map { "did you mean '\($0)'? Known keys here: \(allowed.joined(separator: ", "))" })
             }
             result.append((key, value, keyNode))
@@ -171,7 +171,11 @@ struct ConfigReader {
     }
 
     func integer(_ node: Node, _ path: String) throws -> Int {
-        let text = try string(node, path)
+        try integer(text: try string(node, path), node, path)
+    }
+
+    /// A whole number, which may end in KiB, MiB, GiB, KB, MB or GB.
+    func integer(text: String, _ node: Node, _ path: String) throws -> Int {
         let units: [(String, Int)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000)]
         for (suffix, factor) in units where text.hasSuffix(suffix) {
             if let value = Int(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)) { return value * factor }
@@ -324,35 +328,26 @@ struct ConfigReader {
         return FerryConfiguration.Source(name: name, url: url, password: password)
     }
 
+    /// A sink, checked against the keys its type declares (`SinkCatalog`).
     func sink(_ name: String, _ node: Node, dataDirectory: String) throws -> FerryConfiguration.Sink {
-        let fields = try mapping(node, "sinks.\(name)", allowed: ["type", "path", "directory", "max_file_bytes", "max_file_age_seconds", "url",
-                                                                  "password", "schema_changes", "lanes", "tables", "stream", "subject",
-                                                                  "stream_subjects", "duplicate_window_seconds", "secret", "headers",
-                                                                  "timeout_seconds", "max_events", "allow_private", "index", "format"])
-        guard let typeField = fields.first(where: { $0.key == "type" }) else {
-            throw error(node, "sinks.\(name).type", "missing type", fix: "type: sqlite or type: jsonl")
+        let path = "sinks.\(name)"
+        guard let typeField = try mapping(node, path, allowed: []).first(where: { $0.key == "type" }) else {
+            throw error(node, "\(path).type", "missing type", fix: "type: \(SinkCatalog.typeNames.joined(separator: ", "))")
         }
-        let type = try string(typeField.node, "sinks.\(name).type")
-        func value(_ key: String) -> Node? { fields.first { $0.key == key }?.node }
-        var sink = try sinkKind(name, type: type, node: node, typeNode: typeField.node, value: value, dataDirectory: dataDirectory)
-        if let policyNode = value("schema_changes") {
-            switch sink.kind {
-            case .jsonl, .redis, .nats, .webhook, .search:
-                throw error(policyNode, "sinks.\(name).schema_changes", "a \(type) sink has no tables to change",
-                            fix: "remove schema_changes from this sink")
-            default: break
-            }
-            sink.schemaChanges = try schemaChangePolicy(policyNode, "sinks.\(name).schema_changes")
+        let type = try string(typeField.node, "\(path).type")
+        guard let settings = SinkCatalog.settings(for: type) else {
+            throw error(typeField.node, "\(path).type", "unknown sink type '\(type)'", fix: "use type: \(SinkCatalog.typeNames.joined(separator: ", "))")
         }
-        if let lanesNode = value("lanes") {
-            let lanes = try integer(lanesNode, "sinks.\(name).lanes")
-            switch sink.kind {
-            case .postgres, .mysql: break
-            default:
-                throw error(lanesNode, "sinks.\(name).lanes", "only postgres and mysql sinks apply in lanes",
-                            fix: "remove lanes: a \(type) sink writes in source order through one connection")
-            }
-            guard (1...64).contains(lanes) else { throw error(lanesNode, "sinks.\(name).lanes", "lanes must be between 1 and 64") }
+        let fields = try mapping(node, path, allowed: ["type"] + settings.map(\.key), owner: "a \(type) sink")
+        let values = SinkValues(reader: self, sink: name, entry: node, settings: settings,
+                                fields: Dictionary(fields.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first }))
+        var sink = try sinkKind(name, type: type, node: node, value: values.node, values: values, dataDirectory: dataDirectory)
+        if let policyNode = values.node("schema_changes") {
+            sink.schemaChanges = try schemaChangePolicy(policyNode, "\(path).schema_changes")
+        }
+        if let lanesNode = values.node("lanes") {
+            let lanes = try integer(lanesNode, "\(path).lanes")
+            guard (1...64).contains(lanes) else { throw error(lanesNode, "\(path).lanes", "lanes must be between 1 and 64") }
             sink.lanes = lanes
         }
         return sink
@@ -389,7 +384,7 @@ struct ConfigReader {
         return policy
     }
 
-    func sinkKind(_ name: String, type: String, node: Node, typeNode: Node, value: (String) -> Node?, dataDirectory: String) throws -> FerryConfiguration.Sink {
+    func sinkKind(_ name: String, type: String, node: Node, value: (String) -> Node?, values: SinkValues, dataDirectory: String) throws -> FerryConfiguration.Sink {
         switch type {
         case "sqlite":
             guard let path = value("path") else { throw error(node, "sinks.\(name).path", "missing path", fix: "path: ./replica.sqlite") }
@@ -397,15 +392,11 @@ struct ConfigReader {
         case "jsonl":
             let directory = try value("directory").map { try string($0, "sinks.\(name).directory") }
                 ?? (dataDirectory as NSString).appendingPathComponent("jsonl")
-            let bytes = try value("max_file_bytes").map { try integer($0, "sinks.\(name).max_file_bytes") } ?? (128 << 20)
-            let age = try value("max_file_age_seconds").map { Double(try integer($0, "sinks.\(name).max_file_age_seconds")) } ?? 3600
-            var format = EventJSONWriter.Format.debezium
-            if let formatNode = value("format") {
-                let text = try string(formatNode, "sinks.\(name).format")
-                guard let chosen = EventJSONWriter.Format(rawValue: text), chosen != .compact else {
-                    throw error(formatNode, "sinks.\(name).format", "unknown format '\(text)'", fix: "use debezium (default) or debezium-schema")
-                }
-                format = chosen
+            let bytes = try values.whole("max_file_bytes")
+            let age = Double(try values.whole("max_file_age_seconds"))
+            let text = try values.text("format")
+            guard let format = EventJSONWriter.Format(rawValue: text), format != .compact else {
+                throw error(value("format") ?? node, "sinks.\(name).format", "unknown format '\(text)'", fix: "use debezium (default) or debezium-schema")
             }
             return FerryConfiguration.Sink(name: name, kind: .jsonl(directory: directory, maximumFileBytes: bytes, maximumFileAgeSeconds: age, format: format))
         case "mysql", "mariadb":
@@ -445,10 +436,10 @@ struct ConfigReader {
             guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: nats://HOST:4222") }
             let url = try string(urlNode, "sinks.\(name).url")
             let password = try value("password").map { try string($0, "sinks.\(name).password") }
-            let stream = try value("stream").map { try string($0, "sinks.\(name).stream") } ?? "FERRY"
-            let subject = try value("subject").map { try string($0, "sinks.\(name).subject") } ?? "ferry.{db}.{table}"
+            let stream = try values.text("stream")
+            let subject = try values.text("subject")
             let subjects = try value("stream_subjects").map { try strings($0, "sinks.\(name).stream_subjects") }
-            let window = try value("duplicate_window_seconds").map { try integer($0, "sinks.\(name).duplicate_window_seconds") } ?? 120
+            let window = try values.whole("duplicate_window_seconds")
             guard stream.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }), !stream.isEmpty else {
                 throw error(value("stream") ?? node, "sinks.\(name).stream", "'\(stream)' is not a JetStream stream name", fix: "use letters, digits, - and _")
             }
@@ -466,12 +457,12 @@ struct ConfigReader {
             let headers = try value("headers").map { headersNode in
                 try mapping(headersNode, "sinks.\(name).headers", allowed: []).map { ($0.key, try string($0.node, "sinks.\(name).headers.\($0.key)")) }
             } ?? []
-            let timeout = try value("timeout_seconds").map { try integer($0, "sinks.\(name).timeout_seconds") } ?? 10
-            let events = try value("max_events").map { try integer($0, "sinks.\(name).max_events") } ?? 1000
+            let timeout = try values.whole("timeout_seconds")
+            let events = try values.whole("max_events")
             guard timeout > 0, events > 0 else {
                 throw error(value("timeout_seconds") ?? value("max_events") ?? node, "sinks.\(name)", "timeout_seconds and max_events must be positive")
             }
-            let allowPrivate = try value("allow_private").map { try bool($0, "sinks.\(name).allow_private") } ?? false
+            let allowPrivate = try values.flag("allow_private")
             do {
                 _ = try WebhookSink.Configuration(name: name, pipeline: "", url: url)
             } catch let invalid as FerryError {
@@ -483,8 +474,8 @@ struct ConfigReader {
             guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: http://USER@HOST:8123/DATABASE") }
             let url = try string(urlNode, "sinks.\(name).url")
             let password = try value("password").map { try string($0, "sinks.\(name).password") }
-            let timeout = try value("timeout_seconds").map { try integer($0, "sinks.\(name).timeout_seconds") } ?? 60
-            guard timeout > 0 else { throw error(value("timeout_seconds")!, "sinks.\(name).timeout_seconds", "timeout_seconds must be positive") }
+            let timeout = try values.whole("timeout_seconds")
+            guard timeout > 0 else { throw error(value("timeout_seconds") ?? node, "sinks.\(name).timeout_seconds", "timeout_seconds must be positive") }
             do {
                 _ = try ClickHouseSink.Configuration(name: name, pipeline: "", url: url, password: password)
             } catch let invalid as FerryError {
@@ -495,7 +486,7 @@ struct ConfigReader {
             guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: https://[user@]HOST:9200") }
             let url = try string(urlNode, "sinks.\(name).url")
             let password = try value("password").map { try string($0, "sinks.\(name).password") }
-            let index = try value("index").map { try string($0, "sinks.\(name).index") } ?? "{db}.{table}"
+            let index = try values.text("index")
             do {
                 _ = try SearchSink.Configuration(name: name, url: url, index: index, password: password)
             } catch let invalid as FerryError {
@@ -503,8 +494,7 @@ struct ConfigReader {
             }
             return FerryConfiguration.Sink(name: name, kind: .search(url: url, password: password, index: index))
         default:
-            throw error(typeNode, "sinks.\(name).type", "unknown sink type '\(type)'",
-                        fix: "use type: postgres, mysql, sqlite, clickhouse, jsonl, redis, nats, webhook, elasticsearch or opensearch")
+            throw error(node, "sinks.\(name).type", "unknown sink type '\(type)'", fix: "use type: \(SinkCatalog.typeNames.joined(separator: ", "))")
         }
     }
 

@@ -22,14 +22,6 @@ public enum Init {
         public var engine: String
         public var key: Key
 
-        public init(name: TableName, rows: Int, bytes: Int, engine: String, key: Key) {
-            self.name = name
-            self.rows = rows
-            self.bytes = bytes
-            self.engine = engine
-            self.key = key
-        }
-
         var keyDescription: String {
             switch key {
             case .primary(let columns): "primary key (\(columns.joined(separator: ", ")))"
@@ -48,6 +40,13 @@ public enum Init {
         public var fields: [(key: String, value: String)]
         /// The environment variable its password is read from, when its URL carried one.
         public var passwordVariable: String?
+
+        /// The keys its type declares with a default, written commented out for the user to see.
+        var optional: [SinkSetting] {
+            let written = Set(fields.map(\.key))
+            return (SinkCatalog.settings(for: fields.first { $0.key == "type" }?.value ?? "") ?? [])
+                .filter { !written.contains($0.key) && $0.defaultValue != nil && !$0.required }
+        }
 
         public static func == (lhs: SinkEntry, rhs: SinkEntry) -> Bool {
             lhs.name == rhs.name && lhs.passwordVariable == rhs.passwordVariable
@@ -173,6 +172,7 @@ public enum Init {
         for sink in sinks {
             lines.append("  \(sink.name):")
             for field in sink.fields { lines.append("    \(field.key): \(field.key == "password" ? "\"\(field.value)\"" : yamlScalar(field.value))") }
+            for setting in sink.optional { lines.append("    # \(setting.key): \(setting.defaultValue ?? "")   — \(setting.doc)") }
         }
         let byDatabase = Dictionary(grouping: tables, by: \.name.database)
         let names = (databases.isEmpty ? byDatabase.keys.sorted() : databases)

@@ -23,12 +23,6 @@ public enum BinlogRetention {
         /// at its next rotation or `FLUSH BINARY LOGS`).
         public var secondsLeft: Double
 
-        public init(neededFile: String, expireSeconds: Double, secondsLeft: Double) {
-            self.neededFile = neededFile
-            self.expireSeconds = expireSeconds
-            self.secondsLeft = secondsLeft
-        }
-
         /// Below this the run logs a warning and `ferry status` flags it: half the expiry, at
         /// most six hours — time to catch up, or to raise the expiry, before changes are lost.
         public var warningSeconds: Double { min(6 * 3600, expireSeconds / 2) }

@@ -219,12 +219,13 @@ struct InitCommand: AsyncParsableCommand {
 struct ExplainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
-        abstract: "Explain an error code: what it means and how to fix it (every code: docs/errors.md).",
+        abstract: "Explain an error code: what it means and how to fix it (every code: docs/errors.md); or list every configuration key.",
         discussion: """
         Examples:
           ferry explain source.binlog.purged
           ferry explain                     # every code, one per line
           ferry explain --markdown          # the whole catalog, as docs/errors.md
+          ferry explain --configuration     # every sink type's keys, as docs/configuration.md
         """
     )
 
@@ -234,7 +235,14 @@ struct ExplainCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the whole catalog as Markdown.")
     var markdown = false
 
+    @Flag(name: .long, help: "Print the configuration reference (every sink type's keys, defaults and meaning) as Markdown.")
+    var configuration = false
+
     func run() throws {
+        if configuration {
+            print(ConfigurationReference.markdown(), terminator: "")
+            return
+        }
         if markdown {
             print(FerryError.Code.catalogMarkdown(), terminator: "")
             return

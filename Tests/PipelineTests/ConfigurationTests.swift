@@ -311,4 +311,39 @@ extension ConfigurationTests {
             try parse(Self.valid.replacingOccurrences(of: "  files: { type: jsonl, max_file_bytes: 8MiB }", with: "  files: { type: clickhouse, url: \"ch:9000\" }"))
         }
     }
+    /// Each sink type takes only the keys it declares: `stream:` on a SQLite sink is an unknown key
+    /// naming the type and its keys, not a setting silently ignored.
+    @Test func aSinkTakesOnlyItsOwnKeys() throws {
+        let text = """
+        sources:
+          db: { type: mysql, url: "mysql://ferry@127.0.0.1:3306" }
+        sinks:
+          local: { type: sqlite, path: ./a.sqlite, stream: ORDERS }
+        pipelines:
+          p: { source: db, sinks: [local] }
+        """
+        do {
+            _ = try FerryConfiguration.parse(text, file: "ferry.yml", environment: [:])
+            Issue.record("accepted stream: on a sqlite sink")
+        } catch let error as FerryError {
+            #expect(error.message == "ferry.yml:4: sinks.local.stream: unknown key 'stream' for a sqlite sink", "\(error.message)")
+            #expect(error.fix?.contains("Known keys here: type, path, schema_changes") == true, "\(error.fix ?? "")")
+        }
+        // Defaults come from the declared settings.
+        let nats = try FerryConfiguration.parse(text.replacingOccurrences(of: "{ type: sqlite, path: ./a.sqlite, stream: ORDERS }", with: "{ type: nats, url: \"nats://127.0.0.1:4222\" }"),
+                                                file: "ferry.yml", environment: [:])
+        guard case .nats(_, _, let stream, let subject, _, let window)? = nats.sinks["local"]?.kind else {
+            Issue.record("not a nats sink")
+            return
+        }
+        #expect(stream == "FERRY" && subject == "ferry.{db}.{table}" && window == 120)
+    }
+
+    /// docs/configuration.md is generated from the sinks' declared keys.
+    @Test func theConfigurationPageIsGenerated() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let page = try String(contentsOf: root.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        #expect(page == ConfigurationReference.markdown(), "docs/configuration.md is stale: run `ferry explain --configuration > docs/configuration.md`")
+    }
 }
+

@@ -43,6 +43,7 @@ import Testing
           replica:
             type: sqlite
             path: ./replica.sqlite
+            # schema_changes: lenient   — what a schema change does to the target: evolve, lenient, ignore or fail, or { mode, allow: [...], deny: [...] } (docs/pipelines.md)
 
         pipelines:
           shop-to-replica:

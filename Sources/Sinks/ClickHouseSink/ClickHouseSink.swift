@@ -409,3 +409,13 @@ enum ClickHouseSinkError: ClassifiedError, FerryErrorConvertible, CustomStringCo
         }
     }
 }
+
+extension ClickHouseSink {
+    /// The keys of a `type: clickhouse` sink (besides `type`).
+    public static let settings: [SinkSetting] = [
+        SinkSetting("url", .text, required: true, doc: "http(s)://USER@HOST:8123/DATABASE"),
+        .password(),
+        SinkSetting("timeout_seconds", .integer, default: "60", doc: "per HTTP request"),
+        .schemaChanges,
+    ]
+}

@@ -262,3 +262,13 @@ public actor JSONLinesSink: DeadLetterSink {
         return try? repairAndReadLastPosition((directory as NSString).appendingPathComponent(newest))
     }
 }
+
+extension JSONLinesSink {
+    /// The keys of a `type: jsonl` sink (besides `type`).
+    public static let settings: [SinkSetting] = [
+        SinkSetting("directory", .text, default: "<data_dir>/jsonl", doc: "where <pipeline>/<sink>.jsonl is written"),
+        SinkSetting("max_file_bytes", .size, default: "128MiB", doc: "a file larger than this is rotated to <sink>.<unix-ms>.jsonl"),
+        SinkSetting("max_file_age_seconds", .integer, default: "3600", doc: "a file older than this is rotated"),
+        SinkSetting("format", .text, default: "debezium", doc: "debezium (the envelope) or debezium-schema (Kafka Connect's schema and payload)"),
+    ]
+}

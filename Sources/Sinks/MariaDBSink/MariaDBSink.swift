@@ -293,3 +293,13 @@ struct MariaDBSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCon
         }
     }
 }
+
+extension MariaDBSink {
+    /// The keys of a `type: mysql` sink (besides `type`).
+    public static let settings: [SinkSetting] = [
+        SinkSetting("url", .text, required: true, doc: "mysql://USER@HOST:PORT/DATABASE, with ?tls= as for sources"),
+        .password(),
+        .schemaChanges,
+        .lanes,
+    ]
+}

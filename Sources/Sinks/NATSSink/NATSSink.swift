@@ -255,3 +255,15 @@ enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConverti
         }
     }
 }
+
+extension NATSSink {
+    /// The keys of a `type: nats` sink (besides `type`).
+    public static let settings: [SinkSetting] = [
+        SinkSetting("url", .text, required: true, doc: "nats://[USER@]HOST:4222"),
+        .password(),
+        SinkSetting("stream", .text, default: "FERRY", doc: "the JetStream stream; created when missing"),
+        SinkSetting("subject", .text, default: "ferry.{db}.{table}", doc: "the subject template; {db} and {table}"),
+        SinkSetting("stream_subjects", .list, doc: "the subjects of a stream ferry creates; default: the template with * for each placeholder"),
+        SinkSetting("duplicate_window_seconds", .integer, default: "120", doc: "JetStream's dedupe window for a stream ferry creates"),
+    ]
+}

@@ -334,3 +334,13 @@ struct PostgresSinkError: ClassifiedError, CustomStringConvertible, FerryErrorCo
         }
     }
 }
+
+extension PostgresSink {
+    /// The keys of a `type: postgres` sink (besides `type`).
+    public static let settings: [SinkSetting] = [
+        SinkSetting("url", .text, required: true, doc: "postgres://USER@HOST:PORT/DATABASE, with ?schema= and ?sslmode= / ?sslrootcert="),
+        .password(),
+        .schemaChanges,
+        .lanes,
+    ]
+}

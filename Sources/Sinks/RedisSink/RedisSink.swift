@@ -245,3 +245,12 @@ enum RedisSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConvert
         }
     }
 }
+
+extension RedisSink {
+    /// The keys of a `type: redis` sink (besides `type`).
+    public static let settings: [SinkSetting] = [
+        SinkSetting("url", .text, required: true, doc: "redis://[USER@]HOST:PORT/DB (rediss:// for TLS)"),
+        .password(),
+        SinkSetting("tables", .mapping, doc: "per table glob: { mode: hash | json | stream, key: template, ttl_seconds }, first match wins; unmatched tables: json (docs/sinks/redis.md)"),
+    ]
+}

@@ -189,3 +189,11 @@ struct SQLiteSinkError: ClassifiedError, CustomStringConvertible, FerryErrorConv
                    fix: isTransient ? nil : "check the target table's definition against the source (types, constraints)", disposition: disposition)
     }
 }
+
+extension SQLiteSink {
+    /// The keys of a `type: sqlite` sink (besides `type`).
+    public static let settings: [SinkSetting] = [
+        SinkSetting("path", .text, required: true, doc: "the SQLite file; created with its tables when missing"),
+        .schemaChanges,
+    ]
+}

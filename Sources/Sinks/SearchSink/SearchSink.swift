@@ -155,3 +155,12 @@ enum SearchSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConver
         }
     }
 }
+
+extension SearchSink {
+    /// The keys of a `type: elasticsearch` sink (besides `type`).
+    public static let settings: [SinkSetting] = [
+        SinkSetting("url", .text, required: true, doc: "https://[USER@]HOST:9200"),
+        .password(),
+        SinkSetting("index", .text, default: "{db}.{table}", doc: "the index template; {db} and {table}"),
+    ]
+}

@@ -212,3 +212,15 @@ enum WebhookSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConve
         }
     }
 }
+
+extension WebhookSink {
+    /// The keys of a `type: webhook` sink (besides `type`).
+    public static let settings: [SinkSetting] = [
+        SinkSetting("url", .text, required: true, doc: "https://HOST/PATH that receives POSTed JSON batches"),
+        SinkSetting("secret", .secret, doc: "signs each body: X-Ferry-Signature: sha256=<hex HMAC-SHA256>"),
+        SinkSetting("headers", .mapping, doc: "extra request headers (values are redacted in /api/v1/config)"),
+        SinkSetting("timeout_seconds", .integer, default: "10", doc: "connect and read timeout"),
+        SinkSetting("max_events", .integer, default: "1000", doc: "most events per POST; a larger batch is several POSTs, in order"),
+        SinkSetting("allow_private", .boolean, default: "false", doc: "true to reach loopback, private or link-local addresses"),
+    ]
+}
