@@ -48,6 +48,8 @@ actor PipelineSupervisor {
                 } catch {
                     current = nil
                     lifecycle.runFailed()
+                    // `ferry status` reads the failure and its error from here after the process ended.
+                    try? await store.audit(pipeline: name, action: "error", detail: ErrorReport.line(error))
                     throw error
                 }
                 current = nil

@@ -224,8 +224,12 @@ struct MySQLTransactionSource: TransactionSource {
         // The first start's "current" becomes the safe position before anything is delivered: a
         // kill before any sink records a position resumes there, instead of at a later "current"
         // that would skip what the first run read (and leave rows it snapshotted undeleted).
-        let resolved: (SourcePosition) async throws -> Void = { [checkpoints, pipeline] start in
-            if position == nil { try await checkpoints.saveSafePosition(start, pipeline: pipeline.name) }
+        let resolved: (SourcePosition) async throws -> Void = { [checkpoints, pipeline, logger] start in
+            guard position == nil else { return }
+            try await checkpoints.saveSafePosition(start, pipeline: pipeline.name)
+            logger.notice("first start: the source begins here", metadata: [
+                LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(start)", "ferry.start": "\(pipeline.start)",
+            ])
         }
         let documents = pipeline.documents.isEmpty ? nil
             : DocumentBuilder(definitions: pipeline.documents, source: MySQLDocumentRows(configuration: source.configuration, logger: logger))

@@ -166,11 +166,10 @@ public enum Verify {
             // Pass 2: what differed may have been in flight; check it again once applied.
             for (index, entry) in sinks.enumerated() {
                 guard !candidates[index].isEmpty || !extraCandidates[index].isEmpty, let schema = shapedSchema else { continue }
-                let applied = try await waitForSink(configuration: configuration, pipeline: pipeline.name, sink: entry.name, position: seenAt,
-                                                    seconds: options.settleSeconds, logger: logger)
-                if !applied {
-                    tableReports[index].note = "the sink had not applied up to \(seenAt) within \(Int(options.settleSeconds)) s (is the pipeline running?); differences may include changes in flight"
-                }
+                let wait = try await waitForSink(configuration: configuration, pipeline: pipeline.name, sink: entry.name, position: seenAt,
+                                                 seconds: options.settleSeconds, logger: logger)
+                let applied = wait == .applied
+                if let note = wait.note(seenAt, seconds: options.settleSeconds) { tableReports[index].note = note }
                 let recheck = Recheck(sink: entry.sink, sinkName: entry.name, target: target, schema: schema, reader: reader, transform: transform,
                                       source: source, configuration: configuration, pipeline: pipeline.name, options: options, logger: logger)
                 let (differing, extra, changing) = try await recheck.run(candidates[index], extraCandidates: extraCandidates[index], waitForApply: applied)
@@ -193,8 +192,9 @@ public enum Verify {
                         output(line(tableReports[index]))
                         continue
                     }
-                    let applied = try await waitForSink(configuration: configuration, pipeline: pipeline.name, sink: entry.name, position: position,
-                                                        seconds: options.settleSeconds, logger: logger)
+                    let wait = try await waitForSink(configuration: configuration, pipeline: pipeline.name, sink: entry.name, position: position,
+                                                     seconds: options.settleSeconds, logger: logger)
+                    let applied = wait == .applied
                     let before = tableReports[index].differingKeys.count + tableReports[index].extraKeys.count
                     let recheck = Recheck(sink: entry.sink, sinkName: entry.name, target: target, schema: schema, reader: reader, transform: transform,
                                           source: source, configuration: configuration, pipeline: pipeline.name, options: options, logger: logger)
@@ -203,7 +203,7 @@ public enum Verify {
                     tableReports[index].differingKeys = differing
                     tableReports[index].extraKeys = extra
                     tableReports[index].repaired = before - differing.count - extra.count
-                    if !applied { tableReports[index].note = "the sink had not applied up to \(position) within \(Int(options.settleSeconds)) s" }
+                    if let note = wait.note(position, seconds: options.settleSeconds) { tableReports[index].note = note }
                     output(line(tableReports[index]))
                 }
             }
@@ -358,8 +358,25 @@ public enum Verify {
     }
 
     /// Waits (polling the state store) until the sink has applied `position`; false at the deadline.
+    /// How waiting for a sink to apply up to a position ended.
+    enum SinkWait {
+        case applied
+        /// The pipeline saves no figures: it is not running, so it will not catch up.
+        case notRunning
+        case timedOut
+
+        /// Why differences may be changes in flight, for a table's report; `nil` when applied.
+        func note(_ position: BinlogCoordinates, seconds: Double) -> String? {
+            switch self {
+            case .applied: nil
+            case .notRunning: "the pipeline is not running, so the sink has not applied up to \(position); differences may be changes not yet applied — start it and verify again"
+            case .timedOut: "the sink had not applied up to \(position) within \(Int(seconds)) s; differences may include changes in flight"
+            }
+        }
+    }
+
     static func waitForSink(configuration: FerryConfiguration, pipeline: String, sink: String, position: BinlogCoordinates, seconds: Double,
-                            logger: Logger) async throws -> Bool {
+                            logger: Logger) async throws -> SinkWait {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while true {
             var running = false
@@ -368,11 +385,12 @@ public enum Verify {
                 let applied = try? await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied
                 let progress = try? await store.progress(pipeline: pipeline)
                 try await store.close()
-                if let applied = applied?.binlog, applied.coordinates >= position { return true }
+                if let applied = applied?.binlog, applied.coordinates >= position { return .applied }
                 // A running pipeline saves its figures every second; one that does not will not catch up.
                 running = progress.map { WallClock.millisecondsSinceEpoch() - $0.updatedMillis <= Status.staleAfterMillis } ?? false
             }
-            if ContinuousClock.now >= deadline || !running { return false }
+            if !running { return .notRunning }
+            if ContinuousClock.now >= deadline { return .timedOut }
             try await Task.sleep(for: .milliseconds(200))
         }
     }

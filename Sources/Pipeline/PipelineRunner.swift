@@ -267,10 +267,16 @@ public struct PipelineRunner: Sendable {
                 try await store.audit(pipeline: name, action: "buffer-reset", detail: "disk buffer emptied; source re-read after \(resume.map(\.description) ?? "the configured start")")
             }
         }
-        try await store.audit(pipeline: name, action: "start", detail: "source resumes after \(sourceResume.map(\.description) ?? "the configured start")")
-        logger.notice("pipeline started; the source resumes after this position", metadata: [
-            LoggingKeys.position: "\(sourceResume.map(\.description) ?? "the configured start")", "ferry.sinks": "\(sinks.map(\.name).joined(separator: ", "))",
-        ])
+        try await store.audit(pipeline: name, action: "start", detail: sourceResume.map { "source resumes after \($0)" } ?? "first start: the source begins at the pipeline's start: setting")
+        if let sourceResume {
+            logger.notice("pipeline started; the source resumes after this position", metadata: [
+                LoggingKeys.position: "\(sourceResume)", "ferry.sinks": "\(sinks.map(\.name).joined(separator: ", "))",
+            ])
+        } else {
+            logger.notice("pipeline started for the first time; the source begins at its start: setting", metadata: [
+                "ferry.sinks": "\(sinks.map(\.name).joined(separator: ", "))",
+            ])
+        }
 
         let watermark = WatermarkState(LowWatermark(sinks: sinks.map(\.name), applied: applied))
         let transform = configuration.transform
