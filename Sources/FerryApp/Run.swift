@@ -236,25 +236,13 @@ struct MySQLTransactionSource: TransactionSource {
         try await documents?.validate()
         func deliver(_ transaction: Transaction) async throws {
             guard let documents else { return try await plainDeliver(transaction) }
-            // Rendering queries the source over its own connection: a lost connection is retried
-            // with backoff, as the binlog stream's is; anything else stops the pipeline.
-            var attempt = 0
-            while true {
-                let extended: Transaction
-                do {
-                    extended = try await documents.extend(transaction)
-                } catch let error where MySQLSource.isLostConnection(error) && !Task.isCancelled {
-                    attempt += 1
-                    let wait = min(30, 0.2 * Double(1 << min(attempt - 1, 8)))
-                    logger.warning("lost the connection that renders documents; retrying", metadata: [
-                        LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(transaction.position)", LoggingKeys.error: .error(error),
-                        "ferry.retry_in_s": "\(wait)",
-                    ])
-                    try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
-                    continue
-                }
-                return try await plainDeliver(extended)
+            let extended = try await documents.extend(transaction, retryingWhile: MySQLSource.isLostConnection) { error, wait in
+                logger.warning("lost the connection that renders documents; retrying", metadata: [
+                    LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(transaction.position)", LoggingKeys.error: .error(error),
+                    "ferry.retry_in_s": "\(wait)",
+                ])
             }
+            try await plainDeliver(extended)
         }
         guard let snapshotStore else {
             _ = try await source.run(from: from, resolved: resolved) { transaction in try await deliver(transaction) }
