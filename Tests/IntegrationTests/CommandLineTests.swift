@@ -124,10 +124,7 @@ extension Integration {
             #expect(check.stdout.contains("SHOW SLAVE HOSTS needs REPLICATION MASTER ADMIN"), "\(check.stdout)")
             let run = try startFerry(config: config)
             defer { run.terminate(); run.waitUntilExit() }
-            func rows() throws -> String {
-                guard FileManager.default.fileExists(atPath: target) else { return "" }
-                return try runProcess("/usr/bin/sqlite3", [target, "SELECT group_concat(id || '=' || v, ',') FROM (SELECT * FROM t ORDER BY id)"]).stdout
-            }
+            func rows() throws -> String { try sqliteQuery(target, "SELECT group_concat(id || '=' || v, ',') FROM (SELECT * FROM t ORDER BY id)") }
             try await waitUntil("the snapshot", seconds: 30) { try rows() == "1=one,2=two\n" }
             try await admin(["INSERT INTO it_least.t VALUES (3, 'three')", "UPDATE it_least.t SET v = 'uno' WHERE id = 1"])
             try await waitUntil("the streamed changes", seconds: 30) { try rows() == "1=uno,2=two,3=three\n" }
@@ -156,10 +153,7 @@ extension Integration {
                 server: { listen: off }
                 """.write(toFile: config, atomically: true, encoding: .utf8)
                 let run = try startFerry(config: config)
-                try await waitUntil("the row", seconds: 30) {
-                    guard FileManager.default.fileExists(atPath: target) else { return false }
-                    return try runProcess("/usr/bin/sqlite3", [target, "SELECT count(*) FROM t"]).stdout == "1\n"
-                }
+                try await waitUntil("the row", seconds: 30) { try sqliteQuery(target, "SELECT count(*) FROM t") == "1\n" }
                 run.terminate()
                 run.waitUntilExit()
                 let needed = try #require(try await adminQuery("SHOW MASTER STATUS").rows.first?[0])
@@ -209,17 +203,10 @@ extension Integration {
             #expect(try ferry(["init", "--source", source, "-o", config], password: password).status == 1, "an existing file is kept")
             let check = try ferry(["check", "-c", config], password: password)
             #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: TestEnvironment.ferryBinary)
-            process.arguments = ["run", "-c", config]
-            process.environment = ProcessInfo.processInfo.environment.merging(["FERRY_SOURCE_PASSWORD": password]) { $1 }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try startFerry(config: config, environment: ["FERRY_SOURCE_PASSWORD": password])
             defer { process.terminate(); process.waitUntilExit() }
             func rows() throws -> String {
-                guard FileManager.default.fileExists(atPath: target) else { return "" }
-                return try runProcess("/usr/bin/sqlite3", [target, "SELECT (SELECT group_concat(name, ',') FROM (SELECT name FROM customers ORDER BY id)) || ' / ' || (SELECT count(*) FROM events)"]).stdout
+                try sqliteQuery(target, "SELECT (SELECT group_concat(name, ',') FROM (SELECT name FROM customers ORDER BY id)) || ' / ' || (SELECT count(*) FROM events)")
             }
             try await waitUntil("the snapshot", seconds: 30) { try rows() == "Ada,Grace / 1\n" }
             try await admin(["INSERT INTO it_init.customers VALUES (3, 'Linus')", "INSERT INTO it_init.events VALUES ('2026-01-02 00:00:00', 'closed')"])

@@ -126,18 +126,25 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8), try String(contentsOf: errURL, encoding: .utf8))
 }
 
-/// Polls `condition` until it holds or the deadline passes.
+/// What `sqlite3 FILE SQL` prints; empty while the file does not exist yet.
+func sqliteQuery(_ path: String, _ sql: String) throws -> String {
+    guard FileManager.default.fileExists(atPath: path) else { return "" }
+    return try runProcess("/usr/bin/sqlite3", [path, sql]).stdout
+}
+
 /// `ferry run -c config` in the background, its output discarded; the caller terminates it.
-func startFerry(config: String) throws -> Process {
+func startFerry(config: String, environment: [String: String] = [:]) throws -> Process {
     let ferry = Process()
     ferry.executableURL = URL(fileURLWithPath: TestEnvironment.ferryBinary)
     ferry.arguments = ["run", "-c", config]
+    if !environment.isEmpty { ferry.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     ferry.standardOutput = FileHandle.nullDevice
     ferry.standardError = FileHandle.nullDevice
     try ferry.run()
     return ferry
 }
 
+/// Polls `condition` until it holds or the deadline passes.
 func waitUntil(_ what: String, seconds: Double, _ condition: () async throws -> Bool) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: .milliseconds(Int64(seconds * 1000)))
