@@ -216,8 +216,13 @@ actor PipelineFleet: Service {
         let stopping = current.withLockedValue { current in (plan.removed + plan.changed.keys.sorted()).compactMap { current.supervisors[$0] } }
             .filter { !ended.contains(ObjectIdentifier($0)) }
         for supervisor in stopping { retiring.insert(ObjectIdentifier(supervisor)) }
+        // An operator's pause outlives the change: the successor starts held.
+        var paused: Set<String> = []
+        for supervisor in stopping where await supervisor.state == "paused" { paused.insert(supervisor.name) }
         for supervisor in stopping { await supervisor.shutdown() }
         for supervisor in stopping { await untilEnded(supervisor) }
+        for supervisor in built where paused.contains(supervisor.name) { try? await supervisor.pause(actor: actor) }
+        // Published and handed over in one step, after the last wait.
         guard !shuttingDown else { throw ControlRequestError(.conflict, "ferry stopped during the reload; nothing was started") }
         current.withLockedValue { current in
             var supervisors = current.supervisors
