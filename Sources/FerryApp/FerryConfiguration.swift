@@ -126,6 +126,17 @@ public struct FerryConfiguration: Sendable {
     }
 }
 
+/// `buffer:` of a pipeline.
+enum BufferKind: String, CaseIterable {
+    case memory, disk
+}
+
+/// `error_policy:` of a pipeline.
+enum ErrorPolicyKind: String, CaseIterable {
+    case stop
+    case deadLetter = "dead-letter"
+}
+
 /// Walks the YAML tree, checking every key and value and naming file:line and the key path in errors.
 struct ConfigReader {
     let file: String
@@ -181,6 +192,17 @@ struct ConfigReader {
             if let value = Int(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)) { return value * factor }
         }
         guard let value = Int(text) else { throw error(node, path, "'\(text)' is not a whole number (sizes may end in KiB, MiB, GiB)") }
+        return value
+    }
+
+    /// One of a closed set of words; an unknown one is an error listing them (`default` marked).
+    func choice<Choice: RawRepresentable & CaseIterable>(_ node: Node, _ path: String, _ what: String, default fallback: Choice? = nil) throws -> Choice
+    where Choice.RawValue == String {
+        let text = try string(node, path)
+        guard let value = Choice(rawValue: text) else {
+            let names = Choice.allCases.map { $0.rawValue + ($0.rawValue == fallback?.rawValue ? " (default)" : "") }
+            throw error(node, path, "unknown \(what) '\(text)'", fix: "use " + names.joined(separator: ", "))
+        }
         return value
     }
 
@@ -356,11 +378,7 @@ struct ConfigReader {
     /// `schema_changes: evolve` or `schema_changes: { mode: evolve, allow: [...], deny: [...] }`.
     func schemaChangePolicy(_ node: Node, _ path: String) throws -> SchemaChangePolicy {
         func mode(_ node: Node, _ path: String) throws -> SchemaChangePolicy.Mode {
-            let text = try string(node, path)
-            guard let mode = SchemaChangePolicy.Mode(rawValue: text) else {
-                throw error(node, path, "unknown schema change policy '\(text)'", fix: "use evolve, lenient (default), ignore or fail")
-            }
-            return mode
+            try choice(node, path, "schema change policy", default: SchemaChangePolicy.Mode.lenient)
         }
         func kinds(_ node: Node, _ path: String) throws -> Set<SchemaChange.Kind> {
             Set(try strings(node, path).map { text in
@@ -508,11 +526,7 @@ struct ConfigReader {
                 let fieldPath = "\(rulePath).\(field.key)"
                 switch field.key {
                 case "mode":
-                    let text = try string(field.node, fieldPath)
-                    guard let parsed = RedisSink.Mode(rawValue: text) else {
-                        throw error(field.node, fieldPath, "unknown mode '\(text)'", fix: "use hash, json or stream")
-                    }
-                    mode = parsed
+                    mode = try choice(field.node, fieldPath, "mode", default: RedisSink.Mode.json)
                 case "key": key = try string(field.node, fieldPath)
                 case "ttl_seconds":
                     ttl = try integer(field.node, fieldPath)
@@ -539,10 +553,10 @@ struct ConfigReader {
                                                  bufferBytes: 32 << 20, batchTransactions: 500, targetTable: "{table}",
                                                  serverID: Self.defaultServerID(name), applyTimeoutSeconds: 300, disk: nil,
                                                  deadLetterSink: nil, mappings: [], targetOverrides: [])
-        var bufferKind = "memory"
+        var bufferKind = BufferKind.memory
         var diskOptions = DiskLog.Options()
         var diskNode: Node? = nil
-        var errorPolicy = "stop"
+        var errorPolicy = ErrorPolicyKind.stop
         var policyNode: Node? = nil
         var rulesNode: Node? = nil
         var documentsNode: Node? = nil
@@ -568,19 +582,13 @@ struct ConfigReader {
                     throw error(field.node, key, parse.message, fix: parse.fix)
                 }
             case "buffer":
-                bufferKind = try string(field.node, key)
-                guard ["memory", "disk"].contains(bufferKind) else {
-                    throw error(field.node, key, "unknown buffer '\(bufferKind)'", fix: "use buffer: memory (bounded, default) or buffer: disk")
-                }
+                bufferKind = try choice(field.node, key, "buffer", default: BufferKind.memory)
             case "disk":
                 diskNode = field.node
                 diskOptions = try self.diskOptions(field.node, key)
             case "error_policy":
-                errorPolicy = try string(field.node, key)
+                errorPolicy = try choice(field.node, key, "error policy", default: ErrorPolicyKind.stop)
                 policyNode = field.node
-                guard ["stop", "dead-letter"].contains(errorPolicy) else {
-                    throw error(field.node, key, "unknown error policy '\(errorPolicy)'", fix: "use error_policy: stop or error_policy: dead-letter")
-                }
             case "dead_letter":
                 let sink = try string(field.node, key)
                 guard let kind = sinks[sink]?.kind else {
@@ -615,12 +623,12 @@ struct ConfigReader {
         }
         guard !result.source.isEmpty else { throw error(keyNode, "\(path).source", "missing source") }
         guard !result.sinks.isEmpty else { throw error(keyNode, "\(path).sinks", "missing sinks", fix: "sinks: [name, …]") }
-        if bufferKind == "disk" {
+        if bufferKind == .disk {
             result.disk = diskOptions
         } else if let diskNode {
             throw error(diskNode, "\(path).disk", "disk settings given but the buffer is memory", fix: "set buffer: disk, or remove disk:")
         }
-        if errorPolicy == "dead-letter" {
+        if errorPolicy == .deadLetter {
             guard let sink = result.deadLetterSink else {
                 throw error(policyNode, "\(path).dead_letter", "error_policy dead-letter needs a dead_letter sink", fix: "dead_letter: NAME (a jsonl sink)")
             }
@@ -660,11 +668,7 @@ struct ConfigReader {
     /// `snapshot: initial` or `snapshot: { mode, chunk_rows, parallel, watermarks, signal_table, after_schema_change }`.
     func snapshotSettings(_ node: Node, _ path: String) throws -> SnapshotSettings {
         func mode(_ node: Node, _ path: String) throws -> SnapshotMode {
-            let text = try string(node, path)
-            guard let mode = SnapshotMode(rawValue: text) else {
-                throw error(node, path, "unknown snapshot mode '\(text)'", fix: "use initial (default), never, initial_only or when_needed")
-            }
-            return mode
+            try choice(node, path, "snapshot mode", default: SnapshotMode.initial)
         }
         var settings = SnapshotSettings()
         if node.scalar != nil {
@@ -679,11 +683,7 @@ struct ConfigReader {
                 settings.chunkRows = try integer(field.node, key)
                 guard (1...1_000_000).contains(settings.chunkRows) else { throw error(field.node, key, "chunk_rows must be between 1 and 1000000") }
             case "watermarks":
-                let text = try string(field.node, key)
-                guard let mode = WatermarkMode(rawValue: text) else {
-                    throw error(field.node, key, "unknown watermarks '\(text)'", fix: "use auto (default), signal_table or binlog")
-                }
-                settings.watermarks = mode
+                settings.watermarks = try choice(field.node, key, "watermarks", default: WatermarkMode.auto)
             case "after_schema_change":
                 settings.rereadAfterSchemaChange = try bool(field.node, key)
             case "parallel":
@@ -707,11 +707,7 @@ struct ConfigReader {
             let key = "\(path).\(field.key)"
             switch field.key {
             case "fsync":
-                let text = try string(field.node, key)
-                guard let policy = DiskLog.FsyncPolicy(rawValue: text) else {
-                    throw error(field.node, key, "unknown fsync policy '\(text)'", fix: "use always, batch (default) or interval")
-                }
-                options.fsync = policy
+                options.fsync = try choice(field.node, key, "fsync policy", default: DiskLog.FsyncPolicy.batch)
             case "fsync_interval_ms": options.interval = .milliseconds(max(1, try integer(field.node, key)))
             default:
                 let bytes = try integer(field.node, key)
