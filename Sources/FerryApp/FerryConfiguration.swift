@@ -462,7 +462,8 @@ struct ConfigReader {
                 throw error(value("stream") ?? node, "sinks.\(name).stream", "'\(stream)' is not a JetStream stream name", fix: "use letters, digits, - and _")
             }
             do {
-                _ = try NATSSink.Configuration(name: name, pipeline: "", url: url, password: password, stream: stream, subject: subject)
+                _ = try NATSSink.Configuration(name: name, pipeline: "", url: url, password: password, stream: stream, subject: subject,
+                                               duplicateWindowSeconds: window)
             } catch let invalid as FerryError {
                 throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
             }
@@ -482,7 +483,7 @@ struct ConfigReader {
             }
             let allowPrivate = try values.flag("allow_private")
             do {
-                _ = try WebhookSink.Configuration(name: name, pipeline: "", url: url)
+                _ = try WebhookSink.Configuration(name: name, pipeline: "", url: url, timeoutSeconds: timeout, maximumEvents: events, allowPrivate: allowPrivate)
             } catch let invalid as FerryError {
                 throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
             }
@@ -495,7 +496,7 @@ struct ConfigReader {
             let timeout = try values.whole("timeout_seconds")
             guard timeout > 0 else { throw error(value("timeout_seconds") ?? node, "sinks.\(name).timeout_seconds", "timeout_seconds must be positive") }
             do {
-                _ = try ClickHouseSink.Configuration(name: name, pipeline: "", url: url, password: password)
+                _ = try ClickHouseSink.Configuration(name: name, pipeline: "", url: url, password: password, timeoutSeconds: timeout)
             } catch let invalid as FerryError {
                 throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
             }

@@ -99,6 +99,20 @@ public struct MySQLSource: Sendable {
         }
     }
 
+    /// After the state store was lost while the sinks kept their positions: an initial snapshot
+    /// that was running is not known to have finished, so every table is snapshotted again (rows
+    /// are upserted by key, and a table without a key has its target rows replaced, so what the
+    /// sinks already hold is harmless) — unless the pipeline never snapshots by itself, or some
+    /// record of its snapshots survived.
+    public func snapshotAfterLostState(_ job: SnapshotJob) async throws {
+        guard job.settings.mode != .never, try await job.store.snapshotTables(pipeline: job.pipeline).isEmpty else { return }
+        let tables = try await includedTables(signalTable: job.settings.signalTable)
+        try await job.store.requestSnapshot(pipeline: job.pipeline, tables: tables, reason: "state lost", atMillis: WallClock.millisecondsSinceEpoch())
+        logger.warning("no record of the pipeline's snapshots survives: every table is snapshotted again so that none stays incomplete", metadata: [
+            LoggingKeys.pipeline: "\(job.pipeline)", LoggingKeys.position: "\(job.resume.map { "\($0)" } ?? "")", "ferry.tables": "\(tables.count)",
+        ])
+    }
+
     /// Requests a snapshot of tables whose rows a DDL statement rewrote, and of the new name of a
     /// renamed table whose snapshot was still to finish: the old name no longer exists on the
     /// source, so its rows can only be read under the new one.

@@ -116,12 +116,12 @@ import Testing
     }
 
     @Test func urlsGiveUserAndDatabaseAndKeepNoCredentials() throws {
-        let configuration = try ClickHouseSink.Configuration(name: "olap", pipeline: "p", url: "http://analyst:pw@ch.internal:8123/warehouse", password: nil)
+        let configuration = try ClickHouseSink.Configuration(name: "olap", pipeline: "p", url: "http://analyst:pw@ch.internal:8123/warehouse", password: nil, timeoutSeconds: 60)
         #expect(configuration.url == "http://ch.internal:8123")
         #expect(configuration.username == "analyst" && configuration.password == "pw" && configuration.database == "warehouse")
-        let defaults = try ClickHouseSink.Configuration(name: "olap", pipeline: "p", url: "https://ch.internal:8443", password: "x")
+        let defaults = try ClickHouseSink.Configuration(name: "olap", pipeline: "p", url: "https://ch.internal:8443", password: "x", timeoutSeconds: 60)
         #expect(defaults.username == "default" && defaults.database == "default" && defaults.password == "x")
-        #expect(throws: FerryError.self) { try ClickHouseSink.Configuration(name: "olap", pipeline: "p", url: "tcp://ch:9000", password: nil) }
-        #expect(throws: FerryError.self) { try ClickHouseSink.Configuration(name: "olap", pipeline: "p", url: "http://ch:8123/a/b", password: nil) }
+        #expect(throws: FerryError.self) { try ClickHouseSink.Configuration(name: "olap", pipeline: "p", url: "tcp://ch:9000", password: nil, timeoutSeconds: 60) }
+        #expect(throws: FerryError.self) { try ClickHouseSink.Configuration(name: "olap", pipeline: "p", url: "http://ch:8123/a/b", password: nil, timeoutSeconds: 60) }
     }
 }

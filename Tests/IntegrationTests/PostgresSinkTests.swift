@@ -180,7 +180,7 @@ extension Integration.PostgresSinkTypes {
         }
 
         let directory = NSTemporaryDirectory() + "ferry-dead-\(UUID().uuidString)"
-        let letters = JSONLinesSink(configuration: .init(name: "rejects", directory: directory))
+        let letters = JSONLinesSink(configuration: .init(name: "rejects", directory: directory, maximumFileBytes: 128 << 20, maximumFileAgeSeconds: 3600, format: .debezium))
         let lettering = PipelineRunner(configuration: PipelineConfiguration(name: "bad", errorPolicy: .deadLetter(letters)),
                                        source: ListSource(stream), sinks: [try factory()], store: store, logger: TestEnvironment.logger)
         let stop = StopSignal()

@@ -90,7 +90,7 @@ func temporaryDirectory() -> String {
 
     @Test(arguments: [EventJSONWriter.Format.debezium, .debeziumSchema]) func jsonLinesSinkCutsATornTransaction(format: EventJSONWriter.Format) async throws {
         let directory = temporaryDirectory()
-        let sink = JSONLinesSink(configuration: .init(name: "files", directory: directory, format: format))
+        let sink = JSONLinesSink(configuration: .init(name: "files", directory: directory, maximumFileBytes: 128 << 20, maximumFileAgeSeconds: 3600, format: format))
         #expect(try await sink.open() == nil)
         try await sink.apply([transaction(100, [(.create, nil, [.int(1), .string("a"), .null])]),
                               transaction(200, [(.create, nil, [.int(2), .string("b"), .null]), (.create, nil, [.int(3), .string("c"), .null])])])
@@ -102,7 +102,7 @@ func temporaryDirectory() -> String {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         text = lines[0] + "\n" + lines[1] + "\n" + lines[2].prefix(20)
         try text.write(toFile: path, atomically: true, encoding: .utf8)
-        let reopened = JSONLinesSink(configuration: .init(name: "files", directory: directory, format: format))
+        let reopened = JSONLinesSink(configuration: .init(name: "files", directory: directory, maximumFileBytes: 128 << 20, maximumFileAgeSeconds: 3600, format: format))
         #expect(try await reopened.open() == position(100))
         try await reopened.close()
         let kept = try String(contentsOfFile: path, encoding: .utf8)
@@ -114,7 +114,7 @@ func temporaryDirectory() -> String {
     /// change's row), changes dropped so rows skip — are whole after a restart; a torn one is cut.
     @Test func jsonLinesSinkKnowsWholeTransactionsWhateverRulesMadeOfThem() async throws {
         let directory = temporaryDirectory()
-        let sink = JSONLinesSink(configuration: .init(name: "files", directory: directory))
+        let sink = JSONLinesSink(configuration: .init(name: "files", directory: directory, maximumFileBytes: 128 << 20, maximumFileAgeSeconds: 3600, format: .debezium))
         _ = try await sink.open()
         var split = transaction(100, [(.delete, [.int(1), .string("a"), .null], nil), (.create, nil, [.int(1), .string("b"), .null])])
         for index in split.events.indices { split.events[index].source.row = 0 }
@@ -123,7 +123,7 @@ func temporaryDirectory() -> String {
         thinned.events[1].source.row = 2
         try await sink.apply([split, thinned])
         try await sink.close()
-        let reopened = JSONLinesSink(configuration: .init(name: "files", directory: directory))
+        let reopened = JSONLinesSink(configuration: .init(name: "files", directory: directory, maximumFileBytes: 128 << 20, maximumFileAgeSeconds: 3600, format: .debezium))
         #expect(try await reopened.open() == position(200))
         try await reopened.close()
         let path = directory + "/files.jsonl"
@@ -131,7 +131,7 @@ func temporaryDirectory() -> String {
         // The second transaction torn after its first line: cut back to the first, whole.
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         try (lines[0...2].joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let again = JSONLinesSink(configuration: .init(name: "files", directory: directory))
+        let again = JSONLinesSink(configuration: .init(name: "files", directory: directory, maximumFileBytes: 128 << 20, maximumFileAgeSeconds: 3600, format: .debezium))
         #expect(try await again.open() == position(100))
         try await again.close()
         #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == 2)

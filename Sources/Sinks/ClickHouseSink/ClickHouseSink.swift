@@ -28,7 +28,7 @@ public actor ClickHouseSink: SinkSession {
 
         /// `url` is `http(s)://[user@]host:8123[/database]` (user `default`, database `default`).
         public init(name: String, pipeline: String, url: String, password: String?, targetTable: @escaping @Sendable (TableName) -> String = { $0.table },
-                    schemaChanges: SchemaChangePolicy = SchemaChangePolicy(), timeoutSeconds: Int = 60) throws {
+                    schemaChanges: SchemaChangePolicy = SchemaChangePolicy(), timeoutSeconds: Int) throws {
             guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
                   components.host?.isEmpty == false else {
                 throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not an http(s) URL", fix: "use http://[user@]host:8123/database")

@@ -29,8 +29,8 @@ public actor JSONLinesSink: DeadLetterSink {
         /// `debezium` (default) or `debezium-schema` (with Kafka Connect's schema block).
         public var format: EventJSONWriter.Format
 
-        public init(name: String, directory: String, maximumFileBytes: Int = 128 << 20, maximumFileAgeSeconds: Double = 3600,
-                    format: EventJSONWriter.Format = .debezium) {
+        public init(name: String, directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double,
+                    format: EventJSONWriter.Format) {
             self.name = name
             self.directory = directory
             self.maximumFileBytes = maximumFileBytes

@@ -28,8 +28,8 @@ public actor NATSSink: SinkSession {
         /// JetStream's duplicate window for a stream ferry creates. Default 2 minutes.
         public var duplicateWindowSeconds: Int
 
-        public init(name: String, pipeline: String, url: String, password: String?, stream: String, subject: String = "ferry.{db}.{table}",
-                    streamSubjects: [String]? = nil, duplicateWindowSeconds: Int = 120) throws {
+        public init(name: String, pipeline: String, url: String, password: String?, stream: String, subject: String,
+                    streamSubjects: [String]? = nil, duplicateWindowSeconds: Int) throws {
             guard let components = URLComponents(string: url), components.scheme == "nats", let host = components.host, !host.isEmpty else {
                 throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not a NATS URL", fix: "use nats://[user@]host[:port]")
             }

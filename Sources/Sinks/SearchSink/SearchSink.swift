@@ -21,7 +21,7 @@ public actor SearchSink: SinkSession {
         public var password: String?
         public var timeoutSeconds: Int
 
-        public init(name: String, url: String, index: String = "{db}.{table}", password: String?, timeoutSeconds: Int = 30) throws {
+        public init(name: String, url: String, index: String, password: String?, timeoutSeconds: Int = 30) throws {
             guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
                   components.host?.isEmpty == false else {
                 throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not an http(s) URL", fix: "use https://[user@]host:9200")

@@ -27,8 +27,8 @@ public actor WebhookSink: SinkSession {
         public var maximumEvents: Int
         public var allowPrivate: Bool
 
-        public init(name: String, pipeline: String, url: String, secret: String? = nil, headers: [(String, String)] = [], timeoutSeconds: Int = 10,
-                    maximumEvents: Int = 1000, allowPrivate: Bool = false) throws {
+        public init(name: String, pipeline: String, url: String, secret: String? = nil, headers: [(String, String)] = [], timeoutSeconds: Int,
+                    maximumEvents: Int, allowPrivate: Bool) throws {
             guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
                   let host = components.host, !host.isEmpty else {
                 throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not an http(s) URL", fix: "use https://host/path")
