@@ -103,11 +103,14 @@ public enum Init {
     /// The source's tables outside the server's own schemas (and ferry's signal table), in the
     /// databases named, or every database when none are.
     public static func survey(_ connection: MySQLConnection, databases: [String]) async throws -> [TableFacts] {
-        let system = "('mysql', 'information_schema', 'performance_schema', 'sys')"
-        let only = databases.isEmpty ? "" : " AND TABLE_SCHEMA IN (\(databases.map(quoted).joined(separator: ", ")))"
+        // The databases asked for, or all but the server's own, as a condition on `column`.
+        func schemas(_ column: String) -> String {
+            databases.isEmpty ? "\(column) NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')"
+                : "\(column) IN (\(databases.map(quoted).joined(separator: ", ")))"
+        }
         let tables = try await connection.query("""
             SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0), COALESCE(ENGINE, '')
-            FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \(system)\(only)
+            FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND \(schemas("TABLE_SCHEMA"))
             AND NOT (TABLE_SCHEMA = 'ferry' AND TABLE_NAME = 'ferry_signal')
             """)
         // Unique indexes in the server's order; a nullable column disqualifies one as the key.
@@ -115,7 +118,7 @@ public enum Init {
             SELECT s.TABLE_SCHEMA, s.TABLE_NAME, s.INDEX_NAME, s.COLUMN_NAME, c.IS_NULLABLE
             FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c
               ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME
-            WHERE s.NON_UNIQUE = 0 AND s.TABLE_SCHEMA NOT IN \(system)\(only.replacingOccurrences(of: "TABLE_SCHEMA", with: "s.TABLE_SCHEMA"))
+            WHERE s.NON_UNIQUE = 0 AND \(schemas("s.TABLE_SCHEMA"))
             ORDER BY s.TABLE_SCHEMA, s.TABLE_NAME, s.INDEX_NAME = 'PRIMARY' DESC, s.INDEX_NAME, s.SEQ_IN_INDEX
             """)
         var indexes: [TableName: [(index: String, columns: [String], nullable: Bool)]] = [:]

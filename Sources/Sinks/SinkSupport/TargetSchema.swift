@@ -125,6 +125,9 @@ public struct TargetSchema: Sendable {
     let dialect: any SchemaDialect
     /// Each target table as last read or changed.
     private var known: [String: TargetTable] = [:]
+    /// The schema each known table was last found to take NULL where it may get one (schemas are
+    /// interned, one object per version): the check then costs one comparison per group.
+    private var checkedAgainst: [String: TableSchema] = [:]
 
     public init(policy: SchemaChangePolicy, dialect: any SchemaDialect) {
         self.policy = policy
@@ -134,6 +137,7 @@ public struct TargetSchema: Sendable {
     /// Forgets what it knew (after a failed transaction that may have rolled DDL back).
     public mutating func forget() {
         known = [:]
+        checkedAgainst = [:]
     }
 
     /// Whether the target's primary key follows the source's (`evolve` and `lenient`): an upsert
@@ -150,7 +154,7 @@ public struct TargetSchema: Sendable {
         if let current = known[table] {
             let names = current.names
             if !policy.addsColumnsFromRows
-                || (wanted.allSatisfy(names.contains) && (!followsKeys || (current.key == wantedKey && Self.refusingNull(current, schema: schema).isEmpty))) {
+                || (wanted.allSatisfy(names.contains) && (!followsKeys || (current.key == wantedKey && takesNull(current, table, schema)))) {
                 return names
             }
         }
@@ -189,7 +193,15 @@ public struct TargetSchema: Sendable {
             existing = try await describe(table)
         }
         known[table] = existing
+        checkedAgainst[table] = schema
         return existing.names
+    }
+
+    private mutating func takesNull(_ current: TargetTable, _ table: String, _ schema: TableSchema) -> Bool {
+        if checkedAgainst[table] === schema { return true }
+        guard Self.refusingNull(current, schema: schema).isEmpty else { return false }
+        checkedAgainst[table] = schema
+        return true
     }
 
     /// Target columns outside the key that refuse NULL where the source's rows may leave them
