@@ -5,8 +5,8 @@ import MySQLBinlog
 import Synchronization
 
 /// Reports text the source stored ill-formed (a utf8mb4 column holding bytes such as `ED A0 BD`,
-/// written under a lax `sql_mode`): JSON and the targets get U+FFFD for those bytes, so every such
-/// value is counted (`ferry_source_text_repaired_total`) and each column is logged once, with its
+/// written under a lax `sql_mode`): MariaDB, SQLite and ClickHouse targets get the exact bytes, but
+/// JSON and PostgreSQL get U+FFFD for them, so every such value is counted (`ferry_source_text_repaired_total`) and each column is logged once, with its
 /// table and the position where it was first met.
 final class TextRepairReporter: Sendable {
     private let source: String
@@ -29,7 +29,7 @@ final class TextRepairReporter: Sendable {
                 .increment(by: count)
             let first = reported.withLock { $0.insert("\(schema.name)\u{0}\(column)").inserted }
             guard first else { continue }
-            logger.warning("text that is not well-formed in its character set was replaced by U+FFFD (logged once per column; ferry_source_text_repaired_total counts every value)", metadata: [
+            logger.warning("text is not well-formed UTF-8: MariaDB, SQLite and ClickHouse targets get its exact bytes, JSON and PostgreSQL get U+FFFD for each ill-formed sequence (logged once per column; ferry_source_text_repaired_total counts every value)", metadata: [
                 LoggingKeys.source: "\(source)", LoggingKeys.table: "\(schema.name)", "ferry.column": "\(column)",
                 LoggingKeys.position: "\(position())",
                 "ferry.fix": "correct the stored bytes on the source, or make the column VARBINARY or BLOB if it holds bytes rather than text",

@@ -104,7 +104,7 @@ public actor MemoryBuffer: ChangeBuffer, ParkingActor {
                     switch value {
                     case .string(let text), .decimal(let text), .json(let text), .enumeration(let text):
                         total += text.utf8.count > 15 ? text.utf8.count + 32 : 0
-                    case .bytes(let bytes): total += bytes.count
+                    case .bytes(let bytes), .illFormedText(let bytes): total += bytes.count
                     case .geometry(let geometry): total += geometry.wkb.count
                     default: break
                     }

@@ -12,7 +12,7 @@ import Testing
 
     static let values: [Value] = [
         .null, .absent, .int(Int64.min), .int(-1), .uint(UInt64.max), .float(-0.0), .float(.nan), .double(1e308), .double(-.infinity),
-        .decimal("-12345678901234567890.123456789"), .string(""), .string("naïve ☃ 𝄞"), .bytes([]), .bytes([0, 255, 10]),
+        .decimal("-12345678901234567890.123456789"), .string(""), .string("naïve ☃ 𝄞"), .illFormedText([0x61, 0xED, 0xA0, 0xBD]), .bytes([]), .bytes([0, 255, 10]),
         .year(1901), .date(DateValue(year: 0, month: 0, day: 0)), .date(DateValue(year: 9999, month: 12, day: 31)),
         .time(TimeValue(negative: true, hours: 838, minutes: 59, seconds: 59, microseconds: 999_999, fsp: 6)),
         .datetime(DateTimeValue(date: DateValue(year: 2024, month: 2, day: 29), hour: 23, minute: 59, second: 58, microseconds: 120_000, fsp: 2)),

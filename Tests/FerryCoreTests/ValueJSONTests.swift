@@ -56,6 +56,8 @@ import Testing
         #expect(json(.json("{\"a\": 1}")) == "\"{\\\"a\\\": 1}\"")
         #expect(json(.geometry(GeometryValue(srid: 4326, wkb: [1, 2]))) == "{\"srid\":4326,\"wkb\":\"AQI=\"}")
         #expect(json(.null) == "null")
+        #expect(json(.illFormedText([0x61, 0xED, 0xA0, 0xBD, 0x62])) == "\"a\u{FFFD}\u{FFFD}\u{FFFD}b\"")
+        #expect(ValueJSON.plainText(.illFormedText([0xC0])) == Array("\u{FFFD}".utf8))
     }
 
     @Test func civilTimeMatchesKnownDates() {

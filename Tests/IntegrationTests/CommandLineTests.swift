@@ -26,7 +26,7 @@ extension Integration {
         }
 
         /// Bytes MariaDB stored in a utf8mb4 column without checking them (a binary connection,
-        /// `sql_mode=''`) are printed with U+FFFD, and never silently: one warning names the
+        /// `sql_mode=''`) are printed in JSON with U+FFFD, and never silently: one warning names the
         /// table, column and position, however many values hold them.
         @Test func illFormedTextIsReportedOncePerColumn() async throws {
             try await admin(["CREATE DATABASE IF NOT EXISTS cli", "DROP TABLE IF EXISTS cli.bad",
@@ -41,10 +41,72 @@ extension Integration {
                 ((try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["after"] as! [String: Any])["s"] as! String
             }
             #expect(values == ["a\u{FFFD}\u{FFFD}\u{FFFD}b", "\u{FFFD}\u{FFFD}\u{FFFD}", "plain"])
-            let warnings = result.stderr.split(separator: "\n").filter { $0.contains("replaced by U+FFFD") }
+            let warnings = result.stderr.split(separator: "\n").filter { $0.contains("is not well-formed UTF-8") }
             #expect(warnings.count == 1, "stderr: \(result.stderr)")
             #expect(warnings.first?.contains("ferry.table=cli.bad") == true && warnings.first?.contains("ferry.column=s") == true
                     && warnings.first?.contains("ferry.position=mariadb-bin.") == true)
+        }
+
+        /// The same bytes through `ferry run`, snapshot and stream: MariaDB, SQLite and ClickHouse
+        /// targets hold them exactly; PostgreSQL (text must be well-formed) and JSON get U+FFFD;
+        /// `ferry verify` finds every target equal.
+        @Test func illFormedTextKeepsItsBytesWhereTheTargetCanHoldThem() async throws {
+            let postgresURL = try TestEnvironment.value("FERRY_POSTGRES_URL")
+            let setup = ["SET NAMES binary", "SET SESSION sql_mode = ''"]
+            try await admin(["DROP DATABASE IF EXISTS it_bytes", "DROP DATABASE IF EXISTS it_bytes_target", "CREATE DATABASE it_bytes_target", "CREATE DATABASE it_bytes",
+                             "CREATE TABLE it_bytes.t (id INT PRIMARY KEY, s VARCHAR(20), note TEXT) CHARACTER SET utf8mb4"]
+                            + setup + ["INSERT INTO it_bytes.t VALUES (1, X'61EDA0BD62', X'EDA0BD'), (2, 'plain', 'fine')"])
+            let psql = ["-h", "127.0.0.1", "-p", try TestEnvironment.value("FERRY_POSTGRES_PORT"), "-U", "ferry", "-d", "replica", "-At", "-c"]
+            let pgPassword = ["PGPASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            _ = try runProcess("/usr/bin/psql", psql + ["DROP SCHEMA IF EXISTS it_bytes CASCADE; CREATE SCHEMA it_bytes"], environment: pgPassword)
+            let directory = try scratchDirectory("bytes")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let config = directory.appendingPathComponent("ferry.yml").path
+            let adminURL = try TestEnvironment.value("FERRY_MARIADB_ADMIN_URL")
+            try """
+            sources:
+              db: { type: mysql, url: "\(try TestEnvironment.sourceURL())?tls=disable", password: "${FERRY_MARIADB_PASSWORD}" }
+            sinks:
+              lite: { type: sqlite, path: \(directory.path)/target.sqlite }
+              maria: { type: mysql, url: "\(adminURL)/it_bytes_target?tls=disable" }
+              pg: { type: postgres, url: "\(postgresURL)?schema=it_bytes&tls=disable", password: "${FERRY_POSTGRES_PASSWORD}" }
+              files: { type: jsonl, directory: \(directory.path)/jsonl }
+            pipelines:
+              p:
+                source: db
+                sinks: [lite, maria, pg, files]
+                tables: ["it_bytes.t"]
+                snapshot: initial
+            data_dir: \(directory.path)/data
+            server: { listen: off }
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let ferry = try startFerry(config: config)
+            defer { if ferry.isRunning { ferry.terminate() } }
+            let sqlitePath = "\(directory.path)/target.sqlite"
+            try await waitUntil("the snapshot in SQLite", seconds: 60) { try sqliteQuery(sqlitePath, "SELECT count(*) FROM t") == "2\n" }
+            try await admin(setup + ["INSERT INTO it_bytes.t VALUES (3, X'EDB080', X'62EDBFBF')", "UPDATE it_bytes.t SET note = X'6FEDA0BD6B' WHERE id = 2"])
+            let expected = "1|61EDA0BD62|EDA0BD\n2|706C61696E|6FEDA0BD6B\n3|EDB080|62EDBFBF\n"
+            try await waitUntil("the stream in SQLite", seconds: 60) {
+                try sqliteQuery(sqlitePath, "SELECT id, hex(s), hex(note) FROM t ORDER BY id") == expected
+            }
+            try await waitUntil("the stream in MariaDB", seconds: 60) {
+                let rows = (try? await adminQuery("SELECT id, HEX(s), HEX(note) FROM it_bytes_target.t ORDER BY id"))?.rows ?? []
+                return rows.map { row in (0..<row.count).map { row[$0] ?? "NULL" }.joined(separator: "|") + "\n" }.joined() == expected
+            }
+            let source = try await adminQuery("SELECT id, HEX(s), HEX(note) FROM it_bytes.t ORDER BY id").rows
+            #expect(source.map { row in (0..<row.count).map { row[$0] ?? "NULL" }.joined(separator: "|") + "\n" }.joined() == expected)
+            try await waitUntil("the stream in PostgreSQL", seconds: 60) {
+                (try? runProcess("/usr/bin/psql", psql + ["SELECT count(*) FROM it_bytes.t WHERE id = 3"], environment: pgPassword).stdout) == "1\n"
+            }
+            let pgRows = try runProcess("/usr/bin/psql", psql + ["SELECT id, s, note FROM it_bytes.t ORDER BY id"], environment: pgPassword).stdout
+            #expect(pgRows == "1|a\u{FFFD}\u{FFFD}\u{FFFD}b|\u{FFFD}\u{FFFD}\u{FFFD}\n2|plain|o\u{FFFD}\u{FFFD}\u{FFFD}k\n3|\u{FFFD}\u{FFFD}\u{FFFD}|b\u{FFFD}\u{FFFD}\u{FFFD}\n", "\(pgRows)")
+            let jsonl = try runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl"]).stdout
+            #expect(jsonl.contains("\"s\":\"a\u{FFFD}\u{FFFD}\u{FFFD}b\"") && jsonl.contains("\"note\":\"o\u{FFFD}\u{FFFD}\u{FFFD}k\""), "\(jsonl)")
+            ferry.terminate()
+            ferry.waitUntilExit()
+            let verify = try runProcess(TestEnvironment.ferryBinary, ["verify", "-c", config, "p"], timeoutSeconds: 120)
+            #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+            #expect(verify.stdout.contains("lite") && verify.stdout.contains("maria") && verify.stdout.contains("pg"), "\(verify.stdout)")
         }
 
         @Test func tailPrintsJSONLinesAndStopsAtCurrent() async throws {

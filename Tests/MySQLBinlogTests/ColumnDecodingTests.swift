@@ -95,6 +95,11 @@ import Testing
         #expect(try decode(.string(lengthBytes: 1, charset: .utf8, padTo: nil), [4] + Array("😀".utf8)) == .string("😀"))
         #expect(try decode(.string(lengthBytes: 1, charset: .latin1, padTo: nil), [5, 0x63, 0x61, 0x66, 0xE9, 0x80]) == .string("café€"))
         #expect(try decode(.string(lengthBytes: 2, charset: .binary, padTo: 4), [2, 0, 0xAB, 0xCD]) == .bytes([0xAB, 0xCD, 0, 0]))
+        // Bytes a lax sql_mode let into a utf8mb4 column are kept exactly, not replaced.
+        #expect(try decode(.string(lengthBytes: 1, charset: .utf8, padTo: nil), [5, 0x61, 0xED, 0xA0, 0xBD, 0x62]) == .illFormedText([0x61, 0xED, 0xA0, 0xBD, 0x62]))
+        #expect(try decode(.blob(lengthBytes: 2, charset: .utf8), le(3, 2) + [0xF0, 0x9F, 0x98]) == .illFormedText([0xF0, 0x9F, 0x98]))
+        let snapshotText: [UInt8] = [0x6F, 0xC0, 0x6B]
+        #expect(try snapshotText.withUnsafeBytes { try ColumnDecoder.blob(lengthBytes: 1, charset: .utf8).readText($0) } == .illFormedText(snapshotText))
         #expect(try decode(.blob(lengthBytes: 4, charset: .binary), le(3, 4) + [1, 2, 3]) == .bytes([1, 2, 3]))
         #expect(try decode(.blob(lengthBytes: 2, charset: .utf16), le(4, 2) + [0, 0x41, 0, 0x42]) == .string("AB"))
         #expect(throws: BinlogDecodingError.self) { try decode(.blob(lengthBytes: 1, charset: .unsupported("gbk")), [1, 0x41]) }

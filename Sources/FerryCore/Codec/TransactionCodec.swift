@@ -280,6 +280,10 @@ private struct Writer {
             byte(8)
             varint(data.count)
             bytes.append(contentsOf: data)
+        case .illFormedText(let data):
+            byte(19)
+            varint(data.count)
+            bytes.append(contentsOf: data)
         case .year(let year):
             byte(9)
             varint(Int(year))
@@ -506,6 +510,7 @@ private struct Reader {
         case 18:
             let srid = try fixed32()
             return .geometry(GeometryValue(srid: srid, wkb: try raw(try varint())))
+        case 19: return .illFormedText(try raw(try varint()))
         case let other: throw TransactionCodecError(reason: "unknown value tag \(other)")
         }
     }

@@ -15,6 +15,8 @@ public enum ValueJSON {
             appendFloatingPoint(v.isFinite ? v.description : nil, to: &out)
         case .decimal(let text), .string(let text), .json(let text), .enumeration(let text):
             JSONBuffer.appendString(text, to: &out)
+        case .illFormedText(let bytes):
+            JSONBuffer.appendString(Value.repairedText(bytes), to: &out)
         case .bytes(let bytes):
             out.append(UInt8(ascii: "\""))
             JSONBuffer.appendBase64(bytes, to: &out)
@@ -62,6 +64,7 @@ public enum ValueJSON {
         switch value {
         case .null, .absent: return nil
         case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): return Array(text.utf8)
+        case .illFormedText(let bytes): return Array(Value.repairedText(bytes).utf8)
         case .set(let members): return Array(members.joined(separator: ",").utf8)
         default:
             var json: [UInt8] = []

@@ -15,6 +15,10 @@ public enum Value: Sendable, Hashable {
     case decimal(String)
     /// A character string, decoded to UTF-8 from its column charset.
     case string(String)
+    /// A character string whose stored bytes are not well-formed UTF-8 (MariaDB accepts such bytes
+    /// in a utf8mb4 column under a lax `sql_mode`): the exact bytes, so targets that can hold them
+    /// get them; JSON and Unicode-only targets use `repairedText`.
+    case illFormedText([UInt8])
     /// A binary string or BLOB.
     case bytes([UInt8])
     case year(UInt16)
@@ -32,6 +36,13 @@ public enum Value: Sendable, Hashable {
     /// BIT(width) as an unsigned integer.
     case bit(UInt64, width: UInt8)
     case geometry(GeometryValue)
+}
+
+extension Value {
+    /// The text of an `.illFormedText` value with U+FFFD for each ill-formed sequence.
+    public static func repairedText(_ bytes: [UInt8]) -> String {
+        String(decoding: bytes, as: UTF8.self)
+    }
 }
 
 /// A calendar date as stored; month or day may be 0 (MySQL "zero" dates).

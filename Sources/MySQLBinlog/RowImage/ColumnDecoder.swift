@@ -37,8 +37,8 @@ enum ColumnDecoder: Sendable {
     }
 
     /// Reads one value; sets `repaired` when text was not well-formed in its character set (a
-    /// utf8mb4 column holding bytes MariaDB stored under a lax `sql_mode`) and holds U+FFFD for
-    /// the ill-formed bytes.
+    /// utf8mb4 column holding bytes MariaDB stored under a lax `sql_mode`); such a value is an
+    /// `.illFormedText` holding the exact bytes.
     @inline(__always)
     func read(from buffer: inout ByteBuffer, repaired: inout Bool) throws -> Value {
         switch self {
@@ -142,14 +142,17 @@ enum ColumnDecoder: Sendable {
         case .unsupported(let name):
             throw BinlogDecodingError(.unsupportedColumn("character set \(name) cannot be decoded exactly"))
         case .utf8, .ascii:
-            let text = buffer.withUnsafeReadableBytes { raw -> String in
+            let value = buffer.withUnsafeReadableBytes { raw -> Value in
                 let bytes = UnsafeRawBufferPointer(rebasing: raw[..<length]).assumingMemoryBound(to: UInt8.self)
                 let text = String(decoding: bytes, as: UTF8.self)
-                if UTF8Check.wasRepaired(text, from: bytes) { repaired = true }
-                return text
+                if UTF8Check.wasRepaired(text, from: bytes) {
+                    repaired = true
+                    return .illFormedText(Array(bytes))
+                }
+                return .string(text)
             }
             buffer.moveReaderIndex(forwardBy: length)
-            return .string(text)
+            return value
         default:
             let text = buffer.withUnsafeReadableBytes { charset.decode(UnsafeRawBufferPointer(rebasing: $0[..<length])) }
             guard let text else {

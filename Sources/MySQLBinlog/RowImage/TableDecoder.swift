@@ -7,7 +7,7 @@ import NIOCore
 public struct TableDecoder: Sendable {
     public private(set) var schema: TableSchema
     let columns: [ColumnDecoder]
-    /// Columns whose text was not well-formed and was decoded with U+FFFD, for the reader to
+    /// Columns whose text was not well-formed UTF-8 (decoded as `.illFormedText`), for the reader to
     /// report (shared by copies of this decoder).
     public let textRepairs = TextRepairs()
 
@@ -270,7 +270,7 @@ extension TableDecoder {
     }
 }
 
-/// Counts, per column, values whose text held ill-formed bytes (decoded with U+FFFD). Decoders
+/// Counts, per column, values whose text held ill-formed bytes (`.illFormedText`). Decoders
 /// record; the reader takes the counts after each rows event to log and count them.
 public final class TextRepairs: Sendable {
     private let counts = Mutex<[Int: Int]>([:])

@@ -61,7 +61,7 @@ extension ColumnDecoder {
         return try readText(bytes, repaired: &repaired)
     }
 
-    /// As `readText(_:)`; sets `repaired` when text was not well-formed UTF-8 (decoded with U+FFFD).
+    /// As `readText(_:)`; sets `repaired` when text was not well-formed UTF-8 (an `.illFormedText`).
     func readText(_ bytes: UnsafeRawBufferPointer, repaired: inout Bool) throws -> Value? {
         var text = TextScanner(bytes)
         switch self {
@@ -94,7 +94,10 @@ extension ColumnDecoder {
             if charset == .binary { return .bytes(Array(bytes)) }
             let units = bytes.assumingMemoryBound(to: UInt8.self)
             let text = String(decoding: units, as: UTF8.self)
-            if UTF8Check.wasRepaired(text, from: units) { repaired = true }
+            if UTF8Check.wasRepaired(text, from: units) {
+                repaired = true
+                return .illFormedText(Array(units))
+            }
             return .string(text)
         case .json:
             return .json(String(decoding: bytes, as: UTF8.self))

@@ -15,6 +15,11 @@ public enum MySQLLiteral {
         case .string(let text), .json(let text), .enumeration(let text): appendQuoted(text, to: &out)
         case .set(let members): appendQuoted(members.joined(separator: ","), to: &out)
         case .bytes(let bytes): appendHex(bytes, to: &out)
+        // Text with the column's collation in comparisons (snapshot chunks, key matches); a
+        // session with a lax sql_mode stores these bytes exactly, as the source did.
+        case .illFormedText(let bytes):
+            out += "_utf8mb4 "
+            appendHex(bytes, to: &out)
         case .year(let year): out += String(year)
         case .bit(let bits, _): out += String(bits)
         case .date(let date):

@@ -41,7 +41,8 @@ struct RowBinaryWriter {
         case .decimal(let precision, let scale): try writeDecimal(value, precision: precision, scale: scale)
         case .string:
             switch value {
-            case .bytes(let raw): writeString(raw)
+            // ClickHouse strings are bytes, so ill-formed text keeps the source's exact bytes.
+            case .bytes(let raw), .illFormedText(let raw): writeString(raw)
             case .geometry(let geometry):
                 var raw: [UInt8] = []
                 withUnsafeBytes(of: geometry.srid.littleEndian) { raw.append(contentsOf: $0) }
@@ -50,7 +51,10 @@ struct RowBinaryWriter {
             }
         case .fixedString(let length):
             let raw: [UInt8]
-            if case .bytes(let data) = value { raw = data } else { raw = ValueJSON.plainText(value) ?? [] }
+            switch value {
+            case .bytes(let data), .illFormedText(let data): raw = data
+            default: raw = ValueJSON.plainText(value) ?? []
+            }
             guard raw.count <= length else { throw RowBinaryError("\(raw.count) bytes do not fit FixedString(\(length))") }
             bytes.append(contentsOf: raw)
             bytes.append(contentsOf: repeatElement(0, count: length - raw.count))

@@ -71,6 +71,8 @@ struct PostgresTextArray {
         case .float(let v): return floating(Double(v.description) ?? Double(v))
         case .double(let v): return floating(v)
         case .decimal(let text), .string(let text), .json(let text), .enumeration(let text): return text
+        // PostgreSQL text holds only well-formed text (the source logged the repair).
+        case .illFormedText(let bytes): return Value.repairedText(bytes)
         case .set(let members): return members.joined(separator: ",")
         case .bytes(let bytes): return hex(bytes)
         case .year(let year): return String(year)

@@ -28,6 +28,8 @@ enum SQLiteTypeMapping {
         case .double(let v): return .float(v)
         case .decimal(let text), .string(let text), .json(let text), .enumeration(let text): return .text(text)
         case .bytes(let bytes): return .blob(ByteBuffer(bytes: bytes))
+        // SQLite text must be valid in the database's encoding; a blob keeps the exact bytes.
+        case .illFormedText(let bytes): return .blob(ByteBuffer(bytes: bytes))
         case .year(let year): return .integer(Int(year))
         case .set(let members): return .text(members.joined(separator: ","))
         case .bit(let bits, _): return bits <= UInt64(Int64.max) ? .integer(Int(bits)) : .text(String(bits))
