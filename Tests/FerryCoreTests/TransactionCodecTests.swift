@@ -32,6 +32,11 @@ import Testing
             events.append(ChangeEvent(operation: operation, table: schema.name, schema: schema, before: before, after: after,
                                       source: ChangeSource(name: "shop", serverID: 7, gtid: "0-1-99", position: at, row: index, timestampMillis: 1_700_000_000_123)))
         }
+        for mark in [SnapshotRowMark.within, .lastInTable, .last] {
+            var source = ChangeSource(name: "shop", serverID: 7, gtid: "0-1-99", position: at, row: events.count, timestampMillis: 1_700_000_000_123)
+            source.snapshotMark = mark
+            events.append(ChangeEvent(operation: .read, table: schema.name, schema: schema, before: nil, after: [.uint(1), .string("r"), .null], source: source))
+        }
         events.append(ChangeEvent(operation: .ddl, table: TableName(database: "shop", table: ""), schema: nil, before: nil, after: nil,
                                   statement: "ALTER TABLE t ADD c INT",
                                   schemaChanges: [.addColumn(TableName(database: "shop", table: "t"), column: "c", type: "int"),
@@ -42,7 +47,7 @@ import Testing
                                                   .modifyColumn(TableName(database: "shop", table: "t"), column: "y", type: "bigint unsigned"),
                                                   .unrecognized(TableName(database: "shop", table: "t"), reason: "PARTITION BY"),
                                                   .replaceRows(TableName(database: "shop", table: "keyless"))],
-                                  source: ChangeSource(name: "shop", serverID: 7, gtid: "0-1-99", position: at, row: values.count, timestampMillis: 1_700_000_000_123)))
+                                  source: ChangeSource(name: "shop", serverID: 7, gtid: "0-1-99", position: at, row: events.count, timestampMillis: 1_700_000_000_123)))
         return Transaction(gtid: "0-1-99", position: at, serverID: 7, timestampMillis: 1_700_000_000_123, events: events)
     }
 

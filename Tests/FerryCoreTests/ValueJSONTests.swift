@@ -96,6 +96,13 @@ import Testing
         let text = String(decoding: out, as: UTF8.self)
         #expect(text.contains("\"row\":3,\"snapshot\":\"true\",\"ts_ms\""))
         #expect(text.hasSuffix("\"op\":\"r\",\"ts_ms\":5}\n"))
+        for (mark, word) in [(SnapshotRowMark.lastInTable, "last_in_data_collection"), (.last, "last")] {
+            var last = event(.read, before: nil, after: [.int(1), .null])
+            last.source.snapshotMark = mark
+            out.removeAll()
+            EventJSONWriter(format: .debezium).write(last, processedAtMillis: 5, into: &out)
+            #expect(String(decoding: out, as: UTF8.self).contains("\"row\":3,\"snapshot\":\"\(word)\",\"ts_ms\""))
+        }
     }
 
     @Test func compactForm() {

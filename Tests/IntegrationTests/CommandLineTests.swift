@@ -662,6 +662,55 @@ extension Integration.CrashRecovery {
         #expect(ferry.terminationStatus == 0)
     }
 
+    /// Debezium consumers see where a snapshot ends: the last row each table's snapshot delivers
+    /// says `last_in_data_collection`, the last row of the last table `last` — with chunks read in
+    /// parallel, and when a table's row count is a multiple of the chunk size.
+    @Test func theLastSnapshotRowOfEachTableSaysSo() async throws {
+        try await admin(["DROP DATABASE IF EXISTS it_last", "CREATE DATABASE it_last",
+                         "CREATE TABLE it_last.a (id INT PRIMARY KEY, v INT)", "CREATE TABLE it_last.b (id INT PRIMARY KEY, v INT)",
+                         "INSERT INTO it_last.a SELECT seq, seq FROM it_last.seq_1_to_10", "INSERT INTO it_last.b SELECT seq, seq FROM it_last.seq_1_to_7"])
+        let directory = try scratchDirectory("last")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("ferry.yml").path
+        try """
+        sources:
+          db: { type: mysql, url: "\(try TestEnvironment.sourceURL())?tls=disable", password: "${FERRY_MARIADB_PASSWORD}" }
+        sinks:
+          files: { type: jsonl, directory: \(directory.path)/jsonl }
+        pipelines:
+          p:
+            source: db
+            sinks: [files]
+            tables: ["it_last.*"]
+            snapshot: { mode: initial, chunk_rows: 5, parallel: 2 }
+        data_dir: \(directory.path)/data
+        server: { listen: off }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let ferry = try startFerry(config: config)
+        defer { if ferry.isRunning { ferry.terminate() } }
+        func reads() -> [(table: String, id: Int, snapshot: String)] {
+            let text = (try? runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl 2>/dev/null"]).stdout) ?? ""
+            return text.split(separator: "\n").compactMap { line in
+                guard let event = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], event["op"] as? String == "r",
+                      let source = event["source"] as? [String: Any], let after = event["after"] as? [String: Any] else { return nil }
+                return ("\(source["table"] ?? "")", after["id"] as? Int ?? 0, "\(source["snapshot"] ?? "")")
+            }
+        }
+        try await waitUntil("both tables' snapshots", seconds: 90) { reads().count == 17 }
+        let rows = reads()
+        for (table, count) in [("a", 10), ("b", 7)] {
+            let ofTable = rows.filter { $0.table == table }
+            #expect(Set(ofTable.map(\.id)) == Set(1...count))
+            #expect(ofTable.dropLast().allSatisfy { $0.snapshot == "true" }, "\(ofTable)")
+        }
+        let ends = rows.filter { $0.snapshot != "true" }.map { "\($0.table) \($0.snapshot)" }
+        #expect(ends == ["a last_in_data_collection", "b last"] || ends == ["b last_in_data_collection", "a last"], "\(rows)")
+        #expect(rows.last?.snapshot == "last", "\(rows)")
+        ferry.terminate()
+        ferry.waitUntilExit()
+        #expect(ferry.terminationStatus == 0)
+    }
+
     /// Restarts through the API at different moments of a snapshot's start: the pipeline runs
     /// again every time and stops on SIGTERM (a restart there once left it hanging for good).
     @Test func aRestartDuringASnapshotsStartNeverHangs() throws {

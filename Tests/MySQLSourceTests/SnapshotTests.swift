@@ -29,7 +29,7 @@ import Testing
         let table = SnapshotTable(name: Self.table, decoder: decoder, keyColumns: [0, 1], keySource: .primaryKey,
                                   selectList: (0..<3).map { decoder.selectExpression($0, quotedName: "`\(decoder.schema.columnName($0))`") }.joined(separator: ", "))
         let queries = ChunkQueries(table: table)
-        #expect(queries.boundary(after: nil, rows: 100) == "SELECT `a`, `b` FROM `shop`.`pairs` ORDER BY `a`, `b` LIMIT 1 OFFSET 99")
+        #expect(queries.boundary(after: nil, rows: 100) == "SELECT `a`, `b` FROM `shop`.`pairs` ORDER BY `a`, `b` LIMIT 2 OFFSET 99")
         #expect(queries.read(lower: ["'k1'", "5"], upper: nil)
                 == "SELECT `a`, `b`, CAST(`f` AS DOUBLE) FROM `shop`.`pairs` WHERE ((`a` > 'k1') OR (`a` = 'k1' AND `b` > 5)) ORDER BY `a`, `b`")
     }
@@ -118,6 +118,33 @@ import Testing
         windows.delivered(closed, position: high.position)
         #expect(await windows.outcome("w1") == .delivered(high.position, rows: 2))
         #expect(windows.isEmpty)
+    }
+
+    /// The last row of a table's last undelivered chunk ends its snapshot (Debezium's
+    /// `last_in_data_collection`), and `last` when no other table waits — whatever order the
+    /// parallel readers deliver chunks in, and never on a chunk planned after it.
+    @Test func theLastDeliveredChunkEndsTheSnapshot() async throws {
+        for lastTable in [true, false] {
+            let windows = SnapshotWindows()
+            windows.tableStarted(Self.table, undelivered: [0], planComplete: false, lastTable: lastTable)
+            windows.chunkPlanned(Self.table, index: 1, last: false)
+            windows.chunkPlanned(Self.table, index: 2, last: true)
+            func deliver(_ id: String, chunk: Int, keys: [Int64], offset: UInt64) async -> [SnapshotRowMark] {
+                windows.open(id, table: Self.table, chunk: chunk, keyColumns: ["a", "b"], generation: 0)
+                windows.setRows(id, rows: keys.map { [.string("k"), .int($0), .null] }, schema: Self.schema, keyIndexes: [0, 1])
+                windows.highWatermarkSeen(id)
+                var high = transaction([], offset: offset)
+                let closed = windows.absorb(&high, sourceName: "shop")
+                windows.delivered(closed, position: high.position)
+                _ = await windows.outcome(id)
+                return high.events.map(\.source.snapshotMark)
+            }
+            #expect(await deliver("w2", chunk: 2, keys: [5, 6], offset: 100) == [.within, .within])
+            #expect(await deliver("w0", chunk: 0, keys: [1, 2], offset: 200) == [.within, .within])
+            #expect(await deliver("w1", chunk: 1, keys: [3, 4], offset: 300) == [.within, lastTable ? .last : .lastInTable])
+            // The table's snapshot is over: a later read (a repair) is not counted.
+            #expect(await deliver("w3", chunk: 3, keys: [7], offset: 400) == [.within])
+        }
     }
 
     /// A table without a key is read whole; its rows replace the target's, which nothing else

@@ -5,6 +5,8 @@
 /// version 2 · position · event count · gtid? · server id u32 · timestamp i64 · source name ·
 /// schema count · schemas · events. A position is file, offset u64, GTID flavor byte (0 none,
 /// 1 MariaDB, 2 MySQL) and its text, then the snapshot step (varint; version 1 records have none).
+/// An event starts with its operation: 1 create, 2 update, 3 delete, 4 read, 5 DDL, 6 a read that
+/// ends its table's snapshot, 7 a read that ends the whole snapshot.
 public enum TransactionCodec {
     static let version: UInt8 = 2
 
@@ -29,7 +31,7 @@ public enum TransactionCodec {
         writer.varint(schemas.count)
         for schema in schemas { writer.schema(schema) }
         for event in transaction.events {
-            writer.byte(operationCode(event.operation))
+            writer.byte(operationCode(event.operation, mark: event.source.snapshotMark))
             writer.varint(event.schema.map { schemaIndex[ObjectIdentifier($0)]! + 1 } ?? 0)
             writer.string(event.table.database)
             writer.string(event.table.table)
@@ -51,12 +53,18 @@ public enum TransactionCodec {
         return (try reader.position(version: recordVersion), try reader.varint())
     }
 
-    static func operationCode(_ operation: ChangeOperation) -> UInt8 {
+    /// The operation, and for snapshot rows whether they end a snapshot (6, 7).
+    static func operationCode(_ operation: ChangeOperation, mark: SnapshotRowMark) -> UInt8 {
         switch operation {
         case .create: 1
         case .update: 2
         case .delete: 3
-        case .read: 4
+        case .read:
+            switch mark {
+            case .within: 4
+            case .lastInTable: 6
+            case .last: 7
+            }
         case .ddl: 5
         }
     }
@@ -95,12 +103,15 @@ public struct TransactionDecoder {
         events.reserveCapacity(count)
         for _ in 0..<count {
             let operation: ChangeOperation
+            var mark = SnapshotRowMark.within
             switch try reader.byte() {
             case 1: operation = .create
             case 2: operation = .update
             case 3: operation = .delete
             case 4: operation = .read
             case 5: operation = .ddl
+            case 6: (operation, mark) = (.read, .lastInTable)
+            case 7: (operation, mark) = (.read, .last)
             case let other: throw TransactionCodecError(reason: "unknown operation \(other)")
             }
             let schemaNumber = try reader.varint()
@@ -114,10 +125,10 @@ public struct TransactionDecoder {
             let row = try reader.varint()
             let before = try reader.row()
             let after = try reader.row()
+            var source = ChangeSource(name: sourceName, serverID: serverID, gtid: gtid, position: position, row: row, timestampMillis: timestamp)
+            source.snapshotMark = mark
             events.append(ChangeEvent(operation: operation, table: table, schema: schemaNumber == 0 ? nil : tableSchemas[schemaNumber - 1],
-                                      before: before, after: after, statement: statement, schemaChanges: changes,
-                                      source: ChangeSource(name: sourceName, serverID: serverID, gtid: gtid, position: position, row: row,
-                                                           timestampMillis: timestamp)))
+                                      before: before, after: after, statement: statement, schemaChanges: changes, source: source))
         }
         guard reader.index == bytes.count else { throw TransactionCodecError(reason: "\(bytes.count - reader.index) bytes left over") }
         return Transaction(gtid: gtid, position: position, serverID: serverID, timestampMillis: timestamp, events: events)

@@ -38,6 +38,8 @@ public struct ChangeSource: Sendable, Hashable {
     /// update that moves a row between target tables is a delete, part 1, and a create, part 2),
     /// so that each part has an id of its own.
     public var part: UInt8 = 0
+    /// For a snapshot row (`read`): whether it ends its table's snapshot, or the whole snapshot.
+    public var snapshotMark: SnapshotRowMark = .within
 
     public init(name: String, serverID: UInt32, gtid: String?, position: SourcePosition, row: Int, timestampMillis: Int64) {
         self.name = name
@@ -46,6 +48,25 @@ public struct ChangeSource: Sendable, Hashable {
         self.position = position
         self.row = row
         self.timestampMillis = timestampMillis
+    }
+}
+
+/// Where a snapshot row stands in its snapshot; Debezium's `source.snapshot` values.
+public enum SnapshotRowMark: Sendable, Hashable {
+    /// `"true"`.
+    case within
+    /// `"last_in_data_collection"`: the last row a table's snapshot delivered.
+    case lastInTable
+    /// `"last"`: the last row of the last table the snapshot had to read.
+    case last
+
+    /// The `source.snapshot` text of a row read with this mark.
+    public var debeziumText: String {
+        switch self {
+        case .within: "true"
+        case .lastInTable: "last_in_data_collection"
+        case .last: "last"
+        }
     }
 }
 

@@ -37,7 +37,7 @@ enum DebeziumSchema {
         + "{\"type\":\"string\",\"optional\":true,\"field\":\"gtid\"},{\"type\":\"string\",\"optional\":true,\"field\":\"gtid_pos\"},"
         + "{\"type\":\"string\",\"optional\":false,\"field\":\"file\"},{\"type\":\"int64\",\"optional\":false,\"field\":\"pos\"},"
         + "{\"type\":\"int64\",\"optional\":true,\"field\":\"snapshot_step\"},{\"type\":\"int32\",\"optional\":false,\"field\":\"row\"},"
-        + "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\",\"version\":1,\"parameters\":{\"allowed\":\"true,last,false\"},\"default\":\"false\",\"field\":\"snapshot\"},"
+        + "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\",\"version\":1,\"parameters\":{\"allowed\":\"true,last_in_data_collection,last,false\"},\"default\":\"false\",\"field\":\"snapshot\"},"
         + "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"},{\"type\":\"string\",\"optional\":false,\"field\":\"db\"},"
         + "{\"type\":\"string\",\"optional\":true,\"field\":\"table\"}"
         + "],\"optional\":false,\"name\":\"io.debezium.connector.mysql.Source\",\"field\":\"source\"}").utf8)

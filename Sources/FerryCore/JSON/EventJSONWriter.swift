@@ -92,8 +92,13 @@ public struct EventJSONWriter: Sendable {
         }
         out.append(contentsOf: cache.prefix)
         JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
-        // Debezium's way to tell snapshot rows from changes.
-        JSONBuffer.appendASCII(event.operation == .read ? ",\"snapshot\":\"true\"" : ",\"snapshot\":\"false\"", to: &out)
+        // Debezium's way to tell snapshot rows from changes, and where a snapshot ends.
+        if event.operation == .read {
+            JSONBuffer.appendASCII(",\"snapshot\":", to: &out)
+            JSONBuffer.appendString(event.source.snapshotMark.debeziumText, to: &out)
+        } else {
+            JSONBuffer.appendASCII(",\"snapshot\":\"false\"", to: &out)
+        }
         out.append(contentsOf: cache.suffix)
         JSONBuffer.appendASCII(",\"op\":\"", to: &out)
         out.append(contentsOf: event.operation.code.utf8)

@@ -39,9 +39,10 @@ struct ChunkQueries {
         table.keyColumns.isEmpty ? "" : " ORDER BY " + table.quotedKeyColumns.joined(separator: ", ")
     }
 
-    /// The key of the `rows`-th row after `lower`: the next chunk's upper bound.
+    /// The keys of the `rows`-th row after `lower` (the next chunk's upper bound) and of the row
+    /// after it, when there are such rows.
     func boundary(after lower: [String]?, rows: Int) -> String {
-        "SELECT \(table.quotedKeyColumns.joined(separator: ", ")) FROM \(table.quotedName)\(range(lower: lower, upper: nil))\(order) LIMIT 1 OFFSET \(max(0, rows - 1))"
+        "SELECT \(table.quotedKeyColumns.joined(separator: ", ")) FROM \(table.quotedName)\(range(lower: lower, upper: nil))\(order) LIMIT 2 OFFSET \(max(0, rows - 1))"
     }
 
     /// Every row of the range, in key order.

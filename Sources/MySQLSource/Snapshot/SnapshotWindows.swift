@@ -25,6 +25,8 @@ final class SnapshotWindows: Sendable {
 
     fileprivate struct Window {
         let table: TableName
+        /// The chunk's index in its table's snapshot; `nil` when not counted toward its end.
+        let chunk: Int?
         let keyColumns: [String]
         /// The table's schema generation when the reader loaded its description.
         let generation: Int
@@ -50,8 +52,18 @@ final class SnapshotWindows: Sendable {
         var waiter: CheckedContinuation<Outcome, Never>?
     }
 
+    /// A table's snapshot in progress: the chunks still to deliver, so that the row delivered
+    /// last carries Debezium's end-of-snapshot mark.
+    fileprivate struct TableProgress {
+        var undelivered: Set<Int>
+        var planComplete: Bool
+        /// No other table waits for its snapshot: this table's last row ends the whole snapshot.
+        var lastTable: Bool
+    }
+
     private struct State {
         var windows: [String: Window] = [:]
+        var progress: [TableName: TableProgress] = [:]
         /// Schema changes seen per table; a window whose table changed is read again.
         var generations: [TableName: Int] = [:]
         var closing: [String] = []
@@ -68,12 +80,31 @@ final class SnapshotWindows: Sendable {
         state.withLockedValue { $0.generations[table, default: 0] }
     }
 
-    func open(_ id: String, table: TableName, keyColumns: [String], generation: Int) {
+    func open(_ id: String, table: TableName, chunk: Int? = nil, keyColumns: [String], generation: Int) {
         state.withLockedValue { state in
-            var window = Window(table: table, keyColumns: keyColumns, generation: generation)
+            var window = Window(table: table, chunk: chunk, keyColumns: keyColumns, generation: generation)
             window.openedAt = state.boundary
             state.windows[id] = window
         }
+    }
+
+    /// A table's snapshot starts (or resumes) with these chunks still to deliver.
+    func tableStarted(_ table: TableName, undelivered: Set<Int>, planComplete: Bool, lastTable: Bool) {
+        state.withLockedValue { $0.progress[table] = TableProgress(undelivered: undelivered, planComplete: planComplete, lastTable: lastTable) }
+    }
+
+    /// The planner found chunk `index` of `table`; `last` when it is the final one. Called before
+    /// any reader can take the chunk.
+    func chunkPlanned(_ table: TableName, index: Int, last: Bool) {
+        state.withLockedValue { state in
+            state.progress[table]?.undelivered.insert(index)
+            if last { state.progress[table]?.planComplete = true }
+        }
+    }
+
+    /// The table's snapshot ended (done, failed or superseded).
+    func tableEnded(_ table: TableName) {
+        state.withLockedValue { _ = $0.progress.removeValue(forKey: table) }
     }
 
     /// Binlog-position watermarks: the chunk's rows as a consistent read at `readAt` saw them.
@@ -212,7 +243,8 @@ final class SnapshotWindows: Sendable {
             var closed: [String] = []
             for id in closing {
                 guard var window = state.windows[id], window.outcome == nil, window.rows != nil else { continue }
-                Self.close(&window, generation: state.generations[window.table, default: 0], into: &transaction, sourceName: sourceName)
+                Self.close(&window, generation: state.generations[window.table, default: 0], progress: &state.progress,
+                           into: &transaction, sourceName: sourceName)
                 state.windows[id] = window
                 closed.append(id)
             }
@@ -241,7 +273,8 @@ final class SnapshotWindows: Sendable {
             var transaction = Transaction(gtid: nil, position: .binlog(position), serverID: 0, timestampMillis: WallClock.millisecondsSinceEpoch(), events: [])
             for id in ready {
                 var window = state.windows[id]!
-                Self.close(&window, generation: state.generations[window.table, default: 0], into: &transaction, sourceName: sourceName)
+                Self.close(&window, generation: state.generations[window.table, default: 0], progress: &state.progress,
+                           into: &transaction, sourceName: sourceName)
                 state.windows[id] = window
             }
             return (transaction, ready)
@@ -249,8 +282,10 @@ final class SnapshotWindows: Sendable {
     }
 
     /// Ends a window at `transaction`: its rows (less those whose key changed in the window), and
-    /// deletes for the keys a repair asked for that the source does not have — or `.retry`.
-    private static func close(_ window: inout Window, generation: Int, into transaction: inout Transaction, sourceName: String? = nil) {
+    /// deletes for the keys a repair asked for that the source does not have — or `.retry`. The
+    /// last row of a table's last undelivered chunk carries the end-of-snapshot mark.
+    private static func close(_ window: inout Window, generation: Int, progress: inout [TableName: TableProgress],
+                              into transaction: inout Transaction, sourceName: String? = nil) {
         guard let rows = window.rows, let schema = window.schema else { return }
         if generation != window.generation {
             window.outcome = .retry("the schema of \(window.table) changed while the chunk was read")
@@ -288,6 +323,16 @@ final class SnapshotWindows: Sendable {
             append(.read, before: nil, after: row)
         }
         window.deliveredRows = transaction.events.count - rowsBefore
+        if let chunk = window.chunk, var table = progress[window.table] {
+            table.undelivered.remove(chunk)
+            progress[window.table] = table
+            if table.planComplete && table.undelivered.isEmpty {
+                progress[window.table] = nil
+                if let last = transaction.events.indices.last(where: { $0 >= rowsBefore && transaction.events[$0].operation == .read }) {
+                    transaction.events[last].source.snapshotMark = table.lastTable ? .last : .lastInTable
+                }
+            }
+        }
         window.rows = nil
         window.changedKeys.removeAll()
     }

@@ -380,6 +380,9 @@ struct Snapshotter: Sendable {
                                                           "ferry.chunks_done": "\(chunks.count - pending.count)",
                                                           "ferry.rows_done": "\(chunks.reduce(0) { $0 + $1.rows })"])
         }
+        let otherTablesWait = try await store.snapshotTables(pipeline: pipeline).contains { $0.state != .done && $0.table != name }
+        windows.tableStarted(name, undelivered: Set(pending.map(\.index)), planComplete: await queue.planComplete, lastTable: !otherTablesWait)
+        defer { windows.tableEnded(name) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             let request = record.requestedMillis
             group.addTask { try await plan(table, queue: queue, request: request) }
@@ -415,6 +418,7 @@ struct Snapshotter: Sendable {
         if table.keyColumns.isEmpty {
             let chunk = SnapshotChunkRecord(table: table.name, index: 0, lower: nil, upper: nil)
             try await save(chunk, request: request)
+            windows.chunkPlanned(table.name, index: 0, last: true)
             await queue.planned(chunk, last: true)
             try await markPlanComplete(table.name, request: request)
             return
@@ -439,12 +443,16 @@ struct Snapshotter: Sendable {
                 try Task.checkCancellation()
                 await queue.waitForRoom(settings.parallelism * 2)
                 try Task.checkCancellation()
-                var upper: [String]? = nil
+                var keys: [[String]] = []
                 try await query.query(queries.boundary(after: lower, rows: settings.chunkRows)) { row in
-                    upper = ChunkQueries.literals(try table.decoder.decodeKeyText(row.values, keyColumns: table.keyColumns))
+                    keys.append(ChunkQueries.literals(try table.decoder.decodeKeyText(row.values, keyColumns: table.keyColumns)))
                 }
+                // Without a row after the boundary this chunk is the last, open-ended: the final
+                // chunk is never planned empty, so a row of it can end the table's snapshot.
+                let upper = keys.count == 2 ? keys[0] : nil
                 let chunk = SnapshotChunkRecord(table: table.name, index: index, lower: lower, upper: upper)
                 try await save(chunk, request: request)
+                windows.chunkPlanned(table.name, index: index, last: upper == nil)
                 await queue.planned(chunk, last: upper == nil)
                 if upper == nil { break }
                 lower = upper
@@ -486,7 +494,7 @@ struct Snapshotter: Sendable {
                         table = try await SnapshotTable.load(table.name, keyOverride: keyOverride(for: table.name), query: connection, server: server)
                     }
                     let id = Self.windowID()
-                    windows.open(id, table: table.name, keyColumns: table.keyColumns.map { table.schema.columnName($0) }, generation: generation)
+                    windows.open(id, table: table.name, chunk: chunk.index, keyColumns: table.keyColumns.map { table.schema.columnName($0) }, generation: generation)
                     let outcome: SnapshotWindows.Outcome
                     do {
                         func absentKeys(_ rows: [Row]) -> [[Value]] {
