@@ -47,26 +47,47 @@ public struct TailOptions: Sendable {
 
 public enum Tail {
     /// Runs until the stop position (with `toCurrent`), the reader closes the output, or an error.
+    /// The source decodes in a task of its own while this one encodes and writes, so the two use
+    /// separate cores; at most `handoffEvents` decoded changes wait between them.
     /// - Returns: the number of change lines written.
     @discardableResult
-    public static func run(_ options: TailOptions, output: FileDescriptorOutput, logger: Logger,
+    public static func run(_ options: TailOptions, output: FileDescriptorOutput, logger: Logger, handoffEvents: Int = 16_384,
                            clock: @escaping @Sendable () -> Int64 = WallClock.millisecondsSinceEpoch) async throws -> Int {
         let source = MySQLSource(configuration: try options.sourceConfiguration(), logger: logger)
-        let writer = EventJSONWriter(format: options.format)
-        var lines = 0
-        do {
-            _ = try await source.run(from: options.from, stopAtCurrent: options.toCurrent) { transaction in
-                guard !transaction.events.isEmpty else { return }
-                lines += transaction.events.count
-                if options.countOnly { return }
-                let now = clock()
-                try output.append { buffer in writer.write(transaction, processedAtMillis: now, into: &buffer) }
-                try output.flush()
-            }
-            try output.flush()
-        } catch is FileDescriptorOutput.OutputClosed {
+        if options.countOnly {
+            var lines = 0
+            _ = try await source.run(from: options.from, stopAtCurrent: options.toCurrent) { lines += $0.events.count }
             return lines
         }
-        return lines
+        let writer = EventJSONWriter(format: options.format)
+        let handoff = BoundedHandoff<Transaction>(capacity: handoffEvents)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { handoff.finish() }
+                _ = try await source.run(from: options.from, stopAtCurrent: options.toCurrent) { transaction in
+                    guard !transaction.events.isEmpty else { return }
+                    // The writer is gone (the reader closed the output): stop reading.
+                    guard await handoff.send(transaction, weight: transaction.events.count) else { throw CancellationError() }
+                }
+            }
+            var lines = 0
+            do {
+                while let transactions = await handoff.take() {
+                    let now = clock()
+                    try output.append { buffer in
+                        for transaction in transactions { writer.write(transaction, processedAtMillis: now, into: &buffer) }
+                    }
+                    try output.flush()
+                    lines += transactions.reduce(0) { $0 + $1.events.count }
+                }
+                try output.flush()
+            } catch is FileDescriptorOutput.OutputClosed {
+                handoff.close()
+                group.cancelAll()
+                return lines
+            }
+            try await group.waitForAll()
+            return lines
+        }
     }
 }

@@ -130,6 +130,20 @@ extension Integration {
             #expect(resumed.status == 0 && resumed.stdout.isEmpty, "stderr: \(resumed.stderr)")
         }
 
+        /// A reader that stops early (`| head -n 1`) ends `ferry tail` at once and cleanly, while
+        /// the source is still sending: the writer closing must stop the decoding task too.
+        @Test func tailStopsWhenTheReaderCloses() async throws {
+            try await admin(["CREATE DATABASE IF NOT EXISTS cli", "DROP TABLE IF EXISTS cli.many", "CREATE TABLE cli.many (id INT PRIMARY KEY, v VARCHAR(200))"])
+            let start = try await currentPosition()
+            try await admin(["INSERT INTO cli.many SELECT seq, REPEAT('v', 200) FROM cli.seq_1_to_20000"])
+            let command = "set -o pipefail; '\(TestEnvironment.ferryBinary)' tail --source '\(try TestEnvironment.sourceURL())' --from '\(start)' "
+                + "--to current --include cli.many | head -n 1"
+            let result = try runProcess("/bin/bash", ["-c", command], environment: ["FERRY_SOURCE_PASSWORD": try TestEnvironment.sourcePassword()],
+                                        timeoutSeconds: 60)
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            #expect(result.stdout.split(separator: "\n").count == 1 && result.stdout.contains("\"op\":\"c\""))
+        }
+
         @Test func wrongPassword() throws {
             expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL()], password: "wrong-password"),
                                code: "source.mysql.server_error", mentioning: ["1045", "password"])
