@@ -259,6 +259,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(
+            name: "FerryMicrobench",
+            dependencies: ["FerryCore", "MySQLBinlog", "MySQLTestKit", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .target(name: "BuildInfo", dependencies: ["FerryCore"], plugins: ["BuildInfoPlugin"]),
         .target(
