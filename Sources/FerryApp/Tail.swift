@@ -51,7 +51,7 @@ public enum Tail {
     /// separate cores; at most `handoffEvents` decoded changes wait between them.
     /// - Returns: the number of change lines written.
     @discardableResult
-    public static func run(_ options: TailOptions, output: FileDescriptorOutput, logger: Logger, handoffEvents: Int = 16_384,
+    public static func run(_ options: TailOptions, output: FileDescriptorOutput, logger: Logger, handoffEvents: Int = 4_096,
                            clock: @escaping @Sendable () -> Int64 = WallClock.millisecondsSinceEpoch) async throws -> Int {
         let source = MySQLSource(configuration: try options.sourceConfiguration(), logger: logger)
         if options.countOnly {
@@ -74,11 +74,15 @@ public enum Tail {
             do {
                 while let transactions = await handoff.take() {
                     let now = clock()
-                    try output.append { buffer in
-                        for transaction in transactions { writer.write(transaction, processedAtMillis: now, into: &buffer) }
+                    for transaction in transactions {
+                        // A part at a time, so a 10,000-row transaction's JSON is never all in memory.
+                        for start in stride(from: 0, to: transaction.events.count, by: 256) {
+                            let part = start..<min(start + 256, transaction.events.count)
+                            try output.append { buffer in writer.write(transaction, events: part, processedAtMillis: now, into: &buffer) }
+                        }
+                        lines += transaction.events.count
                     }
                     try output.flush()
-                    lines += transactions.reduce(0) { $0 + $1.events.count }
                 }
                 try output.flush()
             } catch is FileDescriptorOutput.OutputClosed {

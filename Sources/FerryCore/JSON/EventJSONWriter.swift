@@ -40,6 +40,15 @@ public struct EventJSONWriter: Sendable {
         }
     }
 
+    /// Appends the events of a transaction at `indices`, so a large transaction can be written
+    /// (and its output flushed) a part at a time.
+    public func write(_ transaction: Transaction, events indices: Range<Int>, processedAtMillis: Int64, into out: inout [UInt8]) {
+        var cache = SourceBlockCache()
+        for index in indices {
+            write(transaction.events[index], processedAtMillis: processedAtMillis, cache: &cache, into: &out)
+        }
+    }
+
     /// Encoded pieces of the `source` block, valid for events of one transaction.
     struct SourceBlockCache {
         /// `{"connector":…,"pos":N,"row":`
