@@ -1,4 +1,5 @@
 @testable import FerryCore
+import Foundation
 import Testing
 
 @Suite struct ValueJSONTests {
@@ -130,5 +131,65 @@ import Testing
                 && DebeziumSchema.connectType("tinyint unsigned").type == "int16" && DebeziumSchema.connectType("varbinary(20)").type == "bytes"
                 && DebeziumSchema.connectType("timestamp(6)") == ("string", "io.debezium.time.ZonedTimestamp"))
         #expect(DebeziumSchema.members("enum('a','it''s','c')") == "a,it's,c")
+    }
+}
+
+/// The escaping fast path (eight bytes at a time) against a byte-by-byte reference, for every
+/// byte value at every position of the eight-byte steps and in the tail.
+@Suite struct JSONEscapingTests {
+    static func reference(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "\"")]
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""): out += Array("\\\"".utf8)
+            case UInt8(ascii: "\\"): out += Array("\\\\".utf8)
+            case 0x0A: out += Array("\\n".utf8)
+            case 0x0D: out += Array("\\r".utf8)
+            case 0x09: out += Array("\\t".utf8)
+            case 0x08: out += Array("\\b".utf8)
+            case 0x0C: out += Array("\\f".utf8)
+            case 0..<0x20: out += Array(String(format: "\\u%04x", Int(byte)).utf8)
+            default: out.append(byte)
+            }
+        }
+        return out + [UInt8(ascii: "\"")]
+    }
+
+    @Test func everyByteAtEveryPosition() {
+        for byte in UInt8.min...UInt8.max {
+            for position in 0..<19 {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: 19)
+                bytes[position] = byte
+                var out: [UInt8] = []
+                bytes.withUnsafeBufferPointer { JSONBuffer.appendString(utf8: $0, to: &out) }
+                #expect(out == Self.reference(bytes), "byte \(byte) at \(position)")
+            }
+        }
+    }
+
+    /// Long strings are escaped in parts; the result is the same as in one piece.
+    @Test func longStringsInParts() {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<50_000).map { _ in UInt8.random(in: 0...127, using: &generator) }
+        var out: [UInt8] = []
+        bytes.withUnsafeBufferPointer { JSONBuffer.appendString(utf8: $0, to: &out) }
+        #expect(out == Self.reference(bytes))
+        var base64: [UInt8] = []
+        JSONBuffer.appendBase64(bytes, to: &base64)
+        #expect(String(decoding: base64, as: UTF8.self) == Data(bytes).base64EncodedString())
+    }
+
+    @Test func numbers() {
+        for value: UInt64 in [0, 9, 10, 99, 100, 101, 999, 1_000, 12_345, 1_000_000_007, UInt64.max, UInt64.max - 1, 10_000_000_000_000_000_000] {
+            var out: [UInt8] = []
+            JSONBuffer.appendUnsigned(value, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == String(value))
+        }
+        var out: [UInt8] = []
+        JSONBuffer.appendInteger(Int64.min, to: &out)
+        JSONBuffer.appendPadded(7, width: 2, to: &out)
+        JSONBuffer.appendPadded(7, width: 4, to: &out)
+        JSONBuffer.appendPadded(123, width: 2, to: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "-9223372036854775808070007123")
     }
 }

@@ -58,6 +58,10 @@ public struct EventJSONWriter: Sendable {
         var suffixTable: TableName?
         /// The `schema` half per table schema, for `debezium-schema`.
         var envelopes: [ObjectIdentifier: [UInt8]] = [:]
+        /// The compact form's `,"position":…,"gtid_pos":…,"row":`, and its quoted table name.
+        var compactPosition: [UInt8] = []
+        var compactTable: [UInt8] = []
+        var compactTableName: TableName?
     }
 
     private func write(_ event: ChangeEvent, processedAtMillis: Int64, cache: inout SourceBlockCache,
@@ -80,7 +84,7 @@ public struct EventJSONWriter: Sendable {
         } else {
             switch format {
             case .debezium, .debeziumSchema: writeDebezium(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
-            case .compact: writeCompact(event, into: &out)
+            case .compact: writeCompact(event, cache: &cache, into: &out)
             }
         }
         if format == .debeziumSchema { out.append(UInt8(ascii: "}")) }
@@ -116,21 +120,29 @@ public struct EventJSONWriter: Sendable {
         out.append(UInt8(ascii: "}"))
     }
 
-    private func writeCompact(_ event: ChangeEvent, into out: inout [UInt8]) {
+    private func writeCompact(_ event: ChangeEvent, cache: inout SourceBlockCache, into out: inout [UInt8]) {
         JSONBuffer.appendASCII("\"op\":\"", to: &out)
         out.append(contentsOf: event.operation.code.utf8)
         JSONBuffer.appendASCII("\",\"table\":", to: &out)
-        JSONBuffer.appendString(event.table.description, to: &out)
-        JSONBuffer.appendASCII(",\"position\":", to: &out)
-        switch event.source.position {
-        case .binlog(let position):
-            JSONBuffer.appendString(position.coordinates.description, to: &out)
-            if let gtid = position.gtidPosition {
-                JSONBuffer.appendASCII(",\"gtid_pos\":", to: &out)
-                JSONBuffer.appendString(gtid.description, to: &out)
-            }
+        if cache.compactTableName != event.table {
+            cache.compactTable.removeAll(keepingCapacity: true)
+            JSONBuffer.appendString(event.table.description, to: &cache.compactTable)
+            cache.compactTableName = event.table
         }
-        JSONBuffer.appendASCII(",\"row\":", to: &out)
+        out.append(contentsOf: cache.compactTable)
+        if cache.compactPosition.isEmpty {
+            JSONBuffer.appendASCII(",\"position\":", to: &cache.compactPosition)
+            switch event.source.position {
+            case .binlog(let position):
+                JSONBuffer.appendString(position.coordinates.description, to: &cache.compactPosition)
+                if let gtid = position.gtidPosition {
+                    JSONBuffer.appendASCII(",\"gtid_pos\":", to: &cache.compactPosition)
+                    JSONBuffer.appendString(gtid.description, to: &cache.compactPosition)
+                }
+            }
+            JSONBuffer.appendASCII(",\"row\":", to: &cache.compactPosition)
+        }
+        out.append(contentsOf: cache.compactPosition)
         JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
         JSONBuffer.appendASCII(",\"ts_ms\":", to: &out)
         JSONBuffer.appendInteger(event.source.timestampMillis, to: &out)

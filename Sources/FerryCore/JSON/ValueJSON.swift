@@ -1,60 +1,98 @@
 /// The JSON form of each `Value`, as documented in `docs/types.md`.
 public enum ValueJSON {
+    /// Values and rows whose JSON can exceed this are written a part at a time, so no region is
+    /// ever much larger than the output it produces.
+    static let regionLimit = 64 * 1024
+
     /// Appends `value` as JSON. `.absent` must be filtered out by the caller (it has no JSON form).
     public static func append(_ value: Value, to out: inout [UInt8]) {
+        let bound = maximumBytes(value)
+        if bound <= regionLimit {
+            return JSONCursor.appending(bound: bound, to: &out) { write(value, to: &$0) }
+        }
         switch value {
-        case .null, .absent:
-            JSONBuffer.appendASCII("null", to: &out)
-        case .int(let v):
-            JSONBuffer.appendInteger(v, to: &out)
-        case .uint(let v):
-            JSONBuffer.appendUnsigned(v, to: &out)
-        case .float(let v):
-            appendFloatingPoint(v.isFinite ? v.description : nil, to: &out)
-        case .double(let v):
-            appendFloatingPoint(v.isFinite ? v.description : nil, to: &out)
-        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text):
-            JSONBuffer.appendString(text, to: &out)
-        case .illFormedText(let bytes):
-            JSONBuffer.appendString(Value.repairedText(bytes), to: &out)
+        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text): JSONBuffer.appendString(text, to: &out)
+        case .illFormedText(let bytes): JSONBuffer.appendString(Value.repairedText(bytes), to: &out)
+        case .set(let members): JSONBuffer.appendString(members.joined(separator: ","), to: &out)
         case .bytes(let bytes):
             out.append(UInt8(ascii: "\""))
             JSONBuffer.appendBase64(bytes, to: &out)
             out.append(UInt8(ascii: "\""))
+        default:
+            JSONCursor.appending(bound: bound, to: &out) { write(value, to: &$0) }
+        }
+    }
+
+    /// The most bytes `write` can take for `value`.
+    public static func maximumBytes(_ value: Value) -> Int {
+        switch value {
+        case .null, .absent, .int, .uint, .year, .bit: 20
+        case .float, .double: 32
+        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text): JSONCursor.stringBound(text.utf8.count)
+        // Each ill-formed byte can become a 3-byte U+FFFD.
+        case .illFormedText(let bytes): JSONCursor.stringBound(3 * bytes.count)
+        case .set(let members): JSONCursor.stringBound(members.reduce(members.count) { $0 + $1.utf8.count })
+        case .bytes(let bytes): 2 + JSONCursor.base64Bound(bytes.count)
+        case .date, .time, .datetime, .timestamp: 48
+        case .geometry(let geometry): 40 + JSONCursor.base64Bound(geometry.wkb.count)
+        }
+    }
+
+    /// Writes `value` as JSON, at most `maximumBytes(value)` bytes.
+    public static func write(_ value: Value, to out: inout JSONCursor) {
+        switch value {
+        case .null, .absent:
+            out.ascii("null")
+        case .int(let v):
+            out.integer(v)
+        case .uint(let v):
+            out.unsigned(v)
+        case .float(let v):
+            writeFloatingPoint(v.isFinite ? v.description : nil, to: &out)
+        case .double(let v):
+            writeFloatingPoint(v.isFinite ? v.description : nil, to: &out)
+        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text):
+            out.string(text)
+        case .illFormedText(let bytes):
+            out.string(Value.repairedText(bytes))
+        case .bytes(let bytes):
+            out.byte(UInt8(ascii: "\""))
+            out.base64(bytes)
+            out.byte(UInt8(ascii: "\""))
         case .year(let year):
-            JSONBuffer.appendUnsigned(UInt64(year), to: &out)
+            out.unsigned(UInt64(year))
         case .date(let date):
-            if date.isZero { return JSONBuffer.appendASCII("null", to: &out) }
-            out.append(UInt8(ascii: "\""))
-            appendDateForm(date, to: &out)
-            out.append(UInt8(ascii: "\""))
+            if date.isZero { return out.ascii("null") }
+            out.byte(UInt8(ascii: "\""))
+            writeDateForm(date, to: &out)
+            out.byte(UInt8(ascii: "\""))
         case .time(let time):
-            out.append(UInt8(ascii: "\""))
-            if time.negative { out.append(UInt8(ascii: "-")) }
-            appendClockForm(hour: time.hours, minute: time.minutes, second: time.seconds,
-                            microseconds: time.microseconds, fsp: time.fsp, to: &out)
-            out.append(UInt8(ascii: "\""))
+            out.byte(UInt8(ascii: "\""))
+            if time.negative { out.byte(UInt8(ascii: "-")) }
+            writeClockForm(hour: time.hours, minute: time.minutes, second: time.seconds,
+                           microseconds: time.microseconds, fsp: time.fsp, to: &out)
+            out.byte(UInt8(ascii: "\""))
         case .datetime(let datetime):
-            if datetime.date.isZero { return JSONBuffer.appendASCII("null", to: &out) }
-            out.append(UInt8(ascii: "\""))
-            appendDateTime(datetime, to: &out)
-            out.append(UInt8(ascii: "\""))
+            if datetime.date.isZero { return out.ascii("null") }
+            out.byte(UInt8(ascii: "\""))
+            writeDateTime(datetime, to: &out)
+            out.byte(UInt8(ascii: "\""))
         case .timestamp(let timestamp):
-            if timestamp.isZero { return JSONBuffer.appendASCII("null", to: &out) }
-            out.append(UInt8(ascii: "\""))
-            appendDateTime(CivilTime.utc(timestamp), to: &out)
-            out.append(UInt8(ascii: "Z"))
-            out.append(UInt8(ascii: "\""))
+            if timestamp.isZero { return out.ascii("null") }
+            out.byte(UInt8(ascii: "\""))
+            writeDateTime(CivilTime.utc(timestamp), to: &out)
+            out.byte(UInt8(ascii: "Z"))
+            out.byte(UInt8(ascii: "\""))
         case .set(let members):
-            JSONBuffer.appendString(members.joined(separator: ","), to: &out)
+            out.string(members.joined(separator: ","))
         case .bit(let bits, _):
-            JSONBuffer.appendUnsigned(bits, to: &out)
+            out.unsigned(bits)
         case .geometry(let geometry):
-            JSONBuffer.appendASCII("{\"srid\":", to: &out)
-            JSONBuffer.appendUnsigned(UInt64(geometry.srid), to: &out)
-            JSONBuffer.appendASCII(",\"wkb\":\"", to: &out)
-            JSONBuffer.appendBase64(geometry.wkb, to: &out)
-            JSONBuffer.appendASCII("\"}", to: &out)
+            out.ascii("{\"srid\":")
+            out.unsigned(UInt64(geometry.srid))
+            out.ascii(",\"wkb\":\"")
+            out.base64(geometry.wkb)
+            out.ascii("\"}")
         }
     }
 
@@ -76,9 +114,37 @@ public enum ValueJSON {
     }
 
     /// A row as a JSON object keyed by column name (`col_<n>` where the source gave none); `null`
-    /// for no row. `.absent` columns (not in the binlog's row image) are left out.
+    /// for no row. `.absent` columns (not in the binlog's row image) are left out. The row is
+    /// written in one region when it fits `regionLimit`, else a value at a time.
     public static func appendRow(_ row: Row?, schema: TableSchema?, to out: inout [UInt8]) {
         guard let row else { return JSONBuffer.appendASCII("null", to: &out) }
+        let keys = schema?.jsonKeys ?? []
+        var bound = 2
+        for index in row.indices {
+            bound += 1 + (index < keys.count ? keys[index].count : 16) + maximumBytes(row[index])
+        }
+        if bound <= regionLimit {
+            JSONCursor.appending(bound: bound, to: &out) { cursor in
+                cursor.byte(UInt8(ascii: "{"))
+                var first = true
+                for index in row.indices {
+                    let value = row[index]
+                    if case .absent = value { continue }
+                    if !first { cursor.byte(UInt8(ascii: ",")) }
+                    first = false
+                    if index < keys.count {
+                        cursor.bytes(keys[index])
+                    } else {
+                        cursor.ascii("\"col_")
+                        cursor.unsigned(UInt64(index + 1))
+                        cursor.ascii("\":")
+                    }
+                    write(value, to: &cursor)
+                }
+                cursor.byte(UInt8(ascii: "}"))
+            }
+            return
+        }
         out.append(UInt8(ascii: "{"))
         var first = true
         for index in row.indices {
@@ -86,8 +152,8 @@ public enum ValueJSON {
             if case .absent = value { continue }
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            if let schema, index < schema.jsonKeys.count {
-                out.append(contentsOf: schema.jsonKeys[index])
+            if index < keys.count {
+                out.append(contentsOf: keys[index])
             } else {
                 JSONBuffer.appendString("col_\(index + 1)", to: &out)
                 out.append(UInt8(ascii: ":"))
@@ -97,36 +163,50 @@ public enum ValueJSON {
         out.append(UInt8(ascii: "}"))
     }
 
-    private static func appendFloatingPoint(_ text: String?, to out: inout [UInt8]) {
-        guard let text else { return JSONBuffer.appendASCII("null", to: &out) }
-        out.append(contentsOf: text.utf8)
+    static func writeFloatingPoint(_ text: String?, to out: inout JSONCursor) {
+        guard var text else { return out.ascii("null") }
+        text.withUTF8 { out.bytes($0) }
     }
 
     /// `YYYY-MM-DD`, unquoted.
     public static func appendDateForm(_ date: DateValue, to out: inout [UInt8]) {
-        JSONBuffer.appendPadded(UInt64(date.year), width: 4, to: &out)
-        out.append(UInt8(ascii: "-"))
-        JSONBuffer.appendPadded(UInt64(date.month), width: 2, to: &out)
-        out.append(UInt8(ascii: "-"))
-        JSONBuffer.appendPadded(UInt64(date.day), width: 2, to: &out)
+        JSONCursor.appending(bound: 24, to: &out) { writeDateForm(date, to: &$0) }
     }
 
     /// `HH:MM:SS[.fff…]` with exactly `fsp` fractional digits, unquoted; hours may exceed 99.
     public static func appendClockForm(hour: UInt32, minute: UInt8, second: UInt8, microseconds: UInt32, fsp: UInt8,
                                        to out: inout [UInt8]) {
-        JSONBuffer.appendPadded(UInt64(hour), width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        JSONBuffer.appendPadded(UInt64(minute), width: 2, to: &out)
-        out.append(UInt8(ascii: ":"))
-        JSONBuffer.appendPadded(UInt64(second), width: 2, to: &out)
-        JSONBuffer.appendFraction(microseconds, fsp: fsp, to: &out)
+        JSONCursor.appending(bound: 32, to: &out) {
+            writeClockForm(hour: hour, minute: minute, second: second, microseconds: microseconds, fsp: fsp, to: &$0)
+        }
     }
 
     static func appendDateTime(_ value: DateTimeValue, to out: inout [UInt8]) {
-        appendDateForm(value.date, to: &out)
-        out.append(UInt8(ascii: "T"))
-        appendClockForm(hour: UInt32(value.hour), minute: value.minute, second: value.second,
-                        microseconds: value.microseconds, fsp: value.fsp, to: &out)
+        JSONCursor.appending(bound: 48, to: &out) { writeDateTime(value, to: &$0) }
+    }
+
+    static func writeDateForm(_ date: DateValue, to out: inout JSONCursor) {
+        out.padded(UInt64(date.year), width: 4)
+        out.byte(UInt8(ascii: "-"))
+        out.padded(UInt64(date.month), width: 2)
+        out.byte(UInt8(ascii: "-"))
+        out.padded(UInt64(date.day), width: 2)
+    }
+
+    static func writeClockForm(hour: UInt32, minute: UInt8, second: UInt8, microseconds: UInt32, fsp: UInt8, to out: inout JSONCursor) {
+        out.padded(UInt64(hour), width: 2)
+        out.byte(UInt8(ascii: ":"))
+        out.padded(UInt64(minute), width: 2)
+        out.byte(UInt8(ascii: ":"))
+        out.padded(UInt64(second), width: 2)
+        out.fraction(microseconds, fsp: fsp)
+    }
+
+    static func writeDateTime(_ value: DateTimeValue, to out: inout JSONCursor) {
+        writeDateForm(value.date, to: &out)
+        out.byte(UInt8(ascii: "T"))
+        writeClockForm(hour: UInt32(value.hour), minute: value.minute, second: value.second,
+                       microseconds: value.microseconds, fsp: value.fsp, to: &out)
     }
 }
 
