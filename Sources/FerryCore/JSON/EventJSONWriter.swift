@@ -28,24 +28,16 @@ public struct EventJSONWriter: Sendable {
         write(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
     }
 
-    /// Appends every event of a transaction; the parts of the `source` block that all its events
-    /// share are encoded once. `leadingFields`, when given, writes extra `"key":value,` pairs at
-    /// the start of each object (a sink's event id).
-    public func write(_ transaction: Transaction, processedAtMillis: Int64, into out: inout [UInt8],
+    /// Appends the events of a transaction (those at `indices`, or all), so a large transaction
+    /// can be written and its output flushed a part at a time; the parts of the `source` block
+    /// that its events share are encoded once. `leadingFields`, when given, writes extra
+    /// `"key":value,` pairs at the start of each object (a sink's event id).
+    public func write(_ transaction: Transaction, events indices: Range<Int>? = nil, processedAtMillis: Int64, into out: inout [UInt8],
                       where include: (ChangeEvent) -> Bool = { _ in true },
                       leadingFields: ((ChangeEvent, inout [UInt8]) -> Void)? = nil) {
         var cache = SourceBlockCache()
-        for event in transaction.events where include(event) {
-            write(event, processedAtMillis: processedAtMillis, cache: &cache, leadingFields: leadingFields, into: &out)
-        }
-    }
-
-    /// Appends the events of a transaction at `indices`, so a large transaction can be written
-    /// (and its output flushed) a part at a time.
-    public func write(_ transaction: Transaction, events indices: Range<Int>, processedAtMillis: Int64, into out: inout [UInt8]) {
-        var cache = SourceBlockCache()
-        for index in indices {
-            write(transaction.events[index], processedAtMillis: processedAtMillis, cache: &cache, into: &out)
+        for index in indices ?? transaction.events.indices where include(transaction.events[index]) {
+            write(transaction.events[index], processedAtMillis: processedAtMillis, cache: &cache, leadingFields: leadingFields, into: &out)
         }
     }
 

@@ -80,23 +80,34 @@ public actor JSONLinesSink: DeadLetterSink {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         // DDL travels only when it changes a replicated table.
         let written: (ChangeEvent) -> Bool = { $0.operation != .ddl || !$0.schemaChanges.isEmpty }
+        var wrote = false
         for transaction in transactions {
             // The lines of one transaction are numbered as written (rules may have dropped, split
-            // or reordered its changes): a restart finds a torn transaction by `txn_index`.
+            // or reordered its changes): a restart finds a torn transaction by `txn_index`, so the
+            // lines can go to the file a part at a time and the batch is never all in memory.
             let count = Int64(transaction.events.lazy.filter(written).count)
             var index: Int64 = 0
-            writer.write(transaction, processedAtMillis: now, into: &out, where: written) { event, line in
-                JSONBuffer.appendASCII("\"id\":", to: &line)
-                Self.appendEventID(event, to: &line)
-                JSONBuffer.appendASCII(",\"txn_events\":", to: &line)
-                JSONBuffer.appendInteger(count, to: &line)
-                JSONBuffer.appendASCII(",\"txn_index\":", to: &line)
-                JSONBuffer.appendInteger(index, to: &line)
-                line.append(UInt8(ascii: ","))
-                index += 1
+            for start in stride(from: 0, to: transaction.events.count, by: 256) {
+                let part = start..<min(start + 256, transaction.events.count)
+                writer.write(transaction, events: part, processedAtMillis: now, into: &out, where: written) { event, line in
+                    JSONBuffer.appendASCII("\"id\":", to: &line)
+                    Self.appendEventID(event, to: &line)
+                    JSONBuffer.appendASCII(",\"txn_events\":", to: &line)
+                    JSONBuffer.appendInteger(count, to: &line)
+                    JSONBuffer.appendASCII(",\"txn_index\":", to: &line)
+                    JSONBuffer.appendInteger(index, to: &line)
+                    line.append(UInt8(ascii: ","))
+                    index += 1
+                }
+                if out.count >= 1 << 20 {
+                    try writeAll(out)
+                    fileBytes += out.count
+                    out.removeAll(keepingCapacity: true)
+                    wrote = true
+                }
             }
         }
-        guard !out.isEmpty else { return }
+        guard wrote || !out.isEmpty else { return }
         try writeAll(out)
         guard fsync(descriptor) == 0 else {
             throw FerryError(code: .sinkFileFsync, message: "fsync of \(currentPath) failed: \(String(cString: strerror(errno)))",
