@@ -43,21 +43,8 @@ public final class BoundedHandoff<Element: Sendable>: Sendable {
                 return accepted
             }
             if Task.isCancelled { return false }
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { continuation in
-                    let ready = state.withLock { state -> Bool in
-                        // Checked under the lock, so a cancellation is seen here or by the handler.
-                        if state.closed || state.elements.isEmpty || state.weight < capacity || Task.isCancelled { return true }
-                        state.waitingProducer = continuation
-                        return false
-                    }
-                    if ready { continuation.resume() }
-                }
-            } onCancel: {
-                state.withLock { state in
-                    defer { state.waitingProducer = nil }
-                    return state.waitingProducer
-                }?.resume()
+            await wait(in: \.waitingProducer) { state in
+                state.closed || state.elements.isEmpty || state.weight < self.capacity
             }
         }
     }
@@ -79,21 +66,28 @@ public final class BoundedHandoff<Element: Sendable>: Sendable {
                 return taken
             }
             if state.withLock({ $0.finished }) || Task.isCancelled { return nil }
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { continuation in
-                    let ready = state.withLock { state -> Bool in
-                        if state.finished || !state.elements.isEmpty || Task.isCancelled { return true }
-                        state.waitingConsumer = continuation
-                        return false
-                    }
-                    if ready { continuation.resume() }
+            await wait(in: \.waitingConsumer) { state in state.finished || !state.elements.isEmpty }
+        }
+    }
+
+    /// Waits in `slot` until the other side resumes it, unless `ready` already holds. Checked
+    /// under the lock together with cancellation, so a cancellation is seen here or by the
+    /// handler, never by neither.
+    private func wait(in slot: any WritableKeyPath<State, CheckedContinuation<Void, Never>?> & Sendable, unless ready: @escaping @Sendable (State) -> Bool) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if ready(state) || Task.isCancelled { return true }
+                    state[keyPath: slot] = continuation
+                    return false
                 }
-            } onCancel: {
-                state.withLock { state in
-                    defer { state.waitingConsumer = nil }
-                    return state.waitingConsumer
-                }?.resume()
+                if resumeNow { continuation.resume() }
             }
+        } onCancel: {
+            state.withLock { state in
+                defer { state[keyPath: slot] = nil }
+                return state[keyPath: slot]
+            }?.resume()
         }
     }
 

@@ -130,37 +130,38 @@ public enum ValueJSON {
                 for index in row.indices {
                     let value = row[index]
                     if case .absent = value { continue }
-                    if !first { cursor.byte(UInt8(ascii: ",")) }
-                    first = false
-                    if index < keys.count {
-                        cursor.bytes(keys[index])
-                    } else {
-                        cursor.ascii("\"col_")
-                        cursor.unsigned(UInt64(index + 1))
-                        cursor.ascii("\":")
-                    }
+                    writeMemberName(index, keys: keys, first: &first, to: &cursor)
                     write(value, to: &cursor)
                 }
                 cursor.byte(UInt8(ascii: "}"))
             }
             return
         }
+        // Large values: each on its own, the longest in parts.
         out.append(UInt8(ascii: "{"))
         var first = true
         for index in row.indices {
             let value = row[index]
             if case .absent = value { continue }
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            if index < keys.count {
-                out.append(contentsOf: keys[index])
-            } else {
-                JSONBuffer.appendString("col_\(index + 1)", to: &out)
-                out.append(UInt8(ascii: ":"))
+            JSONCursor.appending(bound: 1 + (index < keys.count ? keys[index].count : 16), to: &out) {
+                writeMemberName(index, keys: keys, first: &first, to: &$0)
             }
             append(value, to: &out)
         }
         out.append(UInt8(ascii: "}"))
+    }
+
+    /// `,` (except before the first member) and `"name":`; at most 1 + the key's length, or 17.
+    static func writeMemberName(_ index: Int, keys: [[UInt8]], first: inout Bool, to cursor: inout JSONCursor) {
+        if !first { cursor.byte(UInt8(ascii: ",")) }
+        first = false
+        if index < keys.count {
+            cursor.bytes(keys[index])
+        } else {
+            cursor.ascii("\"col_")
+            cursor.unsigned(UInt64(index + 1))
+            cursor.ascii("\":")
+        }
     }
 
     static func writeFloatingPoint(_ text: String?, to out: inout JSONCursor) {
