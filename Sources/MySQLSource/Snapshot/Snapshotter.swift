@@ -196,7 +196,7 @@ struct Snapshotter: Sendable {
                     try await snapshot(record, useSignalTable: useSignalTable)
                 } catch let superseded as SnapshotSuperseded {
                     // The loop finds the new request and starts the table over.
-                    logger.notice("snapshot of table starts over: it was requested again while it ran",
+                    logger.notice("snapshot of table starts over: \(superseded.reason)",
                                   metadata: [LoggingKeys.table: "\(superseded.table)"])
                 }
             }
@@ -343,15 +343,7 @@ struct Snapshotter: Sendable {
                 return (table, estimate)
             }
         } catch let error as FerryError where error.code == .snapshotTableMissing {
-            // Dropped or renamed since it was asked for (a replay is behind the source): its rows
-            // are not there to read. The stream carries the DROP or RENAME, and a rename asks for
-            // the new name to be read.
-            record.state = .done
-            record.finishedMillis = Self.nowMillis()
-            try await save(record)
-            logger.notice("snapshot of table skipped: it no longer exists on the source (dropped or renamed later in the log)",
-                          metadata: [LoggingKeys.table: "\(name)", "ferry.reason": "\(record.reason)"])
-            return
+            return try await skipGoneTable(record)
         }
         let table = described.0
         if let override = keyOverride(for: name), table.keyColumns.contains(where: { table.schema.columns[$0].nullable }) {
@@ -383,13 +375,21 @@ struct Snapshotter: Sendable {
         let otherTablesWait = try await store.snapshotTables(pipeline: pipeline).contains { $0.state != .done && $0.table != name }
         windows.tableStarted(name, undelivered: Set(pending.map(\.index)), planComplete: await queue.planComplete, lastTable: !otherTablesWait)
         defer { windows.tableEnded(name) }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            let request = record.requestedMillis
-            group.addTask { try await plan(table, queue: queue, request: request) }
-            for _ in 0..<max(1, settings.parallelism) {
-                group.addTask { try await read(table, queue: queue, useSignalTable: useSignalTable, request: request) }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                let request = record.requestedMillis
+                group.addTask { try await plan(table, queue: queue, request: request) }
+                for _ in 0..<max(1, settings.parallelism) {
+                    group.addTask { try await read(table, queue: queue, useSignalTable: useSignalTable, request: request) }
+                }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+        } catch MySQLWireError.server(let packet, _) where packet.errorCode == 1146 {
+            // Renamed or dropped while it was read, by a statement the stream has yet to reach.
+            return try await skipGoneTable(record)
+        } catch MySQLWireError.server(let packet, _) where packet.errorCode == 1054 {
+            // A key column was renamed or dropped while the chunks were planned.
+            throw SnapshotSuperseded(table: name, reason: "its columns changed while it was read: \(packet.message)")
         }
         record.planComplete = true
         record.state = .done
@@ -402,6 +402,19 @@ struct Snapshotter: Sendable {
                 try await query.execute("DELETE FROM \(signalTableName) WHERE pipeline = \(literal(pipeline))")
             }
         }
+    }
+
+    /// Ends the snapshot of a table that no longer exists under its name: dropped or renamed
+    /// since it was asked for or while it was read (a replay behind the source, or DDL during the
+    /// read). Its rows are not there to read; the stream carries the DROP or RENAME, and a rename
+    /// asks for the new name to be read.
+    private func skipGoneTable(_ initial: SnapshotTableRecord) async throws {
+        var record = initial
+        record.state = .done
+        record.finishedMillis = Self.nowMillis()
+        try await save(record)
+        logger.notice("snapshot of table skipped: it no longer exists on the source (dropped or renamed later in the log)",
+                      metadata: [LoggingKeys.table: "\(record.table)", "ferry.reason": "\(record.reason)"])
     }
 
     var signalTableName: String { "\(backquoted(settings.signalTable.database)).\(backquoted(settings.signalTable.table))" }
@@ -516,6 +529,15 @@ struct Snapshotter: Sendable {
                             windows.setRows(id, rows: rows, absentKeys: absentKeys(rows), schema: table.schema, keyIndexes: table.keyColumns, readAt: readAt)
                         }
                         outcome = await windows.outcome(id)
+                    } catch MySQLWireError.server(let packet, _) where packet.errorCode == 1054 {
+                        // A column was renamed or dropped after the table was described (a
+                        // schema change the stream has yet to reach): describe it again and re-read.
+                        windows.cancel(id)
+                        try? await connection.execute("ROLLBACK")
+                        try Task.checkCancellation()
+                        logger.info("snapshot chunk read again", metadata: [LoggingKeys.table: "\(table.name)", "ferry.chunk": "\(chunk.index)",
+                                                                            "ferry.reason": "its columns changed while it was read: \(packet.message)"])
+                        continue
                     } catch {
                         windows.cancel(id)
                         throw error
@@ -591,6 +613,7 @@ struct Snapshotter: Sendable {
 /// starts the table over.
 struct SnapshotSuperseded: Error {
     var table: TableName
+    var reason = "it was requested again while it ran"
 }
 
 /// Chunks waiting to be read: unfinished ones from an earlier run first, then new ones as the
