@@ -218,8 +218,7 @@ actor PipelineFleet: Service {
         for supervisor in stopping { retiring.insert(ObjectIdentifier(supervisor)) }
         // An operator's pause outlives the change: the successor starts held.
         var paused: Set<String> = []
-        for supervisor in stopping where await supervisor.state == "paused" { paused.insert(supervisor.name) }
-        for supervisor in stopping { await supervisor.shutdown() }
+        for supervisor in stopping where await supervisor.shutdown() { paused.insert(supervisor.name) }
         for supervisor in stopping { await untilEnded(supervisor) }
         for supervisor in built where paused.contains(supervisor.name) { try? await supervisor.pause(actor: actor) }
         // Published and handed over in one step, after the last wait.

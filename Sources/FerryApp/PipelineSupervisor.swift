@@ -74,10 +74,15 @@ actor PipelineSupervisor {
     }
 
     /// Graceful shutdown of `ferry run`.
-    func shutdown() async {
+    /// Stops the pipeline; returns whether an operator's pause was in force, read in the same
+    /// step as the stop so no request can fall between the two.
+    @discardableResult
+    func shutdown() async -> Bool {
+        let wasPaused = state == "paused"
         let wasHeld = held != nil
         await carryOut(lifecycle.shutdownRequested())
         if wasHeld { try? await store.audit(pipeline: name, action: "stop", detail: "stopped while paused") }
+        return wasPaused
     }
 
     /// Applies a request to the lifecycle; a refusal becomes the API's 409.

@@ -20,5 +20,6 @@ import Testing
     /// session's lax sql_mode stores them unchanged.
     @Test func illFormedTextKeepsItsBytes() {
         #expect(MySQLLiteral.literal(.illFormedText([0x61, 0xED, 0xA0, 0xBD, 0x62])) == "_utf8mb4 X'61EDA0BD62'")
+        #expect(MySQLLiteral.value(parsing: "_utf8mb4 X'61EDA0BD62'") == .illFormedText([0x61, 0xED, 0xA0, 0xBD, 0x62]))
     }
 }

@@ -53,19 +53,19 @@ public final class BoundedHandoff<Element: Sendable>: Sendable {
     /// and all was taken, or when the consumer's task is cancelled.
     public func take() async -> [Element]? {
         while true {
-            let (taken, producer) = state.withLock { state -> ([Element]?, CheckedContinuation<Void, Never>?) in
-                if state.elements.isEmpty { return (nil, nil) }
+            let (taken, producer, finished) = state.withLock { state -> ([Element]?, CheckedContinuation<Void, Never>?, Bool) in
+                if state.elements.isEmpty { return (nil, nil, state.finished) }
                 let taken = state.elements
                 state.elements.removeAll(keepingCapacity: true)
                 state.weight = 0
                 defer { state.waitingProducer = nil }
-                return (taken, state.waitingProducer)
+                return (taken, state.waitingProducer, false)
             }
             if let taken {
                 producer?.resume()
                 return taken
             }
-            if state.withLock({ $0.finished }) || Task.isCancelled { return nil }
+            if finished || Task.isCancelled { return nil }
             await wait(in: \.waitingConsumer) { state in state.finished || !state.elements.isEmpty }
         }
     }

@@ -101,7 +101,8 @@ public struct JSONCursor {
     @inlinable public mutating func padded(_ value: UInt64, width: Int) {
         // Months, days, hours, minutes and seconds: the common case, one table lookup.
         if width == 2 && value < 100 { return pair(Int(value)) }
-        for _ in Self.digitCount(value)..<max(Self.digitCount(value), width) { byte(UInt8(ascii: "0")) }
+        let digits = Self.digitCount(value)
+        for _ in digits..<max(digits, width) { byte(UInt8(ascii: "0")) }
         unsigned(value)
     }
 

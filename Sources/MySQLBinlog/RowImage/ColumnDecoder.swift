@@ -142,14 +142,8 @@ enum ColumnDecoder: Sendable {
         case .unsupported(let name):
             throw BinlogDecodingError(.unsupportedColumn("character set \(name) cannot be decoded exactly"))
         case .utf8, .ascii:
-            let value = buffer.withUnsafeReadableBytes { raw -> Value in
-                let bytes = UnsafeRawBufferPointer(rebasing: raw[..<length]).assumingMemoryBound(to: UInt8.self)
-                let text = String(decoding: bytes, as: UTF8.self)
-                if UTF8Check.wasRepaired(text, from: bytes) {
-                    repaired = true
-                    return .illFormedText(Array(bytes))
-                }
-                return .string(text)
+            let value = buffer.withUnsafeReadableBytes { raw in
+                UTF8Check.value(UnsafeRawBufferPointer(rebasing: raw[..<length]).assumingMemoryBound(to: UInt8.self), repaired: &repaired)
             }
             buffer.moveReaderIndex(forwardBy: length)
             return value
@@ -169,6 +163,16 @@ enum ColumnDecoder: Sendable {
 /// its bytes unless every run was 3 bytes long — a 4-byte sequence cut short, which starts with a
 /// byte ≥ 0xF0. Only text holding such a byte (emoji and other 4-byte characters) is validated.
 enum UTF8Check {
+    /// The value of a text column's UTF-8 bytes: `.string`, or `.illFormedText` with the exact
+    /// bytes (setting `repaired`) when they are not well-formed.
+    @inline(__always)
+    static func value(_ bytes: UnsafeBufferPointer<UInt8>, repaired: inout Bool) -> Value {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard wasRepaired(text, from: bytes) else { return .string(text) }
+        repaired = true
+        return .illFormedText(Array(bytes))
+    }
+
     @inline(__always)
     static func wasRepaired(_ text: String, from bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         if text.utf8.count != bytes.count { return true }

@@ -92,13 +92,7 @@ extension ColumnDecoder {
             return text.dateTime(fsp: fsp).map { .timestamp(Self.instant($0)) }
         case .string(_, let charset, _), .blob(_, let charset):
             if charset == .binary { return .bytes(Array(bytes)) }
-            let units = bytes.assumingMemoryBound(to: UInt8.self)
-            let text = String(decoding: units, as: UTF8.self)
-            if UTF8Check.wasRepaired(text, from: units) {
-                repaired = true
-                return .illFormedText(Array(units))
-            }
-            return .string(text)
+            return UTF8Check.value(bytes.assumingMemoryBound(to: UInt8.self), repaired: &repaired)
         case .json:
             return .json(String(decoding: bytes, as: UTF8.self))
         case .geometry:

@@ -45,6 +45,9 @@ public enum MySQLLiteral {
         }
     }
 
+    /// How an `.illFormedText` literal starts.
+    static let illFormedPrefix = "_utf8mb4 X'"
+
     /// One value as a literal.
     public static func literal(_ value: Value) -> String {
         var literal = ""
@@ -61,6 +64,9 @@ public enum MySQLLiteral {
         if let number = Int64(literal) { return .int(number) }
         if let number = UInt64(literal) { return .uint(number) }
         if literal.hasPrefix("X'"), literal.hasSuffix("'") { return .bytes(HexBytes.decode(literal.dropFirst(2).dropLast())) }
+        if literal.hasPrefix(illFormedPrefix), literal.hasSuffix("'") {
+            return .illFormedText(HexBytes.decode(literal.dropFirst(illFormedPrefix.count).dropLast()))
+        }
         if literal.hasPrefix("'"), literal.hasSuffix("'"), literal.count >= 2 {
             var text = ""
             var escaped = false
