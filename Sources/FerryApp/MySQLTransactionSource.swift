@@ -38,7 +38,7 @@ struct MySQLTransactionSource: TransactionSource {
         }
         let documents = pipeline.documents.isEmpty ? nil
             : DocumentBuilder(definitions: pipeline.documents, source: MySQLDocumentRows(configuration: source.configuration, logger: logger))
-        try await documents?.validate()
+        if let documents { try await source.retryingLostConnections("checking the documents' tables") { try await documents.validate() } }
         func deliver(_ transaction: Transaction) async throws {
             guard let documents else { return try await plainDeliver(transaction) }
             let extended = try await documents.extend(transaction, retryingWhile: MySQLSource.isLostConnection) { error, wait in
@@ -58,7 +58,18 @@ struct MySQLTransactionSource: TransactionSource {
             // Finishes a when_needed re-snapshot (also one an earlier run began) by deleting rows
             // the source lost while its position was gone.
             group.addTask { [source, pipeline, configuration, logger] in
-                try await Verify.sweepAfterResnapshot(pipeline: pipeline, configuration: configuration, source: source, store: snapshotStore, logger: logger)
+                // A source or target that is away holds the sweep up; its work waits in the state
+                // store, so it goes on when they are back.
+                while !Task.isCancelled {
+                    do {
+                        try await Verify.sweepAfterResnapshot(pipeline: pipeline, configuration: configuration, source: source, store: snapshotStore, logger: logger)
+                    } catch where !Task.isCancelled {
+                        logger.warning("deleting rows the source lost while its position was gone failed; retrying in 5 s", metadata: [
+                            LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.error: .error(error),
+                        ])
+                        try await Task.sleep(for: .seconds(5))
+                    }
+                }
             }
             // The sweep never ends by itself: it is cancelled however the stream ends.
             defer { group.cancelAll() }

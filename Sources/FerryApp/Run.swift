@@ -100,7 +100,7 @@ public enum Run {
         let connection = try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password)
         let source = MySQLSource(configuration: MySQLSourceConfiguration(
             name: sourceSpec.name, connection: connection, serverID: pipeline.serverID,
-            filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude), includeDDL: true), logger: logger)
+            filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude), includeDDL: true, waitsForSourceAtStart: true), logger: logger)
         func makeSink(_ sinkName: String) throws -> any Sink {
             let lanes = max(1, configuration.sinks[sinkName]!.lanes)
             let makers = try (0..<lanes).map {

@@ -30,6 +30,18 @@ public struct MySQLSource: Sendable {
         case snapshotFinished
     }
 
+    /// The snapshot's error, carried through the stream that it stops.
+    private struct SnapshotFailed: Error {
+        var error: any Error
+    }
+
+    /// A step before streaming begins; retried after a lost connection when the configuration
+    /// waits for the source at start (`ferry run`), else the error ends the run at once.
+    private func atStart<T: Sendable>(_ doing: String, _ body: () async throws -> T) async throws -> T {
+        guard configuration.waitsForSourceAtStart else { return try await body() }
+        return try await retryingLostConnections(doing, body)
+    }
+
     /// Streams transactions from `start` until `stopAtCurrent` is satisfied (if set), the task is
     /// cancelled, or an error that is not a lost connection occurs.
     /// - Parameters:
@@ -43,11 +55,13 @@ public struct MySQLSource: Sendable {
     public func run(from start: StartPosition, stopAtCurrent: Bool = false, snapshot job: SnapshotJob? = nil,
                     resolved: (SourcePosition) async throws -> Void = { _ in },
                     deliver: (Transaction) async throws -> Void) async throws -> Completion {
-        let (server, startPosition, stopCoordinates) = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
-            let server = try await ServerFacts.load(query)
-            let position = try await resolve(start, query: query, server: server)
-            let stop = stopAtCurrent ? try await ServerFacts.currentCoordinates(query) : nil
-            return (server, position, stop)
+        let (server, startPosition, stopCoordinates) = try await atStart("starting") {
+            try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+                let server = try await ServerFacts.load(query)
+                let position = try await resolve(start, query: query, server: server)
+                let stop = stopAtCurrent ? try await ServerFacts.currentCoordinates(query) : nil
+                return (server, position, stop)
+            }
         }
         let resolvedStart = startPosition.coordinates.map { SourcePosition.binlog(BinlogPosition(coordinates: $0, gtidPosition: startPosition.gtid)) }
         guard let job else {
@@ -59,7 +73,7 @@ public struct MySQLSource: Sendable {
         let snapshotter = Snapshotter(job: job, configuration: configuration, server: server, windows: windows, logger: logger)
         // The initial snapshot is requested before the start becomes durable: a run that finds a
         // saved start and no request would never snapshot.
-        let useSignalTable = try await snapshotter.prepare()
+        let useSignalTable = try await atStart("preparing the snapshot") { try await snapshotter.prepare() }
         if let resolvedStart { try await resolved(resolvedStart) }
         let outcome = NIOLockedValueBox<Result<Void, any Error>?>(nil)
         let untilDone = job.settings.mode == .initialOnly
@@ -83,7 +97,9 @@ public struct MySQLSource: Sendable {
             do {
                 completion = try await follow(&session, stopAt: stopCoordinates, shouldStop: {
                     switch outcome.withLockedValue({ $0 }) {
-                    case .failure(let error): throw error
+                    // Wrapped: the stream must not take the snapshot's lost connection for its
+                    // own and reconnect (it would stop again at once, for ever).
+                    case .failure(let error): throw SnapshotFailed(error: error)
                     case .success: return true
                     case nil: return false
                     }
@@ -91,7 +107,7 @@ public struct MySQLSource: Sendable {
             } catch {
                 group.cancelAll()
                 windows.abandonAll("the stream stopped")
-                throw error
+                throw (error as? SnapshotFailed)?.error ?? error
             }
             group.cancelAll()
             windows.abandonAll("the stream stopped")
@@ -136,36 +152,20 @@ public struct MySQLSource: Sendable {
         if let stopCoordinates, let coordinates = session.assembler.resumePosition?.coordinates, coordinates >= stopCoordinates {
             return .reachedStopPosition(session.assembler.resumePosition)
         }
-        var failures = 0
+        var backoff = ReconnectBackoff(configuration)
         while true {
             do {
-                return try await session.stream(stopAt: stopCoordinates, shouldStop: shouldStop, deliver: deliver) { failures = 0 }
+                return try await session.stream(stopAt: stopCoordinates, shouldStop: shouldStop, deliver: deliver) { backoff.reset() }
             } catch let error where Self.isLostConnection(error) && !Task.isCancelled {
-                failures += 1
-                if let limit = configuration.maximumReconnectAttempts, failures > limit { throw error }
-                let delay = min(configuration.maximumReconnectDelaySeconds,
-                                configuration.initialReconnectDelaySeconds * Double(1 << min(failures - 1, 16)))
-                let jittered = delay * Double.random(in: 0.8...1.2)
+                let wait = try backoff.delay(after: error)
                 logger.warning("lost the binlog connection; reconnecting", metadata: [
                     LoggingKeys.source: "\(configuration.name)", LoggingKeys.error: .error(error),
                     LoggingKeys.position: "\(session.assembler.resumePosition.map { "\($0)" } ?? "start")",
-                    "ferry.retry_in_s": "\(Int(jittered * 1000) / 1000)",
+                    "ferry.retry_in_s": "\((wait * 10).rounded() / 10)",
                 ])
-                try await Task.sleep(for: .milliseconds(Int64(jittered * 1000)))
+                try await ReconnectBackoff.wait(wait)
                 session.prepareReconnect()
             }
-        }
-    }
-
-    /// Connection-level failures that a reconnect can cure.
-    public static func isLostConnection(_ error: any Error) -> Bool {
-        guard let wire = error as? MySQLWireError else { return false }
-        switch wire {
-        case .connectionClosed, .readTimeout, .connectFailed: return true
-        case .server(let packet, _):
-            // Server shutting down (1053), killed connection (1927, 2013), too many connections (1040).
-            return [1053, 1927, 2013, 1040, 1205].contains(packet.errorCode)
-        default: return false
         }
     }
 

@@ -21,10 +21,15 @@ public struct MySQLSourceConfiguration: Sendable {
     public var maximumReconnectAttempts: Int?
     /// Deliver DDL statements as `.ddl` events. Default false.
     public var includeDDL: Bool
+    /// A source that cannot be reached while the run starts is retried like a lost connection
+    /// (a daemon outlives a source restart); else the start fails at once (`ferry tail`).
+    /// Default false.
+    public var waitsForSourceAtStart: Bool
 
     public init(name: String, connection: MySQLConnectionConfiguration, serverID: UInt32, filter: TableFilter = .init(),
                 heartbeatSeconds: Double = 5, readTimeoutSeconds: Double? = nil, initialReconnectDelaySeconds: Double = 0.5,
-                maximumReconnectDelaySeconds: Double = 30, maximumReconnectAttempts: Int? = nil, includeDDL: Bool = false) {
+                maximumReconnectDelaySeconds: Double = 30, maximumReconnectAttempts: Int? = nil, includeDDL: Bool = false,
+                waitsForSourceAtStart: Bool = false) {
         self.name = name
         self.connection = connection
         self.serverID = serverID
@@ -35,5 +40,6 @@ public struct MySQLSourceConfiguration: Sendable {
         self.maximumReconnectDelaySeconds = maximumReconnectDelaySeconds
         self.maximumReconnectAttempts = maximumReconnectAttempts
         self.includeDDL = includeDDL
+        self.waitsForSourceAtStart = waitsForSourceAtStart
     }
 }

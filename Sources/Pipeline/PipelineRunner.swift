@@ -302,11 +302,17 @@ public struct PipelineRunner: Sendable {
                         }
                         inner.addTask {
                             await stop.wait()
-                            throw CancellationError()
+                            throw StopRequested()
                         }
                         do {
                             try await inner.next()
+                        } catch is StopRequested {
+                        } catch is CancellationError where Task.isCancelled {
                         } catch is CancellationError {
+                            // Not stopped, not cancelled: taking this for a stop would end the
+                            // pipeline as if it had drained, with the source's work unfinished.
+                            throw FerryError(code: .internalError, message: "the source ended with a cancellation nobody asked for",
+                                             context: [("pipeline", name)], fix: "restart the pipeline; it resumes where its sinks are. Please report this")
                         }
                         inner.cancelAll()
                     }
@@ -376,6 +382,9 @@ public struct PipelineRunner: Sendable {
 
 /// Sinks did not drain in time after a stop.
 struct DrainTimeout: Error {}
+
+/// The pipeline's stop fired: the source ends without an error.
+struct StopRequested: Error {}
 
 /// The pipeline's tasks that have not finished yet, by name (read by the stop watchdog).
 final class StillRunning: @unchecked Sendable {

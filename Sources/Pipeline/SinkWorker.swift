@@ -34,7 +34,9 @@ struct SinkWorker: Sendable {
                     return
                 }
                 (session, recorded) = first
-            } catch is CancellationError {
+            } catch is CancellationError where Task.isCancelled {
+                // The pipeline's work was cancelled (a stop past the drain timeout); any other
+                // cancellation is a failure, never a quiet end of this sink.
                 return
             } catch {
                 throw FerryError(describing: error, code: .sinkWriteFailed).adding("pipeline", configuration.name).adding("sink", sink.name)

@@ -91,6 +91,27 @@ func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throw
         }
     }
 
+    /// A source that ends with a cancellation nobody asked for (a part of it cancelled another
+    /// by mistake) fails the pipeline: taken for a stop, it ended `ferry run` with exit 0 as if
+    /// it had drained, its work unfinished.
+    @Test func aSourceEndingWithAnUnaskedCancellationFailsThePipeline() async throws {
+        struct SelfCancellingSource: TransactionSource {
+            let transactions: [Transaction]
+            func run(after position: SourcePosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
+                for transaction in transactions { try await deliver(transaction) }
+                throw CancellationError()
+            }
+            func recoverLostState(sinksAt position: SourcePosition) async throws {}
+        }
+        try await withStore { store in
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p"), source: SelfCancellingSource(transactions: inserts(1...3)),
+                                        sinks: [MemoryTableSink(name: "target")], store: store, logger: logger)
+            let error = await #expect(throws: FerryError.self) { try await runner.run(stop: StopSignal()) }
+            #expect(error?.code == .internalError)
+            #expect(error?.context.contains { $0.0 == "pipeline" && $0.1 == "p" } == true)
+        }
+    }
+
     /// A sink whose rules route every change it reads elsewhere is past it all the same: its
     /// position and the safe position move on, and it shows no lag (lag is a matter of positions).
     @Test func aSinkWhoseRulesDropEverythingKeepsUp() async throws {

@@ -184,6 +184,7 @@ struct Snapshotter: Sendable {
     /// Snapshots what is requested; with `untilDone` returns when nothing is left, else keeps
     /// looking for new requests until cancelled. `useSignalTable` is what `prepare()` returned.
     func run(untilDone: Bool, useSignalTable: Bool) async throws {
+        var backoff = ReconnectBackoff(configuration)
         while true {
             let open = try await store.snapshotTables(pipeline: pipeline).filter { $0.state != .done }
             if open.isEmpty {
@@ -194,10 +195,21 @@ struct Snapshotter: Sendable {
             for record in open {
                 do {
                     try await snapshot(record, useSignalTable: useSignalTable)
+                    backoff.reset()
                 } catch let superseded as SnapshotSuperseded {
                     // The loop finds the new request and starts the table over.
                     logger.notice("snapshot of table starts over: \(superseded.reason)",
                                   metadata: [LoggingKeys.table: "\(superseded.table)"])
+                } catch let error where MySQLSource.isLostConnection(error) && !Task.isCancelled {
+                    // Delivered chunks are recorded and the open windows were cancelled: the
+                    // table goes on at its first chunk not delivered, as after a restart.
+                    let wait = try backoff.delay(after: error)
+                    logger.warning("lost a snapshot connection; the table goes on at its first chunk not delivered", metadata: [
+                        LoggingKeys.source: "\(configuration.name)", LoggingKeys.table: "\(record.table)", LoggingKeys.error: .error(error),
+                        "ferry.retry_in_s": "\((wait * 10).rounded() / 10)",
+                    ])
+                    try await ReconnectBackoff.wait(wait)
+                    break
                 }
             }
         }
@@ -641,11 +653,12 @@ actor ChunkQueue {
         wakeReaders()
     }
 
-    /// The next chunk, or `nil` when every chunk is taken and planning is over.
+    /// The next chunk, or `nil` when every chunk is taken and planning is over, or the planner
+    /// failed (its error, not the readers', is what ends the table's snapshot).
     func next() async throws -> SnapshotChunkRecord? {
         while true {
             try Task.checkCancellation()
-            if abandoned { throw CancellationError() }
+            if abandoned { return nil }
             if !pending.isEmpty {
                 planner?.resume()
                 planner = nil
@@ -674,7 +687,7 @@ actor ChunkQueue {
         }
     }
 
-    /// The planner failed: waiting readers stop (the planner's error ends the snapshot).
+    /// The planner failed: readers stop taking chunks (the planner's error ends the snapshot).
     func abandon() {
         abandoned = true
         wakeAll()
