@@ -62,7 +62,9 @@ public struct DocumentBuilder: Sendable {
                     let schema: TableSchema
                     do {
                         schema = try await reader.schema(of: table)
-                    } catch {
+                    } catch let error as FerryError {
+                        // Only what the source says about the table; a lost connection stays
+                        // what it is, so the start waits for the source instead of blaming the file.
                         throw FerryError(code: .configDocumentUnknownTable,
                                          message: "document \(definition.name) (\(location)) joins \(table), which the source cannot describe: \(error)",
                                          context: [("table", table.description)], fix: "check the table's name in documents.\(definition.name)")

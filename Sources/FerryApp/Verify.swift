@@ -310,7 +310,15 @@ public enum Verify {
             let records = try await store.snapshotTables(pipeline: pipeline.name).filter { $0.reason == "purged" }
             for var record in records where record.state == .done {
                 let keyOverride = pipeline.snapshot.keyOverride(for: record.table)
-                let reader = try await source.tableReader(record.table, keyOverride: keyOverride)
+                let reader: SourceTableReader
+                do {
+                    reader = try await source.tableReader(record.table, keyOverride: keyOverride)
+                } catch let error as FerryError where error.code == .snapshotTableMissing {
+                    // Dropped or renamed since: the stream carries that to the targets.
+                    record.reason = "purged (swept)"
+                    try await store.saveSnapshotTable(record, pipeline: pipeline.name)
+                    continue
+                }
                 guard !reader.keyColumns.isEmpty else {
                     logger.warning("after the re-snapshot, rows deleted while the position was lost may remain in the targets: the table has no key to find them by",
                                    metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.table: "\(record.table)"])
