@@ -345,7 +345,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "FerryApp", "PostgresSink", "PostgresWire", "WireTLS", "ClickHouseSink", "MariaDBSink", "SQLiteSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource",
+                "FerryApp", "PostgresSink", "PostgresWire", "WireTLS", "ClickHouseSink", "MariaDBSink", "SQLiteSink", "RedisSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource",
                 "MySQLWire", "MySQLBinlog",
                 "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -55,6 +55,49 @@ import Testing
     }
 }
 
+@Suite struct RESPCommandWriterTests {
+    @Test func commandsCollectedArgumentsAndLengthsAreExact() {
+        var writer = RESPCommandWriter()
+        writer.command([Array("SET".utf8), Array("k".utf8), [0, 13, 10]])
+        writer.command(Array("DEL".utf8), Array(repeating: UInt8(ascii: "x"), count: 1234))
+        let emptyWritten = writer.endCollected("HSET", Array("empty".utf8))
+        #expect(!emptyWritten, "a command with no collected argument is not written")
+        writer.collect(Array("f".utf8))
+        writer.collect(Array("v".utf8))
+        let written = writer.endCollected("HSET", Array("h".utf8))
+        #expect(written)
+        #expect(writer.count == 3)
+        let expected = Array("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n".utf8) + [0, 13, 10] + Array("\r\n*2\r\n$3\r\nDEL\r\n$1234\r\n".utf8)
+            + Array(repeating: UInt8(ascii: "x"), count: 1234) + Array("\r\n*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\nf\r\n$1\r\nv\r\n".utf8)
+        #expect(writer.bytes == expected)
+        writer.reset()
+        #expect(writer.bytes.isEmpty && writer.count == 0)
+    }
+
+    @Test func decimalsWithoutStrings() {
+        for value in [0, 7, 9, 10, 99, 100, 65_535, 1_000_000_007, Int.max] {
+            var out: [UInt8] = []
+            RESPCommandWriter.decimal(value, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == String(value))
+        }
+    }
+
+    /// Plain text is appended after what the buffer holds, without an array of its own; NULL
+    /// appends nothing.
+    @Test func plainTextIsAppendedInPlace() {
+        let cases: [(Value, String?)] = [(.null, nil), (.absent, nil), (.int(-12), "-12"), (.uint(18_446_744_073_709_551_615), "18446744073709551615"),
+                                         (.string("ada \"q\""), "ada \"q\""), (.decimal("-0.50"), "-0.50"), (.double(1.5), "1.5"),
+                                         (.date(DateValue(year: 2026, month: 11, day: 22)), "2026-11-22"), (.set(["a", "b"]), "a,b"),
+                                         (.enumeration("red"), "red"), (.illFormedText([0x61, 0xED, 0xA0, 0xBD]), "a\u{FFFD}\u{FFFD}\u{FFFD}")]
+        for (value, text) in cases {
+            var out: [UInt8] = [9]
+            #expect(ValueJSON.appendPlainText(value, to: &out) == (text != nil), "\(value)")
+            #expect(out == [9] + Array((text ?? "").utf8), "\(value)")
+            #expect(ValueJSON.plainText(value) == text.map { Array($0.utf8) }, "\(value)")
+        }
+    }
+}
+
 @Suite struct RedisCommandTests {
     static let schema = TableSchema(name: TableName(database: "shop", table: "orders"),
                                     columns: [ColumnSchema(name: "id", typeName: "int", nullable: false), ColumnSchema(name: "who", typeName: "varchar(20)", nullable: true),
@@ -69,25 +112,43 @@ import Testing
 
     func text(_ commands: [[[UInt8]]]) -> [[String]] { commands.map { $0.map { String(decoding: $0, as: UTF8.self) } } }
 
+    /// The commands `event` becomes, read back from the bytes the writer made.
+    func commands(for event: ChangeEvent, rule: RedisSink.TableRule, processedAtMillis: Int64) throws -> [[[UInt8]]] {
+        var writer = RESPCommandWriter()
+        var scratch: [UInt8] = []
+        let count = try RedisCommands.write(event, rule: rule, processedAtMillis: processedAtMillis, into: &writer, scratch: &scratch)
+        var buffer = ByteBuffer(bytes: writer.bytes)
+        var commands: [[[UInt8]]] = []
+        while let value = try RESPDecoder.decode(&buffer) {
+            guard case .array(let arguments?) = value else { Issue.record("not a command: \(value)"); break }
+            commands.append(arguments.map { argument in
+                guard case .bulk(let bytes?) = argument else { Issue.record("not a bulk string: \(argument)"); return [] }
+                return bytes
+            })
+        }
+        #expect(commands.count == count && buffer.readableBytes == 0)
+        return commands
+    }
+
     @Test func hashRowsAreRewrittenWholeWithoutNullFields() throws {
         let rule = RedisSink.TableRule(tables: "shop.*", mode: .hash, key: "order:{id}", ttlSeconds: 60)
         let row: Row = [.int(7), .string("ada"), .null, .date(DateValue(year: 2026, month: 11, day: 22))]
-        #expect(text(try RedisCommands.commands(for: event(.create, after: row), rule: rule, processedAtMillis: 0)) == [
+        #expect(text(try commands(for: event(.create, after: row), rule: rule, processedAtMillis: 0)) == [
             ["DEL", "order:7"], ["HSET", "order:7", "id", "7", "who", "ada", "at", "2026-11-22"], ["EXPIRE", "order:7", "60"],
         ])
-        #expect(text(try RedisCommands.commands(for: event(.delete, before: row), rule: rule, processedAtMillis: 0)) == [["DEL", "order:7"]])
+        #expect(text(try commands(for: event(.delete, before: row), rule: rule, processedAtMillis: 0)) == [["DEL", "order:7"]])
     }
 
     @Test func aKeyChangeMovesTheRow() throws {
         let rule = RedisSink.TableRule(tables: "shop.*", mode: .json)
-        let commands = try RedisCommands.commands(for: event(.update, before: [.int(1), .string("a"), .decimal("1.50"), .null],
+        let commands = try commands(for: event(.update, before: [.int(1), .string("a"), .decimal("1.50"), .null],
                                                               after: [.int(2), .string("a"), .decimal("1.50"), .null]), rule: rule, processedAtMillis: 0)
         #expect(text(commands) == [["DEL", "shop.orders:1"], ["SET", "shop.orders:2", #"{"id":2,"who":"a","total":"1.50","at":null}"#]])
     }
 
     @Test func streamEntriesCarryTheStableID() throws {
         let rule = RedisSink.TableRule(tables: "shop.*", mode: .stream, maximumLength: 1000)
-        let entry = text(try RedisCommands.commands(for: event(.create, after: [.int(1), .null, .null, .null]), rule: rule, processedAtMillis: 5))[0]
+        let entry = text(try commands(for: event(.create, after: [.int(1), .null, .null, .null]), rule: rule, processedAtMillis: 5))[0]
         #expect(Array(entry.prefix(12)) == ["XADD", "shop.orders", "MAXLEN", "~", "1000", "*", "id", "b.000001:120:3", "op", "c", "table", "shop.orders"])
         #expect(entry[12] == "event" && entry[13].hasPrefix(#"{"before":null,"after":{"id":1,"who":null,"total":null,"at":null}"#))
     }
@@ -95,7 +156,7 @@ import Testing
     @Test func keyTemplatesNameWhatIsMissing() {
         let rule = RedisSink.TableRule(tables: "shop.*", mode: .hash, key: "o:{nope}")
         do {
-            _ = try RedisCommands.commands(for: event(.create, after: [.int(1), .null, .null, .null]), rule: rule, processedAtMillis: 0)
+            _ = try commands(for: event(.create, after: [.int(1), .null, .null, .null]), rule: rule, processedAtMillis: 0)
             Issue.record("an unknown column must be refused")
         } catch let error as RedisKeyError {
             #expect(error.message == "the key template o:{nope} names {nope}, which table shop.orders does not have")

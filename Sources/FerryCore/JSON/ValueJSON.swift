@@ -99,18 +99,36 @@ public enum ValueJSON {
     /// A value as plain text — a hash field, a key part, a document id: text as it is, everything
     /// else in its JSON form without quotes; nil for NULL.
     public static func plainText(_ value: Value) -> [UInt8]? {
+        var out: [UInt8] = []
+        return appendPlainText(value, to: &out) ? out : nil
+    }
+
+    /// Appends `plainText(value)` to `out` without an array of its own; false (nothing appended)
+    /// for NULL.
+    public static func appendPlainText(_ value: Value, to out: inout [UInt8]) -> Bool {
         switch value {
-        case .null, .absent: return nil
-        case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): return Array(text.utf8)
-        case .illFormedText(let bytes): return Array(Value.repairedText(bytes).utf8)
-        case .set(let members): return Array(members.joined(separator: ",").utf8)
+        case .null, .absent: return false
+        case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): out.append(contentsOf: text.utf8)
+        case .illFormedText(let bytes): out.append(contentsOf: Value.repairedText(bytes).utf8)
+        case .set(let members):
+            for (index, member) in members.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: member.utf8)
+            }
         default:
-            var json: [UInt8] = []
-            append(value, to: &json)
-            if json == Array("null".utf8) { return nil }
-            if json.count >= 2, json.first == UInt8(ascii: "\""), json.last == UInt8(ascii: "\"") { return Array(json.dropFirst().dropLast()) }
-            return json
+            let start = out.count
+            append(value, to: &out)
+            let written = out[start...]
+            if written.elementsEqual("null".utf8) {
+                out.removeSubrange(start...)
+                return false
+            }
+            if written.count >= 2, written.first == UInt8(ascii: "\""), written.last == UInt8(ascii: "\"") {
+                out.removeLast()
+                out.remove(at: start)
+            }
         }
+        return true
     }
 
     /// A row as a JSON object keyed by column name (`col_<n>` where the source gave none); `null`

@@ -1,3 +1,4 @@
+import FerryCore
 import NIOCore
 
 /// A Redis reply in RESP2: what `RESPDecoder` reads.
@@ -105,11 +106,110 @@ public enum RESPDecoder {
 /// Writes commands as RESP arrays of bulk strings (binary-safe).
 public enum RESPEncoder {
     public static func encode(_ command: [[UInt8]], into buffer: inout ByteBuffer) {
-        buffer.writeString("*\(command.count)\r\n")
-        for argument in command {
-            buffer.writeString("$\(argument.count)\r\n")
-            buffer.writeBytes(argument)
-            buffer.writeStaticString("\r\n")
+        var writer = RESPCommandWriter()
+        writer.command(command)
+        buffer.writeBytes(writer.bytes)
+    }
+}
+
+/// Commands in RESP (arrays of bulk strings) written straight into one byte array, without an
+/// array per argument: a batch of a hundred thousand hash rows has millions of arguments.
+public struct RESPCommandWriter {
+    public private(set) var bytes: [UInt8] = []
+    /// Commands written since the last `reset()`.
+    public private(set) var count = 0
+    /// The arguments of a command whose argument count is known only at its end.
+    private var pending: [UInt8] = []
+    private var pendingArguments = 0
+
+    public init() {}
+
+    /// Empties the writer, keeping its memory.
+    public mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        count = 0
+    }
+
+    public mutating func command(_ arguments: [[UInt8]]) {
+        begin(arguments: arguments.count)
+        for argument in arguments { Self.bulk(argument, to: &bytes) }
+    }
+
+    /// A command of two arguments (`DEL key`), without an array of them.
+    public mutating func command(_ name: [UInt8], _ argument: [UInt8]) {
+        begin(arguments: 2)
+        Self.bulk(name, to: &bytes)
+        Self.bulk(argument, to: &bytes)
+    }
+
+    /// Starts a command of `arguments` arguments; each follows as `argument(_:)`.
+    public mutating func begin(arguments: Int) {
+        count += 1
+        bytes.append(UInt8(ascii: "*"))
+        Self.decimal(arguments, to: &bytes)
+        bytes.append(contentsOf: [13, 10])
+    }
+
+    public mutating func argument(_ argument: some Collection<UInt8>) {
+        Self.bulk(argument, to: &bytes)
+    }
+
+    public mutating func argument(_ text: String) {
+        Self.bulk(text.utf8, to: &bytes)
+    }
+
+    /// Collects the arguments of a command whose length is decided while it is written (a hash
+    /// row leaves its NULL columns out); `endCollected` writes it.
+    public mutating func collect(_ argument: some Collection<UInt8>) {
+        Self.bulk(argument, to: &pending)
+        pendingArguments += 1
+    }
+
+    /// Collects a value's plain text (`ValueJSON.plainText`); false, and nothing collected, for NULL.
+    public mutating func collect(plainTextOf value: Value, scratch: inout [UInt8]) -> Bool {
+        scratch.removeAll(keepingCapacity: true)
+        guard ValueJSON.appendPlainText(value, to: &scratch) else { return false }
+        collect(scratch)
+        return true
+    }
+
+    /// Writes `name` and `leading` then the collected arguments as one command; nothing when no
+    /// argument was collected. Returns whether a command was written.
+    @discardableResult
+    public mutating func endCollected(_ name: String, _ leading: [UInt8]) -> Bool {
+        defer {
+            pending.removeAll(keepingCapacity: true)
+            pendingArguments = 0
+        }
+        guard pendingArguments > 0 else { return false }
+        begin(arguments: 2 + pendingArguments)
+        argument(name)
+        argument(leading)
+        bytes.append(contentsOf: pending)
+        return true
+    }
+
+    static func bulk(_ argument: some Collection<UInt8>, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "$"))
+        decimal(argument.count, to: &out)
+        out.append(contentsOf: [13, 10])
+        out.append(contentsOf: argument)
+        out.append(contentsOf: [13, 10])
+    }
+
+    static func decimal(_ value: Int, to out: inout [UInt8]) {
+        if value < 10 { return out.append(UInt8(ascii: "0") + UInt8(value)) }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var remaining = value
+        var length = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - length] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+                length += 1
+            } while remaining > 0
+            out.append(contentsOf: buffer[(20 - length)...])
         }
     }
 }

@@ -2,49 +2,66 @@ import FerryCore
 
 /// The Redis commands one change becomes under its table's rule (pure: tested without a server).
 enum RedisCommands {
-    static let xadd = Array("XADD".utf8)
-
-    static func commands(for event: ChangeEvent, rule: RedisSink.TableRule, processedAtMillis: Int64) throws -> [[[UInt8]]] {
-        if rule.mode == .stream { return [try streamEntry(event, rule: rule, processedAtMillis: processedAtMillis)] }
-        var commands: [[[UInt8]]] = []
+    /// Writes the commands `event` becomes under `rule`; returns how many. `scratch` is reused
+    /// memory for one value's text.
+    @discardableResult
+    static func write(_ event: ChangeEvent, rule: RedisSink.TableRule, processedAtMillis: Int64, into out: inout RESPCommandWriter,
+                      scratch: inout [UInt8]) throws -> Int {
+        let first = out.count
+        if rule.mode == .stream {
+            try writeStreamEntry(event, rule: rule, processedAtMillis: processedAtMillis, into: &out)
+            return out.count - first
+        }
         let before = try event.before.map { try key(rule.key, event: event, row: $0) }
         let after = try event.after.map { try key(rule.key, event: event, row: $0) }
         switch event.operation {
         case .delete:
-            if let before { commands.append(command("DEL", before)) }
+            if let before { out.command(del, before) }
         case .create, .read, .update:
-            guard let after, let row = event.after else { return [] }
+            guard let after, let row = event.after else { return 0 }
             // A key change moves the row: the old key goes.
-            if let before, before != after { commands.append(command("DEL", before)) }
+            if let before, before != after { out.command(del, before) }
             switch rule.mode {
             case .hash:
-                commands.append(command("DEL", after))
-                var set = command("HSET", after)
+                out.command(del, after)
                 for index in row.indices {
-                    guard let text = ValueJSON.plainText(row[index]) else { continue }
-                    set.append(Array((event.schema?.columnName(index) ?? "col_\(index + 1)").utf8))
-                    set.append(text)
+                    scratch.removeAll(keepingCapacity: true)
+                    guard ValueJSON.appendPlainText(row[index], to: &scratch) else { continue }
+                    out.collect((event.schema?.columnName(index) ?? "col_\(index + 1)").utf8)
+                    out.collect(scratch)
                 }
-                if set.count > 2 { commands.append(set) }
-                if let ttl = rule.ttlSeconds { commands.append(command("EXPIRE", after, Array(String(ttl).utf8))) }
+                out.endCollected("HSET", after)
+                if let ttl = rule.ttlSeconds { out.command([Array("EXPIRE".utf8), after, Array(String(ttl).utf8)]) }
             case .json:
-                var json: [UInt8] = []
-                ValueJSON.appendRow(row, schema: event.schema, to: &json)
-                var set = command("SET", after, json)
-                if let ttl = rule.ttlSeconds { set += [Array("EX".utf8), Array(String(ttl).utf8)] }
-                commands.append(set)
+                scratch.removeAll(keepingCapacity: true)
+                ValueJSON.appendRow(row, schema: event.schema, to: &scratch)
+                if let ttl = rule.ttlSeconds {
+                    out.command([Array("SET".utf8), after, scratch, Array("EX".utf8), Array(String(ttl).utf8)])
+                } else {
+                    out.begin(arguments: 3)
+                    out.argument("SET")
+                    out.argument(after)
+                    out.argument(scratch)
+                }
             case .stream:
                 preconditionFailure("streams are handled above")
             }
         case .ddl:
             break
         }
-        return commands
+        return out.count - first
+    }
+
+    static let del = Array("DEL".utf8)
+
+    /// The stream key of an event of a `mode: stream` table.
+    static func streamKey(_ event: ChangeEvent, rule: RedisSink.TableRule) throws -> [UInt8] {
+        try key(rule.key, event: event, row: event.after ?? event.before ?? [])
     }
 
     /// `XADD key [MAXLEN ~ n] * id <stable id> op <c|u|d|r> table <db.table> event <Debezium JSON>`.
-    static func streamEntry(_ event: ChangeEvent, rule: RedisSink.TableRule, processedAtMillis: Int64) throws -> [[UInt8]] {
-        var entry = command("XADD", try key(rule.key, event: event, row: event.after ?? event.before ?? []))
+    static func writeStreamEntry(_ event: ChangeEvent, rule: RedisSink.TableRule, processedAtMillis: Int64, into out: inout RESPCommandWriter) throws {
+        var entry = [Array("XADD".utf8), try streamKey(event, rule: rule)]
         if let maximum = rule.maximumLength { entry += [Array("MAXLEN".utf8), Array("~".utf8), Array(String(maximum).utf8)] }
         var id: [UInt8] = []
         event.appendStableID(to: &id)
@@ -53,11 +70,7 @@ enum RedisCommands {
         if json.last == UInt8(ascii: "\n") { json.removeLast() }
         entry += [Array("*".utf8), Array("id".utf8), id, Array("op".utf8), Array(event.operation.code.utf8),
                   Array("table".utf8), Array(event.table.description.utf8), Array("event".utf8), json]
-        return entry
-    }
-
-    static func command(_ name: String, _ arguments: [UInt8]...) -> [[UInt8]] {
-        [Array(name.utf8)] + arguments
+        out.command(entry)
     }
 
     /// The key `template` makes for `row`: `{db}`, `{table}`, `{key}` (key columns joined by `:`)
@@ -82,14 +95,14 @@ enum RedisCommands {
                 }
                 for (position, column) in schema.primaryKey.enumerated() where column < row.count {
                     if position > 0 { out.append(UInt8(ascii: ":")) }
-                    out.append(contentsOf: ValueJSON.plainText(row[column]) ?? Array("null".utf8))
+                    if !ValueJSON.appendPlainText(row[column], to: &out) { out.append(contentsOf: "null".utf8) }
                 }
             default:
                 guard let column = event.schema?.columns.firstIndex(where: { $0.name == name }), column < row.count else {
                     throw RedisKeyError(message: "the key template \(template) names {\(name)}, which table \(event.table) does not have",
                                         fix: "use {db}, {table}, {key} or a column of the table")
                 }
-                out.append(contentsOf: ValueJSON.plainText(row[column]) ?? Array("null".utf8))
+                if !ValueJSON.appendPlainText(row[column], to: &out) { out.append(contentsOf: "null".utf8) }
             }
             rest = rest[rest.index(after: close)...]
         }

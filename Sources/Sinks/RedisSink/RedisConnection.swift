@@ -44,6 +44,19 @@ final class RedisConnection: Sendable {
         return try await promise.futureResult.get()
     }
 
+    /// Writes `commands` commands already encoded; their replies arrive, in order, through the
+    /// future. Pieces written one after another are answered in the order they were written.
+    func write(_ encoded: [UInt8], commands: Int) async throws -> EventLoopFuture<[RESPValue]> {
+        var buffer = channel.allocator.buffer(capacity: encoded.count)
+        buffer.writeBytes(encoded)
+        let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
+        try await channel.eventLoop.flatSubmit { [channel, handler] in
+            handler.expect(commands, promise)
+            return channel.writeAndFlush(buffer)
+        }.get()
+        return promise.futureResult
+    }
+
     func send(_ command: [String]) async throws -> RESPValue {
         try await send([command.map { Array($0.utf8) }])[0]
     }

@@ -1,6 +1,7 @@
 import FerryCore
 import Foundation
 import Logging
+import NIOCore
 
 /// Redis as a target (RESP over SwiftNIO, written here). Per table, first matching rule wins:
 /// a **hash** per row (`HSET`, one field per column), a **JSON** string per row (`SET`), or a
@@ -139,28 +140,27 @@ public actor RedisSink: SinkSession {
         interrupter.fire()
     }
 
+    /// Bytes of commands written to Redis at a time while the rest of the batch is encoded, so
+    /// that Redis parses and queues one piece while ferry encodes the next.
+    static let pieceBytes = 256 << 10
+
     public func apply(_ transactions: [Transaction]) async throws {
         guard let last = transactions.last else { return }
-        var commands: [[[UInt8]]] = [[Array("MULTI".utf8)]]
-        var origins: [ChangeEvent?] = [nil]
-        var streams: [[UInt8]: ChangeEvent] = [:]
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        for transaction in transactions {
-            for event in transaction.events where event.operation != .ddl {
-                for command in try RedisCommands.commands(for: event, rule: rule(for: event.table), processedAtMillis: now) {
-                    if command[0] == RedisCommands.xadd, streams[command[1]] == nil { streams[command[1]] = event }
-                    commands.append(command)
-                    origins.append(event)
-                }
-            }
-        }
-        commands.append([Array("SET".utf8), Array(offsetsKey.utf8), Array(last.position.persistedJSON.utf8)])
-        origins.append(nil)
-        commands.append([Array("EXEC".utf8)])
         let connection = try await connected()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
         // Redis never rolls a transaction back: a command failing inside EXEC leaves the others
         // (and the position) applied. Hashes and strings replace any key (DEL, SET), so only XADD
         // can fail on a key of another type; that is checked before anything is written.
+        var streams: [[UInt8]: ChangeEvent] = [:]
+        for transaction in transactions {
+            for event in transaction.events where event.operation != .ddl {
+                let rule = rule(for: event.table)
+                if rule.mode == .stream {
+                    let key = try RedisCommands.streamKey(event, rule: rule)
+                    if streams[key] == nil { streams[key] = event }
+                }
+            }
+        }
         if !streams.isEmpty {
             let keys = Array(streams.keys)
             let types: [RESPValue]
@@ -175,22 +175,62 @@ public actor RedisSink: SinkSession {
                                               message: "WRONGTYPE: the stream key \(String(decoding: key, as: UTF8.self)) holds a \(type.text ?? "value of another type")")
             }
         }
-        let replies: [RESPValue]
+        // Pieces of about `pieceBytes`, each one MULTI … EXEC that also sets the position of the
+        // last transaction it ends, sent while the next is encoded so that Redis runs one piece
+        // while ferry writes the next. A transaction larger than a piece spans several; a replay
+        // after a crash rewrites the same values. Stream entries must never be added twice: a
+        // batch with any is one piece.
+        let splittable = streams.isEmpty
+        var piece = RedisPiece()
+        var scratch: [UInt8] = []
+        var pieces: [(replies: EventLoopFuture<[RESPValue]>, origins: [ChangeEvent?])] = []
         do {
-            replies = try await connection.send(commands)
+            for (index, transaction) in transactions.enumerated() {
+                for event in transaction.events where event.operation != .ddl {
+                    let written = try RedisCommands.write(event, rule: rule(for: event.table), processedAtMillis: now, into: &piece.writer, scratch: &scratch)
+                    for _ in 0..<written { piece.origins.append(event) }
+                    if splittable, piece.writer.bytes.count >= Self.pieceBytes {
+                        pieces.append(try await send(&piece, position: piece.lastWhole, on: connection))
+                    }
+                }
+                piece.lastWhole = transaction.position
+                if splittable, index < transactions.count - 1, piece.writer.bytes.count >= Self.pieceBytes {
+                    pieces.append(try await send(&piece, position: piece.lastWhole, on: connection))
+                }
+            }
         } catch {
-            throw lost(error)
+            // Pieces sent are whole MULTI … EXEC units; their replies are left unread, so the
+            // connection is not used again.
+            if !pieces.isEmpty {
+                connection.closeNow()
+                self.connection = nil
+            }
+            throw error
         }
+        pieces.append(try await send(&piece, position: last.position, on: connection))
+        for (answer, origins) in pieces {
+            let replies: [RESPValue]
+            do {
+                replies = try await answer.get()
+            } catch {
+                throw lost(error)
+            }
+            try check(replies, origins: origins)
+        }
+    }
+
+    /// The replies to one piece: `OK` to MULTI, one per queued command, and EXEC's results.
+    private func check(_ replies: [RESPValue], origins: [ChangeEvent?]) throws {
         // A command Redis refuses while queueing aborts the whole transaction (EXECABORT).
         for (index, reply) in replies.enumerated().dropLast() {
-            if case .error(let message) = reply, let event = origins[index] {
+            if case .error(let message) = reply, index < origins.count, let event = origins[index] {
                 throw RedisSinkError.rejected(sink: name, table: event.table, position: event.source.position, message: message)
             }
         }
         switch replies.last {
         case .array(let results?):
             for (offset, result) in results.enumerated() {
-                if case .error(let message) = result, let event = origins[offset + 1] {
+                if case .error(let message) = result, offset + 1 < origins.count, let event = origins[offset + 1] {
                     throw RedisSinkError.rejected(sink: name, table: event.table, position: event.source.position, message: message)
                 }
             }
@@ -199,6 +239,26 @@ public actor RedisSink: SinkSession {
         default:
             throw RedisSinkError.refused(sink: name, command: "EXEC", message: "the transaction was not executed")
         }
+    }
+
+    /// Ends `piece` (the position, when it ends a transaction, then EXEC), writes it, and starts
+    /// the next one; returns the piece's replies to come and what each command came from.
+    private func send(_ piece: inout RedisPiece, position: SourcePosition?, on connection: RedisConnection) async throws
+        -> (replies: EventLoopFuture<[RESPValue]>, origins: [ChangeEvent?]) {
+        if let position {
+            piece.writer.command([Array("SET".utf8), Array(offsetsKey.utf8), Array(position.persistedJSON.utf8)])
+            piece.origins.append(nil)
+        }
+        piece.writer.command([Array("EXEC".utf8)])
+        let replies: EventLoopFuture<[RESPValue]>
+        do {
+            replies = try await connection.write(piece.writer.bytes, commands: piece.writer.count)
+        } catch {
+            throw lost(error)
+        }
+        let origins = piece.origins
+        piece.start()
+        return (replies, origins)
     }
 
     private func rule(for table: TableName) -> TableRule {
@@ -211,6 +271,26 @@ public actor RedisSink: SinkSession {
     private func lost(_ error: any Error) -> RedisSinkError {
         connection = nil
         return .unavailable(sink: name, host: "\(configuration.host):\(configuration.port)", underlying: "\(error)")
+    }
+}
+
+/// One MULTI … EXEC being written: its commands, what each came from (`nil`: MULTI, the
+/// position), and the last transaction it holds whole.
+struct RedisPiece {
+    var writer = RESPCommandWriter()
+    var origins: [ChangeEvent?] = []
+    var lastWhole: SourcePosition?
+
+    init() {
+        start()
+    }
+
+    mutating func start() {
+        writer.reset()
+        writer.command([Array("MULTI".utf8)])
+        origins.removeAll(keepingCapacity: true)
+        origins.append(nil)
+        lastWhole = nil
     }
 }
 
