@@ -46,7 +46,7 @@ import Testing
 
     @Test func publishWithHeaders() {
         var buffer = ByteBuffer()
-        NATSEncoder.publish(subject: "ferry.shop.orders", replyTo: "_INBOX.f.1", headers: [("Nats-Msg-Id", "b.000001:4:0")], payload: Array("{}".utf8), into: &buffer)
+        NATSEncoder.publish(subject: "ferry.shop.orders", replyTo: "_INBOX.f.1", headerBlock: NATSEncoder.headerBlock([("Nats-Msg-Id", "b.000001:4:0")]), payload: Array("{}".utf8), into: &buffer)
         #expect(String(buffer: buffer) == "HPUB ferry.shop.orders _INBOX.f.1 39 41\r\nNATS/1.0\r\nNats-Msg-Id: b.000001:4:0\r\n\r\n{}\r\n")
     }
 

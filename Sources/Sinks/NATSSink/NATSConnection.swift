@@ -61,15 +61,24 @@ final class NATSConnection: Sendable {
     /// The most bytes (headers and payload) one message may have on this server.
     var maximumPayload: Int? { handler.maximumPayload }
 
-    /// Publishes every message with headers and waits for every reply (JetStream's acks), in order.
-    func publish(_ messages: [(subject: String, headers: [(String, String)], payload: [UInt8])]) async throws -> [Reply] {
-        var buffer = channel.allocator.buffer(capacity: messages.reduce(0) { $0 + $1.payload.count + 128 })
+    /// A message with its header block already encoded.
+    struct Message: Sendable {
+        var subject: String
+        var headerBlock: [UInt8]
+        var payload: [UInt8]
+    }
+
+    /// Publishes every message with headers; their replies (JetStream's acks) arrive, in order,
+    /// through the future once the last has come.
+    func publish(_ messages: [Message]) async throws -> EventLoopFuture<[Reply]> {
+        var buffer = channel.allocator.buffer(capacity: messages.reduce(0) { $0 + $1.headerBlock.count + $1.payload.count + 96 })
         let (tokens, promise) = handler.expect(messages.count, on: channel.eventLoop)
         for (message, token) in zip(messages, tokens) {
-            NATSEncoder.publish(subject: message.subject, replyTo: handler.inbox + "." + token, headers: message.headers, payload: message.payload, into: &buffer)
+            NATSEncoder.publish(subject: message.subject, replyTo: handler.inbox + "." + token, headerBlock: message.headerBlock, payload: message.payload,
+                                into: &buffer)
         }
         try await channel.writeAndFlush(buffer)
-        return try await promise.futureResult.get()
+        return promise.futureResult
     }
 
     /// A request to a JetStream API subject; the reply's JSON.

@@ -32,9 +32,12 @@ enum NATSDecoder {
         }
         guard view.index(after: cr) < view.endIndex else { return nil }
         guard view[view.index(after: cr)] == 0x0A else { throw NATSProtocolError(reason: "CR without LF") }
-        let line = String(decoding: cursor.readBytes(length: cr - view.startIndex)!, as: UTF8.self)
+        let lineBytes = cursor.readBytes(length: cr - view.startIndex)!
         cursor.moveReaderIndex(forwardBy: 2)
-        let parts = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        let line = String(decoding: lineBytes, as: UTF8.self)
+        // Split on bytes: a publish acknowledgement arrives per message, and String splitting
+        // cost more than the server took to store it.
+        let parts = lineBytes.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
         guard let verb = parts.first?.uppercased() else { throw NATSProtocolError(reason: "an empty line") }
         let operation: NATSServerOperation
         switch verb {
@@ -83,22 +86,22 @@ enum NATSDecoder {
 
 /// Writes client operations.
 enum NATSEncoder {
-    /// The size of the header block `publish` writes for `headers`.
-    static func headerBytes(_ headers: [(String, String)]) -> Int {
-        headerBlock(headers).utf8.count
+    /// The header block of a message: `NATS/1.0`, a line per header, an empty line.
+    static func headerBlock(_ headers: [(String, String)]) -> [UInt8] {
+        var block = Array("NATS/1.0\r\n".utf8)
+        for (name, value) in headers {
+            block.append(contentsOf: name.utf8)
+            block.append(contentsOf: ": ".utf8)
+            block.append(contentsOf: value.utf8)
+            block.append(contentsOf: "\r\n".utf8)
+        }
+        block.append(contentsOf: "\r\n".utf8)
+        return block
     }
 
-    private static func headerBlock(_ headers: [(String, String)]) -> String {
-        var block = "NATS/1.0\r\n"
-        for (name, value) in headers { block += "\(name): \(value)\r\n" }
-        return block + "\r\n"
-    }
-
-    static func publish(subject: String, replyTo: String, headers: [(String, String)], payload: [UInt8], into buffer: inout ByteBuffer) {
-        let block = headerBlock(headers)
-        let headerBytes = block.utf8.count
-        buffer.writeString("HPUB \(subject) \(replyTo) \(headerBytes) \(headerBytes + payload.count)\r\n")
-        buffer.writeString(block)
+    static func publish(subject: String, replyTo: String, headerBlock: [UInt8], payload: [UInt8], into buffer: inout ByteBuffer) {
+        buffer.writeString("HPUB \(subject) \(replyTo) \(headerBlock.count) \(headerBlock.count + payload.count)\r\n")
+        buffer.writeBytes(headerBlock)
         buffer.writeBytes(payload)
         buffer.writeStaticString("\r\n")
     }
