@@ -18,7 +18,9 @@ def require(module, package):
     if not os.path.exists(python):
         subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
     subprocess.run([os.path.join(VENV, "bin/pip"), "install", "-q", package], check=True)
-    if os.path.realpath(sys.executable) == os.path.realpath(python):
+    # Inside the environment already (its python may be a symlink to the system's, so the
+    # prefix tells, not the executable's path): the new package imports here.
+    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
         importlib.invalidate_caches()
         importlib.import_module(module)
         return
