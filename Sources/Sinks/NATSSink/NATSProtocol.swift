@@ -86,17 +86,26 @@ enum NATSDecoder {
 
 /// Writes client operations.
 enum NATSEncoder {
-    /// The header block of a message: `NATS/1.0`, a line per header, an empty line.
-    static func headerBlock(_ headers: [(String, String)]) -> [UInt8] {
+    /// The header block of a message: `NATS/1.0`, a line per header of `first`, `shared` (lines
+    /// made once for many messages by `headerLines`), a line per header of `last`, an empty line.
+    static func headerBlock(_ first: [(String, String)], shared: [UInt8] = [], _ last: [(String, String)] = []) -> [UInt8] {
         var block = Array("NATS/1.0\r\n".utf8)
-        for (name, value) in headers {
-            block.append(contentsOf: name.utf8)
-            block.append(contentsOf: ": ".utf8)
-            block.append(contentsOf: value.utf8)
-            block.append(contentsOf: "\r\n".utf8)
-        }
+        block.reserveCapacity(block.count + shared.count + 128)
+        headerLines(first, into: &block)
+        block.append(contentsOf: shared)
+        headerLines(last, into: &block)
         block.append(contentsOf: "\r\n".utf8)
         return block
+    }
+
+    /// `Name: value` lines.
+    static func headerLines(_ headers: [(String, String)], into out: inout [UInt8]) {
+        for (name, value) in headers {
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
     }
 
     static func publish(subject: String, replyTo: String, headerBlock: [UInt8], payload: [UInt8], into buffer: inout ByteBuffer) {

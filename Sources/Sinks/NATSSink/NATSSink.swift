@@ -138,17 +138,18 @@ public actor NATSSink: SinkSession {
         var sent: [EventLoopFuture<[NATSConnection.Reply]>] = []
         for transaction in transactions {
             let events = transaction.events.filter { $0.operation != .ddl }
-            let position = transaction.position.persistedJSON
-            let prior = before?.persistedJSON ?? ""
+            // The headers every message of the transaction shares, made once for it.
+            var shared: [UInt8] = []
+            NATSEncoder.headerLines([("Ferry-Pipeline", configuration.pipeline), ("Ferry-Sink", name),
+                                     ("Ferry-Position", transaction.position.persistedJSON), ("Ferry-Previous", before?.persistedJSON ?? "")],
+                                    into: &shared)
             for (index, event) in events.enumerated() {
                 if connection == nil { connection = try await connected() }
                 var payload: [UInt8] = []
                 writer.write(event, processedAtMillis: now, into: &payload)
                 payload.removeLast()
-                let headerBlock = NATSEncoder.headerBlock([
-                    ("Nats-Msg-Id", event.stableID), ("Ferry-Pipeline", configuration.pipeline), ("Ferry-Sink", name),
-                    ("Ferry-Position", position), ("Ferry-Previous", prior), ("Ferry-Last", index == events.count - 1 ? "1" : "0"),
-                ])
+                let headerBlock = NATSEncoder.headerBlock([("Nats-Msg-Id", event.stableID)], shared: shared,
+                                                          [("Ferry-Last", index == events.count - 1 ? "1" : "0")])
                 // The server ends the connection on a message over its limit: such a change is
                 // refused here, with its table and position, instead of failing the batch for ever.
                 if let limit = connection?.maximumPayload, payload.count + headerBlock.count > limit {

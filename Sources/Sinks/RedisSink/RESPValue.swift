@@ -103,15 +103,6 @@ public enum RESPDecoder {
     }
 }
 
-/// Writes commands as RESP arrays of bulk strings (binary-safe).
-public enum RESPEncoder {
-    public static func encode(_ command: [[UInt8]], into buffer: inout ByteBuffer) {
-        var writer = RESPCommandWriter()
-        writer.command(command)
-        buffer.writeBytes(writer.bytes)
-    }
-}
-
 /// Commands in RESP (arrays of bulk strings) written straight into one byte array, without an
 /// array per argument: a batch of a hundred thousand hash rows has millions of arguments.
 public struct RESPCommandWriter {

@@ -5,7 +5,7 @@ import NIOCore
 import NIOPosix
 
 /// One connection to Redis: commands are pipelined (written together, flushed once) and each
-/// reply completes the oldest waiting command. The protocol logic is `RESPDecoder`/`RESPEncoder`;
+/// reply completes the oldest waiting command. The protocol logic is `RESPDecoder`/`RESPCommandWriter`;
 /// this is the thin driver around a NIO channel.
 final class RedisConnection: Sendable {
     private let channel: any Channel
@@ -31,21 +31,16 @@ final class RedisConnection: Sendable {
     var isClosed: Bool { !channel.isActive }
 
     /// Sends every command and returns their replies in order. Error replies are returned, not
-    /// thrown; a broken connection throws. One promise stands for the whole group: awaiting one
-    /// future per command costs more than Redis takes to run it.
+    /// thrown; a broken connection throws.
     func send(_ commands: [[[UInt8]]]) async throws -> [RESPValue] {
-        var buffer = channel.allocator.buffer(capacity: commands.count * 64)
-        for command in commands { RESPEncoder.encode(command, into: &buffer) }
-        let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
-        try await channel.eventLoop.flatSubmit { [channel, handler] in
-            handler.expect(commands.count, promise)
-            return channel.writeAndFlush(buffer)
-        }.get()
-        return try await promise.futureResult.get()
+        var writer = RESPCommandWriter()
+        for command in commands { writer.command(command) }
+        return try await write(writer.bytes, commands: writer.count).get()
     }
 
     /// Writes `commands` commands already encoded; their replies arrive, in order, through the
-    /// future. Pieces written one after another are answered in the order they were written.
+    /// future (one promise for the group: awaiting one future per command costs more than Redis
+    /// takes to run it). Pieces written one after another are answered in the order written.
     func write(_ encoded: [UInt8], commands: Int) async throws -> EventLoopFuture<[RESPValue]> {
         var buffer = channel.allocator.buffer(capacity: encoded.count)
         buffer.writeBytes(encoded)
