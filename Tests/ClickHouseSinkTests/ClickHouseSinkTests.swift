@@ -84,6 +84,27 @@ import Testing
         #expect(try bytes(.decimal("1.500"), .decimal(precision: 9, scale: 2)) == [150, 0, 0, 0], "trailing zeros lose nothing")
     }
 
+    /// Decimal text → scaled integer, exactly or not at all.
+    @Test func decimalTextScalesExactly() {
+        let scaled = { (text: String, precision: Int, scale: Int) in RowBinaryWriter.scaledDecimal(text, scale: scale, precision: precision) }
+        #expect(scaled("12.34", 9, 2) == 1234)
+        #expect(scaled("-0.05", 9, 2) == -5)
+        #expect(scaled(".5", 9, 2) == 50)
+        #expect(scaled("+7", 9, 2) == 700)
+        #expect(scaled("7.", 9, 2) == 700)
+        #expect(scaled("0.00", 9, 2) == 0)
+        #expect(scaled("000123.4000", 5, 2) == 12_340, "leading and trailing zeros are not significant")
+        #expect(scaled("1.0050", 9, 2) == nil, "a digit beyond the scale would be lost")
+        #expect(scaled("0.001", 9, 2) == nil)
+        #expect(scaled("1234.5", 5, 2) == nil, "six significant digits in Decimal(5, 2)")
+        #expect(scaled(String(repeating: "9", count: 38), 38, 0) == Int128(String(repeating: "9", count: 38)))
+        #expect(scaled(String(repeating: "9", count: 39), 38, 0) == nil, "one digit more than Decimal(38) holds, without overflowing")
+        #expect(scaled("9" + String(repeating: "0", count: 37), 38, 2) == nil, "the scale's digits count too")
+        for bad in ["", "-", ".", "1.2.3", "1e5", " 1", "1,5", "--1"] {
+            #expect(scaled(bad, 9, 2) == nil, "'\(bad)'")
+        }
+    }
+
     @Test func daysSinceTheEpochFollowTheGregorianCalendar() {
         #expect(RowBinaryWriter.daysSinceEpoch(DateValue(year: 1970, month: 1, day: 1)) == 0)
         #expect(RowBinaryWriter.daysSinceEpoch(DateValue(year: 2000, month: 3, day: 1)) == 11_017)

@@ -26,6 +26,15 @@ import Testing
         #expect(BinlogCoordinates(parsing: ":12") == nil)
     }
 
+    @Test func fileSequenceIsTheNumberAfterTheLastDot() {
+        #expect(BinlogCoordinates(file: "mariadb-bin.000042", offset: 4).fileSequence == 42)
+        #expect(BinlogCoordinates(file: "my.host-bin.1000000", offset: 4).fileSequence == 1_000_000)
+        #expect(BinlogCoordinates(file: "binlog.18446744073709551615", offset: 4).fileSequence == UInt64.max)
+        for name in ["binlog", "binlog.", "binlog.00a1", "binlog.18446744073709551616", "binlog.-1"] {
+            #expect(BinlogCoordinates(file: name, offset: 4).fileSequence == nil, "\(name)")
+        }
+    }
+
     @Test func mariadbGTIDPositions() {
         let position = MariaDBGTIDPosition(parsing: "1-2-7, 0-1-100")
         #expect(position?.description == "0-1-100,1-2-7")

@@ -25,8 +25,18 @@ public struct BinlogCoordinates: Sendable, Hashable, Comparable, Codable, Custom
 
     /// The numeric extension of the file name, when it has one.
     public var fileSequence: UInt64? {
-        guard let dot = file.lastIndex(of: ".") else { return nil }
-        return UInt64(file[file.index(after: dot)...])
+        // Over the UTF-8 bytes: sinks that version rows read this for every change.
+        let utf8 = file.utf8
+        guard let dot = utf8.lastIndex(of: UInt8(ascii: ".")), utf8.index(after: dot) != utf8.endIndex else { return nil }
+        var sequence: UInt64 = 0
+        for byte in utf8[utf8.index(after: dot)...] {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let (times10, overflow) = sequence.multipliedReportingOverflow(by: 10)
+            let (sum, carry) = times10.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+            guard !overflow, !carry else { return nil }
+            sequence = sum
+        }
+        return sequence
     }
 
     public static func < (lhs: Self, rhs: Self) -> Bool {

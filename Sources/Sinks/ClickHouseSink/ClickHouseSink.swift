@@ -61,10 +61,10 @@ public actor ClickHouseSink: SinkSession {
         var event: ChangeEvent
     }
 
+    /// A table's changes in a batch, in order; `flush` keeps each key's last.
     private struct PendingTable {
         var schema: TableSchema
         var rows: [PendingRow] = []
-        var index: [[Value]: Int] = [:]
     }
 
     public nonisolated let name: String
@@ -120,6 +120,8 @@ public actor ClickHouseSink: SinkSession {
         guard let last = transactions.last else { return }
         pending = [:]
         pendingOrder = []
+        // A batch's changes come in runs of one table: its target is named once per run.
+        var lastTable: (source: TableName, target: String)?
         for transaction in transactions {
             for event in transaction.events {
                 if event.operation == .ddl {
@@ -133,11 +135,18 @@ public actor ClickHouseSink: SinkSession {
                                                      execute: tableChanger, logger: logger)
                     }
                     columnTypes = [:]
+                    lastTable = nil
                     continue
                 }
                 guard let schema = event.schema else { continue }
-                let table = configuration.targetTable(event.table)
-                try targets.register(table, for: event.table, sink: name)
+                let table: String
+                if let lastTable, lastTable.source == event.table {
+                    table = lastTable.target
+                } else {
+                    table = configuration.targetTable(event.table)
+                    try targets.register(table, for: event.table, sink: name)
+                    lastTable = (event.table, table)
+                }
                 guard !schema.primaryKey.isEmpty else {
                     throw ClickHouseSinkError.rejected(sink: name, table: event.table, position: event.source.position,
                                                        message: "the table has no primary key, which ClickHouse needs to replace rows",
@@ -173,18 +182,12 @@ public actor ClickHouseSink: SinkSession {
     }
 
     private func add(_ table: String, _ schema: TableSchema, _ row: PendingRow) {
-        let key = schema.primaryKey.map { row.row[$0] }
         if pending[table] == nil {
             pending[table] = PendingTable(schema: schema)
             pendingOrder.append(table)
         }
         // In place: a copy of the pending table would copy its rows on every change.
-        if let at = pending[table]!.index[key] {
-            pending[table]!.rows[at] = row
-        } else {
-            pending[table]!.index[key] = pending[table]!.rows.count
-            pending[table]!.rows.append(row)
-        }
+        pending[table]!.rows.append(row)
     }
 
     /// Inserts every pending table's rows, one INSERT per table.
@@ -220,8 +223,9 @@ public actor ClickHouseSink: SinkSession {
                                                message: "\(table) has no column \(schema.columnName(index)) of the primary key",
                                                fix: "add the column to the ClickHouse table, or drop the table so ferry creates it again")
         }
-        var body = RowBinaryWriter(reservingCapacity: pendingTable.rows.count * (columns.count * 8 + 9))
-        for pendingRow in pendingTable.rows {
+        let rows = RowOperations.lastPerKey(pendingTable.rows, key: schema.primaryKey) { $0.row }
+        var body = RowBinaryWriter(reservingCapacity: rows.count * (columns.count * 8 + 9))
+        for pendingRow in rows {
             for column in columns {
                 do {
                     try body.write(pendingRow.row[column.index], as: column.type)

@@ -6,6 +6,7 @@ import FerryCore
 /// byte before the value. A value the type cannot hold exactly is refused, never rounded or wrapped.
 struct RowBinaryWriter {
     private(set) var bytes: [UInt8] = []
+    private var scratch: [UInt8] = []
 
     init(reservingCapacity capacity: Int = 0) {
         bytes.reserveCapacity(capacity)
@@ -43,11 +44,16 @@ struct RowBinaryWriter {
             switch value {
             // ClickHouse strings are bytes, so ill-formed text keeps the source's exact bytes.
             case .bytes(let raw), .illFormedText(let raw): writeString(raw)
+            case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): writeString(text)
             case .geometry(let geometry):
                 var raw: [UInt8] = []
                 withUnsafeBytes(of: geometry.srid.littleEndian) { raw.append(contentsOf: $0) }
                 writeString(raw + geometry.wkb)
-            default: writeString(ValueJSON.plainText(value) ?? [])
+            default:
+                // Other values as their plain text, through one reused buffer: the length comes first.
+                scratch.removeAll(keepingCapacity: true)
+                _ = ValueJSON.appendPlainText(value, to: &scratch)
+                writeString(scratch)
             }
         case .fixedString(let length):
             let raw: [UInt8]
@@ -95,22 +101,28 @@ struct RowBinaryWriter {
 
     /// The bytes of `value` as one little-endian integer of `bytes` bytes.
     mutating func append(_ value: UInt64, bytes count: Int) {
-        var remaining = value
-        for _ in 0..<count {
-            bytes.append(UInt8(truncatingIfNeeded: remaining))
-            remaining >>= 8
-        }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0.prefix(count)) }
     }
 
     mutating func writeString(_ raw: [UInt8]) {
-        var length = raw.count
+        writeLength(raw.count)
+        bytes.append(contentsOf: raw)
+    }
+
+    mutating func writeString(_ text: String) {
+        writeLength(text.utf8.count)
+        bytes.append(contentsOf: text.utf8)
+    }
+
+    /// LEB128, as RowBinary prefixes strings.
+    private mutating func writeLength(_ count: Int) {
+        var length = count
         repeat {
             var byte = UInt8(length & 0x7f)
             length >>= 7
             if length > 0 { byte |= 0x80 }
             bytes.append(byte)
         } while length > 0
-        bytes.append(contentsOf: raw)
     }
 
     private mutating func writeDefault(_ type: ClickHouseType) {
@@ -149,15 +161,15 @@ struct RowBinaryWriter {
 
     /// Decimal32/64/128 by precision: the value times 10^scale as a two's-complement integer.
     private mutating func writeDecimal(_ value: Value, precision: Int, scale: Int) throws(RowBinaryError) {
-        let text: String
+        let scaled: Int128?
         switch value {
-        case .decimal(let digits): text = digits
-        case .int(let number): text = String(number)
-        case .uint(let number): text = String(number)
+        case .decimal(let digits): scaled = Self.scaledDecimal(digits, scale: scale, precision: precision)
+        case .int(let number): scaled = Self.scaledDecimal(String(number), scale: scale, precision: precision)
+        case .uint(let number): scaled = Self.scaledDecimal(String(number), scale: scale, precision: precision)
         default: throw Self.mismatch(value, .decimal(precision: precision, scale: scale))
         }
-        guard let scaled = Self.scaledDecimal(text, scale: scale, precision: precision) else {
-            throw RowBinaryError("\(text) does not fit Decimal(\(precision), \(scale)) exactly")
+        guard let scaled else {
+            throw RowBinaryError("\(Self.text(value)) does not fit Decimal(\(precision), \(scale)) exactly")
         }
         let size = Self.decimalBytes(precision)
         let low = UInt64(truncatingIfNeeded: scaled)
@@ -170,25 +182,57 @@ struct RowBinaryWriter {
     }
 
     /// `"-12.5"` at scale 2 → -1250; `nil` when digits would be lost or the precision exceeded.
+    /// One pass over the UTF-8 bytes: this runs for every DECIMAL cell.
     static func scaledDecimal(_ text: String, scale: Int, precision: Int) -> Int128? {
-        var digits = Substring(text)
-        let negative = digits.first == "-"
-        if negative || digits.first == "+" { digits = digits.dropFirst() }
-        let parts = digits.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-        let whole = parts[0]
-        var fraction = parts.count > 1 ? parts[1] : ""
-        // Trailing zeros beyond the scale lose nothing.
-        while fraction.count > scale, fraction.last == "0" { fraction = fraction.dropLast() }
-        guard fraction.count <= scale, !(whole.isEmpty && fraction.isEmpty),
-              (whole + fraction).allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        var result: Int128 = 0
-        var significant = 0
-        for character in whole + fraction + String(repeating: "0", count: scale - fraction.count) {
-            result = result * 10 + Int128(character.wholeNumberValue!)
-            if result > 0 { significant += 1 }
+        var text = text
+        return text.withUTF8 { utf8 -> Int128? in
+            var index = 0
+            let negative = utf8.first == UInt8(ascii: "-")
+            if negative || utf8.first == UInt8(ascii: "+") { index = 1 }
+            var result: Int128 = 0
+            var significant = 0
+            // Shifts one digit in; false once the precision would be exceeded (before Int128 could overflow).
+            func push(_ digit: UInt8) -> Bool {
+                if result > 0 || digit > 0 {
+                    guard significant < precision else { return false }
+                    significant += 1
+                }
+                result = result * 10 + Int128(digit)
+                return true
+            }
+            var digits = 0
+            var fractionDigits = 0
+            var pendingZeros = 0
+            var inFraction = false
+            while index < utf8.count {
+                let byte = utf8[index]
+                index += 1
+                if byte == UInt8(ascii: "."), !inFraction {
+                    inFraction = true
+                    continue
+                }
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                digits += 1
+                if inFraction {
+                    // Zeros beyond the scale lose nothing; any other digit there would be lost.
+                    if fractionDigits + pendingZeros >= scale {
+                        guard byte == UInt8(ascii: "0") else { return nil }
+                        continue
+                    }
+                    if byte == UInt8(ascii: "0") {
+                        pendingZeros += 1
+                        continue
+                    }
+                    for _ in 0..<pendingZeros where !push(0) { return nil }
+                    fractionDigits += pendingZeros + 1
+                    pendingZeros = 0
+                }
+                guard push(byte - UInt8(ascii: "0")) else { return nil }
+            }
+            guard digits > 0 else { return nil }
+            for _ in fractionDigits..<scale where !push(0) { return nil }
+            return negative ? -result : result
         }
-        guard significant <= precision else { return nil }
-        return negative ? -result : result
     }
 
     private static func number(_ value: Value) -> Double? {

@@ -92,19 +92,28 @@ public struct RowOperations {
     /// The rows with each key's last row only, in order. Keys are compared by hash first, so the
     /// usual group — every key once — costs no key copies.
     public static func lastRowPerKey(_ rows: [Row], key: [Int]) -> [Row] {
-        var hashes = Set<Int>(minimumCapacity: rows.count)
+        lastPerKey(rows, key: key) { $0 }
+    }
+
+    /// `items` with each key's last item only, in order; `row` gives an item's row.
+    public static func lastPerKey<Item>(_ items: [Item], key: [Int], row: (Item) -> Row) -> [Item] {
+        var hashes = Set<Int>(minimumCapacity: items.count)
         var clash = false
-        for row in rows {
+        for item in items {
+            let values = row(item)
             var hasher = Hasher()
-            for column in key { hasher.combine(row[column]) }
+            for column in key { hasher.combine(values[column]) }
             if !hashes.insert(hasher.finalize()).inserted {
                 clash = true
                 break
             }
         }
-        guard clash else { return rows }
+        guard clash else { return items }
         var seen = Set<[Value]>()
-        return rows.reversed().filter { row in seen.insert(key.map { row[$0] }).inserted }.reversed()
+        return items.reversed().filter { item in
+            let values = row(item)
+            return seen.insert(key.map { values[$0] }).inserted
+        }.reversed()
     }
 
     /// A partial after image completed from the before image (columns absent from it keep
