@@ -38,10 +38,12 @@ extension Integration {
             "18446744073709551615",
         ]
 
-        static func sink(_ database: String, password: String? = nil, url: String? = nil, timeoutSeconds: Int = 10) throws -> ClickHouseSink {
-            ClickHouseSink(configuration: try .init(name: "olap", pipeline: "it", url: (url ?? TestEnvironment.value("FERRY_CLICKHOUSE_URL")) + "/" + database,
-                                                    password: password ?? TestEnvironment.value("FERRY_CLICKHOUSE_PASSWORD"), timeoutSeconds: timeoutSeconds),
-                           logger: TestEnvironment.logger)
+        static func sink(_ database: String, password: String? = nil, url: String? = nil, timeoutSeconds: Int = 10,
+                         recordInterval: Duration = .seconds(1)) throws -> ClickHouseSink {
+            var configuration = try ClickHouseSink.Configuration(name: "olap", pipeline: "it", url: (url ?? TestEnvironment.value("FERRY_CLICKHOUSE_URL")) + "/" + database,
+                                                                 password: password ?? TestEnvironment.value("FERRY_CLICKHOUSE_PASSWORD"), timeoutSeconds: timeoutSeconds)
+            configuration.recordInterval = recordInterval
+            return ClickHouseSink(configuration: configuration, logger: TestEnvironment.logger)
         }
 
         /// A query's rows, every value as text (`toString` in the query) or nil for NULL.
@@ -133,6 +135,31 @@ extension Integration {
             let reopened = try Self.sink("it_replay")
             #expect(try await reopened.open() == .binlog(file: "it.000001", offset: 300))
             try await reopened.close()
+        }
+
+        /// The position is written at most once per interval, after a schema change, and at close.
+        @Test func theOffsetsRowIsWrittenAtMostOncePerIntervalAndAtClose() async throws {
+            try Self.execute("DROP DATABASE IF EXISTS it_offsets")
+            let schema = Self.schema("t")
+            let sink = try Self.sink("it_offsets", recordInterval: .seconds(3600))
+            #expect(try await sink.open() == nil)
+            func recorded() async throws -> SourcePosition? {
+                let reader = try Self.sink("it_offsets")
+                let position = try await reader.open()
+                try await reader.close()
+                return position
+            }
+            try await sink.apply([Self.transaction(100, schema, [(.create, nil, Self.row(1, "one"))])])
+            #expect(try await recorded() == .binlog(file: "it.000001", offset: 100), "the first batch is recorded")
+            try await sink.apply([Self.transaction(200, schema, [(.create, nil, Self.row(2, "two"))])])
+            #expect(try await recorded() == .binlog(file: "it.000001", offset: 100), "within the interval: not yet")
+            #expect(try Self.query("SELECT toString(id) FROM it_offsets.t FINAL ORDER BY id") == [["1"], ["2"]], "the rows are there")
+            let wider = Self.schema("t", extra: [("extra", "int")])
+            try await sink.apply([Self.transaction(300, wider, [(.create, nil, Self.row(3, "three") + [.int(3)])], ddl: [.addColumn(schema.name, column: "extra", type: "int")])])
+            #expect(try await recorded() == .binlog(file: "it.000001", offset: 300), "a schema change is recorded at once")
+            try await sink.apply([Self.transaction(400, wider, [(.create, nil, Self.row(4, "four") + [.int(4)])])])
+            try await sink.close()
+            #expect(try await recorded() == .binlog(file: "it.000001", offset: 400), "close records the rest")
         }
 
         @Test func badInputAndBadServersAreClearErrors() async throws {

@@ -27,8 +27,10 @@ public protocol SinkSession: Sendable {
     func open() async throws -> SourcePosition?
 
     /// Applies `transactions` in order. When it returns, their changes and the position of the last
-    /// one are durable in the target (in one target transaction where the target has them). Never
-    /// called while another call on the same session is running.
+    /// one are durable in the target (in one target transaction where the target has them; a
+    /// target without transactions, whose rows carry versions so that a replay changes nothing,
+    /// may record the position later). Never called while another call on the same session is
+    /// running.
     func apply(_ transactions: [Transaction]) async throws
 
     /// Releases connections and files.

@@ -25,6 +25,10 @@ public actor ClickHouseSink: SinkSession {
         public var targetTable: @Sendable (TableName) -> String
         public var schemaChanges: SchemaChangePolicy
         public var timeoutSeconds: Int
+        /// `ferry_offsets` is written at most this often (and after a schema change, and at
+        /// close): every insert makes a part on the server, and a replay of what the table lags
+        /// behind changes nothing, since rows carry their versions.
+        public var recordInterval: Duration = .seconds(1)
 
         /// `url` is `http(s)://[user@]host:8123[/database]` (user `default`, database `default`).
         public init(name: String, pipeline: String, url: String, password: String?, targetTable: @escaping @Sendable (TableName) -> String = { $0.table },
@@ -58,7 +62,8 @@ public actor ClickHouseSink: SinkSession {
         var row: Row
         var deleted: Bool
         var version: UInt64
-        var event: ChangeEvent
+        /// The change's position, for errors (not the whole event: a batch holds tens of thousands).
+        var position: SourcePosition
     }
 
     /// A table's changes in a batch, in order; `flush` keeps each key's last.
@@ -77,6 +82,11 @@ public actor ClickHouseSink: SinkSession {
     private var columnTypes: [String: [(name: String, type: ClickHouseType?)]] = [:]
     private var pending: [String: PendingTable] = [:]
     private var pendingOrder: [String] = []
+    /// The last applied position not yet in `ferry_offsets`, and when that table was last written.
+    private var unrecorded: SourcePosition?
+    private var recordedAt: ContinuousClock.Instant?
+    /// A request failed: `close` does not write to a server that may not answer.
+    private var failed = false
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
@@ -111,6 +121,9 @@ public actor ClickHouseSink: SinkSession {
     }
 
     public func close() async throws {
+        if let position = unrecorded, !failed {
+            try? await record(position)
+        }
         try await client?.shutdown()
         client = nil
     }
@@ -122,6 +135,7 @@ public actor ClickHouseSink: SinkSession {
         pendingOrder = []
         // A batch's changes come in runs of one table: its target is named once per run.
         var lastTable: (source: TableName, target: String)?
+        var changedTables = false
         for transaction in transactions {
             for event in transaction.events {
                 if event.operation == .ddl {
@@ -136,6 +150,7 @@ public actor ClickHouseSink: SinkSession {
                     }
                     columnTypes = [:]
                     lastTable = nil
+                    changedTables = true
                     continue
                 }
                 guard let schema = event.schema else { continue }
@@ -156,29 +171,40 @@ public actor ClickHouseSink: SinkSession {
                 let version = UInt64(event.source.position.version)
                 switch event.operation {
                 case .create, .read:
-                    if let after = event.after { add(table, schema, PendingRow(row: after, deleted: false, version: version, event: event)) }
+                    if let after = event.after { add(table, schema, PendingRow(row: after, deleted: false, version: version, position: event.source.position)) }
                 case .update:
                     guard let before = event.before, let after = event.after else { continue }
                     if schema.primaryKey.contains(where: { after[$0] != .absent && before[$0] != after[$0] }) {
-                        add(table, schema, PendingRow(row: before, deleted: true, version: version, event: event))
+                        add(table, schema, PendingRow(row: before, deleted: true, version: version, position: event.source.position))
                     }
-                    add(table, schema, PendingRow(row: RowOperations.completed(after, from: before), deleted: false, version: version, event: event))
+                    add(table, schema, PendingRow(row: RowOperations.completed(after, from: before), deleted: false, version: version, position: event.source.position))
                 case .delete:
-                    if let before = event.before { add(table, schema, PendingRow(row: before, deleted: true, version: version, event: event)) }
+                    if let before = event.before { add(table, schema, PendingRow(row: before, deleted: true, version: version, position: event.source.position)) }
                 case .ddl:
                     continue
                 }
             }
         }
         try await flush()
+        if changedTables || recordedAt.map({ ContinuousClock.now - $0 >= configuration.recordInterval }) ?? true {
+            try await record(last.position)
+        } else {
+            unrecorded = last.position
+        }
+    }
+
+    /// Writes `position` as this sink's row of `ferry_offsets`.
+    private func record(_ position: SourcePosition) async throws {
         let written = UInt64(Date().timeIntervalSince1970 * 1_000_000)
         var body = RowBinaryWriter()
         body.writeString(Array(configuration.pipeline.utf8))
         body.writeString(Array(name.utf8))
-        body.writeString(Array(last.position.persistedJSON.utf8))
+        body.writeString(Array(position.persistedJSON.utf8))
         body.append(written, bytes: 8)
         body.append(written / 1_000_000, bytes: 4)
         try await insert("INSERT INTO \(offsetsTable) (pipeline, sink, position, version, written) FORMAT RowBinary", body.bytes)
+        recordedAt = .now
+        unrecorded = nil
     }
 
     private func add(_ table: String, _ schema: TableSchema, _ row: PendingRow) {
@@ -212,14 +238,14 @@ public actor ClickHouseSink: SinkSession {
             let column = schema.columnName(index)
             guard let declared = byName[column] else { continue }
             guard let type = declared else {
-                throw ClickHouseSinkError.rejected(sink: name, table: schema.name, position: pendingTable.rows[0].event.source.position,
+                throw ClickHouseSinkError.rejected(sink: name, table: schema.name, position: pendingTable.rows[0].position,
                                                    message: "column \(column) of \(table) has a type ferry cannot write",
                                                    fix: "declare it with a scalar type (String, numbers, Decimal, Date, DateTime, Enum) or drop it")
             }
             columns.append((index, type))
         }
         for index in schema.primaryKey where !columns.contains(where: { $0.index == index }) {
-            throw ClickHouseSinkError.rejected(sink: name, table: schema.name, position: pendingTable.rows[0].event.source.position,
+            throw ClickHouseSinkError.rejected(sink: name, table: schema.name, position: pendingTable.rows[0].position,
                                                message: "\(table) has no column \(schema.columnName(index)) of the primary key",
                                                fix: "add the column to the ClickHouse table, or drop the table so ferry creates it again")
         }
@@ -230,7 +256,7 @@ public actor ClickHouseSink: SinkSession {
                 do {
                     try body.write(pendingRow.row[column.index], as: column.type)
                 } catch {
-                    throw ClickHouseSinkError.rejected(sink: name, table: schema.name, position: pendingRow.event.source.position,
+                    throw ClickHouseSinkError.rejected(sink: name, table: schema.name, position: pendingRow.position,
                                                        message: "column \(schema.columnName(column.index)): \(error.description)",
                                                        fix: "declare the column as String (ferry writes exact text there) or as Nullable, or fix the row in the source")
                 }
@@ -240,7 +266,7 @@ public actor ClickHouseSink: SinkSession {
         }
         let names = columns.map { ClickHouseDialect.quoted(schema.columnName($0.index)) } + ["_version", "_deleted"]
         try await insert("INSERT INTO \(ClickHouseDialect.quoted(configuration.database)).\(ClickHouseDialect.quoted(table)) (\(names.joined(separator: ", "))) FORMAT RowBinary",
-                         body.bytes, table: schema.name, position: pendingTable.rows.last!.event.source.position)
+                         body.bytes, table: schema.name, position: pendingTable.rows.last!.position)
     }
 
     private nonisolated var tableReader: @Sendable (String) async throws -> TargetTable { { try await self.describe($0) } }
@@ -311,9 +337,13 @@ public actor ClickHouseSink: SinkSession {
             status = response.status
             text = String(buffer: try await response.body.collect(upTo: 64 << 20))
         } catch {
+            failed = true
             throw ClickHouseSinkError.unavailable(sink: name, message: "\(Secrets.redactedURL(configuration.url)): \(error)")
         }
-        guard status == .ok else { throw ClickHouseSinkError(status: Int(status.code), answer: text, sink: name, table: table, position: position) }
+        guard status == .ok else {
+            failed = true
+            throw ClickHouseSinkError(status: Int(status.code), answer: text, sink: name, table: table, position: position)
+        }
         return text
     }
 }
