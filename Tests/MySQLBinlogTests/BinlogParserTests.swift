@@ -75,6 +75,30 @@ import Testing
         #expect(records[5].header.logPosition == encoder.position)
     }
 
+    /// A repeated TABLE_MAP (every transaction of a table sends one) gives the map decoded the
+    /// first time; a different map under the same id, or after a new FORMAT_DESCRIPTION, is decoded.
+    @Test func repeatedTableMapsAreRecognisedAndChangedOnesDecoded() throws {
+        var encoder = BinlogEventEncoder()
+        var parser = BinlogParser()
+        _ = try parser.parse(encoder.formatDescription())
+        func map(_ body: [UInt8]) throws -> TableMapEvent? {
+            guard case .tableMap(let map) = try parser.parse(encoder.event(.tableMap, body: body)).event else { return nil }
+            return map
+        }
+        let first = try #require(try map(Self.itemsTableMap()))
+        #expect(try map(Self.itemsTableMap()) == first)
+        #expect(first.optional.columnNames == ["id", "name", "price", "at"])
+        let withoutNames = try #require(try map(Self.itemsTableMap(withMetadata: false)))
+        #expect(withoutNames.tableID == 42 && withoutNames.optional.columnNames == nil, "same id, other bytes: decoded again")
+        #expect(parser.tableMap(for: 42) == withoutNames)
+        #expect(try map(Self.itemsTableMap()) == first, "and back")
+        let other = try #require(try map(Self.itemsTableMap(tableID: 43, withMetadata: false)))
+        #expect(other.tableID == 43 && parser.tableMap(for: 42) == first)
+        _ = try parser.parse(encoder.formatDescription())
+        #expect(parser.tableMap(for: 42) == nil, "a new FORMAT_DESCRIPTION forgets every map")
+        #expect(try map(Self.itemsTableMap()) == first)
+    }
+
     @Test func minimalRowImagesLeaveColumnsAbsent() throws {
         var encoder = BinlogEventEncoder()
         let after = BinlogEventEncoder.rowImage([le(UInt32(7), 4), [1, 0x79]])

@@ -12,7 +12,12 @@ public struct FormatDescriptionEvent: Sendable, Equatable {
     }
 
     public var binlogVersion: UInt16
-    public var serverVersion: String
+    public var serverVersion: String {
+        didSet { isMariaDB = Self.isMariaDB(serverVersion) }
+    }
+    /// Kept, not computed: the parser asks for every table map, and a case-insensitive search
+    /// there cost a tenth of a stream of small transactions.
+    public private(set) var isMariaDB: Bool
     public var createTimestamp: UInt32
     public var headerLength: UInt8
     /// Post-header length per event type, indexed by `type - 1`.
@@ -23,13 +28,14 @@ public struct FormatDescriptionEvent: Sendable, Equatable {
                 postHeaderLengths: [UInt8], checksumAlgorithm: ChecksumAlgorithm) {
         self.binlogVersion = binlogVersion
         self.serverVersion = serverVersion
+        self.isMariaDB = Self.isMariaDB(serverVersion)
         self.createTimestamp = createTimestamp
         self.headerLength = headerLength
         self.postHeaderLengths = postHeaderLengths
         self.checksumAlgorithm = checksumAlgorithm
     }
 
-    public var isMariaDB: Bool { serverVersion.lowercased().contains("mariadb") }
+    static func isMariaDB(_ version: String) -> Bool { version.lowercased().contains("mariadb") }
 
     /// The post-header length the server declared for `type`, if it declared one.
     public func postHeaderLength(of type: UInt8) -> Int? {

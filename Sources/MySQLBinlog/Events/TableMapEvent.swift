@@ -86,6 +86,12 @@ public struct TableMapEvent: Sendable, Equatable {
         return type == .enumeration || type == .set
     }
 
+    /// The table id at the start of a TABLE_MAP body, without decoding the rest.
+    static func tableID(of body: ByteBuffer, postHeaderLength: Int) -> UInt64? {
+        var reader = body
+        return try? reader.readUnsignedLE(byteCount: postHeaderLength == 6 ? 4 : 6)
+    }
+
     static func decode(from body: inout ByteBuffer, postHeaderLength: Int, mariadb: Bool) throws -> TableMapEvent {
         let tableID = try body.readUnsignedLE(byteCount: postHeaderLength == 6 ? 4 : 6)
         let flags: UInt16 = try body.readLE()
