@@ -319,7 +319,10 @@ final class SnapshotWindows: Sendable {
                 append(.delete, before: before, after: nil)
             }
         }
-        for row in rows where window.keyIndexes.isEmpty || !window.changedKeys.contains(window.keyIndexes.map { row[$0] }) {
+        // Usually nothing changed while the chunk was read: then no row's key is built to look up.
+        let skipsChanged = !window.keyIndexes.isEmpty && !window.changedKeys.isEmpty
+        transaction.events.reserveCapacity(transaction.events.count + rows.count)
+        for row in rows where !skipsChanged || !window.changedKeys.contains(window.keyIndexes.map { row[$0] }) {
             append(.read, before: nil, after: row)
         }
         window.deliveredRows = transaction.events.count - rowsBefore
