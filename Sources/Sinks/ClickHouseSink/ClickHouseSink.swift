@@ -250,6 +250,9 @@ public actor ClickHouseSink: SinkSession {
                                                fix: "add the column to the ClickHouse table, or drop the table so ferry creates it again")
         }
         let rows = RowOperations.lastPerKey(pendingTable.rows, key: schema.primaryKey) { $0.row }
+        // Encoded whole and sent with its length, not streamed while encoded: ClickHouse (18.16)
+        // takes a chunked body cut short — a row refused halfway, a lost connection — as complete
+        // and inserts the rows it got.
         var body = RowBinaryWriter(reservingCapacity: rows.count * (columns.count * 8 + 9))
         for pendingRow in rows {
             for column in columns {
