@@ -44,7 +44,7 @@ struct MySQLTransactionSource: TransactionSource {
             let extended = try await documents.extend(transaction, retryingWhile: MySQLSource.isLostConnection) { error, wait in
                 logger.warning("lost the connection that renders documents; retrying", metadata: [
                     LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(transaction.position)", LoggingKeys.error: .error(error),
-                    "ferry.retry_in_s": "\(wait)",
+                    LoggingKeys.retryIn: .seconds(wait),
                 ])
             }
             try await plainDeliver(extended)

@@ -161,7 +161,7 @@ public struct MySQLSource: Sendable {
                 logger.warning("lost the binlog connection; reconnecting", metadata: [
                     LoggingKeys.source: "\(configuration.name)", LoggingKeys.error: .error(error),
                     LoggingKeys.position: "\(session.assembler.resumePosition.map { "\($0)" } ?? "start")",
-                    "ferry.retry_in_s": "\((wait * 10).rounded() / 10)",
+                    LoggingKeys.retryIn: .seconds(wait),
                 ])
                 try await ReconnectBackoff.wait(wait)
                 session.prepareReconnect()

@@ -56,7 +56,7 @@ extension MySQLSource {
             } catch let error where Self.isLostConnection(error) && !Task.isCancelled {
                 let wait = try backoff.delay(after: error)
                 logger.warning("lost the source connection while \(doing); retrying", metadata: [
-                    LoggingKeys.source: "\(configuration.name)", LoggingKeys.error: .error(error), "ferry.retry_in_s": "\((wait * 10).rounded() / 10)",
+                    LoggingKeys.source: "\(configuration.name)", LoggingKeys.error: .error(error), LoggingKeys.retryIn: .seconds(wait),
                 ])
                 try await ReconnectBackoff.wait(wait)
             }

@@ -172,7 +172,7 @@ struct SinkWorker: Sendable {
         }) { error, attempt, wait in
             logger.warning("sink write failed; retrying", metadata: [
                 LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: .error(error), LoggingKeys.position: "\(batch.last!.position)",
-                "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(Int(wait * 1000)) ms",
+                "ferry.attempt": "\(attempt)", LoggingKeys.retryIn: .seconds(wait),
             ])
         }
     }
@@ -270,7 +270,7 @@ final class OwnedSession {
             }
         }) { error, attempt, wait in
             logger.warning("sink not ready; retrying", metadata: [LoggingKeys.sink: "\(sink.name)", LoggingKeys.error: .error(error),
-                                                                   "ferry.attempt": "\(attempt)", "ferry.retry_in_s": "\(wait)"])
+                                                                   "ferry.attempt": "\(attempt)", LoggingKeys.retryIn: .seconds(wait)])
         }
     }
 

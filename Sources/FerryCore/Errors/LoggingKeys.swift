@@ -10,9 +10,17 @@ public enum LoggingKeys {
     public static let position = "ferry.position"
     /// The error; its value is made by `Logger.MetadataValue.error(_:)` so its code travels typed.
     public static let error = "ferry.error"
+    /// Seconds until the next attempt of something that failed; its value is made by
+    /// `Logger.MetadataValue.seconds(_:)`.
+    public static let retryIn = "ferry.retry_in_s"
 }
 
 extension Logger.MetadataValue {
+    /// A duration in seconds, to a tenth, as every `_s` key gives it.
+    public static func seconds(_ seconds: Double) -> Logger.MetadataValue {
+        .string("\((seconds * 10).rounded() / 10)")
+    }
+
     /// An error as log metadata: printed as it describes itself, and, when it has a ferry error
     /// code, carrying that code for whoever records the entry (`FerryError.code(of:)`).
     public static func error(_ error: any Error) -> Logger.MetadataValue {

@@ -206,7 +206,7 @@ struct Snapshotter: Sendable {
                     let wait = try backoff.delay(after: error)
                     logger.warning("lost a snapshot connection; the table goes on at its first chunk not delivered", metadata: [
                         LoggingKeys.source: "\(configuration.name)", LoggingKeys.table: "\(record.table)", LoggingKeys.error: .error(error),
-                        "ferry.retry_in_s": "\((wait * 10).rounded() / 10)",
+                        LoggingKeys.retryIn: .seconds(wait),
                     ])
                     try await ReconnectBackoff.wait(wait)
                     break
