@@ -16,6 +16,14 @@ struct ReconnectBackoff {
     /// After a success: the next loss waits the first delay again.
     mutating func reset() { failures = 0 }
 
+    /// Seconds to wait after `error` when the failed attempt made progress (or not): progress
+    /// counts as a success, so a long job that keeps moving between losses never spends its
+    /// attempts.
+    mutating func delay(after error: any Error, progressed: Bool) throws -> Double {
+        if progressed { reset() }
+        return try delay(after: error)
+    }
+
     /// Seconds to wait after `error`; throws it when the attempts allowed are spent.
     mutating func delay(after error: any Error) throws -> Double {
         failures += 1

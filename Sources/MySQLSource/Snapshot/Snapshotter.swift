@@ -193,6 +193,7 @@ struct Snapshotter: Sendable {
                 continue
             }
             for record in open {
+                let deliveredBefore = try await deliveredChunks(of: record.table)
                 do {
                     try await snapshot(record, useSignalTable: useSignalTable)
                     backoff.reset()
@@ -203,7 +204,7 @@ struct Snapshotter: Sendable {
                 } catch let error where MySQLSource.isLostConnection(error) && !Task.isCancelled {
                     // Delivered chunks are recorded and the open windows were cancelled: the
                     // table goes on at its first chunk not delivered, as after a restart.
-                    let wait = try backoff.delay(after: error)
+                    let wait = try backoff.delay(after: error, progressed: try await deliveredChunks(of: record.table) > deliveredBefore)
                     logger.warning("lost a snapshot connection; the table goes on at its first chunk not delivered", metadata: [
                         LoggingKeys.source: "\(configuration.name)", LoggingKeys.table: "\(record.table)", LoggingKeys.error: .error(error),
                         LoggingKeys.retryIn: .seconds(wait),
@@ -213,6 +214,12 @@ struct Snapshotter: Sendable {
                 }
             }
         }
+    }
+
+    /// How many of the table's chunks are delivered: a lost connection after progress waits the
+    /// first delay again.
+    private func deliveredChunks(of table: TableName) async throws -> Int {
+        try await store.snapshotChunks(pipeline: pipeline, table: table).count { $0.deliveredAt != nil }
     }
 
     /// Chooses the watermarks (creating the signal table), marks chunks delivered after the resume
