@@ -165,6 +165,27 @@ import Testing
         #expect(try text("sjis", [0x5C, 0x81, 0x5F, 0x81, 0x60, 0x7E]) == .string("\\\\〜~"))
         #expect(try text("latin2", Array("plain".utf8)) == .string("plain"))
         #expect(throws: BinlogDecodingError.self) { try text("gbk", [0x41, 0x81]) }
+        #expect(try text("gbk", [214, 208, 206, 196]) == .string("中文"), "a converter given back after a failure reads the next value")
+    }
+
+    /// Converters are reused across values and tasks: each value converted alone, exactly.
+    @Test func iconvConvertersServeConcurrentDecoders() async throws {
+        let words: [(bytes: [UInt8], text: String)] = [([214, 208, 206, 196], "中文"), ([0x41, 0xC4, 0xE3, 0xBA, 0xC3], "A你好"), ([0x41, 0x81], "")]
+        let results = await withTaskGroup(of: [Bool].self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    (0..<300).map { index in
+                        let word = words[(index + task) % words.count]
+                        let decoded = word.bytes.withUnsafeBytes { CharacterSet.converted(server: "gbk", iconv: "GBK", maximumBytes: 2).decode($0) }
+                        return word.text.isEmpty ? decoded == nil : decoded == word.text
+                    }
+                }
+            }
+            var all: [Bool] = []
+            for await part in group { all += part }
+            return all
+        }
+        #expect(results.count == 2_400 && results.allSatisfy { $0 })
     }
 
     /// Ill-formed UTF-8 is found whatever its shape, including a 4-byte sequence cut to 3 bytes
