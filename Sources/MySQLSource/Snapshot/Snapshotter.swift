@@ -275,11 +275,22 @@ struct Snapshotter: Sendable {
     private func chooseWatermarks(_ query: MySQLConnection) async throws -> Bool {
         switch settings.watermarks {
         case .signalTable:
+            if let filter = try await signalTableFilter(query) {
+                throw FerryError(code: .snapshotSignalTable,
+                                 message: "the server leaves the signal table \(settings.signalTable) out of its binlog (\(filter)): its watermarks would never reach the stream and every snapshot chunk would wait for ever",
+                                 context: [("source", configuration.name)],
+                                 fix: "log the database \(settings.signalTable.database) (binlog_do_db / binlog_ignore_db in the server's configuration), set snapshot.signal_table to a table of a logged database, or set snapshot: { watermarks: binlog }")
+            }
             try await createSignalTable(query)
             return true
         case .binlog:
             return false
         case .auto:
+            if let filter = try await signalTableFilter(query) {
+                logger.notice("the server leaves the signal table's database out of its binlog; snapshots use binlog positions as watermarks",
+                              metadata: [LoggingKeys.source: "\(configuration.name)", "ferry.signal_table": "\(settings.signalTable)", "ferry.filter": "\(filter)"])
+                return false
+            }
             do {
                 try await createSignalTable(query)
                 // Creating needs CREATE; writing needs INSERT and DELETE: try both once.
@@ -298,6 +309,27 @@ struct Snapshotter: Sendable {
                 return false
             }
         }
+    }
+
+    /// The server's binlog filter that leaves the signal table out (`binlog_ignore_db=ferry`), or
+    /// nil when its rows are logged. With row-based logging the filters apply to the database of
+    /// the table written.
+    private func signalTableFilter(_ query: MySQLConnection) async throws -> String? {
+        let status = try await query.query("SHOW MASTER STATUS")
+        return Self.binlogFilter(leavingOut: settings.signalTable.database, doDB: status.value("Binlog_Do_DB") ?? "",
+                                 ignoreDB: status.value("Binlog_Ignore_DB") ?? "")
+    }
+
+    /// Which of `binlog_do_db` (comma-separated; empty logs every database) and `binlog_ignore_db`
+    /// leaves `database` out of the binlog, as the setting would be written; nil when neither does.
+    static func binlogFilter(leavingOut database: String, doDB: String, ignoreDB: String) -> String? {
+        func names(_ list: String) -> [String] {
+            list.split(separator: ",").map { name in String(name.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }.filter { !$0.isEmpty }
+        }
+        let logged = names(doDB)
+        if !logged.isEmpty, !logged.contains(database) { return "binlog_do_db=\(logged.joined(separator: ","))" }
+        if names(ignoreDB).contains(database) { return "binlog_ignore_db=\(database)" }
+        return nil
     }
 
     static func isSafe(_ delivered: SourcePosition, resume: SourcePosition?) -> Bool {
