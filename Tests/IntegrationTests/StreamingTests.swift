@@ -113,8 +113,10 @@ extension Integration {
             }
             let streamed = await created.all.sorted()
             #expect(streamed == ((rows + 1)...(rows + 50)).map(Int64.init), "streamed rows lost or doubled")
-            let states = try await store.snapshotTables(pipeline: "restart").map(\.state)
-            #expect(states == [.done])
+            // The table is recorded done after its last chunk's rows are delivered and its readers end.
+            try await waitUntil("the table's snapshot recorded done", seconds: 60) {
+                try await store.snapshotTables(pipeline: "restart").map(\.state) == [.done]
+            }
             follower.cancel()
             _ = await follower.result
             try await store.close()
