@@ -71,7 +71,7 @@ public final class MySQLDocumentRows: DocumentRowSource, @unchecked Sendable {
                 : "(\(columns.map(backquoted).joined(separator: ", "))) IN ((\(tuples.joined(separator: "), ("))))"
             let sql = "SELECT \(table.selectList) FROM \(table.quotedName) WHERE \(condition)\(order)"
             var found: [Row] = []
-            try await connection.query(sql) { row in found.append(try table.decoder.decodeText(row.values)) }
+            _ = try await connection.query(sql) { payload, _ in found.append(try table.decoder.decodeText(payload: payload)) }
             return TableRows(schema: table.schema, rows: found)
         }
     }

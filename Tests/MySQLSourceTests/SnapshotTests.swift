@@ -81,18 +81,55 @@ import Testing
                             scale: nil, fsp: column.3, collation: column.0 == "set" ? "utf8mb4_general_ci" : nil)
         }
         let decoder = TableDecoder(tableMap: builder.tableMap(primaryKey: []), mariadb: true)
-        func field(_ text: String?) -> ByteBuffer? { text.map { ByteBuffer(string: $0) } }
-        let row = try decoder.decodeText(["18446744073709551615", "-838:59:58.999", "2038-01-19 03:14:07.999999", "a,c", "0.10000000149011612",
-                                          "0000", "-9223372036854775808"].map(field))
+        let row = try decoder.decodeText(payload: Self.payload(["18446744073709551615", "-838:59:58.999", "2038-01-19 03:14:07.999999", "a,c",
+                                                                "0.10000000149011612", "0000", "-9223372036854775808"]))
         #expect(row == [.uint(.max), .time(TimeValue(negative: true, hours: 838, minutes: 59, seconds: 58, microseconds: 999_000, fsp: 3)),
                         .timestamp(TimestampValue(seconds: 2_147_483_647, microseconds: 999_999, fsp: 6)), .set(["a", "c"]), .float(0.1),
                         .year(0), .int(.min)])
-        let zero = try decoder.decodeText([nil, "00:00:00.000", "0000-00-00 00:00:00.000000", "", "1", nil, "1"].map(field))
+        let zero = try decoder.decodeText(payload: Self.payload([nil, "00:00:00.000", "0000-00-00 00:00:00.000000", "", "1", nil, "1"]))
         #expect(zero[2] == .timestamp(TimestampValue(seconds: 0, microseconds: 0, fsp: 6)))
         #expect(zero[3] == .set([]))
-        #expect(throws: BinlogDecodingError.self) { try decoder.decodeText(["12x", nil, nil, nil, nil, nil, nil].map(field)) }
-        #expect(throws: BinlogDecodingError.self) { try decoder.decodeText([nil, nil, nil, nil, nil, nil, "9223372036854775808"].map(field)) }
-        #expect(throws: BinlogDecodingError.self) { try decoder.decodeText(["1"].map(field)) }
+        #expect(throws: BinlogDecodingError.self) { try decoder.decodeText(payload: Self.payload(["12x", nil, nil, nil, nil, nil, nil])) }
+        #expect(throws: BinlogDecodingError.self) { try decoder.decodeText(payload: Self.payload([nil, nil, nil, nil, nil, nil, "9223372036854775808"])) }
+        #expect(throws: BinlogDecodingError.self, "fewer fields than columns") { try decoder.decodeText(payload: Self.payload(["1"])) }
+        #expect(throws: BinlogDecodingError.self, "more fields than columns") {
+            try decoder.decodeText(payload: Self.payload([nil, nil, nil, nil, nil, nil, nil, nil]))
+        }
+    }
+
+    /// Fields longer than 250 bytes carry a 3-byte length (0xFC); a field cut short is an error.
+    @Test func textRowPayloadsWithLongAndCutFields() throws {
+        var builder = TableMapBuilder(name: Self.table, mariadb: true, collationIDs: ["utf8mb4_general_ci": 45])
+        try builder.add(name: "id", dataType: "int", columnType: "int(11)", nullable: false, octetLength: nil, precision: nil, scale: nil,
+                        fsp: nil, collation: nil)
+        try builder.add(name: "v", dataType: "varchar", columnType: "varchar(400)", nullable: true, octetLength: 1600, precision: nil, scale: nil,
+                        fsp: nil, collation: "utf8mb4_general_ci")
+        let decoder = TableDecoder(tableMap: builder.tableMap(primaryKey: [0]), mariadb: true)
+        let long = String(repeating: "é", count: 150)
+        #expect(try decoder.decodeText(payload: Self.payload(["7", long])) == [.int(7), .string(long)])
+        var cut = Self.payload(["7", long])
+        cut.moveWriterIndex(to: cut.writerIndex - 1)
+        #expect(throws: BinlogDecodingError.self) { try decoder.decodeText(payload: cut) }
+    }
+
+    /// A text-protocol row packet's payload: each field length-encoded, 0xFB for NULL.
+    static func payload(_ fields: [String?]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for field in fields {
+            guard let field else {
+                buffer.writeInteger(UInt8(0xFB))
+                continue
+            }
+            let count = field.utf8.count
+            if count < 0xFB {
+                buffer.writeInteger(UInt8(count))
+            } else {
+                buffer.writeInteger(UInt8(0xFC))
+                buffer.writeInteger(UInt16(count), endianness: .little)
+            }
+            buffer.writeString(field)
+        }
+        return buffer
     }
 
     func transaction(_ events: [ChangeEvent], offset: UInt64) -> Transaction {

@@ -29,28 +29,60 @@ extension TableDecoder {
         }
     }
 
-    /// Decodes one text row; `fields[i]` is column `i`'s bytes or `nil` for NULL.
-    public func decodeText(_ fields: [ByteBuffer?]) throws -> Row {
-        guard fields.count == columns.count else {
-            throw BinlogDecodingError(.invalid("a text row of \(schema.name) has \(fields.count) columns, the table \(columns.count)"))
-        }
+    /// Decodes one text row straight from its packet payload: `columns.count` length-encoded
+    /// fields, 0xFB for NULL. No array and no slice per field: a snapshot reads millions.
+    public func decodeText(payload: ByteBuffer) throws -> Row {
         var row = Row()
-        row.reserveCapacity(fields.count)
-        for index in fields.indices {
-            guard let field = fields[index] else {
-                row.append(.null)
-                continue
+        row.reserveCapacity(columns.count)
+        try payload.withUnsafeReadableBytes { bytes in
+            var at = 0
+            for index in columns.indices {
+                guard at < bytes.count else {
+                    throw BinlogDecodingError(.invalid("a text row of \(schema.name) ends after \(index) of its \(columns.count) columns"))
+                }
+                if bytes[at] == 0xFB {
+                    at += 1
+                    row.append(.null)
+                    continue
+                }
+                let (length, header) = try Self.lengthEncoded(bytes, at: at)
+                at += header
+                guard length <= bytes.count - at else {
+                    throw BinlogDecodingError(.truncated(needed: length, available: bytes.count - at))
+                }
+                row.append(try textValue(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + length)]), column: index))
+                at += length
             }
-            var repaired = false
-            let value = try field.withUnsafeReadableBytes { bytes in try columns[index].readText(bytes, repaired: &repaired) }
-            if repaired { textRepairs.record(column: index) }
-            guard let value else {
-                let text = String(decoding: field.readableBytesView.prefix(60), as: UTF8.self)
-                throw BinlogDecodingError(.invalid("column \(schema.columnName(index)) of \(schema.name): cannot read '\(text)' as \(schema.columns[index].typeName)"))
+            guard at == bytes.count else {
+                throw BinlogDecodingError(.invalid("a text row of \(schema.name) has more than its \(columns.count) columns"))
             }
-            row.append(value)
         }
         return row
+    }
+
+    /// A length-encoded integer at `at`: its value and how many bytes it took.
+    private static func lengthEncoded(_ bytes: UnsafeRawBufferPointer, at: Int) throws -> (Int, Int) {
+        let first = bytes[at]
+        let size = first < 0xFB ? 0 : first == 0xFC ? 2 : first == 0xFD ? 3 : first == 0xFE ? 8 : -1
+        guard size >= 0 else { throw BinlogDecodingError(.invalid("0x\(String(first, radix: 16)) does not start a length-encoded field")) }
+        if size == 0 { return (Int(first), 1) }
+        guard at + 1 + size <= bytes.count else { throw BinlogDecodingError(.truncated(needed: size, available: bytes.count - at - 1)) }
+        var value: UInt64 = 0
+        for offset in 0..<size { value |= UInt64(bytes[at + 1 + offset]) << (8 * offset) }
+        guard value <= UInt64(Int.max) else { throw BinlogDecodingError(.invalid("a field of \(value) bytes")) }
+        return (Int(value), 1 + size)
+    }
+
+    /// Column `index`'s value from its text, recording a repair of ill-formed text.
+    private func textValue(_ bytes: UnsafeRawBufferPointer, column index: Int) throws -> Value {
+        var repaired = false
+        let value = try columns[index].readText(bytes, repaired: &repaired)
+        if repaired { textRepairs.record(column: index) }
+        guard let value else {
+            let text = String(decoding: bytes.prefix(60), as: UTF8.self)
+            throw BinlogDecodingError(.invalid("column \(schema.columnName(index)) of \(schema.name): cannot read '\(text)' as \(schema.columns[index].typeName)"))
+        }
+        return value
     }
 }
 

@@ -112,7 +112,7 @@ public struct SourceTableReader: Sendable {
         try await MySQLConnection.withConnection(connection, logger: logger) { query in
             try await Snapshotter.prepareSession(query)
             var rows: [Row] = []
-            try await query.query(sql) { row in rows.append(try table.decoder.decodeText(row.values)) }
+            _ = try await query.query(sql) { payload, _ in rows.append(try table.decoder.decodeText(payload: payload)) }
             return rows
         }
     }
@@ -150,8 +150,8 @@ extension MySQLSource {
             try await Snapshotter.prepareSession(connection)
             let table = try await SnapshotTable.load(name, keyOverride: keyOverride, query: connection, server: server)
             var rows: [Row] = []
-            try await connection.query(ChunkQueries(table: table).read(lower: nil, upper: nil)) { row in
-                rows.append(try table.decoder.decodeText(row.values))
+            _ = try await connection.query(ChunkQueries(table: table).read(lower: nil, upper: nil)) { payload, _ in
+                rows.append(try table.decoder.decodeText(payload: payload))
             }
             return (table.schema, rows)
         }
@@ -618,7 +618,7 @@ struct Snapshotter: Sendable {
         let queries = ChunkQueries(table: table)
         let sql = chunk.keys.map { queries.read(keys: $0) } ?? queries.read(lower: chunk.lower, upper: chunk.upper)
         do {
-            try await connection.query(sql) { row in rows.append(try table.decoder.decodeText(row.values)) }
+            _ = try await connection.query(sql) { payload, _ in rows.append(try table.decoder.decodeText(payload: payload)) }
         } catch let error as BinlogDecodingError {
             throw FerryError(code: .snapshotUndecodableRow, message: "cannot read a row of \(table.name): \(error)",
                              context: [("source", configuration.name), ("table", table.name.description), ("chunk", "\(chunk.index)")])
