@@ -14,11 +14,10 @@ public struct BinlogParser: Sendable {
     /// ROTATE carries a checksum when the replica negotiated one).
     public var initialChecksum: FormatDescriptionEvent.ChecksumAlgorithm
     public var verifyChecksums = true
-    private(set) var tableMaps: [UInt64: TableMapEvent] = [:]
-    /// Each table's last TABLE_MAP body as received. Every transaction repeats its tables' maps
-    /// byte for byte, and decoding them again cost about a tenth of a stream of one-row
-    /// transactions.
-    private var tableMapBodies: [UInt64: ByteBuffer] = [:]
+    /// Each table's last TABLE_MAP with the body it was decoded from. Every transaction repeats its
+    /// tables' maps byte for byte, and decoding them again cost about a tenth of a stream of
+    /// one-row transactions.
+    private var tableMaps: [UInt64: (map: TableMapEvent, body: ByteBuffer)] = [:]
 
     public init(initialChecksum: FormatDescriptionEvent.ChecksumAlgorithm = .off) {
         self.initialChecksum = initialChecksum
@@ -27,7 +26,7 @@ public struct BinlogParser: Sendable {
     public var isMariaDB: Bool { formatDescription?.isMariaDB ?? false }
 
     /// The TABLE_MAP most recently seen for `tableID`.
-    public func tableMap(for tableID: UInt64) -> TableMapEvent? { tableMaps[tableID] }
+    public func tableMap(for tableID: UInt64) -> TableMapEvent? { tableMaps[tableID]?.map }
 
     /// Decodes one complete event (header, body and checksum).
     /// - Parameter file: for error messages only.
@@ -88,7 +87,6 @@ public struct BinlogParser: Sendable {
             let fde = try FormatDescriptionEvent.decode(from: &body, hasChecksumTrailer: hasTrailer)
             formatDescription = fde
             tableMaps.removeAll(keepingCapacity: true)
-            tableMapBodies.removeAll(keepingCapacity: true)
             return .formatDescription(fde)
         case .rotate:
             event = .rotate(try RotateEvent.decode(from: &body))
@@ -98,14 +96,13 @@ public struct BinlogParser: Sendable {
             event = .xid(try XIDEvent.decode(from: &body))
         case .tableMap:
             let postHeaderLength = postHeader(8)
-            if let id = TableMapEvent.tableID(of: body, postHeaderLength: postHeaderLength), let known = tableMaps[id], tableMapBodies[id] == body {
-                event = .tableMap(known)
+            if let id = TableMapEvent.tableID(of: body, postHeaderLength: postHeaderLength), let known = tableMaps[id], known.body == body {
+                event = .tableMap(known.map)
             } else {
                 let received = body
                 let map = try TableMapEvent.decode(from: &body, postHeaderLength: postHeaderLength, mariadb: isMariaDB)
-                tableMaps[map.tableID] = map
                 // A copy: a slice would keep the whole network read it came from alive.
-                tableMapBodies[map.tableID] = ByteBuffer(bytes: received.readableBytesView)
+                tableMaps[map.tableID] = (map, ByteBuffer(bytes: received.readableBytesView))
                 event = .tableMap(map)
             }
         case .writeRowsV1, .updateRowsV1, .deleteRowsV1, .writeRowsV2, .updateRowsV2, .deleteRowsV2, .partialUpdateRows,

@@ -34,43 +34,24 @@ extension TableDecoder {
     public func decodeText(payload: ByteBuffer) throws -> Row {
         var row = Row()
         row.reserveCapacity(columns.count)
-        try payload.withUnsafeReadableBytes { bytes in
-            var at = 0
-            for index in columns.indices {
-                guard at < bytes.count else {
-                    throw BinlogDecodingError(.invalid("a text row of \(schema.name) ends after \(index) of its \(columns.count) columns"))
-                }
-                if bytes[at] == 0xFB {
-                    at += 1
-                    row.append(.null)
-                    continue
-                }
-                let (length, header) = try Self.lengthEncoded(bytes, at: at)
-                at += header
-                guard length <= bytes.count - at else {
-                    throw BinlogDecodingError(.truncated(needed: length, available: bytes.count - at))
-                }
-                row.append(try textValue(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + length)]), column: index))
-                at += length
+        var fields = payload
+        for index in columns.indices {
+            guard let first = fields.getInteger(at: fields.readerIndex, as: UInt8.self) else {
+                throw BinlogDecodingError(.invalid("a text row of \(schema.name) ends after \(index) of its \(columns.count) columns"))
             }
-            guard at == bytes.count else {
-                throw BinlogDecodingError(.invalid("a text row of \(schema.name) has more than its \(columns.count) columns"))
+            if first == 0xFB {
+                fields.moveReaderIndex(forwardBy: 1)
+                row.append(.null)
+                continue
             }
+            let length = try fields.readLengthEncodedCount()
+            row.append(try fields.withUnsafeReadableBytes { try textValue(UnsafeRawBufferPointer(rebasing: $0.prefix(length)), column: index) })
+            fields.moveReaderIndex(forwardBy: length)
+        }
+        guard fields.readableBytes == 0 else {
+            throw BinlogDecodingError(.invalid("a text row of \(schema.name) has more than its \(columns.count) columns"))
         }
         return row
-    }
-
-    /// A length-encoded integer at `at`: its value and how many bytes it took.
-    private static func lengthEncoded(_ bytes: UnsafeRawBufferPointer, at: Int) throws -> (Int, Int) {
-        let first = bytes[at]
-        let size = first < 0xFB ? 0 : first == 0xFC ? 2 : first == 0xFD ? 3 : first == 0xFE ? 8 : -1
-        guard size >= 0 else { throw BinlogDecodingError(.invalid("0x\(String(first, radix: 16)) does not start a length-encoded field")) }
-        if size == 0 { return (Int(first), 1) }
-        guard at + 1 + size <= bytes.count else { throw BinlogDecodingError(.truncated(needed: size, available: bytes.count - at - 1)) }
-        var value: UInt64 = 0
-        for offset in 0..<size { value |= UInt64(bytes[at + 1 + offset]) << (8 * offset) }
-        guard value <= UInt64(Int.max) else { throw BinlogDecodingError(.invalid("a field of \(value) bytes")) }
-        return (Int(value), 1 + size)
     }
 
     /// Column `index`'s value from its text, recording a repair of ill-formed text.

@@ -133,8 +133,7 @@ public actor ClickHouseSink: SinkSession {
         guard let last = transactions.last else { return }
         pending = [:]
         pendingOrder = []
-        // A batch's changes come in runs of one table: its target is named once per run.
-        var lastTable: (source: TableName, target: String)?
+        var tables = TableRun<String>()
         var changedTables = false
         for transaction in transactions {
             for event in transaction.events {
@@ -149,18 +148,15 @@ public actor ClickHouseSink: SinkSession {
                                                      execute: tableChanger, logger: logger)
                     }
                     columnTypes = [:]
-                    lastTable = nil
+                    tables = TableRun()
                     changedTables = true
                     continue
                 }
                 guard let schema = event.schema else { continue }
-                let table: String
-                if let lastTable, lastTable.source == event.table {
-                    table = lastTable.target
-                } else {
-                    table = configuration.targetTable(event.table)
+                let table = try tables.value(for: event.table) {
+                    let table = configuration.targetTable(event.table)
                     try targets.register(table, for: event.table, sink: name)
-                    lastTable = (event.table, table)
+                    return table
                 }
                 guard !schema.primaryKey.isEmpty else {
                     throw ClickHouseSinkError.rejected(sink: name, table: event.table, position: event.source.position,

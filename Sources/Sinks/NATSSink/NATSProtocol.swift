@@ -34,9 +34,9 @@ enum NATSDecoder {
         guard view[view.index(after: cr)] == 0x0A else { throw NATSProtocolError(reason: "CR without LF") }
         let lineBytes = cursor.readBytes(length: cr - view.startIndex)!
         cursor.moveReaderIndex(forwardBy: 2)
-        let line = String(decoding: lineBytes, as: UTF8.self)
-        // Split on bytes: a publish acknowledgement arrives per message, and String splitting
-        // cost more than the server took to store it.
+        // Split on bytes, and the line as text only where it is used: a publish acknowledgement
+        // arrives per message, and String work cost more than the server took to store it.
+        var line: String { String(decoding: lineBytes, as: UTF8.self) }
         let parts = lineBytes.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
         guard let verb = parts.first?.uppercased() else { throw NATSProtocolError(reason: "an empty line") }
         let operation: NATSServerOperation

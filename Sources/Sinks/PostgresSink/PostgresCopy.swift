@@ -42,17 +42,6 @@ enum PostgresCopy {
         case .uint(let number): appendDecimal(number, to: &out)
         case .decimal(var text), .string(var text), .json(var text), .enumeration(var text):
             text.withUTF8 { appendEscaped($0, to: &out) }
-        case .date, .datetime, .timestamp:
-            // Their JSON form without the quotes is PostgreSQL's input form (as in
-            // `PostgresTextArray.text`), copied without a String in between; nothing in it needs
-            // escaping. Zero dates have no PostgreSQL form: NULL.
-            var json: [UInt8] = []
-            ValueJSON.append(value, to: &json)
-            guard json.count >= 2, json.first == UInt8(ascii: "\"") else {
-                out.writeStaticString("\\N")
-                return
-            }
-            json.withUnsafeBufferPointer { out.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: $0.dropFirst().dropLast()))) }
         default:
             guard var text = PostgresTextArray.text(value) else {
                 out.writeStaticString("\\N")

@@ -30,17 +30,10 @@ enum SearchBulk {
     /// it; the key columns joined by `:` are the `_id`.
     static func actions(_ transactions: [Transaction], index template: String) throws -> [Action] {
         var actions: [Action] = []
-        // Changes come in runs of one table: its index is named once per run.
-        var lastIndex: (table: TableName, index: String)?
+        var indexes = TableRun<String>()
         for transaction in transactions {
             for event in transaction.events where event.operation != .ddl {
-                let index: String
-                if let lastIndex, lastIndex.table == event.table {
-                    index = lastIndex.index
-                } else {
-                    index = indexName(template, event.table)
-                    lastIndex = (event.table, index)
-                }
+                let index = indexes.value(for: event.table) { indexName(template, event.table) }
                 let version = event.source.position.version
                 let before = try event.before.map { try documentID(event, $0) }
                 let after = try event.after.map { try documentID(event, $0) }

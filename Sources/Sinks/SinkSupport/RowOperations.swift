@@ -45,8 +45,7 @@ public struct RowOperations {
 
     private var closed: [Group] = []
     private var open: OpenGroup?
-    /// The last source table's target name: consecutive changes mostly hit one table.
-    private var lastTable: (source: TableName, target: String)?
+    private var targets = TableRun<String>()
 
     public init(maximumCells: Int = 30_000) {
         self.maximumCells = maximumCells
@@ -63,13 +62,7 @@ public struct RowOperations {
                     continue
                 }
                 guard let schema = event.schema else { continue }
-                let table: String
-                if let last = lastTable, last.source == event.table {
-                    table = last.target
-                } else {
-                    table = try targetTable(event)
-                    lastTable = (event.table, table)
-                }
+                let table = try targets.value(for: event.table) { try targetTable(event) }
                 let key = schema.primaryKey
                 switch event.operation {
                 case .create, .read:
