@@ -298,7 +298,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NATSSinkTests",
-            dependencies: ["NATSSink", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["NATSSink", "FerryCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "RedisSinkTests",

@@ -29,14 +29,16 @@ extension FerryConfiguration {
             case .postgres(let url, let password):
                 out["type"] = "postgres"; out["url"] = Secrets.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }
-            case .nats(let url, let password, let stream, let subject, let subjects, let window):
-                out["type"] = "nats"; out["url"] = Secrets.redactedURL(url); out["stream"] = stream; out["subject"] = subject
-                out["duplicate_window_seconds"] = window
-                if let subjects { out["stream_subjects"] = subjects }
-                if password != nil { out["password"] = Self.redacted }
-            case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate):
+            case .nats(let nats):
+                out["type"] = "nats"; out["url"] = Secrets.redactedURL(nats.url); out["stream"] = nats.stream; out["subject"] = nats.subject
+                out["duplicate_window_seconds"] = nats.duplicateWindowSeconds
+                out["format"] = nats.format.rawValue; out["tombstones"] = nats.tombstones
+                if let subjects = nats.streamSubjects { out["stream_subjects"] = subjects }
+                if let perSubject = nats.maximumMessagesPerSubject { out["max_messages_per_subject"] = perSubject }
+                if nats.password != nil { out["password"] = Self.redacted }
+            case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate, let format):
                 out["type"] = "webhook"; out["url"] = Secrets.redactedURL(url); out["timeout_seconds"] = timeout; out["max_events"] = events
-                out["allow_private"] = allowPrivate
+                out["allow_private"] = allowPrivate; out["format"] = format.rawValue
                 if secret != nil { out["secret"] = Self.redacted }
                 // Header values are credentials more often than not.
                 out["headers"] = Dictionary(headers.map { ($0.0, Self.redacted) }, uniquingKeysWith: { first, _ in first })

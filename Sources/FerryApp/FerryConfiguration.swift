@@ -30,10 +30,30 @@ public struct FerryConfiguration: Sendable {
         case postgres(url: String, password: String?)
         case jsonl(directory: String, maximumFileBytes: Int, maximumFileAgeSeconds: Double, format: EventJSONWriter.Format)
         case redis(url: String, password: String?, rules: [RedisSink.TableRule])
-        case nats(url: String, password: String?, stream: String, subject: String, streamSubjects: [String]?, duplicateWindowSeconds: Int)
-        case webhook(url: String, secret: String?, headers: [(String, String)], timeoutSeconds: Int, maximumEvents: Int, allowPrivate: Bool)
+        case nats(NATSSinkSettings)
+        case webhook(url: String, secret: String?, headers: [(String, String)], timeoutSeconds: Int, maximumEvents: Int, allowPrivate: Bool,
+                     format: EventJSONWriter.Format)
         case search(url: String, password: String?, index: String)
         case clickhouse(url: String, password: String?, timeoutSeconds: Int)
+    }
+
+    /// A `type: nats` sink as written; `configuration` makes the sink's own settings.
+    public struct NATSSinkSettings: Sendable {
+        public var url: String
+        public var password: String?
+        public var stream: String
+        public var subject: String
+        public var streamSubjects: [String]?
+        public var duplicateWindowSeconds: Int
+        public var maximumMessagesPerSubject: Int?
+        public var format: EventJSONWriter.Format
+        public var tombstones: Bool
+
+        func configuration(name: String, pipeline: String) throws -> NATSSink.Configuration {
+            try NATSSink.Configuration(name: name, pipeline: pipeline, url: url, password: password, stream: stream, subject: subject,
+                                       streamSubjects: streamSubjects, duplicateWindowSeconds: duplicateWindowSeconds,
+                                       maximumMessagesPerSubject: maximumMessagesPerSubject, format: format, tombstones: tombstones)
+        }
     }
 
     public struct Sink: Sendable {
@@ -412,11 +432,8 @@ struct ConfigReader {
                 ?? (dataDirectory as NSString).appendingPathComponent("jsonl")
             let bytes = try values.whole("max_file_bytes")
             let age = Double(try values.whole("max_file_age_seconds"))
-            let text = try values.text("format")
-            guard let format = EventJSONWriter.Format(rawValue: text), format != .compact else {
-                throw error(value("format") ?? node, "sinks.\(name).format", "unknown format '\(text)'", fix: "use debezium (default) or debezium-schema")
-            }
-            return FerryConfiguration.Sink(name: name, kind: .jsonl(directory: directory, maximumFileBytes: bytes, maximumFileAgeSeconds: age, format: format))
+            return FerryConfiguration.Sink(name: name, kind: .jsonl(directory: directory, maximumFileBytes: bytes, maximumFileAgeSeconds: age,
+                                                                    format: try values.eventFormat()))
         case "mysql", "mariadb":
             guard let urlNode = value("url") else {
                 throw error(node, "sinks.\(name).url", "missing url", fix: "url: mysql://USER@HOST:PORT/DATABASE")
@@ -458,17 +475,23 @@ struct ConfigReader {
             let subject = try values.text("subject")
             let subjects = try value("stream_subjects").map { try strings($0, "sinks.\(name).stream_subjects") }
             let window = try values.whole("duplicate_window_seconds")
+            let perSubject = try value("max_messages_per_subject").map { try integer($0, "sinks.\(name).max_messages_per_subject") }
             guard stream.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }), !stream.isEmpty else {
                 throw error(value("stream") ?? node, "sinks.\(name).stream", "'\(stream)' is not a JetStream stream name", fix: "use letters, digits, - and _")
             }
-            do {
-                _ = try NATSSink.Configuration(name: name, pipeline: "", url: url, password: password, stream: stream, subject: subject,
-                                               duplicateWindowSeconds: window)
-            } catch let invalid as FerryError {
-                throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
+            if let perSubject, perSubject < 1 {
+                throw error(value("max_messages_per_subject")!, "sinks.\(name).max_messages_per_subject", "max_messages_per_subject must be at least 1")
             }
-            return FerryConfiguration.Sink(name: name, kind: .nats(url: url, password: password, stream: stream, subject: subject,
-                                                                   streamSubjects: subjects, duplicateWindowSeconds: window))
+            let settings = FerryConfiguration.NATSSinkSettings(url: url, password: password, stream: stream, subject: subject, streamSubjects: subjects,
+                                            duplicateWindowSeconds: window, maximumMessagesPerSubject: perSubject,
+                                            format: try values.eventFormat(), tombstones: try values.flag("tombstones"))
+            do {
+                _ = try settings.configuration(name: name, pipeline: "")
+            } catch let invalid as FerryError {
+                let field = invalid.message.contains("tombstones") ? "tombstones" : invalid.message.contains("subject") ? "subject" : "url"
+                throw error(value(field) ?? urlNode, "sinks.\(name).\(field)", invalid.message, fix: invalid.fix)
+            }
+            return FerryConfiguration.Sink(name: name, kind: .nats(settings))
         case "webhook":
             guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: https://HOST/PATH") }
             let url = try string(urlNode, "sinks.\(name).url")
@@ -488,7 +511,7 @@ struct ConfigReader {
                 throw error(urlNode, "sinks.\(name).url", invalid.message, fix: invalid.fix)
             }
             return FerryConfiguration.Sink(name: name, kind: .webhook(url: url, secret: secret, headers: headers, timeoutSeconds: timeout,
-                                                                      maximumEvents: events, allowPrivate: allowPrivate))
+                                                                      maximumEvents: events, allowPrivate: allowPrivate, format: try values.eventFormat()))
         case "clickhouse":
             guard let urlNode = value("url") else { throw error(node, "sinks.\(name).url", "missing url", fix: "url: http://USER@HOST:8123/DATABASE") }
             let url = try string(urlNode, "sinks.\(name).url")

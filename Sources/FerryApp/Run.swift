@@ -152,13 +152,12 @@ public enum Run {
             let settings = SQLiteSink.Configuration(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
                                                     schemaChanges: spec.schemaChanges)
             return { SQLiteSink(configuration: settings, logger: logger) }
-        case .nats(let url, let password, let stream, let subject, let subjects, let window):
-            let settings = try NATSSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password, stream: stream, subject: subject,
-                                                      streamSubjects: subjects, duplicateWindowSeconds: window)
+        case .nats(let nats):
+            let settings = try nats.configuration(name: sinkName, pipeline: pipeline.name)
             return { NATSSink(configuration: settings, logger: logger) }
-        case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate):
+        case .webhook(let url, let secret, let headers, let timeout, let events, let allowPrivate, let format):
             let settings = try WebhookSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, secret: secret, headers: headers,
-                                                         timeoutSeconds: timeout, maximumEvents: events, allowPrivate: allowPrivate)
+                                                         timeoutSeconds: timeout, maximumEvents: events, allowPrivate: allowPrivate, format: format)
             return { WebhookSink(configuration: settings, logger: logger) }
         case .clickhouse(let url, let password, let timeout):
             let settings = try ClickHouseSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password, targetTable: targetTable,

@@ -94,6 +94,16 @@ struct SinkValues {
         if let value = fields[key] { return try reader.bool(value, path(key)) }
         return try fallback(key) == "true"
     }
+
+    /// `format:` of a sink that writes change events: the Debezium envelope, with or without
+    /// Kafka Connect's schema block (the compact form is for `ferry tail` only).
+    func eventFormat() throws -> EventJSONWriter.Format {
+        let text = try text("format")
+        guard let format = EventJSONWriter.Format(rawValue: text), format != .compact else {
+            throw reader.error(fields["format"] ?? entry, path("format"), "unknown format '\(text)'", fix: "use debezium (default) or debezium-schema")
+        }
+        return format
+    }
 }
 
 /// docs/configuration.md, for `ferry explain --configuration`.

@@ -446,7 +446,8 @@ extension Integration.CrashRecovery {
     /// NATS JetStream target and a ClickHouse target through SIGKILLs: the rows read back equal the
     /// source (ClickHouse with FINAL), and every change is in the Redis stream and in JetStream
     /// exactly once — also with Redis, NATS and ClickHouse each stopped for 5 s mid-stream; and a
-    /// second pipeline whose rules reshape the changes delivers exactly what they derive, by id.
+    /// second pipeline whose rules reshape the changes delivers exactly what they derive, by id, to
+    /// JSON lines, a Redis stream, JetStream and a webhook.
     @Test func busCacheAndAnalyticsTargetsSurviveKills() throws {
         _ = try TestEnvironment.value("FERRY_REDIS_URL")
         _ = try TestEnvironment.value("FERRY_NATS_URL")
@@ -462,6 +463,11 @@ extension Integration.CrashRecovery {
         // The pipeline with rules: retargeted, dropped, routed and computed changes, each id once.
         #expect(result.stdout.contains("duplicate ids 0, differing from the rules applied to the first pipeline's changes 0, bad computed values 0"))
         #expect(result.stdout.hasSuffix("duplicates 0, differing 0\n"))
+        // ... on each append-only sink: the Redis stream and JetStream exactly once, the webhook
+        // at least once with every id.
+        #expect(result.stdout.contains("bad computed values 0, Redis stream entries"))
+        #expect(result.stdout.contains("duplicates 0, differing 0, webhook events"))
+        #expect(result.stdout.contains("(repeats dropped by id), differing 0, JetStream messages"))
         #expect(!result.stdout.contains("(0 updates split"))
     }
 
@@ -566,6 +572,99 @@ extension Integration.CrashRecovery {
         ferry.terminate()
         ferry.waitUntilExit()
         #expect(ferry.terminationStatus == 0)
+    }
+
+    /// Every message of a JetStream stream, oldest first: subject, headers and payload (nil when
+    /// empty), read with a raw NATS client so the check does not share ferry's code.
+    func jetStreamMessages(_ stream: String) throws -> (last: Int, messages: [(subject: String, headers: [String: String], payload: [String: Any]?)]) {
+        let output = try runProcess("/usr/bin/python3", ["-c", """
+            import base64, json, socket, sys
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+            s.sendall(b'CONNECT {"user":"ferry","pass":"%s","verbose":false}\\r\\nSUB _INBOX.t 1\\r\\n' % sys.argv[2].encode())
+            buffer = b""
+            def request(subject, body):
+                global buffer
+                s.sendall(b"PUB %s _INBOX.t %d\\r\\n%s\\r\\n" % (subject.encode(), len(body), body))
+                while True:
+                    while b"\\r\\n" not in buffer: buffer += s.recv(65536)
+                    line, rest = buffer.split(b"\\r\\n", 1)
+                    if not line.startswith(b"MSG "):
+                        buffer = rest
+                        continue
+                    size = int(line.split()[-1])
+                    while len(rest) < size + 2: rest += s.recv(65536)
+                    buffer = rest[size + 2:]
+                    return json.loads(rest[:size])
+            info = request("$JS.API.STREAM.INFO." + sys.argv[3], b"")
+            last = info["state"]["last_seq"]
+            messages = []
+            for seq in range(1, last + 1):
+                reply = request("$JS.API.STREAM.MSG.GET." + sys.argv[3], json.dumps({"seq": seq}).encode())
+                if "message" not in reply: continue
+                message = reply["message"]
+                lines = base64.b64decode(message.get("hdrs", "")).decode().split("\\r\\n")[1:]
+                data = base64.b64decode(message.get("data", ""))
+                messages.append([message["subject"], dict(l.split(": ", 1) for l in lines if ": " in l), json.loads(data) if data else None])
+            print(json.dumps({"last": last, "messages": messages}))
+            """, try TestEnvironment.value("FERRY_NATS_PORT"), try TestEnvironment.value("FERRY_NATS_PASSWORD"), stream])
+        guard output.status == 0, let parsed = try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any],
+              let last = parsed["last"] as? Int, let messages = parsed["messages"] as? [[Any]] else {
+            throw TestSetupError("cannot read stream \(stream): \(output.stdout.prefix(300))\(output.stderr.prefix(300))")
+        }
+        return (last, messages.map { ($0[0] as? String ?? "", $0[1] as? [String: String] ?? [:], $0[2] as? [String: Any]) })
+    }
+
+    /// A subject that names the row, as a Debezium consumer of a compacted topic expects: a delete
+    /// is followed by a tombstone (an empty message) on the row's subject, an update that moved
+    /// the key is a delete and tombstone under the old key and a create under the new, keys that
+    /// hold dots, spaces or nothing stay one token, and a stream ferry creates with
+    /// max_messages_per_subject: 1 keeps only each row's latest message. Messages carry Kafka
+    /// Connect's schema block (format: debezium-schema).
+    @Test func aKeyedSubjectGetsTombstonesAndKeepsEachRowsLatestMessage() async throws {
+        _ = try TestEnvironment.value("FERRY_NATS_URL")
+        try await admin(["DROP DATABASE IF EXISTS it_keyed", "CREATE DATABASE it_keyed",
+                         "CREATE TABLE it_keyed.items (id INT, code VARCHAR(10), v INT, PRIMARY KEY (id, code))"])
+        let status = try await adminQuery("SHOW MASTER STATUS")
+        let start = "\(status.rows[0][0]!):\(status.rows[0][1]!)"
+        try await admin(["INSERT INTO it_keyed.items VALUES (1, 'x', 10), (2, 'a.b c', 20), (3, '', 30)",
+                         "UPDATE it_keyed.items SET v = 11 WHERE id = 1", "DELETE FROM it_keyed.items WHERE id = 2",
+                         "UPDATE it_keyed.items SET id = 4 WHERE id = 3", "INSERT INTO it_keyed.items VALUES (5, 'z', 50)"])
+        let directory = try scratchDirectory("keyed")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let stream = "KEYED\(UInt32.random(in: 0...UInt32.max))"
+        let prefix = stream.lowercased()
+        let config = directory.appendingPathComponent("ferry.yml").path
+        try """
+        sources:
+          db: { type: mysql, url: "\(try TestEnvironment.sourceURL())?tls=disable", password: "${FERRY_MARIADB_PASSWORD}" }
+        sinks:
+          bus: { type: nats, url: "\(try TestEnvironment.value("FERRY_NATS_URL"))", password: "${FERRY_NATS_PASSWORD}", stream: \(stream),
+                 subject: "\(prefix).{table}.{key}", tombstones: true, max_messages_per_subject: 1, format: debezium-schema }
+        pipelines:
+          p: { source: db, sinks: [bus], tables: ["it_keyed.*"], start: "\(start)", snapshot: never }
+        data_dir: \(directory.path)/data
+        server: { listen: off }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let ferry = try startFerry(config: config)
+        defer { if ferry.isRunning { ferry.terminate() } }
+        // 3 creates, an update, a delete and its tombstone, the moved key's delete, tombstone and
+        // create, and the last create: 10 messages published.
+        try await waitUntil("ten messages published", seconds: 60) { (try? jetStreamMessages(stream).last) == 10 }
+        ferry.terminate()
+        ferry.waitUntilExit()
+        #expect(ferry.terminationStatus == 0)
+        let (_, messages) = try jetStreamMessages(stream)
+        let kept = messages.map { message in
+            "\(message.subject) \(message.payload.map { ($0["payload"] as? [String: Any])?["op"] as? String ?? "?" } ?? "tombstone")"
+        }
+        #expect(kept == ["\(prefix).items.1,x u", "\(prefix).items.2,a%2Eb%20c tombstone", "\(prefix).items.3,% tombstone",
+                         "\(prefix).items.4,% c", "\(prefix).items.5,z c"], "\(kept)")
+        let ids = messages.map { $0.headers["Nats-Msg-Id"] ?? "" }
+        #expect(ids[1].hasSuffix(":0.tombstone") && ids[2].hasSuffix(":0.1.tombstone") && ids[3].hasSuffix(":0.2"), "\(ids)")
+        // The moved row's create says where it came from no more than Debezium's does: a create.
+        let moved = try #require(messages[3].payload)
+        #expect((moved["schema"] as? [String: Any])?["name"] as? String == "db.it_keyed.items.Envelope")
+        #expect(((moved["payload"] as? [String: Any])?["after"] as? [String: Any])?["id"] as? Int == 4)
     }
 
     /// Rules on a real stream: a dropped table, an update routed to one sink only, rows moved to

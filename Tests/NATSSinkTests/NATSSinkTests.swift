@@ -1,3 +1,5 @@
+import FerryCore
+import Logging
 import NIOCore
 import Testing
 @testable import NATSSink
@@ -56,5 +58,87 @@ import Testing
         #expect(!NATSSink.isAck(Array(#"{"error":{"code":503,"description":"no responders"}}"#.utf8)))
         #expect(!NATSSink.isAck(Array(#"{"stream":"FERRY","seq":0,"error":{"code":10060}}"#.utf8)))
         #expect(!NATSSink.isAck([]))
+    }
+}
+
+@Suite struct NATSSubjectTests {
+    static let schema = TableSchema(name: TableName(database: "shop", table: "items"),
+                                    columns: [ColumnSchema(name: "id", typeName: "int", nullable: false),
+                                              ColumnSchema(name: "code", typeName: "varchar(20)", nullable: true),
+                                              ColumnSchema(name: "v", typeName: "int", nullable: true)],
+                                    primaryKey: [0, 1])
+
+    func key(_ row: Row, _ columns: [Int] = [0, 1]) -> String {
+        var out: [UInt8] = []
+        NATSSubject.appendKey(row, key: columns, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// One token per row, never a dot, space or wildcard; different keys never share one.
+    @Test func aKeyIsOneEscapedToken() {
+        #expect(key([.int(1), .string("x")]) == "1,x")
+        #expect(key([.int(-2), .string("a.b c*>")]) == "-2,a%2Eb%20c%2A%3E")
+        #expect(key([.int(3), .string("")]) == "3,%")
+        #expect(key([.int(3), .null]) == "3,~")
+        #expect(key([.int(3), .string("~")]) == "3,%7E")
+        #expect(key([.int(3), .string("%")]) == "3,%25")
+        #expect(key([.int(4), .string("a,b")]) == "4,a%2Cb")
+        #expect(key([.int(5), .string("é_-Z")]) == "5,%C3%A9_-Z")
+        #expect(key([.string("k")], [0]) == "k")
+    }
+
+    @Test func templates() throws {
+        let keyed = try NATSSubject(template: "cdc.{db}.{table}.{key}.v1")
+        #expect(keyed.isKeyed && keyed.wildcard == "cdc.*.*.*.v1")
+        let parts = keyed.tableParts(TableName(database: "shop", table: "items"))
+        #expect(String(decoding: parts.prefix, as: UTF8.self) == "cdc.shop.items." && String(decoding: parts.suffix, as: UTF8.self) == ".v1")
+        let plain = try NATSSubject(template: "ferry.{db}.{table}")
+        #expect(!plain.isKeyed && plain.wildcard == "ferry.*.*")
+        #expect(throws: NATSSubjectError.unknown("a.{tabel}", "tabel")) { try NATSSubject(template: "a.{tabel}") }
+        #expect(throws: NATSSubjectError.repeatedKey("{key}.{key}")) { try NATSSubject(template: "{key}.{key}") }
+        #expect(throws: NATSSubjectError.unclosed("a.{db")) { try NATSSubject(template: "a.{db") }
+    }
+
+    func event(_ operation: ChangeOperation, before: Row? = nil, after: Row? = nil, schema: TableSchema = Self.schema) -> ChangeEvent {
+        ChangeEvent(operation: operation, table: schema.name, schema: schema, before: before, after: after,
+                    source: ChangeSource(name: "db", serverID: 1, gtid: nil, position: .binlog(file: "b.000001", offset: 120), row: 3, timestampMillis: 1_000))
+    }
+
+    func sink(subject: String, tombstones: Bool) throws -> NATSSink {
+        NATSSink(configuration: try NATSSink.Configuration(name: "bus", pipeline: "p", url: "nats://127.0.0.1", password: nil, stream: "S", subject: subject,
+                                                           duplicateWindowSeconds: 120, tombstones: tombstones),
+                 logger: Logger(label: "test"))
+    }
+
+    /// What each change becomes: (subject, op, id, tombstone).
+    func messages(_ sink: NATSSink, _ events: [ChangeEvent]) async throws -> [String] {
+        try await sink.outgoing(events).map { "\($0.subject) \($0.event.operation.code) \($0.event.stableID)\($0.tombstone ? " tombstone" : "")" }
+    }
+
+    /// On a keyed subject a delete is followed by its tombstone, and an update that moved the key
+    /// is a delete (and tombstone) under the old key and a create under the new — Debezium's shape.
+    @Test func keyedSubjectsSplitKeyChangesAndFollowDeletesWithTombstones() async throws {
+        let keyed = try sink(subject: "cdc.{table}.{key}", tombstones: true)
+        let events = [
+            event(.create, after: [.int(1), .string("x"), .int(10)]),
+            event(.update, before: [.int(1), .string("x"), .int(10)], after: [.int(1), .string("x"), .int(11)]),
+            event(.update, before: [.int(1), .string("x"), .int(11)], after: [.int(2), .string("x"), .int(11)]),
+            event(.delete, before: [.int(2), .string("x"), .int(11)]),
+        ]
+        #expect(try await messages(keyed, events) == [
+            "cdc.items.1,x c b.000001:120:3", "cdc.items.1,x u b.000001:120:3",
+            "cdc.items.1,x d b.000001:120:3.1", "cdc.items.1,x d b.000001:120:3.1 tombstone", "cdc.items.2,x c b.000001:120:3.2",
+            "cdc.items.2,x d b.000001:120:3", "cdc.items.2,x d b.000001:120:3 tombstone",
+        ])
+        // Without tombstones the split stays; without {key} nothing is split or added.
+        #expect(try await messages(try sink(subject: "cdc.{table}.{key}", tombstones: false), Array(events[2...])) == [
+            "cdc.items.1,x d b.000001:120:3.1", "cdc.items.2,x c b.000001:120:3.2", "cdc.items.2,x d b.000001:120:3",
+        ])
+        #expect(try await messages(try sink(subject: "cdc.{table}", tombstones: false), Array(events[2...])) == [
+            "cdc.items u b.000001:120:3", "cdc.items d b.000001:120:3",
+        ])
+        // A table without a key cannot fill {key}: the change is refused, naming table and fix.
+        let keyless = TableSchema(name: TableName(database: "shop", table: "log"), columns: [ColumnSchema(name: "line", typeName: "text", nullable: true)], primaryKey: [])
+        await #expect(throws: NATSSinkError.self) { try await keyed.outgoing([event(.create, after: [.string("a")], schema: keyless)]) }
     }
 }

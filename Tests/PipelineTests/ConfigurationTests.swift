@@ -332,11 +332,57 @@ extension ConfigurationTests {
         // Defaults come from the declared settings.
         let nats = try FerryConfiguration.parse(text.replacingOccurrences(of: "{ type: sqlite, path: ./a.sqlite, stream: ORDERS }", with: "{ type: nats, url: \"nats://127.0.0.1:4222\" }"),
                                                 file: "ferry.yml", environment: [:])
-        guard case .nats(_, _, let stream, let subject, _, let window)? = nats.sinks["local"]?.kind else {
+        guard case .nats(let settings)? = nats.sinks["local"]?.kind else {
             Issue.record("not a nats sink")
             return
         }
-        #expect(stream == "FERRY" && subject == "ferry.{db}.{table}" && window == 120)
+        #expect(settings.stream == "FERRY" && settings.subject == "ferry.{db}.{table}" && settings.duplicateWindowSeconds == 120)
+        #expect(settings.format == .debezium && !settings.tombstones && settings.maximumMessagesPerSubject == nil)
+    }
+
+    /// A NATS subject may name the row ({key}); tombstones need it, and event sinks take either
+    /// Debezium form.
+    @Test func keyedSubjectsTombstonesAndEventFormats() throws {
+        func parse(_ sink: String) throws -> FerryConfiguration {
+            try FerryConfiguration.parse("""
+            sources:
+              db: { type: mysql, url: "mysql://u@h:3306" }
+            sinks:
+              out: \(sink)
+            pipelines:
+              p: { source: db, sinks: [out] }
+            """, file: "ferry.yml", environment: [:])
+        }
+        func refusal(_ sink: String) -> String {
+            do {
+                _ = try parse(sink)
+                return "accepted"
+            } catch let error as FerryError {
+                return error.message
+            } catch {
+                return "\(error)"
+            }
+        }
+        let keyed = try parse(#"{ type: nats, url: "nats://h", subject: "cdc.{table}.{key}", tombstones: true, max_messages_per_subject: 1, format: debezium-schema }"#)
+        guard case .nats(let settings)? = keyed.sinks["out"]?.kind else {
+            Issue.record("not a nats sink")
+            return
+        }
+        #expect(settings.tombstones && settings.maximumMessagesPerSubject == 1 && settings.format == .debeziumSchema)
+        #expect(refusal(#"{ type: nats, url: "nats://h", tombstones: true }"#)
+            == "ferry.yml:4: sinks.out.tombstones: tombstones need a subject that names the row; 'ferry.{db}.{table}' has no {key}")
+        #expect(refusal(#"{ type: nats, url: "nats://h", subject: "a.{tabel}" }"#)
+            == "ferry.yml:4: sinks.out.subject: the subject 'a.{tabel}' names {tabel}; a subject takes {db}, {table} and {key}")
+        #expect(refusal(#"{ type: nats, url: "nats://h", subject: "a.{key}.{key}" }"#)
+            == "ferry.yml:4: sinks.out.subject: the subject 'a.{key}.{key}' has {key} twice; a row's key is one token")
+        #expect(refusal(#"{ type: nats, url: "nats://h", max_messages_per_subject: 0 }"#)
+            == "ferry.yml:4: sinks.out.max_messages_per_subject: max_messages_per_subject must be at least 1")
+        #expect(refusal(#"{ type: webhook, url: "https://h/x", format: compact }"#) == "ferry.yml:4: sinks.out.format: unknown format 'compact'")
+        guard case .webhook(_, _, _, _, _, _, let format)? = try parse(#"{ type: webhook, url: "https://h/x", format: debezium-schema }"#).sinks["out"]?.kind else {
+            Issue.record("not a webhook sink")
+            return
+        }
+        #expect(format == .debeziumSchema)
     }
 
     /// docs/configuration.md is generated from the sinks' declared keys.

@@ -1,3 +1,4 @@
+import Foundation
 import FerryCore
 import Testing
 @testable import WebhookSink
@@ -56,5 +57,13 @@ import Testing
         let body = String(decoding: WebhookSink.body(events.map { ($0, 2) }, pipeline: "p", sink: "hook", writer: EventJSONWriter(format: .debezium)), as: UTF8.self)
         #expect(body.hasPrefix(#"{"pipeline":"p","sink":"hook","events":[{"id":"b.000002:77:0","txn_events":2,"before":null,"after":{"id":0},"source":"#))
         #expect(body.contains(#"},{"id":"b.000002:77:1","txn_events":2,"before":null,"after":{"id":1}"#) && body.hasSuffix("}]}"))
+        // With the schema block each event is Kafka Connect's {schema, payload} beside its id.
+        let withSchema = WebhookSink.body(events.map { ($0, 2) }, pipeline: "p", sink: "hook", writer: EventJSONWriter(format: .debeziumSchema))
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(withSchema)) as? [String: Any])
+        let first = try #require((parsed["events"] as? [[String: Any]])?.first)
+        #expect(Set(first.keys) == ["id", "txn_events", "schema", "payload"])
+        #expect(first["id"] as? String == "b.000002:77:0")
+        #expect((first["schema"] as? [String: Any])?["name"] as? String == "db.shop.t.Envelope")
+        #expect(((first["payload"] as? [String: Any])?["after"] as? [String: Any])?["id"] as? Int == 0)
     }
 }

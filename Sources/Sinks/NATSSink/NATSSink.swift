@@ -8,6 +8,10 @@ import NIOCore
 /// event's stable id, so JetStream drops a replayed message inside the stream's duplicate window;
 /// a batch counts as applied only when JetStream acknowledged every message of it.
 ///
+/// A subject with `{key}` names the row: an update that changes the key is then published as a
+/// delete under the old key and a create under the new one, and with `tombstones` each delete is
+/// followed by an empty message on its subject — Debezium's shape for keyed, compacted topics.
+///
 /// Where the sink stands is read back from the stream itself: each message carries its
 /// transaction's position, the position before it, and whether it ends its transaction, so after
 /// a crash the sink resumes after the last transaction JetStream holds whole — even when ferry was
@@ -22,15 +26,22 @@ public actor NATSSink: SinkSession {
         public var password: String?
         /// The JetStream stream; created when missing (file storage), over `streamSubjects`.
         public var stream: String
-        /// `{db}` and `{table}`; default `ferry.{db}.{table}`.
+        /// `{db}`, `{table}` and `{key}`; default `ferry.{db}.{table}`.
         public var subject: String
         /// Default: the template with each placeholder as `*`.
         public var streamSubjects: [String]
         /// JetStream's duplicate window for a stream ferry creates. Default 2 minutes.
         public var duplicateWindowSeconds: Int
+        /// JetStream's `max_msgs_per_subject` for a stream ferry creates; nil: no limit.
+        public var maximumMessagesPerSubject: Int?
+        public var format: EventJSONWriter.Format
+        /// An empty message after each delete, on its (keyed) subject.
+        public var tombstones: Bool
+        let template: NATSSubject
 
         public init(name: String, pipeline: String, url: String, password: String?, stream: String, subject: String,
-                    streamSubjects: [String]? = nil, duplicateWindowSeconds: Int) throws {
+                    streamSubjects: [String]? = nil, duplicateWindowSeconds: Int, maximumMessagesPerSubject: Int? = nil,
+                    format: EventJSONWriter.Format = .debezium, tombstones: Bool = false) throws {
             guard let components = URLComponents(string: url), components.scheme == "nats", let host = components.host, !host.isEmpty else {
                 throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not a NATS URL", fix: "use nats://[user@]host[:port]")
             }
@@ -40,10 +51,22 @@ public actor NATSSink: SinkSession {
             self.port = components.port ?? 4222
             self.user = components.user
             self.password = password ?? components.password
+            do {
+                template = try NATSSubject(template: subject)
+            } catch {
+                throw FerryError(code: .configInvalid, message: error.description, fix: "e.g. subject: \"ferry.{db}.{table}\" or \"ferry.{db}.{table}.{key}\"")
+            }
+            guard !tombstones || template.isKeyed else {
+                throw FerryError(code: .configInvalid, message: "tombstones need a subject that names the row; '\(subject)' has no {key}",
+                                 fix: "add {key} to the subject, e.g. \"ferry.{db}.{table}.{key}\", or drop tombstones")
+            }
             self.stream = stream
             self.subject = subject
-            self.streamSubjects = streamSubjects ?? [subject.replacingOccurrences(of: "{db}", with: "*").replacingOccurrences(of: "{table}", with: "*")]
+            self.streamSubjects = streamSubjects ?? [template.wildcard]
             self.duplicateWindowSeconds = duplicateWindowSeconds
+            self.maximumMessagesPerSubject = maximumMessagesPerSubject
+            self.format = format
+            self.tombstones = tombstones
         }
     }
 
@@ -54,13 +77,15 @@ public actor NATSSink: SinkSession {
     private nonisolated let interrupter = ConnectionInterrupter()
     /// The position of the last transaction published whole (carried as `Ferry-Previous`).
     private var previous: SourcePosition?
-    private let writer = EventJSONWriter(format: .debezium)
-    private var subjects: [TableName: String] = [:]
+    private let writer: EventJSONWriter
+    /// Each table's subject: the text before and after its key token when the subject is keyed.
+    private var subjects: [TableName: (prefix: [UInt8], suffix: [UInt8], whole: String)] = [:]
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
         self.configuration = configuration
         self.logger = logger
+        self.writer = EventJSONWriter(format: configuration.format)
     }
 
     private func connected() async throws -> NATSConnection {
@@ -85,10 +110,12 @@ public actor NATSSink: SinkSession {
         var lastSequence = ((info["state"] as? [String: Any])?["last_seq"] as? NSNumber)?.intValue ?? 0
         if let error = info["error"] as? [String: Any] {
             guard (error["code"] as? NSNumber)?.intValue == 404 else { throw NATSSinkError.refused(sink: name, message: "\(error["description"] ?? error)") }
-            let created = try await api(connection, "$JS.API.STREAM.CREATE.\(configuration.stream)", [
+            var settings: [String: Any] = [
                 "name": configuration.stream, "subjects": configuration.streamSubjects, "storage": "file",
                 "duplicate_window": configuration.duplicateWindowSeconds * 1_000_000_000,
-            ])
+            ]
+            if let perSubject = configuration.maximumMessagesPerSubject { settings["max_msgs_per_subject"] = perSubject }
+            let created = try await api(connection, "$JS.API.STREAM.CREATE.\(configuration.stream)", settings)
             if let error = created["error"] as? [String: Any] {
                 throw NATSSinkError.refused(sink: name, message: "cannot create stream \(configuration.stream): \(error["description"] ?? error)")
             }
@@ -99,9 +126,14 @@ public actor NATSSink: SinkSession {
         previous = nil
         // The newest message of this pipeline and sink says where the sink stands.
         var sequence = lastSequence
-        while sequence > 0 {
+        while sequence > 0, lastSequence - sequence <= 1000 {
             let message = try await api(connection, "$JS.API.STREAM.MSG.GET.\(configuration.stream)", ["seq": sequence])
-            guard let body = message["message"] as? [String: Any] else { break }
+            guard let body = message["message"] as? [String: Any] else {
+                // A message removed by a per-subject limit, an age limit or a purge leaves a gap.
+                guard ((message["error"] as? [String: Any])?["code"] as? NSNumber)?.intValue == 404 else { break }
+                sequence -= 1
+                continue
+            }
             let headers = (body["hdrs"] as? String).flatMap { Data(base64Encoded: $0) }.map { NATSDecoder.headers(Array($0)).fields } ?? [:]
             if headers["Ferry-Pipeline"] == configuration.pipeline, headers["Ferry-Sink"] == name {
                 let position = headers["Ferry-Position"].flatMap(SourcePosition.init(persistedJSON:))
@@ -110,7 +142,6 @@ public actor NATSSink: SinkSession {
                 return previous
             }
             sequence -= 1
-            if lastSequence - sequence > 1000 { break }
         }
         return nil
     }
@@ -134,22 +165,28 @@ public actor NATSSink: SinkSession {
         var connection: NATSConnection?
         var piece: [NATSConnection.Message] = []
         var pieceSize = 0
-        var origins: [ChangeEvent] = []
+        var origins: [(event: ChangeEvent, subject: String)] = []
         var sent: [EventLoopFuture<[NATSConnection.Reply]>] = []
         for transaction in transactions {
-            let events = transaction.events.filter { $0.operation != .ddl }
+            let messages = try outgoing(transaction.events)
             // The headers every message of the transaction shares, made once for it.
             var shared: [UInt8] = []
             NATSEncoder.headerLines([("Ferry-Pipeline", configuration.pipeline), ("Ferry-Sink", name),
                                      ("Ferry-Position", transaction.position.persistedJSON), ("Ferry-Previous", before?.persistedJSON ?? "")],
                                     into: &shared)
-            for (index, event) in events.enumerated() {
+            for (index, message) in messages.enumerated() {
+                let event = message.event
                 if connection == nil { connection = try await connected() }
                 var payload: [UInt8] = []
-                writer.write(event, processedAtMillis: now, into: &payload)
-                payload.removeLast()
-                let headerBlock = NATSEncoder.headerBlock([("Nats-Msg-Id", event.stableID)], shared: shared,
-                                                          [("Ferry-Last", index == events.count - 1 ? "1" : "0")])
+                var id = event.stableID
+                if message.tombstone {
+                    id += ".tombstone"
+                } else {
+                    writer.write(event, processedAtMillis: now, into: &payload)
+                    payload.removeLast()
+                }
+                let headerBlock = NATSEncoder.headerBlock([("Nats-Msg-Id", id)], shared: shared,
+                                                          [("Ferry-Last", index == messages.count - 1 ? "1" : "0")])
                 // The server ends the connection on a message over its limit: such a change is
                 // refused here, with its table and position, instead of failing the batch for ever.
                 if let limit = connection?.maximumPayload, payload.count + headerBlock.count > limit {
@@ -157,8 +194,8 @@ public actor NATSSink: SinkSession {
                                                  message: "the change is \(payload.count + headerBlock.count) bytes as a message; the server takes at most \(limit) (max_payload)")
                 }
                 pieceSize += payload.count + headerBlock.count
-                piece.append(NATSConnection.Message(subject: subject(for: event.table), headerBlock: headerBlock, payload: payload))
-                origins.append(event)
+                piece.append(NATSConnection.Message(subject: message.subject, headerBlock: headerBlock, payload: payload))
+                origins.append((event, message.subject))
                 if pieceSize >= Self.pieceBytes, let connection {
                     sent.append(try await publish(piece, on: connection))
                     piece.removeAll(keepingCapacity: true)
@@ -181,9 +218,9 @@ public actor NATSSink: SinkSession {
                 throw lostConnection(error)
             }
         }
-        for (reply, event) in zip(replies, origins) {
+        for (reply, (event, subject)) in zip(replies, origins) {
             if reply.status == 503 {
-                throw NATSSinkError.noStream(sink: name, subject: subject(for: event.table), stream: configuration.stream)
+                throw NATSSinkError.noStream(sink: name, subject: subject, stream: configuration.stream)
             }
             // `{"stream":"S","seq":N}` (with `"duplicate":true` for a replay): checked without a JSON parser,
             // which cost more than the publish; anything else is parsed for its error.
@@ -229,11 +266,70 @@ public actor NATSSink: SinkSession {
         return contains(sequenceField) && !contains(errorField)
     }
 
+    /// One message: a change on its subject, or the tombstone that follows a delete.
+    struct Outgoing {
+        var event: ChangeEvent
+        var subject: String
+        var tombstone = false
+    }
+
+    /// The messages of a transaction's row changes. On a keyed subject an update that changed the
+    /// key becomes a delete under the old key and a create under the new one (ids `.1` and `.2`,
+    /// as a rule's split), so the old key's subject does not keep the row's last state; with
+    /// tombstones every delete is followed by an empty message on its subject.
+    func outgoing(_ events: [ChangeEvent]) throws -> [Outgoing] {
+        var messages: [Outgoing] = []
+        messages.reserveCapacity(events.count)
+        for event in events where event.operation != .ddl {
+            guard configuration.template.isKeyed else {
+                messages.append(Outgoing(event: event, subject: subject(for: event.table)))
+                continue
+            }
+            let before = try event.before.map { try subject(for: event, row: $0) }
+            let after = try event.after.map { try subject(for: event, row: $0) }
+            if event.operation == .update, let before, let after, before != after {
+                var removal = event
+                removal.operation = .delete
+                removal.after = nil
+                removal.source.part = 1
+                var arrival = event
+                arrival.operation = .create
+                arrival.before = nil
+                arrival.source.part = 2
+                messages.append(Outgoing(event: removal, subject: before))
+                if configuration.tombstones { messages.append(Outgoing(event: removal, subject: before, tombstone: true)) }
+                messages.append(Outgoing(event: arrival, subject: after))
+                continue
+            }
+            guard let subject = after ?? before else { continue }
+            messages.append(Outgoing(event: event, subject: subject))
+            if event.operation == .delete, configuration.tombstones { messages.append(Outgoing(event: event, subject: subject, tombstone: true)) }
+        }
+        return messages
+    }
+
     /// The subject of a table's changes, made once per table (`replacingOccurrences` per message
     /// cost a fifth of the sink's time).
     func subject(for table: TableName) -> String {
+        tableSubject(table).whole
+    }
+
+    /// The subject of one row of a keyed template.
+    func subject(for event: ChangeEvent, row: Row) throws -> String {
+        guard let key = event.schema?.primaryKey, !key.isEmpty else {
+            throw NATSSinkError.noKey(sink: name, table: event.table, position: event.source.position, subject: configuration.subject)
+        }
+        let parts = tableSubject(event.table)
+        var subject = parts.prefix
+        NATSSubject.appendKey(row, key: key, to: &subject)
+        subject += parts.suffix
+        return String(decoding: subject, as: UTF8.self)
+    }
+
+    private func tableSubject(_ table: TableName) -> (prefix: [UInt8], suffix: [UInt8], whole: String) {
         if let subject = subjects[table] { return subject }
-        let subject = configuration.subject.replacingOccurrences(of: "{db}", with: table.database).replacingOccurrences(of: "{table}", with: table.table)
+        let (prefix, suffix) = configuration.template.tableParts(table)
+        let subject = (prefix, suffix, String(decoding: prefix + suffix, as: UTF8.self))
         subjects[table] = subject
         return subject
     }
@@ -258,12 +354,13 @@ enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConverti
     case refused(sink: String, message: String)
     case noStream(sink: String, subject: String, stream: String)
     case rejected(sink: String, table: TableName, position: SourcePosition, code: Int, message: String)
+    case noKey(sink: String, table: TableName, position: SourcePosition, subject: String)
 
     var isTransient: Bool {
         switch self {
         case .unavailable: return true
         case .rejected(_, _, _, let code, _): return code == 503 || code == 429 || code == 0
-        case .refused, .noStream: return false
+        case .refused, .noStream, .noKey: return false
         }
     }
 
@@ -284,6 +381,10 @@ enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConverti
             return FerryError(code: .sinkNATSRejected, message: "NATS sink \(sink): JetStream refused a message (\(code)): \(message)",
                               context: [("table", table.description), ("position", position.place)],
                               fix: code == 10054 || message.contains("maximum") ? "raise the server's max_payload, or exclude the table's large columns" : nil)
+        case .noKey(let sink, let table, let position, let subject):
+            return FerryError(code: .sinkNATSRejected, message: "NATS sink \(sink): the subject \(subject) names the row by {key}, and table \(table) has no key",
+                              context: [("table", table.description), ("position", position.place)],
+                              fix: "give the table a key with mapping.\(table).key on the pipeline, or exclude it from this sink")
         }
     }
 }
@@ -294,8 +395,11 @@ extension NATSSink {
         SinkSetting("url", .text, required: true, doc: "nats://[USER@]HOST:4222"),
         .password(),
         SinkSetting("stream", .text, default: "FERRY", doc: "the JetStream stream; created when missing"),
-        SinkSetting("subject", .text, default: "ferry.{db}.{table}", doc: "the subject template; {db} and {table}"),
+        SinkSetting("subject", .text, default: "ferry.{db}.{table}", doc: "the subject template; {db}, {table} and {key} (the row's key as one token)"),
         SinkSetting("stream_subjects", .list, doc: "the subjects of a stream ferry creates; default: the template with * for each placeholder"),
         SinkSetting("duplicate_window_seconds", .integer, default: "120", doc: "JetStream's dedupe window for a stream ferry creates"),
+        SinkSetting("max_messages_per_subject", .integer, doc: "JetStream's max_msgs_per_subject for a stream ferry creates (1 with {key}: the latest message of each row)"),
+        SinkSetting("format", .text, default: "debezium", doc: "debezium (the envelope) or debezium-schema (Kafka Connect's schema and payload)"),
+        SinkSetting("tombstones", .boolean, default: "false", doc: "true to follow each delete with an empty message on its subject (needs {key})"),
     ]
 }

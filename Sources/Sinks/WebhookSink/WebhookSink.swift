@@ -26,9 +26,10 @@ public actor WebhookSink: SinkSession {
         /// Most events in one POST; a larger batch goes out as several POSTs, in order.
         public var maximumEvents: Int
         public var allowPrivate: Bool
+        public var format: EventJSONWriter.Format
 
         public init(name: String, pipeline: String, url: String, secret: String? = nil, headers: [(String, String)] = [], timeoutSeconds: Int,
-                    maximumEvents: Int, allowPrivate: Bool) throws {
+                    maximumEvents: Int, allowPrivate: Bool, format: EventJSONWriter.Format = .debezium) throws {
             guard let components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
                   let host = components.host, !host.isEmpty else {
                 throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not an http(s) URL", fix: "use https://host/path")
@@ -41,6 +42,7 @@ public actor WebhookSink: SinkSession {
             self.timeoutSeconds = timeoutSeconds
             self.maximumEvents = maximumEvents
             self.allowPrivate = allowPrivate
+            self.format = format
         }
 
         var host: String { URLComponents(string: url)?.host?.trimmingCharacters(in: CharacterSet(charactersIn: "[]")) ?? "" }
@@ -54,12 +56,13 @@ public actor WebhookSink: SinkSession {
     /// The checked address the HTTP client connects to, so a resolver that answers differently
     /// the second time (DNS rebinding) cannot send the request elsewhere.
     private var pinned: String?
-    private let writer = EventJSONWriter(format: .debezium)
+    private let writer: EventJSONWriter
 
     public init(configuration: Configuration, logger: Logger) {
         self.name = configuration.name
         self.configuration = configuration
         self.logger = logger
+        self.writer = EventJSONWriter(format: configuration.format)
     }
 
     private func http() -> HTTPClient {
@@ -128,7 +131,8 @@ public actor WebhookSink: SinkSession {
         }
     }
 
-    /// `{"pipeline":…,"sink":…,"events":[{"id":…,"txn_events":…,<Debezium envelope>},…]}`.
+    /// `{"pipeline":…,"sink":…,"events":[{"id":…,"txn_events":…,<Debezium envelope>},…]}`; with
+    /// `format: debezium-schema` each event is `{"id":…,"txn_events":…,"schema":…,"payload":…}`.
     static func body(_ events: [(event: ChangeEvent, count: Int)], pipeline: String, sink: String, writer: EventJSONWriter) -> [UInt8] {
         var out: [UInt8] = []
         JSONBuffer.appendASCII("{\"pipeline\":", to: &out)
@@ -222,5 +226,6 @@ extension WebhookSink {
         SinkSetting("timeout_seconds", .integer, default: "10", doc: "connect and read timeout"),
         SinkSetting("max_events", .integer, default: "1000", doc: "most events per POST; a larger batch is several POSTs, in order"),
         SinkSetting("allow_private", .boolean, default: "false", doc: "true to reach loopback, private or link-local addresses"),
+        SinkSetting("format", .text, default: "debezium", doc: "debezium (the envelope) or debezium-schema (Kafka Connect's schema and payload)"),
     ]
 }
