@@ -340,7 +340,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Rules", "Documents", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "FerryApp", "MySQLSource", "ControlPlane"]
+            dependencies: ["Pipeline", "Rules", "Documents", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "RedisSink", "FerryApp", "MySQLSource", "ControlPlane"]
         ),
         .testTarget(
             name: "IntegrationTests",

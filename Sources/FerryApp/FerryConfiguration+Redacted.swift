@@ -55,6 +55,7 @@ extension FerryConfiguration {
                     var fields: [String: Any] = ["mode": rule.mode.rawValue, "key": rule.key]
                     if let ttl = rule.ttlSeconds { fields["ttl_seconds"] = ttl }
                     if let maximum = rule.maximumLength { fields["max_length"] = maximum }
+                    if rule.mode == .stream { fields["format"] = rule.format.rawValue }
                     return (rule.tables, fields)
                 }, uniquingKeysWith: { first, _ in first })
             }

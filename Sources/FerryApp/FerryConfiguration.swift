@@ -546,7 +546,8 @@ struct ConfigReader {
             let rulePath = "\(path).\(entry.key)"
             var mode = RedisSink.Mode.json
             var key: String? = nil, ttl: Int? = nil, maximum: Int? = nil
-            for field in try mapping(entry.node, rulePath, allowed: ["mode", "key", "ttl_seconds", "max_length"]) {
+            var format = EventJSONWriter.Format.debezium, formatNode: Node? = nil
+            for field in try mapping(entry.node, rulePath, allowed: ["mode", "key", "ttl_seconds", "max_length", "format"]) {
                 let fieldPath = "\(rulePath).\(field.key)"
                 switch field.key {
                 case "mode":
@@ -555,6 +556,13 @@ struct ConfigReader {
                 case "ttl_seconds":
                     ttl = try integer(field.node, fieldPath)
                     guard ttl! > 0 else { throw error(field.node, fieldPath, "ttl_seconds must be positive") }
+                case "format":
+                    let text = try string(field.node, fieldPath)
+                    guard let chosen = EventJSONWriter.Format(rawValue: text), chosen != .compact else {
+                        throw error(field.node, fieldPath, "unknown format '\(text)'", fix: "use debezium (default) or debezium-schema")
+                    }
+                    format = chosen
+                    formatNode = field.node
                 default:
                     maximum = try integer(field.node, fieldPath)
                     guard maximum! > 0 else { throw error(field.node, fieldPath, "max_length must be positive") }
@@ -566,7 +574,10 @@ struct ConfigReader {
             if mode != .stream, maximum != nil {
                 throw error(entry.node, "\(rulePath).max_length", "max_length bounds streams only", fix: "use mode: stream, or remove max_length")
             }
-            return RedisSink.TableRule(tables: entry.key, mode: mode, key: key, ttlSeconds: ttl, maximumLength: maximum)
+            if mode != .stream, let formatNode {
+                throw error(formatNode, "\(rulePath).format", "format applies to streams only", fix: "use mode: stream, or remove format")
+            }
+            return RedisSink.TableRule(tables: entry.key, mode: mode, key: key, ttlSeconds: ttl, maximumLength: maximum, format: format)
         }
     }
 

@@ -6,6 +6,7 @@ import FerryCore
 import Foundation
 import MySQLSource
 import Pipeline
+import RedisSink
 import Rules
 import Testing
 
@@ -378,6 +379,13 @@ extension ConfigurationTests {
         #expect(refusal(#"{ type: nats, url: "nats://h", max_messages_per_subject: 0 }"#)
             == "ferry.yml:4: sinks.out.max_messages_per_subject: max_messages_per_subject must be at least 1")
         #expect(refusal(#"{ type: webhook, url: "https://h/x", format: compact }"#) == "ferry.yml:4: sinks.out.format: unknown format 'compact'")
+        #expect(refusal(#"{ type: redis, url: "redis://h", tables: { "a.*": { mode: hash, format: debezium-schema } } }"#)
+            == #"ferry.yml:4: sinks.out.tables.a.*.format: format applies to streams only"#)
+        guard case .redis(_, _, let rules)? = try parse(#"{ type: redis, url: "redis://h", tables: { "a.*": { mode: stream, format: debezium-schema } } }"#).sinks["out"]?.kind else {
+            Issue.record("not a redis sink")
+            return
+        }
+        #expect(rules.first?.format == .debeziumSchema)
         guard case .webhook(_, _, _, _, _, _, let format)? = try parse(#"{ type: webhook, url: "https://h/x", format: debezium-schema }"#).sinks["out"]?.kind else {
             Issue.record("not a webhook sink")
             return

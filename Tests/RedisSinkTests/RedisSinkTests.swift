@@ -151,6 +151,11 @@ import Testing
         let entry = text(try commands(for: event(.create, after: [.int(1), .null, .null, .null]), rule: rule, processedAtMillis: 5))[0]
         #expect(Array(entry.prefix(12)) == ["XADD", "shop.orders", "MAXLEN", "~", "1000", "*", "id", "b.000001:120:3", "op", "c", "table", "shop.orders"])
         #expect(entry[12] == "event" && entry[13].hasPrefix(#"{"before":null,"after":{"id":1,"who":null,"total":null,"at":null}"#))
+        // format: debezium-schema puts Kafka Connect's schema block around the envelope.
+        let withSchema = RedisSink.TableRule(tables: "shop.*", mode: .stream, format: .debeziumSchema)
+        let schemaEntry = text(try commands(for: event(.create, after: [.int(1), .null, .null, .null]), rule: withSchema, processedAtMillis: 5))[0]
+        #expect(schemaEntry.count == 11 && schemaEntry[9] == "event" && schemaEntry[10].hasPrefix(#"{"schema":{"type":"struct","#), "\(schemaEntry.last?.prefix(80) ?? "")")
+        #expect(schemaEntry.last?.contains(#","payload":{"before":null,"after":{"id":1,"who":null,"total":null,"at":null}"#) == true)
     }
 
     @Test func keyTemplatesNameWhatIsMissing() {

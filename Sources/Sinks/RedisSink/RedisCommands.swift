@@ -59,14 +59,15 @@ enum RedisCommands {
         try key(rule.key, event: event, row: event.after ?? event.before ?? [])
     }
 
-    /// `XADD key [MAXLEN ~ n] * id <stable id> op <c|u|d|r> table <db.table> event <Debezium JSON>`.
+    /// `XADD key [MAXLEN ~ n] * id <stable id> op <c|u|d|r> table <db.table> event <Debezium JSON>`
+    /// (with the schema block under `format: debezium-schema`).
     static func writeStreamEntry(_ event: ChangeEvent, rule: RedisSink.TableRule, processedAtMillis: Int64, into out: inout RESPCommandWriter) throws {
         var entry = [Array("XADD".utf8), try streamKey(event, rule: rule)]
         if let maximum = rule.maximumLength { entry += [Array("MAXLEN".utf8), Array("~".utf8), Array(String(maximum).utf8)] }
         var id: [UInt8] = []
         event.appendStableID(to: &id)
         var json: [UInt8] = []
-        EventJSONWriter(format: .debezium).write(event, processedAtMillis: processedAtMillis, into: &json)
+        EventJSONWriter(format: rule.format).write(event, processedAtMillis: processedAtMillis, into: &json)
         if json.last == UInt8(ascii: "\n") { json.removeLast() }
         entry += [Array("*".utf8), Array("id".utf8), id, Array("op".utf8), Array(event.operation.code.utf8),
                   Array("table".utf8), Array(event.table.description.utf8), Array("event".utf8), json]

@@ -26,13 +26,17 @@ public actor RedisSink: SinkSession {
         public var ttlSeconds: Int?
         /// Streams: `MAXLEN ~ n`.
         public var maximumLength: Int?
+        /// Streams: the form of each entry's `event` field.
+        public var format: EventJSONWriter.Format
 
-        public init(tables: String, mode: Mode, key: String? = nil, ttlSeconds: Int? = nil, maximumLength: Int? = nil) {
+        public init(tables: String, mode: Mode, key: String? = nil, ttlSeconds: Int? = nil, maximumLength: Int? = nil,
+                    format: EventJSONWriter.Format = .debezium) {
             self.tables = tables
             self.mode = mode
             self.key = key ?? (mode == .stream ? "{db}.{table}" : "{db}.{table}:{key}")
             self.ttlSeconds = ttlSeconds
             self.maximumLength = maximumLength
+            self.format = format
         }
     }
 
@@ -331,6 +335,6 @@ extension RedisSink {
     public static let settings: [SinkSetting] = [
         SinkSetting("url", .text, required: true, doc: "redis://[USER@]HOST:PORT/DB (rediss:// for TLS)"),
         .password(),
-        SinkSetting("tables", .mapping, doc: "per table glob: { mode: hash | json | stream, key: template, ttl_seconds }, first match wins; unmatched tables: json (docs/sinks/redis.md)"),
+        SinkSetting("tables", .mapping, doc: "per table glob: { mode: hash | json | stream, key: template, ttl_seconds, max_length, format }, first match wins; unmatched tables: json (docs/sinks/redis.md)"),
     ]
 }
