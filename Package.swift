@@ -36,6 +36,7 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CWriteback", path: "Sources/CWriteback"),
         .target(
             name: "MySQLBinlog",
             dependencies: [
@@ -230,7 +231,7 @@ let package = Package(
         .target(
             name: "FileSink",
             dependencies: [
-                "FerryCore",
+                "FerryCore", "CWriteback",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Sinks/FileSink"

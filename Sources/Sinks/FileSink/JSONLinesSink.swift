@@ -1,3 +1,4 @@
+import CWriteback
 import FerryCore
 import Foundation
 import Logging
@@ -104,6 +105,9 @@ public actor JSONLinesSink: DeadLetterSink {
                     fileBytes += out.count
                     out.removeAll(keepingCapacity: true)
                     wrote = true
+                    // The disk writes this part while the next is encoded; the batch's fsync
+                    // then waits only for what is still in flight.
+                    _ = ferry_start_writeback(descriptor)
                 }
             }
         }
