@@ -217,11 +217,12 @@ struct StreamSession {
     }
 
     /// Snapshot chunks read with binlog-position watermarks that the stream has now passed, as a
-    /// transaction of their own right after the current boundary.
+    /// transaction of their own right after the current boundary; and signal-table windows whose
+    /// high watermark the stream passed without seeing end, to be read again.
     private func deliverReadyChunks(_ deliver: (Transaction) async throws -> Void) async throws {
-        guard let windows = snapshot?.windows, !assembler.isInTransaction, let boundary = assembler.resumePosition,
-              let (transaction, ids) = windows.chunksReady(at: boundary, sourceName: configuration.name)
-        else { return }
+        guard let windows = snapshot?.windows, !assembler.isInTransaction, let boundary = assembler.resumePosition else { return }
+        windows.endLostWatermarks(at: boundary.coordinates)
+        guard let (transaction, ids) = windows.chunksReady(at: boundary, sourceName: configuration.name) else { return }
         try await deliver(transaction)
         windows.delivered(ids, position: transaction.position)
     }

@@ -228,6 +228,31 @@ import Testing
         }
     }
 
+    /// A high watermark the source lost (its binlog's tail, in a crash) is never seen: once the
+    /// stream is past the binlog's end read right after writing it, the chunk is read again
+    /// instead of waited for for ever — and not a moment before, nor when it was seen.
+    @Test func aHighWatermarkTheStreamPassedWithoutSeeingIsReadAgain() async throws {
+        let windows = SnapshotWindows()
+        for id in ["lost", "seen"] {
+            windows.open(id, table: Self.table, keyColumns: ["a", "b"], generation: 0)
+            windows.setRows(id, rows: [[.string("k"), .int(1), .null]], schema: Self.schema, keyIndexes: [0, 1])
+            windows.highWatermarkWritten(id, before: BinlogCoordinates(file: "b.000001", offset: 500))
+        }
+        // Not yet there: the stream may still reach it.
+        windows.endLostWatermarks(at: BinlogCoordinates(file: "b.000001", offset: 400))
+        windows.highWatermarkSeen("seen")
+        var high = transaction([], offset: 480)
+        let closed = windows.absorb(&high)
+        #expect(closed == ["seen"] && high.events.count == 1)
+        windows.delivered(closed, position: high.position)
+        // The source came back with a new binlog file: the stream is past the end, and "lost"
+        // never came.
+        windows.endLostWatermarks(at: BinlogCoordinates(file: "b.000002", offset: 4))
+        #expect(await windows.outcome("seen") == .delivered(high.position, rows: 1))
+        #expect(await windows.outcome("lost") == .retry("the stream reached b.000002:4 without the chunk's high watermark, written before the binlog ended at b.000001:500: the source lost it (a crash?)"))
+        #expect(windows.isEmpty)
+    }
+
     @Test func cancelledWaitEnds() async throws {
         let windows = SnapshotWindows()
         windows.open("w", table: Self.table, keyColumns: ["a"], generation: 0)

@@ -47,6 +47,10 @@ final class SnapshotWindows: Sendable {
         /// delivered once the stream is past it), and where the stream was when the window opened.
         var readAt: BinlogCoordinates?
         var openedAt: BinlogPosition?
+        /// Signal-table watermarks: the binlog's end read right after the high watermark was
+        /// written. A stream past it that has not seen the watermark never will (a source crash
+        /// lost the binlog's tail), so the chunk is read again instead of waited for.
+        var highWrittenBefore: BinlogCoordinates?
         var deliveredRows = 0
         var outcome: Outcome?
         var waiter: CheckedContinuation<Outcome, Never>?
@@ -147,6 +151,28 @@ final class SnapshotWindows: Sendable {
             state.windows[id]?.absentKeys = absentKeys
             state.windows[id]?.schema = schema
             state.windows[id]?.keyIndexes = keyIndexes
+        }
+    }
+
+    /// Signal-table watermarks: the high watermark is committed, and the binlog ended at `end`
+    /// right after it.
+    func highWatermarkWritten(_ id: String, before end: BinlogCoordinates) {
+        state.withLockedValue { $0.windows[id]?.highWrittenBefore = end }
+    }
+
+    /// Ends, to be read again, the windows whose high watermark the stream has passed at
+    /// `boundary` without seeing it.
+    func endLostWatermarks(at boundary: BinlogCoordinates) {
+        let lost = state.withLockedValue { state -> [(id: String, end: BinlogCoordinates)] in
+            guard !state.windows.isEmpty else { return [] }
+            return state.windows.compactMap { id, window in
+                guard window.outcome == nil, window.rows != nil, let end = window.highWrittenBefore, end <= boundary,
+                      !state.closing.contains(id) else { return nil }
+                return (id, end)
+            }
+        }
+        for (id, end) in lost {
+            self.end(id, .retry("the stream reached \(boundary) without the chunk's high watermark, written before the binlog ended at \(end): the source lost it (a crash?)"))
         }
     }
 

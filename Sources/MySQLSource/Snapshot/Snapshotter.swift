@@ -571,6 +571,7 @@ struct Snapshotter: Sendable {
                             let rows = try await readRows(connection, table: table, chunk: chunk)
                             windows.setRows(id, rows: rows, absentKeys: absentKeys(rows), schema: table.schema, keyIndexes: table.keyColumns)
                             try await signal(connection, id: id, kind: "high", chunk: chunk)
+                            windows.highWatermarkWritten(id, before: try await ServerFacts.currentCoordinates(connection))
                         } else {
                             // One consistent read; the server says which binlog position it saw.
                             try await connection.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
