@@ -113,10 +113,18 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
             } else {
                 _ = try await connection.query("PRAGMA journal_mode = WAL")
                 _ = try await connection.query("PRAGMA synchronous = FULL")
-                for statement in migrations { _ = try await connection.query(statement) }
-                let auditColumns = try await connection.query("PRAGMA table_info(audit)").compactMap { $0.column("name")?.string }
-                if !auditColumns.contains("actor") {
-                    _ = try await connection.query("ALTER TABLE audit ADD COLUMN actor TEXT NOT NULL DEFAULT 'ferry'")
+                // One transaction: one fsync instead of one per table, and never half a schema.
+                _ = try await connection.query("BEGIN IMMEDIATE")
+                do {
+                    for statement in migrations { _ = try await connection.query(statement) }
+                    let auditColumns = try await connection.query("PRAGMA table_info(audit)").compactMap { $0.column("name")?.string }
+                    if !auditColumns.contains("actor") {
+                        _ = try await connection.query("ALTER TABLE audit ADD COLUMN actor TEXT NOT NULL DEFAULT 'ferry'")
+                    }
+                    _ = try await connection.query("COMMIT")
+                } catch {
+                    _ = try? await connection.query("ROLLBACK")
+                    throw error
                 }
             }
         } catch let error as FerryError {
