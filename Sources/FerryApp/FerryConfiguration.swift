@@ -488,7 +488,8 @@ struct ConfigReader {
             do {
                 _ = try settings.configuration(name: name, pipeline: "")
             } catch let invalid as FerryError {
-                let field = invalid.message.contains("tombstones") ? "tombstones" : invalid.message.contains("subject") ? "subject" : "url"
+                let field = ["tombstones", "max_messages_per_subject"].first { invalid.message.hasPrefix($0) }
+                    ?? (invalid.message.hasPrefix("the subject") ? "subject" : "url")
                 throw error(value(field) ?? urlNode, "sinks.\(name).\(field)", invalid.message, fix: invalid.fix)
             }
             return FerryConfiguration.Sink(name: name, kind: .nats(settings))

@@ -85,6 +85,9 @@ import Testing
         #expect(key([.int(4), .string("a,b")]) == "4,a%2Cb")
         #expect(key([.int(5), .string("é_-Z")]) == "5,%C3%A9_-Z")
         #expect(key([.string("k")], [0]) == "k")
+        // Ill-formed text keeps its own bytes: two such keys never meet on one subject.
+        #expect(key([.int(6), .illFormedText([0x61, 0xFF])]) == "6,a%FF")
+        #expect(key([.int(6), .illFormedText([0x61, 0xFE])]) == "6,a%FE")
     }
 
     @Test func templates() throws {
@@ -97,6 +100,14 @@ import Testing
         #expect(throws: NATSSubjectError.unknown("a.{tabel}", "tabel")) { try NATSSubject(template: "a.{tabel}") }
         #expect(throws: NATSSubjectError.repeatedKey("{key}.{key}")) { try NATSSubject(template: "{key}.{key}") }
         #expect(throws: NATSSubjectError.unclosed("a.{db")) { try NATSSubject(template: "a.{db") }
+        // {key} is a whole token: else table "ab" key "c" and table "a" key "bc" would meet.
+        for template in ["a.{table}{key}", "a.x{key}", "a.{key}x", "{key}x.y"] {
+            #expect(throws: NATSSubjectError.keyNotAToken(template)) { try NATSSubject(template: template) }
+        }
+        #expect(try NATSSubject(template: "{key}").isKeyed && NATSSubject(template: "{key}.x").isKeyed)
+        // Names keep their text; only what would change the subject's shape is escaped.
+        let odd = try NATSSubject(template: "c.{db}.{table}").tableParts(TableName(database: "my db", table: "a.b*>%é_"))
+        #expect(String(decoding: odd.prefix, as: UTF8.self) == "c.my%20db.a%2Eb%2A%3E%25é_")
     }
 
     func event(_ operation: ChangeOperation, before: Row? = nil, after: Row? = nil, schema: TableSchema = Self.schema) -> ChangeEvent {
@@ -137,6 +148,19 @@ import Testing
         #expect(try await messages(try sink(subject: "cdc.{table}", tombstones: false), Array(events[2...])) == [
             "cdc.items u b.000001:120:3", "cdc.items d b.000001:120:3",
         ])
+        // A key too long for the server's control line is refused as one change (dead-letterable),
+        // not left to break the connection.
+        let long = event(.create, after: [.int(1), .string(String(repeating: "é", count: 800)), .int(1)])
+        let message = try await keyed.outgoing([long])[0]
+        #expect(message.subject.utf8.count > NATSSink.maximumSubjectBytes)
+        let batch = Transaction(gtid: nil, position: long.source.position, serverID: 1, timestampMillis: 1_000, events: [long])
+        do {
+            try await keyed.apply([batch])
+            Issue.record("a subject over the control line was sent")
+        } catch let error as NATSSinkError {
+            #expect(!error.isTransient && error.ferryError.message.contains("(max_control_line)"), "\(error.ferryError.message)")
+            #expect(error.ferryError.fix?.contains("shorter key") == true)
+        }
         // A table without a key cannot fill {key}: the change is refused, naming table and fix.
         let keyless = TableSchema(name: TableName(database: "shop", table: "log"), columns: [ColumnSchema(name: "line", typeName: "text", nullable: true)], primaryKey: [])
         await #expect(throws: NATSSinkError.self) { try await keyed.outgoing([event(.create, after: [.string("a")], schema: keyless)]) }

@@ -21,6 +21,9 @@ final class SnapshotWindows: Sendable {
         case delivered(SourcePosition, rows: Int)
         /// Must be read again, e.g. the table's schema changed meanwhile.
         case retry(String)
+        /// The stream passed the end of the binlog as it stood after the high watermark without
+        /// seeing it: read again, but not for ever.
+        case watermarkLost(String)
     }
 
     fileprivate struct Window {
@@ -172,7 +175,7 @@ final class SnapshotWindows: Sendable {
             }
         }
         for (id, end) in lost {
-            self.end(id, .retry("the stream reached \(boundary) without the chunk's high watermark, written before the binlog ended at \(end): the source lost it (a crash?)"))
+            self.end(id, .watermarkLost("the stream reached \(boundary) without the chunk's high watermark, written before the binlog ended at \(end): the source lost it (a crash?)"))
         }
     }
 

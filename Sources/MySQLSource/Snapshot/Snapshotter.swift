@@ -551,6 +551,7 @@ struct Snapshotter: Sendable {
             var table = initialTable
             while var chunk = try await queue.next() {
                 var attempt = 0
+                var lostWatermarks = 0
                 while true {
                     attempt += 1
                     let generation = windows.generation(of: table.name)
@@ -571,7 +572,8 @@ struct Snapshotter: Sendable {
                             let rows = try await readRows(connection, table: table, chunk: chunk)
                             windows.setRows(id, rows: rows, absentKeys: absentKeys(rows), schema: table.schema, keyIndexes: table.keyColumns)
                             try await signal(connection, id: id, kind: "high", chunk: chunk)
-                            windows.highWatermarkWritten(id, before: try await ServerFacts.currentCoordinates(connection))
+                            // Without it the window is only waited for, as before it was known.
+                            if let end = try? await ServerFacts.currentCoordinates(connection) { windows.highWatermarkWritten(id, before: end) }
                         } else {
                             // One consistent read; the server says which binlog position it saw.
                             try await connection.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -601,6 +603,19 @@ struct Snapshotter: Sendable {
                         chunk.rows = rows
                         chunk.deliveredAt = position
                         try await save(chunk, request: request)
+                    case .watermarkLost(let reason):
+                        // Once is a crash that lost the binlog's tail; every time means the
+                        // stream never sees this table's watermarks.
+                        lostWatermarks += 1
+                        guard lostWatermarks < Self.lostWatermarkLimit else {
+                            throw FerryError(code: .snapshotSignalTable,
+                                             message: "the stream passed the high watermark of \(table.name) chunk \(chunk.index) \(lostWatermarks) times without seeing it: \(reason)",
+                                             context: [("table", table.name.description), ("signal table", settings.signalTable.description)],
+                                             fix: "check that rows written to \(settings.signalTable) reach the binlog this pipeline reads (binlog filters, a replica that does not log them), or set snapshot: { watermarks: binlog }")
+                        }
+                        logger.warning("snapshot chunk read again", metadata: [LoggingKeys.table: "\(table.name)", "ferry.chunk": "\(chunk.index)",
+                                                                               "ferry.reason": "\(reason)"])
+                        continue
                     case .retry(let reason):
                         try Task.checkCancellation()
                         logger.info("snapshot chunk read again", metadata: [LoggingKeys.table: "\(table.name)", "ferry.chunk": "\(chunk.index)",
@@ -652,6 +667,9 @@ struct Snapshotter: Sendable {
         try await connection.execute("SET time_zone = '+00:00', character_set_results = 'utf8mb4', sql_mode = ''")
         try await connection.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     }
+
+    /// Times a chunk's high watermark may be lost before the snapshot stops.
+    static let lostWatermarkLimit = 3
 
     static func windowID() -> String {
         var generator = SystemRandomNumberGenerator()

@@ -60,6 +60,11 @@ public actor NATSSink: SinkSession {
                 throw FerryError(code: .configInvalid, message: "tombstones need a subject that names the row; '\(subject)' has no {key}",
                                  fix: "add {key} to the subject, e.g. \"ferry.{db}.{table}.{key}\", or drop tombstones")
             }
+            // On a subject per table a per-subject limit would throw each table's history away.
+            guard maximumMessagesPerSubject == nil || template.isKeyed else {
+                throw FerryError(code: .configInvalid, message: "max_messages_per_subject needs a subject that names the row; '\(subject)' has no {key}",
+                                 fix: "add {key} to the subject, e.g. \"ferry.{db}.{table}.{key}\", or set limits on a stream you create yourself")
+            }
             self.stream = stream
             self.subject = subject
             self.streamSubjects = streamSubjects ?? [template.wildcard]
@@ -108,6 +113,12 @@ public actor NATSSink: SinkSession {
         let connection = try await connected()
         let info = try await api(connection, "$JS.API.STREAM.INFO.\(configuration.stream)", [:])
         var lastSequence = ((info["state"] as? [String: Any])?["last_seq"] as? NSNumber)?.intValue ?? 0
+        if let wanted = configuration.maximumMessagesPerSubject, let config = info["config"] as? [String: Any],
+           let existing = (config["max_msgs_per_subject"] as? NSNumber)?.intValue, existing != wanted {
+            logger.warning("the JetStream stream exists with another max_msgs_per_subject; ferry sets it only on a stream it creates",
+                           metadata: [LoggingKeys.sink: "\(name)", "ferry.stream": "\(configuration.stream)",
+                                      "ferry.max_msgs_per_subject": "\(existing)", "ferry.wanted": "\(wanted)"])
+        }
         if let error = info["error"] as? [String: Any] {
             guard (error["code"] as? NSNumber)?.intValue == 404 else { throw NATSSinkError.refused(sink: name, message: "\(error["description"] ?? error)") }
             var settings: [String: Any] = [
@@ -159,6 +170,10 @@ public actor NATSSink: SinkSession {
     /// server stores one piece while ferry encodes the next; acknowledgements are awaited at the end.
     static let pieceBytes = 256 << 10
 
+    /// A publish's control line (`HPUB <subject> <reply> <sizes>`) must fit nats-server's default
+    /// max_control_line of 4096 bytes.
+    static let maximumSubjectBytes = 4000
+
     public func apply(_ transactions: [Transaction]) async throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var before = previous
@@ -176,7 +191,6 @@ public actor NATSSink: SinkSession {
                                     into: &shared)
             for (index, message) in messages.enumerated() {
                 let event = message.event
-                if connection == nil { connection = try await connected() }
                 var payload: [UInt8] = []
                 var id = event.stableID
                 if message.tombstone {
@@ -187,8 +201,13 @@ public actor NATSSink: SinkSession {
                 }
                 let headerBlock = NATSEncoder.headerBlock([("Nats-Msg-Id", id)], shared: shared,
                                                           [("Ferry-Last", index == messages.count - 1 ? "1" : "0")])
-                // The server ends the connection on a message over its limit: such a change is
+                // The server ends the connection on a message over its limits: such a change is
                 // refused here, with its table and position, instead of failing the batch for ever.
+                if message.subject.utf8.count > Self.maximumSubjectBytes {
+                    throw NATSSinkError.rejected(sink: name, table: event.table, position: event.source.position, code: 10054,
+                                                 message: "the subject is \(message.subject.utf8.count) bytes (a long key); the server's control lines take at most 4096 (max_control_line)")
+                }
+                if connection == nil { connection = try await connected() }
                 if let limit = connection?.maximumPayload, payload.count + headerBlock.count > limit {
                     throw NATSSinkError.rejected(sink: name, table: event.table, position: event.source.position, code: 10054,
                                                  message: "the change is \(payload.count + headerBlock.count) bytes as a message; the server takes at most \(limit) (max_payload)")
@@ -380,7 +399,8 @@ enum NATSSinkError: ClassifiedError, FerryErrorConvertible, CustomStringConverti
         case .rejected(let sink, let table, let position, let code, let message):
             return FerryError(code: .sinkNATSRejected, message: "NATS sink \(sink): JetStream refused a message (\(code)): \(message)",
                               context: [("table", table.description), ("position", position.place)],
-                              fix: code == 10054 || message.contains("maximum") ? "raise the server's max_payload, or exclude the table's large columns" : nil)
+                              fix: message.contains("max_control_line") ? "give the table a shorter key (mapping.<table>.key), or drop {key} from the subject"
+                                  : code == 10054 || message.contains("maximum") ? "raise the server's max_payload, or exclude the table's large columns" : nil)
         case .noKey(let sink, let table, let position, let subject):
             return FerryError(code: .sinkNATSRejected, message: "NATS sink \(sink): the subject \(subject) names the row by {key}, and table \(table) has no key",
                               context: [("table", table.description), ("position", position.place)],

@@ -1,12 +1,15 @@
 import FerryCore
 
-/// A sink's subject template: literal text with `{db}`, `{table}` and at most one `{key}`.
+/// A sink's subject template: literal text with `{db}`, `{table}` and at most one `{key}`, which
+/// must be a whole token (between dots, or at an end).
 ///
 /// `{key}` makes the subject name the row, so a stream with a per-subject limit keeps the latest
 /// message of each row, as a compacted Kafka topic keeps the latest record of each key. The key
-/// is one subject token: each key column's text with every byte outside `A–Z a–z 0–9 - _` written
-/// as `%XX`, the columns joined by `,`, NULL as `~` and the empty string as `%` — so two different
-/// keys never share a subject, and no key can add a token or a wildcard.
+/// is one subject token: each key column's text (ill-formed text: its stored bytes) with every
+/// byte outside `A–Z a–z 0–9 - _` written as `%XX`, the columns joined by `,`, NULL as `~` and the
+/// empty string as `%` — so two different keys never share a subject, and no key can add a token
+/// or a wildcard. Database and table names keep their text, except that the bytes that would
+/// change a subject's shape (`.`, `*`, `>`, `%`, spaces and control bytes) are written as `%XX`.
 struct NATSSubject: Sendable, Equatable {
     enum Part: Sendable, Equatable {
         case text(String)
@@ -28,6 +31,8 @@ struct NATSSubject: Sendable, Equatable {
             case "table": parts.append(.table)
             case "key":
                 guard !parts.contains(.key) else { throw .repeatedKey(template) }
+                let after = rest[rest.index(after: close)...].first ?? "."
+                guard Self.endsToken(parts), after == "." else { throw .keyNotAToken(template) }
                 parts.append(.key)
             case let name: throw .unknown(template, String(name))
             }
@@ -35,6 +40,13 @@ struct NATSSubject: Sendable, Equatable {
         }
         if !rest.isEmpty { parts.append(.text(String(rest))) }
         self.parts = parts
+    }
+
+    /// True when what came before ends a token (nothing, or a dot).
+    private static func endsToken(_ parts: [Part]) -> Bool {
+        guard let last = parts.last else { return true }
+        if case .text(let text) = last { return text.hasSuffix(".") }
+        return false
     }
 
     /// True when the subject names the row, not only its table.
@@ -58,14 +70,30 @@ struct NATSSubject: Sendable, Equatable {
             case .text(let text):
                 if afterKey { suffix += text.utf8 } else { prefix += text.utf8 }
             case .database:
-                if afterKey { suffix += table.database.utf8 } else { prefix += table.database.utf8 }
+                if afterKey { Self.appendName(table.database, to: &suffix) } else { Self.appendName(table.database, to: &prefix) }
             case .table:
-                if afterKey { suffix += table.table.utf8 } else { prefix += table.table.utf8 }
+                if afterKey { Self.appendName(table.table, to: &suffix) } else { Self.appendName(table.table, to: &prefix) }
             case .key:
                 afterKey = true
             }
         }
         return (prefix, suffix)
+    }
+
+    /// A database or table name as subject text: only what would change the subject's shape escaped.
+    static func appendName(_ name: String, to out: inout [UInt8]) {
+        for byte in name.utf8 {
+            switch byte {
+            case 0...0x20, 0x7F, UInt8(ascii: "."), UInt8(ascii: "*"), UInt8(ascii: ">"), UInt8(ascii: "%"): appendEscaped(byte, to: &out)
+            default: out.append(byte)
+            }
+        }
+    }
+
+    private static func appendEscaped(_ byte: UInt8, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "%"))
+        out.append(hexDigits[Int(byte >> 4)])
+        out.append(hexDigits[Int(byte & 0x0F)])
     }
 
     /// Appends the key token of `row` (its columns at `key`).
@@ -74,7 +102,10 @@ struct NATSSubject: Sendable, Equatable {
         for (position, column) in key.enumerated() {
             if position > 0 { out.append(UInt8(ascii: ",")) }
             text.removeAll(keepingCapacity: true)
-            guard column < row.count, ValueJSON.appendPlainText(row[column], to: &text) else {
+            if column < row.count, case .illFormedText(let bytes) = row[column] {
+                // Its own bytes: U+FFFD would give two different keys one subject.
+                text = bytes
+            } else if column >= row.count || !ValueJSON.appendPlainText(row[column], to: &text) {
                 out.append(UInt8(ascii: "~"))
                 continue
             }
@@ -88,9 +119,7 @@ struct NATSSubject: Sendable, Equatable {
                      UInt8(ascii: "-"), UInt8(ascii: "_"):
                     out.append(byte)
                 default:
-                    out.append(UInt8(ascii: "%"))
-                    out.append(hexDigits[Int(byte >> 4)])
-                    out.append(hexDigits[Int(byte & 0x0F)])
+                    appendEscaped(byte, to: &out)
                 }
             }
         }
@@ -103,12 +132,14 @@ enum NATSSubjectError: Error, Equatable, CustomStringConvertible {
     case unclosed(String)
     case unknown(String, String)
     case repeatedKey(String)
+    case keyNotAToken(String)
 
     var description: String {
         switch self {
         case .unclosed(let template): return "the subject '\(template)' has a { without its }"
         case .unknown(let template, let name): return "the subject '\(template)' names {\(name)}; a subject takes {db}, {table} and {key}"
         case .repeatedKey(let template): return "the subject '\(template)' has {key} twice; a row's key is one token"
+        case .keyNotAToken(let template): return "the subject '\(template)' has {key} inside a token; it must stand between dots, e.g. cdc.{table}.{key}"
         }
     }
 }
