@@ -115,14 +115,7 @@ public final class RuleSet: @unchecked Sendable {
         let targetBefore = event.before.map { _ in target(rule, event, side: .before, columns) }
         let targetAfter = event.after.map { _ in target(rule, event, side: .after, columns) }
         if event.operation == .update, let from = targetBefore, let to = targetAfter, from != to {
-            var removal = event
-            removal.operation = .delete
-            removal.after = nil
-            removal.source.part = 1
-            var arrival = event
-            arrival.operation = .create
-            arrival.before = nil
-            arrival.source.part = 2
+            let (removal, arrival) = event.splitIntoRemovalAndArrival
             out.append(try reshape(removal, rule: index, table: from, columns: columns))
             out.append(try reshape(arrival, rule: index, table: to, columns: columns))
             return

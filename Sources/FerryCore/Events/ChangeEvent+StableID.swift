@@ -19,3 +19,20 @@ extension ChangeEvent {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension ChangeEvent {
+    /// An update that moves its row (to another target, or to another key's subject) as a delete
+    /// where it was and a create where it is now: parts 1 and 2 of the change, so each has an id
+    /// of its own.
+    public var splitIntoRemovalAndArrival: (removal: ChangeEvent, arrival: ChangeEvent) {
+        var removal = self
+        removal.operation = .delete
+        removal.after = nil
+        removal.source.part = 1
+        var arrival = self
+        arrival.operation = .create
+        arrival.before = nil
+        arrival.source.part = 2
+        return (removal, arrival)
+    }
+}

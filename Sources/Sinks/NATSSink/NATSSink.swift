@@ -307,14 +307,7 @@ public actor NATSSink: SinkSession {
             let before = try event.before.map { try subject(for: event, row: $0) }
             let after = try event.after.map { try subject(for: event, row: $0) }
             if event.operation == .update, let before, let after, before != after {
-                var removal = event
-                removal.operation = .delete
-                removal.after = nil
-                removal.source.part = 1
-                var arrival = event
-                arrival.operation = .create
-                arrival.before = nil
-                arrival.source.part = 2
+                let (removal, arrival) = event.splitIntoRemovalAndArrival
                 messages.append(Outgoing(event: removal, subject: before))
                 if configuration.tombstones { messages.append(Outgoing(event: removal, subject: before, tombstone: true)) }
                 messages.append(Outgoing(event: arrival, subject: after))
