@@ -141,6 +141,10 @@ import Testing
             "cdc.items.1,x d b.000001:120:3.1", "cdc.items.1,x d b.000001:120:3.1 tombstone", "cdc.items.2,x c b.000001:120:3.2",
             "cdc.items.2,x d b.000001:120:3", "cdc.items.2,x d b.000001:120:3 tombstone",
         ])
+        // binlog_row_image=MINIMAL: an update's after image leaves the unchanged key out; it is
+        // no key change.
+        let minimal = event(.update, before: [.int(1), .string("x"), .absent], after: [.absent, .absent, .int(12)])
+        #expect(try await messages(keyed, [minimal]) == ["cdc.items.1,x u b.000001:120:3"])
         // Without tombstones the split stays; without {key} nothing is split or added.
         #expect(try await messages(try sink(subject: "cdc.{table}.{key}", tombstones: false), Array(events[2...])) == [
             "cdc.items.1,x d b.000001:120:3.1", "cdc.items.2,x c b.000001:120:3.2", "cdc.items.2,x d b.000001:120:3",

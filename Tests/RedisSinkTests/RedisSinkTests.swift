@@ -146,6 +146,23 @@ import Testing
         #expect(text(commands) == [["DEL", "shop.orders:1"], ["SET", "shop.orders:2", #"{"id":2,"who":"a","total":"1.50","at":null}"#]])
     }
 
+    /// binlog_row_image=MINIMAL: the update's after image has only what changed, its before
+    /// image only the key. The hash keeps its other fields (no DEL), a column now NULL is removed,
+    /// the key comes from the before image; a JSON value, written whole, is refused with the fix.
+    @Test func partialRowImagesUpdateHashesAndAreRefusedForJSON() throws {
+        let update = event(.update, before: [.int(1), .absent, .absent, .absent], after: [.absent, .string("b"), .absent, .null])
+        let hash = RedisSink.TableRule(tables: "shop.*", mode: .hash)
+        let written = text(try commands(for: update, rule: hash, processedAtMillis: 0))
+        #expect(written == [["HSET", "shop.orders:1", "id", "1", "who", "b"], ["HDEL", "shop.orders:1", "at"]], "\(written)")
+        do {
+            _ = try commands(for: update, rule: RedisSink.TableRule(tables: "shop.*", mode: .json), processedAtMillis: 0)
+            Issue.record("a partial row was written as a whole JSON value")
+        } catch let error as RedisPartialRowError {
+            #expect(error.ferryError.message == "the binlog holds only part of a row of shop.orders (no total): a JSON value is written whole")
+            #expect(error.ferryError.fix?.contains("binlog_row_image = FULL") == true)
+        }
+    }
+
     @Test func streamEntriesCarryTheStableID() throws {
         let rule = RedisSink.TableRule(tables: "shop.*", mode: .stream, maximumLength: 1000)
         let entry = text(try commands(for: event(.create, after: [.int(1), .null, .null, .null]), rule: rule, processedAtMillis: 5))[0]

@@ -84,3 +84,16 @@ public struct TableSchemaInterner: Sendable {
         return schema
     }
 }
+
+extension Array where Element == Value {
+    /// True when some column is not in this image (`binlog_row_image` MINIMAL or NOBLOB).
+    public var isPartial: Bool {
+        contains { if case .absent = $0 { return true } else { return false } }
+    }
+
+    /// A partial after image completed from the before image: columns absent from it keep
+    /// their old values.
+    public func completed(from before: Row) -> Row {
+        isPartial ? zip(before, self).map { $1 == .absent ? $0 : $1 } : self
+    }
+}

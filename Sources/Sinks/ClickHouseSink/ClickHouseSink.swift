@@ -173,7 +173,7 @@ public actor ClickHouseSink: SinkSession {
                     if schema.primaryKey.contains(where: { after[$0] != .absent && before[$0] != after[$0] }) {
                         add(table, schema, PendingRow(row: before, deleted: true, version: version, position: event.source.position))
                     }
-                    add(table, schema, PendingRow(row: RowOperations.completed(after, from: before), deleted: false, version: version, position: event.source.position))
+                    add(table, schema, PendingRow(row: after.completed(from: before), deleted: false, version: version, position: event.source.position))
                 case .delete:
                     if let before = event.before { add(table, schema, PendingRow(row: before, deleted: true, version: version, position: event.source.position)) }
                 case .ddl:

@@ -304,8 +304,9 @@ public actor NATSSink: SinkSession {
                 messages.append(Outgoing(event: event, subject: subject(for: event.table)))
                 continue
             }
+            // An update's after image may leave its unchanged key out (binlog_row_image=MINIMAL).
             let before = try event.before.map { try subject(for: event, row: $0) }
-            let after = try event.after.map { try subject(for: event, row: $0) }
+            let after = try event.after.map { try subject(for: event, row: event.before.map($0.completed(from:)) ?? $0) }
             if event.operation == .update, let before, let after, before != after {
                 let (removal, arrival) = event.splitIntoRemovalAndArrival
                 messages.append(Outgoing(event: removal, subject: before))

@@ -12,27 +12,43 @@ enum RedisCommands {
             try writeStreamEntry(event, rule: rule, processedAtMillis: processedAtMillis, into: &out)
             return out.count - first
         }
+        // An update's after image may leave out the columns it did not change
+        // (binlog_row_image MINIMAL or NOBLOB): the before image fills in what it can.
+        let row = event.after.map { after in event.before.map(after.completed(from:)) ?? after }
         let before = try event.before.map { try key(rule.key, event: event, row: $0) }
-        let after = try event.after.map { try key(rule.key, event: event, row: $0) }
+        let after = try row.map { try key(rule.key, event: event, row: $0) }
         switch event.operation {
         case .delete:
             if let before { out.command(del, before) }
         case .create, .read, .update:
-            guard let after, let row = event.after else { return 0 }
+            guard let after, let row else { return 0 }
             // A key change moves the row: the old key goes.
             if let before, before != after { out.command(del, before) }
             switch rule.mode {
             case .hash:
-                out.command(del, after)
+                // A partial row updates the fields it has (and drops those now NULL); a whole
+                // row replaces the hash.
+                let partial = row.isPartial
+                if !partial { out.command(del, after) }
+                var nulls: [[UInt8]] = []
                 for index in row.indices {
                     scratch.removeAll(keepingCapacity: true)
-                    guard ValueJSON.appendPlainText(row[index], to: &scratch) else { continue }
-                    out.collect((event.schema?.columnName(index) ?? "col_\(index + 1)").utf8)
+                    let field = (event.schema?.columnName(index) ?? "col_\(index + 1)").utf8
+                    guard ValueJSON.appendPlainText(row[index], to: &scratch) else {
+                        if partial, row[index] == .null { nulls.append(Array(field)) }
+                        continue
+                    }
+                    out.collect(field)
                     out.collect(scratch)
                 }
                 out.endCollected("HSET", after)
+                if !nulls.isEmpty { out.command([Array("HDEL".utf8), after] + nulls) }
                 if let ttl = rule.ttlSeconds { out.command([Array("EXPIRE".utf8), after, Array(String(ttl).utf8)]) }
             case .json:
+                guard !row.isPartial else {
+                    throw RedisPartialRowError(table: event.table, position: event.source.position,
+                                               columns: row.indices.filter { row[$0] == .absent }.map { event.schema?.columnName($0) ?? "col_\($0 + 1)" })
+                }
                 scratch.removeAll(keepingCapacity: true)
                 ValueJSON.appendRow(row, schema: event.schema, to: &scratch)
                 if let ttl = rule.ttlSeconds {
@@ -111,6 +127,21 @@ enum RedisCommands {
         return out
     }
 
+}
+
+/// A row image without some of its columns (`binlog_row_image` MINIMAL or NOBLOB in the session
+/// that wrote it), where a whole JSON value must be written.
+struct RedisPartialRowError: Error, FerryErrorConvertible, CustomStringConvertible {
+    var table: TableName
+    var position: SourcePosition
+    var columns: [String]
+    var ferryError: FerryError {
+        FerryError(code: .sinkRedisRejected,
+                   message: "the binlog holds only part of a row of \(table) (no \(columns.joined(separator: ", "))): a JSON value is written whole",
+                   context: [("table", table.description), ("position", position.place)],
+                   fix: "set binlog_row_image = FULL for every session that writes \(table) (SET GLOBAL binlog_row_image = 'FULL', and no session override), or store the table as a hash (mode: hash), which takes partial rows")
+    }
+    var description: String { ferryError.message }
 }
 
 /// A key template that cannot be filled for a table.

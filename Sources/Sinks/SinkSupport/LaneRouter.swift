@@ -27,7 +27,7 @@ public struct LaneRouter: Sendable {
             }
             if event.operation == .update, let before = event.before, let after = event.after, !schema.primaryKey.isEmpty {
                 let from = lane(event.table, schema, before)
-                let to = lane(event.table, schema, RowOperations.completed(after, from: before))
+                let to = lane(event.table, schema, after.completed(from: before))
                 if from != to {
                     var delete = event
                     delete.operation = .delete
@@ -35,7 +35,7 @@ public struct LaneRouter: Sendable {
                     var insert = event
                     insert.operation = .create
                     insert.before = nil
-                    insert.after = RowOperations.completed(after, from: before)
+                    insert.after = after.completed(from: before)
                     parts[from].events.append(delete)
                     parts[to].events.append(insert)
                     continue

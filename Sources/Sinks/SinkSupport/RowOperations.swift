@@ -72,7 +72,7 @@ public struct RowOperations {
                     if key.isEmpty || key.contains(where: { after[$0] != .absent && before[$0] != after[$0] }) {
                         delete(table: table, schema: schema, row: before)
                     }
-                    upsert(table: table, schema: schema, row: Self.completed(after, from: before))
+                    upsert(table: table, schema: schema, row: after.completed(from: before))
                 case .delete:
                     if let before = event.before { delete(table: table, schema: schema, row: before) }
                 case .ddl:
@@ -109,19 +109,9 @@ public struct RowOperations {
         }.reversed()
     }
 
-    /// A partial after image completed from the before image (columns absent from it keep
-    /// their old values).
-    public static func completed(_ after: Row, from before: Row) -> Row {
-        hasAbsent(after) ? zip(before, after).map { $1 == .absent ? $0 : $1 } : after
-    }
-
-    static func hasAbsent(_ row: Row) -> Bool {
-        row.contains { if case .absent = $0 { return true } else { return false } }
-    }
-
     /// The indexes of the row's present columns.
     static func presentColumns(_ row: Row) -> [Int] {
-        hasAbsent(row) ? row.indices.filter { row[$0] != .absent } : Array(row.indices)
+        row.isPartial ? row.indices.filter { row[$0] != .absent } : Array(row.indices)
     }
 
     private mutating func close() {
