@@ -59,10 +59,10 @@ public struct FerryConfiguration: Sendable {
     public struct Sink: Sendable {
         public var name: String
         public var kind: SinkKind
-        /// What schema changes do to the target (table sinks). Default lenient.
+        /// What schema changes do to the target (table sinks); `schema_changes`'s declared default.
         public var schemaChanges = SchemaChangePolicy()
-        /// Parallel lanes (PostgreSQL, MariaDB/MySQL). Default 1.
-        public var lanes = 1
+        /// Parallel lanes (PostgreSQL, MariaDB/MySQL); `lanes`'s declared default.
+        public var lanes = Int(SinkSetting.lanes.defaultValue ?? "")!
     }
 
     public struct Pipeline: Sendable {
@@ -398,7 +398,7 @@ struct ConfigReader {
     /// `schema_changes: evolve` or `schema_changes: { mode: evolve, allow: [...], deny: [...] }`.
     func schemaChangePolicy(_ node: Node, _ path: String) throws -> SchemaChangePolicy {
         func mode(_ node: Node, _ path: String) throws -> SchemaChangePolicy.Mode {
-            try choice(node, path, "schema change policy", default: SchemaChangePolicy.Mode.lenient)
+            try choice(node, path, "schema change policy", default: SchemaChangePolicy.defaultMode)
         }
         func kinds(_ node: Node, _ path: String) throws -> Set<SchemaChange.Kind> {
             Set(try strings(node, path).map { text in

@@ -7,6 +7,7 @@ import Foundation
 import MySQLSource
 import Pipeline
 import RedisSink
+import SinkSupport
 import Rules
 import Testing
 
@@ -339,6 +340,11 @@ extension ConfigurationTests {
         }
         #expect(settings.stream == "FERRY" && settings.subject == "ferry.{db}.{table}" && settings.duplicateWindowSeconds == 120)
         #expect(settings.format == .debezium && !settings.tombstones && settings.maximumMessagesPerSubject == nil)
+        // A table sink's schema_changes and lanes, when not written, are the declared defaults.
+        let table = try FerryConfiguration.parse(text.replacingOccurrences(of: "{ type: sqlite, path: ./a.sqlite, stream: ORDERS }", with: "{ type: postgres, url: \"postgres://u@h/d\" }"),
+                                                 file: "ferry.yml", environment: [:])
+        #expect(table.sinks["local"]?.schemaChanges.mode.rawValue == SinkSetting.schemaChanges.defaultValue)
+        #expect(table.sinks["local"].map { String($0.lanes) } == SinkSetting.lanes.defaultValue)
     }
 
     /// A NATS subject may name the row ({key}); tombstones need it, and event sinks take either

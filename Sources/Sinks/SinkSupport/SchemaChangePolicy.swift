@@ -26,7 +26,10 @@ public struct SchemaChangePolicy: Sendable, Equatable {
     public var allow: Set<SchemaChange.Kind>?
     public var deny: Set<SchemaChange.Kind>
 
-    public init(mode: Mode = .lenient, allow: Set<SchemaChange.Kind>? = nil, deny: Set<SchemaChange.Kind> = []) {
+    /// The mode of a sink that does not say: `schema_changes`'s declared default.
+    public static let defaultMode = Mode(rawValue: SinkSetting.schemaChanges.defaultValue ?? "")!
+
+    public init(mode: Mode = defaultMode, allow: Set<SchemaChange.Kind>? = nil, deny: Set<SchemaChange.Kind> = []) {
         self.mode = mode
         self.allow = allow
         self.deny = deny
