@@ -447,7 +447,8 @@ extension Integration.CrashRecovery {
     /// source (ClickHouse with FINAL), and every change is in the Redis stream and in JetStream
     /// exactly once — also with Redis, NATS and ClickHouse each stopped for 5 s mid-stream; and a
     /// second pipeline whose rules reshape the changes delivers exactly what they derive, by id, to
-    /// JSON lines, a Redis stream, JetStream and a webhook.
+    /// JSON lines, a Redis stream, JetStream and a webhook; and a JetStream target keyed by row
+    /// with tombstones holds what a compacted topic would.
     @Test func busCacheAndAnalyticsTargetsSurviveKills() throws {
         _ = try TestEnvironment.value("FERRY_REDIS_URL")
         _ = try TestEnvironment.value("FERRY_NATS_URL")
@@ -459,7 +460,10 @@ extension Integration.CrashRecovery {
         #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
         #expect(result.stdout.contains("duplicates 0, differing from the JSON lines 0; webhook events"))
         #expect(result.stdout.contains("; Redis, NATS and ClickHouse each down 5 s; NATS JetStream messages"))
-        #expect(result.stdout.contains("duplicates 0, differing from the JSON lines 0; rules ("))
+        #expect(result.stdout.contains("duplicates 0, differing from the JSON lines 0; keyed JetStream messages"))
+        // The keyed JetStream target: each change once, a tombstone after each delete on its
+        // row's subject, and the rows it leaves live exactly the source's.
+        #expect(result.stdout.contains("duplicates 0, differing 0, tombstones off their row's subject 0, live rows differing from the source 0; rules ("))
         // The pipeline with rules: retargeted, dropped, routed and computed changes, each id once.
         #expect(result.stdout.contains("duplicate ids 0, differing from the rules applied to the first pipeline's changes 0, bad computed values 0"))
         #expect(result.stdout.hasSuffix("duplicates 0, differing 0\n"))
