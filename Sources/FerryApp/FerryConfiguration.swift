@@ -216,6 +216,15 @@ struct ConfigReader {
     }
 
     /// One of a closed set of words; an unknown one is an error listing them (`default` marked).
+    /// The `format:` of a sink (or Redis stream) that writes change events: the Debezium envelope,
+    /// with or without Kafka Connect's schema block (the compact form is for `ferry tail` only).
+    func eventFormat(_ text: String, _ node: Node, _ path: String) throws -> EventJSONWriter.Format {
+        guard let format = EventJSONWriter.Format(rawValue: text), format != .compact else {
+            throw error(node, path, "unknown format '\(text)'", fix: "use debezium (default) or debezium-schema")
+        }
+        return format
+    }
+
     func choice<Choice: RawRepresentable & CaseIterable>(_ node: Node, _ path: String, _ what: String, default fallback: Choice? = nil) throws -> Choice
     where Choice.RawValue == String {
         let text = try string(node, path)
@@ -558,11 +567,7 @@ struct ConfigReader {
                     ttl = try integer(field.node, fieldPath)
                     guard ttl! > 0 else { throw error(field.node, fieldPath, "ttl_seconds must be positive") }
                 case "format":
-                    let text = try string(field.node, fieldPath)
-                    guard let chosen = EventJSONWriter.Format(rawValue: text), chosen != .compact else {
-                        throw error(field.node, fieldPath, "unknown format '\(text)'", fix: "use debezium (default) or debezium-schema")
-                    }
-                    format = chosen
+                    format = try eventFormat(try string(field.node, fieldPath), field.node, fieldPath)
                     formatNode = field.node
                 default:
                     maximum = try integer(field.node, fieldPath)

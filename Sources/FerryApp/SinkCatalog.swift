@@ -95,14 +95,9 @@ struct SinkValues {
         return try fallback(key) == "true"
     }
 
-    /// `format:` of a sink that writes change events: the Debezium envelope, with or without
-    /// Kafka Connect's schema block (the compact form is for `ferry tail` only).
+    /// `format:` of a sink that writes change events (`ConfigReader.eventFormat`).
     func eventFormat() throws -> EventJSONWriter.Format {
-        let text = try text("format")
-        guard let format = EventJSONWriter.Format(rawValue: text), format != .compact else {
-            throw reader.error(fields["format"] ?? entry, path("format"), "unknown format '\(text)'", fix: "use debezium (default) or debezium-schema")
-        }
-        return format
+        try reader.eventFormat(try text("format"), fields["format"] ?? entry, path("format"))
     }
 }
 

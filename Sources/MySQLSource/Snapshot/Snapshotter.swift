@@ -603,23 +603,22 @@ struct Snapshotter: Sendable {
                         chunk.rows = rows
                         chunk.deliveredAt = position
                         try await save(chunk, request: request)
-                    case .watermarkLost(let reason):
-                        // Once is a crash that lost the binlog's tail; every time means the
-                        // stream never sees this table's watermarks.
-                        lostWatermarks += 1
-                        guard lostWatermarks < Self.lostWatermarkLimit else {
-                            throw FerryError(code: .snapshotSignalTable,
-                                             message: "the stream passed the high watermark of \(table.name) chunk \(chunk.index) \(lostWatermarks) times without seeing it: \(reason)",
-                                             context: [("table", table.name.description), ("signal table", settings.signalTable.description)],
-                                             fix: "check that rows written to \(settings.signalTable) reach the binlog this pipeline reads (binlog filters, a replica that does not log them), or set snapshot: { watermarks: binlog }")
-                        }
-                        logger.warning("snapshot chunk read again", metadata: [LoggingKeys.table: "\(table.name)", "ferry.chunk": "\(chunk.index)",
-                                                                               "ferry.reason": "\(reason)"])
-                        continue
-                    case .retry(let reason):
+                    case .retry(let reason), .watermarkLost(let reason):
                         try Task.checkCancellation()
-                        logger.info("snapshot chunk read again", metadata: [LoggingKeys.table: "\(table.name)", "ferry.chunk": "\(chunk.index)",
-                                                                            "ferry.reason": "\(reason)"])
+                        let lost = outcome == .watermarkLost(reason)
+                        if lost {
+                            // Once is a crash that lost the binlog's tail; every time means the
+                            // stream never sees this table's watermarks.
+                            lostWatermarks += 1
+                            guard lostWatermarks < Self.lostWatermarkLimit else {
+                                throw FerryError(code: .snapshotSignalTable,
+                                                 message: "the stream passed the high watermark of \(table.name) chunk \(chunk.index) \(lostWatermarks) times without seeing it: \(reason)",
+                                                 context: [("table", table.name.description), ("signal table", settings.signalTable.description)],
+                                                 fix: "check that rows written to \(settings.signalTable) reach the binlog this pipeline reads (binlog filters, a replica that does not log them), or set snapshot: { watermarks: binlog }")
+                            }
+                        }
+                        logger.log(level: lost ? .warning : .info, "snapshot chunk read again",
+                                   metadata: [LoggingKeys.table: "\(table.name)", "ferry.chunk": "\(chunk.index)", "ferry.reason": "\(reason)"])
                         continue
                     }
                     break

@@ -26,8 +26,9 @@ public struct LaneRouter: Sendable {
                 continue
             }
             if event.operation == .update, let before = event.before, let after = event.after, !schema.primaryKey.isEmpty {
+                let completed = after.completed(from: before)
                 let from = lane(event.table, schema, before)
-                let to = lane(event.table, schema, after.completed(from: before))
+                let to = lane(event.table, schema, completed)
                 if from != to {
                     var delete = event
                     delete.operation = .delete
@@ -35,7 +36,7 @@ public struct LaneRouter: Sendable {
                     var insert = event
                     insert.operation = .create
                     insert.before = nil
-                    insert.after = after.completed(from: before)
+                    insert.after = completed
                     parts[from].events.append(delete)
                     parts[to].events.append(insert)
                     continue
