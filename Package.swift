@@ -66,6 +66,17 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Etcd",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "PostgresWire",
             dependencies: [
                 "WireTLS",
@@ -326,6 +337,10 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "EtcdTests",
+            dependencies: ["Etcd", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "PostgresWireTests",
