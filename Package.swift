@@ -77,6 +77,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Cluster",
+            dependencies: [
+                "Etcd", "FerryCore",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "PostgresWire",
             dependencies: [
                 "WireTLS",
@@ -341,6 +349,10 @@ let package = Package(
         .testTarget(
             name: "EtcdTests",
             dependencies: ["Etcd", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["Cluster", "Etcd", "FerryCore", "StateStore", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "PostgresWireTests",

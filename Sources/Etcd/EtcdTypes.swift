@@ -96,6 +96,11 @@ public struct EtcdWatchEvent: Sendable, Equatable {
     public var kind: Kind
     /// For a delete, only the key and the deleting revision (`modRevision`) are set.
     public var keyValue: EtcdKeyValue
+
+    public init(kind: Kind, keyValue: EtcdKeyValue) {
+        self.kind = kind
+        self.keyValue = keyValue
+    }
 }
 
 /// The first key after every key that starts with `prefix`: the range end that makes a range

@@ -122,6 +122,12 @@ extension FerryError.Code {
     /// The state file's file system is full; the pipeline holds until space returns.
     public static let stateDiskFull = Self("state.disk_full")
 
+    // MARK: cluster — cluster mode on etcd
+    /// Another node took the pipeline over: this node's write was refused (fencing).
+    public static let clusterFenced = Self("cluster.fenced")
+    /// etcd did not answer, or refused a request, where cluster state lives.
+    public static let clusterUnavailable = Self("cluster.unavailable")
+
     // MARK: server — the control plane's listener
     public static let serverListen = Self("server.listen")
     public static let serverTLS = Self("server.tls")
@@ -184,7 +190,7 @@ extension FerryError.Code {
         sourceBinlogUnsupportedColumn, sourceBinlogUnsupportedEvent, sourcePosition,
         snapshotTableMissing, snapshotKeyColumn, snapshotKeyNullable, snapshotSignalTable, snapshotUndecodableRow,
         snapshotUnsupportedColumn,
-        bufferDiskUnusable, bufferDiskFull, pipelineRewindAhead, stateCorrupt, stateDiskFull, serverListen, serverTLS,
+        bufferDiskUnusable, bufferDiskFull, pipelineRewindAhead, stateCorrupt, stateDiskFull, clusterFenced, clusterUnavailable, serverListen, serverTLS,
         sinkWriteFailed, sinkRejected, sinkSchemaChangeRefused, sinkPostgresUnavailable, sinkPostgresRejected,
         sinkMariaDBUnavailable, sinkMariaDBRejected, sinkSQLiteBusy, sinkSQLiteRejected, sinkRedisUnavailable, sinkRedisRejected,
         sinkRedisRefused, sinkRedisAuth, sinkRedisKey, sinkClickHouseUnavailable, sinkClickHouseRejected, sinkClickHouseRefused,

@@ -1,0 +1,166 @@
+import Etcd
+import Logging
+import NIOConcurrencyHelpers
+
+/// One node's presence in the cluster: its session lease, its key under `members/`, and the
+/// pipelines it claims under `owners/`, all bound to the lease so they vanish with it.
+///
+/// Keys, under the configured prefix:
+/// - `members/NODE` — the node is alive (value: what it tells the others, e.g. its API address);
+/// - `owners/PIPELINE` — the node named in the value owns the pipeline; the key's create
+///   revision is the owner's epoch, which grows with every new claim.
+///
+/// One task owns a node (joins, keeps the lease alive, claims and releases); other tasks only
+/// ask `isWritable`, which turns false before the lease can expire on the server.
+public final class ClusterNode: Sendable {
+    public let name: String
+    public let prefix: String
+    public let leaseSeconds: Int64
+    private let client: EtcdClient
+    private let logger: Logger
+    private let deadline: NIOLockedValueBox<LeaseDeadline>
+    private let lease = NIOLockedValueBox<Int64>(0)
+
+    /// What a claim found: the pipeline is ours at `epoch`, or another node's.
+    public enum Claim: Sendable, Equatable {
+        case owned(epoch: Int64)
+        case ownedBy(node: String, epoch: Int64)
+    }
+
+    public init(client: EtcdClient, prefix: String, name: String, leaseSeconds: Int64, logger: Logger) {
+        self.client = client
+        self.prefix = prefix.hasSuffix("/") ? prefix : prefix + "/"
+        self.name = name
+        self.leaseSeconds = leaseSeconds
+        self.logger = logger
+        // A fifth of the lease, at least one second: room for drift and a write in flight.
+        self.deadline = NIOLockedValueBox(LeaseDeadline(margin: max(.seconds(1), .seconds(leaseSeconds) / 5)))
+    }
+
+    public var memberKey: String { prefix + "members/" + name }
+    public func ownerKey(_ pipeline: String) -> String { prefix + "owners/" + pipeline }
+    public var leaseID: Int64 { lease.withLockedValue { $0 } }
+
+    /// Whether this node may still write for the pipelines it claimed.
+    public var isWritable: Bool {
+        deadline.withLockedValue { $0.isWritable(at: .now) }
+    }
+
+    /// The instant writes stop unless the lease is renewed (nil once it is lost).
+    var writableUntilForTests: ContinuousClock.Instant? { deadline.withLockedValue { $0.writableUntil } }
+
+    /// Grants the session lease and registers the node.
+    /// - Throws: `ClusterError.nameInUse` when a live node already has this name.
+    public func join(info: [UInt8]) async throws {
+        let sentAt = ContinuousClock.now
+        let granted = try await client.grantLease(ttlSeconds: leaseSeconds)
+        let registered = try await client.txn([.absent(memberKey)], success: [.put(memberKey, info, lease: granted.id)],
+                                              failure: [.get(memberKey)])
+        guard registered.succeeded else {
+            try? await client.revokeLease(granted.id)
+            throw ClusterError.nameInUse(node: name, key: memberKey)
+        }
+        lease.withLockedValue { $0 = granted.id }
+        deadline.withLockedValue { $0.renewed(sentAt: sentAt, ttlSeconds: granted.ttlSeconds) }
+        logger.info("joined the cluster", metadata: ["node": "\(name)", "lease": "\(String(granted.id, radix: 16))"])
+    }
+
+    /// Renews the lease once.
+    /// - Throws: `EtcdError.leaseExpired` when it is gone; the node is no longer writable.
+    public func renew() async throws {
+        let id = leaseID
+        let sentAt = ContinuousClock.now
+        do {
+            let ttl = try await client.keepAlive(lease: id)
+            deadline.withLockedValue { $0.renewed(sentAt: sentAt, ttlSeconds: ttl) }
+        } catch let error as EtcdError {
+            if case .leaseExpired = error { deadline.withLockedValue { $0.lost() } }
+            throw error
+        }
+    }
+
+    /// Renews the lease every third of its time to live until cancelled or the lease is lost.
+    /// A renewal that fails for a while (etcd unreachable) is retried; writes stop on their own
+    /// when `isWritable` turns false.
+    public func keepAlive() async throws {
+        let interval = Duration.seconds(leaseSeconds) / 3
+        while true {
+            try await Task.sleep(for: interval)
+            do {
+                try await renew()
+            } catch EtcdError.leaseExpired(let id) {
+                logger.error("the cluster lease expired; this node stopped writing", metadata: ["node": "\(name)", "lease": "\(String(id, radix: 16))"])
+                throw EtcdError.leaseExpired(id: id)
+            } catch let error as EtcdError {
+                logger.warning("cannot renew the cluster lease", metadata: ["node": "\(name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Claims `pipeline` for this node unless another node holds it.
+    public func claim(_ pipeline: String) async throws -> Claim {
+        let key = ownerKey(pipeline)
+        let id = leaseID
+        guard id != 0, isWritable else { throw ClusterError.notWritable(node: name) }
+        let result = try await client.txn([.absent(key)], success: [.put(key, Array(name.utf8), lease: id)], failure: [.get(key)])
+        if result.succeeded { return .owned(epoch: result.revision) }
+        guard case .get(let range)? = result.results.first, let holder = range.keyValues.first else {
+            // Released between the comparison and the read: the next round claims it.
+            return .ownedBy(node: "", epoch: 0)
+        }
+        // Our own claim, retried after its answer was lost.
+        if holder.lease == id, holder.valueText == name { return .owned(epoch: holder.createRevision) }
+        return .ownedBy(node: holder.valueText, epoch: holder.createRevision)
+    }
+
+    /// Gives `pipeline` up, if this node still holds it at `epoch`.
+    public func release(_ pipeline: String, epoch: Int64) async throws {
+        let key = ownerKey(pipeline)
+        _ = try await client.txn([EtcdCompare(key: key, .createRevision(epoch))], success: [.delete(key)])
+    }
+
+    /// Every live member and what it registered, at one revision.
+    public func members() async throws -> (members: [String: [UInt8]], revision: Int64) {
+        let membersPrefix = prefix + "members/"
+        let range = try await client.get(prefix: membersPrefix)
+        var members: [String: [UInt8]] = [:]
+        for keyValue in range.keyValues { members[String(keyValue.keyText.dropFirst(membersPrefix.count))] = keyValue.value }
+        return (members, range.revision)
+    }
+
+    /// Every claimed pipeline: its owner and epoch.
+    public func owners() async throws -> [String: (node: String, epoch: Int64)] {
+        let ownersPrefix = prefix + "owners/"
+        var owners: [String: (node: String, epoch: Int64)] = [:]
+        for keyValue in try await client.get(prefix: ownersPrefix).keyValues {
+            owners[String(keyValue.keyText.dropFirst(ownersPrefix.count))] = (keyValue.valueText, keyValue.createRevision)
+        }
+        return owners
+    }
+
+    /// Leaves: stops writing, then revokes the lease, which deletes the member key and every
+    /// claim at once so other nodes can take the pipelines without waiting for it to expire.
+    public func leave() async throws {
+        deadline.withLockedValue { $0.lost() }
+        let id = lease.withLockedValue { value in
+            defer { value = 0 }
+            return value
+        }
+        if id != 0 { try await client.revokeLease(id) }
+        logger.info("left the cluster", metadata: ["node": "\(name)"])
+    }
+}
+
+public enum ClusterError: Error, Sendable, CustomStringConvertible {
+    case nameInUse(node: String, key: String)
+    case notWritable(node: String)
+
+    public var description: String {
+        switch self {
+        case .nameInUse(let node, let key):
+            return "cluster node name '\(node)' is in use by a live node (\(key) exists); give each node its own cluster.node, or wait for the old process's lease to expire"
+        case .notWritable(let node):
+            return "cluster node '\(node)' holds no live lease (etcd unreachable or the lease expired); it claims and writes nothing until it joins again"
+        }
+    }
+}

@@ -1,0 +1,325 @@
+import Etcd
+import FerryCore
+import Foundation
+
+/// The pipelines' saved records — positions, snapshot progress, audit entries, live figures —
+/// kept in etcd in cluster mode, so whichever node owns a pipeline next finds them (the same
+/// ports as the SQLite state file).
+///
+/// Keys under the cluster prefix, per pipeline P:
+/// - `state/P/safe`, `state/P/sinks/SINK`, `state/P/rewinds/SINK`, `state/P/progress`;
+/// - `state/P/snapshot/TABLE`, `state/P/chunks/TABLE/INDEX` (index zero-padded: key order);
+/// - `audit/P/MILLIS-NODE-N`.
+///
+/// **Fencing.** Once a node owns P at an epoch (`bind`), every write for P is a transaction that
+/// also requires `owners/P` to still have that create revision; when another node has claimed
+/// P since, the write is refused (`cluster.fenced`) and nothing changes.
+///
+/// **Coalescing.** The safe position, sink positions and live figures change with every batch;
+/// each key is written at most once per `flushInterval`, with the latest value, and `flush()`
+/// writes what is left. A position saved late only lags — the sinks' own positions and row
+/// versions make the replay of what it lags behind harmless — and never leads.
+public actor EtcdStateStore: CheckpointStore, SnapshotStore {
+    private let client: EtcdClient
+    private let prefix: String
+    private let node: String
+    private let flushInterval: Duration
+    private var epochs: [String: Int64] = [:]
+    /// Coalesced writes not yet sent, by key, with their pipeline (for the fence).
+    private var pending: [String: (pipeline: String, value: [UInt8])] = [:]
+    private var lastWrite: [String: ContinuousClock.Instant] = [:]
+    /// The highest safe position saved per pipeline, so one never moves backwards.
+    private var safePositions: [String: SourcePosition] = [:]
+    private var auditSequence = 0
+
+    public init(client: EtcdClient, prefix: String, node: String, flushInterval: Duration = .seconds(1)) {
+        self.client = client
+        self.prefix = prefix.hasSuffix("/") ? prefix : prefix + "/"
+        self.node = node
+        self.flushInterval = flushInterval
+    }
+
+    /// From now on, writes for `pipeline` require this node's claim at `epoch`.
+    public func bind(pipeline: String, epoch: Int64) {
+        epochs[pipeline] = epoch
+    }
+
+    /// Writes every coalesced value still pending, then forgets `pipeline`'s epoch.
+    public func unbind(pipeline: String) async throws {
+        try await flush()
+        epochs[pipeline] = nil
+        safePositions[pipeline] = nil
+    }
+
+    // MARK: Keys
+
+    private func stateKey(_ pipeline: String, _ rest: String) -> String { "\(prefix)state/\(escape(pipeline))/\(rest)" }
+    private func ownerKey(_ pipeline: String) -> String { "\(prefix)owners/\(pipeline)" }
+    private func chunkPrefix(_ pipeline: String, _ table: TableName) -> String { stateKey(pipeline, "chunks/\(escape(table.description))/") }
+    /// Chunk keys sort by index: nine digits, zero-padded.
+    private func chunkKey(_ pipeline: String, _ table: TableName, _ index: Int) -> String {
+        let digits = String(index)
+        return chunkPrefix(pipeline, table) + String(repeating: "0", count: max(0, 9 - digits.count)) + digits
+    }
+    private func tableKey(_ pipeline: String, _ table: TableName) -> String { stateKey(pipeline, "snapshot/\(escape(table.description))") }
+
+    /// Names go into keys with `/` and `%` escaped, so no name reaches into another's keys.
+    private func escape(_ name: String) -> String {
+        name.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F")
+    }
+
+    // MARK: Checkpoints
+
+    public func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? {
+        try await flush()
+        let base = stateKey(pipeline, "")
+        let range = try await etcd { try await self.client.get(prefix: base) }
+        var safe: SourcePosition?
+        var sinks: [String: SinkCheckpoint] = [:]
+        var rewinds: [String: SourcePosition] = [:]
+        for keyValue in range.keyValues {
+            let rest = String(keyValue.keyText.dropFirst(base.count))
+            if rest == "safe" {
+                safe = try position(keyValue)
+            } else if rest.hasPrefix("sinks/") {
+                let stored = try decode(StoredSink.self, keyValue)
+                sinks[unescape(String(rest.dropFirst(6)))] = SinkCheckpoint(queued: stored.queued.flatMap(SourcePosition.init(persistedJSON:)),
+                                                                            applied: stored.applied.flatMap(SourcePosition.init(persistedJSON:)))
+            } else if rest.hasPrefix("rewinds/") {
+                rewinds[unescape(String(rest.dropFirst(8)))] = try position(keyValue)
+            }
+        }
+        if safe == nil && sinks.isEmpty && rewinds.isEmpty { return nil }
+        return PipelineCheckpoint(safePosition: safe, sinks: sinks, rewinds: rewinds)
+    }
+
+    public func saveSafePosition(_ position: SourcePosition, pipeline: String) async throws {
+        if safePositions[pipeline] == nil {
+            let stored = try await etcd { try await self.client.get(self.stateKey(pipeline, "safe")) }
+            if let stored { safePositions[pipeline] = try self.position(stored) }
+        }
+        if let highest = safePositions[pipeline], highest >= position { return }
+        safePositions[pipeline] = position
+        try await coalesce(stateKey(pipeline, "safe"), pipeline: pipeline, Array(position.persistedJSON.utf8))
+    }
+
+    public func saveSinkPositions(pipeline: String, sink: String, queued: SourcePosition?, applied: SourcePosition?) async throws {
+        let stored = StoredSink(queued: queued?.persistedJSON, applied: applied?.persistedJSON)
+        try await coalesce(stateKey(pipeline, "sinks/\(escape(sink))"), pipeline: pipeline, try JSONEncoder().encode(stored).bytes)
+    }
+
+    public func saveProgress(_ progress: PipelineProgress) async throws {
+        try await coalesce(stateKey(progress.pipeline, "progress"), pipeline: progress.pipeline, try JSONEncoder().encode(progress).bytes)
+    }
+
+    public func progress(pipeline: String) async throws -> PipelineProgress? {
+        guard let stored = try await etcd({ try await self.client.get(self.stateKey(pipeline, "progress")) }) else { return nil }
+        return try? JSONDecoder().decode(PipelineProgress.self, from: Data(stored.value))
+    }
+
+    public func audit(pipeline: String, action: String, detail: String) async throws {
+        try await write(pipeline, [auditEntry(pipeline: pipeline, action: action, detail: detail, actor: "ferry")])
+    }
+
+    public func clearRewind(pipeline: String, sink: String) async throws {
+        try await write(pipeline, [.delete(stateKey(pipeline, "rewinds/\(escape(sink))"))])
+    }
+
+    /// Asks the pipeline to replay a sink from `position` when it next starts; audited.
+    public func requestRewind(pipeline: String, sink: String, position: SourcePosition, actor: String) async throws {
+        try await write(pipeline, [.put(stateKey(pipeline, "rewinds/\(escape(sink))"), Array(position.persistedJSON.utf8)),
+                                   auditEntry(pipeline: pipeline, action: "rewind", detail: "sink \(sink) to \(position)", actor: actor)],
+                        fenced: false)
+    }
+
+    /// Sends every coalesced value not yet written.
+    public func flush() async throws {
+        for key in pending.keys.sorted() { try await send(key) }
+    }
+
+    private func coalesce(_ key: String, pipeline: String, _ value: [UInt8]) async throws {
+        pending[key] = (pipeline, value)
+        if let last = lastWrite[key], ContinuousClock.now - last < flushInterval { return }
+        try await send(key)
+    }
+
+    private func send(_ key: String) async throws {
+        guard let (pipeline, value) = pending.removeValue(forKey: key) else { return }
+        lastWrite[key] = .now
+        do {
+            try await write(pipeline, [.put(key, value)])
+        } catch {
+            // Kept for the next attempt unless a newer value arrived meanwhile.
+            if pending[key] == nil { pending[key] = (pipeline, value) }
+            throw error
+        }
+    }
+
+    // MARK: Snapshots
+
+    public func snapshotTables(pipeline: String) async throws -> [SnapshotTableRecord] {
+        let range = try await etcd { try await self.client.get(prefix: self.stateKey(pipeline, "snapshot/")) }
+        return try range.keyValues.map { try decode(SnapshotTableRecord.self, $0) }.sorted { $0.table.description < $1.table.description }
+    }
+
+    public func snapshotChunks(pipeline: String, table: TableName) async throws -> [SnapshotChunkRecord] {
+        let range = try await etcd { try await self.client.get(prefix: self.chunkPrefix(pipeline, table)) }
+        return try range.keyValues.map { try decode(SnapshotChunkRecord.self, $0) }.sorted { $0.index < $1.index }
+    }
+
+    @discardableResult
+    public func saveSnapshotTable(_ record: SnapshotTableRecord, pipeline: String) async throws -> Bool {
+        let key = tableKey(pipeline, record.table)
+        while true {
+            let stored = try await etcd { try await self.client.get(key) }
+            if let stored, try decode(SnapshotTableRecord.self, stored).requestedMillis != record.requestedMillis { return false }
+            if try await write(pipeline, [.put(key, try JSONEncoder().encode(record).bytes)], unless: stored, at: key) { return true }
+        }
+    }
+
+    @discardableResult
+    public func saveSnapshotChunk(_ chunk: SnapshotChunkRecord, pipeline: String, requestedMillis: Int64) async throws -> Bool {
+        let key = tableKey(pipeline, chunk.table)
+        while true {
+            guard let stored = try await etcd({ try await self.client.get(key) }),
+                  try decode(SnapshotTableRecord.self, stored).requestedMillis == requestedMillis else { return false }
+            let operation = EtcdOperation.put(chunkKey(pipeline, chunk.table, chunk.index), try JSONEncoder().encode(chunk).bytes)
+            if try await write(pipeline, [operation], unless: stored, at: key) { return true }
+        }
+    }
+
+    public func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64) async throws {
+        try await requestSnapshot(pipeline: pipeline, tables: tables, reason: reason, atMillis: atMillis, actor: "ferry")
+    }
+
+    /// A snapshot asked for by `actor`; an operator's request, so it is not fenced.
+    public func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64, actor: String) async throws {
+        for table in tables {
+            let key = tableKey(pipeline, table)
+            while true {
+                let stored = try await etcd { try await self.client.get(key) }
+                let previous = try stored.map { try decode(SnapshotTableRecord.self, $0).requestedMillis }
+                let record = SnapshotTableRecord(table: table, state: .requested, reason: reason,
+                                                 requestedMillis: max(atMillis, (previous ?? .min) &+ 1))
+                let chunks = Array(chunkPrefix(pipeline, table).utf8)
+                if try await write(pipeline, [.delete(key: chunks, rangeEnd: etcdPrefixEnd(chunks)), .put(key, try JSONEncoder().encode(record).bytes)],
+                                   unless: stored, at: key, fenced: false) { break }
+            }
+        }
+        try await write(pipeline, [auditEntry(pipeline: pipeline, action: "snapshot",
+                                              detail: "\(reason): \(tables.map(\.description).joined(separator: ", "))", actor: actor)], fenced: false)
+    }
+
+    @discardableResult
+    public func requestRepair(pipeline: String, table: TableName, keys: [[String]], chunkKeys: Int, atMillis: Int64,
+                              replacing expected: Int64?) async throws -> Bool {
+        let key = tableKey(pipeline, table)
+        while true {
+            let stored = try await etcd { try await self.client.get(key) }
+            let previous = try stored.map { try decode(SnapshotTableRecord.self, $0).requestedMillis }
+            if let expected, previous != expected { return false }
+            let size = max(1, chunkKeys)
+            let starts = Array(stride(from: 0, to: keys.count, by: size))
+            // The new chunks overwrite 0..<count; the old ones past them are deleted (etcd refuses
+            // a put inside a range the same transaction deletes).
+            let chunks = Array(chunkPrefix(pipeline, table).utf8)
+            var operations: [EtcdOperation] = [.delete(key: Array(chunkKey(pipeline, table, starts.count).utf8), rangeEnd: etcdPrefixEnd(chunks))]
+            for (index, start) in starts.enumerated() {
+                let part = Array(keys[start..<min(keys.count, start + size)])
+                let chunk = SnapshotChunkRecord(table: table, index: index, lower: nil, upper: nil, keys: part)
+                operations.append(.put(chunkKey(pipeline, table, index), try JSONEncoder().encode(chunk).bytes))
+            }
+            let record = SnapshotTableRecord(table: table, state: .requested, reason: "repair", planComplete: true,
+                                             requestedMillis: max(atMillis, (previous ?? .min) &+ 1))
+            operations.append(.put(key, try JSONEncoder().encode(record).bytes))
+            operations.append(auditEntry(pipeline: pipeline, action: "repair", detail: "\(table): \(keys.count) keys", actor: "cli"))
+            if try await write(pipeline, operations, unless: stored, at: key, fenced: false) { return true }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Runs `operations` in one transaction: only if `key` is still as `seen` (its mod revision,
+    /// or absent when nil), and — when `fenced` and the pipeline is bound — only while this node's
+    /// claim holds. Returns false when `key` changed meanwhile (the caller reads again).
+    /// - Throws: `cluster.fenced` when another node has claimed the pipeline.
+    @discardableResult
+    private func write(_ pipeline: String, _ operations: [EtcdOperation], unless seen: EtcdKeyValue? = nil, at key: String? = nil,
+                       fenced: Bool = true) async throws -> Bool {
+        var compare: [EtcdCompare] = []
+        if let key { compare.append(EtcdCompare(key: key, .modRevision(seen?.modRevision ?? 0))) }
+        let epoch = fenced ? epochs[pipeline] : nil
+        if let epoch { compare.append(EtcdCompare(key: ownerKey(pipeline), .createRevision(epoch))) }
+        let owner = ownerKey(pipeline)
+        let conditions = compare
+        let result = try await etcd { try await self.client.txn(conditions, success: operations, failure: epoch == nil ? [] : [.get(owner)]) }
+        if result.succeeded { return true }
+        if let epoch, case .get(let range)? = result.results.first, range.keyValues.first?.createRevision != epoch {
+            let holder = range.keyValues.first
+            throw FerryError(code: .clusterFenced,
+                             message: "node \(node) no longer owns pipeline \(pipeline): its claim at epoch \(epoch) is gone" +
+                                (holder.map { ", node \($0.valueText) holds it at epoch \($0.createRevision)" } ?? ""),
+                             context: [("pipeline", pipeline), ("node", node)],
+                             fix: "nothing after a failover; if it repeats, look for pauses on this node or raise cluster.lease_seconds",
+                             disposition: .fatal)
+        }
+        return false
+    }
+
+    private func auditEntry(pipeline: String, action: String, detail: String, actor: String) -> EtcdOperation {
+        auditSequence += 1
+        let millis = Int64(Date().timeIntervalSince1970 * 1000)
+        let entry = StoredAudit(at: WallClock.iso8601UTC(), action: action, detail: detail, actor: actor, node: node)
+        let key = "\(prefix)audit/\(escape(pipeline))/\(String(format: "%013lld", millis))-\(escape(node))-\(auditSequence)"
+        return .put(key, (try? JSONEncoder().encode(entry).bytes) ?? [])
+    }
+
+    /// An etcd call, its failure as the `cluster.unavailable` error.
+    private func etcd<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as EtcdError {
+            throw FerryError(code: .clusterUnavailable, message: "the cluster state in etcd cannot be used: \(error)",
+                             fix: "check that most etcd members run and this node reaches them; check the user's permissions on the cluster prefix",
+                             disposition: .retry)
+        }
+    }
+
+    private func position(_ keyValue: EtcdKeyValue) throws -> SourcePosition {
+        guard let position = SourcePosition(persistedJSON: keyValue.valueText) else { throw corrupt(keyValue) }
+        return position
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ keyValue: EtcdKeyValue) throws -> T {
+        guard let value = try? JSONDecoder().decode(type, from: Data(keyValue.value)) else { throw corrupt(keyValue) }
+        return value
+    }
+
+    private func corrupt(_ keyValue: EtcdKeyValue) -> FerryError {
+        FerryError(code: .stateCorrupt, message: "a record in the cluster state cannot be read: \(keyValue.keyText) = \(keyValue.valueText.prefix(200))",
+                   context: [("key", keyValue.keyText)],
+                   fix: "delete the key (etcdctl del KEY) and start the table's snapshot over with `ferry snapshot`, or give the pipeline a start with `ferry run --from POSITION`",
+                   disposition: .fatal)
+    }
+
+    private func unescape(_ name: String) -> String {
+        name.replacingOccurrences(of: "%2F", with: "/").replacingOccurrences(of: "%25", with: "%")
+    }
+}
+
+private struct StoredSink: Codable {
+    var queued: String?
+    var applied: String?
+}
+
+private struct StoredAudit: Codable {
+    var at: String
+    var action: String
+    var detail: String
+    var actor: String
+    var node: String
+}
+
+private extension Data {
+    var bytes: [UInt8] { [UInt8](self) }
+}

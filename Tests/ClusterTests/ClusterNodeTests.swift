@@ -1,0 +1,96 @@
+import Etcd
+import Foundation
+import Logging
+import Testing
+@testable import Cluster
+
+/// Against the 3-member etcd `scripts/services start etcd` runs.
+@Suite(.serialized) struct ClusterNodeTests {
+    func client() throws -> EtcdClient {
+        func value(_ name: String) throws -> String {
+            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+                throw ClusterTestSetup("\(name) is not set: start the servers with `eval \"$(scripts/services start etcd)\"` or run ./scripts/test")
+            }
+            return value
+        }
+        return try EtcdClient(configuration: EtcdConfiguration(
+            endpoints: try value("FERRY_ETCD_ENDPOINTS").split(separator: ",").map(String.init),
+            user: try value("FERRY_ETCD_USER"), password: try value("FERRY_ETCD_PASSWORD"),
+            attemptTimeout: .milliseconds(800), requestTimeout: .seconds(5)))
+    }
+
+    func prefix() -> String { "/ferry/test/cluster-\(UInt32.random(in: 0 ... .max))/" }
+
+    @Test func claimsAreExclusiveAndEpochsGrowAcrossTakeovers() async throws {
+        let etcd = try client()
+        defer { Task { try? await etcd.shutdown() } }
+        let prefix = prefix()
+        let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 2, logger: Logger(label: "test"))
+        let b = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 10, logger: Logger(label: "test"))
+        try await a.join(info: Array("http://a:8080".utf8))
+        try await b.join(info: Array("http://b:8080".utf8))
+        #expect(a.isWritable && b.isWritable)
+
+        let duplicate = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 10, logger: Logger(label: "test"))
+        await #expect {
+            try await duplicate.join(info: [])
+        } throws: { error in
+            guard case ClusterError.nameInUse("a", _)? = error as? ClusterError else { return false }
+            return "\(error)".contains("cluster.node")
+        }
+        let (members, _) = try await b.members()
+        #expect(members.mapValues { String(decoding: $0, as: UTF8.self) } == ["a": "http://a:8080", "b": "http://b:8080"])
+
+        guard case .owned(let first) = try await a.claim("orders") else { Issue.record("a did not get orders"); return }
+        #expect(try await a.claim("orders") == .owned(epoch: first), "a retried claim finds its own")
+        #expect(try await b.claim("orders") == .ownedBy(node: "a", epoch: first))
+        #expect(try await b.owners().mapValues(\.node) == ["orders": "a"])
+
+        // a stops renewing: it turns unwritable before etcd expires the lease and deletes its claim.
+        let (deletions, continuation) = AsyncStream.makeStream(of: ContinuousClock.Instant.self)
+        let start = try await etcd.get(prefix: a.ownerKey("orders")).revision + 1
+        let deletedAt = try await withThrowingTaskGroup(of: ContinuousClock.Instant?.self, returning: ContinuousClock.Instant?.self) { group in
+            group.addTask {
+                try await etcd.watch(prefix: a.ownerKey("orders"), fromRevision: start) { events in
+                    if events.contains(where: { $0.kind == .delete }) { continuation.yield(.now) }
+                }
+                return nil
+            }
+            group.addTask {
+                var iterator = deletions.makeAsyncIterator()
+                return await iterator.next()
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(15))
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        let observed = try #require(deletedAt, "etcd did not expire a's lease within 15 s")
+        #expect(!a.isWritable)
+        let writableUntil = try #require(a.writableUntilForTests)
+        #expect(writableUntil < observed, "a must stop writing before its claim can vanish")
+
+        guard case .owned(let second) = try await b.claim("orders") else { Issue.record("b did not take orders over"); return }
+        #expect(second > first)
+        await #expect(throws: ClusterError.self) { try await a.claim("orders") }
+
+        // A release with a stale epoch changes nothing; the holder's own release frees it.
+        try await a.release("orders", epoch: first)
+        #expect(try await b.owners()["orders"]?.epoch == second)
+        try await b.release("orders", epoch: second)
+        #expect(try await b.owners().isEmpty)
+
+        // Leaving revokes the lease: member key and claims go at once.
+        _ = try await b.claim("users")
+        try await b.leave()
+        #expect(!b.isWritable)
+        #expect(try await etcd.get(prefix: prefix).keyValues.isEmpty)
+    }
+}
+
+struct ClusterTestSetup: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

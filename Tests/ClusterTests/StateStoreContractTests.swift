@@ -1,0 +1,145 @@
+import Etcd
+import FerryCore
+import Foundation
+import Logging
+import StateStore
+import Testing
+@testable import Cluster
+
+/// The same saved-record behaviour from the SQLite state file and from etcd (cluster mode).
+@Suite(.serialized) struct StateStoreContractTests {
+    typealias Store = CheckpointStore & SnapshotStore
+
+    func at(_ offset: UInt64) -> SourcePosition { .binlog(file: "b.000001", offset: offset) }
+
+    func etcdClient() throws -> EtcdClient {
+        func value(_ name: String) throws -> String {
+            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+                throw ClusterTestSetup("\(name) is not set: start the servers with `eval \"$(scripts/services start etcd)\"` or run ./scripts/test")
+            }
+            return value
+        }
+        return try EtcdClient(configuration: EtcdConfiguration(
+            endpoints: try value("FERRY_ETCD_ENDPOINTS").split(separator: ",").map(String.init),
+            user: try value("FERRY_ETCD_USER"), password: try value("FERRY_ETCD_PASSWORD")))
+    }
+
+    /// Runs `body` against a fresh SQLite file and a fresh etcd prefix.
+    func withBothStores(_ body: (String, any Store) async throws -> Void) async throws {
+        let directory = NSTemporaryDirectory() + "ferry-cluster-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let sqlite = try await SQLiteCheckpointStore.open(path: directory + "/state.sqlite", logger: Logger(label: "test"))
+        try await body("sqlite", sqlite)
+        try await sqlite.close()
+
+        let client = try etcdClient()
+        let prefix = "/ferry/test/state-\(UInt32.random(in: 0 ... .max))/"
+        do {
+            try await body("etcd", EtcdStateStore(client: client, prefix: prefix, node: "n1", flushInterval: .zero))
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.delete(prefix, prefix: true)
+        try await client.shutdown()
+    }
+
+    @Test func positionsNeverMoveBackwards() async throws {
+        try await withBothStores { name, store in
+            #expect(try await store.checkpoint(pipeline: "p") == nil, "\(name)")
+            try await store.saveSafePosition(at(200), pipeline: "p")
+            try await store.saveSafePosition(at(100), pipeline: "p")
+            try await store.saveSinkPositions(pipeline: "p", sink: "a/b", queued: at(300), applied: at(200))
+            try await store.saveSinkPositions(pipeline: "p", sink: "c", queued: nil, applied: nil)
+            try await store.saveSinkPositions(pipeline: "other", sink: "x", queued: at(1), applied: at(1))
+            let checkpoint = try await store.checkpoint(pipeline: "p")
+            #expect(checkpoint == PipelineCheckpoint(safePosition: at(200), sinks: ["a/b": SinkCheckpoint(queued: at(300), applied: at(200)),
+                                                                                   "c": SinkCheckpoint(queued: nil, applied: nil)]), "\(name)")
+            try await store.audit(pipeline: "p", action: "start", detail: "test")
+            try await store.clearRewind(pipeline: "p", sink: "a/b")
+        }
+    }
+
+    @Test func snapshotRequestsReplaceEachOther() async throws {
+        let table = TableName(database: "shop", table: "items")
+        try await withBothStores { name, store in
+            try await store.requestSnapshot(pipeline: "p", tables: [table], reason: "initial", atMillis: 1_000)
+            var tables = try await store.snapshotTables(pipeline: "p")
+            #expect(tables.map(\.state) == [.requested] && tables.first?.requestedMillis == 1_000, "\(name)")
+            var running = try #require(tables.first)
+            running.state = .running
+            #expect(try await store.saveSnapshotTable(running, pipeline: "p"), "\(name)")
+            let chunk = SnapshotChunkRecord(table: table, index: 0, lower: nil, upper: ["10"])
+            #expect(try await store.saveSnapshotChunk(chunk, pipeline: "p", requestedMillis: 1_000), "\(name)")
+            #expect(try await store.snapshotChunks(pipeline: "p", table: table) == [chunk], "\(name)")
+
+            // A new request at an earlier wall-clock time still comes after the running one.
+            try await store.requestSnapshot(pipeline: "p", tables: [table], reason: "requested", atMillis: 500)
+            tables = try await store.snapshotTables(pipeline: "p")
+            #expect(tables.first?.requestedMillis == 1_001 && tables.first?.state == .requested, "\(name)")
+            #expect(try await store.snapshotChunks(pipeline: "p", table: table).isEmpty, "\(name)")
+            // Whoever worked on the old request is told to stop.
+            #expect(try await !store.saveSnapshotTable(running, pipeline: "p"), "\(name)")
+            #expect(try await !store.saveSnapshotChunk(chunk, pipeline: "p", requestedMillis: 1_000), "\(name)")
+
+            #expect(try await !store.requestRepair(pipeline: "p", table: table, keys: [["1"]], chunkKeys: 2, atMillis: 2_000, replacing: 1_000), "\(name)")
+            #expect(try await store.requestRepair(pipeline: "p", table: table, keys: [["1"], ["2"], ["3"]], chunkKeys: 2, atMillis: 2_000, replacing: 1_001), "\(name)")
+            let repair = try await store.snapshotChunks(pipeline: "p", table: table)
+            #expect(repair.map(\.keys) == [[["1"], ["2"]], [["3"]]], "\(name)")
+            #expect(try await store.snapshotTables(pipeline: "p").first?.reason == "repair", "\(name)")
+            // A smaller repair leaves none of the earlier one's chunks behind.
+            let repairedAt = try #require(try await store.snapshotTables(pipeline: "p").first?.requestedMillis)
+            #expect(try await store.requestRepair(pipeline: "p", table: table, keys: [["9"]], chunkKeys: 2, atMillis: 0, replacing: repairedAt), "\(name)")
+            #expect(try await store.snapshotChunks(pipeline: "p", table: table).map(\.keys) == [[["9"]]], "\(name)")
+        }
+    }
+
+    /// A former owner's writes change nothing once another node claimed the pipeline.
+    @Test func aFormerOwnerIsFenced() async throws {
+        let client = try etcdClient()
+        let prefix = "/ferry/test/fence-\(UInt32.random(in: 0 ... .max))/"
+        let a = ClusterNode(client: client, prefix: prefix, name: "a", leaseSeconds: 10, logger: Logger(label: "test"))
+        let b = ClusterNode(client: client, prefix: prefix, name: "b", leaseSeconds: 10, logger: Logger(label: "test"))
+        try await a.join(info: [])
+        try await b.join(info: [])
+        guard case .owned(let first) = try await a.claim("p") else { Issue.record("a did not get p"); return }
+        let storeA = EtcdStateStore(client: client, prefix: prefix, node: "a", flushInterval: .zero)
+        await storeA.bind(pipeline: "p", epoch: first)
+        try await storeA.saveSafePosition(at(100), pipeline: "p")
+
+        // a's claim goes (its lease revoked, as etcd does when it expires); b claims p.
+        try await client.revokeLease(a.leaseID)
+        guard case .owned(let second) = try await b.claim("p") else { Issue.record("b did not get p"); return }
+        let storeB = EtcdStateStore(client: client, prefix: prefix, node: "b", flushInterval: .zero)
+        await storeB.bind(pipeline: "p", epoch: second)
+        try await storeB.saveSafePosition(at(150), pipeline: "p")
+
+        await #expect {
+            try await storeA.saveSafePosition(at(900), pipeline: "p")
+        } throws: { error in
+            guard let error = error as? FerryError else { return false }
+            return error.code == .clusterFenced && error.message.contains("node b holds it at epoch \(second)")
+        }
+        await #expect(throws: FerryError.self) { try await storeA.audit(pipeline: "p", action: "late", detail: "") }
+        #expect(try await storeB.checkpoint(pipeline: "p")?.safePosition == at(150))
+        try await b.leave()
+        try await client.delete(prefix, prefix: true)
+        try await client.shutdown()
+    }
+
+    /// Positions saved per batch reach etcd at most once per interval, the latest one last.
+    @Test func frequentPositionsAreCoalesced() async throws {
+        let client = try etcdClient()
+        let prefix = "/ferry/test/coalesce-\(UInt32.random(in: 0 ... .max))/"
+        let store = EtcdStateStore(client: client, prefix: prefix, node: "n", flushInterval: .seconds(60))
+        for offset in 1...500 { try await store.saveSafePosition(at(UInt64(offset) * 10), pipeline: "p") }
+        let written = try #require(try await client.get(prefix + "state/p/safe"))
+        #expect(written.version == 1 && written.valueText == at(10).persistedJSON, "only the first save is written within the interval")
+        try await store.flush()
+        let flushed = try #require(try await client.get(prefix + "state/p/safe"))
+        #expect(flushed.version == 2 && flushed.valueText == at(5_000).persistedJSON)
+        try await client.delete(prefix, prefix: true)
+        try await client.shutdown()
+    }
+}
