@@ -259,7 +259,7 @@ let package = Package(
             name: "FerryApp",
             dependencies: [
                 "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "Rules", "Documents", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
-                "RedisSink", "NATSSink", "WebhookSink", "SearchSink", "ClickHouseSink", "ControlPlane",
+                "RedisSink", "NATSSink", "WebhookSink", "SearchSink", "ClickHouseSink", "ControlPlane", "Cluster", "Etcd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -368,7 +368,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Pipeline", "Rules", "Documents", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "RedisSink", "FerryApp", "MySQLSource", "ControlPlane"]
+            dependencies: ["Pipeline", "Rules", "Documents", "DiskLog", "FerryCore", "FerryTestKit", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "RedisSink", "FerryApp", "MySQLSource", "ControlPlane", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]
         ),
         .testTarget(
             name: "IntegrationTests",

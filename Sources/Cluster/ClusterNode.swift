@@ -46,19 +46,34 @@ public final class ClusterNode: Sendable {
         deadline.withLockedValue { $0.isWritable(at: .now) }
     }
 
+    /// How long this node may still write: zero once the lease is lost or ran out.
+    public func writeWindow() -> Duration {
+        let now = ContinuousClock.now
+        guard let until = deadline.withLockedValue({ $0.writableUntil }), until > now else { return .zero }
+        return until - now
+    }
+
     /// The instant writes stop unless the lease is renewed (nil once it is lost).
     var writableUntilForTests: ContinuousClock.Instant? { deadline.withLockedValue { $0.writableUntil } }
 
-    /// Grants the session lease and registers the node.
-    /// - Throws: `ClusterError.nameInUse` when a live node already has this name.
+    /// Grants the session lease and registers the node. A member key of the same name may be
+    /// this node's previous process, killed a moment ago: its lease runs out within one lease,
+    /// so the key is waited for that long (and a little more) before the name counts as taken.
+    /// - Throws: `ClusterError.nameInUse` when a live node keeps the name.
     public func join(info: [UInt8]) async throws {
-        let sentAt = ContinuousClock.now
+        let giveUp = ContinuousClock.now + .seconds(leaseSeconds) * 2 + .seconds(1)
+        var sentAt = ContinuousClock.now
         let granted = try await client.grantLease(ttlSeconds: leaseSeconds)
-        let registered = try await client.txn([.absent(memberKey)], success: [.put(memberKey, info, lease: granted.id)],
-                                              failure: [.get(memberKey)])
-        guard registered.succeeded else {
-            try? await client.revokeLease(granted.id)
-            throw ClusterError.nameInUse(node: name, key: memberKey)
+        while try await !client.txn([.absent(memberKey)], success: [.put(memberKey, info, lease: granted.id)]).succeeded {
+            guard ContinuousClock.now < giveUp else {
+                try? await client.revokeLease(granted.id)
+                throw ClusterError.nameInUse(node: name, key: memberKey)
+            }
+            logger.info("waiting for this node name's previous lease to run out", metadata: ["node": "\(name)"])
+            try await Task.sleep(for: .milliseconds(250))
+            // Keep the new lease alive while waiting.
+            sentAt = ContinuousClock.now
+            _ = try await client.keepAlive(lease: granted.id)
         }
         lease.withLockedValue { $0 = granted.id }
         deadline.withLockedValue { $0.renewed(sentAt: sentAt, ttlSeconds: granted.ttlSeconds) }

@@ -106,8 +106,23 @@ public struct FerryConfiguration: Sendable {
         public var explicit: Bool
     }
 
+    /// `cluster:` — several nodes share the pipelines through etcd (docs/cluster.md); nil runs
+    /// every pipeline in this process with the SQLite state file.
+    public struct Cluster: Sendable, Equatable {
+        public var node: String
+        public var leaseSeconds: Int
+        public var endpoints: [String]
+        public var prefix: String
+        public var user: String?
+        public var password: String?
+        public var caFile: String?
+        public var certificateFile: String?
+        public var keyFile: String?
+    }
+
     public var file: String
     public var dataDirectory: String
+    public var cluster: Cluster?
     public var statePath: String
     public var sources: [String: Source]
     public var sinks: [String: Sink]
@@ -266,7 +281,8 @@ struct ConfigReader {
         func define(_ kind: String, _ name: String, _ node: Node) {
             definitions["\(kind) \(name)"] = (try? Yams.serialize(node: node)) ?? "\(node)"
         }
-        let entries = try mapping(root, "", allowed: ["sources", "sinks", "pipelines", "state", "data_dir", "server"])
+        var cluster: FerryConfiguration.Cluster?
+        let entries = try mapping(root, "", allowed: ["sources", "sinks", "pipelines", "state", "data_dir", "server", "cluster"])
         // Read first wherever it is written: sinks take their default directories from it.
         if let entry = entries.first(where: { $0.key == "data_dir" }) { dataDirectory = try string(entry.node, "data_dir") }
         for entry in entries {
@@ -288,6 +304,8 @@ struct ConfigReader {
                     pipelineNodes.append((pipeline.key, pipeline.node, pipeline.keyNode))
                     define("pipeline", pipeline.key, pipeline.node)
                 }
+            case "cluster":
+                cluster = try self.cluster(entry.node)
             case "server":
                 server = try self.server(entry.node)
                 definitions["server"] = (try? Yams.serialize(node: entry.node)) ?? "\(entry.node)"
@@ -309,9 +327,72 @@ struct ConfigReader {
             }
             usedIDs[pipeline.serverID] = pipeline.name
         }
-        return FerryConfiguration(file: file, dataDirectory: dataDirectory,
+        return FerryConfiguration(file: file, dataDirectory: dataDirectory, cluster: cluster,
                                   statePath: statePath ?? (dataDirectory as NSString).appendingPathComponent("ferry-state.sqlite"),
                                   sources: sources, sinks: sinks, pipelines: pipelines, server: server, definitions: definitions)
+    }
+
+    /// `cluster: { node: NAME, lease_seconds: 10, etcd: { endpoints: [URL…], prefix: /ferry/NAME, user, password, tls: { ca, cert, key } } }`.
+    func cluster(_ node: Node) throws -> FerryConfiguration.Cluster {
+        var name: String?
+        var leaseSeconds = 10
+        var etcdNode: Node?
+        for field in try mapping(node, "cluster", allowed: ["node", "lease_seconds", "etcd"]) {
+            switch field.key {
+            case "node": name = try string(field.node, "cluster.node")
+            case "lease_seconds":
+                leaseSeconds = try integer(field.node, "cluster.lease_seconds")
+                guard (3...300).contains(leaseSeconds) else {
+                    throw error(field.node, "cluster.lease_seconds", "lease_seconds must be between 3 and 300",
+                                fix: "a pipeline moves within about two leases of its node's death; 10 suits most")
+                }
+            default: etcdNode = field.node
+            }
+        }
+        guard let name, !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw error(node, "cluster.node", "cluster.node must name this node (letters, digits, - _ .), unique in the cluster",
+                        fix: "e.g. node: ${HOSTNAME}")
+        }
+        guard let etcdNode else {
+            throw error(node, "cluster.etcd", "cluster.etcd is missing", fix: "add etcd: { endpoints: [http://HOST:2379, …] }")
+        }
+        var cluster = FerryConfiguration.Cluster(node: name, leaseSeconds: leaseSeconds, endpoints: [], prefix: "/ferry/default")
+        for field in try mapping(etcdNode, "cluster.etcd", allowed: ["endpoints", "prefix", "user", "password", "tls"]) {
+            switch field.key {
+            case "endpoints":
+                cluster.endpoints = try strings(field.node, "cluster.etcd.endpoints")
+                for endpoint in cluster.endpoints where !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                    throw error(field.node, "cluster.etcd.endpoints", "endpoint '\(endpoint)' is not an http:// or https:// URL",
+                                fix: "list the members' client URLs, e.g. https://etcd-1:2379")
+                }
+            case "prefix":
+                cluster.prefix = try string(field.node, "cluster.etcd.prefix")
+                guard cluster.prefix.hasPrefix("/"), cluster.prefix.count > 1 else {
+                    throw error(field.node, "cluster.etcd.prefix", "prefix must be a key path such as /ferry/prod")
+                }
+            case "user": cluster.user = try string(field.node, "cluster.etcd.user")
+            case "password": cluster.password = try string(field.node, "cluster.etcd.password")
+            default:
+                for tls in try mapping(field.node, "cluster.etcd.tls", allowed: ["ca", "cert", "key"]) {
+                    let path = try string(tls.node, "cluster.etcd.tls.\(tls.key)")
+                    switch tls.key {
+                    case "ca": cluster.caFile = path
+                    case "cert": cluster.certificateFile = path
+                    default: cluster.keyFile = path
+                    }
+                }
+            }
+        }
+        guard !cluster.endpoints.isEmpty else {
+            throw error(etcdNode, "cluster.etcd.endpoints", "no etcd endpoint is listed", fix: "endpoints: [http://HOST:2379, …]")
+        }
+        if (cluster.user == nil) != (cluster.password == nil) {
+            throw error(etcdNode, "cluster.etcd", "user and password go together", fix: "set both, the password best as ${ETCD_PASSWORD}")
+        }
+        if (cluster.certificateFile == nil) != (cluster.keyFile == nil) {
+            throw error(etcdNode, "cluster.etcd.tls", "a client certificate needs its key", fix: "set tls.cert and tls.key together")
+        }
+        return cluster
     }
 
     /// `server: { listen: HOST:PORT | off, tls: { cert: FILE, key: FILE }, max_connections, request_timeout_seconds, idle_timeout_seconds }`.

@@ -26,6 +26,9 @@ import UnixSignals
 /// and exit 0; SIGHUP reloads the file.
 public enum Run {
     public static func run(configuration: FerryConfiguration, logger: Logger) async throws {
+        if let cluster = configuration.cluster {
+            return try await ClusterRun.run(configuration: configuration, cluster: cluster, logger: logger)
+        }
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration]
@@ -95,7 +98,8 @@ public enum Run {
 
     /// The composition root for one pipeline: source, sinks and store from the configuration.
     public static func buildRunner(_ pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
-                                   store: any CheckpointStore, logger: Logger) throws -> PipelineRunner {
+                                   store: any CheckpointStore, writeWindow: (@Sendable () -> Duration?)? = nil,
+                                   logger: Logger) throws -> PipelineRunner {
         let sourceSpec = configuration.sources[pipeline.source]!
         let connection = try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password)
         let source = MySQLSource(configuration: MySQLSourceConfiguration(
@@ -117,11 +121,13 @@ public enum Run {
         let buffer: BufferSetting = pipeline.disk.map {
             .disk(directory: bufferDirectory(pipeline, configuration: configuration), options: $0)
         } ?? .memory
+        var settings = PipelineConfiguration(name: pipeline.name, buffer: buffer, bufferBytes: pipeline.bufferBytes,
+                                             batchTransactions: pipeline.batchTransactions, applyTimeoutSeconds: pipeline.applyTimeoutSeconds,
+                                             errorPolicy: errorPolicy, transform: TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name),
+                                             rules: RuleSet(rules: pipeline.rules, pipeline: pipeline.name))
+        settings.writeWindow = writeWindow
         return PipelineRunner(
-            configuration: PipelineConfiguration(name: pipeline.name, buffer: buffer, bufferBytes: pipeline.bufferBytes,
-                                                 batchTransactions: pipeline.batchTransactions, applyTimeoutSeconds: pipeline.applyTimeoutSeconds,
-                                                 errorPolicy: errorPolicy, transform: TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name),
-                                                 rules: RuleSet(rules: pipeline.rules, pipeline: pipeline.name)),
+            configuration: settings,
             source: MySQLTransactionSource(source: source, pipeline: pipeline, configuration: configuration,
                                            snapshotStore: store as? any SnapshotStore, checkpoints: store, logger: logger),
             sinks: sinks, store: store, logger: logger)

@@ -8,9 +8,15 @@ import FerryCore
 /// Only after that does it return or throw, so the caller can discard the session and retry on
 /// a new one with no earlier attempt still running beside it.
 ///
-/// - Throws: `ApplyTimeout` when the deadline passed first; `CancellationError` when the caller
-///   was cancelled; otherwise what the attempt threw.
+/// With a `window` (cluster mode: how long this node may still write), the attempt is also
+/// interrupted the moment the window closes — not when it merely shrinks, since renewals of the
+/// node's lease during the attempt move it on.
+///
+/// - Throws: `ApplyTimeout` when the deadline passed first; `cluster.fenced` when the write
+///   window closed first; `CancellationError` when the caller was cancelled; otherwise what the
+///   attempt threw.
 func withDeadline<T: Sendable>(_ duration: Duration, clock: any Clock<Duration>, session: any SinkSession,
+                               window: (@Sendable () -> Duration?)? = nil,
                                _ attempt: @escaping @Sendable () async throws -> T) async throws -> T {
     return try await withTaskCancellationHandler {
         let (result, expired) = await withTaskGroup(of: DeadlineRace<T>.self) { group in
@@ -23,18 +29,26 @@ func withDeadline<T: Sendable>(_ duration: Duration, clock: any Clock<Duration>,
             }
             group.addTask {
                 do {
-                    try await clock.sleep(for: duration)
-                    return .expired
+                    var left = duration
+                    while true {
+                        let open = window?()
+                        if let open, open <= .zero { return .windowClosed }
+                        let step = min(left, open ?? left)
+                        try await clock.sleep(for: step)
+                        left -= step
+                        if left <= .zero { return .expired }
+                    }
                 } catch {
                     return .timerCancelled
                 }
             }
             var result: Result<T, any Error>? = nil
-            var expired = false
-            switch await group.next()! {
+            var expired: DeadlineRace<T>? = nil
+            let first = await group.next()!
+            switch first {
             case .attempt(let outcome): result = outcome
-            case .expired:
-                expired = true
+            case .expired, .windowClosed:
+                expired = first
                 session.interrupt()
             case .timerCancelled: break
             }
@@ -45,7 +59,11 @@ func withDeadline<T: Sendable>(_ duration: Duration, clock: any Clock<Duration>,
             }
             return (result!, expired)
         }
-        if expired { throw ApplyTimeout(duration: duration, sink: session.name) }
+        switch expired {
+        case .expired?: throw ApplyTimeout(duration: duration, sink: session.name)
+        case .windowClosed?: throw WriteWindow.closed()
+        default: break
+        }
         if Task.isCancelled, case .failure = result { throw CancellationError() }
         return try result.get()
     } onCancel: {
@@ -57,7 +75,20 @@ func withDeadline<T: Sendable>(_ duration: Duration, clock: any Clock<Duration>,
 private enum DeadlineRace<T: Sendable>: Sendable {
     case attempt(Result<T, any Error>)
     case expired
+    case windowClosed
     case timerCancelled
+}
+
+/// Cluster mode's write window (`PipelineConfiguration.writeWindow`).
+enum WriteWindow {
+    /// The error when the window has closed: this node's lease was not renewed in time.
+    /// Context (pipeline, sink) is given where the caller adds none.
+    static func closed(context: [(key: String, value: String)] = []) -> FerryError {
+        FerryError(code: .clusterFenced, message: "this node may no longer write: its cluster lease was not renewed in time",
+                   context: context,
+                   fix: "nothing after a failover; if it repeats, check this node's path to etcd and pauses, or raise cluster.lease_seconds",
+                   disposition: .fatal)
+    }
 }
 
 /// A session did not answer in time; the batch is retried on a new session.

@@ -51,6 +51,10 @@ public struct PipelineConfiguration: Sendable {
     /// position at once, the target's own record with the next change or after this long. A MySQL
     /// sink on the source's own server would otherwise write its offset for every offset it wrote.
     public var positionOnlyInterval: Duration = .seconds(30)
+    /// How long this process may still write to targets (cluster mode: until shortly before its
+    /// etcd lease can expire); nil for no limit. Every open and apply ends by then — its
+    /// connection closed — and none starts once it is zero.
+    public var writeWindow: (@Sendable () -> Duration?)? = nil
 
     public init(name: String, buffer: BufferSetting = .memory, bufferBytes: Int = 32 << 20, batchTransactions: Int = 500,
                 batchEvents: Int = 10_000, applyTimeoutSeconds: Double = 300, retry: RetryPolicy = RetryPolicy(),

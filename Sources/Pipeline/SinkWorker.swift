@@ -259,7 +259,9 @@ final class OwnedSession {
         return try await configuration.retry.run(stop: stop, {
             let session = try sink.makeSession()
             do {
-                let recorded = try await withDeadline(.seconds(configuration.applyTimeoutSeconds), clock: configuration.clock, session: session) {
+                try configuration.checkWriteWindow(sink: sink.name)
+                let recorded = try await withDeadline(.seconds(configuration.applyTimeoutSeconds), clock: configuration.clock, session: session,
+                                                      window: configuration.writeWindow) {
                     try await session.open()
                 }
                 self.session = session
@@ -287,7 +289,10 @@ final class OwnedSession {
         }
         guard let session else { return }
         do {
-            try await withDeadline(deadline, clock: configuration.clock, session: session) { try await session.apply(batch) }
+            try configuration.checkWriteWindow(sink: session.name)
+            try await withDeadline(deadline, clock: configuration.clock, session: session, window: configuration.writeWindow) {
+                try await session.apply(batch)
+            }
         } catch where ErrorClassifier.isTransient(error) || error is CancellationError {
             await close()
             throw error
@@ -340,5 +345,12 @@ struct ApplyDeadline {
 
     mutating func finished(in elapsed: Duration) {
         if doublings > 0, elapsed * 2 < current { doublings -= 1 }
+    }
+}
+
+extension PipelineConfiguration {
+    /// Refuses to start a write once the write window has closed.
+    func checkWriteWindow(sink: String) throws {
+        if let left = writeWindow?(), left <= .zero { throw WriteWindow.closed(context: [("pipeline", name), ("sink", sink)]) }
     }
 }

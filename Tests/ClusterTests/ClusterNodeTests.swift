@@ -31,13 +31,6 @@ import Testing
         try await b.join(info: Array("http://b:8080".utf8))
         #expect(a.isWritable && b.isWritable)
 
-        let duplicate = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 10, logger: Logger(label: "test"))
-        await #expect {
-            try await duplicate.join(info: [])
-        } throws: { error in
-            guard case ClusterError.nameInUse("a", _)? = error as? ClusterError else { return false }
-            return "\(error)".contains("cluster.node")
-        }
         let (members, _) = try await b.members()
         #expect(members.mapValues { String(decoding: $0, as: UTF8.self) } == ["a": "http://a:8080", "b": "http://b:8080"])
 
@@ -72,6 +65,11 @@ import Testing
         let writableUntil = try #require(a.writableUntilForTests)
         #expect(writableUntil < observed, "a must stop writing before its claim can vanish")
 
+        // a's next process takes the name again once the old lease is gone.
+        let aAgain = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 10, logger: Logger(label: "test"))
+        try await aAgain.join(info: [])
+        try await aAgain.leave()
+
         guard case .owned(let second) = try await b.claim("orders") else { Issue.record("b did not take orders over"); return }
         #expect(second > first)
         await #expect(throws: ClusterError.self) { try await a.claim("orders") }
@@ -82,6 +80,14 @@ import Testing
         try await b.release("orders", epoch: second)
         #expect(try await b.owners().isEmpty)
 
+        // b lives on (its lease lasts 10 s): a second b waits out a lease of its own, then gives up.
+        let duplicate = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 1, logger: Logger(label: "test"))
+        await #expect {
+            try await duplicate.join(info: [])
+        } throws: { error in
+            guard case ClusterError.nameInUse("b", _)? = error as? ClusterError else { return false }
+            return "\(error)".contains("cluster.node")
+        }
         // Leaving revokes the lease: member key and claims go at once.
         _ = try await b.claim("users")
         try await b.leave()

@@ -374,6 +374,24 @@ extension Integration {
 }
 
 extension Integration {
+    /// Cluster mode: three `ferry run` nodes share six pipelines through the 3-member etcd; the
+    /// busiest is killed, an owner is paused past its lease and let go, and every node is
+    /// restarted in turn, while rows keep changing. Reduced scale here (40 s);
+    /// `scripts/cluster-test 300` runs the longer one.
+    @Suite struct ClusterFailover {
+        @Test func ownersFailOverAndAPausedOwnerWritesNothing() throws {
+            _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
+            _ = try TestEnvironment.value("FERRY_ETCD_ENDPOINTS")
+            let result = try runScript("cluster-test", ["40", "--lease", "5"], timeoutSeconds: 600)
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("3 nodes own 6 pipelines: n1=2, n2=2, n3=2"))
+            #expect(result.stdout.contains("tables differing: 0"))
+            #expect(result.stdout.contains("cluster-test: passed"))
+        }
+    }
+}
+
+extension Integration {
     /// `ferry run` killed with SIGKILL mid-stream, again and again: the SQLite target ends equal to
     /// the source row for row and the JSON-lines sink holds every event once. Reduced scale here;
     /// `scripts/crash-test` with no arguments runs the full one (200,000 changes, 20 kills).

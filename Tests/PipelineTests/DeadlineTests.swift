@@ -2,6 +2,7 @@ import FerryCore
 import FerryTestKit
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 @testable import Pipeline
 import StateStore
 import Testing
@@ -88,6 +89,38 @@ actor HangingSession: SinkSession {
         ending.open()
         await waiting.value
         #expect(outcome.error is ApplyTimeout)
+        #expect(await session.ended)
+    }
+
+    /// Cluster mode's write window: renewals that move it on let a long attempt go on past the
+    /// window it started with; once it closes the attempt is interrupted and the caller gets
+    /// `cluster.fenced` (not a timeout to retry) after the attempt has ended.
+    @Test func aClosingWriteWindowInterruptsTheAttempt() async throws {
+        let clock = ManualClock()
+        let ending = Gate()
+        let session = HangingSession(ending: ending)
+        let outcome = OutcomeBox()
+        let window = NIOLockedValueBox<Duration>(.seconds(2))
+        let waiting = Task {
+            do {
+                try await withDeadline(.seconds(60), clock: clock, session: session, window: { window.withLockedValue { $0 } }) {
+                    try await session.apply([])
+                }
+            } catch {
+                outcome.set(error)
+            }
+        }
+        try await eventually("the timer sleeps until the window's end") { clock.sleeping == 1 }
+        // Renewed meanwhile: at the window's first end it is open for 2 s more.
+        clock.advance(by: .seconds(2))
+        try await eventually("the timer sleeps again") { clock.sleeping == 1 }
+        window.withLockedValue { $0 = .zero }
+        clock.advance(by: .seconds(2))
+        for _ in 0..<50 { await Task.yield() }
+        #expect(outcome.error == nil)
+        ending.open()
+        await waiting.value
+        #expect((outcome.error as? FerryError)?.code == .clusterFenced)
         #expect(await session.ended)
     }
 

@@ -3,6 +3,7 @@ import FerryCore
 import FerryTestKit
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import Rules
 @testable import Pipeline
 import StateStore
@@ -109,6 +110,26 @@ func withStore(_ body: (SQLiteCheckpointStore) async throws -> Void) async throw
             let error = await #expect(throws: FerryError.self) { try await runner.run(stop: StopSignal()) }
             #expect(error?.code == .internalError)
             #expect(error?.context.contains { $0.0 == "pipeline" && $0.1 == "p" } == true)
+        }
+    }
+
+    /// Cluster mode's write window: open and apply run while it is open; once it has closed
+    /// (the node's lease was not renewed in time) nothing more is written and the pipeline
+    /// stops with `cluster.fenced`.
+    @Test func aClosedWriteWindowStopsWritesAndThePipeline() async throws {
+        try await withStore { store in
+            let target = MemoryTableSink(name: "target")
+            let open = NIOLockedValueBox(true)
+            var configuration = PipelineConfiguration(name: "p", batchTransactions: 1)
+            configuration.writeWindow = { open.withLockedValue { $0 } ? .seconds(5) : .zero }
+            let runner = PipelineRunner(configuration: configuration, source: ListSource(inserts(1...3)), sinks: [target], store: store, logger: logger)
+            try await run(runner, until: "the first rows while the window is open") { await target.rows("shop.items").count == 3 }
+
+            open.withLockedValue { $0 = false }
+            let closed = PipelineRunner(configuration: configuration, source: ListSource(inserts(1...6)), sinks: [target], store: store, logger: logger)
+            let error = await #expect(throws: FerryError.self) { try await closed.run(stop: StopSignal()) }
+            #expect(error?.code == .clusterFenced)
+            #expect(await target.rows("shop.items").count == 3)
         }
     }
 
