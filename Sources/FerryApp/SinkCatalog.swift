@@ -47,6 +47,7 @@ enum SinkCatalog {
             "| `data_dir` | the state file and disk buffers (default `./ferry-data`, relative to the working directory) | docs/operations.md |",
             "| `state` | `{ sqlite: FILE }`, default `<data_dir>/ferry-state.sqlite` | docs/operations.md |",
             "| `server` | `{ listen: HOST:PORT \\| off, tls, max_connections, … }` | docs/control-plane.md |",
+            "| `cluster` | `{ node: NAME, lease_seconds: 10, etcd: { endpoints: [URL, …], prefix, user, password, tls: { ca, cert, key } } }`: share the pipelines with other nodes through etcd | docs/cluster.md |",
         ]
         for type in types {
             let aliases = type.names.dropFirst()

@@ -403,6 +403,52 @@ extension ConfigurationTests {
         #expect(format == .debeziumSchema)
     }
 
+    @Test func readsTheClusterSection() throws {
+        let text = Self.valid + """
+
+        cluster:
+          node: ${NODE}
+          lease_seconds: 15
+          etcd:
+            endpoints: [https://etcd-1:2379, "https://etcd-2:2379"]
+            prefix: /ferry/prod
+            user: ferry
+            password: "${ETCD_PASSWORD}"
+            tls: { ca: /etc/ferry/etcd-ca.pem, cert: /etc/ferry/etcd.pem, key: /etc/ferry/etcd-key.pem }
+        """
+        let cluster = try #require(try parse(text, environment: ["SHOP_PASSWORD": "x", "NODE": "node-1", "ETCD_PASSWORD": "p"]).cluster)
+        #expect(cluster == FerryConfiguration.Cluster(node: "node-1", leaseSeconds: 15, endpoints: ["https://etcd-1:2379", "https://etcd-2:2379"],
+                                                      prefix: "/ferry/prod", user: "ferry", password: "p", caFile: "/etc/ferry/etcd-ca.pem",
+                                                      certificateFile: "/etc/ferry/etcd.pem", keyFile: "/etc/ferry/etcd-key.pem"))
+        #expect(try parse(Self.valid).cluster == nil)
+        let minimal = try #require(try parse(Self.valid + "\ncluster: { node: a, etcd: { endpoints: [http://127.0.0.1:2379] } }").cluster)
+        #expect(minimal.leaseSeconds == 10 && minimal.prefix == "/ferry/default" && minimal.user == nil)
+        for (broken, field) in [
+            ("cluster: { etcd: { endpoints: [http://e:2379] } }", "cluster.node"),
+            ("cluster: { node: \"a b\", etcd: { endpoints: [http://e:2379] } }", "cluster.node"),
+            ("cluster: { node: a }", "cluster.etcd"),
+            ("cluster: { node: a, etcd: { endpoints: [] } }", "cluster.etcd.endpoints"),
+            ("cluster: { node: a, etcd: { endpoints: [e:2379] } }", "cluster.etcd.endpoints"),
+            ("cluster: { node: a, lease_seconds: 1, etcd: { endpoints: [http://e:2379] } }", "cluster.lease_seconds"),
+            ("cluster: { node: a, etcd: { endpoints: [http://e:2379], user: u } }", "cluster.etcd"),
+            ("cluster: { node: a, etcd: { endpoints: [http://e:2379], tls: { cert: c } } }", "cluster.etcd.tls"),
+            ("cluster: { node: a, etcd: { endpoints: [http://e:2379], prefix: ferry } }", "cluster.etcd.prefix"),
+            ("cluster: { node: a, etcd: { endpoints: [http://e:2379] }, shards: 3 }", "shards"),
+        ] {
+            #expect { try parse(Self.valid + "\n" + broken) } throws: { error in
+                "\(error)".contains(field)
+            }
+        }
+    }
+
+    /// Cluster mode refuses targets on one node's disk: the next owner could not see them.
+    @Test func clusterModeRefusesNodeLocalSinks() throws {
+        let configuration = try parse(Self.valid + "\ncluster: { node: a, etcd: { endpoints: [http://127.0.0.1:2379] } }")
+        #expect { try ClusterRun.refuseNodeLocalSinks(configuration) } throws: { error in
+            "\(error)".contains("sink local writes to this node's disk")
+        }
+    }
+
     /// docs/configuration.md is generated from the sinks' declared keys.
     @Test func theConfigurationPageIsGenerated() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
