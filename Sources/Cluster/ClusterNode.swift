@@ -64,16 +64,23 @@ public final class ClusterNode: Sendable {
         let giveUp = ContinuousClock.now + .seconds(leaseSeconds) * 2 + .seconds(1)
         var sentAt = ContinuousClock.now
         let granted = try await client.grantLease(ttlSeconds: leaseSeconds)
-        while try await !client.txn([.absent(memberKey)], success: [.put(memberKey, info, lease: granted.id)]).succeeded {
-            guard ContinuousClock.now < giveUp else {
-                try? await client.revokeLease(granted.id)
-                throw ClusterError.nameInUse(node: name, key: memberKey)
+        do {
+            while true {
+                let registered = try await client.txn([.absent(memberKey)], success: [.put(memberKey, info, lease: granted.id)],
+                                                      failure: [.get(memberKey)])
+                if registered.succeeded { break }
+                // Our own registration, sent again after its answer was lost.
+                if case .get(let range)? = registered.results.first, range.keyValues.first?.lease == granted.id { break }
+                guard ContinuousClock.now < giveUp else { throw ClusterError.nameInUse(node: name, key: memberKey) }
+                logger.info("waiting for this node name's previous lease to run out", metadata: ["node": "\(name)"])
+                try await Task.sleep(for: .milliseconds(250))
+                // Keep the new lease alive while waiting.
+                sentAt = ContinuousClock.now
+                _ = try await client.keepAlive(lease: granted.id)
             }
-            logger.info("waiting for this node name's previous lease to run out", metadata: ["node": "\(name)"])
-            try await Task.sleep(for: .milliseconds(250))
-            // Keep the new lease alive while waiting.
-            sentAt = ContinuousClock.now
-            _ = try await client.keepAlive(lease: granted.id)
+        } catch {
+            try? await client.revokeLease(granted.id)
+            throw error
         }
         lease.withLockedValue { $0 = granted.id }
         deadline.withLockedValue { $0.renewed(sentAt: sentAt, ttlSeconds: granted.ttlSeconds) }
@@ -94,20 +101,24 @@ public final class ClusterNode: Sendable {
         }
     }
 
-    /// Renews the lease every third of its time to live until cancelled or the lease is lost.
-    /// A renewal that fails for a while (etcd unreachable) is retried; writes stop on their own
-    /// when `isWritable` turns false.
+    /// Renews the lease every third of its time to live, counted from when the last renewal
+    /// was sent, until cancelled or the lease is lost. A failed renewal (etcd unreachable) is
+    /// tried again a quarter second later; writes stop on their own when `isWritable` turns false.
     public func keepAlive() async throws {
         let interval = Duration.seconds(leaseSeconds) / 3
+        var next = ContinuousClock.now + interval
         while true {
-            try await Task.sleep(for: interval)
+            try await Task.sleep(until: next)
+            let sentAt = ContinuousClock.now
             do {
                 try await renew()
+                next = sentAt + interval
             } catch EtcdError.leaseExpired(let id) {
                 logger.error("the cluster lease expired; this node stopped writing", metadata: ["node": "\(name)", "lease": "\(String(id, radix: 16))"])
                 throw EtcdError.leaseExpired(id: id)
             } catch let error as EtcdError {
                 logger.warning("cannot renew the cluster lease", metadata: ["node": "\(name)", "error": "\(error)"])
+                next = ContinuousClock.now + .milliseconds(250)
             }
         }
     }

@@ -24,19 +24,25 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
     private let prefix: String
     private let node: String
     private let flushInterval: Duration
+    /// Whether a pipeline's own writes need this node's claim (`bind`); off only where one
+    /// process owns everything (tests of the store alone).
+    private let requiresBinding: Bool
     private var epochs: [String: Int64] = [:]
     /// Coalesced writes not yet sent, by key, with their pipeline (for the fence).
-    private var pending: [String: (pipeline: String, value: [UInt8])] = [:]
+    private var pending: [String: PendingWrite] = [:]
+    /// Keys being sent: a key is never sent twice at once, so two values cannot land out of order.
+    private var inFlight: Set<String> = []
     private var lastWrite: [String: ContinuousClock.Instant] = [:]
     /// The highest safe position saved per pipeline, so one never moves backwards.
     private var safePositions: [String: SourcePosition] = [:]
     private var auditSequence = 0
 
-    public init(client: EtcdClient, prefix: String, node: String, flushInterval: Duration = .seconds(1)) {
+    public init(client: EtcdClient, prefix: String, node: String, flushInterval: Duration = .seconds(1), requiresBinding: Bool = true) {
         self.client = client
         self.prefix = prefix.hasSuffix("/") ? prefix : prefix + "/"
         self.node = node
         self.flushInterval = flushInterval
+        self.requiresBinding = requiresBinding
     }
 
     /// From now on, writes for `pipeline` require this node's claim at `epoch`.
@@ -44,11 +50,15 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
         epochs[pipeline] = epoch
     }
 
-    /// Writes every coalesced value still pending, then forgets `pipeline`'s epoch.
+    /// Writes `pipeline`'s coalesced values still pending, then forgets its epoch — also when
+    /// that fails: whatever is left is dropped (the saved position lags, never leads).
     public func unbind(pipeline: String) async throws {
-        try await flush()
-        epochs[pipeline] = nil
-        safePositions[pipeline] = nil
+        defer {
+            epochs[pipeline] = nil
+            safePositions[pipeline] = nil
+            pending = pending.filter { $0.value.pipeline != pipeline }
+        }
+        try await flush(pipeline: pipeline)
     }
 
     // MARK: Keys
@@ -71,7 +81,7 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
     // MARK: Checkpoints
 
     public func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? {
-        try await flush()
+        try await flush(pipeline: pipeline)
         let base = stateKey(pipeline, "")
         let range = try await etcd { try await self.client.get(prefix: base) }
         var safe: SourcePosition?
@@ -94,9 +104,10 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
     }
 
     public func saveSafePosition(_ position: SourcePosition, pipeline: String) async throws {
-        if safePositions[pipeline] == nil {
-            let stored = try await etcd { try await self.client.get(self.stateKey(pipeline, "safe")) }
-            if let stored { safePositions[pipeline] = try self.position(stored) }
+        if safePositions[pipeline] == nil, let stored = try await etcd({ try await self.client.get(self.stateKey(pipeline, "safe")) }) {
+            // Another call may have saved a newer one while this read was under way.
+            let storedPosition = try self.position(stored)
+            safePositions[pipeline] = max(safePositions[pipeline] ?? storedPosition, storedPosition)
         }
         if let highest = safePositions[pipeline], highest >= position { return }
         safePositions[pipeline] = position
@@ -132,25 +143,34 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
                         fenced: false)
     }
 
-    /// Sends every coalesced value not yet written.
-    public func flush() async throws {
-        for key in pending.keys.sorted() { try await send(key) }
+    /// Sends the coalesced values not yet written: `pipeline`'s, or every pipeline's. A key
+    /// whose earlier value is still being sent is left for the next flush.
+    public func flush(pipeline: String? = nil) async throws {
+        for key in pending.keys.sorted() where pipeline == nil || pending[key]?.pipeline == pipeline {
+            try await send(key)
+        }
     }
 
     private func coalesce(_ key: String, pipeline: String, _ value: [UInt8]) async throws {
-        pending[key] = (pipeline, value)
+        try requireClaim(pipeline)
+        pending[key] = PendingWrite(pipeline: pipeline, value: value)
         if let last = lastWrite[key], ContinuousClock.now - last < flushInterval { return }
         try await send(key)
     }
 
     private func send(_ key: String) async throws {
-        guard let (pipeline, value) = pending.removeValue(forKey: key) else { return }
+        guard !inFlight.contains(key), let write = pending.removeValue(forKey: key) else { return }
+        inFlight.insert(key)
         lastWrite[key] = .now
+        defer { inFlight.remove(key) }
         do {
-            try await write(pipeline, [.put(key, value)])
+            try await self.write(write.pipeline, [.put(key, write.value)])
+        } catch let error as FerryError where error.code == .clusterFenced {
+            // This node may not write it, now or later.
+            throw error
         } catch {
             // Kept for the next attempt unless a newer value arrived meanwhile.
-            if pending[key] == nil { pending[key] = (pipeline, value) }
+            if pending[key] == nil { pending[key] = write }
             throw error
         }
     }
@@ -194,6 +214,9 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
 
     /// A snapshot asked for by `actor`; an operator's request, so it is not fenced.
     public func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64, actor: String) async throws {
+        // The pipeline's own requests (actor "ferry") are fenced: a former owner must not start
+        // the new owner's snapshots over. An operator's request may come from any node.
+        let fenced = actor == "ferry"
         for table in tables {
             let key = tableKey(pipeline, table)
             while true {
@@ -203,11 +226,11 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
                                                  requestedMillis: max(atMillis, (previous ?? .min) &+ 1))
                 let chunks = Array(chunkPrefix(pipeline, table).utf8)
                 if try await write(pipeline, [.delete(key: chunks, rangeEnd: etcdPrefixEnd(chunks)), .put(key, try JSONEncoder().encode(record).bytes)],
-                                   unless: stored, at: key, fenced: false) { break }
+                                   unless: stored, at: key, fenced: fenced) { break }
             }
         }
         try await write(pipeline, [auditEntry(pipeline: pipeline, action: "snapshot",
-                                              detail: "\(reason): \(tables.map(\.description).joined(separator: ", "))", actor: actor)], fenced: false)
+                                              detail: "\(reason): \(tables.map(\.description).joined(separator: ", "))", actor: actor)], fenced: fenced)
     }
 
     @discardableResult
@@ -249,6 +272,7 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
         var compare: [EtcdCompare] = []
         if let key { compare.append(EtcdCompare(key: key, .modRevision(seen?.modRevision ?? 0))) }
         let epoch = fenced ? epochs[pipeline] : nil
+        if fenced { try requireClaim(pipeline) }
         if let epoch { compare.append(EtcdCompare(key: ownerKey(pipeline), .createRevision(epoch))) }
         let owner = ownerKey(pipeline)
         let conditions = compare
@@ -264,6 +288,14 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
                              disposition: .fatal)
         }
         return false
+    }
+
+    /// A pipeline's own writes need this node's claim on it.
+    private func requireClaim(_ pipeline: String) throws {
+        guard requiresBinding, epochs[pipeline] == nil else { return }
+        throw FerryError(code: .clusterFenced, message: "node \(node) does not own pipeline \(pipeline) (no claim), so it may not write its state",
+                         context: [("pipeline", pipeline), ("node", node)],
+                         fix: "nothing after a failover; the owning node writes it", disposition: .fatal)
     }
 
     private func auditEntry(pipeline: String, action: String, detail: String, actor: String) -> EtcdOperation {
@@ -305,6 +337,11 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
     private func unescape(_ name: String) -> String {
         name.replacingOccurrences(of: "%2F", with: "/").replacingOccurrences(of: "%25", with: "%")
     }
+}
+
+private struct PendingWrite {
+    var pipeline: String
+    var value: [UInt8]
 }
 
 private struct StoredSink: Codable {

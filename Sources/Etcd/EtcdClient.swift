@@ -23,12 +23,14 @@ public struct EtcdConfiguration: Sendable {
     /// How long a request may take over all its attempts.
     public var requestTimeout: Duration
     /// A watch that hears nothing for this long reconnects (it resumes at the next revision).
+    /// Longer than etcd's interval of progress notices (10 minutes by default), so a quiet watch
+    /// reconnects knowing how far it is.
     public var watchIdleTimeout: Duration
 
     public init(endpoints: [String], user: String? = nil, password: String? = nil,
                 caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil,
                 attemptTimeout: Duration = .seconds(2), requestTimeout: Duration = .seconds(6),
-                watchIdleTimeout: Duration = .seconds(30)) {
+                watchIdleTimeout: Duration = .seconds(660)) {
         self.endpoints = endpoints
         self.user = user
         self.password = password
@@ -38,6 +40,13 @@ public struct EtcdConfiguration: Sendable {
         self.attemptTimeout = attemptTimeout
         self.requestTimeout = requestTimeout
         self.watchIdleTimeout = watchIdleTimeout
+    }
+}
+
+extension EtcdConfiguration: CustomStringConvertible {
+    /// Endpoints and user; never the password.
+    public var description: String {
+        "etcd \(endpoints.joined(separator: ",")) as \(user ?? "(no user)")\(caFile == nil ? "" : " with TLS")"
     }
 }
 
@@ -110,8 +119,10 @@ public final class EtcdClient: Sendable {
     }
 
     public func shutdown() async throws {
-        try await unary.shutdown()
+        var failure: (any Error)?
+        do { try await unary.shutdown() } catch { failure = error }
         try await streaming.shutdown()
+        if let failure { throw failure }
     }
 
     // MARK: Keys
@@ -203,6 +214,7 @@ public final class EtcdClient: Sendable {
         let key = Array(prefix.utf8)
         var cursor = WatchCursor(nextRevision: fromRevision)
         var failures = 0
+        var reauthenticated = false
         while true {
             try Task.checkCancellation()
             let endpoint = currentEndpoint
@@ -231,12 +243,20 @@ public final class EtcdClient: Sendable {
                             try classifyStreamError(operation: "watch", endpoint: endpoint, error)
                         }
                         guard let result = message.result else { continue }
-                        if result.canceled == true, result.compact_revision == nil, isAuthFailure(result.cancel_reason) {
-                            state.withLockedValue { $0.token = nil }
+                        // A token the member no longer takes (expired there, or older than a change
+                        // of users and roles) cancels the watch: fetch a new one and watch again,
+                        // once; a refusal with a fresh token is the caller's to see.
+                        if result.canceled == true, result.compact_revision == nil, let token, !reauthenticated,
+                           isAuthFailure(result.cancel_reason) || result.cancel_reason?.contains("permission denied") == true {
+                            reauthenticated = true
+                            invalidate(token)
                             throw EndpointFailure(text: result.cancel_reason ?? "auth")
                         }
                         let events = try cursor.accept(result, endpoint: endpoint)
-                        failures = 0
+                        if result.created != true {
+                            failures = 0
+                            reauthenticated = false
+                        }
                         if !events.isEmpty {
                             do {
                                 try await onEvents(events)
@@ -296,9 +316,10 @@ public final class EtcdClient: Sendable {
                     throw EtcdError.malformedResponse(operation: operation, endpoint: endpoint, detail: "\(error)")
                 }
             } catch let error as EtcdError {
-                if case .server(_, _, 16, let message) = error, isAuthFailure(message), configuration.user != nil, !reauthenticated {
+                if case .server(_, _, let code, let message) = error, code == 16 || code == 3, isAuthFailure(message),
+                   configuration.user != nil, !reauthenticated {
                     reauthenticated = true
-                    state.withLockedValue { $0.token = nil }
+                    invalidate(state.withLockedValue { $0.token })
                     continue
                 }
                 throw error
@@ -347,6 +368,10 @@ public final class EtcdClient: Sendable {
             if isRetriable(code: code, message: message) { throw EndpointFailure(text: message) }
             throw EtcdError.server(operation: operation, endpoint: endpoint, code: code, message: message)
         }
+        // A streamed call (keep-alive, watch) that fails before its first message.
+        if let envelope = try? JSONDecoder().decode(WireStreamEnvelope.self, from: body), let error = envelope.error {
+            try classifyStreamError(operation: operation, endpoint: endpoint, error)
+        }
         let text = String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if status.code >= 500 { throw EndpointFailure(text: "HTTP \(status.code) \(text)") }
         if text.contains("CommonName") {
@@ -358,8 +383,8 @@ public final class EtcdClient: Sendable {
     private func classifyStreamError(operation: String, endpoint: String, _ error: WireStreamError) throws {
         let code = error.grpc_code ?? 2
         let message = error.message ?? "unknown error"
-        if code == 16, isAuthFailure(message) {
-            state.withLockedValue { $0.token = nil }
+        if isAuthFailure(message) {
+            invalidate(state.withLockedValue { $0.token })
             throw EndpointFailure(text: message)
         }
         if isRetriable(code: code, message: message) { throw EndpointFailure(text: message) }
@@ -371,13 +396,20 @@ public final class EtcdClient: Sendable {
         code == 14 || code == 4 || (code == 8 && message.contains("too many requests"))
     }
 
+    /// A refusal a new token cures: the token expired on that member, or users and roles changed
+    /// since it was issued ("revision of auth store is old").
     private func isAuthFailure(_ message: String?) -> Bool {
         guard let message else { return false }
-        return message.contains("auth token") || message.contains("Unauthenticated")
+        return message.contains("auth token") || message.contains("Unauthenticated") || message.contains("auth store is old")
     }
 
-    /// The auth token for requests, fetched once per client (etcd's tokens are valid on every
-    /// member) and again after the server stops accepting it.
+    /// Forgets `token`, unless another caller already replaced it.
+    private func invalidate(_ token: String?) {
+        state.withLockedValue { if $0.token == token { $0.token = nil } }
+    }
+
+    /// The auth token for requests, fetched when there is none and again after a member stops
+    /// taking it (a simple token expires on each member after five idle minutes there).
     private func token(at endpoint: String) async throws -> String? {
         guard let user = configuration.user, let password = configuration.password else { return nil }
         if let token = state.withLockedValue({ $0.token }) { return token }

@@ -56,6 +56,11 @@ struct WireError: Decodable, Sendable {
     var code: Int?
 }
 
+/// A streamed call's failure as the whole answer: `{"error": {...}}`.
+struct WireStreamEnvelope: Decodable, Sendable {
+    var error: WireStreamError?
+}
+
 /// An error inside a streamed response (watch, keep-alive): `{"error": {...}}`.
 struct WireStreamError: Decodable, Sendable {
     var grpc_code: Int?

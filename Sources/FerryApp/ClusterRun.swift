@@ -141,22 +141,27 @@ final class ClusterService: Service, Sendable {
                     guard let ended = owned.removeValue(forKey: name) else { continue }
                     try? await store.unbind(pipeline: name)
                     if leaseFailure == nil { try? await node.release(name, epoch: ended.epoch) }
-                    if let error, !(error is CancellationError) {
+                    if leaseFailure != nil {
+                        logger.notice("pipeline stopped with the lease", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(ended.epoch)"])
+                    } else if ended.handingBack || draining {
+                        logger.notice("pipeline handed back", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(ended.epoch)"])
+                    } else if let error {
                         logger.error("pipeline stopped on this node; another node may take it", metadata: [
                             LoggingKeys.pipeline: "\(name)", LoggingKeys.error: .error(error)])
-                        holdUntil[name] = .now + coolDown
-                    } else if leaseFailure != nil {
-                        logger.notice("pipeline stopped with the lease", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(ended.epoch)"])
-                    } else if !ended.handingBack, !draining {
+                        // Refused only because the lease was late to renew: claim it again at once
+                        // if the lease lives on; any other failure waits a cool-down.
+                        let fencedOnly = (error as? FerryError)?.code == .clusterFenced && node.isWritable
+                        if !fencedOnly { holdUntil[name] = .now + coolDown }
+                    } else {
                         // Ended by itself (snapshot: initial_only): its work is done.
                         finished.insert(name)
-                    } else {
-                        logger.notice("pipeline handed back", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(ended.epoch)"])
                     }
                     if draining, owned.isEmpty { group.cancelAll() }
                 case .tick:
                     guard leaseFailure == nil else { continue }
-                    if shuttingDown.withLockedValue({ $0 }) {
+                    // Positions held back by coalescing reach etcd within a tick or two.
+                    try? await store.flush()
+                    if shuttingDown.withLockedValue({ $0 }) || Task.isCancelled {
                         if !draining {
                             draining = true
                             for entry in owned.values { await entry.stop.stop() }
@@ -166,7 +171,7 @@ final class ClusterService: Service, Sendable {
                             continue
                         }
                     } else {
-                        await rebalance(names: names, view: &view, owned: &owned, holdUntil: holdUntil, finished: finished, group: &group)
+                        await rebalance(names: names, view: &view, owned: &owned, holdUntil: &holdUntil, finished: finished, group: &group)
                     }
                     group.addTask {
                         try? await Task.sleep(for: .milliseconds(500))
@@ -184,7 +189,7 @@ final class ClusterService: Service, Sendable {
     }
 
     /// One round: claim and start the pipelines planned for this node, hand back the others.
-    private func rebalance(names: [String], view: inout MemberView, owned: inout [String: Owned], holdUntil: [String: ContinuousClock.Instant],
+    private func rebalance(names: [String], view: inout MemberView, owned: inout [String: Owned], holdUntil: inout [String: ContinuousClock.Instant],
                            finished: Set<String>, group: inout ThrowingTaskGroup<Event, any Error>) async {
         do {
             let now = ContinuousClock.now
@@ -192,14 +197,28 @@ final class ClusterService: Service, Sendable {
             view.reset(to: members.keys, at: now)
             let claims = try await node.owners()
             let plan = PipelineAssignment.assign(pipelines: names, members: view.ages(at: now), coolDown: coolDown)
+            // Claims of this node that nothing runs (a release that failed, a claim whose answer
+            // was lost): give them up, or no node would take those pipelines.
+            for (name, claim) in claims where claim.node == node.name && owned[name] == nil {
+                try? await node.release(name, epoch: claim.epoch)
+            }
             for name in names where plan[name] == node.name && owned[name] == nil && !finished.contains(name) {
                 if let until = holdUntil[name], until > now { continue }
                 if let claim = claims[name], claim.node != node.name { continue }
-                guard case .owned(let epoch) = try await node.claim(name) else { continue }
-                guard let pipeline = configuration.pipelines.first(where: { $0.name == name }) else { continue }
+                guard let pipeline = configuration.pipelines.first(where: { $0.name == name }),
+                      case .owned(let epoch) = try await node.claim(name) else { continue }
                 await store.bind(pipeline: name, epoch: epoch)
                 let window: @Sendable () -> Duration? = { [node] in node.writeWindow() }
-                let runner = try Run.buildRunner(pipeline, configuration: configuration, store: store, writeWindow: window, logger: logger)
+                let runner: PipelineRunner
+                do {
+                    runner = try Run.buildRunner(pipeline, configuration: configuration, store: store, writeWindow: window, logger: logger)
+                } catch {
+                    logger.error("pipeline cannot be built on this node", metadata: [LoggingKeys.pipeline: "\(name)", LoggingKeys.error: .error(error)])
+                    try? await store.unbind(pipeline: name)
+                    try? await node.release(name, epoch: epoch)
+                    holdUntil[name] = now + coolDown
+                    continue
+                }
                 let stop = StopSignal()
                 owned[name] = Owned(stop: stop, epoch: epoch)
                 logger.notice("pipeline claimed; running it", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(epoch)"])

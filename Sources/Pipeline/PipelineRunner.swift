@@ -198,7 +198,11 @@ public struct PipelineRunner: Sendable {
             }
             if let deadLetters {
                 do {
-                    _ = try await configuration.retry.run({ try await deadLetters.open() }) { error, attempt, _ in
+                    let configuration = self.configuration
+                    _ = try await configuration.retry.run({
+                        try configuration.checkWriteWindow(sink: deadLetters.name)
+                        return try await deadLetters.open()
+                    }) { error, attempt, _ in
                         logger.warning("dead-letter sink not ready; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: .error(error)])
                     }
                 } catch {

@@ -218,7 +218,13 @@ struct SinkWorker: Sendable {
                 }
             }
             if let deadLetters, !letters.isEmpty {
-                try await configuration.retry.run({ try await deadLetters.deadLetter(letters) }) { error, attempt, _ in
+                let configuration = self.configuration
+                // The dead-letter session lives as long as the run (no new session per attempt),
+                // so it is not interrupted; the write window is still checked before each write.
+                try await configuration.retry.run({
+                    try configuration.checkWriteWindow(sink: deadLetters.name)
+                    try await deadLetters.deadLetter(letters)
+                }) { error, attempt, _ in
                     logger.warning("dead-letter sink failed; retrying", metadata: [LoggingKeys.sink: "\(deadLetters.name)", LoggingKeys.error: .error(error)])
                 }
                 try? await store.audit(pipeline: configuration.name, action: "dead-letter",

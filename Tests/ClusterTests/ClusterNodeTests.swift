@@ -25,19 +25,29 @@ import Testing
         let etcd = try client()
         defer { Task { try? await etcd.shutdown() } }
         let prefix = prefix()
-        let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 2, logger: Logger(label: "test"))
-        let b = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 10, logger: Logger(label: "test"))
+        let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 3, logger: Logger(label: "test"))
+        let b = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 30, logger: Logger(label: "test"))
         try await a.join(info: Array("http://a:8080".utf8))
-        try await b.join(info: Array("http://b:8080".utf8))
-        #expect(a.isWritable && b.isWritable)
+        // a renews its lease while it works, as a node does, until the test lets it lapse.
+        let first = try await withThrowingTaskGroup(of: Int64?.self) { group in
+            group.addTask {
+                try? await a.keepAlive()
+                return nil
+            }
+            defer { group.cancelAll() }
+            try await b.join(info: Array("http://b:8080".utf8))
+            #expect(a.isWritable && b.isWritable)
 
-        let (members, _) = try await b.members()
-        #expect(members.mapValues { String(decoding: $0, as: UTF8.self) } == ["a": "http://a:8080", "b": "http://b:8080"])
+            let (members, _) = try await b.members()
+            #expect(members.mapValues { String(decoding: $0, as: UTF8.self) } == ["a": "http://a:8080", "b": "http://b:8080"])
 
-        guard case .owned(let first) = try await a.claim("orders") else { Issue.record("a did not get orders"); return }
-        #expect(try await a.claim("orders") == .owned(epoch: first), "a retried claim finds its own")
-        #expect(try await b.claim("orders") == .ownedBy(node: "a", epoch: first))
-        #expect(try await b.owners().mapValues(\.node) == ["orders": "a"])
+            guard case .owned(let first) = try await a.claim("orders") else { Issue.record("a did not get orders"); return Int64?.none }
+            #expect(try await a.claim("orders") == .owned(epoch: first), "a retried claim finds its own")
+            #expect(try await b.claim("orders") == .ownedBy(node: "a", epoch: first))
+            #expect(try await b.owners().mapValues(\.node) == ["orders": "a"])
+            return first
+        }
+        guard let first else { return }
 
         // a stops renewing: it turns unwritable before etcd expires the lease and deletes its claim.
         let (deletions, continuation) = AsyncStream.makeStream(of: ContinuousClock.Instant.self)
@@ -80,8 +90,8 @@ import Testing
         try await b.release("orders", epoch: second)
         #expect(try await b.owners().isEmpty)
 
-        // b lives on (its lease lasts 10 s): a second b waits out a lease of its own, then gives up.
-        let duplicate = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 1, logger: Logger(label: "test"))
+        // b lives on (its lease lasts 30 s): a second b waits out two leases of its own, then gives up.
+        let duplicate = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 2, logger: Logger(label: "test"))
         await #expect {
             try await duplicate.join(info: [])
         } throws: { error in

@@ -8,6 +8,12 @@ import Testing
 
 /// The same saved-record behaviour from the SQLite state file and from etcd (cluster mode).
 @Suite(.serialized) struct StateStoreContractTests {
+    /// An owner key as a claim makes it, for a store that needs one.
+    func claimForTest(_ client: EtcdClient, prefix: String, pipeline: String) async throws -> Int64 {
+        let key = prefix + "owners/" + pipeline
+        return try await client.txn([.absent(key)], success: [.put(key, Array("n".utf8))]).revision
+    }
+
     typealias Store = CheckpointStore & SnapshotStore
 
     func at(_ offset: UInt64) -> SourcePosition { .binlog(file: "b.000001", offset: offset) }
@@ -36,7 +42,7 @@ import Testing
         let client = try etcdClient()
         let prefix = "/ferry/test/state-\(UInt32.random(in: 0 ... .max))/"
         do {
-            try await body("etcd", EtcdStateStore(client: client, prefix: prefix, node: "n1", flushInterval: .zero))
+            try await body("etcd", EtcdStateStore(client: client, prefix: prefix, node: "n1", flushInterval: .zero, requiresBinding: false))
         } catch {
             try? await client.shutdown()
             throw error
@@ -133,12 +139,18 @@ import Testing
         let client = try etcdClient()
         let prefix = "/ferry/test/coalesce-\(UInt32.random(in: 0 ... .max))/"
         let store = EtcdStateStore(client: client, prefix: prefix, node: "n", flushInterval: .seconds(60))
+        await store.bind(pipeline: "p", epoch: try await claimForTest(client, prefix: prefix, pipeline: "p"))
         for offset in 1...500 { try await store.saveSafePosition(at(UInt64(offset) * 10), pipeline: "p") }
         let written = try #require(try await client.get(prefix + "state/p/safe"))
         #expect(written.version == 1 && written.valueText == at(10).persistedJSON, "only the first save is written within the interval")
         try await store.flush()
         let flushed = try #require(try await client.get(prefix + "state/p/safe"))
         #expect(flushed.version == 2 && flushed.valueText == at(5_000).persistedJSON)
+        // Unbound, the node may no longer write the pipeline's state.
+        try await store.saveSafePosition(at(6_000), pipeline: "p")
+        try await store.unbind(pipeline: "p")
+        #expect(try await client.get(prefix + "state/p/safe")?.valueText == at(6_000).persistedJSON, "unbind writes what is pending")
+        await #expect(throws: FerryError.self) { try await store.saveSafePosition(at(7_000), pipeline: "p") }
         try await client.delete(prefix, prefix: true)
         try await client.shutdown()
     }

@@ -8,7 +8,7 @@ import Testing
     @Test func everyCodeIsUniqueDottedAndInAKnownArea() {
         let raw = FerryError.Code.all.map(\.rawValue)
         #expect(Set(raw).count == raw.count)
-        let areas: Set<Substring> = ["config", "cli", "source", "snapshot", "buffer", "pipeline", "state", "server", "sink", "internal"]
+        let areas: Set<Substring> = ["config", "cli", "source", "snapshot", "buffer", "pipeline", "state", "cluster", "server", "sink", "internal"]
         for code in FerryError.Code.all {
             #expect(areas.contains(code.area), "\(code)")
             #expect(code.rawValue.allSatisfy { $0.isLowercase || $0 == "." || $0 == "_" }, "\(code)")

@@ -19,7 +19,7 @@ extension FerryError.Code {
     public static func catalogMarkdown() -> String {
         let areaTitles: [Substring: String] = [
             "config": "The configuration file", "cli": "Command-line input", "source": "Reading the source",
-            "snapshot": "Snapshots", "buffer": "The pipeline's buffer", "pipeline": "Pipelines", "state": "The state file",
+            "snapshot": "Snapshots", "buffer": "The pipeline's buffer", "pipeline": "Pipelines", "state": "The state file", "cluster": "Cluster mode",
             "server": "The control plane's listener", "sink": "Writing to targets", "internal": "Bugs",
         ]
         var lines = [
@@ -210,6 +210,12 @@ extension FerryError.Code {
         .stateDiskFull: Explanation(
             meaning: "The state file's file system is full. A running ferry holds every pipeline — state writes are retried each second while status and the API keep working, and ferry_state_disk_full is 1 — and goes on by itself when space returns; at start-up the file cannot be prepared and the command fails.",
             fix: "Free some space on the state file's file system (a few MiB is plenty), or move the state file with `state: { sqlite: PATH }`; if it happened at start-up, start again."),
+        .clusterFenced: Explanation(
+            meaning: "In cluster mode a node was about to write for a pipeline it may no longer own: its lease was not renewed in time (paused, cut off from etcd), so its write window closed, or its claim on the pipeline (`owners/PIPELINE` in etcd) is gone or was made again by another node. The write is refused, which is the point: a former owner must change nothing. The pipeline stops on this node; the node that owns it now carries on from the state it finds.",
+            fix: "Nothing, when it follows a failover. If it repeats, the node's lease runs out while it is alive: look for long pauses (swap, a stopped VM, CPU starvation) or a slow path to etcd, and raise `cluster.lease_seconds`."),
+        .clusterUnavailable: Explanation(
+            meaning: "etcd, where cluster mode keeps claims, positions and snapshot progress, did not answer on any endpoint within the request deadline, or refused the request (permissions, a request too large).",
+            fix: "Check that a majority of the etcd members run and that this node reaches them (`etcdctl --endpoints … endpoint health`), and that `cluster.etcd.user` has readwrite on the cluster prefix. The message names the endpoints and the last error."),
         .serverListen: Explanation(
             meaning: "The web page and API cannot listen on their address (in use, not an address of this machine, or a privileged port). An address set with `server.listen` must work, so `ferry run` stops; the default 127.0.0.1:8080 only logs a warning and runs without the page when it is taken.",
             fix: "Set `server.listen` to a free HOST:PORT, stop whatever holds the port, or set `listen: off`."),
