@@ -6,23 +6,10 @@ import Testing
 
 /// Against the 3-member etcd `scripts/services start etcd` runs.
 @Suite(.serialized) struct ClusterNodeTests {
-    func client() throws -> EtcdClient {
-        func value(_ name: String) throws -> String {
-            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-                throw ClusterTestSetup("\(name) is not set: start the servers with `eval \"$(scripts/services start etcd)\"` or run ./scripts/test")
-            }
-            return value
-        }
-        return try EtcdClient(configuration: EtcdConfiguration(
-            endpoints: try value("FERRY_ETCD_ENDPOINTS").split(separator: ",").map(String.init),
-            user: try value("FERRY_ETCD_USER"), password: try value("FERRY_ETCD_PASSWORD"),
-            attemptTimeout: .milliseconds(800), requestTimeout: .seconds(5)))
-    }
-
     func prefix() -> String { "/ferry/test/cluster-\(UInt32.random(in: 0 ... .max))/" }
 
     @Test func claimsAreExclusiveAndEpochsGrowAcrossTakeovers() async throws {
-        let etcd = try client()
+        let etcd = try etcdTestClient()
         defer { Task { try? await etcd.shutdown() } }
         let prefix = prefix()
         let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 3, logger: Logger(label: "test"))
@@ -104,9 +91,4 @@ import Testing
         #expect(!b.isWritable)
         #expect(try await etcd.get(prefix: prefix).keyValues.isEmpty)
     }
-}
-
-struct ClusterTestSetup: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -18,18 +18,6 @@ import Testing
 
     func at(_ offset: UInt64) -> SourcePosition { .binlog(file: "b.000001", offset: offset) }
 
-    func etcdClient() throws -> EtcdClient {
-        func value(_ name: String) throws -> String {
-            guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-                throw ClusterTestSetup("\(name) is not set: start the servers with `eval \"$(scripts/services start etcd)\"` or run ./scripts/test")
-            }
-            return value
-        }
-        return try EtcdClient(configuration: EtcdConfiguration(
-            endpoints: try value("FERRY_ETCD_ENDPOINTS").split(separator: ",").map(String.init),
-            user: try value("FERRY_ETCD_USER"), password: try value("FERRY_ETCD_PASSWORD")))
-    }
-
     /// Runs `body` against a fresh SQLite file and a fresh etcd prefix.
     func withBothStores(_ body: (String, any Store) async throws -> Void) async throws {
         let directory = NSTemporaryDirectory() + "ferry-cluster-test-\(UUID().uuidString)"
@@ -39,7 +27,7 @@ import Testing
         try await body("sqlite", sqlite)
         try await sqlite.close()
 
-        let client = try etcdClient()
+        let client = try etcdTestClient()
         let prefix = "/ferry/test/state-\(UInt32.random(in: 0 ... .max))/"
         do {
             try await body("etcd", EtcdStateStore(client: client, prefix: prefix, node: "n1", flushInterval: .zero, requiresBinding: false))
@@ -103,7 +91,7 @@ import Testing
 
     /// A former owner's writes change nothing once another node claimed the pipeline.
     @Test func aFormerOwnerIsFenced() async throws {
-        let client = try etcdClient()
+        let client = try etcdTestClient()
         let prefix = "/ferry/test/fence-\(UInt32.random(in: 0 ... .max))/"
         let a = ClusterNode(client: client, prefix: prefix, name: "a", leaseSeconds: 10, logger: Logger(label: "test"))
         let b = ClusterNode(client: client, prefix: prefix, name: "b", leaseSeconds: 10, logger: Logger(label: "test"))
@@ -136,7 +124,7 @@ import Testing
 
     /// Positions saved per batch reach etcd at most once per interval, the latest one last.
     @Test func frequentPositionsAreCoalesced() async throws {
-        let client = try etcdClient()
+        let client = try etcdTestClient()
         let prefix = "/ferry/test/coalesce-\(UInt32.random(in: 0 ... .max))/"
         let store = EtcdStateStore(client: client, prefix: prefix, node: "n", flushInterval: .seconds(60))
         await store.bind(pipeline: "p", epoch: try await claimForTest(client, prefix: prefix, pipeline: "p"))
