@@ -211,7 +211,7 @@ final class ClusterService: Service, Sendable {
                 let window: @Sendable () -> Duration? = { [node] in node.writeWindow() }
                 let runner: PipelineRunner
                 do {
-                    runner = try Run.buildRunner(pipeline, configuration: configuration, store: store, writeWindow: window, logger: logger)
+                    runner = try Run.buildRunner(pipeline, configuration: configuration, store: store, writeWindow: window, epoch: epoch, logger: logger)
                 } catch {
                     logger.error("pipeline cannot be built on this node", metadata: [LoggingKeys.pipeline: "\(name)", LoggingKeys.error: .error(error)])
                     try? await store.unbind(pipeline: name)

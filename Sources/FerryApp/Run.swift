@@ -98,7 +98,7 @@ public enum Run {
 
     /// The composition root for one pipeline: source, sinks and store from the configuration.
     public static func buildRunner(_ pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
-                                   store: any CheckpointStore, writeWindow: (@Sendable () -> Duration?)? = nil,
+                                   store: any CheckpointStore, writeWindow: (@Sendable () -> Duration?)? = nil, epoch: Int64? = nil,
                                    logger: Logger) throws -> PipelineRunner {
         let sourceSpec = configuration.sources[pipeline.source]!
         let connection = try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password)
@@ -108,7 +108,7 @@ public enum Run {
         func makeSink(_ sinkName: String) throws -> any Sink {
             let lanes = max(1, configuration.sinks[sinkName]!.lanes)
             let makers = try (0..<lanes).map {
-                try Self.sessionMaker(sinkName, lane: $0, pipeline: pipeline, configuration: configuration, logger: logger)
+                try Self.sessionMaker(sinkName, lane: $0, pipeline: pipeline, configuration: configuration, epoch: epoch, logger: logger)
             }
             guard lanes > 1 else { return SinkFactory(name: sinkName, make: makers[0]) }
             return SinkFactory(name: sinkName) { LanedSink(name: sinkName, lanes: makers.map { $0() }) }
@@ -141,14 +141,16 @@ public enum Run {
 
     /// Makes sessions of one lane of a configured sink; its configuration is read (and refused)
     /// once, here.
+    /// With an `epoch` (cluster mode), sinks that keep their position in the target store it
+    /// there and refuse a write from an older one.
     static func sessionMaker(_ sinkName: String, lane: Int, pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
-                             logger: Logger) throws -> @Sendable () -> any SinkSession {
+                             epoch: Int64? = nil, logger: Logger) throws -> @Sendable () -> any SinkSession {
         let spec = configuration.sinks[sinkName]!
         let targetTable = targetTableNamer(pipeline)
         switch spec.kind {
         case .postgres(let url, let password):
             let settings = try PostgresSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password,
-                                                          targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane)
+                                                          targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane, epoch: epoch)
             return { PostgresSink(configuration: settings, logger: logger) }
         case .mysql(let url, let password):
             let settings = MariaDBSink.Configuration(name: sinkName, pipeline: pipeline.name, connection: try MySQLConnectionConfiguration(url: url, password: password),

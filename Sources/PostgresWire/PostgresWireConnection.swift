@@ -293,9 +293,11 @@ public struct PostgresResult: Sendable {
 
     public init() {}
 
-    /// The text of `column` in `row`, `nil` for NULL.
+    /// The text of `column` in `row`; `nil` for NULL, and for a row or column the result does
+    /// not have (an empty answer reads as no value, not as a crash).
     public func text(_ row: Int, _ column: Int) -> String? {
-        rows[row][column].map { String(buffer: $0) }
+        guard rows.indices.contains(row), rows[row].indices.contains(column) else { return nil }
+        return rows[row][column].map { String(buffer: $0) }
     }
 
     /// The number of rows the command reports (the last number of its tag).

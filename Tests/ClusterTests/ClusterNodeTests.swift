@@ -12,7 +12,7 @@ import Testing
         let etcd = try etcdTestClient()
         defer { Task { try? await etcd.shutdown() } }
         let prefix = prefix()
-        let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 3, logger: Logger(label: "test"))
+        let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 6, logger: Logger(label: "test"))
         let b = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 30, logger: Logger(label: "test"))
         try await a.join(info: Array("http://a:8080".utf8))
         // a renews its lease while it works, as a node does, until the test lets it lapse.
@@ -51,13 +51,13 @@ import Testing
                 return await iterator.next()
             }
             group.addTask {
-                try await Task.sleep(for: .seconds(15))
+                try await Task.sleep(for: .seconds(30))
                 return nil
             }
             defer { group.cancelAll() }
             return try await group.next() ?? nil
         }
-        let observed = try #require(deletedAt, "etcd did not expire a's lease within 15 s")
+        let observed = try #require(deletedAt, "etcd did not expire a's lease within 30 s")
         #expect(!a.isWritable)
         let writableUntil = try #require(a.writableUntilForTests)
         #expect(writableUntil < observed, "a must stop writing before its claim can vanish")

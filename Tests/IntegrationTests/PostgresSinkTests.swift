@@ -136,6 +136,40 @@ extension Integration.PostgresSinkTypes {
         return SinkFactory(name: "pg") { PostgresSink(configuration: settings, logger: TestEnvironment.logger) }
     }
 
+    /// Cluster mode's fence in the target: the new owner's session marks ferry_offsets with its
+    /// epoch when it opens; from then on the former owner's transactions — data and position —
+    /// are rolled back with `cluster.fenced`, and a session of the former epoch cannot open.
+    @Test func aFormerOwnersWritesAreRefusedByEpoch() async throws {
+        _ = try psql("""
+            DROP TABLE IF EXISTS fenced_rows;
+            DO $$ BEGIN IF to_regclass('ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = 'fenced'; END IF; END $$
+            """)
+        let schema = items("fenced_rows")
+        func session(epoch: Int64) throws -> PostgresSink {
+            let settings = try PostgresSink.Configuration(name: "pg", pipeline: "fenced", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
+                                                          password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"),
+                                                          targetTable: { $0.table }, epoch: epoch)
+            return PostgresSink(configuration: settings, logger: TestEnvironment.logger)
+        }
+        let former = try session(epoch: 40)
+        _ = try await former.open()
+        try await former.apply([inserts(schema, 100, [(1, "former")])])
+
+        let current = try session(epoch: 41)
+        #expect(try await current.open() == SourcePosition.binlog(file: "it.000001", offset: 100))
+        await #expect {
+            try await former.apply([inserts(schema, 200, [(1, "late"), (2, "late")])])
+        } throws: { error in
+            (error as? FerryError)?.code == .clusterFenced && "\(error)".contains("holds epoch 41")
+        }
+        try await current.apply([inserts(schema, 300, [(3, "current")])])
+        #expect(try psql("SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM fenced_rows") == "1=former,3=current\n")
+        #expect(try psql("SELECT epoch, position LIKE '%\"pos\":300%' FROM ferry_offsets WHERE pipeline = 'fenced'") == "41\u{1}t\n")
+        await #expect(throws: FerryError.self) { _ = try await session(epoch: 40).open() }
+        try await former.close()
+        try await current.close()
+    }
+
     /// A large group of which some keys exist already updates those and inserts the rest.
     @Test func largeGroupsUpsertOverExistingKeys() async throws {
         _ = try psql("DROP TABLE IF EXISTS copied")

@@ -8,7 +8,8 @@ extension PostgresSink.Configuration {
     /// From `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE&schema=NAME]`.
     /// - Parameter password: used when the URL has none.
     public init(name: String, pipeline: String, url: String, password: String?,
-                targetTable: @escaping @Sendable (TableName) -> String, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(), lane: Int = 0) throws {
+                targetTable: @escaping @Sendable (TableName) -> String, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(), lane: Int = 0,
+                epoch: Int64? = nil) throws {
         func invalid(_ what: String) -> FerryError {
             FerryError(code: .configInvalid, message: "sink \(name): \(what)",
                        fix: "use postgres://USER@HOST:PORT/DATABASE[?sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE&schema=NAME]")
@@ -49,6 +50,6 @@ extension PostgresSink.Configuration {
         self.init(name: name, pipeline: pipeline,
                   connection: PostgresWireConfiguration(host: host, port: port, user: user, password: secret, database: database, tls: tls,
                                                         tlsCAFile: options["sslrootcert"]),
-                  schema: options["schema"] ?? "public", targetTable: targetTable, schemaChanges: schemaChanges, lane: lane)
+                  schema: options["schema"] ?? "public", targetTable: targetTable, schemaChanges: schemaChanges, lane: lane, epoch: epoch)
     }
 }

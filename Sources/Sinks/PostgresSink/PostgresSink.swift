@@ -19,10 +19,14 @@ public actor PostgresSink: SinkSession {
         public var schemaChanges: SchemaChangePolicy
         /// The lane this instance writes (its own `ferry_offsets` row). Default 0.
         public var lane: Int
+        /// Cluster mode: the epoch of this node's claim on the pipeline. It is stored beside the
+        /// position, and a write whose epoch is older than the stored one is refused in its own
+        /// transaction (`cluster.fenced`) — a former owner changes nothing. nil outside cluster mode.
+        public var epoch: Int64?
 
         public init(name: String, pipeline: String, connection: PostgresWireConfiguration, schema: String = "public",
                     targetTable: @escaping @Sendable (TableName) -> String = { $0.table }, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(),
-                    lane: Int = 0) {
+                    lane: Int = 0, epoch: Int64? = nil) {
             self.name = name
             self.pipeline = pipeline
             self.connection = connection
@@ -30,6 +34,7 @@ public actor PostgresSink: SinkSession {
             self.targetTable = targetTable
             self.schemaChanges = schemaChanges
             self.lane = lane
+            self.epoch = epoch
         }
     }
 
@@ -73,13 +78,44 @@ public actor PostgresSink: SinkSession {
                 CREATE TABLE IF NOT EXISTS \(qualified("ferry_offsets")) (pipeline text NOT NULL, sink text NOT NULL, lane integer NOT NULL,
                   position text NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (pipeline, sink, lane))
                 """)
+            if let epoch = configuration.epoch { try await takeOffsets(epoch: epoch, connection: connection) }
             let result = try await connection.query("SELECT position FROM \(qualified("ferry_offsets")) WHERE pipeline = $1 AND sink = $2 AND lane = $3",
                                                     [.text(configuration.pipeline), .text(name), .text(String(configuration.lane))])
             guard !result.rows.isEmpty, let position = result.text(0, 0) else { return nil }
             return SourcePosition(persistedJSON: position)
+        } catch let refused as FerryError {
+            throw refused
         } catch {
             throw PostgresSinkError(underlying: error, sink: name)
         }
+    }
+
+    /// Cluster mode: marks this sink's `ferry_offsets` row with the claim's epoch before anything
+    /// is written, so from now on a former owner's transactions are refused; refuses to go on
+    /// when a newer owner has marked it already.
+    private func takeOffsets(epoch: Int64, connection: PostgresWireConnection) async throws {
+        let table = qualified("ferry_offsets")
+        // Added once (ALTER takes a lock every pipeline's commit would queue behind).
+        let column = try await connection.query("""
+            SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'ferry_offsets' AND column_name = 'epoch'
+            """, [.text(configuration.schema)])
+        if column.rows.isEmpty {
+            try await connection.simpleQuery("ALTER TABLE \(table) ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0")
+        }
+        let newer = try await connection.query("""
+            SELECT epoch FROM \(table) WHERE pipeline = $1 AND sink = $2 AND lane = $3 AND epoch > $4
+            """, [.text(configuration.pipeline), .text(name), .text(String(configuration.lane)), .text(String(epoch))])
+        if let stored = newer.text(0, 0) { throw fenced(epoch: epoch, stored: stored) }
+        try await connection.query("""
+            UPDATE \(table) SET epoch = $4 WHERE pipeline = $1 AND sink = $2 AND lane = $3 AND epoch <= $4
+            """, [.text(configuration.pipeline), .text(name), .text(String(configuration.lane)), .text(String(epoch))])
+    }
+
+    private func fenced(epoch: Int64, stored: String) -> FerryError {
+        FerryError(code: .clusterFenced,
+                   message: "sink \(name) refused a write of pipeline \(configuration.pipeline) at epoch \(epoch): the target's ferry_offsets holds epoch \(stored), a newer owner's",
+                   context: [("pipeline", configuration.pipeline), ("sink", name), ("lane", String(configuration.lane))],
+                   fix: "nothing after a failover: the node that owns the pipeline now writes it", disposition: .fatal)
     }
 
     public func close() async throws {
@@ -155,10 +191,27 @@ public actor PostgresSink: SinkSession {
             }
             try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, describe: describe, execute: execute,
                                         logger: logger, write: write)
-            try await connection.query("""
-                INSERT INTO \(qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at) VALUES ($1, $2, $3, $4, now())
-                ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
-                """, [.text(configuration.pipeline), .text(name), .text(String(configuration.lane)), .text(last.position.persistedJSON)])
+            if let epoch = configuration.epoch {
+                // Fenced: the row moves only while its epoch is not newer than ours; otherwise
+                // nothing is returned and the whole transaction, data included, is rolled back.
+                let table = qualified("ferry_offsets")
+                let written = try await connection.query("""
+                    INSERT INTO \(table) (pipeline, sink, lane, position, updated_at, epoch) VALUES ($1, $2, $3, $4, now(), $5)
+                    ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at, epoch = EXCLUDED.epoch
+                    WHERE \(table).epoch <= EXCLUDED.epoch RETURNING epoch
+                    """, [.text(configuration.pipeline), .text(name), .text(String(configuration.lane)), .text(last.position.persistedJSON),
+                          .text(String(epoch))])
+                if written.rows.isEmpty {
+                    let stored = try await connection.query("SELECT epoch FROM \(table) WHERE pipeline = $1 AND sink = $2 AND lane = $3",
+                                                            [.text(configuration.pipeline), .text(name), .text(String(configuration.lane))])
+                    throw fenced(epoch: epoch, stored: stored.text(0, 0) ?? "?")
+                }
+            } else {
+                try await connection.query("""
+                    INSERT INTO \(qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at) VALUES ($1, $2, $3, $4, now())
+                    ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
+                    """, [.text(configuration.pipeline), .text(name), .text(String(configuration.lane)), .text(last.position.persistedJSON)])
+            }
             try await connection.simpleQuery("COMMIT")
             self.tableSchema = tableSchema
             self.copyFirst = copyFirst
