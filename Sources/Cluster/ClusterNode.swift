@@ -102,13 +102,15 @@ public final class ClusterNode: Sendable {
     }
 
     /// Renews the lease every third of its time to live, counted from when the last renewal
-    /// was sent, until cancelled or the lease is lost. A failed renewal (etcd unreachable) is
+    /// was sent, until cancelled, the node leaves, or the lease is lost. A failed renewal (etcd unreachable) is
     /// tried again a quarter second later; writes stop on their own when `isWritable` turns false.
     public func keepAlive() async throws {
         let interval = Duration.seconds(leaseSeconds) / 3
         var next = ContinuousClock.now + interval
         while true {
             try await Task.sleep(until: next)
+            // Left the cluster (`leave`): nothing to renew.
+            if leaseID == 0 { return }
             let sentAt = ContinuousClock.now
             do {
                 try await renew()

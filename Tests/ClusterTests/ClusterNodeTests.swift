@@ -13,16 +13,18 @@ import Testing
         defer { Task { try? await etcd.shutdown() } }
         let prefix = prefix()
         let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 6, logger: Logger(label: "test"))
-        let b = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 30, logger: Logger(label: "test"))
+        let b = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 10, logger: Logger(label: "test"))
         try await a.join(info: Array("http://a:8080".utf8))
-        // a renews its lease while it works, as a node does, until the test lets it lapse.
+        try await b.join(info: Array("http://b:8080".utf8))
+        // b renews its lease for the whole test, as a node does, until it leaves.
+        async let bRenewing: Void = { try? await b.keepAlive() }()
+        // a renews its lease while it works, until the test lets it lapse.
         let first = try await withThrowingTaskGroup(of: Int64?.self) { group in
             group.addTask {
                 try? await a.keepAlive()
                 return nil
             }
             defer { group.cancelAll() }
-            try await b.join(info: Array("http://b:8080".utf8))
             #expect(a.isWritable && b.isWritable)
 
             let (members, _) = try await b.members()
@@ -77,8 +79,8 @@ import Testing
         try await b.release("orders", epoch: second)
         #expect(try await b.owners().isEmpty)
 
-        // b lives on (its lease lasts 30 s): a second b waits out two leases of its own, then gives up.
-        let duplicate = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 2, logger: Logger(label: "test"))
+        // b lives on: a second b waits out two leases of its own, then gives up.
+        let duplicate = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 4, logger: Logger(label: "test"))
         await #expect {
             try await duplicate.join(info: [])
         } throws: { error in
@@ -88,6 +90,7 @@ import Testing
         // Leaving revokes the lease: member key and claims go at once.
         _ = try await b.claim("users")
         try await b.leave()
+        await bRenewing
         #expect(!b.isWritable)
         #expect(try await etcd.get(prefix: prefix).keyValues.isEmpty)
     }

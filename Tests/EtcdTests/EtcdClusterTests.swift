@@ -26,20 +26,6 @@ enum EtcdTestCluster {
 
     /// A key prefix no other test uses.
     static func prefix(_ test: String) -> String { "/ferry/test/\(test)-\(UInt32.random(in: 0 ... .max))/" }
-
-    /// Runs `scripts/services ARGUMENTS` from the repository and waits for it (with waitpid:
-    /// Foundation's Process missed the exit of a script that leaves a server running).
-    static func services(_ arguments: String...) throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let argv = [root.appendingPathComponent("scripts/services").path] + arguments
-        var pid: pid_t = 0
-        let cArguments = argv.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) } }
-        guard posix_spawn(&pid, argv[0], nil, nil, cArguments, environ) == 0 else { throw Missing(name: "scripts/services could not start;") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        guard status == 0 else { throw Missing(name: "scripts/services \(arguments.joined(separator: " ")) failed (status \(status));") }
-    }
 }
 
 /// Runs `body`, failing if it takes longer than `seconds`.
@@ -182,11 +168,15 @@ struct TimeLimitExceeded: Error { var seconds: Int }
         await #expect(throws: EtcdError.self) { try await anonymous.get(key) }
     }
 
-    /// A watch on member 0 sees its member stopped mid-stream: it resumes on another member at
-    /// the next revision, and every change arrives once, in order.
-    @Test func watchResumesOnAnotherMemberWhenItsMemberStops() async throws {
+    /// A watch whose connection breaks mid-stream (its path to member 0 goes through a proxy
+    /// this test cuts) resumes on another member at the next revision, and every change arrives
+    /// once, in order.
+    @Test func watchResumesOnAnotherMemberWhenItsConnectionBreaks() async throws {
         let endpoints = try EtcdTestCluster.endpoints()
-        let watcher = try EtcdClient(configuration: try EtcdTestCluster.configuration(endpoints: endpoints))
+        let member0 = try #require(endpoints.first.flatMap { Int($0.split(separator: ":").last ?? "") })
+        let proxy = try ForwardingProxy(to: member0)
+        defer { proxy.cut() }
+        let watcher = try EtcdClient(configuration: try EtcdTestCluster.configuration(endpoints: ["http://127.0.0.1:\(proxy.port)"] + endpoints.dropFirst()))
         let writer = try EtcdClient(configuration: try EtcdTestCluster.configuration(endpoints: Array(endpoints.dropFirst())))
         defer { Task { try? await watcher.shutdown(); try? await writer.shutdown() } }
         let prefix = EtcdTestCluster.prefix("watch")
@@ -204,26 +194,93 @@ struct TimeLimitExceeded: Error { var seconds: Int }
                 var revisions: [Int64] = []
                 for index in 0..<5 { revisions.append(try await writer.put(prefix + "k\(index)", Array("\(index)".utf8))) }
                 for _ in 0..<5 { _ = await iterator.next() }
-                do {
-                    try EtcdTestCluster.services("etcd-member", "stop", "0")
-                    for index in 5..<10 { revisions.append(try await writer.put(prefix + "k\(index)", Array("\(index)".utf8))) }
-                    try await writer.delete(prefix + "k0")
-                    var seen: [EtcdWatchEvent] = []
-                    while seen.count < 6, let event = await iterator.next() { seen.append(event) }
-                    try EtcdTestCluster.services("etcd-member", "start", "0")
-                    group.cancelAll()
-                    return (revisions, seen)
-                } catch {
-                    try? EtcdTestCluster.services("etcd-member", "start", "0")
-                    throw error
-                }
+                proxy.cut()
+                for index in 5..<10 { revisions.append(try await writer.put(prefix + "k\(index)", Array("\(index)".utf8))) }
+                try await writer.delete(prefix + "k0")
+                var seen: [EtcdWatchEvent] = []
+                while seen.count < 6, let event = await iterator.next() { seen.append(event) }
+                group.cancelAll()
+                return (revisions, seen)
             }
         }
         let (revisions, after) = written
+        #expect(proxy.connections > 0, "the watch went through the proxy")
         #expect(after.prefix(5).map(\.keyValue.keyText) == (5..<10).map { prefix + "k\($0)" })
         #expect(after.prefix(5).map(\.keyValue.modRevision) == Array(revisions.suffix(5)))
         #expect(after.last?.kind == .delete && after.last?.keyValue.keyText == prefix + "k0")
         try await writer.delete(prefix, prefix: true)
+    }
+}
+
+/// A TCP proxy to a local port, on plain threads, that can be cut: its listener and every
+/// connection through it close at once, as when a member's host goes away.
+final class ForwardingProxy: @unchecked Sendable {
+    let port: Int
+    private let lock = NSLock()
+    private var listener: Int32
+    private var sockets: [Int32] = []
+    private var accepted = 0
+
+    var connections: Int { lock.withLock { accepted } }
+
+    init(to target: Int) throws {
+        let silent = try SilentListener()
+        listener = silent.takeDescriptor()
+        port = silent.port
+        let thread = Thread { [self] in self.acceptLoop(target: target) }
+        thread.start()
+    }
+
+    private func acceptLoop(target: Int) {
+        while true {
+            let client = accept(lock.withLock { listener }, nil, nil)
+            guard client >= 0 else { return }
+            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(target).bigEndian
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else {
+                _ = Glibc.close(client)
+                _ = Glibc.close(upstream)
+                continue
+            }
+            lock.withLock {
+                sockets += [client, upstream]
+                accepted += 1
+            }
+            for (from, to) in [(client, upstream), (upstream, client)] {
+                Thread { Self.pump(from: from, to: to) }.start()
+            }
+        }
+    }
+
+    private static func pump(from: Int32, to: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(from, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            let sent = buffer.withUnsafeBytes { send(to, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }
+            guard sent == count else { break }
+        }
+        _ = shutdown(to, Int32(SHUT_RDWR))
+        _ = shutdown(from, Int32(SHUT_RDWR))
+    }
+
+    /// Closes the listener and breaks every connection.
+    func cut() {
+        let (listening, open) = lock.withLock { () -> (Int32, [Int32]) in
+            defer { listener = -1; sockets = [] }
+            return (listener, sockets)
+        }
+        if listening >= 0 {
+            _ = shutdown(listening, Int32(SHUT_RDWR))
+            _ = Glibc.close(listening)
+        }
+        for socket in open { _ = shutdown(socket, Int32(SHUT_RDWR)) }
     }
 }
 
@@ -252,5 +309,11 @@ final class SilentListener: @unchecked Sendable {
 
     func close() {
         if descriptor >= 0 { _ = Glibc.close(descriptor); descriptor = -1 }
+    }
+
+    /// Hands the listening socket over to a new owner, who closes it.
+    func takeDescriptor() -> Int32 {
+        defer { descriptor = -1 }
+        return descriptor
     }
 }
