@@ -166,6 +166,14 @@ public final class ClusterNode: Sendable {
         return owners
     }
 
+    /// Stops being a member without giving up the lease: the others plan this node's pipelines
+    /// elsewhere and claim each as soon as it is released, while the node drains them.
+    public func withdraw() async throws {
+        let id = leaseID
+        guard id != 0 else { return }
+        _ = try await client.txn([EtcdCompare(key: memberKey, .lease(id))], success: [.delete(memberKey)])
+    }
+
     /// Leaves: stops writing, then revokes the lease, which deletes the member key and every
     /// claim at once so other nodes can take the pipelines without waiting for it to expire.
     public func leave() async throws {

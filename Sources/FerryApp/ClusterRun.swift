@@ -164,6 +164,9 @@ final class ClusterService: Service, Sendable {
                     if shuttingDown.withLockedValue({ $0 }) || Task.isCancelled {
                         if !draining {
                             draining = true
+                            // Out of the plan first, so each pipeline is claimed elsewhere as soon
+                            // as it is released here, not after the slowest one has drained.
+                            try? await node.withdraw()
                             for entry in owned.values { await entry.stop.stop() }
                         }
                         if owned.isEmpty {
