@@ -149,21 +149,22 @@ public final class ClusterNode: Sendable {
 
     /// Every live member and what it registered, at one revision.
     public func members() async throws -> (members: [String: [UInt8]], revision: Int64) {
-        let membersPrefix = prefix + "members/"
-        let range = try await client.get(prefix: membersPrefix)
-        var members: [String: [UInt8]] = [:]
-        for keyValue in range.keyValues { members[String(keyValue.keyText.dropFirst(membersPrefix.count))] = keyValue.value }
-        return (members, range.revision)
+        let (children, revision) = try await children(of: "members/")
+        return (children.mapValues(\.value), revision)
     }
 
     /// Every claimed pipeline: its owner and epoch.
     public func owners() async throws -> [String: (node: String, epoch: Int64)] {
-        let ownersPrefix = prefix + "owners/"
-        var owners: [String: (node: String, epoch: Int64)] = [:]
-        for keyValue in try await client.get(prefix: ownersPrefix).keyValues {
-            owners[String(keyValue.keyText.dropFirst(ownersPrefix.count))] = (keyValue.valueText, keyValue.createRevision)
-        }
-        return owners
+        try await children(of: "owners/").keyValues.mapValues { ($0.valueText, $0.createRevision) }
+    }
+
+    /// The keys under `prefix + folder`, by the rest of their name, read at one revision.
+    private func children(of folder: String) async throws -> (keyValues: [String: EtcdKeyValue], revision: Int64) {
+        let folderPrefix = prefix + folder
+        let range = try await client.get(prefix: folderPrefix)
+        var children: [String: EtcdKeyValue] = [:]
+        for keyValue in range.keyValues { children[String(keyValue.keyText.dropFirst(folderPrefix.count))] = keyValue }
+        return (children, range.revision)
     }
 
     /// Stops being a member without giving up the lease: the others plan this node's pipelines

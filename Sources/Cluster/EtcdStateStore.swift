@@ -280,12 +280,9 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
         if result.succeeded { return true }
         if let epoch, case .get(let range)? = result.results.first, range.keyValues.first?.createRevision != epoch {
             let holder = range.keyValues.first
-            throw FerryError(code: .clusterFenced,
-                             message: "node \(node) no longer owns pipeline \(pipeline): its claim at epoch \(epoch) is gone" +
-                                (holder.map { ", node \($0.valueText) holds it at epoch \($0.createRevision)" } ?? ""),
-                             context: [("pipeline", pipeline), ("node", node)],
-                             fix: "nothing after a failover; if it repeats, look for pauses on this node or raise cluster.lease_seconds",
-                             disposition: .fatal)
+            throw FerryError.fenced("node \(node) no longer owns pipeline \(pipeline): its claim at epoch \(epoch) is gone" +
+                                        (holder.map { ", node \($0.valueText) holds it at epoch \($0.createRevision)" } ?? ""),
+                                    context: [("pipeline", pipeline), ("node", node)])
         }
         return false
     }
@@ -293,9 +290,8 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
     /// A pipeline's own writes need this node's claim on it.
     private func requireClaim(_ pipeline: String) throws {
         guard requiresBinding, epochs[pipeline] == nil else { return }
-        throw FerryError(code: .clusterFenced, message: "node \(node) does not own pipeline \(pipeline) (no claim), so it may not write its state",
-                         context: [("pipeline", pipeline), ("node", node)],
-                         fix: "nothing after a failover; the owning node writes it", disposition: .fatal)
+        throw FerryError.fenced("node \(node) does not own pipeline \(pipeline) (no claim), so it may not write its state",
+                                context: [("pipeline", pipeline), ("node", node)])
     }
 
     private func auditEntry(pipeline: String, action: String, detail: String, actor: String) -> EtcdOperation {
@@ -311,9 +307,7 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
         do {
             return try await body()
         } catch let error as EtcdError {
-            throw FerryError(code: .clusterUnavailable, message: "the cluster state in etcd cannot be used: \(error)",
-                             fix: "check that most etcd members run and this node reaches them; check the user's permissions on the cluster prefix",
-                             disposition: .retry)
+            throw FerryError.clusterUnavailable("the cluster state in etcd cannot be used: \(error)", context: [("node", node)])
         }
     }
 

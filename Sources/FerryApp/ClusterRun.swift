@@ -27,7 +27,7 @@ enum ClusterRun {
                 let info = try JSONEncoder().encode(["node": cluster.node, "pid": "\(getpid())", "started": WallClock.iso8601UTC()])
                 try await node.join(info: [UInt8](info))
             } catch let error as EtcdError {
-                throw unavailable(error, cluster: cluster)
+                throw FerryError.clusterUnavailable("\(error)", context: [("node", cluster.node), ("prefix", cluster.prefix)])
             } catch let error as ClusterError {
                 throw FerryError(code: .configInvalid, message: "\(error)", context: [("file", configuration.file)])
             }
@@ -47,12 +47,6 @@ enum ClusterRun {
             throw error
         }
         try await client.shutdown()
-    }
-
-    static func unavailable(_ error: EtcdError, cluster: FerryConfiguration.Cluster) -> FerryError {
-        FerryError(code: .clusterUnavailable, message: "\(error)", context: [("node", cluster.node), ("prefix", cluster.prefix)],
-                   fix: "check that most etcd members run and this node reaches them, and cluster.etcd.user's permissions on the prefix",
-                   disposition: .retry)
     }
 
     /// SQLite and JSON-lines targets live on one node's disk: another node taking the pipeline

@@ -84,10 +84,7 @@ enum WriteWindow {
     /// The error when the window has closed: this node's lease was not renewed in time.
     /// Context (pipeline, sink) is given where the caller adds none.
     static func closed(context: [(key: String, value: String)] = []) -> FerryError {
-        FerryError(code: .clusterFenced, message: "this node may no longer write: its cluster lease was not renewed in time",
-                   context: context,
-                   fix: "nothing after a failover; if it repeats, check this node's path to etcd and pauses, or raise cluster.lease_seconds",
-                   disposition: .fatal)
+        .fenced("this node may no longer write: its cluster lease was not renewed in time", context: context)
     }
 }
 

@@ -112,10 +112,8 @@ public actor PostgresSink: SinkSession {
     }
 
     private func fenced(epoch: Int64, stored: String) -> FerryError {
-        FerryError(code: .clusterFenced,
-                   message: "sink \(name) refused a write of pipeline \(configuration.pipeline) at epoch \(epoch): the target's ferry_offsets holds epoch \(stored), a newer owner's",
-                   context: [("pipeline", configuration.pipeline), ("sink", name), ("lane", String(configuration.lane))],
-                   fix: "nothing after a failover: the node that owns the pipeline now writes it", disposition: .fatal)
+        .fenced("sink \(name) refused a write of pipeline \(configuration.pipeline) at epoch \(epoch): the target's ferry_offsets holds epoch \(stored), a newer owner's",
+                context: [("pipeline", configuration.pipeline), ("sink", name), ("lane", String(configuration.lane))])
     }
 
     public func close() async throws {
@@ -191,26 +189,19 @@ public actor PostgresSink: SinkSession {
             }
             try await tableSchema.apply(operations.groups, sink: name, targetTable: configuration.targetTable, describe: describe, execute: execute,
                                         logger: logger, write: write)
-            if let epoch = configuration.epoch {
-                // Fenced: the row moves only while its epoch is not newer than ours; otherwise
-                // nothing is returned and the whole transaction, data included, is rolled back.
-                let table = qualified("ferry_offsets")
-                let written = try await connection.query("""
-                    INSERT INTO \(table) (pipeline, sink, lane, position, updated_at, epoch) VALUES ($1, $2, $3, $4, now(), $5)
-                    ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at, epoch = EXCLUDED.epoch
-                    WHERE \(table).epoch <= EXCLUDED.epoch RETURNING epoch
-                    """, [.text(configuration.pipeline), .text(name), .text(String(configuration.lane)), .text(last.position.persistedJSON),
-                          .text(String(epoch))])
-                if written.rows.isEmpty {
-                    let stored = try await connection.query("SELECT epoch FROM \(table) WHERE pipeline = $1 AND sink = $2 AND lane = $3",
-                                                            [.text(configuration.pipeline), .text(name), .text(String(configuration.lane))])
-                    throw fenced(epoch: epoch, stored: stored.text(0, 0) ?? "?")
-                }
-            } else {
-                try await connection.query("""
-                    INSERT INTO \(qualified("ferry_offsets")) (pipeline, sink, lane, position, updated_at) VALUES ($1, $2, $3, $4, now())
-                    ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at
-                    """, [.text(configuration.pipeline), .text(name), .text(String(configuration.lane)), .text(last.position.persistedJSON)])
+            // In cluster mode fenced: the row moves only while its epoch is not newer than ours;
+            // otherwise nothing is returned and the whole transaction, data included, is rolled back.
+            let table = qualified("ferry_offsets")
+            let key: [FrontendMessage.Parameter] = [.text(configuration.pipeline), .text(name), .text(String(configuration.lane))]
+            let epoch = configuration.epoch
+            let written = try await connection.query("""
+                INSERT INTO \(table) (pipeline, sink, lane, position, updated_at\(epoch == nil ? "" : ", epoch")) VALUES ($1, $2, $3, $4, now()\(epoch == nil ? "" : ", $5"))
+                ON CONFLICT (pipeline, sink, lane) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at\(
+                    epoch == nil ? "" : ", epoch = EXCLUDED.epoch WHERE \(table).epoch <= EXCLUDED.epoch RETURNING epoch")
+                """, key + [.text(last.position.persistedJSON)] + (epoch.map { [.text(String($0))] } ?? []))
+            if let epoch, written.rows.isEmpty {
+                let stored = try await connection.query("SELECT epoch FROM \(table) WHERE pipeline = $1 AND sink = $2 AND lane = $3", key)
+                throw fenced(epoch: epoch, stored: stored.text(0, 0) ?? "?")
             }
             try await connection.simpleQuery("COMMIT")
             self.tableSchema = tableSchema
