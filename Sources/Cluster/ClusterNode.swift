@@ -8,7 +8,12 @@ import NIOConcurrencyHelpers
 /// Keys, under the configured prefix:
 /// - `members/NODE` — the node is alive (value: what it tells the others, e.g. its API address);
 /// - `owners/PIPELINE` — the node named in the value owns the pipeline; the key's create
-///   revision is the owner's epoch, which grows with every new claim.
+///   revision is the owner's epoch, which grows with every new claim;
+/// - `control/paused/PIPELINE` — an operator paused the pipeline: no node runs it;
+/// - `control/restart/PIPELINE` — an operator asked for a restart: the node the pipeline is
+///   planned for carries it out and deletes the key;
+/// - `views/NODE` — the figures of the pipelines the node runs, for every node's API (bound to
+///   the lease).
 ///
 /// One task owns a node (joins, keeps the lease alive, claims and releases); other tasks only
 /// ask `isWritable`, which turns false before the lease can expire on the server.
@@ -156,6 +161,65 @@ public final class ClusterNode: Sendable {
     /// Every claimed pipeline: its owner and epoch.
     public func owners() async throws -> [String: (node: String, epoch: Int64)] {
         try await children(of: "owners/").keyValues.mapValues { ($0.valueText, $0.createRevision) }
+    }
+
+    /// Operators' standing requests, read at once.
+    public struct Controls: Sendable, Equatable {
+        /// Paused pipelines, and who paused them.
+        public var paused: [String: String] = [:]
+        /// Pipelines to restart, with the request's revision (to delete exactly that request).
+        public var restarts: [String: Int64] = [:]
+
+        public init(paused: [String: String] = [:], restarts: [String: Int64] = [:]) {
+            self.paused = paused
+            self.restarts = restarts
+        }
+    }
+
+    public func controls() async throws -> Controls {
+        var controls = Controls()
+        for (name, keyValue) in try await children(of: "control/").keyValues {
+            if name.hasPrefix("paused/") {
+                controls.paused[String(name.dropFirst("paused/".count))] = keyValue.valueText
+            } else if name.hasPrefix("restart/") {
+                controls.restarts[String(name.dropFirst("restart/".count))] = keyValue.modRevision
+            }
+        }
+        return controls
+    }
+
+    /// Pauses `pipeline` for every node; false when it is paused already.
+    public func pause(_ pipeline: String, actor: String) async throws -> Bool {
+        let key = prefix + "control/paused/" + pipeline
+        return try await client.txn([.absent(key)], success: [.put(key, Array(actor.utf8))]).succeeded
+    }
+
+    /// Lets `pipeline` run again; false when it was not paused.
+    public func resume(_ pipeline: String) async throws -> Bool {
+        try await client.delete(prefix + "control/paused/" + pipeline) > 0
+    }
+
+    /// Asks the node `pipeline` is planned for to restart it.
+    public func requestRestart(_ pipeline: String, actor: String) async throws {
+        _ = try await client.put(prefix + "control/restart/" + pipeline, Array(actor.utf8))
+    }
+
+    /// Deletes the restart request seen at `revision` (a newer one stays for the next round).
+    public func restartDone(_ pipeline: String, revision: Int64) async throws {
+        let key = prefix + "control/restart/" + pipeline
+        _ = try await client.txn([EtcdCompare(key: key, .modRevision(revision))], success: [.delete(key)])
+    }
+
+    /// Publishes what this node shows about its pipelines; gone with the lease.
+    public func publish(view: [UInt8]) async throws {
+        let id = leaseID
+        guard id != 0 else { return }
+        _ = try await client.put(prefix + "views/" + name, view, lease: id)
+    }
+
+    /// What every node published, by node.
+    public func publishedViews() async throws -> [String: [UInt8]] {
+        try await children(of: "views/").keyValues.mapValues(\.value)
     }
 
     /// The keys under `prefix + folder`, by the rest of their name, read at one revision.

@@ -9,7 +9,9 @@ import Foundation
 /// Keys under the cluster prefix, per pipeline P:
 /// - `state/P/safe`, `state/P/sinks/SINK`, `state/P/rewinds/SINK`, `state/P/progress`;
 /// - `state/P/snapshot/TABLE`, `state/P/chunks/TABLE/INDEX` (index zero-padded: key order);
-/// - `audit/P/MILLIS-NODE-N`.
+/// - `state/P/owner` — the last claim of P and whether it was handed back;
+/// - `audit/P/MILLIS-NODE-N` (`*` for entries of no pipeline: tokens);
+/// - `tokens/NAME` — an API token's role and SHA-256.
 ///
 /// **Fencing.** Once a node owns P at an epoch (`bind`), every write for P is a transaction that
 /// also requires `owners/P` to still have that create revision; when another node has claimed
@@ -19,7 +21,7 @@ import Foundation
 /// each key is written at most once per `flushInterval`, with the latest value, and `flush()`
 /// writes what is left. A position saved late only lags — the sinks' own positions and row
 /// versions make the replay of what it lags behind harmless — and never leads.
-public actor EtcdStateStore: CheckpointStore, SnapshotStore {
+public actor EtcdStateStore: OperatorStore {
     private let client: EtcdClient
     private let prefix: String
     private let node: String
@@ -260,6 +262,92 @@ public actor EtcdStateStore: CheckpointStore, SnapshotStore {
         }
     }
 
+    // MARK: Operators
+
+    public func audit(pipeline: String, action: String, detail: String, actor: String) async throws {
+        try await write(pipeline, [auditEntry(pipeline: pipeline, action: action, detail: detail, actor: actor)], fenced: false)
+    }
+
+    public func auditLog(pipeline: String?, limit: Int) async throws -> [AuditRecord] {
+        let folder = "\(prefix)audit/"
+        let scope = folder + (pipeline.map { escape($0) + "/" } ?? "")
+        let range = try await etcd { try await self.client.get(prefix: scope) }
+        var entries: [(revision: Int64, record: AuditRecord)] = []
+        for keyValue in range.keyValues {
+            let rest = keyValue.keyText.dropFirst(folder.count)
+            guard let slash = rest.lastIndex(of: "/"), let stored = try? JSONDecoder().decode(StoredAudit.self, from: Data(keyValue.value)) else { continue }
+            entries.append((keyValue.createRevision, AuditRecord(at: stored.at, pipeline: unescape(String(rest[..<slash])), action: stored.action,
+                                                                 detail: stored.detail, actor: stored.actor)))
+        }
+        return entries.sorted { $0.revision > $1.revision }.prefix(limit).map(\.record)
+    }
+
+    /// Deletes all but the newest `keep` audit entries of `pipeline` (keys sort by time).
+    public func trimAudit(pipeline: String, keeping keep: Int) async throws {
+        let folder = Array("\(prefix)audit/\(escape(pipeline))/".utf8)
+        let range = try await etcd { try await self.client.range(key: folder, rangeEnd: etcdPrefixEnd(folder)) }
+        guard range.keyValues.count > keep else { return }
+        let firstKept = range.keyValues.map(\.key).sorted { $0.lexicographicallyPrecedes($1) }[range.keyValues.count - keep]
+        _ = try await etcd { try await self.client.txn([], success: [.delete(key: folder, rangeEnd: firstKept)]) }
+    }
+
+    private func tokenKey(_ name: String) -> String { "\(prefix)tokens/\(escape(name))" }
+
+    public func createToken(name: String, role: String, hash: String) async throws -> Bool {
+        let key = tokenKey(name)
+        let value = try JSONEncoder().encode(StoredToken(role: role, hash: hash, createdAt: WallClock.iso8601UTC())).bytes
+        let audit = auditEntry(pipeline: "*", action: "token-create", detail: "token \(name) with role \(role)", actor: "cli")
+        return try await etcd { try await self.client.txn([.absent(key)], success: [.put(key, value), audit]) }.succeeded
+    }
+
+    public func revokeToken(name: String) async throws -> Bool {
+        let key = tokenKey(name)
+        guard let stored = try await etcd({ try await self.client.get(key) }) else { return false }
+        let audit = auditEntry(pipeline: "*", action: "token-revoke", detail: "token \(name)", actor: "cli")
+        return try await etcd {
+            try await self.client.txn([EtcdCompare(key: key, .modRevision(stored.modRevision))], success: [.delete(key), audit])
+        }.succeeded
+    }
+
+    public func tokens() async throws -> [TokenRecord] {
+        try await storedTokens().map { TokenRecord(name: $0.name, role: $0.token.role, createdAt: $0.token.createdAt) }
+    }
+
+    public func token(hash: String) async throws -> (name: String, role: String)? {
+        try await storedTokens().first { $0.token.hash == hash }.map { ($0.name, $0.token.role) }
+    }
+
+    private func storedTokens() async throws -> [(name: String, token: StoredToken)] {
+        let folder = "\(prefix)tokens/"
+        let range = try await etcd { try await self.client.get(prefix: folder) }
+        return try range.keyValues.map { (unescape(String($0.keyText.dropFirst(folder.count))), try decode(StoredToken.self, $0)) }
+            .sorted { $0.name < $1.name }
+    }
+
+    // MARK: Ownership
+
+    /// Records this node's claim of a bound pipeline and returns the claim before it: nil for
+    /// the first, else who held it and whether it was handed back (`released`) or lost with its
+    /// node or its run (a failover). Audited as `claim`.
+    public func recordClaim(pipeline: String) async throws -> OwnerRecord? {
+        guard let epoch = epochs[pipeline] else { return nil }
+        let key = stateKey(pipeline, "owner")
+        let stored = try await etcd { try await self.client.get(key) }
+        let previous = stored.flatMap { try? JSONDecoder().decode(OwnerRecord.self, from: Data($0.value)) }
+        let record = OwnerRecord(node: node, epoch: epoch, at: WallClock.iso8601UTC(), released: false)
+        try await write(pipeline, [.put(key, try JSONEncoder().encode(record).bytes),
+                                   auditEntry(pipeline: pipeline, action: "claim", detail: OwnerRecord.describe(claim: record, after: previous), actor: "ferry")])
+        return previous
+    }
+
+    /// Records that this node handed `pipeline` back in order (drained, positions saved).
+    public func recordRelease(pipeline: String) async throws {
+        guard let epoch = epochs[pipeline] else { return }
+        let record = OwnerRecord(node: node, epoch: epoch, at: WallClock.iso8601UTC(), released: true)
+        try await write(pipeline, [.put(stateKey(pipeline, "owner"), try JSONEncoder().encode(record).bytes),
+                                   auditEntry(pipeline: pipeline, action: "release", detail: "node \(node) handed it back (epoch \(epoch))", actor: "ferry")])
+    }
+
     // MARK: Writing
 
     /// Runs `operations` in one transaction: only if `key` is still as `seen` (its mod revision,
@@ -341,6 +429,41 @@ private struct PendingWrite {
 private struct StoredSink: Codable {
     var queued: String?
     var applied: String?
+}
+
+private struct StoredToken: Codable {
+    var role: String
+    var hash: String
+    var createdAt: String
+}
+
+/// A pipeline's last claim: by which node, at which epoch, and whether it was handed back.
+public struct OwnerRecord: Codable, Sendable, Equatable {
+    public var node: String
+    public var epoch: Int64
+    public var at: String
+    public var released: Bool
+
+    public init(node: String, epoch: Int64, at: String, released: Bool) {
+        self.node = node
+        self.epoch = epoch
+        self.at = at
+        self.released = released
+    }
+
+    /// A claim that follows one its node did not hand back: the pipeline failed over.
+    public static func isFailover(_ claim: OwnerRecord, after previous: OwnerRecord?) -> Bool {
+        guard let previous else { return false }
+        return !previous.released && previous.node != claim.node
+    }
+
+    static func describe(claim: OwnerRecord, after previous: OwnerRecord?) -> String {
+        let mine = "node \(claim.node) claimed it (epoch \(claim.epoch))"
+        guard let previous else { return mine + ", the first claim" }
+        if previous.released { return mine + " after node \(previous.node) handed it back (epoch \(previous.epoch))" }
+        if previous.node == claim.node { return mine + " again; its run at epoch \(previous.epoch) ended without handing it back" }
+        return mine + ": failover from node \(previous.node) (epoch \(previous.epoch)), which stopped without handing it back"
+    }
 }
 
 private struct StoredAudit: Codable {

@@ -24,6 +24,12 @@ public protocol ControlBackend: Sendable {
     func token(hash: String) async throws -> APIToken?
     /// Ready: every pipeline is running or paused (not failed, not starting).
     func isReady() async -> Bool
+    /// The cluster as this node sees it; nil when ferry runs alone (no `cluster:`).
+    func cluster() async throws -> ClusterView?
+}
+
+extension ControlBackend {
+    public func cluster() async throws -> ClusterView? { nil }
 }
 
 /// A request the backend refuses; becomes a 4xx response with this message.
@@ -137,7 +143,8 @@ public struct PipelineView: Codable, Sendable, Equatable {
     }
 
     public var name: String
-    /// `starting`, `running`, `paused`, `stopping`, `stopped` or `failed`.
+    /// `starting`, `running`, `paused`, `stopping`, `stopped` or `failed`; in cluster mode also
+    /// `unowned` (between owners: no node runs it this moment).
     public var state: String
     public var source: String
     /// The source's current end of log.
@@ -162,6 +169,10 @@ public struct PipelineView: Codable, Sendable, Equatable {
     public var snapshots: [SnapshotView]
     /// Recent warnings and errors, newest first.
     public var errors: [ErrorView]
+    /// Cluster mode: the node that runs the pipeline (absent while none does).
+    public var owner: String?
+    /// Cluster mode: the owner's claim; a newer claim fences every write of an older one.
+    public var epoch: Int64?
 
     public init(name: String, state: String, source: String, sourcePosition: String?, readPosition: String?, safePosition: String?, buffer: String,
                 bufferBytes: Int?, eventsRead: UInt64, eventsPerSecond: Double, eventsPerSecondHistory: [Double], lagSeconds: Double?,

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -295,9 +296,16 @@ public final class EtcdClient: Sendable {
         state.withLockedValue { $0.ring.failed(index) }
     }
 
-    /// One request, over the endpoints in turn until one answers or `requestTimeout` passes.
+    /// One request, over the endpoints in turn until one answers or `requestTimeout` passes;
+    /// its time, retries included, is the `ferry_etcd_request_seconds` histogram per operation.
     private func call<Response: Decodable>(_ operation: String, _ path: String, _ body: some Encodable,
                                            as type: Response.Type) async throws -> Response {
+        let started = ContinuousClock.now
+        defer {
+            let elapsed = (ContinuousClock.now - started).components
+            Timer(label: "ferry_etcd_request_seconds", dimensions: [("operation", operation)])
+                .recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+        }
         let deadline = ContinuousClock.now + configuration.requestTimeout
         var lastError = "no attempt"
         var failures = 0

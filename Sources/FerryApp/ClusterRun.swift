@@ -3,6 +3,7 @@ import Etcd
 import FerryCore
 import Foundation
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import Pipeline
 import ServiceLifecycle
@@ -17,9 +18,7 @@ import UnixSignals
 enum ClusterRun {
     static func run(configuration: FerryConfiguration, cluster: FerryConfiguration.Cluster, logger: Logger) async throws {
         try refuseNodeLocalSinks(configuration)
-        let client = try EtcdClient(configuration: EtcdConfiguration(
-            endpoints: cluster.endpoints, user: cluster.user, password: cluster.password,
-            caFile: cluster.caFile, certificateFile: cluster.certificateFile, keyFile: cluster.keyFile), logger: logger)
+        let client = try client(cluster, logger: logger)
         let node = ClusterNode(client: client, prefix: cluster.prefix, name: cluster.node, leaseSeconds: Int64(cluster.leaseSeconds), logger: logger)
         let store = EtcdStateStore(client: client, prefix: cluster.prefix, node: cluster.node)
         do {
@@ -31,13 +30,16 @@ enum ClusterRun {
             } catch let error as ClusterError {
                 throw FerryError(code: .configInvalid, message: "\(error)", context: [("file", configuration.file)])
             }
-            if configuration.server != nil {
-                logger.notice("cluster mode: the web page and API are not served yet; use ferry status with the etcd state", metadata: ["ferry.node": "\(cluster.node)"])
-            }
-            let service = ClusterService(configuration: configuration, node: node, store: store, coolDown: .seconds(2 * cluster.leaseSeconds), logger: logger)
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let board = ClusterBoard()
+            let service = ClusterService(configuration: configuration, node: node, store: store, board: board,
+                                         coolDown: .seconds(2 * cluster.leaseSeconds), logger: logger)
+            let control = ClusterControl(configuration: configuration, node: node, store: store, board: board, logger: logger)
+            // Shut down in reverse: the web server, then the figures, then the pipelines drain.
+            let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: control, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
+            ] + (try Run.controlPlane(configuration: configuration, backend: control, logger: logger))
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
             try? await store.flush()
             try? await node.leave()
@@ -47,6 +49,13 @@ enum ClusterRun {
             throw error
         }
         try await client.shutdown()
+    }
+
+    /// A client of the cluster's etcd.
+    static func client(_ cluster: FerryConfiguration.Cluster, logger: Logger) throws -> EtcdClient {
+        try EtcdClient(configuration: EtcdConfiguration(
+            endpoints: cluster.endpoints, user: cluster.user, password: cluster.password,
+            caFile: cluster.caFile, certificateFile: cluster.certificateFile, keyFile: cluster.keyFile), logger: logger)
     }
 
     /// SQLite and JSON-lines targets live on one node's disk: another node taking the pipeline
@@ -67,20 +76,48 @@ enum ClusterRun {
     }
 }
 
+/// What a node's loop last saw in etcd and what it runs, published for its control plane,
+/// which only reads it.
+final class ClusterBoard: Sendable {
+    struct LocalRun: Sendable {
+        var runner: PipelineRunner
+        var epoch: Int64
+        var stopping: Bool
+    }
+
+    struct Claimed: Sendable, Equatable {
+        var node: String
+        var epoch: Int64
+    }
+
+    struct Picture: Sendable {
+        var members: [String: [UInt8]] = [:]
+        var owners: [String: Claimed] = [:]
+        var controls = ClusterNode.Controls()
+    }
+
+    let runs = NIOLockedValueBox<[String: LocalRun]>([:])
+    let picture = NIOLockedValueBox<Picture>(Picture())
+}
+
 /// The node's loop: one task owns every decision (what runs, what is claimed); pipelines run as
 /// its children.
 final class ClusterService: Service, Sendable {
     let configuration: FerryConfiguration
     let node: ClusterNode
     let store: EtcdStateStore
+    let board: ClusterBoard
     let coolDown: Duration
     let logger: Logger
     private let shuttingDown = NIOLockedValueBox(false)
+    /// Audit entries kept per pipeline in etcd; older ones are trimmed about once a minute.
+    static let auditEntriesKept = 1000
 
-    init(configuration: FerryConfiguration, node: ClusterNode, store: EtcdStateStore, coolDown: Duration, logger: Logger) {
+    init(configuration: FerryConfiguration, node: ClusterNode, store: EtcdStateStore, board: ClusterBoard, coolDown: Duration, logger: Logger) {
         self.configuration = configuration
         self.node = node
         self.store = store
+        self.board = board
         self.coolDown = coolDown
         self.logger = logger
     }
@@ -91,11 +128,22 @@ final class ClusterService: Service, Sendable {
         case leaseLost(any Error)
     }
 
+    /// Why this node stops a pipeline it runs.
+    private enum StopReason {
+        /// The plan gives it to another node.
+        case handBack
+        /// An operator paused it.
+        case pause
+        /// An operator asked for a restart: it is claimed again at once.
+        case restart
+    }
+
     /// A pipeline this node runs: how to stop it, and the epoch of its claim.
     private struct Owned {
         var stop: StopSignal
         var epoch: Int64
-        var handingBack = false
+        var runner: PipelineRunner
+        var stopping: StopReason?
     }
 
     func run() async throws {
@@ -114,6 +162,7 @@ final class ClusterService: Service, Sendable {
         var finished: Set<String> = []
         var leaseFailure: (any Error)?
         var draining = false
+        var ticks = 0
         try await withThrowingTaskGroup(of: Event.self) { group in
             group.addTask {
                 do {
@@ -125,6 +174,7 @@ final class ClusterService: Service, Sendable {
             }
             group.addTask { .tick }
             while let event = try await group.next() {
+                defer { publish(owned) }
                 switch event {
                 case .leaseLost(let error):
                     if error is CancellationError { continue }
@@ -133,19 +183,29 @@ final class ClusterService: Service, Sendable {
                     group.cancelAll()
                 case .ended(let name, let error):
                     guard let ended = owned.removeValue(forKey: name) else { continue }
+                    if (error as? FerryError)?.code == .clusterFenced {
+                        Counter(label: "ferry_cluster_fencing_rejections_total", dimensions: [("pipeline", name)]).increment()
+                    }
+                    if leaseFailure == nil, error == nil, ended.stopping != nil || draining {
+                        try? await store.recordRelease(pipeline: name)
+                    }
                     try? await store.unbind(pipeline: name)
                     if leaseFailure == nil { try? await node.release(name, epoch: ended.epoch) }
+                    let metadata: Logger.Metadata = [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(ended.epoch)"]
                     if leaseFailure != nil {
-                        logger.notice("pipeline stopped with the lease", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(ended.epoch)"])
-                    } else if ended.handingBack || draining {
-                        logger.notice("pipeline handed back", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(ended.epoch)"])
-                    } else if let error {
-                        logger.error("pipeline stopped on this node; another node may take it", metadata: [
-                            LoggingKeys.pipeline: "\(name)", LoggingKeys.error: .error(error)])
+                        logger.notice("pipeline stopped with the lease", metadata: metadata)
+                    } else if let error, ended.stopping == nil || (error as? FerryError)?.code == .clusterFenced {
+                        logger.error("pipeline stopped on this node; another node may take it", metadata: metadata.merging([LoggingKeys.error: .error(error)]) { $1 })
                         // Refused only because the lease was late to renew: claim it again at once
                         // if the lease lives on; any other failure waits a cool-down.
                         let fencedOnly = (error as? FerryError)?.code == .clusterFenced && node.isWritable
                         if !fencedOnly { holdUntil[name] = .now + coolDown }
+                    } else if ended.stopping == .restart {
+                        logger.notice("pipeline stopped for a restart", metadata: metadata)
+                    } else if ended.stopping == .pause {
+                        logger.notice("pipeline paused", metadata: metadata)
+                    } else if ended.stopping == .handBack || draining {
+                        logger.notice("pipeline handed back", metadata: metadata)
                     } else {
                         // Ended by itself (snapshot: initial_only): its work is done.
                         finished.insert(name)
@@ -168,7 +228,11 @@ final class ClusterService: Service, Sendable {
                             continue
                         }
                     } else {
-                        await rebalance(names: names, view: &view, owned: &owned, holdUntil: &holdUntil, finished: finished, group: &group)
+                        await rebalance(names: names, view: &view, owned: &owned, holdUntil: &holdUntil, finished: &finished, group: &group)
+                        ticks += 1
+                        if ticks % 120 == 0 {
+                            for name in owned.keys { try? await store.trimAudit(pipeline: name, keeping: Self.auditEntriesKept) }
+                        }
                     }
                     group.addTask {
                         try? await Task.sleep(for: .milliseconds(500))
@@ -185,19 +249,47 @@ final class ClusterService: Service, Sendable {
         }
     }
 
-    /// One round: claim and start the pipelines planned for this node, hand back the others.
+    /// What runs here, for the control plane.
+    private func publish(_ owned: [String: Owned]) {
+        let runs = owned.mapValues { ClusterBoard.LocalRun(runner: $0.runner, epoch: $0.epoch, stopping: $0.stopping != nil) }
+        board.runs.withLockedValue { $0 = runs }
+    }
+
+    /// One round: carry out operators' requests, claim and start the pipelines planned for this
+    /// node, hand back the others.
     private func rebalance(names: [String], view: inout MemberView, owned: inout [String: Owned], holdUntil: inout [String: ContinuousClock.Instant],
-                           finished: Set<String>, group: inout ThrowingTaskGroup<Event, any Error>) async {
+                           finished: inout Set<String>, group: inout ThrowingTaskGroup<Event, any Error>) async {
         do {
             let now = ContinuousClock.now
             let (members, _) = try await node.members()
             view.reset(to: members.keys, at: now)
             let claims = try await node.owners()
-            let plan = PipelineAssignment.assign(pipelines: names, members: view.ages(at: now), coolDown: coolDown)
+            let controls = try await node.controls()
+            board.picture.withLockedValue {
+                $0 = ClusterBoard.Picture(members: members, owners: claims.mapValues { ClusterBoard.Claimed(node: $0.node, epoch: $0.epoch) },
+                                          controls: controls)
+            }
+            // A paused pipeline is planned for no node.
+            let plan = PipelineAssignment.assign(pipelines: names.filter { controls.paused[$0] == nil }, members: view.ages(at: now), coolDown: coolDown)
             // Claims of this node that nothing runs (a release that failed, a claim whose answer
             // was lost): give them up, or no node would take those pipelines.
             for (name, claim) in claims where claim.node == node.name && owned[name] == nil {
                 try? await node.release(name, epoch: claim.epoch)
+            }
+            // A restart is carried out where the pipeline runs, else where it is planned to.
+            for (name, revision) in controls.restarts where owned[name] != nil || (plan[name] == node.name && claims[name] == nil) {
+                holdUntil[name] = nil
+                finished.remove(name)
+                if let entry = owned[name], entry.stopping == nil {
+                    owned[name]?.stopping = .restart
+                    await entry.stop.stop()
+                }
+                try? await node.restartDone(name, revision: revision)
+            }
+            for (name, entry) in owned where entry.stopping == nil && controls.paused[name] != nil {
+                owned[name]?.stopping = .pause
+                logger.notice("pipeline paused by an operator; stopping it", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.by": "\(controls.paused[name]!)"])
+                await entry.stop.stop()
             }
             for name in names where plan[name] == node.name && owned[name] == nil && !finished.contains(name) {
                 if let until = holdUntil[name], until > now { continue }
@@ -216,8 +308,14 @@ final class ClusterService: Service, Sendable {
                     holdUntil[name] = now + coolDown
                     continue
                 }
+                let claim = OwnerRecord(node: node.name, epoch: epoch, at: WallClock.iso8601UTC(), released: false)
+                if case let previous? = try? await store.recordClaim(pipeline: name), OwnerRecord.isFailover(claim, after: previous) {
+                    Counter(label: "ferry_cluster_failovers_total", dimensions: [("pipeline", name)]).increment()
+                    logger.notice("pipeline failed over to this node", metadata: [
+                        LoggingKeys.pipeline: "\(name)", "ferry.from": "\(previous.node)", "ferry.from_epoch": "\(previous.epoch)"])
+                }
                 let stop = StopSignal()
-                owned[name] = Owned(stop: stop, epoch: epoch)
+                owned[name] = Owned(stop: stop, epoch: epoch, runner: runner)
                 logger.notice("pipeline claimed; running it", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(epoch)"])
                 group.addTask {
                     do {
@@ -229,9 +327,9 @@ final class ClusterService: Service, Sendable {
                 }
             }
             // Pipelines the plan gives to another live member: drain and release them.
-            for (name, entry) in owned where !entry.handingBack {
+            for (name, entry) in owned where entry.stopping == nil {
                 guard let planned = plan[name], planned != node.name, members[planned] != nil else { continue }
-                owned[name]?.handingBack = true
+                owned[name]?.stopping = .handBack
                 logger.notice("pipeline planned for another node; handing it back", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.to": "\(planned)"])
                 await entry.stop.stop()
             }

@@ -38,7 +38,11 @@ public enum Run {
             }
             let fleet = PipelineFleet(configuration: configuration, supervisors: supervisors, store: store, hangups: hangups, logger: logger)
             services = [.init(service: fleet, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)]
-            services += try await controlPlane(configuration: configuration, store: store, fleet: fleet, logger: logger)
+            let control = RunControl(fleet: fleet, store: store, logger: logger)
+            let web = try controlPlane(configuration: configuration, backend: control, logger: logger)
+            if !web.isEmpty {
+                services += [.init(service: control, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup)] + web
+            }
         } catch {
             try? await store.close()
             throw error
@@ -53,10 +57,10 @@ public enum Run {
         try await store.close()
     }
 
-    /// The HTTP API, web page and metrics (`server:`), and the figures they show; none with
-    /// `listen: off`. The default address only warns when it is taken (another ferry may hold it).
-    static func controlPlane(configuration: FerryConfiguration, store: SQLiteCheckpointStore, fleet: PipelineFleet,
-                             logger: Logger) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
+    /// The HTTP API, web page and metrics (`server:`) over `backend`; none with `listen: off`.
+    /// The default address only warns when it is taken (another ferry may hold it).
+    static func controlPlane(configuration: FerryConfiguration, backend: any ControlBackend,
+                             logger: Logger) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let descriptors = DescriptorLimit.raise()
         guard var server = configuration.server else { return [] }
         let address = "\(server.settings.host):\(server.settings.port)"
@@ -75,19 +79,17 @@ public enum Run {
                            metadata: ["ferry.listen": "\(address)"])
             return []
         }
-        let control = RunControl(fleet: fleet, store: store, logger: logger)
         let scheme = server.settings.usesTLS ? "https" : "http"
         let application: any Service
         do {
-            application = try ControlServer.application(backend: control, registry: FerryMetrics.registry, settings: server.settings, logger: logger) { bound in
+            application = try ControlServer.application(backend: backend, registry: FerryMetrics.registry, settings: server.settings, logger: logger) { bound in
                 logger.notice("web page, API and metrics listening", metadata: ["ferry.url": "\(scheme)://\(bound.map(Self.hostAndPort) ?? address)/"])
             }
         } catch {
             throw FerryError(code: .serverTLS, message: "\(error)", context: [("file", configuration.file)],
                              fix: "server.tls.cert and server.tls.key must be PEM files: the certificate (chain) and its unencrypted private key")
         }
-        return [.init(service: control, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup),
-                .init(service: ListeningService(application: application, address: address), successTerminationBehavior: .gracefullyShutdownGroup,
+        return [.init(service: ListeningService(application: application, address: address), successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup)]
     }
 

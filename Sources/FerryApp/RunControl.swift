@@ -27,9 +27,7 @@ final class RunControl: ControlBackend, Service {
     /// Refreshes started, and the newest one whose views are published: a refresh that began
     /// before a reload must not publish its older pipelines over a newer refresh's.
     private let refreshes = NIOLockedValueBox<(started: Int, published: Int)>((0, 0))
-    private let gauges = NIOLockedValueBox<[String: Gauge]>([:])
-    /// Per pipeline, changes/s of the last 60 refreshes.
-    private let history = NIOLockedValueBox<[String: [Double]]>([:])
+    private let figures = PipelineFigures()
     /// Per pipeline, how long its source keeps the oldest binlog file it needs (absent: no risk).
     private let retention = NIOLockedValueBox<[String: BinlogRetention.Report]>([:])
 
@@ -146,49 +144,10 @@ final class RunControl: ControlBackend, Service {
         let generation = refreshes.withLockedValue { $0.started += 1; return $0.started }
         let (configuration, supervisors) = running
         var fresh: [PipelineView] = []
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
         for spec in configuration.pipelines {
             guard let supervisor = supervisors[spec.name] else { continue }
-            let state = await supervisor.state
-            let running = state == "running"
-            let progress = supervisor.live.progress
-            let checkpoint = progress == nil ? try? await store.checkpoint(pipeline: spec.name) : nil
-            let sinks = spec.sinks.map { name in
-                var figures = progress?.sinks.first { $0.name == name }
-                // The run's last figures saw the log end of its time; an idle pipeline's is newer.
-                if Self.idle(state), let logEnd = supervisor.logEnd, let applied = figures?.appliedPosition {
-                    figures?.lagBytes = logEnd.bytes(after: applied)
-                }
-                return PipelineView.SinkView(
-                    name: name, appliedPosition: (figures?.appliedPosition ?? checkpoint?.sinks[name]?.applied)?.description,
-                    lagBytes: figures?.lagBytes, lagEvents: figures?.lagEvents,
-                    lagSeconds: progress.flatMap { progress in figures.flatMap { Status.lagSeconds($0, of: progress, at: now) } },
-                    eventsPerSecond: running ? figures?.eventsPerSecond ?? 0 : 0)
-            }
-            let rate = sinks.compactMap(\.eventsPerSecond).max() ?? 0
-            let rates = history.withLockedValue { history in
-                history[spec.name, default: []].append(rate)
-                if history[spec.name]!.count > 60 { history[spec.name]!.removeFirst() }
-                return history[spec.name]!
-            }
-            let snapshots = (try? await Snapshots.progress(store: store, pipeline: spec.name)) ?? []
-            let view = PipelineView(
-                name: spec.name, state: state, source: spec.source, sourcePosition: (supervisor.logEnd?.position ?? progress?.sourceEnd)?.place,
-                readPosition: progress?.readPosition, safePosition: (progress?.safePosition ?? checkpoint?.safePosition)?.description,
-                buffer: spec.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes, eventsRead: progress?.eventsRead ?? 0,
-                eventsPerSecond: rate, eventsPerSecondHistory: rates, lagSeconds: sinks.compactMap(\.lagSeconds).max(),
-                sinks: sinks,
-                tables: (progress?.tables ?? [:]).sorted { $0.key < $1.key }.map { PipelineView.TableView(name: $0.key, changes: $0.value) },
-                snapshots: snapshots.map { table in
-                    PipelineView.SnapshotView(table: table.table.description, state: table.state.rawValue, reason: table.reason, rowsDone: table.rowsDone,
-                                              estimatedRows: table.estimatedRows, chunksDone: table.chunksDone, chunksPlanned: table.chunksPlanned,
-                                              fraction: table.fraction, rowsPerSecond: table.rowsPerSecond, secondsLeft: table.secondsLeft)
-                },
-                errors: FerryLogging.recent.entries(pipeline: spec.name),
-                binlogRetention: retention.withLockedValue { $0[spec.name] }.map {
-                    PipelineView.RetentionView(neededFile: $0.neededFile, expireSeconds: $0.expireSeconds, secondsLeft: $0.secondsLeft, low: $0.isLow)
-                })
-            fresh.append(view)
+            fresh.append(await figures.view(spec, state: await supervisor.state, progress: supervisor.live.progress, logEnd: supervisor.logEnd,
+                                            store: store, retention: retention.withLockedValue { $0[spec.name] }))
         }
         let newest = refreshes.withLockedValue { counts in
             guard generation > counts.published else { return false }
@@ -196,71 +155,11 @@ final class RunControl: ControlBackend, Service {
             return true
         }
         guard newest else { return }
-        let gone = views.withLockedValue { previous in
+        let previous = views.withLockedValue { previous in
             defer { previous = fresh }
-            return Set((previous ?? []).map(\.name)).subtracting(fresh.map(\.name))
+            return previous ?? []
         }
-        // A pipeline a reload removed leaves no series behind to keep an alert firing.
-        for name in gone { forgetPipeline(name) }
-        for view in fresh { setGauges(view, configuration: configuration) }
-    }
-
-    /// Lag, buffer, state and snapshot progress as Prometheus gauges.
-    private func setGauges(_ view: PipelineView, configuration: FerryConfiguration) {
-        let pipeline = ("pipeline", view.name)
-        gauge("ferry_pipeline_running", [pipeline]).record(view.state == "running" ? 1 : 0)
-        gauge("ferry_buffer_bytes", [pipeline]).record(view.bufferBytes ?? 0)
-        if view.buffer == "memory", let limit = configuration.pipelines.first(where: { $0.name == view.name })?.bufferBytes {
-            gauge("ferry_buffer_limit_bytes", [pipeline]).record(limit)
-        }
-        // Absent when nothing is at risk: a stale figure would keep an alert firing.
-        if let retention = view.binlogRetention {
-            gauge("ferry_source_binlog_retention_seconds", [pipeline]).record(retention.secondsLeft)
-        } else {
-            removeGauge("ferry_source_binlog_retention_seconds", [pipeline])
-        }
-        for sink in view.sinks {
-            let labels = [pipeline, ("sink", sink.name)]
-            if let lag = sink.lagSeconds { gauge("ferry_sink_lag_seconds", labels).record(lag) }
-            if let lag = sink.lagEvents { gauge("ferry_sink_lag_events", labels).record(Double(lag)) }
-            if let lag = sink.lagBytes { gauge("ferry_sink_lag_binlog_bytes", labels).record(Double(lag)) }
-        }
-        for snapshot in view.snapshots {
-            let labels = [pipeline, ("table", snapshot.table)]
-            gauge("ferry_snapshot_rows_done", labels).record(snapshot.rowsDone)
-            gauge("ferry_snapshot_rows_estimated", labels).record(snapshot.estimatedRows)
-            gauge("ferry_snapshot_fraction", labels).record(snapshot.fraction)
-        }
-    }
-
-    /// Drops a removed pipeline's gauges and rate history.
-    private func forgetPipeline(_ name: String) {
-        let marker = "\u{0}pipeline=\(name)"
-        let removed = gauges.withLockedValue { gauges in
-            let keys = gauges.keys.filter { $0.contains(marker + "\u{0}") || $0.hasSuffix(marker) }
-            return keys.compactMap { gauges.removeValue(forKey: $0) }
-        }
-        for gauge in removed { gauge.destroy() }
-        history.withLockedValue { _ = $0.removeValue(forKey: name) }
-    }
-
-    private func removeGauge(_ label: String, _ dimensions: [(String, String)]) {
-        let key = Self.gaugeKey(label, dimensions)
-        gauges.withLockedValue { $0.removeValue(forKey: key) }?.destroy()
-    }
-
-    private static func gaugeKey(_ label: String, _ dimensions: [(String, String)]) -> String {
-        ([label] + dimensions.map { "\($0.0)=\($0.1)" }).joined(separator: "\u{0}")
-    }
-
-    private func gauge(_ label: String, _ dimensions: [(String, String)]) -> Gauge {
-        let key = Self.gaugeKey(label, dimensions)
-        return gauges.withLockedValue { gauges in
-            if let gauge = gauges[key] { return gauge }
-            let gauge = Gauge(label: label, dimensions: dimensions)
-            gauges[key] = gauge
-            return gauge
-        }
+        figures.updateGauges(fresh, previous: previous, configuration: configuration)
     }
 
     func supervisor(_ pipeline: String) throws -> PipelineSupervisor {
@@ -284,34 +183,16 @@ final class RunControl: ControlBackend, Service {
     }
 
     func snapshot(pipeline: String, tables: [String], actor: String) async throws -> [String] {
-        try await refusing([.cliBadTable: .badRequest, .cliTableNotReplicated: .notFound, .cliUnknownPipeline: .notFound]) {
-            try await Snapshots.request(configuration: configuration, pipeline: pipeline, tables: tables, store: store, actor: actor, logger: logger)
-                .map(\.description)
-        }
+        try await OperatorRequests.snapshot(configuration: configuration, pipeline: pipeline, tables: tables, store: store, actor: actor, logger: logger)
     }
 
     func rewind(pipeline: String, sink: String, position: String, actor: String) async throws {
-        try await refusing([.cliBadPosition: .badRequest, .pipelineRewindAhead: .conflict, .cliUnknownSink: .notFound,
-                            .cliUnknownPipeline: .notFound]) {
-            try await SinkRewind.request(configuration: configuration, pipeline: pipeline, sink: sink, position: position, store: store, actor: actor)
-        }
+        try await OperatorRequests.rewind(configuration: configuration, pipeline: pipeline, sink: sink, position: position, store: store, actor: actor)
         try await restart(pipeline: pipeline, actor: actor)
     }
 
-    /// Errors a user caused, by code, become refusals with the error's message and fix.
-    private func refusing<T>(_ kinds: [FerryError.Code: ControlRequestError.Kind], _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as FerryError {
-            guard let kind = kinds[error.code] else { throw error }
-            throw ControlRequestError(kind, error.message + (error.fix.map { "; \($0)" } ?? ""))
-        }
-    }
-
     func auditLog(pipeline: String?, limit: Int) async throws -> [AuditEntryView] {
-        try await store.auditLog(pipeline: pipeline, limit: limit).map {
-            AuditEntryView(at: $0.at, pipeline: $0.pipeline, action: $0.action, detail: $0.detail, actor: $0.actor)
-        }
+        try await OperatorRequests.auditLog(store: store, pipeline: pipeline, limit: limit)
     }
 
     func redactedConfiguration() -> String { configuration.redactedJSON() }
@@ -323,8 +204,7 @@ final class RunControl: ControlBackend, Service {
     }
 
     func token(hash: String) async throws -> APIToken? {
-        guard let stored = try await store.token(hash: hash), let role = Role(rawValue: stored.role) else { return nil }
-        return APIToken(name: stored.name, role: role)
+        try await OperatorRequests.token(store: store, hash: hash)
     }
 
     /// From the same figures the API shows, so a client that saw ready reads `running` there too.

@@ -9,13 +9,8 @@ import StateStore
 public enum SinkRewind {
     public static func request(configuration: FerryConfiguration, pipeline: String, sink: String, position text: String,
                                logger: Logger) async throws -> String {
-        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
-        do {
-            try await request(configuration: configuration, pipeline: pipeline, sink: sink, position: text, store: store, actor: "cli")
-            try await store.close()
-        } catch {
-            try? await store.close()
-            throw error
+        try await StateAccess.with(configuration, logger: logger) {
+            try await request(configuration: configuration, pipeline: pipeline, sink: sink, position: text, store: $0, actor: "cli")
         }
         let from = configuration.pipelines.first { $0.name == pipeline }?.disk == nil
             ? "the source's binlog (the pipeline has a memory buffer)" : "the disk buffer (or the source's binlog if the buffer no longer reaches back)"
@@ -24,7 +19,7 @@ public enum SinkRewind {
 
     /// The same through an open store, on behalf of `actor` (`cli` or an API token's name).
     static func request(configuration: FerryConfiguration, pipeline: String, sink: String, position text: String,
-                        store: SQLiteCheckpointStore, actor: String) async throws {
+                        store: any OperatorStore, actor: String) async throws {
         guard let spec = configuration.pipelines.first(where: { $0.name == pipeline }) else {
             throw FerryError(code: .cliUnknownPipeline, message: "no pipeline named '\(pipeline)' in \(configuration.file)",
                              fix: "pipelines: \(configuration.pipelines.map(\.name).joined(separator: ", "))")

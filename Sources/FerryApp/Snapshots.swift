@@ -30,7 +30,7 @@ public enum Snapshots {
         }
     }
 
-    public static func progress(store: SQLiteCheckpointStore, pipeline: String, nowMillis: Int64 = WallClock.millisecondsSinceEpoch()) async throws -> [TableProgress] {
+    public static func progress(store: any SnapshotStore, pipeline: String, nowMillis: Int64 = WallClock.millisecondsSinceEpoch()) async throws -> [TableProgress] {
         var tables: [TableProgress] = []
         for record in try await store.snapshotTables(pipeline: pipeline) {
             let chunks = try await store.snapshotChunks(pipeline: pipeline, table: record.table)
@@ -66,19 +66,13 @@ public enum Snapshots {
     /// `ferry snapshot PIPELINE [TABLE…]`: asks the running pipeline to snapshot tables (all it
     /// replicates when none are named). Returns the tables requested.
     public static func request(configuration: FerryConfiguration, pipeline: String, tables: [String], logger: Logger) async throws -> [TableName] {
-        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
-        do {
-            let names = try await request(configuration: configuration, pipeline: pipeline, tables: tables, store: store, actor: "cli", logger: logger)
-            try await store.close()
-            return names
-        } catch {
-            try? await store.close()
-            throw error
+        try await StateAccess.with(configuration, logger: logger) {
+            try await request(configuration: configuration, pipeline: pipeline, tables: tables, store: $0, actor: "cli", logger: logger)
         }
     }
 
     /// The same through an open store, on behalf of `actor` (`cli` or an API token's name).
-    static func request(configuration: FerryConfiguration, pipeline: String, tables: [String], store: SQLiteCheckpointStore, actor: String,
+    static func request(configuration: FerryConfiguration, pipeline: String, tables: [String], store: any OperatorStore, actor: String,
                         logger: Logger) async throws -> [TableName] {
         guard let spec = configuration.pipelines.first(where: { $0.name == pipeline }) else {
             throw FerryError(code: .cliUnknownPipeline, message: "no pipeline named '\(pipeline)' in \(configuration.file)",

@@ -41,19 +41,15 @@ public enum Status {
     static let staleAfterMillis: Int64 = 5_000
 
     public static func collect(configuration: FerryConfiguration, logger: Logger) async throws -> [PipelineReport] {
-        let store: SQLiteCheckpointStore? = FileManager.default.fileExists(atPath: configuration.statePath)
-            ? try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true) : nil
-        do {
-            let reports = try await reports(configuration: configuration, store: store, logger: logger)
-            try await store?.close()
-            return reports
-        } catch {
-            try? await store?.close()
-            throw error
+        guard configuration.cluster != nil || FileManager.default.fileExists(atPath: configuration.statePath) else {
+            return try await reports(configuration: configuration, store: nil, logger: logger)
+        }
+        return try await StateAccess.with(configuration, readOnly: true, logger: logger) {
+            try await reports(configuration: configuration, store: $0, logger: logger)
         }
     }
 
-    static func reports(configuration: FerryConfiguration, store: SQLiteCheckpointStore?, logger: Logger) async throws -> [PipelineReport] {
+    static func reports(configuration: FerryConfiguration, store: (any OperatorStore)?, logger: Logger) async throws -> [PipelineReport] {
         var reports: [PipelineReport] = []
         for pipeline in configuration.pipelines {
             let checkpoint = try await store?.checkpoint(pipeline: pipeline.name)
@@ -101,10 +97,12 @@ public enum Status {
                     logger.warning("cannot read the source's binlog retention", metadata: [LoggingKeys.error: .error(error)])
                 }
             }
+            var snapshots: [Snapshots.TableProgress] = []
+            if let store { snapshots = try await Snapshots.progress(store: store, pipeline: pipeline.name) }
             reports.append(PipelineReport(name: pipeline.name, state: state, sourcePosition: current, safePosition: checkpoint?.safePosition,
                                           buffer: pipeline.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes,
                                           sinks: sinks, lastError: lastError,
-                                          snapshots: store == nil ? [] : try await Snapshots.progress(store: store!, pipeline: pipeline.name),
+                                          snapshots: snapshots,
                                           progress: progress, binlogRetention: retention))
         }
         return reports

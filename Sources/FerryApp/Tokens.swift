@@ -4,7 +4,7 @@ import Logging
 import StateStore
 
 /// `ferry token create|list|revoke`: API tokens for the web page and the API, kept in the state
-/// store as SHA-256 hashes; the token itself is printed once, when made.
+/// store (etcd in cluster mode) as SHA-256 hashes; the token itself is printed once, when made.
 public enum Tokens {
     public static func create(configuration: FerryConfiguration, name: String, role: String, logger: Logger) async throws -> String {
         guard let role = Role(rawValue: role) else {
@@ -33,15 +33,7 @@ public enum Tokens {
         }
     }
 
-    static func withStore<T>(_ configuration: FerryConfiguration, _ logger: Logger, _ body: (SQLiteCheckpointStore) async throws -> T) async throws -> T {
-        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
-        do {
-            let result = try await body(store)
-            try await store.close()
-            return result
-        } catch {
-            try? await store.close()
-            throw error
-        }
+    static func withStore<T>(_ configuration: FerryConfiguration, _ logger: Logger, _ body: (any OperatorStore) async throws -> T) async throws -> T {
+        try await StateAccess.with(configuration, logger: logger, body)
     }
 }

@@ -31,7 +31,7 @@ import SQLiteNIO
 /// until space returns. Callers — sink workers recording positions — wait meanwhile, so the
 /// pipeline holds; the first failure is logged once (`state.disk_full`) and `ferry_state_disk_full`
 /// is 1 until a unit that failed for space succeeds.
-public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
+public actor SQLiteCheckpointStore: OperatorStore {
     public let path: String
     private let connection: SQLiteConnection
     private let logger: Logger
@@ -402,16 +402,8 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         return value
     }
 
-    public struct AuditEntry: Sendable, Equatable {
-        public var at: String
-        public var pipeline: String
-        public var action: String
-        public var detail: String
-        public var actor: String
-    }
-
     /// The most recent audit entries of one pipeline (all when nil), newest first.
-    public func auditLog(pipeline: String?, limit: Int) async throws -> [AuditEntry] {
+    public func auditLog(pipeline: String?, limit: Int) async throws -> [AuditRecord] {
         try await exclusively {
             let rows = if let pipeline {
                 try await execute("SELECT at, pipeline, action, detail, actor FROM audit WHERE pipeline = ? ORDER BY id DESC LIMIT ?",
@@ -420,16 +412,10 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
                 try await execute("SELECT at, pipeline, action, detail, actor FROM audit ORDER BY id DESC LIMIT ?", [.integer(limit)])
             }
             return rows.map {
-                AuditEntry(at: $0.column("at")?.string ?? "", pipeline: $0.column("pipeline")?.string ?? "", action: $0.column("action")?.string ?? "",
+                AuditRecord(at: $0.column("at")?.string ?? "", pipeline: $0.column("pipeline")?.string ?? "", action: $0.column("action")?.string ?? "",
                            detail: $0.column("detail")?.string ?? "", actor: $0.column("actor")?.string ?? "ferry")
             }
         }
-    }
-
-    public struct StoredToken: Sendable, Equatable {
-        public var name: String
-        public var role: String
-        public var createdAt: String
     }
 
     /// Stores a token's hash under `name`; false when the name is taken.
@@ -455,10 +441,10 @@ public actor SQLiteCheckpointStore: CheckpointStore, SnapshotStore {
         }
     }
 
-    public func tokens() async throws -> [StoredToken] {
+    public func tokens() async throws -> [TokenRecord] {
         try await exclusively {
             try await execute("SELECT name, role, created_at FROM api_tokens ORDER BY name").map {
-                StoredToken(name: $0.column("name")?.string ?? "", role: $0.column("role")?.string ?? "", createdAt: $0.column("created_at")?.string ?? "")
+                TokenRecord(name: $0.column("name")?.string ?? "", role: $0.column("role")?.string ?? "", createdAt: $0.column("created_at")?.string ?? "")
             }
         }
     }

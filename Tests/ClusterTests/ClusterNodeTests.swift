@@ -94,4 +94,37 @@ import Testing
         #expect(!b.isWritable)
         #expect(try await etcd.get(prefix: prefix).keyValues.isEmpty)
     }
+
+    /// Operators' pauses and restarts, and the views nodes publish, as every node reads them.
+    @Test func controlsAndViewsAreSharedThroughEtcd() async throws {
+        let etcd = try etcdTestClient()
+        let prefix = prefix()
+        let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 15, logger: Logger(label: "test"))
+        let b = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 15, logger: Logger(label: "test"))
+        try await a.join(info: [])
+        try await b.join(info: [])
+        #expect(try await a.controls() == ClusterNode.Controls())
+        #expect(try await a.pause("p", actor: "alice"))
+        #expect(!(try await b.pause("p", actor: "bob")), "paused already")
+        try await b.requestRestart("q", actor: "bob")
+        let seen = try await b.controls()
+        #expect(seen.paused == ["p": "alice"] && Array(seen.restarts.keys) == ["q"])
+        // A restart asked again after it was seen stays for the next round.
+        try await a.requestRestart("q", actor: "alice")
+        try await b.restartDone("q", revision: try #require(seen.restarts["q"]))
+        #expect(try await a.controls().restarts.keys.contains("q"))
+        try await b.restartDone("q", revision: try #require(try await a.controls().restarts["q"]))
+        #expect(try await b.resume("p"))
+        #expect(!(try await b.resume("p")), "not paused any more")
+        #expect(try await a.controls() == ClusterNode.Controls())
+
+        try await a.publish(view: Array("[1]".utf8))
+        try await b.publish(view: Array("[2]".utf8))
+        #expect(try await b.publishedViews() == ["a": Array("[1]".utf8), "b": Array("[2]".utf8)])
+        try await a.leave()
+        #expect(try await b.publishedViews().keys.sorted() == ["b"], "a view goes with its node's lease")
+        try await b.leave()
+        try await etcd.delete(prefix, prefix: true)
+        try await etcd.shutdown()
+    }
 }

@@ -14,7 +14,7 @@ import Testing
         return try await client.txn([.absent(key)], success: [.put(key, Array("n".utf8))]).revision
     }
 
-    typealias Store = CheckpointStore & SnapshotStore
+    typealias Store = OperatorStore
 
     func at(_ offset: UInt64) -> SourcePosition { .binlog(file: "b.000001", offset: offset) }
 
@@ -90,6 +90,80 @@ import Testing
     }
 
     /// A former owner's writes change nothing once another node claimed the pipeline.
+    /// The audit log and API tokens: what `ferry token`, the API's sign-in and its audit
+    /// endpoint read, alone and in a cluster.
+    @Test func auditLogAndTokensAreKeptAlike() async throws {
+        try await withBothStores { name, store in
+            try await store.audit(pipeline: "p", action: "start", detail: "one")
+            try await store.audit(pipeline: "p/x", action: "pause", detail: "two", actor: "alice")
+            try await store.audit(pipeline: "q", action: "start", detail: "three")
+            let p = try await store.auditLog(pipeline: "p", limit: 10)
+            #expect(p == [AuditRecord(at: p.first?.at ?? "", pipeline: "p", action: "start", detail: "one", actor: "ferry")], "\(name)")
+            let x = try await store.auditLog(pipeline: "p/x", limit: 10)
+            #expect(x.map(\.actor) == ["alice"] && x.map(\.pipeline) == ["p/x"], "\(name)")
+            #expect(try await store.auditLog(pipeline: nil, limit: 2).map(\.detail) == ["three", "two"], "\(name): newest first")
+
+            #expect(try await store.createToken(name: "ops", role: "operator", hash: "h1"), "\(name)")
+            #expect(!(try await store.createToken(name: "ops", role: "admin", hash: "h2")), "\(name): the name is taken")
+            let found = try await store.token(hash: "h1")
+            #expect(found?.name == "ops" && found?.role == "operator", "\(name)")
+            #expect(try await store.token(hash: "h2") == nil, "\(name)")
+            #expect(try await store.tokens().map(\.name) == ["ops"], "\(name)")
+            #expect(try await store.revokeToken(name: "ops"), "\(name)")
+            #expect(!(try await store.revokeToken(name: "ops")), "\(name)")
+            #expect(try await store.token(hash: "h1") == nil, "\(name)")
+            #expect(try await store.auditLog(pipeline: "*", limit: 10).map(\.action) == ["token-revoke", "token-create"], "\(name)")
+        }
+    }
+
+    /// Each claim says how the pipeline came to this node; hand-backs and failovers read apart.
+    @Test func claimsRecordWhereThePipelineCameFrom() async throws {
+        let client = try etcdTestClient()
+        let prefix = "/ferry/test/claims-\(UInt32.random(in: 0 ... .max))/"
+        let a = EtcdStateStore(client: client, prefix: prefix, node: "a", flushInterval: .zero)
+        let b = EtcdStateStore(client: client, prefix: prefix, node: "b", flushInterval: .zero)
+        let first = try await claimForTest(client, prefix: prefix, pipeline: "p")
+        await a.bind(pipeline: "p", epoch: first)
+        #expect(try await a.recordClaim(pipeline: "p") == nil, "the first claim")
+        try await a.recordRelease(pipeline: "p")
+        try await client.delete(prefix + "owners/p")
+
+        let second = try await claimForTest(client, prefix: prefix, pipeline: "p")
+        await b.bind(pipeline: "p", epoch: second)
+        let handedOver = try #require(try await b.recordClaim(pipeline: "p"))
+        #expect(handedOver.node == "a" && handedOver.epoch == first && handedOver.released)
+        #expect(!OwnerRecord.isFailover(OwnerRecord(node: "b", epoch: second, at: "", released: false), after: handedOver))
+        // b dies without handing p back; a takes it over.
+        try await client.delete(prefix + "owners/p")
+        let third = try await claimForTest(client, prefix: prefix, pipeline: "p")
+        await a.bind(pipeline: "p", epoch: third)
+        let failedOver = try #require(try await a.recordClaim(pipeline: "p"))
+        #expect(failedOver.node == "b" && !failedOver.released)
+        #expect(OwnerRecord.isFailover(OwnerRecord(node: "a", epoch: third, at: "", released: false), after: failedOver))
+        let details = try await a.auditLog(pipeline: "p", limit: 10).filter { $0.action == "claim" }.map(\.detail)
+        #expect(details == ["node a claimed it (epoch \(third)): failover from node b (epoch \(second)), which stopped without handing it back",
+                            "node b claimed it (epoch \(second)) after node a handed it back (epoch \(first))",
+                            "node a claimed it (epoch \(first)), the first claim"])
+        // b, fenced, cannot record anything about p any more.
+        await #expect(throws: FerryError.self) { try await b.recordRelease(pipeline: "p") }
+        try await client.delete(prefix, prefix: true)
+        try await client.shutdown()
+    }
+
+    /// The audit log of a pipeline is cut to its newest entries.
+    @Test func auditTrimmingKeepsTheNewest() async throws {
+        let client = try etcdTestClient()
+        let prefix = "/ferry/test/trim-\(UInt32.random(in: 0 ... .max))/"
+        let store = EtcdStateStore(client: client, prefix: prefix, node: "n", flushInterval: .zero, requiresBinding: false)
+        for index in 0..<12 { try await store.audit(pipeline: "p", action: "a\(index)", detail: "", actor: "t") }
+        try await store.audit(pipeline: "q", action: "other", detail: "", actor: "t")
+        try await store.trimAudit(pipeline: "p", keeping: 5)
+        #expect(try await store.auditLog(pipeline: "p", limit: 100).map(\.action) == ["a11", "a10", "a9", "a8", "a7"])
+        #expect(try await store.auditLog(pipeline: "q", limit: 100).count == 1, "other pipelines keep theirs")
+        try await client.delete(prefix, prefix: true)
+        try await client.shutdown()
+    }
+
     @Test func aFormerOwnerIsFenced() async throws {
         let client = try etcdTestClient()
         let prefix = "/ferry/test/fence-\(UInt32.random(in: 0 ... .max))/"

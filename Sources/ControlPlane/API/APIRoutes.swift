@@ -4,7 +4,7 @@ import Hummingbird
 import NIOCore
 import ServiceLifecycle
 
-/// `/api/v1`: read pipelines, steer them, read the audit log and the redacted configuration.
+/// `/api/v1`: read pipelines, steer them, read the audit log, the cluster and the redacted configuration.
 /// The shapes are in `OpenAPIDocument`, which a test checks against these routes.
 struct APIRoutes {
     let backend: any ControlBackend
@@ -74,6 +74,13 @@ struct APIRoutes {
                 limit = number
             }
             return try JSONBody.response(AuditList(entries: try await backend.auditLog(pipeline: pipeline, limit: limit)))
+        }
+        api.get("cluster") { _, context in
+            _ = try context.require(.viewer)
+            guard let cluster = try await backend.cluster() else {
+                throw ControlError(.notFound, "this ferry runs alone: its configuration has no cluster: section")
+            }
+            return try JSONBody.response(cluster)
         }
         api.get("config") { _, context in
             _ = try context.require(.admin)
@@ -180,7 +187,7 @@ struct MethodCheck: RouterMiddleware {
         (["api", "v1", "pipelines", "*", "pause"], [.post]), (["api", "v1", "pipelines", "*", "resume"], [.post]),
         (["api", "v1", "pipelines", "*", "restart"], [.post]), (["api", "v1", "pipelines", "*", "snapshot"], [.post]),
         (["api", "v1", "pipelines", "*", "sinks", "*", "rewind"], [.post]), (["api", "v1", "audit"], [.get]),
-        (["api", "v1", "config"], [.get]), (["api", "v1", "events"], [.get]), (["api", "v1", "reload"], [.post]),
+        (["api", "v1", "config"], [.get]), (["api", "v1", "events"], [.get]), (["api", "v1", "reload"], [.post]), (["api", "v1", "cluster"], [.get]),
     ]
 
     static func allowed(_ path: String) -> [HTTPRequest.Method]? {

@@ -125,6 +125,18 @@ enum OpenAPIDocument {
             }
           }
         },
+        "/api/v1/cluster": {
+          "get": {
+            "operationId": "cluster",
+            "summary": "Cluster mode: the members, which node owns which pipeline at which epoch, this node's lease, and recent changes of ownership (role viewer); 404 when ferry runs alone",
+            "responses": {
+              "200": {"description": "The cluster", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Cluster"}}}},
+              "401": {"$ref": "#/components/responses/Unauthorized"},
+              "404": {"$ref": "#/components/responses/NotFound"},
+              "429": {"$ref": "#/components/responses/TooManyRequests"}
+            }
+          }
+        },
         "/api/v1/events": {
           "get": {
             "operationId": "events",
@@ -177,7 +189,7 @@ enum OpenAPIDocument {
             "required": ["name", "state", "source", "buffer", "events_read", "events_per_second", "events_per_second_history", "sinks", "tables", "snapshots", "errors"],
             "properties": {
               "name": {"type": "string"},
-              "state": {"type": "string", "enum": ["starting", "running", "paused", "stopping", "stopped", "failed"]},
+              "state": {"type": "string", "enum": ["starting", "running", "paused", "stopping", "stopped", "failed", "unowned"]},
               "source": {"type": "string"},
               "source_position": {"type": "string", "description": "The source's current end of log"},
               "read_position": {"type": "string"},
@@ -198,7 +210,24 @@ enum OpenAPIDocument {
               "tables": {"type": "array", "items": {"type": "object", "required": ["name", "changes"], "additionalProperties": false,
                 "properties": {"name": {"type": "string"}, "changes": {"type": "integer"}}}},
               "snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/Snapshot"}},
-              "errors": {"type": "array", "items": {"$ref": "#/components/schemas/LoggedError"}}
+              "errors": {"type": "array", "items": {"$ref": "#/components/schemas/LoggedError"}},
+              "owner": {"type": "string", "description": "Cluster mode: the node that runs the pipeline"},
+              "epoch": {"type": "integer", "description": "Cluster mode: the owner's claim; writes of older claims are refused"}
+            }
+          },
+          "Cluster": {
+            "type": "object", "additionalProperties": false,
+            "required": ["node", "lease_seconds", "writable_seconds", "members", "pipelines", "history"],
+            "properties": {
+              "node": {"type": "string", "description": "The node that answered"},
+              "lease_seconds": {"type": "integer"},
+              "writable_seconds": {"type": "number", "minimum": 0, "description": "How long this node may still write without renewing its lease"},
+              "members": {"type": "array", "items": {"type": "object", "required": ["name", "pipelines"], "additionalProperties": false,
+                "properties": {"name": {"type": "string"}, "started": {"type": "string"}, "pipelines": {"type": "array", "items": {"type": "string"}}}}},
+              "pipelines": {"type": "array", "items": {"type": "object", "required": ["pipeline", "paused"], "additionalProperties": false,
+                "properties": {"pipeline": {"type": "string"}, "owner": {"type": "string"}, "epoch": {"type": "integer"}, "paused": {"type": "boolean"}}}},
+              "history": {"type": "array", "items": {"type": "object", "required": ["at", "pipeline", "action", "detail", "actor"], "additionalProperties": false,
+                "properties": {"at": {"type": "string"}, "pipeline": {"type": "string"}, "action": {"type": "string"}, "detail": {"type": "string"}, "actor": {"type": "string"}}}}
             }
           },
           "Sink": {

@@ -39,12 +39,13 @@ enum Templates {
     static let overview = """
     <h1>Pipelines</h1>
     <table class="pipelines">
-      <thead><tr><th>Pipeline</th><th>State</th><th>Read up to</th><th class="num">Changes read</th><th class="num">Lag</th><th class="num">Changes/s</th><th>Last minute</th></tr></thead>
+      <thead><tr><th>Pipeline</th><th>State</th>{{#clustered}}<th>Node</th>{{/clustered}}<th>Read up to</th><th class="num">Changes read</th><th class="num">Lag</th><th class="num">Changes/s</th><th>Last minute</th></tr></thead>
       <tbody>
       {{#pipelines}}
       <tr>
         <td><a href="/pipelines/{{path}}">{{name}}</a></td>
         <td><span class="state" data-path="{{name}}/state">{{state}}</span></td>
+        {{#clustered}}<td data-path="{{name}}/owner">{{owner}}</td>{{/clustered}}
         <td class="mono" data-path="{{name}}/read_position">{{readPosition}}</td>
         <td class="num" data-path="{{name}}/events_read" data-format="count">{{eventsRead}}</td>
         <td class="num" data-path="{{name}}/lag_seconds" data-format="seconds">{{lag}}</td>
@@ -55,6 +56,22 @@ enum Templates {
       </tbody>
     </table>
     {{^pipelines}}<p>No pipelines are configured.</p>{{/pipelines}}
+    {{#cluster}}
+    <h2>Cluster <small>answered by node {{node}}; lease {{leaseSeconds}} s, this node may write for {{writable}} more</small></h2>
+    <table class="members">
+      <thead><tr><th>Node</th><th>Started</th><th>Runs</th></tr></thead>
+      <tbody>
+      {{#members}}<tr><td>{{name}}</td><td class="mono">{{started}}</td><td>{{pipelines}}</td></tr>{{/members}}
+      </tbody>
+    </table>
+    <h2>Changes of owner</h2>
+    <table>
+      <thead><tr><th>At</th><th>Pipeline</th><th>What happened</th></tr></thead>
+      <tbody>
+      {{#history}}<tr><td class="mono">{{at}}</td><td>{{pipeline}}</td><td>{{detail}}</td></tr>{{/history}}
+      </tbody>
+    </table>
+    {{/cluster}}
     """
 
     static let pipeline = """

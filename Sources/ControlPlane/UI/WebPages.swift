@@ -43,9 +43,14 @@ struct WebPages {
             let token = try context.require(.viewer)
             let pipelines = await backend.pipelines().map { view -> [String: Any] in
                 ["name": view.name, "path": ControlContext.pathSegment(view.name), "state": view.state, "readPosition": view.readPosition ?? "—", "eventsRead": Self.count(Double(view.eventsRead)),
-                 "lag": Self.seconds(view.lagSeconds), "rate": Self.count(view.eventsPerSecond)]
+                 "lag": Self.seconds(view.lagSeconds), "rate": Self.count(view.eventsPerSecond), "owner": view.owner ?? "—"]
             }
-            return page("Pipelines", "overview", ["pipelines": pipelines], token: token)
+            var model: [String: Any] = ["pipelines": pipelines]
+            if let cluster = try? await backend.cluster() {
+                model["clustered"] = true
+                model["cluster"] = Self.model(cluster)
+            }
+            return page("Pipelines", "overview", model, token: token)
         }
         router.get("pipelines/:name") { _, context in
             let token = try context.require(.viewer)
@@ -56,6 +61,14 @@ struct WebPages {
             let audit = (try? await backend.auditLog(pipeline: name, limit: 20)) ?? []
             return page(name, "pipeline", ["page": Self.model(view, audit: audit, canOperate: token.role >= .operator)], token: token)
         }
+    }
+
+    static func model(_ cluster: ClusterView) -> [String: Any] {
+        [
+            "node": cluster.node, "leaseSeconds": cluster.leaseSeconds, "writable": seconds(cluster.writableSeconds),
+            "members": cluster.members.map { ["name": $0.name, "started": $0.started ?? "—", "pipelines": $0.pipelines.isEmpty ? "—" : $0.pipelines.joined(separator: ", ")] },
+            "history": cluster.history.prefix(20).map { ["at": $0.at, "pipeline": $0.pipeline, "detail": $0.detail] },
+        ]
     }
 
     func page(_ title: String, _ template: String, _ model: [String: Any], token: APIToken?) -> Response {
