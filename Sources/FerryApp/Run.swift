@@ -156,7 +156,7 @@ public enum Run {
             return { PostgresSink(configuration: settings, logger: logger) }
         case .mysql(let url, let password):
             let settings = MariaDBSink.Configuration(name: sinkName, pipeline: pipeline.name, connection: try MySQLConnectionConfiguration(url: url, password: password),
-                                                     targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane)
+                                                     targetTable: targetTable, schemaChanges: spec.schemaChanges, lane: lane, epoch: epoch)
             return { MariaDBSink(configuration: settings, logger: logger) }
         case .sqlite(let path):
             let settings = SQLiteSink.Configuration(name: sinkName, pipeline: pipeline.name, path: path, targetTable: targetTable,
@@ -177,7 +177,7 @@ public enum Run {
             let settings = try SearchSink.Configuration(name: sinkName, url: url, index: index, password: password)
             return { SearchSink(configuration: settings, logger: logger) }
         case .redis(let url, let password, let rules):
-            let settings = try RedisSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password, rules: rules)
+            let settings = try RedisSink.Configuration(name: sinkName, pipeline: pipeline.name, url: url, password: password, rules: rules, epoch: epoch)
             return { RedisSink(configuration: settings, logger: logger) }
         case .jsonl(let directory, let bytes, let age, let format):
             let settings = JSONLinesSink.Configuration(name: sinkName, directory: (directory as NSString).appendingPathComponent(pipeline.name),

@@ -61,5 +61,37 @@ extension Integration {
             #expect(try await sink.open() == SourcePosition.binlog(file: "it.000001", offset: 1000))
             try await sink.close()
         }
+
+        /// Cluster mode's fence in Redis: the new owner's session marks the epoch key when it
+        /// opens; the former owner's next batch is refused whole, nothing of it written, and a
+        /// session of the former epoch cannot open.
+        @Test func aFormerOwnersBatchesAreRefusedByEpoch() async throws {
+            _ = try redis(["FLUSHALL"])
+            func session(epoch: Int64) throws -> RedisSink {
+                RedisSink(configuration: try RedisSink.Configuration(
+                    name: "cache", pipeline: "fenced", url: try TestEnvironment.value("FERRY_REDIS_URL"),
+                    password: try TestEnvironment.value("FERRY_REDIS_PASSWORD"),
+                    rules: [RedisSink.TableRule(tables: "it.*", mode: .hash, key: "f:{id}")], epoch: epoch), logger: TestEnvironment.logger)
+            }
+            let former = try session(epoch: 40)
+            #expect(try await former.open() == nil)
+            try await former.apply([transaction(100, [(1, "former")])])
+            let current = try session(epoch: 41)
+            #expect(try await current.open() == SourcePosition.binlog(file: "it.000001", offset: 100))
+            #expect(try redis(["GET", "ferry:epoch:fenced:cache"]) == "41\n")
+            await #expect {
+                try await former.apply([transaction(200, [(1, "late"), (2, "late")])])
+            } throws: { error in
+                (error as? FerryError)?.code == .clusterFenced && "\(error)".contains("holds epoch 41")
+            }
+            try await current.apply([transaction(300, [(3, "current")])])
+            #expect(try redis(["HGET", "f:1", "v"]) == "former\n")
+            #expect(try redis(["EXISTS", "f:2"]) == "0\n", "nothing of the refused batch")
+            #expect(try redis(["HGET", "f:3", "v"]) == "current\n")
+            #expect(try await current.open() == SourcePosition.binlog(file: "it.000001", offset: 300))
+            await #expect(throws: FerryError.self) { _ = try await session(epoch: 40).open() }
+            try await former.close()
+            try await current.close()
+        }
     }
 }

@@ -18,16 +18,21 @@ public actor MariaDBSink: SinkSession {
         public var schemaChanges: SchemaChangePolicy
         /// The lane this instance writes (its own `ferry_offsets` row). Default 0.
         public var lane: Int
+        /// Cluster mode: the epoch of this node's claim on the pipeline. The session marks its
+        /// `ferry_offsets` row with it when it opens, and every transaction first locks that row
+        /// and is refused when it holds a newer epoch (a newer owner's).
+        public var epoch: Int64?
 
         public init(name: String, pipeline: String, connection: MySQLConnectionConfiguration,
                     targetTable: @escaping @Sendable (TableName) -> String = { $0.table }, schemaChanges: SchemaChangePolicy = SchemaChangePolicy(),
-                    lane: Int = 0) {
+                    lane: Int = 0, epoch: Int64? = nil) {
             self.name = name
             self.pipeline = pipeline
             self.connection = connection
             self.targetTable = targetTable
             self.schemaChanges = schemaChanges
             self.lane = lane
+            self.epoch = epoch
         }
     }
 
@@ -52,19 +57,30 @@ public actor MariaDBSink: SinkSession {
             throw FerryError(code: .configInvalid, message: "sink \(name): the URL names no database",
                              fix: "use mysql://USER@HOST:PORT/DATABASE")
         }
-        let pipeline = configuration.pipeline, sink = name, lane = configuration.lane
+        let row = offsetsRow, fence = self.fence
         return try await Self.withSession(configuration.connection, logger: logger, sink: name, interrupter: interrupter) { connection in
             try await connection.execute("""
                 CREATE TABLE IF NOT EXISTS ferry_offsets (pipeline VARCHAR(190) NOT NULL, sink VARCHAR(190) NOT NULL, lane INT NOT NULL,
-                  position TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY KEY (pipeline, sink, lane)) ENGINE=InnoDB
+                  position TEXT NOT NULL, updated_at DATETIME(6) NOT NULL, epoch BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (pipeline, sink, lane)) ENGINE=InnoDB
                 """)
-            var literal = ""
-            MySQLLiteral.appendQuoted(pipeline, to: &literal)
-            var sinkLiteral = ""
-            MySQLLiteral.appendQuoted(sink, to: &sinkLiteral)
-            let result = try await connection.query("SELECT position FROM ferry_offsets WHERE pipeline = \(literal) AND sink = \(sinkLiteral) AND lane = \(lane)")
+            if let fence { try await fence.take(connection) }
+            let result = try await connection.query("SELECT position FROM ferry_offsets WHERE \(row)")
+            // A row made by `take` before any position holds none ('').
             return result.rows.first?[0].flatMap(SourcePosition.init(persistedJSON:))
         }
+    }
+
+    /// `pipeline = … AND sink = … AND lane = …`: this session's `ferry_offsets` row.
+    var offsetsRow: String {
+        var row = "pipeline = "
+        MySQLLiteral.appendQuoted(configuration.pipeline, to: &row)
+        row += " AND sink = "
+        MySQLLiteral.appendQuoted(name, to: &row)
+        return row + " AND lane = \(configuration.lane)"
+    }
+
+    var fence: EpochFence? {
+        configuration.epoch.map { EpochFence(epoch: $0, pipeline: configuration.pipeline, sink: name, lane: configuration.lane, row: offsetsRow) }
     }
 
     public func close() async throws {}
@@ -93,7 +109,7 @@ public actor MariaDBSink: SinkSession {
         offsets += ", UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)"
         let before = tableSchema
         do {
-            tableSchema = try await Self.write(operations.groups, offsets: offsets, database: database, schema: tableSchema,
+            tableSchema = try await Self.write(operations.groups, offsets: offsets, fence: fence, database: database, schema: tableSchema,
                                                targetTable: configuration.targetTable, connection: configuration.connection, logger: logger, sink: name,
                                                interrupter: interrupter)
         } catch {
@@ -106,7 +122,9 @@ public actor MariaDBSink: SinkSession {
     /// Applies the groups and the offsets row in one transaction. DDL (creating tables, schema
     /// changes) commits implicitly in MariaDB and MySQL, so the rows before it commit early —
     /// harmless, as replaying them changes nothing — and every DDL step checks the target first.
-    static func write(_ groups: [RowOperations.Group], offsets: String, database: String, schema: TargetSchema,
+    /// In cluster mode (`fence`) every transaction begins by locking the offsets row and checking
+    /// its epoch, and every schema change is preceded by the check.
+    static func write(_ groups: [RowOperations.Group], offsets: String, fence: EpochFence?, database: String, schema: TargetSchema,
                       targetTable: (TableName) -> String, connection configuration: MySQLConnectionConfiguration,
                       logger: Logger, sink: String, interrupter: ConnectionInterrupter) async throws -> TargetSchema {
         try await withSession(configuration, logger: logger, sink: sink, interrupter: interrupter) { connection in
@@ -127,18 +145,22 @@ public actor MariaDBSink: SinkSession {
                 return TargetTable(columns: columns.map { TargetColumn(name: $0[0] ?? "", type: $0[1] ?? "", notNull: $0[2] == "NO") },
                                    key: key.compactMap { $0[0] })
             }
+            let begin = {
+                try await connection.execute("START TRANSACTION")
+                if let fence { try await fence.check(connection, locking: true) }
+                open = true
+            }
             let ddl: (String) async throws -> Void = { sql in
+                // DDL commits what came before it and cannot be rolled back: checked first.
+                if let fence { try await fence.check(connection, locking: false) }
                 try await connection.execute(sql)
                 open = false
             }
             try await schema.apply(groups, sink: sink, targetTable: targetTable, describe: describe, execute: ddl, logger: logger) { group in
-                if !open {
-                    try await connection.execute("START TRANSACTION")
-                    open = true
-                }
+                if !open { try await begin() }
                 try await connection.execute(statement(for: group))
             }
-            if !open { try await connection.execute("START TRANSACTION") }
+            if !open { try await begin() }
             try await connection.execute(offsets)
             try await connection.execute("COMMIT")
             return schema
@@ -302,4 +324,45 @@ extension MariaDBSink {
         .schemaChanges,
         .lanes,
     ]
+}
+
+/// Cluster mode's fence in a MariaDB/MySQL target: the epoch of the session's claim, checked
+/// against the one in its `ferry_offsets` row.
+struct EpochFence: Sendable {
+    let epoch: Int64
+    let pipeline: String
+    let sink: String
+    let lane: Int
+    /// The row's `WHERE` condition.
+    let row: String
+
+    /// Marks the row with this epoch (making it if there is none yet, without a position), unless
+    /// a newer owner's epoch is there: then refuses.
+    func take(_ connection: MySQLConnection) async throws {
+        // Added once to a table made before cluster mode (ALTER locks every pipeline's commits).
+        let column = try await connection.query("""
+            SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ferry_offsets' AND COLUMN_NAME = 'epoch'
+            """)
+        if column.rows.isEmpty {
+            try await connection.execute("ALTER TABLE ferry_offsets ADD COLUMN IF NOT EXISTS epoch BIGINT NOT NULL DEFAULT 0")
+        }
+        var values = ""
+        MySQLLiteral.appendQuoted(pipeline, to: &values)
+        values += ", "
+        MySQLLiteral.appendQuoted(sink, to: &values)
+        try await connection.execute("""
+            INSERT INTO ferry_offsets (pipeline, sink, lane, position, updated_at, epoch) VALUES (\(values), \(lane), '', UTC_TIMESTAMP(6), \(epoch))
+            ON DUPLICATE KEY UPDATE epoch = IF(epoch <= VALUES(epoch), VALUES(epoch), epoch)
+            """)
+        try await check(connection, locking: false)
+    }
+
+    /// Refuses to go on when the row holds a newer epoch. `locking` holds the row until the
+    /// transaction ends, so a newer owner's `take` waits for it and every later check sees it.
+    func check(_ connection: MySQLConnection, locking: Bool) async throws {
+        let stored = try await connection.query("SELECT epoch FROM ferry_offsets WHERE \(row)\(locking ? " FOR UPDATE" : "")").rows.first?[0]
+        guard let stored, let value = Int64(stored), value > epoch else { return }
+        throw FerryError.fenced("sink \(sink) refused a write of pipeline \(pipeline) at epoch \(epoch): the target's ferry_offsets holds epoch \(stored), a newer owner's",
+                                context: [("pipeline", pipeline), ("sink", sink), ("lane", String(lane))])
+    }
 }

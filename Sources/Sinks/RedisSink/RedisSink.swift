@@ -12,6 +12,11 @@ import NIOCore
 /// last position: data and position change together or not at all, so after a crash the sink
 /// resumes exactly after what Redis holds — hashes and strings are rewritten whole, and stream
 /// entries are never added twice.
+///
+/// Cluster mode fences by epoch: the session sets `ferry:epoch:<pipeline>:<sink>` to its claim's
+/// epoch when it opens (unless a newer one is there), and each batch `WATCH`es that key, reads
+/// it, and sends its one `MULTI … EXEC` only while it is not newer; a newer owner's mark in
+/// between makes Redis drop the whole `EXEC`.
 public actor RedisSink: SinkSession {
     public enum Mode: String, Sendable, CaseIterable {
         case hash, json, stream
@@ -50,9 +55,11 @@ public actor RedisSink: SinkSession {
         public var password: String?
         /// First match wins; tables no rule matches are JSON strings under `{db}.{table}:{key}`.
         public var rules: [TableRule]
+        /// Cluster mode: the epoch of this node's claim on the pipeline.
+        public var epoch: Int64?
 
         public init(name: String, pipeline: String, host: String, port: Int = 6379, database: Int = 0, username: String? = nil,
-                    password: String? = nil, rules: [TableRule] = []) {
+                    password: String? = nil, rules: [TableRule] = [], epoch: Int64? = nil) {
             self.name = name
             self.pipeline = pipeline
             self.host = host
@@ -61,10 +68,11 @@ public actor RedisSink: SinkSession {
             self.username = username
             self.password = password
             self.rules = rules
+            self.epoch = epoch
         }
 
         /// `redis://[user@]host[:port][/db]`.
-        public init(name: String, pipeline: String, url: String, password: String?, rules: [TableRule]) throws {
+        public init(name: String, pipeline: String, url: String, password: String?, rules: [TableRule], epoch: Int64? = nil) throws {
             guard let components = URLComponents(string: url), components.scheme == "redis", let host = components.host, !host.isEmpty else {
                 throw FerryError(code: .configInvalid, message: "'\(Secrets.redactedURL(url))' is not a Redis URL", fix: "use redis://[user@]host[:port][/db]")
             }
@@ -73,7 +81,7 @@ public actor RedisSink: SinkSession {
                 throw FerryError(code: .configInvalid, message: "'\(path)' in \(Secrets.redactedURL(url)) is not a database number", fix: "use redis://host:6379/0")
             }
             self.init(name: name, pipeline: pipeline, host: host, port: components.port ?? 6379, database: Int(path) ?? 0,
-                      username: components.user, password: password ?? components.password, rules: rules)
+                      username: components.user, password: password ?? components.password, rules: rules, epoch: epoch)
         }
     }
 
@@ -91,6 +99,7 @@ public actor RedisSink: SinkSession {
     }
 
     var offsetsKey: String { "ferry:offsets:\(configuration.pipeline):\(name)" }
+    var epochKey: String { "ferry:epoch:\(configuration.pipeline):\(name)" }
 
     private func connected() async throws -> RedisConnection {
         if let connection, !connection.isClosed { return connection }
@@ -122,6 +131,7 @@ public actor RedisSink: SinkSession {
 
     public func open() async throws -> SourcePosition? {
         let connection = try await connected()
+        if let epoch = configuration.epoch { try await take(epoch, on: connection) }
         let reply: RESPValue
         do {
             reply = try await connection.send(["GET", offsetsKey])
@@ -133,6 +143,40 @@ public actor RedisSink: SinkSession {
         case .error(let message): throw RedisSinkError.refused(sink: name, command: "GET", message: message)
         default: return nil
         }
+    }
+
+    /// Marks the epoch key with this session's epoch unless a newer owner's is there.
+    private func take(_ epoch: Int64, on connection: RedisConnection) async throws {
+        while true {
+            try await watchEpoch(epoch, on: connection)
+            let replies: [RESPValue]
+            do {
+                replies = try await connection.send([["MULTI"], ["SET", epochKey, String(epoch)], ["EXEC"]].map { $0.map { Array($0.utf8) } })
+            } catch {
+                throw lost(error)
+            }
+            // A null EXEC: the key changed since WATCH; look again.
+            if case .array(_?) = replies.last { return }
+        }
+    }
+
+    /// `WATCH`es the epoch key and refuses when it holds a newer epoch than this session's.
+    private func watchEpoch(_ epoch: Int64, on connection: RedisConnection) async throws {
+        let replies: [RESPValue]
+        do {
+            replies = try await connection.send([["WATCH", epochKey], ["GET", epochKey]].map { $0.map { Array($0.utf8) } })
+        } catch {
+            throw lost(error)
+        }
+        if case .error(let message) = replies.first { throw RedisSinkError.refused(sink: name, command: "WATCH", message: message) }
+        guard let stored = replies.last?.text.flatMap({ Int64($0) }), stored > epoch else { return }
+        _ = try? await connection.send(["UNWATCH"])
+        throw fenced(epoch, stored: stored)
+    }
+
+    private func fenced(_ epoch: Int64, stored: Int64) -> FerryError {
+        .fenced("sink \(name) refused a write of pipeline \(configuration.pipeline) at epoch \(epoch): Redis's \(epochKey) holds epoch \(stored), a newer owner's",
+                context: [("pipeline", configuration.pipeline), ("sink", name)])
     }
 
     public func close() async throws {
@@ -183,8 +227,9 @@ public actor RedisSink: SinkSession {
         // last transaction it ends, sent while the next is encoded so that Redis runs one piece
         // while ferry writes the next. A transaction larger than a piece spans several; a replay
         // after a crash rewrites the same values. Stream entries must never be added twice: a
-        // batch with any is one piece.
-        let splittable = streams.isEmpty
+        // batch with any is one piece. So is a fenced batch: EXEC ends a WATCH, which guards one.
+        if let epoch = configuration.epoch { try await watchEpoch(epoch, on: connection) }
+        let splittable = streams.isEmpty && configuration.epoch == nil
         var piece = RedisPiece()
         var scratch: [UInt8] = []
         var pieces: [(replies: EventLoopFuture<[RESPValue]>, origins: [ChangeEvent?])] = []
@@ -218,6 +263,11 @@ public actor RedisSink: SinkSession {
                 replies = try await answer.get()
             } catch {
                 throw lost(error)
+            }
+            if let epoch = configuration.epoch, case .array(nil) = replies.last {
+                // The epoch key changed after WATCH: a newer owner marked it.
+                let stored = try? await connection.send(["GET", epochKey])
+                throw fenced(epoch, stored: stored?.text.flatMap { Int64($0) } ?? 0)
             }
             try check(replies, origins: origins)
         }
