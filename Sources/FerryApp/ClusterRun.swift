@@ -156,7 +156,7 @@ final class ClusterService: Service, Sendable {
 
     private func coordinate() async throws {
         let names = configuration.pipelines.map(\.name)
-        var view = MemberView(membersPrefix: node.prefix + "members/")
+        var view = MemberView()
         var owned: [String: Owned] = [:]
         var holdUntil: [String: ContinuousClock.Instant] = [:]
         var finished: Set<String> = []
