@@ -199,9 +199,11 @@ public final class ClusterNode: Sendable {
         try await client.delete(prefix + "control/paused/" + pipeline) > 0
     }
 
-    /// Asks the node `pipeline` is planned for to restart it.
-    public func requestRestart(_ pipeline: String, actor: String) async throws {
-        _ = try await client.put(prefix + "control/restart/" + pipeline, Array(actor.utf8))
+    /// Asks the node that runs `pipeline` (or the one it is planned for) to restart it; false,
+    /// and nothing asked, while it is paused.
+    public func requestRestart(_ pipeline: String, actor: String) async throws -> Bool {
+        try await client.txn([.absent(prefix + "control/paused/" + pipeline)],
+                             success: [.put(prefix + "control/restart/" + pipeline, Array(actor.utf8))]).succeeded
     }
 
     /// Deletes the restart request seen at `revision` (a newer one stays for the next round).

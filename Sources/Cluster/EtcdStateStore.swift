@@ -10,7 +10,8 @@ import Foundation
 /// - `state/P/safe`, `state/P/sinks/SINK`, `state/P/rewinds/SINK`, `state/P/progress`;
 /// - `state/P/snapshot/TABLE`, `state/P/chunks/TABLE/INDEX` (index zero-padded: key order);
 /// - `state/P/owner` — the last claim of P and whether it was handed back;
-/// - `audit/P/MILLIS-NODE-N` (`*` for entries of no pipeline: tokens);
+/// - `audit/P/MILLIS-NODE-N` (`*` for entries of no pipeline: tokens), and the claims and
+///   hand-backs again under `history/P/…`, so the cluster's history is read without the log;
 /// - `tokens/NAME` — an API token's role and SHA-256.
 ///
 /// **Fencing.** Once a node owns P at an epoch (`bind`), every write for P is a transaction that
@@ -269,7 +270,16 @@ public actor EtcdStateStore: OperatorStore {
     }
 
     public func auditLog(pipeline: String?, limit: Int) async throws -> [AuditRecord] {
-        let folder = "\(prefix)audit/"
+        try await entries(in: "audit", pipeline: pipeline, limit: limit)
+    }
+
+    /// Claims and hand-backs of every pipeline, newest first.
+    public func ownershipHistory(limit: Int) async throws -> [AuditRecord] {
+        try await entries(in: "history", pipeline: nil, limit: limit)
+    }
+
+    private func entries(in name: String, pipeline: String?, limit: Int) async throws -> [AuditRecord] {
+        let folder = "\(prefix)\(name)/"
         let scope = folder + (pipeline.map { escape($0) + "/" } ?? "")
         let range = try await etcd { try await self.client.get(prefix: scope) }
         var entries: [(revision: Int64, record: AuditRecord)] = []
@@ -282,13 +292,20 @@ public actor EtcdStateStore: OperatorStore {
         return entries.sorted { $0.revision > $1.revision }.prefix(limit).map(\.record)
     }
 
-    /// Deletes all but the newest `keep` audit entries of `pipeline` (keys sort by time).
+    /// Deletes all but the newest `keep` entries of `pipeline`'s audit log (and of its ownership
+    /// history, which keeps a tenth as many). Newest by etcd's order of writes, not by the
+    /// writers' clocks.
     public func trimAudit(pipeline: String, keeping keep: Int) async throws {
-        let folder = Array("\(prefix)audit/\(escape(pipeline))/".utf8)
-        let range = try await etcd { try await self.client.range(key: folder, rangeEnd: etcdPrefixEnd(folder)) }
-        guard range.keyValues.count > keep else { return }
-        let firstKept = range.keyValues.map(\.key).sorted { $0.lexicographicallyPrecedes($1) }[range.keyValues.count - keep]
-        _ = try await etcd { try await self.client.txn([], success: [.delete(key: folder, rangeEnd: firstKept)]) }
+        for (folder, kept) in [("audit", keep), ("history", max(1, keep / 10))] {
+            let scope = Array("\(prefix)\(folder)/\(escape(pipeline))/".utf8)
+            let range = try await etcd { try await self.client.range(key: scope, rangeEnd: etcdPrefixEnd(scope)) }
+            let oldest = range.keyValues.sorted { $0.createRevision < $1.createRevision }.dropLast(kept)
+            // etcd takes at most 128 operations in one transaction by default.
+            for start in stride(from: 0, to: oldest.count, by: 100) {
+                let operations = oldest.dropFirst(start).prefix(100).map { EtcdOperation.delete(key: $0.key, rangeEnd: nil) }
+                _ = try await etcd { try await self.client.txn([], success: Array(operations)) }
+            }
+        }
     }
 
     private func tokenKey(_ name: String) -> String { "\(prefix)tokens/\(escape(name))" }
@@ -336,7 +353,9 @@ public actor EtcdStateStore: OperatorStore {
         let previous = stored.flatMap { try? JSONDecoder().decode(OwnerRecord.self, from: Data($0.value)) }
         let record = OwnerRecord(node: node, epoch: epoch, at: WallClock.iso8601UTC(), released: false)
         try await write(pipeline, [.put(key, try JSONEncoder().encode(record).bytes),
-                                   auditEntry(pipeline: pipeline, action: "claim", detail: OwnerRecord.describe(claim: record, after: previous), actor: "ferry")])
+                                   auditEntry(pipeline: pipeline, action: "claim", detail: OwnerRecord.describe(claim: record, after: previous), actor: "ferry"),
+                                   auditEntry(pipeline: pipeline, action: "claim", detail: OwnerRecord.describe(claim: record, after: previous), actor: "ferry",
+                                              folder: "history")])
         return previous
     }
 
@@ -345,7 +364,9 @@ public actor EtcdStateStore: OperatorStore {
         guard let epoch = epochs[pipeline] else { return }
         let record = OwnerRecord(node: node, epoch: epoch, at: WallClock.iso8601UTC(), released: true)
         try await write(pipeline, [.put(stateKey(pipeline, "owner"), try JSONEncoder().encode(record).bytes),
-                                   auditEntry(pipeline: pipeline, action: "release", detail: "node \(node) handed it back (epoch \(epoch))", actor: "ferry")])
+                                   auditEntry(pipeline: pipeline, action: "release", detail: "node \(node) handed it back (epoch \(epoch))", actor: "ferry"),
+                                   auditEntry(pipeline: pipeline, action: "release", detail: "node \(node) handed it back (epoch \(epoch))", actor: "ferry",
+                                              folder: "history")])
     }
 
     // MARK: Writing
@@ -382,11 +403,13 @@ public actor EtcdStateStore: OperatorStore {
                                 context: [("pipeline", pipeline), ("node", node)])
     }
 
-    private func auditEntry(pipeline: String, action: String, detail: String, actor: String) -> EtcdOperation {
+    /// An entry of the audit log, or (`folder: "history"`) of the ownership history, under a
+    /// key that sorts by time.
+    private func auditEntry(pipeline: String, action: String, detail: String, actor: String, folder: String = "audit") -> EtcdOperation {
         auditSequence += 1
         let millis = Int64(Date().timeIntervalSince1970 * 1000)
         let entry = StoredAudit(at: WallClock.iso8601UTC(), action: action, detail: detail, actor: actor, node: node)
-        let key = "\(prefix)audit/\(escape(pipeline))/\(String(format: "%013lld", millis))-\(escape(node))-\(auditSequence)"
+        let key = "\(prefix)\(folder)/\(escape(pipeline))/\(String(format: "%013lld", millis))-\(escape(node))-\(String(format: "%010d", auditSequence))"
         return .put(key, (try? JSONEncoder().encode(entry).bytes) ?? [])
     }
 

@@ -399,9 +399,11 @@ public final class EtcdClient: Sendable {
         throw EtcdError.server(operation: operation, endpoint: endpoint, code: code, message: message)
     }
 
-    /// Unavailable (no leader, leader changed, timed out), deadline exceeded, too many requests.
+    /// Unavailable (no leader, leader changed, timed out), deadline exceeded, too many requests,
+    /// and a gateway whose own connection to its member is closing (the member is stopping).
     private func isRetriable(code: Int, message: String) -> Bool {
         code == 14 || code == 4 || (code == 8 && message.contains("too many requests"))
+            || (code == 1 && message.contains("client connection is closing"))
     }
 
     /// A refusal a new token cures: the token expired on that member, or users and roles changed

@@ -44,21 +44,27 @@ final class ClusterControl: ControlBackend, Service {
         }
     }
 
-    /// Builds the views of this node's pipelines (publishing them when asked), takes the other
-    /// owners' from etcd, and shows the rest as paused or unowned with their saved positions.
+    /// Builds the views of this node's pipelines, and of those whose run failed here and that
+    /// no node runs yet (publishing them when asked), takes the others' from etcd, and shows the
+    /// rest as paused or unowned with their saved positions.
     func refresh(publishing: Bool) async {
         let runs = board.runs.withLockedValue { $0 }
         let picture = board.picture.withLockedValue { $0 }
+        let failed = board.failed.withLockedValue { $0 }
         var local: [PipelineView] = []
+        var failedHere: [PipelineView] = []
         for spec in configuration.pipelines {
-            guard let run = runs[spec.name] else { continue }
-            var view = await figures.view(spec, state: run.stopping ? "stopping" : "running", progress: run.runner.live.progress,
-                                          logEnd: run.runner.sourceLogEnd, store: store, retention: nil)
-            view.owner = node.name
-            view.epoch = run.epoch
-            local.append(view)
+            if let run = runs[spec.name] {
+                var view = await figures.view(spec, state: run.stopping ? "stopping" : "running", progress: run.runner.live.progress,
+                                              logEnd: run.runner.sourceLogEnd, store: store, retention: nil)
+                view.owner = node.name
+                view.epoch = run.epoch
+                local.append(view)
+            } else if failed[spec.name] != nil, picture.owners[spec.name] == nil {
+                failedHere.append(await figures.view(spec, state: "failed", progress: nil, logEnd: nil, store: store, retention: nil))
+            }
         }
-        if publishing, let encoded = try? JSONEncoder().encode(local) {
+        if publishing, let encoded = try? JSONEncoder().encode(local + failedHere) {
             do {
                 try await node.publish(view: [UInt8](encoded))
             } catch {
@@ -67,13 +73,14 @@ final class ClusterControl: ControlBackend, Service {
         }
         var remote: [String: PipelineView] = [:]
         for (member, bytes) in (try? await node.publishedViews()) ?? [:] where member != node.name {
-            for view in (try? JSONDecoder().decode([PipelineView].self, from: Data(bytes))) ?? [] where picture.owners[view.name]?.node == member {
+            for view in (try? JSONDecoder().decode([PipelineView].self, from: Data(bytes))) ?? []
+            where picture.owners[view.name]?.node == member || (view.state == "failed" && picture.owners[view.name] == nil) {
                 remote[view.name] = view
             }
         }
         var all: [PipelineView] = []
         for spec in configuration.pipelines {
-            if let view = local.first(where: { $0.name == spec.name }) ?? remote[spec.name] {
+            if let view = (local + failedHere).first(where: { $0.name == spec.name }) ?? remote[spec.name] {
                 all.append(view)
                 continue
             }
@@ -120,6 +127,10 @@ final class ClusterControl: ControlBackend, Service {
             throw ControlRequestError(.conflict, "pipeline \(pipeline) is paused already")
         }
         try await store.audit(pipeline: pipeline, action: "pause", detail: "pause requested through node \(node.name)", actor: actor)
+        // No run to stop and record it: recorded here, so `ferry status` reads it as paused.
+        if try await etcd({ try await self.node.owners()[pipeline] == nil }) {
+            try await store.audit(pipeline: pipeline, action: "stop", detail: "paused while no node ran it", actor: "ferry")
+        }
         await refresh(publishing: false)
     }
 
@@ -134,10 +145,9 @@ final class ClusterControl: ControlBackend, Service {
 
     func restart(pipeline: String, actor: String) async throws {
         try known(pipeline)
-        if board.picture.withLockedValue({ $0.controls.paused[pipeline] != nil }) {
+        guard try await etcd({ try await self.node.requestRestart(pipeline, actor: actor) }) else {
             throw ControlRequestError(.conflict, "pipeline \(pipeline) is paused; resume it to run it again")
         }
-        try await etcd { try await self.node.requestRestart(pipeline, actor: actor) }
         try await store.audit(pipeline: pipeline, action: "restart", detail: "restart requested through node \(node.name)", actor: actor)
     }
 
@@ -145,9 +155,10 @@ final class ClusterControl: ControlBackend, Service {
         try await OperatorRequests.snapshot(configuration: configuration, pipeline: pipeline, tables: tables, store: store, actor: actor, logger: logger)
     }
 
+    /// A paused pipeline is not restarted: the rewind applies when it is resumed.
     func rewind(pipeline: String, sink: String, position: String, actor: String) async throws {
         try await OperatorRequests.rewind(configuration: configuration, pipeline: pipeline, sink: sink, position: position, store: store, actor: actor)
-        try await restart(pipeline: pipeline, actor: actor)
+        _ = try await etcd { try await self.node.requestRestart(pipeline, actor: actor) }
     }
 
     func auditLog(pipeline: String?, limit: Int) async throws -> [AuditEntryView] {
@@ -181,7 +192,7 @@ final class ClusterControl: ControlBackend, Service {
             ClusterView.Ownership(pipeline: spec.name, owner: picture.owners[spec.name]?.node, epoch: picture.owners[spec.name]?.epoch,
                                   paused: picture.controls.paused[spec.name] != nil)
         }
-        let history = try await store.auditLog(pipeline: nil, limit: Int.max).filter { ["claim", "release"].contains($0.action) }.prefix(100).map {
+        let history = try await store.ownershipHistory(limit: 100).map {
             AuditEntryView(at: $0.at, pipeline: $0.pipeline, action: $0.action, detail: $0.detail, actor: $0.actor)
         }
         return ClusterView(node: node.name, leaseSeconds: Int(node.leaseSeconds), writableSeconds: Self.seconds(node.writeWindow()),

@@ -59,16 +59,23 @@ enum ClusterRun {
     }
 
     /// SQLite and JSON-lines targets live on one node's disk: another node taking the pipeline
-    /// over could not see them.
+    /// over could not see them. A JSON-lines directory declared `shared` is on a file system every
+    /// node mounts.
     static func refuseNodeLocalSinks(_ configuration: FerryConfiguration) throws {
         for pipeline in configuration.pipelines {
             for sinkName in pipeline.sinks + (pipeline.deadLetterSink.map { [$0] } ?? []) {
-                switch configuration.sinks[sinkName]?.kind {
-                case .sqlite?, .jsonl?:
+                guard let sink = configuration.sinks[sinkName] else { continue }
+                switch sink.kind {
+                case .sqlite:
                     throw FerryError(code: .configInvalid,
                                      message: "sink \(sinkName) writes to this node's disk, which the node that takes pipeline \(pipeline.name) over cannot see",
                                      context: [("file", configuration.file), ("pipeline", pipeline.name), ("sink", sinkName)],
                                      fix: "in cluster mode use a shared target (PostgreSQL, MariaDB, Redis, NATS, ClickHouse, search, webhook), or run this pipeline without cluster:")
+                case .jsonl(let directory, _, _, _) where !sink.sharedDirectory:
+                    throw FerryError(code: .configInvalid,
+                                     message: "sink \(sinkName) writes to \(directory) on this node's disk, which the node that takes pipeline \(pipeline.name) over cannot see",
+                                     context: [("file", configuration.file), ("pipeline", pipeline.name), ("sink", sinkName)],
+                                     fix: "put the directory on a file system every node mounts at the same path and set shared: true on the sink, or use a shared target (PostgreSQL, MariaDB, Redis, NATS, ClickHouse, search, webhook)")
                 default: break
                 }
             }
@@ -98,6 +105,9 @@ final class ClusterBoard: Sendable {
 
     let runs = NIOLockedValueBox<[String: LocalRun]>([:])
     let picture = NIOLockedValueBox<Picture>(Picture())
+    /// Pipelines whose last run on this node failed and that wait out their cool-down, with the
+    /// error; shown as `failed` until a node claims them.
+    let failed = NIOLockedValueBox<[String: String]>([:])
 }
 
 /// The node's loop: one task owns every decision (what runs, what is claimed); pipelines run as
@@ -186,7 +196,7 @@ final class ClusterService: Service, Sendable {
                     if (error as? FerryError)?.code == .clusterFenced {
                         Counter(label: "ferry_cluster_fencing_rejections_total", dimensions: [("pipeline", name)]).increment()
                     }
-                    if leaseFailure == nil, error == nil, ended.stopping != nil || draining {
+                    if leaseFailure == nil, error == nil {
                         try? await store.recordRelease(pipeline: name)
                     }
                     try? await store.unbind(pipeline: name)
@@ -196,10 +206,15 @@ final class ClusterService: Service, Sendable {
                         logger.notice("pipeline stopped with the lease", metadata: metadata)
                     } else if let error, ended.stopping == nil || (error as? FerryError)?.code == .clusterFenced {
                         logger.error("pipeline stopped on this node; another node may take it", metadata: metadata.merging([LoggingKeys.error: .error(error)]) { $1 })
+                        // For `ferry status` and every node's API, as a process alone records it.
+                        try? await store.audit(pipeline: name, action: "error", detail: ErrorReport.line(error), actor: "ferry")
                         // Refused only because the lease was late to renew: claim it again at once
                         // if the lease lives on; any other failure waits a cool-down.
                         let fencedOnly = (error as? FerryError)?.code == .clusterFenced && node.isWritable
-                        if !fencedOnly { holdUntil[name] = .now + coolDown }
+                        if !fencedOnly {
+                            holdUntil[name] = .now + coolDown
+                            board.failed.withLockedValue { $0[name] = ErrorReport.line(error) }
+                        }
                     } else if ended.stopping == .restart {
                         logger.notice("pipeline stopped for a restart", metadata: metadata)
                     } else if ended.stopping == .pause {
@@ -231,7 +246,8 @@ final class ClusterService: Service, Sendable {
                         await rebalance(names: names, view: &view, owned: &owned, holdUntil: &holdUntil, finished: &finished, group: &group)
                         ticks += 1
                         if ticks % 120 == 0 {
-                            for name in owned.keys { try? await store.trimAudit(pipeline: name, keeping: Self.auditEntriesKept) }
+                            // Each owner trims its pipelines' logs; every node the log of no pipeline (tokens).
+                            for name in owned.keys + ["*"] { try? await store.trimAudit(pipeline: name, keeping: Self.auditEntriesKept) }
                         }
                     }
                     group.addTask {
@@ -269,6 +285,8 @@ final class ClusterService: Service, Sendable {
                 $0 = ClusterBoard.Picture(members: members, owners: claims.mapValues { ClusterBoard.Claimed(node: $0.node, epoch: $0.epoch) },
                                           controls: controls)
             }
+            // A failure here is old news once a node runs the pipeline again.
+            board.failed.withLockedValue { failed in failed = failed.filter { claims[$0.key] == nil } }
             // A paused pipeline is planned for no node.
             let plan = PipelineAssignment.assign(pipelines: names.filter { controls.paused[$0] == nil }, members: view.ages(at: now), coolDown: coolDown)
             // Claims of this node that nothing runs (a release that failed, a claim whose answer
@@ -314,6 +332,7 @@ final class ClusterService: Service, Sendable {
                     logger.notice("pipeline failed over to this node", metadata: [
                         LoggingKeys.pipeline: "\(name)", "ferry.from": "\(previous.node)", "ferry.from_epoch": "\(previous.epoch)"])
                 }
+                board.failed.withLockedValue { _ = $0.removeValue(forKey: name) }
                 let stop = StopSignal()
                 owned[name] = Owned(stop: stop, epoch: epoch, runner: runner)
                 logger.notice("pipeline claimed; running it", metadata: [LoggingKeys.pipeline: "\(name)", "ferry.epoch": "\(epoch)"])

@@ -22,7 +22,7 @@ extension FerryConfiguration {
             case .sqlite(let path): out["type"] = "sqlite"; out["path"] = path
             case .jsonl(let directory, let bytes, let age, let format):
                 out["type"] = "jsonl"; out["directory"] = directory; out["max_file_bytes"] = bytes; out["max_file_age_seconds"] = age
-                out["format"] = format.rawValue
+                out["format"] = format.rawValue; out["shared"] = sink.sharedDirectory
             case .mysql(let url, let password):
                 out["type"] = "mysql"; out["url"] = Secrets.redactedURL(url)
                 if password != nil { out["password"] = Self.redacted }
@@ -79,6 +79,14 @@ extension FerryConfiguration {
             root["server"] = out
         } else {
             root["server"] = ["listen": "off"]
+        }
+        if let cluster {
+            var etcd: [String: Any] = ["endpoints": cluster.endpoints.map(Secrets.redactedURL), "prefix": cluster.prefix]
+            if let user = cluster.user { etcd["user"] = user }
+            if cluster.password != nil { etcd["password"] = Self.redacted }
+            if let ca = cluster.caFile { etcd["tls"] = ["ca": ca, "cert": cluster.certificateFile ?? "", "key": cluster.keyFile ?? ""] }
+            root["cluster"] = ["node": cluster.node, "lease_seconds": cluster.leaseSeconds, "etcd": etcd]
+            root["state"] = ["etcd": cluster.prefix]
         }
         let data = (try? JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)

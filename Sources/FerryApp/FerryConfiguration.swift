@@ -63,6 +63,9 @@ public struct FerryConfiguration: Sendable {
         public var schemaChanges = SchemaChangePolicy()
         /// Parallel lanes (PostgreSQL, MariaDB/MySQL); `lanes`'s declared default.
         public var lanes = Int(SinkSetting.lanes.defaultValue ?? "")!
+        /// JSON lines: the directory is on a file system every cluster node mounts at the same
+        /// path, so cluster mode may use the sink.
+        public var sharedDirectory = false
     }
 
     public struct Pipeline: Sendable {
@@ -522,8 +525,10 @@ struct ConfigReader {
                 ?? (dataDirectory as NSString).appendingPathComponent("jsonl")
             let bytes = try values.whole("max_file_bytes")
             let age = Double(try values.whole("max_file_age_seconds"))
-            return FerryConfiguration.Sink(name: name, kind: .jsonl(directory: directory, maximumFileBytes: bytes, maximumFileAgeSeconds: age,
-                                                                    format: try values.eventFormat()))
+            var sink = FerryConfiguration.Sink(name: name, kind: .jsonl(directory: directory, maximumFileBytes: bytes, maximumFileAgeSeconds: age,
+                                                                        format: try values.eventFormat()))
+            sink.sharedDirectory = try values.flag("shared")
+            return sink
         case "mysql", "mariadb":
             guard let urlNode = value("url") else {
                 throw error(node, "sinks.\(name).url", "missing url", fix: "url: mysql://USER@HOST:PORT/DATABASE")

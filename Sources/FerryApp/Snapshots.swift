@@ -128,15 +128,7 @@ public enum Snapshots {
         var drawn = 0
         var lastPlain = ContinuousClock.now - .seconds(60)
         while true {
-            let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true)
-            let all: [TableProgress]
-            do {
-                all = try await progress(store: store, pipeline: pipeline)
-            } catch {
-                try? await store.close()
-                throw error
-            }
-            try await store.close()
+            let all = try await StateAccess.with(configuration, readOnly: true, logger: logger) { try await progress(store: $0, pipeline: pipeline) }
             let shown = all.filter { tables.isEmpty || tables.contains($0.table) }
             if tables.isEmpty && shown.isEmpty {
                 print("pipeline \(pipeline) has no snapshot recorded (yet)")

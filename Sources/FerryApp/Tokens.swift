@@ -14,6 +14,11 @@ public enum Tokens {
             throw FerryError(code: .cliBadTokenName, message: "'\(name)' is not a usable token name",
                              fix: "use up to 64 letters, digits and - _ . @ (it appears in the audit log)")
         }
+        // The audit log's own actors: the engine and the command line.
+        guard !["ferry", "cli"].contains(name) else {
+            throw FerryError(code: .cliBadTokenName, message: "'\(name)' names ferry itself in the audit log, so it cannot name a token",
+                             fix: "choose another name, e.g. the person's or the tool's")
+        }
         let token = APIToken.generate()
         let created = try await withStore(configuration, logger) { try await $0.createToken(name: name, role: role.rawValue, hash: APIToken.hash(token)) }
         guard created else {

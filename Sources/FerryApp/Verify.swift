@@ -288,9 +288,9 @@ public enum Verify {
                               logger: Logger) async throws -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while true {
-            let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true)
-            let record = try? await store.snapshotTables(pipeline: pipeline).first { $0.table == table }
-            try await store.close()
+            let record = try? await StateAccess.with(configuration, readOnly: true, logger: logger) {
+                try await $0.snapshotTables(pipeline: pipeline).first { $0.table == table }
+            }
             if let record, record.requestedMillis >= requestedAt, record.state == .done { return true }
             if ContinuousClock.now >= deadline { return false }
             try await Task.sleep(for: .milliseconds(200))
@@ -388,11 +388,10 @@ public enum Verify {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while true {
             var running = false
-            if FileManager.default.fileExists(atPath: configuration.statePath) {
-                let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger, readOnly: true)
-                let applied = try? await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied
-                let progress = try? await store.progress(pipeline: pipeline)
-                try await store.close()
+            if configuration.cluster != nil || FileManager.default.fileExists(atPath: configuration.statePath) {
+                let (applied, progress) = try await StateAccess.with(configuration, readOnly: true, logger: logger) { store in
+                    (try? await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied, try? await store.progress(pipeline: pipeline))
+                }
                 if let applied = applied?.binlog, applied.coordinates >= position { return .applied }
                 // A running pipeline saves its figures every second; one that does not will not catch up.
                 running = progress.map { WallClock.millisecondsSinceEpoch() - $0.updatedMillis <= Status.staleAfterMillis } ?? false
@@ -417,16 +416,11 @@ public enum Verify {
             return nil
         }
         let literals = keys.values.map(MySQLLiteral.literals)
-        let store = try await SQLiteCheckpointStore.open(path: configuration.statePath, logger: logger)
         let requestedAt = WallClock.millisecondsSinceEpoch()
-        do {
-            try await store.requestRepair(pipeline: pipeline.name, table: table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
-                                          atMillis: requestedAt, replacing: nil)
-        } catch {
-            try? await store.close()
-            throw error
+        try await StateAccess.with(configuration, logger: logger) {
+            _ = try await $0.requestRepair(pipeline: pipeline.name, table: table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
+                                           atMillis: requestedAt, replacing: nil)
         }
-        try await store.close()
         output("  repair of \(table): \(keys.count) keys are read again by the running pipeline (`ferry status` shows it); waiting for it")
         return requestedAt
     }

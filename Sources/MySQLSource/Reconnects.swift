@@ -46,8 +46,11 @@ extension MySQLSource {
         switch wire {
         case .connectionClosed, .readTimeout, .connectFailed: return true
         case .server(let packet, _):
-            // Server shutting down (1053), killed connection (1927, 2013), too many connections (1040).
-            return [1053, 1927, 2013, 1040, 1205].contains(packet.errorCode)
+            // Server shutting down (1053), killed connection (1927, 2013), too many connections (1040),
+            // and MariaDB's "a replica with the same server_id is already connected" (4052): a
+            // previous connection of this pipeline — before a reconnect, or a former cluster
+            // owner's — that the server has not dropped yet.
+            return [1053, 1927, 2013, 1040, 1205, 4052].contains(packet.errorCode)
         default: return false
         }
     }

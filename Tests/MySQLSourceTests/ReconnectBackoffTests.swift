@@ -34,4 +34,16 @@ import Testing
         _ = try stuck.delay(after: Lost(), progressed: false)
         #expect(throws: Lost.self) { try stuck.delay(after: Lost(), progressed: false) }
     }
+
+    /// Which server refusals a reconnect cures: among them a replica with the same server_id
+    /// still registered (a former cluster owner's connection the server has not dropped yet);
+    /// not a refused password or a purged position.
+    @Test func lostConnectionsAreTheOnesAReconnectCures() {
+        func refused(_ code: UInt16) -> MySQLWireError {
+            .server(ERRPacket(errorCode: code, sqlState: "HY000", message: "refused"), context: "the binlog dump")
+        }
+        #expect([1053, 1927, 2013, 1040, 1205, 4052].allSatisfy { MySQLSource.isLostConnection(refused($0)) })
+        #expect(![1045, 1236, 1227].contains { MySQLSource.isLostConnection(refused($0)) })
+        #expect(MySQLSource.isLostConnection(MySQLWireError.connectionClosed("reset")))
+    }
 }

@@ -9,6 +9,7 @@ import Pipeline
 import RedisSink
 import SinkSupport
 import Rules
+import Logging
 import Testing
 
 @Suite struct ConfigurationTests {
@@ -441,11 +442,32 @@ extension ConfigurationTests {
         }
     }
 
-    /// Cluster mode refuses targets on one node's disk: the next owner could not see them.
+    /// Cluster mode refuses targets on one node's disk: the next owner could not see them. A
+    /// JSON-lines directory declared shared is allowed.
     @Test func clusterModeRefusesNodeLocalSinks() throws {
-        let configuration = try parse(Self.valid + "\ncluster: { node: a, etcd: { endpoints: [http://127.0.0.1:2379] } }")
-        #expect { try ClusterRun.refuseNodeLocalSinks(configuration) } throws: { error in
+        let cluster = "\ncluster: { node: a, etcd: { endpoints: [http://127.0.0.1:2379], user: ferry, password: etcd-s3cret } }"
+        #expect { try ClusterRun.refuseNodeLocalSinks(try parse(Self.valid + cluster)) } throws: { error in
             "\(error)".contains("sink local writes to this node's disk")
+        }
+        let filesOnly = Self.valid.replacingOccurrences(of: "sinks: [local, files]", with: "sinks: [files]")
+        #expect { try ClusterRun.refuseNodeLocalSinks(try parse(filesOnly + cluster)) } throws: { error in
+            "\(error)".contains("sink files writes to") && "\(error)".contains("shared: true")
+        }
+        let shared = try parse(filesOnly.replacingOccurrences(of: "max_file_bytes: 8MiB", with: "max_file_bytes: 8MiB, shared: true") + cluster)
+        try ClusterRun.refuseNodeLocalSinks(shared)
+        let redacted = shared.redactedJSON()
+        #expect(!redacted.contains("etcd-s3cret") && redacted.contains(#""password":"<redacted>""#) && redacted.contains(#""node":"a""#))
+    }
+
+    /// `ferry` and `cli` name ferry itself in the audit log (and an operator's snapshot request
+    /// must not pass for the engine's): no token may take them.
+    @Test func tokensCannotTakeFerrysOwnNames() async throws {
+        for name in ["ferry", "cli"] {
+            await #expect {
+                _ = try await Tokens.create(configuration: try parse(Self.valid), name: name, role: "operator", logger: Logger(label: "test"))
+            } throws: { error in
+                (error as? FerryError)?.code == .cliBadTokenName && "\(error)".contains("names ferry itself")
+            }
         }
     }
 

@@ -285,5 +285,7 @@ extension JSONLinesSink {
         SinkSetting("max_file_bytes", .size, default: "128MiB", doc: "a file larger than this is rotated to <sink>.<unix-ms>.jsonl"),
         SinkSetting("max_file_age_seconds", .integer, default: "3600", doc: "a file older than this is rotated"),
         SinkSetting("format", .text, default: "debezium", doc: "debezium (the envelope) or debezium-schema (Kafka Connect's schema and payload)"),
+        SinkSetting("shared", .boolean, default: "false",
+                    doc: "true when the directory is on a file system every cluster node mounts at the same path (NFS, CephFS); cluster mode refuses the sink otherwise"),
     ]
 }

@@ -151,9 +151,13 @@ public actor MariaDBSink: SinkSession {
                 open = true
             }
             let ddl: (String) async throws -> Void = { sql in
-                // DDL commits what came before it and cannot be rolled back: checked first.
-                if let fence { try await fence.check(connection, locking: false) }
-                try await connection.execute(sql)
+                // DDL commits what came before it (releasing the row lock) and cannot be rolled
+                // back: it runs under the fence's named lock, which a new owner's mark also takes.
+                if let fence {
+                    try await fence.whileMarkWaits(connection) { try await connection.execute(sql) }
+                } else {
+                    try await connection.execute(sql)
+                }
                 open = false
             }
             try await schema.apply(groups, sink: sink, targetTable: targetTable, describe: describe, execute: ddl, logger: logger) { group in
@@ -337,24 +341,68 @@ struct EpochFence: Sendable {
     let row: String
 
     /// Marks the row with this epoch (making it if there is none yet, without a position), unless
-    /// a newer owner's epoch is there: then refuses.
+    /// a newer owner's epoch is there: then refuses. Under the named lock, so no former owner's
+    /// schema change is between its check and its statement.
     func take(_ connection: MySQLConnection) async throws {
         // Added once to a table made before cluster mode (ALTER locks every pipeline's commits).
         let column = try await connection.query("""
             SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ferry_offsets' AND COLUMN_NAME = 'epoch'
             """)
         if column.rows.isEmpty {
-            try await connection.execute("ALTER TABLE ferry_offsets ADD COLUMN IF NOT EXISTS epoch BIGINT NOT NULL DEFAULT 0")
+            do {
+                // MySQL has no ADD COLUMN IF NOT EXISTS; another session adding it first is fine.
+                try await connection.execute("ALTER TABLE ferry_offsets ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0")
+            } catch MySQLWireError.server(let packet, _) where packet.errorCode == 1060 {}
         }
         var values = ""
         MySQLLiteral.appendQuoted(pipeline, to: &values)
         values += ", "
         MySQLLiteral.appendQuoted(sink, to: &values)
-        try await connection.execute("""
-            INSERT INTO ferry_offsets (pipeline, sink, lane, position, updated_at, epoch) VALUES (\(values), \(lane), '', UTC_TIMESTAMP(6), \(epoch))
-            ON DUPLICATE KEY UPDATE epoch = IF(epoch <= VALUES(epoch), VALUES(epoch), epoch)
-            """)
+        let epoch = self.epoch, lane = self.lane
+        try await locked(connection) {
+            try await connection.execute("""
+                INSERT INTO ferry_offsets (pipeline, sink, lane, position, updated_at, epoch) VALUES (\(values), \(lane), '', UTC_TIMESTAMP(6), \(epoch))
+                ON DUPLICATE KEY UPDATE epoch = IF(epoch <= VALUES(epoch), VALUES(epoch), epoch)
+                """)
+        }
         try await check(connection, locking: false)
+    }
+
+    /// Runs a schema change after checking the epoch, both under the named lock.
+    func whileMarkWaits(_ connection: MySQLConnection, _ body: () async throws -> Void) async throws {
+        try await locked(connection) {
+            try await check(connection, locking: false)
+            try await body()
+        }
+    }
+
+    /// The session-wide named lock of this row (`GET_LOCK` outlives commits, and goes with the
+    /// connection if it breaks).
+    private func locked(_ connection: MySQLConnection, _ body: () async throws -> Void) async throws {
+        var key = ""
+        MySQLLiteral.appendQuoted(lockName, to: &key)
+        let granted = try await connection.query("SELECT GET_LOCK(\(key), 30)").rows.first?[0]
+        guard granted == "1" else {
+            throw FerryError(code: .sinkMariaDBUnavailable, message: "sink \(sink) waited 30 s for the lock \(lockName) that orders cluster owners' schema changes",
+                             context: [("pipeline", pipeline), ("sink", sink)], fix: "another session holds it; it is retried", disposition: .retry)
+        }
+        do {
+            try await body()
+        } catch {
+            _ = try? await connection.query("SELECT RELEASE_LOCK(\(key))")
+            throw error
+        }
+        _ = try await connection.query("SELECT RELEASE_LOCK(\(key))")
+    }
+
+    /// At most 64 characters: a hash of the row's key.
+    var lockName: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "\(pipeline)\u{0}\(sink)\u{0}\(lane)".utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return "ferry_epoch_" + String(hash, radix: 16)
     }
 
     /// Refuses to go on when the row holds a newer epoch. `locking` holds the row until the
