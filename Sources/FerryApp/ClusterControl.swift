@@ -24,6 +24,8 @@ final class ClusterControl: ControlBackend, Service {
     private let views = NIOLockedValueBox<[PipelineView]?>(nil)
     /// The views of the pipelines this node runs, as last published.
     private let localViews = NIOLockedValueBox<[PipelineView]>([])
+    /// For the pipelines this node runs.
+    private let retention: BinlogRetentionWatch
 
     init(configuration: FerryConfiguration, node: ClusterNode, store: EtcdStateStore, board: ClusterBoard, logger: Logger) {
         self.configuration = configuration
@@ -31,15 +33,26 @@ final class ClusterControl: ControlBackend, Service {
         self.store = store
         self.board = board
         self.logger = logger
+        self.retention = BinlogRetentionWatch(logger: logger)
     }
 
     func run() async throws {
+        let configuration = self.configuration, board = self.board
         await cancelWhenGracefulShutdown {
-            var round = 0
-            while !Task.isCancelled {
-                await self.refresh(publishing: round % 2 == 0)
-                round += 1
-                try? await Task.sleep(for: .seconds(1))
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var round = 0
+                    while !Task.isCancelled {
+                        await self.refresh(publishing: round % 2 == 0)
+                        round += 1
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
+                group.addTask {
+                    await self.retention.run(configuration: { configuration }, safePositions: {
+                        board.runs.withLockedValue { $0 }.compactMapValues { $0.runner.live.progress?.safePosition }
+                    })
+                }
             }
         }
     }
@@ -56,7 +69,7 @@ final class ClusterControl: ControlBackend, Service {
         for spec in configuration.pipelines {
             if let run = runs[spec.name] {
                 var view = await figures.view(spec, state: run.stopping ? "stopping" : "running", progress: run.runner.live.progress,
-                                              logEnd: run.runner.sourceLogEnd, store: store, retention: nil)
+                                              logEnd: run.runner.sourceLogEnd, store: store, retention: retention.report(spec.name))
                 view.owner = node.name
                 view.epoch = run.epoch
                 local.append(view)

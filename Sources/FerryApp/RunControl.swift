@@ -29,12 +29,13 @@ final class RunControl: ControlBackend, Service {
     private let refreshes = NIOLockedValueBox<(started: Int, published: Int)>((0, 0))
     private let figures = PipelineFigures()
     /// Per pipeline, how long its source keeps the oldest binlog file it needs (absent: no risk).
-    private let retention = NIOLockedValueBox<[String: BinlogRetention.Report]>([:])
+    private let retention: BinlogRetentionWatch
 
     init(fleet: PipelineFleet, store: SQLiteCheckpointStore, logger: Logger) {
         self.fleet = fleet
         self.store = store
         self.logger = logger
+        self.retention = BinlogRetentionWatch(logger: logger)
     }
 
     func run() async throws {
@@ -53,12 +54,7 @@ final class RunControl: ControlBackend, Service {
                     }
                 }
                 group.addTask {
-                    // Owned by this loop alone: when each binlog file started, per source.
-                    var fileStarts: [String: [String: Double]] = [:]
-                    while !Task.isCancelled {
-                        await self.lookAtBinlogRetention(fileStarts: &fileStarts)
-                        try? await Task.sleep(for: .seconds(Self.retentionSeconds))
-                    }
+                    await self.retention.run(configuration: { self.configuration }, safePositions: { await self.safePositions() })
                 }
             }
         }
@@ -93,40 +89,17 @@ final class RunControl: ControlBackend, Service {
         }
     }
 
-    /// How often each source's binlog retention is read.
-    static let retentionSeconds = 30
-
-    /// Reads, per source, how long the server keeps the binlog file each pipeline's safe position
-    /// is in, and warns once when that falls low (again after it recovered).
-    func lookAtBinlogRetention(fileStarts: inout [String: [String: Double]]) async {
-        let (configuration, supervisors) = running
-        var needed: [String: [String: String]] = [:]
-        for spec in configuration.pipelines {
-            guard let supervisor = supervisors[spec.name] else { continue }
-            var safe = supervisor.live.progress?.safePosition
-            if safe == nil { safe = try? await store.checkpoint(pipeline: spec.name)?.safePosition }
-            guard let file = safe?.binlog?.coordinates.file else { continue }
-            needed[spec.source, default: [:]][spec.name] = file
-        }
-        var found: [String: BinlogRetention.Report] = [:]
-        for (name, files) in needed {
-            guard let source = configuration.sources[name] else { continue }
-            do {
-                found.merge(try await Status.binlogRetention(source, neededFiles: files, fileStarts: &fileStarts[name, default: [:]], logger: logger)) { $1 }
-            } catch {
-                logger.debug("cannot read the source's binlog retention", metadata: [LoggingKeys.source: "\(name)", LoggingKeys.error: .error(error)])
-                for pipeline in files.keys { found[pipeline] = retention.withLockedValue { $0[pipeline] } }
+    /// Where each pipeline's records say it is safe up to, from its run or else the state file.
+    func safePositions() async -> [String: SourcePosition] {
+        var positions: [String: SourcePosition] = [:]
+        for (name, supervisor) in running.1 {
+            if let live = supervisor.live.progress?.safePosition {
+                positions[name] = live
+            } else {
+                positions[name] = try? await store.checkpoint(pipeline: name)?.safePosition
             }
         }
-        let previous = retention.withLockedValue { current in
-            defer { current = found }
-            return current
-        }
-        for (pipeline, report) in found.sorted(by: { $0.key < $1.key }) where report.isLow && previous[pipeline]?.isLow != true {
-            let warning = FerryError(code: .sourceBinlogRetentionLow, message: "the source's binlog retention is running out: \(report.summary)",
-                                     context: [("pipeline", pipeline)], fix: BinlogRetention.Report.fix)
-            logger.warning("\(warning.message)", metadata: [LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.error: .error(warning)])
-        }
+        return positions
     }
 
     static func idle(_ state: String) -> Bool { ["paused", "stopped", "failed"].contains(state) }
@@ -147,7 +120,7 @@ final class RunControl: ControlBackend, Service {
         for spec in configuration.pipelines {
             guard let supervisor = supervisors[spec.name] else { continue }
             fresh.append(await figures.view(spec, state: await supervisor.state, progress: supervisor.live.progress, logEnd: supervisor.logEnd,
-                                            store: store, retention: retention.withLockedValue { $0[spec.name] }))
+                                            store: store, retention: retention.report(spec.name)))
         }
         let newest = refreshes.withLockedValue { counts in
             guard generation > counts.published else { return false }

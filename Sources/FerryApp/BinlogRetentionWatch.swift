@@ -1,0 +1,55 @@
+import FerryCore
+import Logging
+import MySQLSource
+import NIOConcurrencyHelpers
+
+/// How long each source keeps the binlog file a pipeline's safe position is in, read every
+/// `interval` by one loop (which alone owns the cache of when each file started), with a warning
+/// once when it falls low (again after it recovered). One per control plane.
+final class BinlogRetentionWatch: Sendable {
+    static let interval = Duration.seconds(30)
+    private let reports = NIOLockedValueBox<[String: BinlogRetention.Report]>([:])
+    let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    /// The last report of `pipeline`; nil while nothing is at risk.
+    func report(_ pipeline: String) -> BinlogRetention.Report? { reports.withLockedValue { $0[pipeline] } }
+
+    /// Looks every `interval` until cancelled. `safePositions` answers, for the pipelines to
+    /// watch, where each is safe up to.
+    func run(configuration: @Sendable () -> FerryConfiguration, safePositions: @Sendable () async -> [String: SourcePosition]) async {
+        var fileStarts: [String: [String: Double]] = [:]
+        while !Task.isCancelled {
+            await look(configuration: configuration(), safePositions: await safePositions(), fileStarts: &fileStarts)
+            try? await Task.sleep(for: Self.interval)
+        }
+    }
+
+    func look(configuration: FerryConfiguration, safePositions: [String: SourcePosition], fileStarts: inout [String: [String: Double]]) async {
+        var needed: [String: [String: String]] = [:]
+        for spec in configuration.pipelines {
+            guard let file = safePositions[spec.name]?.binlog?.coordinates.file else { continue }
+            needed[spec.source, default: [:]][spec.name] = file
+        }
+        var found: [String: BinlogRetention.Report] = [:]
+        for (name, files) in needed {
+            guard let source = configuration.sources[name] else { continue }
+            do {
+                found.merge(try await Status.binlogRetention(source, neededFiles: files, fileStarts: &fileStarts[name, default: [:]], logger: logger)) { $1 }
+            } catch {
+                logger.debug("cannot read the source's binlog retention", metadata: [LoggingKeys.source: "\(name)", LoggingKeys.error: .error(error)])
+                for pipeline in files.keys { found[pipeline] = report(pipeline) }
+            }
+        }
+        let previous = reports.withLockedValue { current in
+            defer { current = found }
+            return current
+        }
+        for (pipeline, report) in found.sorted(by: { $0.key < $1.key }) where report.isLow && previous[pipeline]?.isLow != true {
+            let warning = FerryError(code: .sourceBinlogRetentionLow, message: "the source's binlog retention is running out: \(report.summary)",
+                                     context: [("pipeline", pipeline)], fix: BinlogRetention.Report.fix)
+            logger.warning("\(warning.message)", metadata: [LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.error: .error(warning)])
+        }
+    }
+}
