@@ -198,19 +198,5 @@ public struct PipelineView: Codable, Sendable, Equatable {
     }
 }
 
-public struct AuditEntryView: Codable, Sendable, Equatable {
-    public var at: String
-    public var pipeline: String
-    public var action: String
-    public var detail: String
-    /// The token's name for calls through the API; `ferry` for the engine itself, `cli` for commands.
-    public var actor: String
-
-    public init(at: String, pipeline: String, action: String, detail: String, actor: String) {
-        self.at = at
-        self.pipeline = pipeline
-        self.action = action
-        self.detail = detail
-        self.actor = actor
-    }
-}
+/// An audit entry as the API shows it: the record itself.
+public typealias AuditEntryView = AuditRecord

@@ -205,11 +205,9 @@ final class ClusterControl: ControlBackend, Service {
             ClusterView.Ownership(pipeline: spec.name, owner: picture.owners[spec.name]?.node, epoch: picture.owners[spec.name]?.epoch,
                                   paused: picture.controls.paused[spec.name] != nil)
         }
-        let history = try await store.ownershipHistory(limit: 100).map {
-            AuditEntryView(at: $0.at, pipeline: $0.pipeline, action: $0.action, detail: $0.detail, actor: $0.actor)
-        }
+        let history = try await store.ownershipHistory(limit: 100)
         return ClusterView(node: node.name, leaseSeconds: Int(node.leaseSeconds), writableSeconds: Self.seconds(node.writeWindow()),
-                           members: members, pipelines: pipelines, history: Array(history))
+                           members: members, pipelines: pipelines, history: history)
     }
 
     /// An etcd call on behalf of an operator; its failure says the cluster state is unreachable.

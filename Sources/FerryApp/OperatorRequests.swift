@@ -22,9 +22,7 @@ enum OperatorRequests {
     }
 
     static func auditLog(store: any OperatorStore, pipeline: String?, limit: Int) async throws -> [AuditEntryView] {
-        try await store.auditLog(pipeline: pipeline, limit: limit).map {
-            AuditEntryView(at: $0.at, pipeline: $0.pipeline, action: $0.action, detail: $0.detail, actor: $0.actor)
-        }
+        try await store.auditLog(pipeline: pipeline, limit: limit)
     }
 
     static func token(store: any OperatorStore, hash: String) async throws -> APIToken? {

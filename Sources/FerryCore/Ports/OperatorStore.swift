@@ -1,5 +1,5 @@
 /// One entry of the audit log: who did what to which pipeline (`*`: to none in particular).
-public struct AuditRecord: Sendable, Equatable {
+public struct AuditRecord: Codable, Sendable, Equatable {
     public var at: String
     public var pipeline: String
     public var action: String
