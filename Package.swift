@@ -85,6 +85,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "PostgresLogical"),
         .target(
             name: "PostgresWire",
             dependencies: [
@@ -347,6 +348,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
+        .testTarget(name: "PostgresLogicalTests", dependencies: ["PostgresLogical"]),
         .testTarget(
             name: "EtcdTests",
             dependencies: ["Etcd", .product(name: "NIOCore", package: "swift-nio")]
