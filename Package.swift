@@ -377,7 +377,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "FerryApp", "PostgresSink", "PostgresWire", "WireTLS", "ClickHouseSink", "MariaDBSink", "SQLiteSink", "RedisSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource",
-                "MySQLWire", "MySQLBinlog",
+                "MySQLWire", "MySQLBinlog", "PostgresLogical",
                 "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

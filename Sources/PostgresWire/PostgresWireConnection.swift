@@ -271,6 +271,67 @@ public final class PostgresWireConnection {
         try await send(done)
         return try await readResult()
     }
+
+    // MARK: - Streaming replication
+
+    /// Starts a replication stream with `command` (`START_REPLICATION …`, on a connection opened
+    /// with the startup parameter `replication` = `database`). From the server's
+    /// CopyBothResponse on, CopyData flows both ways: `nextCopyData` reads the server's,
+    /// `sendCopyData` answers. A refusal (no such slot, a bad option) is thrown as the server's
+    /// error, and the connection stays usable.
+    nonisolated(nonsending) public func startCopyBoth(_ command: String) async throws {
+        var buffer = channel.allocator.buffer(capacity: command.utf8.count + 6)
+        FrontendMessage.query(command, into: &buffer)
+        try await send(buffer)
+        while true {
+            let message = try await receive()
+            switch message {
+            case .copyBothResponse:
+                return
+            case .error(let error):
+                _ = try? await readResult()
+                throw PostgresWireError.server(error)
+            case .parameterStatus:
+                continue
+            default:
+                closer.close()
+                throw PostgresWireError.protocolViolation("\(message) in answer to `\(command.prefix(80))`")
+            }
+        }
+    }
+
+    /// The next CopyData payload of the stream; nil when the server ended it (its CopyDone is
+    /// answered, and the command's completion read, so the connection can run commands again).
+    nonisolated(nonsending) public func nextCopyData() async throws -> [UInt8]? {
+        while true {
+            let message = try await receive()
+            switch message {
+            case .copyData(var data):
+                return data.readBytes(length: data.readableBytes) ?? []
+            case .copyDone:
+                var done = channel.allocator.buffer(capacity: 5)
+                FrontendMessage.copyDone(into: &done)
+                try await send(done)
+                _ = try await readResult()
+                return nil
+            case .error(let error):
+                closer.close()
+                throw PostgresWireError.server(error)
+            case .parameterStatus:
+                continue
+            default:
+                closer.close()
+                throw PostgresWireError.protocolViolation("\(message) during a replication stream")
+            }
+        }
+    }
+
+    /// Sends one CopyData payload (a standby status update) into the stream.
+    nonisolated(nonsending) public func sendCopyData(_ bytes: [UInt8]) async throws {
+        var buffer = channel.allocator.buffer(capacity: bytes.count + 5)
+        bytes.withUnsafeBytes { FrontendMessage.copyData($0, into: &buffer) }
+        try await send(buffer)
+    }
 }
 
 /// Closes a connection from any task: a wait or query in progress fails with `connectionClosed`.
