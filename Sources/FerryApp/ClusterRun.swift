@@ -190,6 +190,12 @@ final class ClusterService: Service, Sendable {
                     if error is CancellationError { continue }
                     // Writes already stopped (the write window closed); end every pipeline now.
                     leaseFailure = error
+                    for name in owned.keys.sorted() {
+                        Counter(label: "ferry_cluster_fencing_rejections_total", dimensions: [("pipeline", name)]).increment()
+                        let refusal = FerryError.fenced("node \(node.name) lost its cluster lease: pipeline \(name) writes nothing more here; another node may own it",
+                                                        context: [("pipeline", name), ("node", node.name)])
+                        logger.error("\(refusal.message)", metadata: [LoggingKeys.pipeline: "\(name)", LoggingKeys.error: .error(refusal)])
+                    }
                     group.cancelAll()
                 case .ended(let name, let error):
                     guard let ended = owned.removeValue(forKey: name) else { continue }
