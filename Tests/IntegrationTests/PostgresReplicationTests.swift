@@ -102,6 +102,10 @@ extension Integration {
                 .delete(relation: id, old: .key(TupleData([t("3"), .null, .null, .null])), xid: nil),
                 .message(transactional: true, lsn: messages[7].messageLSN ?? .zero, prefix: "ferry", content: Array("hello".utf8), xid: nil),
             ])
+            var assembler = PgTransactionAssembler()
+            let assembled = try messages.compactMap { try assembler.add($0) }
+            guard case .transaction(let transaction)? = assembled.first, assembled.count == 1 else { Issue.record("\(assembled)"); return }
+            #expect(transaction.xid == begin.xid && transaction.endLSN == commit.endLSN && transaction.changes.count == 6 && !transaction.streamed)
             // The slot's confirmed position moves only when ferry says the change is safe.
             try await stream.sendCopyData(StandbyStatusUpdate(written: commit.endLSN, flushed: commit.endLSN, applied: commit.endLSN, sentAt: 0).bytes)
             let deadline = ContinuousClock.now + .seconds(30)
@@ -147,6 +151,10 @@ extension Integration {
             }
             #expect(segments >= 2, "\(segments) segments")
             #expect(inserts == 5000 && xids == [xid])
+            var assembler = PgTransactionAssembler()
+            let assembled = try messages.compactMap { try assembler.add($0) }
+            guard case .transaction(let transaction)? = assembled.first, assembled.count == 1 else { Issue.record("\(assembled.count) assembled"); return }
+            #expect(transaction.xid == xid && transaction.streamed && transaction.changes.count == 5000)
             await stream.close()
             await sql.close()
         }
