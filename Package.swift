@@ -85,7 +85,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "PostgresLogical"),
+        .target(name: "PostgresLogical", dependencies: ["FerryCore"]),
         .target(
             name: "PostgresWire",
             dependencies: [
@@ -348,7 +348,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        .testTarget(name: "PostgresLogicalTests", dependencies: ["PostgresLogical"]),
+        .testTarget(name: "PostgresLogicalTests", dependencies: ["PostgresLogical", "FerryCore"]),
         .testTarget(
             name: "EtcdTests",
             dependencies: ["Etcd", .product(name: "NIOCore", package: "swift-nio")]

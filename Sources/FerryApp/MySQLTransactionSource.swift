@@ -22,9 +22,16 @@ struct MySQLTransactionSource: TransactionSource {
     }
 
     func run(after position: SourcePosition?, deliver plainDeliver: @Sendable (Transaction) async throws -> Void) async throws {
-        let from: StartPosition = switch position {
-        case .binlog(let binlog)?: .coordinates(binlog.coordinates)
-        case nil: pipeline.start
+        let from: StartPosition
+        switch position {
+        case .binlog(let binlog)?: from = .coordinates(binlog.coordinates)
+        case nil: from = pipeline.start
+        case .wal(let wal)?:
+            throw FerryError(code: .configInvalid,
+                             message: "pipeline \(pipeline.name) saved a PostgreSQL position (\(wal.lsn)), which its MySQL source cannot resume from",
+                             context: [("pipeline", pipeline.name), ("file", configuration.file)],
+                             fix: "the pipeline's source changed kind: give the pipeline a new name so it starts afresh, or start it at a binlog position with `ferry run --from FILE:OFFSET`",
+                             disposition: .fatal)
         }
         // The first start's "current" becomes the safe position before anything is delivered: a
         // kill before any sink records a position resumes there, instead of at a later "current"

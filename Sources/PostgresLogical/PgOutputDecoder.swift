@@ -1,3 +1,5 @@
+import FerryCore
+
 /// Decodes pgoutput messages one at a time, keeping the one piece of state the format needs:
 /// whether a streamed transaction's segment is open (its changes then carry the xid).
 public struct PgOutputDecoder: Sendable {

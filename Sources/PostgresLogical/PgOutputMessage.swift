@@ -1,3 +1,5 @@
+import FerryCore
+
 /// Microseconds since 2000-01-01 00:00:00 UTC, PostgreSQL's epoch.
 public typealias PostgresTimestamp = Int64
 

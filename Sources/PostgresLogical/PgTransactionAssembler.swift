@@ -1,3 +1,5 @@
+import FerryCore
+
 /// One committed transaction of a pgoutput stream, its changes in commit order, each with the
 /// relation as last described before it.
 public struct PgTransaction: Sendable, Equatable {

@@ -1,3 +1,5 @@
+import FerryCore
+
 /// What the server sends inside CopyData once START_REPLICATION runs.
 public enum ReplicationMessage: Sendable, Equatable {
     /// 'w': WAL data — for a logical slot, one message of the output plugin.

@@ -137,7 +137,8 @@ import Testing
         let read = try #require(SourcePosition(persistedJSON: position.persistedJSON))
         #expect(read.description == position.description)
         #expect(SourcePosition(persistedJSON: #"{"file":"b.000003","pos":77}"#) == Self.at(77))
-        #expect(SourcePosition(persistedJSON: #"{"lsn":"0/16B3748"}"#) == nil)
+        #expect(SourcePosition(persistedJSON: #"{"lsn":"0/16B3748"}"#) == .wal(WALPosition(lsn: LSN(0x16B_3748))), "a PostgreSQL position")
+        #expect(SourcePosition(persistedJSON: #"{"pos":77}"#) == nil)
         #expect(SourcePosition(persistedJSON: "start") == nil)
     }
 

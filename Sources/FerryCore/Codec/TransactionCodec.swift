@@ -2,18 +2,20 @@
 /// (the same `Value` comes back), each table schema written once per transaction.
 ///
 /// Layout (integers little-endian, `varint` = LEB128, `string` = varint length + UTF-8):
-/// version 2 · position · event count · gtid? · server id u32 · timestamp i64 · source name ·
-/// schema count · schemas · events. A position is file, offset u64, GTID flavor byte (0 none,
-/// 1 MariaDB, 2 MySQL) and its text, then the snapshot step (varint; version 1 records have none).
+/// version · position · event count · gtid? · server id u32 · timestamp i64 · source name ·
+/// schema count · schemas · events. A binlog position (versions 1 and 2) is file, offset u64, GTID
+/// flavor byte (0 none, 1 MariaDB, 2 MySQL) and its text, then the snapshot step (varint; version
+/// 1 records have none). Version 3 records hold a WAL position instead: LSN u64, xid flag byte
+/// (0 none, 1 then xid u32), snapshot step (varint). Binlog records stay version 2, byte for byte.
 /// An event starts with its operation: 1 create, 2 update, 3 delete, 4 read, 5 DDL, 6 a read that
 /// ends its table's snapshot, 7 a read that ends the whole snapshot.
 public enum TransactionCodec {
-    static let version: UInt8 = 2
+    static let version: UInt8 = 3
 
     public static func encode(_ transaction: Transaction) -> [UInt8] {
         var writer = Writer()
         writer.bytes.reserveCapacity(256)
-        writer.byte(version)
+        writer.byte(transaction.position.wal == nil ? 2 : 3)
         writer.position(transaction.position)
         writer.varint(transaction.events.count)
         writer.optionalString(transaction.gtid)
@@ -190,6 +192,15 @@ private struct Writer {
             case .mysql(let set):
                 byte(2)
                 string(set.description)
+            }
+            varint(Int(position.snapshotStep))
+        case .wal(let position):
+            fixed(position.lsn.value)
+            if let xid = position.xid {
+                byte(1)
+                fixed(xid)
+            } else {
+                byte(0)
             }
             varint(Int(position.snapshotStep))
         }
@@ -419,6 +430,11 @@ private struct Reader {
     }
 
     mutating func position(version: UInt8) throws -> SourcePosition {
+        if version == 3 {
+            let lsn = LSN(try fixed64())
+            let xid: UInt32? = try byte() == 0 ? nil : try fixed32()
+            return .wal(WALPosition(lsn: lsn, xid: xid, snapshotStep: UInt32(clamping: try varint())))
+        }
         let file = try string()
         let offset = try fixed64()
         let gtid: GTIDPosition?

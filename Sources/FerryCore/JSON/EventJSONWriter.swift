@@ -131,6 +131,12 @@ public struct EventJSONWriter: Sendable {
                     JSONBuffer.appendASCII(",\"gtid_pos\":", to: &cache.compactPosition)
                     JSONBuffer.appendString(gtid.description, to: &cache.compactPosition)
                 }
+            case .wal(let position):
+                JSONBuffer.appendString(position.lsn.description, to: &cache.compactPosition)
+                if let xid = position.xid {
+                    JSONBuffer.appendASCII(",\"xid\":", to: &cache.compactPosition)
+                    JSONBuffer.appendUnsigned(UInt64(xid), to: &cache.compactPosition)
+                }
             }
             JSONBuffer.appendASCII(",\"row\":", to: &cache.compactPosition)
         }
@@ -179,10 +185,16 @@ public struct EventJSONWriter: Sendable {
             JSONBuffer.appendString(position.coordinates.file, to: &out)
             JSONBuffer.appendASCII(",\"pos\":", to: &out)
             JSONBuffer.appendUnsigned(position.coordinates.offset, to: &out)
-            if position.snapshotStep > 0 {
-                JSONBuffer.appendASCII(",\"snapshot_step\":", to: &out)
-                JSONBuffer.appendUnsigned(UInt64(position.snapshotStep), to: &out)
-            }
+        case .wal(let position):
+            // Debezium's PostgreSQL names: the LSN as a number, the transaction id.
+            JSONBuffer.appendASCII(",\"lsn\":", to: &out)
+            JSONBuffer.appendUnsigned(position.lsn.value, to: &out)
+            JSONBuffer.appendASCII(",\"txId\":", to: &out)
+            if let xid = position.xid { JSONBuffer.appendUnsigned(UInt64(xid), to: &out) } else { JSONBuffer.appendASCII("null", to: &out) }
+        }
+        if source.position.snapshotStep > 0 {
+            JSONBuffer.appendASCII(",\"snapshot_step\":", to: &out)
+            JSONBuffer.appendUnsigned(UInt64(source.position.snapshotStep), to: &out)
         }
         JSONBuffer.appendASCII(",\"row\":", to: &out)
     }

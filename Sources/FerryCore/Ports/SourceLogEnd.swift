@@ -49,6 +49,10 @@ public final class SourceLogEnd: @unchecked Sendable {
                     total += sequence == first ? (file.size > from.offset ? file.size - from.offset : 0) : file.size
                 }
                 return total
+            case (.wal(let from), .wal(let to)):
+                return to.lsn > from.lsn ? to.lsn.value - from.lsn.value : 0
+            default:
+                return nil
             }
         }
     }

@@ -11,11 +11,22 @@
 public enum SourcePosition: Sendable, Comparable, Hashable, Codable, CustomStringConvertible {
     /// MySQL/MariaDB: binary log coordinates, GTID state and snapshot step.
     case binlog(BinlogPosition)
+    /// PostgreSQL: the end of a commit record in the write-ahead log, and snapshot step.
+    case wal(WALPosition)
 
     /// The binlog position, when the source is MySQL-family.
     public var binlog: BinlogPosition? {
         switch self {
         case .binlog(let position): position
+        case .wal: nil
+        }
+    }
+
+    /// The WAL position, when the source is PostgreSQL.
+    public var wal: WALPosition? {
+        switch self {
+        case .binlog: nil
+        case .wal(let position): position
         }
     }
 
@@ -23,12 +34,15 @@ public enum SourcePosition: Sendable, Comparable, Hashable, Codable, CustomStrin
     public var snapshotStep: UInt32 {
         switch self {
         case .binlog(let position): position.snapshotStep
+        case .wal(let position): position.snapshotStep
         }
     }
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
         switch (lhs, rhs) {
         case (.binlog(let l), .binlog(let r)): l.isSamePlace(as: r)
+        case (.wal(let l), .wal(let r)): l.isSamePlace(as: r)
+        default: false
         }
     }
 
@@ -37,19 +51,28 @@ public enum SourcePosition: Sendable, Comparable, Hashable, Codable, CustomStrin
         case .binlog(let position):
             hasher.combine(position.coordinates)
             hasher.combine(position.snapshotStep)
+        case .wal(let position):
+            hasher.combine(position.lsn)
+            hasher.combine(position.snapshotStep)
         }
     }
 
     public static func < (lhs: Self, rhs: Self) -> Bool {
         switch (lhs, rhs) {
         case (.binlog(let l), .binlog(let r)): l < r
+        case (.wal(let l), .wal(let r)): l < r
+        // Never met in one pipeline; ordered by kind only so the order is total.
+        case (.binlog, .wal): true
+        case (.wal, .binlog): false
         }
     }
 
-    /// The full position, annotations included: `mariadb-bin.000003:1234 (gtid 0-1-17)`.
+    /// The full position, annotations included: `mariadb-bin.000003:1234 (gtid 0-1-17)`,
+    /// `0/16B3748 (xid 731)`.
     public var description: String {
         switch self {
         case .binlog(let position): position.description
+        case .wal(let position): position.description
         }
     }
 
@@ -60,17 +83,19 @@ public enum SourcePosition: Sendable, Comparable, Hashable, Codable, CustomStrin
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Appends `place` as UTF-8: `FILE:OFFSET`, and `#STEP` for a snapshot chunk.
+    /// Appends `place` as UTF-8: `FILE:OFFSET` or `X/Y` (an LSN), and `#STEP` for a snapshot chunk.
     public func appendPlace(to out: inout [UInt8]) {
         switch self {
         case .binlog(let position):
             out.append(contentsOf: position.coordinates.file.utf8)
             out.append(UInt8(ascii: ":"))
             JSONBuffer.appendUnsigned(position.coordinates.offset, to: &out)
-            if position.snapshotStep > 0 {
-                out.append(UInt8(ascii: "#"))
-                JSONBuffer.appendUnsigned(UInt64(position.snapshotStep), to: &out)
-            }
+        case .wal(let position):
+            out.append(contentsOf: position.lsn.description.utf8)
+        }
+        if snapshotStep > 0 {
+            out.append(UInt8(ascii: "#"))
+            JSONBuffer.appendUnsigned(UInt64(snapshotStep), to: &out)
         }
     }
 
@@ -78,6 +103,7 @@ public enum SourcePosition: Sendable, Comparable, Hashable, Codable, CustomStrin
     public var version: Int64 {
         switch self {
         case .binlog(let position): position.version
+        case .wal(let position): position.version
         }
     }
 
@@ -86,25 +112,37 @@ public enum SourcePosition: Sendable, Comparable, Hashable, Codable, CustomStrin
     public var persistedJSON: String {
         switch self {
         case .binlog(let position): position.persistedJSON
+        case .wal(let position): position.persistedJSON
         }
     }
 
     /// Reads `persistedJSON`; `nil` when the text is not a position.
     public init?(persistedJSON text: String) {
-        guard let position = BinlogPosition(persistedJSON: text) else { return nil }
-        self = .binlog(position)
+        if let position = BinlogPosition(persistedJSON: text) {
+            self = .binlog(position)
+        } else if let position = WALPosition(persistedJSON: text) {
+            self = .wal(position)
+        } else {
+            return nil
+        }
     }
 
     /// The `Codable` form of a binlog position is `BinlogPosition`'s own, as snapshot records in
-    /// state files of earlier releases hold it.
+    /// state files of earlier releases hold it; a WAL position's has an `lsn`.
     public init(from decoder: any Decoder) throws {
-        self = .binlog(try decoder.singleValueContainer().decode(BinlogPosition.self))
+        let container = try decoder.singleValueContainer()
+        if let position = try? container.decode(BinlogPosition.self) {
+            self = .binlog(position)
+        } else {
+            self = .wal(try container.decode(WALPosition.self))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .binlog(let position): try container.encode(position)
+        case .wal(let position): try container.encode(position)
         }
     }
 }
@@ -119,7 +157,7 @@ extension SourcePosition {
 extension SourcePosition {
     /// Bytes of change log read from `earlier` to here, as far as the positions tell: within one
     /// binlog file the offset difference; after a rotation the offset into the new file (the old
-    /// file's end is not part of a position).
+    /// file's end is not part of a position); in a WAL the LSN difference.
     public func logBytes(after earlier: SourcePosition) -> UInt64 {
         switch (self, earlier) {
         case (.binlog(let now), .binlog(let then)):
@@ -127,6 +165,10 @@ extension SourcePosition {
                 return now.coordinates.offset > then.coordinates.offset ? now.coordinates.offset - then.coordinates.offset : 0
             }
             return now.coordinates > then.coordinates ? now.coordinates.offset : 0
+        case (.wal(let now), .wal(let then)):
+            return now.lsn > then.lsn ? now.lsn.value - then.lsn.value : 0
+        default:
+            return 0
         }
     }
 }
