@@ -159,6 +159,72 @@ extension Integration {
             await stream.close()
             await sql.close()
         }
+
+        /// What was confirmed is where a restart resumes: after the first transaction is
+        /// confirmed and the connection dropped, a new connection gets exactly the second one —
+        /// nothing lost, nothing twice.
+        @Test func aRestartResumesAfterWhatWasConfirmed() async throws {
+            let sql = try await Self.connect(replication: false)
+            try await sql.simpleQuery("""
+                DROP PUBLICATION IF EXISTS it_resume_pub; DROP TABLE IF EXISTS it_resume;
+                CREATE TABLE it_resume (id int PRIMARY KEY); CREATE PUBLICATION it_resume_pub FOR TABLE it_resume
+                """)
+            let slot = "it_resume_\(UInt32.random(in: 0 ... .max))"
+            let first = try await Self.connect(replication: true)
+            try await first.simpleQuery("CREATE_REPLICATION_SLOT \(slot) LOGICAL pgoutput")
+            try await sql.simpleQuery("INSERT INTO it_resume VALUES (1)")
+            try await sql.simpleQuery("INSERT INTO it_resume VALUES (2)")
+            let command = "START_REPLICATION SLOT \(slot) LOGICAL 0/0 (proto_version '1', publication_names 'it_resume_pub')"
+            func now() -> PostgresTimestamp { .fromUnixMicroseconds(Int64(Date().timeIntervalSince1970 * 1_000_000)) }
+            func transactions(_ stream: PostgresWireConnection, _ state: inout ReplicationStreamState, count: Int) async throws -> [PgTransaction] {
+                var found: [PgTransaction] = []
+                while found.count < count, let payload = try await stream.nextCopyData() {
+                    let step = try state.receive(payload, now: now())
+                    if case .transaction(let transaction)? = step.assembled { found.append(transaction) }
+                    if let reply = step.reply { try await stream.sendCopyData(reply.bytes) }
+                }
+                return found
+            }
+            try await first.startCopyBoth(command)
+            var state = ReplicationStreamState(protocolVersion: 1, confirmed: .zero)
+            let both = try await transactions(first, &state, count: 2)
+            #expect(both.count == 2)
+            guard both.count == 2 else { return }
+            state.confirm(both[0].endLSN)
+            if let status = state.statusIfDue(now: now()) { try await first.sendCopyData(status.bytes) }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline,
+                  try await sql.query("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)]).text(0, 0)
+                  != both[0].endLSN.description {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            first.closer.close()
+            let second = try await Self.connect(replication: true)
+            var startDeadline = ContinuousClock.now + .seconds(30)
+            // The slot stays active until the server notices the first connection is gone.
+            while true {
+                do {
+                    try await second.startCopyBoth(command)
+                    break
+                } catch PostgresWireError.server(let error) where ContinuousClock.now < startDeadline && "\(error)".contains("is active") {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            var resumed = ReplicationStreamState(protocolVersion: 1, confirmed: both[0].endLSN)
+            let again = try await transactions(second, &resumed, count: 1)
+            #expect(again.map(\.xid) == [both[1].xid] && again.first?.changes == both[1].changes)
+            await second.close()
+            startDeadline = ContinuousClock.now + .seconds(30)
+            while true {
+                do {
+                    try await sql.query("SELECT pg_drop_replication_slot($1)", [.text(slot)])
+                    break
+                } catch PostgresWireError.server(let error) where ContinuousClock.now < startDeadline && "\(error)".contains("is active") {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            await sql.close()
+        }
     }
 }
 

@@ -1,0 +1,62 @@
+import FerryCore
+
+/// A logical replication stream's protocol state, without the socket: it decodes what the
+/// server sends, assembles transactions, and says when to answer with a standby status update —
+/// when the server asks (a keepalive with the reply flag), when the confirmed position moved,
+/// and at least every `statusInterval` while data flows. The connection's owner feeds it each
+/// CopyData payload and sends what it returns. Pure.
+public struct ReplicationStreamState: Sendable {
+    private var decoder: PgOutputDecoder
+    private var assembler = PgTransactionAssembler()
+    /// Received from the server so far (written), and confirmed safe by every target (flushed).
+    public private(set) var received = LSN.zero
+    public private(set) var confirmed: LSN
+    private var confirmedSent: LSN
+    private var lastStatus: PostgresTimestamp = 0
+    public let statusIntervalMicroseconds: Int64
+
+    public init(protocolVersion: Int, parallelStreaming: Bool = false, confirmed: LSN, statusIntervalMicroseconds: Int64 = 10_000_000) {
+        decoder = PgOutputDecoder(protocolVersion: protocolVersion, parallelStreaming: parallelStreaming)
+        self.confirmed = confirmed
+        self.confirmedSent = confirmed
+        self.statusIntervalMicroseconds = statusIntervalMicroseconds
+    }
+
+    /// What one CopyData payload yields: a committed transaction or a non-transactional message
+    /// (when one completed), and a status update to send (when one is due).
+    public struct Step: Sendable, Equatable {
+        public var assembled: PgAssembled?
+        public var reply: StandbyStatusUpdate?
+    }
+
+    /// `now`: the current time on PostgreSQL's clock (microseconds since 2000-01-01).
+    public mutating func receive(_ payload: [UInt8], now: PostgresTimestamp) throws -> Step {
+        switch try ReplicationMessage.decode(payload) {
+        case .xLogData(let start, _, _, let data):
+            received = max(received, start)
+            let assembled = try assembler.add(try decoder.decode(data))
+            return Step(assembled: assembled, reply: due(now: now, asked: false))
+        case .keepalive(let serverEnd, _, let replyRequested):
+            // Nothing of ours is pending before the server's end: it may count as received.
+            if assembler.pendingStreams == 0 { received = max(received, serverEnd) }
+            return Step(assembled: nil, reply: due(now: now, asked: replyRequested))
+        }
+    }
+
+    /// Every target holds everything up to `lsn` (a transaction's end LSN): the slot may
+    /// forget it. Never moves backwards.
+    public mutating func confirm(_ lsn: LSN) {
+        confirmed = max(confirmed, lsn)
+    }
+
+    /// A status update if the confirmed position moved since the last one, or one is due.
+    public mutating func statusIfDue(now: PostgresTimestamp) -> StandbyStatusUpdate? { due(now: now, asked: false) }
+
+    private mutating func due(now: PostgresTimestamp, asked: Bool) -> StandbyStatusUpdate? {
+        guard asked || confirmed > confirmedSent || now - lastStatus >= statusIntervalMicroseconds else { return nil }
+        lastStatus = now
+        confirmedSent = confirmed
+        // Flushed and applied are what the targets hold, never more: the slot keeps the rest.
+        return StandbyStatusUpdate(written: max(received, confirmed), flushed: confirmed, applied: confirmed, sentAt: now)
+    }
+}

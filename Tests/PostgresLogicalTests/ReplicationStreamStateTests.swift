@@ -1,0 +1,39 @@
+import FerryCore
+import Testing
+@testable import PostgresLogical
+
+@Suite struct ReplicationStreamStateTests {
+    let relation = Bytes("R").u32(7).string("public").string("t").u8(UInt8(ascii: "d")).i16(1).u8(1).string("id").u32(23).i32(-1)
+
+    func wal(_ start: UInt64, _ message: Bytes) -> [UInt8] { Bytes("w").u64(start).u64(start).i64(0).raw(message.out).out }
+    func keepalive(_ end: UInt64, reply: Bool) -> [UInt8] { Bytes("k").u64(end).i64(0).u8(reply ? 1 : 0).out }
+
+    @Test func transactionsAndStatusUpdates() throws {
+        var state = ReplicationStreamState(protocolVersion: 1, confirmed: LSN(0x50), statusIntervalMicroseconds: 10_000_000)
+        // The first answer is due at once (nothing was sent yet); it confirms only what was confirmed.
+        var step = try state.receive(keepalive(0x60, reply: false), now: 20_000_000)
+        #expect(step.reply == StandbyStatusUpdate(written: LSN(0x60), flushed: LSN(0x50), applied: LSN(0x50), sentAt: 20_000_000))
+        #expect(try state.receive(keepalive(0x60, reply: false), now: 21_000_000).reply == nil, "not due again within the interval")
+        #expect(try state.receive(keepalive(0x60, reply: true), now: 21_000_001).reply?.flushed == LSN(0x50), "asked: answered at once")
+        #expect(try state.receive(wal(0x100, Bytes("B").u64(0x180).i64(5).u32(9)), now: 21_000_002).assembled == nil)
+        #expect(try state.receive(wal(0x110, relation), now: 21_000_003).assembled == nil)
+        #expect(try state.receive(wal(0x120, Bytes("I").u32(7).char("N").i16(1).text("1")), now: 21_000_004).assembled == nil)
+        step = try state.receive(wal(0x180, Bytes("C").u8(0).u64(0x180).u64(0x1A0).i64(5)), now: 21_000_005)
+        guard case .transaction(let transaction)? = step.assembled else { Issue.record("\(step)"); return }
+        #expect(transaction.xid == 9 && transaction.endLSN == LSN(0x1A0) && transaction.changes.count == 1)
+        #expect(step.reply == nil, "nothing confirmed yet, not due")
+        // Confirmed by every target: the next step says so to the server.
+        state.confirm(transaction.endLSN)
+        state.confirm(LSN(0x60))
+        #expect(state.confirmed == LSN(0x1A0), "never backwards")
+        #expect(state.statusIfDue(now: 21_000_006) == StandbyStatusUpdate(written: LSN(0x1A0), flushed: LSN(0x1A0), applied: LSN(0x1A0), sentAt: 21_000_006))
+        #expect(state.statusIfDue(now: 21_000_007) == nil)
+        #expect(state.statusIfDue(now: 31_000_007)?.flushed == LSN(0x1A0), "again after the interval")
+    }
+
+    @Test func badBytesAreTypedErrors() {
+        var state = ReplicationStreamState(protocolVersion: 1, confirmed: .zero)
+        #expect(throws: PgOutputError.self) { _ = try state.receive([UInt8(ascii: "w"), 1, 2], now: 0) }
+        #expect(throws: PgAssemblyError.self) { _ = try state.receive(wal(0x10, Bytes("I").u32(7).char("N").i16(0)), now: 0) }
+    }
+}
