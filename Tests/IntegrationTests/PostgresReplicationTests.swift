@@ -54,6 +54,19 @@ extension Integration {
 
         static func text(_ value: String) -> TupleData.Value { .text(Array(value.utf8)) }
 
+        /// Runs `body` again while the server says the slot is still in use (by a connection it
+        /// has not yet seen go), for up to 30 seconds.
+        static func whileSlotIsActive(_ body: () async throws -> Void) async throws {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while true {
+                do {
+                    return try await body()
+                } catch PostgresWireError.server(let error) where ContinuousClock.now < deadline && "\(error)".contains("is active") {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+        }
+
         @Test func changesArriveThroughPgoutput() async throws {
             let sql = try await Self.connect(replication: false)
             try await sql.simpleQuery("""
@@ -200,29 +213,13 @@ extension Integration {
             }
             first.closer.close()
             let second = try await Self.connect(replication: true)
-            var startDeadline = ContinuousClock.now + .seconds(30)
             // The slot stays active until the server notices the first connection is gone.
-            while true {
-                do {
-                    try await second.startCopyBoth(command)
-                    break
-                } catch PostgresWireError.server(let error) where ContinuousClock.now < startDeadline && "\(error)".contains("is active") {
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-            }
+            try await Self.whileSlotIsActive { try await second.startCopyBoth(command) }
             var resumed = ReplicationStreamState(protocolVersion: 1, confirmed: both[0].endLSN)
             let again = try await transactions(second, &resumed, count: 1)
             #expect(again.map(\.xid) == [both[1].xid] && again.first?.changes == both[1].changes)
             await second.close()
-            startDeadline = ContinuousClock.now + .seconds(30)
-            while true {
-                do {
-                    try await sql.query("SELECT pg_drop_replication_slot($1)", [.text(slot)])
-                    break
-                } catch PostgresWireError.server(let error) where ContinuousClock.now < startDeadline && "\(error)".contains("is active") {
-                    try await Task.sleep(for: .milliseconds(100))
-                }
-            }
+            try await Self.whileSlotIsActive { try await sql.query("SELECT pg_drop_replication_slot($1)", [.text(slot)]) }
             await sql.close()
         }
     }
