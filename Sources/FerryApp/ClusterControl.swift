@@ -8,6 +8,7 @@ import Metrics
 import NIOConcurrencyHelpers
 import Pipeline
 import ServiceLifecycle
+import UnixSignals
 
 /// The control plane of one cluster node. Any node answers for every pipeline: the figures of
 /// those it runs come from their runs; every node publishes those under `views/NODE` every two
@@ -26,14 +27,19 @@ final class ClusterControl: ControlBackend, Service {
     private let localViews = NIOLockedValueBox<[PipelineView]>([])
     /// For the pipelines this node runs.
     private let retention: BinlogRetentionWatch
+    /// SIGHUP (`systemctl reload`), trapped so it does not end the node: a cluster reads its
+    /// configuration only at start.
+    private let hangups: UnixSignalsSequence
 
-    init(configuration: FerryConfiguration, node: ClusterNode, store: EtcdStateStore, board: ClusterBoard, logger: Logger) {
+    init(configuration: FerryConfiguration, node: ClusterNode, store: EtcdStateStore, board: ClusterBoard, hangups: UnixSignalsSequence,
+         logger: Logger) {
         self.configuration = configuration
         self.node = node
         self.store = store
         self.board = board
         self.logger = logger
         self.retention = BinlogRetentionWatch(logger: logger)
+        self.hangups = hangups
     }
 
     func run() async throws {
@@ -52,6 +58,12 @@ final class ClusterControl: ControlBackend, Service {
                     await self.retention.run(configuration: { configuration }, safePositions: {
                         board.runs.withLockedValue { $0 }.compactMapValues { $0.runner.live.progress?.safePosition }
                     })
+                }
+                group.addTask {
+                    for await _ in self.hangups {
+                        self.logger.warning("SIGHUP ignored: in cluster mode every node reads the configuration when it starts; change the file on every node and restart the nodes one at a time (systemctl restart), not reload",
+                                            metadata: ["ferry.node": "\(self.node.name)"])
+                    }
                 }
             }
         }

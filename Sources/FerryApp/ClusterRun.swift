@@ -33,7 +33,8 @@ enum ClusterRun {
             let board = ClusterBoard()
             let service = ClusterService(configuration: configuration, node: node, store: store, board: board,
                                          coolDown: .seconds(2 * cluster.leaseSeconds), logger: logger)
-            let control = ClusterControl(configuration: configuration, node: node, store: store, board: board, logger: logger)
+            let control = ClusterControl(configuration: configuration, node: node, store: store, board: board,
+                                         hangups: await UnixSignalsSequence(trapping: .sighup), logger: logger)
             // Shut down in reverse: the web server, then the figures, then the pipelines drain.
             let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
                 .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),

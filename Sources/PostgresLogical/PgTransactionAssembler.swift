@@ -60,15 +60,24 @@ public enum PgAssemblyError: Error, Sendable, Equatable, CustomStringConvertible
 public struct PgTransactionAssembler: Sendable {
     private var relations: [UInt32: PgOutputMessage.Relation] = [:]
     private var open: (begin: PgOutputMessage.Begin, changes: [PgChange])?
-    /// Streamed transactions by top-level xid: their changes so far, each with the
-    /// (sub)transaction xid it came with.
-    private var streams: [UInt32: [(xid: UInt32, change: PgChange)]] = [:]
+    /// Streamed transactions by top-level xid: their changes so far, and where each
+    /// subtransaction's first change sits (its abort cuts the list back to there, as
+    /// PostgreSQL's own subscriber does: a logical message inside it carries the top-level xid).
+    private var streams: [UInt32: HeldStream] = [:]
     private var segment: UInt32?
+
+    private struct HeldStream {
+        var changes: [PgChange] = []
+        var firstChange: [UInt32: Int] = [:]
+    }
 
     public init() {}
 
     /// Streamed transactions not yet committed or aborted (their changes are held).
     public var pendingStreams: Int { streams.count }
+
+    /// Nothing is open or held: everything received so far has been handed on.
+    public var isIdle: Bool { open == nil && segment == nil && streams.isEmpty }
 
     public mutating func add(_ message: PgOutputMessage) throws -> PgAssembled? {
         switch message {
@@ -98,7 +107,7 @@ public struct PgTransactionAssembler: Sendable {
         case .streamStart(let xid, _):
             guard open == nil, segment == nil else { throw PgAssemblyError.outOfOrder("Stream Start of xid \(xid) inside another transaction") }
             segment = xid
-            if streams[xid] == nil { streams[xid] = [] }
+            if streams[xid] == nil { streams[xid] = HeldStream() }
         case .streamStop:
             guard segment != nil else { throw PgAssemblyError.outOfOrder("Stream Stop outside a segment") }
             segment = nil
@@ -107,12 +116,14 @@ public struct PgTransactionAssembler: Sendable {
                 throw PgAssemblyError.outOfOrder("Stream Commit of xid \(xid), which was not streamed or is still in a segment")
             }
             return .transaction(PgTransaction(xid: xid, commitLSN: commit.commitLSN, endLSN: commit.endLSN, commitTime: commit.commitTime,
-                                              changes: held.map(\.change), streamed: true))
+                                              changes: held.changes, streamed: true))
         case .streamAbort(let xid, let subtransaction, _, _):
             if subtransaction == xid {
                 streams[xid] = nil
-            } else {
-                streams[xid]?.removeAll { $0.xid == subtransaction }
+            } else if var held = streams[xid], let start = held.firstChange[subtransaction] {
+                held.changes.removeSubrange(start...)
+                held.firstChange = held.firstChange.filter { $0.value < start }
+                streams[xid] = held
             }
         }
         return nil
@@ -125,7 +136,11 @@ public struct PgTransactionAssembler: Sendable {
 
     private mutating func record(_ change: PgChange, xid: UInt32?) throws {
         if let top = segment {
-            streams[top, default: []].append((xid ?? top, change))
+            let own = xid ?? top
+            var held = streams.removeValue(forKey: top) ?? HeldStream()
+            if own != top, held.firstChange[own] == nil { held.firstChange[own] = held.changes.count }
+            held.changes.append(change)
+            streams[top] = held
         } else if open != nil {
             open!.changes.append(change)
         } else {

@@ -12,6 +12,8 @@ public struct ReplicationStreamState: Sendable {
     public private(set) var received = LSN.zero
     public private(set) var confirmed: LSN
     private var confirmedSent: LSN
+    /// The end of the last transaction or message handed on.
+    private var handedOn = LSN.zero
     private var lastStatus: PostgresTimestamp = 0
     public let statusIntervalMicroseconds: Int64
 
@@ -35,10 +37,21 @@ public struct ReplicationStreamState: Sendable {
         case .xLogData(let start, _, _, let data):
             received = max(received, start)
             let assembled = try assembler.add(try decoder.decode(data))
+            switch assembled {
+            case .transaction(let transaction)?: handedOn = max(handedOn, transaction.endLSN)
+            case .message(let lsn, _, _)?: handedOn = max(handedOn, lsn)
+            case nil: break
+            }
             return Step(assembled: assembled, reply: due(now: now, asked: false))
         case .keepalive(let serverEnd, _, let replyRequested):
-            // Nothing of ours is pending before the server's end: it may count as received.
-            if assembler.pendingStreams == 0 { received = max(received, serverEnd) }
+            // Nothing open or held, and all handed on confirmed: the WAL up to the server's end
+            // holds nothing for us (other tables, checkpoints), so the slot may move past it —
+            // else it never advances while the published tables are quiet, and a server
+            // shutting down waits for our flush position to reach its end.
+            if assembler.isIdle {
+                received = max(received, serverEnd)
+                if confirmed >= handedOn { confirmed = max(confirmed, serverEnd) }
+            }
             return Step(assembled: nil, reply: due(now: now, asked: replyRequested))
         }
     }

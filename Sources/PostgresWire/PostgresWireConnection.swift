@@ -317,6 +317,10 @@ public final class PostgresWireConnection {
             case .error(let error):
                 closer.close()
                 throw PostgresWireError.server(error)
+            case .commandComplete:
+                // A walsender that finishes (the server shutting down) ends the command without CopyDone.
+                closer.close()
+                throw PostgresWireError.connectionClosed("the server ended the replication stream (it may be shutting down)")
             case .parameterStatus:
                 continue
             default:

@@ -13,6 +13,7 @@ import Testing
         #expect(Self.wal(0x16_B374_8000, xid: 9) == Self.wal(0x16_B374_8000, xid: 10))
         #expect(Self.wal(0x100) < Self.wal(0x100, step: 1) && Self.wal(0x100, step: 7) < Self.wal(0x101))
         #expect(Set([Self.wal(5, xid: 1), Self.wal(5, xid: 2)]).count == 1)
+        #expect(WALPosition(lsn: LSN(5), xid: 1) == WALPosition(lsn: LSN(5), xid: 2) && Set([WALPosition(lsn: LSN(5), xid: 1), WALPosition(lsn: LSN(5))]).count == 1)
         let binlog = SourcePosition.binlog(file: "b.000001", offset: 4)
         #expect(binlog != Self.wal(4) && binlog < Self.wal(4) && !(Self.wal(4) < binlog))
         #expect(Self.wal(0x16_B374_8000, xid: 731).description == "16/B3748000 (xid 731)")

@@ -206,11 +206,13 @@ extension Integration {
             state.confirm(both[0].endLSN)
             if let status = state.statusIfDue(now: now()) { try await first.sendCopyData(status.bytes) }
             let deadline = ContinuousClock.now + .seconds(30)
-            while ContinuousClock.now < deadline,
-                  try await sql.query("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)]).text(0, 0)
-                  != both[0].endLSN.description {
+            var confirmed: LSN?
+            while ContinuousClock.now < deadline {
+                confirmed = LSN(try await sql.query("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)]).text(0, 0) ?? "")
+                if confirmed == both[0].endLSN { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
+            #expect(confirmed == both[0].endLSN)
             first.closer.close()
             let second = try await Self.connect(replication: true)
             // The slot stays active until the server notices the first connection is gone.

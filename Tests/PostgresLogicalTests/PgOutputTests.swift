@@ -31,7 +31,7 @@ struct Bytes {
         #expect(LSN(0x16_B374_D848).description == "16/B374D848")
         #expect(LSN("0/0") == .zero && LSN.zero.description == "0/0")
         #expect(LSN("FFFFFFFF/FFFFFFFF") == LSN(.max))
-        for bad in ["", "16", "16/", "/1", "G/1", "1/2/3", "123456789/0", "-1/0"] { #expect(LSN(bad) == nil, "\(bad)") }
+        for bad in ["", "16", "16/", "/1", "G/1", "1/2/3", "123456789/0", "-1/0", "+1/0", "1/-0", " 1/0"] { #expect(LSN(bad) == nil, "\(bad)") }
         #expect(LSN("0/FF")! < LSN("1/0")!)
     }
 }

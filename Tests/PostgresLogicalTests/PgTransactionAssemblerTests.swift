@@ -47,20 +47,22 @@ import Testing
         #expect(transaction.changes == [.insert(items, new: row(1)), .insert(wider, new: TupleData([.text([0x32]), .null]))])
     }
 
-    /// Segments of two streamed transactions interleave; a subtransaction's abort drops only its
-    /// changes; each commit delivers its own changes in order; a whole abort drops everything.
+    /// Segments of streamed transactions interleave; a subtransaction's abort drops its changes
+    /// and everything after them — a logical message inside it too, though that carries the
+    /// top-level xid; each commit delivers its own changes in order; a whole abort drops all.
     @Test func streamedTransactionsInSegments() throws {
         var assembler = PgTransactionAssembler()
         var out = try feed(&assembler, [
             .streamStart(xid: 100, firstSegment: true), .relation(items, xid: 100),
-            .insert(relation: 7, new: row(1), xid: 100), .insert(relation: 7, new: row(2), xid: 101), .streamStop,
+            .insert(relation: 7, new: row(1), xid: 100), .insert(relation: 7, new: row(2), xid: 101),
+            .message(transactional: true, lsn: LSN(0x50), prefix: "inside", content: [], xid: 100), .streamStop,
             .streamStart(xid: 200, firstSegment: true), .insert(relation: 7, new: row(20), xid: 200), .streamStop,
+            .streamAbort(xid: 100, subtransaction: 101, abortLSN: nil, abortTime: nil),
             .streamStart(xid: 100, firstSegment: false), .insert(relation: 7, new: row(3), xid: 100), .streamStop,
             .streamStart(xid: 300, firstSegment: true), .insert(relation: 7, new: row(30), xid: 300), .streamStop,
         ])
-        #expect(out.isEmpty && assembler.pendingStreams == 3)
+        #expect(out.isEmpty && assembler.pendingStreams == 3 && !assembler.isIdle)
         out = try feed(&assembler, [
-            .streamAbort(xid: 100, subtransaction: 101, abortLSN: nil, abortTime: nil),
             .streamCommit(xid: 100, commit(0x200)),
             .streamAbort(xid: 300, subtransaction: 300, abortLSN: nil, abortTime: nil),
             .streamCommit(xid: 200, commit(0x300)),
@@ -71,7 +73,7 @@ import Testing
             .transaction(PgTransaction(xid: 200, commitLSN: LSN(0x300), endLSN: LSN(0x308), commitTime: 99,
                                        changes: [.insert(items, new: row(20))], streamed: true)),
         ])
-        #expect(assembler.pendingStreams == 0)
+        #expect(assembler.pendingStreams == 0 && assembler.isIdle)
     }
 
     @Test func outOfOrderStreamsAreRefused() throws {

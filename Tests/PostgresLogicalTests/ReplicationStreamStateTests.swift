@@ -10,11 +10,12 @@ import Testing
 
     @Test func transactionsAndStatusUpdates() throws {
         var state = ReplicationStreamState(protocolVersion: 1, confirmed: LSN(0x50), statusIntervalMicroseconds: 10_000_000)
-        // The first answer is due at once (nothing was sent yet); it confirms only what was confirmed.
+        // The first answer is due at once (nothing was sent yet); idle, the stream confirms the
+        // server's end (nothing before it is ours).
         var step = try state.receive(keepalive(0x60, reply: false), now: 20_000_000)
-        #expect(step.reply == StandbyStatusUpdate(written: LSN(0x60), flushed: LSN(0x50), applied: LSN(0x50), sentAt: 20_000_000))
+        #expect(step.reply == StandbyStatusUpdate(written: LSN(0x60), flushed: LSN(0x60), applied: LSN(0x60), sentAt: 20_000_000))
         #expect(try state.receive(keepalive(0x60, reply: false), now: 21_000_000).reply == nil, "not due again within the interval")
-        #expect(try state.receive(keepalive(0x60, reply: true), now: 21_000_001).reply?.flushed == LSN(0x50), "asked: answered at once")
+        #expect(try state.receive(keepalive(0x60, reply: true), now: 21_000_001).reply?.flushed == LSN(0x60), "asked: answered at once")
         #expect(try state.receive(wal(0x100, Bytes("B").u64(0x180).i64(5).u32(9)), now: 21_000_002).assembled == nil)
         #expect(try state.receive(wal(0x110, relation), now: 21_000_003).assembled == nil)
         #expect(try state.receive(wal(0x120, Bytes("I").u32(7).char("N").i16(1).text("1")), now: 21_000_004).assembled == nil)
@@ -29,6 +30,21 @@ import Testing
         #expect(state.statusIfDue(now: 21_000_006) == StandbyStatusUpdate(written: LSN(0x1A0), flushed: LSN(0x1A0), applied: LSN(0x1A0), sentAt: 21_000_006))
         #expect(state.statusIfDue(now: 21_000_007) == nil)
         #expect(state.statusIfDue(now: 31_000_007)?.flushed == LSN(0x1A0), "again after the interval")
+    }
+
+    /// While nothing is open and all handed on is confirmed, a keepalive's WAL end holds
+    /// nothing for this stream: the slot may move there (else it never advances while the
+    /// published tables are quiet, and a server shutting down waits for it).
+    @Test func idleStreamsConfirmTheServersEnd() throws {
+        var state = ReplicationStreamState(protocolVersion: 1, confirmed: LSN(0x50))
+        #expect(try state.receive(keepalive(0x80, reply: true), now: 1).reply?.flushed == LSN(0x80))
+        _ = try state.receive(wal(0x100, Bytes("B").u64(0x180).i64(5).u32(9)), now: 2)
+        #expect(try state.receive(keepalive(0x190, reply: true), now: 3).reply?.flushed == LSN(0x80), "a transaction is open")
+        _ = try state.receive(wal(0x110, relation), now: 4)
+        _ = try state.receive(wal(0x180, Bytes("C").u8(0).u64(0x180).u64(0x1A0).i64(5)), now: 5)
+        #expect(try state.receive(keepalive(0x300, reply: true), now: 6).reply?.flushed == LSN(0x80), "handed on, not yet confirmed")
+        state.confirm(LSN(0x1A0))
+        #expect(try state.receive(keepalive(0x300, reply: true), now: 7).reply?.flushed == LSN(0x300))
     }
 
     @Test func badBytesAreTypedErrors() {

@@ -9,6 +9,7 @@ public struct LSN: Sendable, Hashable, Comparable, CustomStringConvertible {
     public init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, (1...8).contains(parts[0].count), (1...8).contains(parts[1].count),
+              parts.allSatisfy({ $0.allSatisfy(\.isHexDigit) }),
               let high = UInt64(parts[0], radix: 16), let low = UInt64(parts[1], radix: 16) else { return nil }
         value = high << 32 | low
     }

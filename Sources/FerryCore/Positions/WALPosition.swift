@@ -18,6 +18,14 @@ public struct WALPosition: Sendable, Hashable, Comparable, Codable, CustomString
 
     public func isSamePlace(as other: WALPosition) -> Bool { lsn == other.lsn && snapshotStep == other.snapshotStep }
 
+    /// The same place: the xid annotates it, as `<` ignores it too.
+    public static func == (lhs: WALPosition, rhs: WALPosition) -> Bool { lhs.isSamePlace(as: rhs) }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(lsn)
+        hasher.combine(snapshotStep)
+    }
+
     public static func < (lhs: WALPosition, rhs: WALPosition) -> Bool {
         (lhs.lsn, lhs.snapshotStep) < (rhs.lsn, rhs.snapshotStep)
     }
