@@ -152,10 +152,17 @@ public final class ClusterNode: Sendable {
         _ = try await client.txn([EtcdCompare(key: key, .createRevision(epoch))], success: [.delete(key)])
     }
 
-    /// Every live member and what it registered, at one revision.
-    public func members() async throws -> (members: [String: [UInt8]], revision: Int64) {
+    /// A live member: what it registered, and when (its key's create revision — a new value
+    /// means a new process took the name, even one that came back between two reads).
+    public struct Member: Sendable, Equatable {
+        public var info: [UInt8]
+        public var registered: Int64
+    }
+
+    /// Every live member, at one revision.
+    public func members() async throws -> (members: [String: Member], revision: Int64) {
         let (children, revision) = try await children(of: "members/")
-        return (children.mapValues(\.value), revision)
+        return (children.mapValues { Member(info: $0.value, registered: $0.createRevision) }, revision)
     }
 
     /// Every claimed pipeline: its owner and epoch.

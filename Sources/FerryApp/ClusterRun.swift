@@ -285,11 +285,11 @@ final class ClusterService: Service, Sendable {
         do {
             let now = ContinuousClock.now
             let (members, _) = try await node.members()
-            view.reset(to: members.keys, at: now)
+            view.reset(to: members.mapValues(\.registered), at: now)
             let claims = try await node.owners()
             let controls = try await node.controls()
             board.picture.withLockedValue {
-                $0 = ClusterBoard.Picture(members: members, owners: claims.mapValues { ClusterBoard.Claimed(node: $0.node, epoch: $0.epoch) },
+                $0 = ClusterBoard.Picture(members: members.mapValues(\.info), owners: claims.mapValues { ClusterBoard.Claimed(node: $0.node, epoch: $0.epoch) },
                                           controls: controls)
             }
             // A failure here is old news once a node runs the pipeline again.

@@ -85,16 +85,20 @@ import Testing
 }
 
 @Suite struct MemberViewTests {
-    @Test func agesCountFromFirstSightAndRestartAfterALeave() {
+    @Test func agesCountFromFirstSightAndRestartWithANewRegistration() {
         let start = ContinuousClock.now
         var view = MemberView()
-        view.reset(to: ["a", "b"], at: start)
-        view.reset(to: ["a", "b", "c"], at: start + .seconds(5))
+        view.reset(to: ["a": 10, "b": 11], at: start)
+        view.reset(to: ["a": 10, "b": 11, "c": 12], at: start + .seconds(5))
         #expect(view.ages(at: start + .seconds(6)) == ["a": .seconds(6), "b": .seconds(6), "c": .seconds(1)])
-        view.reset(to: ["b", "c"], at: start + .seconds(7))
-        view.reset(to: ["a", "b", "c"], at: start + .seconds(8))
+        // a left and came back: missing from a read.
+        view.reset(to: ["b": 11, "c": 12], at: start + .seconds(7))
+        view.reset(to: ["a": 20, "b": 11, "c": 12], at: start + .seconds(8))
         #expect(view.ages(at: start + .seconds(9))["a"] == .seconds(1))
-        view.reset(to: ["c"], at: start + .seconds(10))
+        // b restarted between two reads: the same name under a new registration.
+        view.reset(to: ["a": 20, "b": 30, "c": 12], at: start + .seconds(9))
+        #expect(view.ages(at: start + .seconds(10))["b"] == .seconds(1))
+        view.reset(to: ["c": 12], at: start + .seconds(10))
         #expect(view.names == ["c"] && view.ages(at: start + .seconds(10)) == ["c": .seconds(5)])
     }
 }

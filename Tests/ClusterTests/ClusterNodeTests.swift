@@ -28,7 +28,8 @@ import Testing
             #expect(a.isWritable && b.isWritable)
 
             let (members, _) = try await b.members()
-            #expect(members.mapValues { String(decoding: $0, as: UTF8.self) } == ["a": "http://a:8080", "b": "http://b:8080"])
+            #expect(members.mapValues { String(decoding: $0.info, as: UTF8.self) } == ["a": "http://a:8080", "b": "http://b:8080"])
+            #expect(members["a"]?.registered ?? 0 > 0 && members["a"]?.registered != members["b"]?.registered)
 
             guard case .owned(let first) = try await a.claim("orders") else { Issue.record("a did not get orders"); return Int64?.none }
             #expect(try await a.claim("orders") == .owned(epoch: first), "a retried claim finds its own")
