@@ -352,10 +352,7 @@ public actor EtcdStateStore: OperatorStore {
         let stored = try await etcd { try await self.client.get(key) }
         let previous = stored.flatMap { try? JSONDecoder().decode(OwnerRecord.self, from: Data($0.value)) }
         let record = OwnerRecord(node: node, epoch: epoch, at: WallClock.iso8601UTC(), released: false)
-        try await write(pipeline, [.put(key, try JSONEncoder().encode(record).bytes),
-                                   auditEntry(pipeline: pipeline, action: "claim", detail: OwnerRecord.describe(claim: record, after: previous), actor: "ferry"),
-                                   auditEntry(pipeline: pipeline, action: "claim", detail: OwnerRecord.describe(claim: record, after: previous), actor: "ferry",
-                                              folder: "history")])
+        try await write(pipeline, [.put(key, try JSONEncoder().encode(record).bytes)] + ownershipEntries(pipeline: pipeline, action: "claim", detail: OwnerRecord.describe(claim: record, after: previous)))
         return previous
     }
 
@@ -363,10 +360,7 @@ public actor EtcdStateStore: OperatorStore {
     public func recordRelease(pipeline: String) async throws {
         guard let epoch = epochs[pipeline] else { return }
         let record = OwnerRecord(node: node, epoch: epoch, at: WallClock.iso8601UTC(), released: true)
-        try await write(pipeline, [.put(stateKey(pipeline, "owner"), try JSONEncoder().encode(record).bytes),
-                                   auditEntry(pipeline: pipeline, action: "release", detail: "node \(node) handed it back (epoch \(epoch))", actor: "ferry"),
-                                   auditEntry(pipeline: pipeline, action: "release", detail: "node \(node) handed it back (epoch \(epoch))", actor: "ferry",
-                                              folder: "history")])
+        try await write(pipeline, [.put(stateKey(pipeline, "owner"), try JSONEncoder().encode(record).bytes)] + ownershipEntries(pipeline: pipeline, action: "release", detail: "node \(node) handed it back (epoch \(epoch))"))
     }
 
     // MARK: Writing
@@ -403,6 +397,11 @@ public actor EtcdStateStore: OperatorStore {
                                 context: [("pipeline", pipeline), ("node", node)])
     }
 
+    /// A claim or hand-back, in the audit log and in the ownership history.
+    private func ownershipEntries(pipeline: String, action: String, detail: String) -> [EtcdOperation] {
+        ["audit", "history"].map { auditEntry(pipeline: pipeline, action: action, detail: detail, actor: "ferry", folder: $0) }
+    }
+
     /// An entry of the audit log, or (`folder: "history"`) of the ownership history, under a
     /// key that sorts by time.
     private func auditEntry(pipeline: String, action: String, detail: String, actor: String, folder: String = "audit") -> EtcdOperation {
@@ -413,13 +412,8 @@ public actor EtcdStateStore: OperatorStore {
         return .put(key, (try? JSONEncoder().encode(entry).bytes) ?? [])
     }
 
-    /// An etcd call, its failure as the `cluster.unavailable` error.
     private func etcd<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as EtcdError {
-            throw FerryError.clusterUnavailable("the cluster state in etcd cannot be used: \(error)", context: [("node", node)])
-        }
+        try await clusterStateCall(node: node, body)
     }
 
     private func position(_ keyValue: EtcdKeyValue) throws -> SourcePosition {
@@ -499,4 +493,13 @@ private struct StoredAudit: Codable {
 
 private extension Data {
     var bytes: [UInt8] { [UInt8](self) }
+}
+
+/// An etcd call on `node`'s behalf; its failure becomes the `cluster.unavailable` error.
+public func clusterStateCall<T: Sendable>(node: String, _ body: @Sendable () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as EtcdError {
+        throw FerryError.clusterUnavailable("the cluster state in etcd cannot be used: \(error)", context: [("node", node)])
+    }
 }

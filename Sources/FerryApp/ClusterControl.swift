@@ -224,10 +224,6 @@ final class ClusterControl: ControlBackend, Service {
 
     /// An etcd call on behalf of an operator; its failure says the cluster state is unreachable.
     private func etcd<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as EtcdError {
-            throw FerryError.clusterUnavailable("the cluster state in etcd cannot be used: \(error)", context: [("node", node.name)])
-        }
+        try await clusterStateCall(node: node.name, body)
     }
 }
