@@ -87,6 +87,10 @@ let package = Package(
         ),
         .target(name: "PostgresLogical", dependencies: ["FerryCore"]),
         .target(
+            name: "PostgresSource",
+            dependencies: ["FerryCore", "PostgresLogical", "PostgresWire", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "PostgresWire",
             dependencies: [
                 "WireTLS",
@@ -261,7 +265,7 @@ let package = Package(
             name: "FerryApp",
             dependencies: [
                 "FerryCore", "DiskLog", "MySQLWire", "MySQLBinlog", "MySQLSource", "Pipeline", "Rules", "Documents", "StateStore", "SinkSupport", "SQLiteSink", "FileSink", "MariaDBSink", "PostgresSink",
-                "RedisSink", "NATSSink", "WebhookSink", "SearchSink", "ClickHouseSink", "ControlPlane", "Cluster", "Etcd",
+                "PostgresSource", "RedisSink", "NATSSink", "WebhookSink", "SearchSink", "ClickHouseSink", "ControlPlane", "Cluster", "Etcd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -377,7 +381,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "FerryApp", "PostgresSink", "PostgresWire", "WireTLS", "ClickHouseSink", "MariaDBSink", "SQLiteSink", "RedisSink", "Pipeline", "StateStore", "FileSink", "FerryTestKit", "MySQLSource",
-                "MySQLWire", "MySQLBinlog", "PostgresLogical",
+                "MySQLWire", "MySQLBinlog", "PostgresLogical", "PostgresSource",
                 "FerryCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

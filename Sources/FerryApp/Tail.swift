@@ -2,6 +2,7 @@ import FerryCore
 import Logging
 import MySQLSource
 import MySQLWire
+import PostgresSource
 
 /// `ferry tail`: follow a source and print each change as one JSON line.
 public struct TailOptions: Sendable {
@@ -37,6 +38,36 @@ public struct TailOptions: Sendable {
         self.heartbeatSeconds = heartbeatSeconds
     }
 
+    var isPostgres: Bool { sourceURL.hasPrefix("postgres://") || sourceURL.hasPrefix("postgresql://") }
+
+    /// The changes of the source the URL names, handed to `deliver` a transaction at a time.
+    func produce(logger: Logger) throws -> @Sendable (_ deliver: (Transaction) async throws -> Void) async throws -> Void {
+        guard isPostgres else {
+            let source = MySQLSource(configuration: try sourceConfiguration(), logger: logger)
+            return { [from = self.from, toCurrent = self.toCurrent] deliver in _ = try await source.run(from: from, stopAtCurrent: toCurrent, deliver: deliver) }
+        }
+        let configuration = try PostgresSourceConfiguration(name: sourceName, url: sourceURL, password: password,
+                                                            filter: TableFilter(include: include, exclude: exclude))
+        // A slot decides where a PostgreSQL stream begins: a temporary one where it is made, a
+        // named one (?slot=NAME, read and never moved on) at its confirmed position.
+        guard case .current = from else {
+            throw FerryError(code: .cliInvalidOption, message: "--from does not apply to a PostgreSQL source: it starts at its slot's confirmed position (?slot=NAME), or at the current position with a temporary slot",
+                             fix: "leave out --from")
+        }
+        if toCurrent, configuration.slot == nil {
+            throw FerryError(code: .cliInvalidOption, message: "--to current needs a named slot (?slot=NAME): a temporary slot begins at the current position, with nothing before it",
+                             fix: "add ?slot=NAME of an existing logical slot (pgoutput) to the URL, or leave out --to")
+        }
+        let source = PostgresSource(configuration: configuration, logger: logger)
+        return { [includeDDL = self.includeDDL, toCurrent = self.toCurrent] deliver in
+            try await source.run(stopAtCurrent: toCurrent) { transaction in
+                var shown = transaction
+                if !includeDDL { shown.events.removeAll { $0.operation == .ddl } }
+                try await deliver(shown)
+            }
+        }
+    }
+
     func sourceConfiguration() throws -> MySQLSourceConfiguration {
         let connection = try MySQLConnectionConfiguration(url: sourceURL, password: password)
         return MySQLSourceConfiguration(name: sourceName, connection: connection, serverID: serverID,
@@ -53,10 +84,10 @@ public enum Tail {
     @discardableResult
     public static func run(_ options: TailOptions, output: FileDescriptorOutput, logger: Logger, handoffEvents: Int = 4_096,
                            clock: @escaping @Sendable () -> Int64 = WallClock.millisecondsSinceEpoch) async throws -> Int {
-        let source = MySQLSource(configuration: try options.sourceConfiguration(), logger: logger)
+        let produce = try options.produce(logger: logger)
         if options.countOnly {
             var lines = 0
-            _ = try await source.run(from: options.from, stopAtCurrent: options.toCurrent) { lines += $0.events.count }
+            try await produce { lines += $0.events.count }
             return lines
         }
         let writer = EventJSONWriter(format: options.format)
@@ -64,7 +95,7 @@ public enum Tail {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 defer { handoff.finish() }
-                _ = try await source.run(from: options.from, stopAtCurrent: options.toCurrent) { transaction in
+                try await produce { transaction in
                     guard !transaction.events.isEmpty else { return }
                     // The writer is gone (the reader closed the output): stop reading.
                     guard await handoff.send(transaction, weight: transaction.events.count) else { throw CancellationError() }

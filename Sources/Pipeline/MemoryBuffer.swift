@@ -102,7 +102,7 @@ public actor MemoryBuffer: ChangeBuffer, ParkingActor {
                 total += 32 + row.count * 40
                 for value in row {
                     switch value {
-                    case .string(let text), .decimal(let text), .json(let text), .enumeration(let text):
+                    case .string(let text), .decimal(let text), .json(let text), .enumeration(let text), .sourceText(let text):
                         total += text.utf8.count > 15 ? text.utf8.count + 32 : 0
                     case .bytes(let bytes), .illFormedText(let bytes): total += bytes.count
                     case .geometry(let geometry): total += geometry.wkb.count

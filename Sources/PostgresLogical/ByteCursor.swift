@@ -65,6 +65,8 @@ public enum PgOutputError: Error, Sendable, Equatable, CustomStringConvertible {
     case truncated(message: String, offset: Int, needed: Int, available: Int)
     case malformed(message: String, offset: Int, detail: String)
     case unknownMessage(type: UInt8)
+    /// A row that does not fit its relation.
+    case unreadableRow(table: String, detail: String)
 
     public var description: String {
         switch self {
@@ -75,6 +77,8 @@ public enum PgOutputError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unknownMessage(let type):
             let shown = (32..<127).contains(type) ? "'\(Character(UnicodeScalar(type)))'" : "0x" + String(type, radix: 16)
             return "a pgoutput message of unknown type \(shown)"
+        case .unreadableRow(let table, let detail):
+            return "a pgoutput row of \(table) cannot be read: \(detail)"
         }
     }
 }

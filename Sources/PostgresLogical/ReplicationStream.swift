@@ -56,6 +56,9 @@ public struct ReplicationStreamState: Sendable {
         }
     }
 
+    /// No transaction is open or held: everything received so far has been handed on.
+    public var isIdle: Bool { assembler.isIdle }
+
     /// Every target holds everything up to `lsn` (a transaction's end LSN): the slot may
     /// forget it. Never moves backwards.
     public mutating func confirm(_ lsn: LSN) {

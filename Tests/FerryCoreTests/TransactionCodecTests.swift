@@ -18,7 +18,7 @@ import Testing
         .datetime(DateTimeValue(date: DateValue(year: 2024, month: 2, day: 29), hour: 23, minute: 59, second: 58, microseconds: 120_000, fsp: 2)),
         .timestamp(TimestampValue(seconds: 2_147_483_647, microseconds: 1, fsp: 6)), .json("{\"a\":[1,2,null]}"),
         .enumeration(""), .enumeration("red"), .set([]), .set(["a", "b"]), .bit(0x1F, width: 5),
-        .geometry(GeometryValue(srid: 4326, wkb: [1, 1, 0, 0, 0])),
+        .geometry(GeometryValue(srid: 4326, wkb: [1, 1, 0, 0, 0])), .bool(true), .bool(false), .sourceText("1 year 2 mons"),
     ]
 
     static func sample() -> Transaction {

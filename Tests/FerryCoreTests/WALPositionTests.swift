@@ -47,6 +47,22 @@ import Testing
         #expect(TransactionCodec.encode(Transaction(gtid: nil, position: .binlog(file: "b.000001", offset: 4), serverID: 0, timestampMillis: 5, events: [])).first == 2)
     }
 
+    /// A PostgreSQL column's own type travels with the schema in version-3 records.
+    @Test func nativeTypesSurviveTheDiskBuffer() throws {
+        let schema = TableSchema(name: TableName(database: "public", table: "t"),
+                                 columns: [ColumnSchema(name: "id", typeName: "int", nullable: false, nativeType: "integer"),
+                                           ColumnSchema(name: "span", typeName: "longtext", nullable: true, charset: "utf8mb4", nativeType: "tstzrange"),
+                                           ColumnSchema(name: "plain", typeName: "int", nullable: true)],
+                                 primaryKey: [0])
+        let position = Self.wal(0x20, xid: 9)
+        let event = ChangeEvent(operation: .create, table: schema.name, schema: schema, before: nil, after: [.int(1), .sourceText("[1,2)"), .bool(true)],
+                                source: ChangeSource(name: "pg", serverID: 0, gtid: nil, position: position, row: 0, timestampMillis: 0))
+        var decoder = TransactionDecoder()
+        let decoded = try decoder.decode(TransactionCodec.encode(Transaction(gtid: nil, position: position, serverID: 0, timestampMillis: 0, events: [event])))
+        #expect(decoded.events.first?.schema?.columns == schema.columns)
+        #expect(decoded.events.first?.after == [.int(1), .sourceText("[1,2)"), .bool(true)])
+    }
+
     @Test func eventsShowTheLSNAndTransactionId() {
         let schema = TableSchema(name: TableName(database: "public", table: "orders"), columns: [ColumnSchema(name: "id", typeName: "int4", nullable: false)],
                                  primaryKey: [0])
@@ -55,7 +71,7 @@ import Testing
                                                      timestampMillis: 1_700_000_000_000))
         var out: [UInt8] = []
         EventJSONWriter(format: .debezium).write(event, processedAtMillis: 5, into: &out)
-        #expect(String(decoding: out, as: UTF8.self).contains(#""gtid":null,"lsn":97500037120,"txId":731,"row":0"#))
+        #expect(String(decoding: out, as: UTF8.self).contains(#""gtid":null,"lsn":97500037120,"txId":731,"xmin":null,"row":0"#))
         out.removeAll()
         EventJSONWriter(format: .compact).write(event, processedAtMillis: 5, into: &out)
         #expect(String(decoding: out, as: UTF8.self).contains(#""position":"16/B3748000","xid":731,"row":0"#))

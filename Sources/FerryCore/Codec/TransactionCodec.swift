@@ -6,7 +6,8 @@
 /// schema count · schemas · events. A binlog position (versions 1 and 2) is file, offset u64, GTID
 /// flavor byte (0 none, 1 MariaDB, 2 MySQL) and its text, then the snapshot step (varint; version
 /// 1 records have none). Version 3 records hold a WAL position instead: LSN u64, xid flag byte
-/// (0 none, 1 then xid u32), snapshot step (varint). Binlog records stay version 2, byte for byte.
+/// (0 none, 1 then xid u32), snapshot step (varint), and each schema column adds its native
+/// type (optional string) after its charset. Binlog records stay version 2, byte for byte.
 /// An event starts with its operation: 1 create, 2 update, 3 delete, 4 read, 5 DDL, 6 a read that
 /// ends its table's snapshot, 7 a read that ends the whole snapshot.
 public enum TransactionCodec {
@@ -31,7 +32,7 @@ public enum TransactionCodec {
             }
         }
         writer.varint(schemas.count)
-        for schema in schemas { writer.schema(schema) }
+        for schema in schemas { writer.schema(schema, nativeTypes: transaction.position.wal != nil) }
         for event in transaction.events {
             writer.byte(operationCode(event.operation, mark: event.source.snapshotMark))
             writer.varint(event.schema.map { schemaIndex[ObjectIdentifier($0)]! + 1 } ?? 0)
@@ -92,7 +93,7 @@ public struct TransactionDecoder {
         var tableSchemas: [TableSchema] = []
         for _ in 0..<(try reader.varint()) {
             let start = reader.index
-            let decoded = try reader.schema()
+            let decoded = try reader.schema(nativeTypes: recordVersion >= 3)
             let key = bytes[start..<reader.index]
             if let known = schemas[key] {
                 tableSchemas.append(known)
@@ -255,7 +256,7 @@ private struct Writer {
         }
     }
 
-    mutating func schema(_ schema: TableSchema) {
+    mutating func schema(_ schema: TableSchema, nativeTypes: Bool) {
         string(schema.name.database)
         string(schema.name.table)
         varint(schema.columns.count)
@@ -264,6 +265,7 @@ private struct Writer {
             string(column.typeName)
             byte(column.nullable ? 1 : 0)
             optionalString(column.charset)
+            if nativeTypes { optionalString(column.nativeType) }
         }
         varint(schema.primaryKey.count)
         for index in schema.primaryKey { varint(index) }
@@ -352,6 +354,12 @@ private struct Writer {
             fixed(geometry.srid)
             varint(geometry.wkb.count)
             bytes.append(contentsOf: geometry.wkb)
+        case .bool(let truth):
+            byte(20)
+            byte(truth ? 1 : 0)
+        case .sourceText(let text):
+            byte(21)
+            string(text)
         }
     }
 
@@ -474,14 +482,15 @@ private struct Reader {
         }
     }
 
-    mutating func schema() throws -> TableSchema {
+    mutating func schema(nativeTypes: Bool) throws -> TableSchema {
         let name = TableName(database: try string(), table: try string())
         let count = try varint()
         try need(count)
         var columns: [ColumnSchema] = []
         columns.reserveCapacity(count)
         for _ in 0..<count {
-            columns.append(ColumnSchema(name: try optionalString(), typeName: try string(), nullable: try byte() == 1, charset: try optionalString()))
+            columns.append(ColumnSchema(name: try optionalString(), typeName: try string(), nullable: try byte() == 1, charset: try optionalString(),
+                                        nativeType: nativeTypes ? try optionalString() : nil))
         }
         let keyCount = try varint()
         try need(keyCount)
@@ -538,6 +547,8 @@ private struct Reader {
             let srid = try fixed32()
             return .geometry(GeometryValue(srid: srid, wkb: try raw(try varint())))
         case 19: return .illFormedText(try raw(try varint()))
+        case 20: return .bool(try byte() == 1)
+        case 21: return .sourceText(try string())
         case let other: throw TransactionCodecError(reason: "unknown value tag \(other)")
         }
     }

@@ -97,6 +97,12 @@ extension FerryError.Code {
     public static let sourceBinlogUnsupportedEvent = Self("source.binlog.unsupported_event")
     /// The stream has no position to start from.
     public static let sourcePosition = Self("source.position")
+    /// The PostgreSQL source cannot be reached, or its connection was lost.
+    public static let sourcePostgresUnreachable = Self("source.postgres.unreachable")
+    /// The PostgreSQL source is not set up for logical replication (publication, slot, wal_level, privileges).
+    public static let sourcePostgresSetup = Self("source.postgres.setup")
+    /// The PostgreSQL replication stream holds something ferry cannot read.
+    public static let sourcePostgresStream = Self("source.postgres.stream")
 
     // MARK: snapshot — reading existing rows
     public static let snapshotTableMissing = Self("snapshot.table_missing")
@@ -188,6 +194,7 @@ extension FerryError.Code {
         sourceMySQLAuthPlugin, sourceMySQLTLSUnavailable, sourceMySQLTLSFailed, sourceBinlogOff, sourceBinlogFormat,
         sourceBinlogPurged, sourceBinlogRetentionLow, sourceBinlogChecksumMismatch, sourceBinlogUndecodableEvent, sourceBinlogUndecodableRow,
         sourceBinlogUnsupportedColumn, sourceBinlogUnsupportedEvent, sourcePosition,
+        sourcePostgresUnreachable, sourcePostgresSetup, sourcePostgresStream,
         snapshotTableMissing, snapshotKeyColumn, snapshotKeyNullable, snapshotSignalTable, snapshotUndecodableRow,
         snapshotUnsupportedColumn,
         bufferDiskUnusable, bufferDiskFull, pipelineRewindAhead, stateCorrupt, stateDiskFull, clusterFenced, clusterUnavailable, serverListen, serverTLS,

@@ -147,6 +147,15 @@ extension FerryError.Code {
         .sourceMySQLTLSFailed: Explanation(
             meaning: "The TLS handshake with the source failed: the server certificate is not trusted, has expired, or does not match the host name (tls=verify-full), or the server's TLS setup is broken. No connection is made.",
             fix: "Give the CA that signed the server certificate with ?ssl-ca=FILE, make the URL's host match the certificate for tls=verify-full (or use tls=verify-ca), and check the certificate's dates."),
+        .sourcePostgresUnreachable: Explanation(
+            meaning: "The PostgreSQL source cannot be reached, refused the login, or its connection closed. A temporary slot (`ferry tail`) ends with its connection.",
+            fix: "Check the URL, the password (FERRY_SOURCE_PASSWORD), pg_hba.conf (a `replication` line for the user is needed as well as a database one) and that the server runs; then start again."),
+        .sourcePostgresSetup: Explanation(
+            meaning: "The PostgreSQL source is not ready for logical replication: wal_level is not logical, the publication or slot is missing, there are no free replication slots or WAL senders, or the user lacks the REPLICATION attribute or the tables' privileges. Nothing was read.",
+            fix: "Run the SQL the message gives (for example `CREATE PUBLICATION ferry FOR TABLE …;` as the tables' owner, or `ALTER ROLE … REPLICATION;`); wal_level, max_replication_slots and max_wal_senders need a server restart."),
+        .sourcePostgresStream: Explanation(
+            meaning: "A message of the PostgreSQL replication stream cannot be read (malformed, out of order, a type ferry does not know). The stream stops there so nothing is skipped.",
+            fix: "Report it with the message, `ferry --version` and the server version."),
         .sourceBinlogOff: Explanation(
             meaning: "Binary logging is off on the source, or the server has no binlog files, so there is nothing to follow. The pipeline or command stops.",
             fix: "Set `log_bin` and `server_id` under [mysqld] and restart the server; `ferry check --source URL` prints the settings that are missing."),

@@ -5,7 +5,7 @@
 /// `IsoTime`, `IsoTimestamp`, `ZonedTimestamp`), binary columns base64 `bytes`.
 enum DebeziumSchema {
     /// `{"type":"struct","fields":[before, after, source, op, ts_ms],…}` for events of `table`.
-    static func envelope(_ table: TableSchema, sourceName: String) -> [UInt8] {
+    static func envelope(_ table: TableSchema, sourceName: String, postgres: Bool = false) -> [UInt8] {
         let prefix = "\(sourceName).\(table.name.database).\(table.name.table)"
         var out: [UInt8] = []
         JSONBuffer.appendASCII("{\"type\":\"struct\",\"fields\":[", to: &out)
@@ -23,7 +23,7 @@ enum DebeziumSchema {
             out.append(UInt8(ascii: "}"))
         }
         JSONBuffer.appendASCII(",", to: &out)
-        out.append(contentsOf: sourceStruct)
+        out.append(contentsOf: postgres ? postgresSourceStruct : sourceStruct)
         JSONBuffer.appendASCII(",{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"}],\"optional\":false,\"name\":", to: &out)
         JSONBuffer.appendString(prefix + ".Envelope", to: &out)
         out.append(UInt8(ascii: "}"))
@@ -41,6 +41,18 @@ enum DebeziumSchema {
         + "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"},{\"type\":\"string\",\"optional\":false,\"field\":\"db\"},"
         + "{\"type\":\"string\",\"optional\":true,\"field\":\"table\"}"
         + "],\"optional\":false,\"name\":\"io.debezium.connector.mysql.Source\",\"field\":\"source\"}").utf8)
+
+    /// The `source` block of a PostgreSQL source's events.
+    static let postgresSourceStruct: [UInt8] = Array(("{\"type\":\"struct\",\"fields\":["
+        + "{\"type\":\"string\",\"optional\":false,\"field\":\"version\"},{\"type\":\"string\",\"optional\":false,\"field\":\"connector\"},"
+        + "{\"type\":\"string\",\"optional\":false,\"field\":\"name\"},{\"type\":\"int64\",\"optional\":false,\"field\":\"server_id\"},"
+        + "{\"type\":\"string\",\"optional\":true,\"field\":\"gtid\"},{\"type\":\"int64\",\"optional\":false,\"field\":\"lsn\"},"
+        + "{\"type\":\"int64\",\"optional\":true,\"field\":\"txId\"},{\"type\":\"int64\",\"optional\":true,\"field\":\"xmin\"},"
+        + "{\"type\":\"int64\",\"optional\":true,\"field\":\"snapshot_step\"},{\"type\":\"int32\",\"optional\":false,\"field\":\"row\"},"
+        + "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\",\"version\":1,\"parameters\":{\"allowed\":\"true,last_in_data_collection,last,false\"},\"default\":\"false\",\"field\":\"snapshot\"},"
+        + "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"},{\"type\":\"string\",\"optional\":false,\"field\":\"schema\"},"
+        + "{\"type\":\"string\",\"optional\":true,\"field\":\"table\"}"
+        + "],\"optional\":false,\"name\":\"io.debezium.connector.postgresql.Source\",\"field\":\"source\"}").utf8)
 
     /// One column's field schema: Kafka Connect type, optional semantic name, nullability.
     static func appendColumn(_ column: ColumnSchema, name: String, to out: inout [UInt8]) {
@@ -72,6 +84,7 @@ enum DebeziumSchema {
         let unsigned = typeName.hasSuffix(" unsigned")
         let base = String(typeName.prefix { $0 != "(" && $0 != " " })
         switch base {
+        case "boolean": return ("boolean", nil)
         case "tinyint": return (unsigned ? "int16" : "int8", nil)
         case "smallint": return (unsigned ? "int32" : "int16", nil)
         case "mediumint": return ("int32", nil)

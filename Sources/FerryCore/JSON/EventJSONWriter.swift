@@ -64,7 +64,7 @@ public struct EventJSONWriter: Sendable {
             JSONBuffer.appendASCII("\"schema\":", to: &out)
             if let schema = event.schema, event.operation != .ddl {
                 let key = ObjectIdentifier(schema)
-                if cache.envelopes[key] == nil { cache.envelopes[key] = DebeziumSchema.envelope(schema, sourceName: event.source.name) }
+                if cache.envelopes[key] == nil { cache.envelopes[key] = DebeziumSchema.envelope(schema, sourceName: event.source.name, postgres: event.source.position.wal != nil) }
                 out.append(contentsOf: cache.envelopes[key]!)
             } else {
                 JSONBuffer.appendASCII("null", to: &out)
@@ -170,7 +170,7 @@ public struct EventJSONWriter: Sendable {
         JSONBuffer.appendASCII("{\"version\":\"", to: &out)
         JSONBuffer.appendASCII(FerryVersion.current, to: &out)
         JSONBuffer.appendASCII("\",\"connector\":\"", to: &out)
-        JSONBuffer.appendASCII(connector, to: &out)
+        JSONBuffer.appendASCII(source.position.wal == nil ? connector : "postgresql", to: &out)
         JSONBuffer.appendASCII("\",\"name\":", to: &out)
         JSONBuffer.appendString(source.name, to: &out)
         JSONBuffer.appendASCII(",\"server_id\":", to: &out)
@@ -191,6 +191,7 @@ public struct EventJSONWriter: Sendable {
             JSONBuffer.appendUnsigned(position.lsn.value, to: &out)
             JSONBuffer.appendASCII(",\"txId\":", to: &out)
             if let xid = position.xid { JSONBuffer.appendUnsigned(UInt64(xid), to: &out) } else { JSONBuffer.appendASCII("null", to: &out) }
+            JSONBuffer.appendASCII(",\"xmin\":null", to: &out)
         }
         if source.position.snapshotStep > 0 {
             JSONBuffer.appendASCII(",\"snapshot_step\":", to: &out)
@@ -202,7 +203,8 @@ public struct EventJSONWriter: Sendable {
     private func writeSourceSuffix(_ event: ChangeEvent, into out: inout [UInt8]) {
         JSONBuffer.appendASCII(",\"ts_ms\":", to: &out)
         JSONBuffer.appendInteger(event.source.timestampMillis, to: &out)
-        JSONBuffer.appendASCII(",\"db\":", to: &out)
+        // A PostgreSQL table's namespace is its schema, as Debezium's PostgreSQL source names it.
+        JSONBuffer.appendASCII(event.source.position.wal == nil ? ",\"db\":" : ",\"schema\":", to: &out)
         JSONBuffer.appendString(event.table.database, to: &out)
         JSONBuffer.appendASCII(",\"table\":", to: &out)
         appendOptionalString(event.table.table.isEmpty ? nil : event.table.table, to: &out)

@@ -11,7 +11,7 @@ public enum ValueJSON {
             return JSONCursor.appending(bound: bound, to: &out) { write(value, to: &$0) }
         }
         switch value {
-        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text): JSONBuffer.appendString(text, to: &out)
+        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text), .sourceText(let text): JSONBuffer.appendString(text, to: &out)
         case .illFormedText(let bytes): JSONBuffer.appendString(Value.repairedText(bytes), to: &out)
         case .set(let members): JSONBuffer.appendString(members.joined(separator: ","), to: &out)
         case .bytes(let bytes):
@@ -26,9 +26,9 @@ public enum ValueJSON {
     /// The most bytes `write` can take for `value`.
     public static func maximumBytes(_ value: Value) -> Int {
         switch value {
-        case .null, .absent, .int, .uint, .year, .bit: 20
+        case .null, .absent, .int, .uint, .year, .bit, .bool: 20
         case .float, .double: 32
-        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text): JSONCursor.stringBound(text.utf8.count)
+        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text), .sourceText(let text): JSONCursor.stringBound(text.utf8.count)
         // Each ill-formed byte can become a 3-byte U+FFFD.
         case .illFormedText(let bytes): JSONCursor.stringBound(3 * bytes.count)
         case .set(let members): JSONCursor.stringBound(members.reduce(members.count) { $0 + $1.utf8.count })
@@ -48,11 +48,13 @@ public enum ValueJSON {
         case .uint(let v):
             out.unsigned(v)
         case .float(let v):
-            writeFloatingPoint(v.isFinite ? v.description : nil, to: &out)
+            writeFloatingPoint(v.isFinite ? v.description : nil, special: Double(v), to: &out)
         case .double(let v):
-            writeFloatingPoint(v.isFinite ? v.description : nil, to: &out)
-        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text):
+            writeFloatingPoint(v.isFinite ? v.description : nil, special: v, to: &out)
+        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text), .sourceText(let text):
             out.string(text)
+        case .bool(let truth):
+            out.ascii(truth ? "true" : "false")
         case .illFormedText(let bytes):
             out.string(Value.repairedText(bytes))
         case .bytes(let bytes):
@@ -108,7 +110,7 @@ public enum ValueJSON {
     public static func appendPlainText(_ value: Value, to out: inout [UInt8]) -> Bool {
         switch value {
         case .null, .absent: return false
-        case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): out.append(contentsOf: text.utf8)
+        case .string(let text), .decimal(let text), .json(let text), .enumeration(let text), .sourceText(let text): out.append(contentsOf: text.utf8)
         case .illFormedText(let bytes): out.append(contentsOf: Value.repairedText(bytes).utf8)
         case .set(let members):
             for (index, member) in members.enumerated() {
@@ -182,8 +184,12 @@ public enum ValueJSON {
         }
     }
 
-    static func writeFloatingPoint(_ text: String?, to out: inout JSONCursor) {
-        guard var text else { return out.ascii("null") }
+    /// A finite number's text, or JSON's nearest for the rest (a PostgreSQL `real` or `double
+    /// precision` can hold them; MySQL cannot): the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+    static func writeFloatingPoint(_ text: String?, special value: Double, to out: inout JSONCursor) {
+        guard var text else {
+            return out.ascii(value.isNaN ? "\"NaN\"" : value < 0 ? "\"-Infinity\"" : "\"Infinity\"")
+        }
         text.withUTF8 { out.bytes($0) }
     }
 

@@ -20,12 +20,17 @@ public struct ColumnSchema: Sendable, Hashable {
     public var nullable: Bool
     /// Character set name for character columns (`utf8mb4`, `latin1`, `binary`, …).
     public var charset: String?
+    /// The source's own type when its types are not MySQL's: PostgreSQL's `format_type` text,
+    /// e.g. `timestamp(3) with time zone` or `integer[]`. `typeName` then holds the nearest MySQL
+    /// type, which every sink's mapping understands; a PostgreSQL target uses this one instead.
+    public var nativeType: String?
 
-    public init(name: String?, typeName: String, nullable: Bool, charset: String? = nil) {
+    public init(name: String?, typeName: String, nullable: Bool, charset: String? = nil, nativeType: String? = nil) {
         self.name = name
         self.typeName = typeName
         self.nullable = nullable
         self.charset = charset
+        self.nativeType = nativeType
     }
 }
 

@@ -36,6 +36,13 @@ public enum Value: Sendable, Hashable {
     /// BIT(width) as an unsigned integer.
     case bit(UInt64, width: UInt8)
     case geometry(GeometryValue)
+    /// A truth value (PostgreSQL `boolean`; MySQL's BOOLEAN is TINYINT(1) and stays `.int`).
+    case bool(Bool)
+    /// A value no other database has a counterpart for — a PostgreSQL interval, range, array,
+    /// inet, timetz, a numeric NaN, a date outside years 1–9999 — in the source's canonical text
+    /// form. The column's `nativeType` names its type, so a target of the same kind takes the
+    /// text back exactly; every other target stores the text.
+    case sourceText(String)
 }
 
 extension Value {

@@ -12,7 +12,8 @@ public enum MySQLLiteral {
         case .float(let v): out += v.isFinite ? v.description : "NULL"
         case .double(let v): out += v.isFinite ? v.description : "NULL"
         case .decimal(let text): out += text
-        case .string(let text), .json(let text), .enumeration(let text): appendQuoted(text, to: &out)
+        case .string(let text), .json(let text), .enumeration(let text), .sourceText(let text): appendQuoted(text, to: &out)
+        case .bool(let truth): out += truth ? "1" : "0"
         case .set(let members): appendQuoted(members.joined(separator: ","), to: &out)
         case .bytes(let bytes): appendHex(bytes, to: &out)
         // Text with the column's collation in comparisons (snapshot chunks, key matches); a

@@ -141,6 +141,7 @@ indirect enum ClickHouseType: Sendable, Equatable, CustomStringConvertible {
         let u = unsigned ? "U" : ""
         let type: String
         switch base {
+        case "boolean": type = "UInt8"
         case "tinyint": type = "\(u)Int8"
         case "smallint": type = "\(u)Int16"
         case "mediumint", "int": type = "\(u)Int32"

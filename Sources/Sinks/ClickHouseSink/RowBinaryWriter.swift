@@ -44,7 +44,7 @@ struct RowBinaryWriter {
             switch value {
             // ClickHouse strings are bytes, so ill-formed text keeps the source's exact bytes.
             case .bytes(let raw), .illFormedText(let raw): writeString(raw)
-            case .string(let text), .decimal(let text), .json(let text), .enumeration(let text): writeString(text)
+            case .string(let text), .decimal(let text), .json(let text), .enumeration(let text), .sourceText(let text): writeString(text)
             case .geometry(let geometry):
                 var raw: [UInt8] = []
                 withUnsafeBytes(of: geometry.srid.littleEndian) { raw.append(contentsOf: $0) }
@@ -154,6 +154,8 @@ struct RowBinaryWriter {
             let limit: UInt64 = signed ? (bits == 64 ? UInt64(Int64.max) : 1 << (bits - 1) - 1) : (bits == 64 ? .max : 1 << bits - 1)
             guard number <= limit else { throw RowBinaryError("\(number) does not fit \(type)") }
             append(number, bytes: size)
+        case .bool(let truth):
+            append(truth ? 1 : 0, bytes: size)
         default:
             throw Self.mismatch(value, type)
         }

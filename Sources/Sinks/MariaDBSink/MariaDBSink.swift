@@ -162,7 +162,7 @@ public actor MariaDBSink: SinkSession {
             }
             try await schema.apply(groups, sink: sink, targetTable: targetTable, describe: describe, execute: ddl, logger: logger) { group in
                 if !open { try await begin() }
-                try await connection.execute(statement(for: group))
+                try await connection.execute(try statement(for: group, sink: sink))
             }
             if !open { try await begin() }
             try await connection.execute(offsets)
@@ -190,11 +190,12 @@ public actor MariaDBSink: SinkSession {
         }
     }
 
-    static func statement(for group: RowOperations.Group) -> String {
+    static func statement(for group: RowOperations.Group, sink: String) throws(FerryError) -> String {
         switch group {
         case .schemaChange:
             preconditionFailure("schema changes are applied by TargetSchema, not written as rows")
         case .upsert(let table, let schema, let columns, let rows):
+            try refuseUnstorable(rows, columns: columns, schema: schema, table: table, sink: sink)
             var sql = "INSERT INTO \(backquoted(table)) (" + columns.map { backquoted(schema.columnName($0)) }.joined(separator: ", ") + ") VALUES "
             for (index, row) in rows.enumerated() {
                 sql += index == 0 ? "(" : ", ("
@@ -230,6 +231,23 @@ public actor MariaDBSink: SinkSession {
                 sql += ")"
             }
             return sql + ")"
+        }
+    }
+
+    /// A source value kept as text (`.sourceText`: a PostgreSQL numeric NaN, an infinite or BC
+    /// date) has no form in a numeric or temporal column, and the session's lax `sql_mode` would
+    /// store a zero in its place without a word: the batch is refused instead.
+    static func refuseUnstorable(_ rows: [Row], columns: [Int], schema: TableSchema, table: String, sink: String) throws(FerryError) {
+        for column in columns {
+            let type = schema.columns[column].typeName
+            if ["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json"].contains(where: { type.hasPrefix($0) }) { continue }
+            for row in rows {
+                guard case .sourceText(let text) = row[column] else { continue }
+                throw FerryError(code: .sinkMariaDBRejected,
+                                 message: "sink \(sink): column \(table).\(schema.columnName(column)) is \(type) here and cannot hold the source's value '\(text)' (\(schema.columns[column].nativeType ?? "source type"))",
+                                 fix: "change the target column to a text type (ALTER TABLE \(backquoted(table)) MODIFY \(backquoted(schema.columnName(column))) LONGTEXT), or drop or rewrite the value with a rule",
+                                 disposition: .reject)
+            }
         }
     }
 

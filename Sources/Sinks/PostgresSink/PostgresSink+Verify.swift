@@ -14,7 +14,7 @@ extension PostgresSink: VerifiableSink {
         let columns = Array(schema.columns.indices)
         let conditions = columns.map { column in
             let name = doubleQuoted(schema.columnName(column))
-            let source = "u.c\(column + 1)::\(PostgresTypeMapping.columnType(schema.columns[column].typeName))"
+            let source = "u.c\(column + 1)::\(PostgresTypeMapping.columnType(schema.columns[column]))"
             return schema.primaryKey.contains(column) ? "t.\(name) = \(source)" : "t.\(name) IS NOT DISTINCT FROM \(source)"
         }.joined(separator: " AND ")
         let sql = "SELECT u.ord FROM " + Self.unnestWithOrdinality(columns.count)
@@ -39,7 +39,7 @@ extension PostgresSink: VerifiableSink {
         let key = schema.primaryKey
         guard !key.isEmpty, try await rowCount(table: table) != nil else { return [] }
         let conditions = key.enumerated().map { position, column in
-            "t.\(doubleQuoted(schema.columnName(column))) = u.c\(position + 1)::\(PostgresTypeMapping.columnType(schema.columns[column].typeName))"
+            "t.\(doubleQuoted(schema.columnName(column))) = u.c\(position + 1)::\(PostgresTypeMapping.columnType(schema.columns[column]))"
         }.joined(separator: " AND ")
         let list: [String] = key.map { column in Self.keyText(doubleQuoted(schema.columnName(column)), typeName: schema.columns[column].typeName) }
         let from = " FROM \(qualified(table)) t WHERE NOT EXISTS (SELECT 1 FROM " + Self.unnestWithOrdinality(key.count) + " WHERE \(conditions))"

@@ -240,7 +240,7 @@ public actor PostgresSink: SinkSession {
             "unnest(" + (1...count).map { "$\($0)::text[]" }.joined(separator: ", ") + ") AS u(" + (1...count).map { "c\($0)" }.joined(separator: ", ") + ")"
         }
         func cast(_ position: Int, _ column: Int, _ schema: TableSchema) -> String {
-            "u.c\(position)::\(PostgresTypeMapping.columnType(schema.columns[column].typeName))"
+            "u.c\(position)::\(PostgresTypeMapping.columnType(schema.columns[column]))"
         }
         switch group {
         case .schemaChange:
@@ -301,7 +301,7 @@ struct PostgresDialect: SchemaDialect {
 
     func createTable(_ table: String, schema tableSchema: TableSchema) -> String {
         var definitions = tableSchema.columns.indices.map { index in
-            "\(doubleQuoted(tableSchema.columnName(index))) \(columnType(tableSchema.columns[index].typeName))"
+            "\(doubleQuoted(tableSchema.columnName(index))) \(PostgresTypeMapping.columnType(tableSchema.columns[index]))"
                 + (tableSchema.columns[index].nullable ? "" : " NOT NULL")
         }
         if !tableSchema.primaryKey.isEmpty {

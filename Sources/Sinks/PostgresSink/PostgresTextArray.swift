@@ -70,7 +70,8 @@ struct PostgresTextArray {
         case .uint(let v): return String(v)
         case .float(let v): return floating(Double(v.description) ?? Double(v))
         case .double(let v): return floating(v)
-        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text): return text
+        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text), .sourceText(let text): return text
+        case .bool(let truth): return truth ? "true" : "false"
         // PostgreSQL text holds only well-formed text (the source logged the repair).
         case .illFormedText(let bytes): return Value.repairedText(bytes)
         case .set(let members): return members.joined(separator: ",")

@@ -2,6 +2,12 @@ import FerryCore
 
 /// How source columns and values land in PostgreSQL (docs/sinks/postgres.md).
 enum PostgresTypeMapping {
+    /// The PostgreSQL column type for a source column: a PostgreSQL source's own type, else the
+    /// mapping of its MySQL type.
+    static func columnType(_ column: ColumnSchema) -> String {
+        column.nativeType ?? columnType(column.typeName)
+    }
+
     /// The PostgreSQL column type for a source type name.
     static func columnType(_ typeName: String) -> String {
         let unsigned = typeName.hasSuffix(" unsigned")

@@ -10,7 +10,7 @@ enum SQLiteTypeMapping {
         if typeName == "bigint unsigned" || typeName == "bit(64)" { return "TEXT" }
         let base = typeName.split(separator: "(").first.map(String.init)?.split(separator: " ").first.map(String.init) ?? typeName
         switch base {
-        case "tinyint", "smallint", "mediumint", "int", "bigint", "year", "bit": return "INTEGER"
+        case "boolean", "tinyint", "smallint", "mediumint", "int", "bigint", "year", "bit": return "INTEGER"
         case "float", "double": return "REAL"
         case "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry": return "BLOB"
         case _ where base.hasPrefix("binary"): return "BLOB"
@@ -26,7 +26,8 @@ enum SQLiteTypeMapping {
         case .uint(let v): return v <= UInt64(Int64.max) ? .integer(Int(v)) : .text(String(v))
         case .float(let v): return .float(Double(v.description) ?? Double(v))
         case .double(let v): return .float(v)
-        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text): return .text(text)
+        case .decimal(let text), .string(let text), .json(let text), .enumeration(let text), .sourceText(let text): return .text(text)
+        case .bool(let truth): return .integer(truth ? 1 : 0)
         case .bytes(let bytes): return .blob(ByteBuffer(bytes: bytes))
         // SQLite text must be valid in the database's encoding; a blob keeps the exact bytes.
         case .illFormedText(let bytes): return .blob(ByteBuffer(bytes: bytes))

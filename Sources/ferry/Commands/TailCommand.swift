@@ -11,7 +11,7 @@ import Glibc
 struct TailCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tail",
-        abstract: "Print every committed row change of a MySQL/MariaDB source as one JSON line.",
+        abstract: "Print every committed row change of a MySQL/MariaDB or PostgreSQL source as one JSON line.",
         discussion: """
         Registers as a replica and follows the binlog. Positions printed in each line
         (source.file/source.pos, or source.gtid_pos) can be given to --from to resume
@@ -23,10 +23,14 @@ struct TailCommand: AsyncParsableCommand {
           ferry tail --source mysql://ferry@db:3306 --from mariadb-bin.000003:1234 --format compact
           ferry tail --source mysql://ferry@db:3306 --from 0-1-1500 --ddl
           ferry tail --source 'mysql://ferry@db:3306?tls=verify-full&ssl-ca=/etc/ssl/ca.pem'
+
+        A PostgreSQL source is followed through a temporary logical replication slot
+        (pgoutput) from the current position, for the tables of a publication:
+          ferry tail --source 'postgres://ferry@db:5432/shop?publication=ferry'
         """
     )
 
-    @Option(name: .long, help: "Source URL: mysql://USER[:PASSWORD]@HOST:PORT[?tls=disable|prefer|require|verify-ca|verify-full&ssl-ca=FILE].")
+    @Option(name: .long, help: "Source URL: mysql://USER[:PASSWORD]@HOST:PORT[?tls=disable|prefer|require|verify-ca|verify-full&ssl-ca=FILE], or postgres://USER[:PASSWORD]@HOST:PORT/DATABASE?publication=NAME[&sslmode=…].")
     var source: String
 
     @Option(name: .long, help: "Where to start: earliest, current, FILE:OFFSET, or a GTID position. Resumes after it.")

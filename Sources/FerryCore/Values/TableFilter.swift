@@ -1,5 +1,3 @@
-import FerryCore
-
 /// Include/exclude globs (`TableGlob`) over `database.table`. With no include globs every table is included; excludes win.
 public struct TableFilter: Sendable {
     public var include: [String]

@@ -1,0 +1,241 @@
+import FerryCore
+import Logging
+import PostgresLogical
+import PostgresWire
+
+/// Where a PostgreSQL source reads from: the server, the publication naming its tables, and
+/// the slot that keeps its place.
+public struct PostgresSourceConfiguration: Sendable {
+    public var name: String
+    public var connection: PostgresWireConfiguration
+    public var publication: String
+    /// A named slot keeps the WAL from the last confirmed position; nil means a temporary slot,
+    /// created at the current position and gone with the connection (`ferry tail`).
+    public var slot: String?
+    public var filter: TableFilter
+
+    public init(name: String, connection: PostgresWireConfiguration, publication: String, slot: String?, filter: TableFilter = TableFilter()) {
+        self.name = name
+        self.connection = connection
+        self.publication = publication
+        self.slot = slot
+        self.filter = filter
+    }
+
+    /// From `postgres://USER@HOST:PORT/DATABASE?publication=NAME[&slot=NAME][&sslmode=…]`.
+    public init(name: String, url: String, password: String?, filter: TableFilter = TableFilter()) throws {
+        let parsed: PostgresURL
+        do {
+            parsed = try PostgresURL(url, password: password)
+        } catch {
+            throw FerryError(code: .configSource, message: "source URL: \(error.reason)",
+                             fix: "use postgres://USER@HOST:PORT/DATABASE?publication=NAME[&slot=NAME][&sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE]")
+        }
+        self.init(name: name, connection: parsed.connection, publication: parsed.settings["publication"] ?? "ferry",
+                  slot: parsed.settings["slot"], filter: filter)
+    }
+}
+
+/// Follows a database's logical replication (pgoutput) and delivers each committed transaction
+/// of the publication's tables. This task owns both connections — the replication stream and
+/// one SQL session for the catalog — and closes them however it ends.
+public struct PostgresSource: Sendable {
+    public let configuration: PostgresSourceConfiguration
+    let logger: Logger
+
+    public init(configuration: PostgresSourceConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Streams from the slot (a temporary one at the current position when none is named) until
+    /// cancelled or `deliver` throws; `deliver` may suspend, which holds the stream. With
+    /// `stopAtCurrent`, returns once everything the server had written when the stream began
+    /// was read (a named slot's backlog: benchmarks, `ferry tail --to current`).
+    public func run(stopAtCurrent: Bool = false, deliver: (Transaction) async throws -> Void) async throws {
+        var sessionOptions = configuration.connection
+        sessionOptions.options.append(("options", PgValueReader.sessionOptions))
+        var replicationOptions = sessionOptions
+        replicationOptions.options.append(("replication", "database"))
+        let sql = try await connect(sessionOptions, purpose: "catalog")
+        let stream: PostgresWireConnection
+        do {
+            stream = try await connect(replicationOptions, purpose: "replication")
+        } catch {
+            await sql.close()
+            throw error
+        }
+        do {
+            try await follow(stream, sql: sql, stopAtCurrent: stopAtCurrent, deliver: deliver)
+        } catch {
+            await stream.close()
+            await sql.close()
+            throw error
+        }
+        await stream.close()
+        await sql.close()
+    }
+
+    /// Sets the stream up and follows it; ends only at the stop position, else by throwing.
+    func follow(_ stream: PostgresWireConnection, sql: PostgresWireConnection, stopAtCurrent: Bool, deliver: (Transaction) async throws -> Void) async throws {
+        try await checkPublication(sql)
+        var stop: LSN?
+        if stopAtCurrent {
+            let system = try await setup("reading the server's WAL position") { try await stream.simpleQuery("IDENTIFY_SYSTEM") }
+            guard let end = system.text(0, 2).flatMap(LSN.init) else {
+                throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): IDENTIFY_SYSTEM answered without a WAL position")
+            }
+            stop = end
+        }
+        let start: LSN
+        let slot: String
+        if let named = configuration.slot {
+            slot = named
+            start = .zero
+        } else {
+            slot = "ferry_tail_\(UInt32.random(in: 0 ... .max))"
+            let created = try await setup("creating a temporary replication slot") {
+                try await stream.simpleQuery("CREATE_REPLICATION_SLOT \(slot) TEMPORARY LOGICAL pgoutput")
+            }
+            guard let consistent = created.text(0, 1).flatMap(LSN.init) else {
+                throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): CREATE_REPLICATION_SLOT answered without a consistent point")
+            }
+            start = consistent
+        }
+        try await setup("starting replication from slot \(slot)") {
+            try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (proto_version '1', publication_names '\(Self.quotedOption(configuration.publication))')")
+        }
+        logger.notice("following PostgreSQL logical replication", metadata: [
+            "ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", "ferry.publication": "\(configuration.publication)", LoggingKeys.position: "\(start)",
+        ])
+        var state = ReplicationStreamState(protocolVersion: 1, confirmed: start)
+        var mapper = PgTransactionMapper(sourceName: configuration.name)
+        // Asked for, a keepalive says how far the server has read its WAL: the stream has caught
+        // up once that passes the stop with nothing open.
+        func askWhereTheServerIs() async throws {
+            try await streamWrite(stream, StandbyStatusUpdate(written: state.received, flushed: state.confirmed, applied: state.confirmed,
+                                                              sentAt: PostgresTimestamp.fromUnixMicroseconds(WallClock.millisecondsSinceEpoch() * 1000),
+                                                              replyRequested: true).bytes)
+        }
+        if stop != nil { try await askWhereTheServerIs() }
+        while true {
+            try Task.checkCancellation()
+            guard let payload = try await streamRead(stream) else {
+                throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): the server ended the replication stream")
+            }
+            let step: ReplicationStreamState.Step
+            do {
+                step = try state.receive(payload, now: PostgresTimestamp.fromUnixMicroseconds(WallClock.millisecondsSinceEpoch() * 1000))
+            } catch {
+                throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): \(error)", context: [(LoggingKeys.position, "\(state.received)")])
+            }
+            if case .transaction(let assembled)? = step.assembled {
+                try await resolveTypes(mapper.missingTypes(assembled), into: &mapper, sql: sql)
+                var transaction: Transaction
+                do {
+                    transaction = try mapper.map(assembled)
+                } catch {
+                    throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): \(error)", context: [(LoggingKeys.position, "\(assembled.endLSN)")])
+                }
+                transaction.events.removeAll { $0.operation != .ddl && !configuration.filter.includes($0.table) }
+                if !transaction.events.isEmpty { try await deliver(transaction) }
+            }
+            // A temporary slot dies with the connection: what it confirms only keeps the
+            // server from holding WAL for it while it runs.
+            if configuration.slot == nil, case .transaction(let done)? = step.assembled { state.confirm(done.endLSN) }
+            if let reply = step.reply ?? state.statusIfDue(now: PostgresTimestamp.fromUnixMicroseconds(WallClock.millisecondsSinceEpoch() * 1000)) {
+                try await streamWrite(stream, reply.bytes)
+            }
+            if let stop, payload.first == UInt8(ascii: "k") {
+                if state.isIdle && state.received >= stop { return }
+                try await askWhereTheServerIs()
+            }
+        }
+    }
+
+    /// Reads the `pg_type` rows of the database's own types until the mapper knows them all.
+    func resolveTypes(_ first: [UInt32], into mapper: inout PgTransactionMapper, sql: PostgresWireConnection) async throws {
+        var missing = first
+        while !missing.isEmpty {
+            let result = try await setup("reading the types of replicated columns") {
+                try await sql.query(PgTypeCatalog.query, [.text("{" + missing.map(String.init).joined(separator: ",") + "}")])
+            }
+            var found = 0
+            for row in result.rows.indices {
+                let field = { (column: Int) in result.text(row, column) ?? "" }
+                guard let oid = UInt32(field(0)), let kind = field(1).utf8.first, let base = UInt32(field(2)), let element = UInt32(field(3)),
+                      let modifier = Int32(field(4)), let category = field(5).utf8.first else { continue }
+                mapper.catalog.add(PgTypeCatalog.Row(oid: oid, kind: kind, baseType: base, element: element, baseModifier: modifier, category: category))
+                found += 1
+            }
+            guard found > 0 else {
+                throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): types \(missing) of replicated columns are not in pg_type (dropped while the stream was behind)")
+            }
+            missing = mapper.catalog.missing(missing)
+        }
+    }
+
+    func checkPublication(_ sql: PostgresWireConnection) async throws {
+        let found = try await setup("checking the publication") {
+            try await sql.query("SELECT puballtables::text FROM pg_publication WHERE pubname = $1", [.text(configuration.publication)])
+        }
+        guard found.rows.isEmpty else { return }
+        throw FerryError(code: .sourcePostgresSetup,
+                         message: "source \(configuration.name): database \(configuration.connection.database) has no publication \(configuration.publication)",
+                         fix: "create it as the tables' owner: CREATE PUBLICATION \(Self.quotedIdentifier(configuration.publication)) FOR TABLE schema.table, …; (or FOR ALL TABLES as a superuser), or name another with ?publication=NAME")
+    }
+
+    func connect(_ connection: PostgresWireConfiguration, purpose: String) async throws -> PostgresWireConnection {
+        do {
+            return try await PostgresWireConnection.connect(connection, logger: logger)
+        } catch {
+            throw FerryError(code: .sourcePostgresUnreachable,
+                             message: "source \(configuration.name): cannot open the \(purpose) connection to \(connection.host):\(connection.port): \(error)",
+                             fix: "check the URL, the password and pg_hba.conf (the replication connection needs a `replication` line for the user)")
+        }
+    }
+
+    /// Runs a setup step, saying what it was doing and how to fix what the server refused.
+    func setup<T>(_ doing: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PostgresWireError {
+            if case .server(let server) = error {
+                throw FerryError(code: .sourcePostgresSetup, message: "source \(configuration.name): \(doing): \(server)", fix: Self.fix(server.sqlState))
+            }
+            throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): \(doing): \(error)")
+        }
+    }
+
+    func streamRead(_ stream: PostgresWireConnection) async throws -> [UInt8]? {
+        do {
+            return try await stream.nextCopyData()
+        } catch let error as PostgresWireError {
+            throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): the replication stream failed: \(error)")
+        }
+    }
+
+    func streamWrite(_ stream: PostgresWireConnection, _ bytes: [UInt8]) async throws {
+        do {
+            try await stream.sendCopyData(bytes)
+        } catch let error as PostgresWireError {
+            throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): the replication stream failed: \(error)")
+        }
+    }
+
+    /// What to do about a server error met while setting up replication, by SQLSTATE.
+    static func fix(_ sqlState: String) -> String {
+        switch sqlState {
+        case "55000": "set wal_level = logical (and max_replication_slots, max_wal_senders) in postgresql.conf and restart PostgreSQL"
+        case "53400": "free a replication slot (SELECT slot_name FROM pg_replication_slots WHERE NOT active) or raise max_replication_slots / max_wal_senders and restart"
+        case "42501": "give the user the REPLICATION attribute (ALTER ROLE name REPLICATION) and SELECT on the published tables"
+        case "42704": "create the publication or slot named in the source URL, or name existing ones"
+        default: "check the server's log for the statement above"
+        }
+    }
+
+    static func quotedIdentifier(_ name: String) -> String { "\"" + name.replacing("\"", with: "\"\"") + "\"" }
+
+    /// A value inside START_REPLICATION's option list, single-quoted.
+    static func quotedOption(_ value: String) -> String { value.replacing("'", with: "''") }
+}

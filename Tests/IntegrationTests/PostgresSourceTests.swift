@@ -1,0 +1,154 @@
+import FerryCore
+import Foundation
+import PostgresLogical
+import PostgresSource
+import PostgresWire
+import Testing
+
+extension Integration {
+    /// The PostgreSQL source as `ferry tail --source postgres://…` runs it: a temporary slot at
+    /// the current position, the publication's tables, each committed transaction as ferry's
+    /// `Transaction` (an update leaving a TOASTed column alone, a key change, a truncate), and
+    /// the Debezium envelope with PostgreSQL's `source` block.
+    @Suite struct PostgresSourceStream {
+        static func sourceURL(publication: String) throws -> String {
+            let url = try #require(URLComponents(string: try TestEnvironment.value("FERRY_POSTGRES_SOURCE_URL")))
+            return "postgres://ferry_source@127.0.0.1:\(try #require(url.port))/source?publication=\(publication)"
+        }
+
+        /// Runs the source until `count` changes arrived (or 60 seconds passed), making the
+        /// changes once its slot stands.
+        static func changes(_ count: Int, filter: TableFilter = TableFilter(), publication: String,
+                            making changes: @escaping @Sendable (PostgresWireConnection) async throws -> Void) async throws -> [Transaction] {
+            let source = PostgresSource(configuration: try PostgresSourceConfiguration(name: "pg", url: try sourceURL(publication: publication),
+                                                                                       password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"),
+                                                                                       filter: filter),
+                                        logger: TestEnvironment.logger)
+            let sql = try await PostgresLogicalReplication.connect(replication: false)
+            let active = "SELECT count(*)::text FROM pg_replication_slots WHERE slot_name LIKE 'ferry_tail_%' AND active"
+            let before = Int(try await sql.query(active).text(0, 0) ?? "") ?? 0
+            let received = try await withThrowingTaskGroup(of: [Transaction]?.self) { group in
+                group.addTask {
+                    try await Task.sleep(for: .seconds(60))
+                    return nil
+                }
+                group.addTask {
+                    var transactions: [Transaction] = []
+                    do {
+                        try await source.run { transaction in
+                            transactions.append(transaction)
+                            if transactions.reduce(0, { $0 + $1.events.count }) >= count { throw CancellationError() }
+                        }
+                    } catch is CancellationError {}
+                    return transactions
+                }
+                try await waitUntil("the source's temporary slot", seconds: 30) {
+                    (Int(try await sql.query(active).text(0, 0) ?? "") ?? 0) > before
+                }
+                try await changes(sql)
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            await sql.close()
+            return try #require(received, "the changes did not arrive within 60 seconds")
+        }
+
+        @Test func committedChangesArriveAsTransactions() async throws {
+            let setup = try await PostgresLogicalReplication.connect(replication: false)
+            try await setup.simpleQuery("""
+                DROP PUBLICATION IF EXISTS it_source_pub; DROP TABLE IF EXISTS it_orders, it_skipped;
+                CREATE TABLE it_orders (id int PRIMARY KEY, status text, total numeric(10,2), paid_at timestamptz, notes text);
+                ALTER TABLE it_orders ALTER COLUMN notes SET STORAGE EXTERNAL;
+                CREATE TABLE it_skipped (id int PRIMARY KEY);
+                CREATE PUBLICATION it_source_pub FOR TABLE it_orders, it_skipped
+                """)
+            await setup.close()
+            let notes = String(repeating: "n", count: 5_000)
+            let transactions = try await Self.changes(6, filter: TableFilter(exclude: ["public.it_skipped"]), publication: "it_source_pub") { sql in
+                try await sql.simpleQuery("""
+                    INSERT INTO it_orders VALUES (1, 'new', 12.50, '2024-06-01 12:00:00.25+00', '\(notes)'), (2, 'new', -0.01, NULL, NULL);
+                    INSERT INTO it_skipped VALUES (1)
+                    """)
+                try await sql.simpleQuery("UPDATE it_orders SET status = 'paid' WHERE id = 1")
+                try await sql.simpleQuery("BEGIN; UPDATE it_orders SET id = 3 WHERE id = 2; DELETE FROM it_orders WHERE id = 3; COMMIT")
+                try await sql.simpleQuery("TRUNCATE it_orders")
+            }
+            #expect(transactions.map(\.events.count) == [2, 1, 2, 1], "the excluded table's row is left out")
+            guard transactions.count == 4 else { return }
+            let table = TableName(database: "public", table: "it_orders")
+            let inserted = transactions[0].events
+            #expect(inserted.map(\.operation) == [.create, .create] && inserted.allSatisfy { $0.table == table })
+            let paidAt = Value.timestamp(TimestampValue(seconds: 1_717_243_200, microseconds: 250_000, fsp: 6))
+            #expect(inserted[0].after == [.int(1), .string("new"), .decimal("12.50"), paidAt, .string(notes)])
+            #expect(inserted[1].after == [.int(2), .string("new"), .decimal("-0.01"), .null, .null])
+            let schema = try #require(inserted[0].schema)
+            #expect(schema.primaryKey == [0] && schema.columns.map(\.typeName) == ["int", "longtext", "decimal(10,2)", "timestamp(6)", "longtext"])
+            #expect(schema.columns.map { $0.nativeType ?? "" } == ["integer", "text", "numeric(10,2)", "timestamp with time zone", "text"])
+            // The TOASTed column the update left alone is absent: targets keep their own.
+            #expect(transactions[1].events[0].operation == .update && transactions[1].events[0].before == nil)
+            #expect(transactions[1].events[0].after == [.int(1), .string("paid"), .decimal("12.50"), paidAt, .absent])
+            // A key change carries the old key, the other old columns absent.
+            #expect(transactions[2].events.map(\.operation) == [.update, .delete])
+            #expect(transactions[2].events[0].before == [.int(2), .absent, .absent, .absent, .absent])
+            #expect(transactions[2].events[1].before == [.int(3), .absent, .absent, .absent, .absent])
+            let truncate = transactions[3].events[0]
+            #expect(truncate.operation == .ddl && truncate.schemaChanges == [.truncateTable(table)] && truncate.statement == "TRUNCATE public.it_orders")
+            // Positions only grow; every change of a transaction shares its commit's end.
+            let positions = transactions.compactMap { $0.position.wal }
+            #expect(positions.count == 4 && zip(positions, positions.dropFirst()).allSatisfy { $0.lsn < $1.lsn } && positions.allSatisfy { $0.xid != nil })
+            #expect(transactions.allSatisfy { transaction in transaction.events.allSatisfy { $0.source.position == transaction.position } })
+
+            var out: [UInt8] = []
+            EventJSONWriter(format: .debezium).write(transactions[0].events[0], processedAtMillis: 5, into: &out)
+            let line = String(decoding: out, as: UTF8.self)
+            let wal = try #require(positions.first)
+            #expect(line.contains(#""connector":"postgresql""#) && line.contains("\"lsn\":\(wal.lsn.value),\"txId\":\(wal.xid ?? 0),\"xmin\":null"), "\(line)")
+            #expect(line.contains(#""schema":"public","table":"it_orders""#) && line.contains(#""paid_at":"2024-06-01T12:00:00.250000Z""#), "\(line)")
+        }
+
+        /// `ferry tail` reads a named slot's backlog and stops with `--to current`, leaving the
+        /// slot where it was: a second tail prints the same lines.
+        @Test func tailReadsANamedSlotsBacklogAndLeavesTheSlotAlone() async throws {
+            let sql = try await PostgresLogicalReplication.connect(replication: false)
+            let slot = "it_tail_\(UInt32.random(in: 0 ... .max))"
+            try await sql.simpleQuery("""
+                DROP PUBLICATION IF EXISTS it_tail_pub; DROP TABLE IF EXISTS it_tail;
+                CREATE TABLE it_tail (id int PRIMARY KEY, span int4range, ok boolean, ratio float8);
+                CREATE PUBLICATION it_tail_pub FOR TABLE it_tail
+                """)
+            try await sql.simpleQuery("SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput')")
+            try await sql.simpleQuery("INSERT INTO it_tail VALUES (1, '[1,5)', true, 'NaN'), (2, NULL, false, 1.5)")
+            try await sql.simpleQuery("UPDATE it_tail SET ok = true WHERE id = 2")
+            let url = try Self.sourceURL(publication: "it_tail_pub") + "&slot=\(slot)"
+            let environment = ["FERRY_SOURCE_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            let first = try runProcess(TestEnvironment.ferryBinary, ["tail", "--source", url, "--to", "current"], environment: environment, timeoutSeconds: 60)
+            let second = try runProcess(TestEnvironment.ferryBinary, ["tail", "--source", url, "--to", "current", "--format", "compact"], environment: environment,
+                                        timeoutSeconds: 60)
+            try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
+            await sql.close()
+            #expect(first.status == 0 && second.status == 0, "\(first.stderr) \(second.stderr)")
+            let lines = first.stdout.split(separator: "\n")
+            #expect(lines.count == 3, "\(first.stdout)")
+            #expect(lines.first?.contains(#""after":{"id":1,"span":"[1,5)","ok":true,"ratio":"NaN"}"#) == true, "\(first.stdout)")
+            #expect(lines.last?.contains(#""op":"u""#) == true && lines.allSatisfy { $0.contains(#""connector":"postgresql""#) })
+            #expect(second.stdout.split(separator: "\n").count == 3, "the slot did not move: \(second.stdout)")
+            let refused = try runProcess(TestEnvironment.ferryBinary, ["tail", "--source", try Self.sourceURL(publication: "it_tail_pub"), "--to", "current"],
+                                         environment: environment, timeoutSeconds: 30)
+            #expect(refused.status != 0 && refused.stderr.contains("--to current needs a named slot"), "\(refused.stderr)")
+        }
+
+        @Test func aMissingPublicationSaysHowToCreateIt() async throws {
+            let source = PostgresSource(configuration: try PostgresSourceConfiguration(name: "pg", url: try Self.sourceURL(publication: "it_no_such_pub"),
+                                                                                       password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")),
+                                        logger: TestEnvironment.logger)
+            do {
+                try await source.run { _ in }
+                Issue.record("ran without a publication")
+            } catch let error as FerryError {
+                #expect(error.code == .sourcePostgresSetup)
+                #expect(error.description.contains("no publication it_no_such_pub") && error.description.contains("CREATE PUBLICATION \"it_no_such_pub\" FOR TABLE"), "\(error)")
+            }
+        }
+    }
+}
