@@ -78,11 +78,7 @@ public struct PgType: Sendable, Hashable {
         guard modifier >= 0 else { return name == "character" ? "bpchar" : name }
         switch name {
         case "numeric":
-            guard modifier >= 4 else { return name }
-            let packed = modifier - 4
-            let precision = (packed >> 16) & 0xFFFF
-            // The scale is an 11-bit signed field (negative scales exist since PostgreSQL 15).
-            let scale = ((packed & 0x7FF) ^ 1024) - 1024
+            guard let (precision, scale) = numericPrecisionScale(modifier) else { return name }
             return "numeric(\(precision),\(scale))"
         case "character", "character varying":
             return modifier >= 4 ? "\(name)(\(modifier - 4))" : name
@@ -97,6 +93,14 @@ public struct PgType: Sendable, Hashable {
         default:
             return name
         }
+    }
+
+    /// A `numeric(p,s)` column's precision and scale; nil for an unconstrained `numeric`.
+    static func numericPrecisionScale(_ modifier: Int32) -> (precision: Int32, scale: Int32)? {
+        guard modifier >= 4 else { return nil }
+        let packed = modifier - 4
+        // The scale is an 11-bit signed field (negative scales exist since PostgreSQL 15).
+        return ((packed >> 16) & 0xFFFF, ((packed & 0x7FF) ^ 1024) - 1024)
     }
 
     /// Fractional-second digits a temporal column keeps (its modifier, or 6 without one).
@@ -117,10 +121,7 @@ public struct PgType: Sendable, Hashable {
         case .double: return "double"
         case .money: return "decimal(19,2)"
         case .numeric:
-            guard modifier >= 4 else { return "longtext" }
-            let packed = modifier - 4
-            let precision = (packed >> 16) & 0xFFFF
-            let scale = ((packed & 0x7FF) ^ 1024) - 1024
+            guard let (precision, scale) = Self.numericPrecisionScale(modifier) else { return "longtext" }
             return (1...65).contains(precision) && (0...30).contains(scale) && scale <= precision ? "decimal(\(precision),\(scale))" : "longtext"
         case .text:
             if baseName == "\"char\"" { return "char(1)" }

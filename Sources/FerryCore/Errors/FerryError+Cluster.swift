@@ -7,6 +7,13 @@ extension FerryError {
                    disposition: .fatal)
     }
 
+    /// `cluster.fenced` from a target: it holds `stored`, a newer owner's epoch, in `where`
+    /// (`the target's ferry_offsets`, a Redis key), so this sink's write at `epoch` is refused.
+    public static func fencedByTarget(sink: String, pipeline: String, epoch: Int64, stored: String, where place: String, lane: Int? = nil) -> FerryError {
+        .fenced("sink \(sink) refused a write of pipeline \(pipeline) at epoch \(epoch): \(place) holds epoch \(stored), a newer owner's",
+                context: [("pipeline", pipeline), ("sink", sink)] + (lane.map { [("lane", String($0))] } ?? []))
+    }
+
     /// `cluster.unavailable`: etcd, where cluster mode keeps its claims and state, failed a
     /// request (`detail` says how); retried.
     public static func clusterUnavailable(_ detail: String, context: [(key: String, value: String)] = []) -> FerryError {

@@ -428,7 +428,6 @@ struct EpochFence: Sendable {
     func check(_ connection: MySQLConnection, locking: Bool) async throws {
         let stored = try await connection.query("SELECT epoch FROM ferry_offsets WHERE \(row)\(locking ? " FOR UPDATE" : "")").rows.first?[0]
         guard let stored, let value = Int64(stored), value > epoch else { return }
-        throw FerryError.fenced("sink \(sink) refused a write of pipeline \(pipeline) at epoch \(epoch): the target's ferry_offsets holds epoch \(stored), a newer owner's",
-                                context: [("pipeline", pipeline), ("sink", sink), ("lane", String(lane))])
+        throw FerryError.fencedByTarget(sink: sink, pipeline: pipeline, epoch: epoch, stored: stored, where: "the target's ferry_offsets", lane: lane)
     }
 }

@@ -112,8 +112,7 @@ public actor PostgresSink: SinkSession {
     }
 
     private func fenced(epoch: Int64, stored: String) -> FerryError {
-        .fenced("sink \(name) refused a write of pipeline \(configuration.pipeline) at epoch \(epoch): the target's ferry_offsets holds epoch \(stored), a newer owner's",
-                context: [("pipeline", configuration.pipeline), ("sink", name), ("lane", String(configuration.lane))])
+        .fencedByTarget(sink: name, pipeline: configuration.pipeline, epoch: epoch, stored: stored, where: "the target's ferry_offsets", lane: configuration.lane)
     }
 
     public func close() async throws {

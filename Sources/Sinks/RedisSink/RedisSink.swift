@@ -175,8 +175,7 @@ public actor RedisSink: SinkSession {
     }
 
     private func fenced(_ epoch: Int64, stored: Int64) -> FerryError {
-        .fenced("sink \(name) refused a write of pipeline \(configuration.pipeline) at epoch \(epoch): Redis's \(epochKey) holds epoch \(stored), a newer owner's",
-                context: [("pipeline", configuration.pipeline), ("sink", name)])
+        .fencedByTarget(sink: name, pipeline: configuration.pipeline, epoch: epoch, stored: String(stored), where: "Redis's \(epochKey)")
     }
 
     public func close() async throws {
