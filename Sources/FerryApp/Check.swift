@@ -3,6 +3,7 @@ import Logging
 import MySQLSource
 import MySQLWire
 import Pipeline
+import PostgresSource
 
 /// `ferry check --source URL`: connect and verify the source's prerequisites.
 public enum Check {
@@ -64,9 +65,14 @@ public enum Check {
 
     /// Prints the report; returns whether every required item passed.
     public static func run(sourceURL: String, password: String?, logger: Logger, print: (String) -> Void) async throws -> Bool {
-        let configuration = try MySQLConnectionConfiguration(url: sourceURL, password: password)
-        let report = try await MySQLConnection.withConnection(configuration, logger: logger) { connection in
-            try await Prerequisites.check(connection, user: configuration.username)
+        let report: PrerequisiteReport
+        if sourceURL.hasPrefix("postgres://") || sourceURL.hasPrefix("postgresql://") {
+            report = try await PostgresPrerequisites.check(try PostgresSourceConfiguration(name: "source", url: sourceURL, password: password), logger: logger)
+        } else {
+            let configuration = try MySQLConnectionConfiguration(url: sourceURL, password: password)
+            report = try await MySQLConnection.withConnection(configuration, logger: logger) { connection in
+                try await Prerequisites.check(connection, user: configuration.username)
+            }
         }
         print("source \(Secrets.redactedURL(sourceURL)) — \(report.server)")
         for item in report.items {

@@ -1,29 +1,6 @@
 import FerryCore
 import MySQLWire
 
-/// What `ferry check` verifies on a MySQL/MariaDB source, with the exact statement that fixes
-/// each missing piece.
-public struct PrerequisiteReport: Sendable {
-    public enum Status: String, Sendable {
-        case ok
-        case warning
-        case failed
-    }
-
-    public struct Item: Sendable {
-        public var name: String
-        public var status: Status
-        public var detail: String
-        /// SQL or configuration that fixes it.
-        public var fix: String?
-    }
-
-    public var server: String
-    public var items: [Item]
-
-    public var passed: Bool { !items.contains { $0.status == .failed } }
-}
-
 public enum Prerequisites {
     /// Privileges the replication user needs, each with the names servers print for it: exactly
     /// what `ferry run` uses (the binlog dump, SHOW MASTER STATUS / SHOW BINARY LOGS, SELECT for

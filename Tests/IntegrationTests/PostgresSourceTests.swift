@@ -138,6 +138,35 @@ extension Integration {
             #expect(refused.status != 0 && refused.stderr.contains("--to current needs a named slot"), "\(refused.stderr)")
         }
 
+        /// `ferry check` on a PostgreSQL source: what is missing, with the statement that fixes it,
+        /// and all passing once those statements ran.
+        @Test func checkNamesWhatIsMissingAndHowToFixIt() async throws {
+            let sql = try await PostgresLogicalReplication.connect(replication: false)
+            try await sql.simpleQuery("""
+                DROP PUBLICATION IF EXISTS it_check_pub; DROP TABLE IF EXISTS it_check_keyless, it_check_keyed;
+                CREATE TABLE it_check_keyless (a int); CREATE TABLE it_check_keyed (id int PRIMARY KEY);
+                CREATE PUBLICATION it_check_pub FOR TABLE it_check_keyless, it_check_keyed WITH (publish = 'insert, update, delete')
+                """)
+            let slot = "it_check_\(UInt32.random(in: 0 ... .max))"
+            let configuration = try PostgresSourceConfiguration(name: "pg", url: try Self.sourceURL(publication: "it_check_pub") + "&slot=\(slot)",
+                                                                password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"))
+            let before = try await PostgresPrerequisites.check(configuration, logger: TestEnvironment.logger)
+            let byName = Dictionary(uniqueKeysWithValues: before.items.map { ($0.name, $0) })
+            #expect(!before.passed && before.server.hasPrefix("PostgreSQL "))
+            #expect(byName["wal_level"]?.status == .ok && byName["REPLICATION attribute"]?.status == .ok)
+            #expect(byName["slot \(slot)"]?.status == .failed && byName["slot \(slot)"]?.fix == "SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput');")
+            #expect(byName["publication it_check_pub"]?.status == .warning && byName["publication it_check_pub"]?.detail.contains("does not publish truncate") == true)
+            #expect(byName["replica identity of public.it_check_keyless"]?.status == .failed)
+            #expect(byName["replica identity of public.it_check_keyless"]?.fix?.contains("ALTER TABLE public.it_check_keyless REPLICA IDENTITY FULL;") == true)
+            #expect(byName["replica identity of public.it_check_keyed"]?.status == .ok)
+            try await sql.simpleQuery("ALTER TABLE it_check_keyless REPLICA IDENTITY FULL")
+            try await sql.simpleQuery("SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput')")
+            let after = try await PostgresPrerequisites.check(configuration, logger: TestEnvironment.logger)
+            try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
+            await sql.close()
+            #expect(after.passed, "\(after.items.filter { $0.status == .failed }.map(\.name))")
+        }
+
         @Test func aMissingPublicationSaysHowToCreateIt() async throws {
             let source = PostgresSource(configuration: try PostgresSourceConfiguration(name: "pg", url: try Self.sourceURL(publication: "it_no_such_pub"),
                                                                                        password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")),

@@ -6,16 +6,17 @@ import Logging
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Verify a source's prerequisites (binlog settings, privileges) and print the SQL that fixes each missing one; with -c, check a whole configuration.",
+        abstract: "Verify a source's prerequisites (binlog or logical WAL settings, privileges, publication, replica identities) and print the SQL that fixes each missing one; with -c, check a whole configuration.",
         discussion: """
         Examples:
           ferry check --source mysql://ferry@127.0.0.1:3306
+          ferry check --source 'postgres://ferry@127.0.0.1:5432/shop?publication=ferry&slot=ferry'
           FERRY_SOURCE_PASSWORD=secret ferry check --source mysql://ferry@db.internal:3306
           ferry check -c ferry.yml      # the file, every source and every sink
         """
     )
 
-    @Option(name: .long, help: "Source URL: mysql://USER[:PASSWORD]@HOST:PORT.")
+    @Option(name: .long, help: "Source URL: mysql://USER[:PASSWORD]@HOST:PORT, or postgres://USER[:PASSWORD]@HOST:PORT/DATABASE?publication=NAME[&slot=NAME].")
     var source: String?
 
     @Option(name: [.short, .long], help: "Configuration file (YAML) to check, with every source and sink.")
