@@ -8,6 +8,7 @@ import MySQLSource
 import MySQLWire
 import NATSSink
 import Pipeline
+import PostgresSource
 import Rules
 import RedisSink
 import SearchSink
@@ -450,9 +451,20 @@ struct ConfigReader {
             default: password = try string(field.node, "sources.\(name).password")
             }
         }
-        guard type == "mysql" || type == "mariadb" else {
+        guard type == "mysql" || type == "mariadb" || type == "postgres" else {
             throw error(node, "sources.\(name).type", type.map { "source type '\($0)' is not supported" } ?? "missing type",
-                        fix: "use type: mysql (MySQL and MariaDB)")
+                        fix: "use type: mysql (MySQL and MariaDB) or type: postgres")
+        }
+        if type == "postgres" {
+            guard let url else {
+                throw error(node, "sources.\(name).url", "missing url", fix: "url: postgres://USER@HOST:PORT/DATABASE?publication=NAME")
+            }
+            do {
+                _ = try PostgresSourceConfiguration(name: name, url: url, password: password)
+            } catch let failure as FerryError {
+                throw error(node, "sources.\(name).url", failure.message)
+            }
+            return FerryConfiguration.Source(name: name, url: url, password: password)
         }
         guard let url else { throw error(node, "sources.\(name).url", "missing url", fix: "url: mysql://USER@HOST:PORT") }
         do {

@@ -13,6 +13,7 @@ import Rules
 import SearchSink
 import MySQLSource
 import MySQLWire
+import PostgresSource
 import NIOCore
 import Pipeline
 import ServiceLifecycle
@@ -103,10 +104,21 @@ public enum Run {
                                    store: any CheckpointStore, writeWindow: (@Sendable () -> Duration?)? = nil, epoch: Int64? = nil,
                                    logger: Logger) throws -> PipelineRunner {
         let sourceSpec = configuration.sources[pipeline.source]!
-        let connection = try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password)
-        let source = MySQLSource(configuration: MySQLSourceConfiguration(
-            name: sourceSpec.name, connection: connection, serverID: pipeline.serverID,
-            filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude), includeDDL: true, waitsForSourceAtStart: true), logger: logger)
+        let transactionSource: any TransactionSource
+        let filter = TableFilter(include: pipeline.include, exclude: pipeline.exclude)
+        if sourceSpec.url.hasPrefix("postgres://") || sourceSpec.url.hasPrefix("postgresql://") {
+            var settings = try PostgresSourceConfiguration(name: sourceSpec.name, url: sourceSpec.url, password: sourceSpec.password, filter: filter)
+            settings.slot = settings.slot ?? PostgresTransactionSource.slotName(pipeline.name)
+            transactionSource = PostgresTransactionSource(source: PostgresSource(configuration: settings, logger: logger), pipeline: pipeline,
+                                                          configuration: configuration, checkpoints: store, logger: logger)
+        } else {
+            let connection = try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password)
+            let source = MySQLSource(configuration: MySQLSourceConfiguration(
+                name: sourceSpec.name, connection: connection, serverID: pipeline.serverID,
+                filter: filter, includeDDL: true, waitsForSourceAtStart: true), logger: logger)
+            transactionSource = MySQLTransactionSource(source: source, pipeline: pipeline, configuration: configuration,
+                                                       snapshotStore: store as? any SnapshotStore, checkpoints: store, logger: logger)
+        }
         func makeSink(_ sinkName: String) throws -> any Sink {
             let lanes = max(1, configuration.sinks[sinkName]!.lanes)
             let makers = try (0..<lanes).map {
@@ -130,8 +142,7 @@ public enum Run {
         settings.writeWindow = writeWindow
         return PipelineRunner(
             configuration: settings,
-            source: MySQLTransactionSource(source: source, pipeline: pipeline, configuration: configuration,
-                                           snapshotStore: store as? any SnapshotStore, checkpoints: store, logger: logger),
+            source: transactionSource,
             sinks: sinks, store: store, logger: logger)
     }
 

@@ -60,7 +60,7 @@ public struct TailOptions: Sendable {
         }
         let source = PostgresSource(configuration: configuration, logger: logger)
         return { [includeDDL = self.includeDDL, toCurrent = self.toCurrent] deliver in
-            try await source.run(stopAtCurrent: toCurrent) { transaction in
+            try await source.run(PostgresSource.Follow(stopAtCurrent: toCurrent)) { transaction in
                 var shown = transaction
                 if !includeDDL { shown.events.removeAll { $0.operation == .ddl } }
                 try await deliver(shown)

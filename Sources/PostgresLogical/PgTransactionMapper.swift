@@ -41,7 +41,10 @@ public struct PgTransactionMapper: Sendable {
                 event(.create, table.schema, before: nil, after: try table.row(new))
             case .update(let relation, let old, let new):
                 let table = try self.table(relation)
-                event(.update, table.schema, before: try old.map { try before($0, table) }, after: try table.row(new))
+                let after = try table.row(new)
+                // Without an old tuple the key did not change: the before image is the key, as
+                // every sink needs one to find the row (its other columns absent, not NULL).
+                event(.update, table.schema, before: try old.map { try before($0, table) } ?? keyOnly(after, table), after: after)
             case .delete(let relation, let old):
                 let table = try self.table(relation)
                 event(.delete, table.schema, before: try before(old, table), after: nil)
@@ -65,11 +68,13 @@ public struct PgTransactionMapper: Sendable {
         case .row(let tuple):
             return try table.row(tuple)
         case .key(let tuple):
-            var row = try table.row(tuple)
-            let key = Set(table.schema.primaryKey)
-            for index in row.indices where !key.contains(index) { row[index] = .absent }
-            return row
+            return keyOnly(try table.row(tuple), table)
         }
+    }
+
+    func keyOnly(_ row: Row, _ table: PgRelationSchema) -> Row {
+        let key = Set(table.schema.primaryKey)
+        return row.indices.map { key.contains($0) ? row[$0] : .absent }
     }
 
     mutating func table(_ relation: PgOutputMessage.Relation) throws -> PgRelationSchema {

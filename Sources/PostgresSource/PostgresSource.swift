@@ -48,11 +48,34 @@ public struct PostgresSource: Sendable {
         self.logger = logger
     }
 
+    /// How a run uses its slot.
+    public struct Follow {
+        /// Return once everything the server had written when the stream began was read (a
+        /// named slot's backlog: benchmarks, `ferry tail --to current`).
+        public var stopAtCurrent = false
+        /// Create the named slot when it does not exist (a pipeline's first start).
+        public var createSlot = false
+        /// Where the targets are: the stream goes on after it (nil: the slot's confirmed position).
+        public var resumeAfter: LSN?
+        /// What every target holds, read now and then and confirmed to the slot so the server may
+        /// forget the WAL before it; nil confirms nothing (a tail of a named slot leaves it alone).
+        public var safePosition: (@Sendable () async throws -> LSN?)?
+        /// Told where a new slot begins, before anything is delivered from it.
+        public var slotCreated: (@Sendable (LSN) async throws -> Void)?
+
+        public init(stopAtCurrent: Bool = false, createSlot: Bool = false, resumeAfter: LSN? = nil,
+                    safePosition: (@Sendable () async throws -> LSN?)? = nil, slotCreated: (@Sendable (LSN) async throws -> Void)? = nil) {
+            self.stopAtCurrent = stopAtCurrent
+            self.createSlot = createSlot
+            self.resumeAfter = resumeAfter
+            self.safePosition = safePosition
+            self.slotCreated = slotCreated
+        }
+    }
+
     /// Streams from the slot (a temporary one at the current position when none is named) until
-    /// cancelled or `deliver` throws; `deliver` may suspend, which holds the stream. With
-    /// `stopAtCurrent`, returns once everything the server had written when the stream began
-    /// was read (a named slot's backlog: benchmarks, `ferry tail --to current`).
-    public func run(stopAtCurrent: Bool = false, deliver: (Transaction) async throws -> Void) async throws {
+    /// cancelled or `deliver` throws; `deliver` may suspend, which holds the stream.
+    public func run(_ follow: Follow = Follow(), deliver: (Transaction) async throws -> Void) async throws {
         var sessionOptions = configuration.connection
         sessionOptions.options.append(("options", PgValueReader.sessionOptions))
         var replicationOptions = sessionOptions
@@ -66,7 +89,7 @@ public struct PostgresSource: Sendable {
             throw error
         }
         do {
-            try await follow(stream, sql: sql, stopAtCurrent: stopAtCurrent, deliver: deliver)
+            try await self.follow(stream, sql: sql, follow, deliver: deliver)
         } catch {
             await stream.close()
             await sql.close()
@@ -77,10 +100,10 @@ public struct PostgresSource: Sendable {
     }
 
     /// Sets the stream up and follows it; ends only at the stop position, else by throwing.
-    func follow(_ stream: PostgresWireConnection, sql: PostgresWireConnection, stopAtCurrent: Bool, deliver: (Transaction) async throws -> Void) async throws {
+    func follow(_ stream: PostgresWireConnection, sql: PostgresWireConnection, _ follow: Follow, deliver: (Transaction) async throws -> Void) async throws {
         try await checkPublication(sql)
         var stop: LSN?
-        if stopAtCurrent {
+        if follow.stopAtCurrent {
             let system = try await setup("reading the server's WAL position") { try await stream.simpleQuery("IDENTIFY_SYSTEM") }
             guard let end = system.text(0, 2).flatMap(LSN.init) else {
                 throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): IDENTIFY_SYSTEM answered without a WAL position")
@@ -91,7 +114,7 @@ public struct PostgresSource: Sendable {
         let slot: String
         if let named = configuration.slot {
             slot = named
-            start = .zero
+            start = try await namedSlotStart(named, follow, stream: stream, sql: sql)
         } else {
             slot = "ferry_tail_\(UInt32.random(in: 0 ... .max))"
             let created = try await setup("creating a temporary replication slot") {
@@ -118,6 +141,7 @@ public struct PostgresSource: Sendable {
                                                               replyRequested: true).bytes)
         }
         if stop != nil { try await askWhereTheServerIs() }
+        var nextSafeRead: Int64 = 0
         while true {
             try Task.checkCancellation()
             guard let payload = try await streamRead(stream) else {
@@ -143,6 +167,10 @@ public struct PostgresSource: Sendable {
             // A temporary slot dies with the connection: what it confirms only keeps the
             // server from holding WAL for it while it runs.
             if configuration.slot == nil, case .transaction(let done)? = step.assembled { state.confirm(done.endLSN) }
+            if let safePosition = follow.safePosition, WallClock.millisecondsSinceEpoch() >= nextSafeRead {
+                nextSafeRead = WallClock.millisecondsSinceEpoch() + 1000
+                if let safe = try await safePosition() { state.confirm(safe) }
+            }
             if let reply = step.reply ?? state.statusIfDue(now: PostgresTimestamp.fromUnixMicroseconds(WallClock.millisecondsSinceEpoch() * 1000)) {
                 try await streamWrite(stream, reply.bytes)
             }
@@ -151,6 +179,43 @@ public struct PostgresSource: Sendable {
                 try await askWhereTheServerIs()
             }
         }
+    }
+
+    /// Where a named slot's stream starts: after the targets' position when there is one, else
+    /// at the slot's confirmed position — creating the slot first when asked to.
+    func namedSlotStart(_ slot: String, _ follow: Follow, stream: PostgresWireConnection, sql: PostgresWireConnection) async throws -> LSN {
+        let found = try await setup("reading slot \(slot)") {
+            try await sql.query("SELECT coalesce(confirmed_flush_lsn::text, ''), coalesce(wal_status, ''), plugin FROM pg_replication_slots WHERE slot_name = $1",
+                                [.text(slot)])
+        }
+        if found.rows.isEmpty {
+            guard follow.createSlot else {
+                throw FerryError(code: .sourcePostgresSetup, message: "source \(configuration.name): there is no replication slot \(slot)",
+                                 fix: "create it: SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput');")
+            }
+            let created = try await setup("creating replication slot \(slot)") {
+                try await stream.simpleQuery("CREATE_REPLICATION_SLOT \(slot) LOGICAL pgoutput")
+            }
+            guard let consistent = created.text(0, 1).flatMap(LSN.init) else {
+                throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): CREATE_REPLICATION_SLOT answered without a consistent point")
+            }
+            logger.notice("created replication slot", metadata: ["ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", LoggingKeys.position: "\(consistent)"])
+            try await follow.slotCreated?(consistent)
+            return consistent
+        }
+        if found.text(0, 1) == "lost" {
+            throw FerryError(code: .sourcePostgresSetup,
+                             message: "source \(configuration.name): replication slot \(slot) was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size), so changes since are lost",
+                             fix: "drop the slot (SELECT pg_drop_replication_slot('\(slot)');), let ferry create it again, and snapshot the tables again; raise max_slot_wal_keep_size so it does not recur")
+        }
+        guard found.text(0, 2) == "pgoutput" else {
+            throw FerryError(code: .sourcePostgresSetup, message: "source \(configuration.name): replication slot \(slot) uses plugin \(found.text(0, 2) ?? "?"), not pgoutput",
+                             fix: "name another slot (?slot=NAME), or drop this one if nothing else reads it")
+        }
+        // A slot ahead of the targets is normal: while the published tables were quiet it was
+        // moved over WAL holding nothing for them. The server starts at the later of the two.
+        let confirmed = LSN(found.text(0, 0) ?? "") ?? .zero
+        return follow.resumeAfter ?? confirmed
     }
 
     /// Reads the `pg_type` rows of the database's own types until the mapper knows them all.

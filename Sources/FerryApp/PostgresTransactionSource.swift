@@ -1,0 +1,70 @@
+import FerryCore
+import Foundation
+import Logging
+import MySQLSource
+import PostgresLogical
+import PostgresSource
+
+/// The PostgreSQL source as the engine sees it: a slot of the pipeline's own, created at the
+/// first start; the stream resumes after the targets' position and confirms to the slot only
+/// what every target holds. A lost connection is opened again after the last delivered change.
+struct PostgresTransactionSource: TransactionSource {
+    let source: PostgresSource
+    let pipeline: FerryConfiguration.Pipeline
+    let configuration: FerryConfiguration
+    let checkpoints: any CheckpointStore
+    let logger: Logger
+
+    /// `ferry_<pipeline>` unless the source URL names a slot (?slot=NAME).
+    static func slotName(_ pipeline: String) -> String {
+        "ferry_" + String(pipeline.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }).prefix(57)
+    }
+
+    func run(after position: SourcePosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
+        guard pipeline.snapshot.mode == .never else {
+            throw FerryError(code: .configInvalid,
+                             message: "pipeline \(pipeline.name): snapshots of a PostgreSQL source are not built yet, so its existing rows would never reach the targets",
+                             context: [("pipeline", pipeline.name), ("file", configuration.file)],
+                             fix: "set `snapshot: never` on the pipeline (only changes from its first start are carried), and copy the existing rows another way",
+                             disposition: .fatal)
+        }
+        var resume: LSN?
+        switch position {
+        case .wal(let wal)?: resume = wal.lsn
+        case nil: resume = nil
+        case .binlog(let binlog)?:
+            throw FerryError(code: .configInvalid,
+                             message: "pipeline \(pipeline.name) saved a MySQL position (\(binlog)), which its PostgreSQL source cannot resume from",
+                             context: [("pipeline", pipeline.name), ("file", configuration.file)],
+                             fix: "the pipeline's source changed kind: give the pipeline a new name so it starts afresh", disposition: .fatal)
+        }
+        let safePosition: @Sendable () async throws -> LSN? = { [checkpoints, pipeline] in
+            try await checkpoints.checkpoint(pipeline: pipeline.name)?.safePosition?.wal?.lsn
+        }
+        // The first start's slot position becomes the safe position before anything is
+        // delivered: a kill before any sink records a position resumes there.
+        let slotCreated: @Sendable (LSN) async throws -> Void = { [checkpoints, pipeline, logger] start in
+            guard position == nil else { return }
+            try await checkpoints.saveSafePosition(.wal(WALPosition(lsn: start)), pipeline: pipeline.name)
+            logger.notice("first start: the source begins here", metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(start)"])
+        }
+        var wait = Duration.seconds(1)
+        while true {
+            do {
+                try await source.run(PostgresSource.Follow(createSlot: true, resumeAfter: resume, safePosition: safePosition, slotCreated: slotCreated)) { transaction in
+                    try await deliver(transaction)
+                    if let lsn = transaction.position.wal?.lsn { resume = lsn }
+                    wait = .seconds(1)
+                }
+                return
+            } catch let error as FerryError where error.code == .sourcePostgresUnreachable && !Task.isCancelled {
+                logger.warning("lost the PostgreSQL source; connecting again", metadata: [
+                    LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(resume.map(\.description) ?? "the slot's")",
+                    LoggingKeys.error: .error(error), LoggingKeys.retryIn: .seconds(Double(wait.components.seconds)),
+                ])
+                try await Task.sleep(for: wait)
+                wait = min(wait * 2, .seconds(30))
+            }
+        }
+    }
+}
