@@ -17,7 +17,7 @@ struct PostgresTransactionSource: TransactionSource {
 
     /// `ferry_<pipeline>` unless the source URL names a slot (?slot=NAME).
     static func slotName(_ pipeline: String) -> String {
-        "ferry_" + String(pipeline.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "_" }).prefix(57)
+        "ferry_" + String(pipeline.lowercased().unicodeScalars.prefix(57).map { ("a"..."z").contains($0) || ("0"..."9").contains($0) ? Character($0) : "_" })
     }
 
     func run(after position: SourcePosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {

@@ -41,7 +41,7 @@ enum SinkCatalog {
             "",
             "| top-level key | what | more |",
             "|---|---|---|",
-            "| `sources` | the databases to follow: `NAME: { type: mysql, url, password }` | README.md, docs/getting-started.md |",
+            "| `sources` | the databases to follow: `NAME: { type: mysql, url, password }`, or `type: postgres` with `url: postgres://USER@HOST:PORT/DATABASE?publication=NAME[&slot=NAME]` (pipelines on it need `snapshot: never` for now) | README.md, docs/getting-started.md, docs/types.md |",
             "| `sinks` | the targets, by type (below) | docs/sinks/ |",
             "| `pipelines` | source, sinks, tables, buffer, snapshot, mapping, rules, documents | docs/pipelines.md |",
             "| `data_dir` | the state file and disk buffers (default `./ferry-data`, relative to the working directory) | docs/operations.md |",

@@ -37,7 +37,8 @@ public struct PgType: Sendable, Hashable {
     static let scalars: [UInt32: PgType] = {
         let table: [(UInt32, Kind, String)] = [
             (16, .boolean, "boolean"), (17, .bytea, "bytea"), (18, .text, "\"char\""), (19, .text, "name"),
-            (20, .bigint, "bigint"), (21, .smallint, "smallint"), (23, .integer, "integer"), (25, .text, "text"),
+            (20, .bigint, "bigint"), (21, .smallint, "smallint"), (22, .other, "int2vector"), (23, .integer, "integer"), (25, .text, "text"),
+            (30, .other, "oidvector"),
             (26, .oid, "oid"), (114, .json, "json"), (142, .other, "xml"), (600, .other, "point"), (601, .other, "lseg"),
             (602, .other, "path"), (603, .other, "box"), (604, .other, "polygon"), (628, .other, "line"),
             (650, .other, "cidr"), (700, .real, "real"), (701, .double, "double precision"), (718, .other, "circle"),
@@ -133,7 +134,8 @@ public struct PgType: Sendable, Hashable {
         case .date: return "date"
         case .time: return "time(\(Self.fractionDigits(modifier: modifier)))"
         case .timestamp: return "datetime(\(Self.fractionDigits(modifier: modifier)))"
-        case .timestamptz: return "timestamp(\(Self.fractionDigits(modifier: modifier)))"
+        // An instant, in UTC: MySQL's TIMESTAMP holds only 1970–2038, DATETIME every year here.
+        case .timestamptz: return "datetime(\(Self.fractionDigits(modifier: modifier)))"
         case .json: return "json"
         case .uuid: return "uuid"
         case .enumeration: return "varchar(64)"

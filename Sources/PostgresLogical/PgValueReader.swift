@@ -5,10 +5,11 @@ import FerryCore
 /// text as `.sourceText` (numeric NaN, dates BC or past 9999, infinities, intervals, …).
 ///
 /// The text forms depend on session settings, so every connection ferry reads values through
-/// starts with `sessionOptions`: ISO dates, UTC, shortest exact floats, hex bytea, C money.
+/// starts with `sessionOptions`: ISO dates, UTC, shortest exact floats (3 gives PostgreSQL 12's
+/// shortest form there, and enough digits to be exact on older servers), hex bytea, C money.
 public enum PgValueReader {
     /// Startup `options` for every source connection, replication and SQL alike.
-    public static let sessionOptions = "-c datestyle=ISO,YMD -c timezone=UTC -c extra_float_digits=1 -c bytea_output=hex -c lc_monetary=C -c intervalstyle=postgres"
+    public static let sessionOptions = "-c datestyle=ISO,YMD -c timezone=UTC -c extra_float_digits=3 -c bytea_output=hex -c lc_monetary=C -c intervalstyle=postgres"
 
     public static func value(_ text: [UInt8], type: PgType, modifier: Int32) -> Value {
         switch type.kind {

@@ -17,8 +17,14 @@ public struct ReplicationStreamState: Sendable {
     private var lastStatus: PostgresTimestamp = 0
     public let statusIntervalMicroseconds: Int64
 
-    public init(protocolVersion: Int, parallelStreaming: Bool = false, confirmed: LSN, statusIntervalMicroseconds: Int64 = 10_000_000) {
+    /// A reader that must leave the slot where it is (a tail of a named slot) sends no flush
+    /// position at all: the server ignores 0/0.
+    public let confirmsNothing: Bool
+
+    public init(protocolVersion: Int, parallelStreaming: Bool = false, confirmed: LSN, statusIntervalMicroseconds: Int64 = 10_000_000,
+                confirmsNothing: Bool = false) {
         decoder = PgOutputDecoder(protocolVersion: protocolVersion, parallelStreaming: parallelStreaming)
+        self.confirmsNothing = confirmsNothing
         self.confirmed = confirmed
         self.confirmedSent = confirmed
         self.statusIntervalMicroseconds = statusIntervalMicroseconds
@@ -73,6 +79,7 @@ public struct ReplicationStreamState: Sendable {
         lastStatus = now
         confirmedSent = confirmed
         // Flushed and applied are what the targets hold, never more: the slot keeps the rest.
-        return StandbyStatusUpdate(written: max(received, confirmed), flushed: confirmed, applied: confirmed, sentAt: now)
+        let flushed = confirmsNothing ? LSN.zero : confirmed
+        return StandbyStatusUpdate(written: max(received, confirmed), flushed: flushed, applied: flushed, sentAt: now)
     }
 }

@@ -31,8 +31,18 @@ public struct PostgresSourceConfiguration: Sendable {
             throw FerryError(code: .configSource, message: "source URL: \(error.reason)",
                              fix: "use postgres://USER@HOST:PORT/DATABASE?publication=NAME[&slot=NAME][&sslmode=disable|prefer|require|verify-ca|verify-full&sslrootcert=FILE]")
         }
+        // Slot names are identifiers the replication grammar takes unquoted: lower case, digits, `_`.
+        if let slot = parsed.settings["slot"], !PostgresSourceConfiguration.isSlotName(slot) {
+            throw FerryError(code: .configSource, message: "source URL: slot name '\(slot)' is not a PostgreSQL slot name",
+                             fix: "use up to 63 lower-case letters, digits and underscores, e.g. ?slot=ferry_orders")
+        }
         self.init(name: name, connection: parsed.connection, publication: parsed.settings["publication"] ?? "ferry",
                   slot: parsed.settings["slot"], filter: filter)
+    }
+
+    /// What `pg_create_logical_replication_slot` accepts.
+    public static func isSlotName(_ name: String) -> Bool {
+        (1...63).contains(name.utf8.count) && name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 95 }
     }
 }
 
@@ -126,26 +136,30 @@ public struct PostgresSource: Sendable {
             start = consistent
         }
         try await setup("starting replication from slot \(slot)") {
-            try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (proto_version '1', publication_names '\(Self.quotedOption(configuration.publication))')")
+            try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (proto_version '1', publication_names '\(Self.quotedOption(Self.quotedIdentifier(configuration.publication)))')")
         }
         logger.notice("following PostgreSQL logical replication", metadata: [
             "ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", "ferry.publication": "\(configuration.publication)", LoggingKeys.position: "\(start)",
         ])
-        var state = ReplicationStreamState(protocolVersion: 1, confirmed: start)
+        // A named slot nobody confirms for (a tail) stays where it is.
+        var state = ReplicationStreamState(protocolVersion: 1, confirmed: start, confirmsNothing: configuration.slot != nil && follow.safePosition == nil)
         var mapper = PgTransactionMapper(sourceName: configuration.name)
         // Asked for, a keepalive says how far the server has read its WAL: the stream has caught
         // up once that passes the stop with nothing open.
         func askWhereTheServerIs() async throws {
-            try await streamWrite(stream, StandbyStatusUpdate(written: state.received, flushed: state.confirmed, applied: state.confirmed,
+            let flushed = state.confirmsNothing ? LSN.zero : state.confirmed
+            try await streamWrite(stream, StandbyStatusUpdate(written: state.received, flushed: flushed, applied: flushed,
                                                               sentAt: PostgresTimestamp.fromUnixMicroseconds(WallClock.millisecondsSinceEpoch() * 1000),
                                                               replyRequested: true).bytes)
         }
         if stop != nil { try await askWhereTheServerIs() }
         var nextSafeRead: Int64 = 0
+        var dataSinceQuestion = false
         while true {
             try Task.checkCancellation()
             guard let payload = try await streamRead(stream) else {
-                throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): the server ended the replication stream")
+                throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): the server ended the replication stream",
+                                 fix: "nothing if the server is restarting: a pipeline connects again by itself; otherwise see the server's log for why the walsender stopped")
             }
             let step: ReplicationStreamState.Step
             do {
@@ -161,7 +175,13 @@ public struct PostgresSource: Sendable {
                 } catch {
                     throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): \(error)", context: [(LoggingKeys.position, "\(assembled.endLSN)")])
                 }
-                transaction.events.removeAll { $0.operation != .ddl && !configuration.filter.includes($0.table) }
+                transaction.events = transaction.events.compactMap { event in
+                    guard event.operation == .ddl else { return configuration.filter.includes(event.table) ? event : nil }
+                    // A TRUNCATE names every table it emptied: keep the included ones.
+                    var kept = event
+                    kept.schemaChanges = event.schemaChanges.filter { configuration.filter.includes($0.table) }
+                    return kept.schemaChanges.isEmpty ? nil : kept
+                }
                 if !transaction.events.isEmpty { try await deliver(transaction) }
             }
             // A temporary slot dies with the connection: what it confirms only keeps the
@@ -174,9 +194,17 @@ public struct PostgresSource: Sendable {
             if let reply = step.reply ?? state.statusIfDue(now: PostgresTimestamp.fromUnixMicroseconds(WallClock.millisecondsSinceEpoch() * 1000)) {
                 try await streamWrite(stream, reply.bytes)
             }
-            if let stop, payload.first == UInt8(ascii: "k") {
-                if state.isIdle && state.received >= stop { return }
-                try await askWhereTheServerIs()
+            if let stop {
+                if payload.first == UInt8(ascii: "k") {
+                    if state.isIdle && state.received >= stop { return }
+                    // Not there yet and nothing came since the last question: the server is
+                    // still reading WAL with nothing for us; ask again a little later.
+                    if !dataSinceQuestion { try await Task.sleep(for: .milliseconds(20)) }
+                    dataSinceQuestion = false
+                    try await askWhereTheServerIs()
+                } else {
+                    dataSinceQuestion = true
+                }
             }
         }
     }
@@ -234,7 +262,8 @@ public struct PostgresSource: Sendable {
                 found += 1
             }
             guard found > 0 else {
-                throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): types \(missing) of replicated columns are not in pg_type (dropped while the stream was behind)")
+                throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): types \(missing) of replicated columns are not in pg_type (dropped while the stream was behind)",
+                                 fix: "the changes before the type was dropped cannot be read: exclude the table for that stretch, or take the pipeline past it and snapshot the table again")
             }
             missing = mapper.catalog.missing(missing)
         }
@@ -275,6 +304,9 @@ public struct PostgresSource: Sendable {
     func streamRead(_ stream: PostgresWireConnection) async throws -> [UInt8]? {
         do {
             return try await stream.nextCopyData()
+        } catch is PostgresWireError where Task.isCancelled {
+            // Cancelling closes the connection: that is the stop asked for, not a lost source.
+            throw CancellationError()
         } catch let error as PostgresWireError {
             throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): the replication stream failed: \(error)")
         }

@@ -82,6 +82,7 @@ public enum RuleValue: Sendable, Equatable {
         case .float(let number)?: self = .number(Double(number))
         case .double(let number)?: self = .number(number)
         case .decimal(let text)?: self = .decimal(text)
+        case .bool(let flag)?: self = .bool(flag)
         case let value?: self = ValueJSON.plainText(value).map { .text(String(decoding: $0, as: UTF8.self)) } ?? .null
         }
     }

@@ -34,11 +34,11 @@ import Testing
         #expect(try JSONDecoder().decode([SourcePosition].self, from: encoded) == [position, .binlog(file: "b.000001", offset: 4)])
     }
 
-    /// WAL records are version 3 in the disk buffer; binlog records stay version 2.
+    /// WAL records are version 4 in the disk buffer; binlog records stay version 2.
     @Test func diskBufferRecords() throws {
         for position in [Self.wal(0x16_B374_8000, xid: 731, step: 2), Self.wal(0x10)] {
             let bytes = TransactionCodec.encode(Transaction(gtid: nil, position: position, serverID: 0, timestampMillis: 5, events: []))
-            #expect(bytes.first == 3)
+            #expect(bytes.first == 4)
             var decoder = TransactionDecoder()
             let decoded = try decoder.decode(bytes)
             #expect(decoded.position == position && decoded.position.wal?.xid == position.wal?.xid)
@@ -47,7 +47,7 @@ import Testing
         #expect(TransactionCodec.encode(Transaction(gtid: nil, position: .binlog(file: "b.000001", offset: 4), serverID: 0, timestampMillis: 5, events: [])).first == 2)
     }
 
-    /// A PostgreSQL column's own type travels with the schema in version-3 records.
+    /// A PostgreSQL column's own type travels with the schema in version-4 records.
     @Test func nativeTypesSurviveTheDiskBuffer() throws {
         let schema = TableSchema(name: TableName(database: "public", table: "t"),
                                  columns: [ColumnSchema(name: "id", typeName: "int", nullable: false, nativeType: "integer"),

@@ -83,7 +83,7 @@ extension Integration {
             #expect(inserted[0].after == [.int(1), .string("new"), .decimal("12.50"), paidAt, .string(notes)])
             #expect(inserted[1].after == [.int(2), .string("new"), .decimal("-0.01"), .null, .null])
             let schema = try #require(inserted[0].schema)
-            #expect(schema.primaryKey == [0] && schema.columns.map(\.typeName) == ["int", "longtext", "decimal(10,2)", "timestamp(6)", "longtext"])
+            #expect(schema.primaryKey == [0] && schema.columns.map(\.typeName) == ["int", "longtext", "decimal(10,2)", "datetime(6)", "longtext"])
             #expect(schema.columns.map { $0.nativeType ?? "" } == ["integer", "text", "numeric(10,2)", "timestamp with time zone", "text"])
             // The TOASTed column the update left alone is absent: targets keep their own. The key
             // did not change, so the server sent no old row: the before image is the key.
@@ -233,6 +233,20 @@ extension Integration {
             #expect(ferry.terminationStatus == 0)
             try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
             await sql.close()
+        }
+
+        /// Publication names are identifiers: one with capitals is followed as written.
+        @Test func aMixedCasePublicationIsFollowed() async throws {
+            let setup = try await PostgresLogicalReplication.connect(replication: false)
+            try await setup.simpleQuery("""
+                DROP PUBLICATION IF EXISTS "It_Mixed_Pub"; DROP TABLE IF EXISTS it_mixed;
+                CREATE TABLE it_mixed (id int PRIMARY KEY, flag boolean); CREATE PUBLICATION "It_Mixed_Pub" FOR TABLE it_mixed
+                """)
+            await setup.close()
+            let transactions = try await Self.changes(1, publication: "It_Mixed_Pub") { sql in
+                try await sql.simpleQuery("INSERT INTO it_mixed VALUES (1, false)")
+            }
+            #expect(transactions.first?.events.first?.after == [.int(1), .bool(false)])
         }
 
         @Test func aMissingPublicationSaysHowToCreateIt() async throws {

@@ -64,7 +64,7 @@ import Testing
         #expect(PgType.builtIn(1043)!.nativeType(modifier: 44) == "character varying(40)")
         #expect(PgType.builtIn(1043)!.mysqlType(modifier: 44) == "varchar(40)")
         #expect(PgType.builtIn(1042)!.nativeType(modifier: -1) == "bpchar")
-        #expect(PgType.builtIn(1184)!.nativeType(modifier: 3) == "timestamp(3) with time zone" && PgType.builtIn(1184)!.mysqlType(modifier: 3) == "timestamp(3)")
+        #expect(PgType.builtIn(1184)!.nativeType(modifier: 3) == "timestamp(3) with time zone" && PgType.builtIn(1184)!.mysqlType(modifier: 3) == "datetime(3)")
         #expect(PgType.builtIn(1114)!.mysqlType(modifier: -1) == "datetime(6)")
         #expect(PgType.builtIn(1186)!.nativeType(modifier: 0x7FFF_0000 | 3) == "interval(3)")
         #expect(PgType.builtIn(1015)!.nativeType(modifier: 14) == "character varying(10)[]")

@@ -6,17 +6,18 @@
 /// schema count · schemas · events. A binlog position (versions 1 and 2) is file, offset u64, GTID
 /// flavor byte (0 none, 1 MariaDB, 2 MySQL) and its text, then the snapshot step (varint; version
 /// 1 records have none). Version 3 records hold a WAL position instead: LSN u64, xid flag byte
-/// (0 none, 1 then xid u32), snapshot step (varint), and each schema column adds its native
-/// type (optional string) after its charset. Binlog records stay version 2, byte for byte.
+/// (0 none, 1 then xid u32), snapshot step (varint); version 4 (the one written for WAL) adds each
+/// schema column's native type (optional string) after its charset. Binlog records stay
+/// version 2, byte for byte.
 /// An event starts with its operation: 1 create, 2 update, 3 delete, 4 read, 5 DDL, 6 a read that
 /// ends its table's snapshot, 7 a read that ends the whole snapshot.
 public enum TransactionCodec {
-    static let version: UInt8 = 3
+    static let version: UInt8 = 4
 
     public static func encode(_ transaction: Transaction) -> [UInt8] {
         var writer = Writer()
         writer.bytes.reserveCapacity(256)
-        writer.byte(transaction.position.wal == nil ? 2 : 3)
+        writer.byte(transaction.position.wal == nil ? 2 : 4)
         writer.position(transaction.position)
         writer.varint(transaction.events.count)
         writer.optionalString(transaction.gtid)
@@ -93,7 +94,7 @@ public struct TransactionDecoder {
         var tableSchemas: [TableSchema] = []
         for _ in 0..<(try reader.varint()) {
             let start = reader.index
-            let decoded = try reader.schema(nativeTypes: recordVersion >= 3)
+            let decoded = try reader.schema(nativeTypes: recordVersion >= 4)
             let key = bytes[start..<reader.index]
             if let known = schemas[key] {
                 tableSchemas.append(known)
@@ -438,7 +439,7 @@ private struct Reader {
     }
 
     mutating func position(version: UInt8) throws -> SourcePosition {
-        if version == 3 {
+        if version >= 3 {
             let lsn = LSN(try fixed64())
             let xid: UInt32? = try byte() == 0 ? nil : try fixed32()
             return .wal(WALPosition(lsn: lsn, xid: xid, snapshotStep: UInt32(clamping: try varint())))

@@ -187,10 +187,13 @@ public enum ValueJSON {
     /// A finite number's text, or JSON's nearest for the rest (a PostgreSQL `real` or `double
     /// precision` can hold them; MySQL cannot): the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
     static func writeFloatingPoint(_ text: String?, special value: Double, to out: inout JSONCursor) {
-        guard var text else {
-            return out.ascii(value.isNaN ? "\"NaN\"" : value < 0 ? "\"-Infinity\"" : "\"Infinity\"")
-        }
+        guard var text else { return out.string(nonFiniteText(value)) }
         text.withUTF8 { out.bytes($0) }
+    }
+
+    /// `NaN`, `Infinity` or `-Infinity`, as PostgreSQL writes and reads them.
+    public static func nonFiniteText(_ value: Double) -> String {
+        value.isNaN ? "NaN" : value < 0 ? "-Infinity" : "Infinity"
     }
 
     /// `YYYY-MM-DD`, unquoted.

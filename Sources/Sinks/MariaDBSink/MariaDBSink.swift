@@ -235,14 +235,21 @@ public actor MariaDBSink: SinkSession {
     }
 
     /// A source value kept as text (`.sourceText`: a PostgreSQL numeric NaN, an infinite or BC
-    /// date) has no form in a numeric or temporal column, and the session's lax `sql_mode` would
-    /// store a zero in its place without a word: the batch is refused instead.
+    /// date) has no form in a numeric or temporal column, nor a NaN or infinite float in any
+    /// MariaDB column, and the session's lax `sql_mode` would store a zero or NULL in its place
+    /// without a word: the batch is refused instead.
     static func refuseUnstorable(_ rows: [Row], columns: [Int], schema: TableSchema, table: String, sink: String) throws(FerryError) {
         for column in columns {
             let type = schema.columns[column].typeName
-            if ["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json"].contains(where: { type.hasPrefix($0) }) { continue }
+            let holdsText = ["char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json"].contains(where: { type.hasPrefix($0) })
             for row in rows {
-                guard case .sourceText(let text) = row[column] else { continue }
+                let text: String
+                switch row[column] {
+                case .sourceText(let value) where !holdsText: text = value
+                case .float(let value) where !value.isFinite: text = ValueJSON.nonFiniteText(Double(value))
+                case .double(let value) where !value.isFinite: text = ValueJSON.nonFiniteText(value)
+                default: continue
+                }
                 throw FerryError(code: .sinkMariaDBRejected,
                                  message: "sink \(sink): column \(table).\(schema.columnName(column)) is \(type) here and cannot hold the source's value '\(text)' (\(schema.columns[column].nativeType ?? "source type"))",
                                  fix: "change the target column to a text type (ALTER TABLE \(backquoted(table)) MODIFY \(backquoted(schema.columnName(column))) LONGTEXT), or drop or rewrite the value with a rule",

@@ -29,6 +29,9 @@ public actor PostgresSink: SinkSession {
                     lane: Int = 0, epoch: Int64? = nil) {
             self.name = name
             self.pipeline = pipeline
+            // Values arrive in C-locale text (money as 1234.56): the session reads them so.
+            var connection = connection
+            connection.options.append(("options", "-c lc_monetary=C"))
             self.connection = connection
             self.schema = schema
             self.targetTable = targetTable

@@ -96,9 +96,7 @@ struct PostgresTextArray {
     }
 
     static func floating(_ value: Double) -> String {
-        if value.isNaN { return "NaN" }
-        if value.isInfinite { return value < 0 ? "-Infinity" : "Infinity" }
-        return "\(value)"
+        value.isFinite ? "\(value)" : ValueJSON.nonFiniteText(value)
     }
 
     static let digits = Array("0123456789abcdef".utf8)

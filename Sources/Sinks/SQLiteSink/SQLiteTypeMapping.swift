@@ -24,8 +24,9 @@ enum SQLiteTypeMapping {
         case .null, .absent: return .null
         case .int(let v): return .integer(Int(v))
         case .uint(let v): return v <= UInt64(Int64.max) ? .integer(Int(v)) : .text(String(v))
-        case .float(let v): return .float(Double(v.description) ?? Double(v))
-        case .double(let v): return .float(v)
+        // SQLite stores a NaN double as NULL: non-finite values keep their text.
+        case .float(let v): return v.isFinite ? .float(Double(v.description) ?? Double(v)) : .text(ValueJSON.nonFiniteText(Double(v)))
+        case .double(let v): return v.isFinite ? .float(v) : .text(ValueJSON.nonFiniteText(v))
         case .decimal(let text), .string(let text), .json(let text), .enumeration(let text), .sourceText(let text): return .text(text)
         case .bool(let truth): return .integer(truth ? 1 : 0)
         case .bytes(let bytes): return .blob(ByteBuffer(bytes: bytes))
