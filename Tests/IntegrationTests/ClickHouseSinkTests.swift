@@ -47,16 +47,16 @@ extension Integration {
         }
 
         /// A query's rows, every value as text (`toString` in the query) or nil for NULL.
-        static func query(_ sql: String) throws -> [[String?]] {
-            let result = try runProcess("/usr/bin/curl", ["-sS", "-f", "-H", "X-ClickHouse-User: ferry", "-H", "X-ClickHouse-Key: \(try TestEnvironment.value("FERRY_CLICKHOUSE_PASSWORD"))",
+        static func query(_ sql: String) async throws -> [[String?]] {
+            let result = try await runProcess("/usr/bin/curl", ["-sS", "-f", "-H", "X-ClickHouse-User: ferry", "-H", "X-ClickHouse-Key: \(try TestEnvironment.value("FERRY_CLICKHOUSE_PASSWORD"))",
                                                           "--data-binary", sql + " FORMAT JSONCompact", "http://127.0.0.1:\(try TestEnvironment.value("FERRY_CLICKHOUSE_PORT"))/"])
             #expect(result.status == 0, "\(sql): \(result.stderr)")
             let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
             return (object?["data"] as? [[Any]] ?? []).map { $0.map { $0 is NSNull ? nil : "\($0)" } }
         }
 
-        static func execute(_ sql: String) throws {
-            let result = try runProcess("/usr/bin/curl", ["-sS", "-f", "-H", "X-ClickHouse-User: ferry", "-H", "X-ClickHouse-Key: \(try TestEnvironment.value("FERRY_CLICKHOUSE_PASSWORD"))",
+        static func execute(_ sql: String) async throws {
+            let result = try await runProcess("/usr/bin/curl", ["-sS", "-f", "-H", "X-ClickHouse-User: ferry", "-H", "X-ClickHouse-Key: \(try TestEnvironment.value("FERRY_CLICKHOUSE_PASSWORD"))",
                                                           "--data-binary", sql, "http://127.0.0.1:\(try TestEnvironment.value("FERRY_CLICKHOUSE_PORT"))/"])
             #expect(result.status == 0, "\(sql): \(result.stderr)")
         }
@@ -82,7 +82,7 @@ extension Integration {
         }
 
         @Test func everyValueKindLandsExactlyInTheTypesFerryCreates() async throws {
-            try Self.execute("DROP DATABASE IF EXISTS it_types")
+            try await Self.execute("DROP DATABASE IF EXISTS it_types")
             let sink = try Self.sink("it_types")
             #expect(try await sink.open() == nil)
             var nulls = Row(repeating: .null, count: Self.columns.count)
@@ -90,7 +90,7 @@ extension Integration {
             try await sink.apply([Self.transaction(100, Self.schema("types"), [(.create, nil, Self.full), (.create, nil, nulls)])])
             try await sink.close()
 
-            let types = try Self.query("SELECT name, type FROM system.columns WHERE database = 'it_types' AND table = 'types'")
+            let types = try await Self.query("SELECT name, type FROM system.columns WHERE database = 'it_types' AND table = 'types'")
             #expect(types.map { $0[1]! } == [
                 "Int32", "Nullable(Int8)", "Nullable(UInt16)", "Nullable(UInt64)", "Nullable(Float32)", "Nullable(Float64)", "Nullable(Decimal(30, 10))",
                 "Nullable(String)", "Nullable(UInt16)", "Nullable(Date)", "Nullable(String)", "Nullable(DateTime('UTC'))", "Nullable(String)",
@@ -98,7 +98,7 @@ extension Integration {
                 "Nullable(UInt64)", "UInt64", "UInt8",
             ])
             let select = Self.columns.map { $0.name == "bin" ? "hex(bin)" : "toString(`\($0.name)`)" }.joined(separator: ", ")
-            let rows = try Self.query("SELECT \(select) FROM it_types.types FINAL ORDER BY id")
+            let rows = try await Self.query("SELECT \(select) FROM it_types.types FINAL ORDER BY id")
             #expect(rows.count == 2)
             for (index, column) in Self.columns.enumerated() {
                 #expect(rows.first?[index] == Self.expected[index], "\(column.name)")
@@ -107,7 +107,7 @@ extension Integration {
         }
 
         @Test func replaysKeyChangesDeletesAndSchemaChangesKeepOneRowPerKey() async throws {
-            try Self.execute("DROP DATABASE IF EXISTS it_replay")
+            try await Self.execute("DROP DATABASE IF EXISTS it_replay")
             let schema = Self.schema("t")
             let wider = Self.schema("t", extra: [("extra", "int")])
             let batch = [
@@ -125,12 +125,12 @@ extension Integration {
             try await sink.apply(batch)
             try await sink.close()
 
-            let rows = try Self.query("SELECT toString(id), vc, toString(extra) FROM it_replay.t FINAL WHERE _deleted = 0 ORDER BY id")
+            let rows = try await Self.query("SELECT toString(id), vc, toString(extra) FROM it_replay.t FINAL WHERE _deleted = 0 ORDER BY id")
             #expect(rows == [["2", "two v3", nil], ["4", "three as four", nil], ["5", "five", "55"]])
-            let deleted = try Self.query("SELECT toString(id) FROM it_replay.t FINAL WHERE _deleted = 1 ORDER BY id")
+            let deleted = try await Self.query("SELECT toString(id) FROM it_replay.t FINAL WHERE _deleted = 1 ORDER BY id")
             #expect(deleted == [["1"], ["3"]])
-            try Self.execute("OPTIMIZE TABLE it_replay.t FINAL")
-            #expect(try Self.query("SELECT count() FROM it_replay.t") == [["5"]], "merges keep one row per key")
+            try await Self.execute("OPTIMIZE TABLE it_replay.t FINAL")
+            await #expect(try Self.query("SELECT count() FROM it_replay.t") == [["5"]], "merges keep one row per key")
 
             let reopened = try Self.sink("it_replay")
             #expect(try await reopened.open() == .binlog(file: "it.000001", offset: 300))
@@ -139,7 +139,7 @@ extension Integration {
 
         /// The position is written at most once per interval, after a schema change, and at close.
         @Test func theOffsetsRowIsWrittenAtMostOncePerIntervalAndAtClose() async throws {
-            try Self.execute("DROP DATABASE IF EXISTS it_offsets")
+            try await Self.execute("DROP DATABASE IF EXISTS it_offsets")
             let schema = Self.schema("t")
             let sink = try Self.sink("it_offsets", recordInterval: .seconds(3600))
             #expect(try await sink.open() == nil)
@@ -153,7 +153,7 @@ extension Integration {
             #expect(try await recorded() == .binlog(file: "it.000001", offset: 100), "the first batch is recorded")
             try await sink.apply([Self.transaction(200, schema, [(.create, nil, Self.row(2, "two"))])])
             #expect(try await recorded() == .binlog(file: "it.000001", offset: 100), "within the interval: not yet")
-            #expect(try Self.query("SELECT toString(id) FROM it_offsets.t FINAL ORDER BY id") == [["1"], ["2"]], "the rows are there")
+            await #expect(try Self.query("SELECT toString(id) FROM it_offsets.t FINAL ORDER BY id") == [["1"], ["2"]], "the rows are there")
             let wider = Self.schema("t", extra: [("extra", "int")])
             try await sink.apply([Self.transaction(300, wider, [(.create, nil, Self.row(3, "three") + [.int(3)])], ddl: [.addColumn(schema.name, column: "extra", type: "int")])])
             #expect(try await recorded() == .binlog(file: "it.000001", offset: 300), "a schema change is recorded at once")
@@ -166,7 +166,7 @@ extension Integration {
         /// the batch's rows lands. (A body streamed in chunks would not give this: ClickHouse
         /// 18.16 takes a chunked body cut short as complete and inserts the rows it got.)
         @Test func aRowRefusedMidStreamInsertsNothingOfItsBatch() async throws {
-            try Self.execute("DROP DATABASE IF EXISTS it_midstream")
+            try await Self.execute("DROP DATABASE IF EXISTS it_midstream")
             let sink = try Self.sink("it_midstream")
             _ = try await sink.open()
             let schema = Self.schema("t")
@@ -176,15 +176,15 @@ extension Integration {
                 try await sink.apply([Self.transaction(700, schema, rows.map { (.create, nil, $0) })])
             }
             #expect((rejected as? any FerryErrorConvertible)?.ferryError.code == .sinkClickHouseRejected, "\(String(describing: rejected))")
-            #expect(try Self.query("SELECT toString(count()) FROM it_midstream.t") == [["0"]])
+            await #expect(try Self.query("SELECT toString(count()) FROM it_midstream.t") == [["0"]])
             rows[rows.count - 1][9] = .date(DateValue(year: 1990, month: 5, day: 1))
             try await sink.apply([Self.transaction(800, schema, rows.map { (.create, nil, $0) })])
-            #expect(try Self.query("SELECT toString(count()) FROM it_midstream.t FINAL") == [["20000"]])
+            await #expect(try Self.query("SELECT toString(count()) FROM it_midstream.t FINAL") == [["20000"]])
             try await sink.close()
         }
 
         @Test func badInputAndBadServersAreClearErrors() async throws {
-            try Self.execute("DROP DATABASE IF EXISTS it_bad")
+            try await Self.execute("DROP DATABASE IF EXISTS it_bad")
             let sink = try Self.sink("it_bad")
             _ = try await sink.open()
             var old = Self.row(1, "old")
@@ -199,12 +199,12 @@ extension Integration {
             #expect((rejected as? any ClassifiedError)?.isTransient == false)
 
             // The user's own table with a String column takes the same date as exact text.
-            try Self.execute("CREATE TABLE it_bad.strings (id Int32, dt String, _version UInt64, _deleted UInt8) ENGINE = ReplacingMergeTree(_version) ORDER BY id")
+            try await Self.execute("CREATE TABLE it_bad.strings (id Int32, dt String, _version UInt64, _deleted UInt8) ENGINE = ReplacingMergeTree(_version) ORDER BY id")
             let narrow = TableSchema(name: TableName(database: "it", table: "strings"),
                                      columns: [ColumnSchema(name: "id", typeName: "int", nullable: false), ColumnSchema(name: "dt", typeName: "date", nullable: true)],
                                      primaryKey: [0])
             try await sink.apply([Self.transaction(500, narrow, [(.create, nil, [.int(1), .date(DateValue(year: 1960, month: 5, day: 1))])])])
-            #expect(try Self.query("SELECT dt FROM it_bad.strings FINAL") == [["1960-05-01"]])
+            await #expect(try Self.query("SELECT dt FROM it_bad.strings FINAL") == [["1960-05-01"]])
 
             let keyless = TableSchema(name: TableName(database: "it", table: "keyless"), columns: [ColumnSchema(name: "v", typeName: "int", nullable: true)], primaryKey: [])
             let noKey = await #expect(throws: (any Error).self) { try await sink.apply([Self.transaction(600, keyless, [(.create, nil, [.int(1)])])]) }

@@ -8,8 +8,8 @@ import WireTLS
 /// The `ferry` executable against real servers: every bad input is one clear line, exit ≠ 0.
 extension Integration {
     @Suite struct CommandLine {
-        func ferry(_ arguments: [String], password: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-            try runProcess(TestEnvironment.ferryBinary, arguments,
+        func ferry(_ arguments: [String], password: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
+            try await runProcess(TestEnvironment.ferryBinary, arguments,
                            environment: password.map { ["FERRY_SOURCE_PASSWORD": $0] } ?? [:], timeoutSeconds: 60)
         }
 
@@ -34,7 +34,7 @@ extension Integration {
             let start = try await currentPosition()
             try await admin(["SET NAMES binary", "SET SESSION sql_mode = ''",
                              "INSERT INTO cli.bad VALUES (1, X'61EDA0BD62', 'fine'), (2, X'EDA0BD', 'fine'), (3, 'plain', 'fine')"])
-            let result = try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", start.description, "--to", "current",
+            let result = try await ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", start.description, "--to", "current",
                                     "--include", "cli.bad", "--format", "compact"], password: try TestEnvironment.sourcePassword())
             #expect(result.status == 0, "stderr: \(result.stderr)")
             let values = try result.stdout.split(separator: "\n").map {
@@ -58,7 +58,7 @@ extension Integration {
                             + setup + ["INSERT INTO it_bytes.t VALUES (1, X'61EDA0BD62', X'EDA0BD'), (2, 'plain', 'fine')"])
             let psql = ["-h", "127.0.0.1", "-p", try TestEnvironment.value("FERRY_POSTGRES_PORT"), "-U", "ferry", "-d", "replica", "-At", "-c"]
             let pgPassword = ["PGPASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
-            _ = try runProcess("/usr/bin/psql", psql + ["DROP SCHEMA IF EXISTS it_bytes CASCADE; CREATE SCHEMA it_bytes"], environment: pgPassword)
+            _ = try await runProcess("/usr/bin/psql", psql + ["DROP SCHEMA IF EXISTS it_bytes CASCADE; CREATE SCHEMA it_bytes"], environment: pgPassword)
             let directory = try scratchDirectory("bytes")
             defer { try? FileManager.default.removeItem(at: directory) }
             let config = directory.appendingPathComponent("ferry.yml").path
@@ -83,11 +83,11 @@ extension Integration {
             let ferry = try startFerry(config: config)
             defer { if ferry.isRunning { ferry.terminate() } }
             let sqlitePath = "\(directory.path)/target.sqlite"
-            try await waitUntil("the snapshot in SQLite", seconds: 60) { try sqliteQuery(sqlitePath, "SELECT count(*) FROM t") == "2\n" }
+            try await waitUntil("the snapshot in SQLite", seconds: 60) { try await sqliteQuery(sqlitePath, "SELECT count(*) FROM t") == "2\n" }
             try await admin(setup + ["INSERT INTO it_bytes.t VALUES (3, X'EDB080', X'62EDBFBF')", "UPDATE it_bytes.t SET note = X'6FEDA0BD6B' WHERE id = 2"])
             let expected = "1|61EDA0BD62|EDA0BD\n2|706C61696E|6FEDA0BD6B\n3|EDB080|62EDBFBF\n"
             try await waitUntil("the stream in SQLite", seconds: 60) {
-                try sqliteQuery(sqlitePath, "SELECT id, hex(s), hex(note) FROM t ORDER BY id") == expected
+                try await sqliteQuery(sqlitePath, "SELECT id, hex(s), hex(note) FROM t ORDER BY id") == expected
             }
             try await waitUntil("the stream in MariaDB", seconds: 60) {
                 let rows = (try? await adminQuery("SELECT id, HEX(s), HEX(note) FROM it_bytes_target.t ORDER BY id"))?.rows ?? []
@@ -96,15 +96,15 @@ extension Integration {
             let source = try await adminQuery("SELECT id, HEX(s), HEX(note) FROM it_bytes.t ORDER BY id").rows
             #expect(source.map { row in (0..<row.count).map { row[$0] ?? "NULL" }.joined(separator: "|") + "\n" }.joined() == expected)
             try await waitUntil("the stream in PostgreSQL", seconds: 60) {
-                (try? runProcess("/usr/bin/psql", psql + ["SELECT count(*) FROM it_bytes.t WHERE id = 3"], environment: pgPassword).stdout) == "1\n"
+                await (try? runProcess("/usr/bin/psql", psql + ["SELECT count(*) FROM it_bytes.t WHERE id = 3"], environment: pgPassword).stdout) == "1\n"
             }
-            let pgRows = try runProcess("/usr/bin/psql", psql + ["SELECT id, s, note FROM it_bytes.t ORDER BY id"], environment: pgPassword).stdout
+            let pgRows = try await runProcess("/usr/bin/psql", psql + ["SELECT id, s, note FROM it_bytes.t ORDER BY id"], environment: pgPassword).stdout
             #expect(pgRows == "1|a\u{FFFD}\u{FFFD}\u{FFFD}b|\u{FFFD}\u{FFFD}\u{FFFD}\n2|plain|o\u{FFFD}\u{FFFD}\u{FFFD}k\n3|\u{FFFD}\u{FFFD}\u{FFFD}|b\u{FFFD}\u{FFFD}\u{FFFD}\n", "\(pgRows)")
-            let jsonl = try runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl"]).stdout
+            let jsonl = try await runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl"]).stdout
             #expect(jsonl.contains("\"s\":\"a\u{FFFD}\u{FFFD}\u{FFFD}b\"") && jsonl.contains("\"note\":\"o\u{FFFD}\u{FFFD}\u{FFFD}k\""), "\(jsonl)")
             ferry.terminate()
             ferry.waitUntilExit()
-            let verify = try runProcess(TestEnvironment.ferryBinary, ["verify", "-c", config, "p"], timeoutSeconds: 120)
+            let verify = try await runProcess(TestEnvironment.ferryBinary, ["verify", "-c", config, "p"], timeoutSeconds: 120)
             #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
             #expect(verify.stdout.contains("lite") && verify.stdout.contains("maria") && verify.stdout.contains("pg"), "\(verify.stdout)")
         }
@@ -113,7 +113,7 @@ extension Integration {
             try await admin(["CREATE DATABASE IF NOT EXISTS cli", "DROP TABLE IF EXISTS cli.t", "CREATE TABLE cli.t (id INT PRIMARY KEY, v TEXT)"])
             let start = try await currentPosition()
             try await admin(["INSERT INTO cli.t VALUES (1, 'one'), (2, 'two')", "DELETE FROM cli.t WHERE id = 1"])
-            let result = try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", start.description, "--to", "current",
+            let result = try await ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", start.description, "--to", "current",
                                     "--include", "cli.*"], password: try TestEnvironment.sourcePassword())
             #expect(result.status == 0, "stderr: \(result.stderr)")
             let lines = result.stdout.split(separator: "\n").map(String.init)
@@ -125,7 +125,7 @@ extension Integration {
             #expect((source["file"] as? String)?.hasPrefix("mariadb-bin.") == true)
             #expect((objects[0]["after"] as? [String: Any])?["v"] as? String == "one")
             // Resume from the printed position of the last line: nothing is printed again.
-            let resumed = try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", "\(source["file"]!):\(source["pos"]!)",
+            let resumed = try await ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", "\(source["file"]!):\(source["pos"]!)",
                                      "--to", "current", "--include", "cli.*"], password: try TestEnvironment.sourcePassword())
             #expect(resumed.status == 0 && resumed.stdout.isEmpty, "stderr: \(resumed.stderr)")
         }
@@ -138,24 +138,24 @@ extension Integration {
             try await admin(["INSERT INTO cli.many SELECT seq, REPEAT('v', 200) FROM cli.seq_1_to_20000"])
             let command = "set -o pipefail; '\(TestEnvironment.ferryBinary)' tail --source '\(try TestEnvironment.sourceURL())' --from '\(start)' "
                 + "--to current --include cli.many | head -n 1"
-            let result = try runProcess("/bin/bash", ["-c", command], environment: ["FERRY_SOURCE_PASSWORD": try TestEnvironment.sourcePassword()],
+            let result = try await runProcess("/bin/bash", ["-c", command], environment: ["FERRY_SOURCE_PASSWORD": try TestEnvironment.sourcePassword()],
                                         timeoutSeconds: 60)
             #expect(result.status == 0, "stderr: \(result.stderr)")
             #expect(result.stdout.split(separator: "\n").count == 1 && result.stdout.contains("\"op\":\"c\""))
         }
 
-        @Test func wrongPassword() throws {
-            expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL()], password: "wrong-password"),
+        @Test func wrongPassword() async throws {
+            await expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL()], password: "wrong-password"),
                                code: "source.mysql.server_error", mentioning: ["1045", "password"])
         }
 
-        @Test func binlogOff() throws {
+        @Test func binlogOff() async throws {
             let url = try TestEnvironment.value("FERRY_MARIADB_TLS_URL")
-            let check = try ferry(["check", "--source", url], password: "ferry-secret")
+            let check = try await ferry(["check", "--source", url], password: "ferry-secret")
             #expect(check.status == 1)
             #expect(check.stdout.contains("FAILED  log_bin"))
             #expect(check.stdout.contains("log_bin = mysql-bin"))
-            expectOneLineError(try ferry(["tail", "--source", url], password: "ferry-secret"), code: "source.binlog.off", mentioning: ["log_bin"])
+            await expectOneLineError(try ferry(["tail", "--source", url], password: "ferry-secret"), code: "source.binlog.off", mentioning: ["log_bin"])
         }
 
         /// The suggested GRANT names exactly what is missing, for the account the server matched
@@ -164,11 +164,11 @@ extension Integration {
             try await admin(["DROP USER IF EXISTS 'weak'@'%'", "DROP USER IF EXISTS 'weak'@'127.0.0.1'",
                              "CREATE USER 'weak'@'127.0.0.1' IDENTIFIED BY 'weak-pass'", "GRANT SELECT ON *.* TO 'weak'@'127.0.0.1'"])
             let url = "mysql://weak@127.0.0.1:\(try TestEnvironment.value("FERRY_MARIADB_PORT"))"
-            let check = try ferry(["check", "--source", url], password: "weak-pass")
+            let check = try await ferry(["check", "--source", url], password: "weak-pass")
             #expect(check.status == 1)
             #expect(check.stdout.contains("FAILED  privilege REPLICATION SLAVE"))
             #expect(check.stdout.contains("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'weak'@'127.0.0.1';"), "\(check.stdout)")
-            expectOneLineError(try ferry(["tail", "--source", url], password: "weak-pass"), code: "source.mysql.server_error",
+            await expectOneLineError(try ferry(["tail", "--source", url], password: "weak-pass"), code: "source.mysql.server_error",
                                mentioning: ["REPLICATION SLAVE, REPLICATION CLIENT, SELECT", "ferry check --source"])
         }
 
@@ -194,16 +194,16 @@ extension Integration {
             data_dir: \(directory.path)/data
             server: { listen: off }
             """.write(toFile: config, atomically: true, encoding: .utf8)
-            let check = try ferry(["check", "-c", config])
+            let check = try await ferry(["check", "-c", config])
             #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
             #expect(check.stdout.contains("all prerequisites met") && !check.stdout.contains("FAILED"), "\(check.stdout)")
             #expect(check.stdout.contains("SHOW SLAVE HOSTS needs REPLICATION MASTER ADMIN"), "\(check.stdout)")
             let run = try startFerry(config: config)
             defer { run.terminate(); run.waitUntilExit() }
-            func rows() throws -> String { try sqliteQuery(target, "SELECT group_concat(id || '=' || v, ',') FROM (SELECT * FROM t ORDER BY id)") }
-            try await waitUntil("the snapshot", seconds: 30) { try rows() == "1=one,2=two\n" }
+            func rows() async throws -> String { try await sqliteQuery(target, "SELECT group_concat(id || '=' || v, ',') FROM (SELECT * FROM t ORDER BY id)") }
+            try await waitUntil("the snapshot", seconds: 30) { try await rows() == "1=one,2=two\n" }
             try await admin(["INSERT INTO it_least.t VALUES (3, 'three')", "UPDATE it_least.t SET v = 'uno' WHERE id = 1"])
-            try await waitUntil("the streamed changes", seconds: 30) { try rows() == "1=uno,2=two,3=three\n" }
+            try await waitUntil("the streamed changes", seconds: 30) { try await rows() == "1=uno,2=two,3=three\n" }
         }
 
         /// `ferry status` tells how long the source keeps the binlog file a stopped pipeline
@@ -229,14 +229,14 @@ extension Integration {
                 server: { listen: off }
                 """.write(toFile: config, atomically: true, encoding: .utf8)
                 let run = try startFerry(config: config)
-                try await waitUntil("the row", seconds: 30) { try sqliteQuery(target, "SELECT count(*) FROM t") == "1\n" }
+                try await waitUntil("the row", seconds: 30) { try await sqliteQuery(target, "SELECT count(*) FROM t") == "1\n" }
                 run.terminate()
                 run.waitUntilExit()
                 let needed = try #require(try await adminQuery("SHOW MASTER STATUS").rows.first?[0])
                 let now = try await adminQuery("SELECT UNIX_TIMESTAMP()").rows.first?[0]
                 let before = try #require(now.flatMap { Double($0) })
                 try await admin(["FLUSH BINARY LOGS", "INSERT INTO it_retention.t VALUES (2)"])
-                let status = try ferry(["status", "-c", config, "--json"])
+                let status = try await ferry(["status", "-c", config, "--json"])
                 #expect(status.status == 0, "\(status.stderr)")
                 let object = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
                 let pipeline = try #require((object["pipelines"] as? [[String: Any]])?.first)
@@ -247,7 +247,7 @@ extension Integration {
                 let elapsed = Date().timeIntervalSince1970 - before
                 #expect(left <= Double(month) && left >= Double(month) - elapsed - 1, "\(left) s left, \(elapsed) s elapsed")
                 #expect(retention["low"] as? Bool == false)
-                let text = try ferry(["status", "-c", config])
+                let text = try await ferry(["status", "-c", config])
                 #expect(text.stdout.contains("binlog retention: \(needed) may be purged in 29 d 23 h (expiry 30 d)"), "\(text.stdout)")
             } catch {
                 try await admin(["SET GLOBAL binlog_expire_logs_seconds = \(saved)"])
@@ -270,51 +270,51 @@ extension Integration {
             let target = directory.appendingPathComponent("replica.sqlite").path
             let password = try TestEnvironment.sourcePassword()
             let source = "mysql://ferry@127.0.0.1:\(try TestEnvironment.value("FERRY_MARIADB_PORT"))?tls=disable"
-            let made = try ferry(["init", "--source", source, "--database", "it_init", "--sink", "sqlite:\(target)",
+            let made = try await ferry(["init", "--source", source, "--database", "it_init", "--sink", "sqlite:\(target)",
                                   "--data-dir", directory.appendingPathComponent("data").path, "-o", config], password: password)
             #expect(made.status == 0, "\(made.stdout)\(made.stderr)")
             #expect(made.stdout.contains("it_init.events") && made.stdout.contains("NO KEY"), "\(made.stdout)")
             let written = try String(contentsOfFile: config, encoding: .utf8)
             #expect(written.contains("#   it_init.events: { key: [COLUMN, …] }") && !written.contains(password), "\(written)")
-            #expect(try ferry(["init", "--source", source, "-o", config], password: password).status == 1, "an existing file is kept")
-            let check = try ferry(["check", "-c", config], password: password)
+            await #expect(try ferry(["init", "--source", source, "-o", config], password: password).status == 1, "an existing file is kept")
+            let check = try await ferry(["check", "-c", config], password: password)
             #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
             let process = try startFerry(config: config, environment: ["FERRY_SOURCE_PASSWORD": password])
             defer { process.terminate(); process.waitUntilExit() }
-            func rows() throws -> String {
-                try sqliteQuery(target, "SELECT (SELECT group_concat(name, ',') FROM (SELECT name FROM customers ORDER BY id)) || ' / ' || (SELECT count(*) FROM events)")
+            func rows() async throws -> String {
+                try await sqliteQuery(target, "SELECT (SELECT group_concat(name, ',') FROM (SELECT name FROM customers ORDER BY id)) || ' / ' || (SELECT count(*) FROM events)")
             }
-            try await waitUntil("the snapshot", seconds: 30) { try rows() == "Ada,Grace / 1\n" }
+            try await waitUntil("the snapshot", seconds: 30) { try await rows() == "Ada,Grace / 1\n" }
             try await admin(["INSERT INTO it_init.customers VALUES (3, 'Linus')", "INSERT INTO it_init.events VALUES ('2026-01-02 00:00:00', 'closed')"])
-            try await waitUntil("the streamed changes", seconds: 30) { try rows() == "Ada,Grace,Linus / 2\n" }
+            try await waitUntil("the streamed changes", seconds: 30) { try await rows() == "Ada,Grace,Linus / 2\n" }
         }
 
-        @Test func tlsRequiredButUnavailable() throws {
-            expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL() + "?tls=require"], password: "ferry-secret"),
+        @Test func tlsRequiredButUnavailable() async throws {
+            await expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL() + "?tls=require"], password: "ferry-secret"),
                                code: "source.mysql.tls_unavailable", mentioning: ["tls=require"])
         }
 
-        @Test func unreachableHost() throws {
-            expectOneLineError(try ferry(["tail", "--source", "mysql://ferry@127.0.0.1:1"]), code: "source.mysql.unreachable",
+        @Test func unreachableHost() async throws {
+            await expectOneLineError(try ferry(["tail", "--source", "mysql://ferry@127.0.0.1:1"]), code: "source.mysql.unreachable",
                                mentioning: ["127.0.0.1:1"])
         }
 
-        @Test func malformedFrom() throws {
-            expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", "yesterday"]),
+        @Test func malformedFrom() async throws {
+            await expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", "yesterday"]),
                                code: "cli.invalid_position", mentioning: ["'yesterday'"])
-            expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", "mariadb-bin.999999:4"], password: "ferry-secret"),
+            await expectOneLineError(try ferry(["tail", "--source", try TestEnvironment.sourceURL(), "--from", "mariadb-bin.999999:4"], password: "ferry-secret"),
                                code: "source.binlog.purged", mentioning: ["mariadb-bin.999999"])
         }
 
-        @Test func checkPassesOnAProperSource() throws {
-            let result = try ferry(["check", "--source", try TestEnvironment.sourceURL()], password: try TestEnvironment.sourcePassword())
+        @Test func checkPassesOnAProperSource() async throws {
+            let result = try await ferry(["check", "--source", try TestEnvironment.sourceURL()], password: try TestEnvironment.sourcePassword())
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("all prerequisites met"))
             #expect(!result.stdout.contains("ferry-secret"))
         }
 
         /// Unreachable sinks at start: `ferry check -c` names each with its error and a fix.
-        @Test func checkNamesUnreachableSinks() throws {
+        @Test func checkNamesUnreachableSinks() async throws {
             let path = NSTemporaryDirectory() + "ferry-unreachable-\(UUID().uuidString).yml"
             try """
             sources:
@@ -325,7 +325,7 @@ extension Integration {
             pipelines:
               p: { source: db, sinks: [pg, my] }
             """.write(toFile: path, atomically: true, encoding: .utf8)
-            let result = try ferry(["check", "-c", path], password: try TestEnvironment.sourcePassword())
+            let result = try await ferry(["check", "-c", path], password: try TestEnvironment.sourcePassword())
             #expect(result.status == 1)
             #expect(result.stdout.contains("sink pg (pipeline p): error[sink.postgres.unavailable]") && result.stdout.contains("127.0.0.1:2"), "\(result.stdout)")
             #expect(result.stdout.contains("sink my (pipeline p): error[sink.mariadb.unavailable]") && result.stdout.contains("127.0.0.1:3"), "\(result.stdout)")
@@ -333,9 +333,9 @@ extension Integration {
             #expect(!result.stdout.contains("pg-canary-secret") && !result.stderr.contains("pg-canary-secret"))
         }
 
-        @Test func helpHasExamples() throws {
+        @Test func helpHasExamples() async throws {
             for command in ["tail", "check"] {
-                let help = try ferry([command, "--help"])
+                let help = try await ferry([command, "--help"])
                 #expect(help.status == 0 && help.stdout.contains("Examples:"))
             }
         }
@@ -379,10 +379,10 @@ extension Integration {
     /// restarted in turn, while rows keep changing. Reduced scale here (40 s);
     /// `scripts/cluster-test 300` runs the longer one.
     @Suite struct ClusterFailover {
-        @Test func ownersFailOverAndAPausedOwnerWritesNothing() throws {
+        @Test func ownersFailOverAndAPausedOwnerWritesNothing() async throws {
             _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
             _ = try TestEnvironment.value("FERRY_ETCD_ENDPOINTS")
-            let result = try runScript("cluster-test", ["40", "--lease", "5"], timeoutSeconds: 600)
+            let result = try await runScript("cluster-test", ["40", "--lease", "5"], timeoutSeconds: 600)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("3 nodes own 6 pipelines: n1=2, n2=2, n3=2"))
             #expect(result.stdout.contains("tables differing: 0"))
@@ -396,8 +396,8 @@ extension Integration {
     /// the source row for row and the JSON-lines sink holds every event once. Reduced scale here;
     /// `scripts/crash-test` with no arguments runs the full one (200,000 changes, 20 kills).
     @Suite struct CrashRecovery {
-        @Test func sigkillCyclesLoseAndDoubleNothing() throws {
-            let result = try runScript("crash-test", ["3000", "6", "--source-restarts", "1"], timeoutSeconds: 600)
+        @Test func sigkillCyclesLoseAndDoubleNothing() async throws {
+            let result = try await runScript("crash-test", ["3000", "6", "--source-restarts", "1"], timeoutSeconds: 600)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("6 SIGKILL cycles, memory buffer, 1 source restarts, 1 lanes"))
             #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
@@ -407,8 +407,8 @@ extension Integration {
         /// The same with the disk buffer — each sink reads the log at its own pace, and a restart
         /// resumes the source after the newest buffered transaction — and the PostgreSQL and
         /// MariaDB sinks in three lanes.
-        @Test func sigkillCyclesWithTheDiskBuffer() throws {
-            let result = try runScript("crash-test", ["3000", "6", "--buffer", "disk", "--source-restarts", "1", "--lanes", "3"], timeoutSeconds: 600)
+        @Test func sigkillCyclesWithTheDiskBuffer() async throws {
+            let result = try await runScript("crash-test", ["3000", "6", "--buffer", "disk", "--source-restarts", "1", "--lanes", "3"], timeoutSeconds: 600)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("6 SIGKILL cycles, disk buffer, 1 source restarts, 3 lanes"))
             #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
@@ -423,9 +423,9 @@ extension Integration.CrashRecovery {
     /// `ferry verify` agrees, finds rows changed, added and deleted directly in the targets, and
     /// `--repair` mends them.
     /// Reduced scale; `scripts/snapshot-test` runs 1,000,000 rows with 5 kills.
-    @Test func snapshotUnderLoadWithKills() throws {
+    @Test func snapshotUnderLoadWithKills() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try runScript("snapshot-test", ["100000", "3", "--latency-budget-ms", "2000", "--lose-state"], timeoutSeconds: 900)
+        let result = try await runScript("snapshot-test", ["100000", "3", "--latency-budget-ms", "2000", "--lose-state"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains(", 0 differences"))
         #expect(result.stdout.contains("100000 rows snapshotted"))
@@ -439,9 +439,9 @@ extension Integration.CrashRecovery {
 
     /// The same for a source ferry may not write: watermarks come from the binlog position of each
     /// chunk's consistent read instead of the signal table.
-    @Test func readOnlySnapshotUnderLoad() throws {
+    @Test func readOnlySnapshotUnderLoad() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try runScript("snapshot-test", ["40000", "2", "--read-only", "--latency-budget-ms", "2000"], timeoutSeconds: 900)
+        let result = try await runScript("snapshot-test", ["40000", "2", "--read-only", "--latency-budget-ms", "2000"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("watermarks binlog positions"))
         #expect(result.stdout.contains(", 0 differences"))
@@ -451,9 +451,9 @@ extension Integration.CrashRecovery {
     /// The binlog ferry needs is purged while it is down: `snapshot: initial` stops with
     /// source.binlog.purged; `when_needed` snapshots again, deletes the rows lost meanwhile, and the
     /// targets end equal to the source.
-    @Test func purgedBinlogIsDetectedAndResnapshotted() throws {
+    @Test func purgedBinlogIsDetectedAndResnapshotted() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try runScript("purge-test", ["5000"], timeoutSeconds: 600)
+        let result = try await runScript("purge-test", ["5000"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("ferry exits 1: error[source.binlog.purged]"))
         #expect(result.stdout.contains("pipeline=purge"))
@@ -467,11 +467,11 @@ extension Integration.CrashRecovery {
     /// second pipeline whose rules reshape the changes delivers exactly what they derive, by id, to
     /// JSON lines, a Redis stream, JetStream and a webhook; and a JetStream target keyed by row
     /// with tombstones holds what a compacted topic would.
-    @Test func busCacheAndAnalyticsTargetsSurviveKills() throws {
+    @Test func busCacheAndAnalyticsTargetsSurviveKills() async throws {
         _ = try TestEnvironment.value("FERRY_REDIS_URL")
         _ = try TestEnvironment.value("FERRY_NATS_URL")
         _ = try TestEnvironment.value("FERRY_CLICKHOUSE_URL")
-        let result = try runScript("crash-test", ["3000", "6", "--more-sinks", "--bus-outage", "5", "--rules"], timeoutSeconds: 600)
+        let result = try await runScript("crash-test", ["3000", "6", "--more-sinks", "--bus-outage", "5", "--rules"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("Redis, NATS, ClickHouse, webhook; rows compared"))
         #expect(result.stdout.contains("bad signatures 0, differing from the JSON lines 0"))
@@ -496,8 +496,8 @@ extension Integration.CrashRecovery {
     /// Joined documents (a link table, a two-level many-to-one chain, a one-to-many array with a
     /// join inside) through random changes on every table and SIGKILLs: each document equals the
     /// join evaluated on the source, and documents of deleted roots are gone.
-    @Test func joinedDocumentsEqualTheJoinOnTheSource() throws {
-        let result = try runScript("documents-test", ["3000", "3", "--source-restarts", "2"], timeoutSeconds: 600)
+    @Test func joinedDocumentsEqualTheJoinOnTheSource() async throws {
+        let result = try await runScript("documents-test", ["3000", "3", "--source-restarts", "2"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("3 SIGKILL cycles, 2 source restarts, graceful exit 0"))
         #expect(result.stdout.contains("differing or missing or left over 0; link table kept out of the target by a rule: yes"))
@@ -530,13 +530,13 @@ extension Integration.CrashRecovery {
         data_dir: \(directory.path)/data
         server: { listen: off }
         """.write(toFile: config, atomically: true, encoding: .utf8)
-        let result = try runProcess(TestEnvironment.ferryBinary, ["run", "-c", config], timeoutSeconds: 60)
+        let result = try await runProcess(TestEnvironment.ferryBinary, ["run", "-c", config], timeoutSeconds: 60)
         #expect(result.status == 1)
         #expect(result.stderr.contains("error[config.document_unknown_column]: document film_doc (\(config):14) names column 'lang_id', which it_docs.language does not have"),
                 "\(result.stderr)")
         #expect(result.stderr.contains("columns of it_docs.language: language_id, name"))
         let target = directory.appendingPathComponent("target.sqlite").path
-        let written = FileManager.default.fileExists(atPath: target) ? try runProcess("/usr/bin/sqlite3", [target, ".tables"]).stdout : ""
+        let written = FileManager.default.fileExists(atPath: target) ? try await runProcess("/usr/bin/sqlite3", [target, ".tables"]).stdout : ""
         #expect(written.split(whereSeparator: \.isWhitespace).allSatisfy { $0 == "ferry_offsets" }, "no rows are written: \(written)")
     }
 
@@ -573,15 +573,18 @@ extension Integration.CrashRecovery {
             let files = (try? FileManager.default.subpathsOfDirectory(atPath: "\(directory.path)/rejects")) ?? []
             return files.filter { $0.hasSuffix(".jsonl") }.compactMap { try? String(contentsOfFile: "\(directory.path)/rejects/\($0)", encoding: .utf8) }.joined()
         }
-        func rows() throws -> String {
-            try runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", "SELECT id, length(body) FROM notes ORDER BY id"]).stdout
+        func rows() async throws -> String {
+            try await runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", "SELECT id, length(body) FROM notes ORDER BY id"]).stdout
         }
-        try await waitUntil("the dead letter and every row in SQLite", seconds: 90) { !rejected().isEmpty && (try? rows()) == "1|5\n2|2097152\n3|9\n" }
+        try await waitUntil("the dead letter and every row in SQLite", seconds: 90) {
+            let stored = try? await rows()
+            return !rejected().isEmpty && stored == "1|5\n2|2097152\n3|9\n"
+        }
         #expect(rejected().contains("the change is 2097"), "\(rejected().prefix(300))")
         #expect(rejected().contains("bytes as a message; the server takes at most 1048576 (max_payload)"))
         #expect(rejected().contains("\"table\":\"it_big.notes\""))
         // The stream holds the two small changes.
-        let count = try runProcess("/usr/bin/python3", ["-c", """
+        let count = try await runProcess("/usr/bin/python3", ["-c", """
             import json, socket, sys
             s = socket.create_connection(("127.0.0.1", \(natsPort)))
             s.sendall(b'CONNECT {"user":"ferry","pass":"%s","verbose":false}\\r\\nSUB _INBOX.t 1\\r\\nPUB $JS.API.STREAM.INFO.\(stream) _INBOX.t 0\\r\\n\\r\\n' % sys.argv[1].encode())
@@ -598,8 +601,8 @@ extension Integration.CrashRecovery {
 
     /// Every message of a JetStream stream, oldest first: subject, headers and payload (nil when
     /// empty), read with a raw NATS client so the check does not share ferry's code.
-    func jetStreamMessages(_ stream: String) throws -> (last: Int, messages: [(subject: String, headers: [String: String], payload: [String: Any]?)]) {
-        let output = try runProcess("/usr/bin/python3", ["-c", """
+    func jetStreamMessages(_ stream: String) async throws -> (last: Int, messages: [(subject: String, headers: [String: String], payload: [String: Any]?)]) {
+        let output = try await runProcess("/usr/bin/python3", ["-c", """
             import base64, json, socket, sys
             s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
             s.sendall(b'CONNECT {"user":"ferry","pass":"%s","verbose":false}\\r\\nSUB _INBOX.t 1\\r\\n' % sys.argv[2].encode())
@@ -671,11 +674,11 @@ extension Integration.CrashRecovery {
         defer { if ferry.isRunning { ferry.terminate() } }
         // 3 creates, an update, a delete and its tombstone, the moved key's delete, tombstone and
         // create, and the last create: 10 messages published.
-        try await waitUntil("ten messages published", seconds: 60) { (try? jetStreamMessages(stream).last) == 10 }
+        try await waitUntil("ten messages published", seconds: 60) { (try? await jetStreamMessages(stream).last) == 10 }
         ferry.terminate()
         ferry.waitUntilExit()
         #expect(ferry.terminationStatus == 0)
-        let (_, messages) = try jetStreamMessages(stream)
+        let (_, messages) = try await jetStreamMessages(stream)
         let kept = messages.map { message in
             "\(message.subject) \(message.payload.map { ($0["payload"] as? [String: Any])?["op"] as? String ?? "?" } ?? "tombstone")"
         }
@@ -738,17 +741,20 @@ extension Integration.CrashRecovery {
                 return "\(event["op"] ?? "?") \(source["table"] ?? "?")"
             } }
         }
-        func tables() throws -> String {
-            try runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite",
+        func tables() async throws -> String {
+            try await runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite",
                                                 "SELECT 'open', id, status, name FROM orders_open UNION ALL SELECT 'paid', id, status, name FROM orders_paid ORDER BY 1, 2"]).stdout
         }
-        try await waitUntil("every change in both sinks", seconds: 90) { lines().count == 7 && (try? tables()) == "open|1|open|Ada LOVELACE\nopen|3|open|Cyrus TWOMBLY\n" }
+        try await waitUntil("every change in both sinks", seconds: 90) {
+            let (written, stored) = (lines(), try? await tables())
+            return written.count == 7 && stored == "open|1|open|Ada LOVELACE\nopen|3|open|Cyrus TWOMBLY\n"
+        }
         #expect(lines() == ["c orders_open", "c orders_paid", "c orders_open", "u orders", "d orders_paid", "u orders_open", "c users"], "\(lines())")
-        let users = try runProcess("/usr/bin/sqlite3", ["-header", "\(directory.path)/target.sqlite", "SELECT * FROM users"]).stdout
+        let users = try await runProcess("/usr/bin/sqlite3", ["-header", "\(directory.path)/target.sqlite", "SELECT * FROM users"]).stdout
         #expect(users == "id|mail|note\n7|ada@example.com|x\n", "\(users)")
-        let jsonl = try runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl"]).stdout
+        let jsonl = try await runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl"]).stdout
         #expect(jsonl.contains("\"mail\":\"ada@example.com\"") && !jsonl.contains("hunter2-canary"), "\(jsonl)")
-        let sqliteTables = try runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", ".tables"]).stdout
+        let sqliteTables = try await runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", ".tables"]).stdout
         #expect(!sqliteTables.contains("sessions") && !sqliteTables.contains("orders "), "\(sqliteTables)")
         ferry.terminate()
         ferry.waitUntilExit()
@@ -783,14 +789,17 @@ extension Integration.CrashRecovery {
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let ferry = try startFerry(config: config)
         defer { if ferry.isRunning { ferry.terminate() } }
-        func rows() -> String {
-            (try? runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", "SELECT page, n FROM visits ORDER BY page, n"]).stdout) ?? ""
+        func rows() async -> String {
+            await (try? runProcess("/usr/bin/sqlite3", ["\(directory.path)/target.sqlite", "SELECT page, n FROM visits ORDER BY page, n"]).stdout) ?? ""
         }
-        func jsonl() -> String { (try? runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl 2>/dev/null"]).stdout) ?? "" }
-        try await waitUntil("the snapshot's rows in both sinks", seconds: 90) { jsonl().contains("\"snapshot\":\"true\"") && rows() == "a|1\na|1\nb|2\n" }
+        func jsonl() async -> String { await (try? runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl 2>/dev/null"]).stdout) ?? "" }
+        try await waitUntil("the snapshot's rows in both sinks", seconds: 90) {
+            let (written, stored) = (await jsonl(), await rows())
+            return written.contains("\"snapshot\":\"true\"") && stored == "a|1\na|1\nb|2\n"
+        }
         try await admin(["INSERT INTO it_keyless.visits VALUES ('c', 3)"])
-        try await waitUntil("a change after the snapshot", seconds: 60) { rows() == "a|1\na|1\nb|2\nc|3\n" }
-        let replace = jsonl().split(separator: "\n").filter { $0.contains("\"op\":\"ddl\"") }
+        try await waitUntil("a change after the snapshot", seconds: 60) { await rows() == "a|1\na|1\nb|2\nc|3\n" }
+        let replace = await jsonl().split(separator: "\n").filter { $0.contains("\"op\":\"ddl\"") }
         #expect(replace.count == 1 && replace[0].contains("TRUNCATE TABLE `it_keyless`.`visits`"), "\(replace)")
         ferry.terminate()
         ferry.waitUntilExit()
@@ -823,16 +832,16 @@ extension Integration.CrashRecovery {
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let ferry = try startFerry(config: config)
         defer { if ferry.isRunning { ferry.terminate() } }
-        func reads() -> [(table: String, id: Int, snapshot: String)] {
-            let text = (try? runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl 2>/dev/null"]).stdout) ?? ""
+        func reads() async -> [(table: String, id: Int, snapshot: String)] {
+            let text = await (try? runProcess("/bin/sh", ["-c", "cat '\(directory.path)'/jsonl/p/*.jsonl 2>/dev/null"]).stdout) ?? ""
             return text.split(separator: "\n").compactMap { line in
                 guard let event = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any], event["op"] as? String == "r",
                       let source = event["source"] as? [String: Any], let after = event["after"] as? [String: Any] else { return nil }
                 return ("\(source["table"] ?? "")", after["id"] as? Int ?? 0, "\(source["snapshot"] ?? "")")
             }
         }
-        try await waitUntil("both tables' snapshots", seconds: 90) { reads().count == 17 }
-        let rows = reads()
+        try await waitUntil("both tables' snapshots", seconds: 90) { await reads().count == 17 }
+        let rows = await reads()
         for (table, count) in [("a", 10), ("b", 7)] {
             let ofTable = rows.filter { $0.table == table }
             #expect(Set(ofTable.map(\.id)) == Set(1...count))
@@ -848,8 +857,8 @@ extension Integration.CrashRecovery {
 
     /// Restarts through the API at different moments of a snapshot's start: the pipeline runs
     /// again every time and stops on SIGTERM (a restart there once left it hanging for good).
-    @Test func aRestartDuringASnapshotsStartNeverHangs() throws {
-        let result = try runScript("restart-test", ["8"], timeoutSeconds: 900)
+    @Test func aRestartDuringASnapshotsStartNeverHangs() async throws {
+        let result = try await runScript("restart-test", ["8"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("8 restarts during a snapshot's start, 8 running again and stopped with exit 0, 0 failed"))
     }
@@ -857,9 +866,9 @@ extension Integration.CrashRecovery {
     /// Eight pipelines with two sinks each (SQLite and PostgreSQL, memory and disk buffers, lanes)
     /// start on a fresh data directory and stop cleanly, again and again (two pipelines once
     /// crashed the state store at first start).
-    @Test func manyPipelinesStartOnAFreshDataDirectory() throws {
+    @Test func manyPipelinesStartOnAFreshDataDirectory() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try runScript("start-test", ["3", "8"], timeoutSeconds: 600)
+        let result = try await runScript("start-test", ["3", "8"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("start-test: 3 of 3 runs started 8 pipelines x 2 sinks on a fresh data directory and stopped cleanly"))
     }
@@ -867,9 +876,9 @@ extension Integration.CrashRecovery {
     /// Three pipelines in one process under SIGKILLs, target tables locked and a PostgreSQL
     /// connection stalled for longer than the apply timeout while the same rows keep changing:
     /// no target ever goes back to an older value, and every target ends equal to the source.
-    @Test func lockedTargetsAndStalledConnectionsNeverWriteStaleRows() throws {
+    @Test func lockedTargetsAndStalledConnectionsNeverWriteStaleRows() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try runScript("stall-test", ["3000", "3", "--slow-target", "--stalled-connection", "--seconds", "20"], timeoutSeconds: 900)
+        let result = try await runScript("stall-test", ["3000", "3", "--slow-target", "--stalled-connection", "--seconds", "20"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("0 tables differing"))
         #expect(result.stdout.contains("0 stale writes seen by the reader; 0 unexpected exits; SIGTERM exit 0"))
@@ -877,9 +886,9 @@ extension Integration.CrashRecovery {
 
     /// The disk buffer's file system fills up: ferry holds, says so once, and goes on by itself
     /// when there is room again; nothing is lost.
-    @Test func aFullDiskHoldsThePipelineUntilSpaceReturns() throws {
+    @Test func aFullDiskHoldsThePipelineUntilSpaceReturns() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try runScript("disk-full-test", ["20000"], timeoutSeconds: 600)
+        let result = try await runScript("disk-full-test", ["20000"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("buffer full; ferry running, 1 disk_full warning(s)"))
         #expect(result.stdout.contains("SQLite 20001, PostgreSQL 20001 of 20001 rows; SIGTERM exit 0"))
@@ -887,7 +896,7 @@ extension Integration.CrashRecovery {
 
     /// A webhook pointed at the cloud metadata address (and at loopback) is refused before any
     /// request, with the fix; nothing is sent.
-    @Test func webhookToMetadataAddressIsRefused() throws {
+    @Test func webhookToMetadataAddressIsRefused() async throws {
         let directory = try scratchDirectory("webhook")
         defer { try? FileManager.default.removeItem(at: directory) }
         for (url, reason) in [("http://169.254.169.254/latest/meta-data", "169.254.169.254 is 169.254.169.254, a cloud metadata address"),
@@ -903,7 +912,7 @@ extension Integration.CrashRecovery {
             data_dir: \(directory.path)/data
             server: { listen: off }
             """.write(toFile: config, atomically: true, encoding: .utf8)
-            let result = try runProcess(TestEnvironment.ferryBinary, ["run", "-c", config], timeoutSeconds: 60)
+            let result = try await runProcess(TestEnvironment.ferryBinary, ["run", "-c", config], timeoutSeconds: 60)
             #expect(result.status == 1)
             #expect(result.stderr.contains("error[sink.webhook.address_refused]: webhook sink hook: \(reason)"), "\(result.stderr)")
             #expect(result.stderr.contains("set allow_private: true"))
@@ -911,9 +920,9 @@ extension Integration.CrashRecovery {
     }
 
     /// The PostgreSQL sink's server stopped for 15 s mid-stream: ferry retries, catches up, loses nothing.
-    @Test func postgresOutageLosesNothing() throws {
+    @Test func postgresOutageLosesNothing() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try runScript("crash-test", ["5000", "0", "--outage", "15"], timeoutSeconds: 600)
+        let result = try await runScript("crash-test", ["5000", "0", "--outage", "15"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
         #expect(result.stdout.contains("PostgreSQL down 15 s"))
@@ -921,9 +930,9 @@ extension Integration.CrashRecovery {
 
     /// With the disk buffer, the other sinks go on during the outage and `ferry status` shows the
     /// PostgreSQL sink's backlog.
-    @Test func postgresOutageWithTheDiskBuffer() throws {
+    @Test func postgresOutageWithTheDiskBuffer() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try runScript("crash-test", ["20000", "0", "--outage", "10", "--buffer", "disk"], timeoutSeconds: 600)
+        let result = try await runScript("crash-test", ["20000", "0", "--outage", "10", "--buffer", "disk"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("rows lost 0, rows differing 0, rows extra 0"))
         let behind = result.stdout.split(separator: "PostgreSQL sink ").last.flatMap { Int($0.split(separator: " ").first ?? "") } ?? 0
@@ -935,9 +944,9 @@ extension Integration.CrashRecovery {
     /// ADD/DROP/MODIFY/RENAME COLUMN and RENAME/CREATE/DROP/TRUNCATE TABLE while `ferry run`
     /// streams, under evolve (PostgreSQL, MariaDB, SQLite), lenient, ignore and fail, and a
     /// replay from before the DDLs: `scripts/ddl-test` checks every target against the source.
-    @Test func schemaChangesUnderEveryPolicy() throws {
+    @Test func schemaChangesUnderEveryPolicy() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try runScript("ddl-test", ["100"], timeoutSeconds: 600)
+        let result = try await runScript("ddl-test", ["100"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("problems 0"))
     }
@@ -948,8 +957,8 @@ extension Integration.CrashRecovery {
     /// refused and nothing stops; then a table added to one pipeline, another `batch:`, a pipeline
     /// removed and one added — the untouched pipeline never stops, the added table is
     /// snapshotted, and every target equals the source.
-    @Test func reloadAppliesOnlyWhatChanged() throws {
-        let result = try runScript("reload-test", ["6000"], timeoutSeconds: 600)
+    @Test func reloadAppliesOnlyWhatChanged() async throws {
+        let result = try await runScript("reload-test", ["6000"], timeoutSeconds: 600)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("0 failure(s)"))
         #expect(result.stdout.contains("ok   keep never stopped or restarted"))
@@ -964,8 +973,8 @@ extension Integration {
     /// schemathesis against the OpenAPI document, TLS, JSON logs, and a password that appears in
     /// no response or log line (`scripts/control-plane-test`).
     @Suite struct ControlPlane {
-        @Test func apiPageMetricsAndSecrets() throws {
-            let result = try runScript("control-plane-test", [], timeoutSeconds: 1200)
+        @Test func apiPageMetricsAndSecrets() async throws {
+            let result = try await runScript("control-plane-test", [], timeoutSeconds: 1200)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("control-plane-test: 0 failure(s)"))
             #expect(result.stdout.contains("ok   Chromium: the pipeline page's figures change without a reload"))
@@ -979,8 +988,8 @@ extension Integration {
         /// resolver, every SSRF spelling and the host's own addresses, cross-site sign-in and
         /// sign-out in Chromium, passwords in every error path — ferry refuses each, keeps running,
         /// and the target equals the source.
-        @Test func everyProbeOfAnAttackerIsRefused() throws {
-            let result = try runScript("attack-test", ["--connections", "600"], timeoutSeconds: 900)
+        @Test func everyProbeOfAnAttackerIsRefused() async throws {
+            let result = try await runScript("attack-test", ["--connections", "600"], timeoutSeconds: 900)
             #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
             #expect(result.stdout.contains("attack-test: 0 failure(s)"))
             #expect(result.stdout.contains("ok   DNS rebinding") && result.stdout.contains("ok   ferry still runs and the target equals the source"))

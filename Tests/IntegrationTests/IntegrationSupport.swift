@@ -92,15 +92,17 @@ func collectChanges(from start: StartPosition, include: [String], ddl: Bool = fa
     return events
 }
 
-/// Runs a process to completion; returns exit status, stdout and stderr.
 /// Runs one of the repository's Python test scripts (`scripts/NAME`) against the built ferry.
-func runScript(_ name: String, _ arguments: [String], timeoutSeconds: Double) throws -> (status: Int32, stdout: String, stderr: String) {
+func runScript(_ name: String, _ arguments: [String], timeoutSeconds: Double) async throws -> (status: Int32, stdout: String, stderr: String) {
     let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/\(name)").path
-    return try runProcess("/usr/bin/python3", [script] + arguments, environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: timeoutSeconds)
+    return try await runProcess("/usr/bin/python3", [script] + arguments, environment: ["FERRY_BINARY": TestEnvironment.ferryBinary], timeoutSeconds: timeoutSeconds)
 }
 
+/// Runs a process to completion; returns exit status, stdout and stderr. Waits by suspending:
+/// every test shares the process's two cooperative threads, and a test blocking one for a
+/// script's minutes starved the timers of others (a cluster lease ran out unrenewed).
 func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                timeoutSeconds: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+                timeoutSeconds: Double = 60) async throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -117,7 +119,7 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     process.standardError = try FileHandle(forWritingTo: errURL)
     try process.run()
     let deadline = Date().addingTimeInterval(timeoutSeconds)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
+    while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
     if process.isRunning {
         process.terminate()
         throw TestSetupError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeoutSeconds) s")
@@ -127,9 +129,9 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
 }
 
 /// What `sqlite3 FILE SQL` prints; empty while the file does not exist yet.
-func sqliteQuery(_ path: String, _ sql: String) throws -> String {
+func sqliteQuery(_ path: String, _ sql: String) async throws -> String {
     guard FileManager.default.fileExists(atPath: path) else { return "" }
-    return try runProcess("/usr/bin/sqlite3", [path, sql]).stdout
+    return try await runProcess("/usr/bin/sqlite3", [path, sql]).stdout
 }
 
 /// `ferry run -c config` in the background, its output discarded; the caller terminates it.

@@ -87,7 +87,7 @@ extension Integration {
             // A pipeline name of its own: no offset of an earlier run applies.
             let settings = try PostgresSink.Configuration(name: "pg", pipeline: "interrupted-\(UUID().uuidString)", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
                                                           password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { $0.table })
-            try dropPostgresTable()
+            try await dropPostgresTable()
             try await check { PostgresSink(configuration: settings, logger: TestEnvironment.logger) }
         }
 
@@ -99,9 +99,9 @@ extension Integration {
             try await check { MariaDBSink(configuration: settings, logger: TestEnvironment.logger) }
         }
 
-        func dropPostgresTable() throws {
+        func dropPostgresTable() async throws {
             let port = try TestEnvironment.value("FERRY_POSTGRES_PORT")
-            let result = try runProcess("/usr/bin/psql", ["-h", "127.0.0.1", "-p", port, "-U", "ferry", "-d", "replica", "-c",
+            let result = try await runProcess("/usr/bin/psql", ["-h", "127.0.0.1", "-p", port, "-U", "ferry", "-d", "replica", "-c",
                                                           "DROP TABLE IF EXISTS interrupted"],
                                         environment: ["PGPASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")], timeoutSeconds: 30)
             #expect(result.status == 0, "\(result.stderr)")

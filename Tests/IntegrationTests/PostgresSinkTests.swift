@@ -41,9 +41,9 @@ extension Integration {
             "18446744073709551615", "\\xe61000000101000000",
         ]
 
-        func psql(_ sql: String) throws -> String {
+        func psql(_ sql: String) async throws -> String {
             let port = try TestEnvironment.value("FERRY_POSTGRES_PORT")
-            let result = try runProcess("/usr/bin/psql", ["-h", "127.0.0.1", "-p", port, "-U", "ferry", "-d", "replica", "-At", "-F", "\u{1}", "-c", sql],
+            let result = try await runProcess("/usr/bin/psql", ["-h", "127.0.0.1", "-p", port, "-U", "ferry", "-d", "replica", "-At", "-F", "\u{1}", "-c", sql],
                                         environment: ["PGPASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), "PGOPTIONS": "-c timezone=UTC"],
                                         timeoutSeconds: 30)
             #expect(result.status == 0, "\(result.stderr)")
@@ -61,7 +61,7 @@ extension Integration {
         /// Every kind lands exactly, in a small group and in one of 1,000 rows more (one statement
         /// binding one `text[]` per column), with tabs, newlines and backslashes in text.
         @Test(arguments: [false, true]) func everyKindLandsExactly(large: Bool) async throws {
-            _ = try psql("DROP TABLE IF EXISTS pg_types")
+            _ = try await psql("DROP TABLE IF EXISTS pg_types")
             let sink = PostgresSink(configuration: try .init(name: "pg", pipeline: "types", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
                                                              password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { $0.table }),
                                     logger: TestEnvironment.logger)
@@ -91,12 +91,12 @@ extension Integration {
             ])
             try await sink.close()
             if large {
-                let texts = try psql("SELECT count(*), count(DISTINCT vc), min(length(vc)), bool_and(vc = 'tab' || chr(9) || 'line' || chr(10) || 'return' || chr(13) || 'back\\slash ' || id), bool_and(bin = '\\x5c09'::bytea || set_byte('\\x00'::bytea, 0, id % 256)) FROM pg_types WHERE id >= 1000")
+                let texts = try await psql("SELECT count(*), count(DISTINCT vc), min(length(vc)), bool_and(vc = 'tab' || chr(9) || 'line' || chr(10) || 'return' || chr(13) || 'back\\slash ' || id), bool_and(bin = '\\x5c09'::bytea || set_byte('\\x00'::bytea, 0, id % 256)) FROM pg_types WHERE id >= 1000")
                 #expect(texts == "1000\u{1}1000\u{1}31\u{1}t\u{1}t\n", "tab, newline, return and backslash arrive as sent")
-                _ = try psql("DELETE FROM pg_types WHERE id >= 1000")
+                _ = try await psql("DELETE FROM pg_types WHERE id >= 1000")
             }
             let names = Self.columns.map { "\($0.name)::text" }.joined(separator: ", ")
-            let rows = try psql("SELECT \(names) FROM pg_types ORDER BY id").split(separator: "\n", omittingEmptySubsequences: false)
+            let rows = try await psql("SELECT \(names) FROM pg_types ORDER BY id").split(separator: "\n", omittingEmptySubsequences: false)
                 .filter { !$0.isEmpty }.map { $0.split(separator: "\u{1}", omittingEmptySubsequences: false).map(String.init) }
             #expect(rows.count == 4)
             for (index, value) in rows[0].enumerated() {
@@ -105,7 +105,7 @@ extension Integration {
             #expect(rows[1].dropFirst().allSatisfy { $0.isEmpty }, "NULLs stay NULL: \(rows[1])")
             #expect(rows[2][9] == "" && rows[2][11] == "", "zero dates are NULL")
             #expect(rows[3][5] == "NaN" && rows[3][6] == "-Infinity")
-            let types = try psql("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'pg_types'")
+            let types = try await psql("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'pg_types'")
             #expect(types.contains("dec numeric") && types.contains("ts timestamp with time zone") && types.contains("js jsonb") && types.contains("bin bytea"))
         }
     }
@@ -140,7 +140,7 @@ extension Integration.PostgresSinkTypes {
     /// epoch when it opens; from then on the former owner's transactions — data and position —
     /// are rolled back with `cluster.fenced`, and a session of the former epoch cannot open.
     @Test func aFormerOwnersWritesAreRefusedByEpoch() async throws {
-        _ = try psql("""
+        _ = try await psql("""
             DROP TABLE IF EXISTS fenced_rows;
             DO $$ BEGIN IF to_regclass('ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = 'fenced'; END IF; END $$
             """)
@@ -163,8 +163,8 @@ extension Integration.PostgresSinkTypes {
             (error as? FerryError)?.code == .clusterFenced && "\(error)".contains("holds epoch 41")
         }
         try await current.apply([inserts(schema, 300, [(3, "current")])])
-        #expect(try psql("SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM fenced_rows") == "1=former,3=current\n")
-        #expect(try psql("SELECT epoch, position LIKE '%\"pos\":300%' FROM ferry_offsets WHERE pipeline = 'fenced'") == "41\u{1}t\n")
+        await #expect(try psql("SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM fenced_rows") == "1=former,3=current\n")
+        await #expect(try psql("SELECT epoch, position LIKE '%\"pos\":300%' FROM ferry_offsets WHERE pipeline = 'fenced'") == "41\u{1}t\n")
         await #expect(throws: FerryError.self) { _ = try await session(epoch: 40).open() }
         try await former.close()
         try await current.close()
@@ -172,22 +172,22 @@ extension Integration.PostgresSinkTypes {
 
     /// A large group of which some keys exist already updates those and inserts the rest.
     @Test func largeGroupsUpsertOverExistingKeys() async throws {
-        _ = try psql("DROP TABLE IF EXISTS copied")
+        _ = try await psql("DROP TABLE IF EXISTS copied")
         let schema = items("copied")
         let sink = try sink()
         _ = try await sink.open()
         try await sink.apply([inserts(schema, 100, (1...1_500).map { ($0, "first") })])
         try await sink.apply([inserts(schema, 200, (1_001...2_500).map { ($0, "second") }), inserts(schema, 300, [(5_000, "after")])])
         try await sink.close()
-        #expect(try psql("SELECT count(*), count(*) FILTER (WHERE v = 'first'), count(*) FILTER (WHERE v = 'second') FROM copied") == "2501\u{1}1000\u{1}1500\n")
-        #expect(try psql("SELECT position FROM ferry_offsets WHERE pipeline = 'bad'").contains("\"pos\":300"))
+        await #expect(try psql("SELECT count(*), count(*) FILTER (WHERE v = 'first'), count(*) FILTER (WHERE v = 'second') FROM copied") == "2501\u{1}1000\u{1}1500\n")
+        await #expect(try psql("SELECT position FROM ferry_offsets WHERE pipeline = 'bad'").contains("\"pos\":300"))
     }
 
     /// A target column of an incompatible type and a value PostgreSQL cannot store (NUL in text):
     /// under `stop` a clear error naming pipeline, sink, table and position; under `dead-letter`
     /// the rejected changes land in the dead-letter file and every other change is applied.
     @Test func rejectedRowsStopOrGoToTheDeadLetterSink() async throws {
-        _ = try psql("DROP TABLE IF EXISTS bad_typed, good_rows; DELETE FROM ferry_offsets WHERE pipeline = 'bad'; CREATE TABLE bad_typed (id integer PRIMARY KEY, v integer)")
+        _ = try await psql("DROP TABLE IF EXISTS bad_typed, good_rows; DELETE FROM ferry_offsets WHERE pipeline = 'bad'; CREATE TABLE bad_typed (id integer PRIMARY KEY, v integer)")
         let typed = items("bad_typed"), good = items("good_rows")
         let stream = [inserts(good, 100, [(1, "one"), (2, "two")]), inserts(typed, 200, [(1, "not a number")]),
                       inserts(good, 300, [(3, "three"), (4, "nul \u{0} inside"), (5, "five")])]
@@ -219,7 +219,7 @@ extension Integration.PostgresSinkTypes {
                                        source: ListSource(stream), sinks: [try factory()], store: store, logger: TestEnvironment.logger)
         let stop = StopSignal()
         let run = Task { try await lettering.run(stop: stop) }
-        try await waitUntil("applied", seconds: 30) { try psql("SELECT count(*) FROM good_rows").trimmingCharacters(in: .whitespacesAndNewlines) == "4" }
+        try await waitUntil("applied", seconds: 30) { try await psql("SELECT count(*) FROM good_rows").trimmingCharacters(in: .whitespacesAndNewlines) == "4" }
         await stop.stop()
         try await run.value
         let lines = try String(contentsOfFile: directory + "/rejects.dead-letters.jsonl", encoding: .utf8).split(separator: "\n")
@@ -230,6 +230,6 @@ extension Integration.PostgresSinkTypes {
         #expect((letter["error"] as? String)?.contains("error[sink.postgres.rejected]") == true)
         let second = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
         #expect(second["id"] as? String == "it.000001:300:1")
-        #expect(try psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM good_rows").trimmingCharacters(in: .whitespacesAndNewlines) == "1,2,3,5")
+        await #expect(try psql("SELECT string_agg(id::text, ',' ORDER BY id) FROM good_rows").trimmingCharacters(in: .whitespacesAndNewlines) == "1,2,3,5")
     }
 }

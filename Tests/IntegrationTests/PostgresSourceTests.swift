@@ -123,8 +123,8 @@ extension Integration {
             try await sql.simpleQuery("UPDATE it_tail SET ok = true WHERE id = 2")
             let url = try Self.sourceURL(publication: "it_tail_pub") + "&slot=\(slot)"
             let environment = ["FERRY_SOURCE_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
-            let first = try runProcess(TestEnvironment.ferryBinary, ["tail", "--source", url, "--to", "current"], environment: environment, timeoutSeconds: 60)
-            let second = try runProcess(TestEnvironment.ferryBinary, ["tail", "--source", url, "--to", "current", "--format", "compact"], environment: environment,
+            let first = try await runProcess(TestEnvironment.ferryBinary, ["tail", "--source", url, "--to", "current"], environment: environment, timeoutSeconds: 60)
+            let second = try await runProcess(TestEnvironment.ferryBinary, ["tail", "--source", url, "--to", "current", "--format", "compact"], environment: environment,
                                         timeoutSeconds: 60)
             try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
             await sql.close()
@@ -134,7 +134,7 @@ extension Integration {
             #expect(lines.first?.contains(#""after":{"id":1,"span":"[1,5)","ok":true,"ratio":"NaN"}"#) == true, "\(first.stdout)")
             #expect(lines.last?.contains(#""op":"u""#) == true && lines.allSatisfy { $0.contains(#""connector":"postgresql""#) })
             #expect(second.stdout.split(separator: "\n").count == 3, "the slot did not move: \(second.stdout)")
-            let refused = try runProcess(TestEnvironment.ferryBinary, ["tail", "--source", try Self.sourceURL(publication: "it_tail_pub"), "--to", "current"],
+            let refused = try await runProcess(TestEnvironment.ferryBinary, ["tail", "--source", try Self.sourceURL(publication: "it_tail_pub"), "--to", "current"],
                                          environment: environment, timeoutSeconds: 30)
             #expect(refused.status != 0 && refused.stderr.contains("--to current needs a named slot"), "\(refused.stderr)")
         }
@@ -183,7 +183,7 @@ extension Integration {
                 ALTER TABLE it_pipe ALTER COLUMN big SET STORAGE EXTERNAL;
                 CREATE PUBLICATION it_pipe_pub FOR TABLE it_pipe
                 """)
-            _ = try source.psql(database: "replica", user: "ferry", "DROP TABLE IF EXISTS it_pipe")
+            _ = try await source.psql(database: "replica", user: "ferry", "DROP TABLE IF EXISTS it_pipe")
             let directory = try scratchDirectory("pg-pipeline")
             defer { try? FileManager.default.removeItem(at: directory) }
             let config = directory.appendingPathComponent("ferry.yml").path
@@ -199,8 +199,8 @@ extension Integration {
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
             let digest = "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM it_pipe t"
-            func equal() throws -> Bool {
-                try source.psql(database: "source", user: "ferry_source", digest) == source.psql(database: "replica", user: "ferry", digest)
+            func equal() async throws -> Bool {
+                try await source.psql(database: "source", user: "ferry_source", digest) == source.psql(database: "replica", user: "ferry", digest)
             }
             var ferry = try startFerry(config: config, environment: environment)
             defer { if ferry.isRunning { ferry.terminate() } }
@@ -211,7 +211,7 @@ extension Integration {
             for batch in 0..<5 {
                 try await sql.simpleQuery("INSERT INTO it_pipe SELECT s, 'row ' || s, s / 7.0, int4range(s, s + 3), '\(big)' FROM generate_series(\(batch * 100 + 1), \(batch * 100 + 100)) s")
             }
-            try await waitUntil("the first 500 rows in the target", seconds: 60) { try equal() }
+            try await waitUntil("the first 500 rows in the target", seconds: 60) { try await equal() }
             kill(ferry.processIdentifier, SIGKILL)
             ferry.waitUntilExit()
             try await sql.simpleQuery("UPDATE it_pipe SET label = 'changed' WHERE id % 3 = 0")
@@ -219,8 +219,8 @@ extension Integration {
             try await sql.simpleQuery("INSERT INTO it_pipe SELECT s, NULL, NULL, 'empty', NULL FROM generate_series(501, 700) s")
             try await sql.simpleQuery("UPDATE it_pipe SET amount = -amount WHERE id BETWEEN 1 AND 50")
             ferry = try startFerry(config: config, environment: environment)
-            try await waitUntil("the target equal to the source after the kill", seconds: 60) { try equal() }
-            let target = try source.psql(database: "replica", user: "ferry",
+            try await waitUntil("the target equal to the source after the kill", seconds: 60) { try await equal() }
+            let target = try await source.psql(database: "replica", user: "ferry",
                                          "SELECT count(*), count(*) FILTER (WHERE label = 'changed'), count(*) FILTER (WHERE length(big) = 4000) FROM it_pipe")
             #expect(target == [["600", "133", "400"]], "the TOASTed column is kept by the updates that left it alone: \(target)")
             // The slot lets go of the WAL the target holds.

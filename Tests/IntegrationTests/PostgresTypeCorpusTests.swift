@@ -87,9 +87,9 @@ extension Integration {
             try await PostgresLogicalReplication.connect(replication: replication, options: [("options", PgValueReader.sessionOptions)])
         }
 
-        func psql(database: String, user: String, _ sql: String) throws -> [[String]] {
+        func psql(database: String, user: String, _ sql: String) async throws -> [[String]] {
             let port = try TestEnvironment.value("FERRY_POSTGRES_PORT")
-            let result = try runProcess("/usr/bin/psql", ["-h", "127.0.0.1", "-p", port, "-U", user, "-d", database, "-At", "-F", "\u{1}", "-R", "\u{2}", "-P", "null=\u{3}NULL", "-c", sql],
+            let result = try await runProcess("/usr/bin/psql", ["-h", "127.0.0.1", "-p", port, "-U", user, "-d", database, "-At", "-F", "\u{1}", "-R", "\u{2}", "-P", "null=\u{3}NULL", "-c", sql],
                                         environment: ["PGPASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"),
                                                       "PGOPTIONS": "-c timezone=UTC -c datestyle=ISO,YMD -c lc_monetary=C -c extra_float_digits=1"],
                                         timeoutSeconds: 60)
@@ -153,7 +153,7 @@ extension Integration {
             #expect(decoded[3].dropFirst().allSatisfy { $0 == .null })
 
             // The native type of every built-in column is what format_type says.
-            let formats = try psql(database: "source", user: "ferry_source",
+            let formats = try await psql(database: "source", user: "ferry_source",
                                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'it_corpus'::regclass AND attnum > 0 ORDER BY attnum")
             let ownTypes: Set<String> = ["e", "ea", "dm", "dp", "dpa", "cp"]
             for (index, column) in schema.schema.columns.enumerated() where !ownTypes.contains(column.name ?? "") {
@@ -166,7 +166,7 @@ extension Integration {
             let sink = PostgresSink(configuration: try .init(name: "pg", pipeline: "corpus", url: try TestEnvironment.value("FERRY_POSTGRES_URL"),
                                                              password: try TestEnvironment.value("FERRY_POSTGRES_PASSWORD"), targetTable: { _ in "pg_corpus" }),
                                     logger: TestEnvironment.logger)
-            _ = try psql(database: "replica", user: "ferry", "DROP TABLE IF EXISTS pg_corpus")
+            _ = try await psql(database: "replica", user: "ferry", "DROP TABLE IF EXISTS pg_corpus")
             _ = try await sink.open()
             let at = SourcePosition.wal(WALPosition(lsn: LSN(1000), xid: 1))
             try await sink.apply([Transaction(gtid: nil, position: at, serverID: 0, timestampMillis: 0, events: decoded.enumerated().map { index, row in
@@ -179,8 +179,8 @@ extension Integration {
             // (`xml::text` would differ: it keeps a default `<?xml version="1.0"?>` declaration
             // that the output function leaves out.)
             let select = "SELECT id, " + Self.corpus.map(\.name).joined(separator: ", ") + " FROM "
-            let source = try psql(database: "source", user: "ferry_source", select + "it_corpus ORDER BY id")
-            let target = try psql(database: "replica", user: "ferry", select + "pg_corpus ORDER BY id")
+            let source = try await psql(database: "source", user: "ferry_source", select + "it_corpus ORDER BY id")
+            let target = try await psql(database: "replica", user: "ferry", select + "pg_corpus ORDER BY id")
             #expect(source.count == 4 && target.count == 4)
             var mismatches: [String] = []
             for (row, (wanted, got)) in zip(source, target).enumerated() {

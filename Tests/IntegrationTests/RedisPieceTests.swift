@@ -25,14 +25,14 @@ extension Integration {
             return Transaction(gtid: nil, position: position, serverID: 1, timestampMillis: 0, events: events)
         }
 
-        func redis(_ arguments: [String]) throws -> String {
+        func redis(_ arguments: [String]) async throws -> String {
             let url = URLComponents(string: try TestEnvironment.value("FERRY_REDIS_URL"))!
-            return try runProcess("/usr/bin/redis-cli", ["-h", url.host!, "-p", "\(url.port!)", "-a", try TestEnvironment.value("FERRY_REDIS_PASSWORD"),
+            return try await runProcess("/usr/bin/redis-cli", ["-h", url.host!, "-p", "\(url.port!)", "-a", try TestEnvironment.value("FERRY_REDIS_PASSWORD"),
                                                          "--no-auth-warning"] + arguments).stdout
         }
 
         @Test func aBatchLargerThanAPieceLandsWholeAndAReplayChangesNothing() async throws {
-            _ = try redis(["FLUSHALL"])
+            _ = try await redis(["FLUSHALL"])
             let wide = String(repeating: "w", count: 150)
             // 3,000 rows of about 200 bytes of commands each: one transaction spans about three
             // pieces; 200 one-row transactions share pieces; the last rewrites rows of the first.
@@ -66,7 +66,7 @@ extension Integration {
         /// opens; the former owner's next batch is refused whole, nothing of it written, and a
         /// session of the former epoch cannot open.
         @Test func aFormerOwnersBatchesAreRefusedByEpoch() async throws {
-            _ = try redis(["FLUSHALL"])
+            _ = try await redis(["FLUSHALL"])
             func session(epoch: Int64) throws -> RedisSink {
                 RedisSink(configuration: try RedisSink.Configuration(
                     name: "cache", pipeline: "fenced", url: try TestEnvironment.value("FERRY_REDIS_URL"),
@@ -78,16 +78,16 @@ extension Integration {
             try await former.apply([transaction(100, [(1, "former")])])
             let current = try session(epoch: 41)
             #expect(try await current.open() == SourcePosition.binlog(file: "it.000001", offset: 100))
-            #expect(try redis(["GET", "ferry:epoch:fenced:cache"]) == "41\n")
+            await #expect(try redis(["GET", "ferry:epoch:fenced:cache"]) == "41\n")
             await #expect {
                 try await former.apply([transaction(200, [(1, "late"), (2, "late")])])
             } throws: { error in
                 (error as? FerryError)?.code == .clusterFenced && "\(error)".contains("holds epoch 41")
             }
             try await current.apply([transaction(300, [(3, "current")])])
-            #expect(try redis(["HGET", "f:1", "v"]) == "former\n")
-            #expect(try redis(["EXISTS", "f:2"]) == "0\n", "nothing of the refused batch")
-            #expect(try redis(["HGET", "f:3", "v"]) == "current\n")
+            await #expect(try redis(["HGET", "f:1", "v"]) == "former\n")
+            await #expect(try redis(["EXISTS", "f:2"]) == "0\n", "nothing of the refused batch")
+            await #expect(try redis(["HGET", "f:3", "v"]) == "current\n")
             #expect(try await current.open() == SourcePosition.binlog(file: "it.000001", offset: 300))
             await #expect(throws: FerryError.self) { _ = try await session(epoch: 40).open() }
             try await former.close()
