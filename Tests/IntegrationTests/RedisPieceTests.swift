@@ -45,19 +45,19 @@ extension Integration {
             let sink = RedisSink(configuration: configuration, logger: TestEnvironment.logger)
             #expect(try await sink.open() == nil)
             try await sink.apply(batch)
-            func expectFinalState() throws {
-                #expect(try redis(["DBSIZE"]) == "3201\n")
-                #expect(try redis(["HGET", "p:1", "v"]) == "\(wide) 1\n")
-                #expect(try redis(["HGET", "p:2", "v"]) == "rewritten 1\n")
-                #expect(try redis(["HGETALL", "p:100"]) == "id\n100\n", "a column set to NULL leaves the hash")
-                #expect(try redis(["HGET", "p:2999", "v"]) == "\(wide) 2999\n")
-                #expect(try redis(["HGET", "p:5200", "v"]) == "small 200\n")
+            func expectFinalState() async throws {
+                #expect(try await redis(["DBSIZE"]) == "3201\n")
+                #expect(try await redis(["HGET", "p:1", "v"]) == "\(wide) 1\n")
+                #expect(try await redis(["HGET", "p:2", "v"]) == "rewritten 1\n")
+                #expect(try await redis(["HGETALL", "p:100"]) == "id\n100\n", "a column set to NULL leaves the hash")
+                #expect(try await redis(["HGET", "p:2999", "v"]) == "\(wide) 2999\n")
+                #expect(try await redis(["HGET", "p:5200", "v"]) == "small 200\n")
             }
-            try expectFinalState()
+            try await expectFinalState()
             #expect(try await sink.open() == SourcePosition.binlog(file: "it.000001", offset: 1000))
             // A crash before the worker recorded the batch replays it from its start.
             try await sink.apply(batch)
-            try expectFinalState()
+            try await expectFinalState()
             #expect(try await sink.open() == SourcePosition.binlog(file: "it.000001", offset: 1000))
             try await sink.close()
         }
@@ -78,16 +78,16 @@ extension Integration {
             try await former.apply([transaction(100, [(1, "former")])])
             let current = try session(epoch: 41)
             #expect(try await current.open() == SourcePosition.binlog(file: "it.000001", offset: 100))
-            await #expect(try redis(["GET", "ferry:epoch:fenced:cache"]) == "41\n")
+            await #expect(try await redis(["GET", "ferry:epoch:fenced:cache"]) == "41\n")
             await #expect {
                 try await former.apply([transaction(200, [(1, "late"), (2, "late")])])
             } throws: { error in
                 (error as? FerryError)?.code == .clusterFenced && "\(error)".contains("holds epoch 41")
             }
             try await current.apply([transaction(300, [(3, "current")])])
-            await #expect(try redis(["HGET", "f:1", "v"]) == "former\n")
-            await #expect(try redis(["EXISTS", "f:2"]) == "0\n", "nothing of the refused batch")
-            await #expect(try redis(["HGET", "f:3", "v"]) == "current\n")
+            await #expect(try await redis(["HGET", "f:1", "v"]) == "former\n")
+            await #expect(try await redis(["EXISTS", "f:2"]) == "0\n", "nothing of the refused batch")
+            await #expect(try await redis(["HGET", "f:3", "v"]) == "current\n")
             #expect(try await current.open() == SourcePosition.binlog(file: "it.000001", offset: 300))
             await #expect(throws: FerryError.self) { _ = try await session(epoch: 40).open() }
             try await former.close()
