@@ -131,7 +131,9 @@ struct TimeLimitExceeded: Error { var seconds: Int }
         let started = ContinuousClock.now
         try await client.put(key, Array("v".utf8))
         #expect(try await client.get(key)?.valueText == "v")
-        #expect(ContinuousClock.now - started < .seconds(4))
+        // At most two attempt timeouts (2 s each) go to the silent endpoint, never the whole
+        // request deadline.
+        #expect(ContinuousClock.now - started < .seconds(5))
         try await client.delete(key)
 
         let none = try EtcdClient(configuration: EtcdConfiguration(
