@@ -12,8 +12,11 @@ import Testing
         let etcd = try etcdTestClient()
         defer { Task { try? await etcd.shutdown() } }
         let prefix = prefix()
-        let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 15, logger: Logger(label: "test"))
-        let b = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 15, logger: Logger(label: "test"))
+        // Leases long enough for a test process whose threads the suites beside it can hold for
+        // many seconds at the start of a run (a 15-second lease ran out in a join there): the
+        // test is about order — claims, epochs, writes stopping before the claim goes — not speed.
+        let a = ClusterNode(client: etcd, prefix: prefix, name: "a", leaseSeconds: 40, logger: Logger(label: "test"))
+        let b = ClusterNode(client: etcd, prefix: prefix, name: "b", leaseSeconds: 40, logger: Logger(label: "test"))
         try await a.join(info: Array("http://a:8080".utf8))
         try await b.join(info: Array("http://b:8080".utf8))
         // b renews its lease for the whole test, as a node does, until it leaves.
@@ -54,13 +57,13 @@ import Testing
                 return await iterator.next()
             }
             group.addTask {
-                try await Task.sleep(for: .seconds(60))
+                try await Task.sleep(for: .seconds(120))
                 return nil
             }
             defer { group.cancelAll() }
             return try await group.next() ?? nil
         }
-        let observed = try #require(deletedAt, "etcd did not expire a's lease within 60 s")
+        let observed = try #require(deletedAt, "etcd did not expire a's lease within 120 s")
         #expect(!a.isWritable)
         let writableUntil = try #require(a.writableUntilForTests)
         #expect(writableUntil < observed, "a must stop writing before its claim can vanish")
