@@ -18,11 +18,16 @@ public struct PgTransactionMapper: Sendable {
 
     /// Type OIDs the transaction's relations use that the catalog cannot resolve yet.
     public func missingTypes(_ transaction: PgTransaction) -> [UInt32] {
+        // Each relation once, and only one not already mapped as it is: a 10,000-row
+        // transaction of one table looks at one relation, not 10,000.
+        var seen: Set<UInt32> = []
         var oids: Set<UInt32> = []
         for change in transaction.changes {
-            for relation in change.relations { oids.formUnion(relation.columns.map(\.typeOID)) }
+            for relation in change.relations where seen.insert(relation.id).inserted && relations[relation.id]?.relation != relation {
+                oids.formUnion(relation.columns.map(\.typeOID))
+            }
         }
-        return catalog.missing(Array(oids))
+        return oids.isEmpty ? [] : catalog.missing(Array(oids))
     }
 
     public mutating func map(_ transaction: PgTransaction) throws -> Transaction {
@@ -73,8 +78,9 @@ public struct PgTransactionMapper: Sendable {
     }
 
     func keyOnly(_ row: Row, _ table: PgRelationSchema) -> Row {
-        let key = Set(table.schema.primaryKey)
-        return row.indices.map { key.contains($0) ? row[$0] : .absent }
+        var keyed = Row(repeating: .absent, count: row.count)
+        for index in table.schema.primaryKey { keyed[index] = row[index] }
+        return keyed
     }
 
     mutating func table(_ relation: PgOutputMessage.Relation) throws -> PgRelationSchema {

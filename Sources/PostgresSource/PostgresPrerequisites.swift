@@ -1,6 +1,5 @@
 import FerryCore
 import Logging
-import PostgresLogical
 import PostgresWire
 
 /// What `ferry check --source postgres://…` verifies: logical WAL, free slots and WAL senders,
@@ -9,16 +8,7 @@ import PostgresWire
 /// missing piece with the statement that fixes it.
 public enum PostgresPrerequisites {
     public static func check(_ configuration: PostgresSourceConfiguration, logger: Logger) async throws -> PrerequisiteReport {
-        var connection = configuration.connection
-        connection.options.append(("options", PgValueReader.sessionOptions))
-        let sql: PostgresWireConnection
-        do {
-            sql = try await PostgresWireConnection.connect(connection, logger: logger)
-        } catch {
-            throw FerryError(code: .sourcePostgresUnreachable,
-                             message: "source \(configuration.name): cannot connect to \(connection.host):\(connection.port): \(error)",
-                             fix: "check the URL, the password and pg_hba.conf")
-        }
+        let sql = try await PostgresSource(configuration: configuration, logger: logger).connect(configuration.sessionConnection, purpose: "check")
         do {
             let report = try await check(sql, configuration)
             await sql.close()

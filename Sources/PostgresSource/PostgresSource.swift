@@ -40,6 +40,13 @@ public struct PostgresSourceConfiguration: Sendable {
                   slot: parsed.settings["slot"], filter: filter)
     }
 
+    /// The connection with the settings every session reading values needs (`PgValueReader`).
+    var sessionConnection: PostgresWireConfiguration {
+        var session = connection
+        session.options.append(("options", PgValueReader.sessionOptions))
+        return session
+    }
+
     /// What `pg_create_logical_replication_slot` accepts.
     public static func isSlotName(_ name: String) -> Bool {
         (1...63).contains(name.utf8.count) && name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 95 }
@@ -86,8 +93,7 @@ public struct PostgresSource: Sendable {
     /// Streams from the slot (a temporary one at the current position when none is named) until
     /// cancelled or `deliver` throws; `deliver` may suspend, which holds the stream.
     public func run(_ follow: Follow = Follow(), deliver: (Transaction) async throws -> Void) async throws {
-        var sessionOptions = configuration.connection
-        sessionOptions.options.append(("options", PgValueReader.sessionOptions))
+        let sessionOptions = configuration.sessionConnection
         var replicationOptions = sessionOptions
         replicationOptions.options.append(("replication", "database"))
         let sql = try await connect(sessionOptions, purpose: "catalog")
@@ -161,9 +167,11 @@ public struct PostgresSource: Sendable {
                 throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): the server ended the replication stream",
                                  fix: "nothing if the server is restarting: a pipeline connects again by itself; otherwise see the server's log for why the walsender stopped")
             }
+            // One clock reading per message: the status timing and the safe-position reads share it.
+            let nowMillis = WallClock.millisecondsSinceEpoch()
             let step: ReplicationStreamState.Step
             do {
-                step = try state.receive(payload, now: PostgresTimestamp.fromUnixMicroseconds(WallClock.millisecondsSinceEpoch() * 1000))
+                step = try state.receive(payload, now: PostgresTimestamp.fromUnixMicroseconds(nowMillis * 1000))
             } catch {
                 throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): \(error)", context: [(LoggingKeys.position, "\(state.received)")])
             }
@@ -187,11 +195,11 @@ public struct PostgresSource: Sendable {
             // A temporary slot dies with the connection: what it confirms only keeps the
             // server from holding WAL for it while it runs.
             if configuration.slot == nil, case .transaction(let done)? = step.assembled { state.confirm(done.endLSN) }
-            if let safePosition = follow.safePosition, WallClock.millisecondsSinceEpoch() >= nextSafeRead {
-                nextSafeRead = WallClock.millisecondsSinceEpoch() + 1000
+            if let safePosition = follow.safePosition, nowMillis >= nextSafeRead {
+                nextSafeRead = nowMillis + 1000
                 if let safe = try await safePosition() { state.confirm(safe) }
             }
-            if let reply = step.reply ?? state.statusIfDue(now: PostgresTimestamp.fromUnixMicroseconds(WallClock.millisecondsSinceEpoch() * 1000)) {
+            if let reply = step.reply ?? state.statusIfDue(now: PostgresTimestamp.fromUnixMicroseconds(nowMillis * 1000)) {
                 try await streamWrite(stream, reply.bytes)
             }
             if let stop {
