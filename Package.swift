@@ -88,7 +88,9 @@ let package = Package(
         .target(name: "PostgresLogical", dependencies: ["FerryCore"]),
         .target(
             name: "PostgresSource",
-            dependencies: ["FerryCore", "PostgresLogical", "PostgresWire", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "FerryCore", "PostgresLogical", "PostgresWire", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .target(
             name: "PostgresWire",

@@ -66,7 +66,7 @@ public enum Check {
     /// Prints the report; returns whether every required item passed.
     public static func run(sourceURL: String, password: String?, logger: Logger, print: (String) -> Void) async throws -> Bool {
         let report: PrerequisiteReport
-        if sourceURL.hasPrefix("postgres://") || sourceURL.hasPrefix("postgresql://") {
+        if PostgresSourceConfiguration.isPostgresURL(sourceURL) {
             report = try await PostgresPrerequisites.check(try PostgresSourceConfiguration(name: "source", url: sourceURL, password: password), logger: logger)
         } else {
             let configuration = try MySQLConnectionConfiguration(url: sourceURL, password: password)

@@ -6,12 +6,14 @@ import PostgresLogical
 import PostgresSource
 
 /// The PostgreSQL source as the engine sees it: a slot of the pipeline's own, created at the
-/// first start; the stream resumes after the targets' position and confirms to the slot only
-/// what every target holds. A lost connection is opened again after the last delivered change.
+/// first start, whose exported snapshot is the initial snapshot; the stream resumes after the
+/// targets' position and confirms to the slot only what every target holds. A lost connection is
+/// opened again after the last delivered change.
 struct PostgresTransactionSource: TransactionSource {
     let source: PostgresSource
     let pipeline: FerryConfiguration.Pipeline
     let configuration: FerryConfiguration
+    let snapshotStore: (any SnapshotStore)?
     let checkpoints: any CheckpointStore
     let logger: Logger
 
@@ -21,16 +23,10 @@ struct PostgresTransactionSource: TransactionSource {
     }
 
     func run(after position: SourcePosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
-        guard pipeline.snapshot.mode == .never else {
-            throw FerryError(code: .configInvalid,
-                             message: "pipeline \(pipeline.name): snapshots of a PostgreSQL source are not built yet, so its existing rows would never reach the targets",
-                             context: [("pipeline", pipeline.name), ("file", configuration.file)],
-                             fix: "set `snapshot: never` on the pipeline (only changes from its first start are carried), and copy the existing rows another way",
-                             disposition: .fatal)
-        }
-        var resume: LSN?
+        // Where a lost connection goes on: the last position delivered (a snapshot's step too).
+        var resume: WALPosition?
         switch position {
-        case .wal(let wal)?: resume = wal.lsn
+        case .wal(let wal)?: resume = wal
         case nil: resume = nil
         case .binlog(let binlog)?:
             throw FerryError(code: .configInvalid,
@@ -50,11 +46,18 @@ struct PostgresTransactionSource: TransactionSource {
         }
         var wait = Duration.seconds(1)
         while true {
+            let follow = PostgresSource.Follow(createSlot: true, resumeAfter: resume?.lsn, safePosition: safePosition, slotCreated: slotCreated)
+            let tracked: (Transaction) async throws -> Void = { transaction in
+                try await deliver(transaction)
+                if let wal = transaction.position.wal { resume = wal }
+                wait = .seconds(1)
+            }
             do {
-                try await source.run(PostgresSource.Follow(createSlot: true, resumeAfter: resume, safePosition: safePosition, slotCreated: slotCreated)) { transaction in
-                    try await deliver(transaction)
-                    if let lsn = transaction.position.wal?.lsn { resume = lsn }
-                    wait = .seconds(1)
+                if let snapshotStore {
+                    let job = SnapshotJob(pipeline: pipeline.name, settings: pipeline.snapshot, store: snapshotStore, resume: resume.map(SourcePosition.wal))
+                    try await source.run(follow, snapshot: job, deliver: tracked)
+                } else {
+                    try await source.run(follow, deliver: tracked)
                 }
                 return
             } catch let error as FerryError where error.code == .sourcePostgresUnreachable && !Task.isCancelled {

@@ -106,11 +106,12 @@ public enum Run {
         let sourceSpec = configuration.sources[pipeline.source]!
         let transactionSource: any TransactionSource
         let filter = TableFilter(include: pipeline.include, exclude: pipeline.exclude)
-        if sourceSpec.url.hasPrefix("postgres://") || sourceSpec.url.hasPrefix("postgresql://") {
+        if PostgresSourceConfiguration.isPostgresURL(sourceSpec.url) {
             var settings = try PostgresSourceConfiguration(name: sourceSpec.name, url: sourceSpec.url, password: sourceSpec.password, filter: filter)
             settings.slot = settings.slot ?? PostgresTransactionSource.slotName(pipeline.name)
             transactionSource = PostgresTransactionSource(source: PostgresSource(configuration: settings, logger: logger), pipeline: pipeline,
-                                                          configuration: configuration, checkpoints: store, logger: logger)
+                                                          configuration: configuration, snapshotStore: store as? any SnapshotStore,
+                                                          checkpoints: store, logger: logger)
         } else {
             let connection = try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password)
             let source = MySQLSource(configuration: MySQLSourceConfiguration(

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MySQLSource
 import MySQLWire
+import PostgresSource
 import StateStore
 
 /// Snapshot progress for `ferry status` and `ferry snapshot`, and requests for new snapshots.
@@ -93,11 +94,7 @@ public enum Snapshots {
             if !names.contains(name) { names.append(name) }
         }
         if names.isEmpty {
-            let source = configuration.sources[spec.source]!
-            let connection = try MySQLConnectionConfiguration(url: source.url, password: source.password)
-            names = try await MySQLSource(configuration: MySQLSourceConfiguration(name: source.name, connection: connection, serverID: spec.serverID,
-                                                                                  filter: TableFilter(include: spec.include, exclude: spec.exclude)),
-                                          logger: logger).includedTables(signalTable: spec.snapshot.signalTable)
+            names = try await includedTables(spec, filter: TableFilter(include: spec.include, exclude: spec.exclude), configuration: configuration, logger: logger)
         }
         try await store.requestSnapshot(pipeline: pipeline, tables: names, reason: "requested", atMillis: WallClock.millisecondsSinceEpoch(), actor: actor)
         return names
@@ -110,15 +107,26 @@ public enum Snapshots {
         guard after.snapshot.mode != .never, before.include != after.include || before.exclude != after.exclude,
               let source = configuration.sources[after.source] else { return [] }
         let previous = TableFilter(include: before.include, exclude: before.exclude)
-        let connection = try MySQLConnectionConfiguration(url: source.url, password: source.password)
-        let included = try await MySQLSource(configuration: MySQLSourceConfiguration(name: source.name, connection: connection, serverID: after.serverID,
-                                                                                     filter: TableFilter(include: after.include, exclude: after.exclude)),
-                                             logger: logger).includedTables(signalTable: after.snapshot.signalTable)
+        let included = try await includedTables(after, filter: TableFilter(include: after.include, exclude: after.exclude), configuration: configuration,
+                                                logger: logger)
         let added = included.filter { !previous.includes($0) }
         guard !added.isEmpty else { return [] }
         try await store.requestSnapshot(pipeline: after.name, tables: added, reason: "added to tables", atMillis: WallClock.millisecondsSinceEpoch(),
                                         actor: actor)
         return added
+    }
+
+    /// The source tables `filter` includes, whatever kind of source the pipeline reads.
+    static func includedTables(_ pipeline: FerryConfiguration.Pipeline, filter: TableFilter, configuration: FerryConfiguration,
+                               logger: Logger) async throws -> [TableName] {
+        let source = configuration.sources[pipeline.source]!
+        if PostgresSourceConfiguration.isPostgresURL(source.url) {
+            return try await PostgresSource(configuration: try PostgresSourceConfiguration(name: source.name, url: source.url, password: source.password,
+                                                                                           filter: filter), logger: logger).includedTables()
+        }
+        let connection = try MySQLConnectionConfiguration(url: source.url, password: source.password)
+        return try await MySQLSource(configuration: MySQLSourceConfiguration(name: source.name, connection: connection, serverID: pipeline.serverID, filter: filter),
+                                     logger: logger).includedTables(signalTable: pipeline.snapshot.signalTable)
     }
 
     /// Prints progress until every table of `tables` is done: redrawn bars on a terminal, a line

@@ -38,7 +38,7 @@ public struct TailOptions: Sendable {
         self.heartbeatSeconds = heartbeatSeconds
     }
 
-    var isPostgres: Bool { sourceURL.hasPrefix("postgres://") || sourceURL.hasPrefix("postgresql://") }
+    var isPostgres: Bool { PostgresSourceConfiguration.isPostgresURL(sourceURL) }
 
     /// The changes of the source the URL names, handed to `deliver` a transaction at a time.
     func produce(logger: Logger) throws -> @Sendable (_ deliver: (Transaction) async throws -> Void) async throws -> Void {

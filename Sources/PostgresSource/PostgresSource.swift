@@ -47,6 +47,11 @@ public struct PostgresSourceConfiguration: Sendable {
         return session
     }
 
+    /// Whether `url` names a PostgreSQL source (else a MySQL-family one).
+    public static func isPostgresURL(_ url: String) -> Bool {
+        url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")
+    }
+
     /// What `pg_create_logical_replication_slot` accepts.
     public static func isSlotName(_ name: String) -> Bool {
         (1...63).contains(name.utf8.count) && name.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 95 }
@@ -79,6 +84,11 @@ public struct PostgresSource: Sendable {
         public var safePosition: (@Sendable () async throws -> LSN?)?
         /// Told where a new slot begins, before anything is delivered from it.
         public var slotCreated: (@Sendable (LSN) async throws -> Void)?
+        /// Return before a transaction that ends after this position, or once the stream is
+        /// idle past it (a snapshot's point).
+        var stopAt: LSN?
+        /// Asked about once a second; true ends the run (a snapshot was requested).
+        var stopWhen: (@Sendable () async throws -> Bool)?
 
         public init(stopAtCurrent: Bool = false, createSlot: Bool = false, resumeAfter: LSN? = nil,
                     safePosition: (@Sendable () async throws -> LSN?)? = nil, slotCreated: (@Sendable (LSN) async throws -> Void)? = nil) {
@@ -90,9 +100,21 @@ public struct PostgresSource: Sendable {
         }
     }
 
+    /// Why a run ended without an error.
+    enum FollowEnd {
+        /// At the stop position (`stopAtCurrent`, `stopAt`).
+        case reachedStop
+        /// `stopWhen` said so.
+        case stopRequested
+    }
+
     /// Streams from the slot (a temporary one at the current position when none is named) until
     /// cancelled or `deliver` throws; `deliver` may suspend, which holds the stream.
     public func run(_ follow: Follow = Follow(), deliver: (Transaction) async throws -> Void) async throws {
+        _ = try await stream(follow, deliver: deliver)
+    }
+
+    func stream(_ follow: Follow, deliver: (Transaction) async throws -> Void) async throws -> FollowEnd {
         let sessionOptions = configuration.sessionConnection
         var replicationOptions = sessionOptions
         replicationOptions.options.append(("replication", "database"))
@@ -104,8 +126,9 @@ public struct PostgresSource: Sendable {
             await sql.close()
             throw error
         }
+        let end: FollowEnd
         do {
-            try await self.follow(stream, sql: sql, follow, deliver: deliver)
+            end = try await self.follow(stream, sql: sql, follow, deliver: deliver)
         } catch {
             await stream.close()
             await sql.close()
@@ -113,12 +136,14 @@ public struct PostgresSource: Sendable {
         }
         await stream.close()
         await sql.close()
+        return end
     }
 
-    /// Sets the stream up and follows it; ends only at the stop position, else by throwing.
-    func follow(_ stream: PostgresWireConnection, sql: PostgresWireConnection, _ follow: Follow, deliver: (Transaction) async throws -> Void) async throws {
+    /// Sets the stream up and follows it; ends only at the stop position or when asked to, else
+    /// by throwing.
+    func follow(_ stream: PostgresWireConnection, sql: PostgresWireConnection, _ follow: Follow, deliver: (Transaction) async throws -> Void) async throws -> FollowEnd {
         try await checkPublication(sql)
-        var stop: LSN?
+        var stop = follow.stopAt
         if follow.stopAtCurrent {
             let system = try await setup("reading the server's WAL position") { try await stream.simpleQuery("IDENTIFY_SYSTEM") }
             guard let end = system.text(0, 2).flatMap(LSN.init) else {
@@ -160,9 +185,21 @@ public struct PostgresSource: Sendable {
         }
         if stop != nil { try await askWhereTheServerIs() }
         var nextSafeRead: Int64 = 0
+        var nextRequestCheck: Int64 = 0
         var dataSinceQuestion = false
+        // An idle server says nothing for half its wal_sender_timeout: asked once a second, it
+        // answers at once, so confirmations and snapshot requests are not held up that long.
+        let periodic = stop == nil && (follow.safePosition != nil || follow.stopWhen != nil)
+        var lastQuestion: Int64 = 0
         while true {
             try Task.checkCancellation()
+            if periodic && state.isIdle {
+                let now = WallClock.millisecondsSinceEpoch()
+                if now - lastQuestion >= 1000 {
+                    lastQuestion = now
+                    try await askWhereTheServerIs()
+                }
+            }
             guard let payload = try await streamRead(stream) else {
                 throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): the server ended the replication stream",
                                  fix: "nothing if the server is restarting: a pipeline connects again by itself; otherwise see the server's log for why the walsender stopped")
@@ -176,7 +213,9 @@ public struct PostgresSource: Sendable {
                 throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): \(error)", context: [(LoggingKeys.position, "\(state.received)")])
             }
             if case .transaction(let assembled)? = step.assembled {
-                try await resolveTypes(mapper.missingTypes(assembled), into: &mapper, sql: sql)
+                // Not delivered: the next run from the last delivered position has it again.
+                if let stop, assembled.endLSN > stop { return .reachedStop }
+                try await resolveTypes(mapper.missingTypes(assembled), into: &mapper.catalog, sql: sql)
                 var transaction: Transaction
                 do {
                     transaction = try mapper.map(assembled)
@@ -199,12 +238,17 @@ public struct PostgresSource: Sendable {
                 nextSafeRead = nowMillis + 1000
                 if let safe = try await safePosition() { state.confirm(safe) }
             }
+            // Between transactions only: one cut short would be received again.
+            if let stopWhen = follow.stopWhen, state.isIdle, nowMillis >= nextRequestCheck {
+                nextRequestCheck = nowMillis + 1000
+                if try await stopWhen() { return .stopRequested }
+            }
             if let reply = step.reply ?? state.statusIfDue(now: PostgresTimestamp.fromUnixMicroseconds(nowMillis * 1000)) {
                 try await streamWrite(stream, reply.bytes)
             }
             if let stop {
                 if payload.first == UInt8(ascii: "k") {
-                    if state.isIdle && state.received >= stop { return }
+                    if state.isIdle && state.received >= stop { return .reachedStop }
                     // Not there yet and nothing came since the last question: the server is
                     // still reading WAL with nothing for us; ask again a little later.
                     if !dataSinceQuestion { try await Task.sleep(for: .milliseconds(20)) }
@@ -254,8 +298,8 @@ public struct PostgresSource: Sendable {
         return follow.resumeAfter ?? confirmed
     }
 
-    /// Reads the `pg_type` rows of the database's own types until the mapper knows them all.
-    func resolveTypes(_ first: [UInt32], into mapper: inout PgTransactionMapper, sql: PostgresWireConnection) async throws {
+    /// Reads the `pg_type` rows of the database's own types until the catalog knows them all.
+    func resolveTypes(_ first: [UInt32], into catalog: inout PgTypeCatalog, sql: PostgresWireConnection) async throws {
         var missing = first
         while !missing.isEmpty {
             let result = try await setup("reading the types of replicated columns") {
@@ -266,14 +310,14 @@ public struct PostgresSource: Sendable {
                 let field = { (column: Int) in result.text(row, column) ?? "" }
                 guard let oid = UInt32(field(0)), let kind = field(1).utf8.first, let base = UInt32(field(2)), let element = UInt32(field(3)),
                       let modifier = Int32(field(4)), let category = field(5).utf8.first else { continue }
-                mapper.catalog.add(PgTypeCatalog.Row(oid: oid, kind: kind, baseType: base, element: element, baseModifier: modifier, category: category))
+                catalog.add(PgTypeCatalog.Row(oid: oid, kind: kind, baseType: base, element: element, baseModifier: modifier, category: category))
                 found += 1
             }
             guard found > 0 else {
                 throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): types \(missing) of replicated columns are not in pg_type (dropped while the stream was behind)",
                                  fix: "the changes before the type was dropped cannot be read: exclude the table for that stretch, or take the pipeline past it and snapshot the table again")
             }
-            missing = mapper.catalog.missing(missing)
+            missing = catalog.missing(missing)
         }
     }
 

@@ -183,7 +183,10 @@ extension Integration {
                 ALTER TABLE it_pipe ALTER COLUMN big SET STORAGE EXTERNAL;
                 CREATE PUBLICATION it_pipe_pub FOR TABLE it_pipe
                 """)
-            _ = try await source.psql(database: "replica", user: "ferry", "DROP TABLE IF EXISTS it_pipe")
+            _ = try await source.psql(database: "replica", user: "ferry", """
+                DROP TABLE IF EXISTS it_pipe;
+                DO $$ BEGIN IF to_regclass('public.ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = '\(pipeline)'; END IF; END $$
+                """)
             let directory = try scratchDirectory("pg-pipeline")
             defer { try? FileManager.default.removeItem(at: directory) }
             let config = directory.appendingPathComponent("ferry.yml").path
@@ -227,6 +230,104 @@ extension Integration {
             let end = try #require(LSN(try await sql.query("SELECT pg_current_wal_lsn()::text").text(0, 0) ?? ""))
             try await waitUntil("the slot's confirmed position to pass the last change", seconds: 60) {
                 (LSN(try await sql.query("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)]).text(0, 0) ?? "") ?? .zero) >= end
+            }
+            ferry.terminate()
+            ferry.waitUntilExit()
+            #expect(ferry.terminationStatus == 0)
+            try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
+            await sql.close()
+        }
+
+        /// A pipeline's first start snapshots the existing rows through its slot's exported
+        /// snapshot — chunked by key (one table by two key columns, one without a key), read in
+        /// parallel — while the source keeps changing; a SIGKILL mid-snapshot resumes at the first
+        /// chunk the target may lack (through a temporary slot's snapshot, placed in the stream at
+        /// its point); `ferry snapshot` reads a table again under the running stream. The targets
+        /// equal the source after each, and no temporary slot is left behind.
+        @Test func aPipelineSnapshotsExistingRowsThroughAKill() async throws {
+            let pipeline = "it_pg_snap"
+            let slot = "ferry_\(pipeline)"
+            let source = PostgresTypeCorpus()
+            let sql = try await PostgresLogicalReplication.connect(replication: false)
+            try await sql.simpleQuery("""
+                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\(slot)';
+                DROP PUBLICATION IF EXISTS it_snap_pub; DROP TABLE IF EXISTS it_snap, it_snap_pair, it_snap_bag;
+                CREATE TABLE it_snap (id int PRIMARY KEY, label text, amount numeric(12,2), at timestamptz, tags text[]);
+                CREATE TABLE it_snap_pair (region text, n int, note varchar(20), PRIMARY KEY (region, n));
+                CREATE TABLE it_snap_bag (v text, w int); ALTER TABLE it_snap_bag REPLICA IDENTITY FULL;
+                INSERT INTO it_snap SELECT s, 'row ' || s, s / 3.0, timestamptz '2020-01-01 00:00:00+00' + s * interval '1 minute',
+                    ARRAY['a' || s, NULL] FROM generate_series(1, 30000) s;
+                INSERT INTO it_snap_pair SELECT r, n, r || n FROM unnest(ARRAY['north', 'South', 'o''east', 'west side', '']) r, generate_series(1, 600) n;
+                INSERT INTO it_snap_bag SELECT 'same', s % 7 FROM generate_series(1, 500) s;
+                CREATE PUBLICATION it_snap_pub FOR TABLE it_snap, it_snap_pair, it_snap_bag
+                """)
+            _ = try await source.psql(database: "replica", user: "ferry", """
+                DROP TABLE IF EXISTS it_snap, it_snap_pair, it_snap_bag;
+                DO $$ BEGIN IF to_regclass('public.ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = '\(pipeline)'; END IF; END $$
+                """)
+            let directory = try scratchDirectory("pg-snapshot")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let config = directory.appendingPathComponent("ferry.yml").path
+            try """
+                sources:
+                  pg: { type: postgres, url: "\(try Self.sourceURL(publication: "it_snap_pub"))", password: "${FERRY_POSTGRES_PASSWORD}" }
+                sinks:
+                  target: { type: postgres, url: "\(try TestEnvironment.value("FERRY_POSTGRES_URL"))", password: "${FERRY_POSTGRES_PASSWORD}" }
+                pipelines:
+                  \(pipeline): { source: pg, sinks: [target], snapshot: { chunk_rows: 250, parallel: 3 } }
+                data_dir: \(directory.path)/data
+                server: { listen: off }
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            let digests = [
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM it_snap t",
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY region, n)), '') FROM it_snap_pair t",
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM it_snap_bag t",
+            ]
+            func equal() async throws -> Bool {
+                let made = try await source.psql(database: "replica", user: "ferry",
+                                                 "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('it_snap', 'it_snap_pair', 'it_snap_bag')")
+                guard made == [["3"]] else { return false }
+                for digest in digests {
+                    let replica = try await source.psql(database: "replica", user: "ferry", digest)
+                    guard try await source.psql(database: "source", user: "ferry_source", digest) == replica else { return false }
+                }
+                return true
+            }
+            // Rows of it_snap in the target; 0 before the sink made the table.
+            func targetRows() async throws -> Int {
+                let rows = try await source.psql(database: "replica", user: "ferry", """
+                    SELECT CASE WHEN to_regclass('public.it_snap') IS NULL THEN 0
+                        ELSE (xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM public.it_snap', false, true, '')))[1]::text::int END
+                    """)
+                return Int(rows.first?.first ?? "") ?? 0
+            }
+            var ferry = try startFerry(config: config, environment: environment)
+            defer { if ferry.isRunning { ferry.terminate() } }
+            // Changes while the snapshot runs: to rows read already and rows not read yet.
+            try await waitUntil("the snapshot under way", seconds: 60) { try await targetRows() > 0 }
+            try await sql.simpleQuery("UPDATE it_snap SET label = 'during' WHERE id % 1000 = 1; DELETE FROM it_snap WHERE id % 1000 = 2")
+            try await sql.simpleQuery("INSERT INTO it_snap SELECT s, 'late', 1, now(), '{}' FROM generate_series(30001, 30100) s")
+            try await sql.simpleQuery("UPDATE it_snap_bag SET w = w + 100 WHERE w = 3")
+            try await waitUntil("a few thousand rows in the target", seconds: 60) { try await targetRows() >= 3000 }
+            kill(ferry.processIdentifier, SIGKILL)
+            ferry.waitUntilExit()
+            try await sql.simpleQuery("UPDATE it_snap SET label = 'while down', tags = NULL WHERE id % 997 = 0; DELETE FROM it_snap WHERE id % 1000 = 3")
+            try await sql.simpleQuery("UPDATE it_snap_pair SET note = 'moved' WHERE n = 300; DELETE FROM it_snap_pair WHERE n = 301")
+            try await sql.simpleQuery("INSERT INTO it_snap_bag VALUES ('after', 1)")
+            ferry = try startFerry(config: config, environment: environment)
+            try await waitUntil("the targets equal to the source after the kill", seconds: 120) { try await equal() }
+
+            // The target loses rows behind ferry's back; a requested snapshot reads them again
+            // while the stream goes on.
+            _ = try await source.psql(database: "replica", user: "ferry", "DELETE FROM it_snap_pair WHERE n > 500")
+            try await sql.simpleQuery("UPDATE it_snap_pair SET note = 'streamed' WHERE n = 10")
+            let requested = try await runProcess(TestEnvironment.ferryBinary, ["snapshot", "-c", config, pipeline, "public.it_snap_pair"],
+                                                 environment: environment, timeoutSeconds: 60)
+            #expect(requested.status == 0, "\(requested.stderr)")
+            try await waitUntil("the targets equal to the source after the requested snapshot", seconds: 60) { try await equal() }
+            try await waitUntil("no temporary snapshot slot left", seconds: 30) {
+                try await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'ferry_snapshot_%'").rows.isEmpty
             }
             ferry.terminate()
             ferry.waitUntilExit()

@@ -260,13 +260,6 @@ import Testing
         waiter.cancel()
         #expect(await waiter.value == .retry("cancelled"))
     }
-
-    @Test func chunksDeliveredAfterTheResumePositionAreNotDone() {
-        let at = { (offset: UInt64) in SourcePosition.binlog(file: "b.000002", offset: offset) }
-        #expect(Snapshotter.isSafe(at(100), resume: at(100)))
-        #expect(!Snapshotter.isSafe(at(101), resume: at(100)))
-        #expect(!Snapshotter.isSafe(at(1), resume: nil))
-    }
 }
 
 extension SnapshotTests {

@@ -70,6 +70,33 @@ import Testing
         }
     }
 
+    /// After a restart, chunks delivered after the resume position are read again (the targets
+    /// may not hold them) and their finished table runs again; those at or before it stay done.
+    @Test func chunksDeliveredAfterTheResumePositionAreReadAgain() async throws {
+        try await withStore { store in
+            try await store.requestSnapshot(pipeline: "p", tables: [table], reason: "initial", atMillis: 1_000)
+            var done = try await store.snapshotTables(pipeline: "p")[0]
+            for (index, offset) in [100, 101, 102].enumerated() {
+                let chunk = SnapshotChunkRecord(table: table, index: index, lower: nil, upper: nil, rows: 5, deliveredAt: position(UInt64(offset)))
+                #expect(try await store.saveSnapshotChunk(chunk, pipeline: "p", requestedMillis: done.requestedMillis))
+            }
+            done.state = .done
+            done.finishedMillis = 2_000
+            #expect(try await store.saveSnapshotTable(done, pipeline: "p"))
+
+            #expect(try await store.reopenChunks(deliveredAfter: position(100), pipeline: "p") == [table: 2])
+            let chunks = try await store.snapshotChunks(pipeline: "p", table: table).sorted { $0.index < $1.index }
+            #expect(chunks.map(\.deliveredAt) == [position(100), nil, nil])
+            #expect(chunks.map(\.rows) == [5, 0, 0])
+            let reopened = try await store.snapshotTables(pipeline: "p")[0]
+            #expect(reopened.state == .running && reopened.finishedMillis == nil)
+
+            // Without a resume position nothing delivered is known to be held.
+            #expect(try await store.reopenChunks(deliveredAfter: nil, pipeline: "p") == [table: 1])
+            #expect(try await store.reopenChunks(deliveredAfter: nil, pipeline: "p") == [:])
+        }
+    }
+
     /// A snapshot requested while the table's snapshot runs is a new request: the running one can
     /// no longer save its chunks or mark the table done over it.
     @Test func aSnapshotRequestedWhileTheTableIsSnapshottedIsNotLost() async throws {

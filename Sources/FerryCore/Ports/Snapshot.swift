@@ -102,6 +102,32 @@ public protocol SnapshotStore: Sendable {
                        replacing expected: Int64?) async throws -> Bool
 }
 
+extension SnapshotStore {
+    /// Marks the chunks delivered after `resume` (all of them without one) as not delivered, and
+    /// their tables as running again, so they are read again: the targets may not hold them.
+    /// A table asked for again meanwhile is left to its new request. Returns how many chunks of
+    /// each table were opened again.
+    @discardableResult
+    public func reopenChunks(deliveredAfter resume: SourcePosition?, pipeline: String) async throws -> [TableName: Int] {
+        var reopened: [TableName: Int] = [:]
+        tables: for var record in try await snapshotTables(pipeline: pipeline) where record.state != .requested {
+            var undone = 0
+            for var chunk in try await snapshotChunks(pipeline: pipeline, table: record.table) {
+                guard let delivered = chunk.deliveredAt, resume.map({ delivered > $0 }) ?? true else { continue }
+                chunk.deliveredAt = nil
+                chunk.rows = 0
+                guard try await saveSnapshotChunk(chunk, pipeline: pipeline, requestedMillis: record.requestedMillis) else { continue tables }
+                undone += 1
+            }
+            guard undone > 0 else { continue }
+            record.state = .running
+            record.finishedMillis = nil
+            if try await saveSnapshotTable(record, pipeline: pipeline) { reopened[record.table] = undone }
+        }
+        return reopened
+    }
+}
+
 extension TableName: Codable {
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
@@ -114,5 +140,72 @@ extension TableName: Codable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
+    }
+}
+
+/// How a pipeline's snapshots run.
+public struct SnapshotSettings: Sendable {
+    public var mode: SnapshotMode
+    /// Rows per chunk. Default 8,192.
+    public var chunkRows: Int
+    /// Chunks read at the same time. Default 4.
+    public var parallelism: Int
+    /// How chunks are placed in the stream. Default `auto`.
+    public var watermarks: WatermarkMode
+    /// The table the watermarks are written to. Default `ferry.ferry_signal`.
+    public var signalTable: TableName
+    /// Key columns for tables by glob (`mapping.key`), first match wins.
+    public var keyOverrides: [(tables: String, columns: [String])]
+    /// How often an idle snapshotter looks for `ferry snapshot` requests. Default 1 s.
+    public var pollInterval: Duration
+    /// Read a table again after a DDL statement rewrote its rows (a column added with a
+    /// default, a column retyped). Default true.
+    public var rereadAfterSchemaChange: Bool
+
+    public init(mode: SnapshotMode = .initial, chunkRows: Int = 8192, parallelism: Int = 4, watermarks: WatermarkMode = .auto,
+                signalTable: TableName = TableName(database: "ferry", table: "ferry_signal"),
+                keyOverrides: [(tables: String, columns: [String])] = [], pollInterval: Duration = .seconds(1), rereadAfterSchemaChange: Bool = true) {
+        self.mode = mode
+        self.chunkRows = chunkRows
+        self.parallelism = parallelism
+        self.watermarks = watermarks
+        self.signalTable = signalTable
+        self.keyOverrides = keyOverrides
+        self.pollInterval = pollInterval
+        self.rereadAfterSchemaChange = rereadAfterSchemaChange
+    }
+
+    /// The configured key columns of `table`, if any.
+    public func keyOverride(for table: TableName) -> [String]? {
+        keyOverrides.first { TableGlob.matches($0.tables, table.description) }?.columns
+    }
+}
+
+/// Where a chunk's low and high watermarks come from.
+public enum WatermarkMode: String, Sendable, CaseIterable {
+    /// The signal table when ferry may write it, else binlog positions.
+    case auto
+    /// Rows written to the signal table (needs INSERT on it).
+    case signalTable = "signal_table"
+    /// The binlog position of each chunk's consistent read (read-only sources).
+    case binlog
+}
+
+/// What a source needs to snapshot alongside its stream.
+public struct SnapshotJob: Sendable {
+    public var pipeline: String
+    public var settings: SnapshotSettings
+    public var store: any SnapshotStore
+    /// The position the source resumes after; chunks delivered later than it are read again.
+    public var resume: SourcePosition?
+    /// The saved position is gone from the server (`when_needed`): snapshot every table again.
+    public var resnapshotAll: Bool
+
+    public init(pipeline: String, settings: SnapshotSettings, store: any SnapshotStore, resume: SourcePosition?, resnapshotAll: Bool = false) {
+        self.pipeline = pipeline
+        self.settings = settings
+        self.store = store
+        self.resume = resume
+        self.resnapshotAll = resnapshotAll
     }
 }

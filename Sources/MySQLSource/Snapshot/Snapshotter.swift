@@ -5,73 +5,6 @@ import MySQLWire
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// How a pipeline's snapshots run.
-public struct SnapshotSettings: Sendable {
-    public var mode: SnapshotMode
-    /// Rows per chunk. Default 8,192.
-    public var chunkRows: Int
-    /// Chunks read at the same time. Default 4.
-    public var parallelism: Int
-    /// How chunks are placed in the stream. Default `auto`.
-    public var watermarks: WatermarkMode
-    /// The table the watermarks are written to. Default `ferry.ferry_signal`.
-    public var signalTable: TableName
-    /// Key columns for tables by glob (`mapping.key`), first match wins.
-    public var keyOverrides: [(tables: String, columns: [String])]
-    /// How often an idle snapshotter looks for `ferry snapshot` requests. Default 1 s.
-    public var pollInterval: Duration
-    /// Read a table again after a DDL statement rewrote its rows (a column added with a
-    /// default, a column retyped). Default true.
-    public var rereadAfterSchemaChange: Bool
-
-    public init(mode: SnapshotMode = .initial, chunkRows: Int = 8192, parallelism: Int = 4, watermarks: WatermarkMode = .auto,
-                signalTable: TableName = TableName(database: "ferry", table: "ferry_signal"),
-                keyOverrides: [(tables: String, columns: [String])] = [], pollInterval: Duration = .seconds(1), rereadAfterSchemaChange: Bool = true) {
-        self.mode = mode
-        self.chunkRows = chunkRows
-        self.parallelism = parallelism
-        self.watermarks = watermarks
-        self.signalTable = signalTable
-        self.keyOverrides = keyOverrides
-        self.pollInterval = pollInterval
-        self.rereadAfterSchemaChange = rereadAfterSchemaChange
-    }
-
-    /// The configured key columns of `table`, if any.
-    public func keyOverride(for table: TableName) -> [String]? {
-        keyOverrides.first { TableGlob.matches($0.tables, table.description) }?.columns
-    }
-}
-
-/// Where a chunk's low and high watermarks come from.
-public enum WatermarkMode: String, Sendable, CaseIterable {
-    /// The signal table when ferry may write it, else binlog positions.
-    case auto
-    /// Rows written to the signal table (needs INSERT on it).
-    case signalTable = "signal_table"
-    /// The binlog position of each chunk's consistent read (read-only sources).
-    case binlog
-}
-
-/// What `MySQLSource.run` needs to snapshot alongside the stream.
-public struct SnapshotJob: Sendable {
-    public var pipeline: String
-    public var settings: SnapshotSettings
-    public var store: any SnapshotStore
-    /// The position the source resumes after; chunks delivered later than it are read again.
-    public var resume: SourcePosition?
-    /// The saved position is gone from the server (`when_needed`): snapshot every table again.
-    public var resnapshotAll: Bool
-
-    public init(pipeline: String, settings: SnapshotSettings, store: any SnapshotStore, resume: SourcePosition?, resnapshotAll: Bool = false) {
-        self.pipeline = pipeline
-        self.settings = settings
-        self.store = store
-        self.resume = resume
-        self.resnapshotAll = resnapshotAll
-    }
-}
-
 /// Reads one source table for `ferry verify`: in key order chunk by chunk, or by keys, decoded
 /// exactly as snapshot rows are.
 public struct SourceTableReader: Sendable {
@@ -230,45 +163,19 @@ struct Snapshotter: Sendable {
     func prepare() async throws -> Bool {
         try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             let useSignalTable = try await chooseWatermarks(query)
-            var tables = try await store.snapshotTables(pipeline: pipeline)
+            let tables = try await store.snapshotTables(pipeline: pipeline)
             let now = WallClock.millisecondsSinceEpoch()
             if job.resnapshotAll || (tables.isEmpty && job.resume == nil && settings.mode != .never) {
                 let names = try await includedTables(query)
                 try await store.requestSnapshot(pipeline: pipeline, tables: names, reason: job.resnapshotAll ? "purged" : "initial", atMillis: now)
                 logger.notice("snapshot requested", metadata: [LoggingKeys.source: "\(configuration.name)", "ferry.tables": "\(names.count)",
                                                                 "ferry.reason": "\(job.resnapshotAll ? "saved position purged" : "first start")"])
-                tables = try await store.snapshotTables(pipeline: pipeline)
             }
-            for record in tables where record.state != .requested {
-                do {
-                    try await undoChunksAfterResume(record)
-                } catch let superseded as SnapshotSuperseded {
-                    // Requested again meanwhile: the new request starts the table over.
-                    logger.notice("snapshot of table starts over: it was requested again", metadata: [LoggingKeys.table: "\(superseded.table)"])
-                }
+            for (table, chunks) in try await store.reopenChunks(deliveredAfter: job.resume, pipeline: pipeline) {
+                logger.notice("snapshot chunks delivered after the resume position are read again",
+                              metadata: [LoggingKeys.table: "\(table)", "ferry.chunks": "\(chunks)"])
             }
             return useSignalTable
-        }
-    }
-
-    /// Marks the table's chunks delivered after the resume position as not delivered, so they
-    /// are read again.
-    private func undoChunksAfterResume(_ initial: SnapshotTableRecord) async throws {
-        var record = initial
-        var undone = 0
-        for var chunk in try await store.snapshotChunks(pipeline: pipeline, table: record.table) {
-            guard let delivered = chunk.deliveredAt, !Self.isSafe(delivered, resume: job.resume) else { continue }
-            chunk.deliveredAt = nil
-            chunk.rows = 0
-            try await save(chunk, request: record.requestedMillis)
-            undone += 1
-        }
-        if undone > 0 {
-            record.state = .running
-            record.finishedMillis = nil
-            try await save(record)
-            logger.notice("snapshot chunks delivered after the resume position are read again",
-                          metadata: [LoggingKeys.table: "\(record.table)", "ferry.chunks": "\(undone)"])
         }
     }
 
@@ -330,11 +237,6 @@ struct Snapshotter: Sendable {
         if !logged.isEmpty, !logged.contains(database) { return "binlog_do_db=\(logged.joined(separator: ","))" }
         if names(ignoreDB).contains(database) { return "binlog_ignore_db=\(database)" }
         return nil
-    }
-
-    static func isSafe(_ delivered: SourcePosition, resume: SourcePosition?) -> Bool {
-        guard let resume else { return false }
-        return delivered <= resume
     }
 
     private func createSignalTable(_ query: MySQLConnection) async throws {

@@ -1,0 +1,158 @@
+import FerryCore
+import Logging
+import PostgresLogical
+import PostgresWire
+
+extension PostgresSource {
+    /// A pipeline's run with snapshots: the first start's initial snapshot, `ferry snapshot`
+    /// requests, and after a restart the chunks not yet delivered — each a `PgSnapshotRound`
+    /// placed in the stream where its exported snapshot stands — and the stream between them.
+    /// Returns only under `snapshot: initial_only` (once nothing is left to read; each round is
+    /// then a copy as of its own snapshot, and nothing streams), else runs until cancelled or it
+    /// throws.
+    public func run(_ follow: Follow, snapshot job: SnapshotJob, deliver: (Transaction) async throws -> Void) async throws {
+        guard let slot = configuration.slot else {
+            throw FerryError(code: .configSource, message: "source \(configuration.name): snapshots need a named replication slot", fix: "name one with ?slot=NAME")
+        }
+        // Where the stream and the snapshots' steps go on: the last position handed to `deliver`.
+        var delivered = job.resume?.wal
+        func deliverTracked(_ transaction: Transaction) async throws {
+            try await deliver(transaction)
+            if let position = transaction.position.wal { delivered = position }
+        }
+        let slotExists = try await prepareSnapshots(job, slot: slot)
+        // `initial_only` makes no slot of its own that nothing would read again: each round
+        // exports through a temporary slot, and nothing streams.
+        let streams = job.settings.mode != .initialOnly
+        if streams && !slotExists && follow.createSlot {
+            // The first start: the slot's own exported snapshot is the initial snapshot, read
+            // before anything streams.
+            let exporter = try await connect(replicationConnection, purpose: "replication")
+            do {
+                let (point, snapshotName) = try await createExportingSlot(slot, temporary: false, on: exporter)
+                try await follow.slotCreated?(point)
+                delivered = WALPosition(lsn: point)
+                let open = try await openSnapshotTables(job)
+                if !open.isEmpty {
+                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, logger: logger)
+                    delivered = try await round.run(imported: { await exporter.close() }, reach: { WALPosition(lsn: point) }, deliver: deliverTracked)
+                }
+            } catch {
+                await exporter.close()
+                throw error
+            }
+            await exporter.close()
+        }
+        while true {
+            let open = try await openSnapshotTables(job)
+            if !open.isEmpty {
+                let exporter = try await connect(replicationConnection, purpose: "snapshot export")
+                do {
+                    let (point, snapshotName) = try await createExportingSlot("ferry_snapshot_\(UInt32.random(in: 0 ... .max))", temporary: true, on: exporter)
+                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, logger: logger)
+                    delivered = try await round.run(imported: { await exporter.close() }, reach: {
+                        if let at = delivered, at.lsn >= point { return at }
+                        guard streams else { return WALPosition(lsn: point) }
+                        var upToSnapshot = follow
+                        upToSnapshot.createSlot = false
+                        upToSnapshot.stopAtCurrent = false
+                        upToSnapshot.resumeAfter = delivered?.lsn ?? follow.resumeAfter
+                        upToSnapshot.stopAt = point
+                        _ = try await stream(upToSnapshot, deliver: deliverTracked)
+                        // Nothing before the point: the snapshot's steps count from it.
+                        return delivered ?? WALPosition(lsn: point)
+                    }, deliver: deliverTracked)
+                } catch {
+                    await exporter.close()
+                    throw error
+                }
+                await exporter.close()
+                continue
+            }
+            guard streams else { return }
+            var streaming = follow
+            streaming.createSlot = false
+            streaming.resumeAfter = delivered?.lsn ?? follow.resumeAfter
+            streaming.stopWhen = { [job] in try await !job.store.snapshotTables(pipeline: job.pipeline).allSatisfy { $0.state == .done } }
+            if try await stream(streaming, deliver: deliverTracked) == .reachedStop { return }
+        }
+    }
+
+    private var replicationConnection: PostgresWireConfiguration {
+        var options = configuration.sessionConnection
+        options.options.append(("replication", "database"))
+        return options
+    }
+
+    /// Creates a logical slot that exports its snapshot; the snapshot lives until `connection`'s
+    /// next command. Returns the slot's consistent point and the snapshot's name.
+    private func createExportingSlot(_ slot: String, temporary: Bool, on connection: PostgresWireConnection) async throws -> (LSN, String) {
+        let created = try await setup("creating replication slot \(slot)") {
+            try await connection.simpleQuery("CREATE_REPLICATION_SLOT \(slot)\(temporary ? " TEMPORARY" : "") LOGICAL pgoutput EXPORT_SNAPSHOT")
+        }
+        guard let point = created.text(0, 1).flatMap(LSN.init), let name = created.text(0, 2),
+              !name.isEmpty, name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) }) else {
+            throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): CREATE_REPLICATION_SLOT answered without a consistent point and snapshot")
+        }
+        if !temporary {
+            logger.notice("created replication slot", metadata: ["ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", LoggingKeys.position: "\(point)"])
+        }
+        return (point, name)
+    }
+
+    /// Requests the initial snapshot at a first start (before any position can be saved, so a
+    /// kill cannot lose the request), and opens again the chunks delivered after the resume
+    /// position. Returns whether the slot exists.
+    private func prepareSnapshots(_ job: SnapshotJob, slot: String) async throws -> Bool {
+        let sql = try await connect(configuration.sessionConnection, purpose: "catalog")
+        do {
+            try await checkPublication(sql)
+            let tables = try await job.store.snapshotTables(pipeline: job.pipeline)
+            if job.resnapshotAll || (tables.isEmpty && job.resume == nil && job.settings.mode != .never) {
+                let names = try await includedTables(sql)
+                try await job.store.requestSnapshot(pipeline: job.pipeline, tables: names, reason: job.resnapshotAll ? "purged" : "initial",
+                                                    atMillis: WallClock.millisecondsSinceEpoch())
+                logger.notice("snapshot requested", metadata: ["ferry.source": "\(configuration.name)", "ferry.tables": "\(names.count)",
+                                                                "ferry.reason": "\(job.resnapshotAll ? "the slot's changes were lost" : "first start")"])
+            }
+            for (table, chunks) in try await job.store.reopenChunks(deliveredAfter: job.resume, pipeline: job.pipeline) {
+                logger.notice("snapshot chunks delivered after the resume position are read again",
+                              metadata: [LoggingKeys.table: "\(table)", "ferry.chunks": "\(chunks)"])
+            }
+            let found = try await setup("reading slot \(slot)") {
+                try await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
+            }
+            await sql.close()
+            return !found.rows.isEmpty
+        } catch {
+            await sql.close()
+            throw error
+        }
+    }
+
+    /// The publication's tables this source's filter includes (what an initial snapshot reads).
+    public func includedTables() async throws -> [TableName] {
+        let sql = try await connect(configuration.sessionConnection, purpose: "catalog")
+        do {
+            let names = try await includedTables(sql)
+            await sql.close()
+            return names
+        } catch {
+            await sql.close()
+            throw error
+        }
+    }
+
+    private func includedTables(_ sql: PostgresWireConnection) async throws -> [TableName] {
+        let listed = try await setup("listing the publication's tables") {
+            try await sql.query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2",
+                                [.text(configuration.publication)])
+        }
+        return listed.rows.indices.map { TableName(database: listed.text($0, 0) ?? "", table: listed.text($0, 1) ?? "") }
+            .filter { configuration.filter.includes($0) }
+    }
+
+    private func openSnapshotTables(_ job: SnapshotJob) async throws -> [SnapshotTableRecord] {
+        try await job.store.snapshotTables(pipeline: job.pipeline).filter { $0.state != .done }
+    }
+}
