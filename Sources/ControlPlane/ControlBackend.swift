@@ -121,6 +121,25 @@ public struct PipelineView: Codable, Sendable, Equatable {
         }
     }
 
+    /// A PostgreSQL source: the WAL the server keeps for the pipeline's slot.
+    public struct WALRetentionView: Codable, Sendable, Equatable {
+        public var slot: String
+        public var retainedBytes: Int64
+        /// `max_slot_wal_keep_size`; absent when unlimited.
+        public var limitBytes: Int64?
+        public var walStatus: String
+        /// Past half the limit, or no longer reserved.
+        public var high: Bool
+
+        public init(slot: String, retainedBytes: Int64, limitBytes: Int64?, walStatus: String, high: Bool) {
+            self.slot = slot
+            self.retainedBytes = retainedBytes
+            self.limitBytes = limitBytes
+            self.walStatus = walStatus
+            self.high = high
+        }
+    }
+
     public struct ErrorView: Codable, Sendable, Equatable {
         /// ISO 8601, UTC.
         public var at: String
@@ -155,6 +174,8 @@ public struct PipelineView: Codable, Sendable, Equatable {
     public var safePosition: String?
     /// `nil` while the safe position is in the source's current file, or binlogs never expire.
     public var binlogRetention: RetentionView?
+    /// A PostgreSQL source's slot; `nil` for other sources, or before the slot exists.
+    public var walRetention: WALRetentionView?
     public var buffer: String
     public var bufferBytes: Int?
     public var eventsRead: UInt64
@@ -177,9 +198,10 @@ public struct PipelineView: Codable, Sendable, Equatable {
     public init(name: String, state: String, source: String, sourcePosition: String?, readPosition: String?, safePosition: String?, buffer: String,
                 bufferBytes: Int?, eventsRead: UInt64, eventsPerSecond: Double, eventsPerSecondHistory: [Double], lagSeconds: Double?,
                 sinks: [SinkView], tables: [TableView],
-                snapshots: [SnapshotView], errors: [ErrorView], binlogRetention: RetentionView? = nil) {
+                snapshots: [SnapshotView], errors: [ErrorView], binlogRetention: RetentionView? = nil, walRetention: WALRetentionView? = nil) {
         self.name = name
         self.binlogRetention = binlogRetention
+        self.walRetention = walRetention
         self.state = state
         self.source = source
         self.sourcePosition = sourcePosition

@@ -2,19 +2,25 @@ import FerryCore
 import Logging
 import MySQLSource
 import NIOConcurrencyHelpers
+import PostgresSource
 
 /// How long each source keeps the binlog file a pipeline's safe position is in, read every
 /// `interval` by one loop (which alone owns the cache of when each file started), with a warning
 /// once when it falls low (again after it recovered). One per control plane.
+/// For a PostgreSQL source, how much WAL its slot holds, with a warning once when it runs high.
 final class BinlogRetentionWatch: Sendable {
     static let interval = Duration.seconds(30)
     private let reports = NIOLockedValueBox<[String: BinlogRetention.Report]>([:])
+    private let slots = NIOLockedValueBox<[String: SlotRetention]>([:])
     let logger: Logger
 
     init(logger: Logger) { self.logger = logger }
 
     /// The last report of `pipeline`; nil while nothing is at risk.
     func report(_ pipeline: String) -> BinlogRetention.Report? { reports.withLockedValue { $0[pipeline] } }
+
+    /// The last figure of a PostgreSQL pipeline's slot.
+    func slotReport(_ pipeline: String) -> SlotRetention? { slots.withLockedValue { $0[pipeline] } }
 
     /// Looks every `interval` until cancelled. `safePositions` answers, for the pipelines to
     /// watch, where each is safe up to.
@@ -27,6 +33,7 @@ final class BinlogRetentionWatch: Sendable {
     }
 
     func look(configuration: FerryConfiguration, safePositions: [String: SourcePosition], fileStarts: inout [String: [String: Double]]) async {
+        await lookAtSlots(configuration: configuration, pipelines: Set(safePositions.keys))
         var needed: [String: [String: String]] = [:]
         for spec in configuration.pipelines {
             guard let file = safePositions[spec.name]?.binlog?.coordinates.file else { continue }
@@ -49,6 +56,28 @@ final class BinlogRetentionWatch: Sendable {
         for (pipeline, report) in found.sorted(by: { $0.key < $1.key }) where report.isLow && previous[pipeline]?.isLow != true {
             let warning = FerryError(code: .sourceBinlogRetentionLow, message: "the source's binlog retention is running out: \(report.summary)",
                                      context: [("pipeline", pipeline)], fix: BinlogRetention.Report.fix)
+            logger.warning("\(warning.message)", metadata: [LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.error: .error(warning)])
+        }
+    }
+
+    private func lookAtSlots(configuration: FerryConfiguration, pipelines: Set<String>) async {
+        var found: [String: SlotRetention] = [:]
+        for spec in configuration.pipelines where pipelines.contains(spec.name) {
+            guard let source = configuration.sources[spec.source], PostgresSourceConfiguration.isPostgresURL(source.url) else { continue }
+            do {
+                if let retention = try await Status.slotRetention(source, pipeline: spec.name, logger: logger) { found[spec.name] = retention }
+            } catch {
+                logger.debug("cannot read the slot's WAL retention", metadata: [LoggingKeys.pipeline: "\(spec.name)", LoggingKeys.error: .error(error)])
+                if let last = slotReport(spec.name) { found[spec.name] = last }
+            }
+        }
+        let previous = slots.withLockedValue { current in
+            defer { current = found }
+            return current
+        }
+        for (pipeline, retention) in found.sorted(by: { $0.key < $1.key }) where retention.isHigh && previous[pipeline]?.isHigh != true {
+            let warning = FerryError(code: .sourcePostgresWALRetentionHigh, message: "the source keeps a lot of WAL for the pipeline: \(retention.summary)",
+                                     context: [("pipeline", pipeline)], fix: SlotRetention.fix)
             logger.warning("\(warning.message)", metadata: [LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.error: .error(warning)])
         }
     }

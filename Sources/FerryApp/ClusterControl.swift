@@ -81,7 +81,7 @@ final class ClusterControl: ControlBackend, Service {
         for spec in configuration.pipelines {
             if let run = runs[spec.name] {
                 var view = await figures.view(spec, state: run.stopping ? "stopping" : "running", progress: run.runner.live.progress,
-                                              logEnd: run.runner.sourceLogEnd, store: store, retention: retention.report(spec.name))
+                                              logEnd: run.runner.sourceLogEnd, store: store, retention: retention.report(spec.name), walRetention: retention.slotReport(spec.name))
                 view.owner = node.name
                 view.epoch = run.epoch
                 local.append(view)

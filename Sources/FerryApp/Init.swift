@@ -227,12 +227,7 @@ public enum Init {
         }
     }
 
-    static func bytes(_ value: Int) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var size = Double(value), unit = 0
-        while size >= 1024, unit < units.count - 1 { size /= 1024; unit += 1 }
-        return unit == 0 ? "\(value) B" : String(format: "%.1f %@", size, units[unit])
-    }
+    static func bytes(_ value: Int) -> String { ByteText.binary(Int64(value)) }
 
     /// Checks the source, surveys it, and writes the file; prints the check, the tables and what
     /// to do next. Returns whether the source meets the prerequisites (the file is written

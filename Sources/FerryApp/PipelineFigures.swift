@@ -5,6 +5,7 @@ import Metrics
 import MySQLSource
 import NIOConcurrencyHelpers
 import Pipeline
+import PostgresSource
 
 /// Turns a pipeline's live figures into the view the API and the page show, keeps each
 /// pipeline's rate over the last minute, and mirrors the views in Prometheus gauges. One per
@@ -17,7 +18,7 @@ final class PipelineFigures: Sendable {
     /// The view of `spec` in `state`, from its run's figures (`progress`, nil before the first
     /// run reported) and, for what a run does not keep in memory, from `store`.
     func view(_ spec: FerryConfiguration.Pipeline, state: String, progress: PipelineProgress?, logEnd: SourceLogEnd?, store: any OperatorStore,
-              retention: BinlogRetention.Report?) async -> PipelineView {
+              retention: BinlogRetention.Report?, walRetention: SlotRetention? = nil) async -> PipelineView {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let running = state == "running"
         let checkpoint = progress == nil ? try? await store.checkpoint(pipeline: spec.name) : nil
@@ -55,6 +56,9 @@ final class PipelineFigures: Sendable {
             errors: FerryLogging.recent.entries(pipeline: spec.name),
             binlogRetention: retention.map {
                 PipelineView.RetentionView(neededFile: $0.neededFile, expireSeconds: $0.expireSeconds, secondsLeft: $0.secondsLeft, low: $0.isLow)
+            },
+            walRetention: walRetention.map {
+                PipelineView.WALRetentionView(slot: $0.slot, retainedBytes: $0.retainedBytes, limitBytes: $0.limitBytes, walStatus: $0.walStatus, high: $0.isHigh)
             })
     }
 
@@ -79,6 +83,11 @@ final class PipelineFigures: Sendable {
             gauge("ferry_source_binlog_retention_seconds", [pipeline]).record(retention.secondsLeft)
         } else {
             removeGauge("ferry_source_binlog_retention_seconds", [pipeline])
+        }
+        if let retention = view.walRetention {
+            gauge("ferry_source_wal_retained_bytes", [pipeline]).record(Double(retention.retainedBytes))
+        } else {
+            removeGauge("ferry_source_wal_retained_bytes", [pipeline])
         }
         for sink in view.sinks {
             let labels = [pipeline, ("sink", sink.name)]

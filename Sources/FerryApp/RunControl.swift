@@ -120,7 +120,7 @@ final class RunControl: ControlBackend, Service {
         for spec in configuration.pipelines {
             guard let supervisor = supervisors[spec.name] else { continue }
             fresh.append(await figures.view(spec, state: await supervisor.state, progress: supervisor.live.progress, logEnd: supervisor.logEnd,
-                                            store: store, retention: retention.report(spec.name)))
+                                            store: store, retention: retention.report(spec.name), walRetention: retention.slotReport(spec.name)))
         }
         let newest = refreshes.withLockedValue { counts in
             guard generation > counts.published else { return false }

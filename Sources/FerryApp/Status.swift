@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MySQLSource
 import MySQLWire
+import PostgresSource
 import StateStore
 
 /// `ferry status -c FILE`: per pipeline and sink, the state, positions and lag, from the state
@@ -35,6 +36,8 @@ public enum Status {
         public var progress: PipelineProgress?
         /// How long the source keeps the binlog file the safe position is in.
         public var binlogRetention: BinlogRetention.Report?
+        /// A PostgreSQL source: the WAL its server keeps for the pipeline's slot.
+        public var walRetention: SlotRetention?
     }
 
     /// A running pipeline saves its figures every second; older ones mean it is not running.
@@ -72,10 +75,19 @@ public enum Status {
             let source = configuration.sources[pipeline.source]!
             var current: BinlogCoordinates? = nil
             var logSizes: [(String, UInt64)] = []
-            do {
-                (current, logSizes) = try await sourceLog(source, logger: logger)
-            } catch {
-                logger.warning("cannot reach the source for lag", metadata: [LoggingKeys.error: .error(error)])
+            var walRetention: SlotRetention? = nil
+            if PostgresSourceConfiguration.isPostgresURL(source.url) {
+                do {
+                    walRetention = try await slotRetention(source, pipeline: pipeline.name, logger: logger)
+                } catch {
+                    logger.warning("cannot read the source's slot", metadata: [LoggingKeys.error: .error(error)])
+                }
+            } else {
+                do {
+                    (current, logSizes) = try await sourceLog(source, logger: logger)
+                } catch {
+                    logger.warning("cannot reach the source for lag", metadata: [LoggingKeys.error: .error(error)])
+                }
             }
             let sinks = pipeline.sinks.map { name in
                 let applied = checkpoint?.sinks[name]?.applied
@@ -103,9 +115,17 @@ public enum Status {
                                           buffer: pipeline.disk == nil ? "memory" : "disk", bufferBytes: progress?.bufferBytes,
                                           sinks: sinks, lastError: lastError,
                                           snapshots: snapshots,
-                                          progress: progress, binlogRetention: retention))
+                                          progress: progress, binlogRetention: retention, walRetention: walRetention))
         }
         return reports
+    }
+
+    /// The WAL a PostgreSQL source keeps for the pipeline's slot (the one the URL names, else
+    /// the pipeline's own); nil before the slot exists.
+    static func slotRetention(_ source: FerryConfiguration.Source, pipeline: String, logger: Logger) async throws -> SlotRetention? {
+        var settings = try PostgresSourceConfiguration(name: source.name, url: source.url, password: source.password)
+        settings.slot = settings.slot ?? PostgresTransactionSource.slotName(pipeline)
+        return try await PostgresSource(configuration: settings, logger: logger).slotRetention()
     }
 
     /// The source's end of log and the size of each binlog file it keeps.
@@ -181,6 +201,9 @@ public enum Status {
             if let retention = report.binlogRetention {
                 lines.append("  binlog retention: \(retention.summary)" + (retention.isLow ? " — LOW: \(BinlogRetention.Report.fix)" : ""))
             }
+            if let retention = report.walRetention {
+                lines.append("  WAL retained:     \(retention.summary)" + (retention.isHigh ? " — HIGH: \(SlotRetention.fix)" : ""))
+            }
             lines.append("  buffer:           \(report.buffer)\(report.bufferBytes.map { ", \($0) bytes held" } ?? "")")
             for sink in report.sinks {
                 var lag: [String] = []
@@ -218,6 +241,17 @@ public enum Status {
                 JSONBuffer.appendASCII(retention.isLow ? ",\"low\":true}" : ",\"low\":false}", to: &out)
             } else {
                 JSONBuffer.appendASCII("null", to: &out)
+            }
+            if let retention = report.walRetention {
+                JSONBuffer.appendASCII(",\"wal_retention\":{\"slot\":", to: &out)
+                JSONBuffer.appendString(retention.slot, to: &out)
+                JSONBuffer.appendASCII(",\"retained_bytes\":", to: &out)
+                appendNumber(Double(retention.retainedBytes), &out)
+                JSONBuffer.appendASCII(",\"limit_bytes\":", to: &out)
+                appendNumber(retention.limitBytes.map(Double.init), &out)
+                JSONBuffer.appendASCII(",\"wal_status\":", to: &out)
+                JSONBuffer.appendString(retention.walStatus, to: &out)
+                JSONBuffer.appendASCII(retention.isHigh ? ",\"high\":true}" : ",\"high\":false}", to: &out)
             }
             JSONBuffer.appendASCII(",\"buffer\":", to: &out)
             JSONBuffer.appendString(report.buffer, to: &out)

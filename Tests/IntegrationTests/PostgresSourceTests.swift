@@ -217,12 +217,29 @@ extension Integration {
             try await waitUntil("the first 500 rows in the target", seconds: 60) { try await equal() }
             kill(ferry.processIdentifier, SIGKILL)
             ferry.waitUntilExit()
+            // `ferry status` reads the WAL the slot holds: it grows while the pipeline is down.
+            func retained() async throws -> Int64 {
+                let status = try await runProcess(TestEnvironment.ferryBinary, ["status", "-c", config, "--json"], environment: environment, timeoutSeconds: 60)
+                let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+                let pipelines = object?["pipelines"] as? [[String: Any]]
+                let retention = pipelines?.first?["wal_retention"] as? [String: Any]
+                return try #require((retention?["retained_bytes"] as? NSNumber)?.int64Value, "no wal_retention in \(status.stdout)")
+            }
+            let before = try await retained()
             try await sql.simpleQuery("UPDATE it_pipe SET label = 'changed' WHERE id % 3 = 0")
             try await sql.simpleQuery("DELETE FROM it_pipe WHERE id % 5 = 0")
             try await sql.simpleQuery("INSERT INTO it_pipe SELECT s, NULL, NULL, 'empty', NULL FROM generate_series(501, 700) s")
             try await sql.simpleQuery("UPDATE it_pipe SET amount = -amount WHERE id BETWEEN 1 AND 50")
+            try await sql.simpleQuery("INSERT INTO it_pipe SELECT s, 'bulk', 0, 'empty', repeat(md5(s::text), 64) FROM generate_series(10001, 13000) s")
+            let grown = try await retained()
+            #expect(grown > before + 1_000_000, "the slot's WAL while ferry was down: \(before) → \(grown) bytes")
             ferry = try startFerry(config: config, environment: environment)
             try await waitUntil("the target equal to the source after the kill", seconds: 60) { try await equal() }
+            try await sql.simpleQuery("DELETE FROM it_pipe WHERE id > 10000")
+            try await waitUntil("the slot's WAL back to a little once the target holds every change", seconds: 60) {
+                guard try await equal() else { return false }
+                return try await retained() < grown / 2
+            }
             let target = try await source.psql(database: "replica", user: "ferry",
                                          "SELECT count(*), count(*) FILTER (WHERE label = 'changed'), count(*) FILTER (WHERE length(big) = 4000) FROM it_pipe")
             #expect(target == [["600", "133", "400"]], "the TOASTed column is kept by the updates that left it alone: \(target)")

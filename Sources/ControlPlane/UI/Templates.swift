@@ -102,6 +102,7 @@ enum Templates {
       <tr><th>Read up to</th><td class="mono" data-path="{{name}}/read_position">{{readPosition}}</td></tr>
       <tr><th>Applied by every sink</th><td class="mono" data-path="{{name}}/safe_position">{{safePosition}}</td></tr>
       {{#hasRetention}}{{#retention}}<tr><th>Binlog kept</th><td{{#low}} class="warn"{{/low}}><span class="mono">{{file}}</span> may be purged {{left}} (expiry {{expiry}}){{#low}}: let the pipeline catch up, or keep binlogs longer{{/low}}</td></tr>{{/retention}}{{/hasRetention}}
+      {{#hasWALRetention}}{{#walRetention}}<tr><th>WAL kept</th><td{{#high}} class="warn"{{/high}}>slot <span class="mono">{{slot}}</span> holds {{retained}} (limit {{limit}}, {{status}}){{#high}}: let the pipeline catch up, or raise max_slot_wal_keep_size{{/high}}</td></tr>{{/walRetention}}{{/hasWALRetention}}
     </table>
     <h2>Sinks</h2>
     <table>

@@ -162,6 +162,11 @@ struct WebPages {
                 ["file": retention.neededFile, "left": retention.secondsLeft > 0 ? "in " + DurationText.span(retention.secondsLeft) : "now",
                  "expiry": DurationText.span(retention.expireSeconds), "low": retention.low]
             } ?? [:],
+            "hasWALRetention": view.walRetention != nil,
+            "walRetention": view.walRetention.map { retention -> [String: Any] in
+                ["slot": retention.slot, "retained": ByteText.binary(retention.retainedBytes), "status": retention.walStatus,
+                 "limit": retention.limitBytes.map(ByteText.binary) ?? "none", "high": retention.high]
+            } ?? [:],
             "sinks": view.sinks.map { sink -> [String: Any] in
                 ["pipeline": view.name, "name": sink.name, "appliedPosition": sink.appliedPosition ?? "—",
                  "lagEvents": sink.lagEvents.map { count(Double($0)) } ?? "—", "lagSeconds": seconds(sink.lagSeconds),

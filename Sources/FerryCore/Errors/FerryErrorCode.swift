@@ -103,6 +103,7 @@ extension FerryError.Code {
     public static let sourcePostgresSetup = Self("source.postgres.setup")
     /// The PostgreSQL replication stream holds something ferry cannot read.
     public static let sourcePostgresStream = Self("source.postgres.stream")
+    public static let sourcePostgresWALRetentionHigh = Self("source.postgres.wal_retention_high")
 
     // MARK: snapshot — reading existing rows
     public static let snapshotTableMissing = Self("snapshot.table_missing")
@@ -194,7 +195,7 @@ extension FerryError.Code {
         sourceMySQLAuthPlugin, sourceMySQLTLSUnavailable, sourceMySQLTLSFailed, sourceBinlogOff, sourceBinlogFormat,
         sourceBinlogPurged, sourceBinlogRetentionLow, sourceBinlogChecksumMismatch, sourceBinlogUndecodableEvent, sourceBinlogUndecodableRow,
         sourceBinlogUnsupportedColumn, sourceBinlogUnsupportedEvent, sourcePosition,
-        sourcePostgresUnreachable, sourcePostgresSetup, sourcePostgresStream,
+        sourcePostgresUnreachable, sourcePostgresSetup, sourcePostgresStream, sourcePostgresWALRetentionHigh,
         snapshotTableMissing, snapshotKeyColumn, snapshotKeyNullable, snapshotSignalTable, snapshotUndecodableRow,
         snapshotUnsupportedColumn,
         bufferDiskUnusable, bufferDiskFull, pipelineRewindAhead, stateCorrupt, stateDiskFull, clusterFenced, clusterUnavailable, serverListen, serverTLS,

@@ -165,6 +165,9 @@ extension FerryError.Code {
         .sourceBinlogPurged: Explanation(
             meaning: "The binlog file a pipeline must resume from (its saved position, or a FILE:OFFSET from `start:` or --from) is no longer on the server: it expired or was purged, so the changes since are lost. With `snapshot: when_needed` ferry instead starts from the current position and snapshots every table again; otherwise the pipeline stops, `ferry run` exits, and restarting does not help.",
             fix: "Set `snapshot: when_needed` on the pipeline and restart, then check the result with `ferry verify`; or delete the pipeline's state and targets and start over. To prevent it, keep binlog_expire_logs_seconds above the longest outage and act on source.binlog.retention_low."),
+        .sourcePostgresWALRetentionHigh: Explanation(
+            meaning: "Warning: the WAL PostgreSQL keeps for a pipeline's replication slot is past half of `max_slot_wal_keep_size`, or the server no longer counts it as reserved. Logged once per episode; the pipeline goes on, but if the server drops the slot's WAL the slot is invalidated and the changes since are lost (source.postgres.setup).",
+            fix: "Let the pipeline catch up (resume it if paused, fix whatever holds its sinks), or let the server keep more: `ALTER SYSTEM SET max_slot_wal_keep_size = '…'; SELECT pg_reload_conf();`."),
         .sourceBinlogRetentionLow: Explanation(
             meaning: "Warning: the server will soon purge the oldest binlog file a pipeline still needs to resume from (less than half the binlog expiry, or six hours, whichever is shorter). Logged once per episode; the pipeline goes on, but if the file is purged it fails with source.binlog.purged.",
             fix: "Let the pipeline catch up (resume it if paused, fix whatever holds its sinks), or keep binlogs longer: `SET GLOBAL binlog_expire_logs_seconds = …;` and the same under [mysqld]."),
