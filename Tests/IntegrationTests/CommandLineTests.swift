@@ -449,13 +449,13 @@ extension Integration.CrashRecovery {
     /// Reduced scale; `scripts/snapshot-test` runs 1,000,000 rows with 5 kills.
     @Test func snapshotUnderLoadWithKills() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try await runScript("snapshot-test", ["100000", "3", "--latency-budget-ms", "2000", "--lose-state"], timeoutSeconds: 900)
+        let result = try await runScript("snapshot-test", ["50000", "3", "--latency-budget-ms", "2000", "--lose-state", "--load-verifies", "2"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains(", 0 differences"))
-        #expect(result.stdout.contains("100000 rows snapshotted"))
+        #expect(result.stdout.contains("50000 rows snapshotted"))
         #expect(result.stdout.contains("watermarks signal table"))
         #expect(result.stdout.contains("ferry verify: exit 0 after the snapshot; 3 differences found after tampering (exit 1); exit 0 with --repair; exit 0 after it"))
-        #expect(result.stdout.contains("ferry verify while streaming: 0 of 3 runs reported a difference"))
+        #expect(result.stdout.contains("ferry verify while streaming: 0 of 2 runs reported a difference"))
         let kills = result.stdout.split(separator: " SIGKILL during").first?.split(separator: " ").last.flatMap { Int($0) } ?? 0
         let resumed = result.stdout.split(separator: " resumed)").first?.split(separator: "(").last.flatMap { Int($0) } ?? 0
         #expect(kills == 0 || resumed > 0, "killed \(kills) times but the log shows no resumed snapshot: \(result.stderr)")
@@ -465,7 +465,7 @@ extension Integration.CrashRecovery {
     /// chunk's consistent read instead of the signal table.
     @Test func readOnlySnapshotUnderLoad() async throws {
         _ = try TestEnvironment.value("FERRY_POSTGRES_URL")
-        let result = try await runScript("snapshot-test", ["40000", "2", "--read-only", "--latency-budget-ms", "2000"], timeoutSeconds: 900)
+        let result = try await runScript("snapshot-test", ["20000", "2", "--read-only", "--latency-budget-ms", "2000", "--load-verifies", "1"], timeoutSeconds: 900)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("watermarks binlog positions"))
         #expect(result.stdout.contains(", 0 differences"))

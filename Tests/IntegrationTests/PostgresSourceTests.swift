@@ -353,6 +353,72 @@ extension Integration {
             await sql.close()
         }
 
+        /// Logical replication carries no DDL: columns added, renamed, retyped and dropped while
+        /// the pipeline streams reach the targets from the stream's new descriptions of the table,
+        /// each before the first row that needs it (PostgreSQL and SQLite targets, `evolve`).
+        @Test func schemaChangesWhileStreamingReachTheTargets() async throws {
+            let pipeline = "it_pg_ddl"
+            let slot = "ferry_\(pipeline)"
+            let source = PostgresTypeCorpus()
+            let sql = try await PostgresLogicalReplication.connect(replication: false)
+            try await sql.simpleQuery("""
+                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\(slot)';
+                DROP PUBLICATION IF EXISTS it_ddl_pub; DROP TABLE IF EXISTS it_ddl;
+                CREATE TABLE it_ddl (id int PRIMARY KEY, name text, qty int);
+                INSERT INTO it_ddl SELECT s, 'n' || s, s FROM generate_series(1, 10) s;
+                CREATE PUBLICATION it_ddl_pub FOR TABLE it_ddl
+                """)
+            _ = try await source.psql(database: "replica", user: "ferry", """
+                DROP TABLE IF EXISTS it_ddl;
+                DO $$ BEGIN IF to_regclass('public.ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = '\(pipeline)'; END IF; END $$
+                """)
+            let directory = try scratchDirectory("pg-ddl")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let config = directory.appendingPathComponent("ferry.yml").path
+            let lite = directory.appendingPathComponent("target.sqlite").path
+            try """
+                sources:
+                  pg: { type: postgres, url: "\(try Self.sourceURL(publication: "it_ddl_pub"))", password: "${FERRY_POSTGRES_PASSWORD}" }
+                sinks:
+                  target: { type: postgres, url: "\(try TestEnvironment.value("FERRY_POSTGRES_URL"))", password: "${FERRY_POSTGRES_PASSWORD}", schema_changes: evolve }
+                  lite: { type: sqlite, path: \(lite), schema_changes: evolve }
+                pipelines:
+                  \(pipeline): { source: pg, sinks: [target, lite] }
+                data_dir: \(directory.path)/data
+                server: { listen: off }
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            let ferry = try startFerry(config: config, environment: environment)
+            defer { if ferry.isRunning { ferry.terminate() } }
+            let columns = "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'it_ddl'"
+            let rows = "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM it_ddl t"
+            func targetHas(_ wanted: String) async throws -> Bool {
+                guard try await source.psql(database: "replica", user: "ferry", columns) == [[wanted]] else { return false }
+                let expected = try await source.psql(database: "source", user: "ferry_source", rows)
+                return try await source.psql(database: "replica", user: "ferry", rows) == expected
+            }
+            try await waitUntil("the snapshot in the target", seconds: 60) { try await targetHas("id integer, name text, qty integer") }
+            try await sql.simpleQuery("ALTER TABLE it_ddl ADD COLUMN price numeric(10,2); INSERT INTO it_ddl VALUES (11, 'n11', 11, 9.50)")
+            try await waitUntil("the added column", seconds: 30) { try await targetHas("id integer, name text, qty integer, price numeric") }
+            try await sql.simpleQuery("ALTER TABLE it_ddl RENAME COLUMN name TO title; UPDATE it_ddl SET title = 'renamed' WHERE id = 2")
+            try await waitUntil("the renamed column", seconds: 30) { try await targetHas("id integer, title text, qty integer, price numeric") }
+            try await sql.simpleQuery("ALTER TABLE it_ddl ALTER COLUMN qty TYPE bigint; UPDATE it_ddl SET qty = 5000000000 WHERE id = 3")
+            try await waitUntil("the retyped column", seconds: 30) { try await targetHas("id integer, title text, qty bigint, price numeric") }
+            try await sql.simpleQuery("ALTER TABLE it_ddl DROP COLUMN price; DELETE FROM it_ddl WHERE id = 4; INSERT INTO it_ddl VALUES (12, 'n12', 12)")
+            try await waitUntil("the dropped column", seconds: 30) { try await targetHas("id integer, title text, qty bigint") }
+            let liteColumns = try await sqliteQuery(lite, "SELECT group_concat(name, ',') FROM pragma_table_info('it_ddl')").trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(liteColumns == "id,title,qty")
+            let liteRows = try await sqliteQuery(lite, "SELECT count(*) || ':' || sum(qty) || ':' || group_concat(title, ',') FROM (SELECT * FROM it_ddl ORDER BY id)")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let sourceRows = try await source.psql(database: "source", user: "ferry_source",
+                                                   "SELECT count(*) || ':' || sum(qty) || ':' || string_agg(title, ',' ORDER BY id) FROM it_ddl")
+            #expect([[liteRows]] == sourceRows)
+            ferry.terminate()
+            ferry.waitUntilExit()
+            try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
+            await sql.close()
+        }
+
         /// Publication names are identifiers: one with capitals is followed as written.
         @Test func aMixedCasePublicationIsFollowed() async throws {
             let setup = try await PostgresLogicalReplication.connect(replication: false)

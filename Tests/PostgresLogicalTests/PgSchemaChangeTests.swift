@@ -1,0 +1,73 @@
+import FerryCore
+import Testing
+@testable import PostgresLogical
+
+/// Logical replication carries no DDL: a relation described again with other columns becomes
+/// the schema changes a target applies, placed before the relation's first row.
+@Suite struct PgSchemaChangeTests {
+    typealias Column = PgOutputMessage.Relation.Column
+    let id = Column(isKey: true, name: "id", typeOID: 23, typeModifier: -1)
+    let name = Column(isKey: false, name: "name", typeOID: 25, typeModifier: -1)
+    let price = Column(isKey: false, name: "price", typeOID: 1700, typeModifier: (10 << 16 | 2) + 4)
+
+    func relation(_ columns: [Column], name table: String = "items") -> PgOutputMessage.Relation {
+        PgOutputMessage.Relation(id: 7, namespace: "public", name: table, replicaIdentity: .default, columns: columns)
+    }
+
+    func transaction(_ relation: PgOutputMessage.Relation, lsn: UInt64) -> PgTransaction {
+        let values = relation.columns.map { $0.typeOID == 23 ? TupleData.Value.text(Array("1".utf8)) : .null }
+        return PgTransaction(xid: 5, commitLSN: LSN(lsn), endLSN: LSN(lsn + 8), commitTime: 0,
+                             changes: [.insert(relation, new: TupleData(values))], streamed: false)
+    }
+
+    /// The changes each new description brings, in the order the stream sees them.
+    func changes(_ descriptions: [PgOutputMessage.Relation]) throws -> [[SchemaChange]] {
+        var mapper = PgTransactionMapper(sourceName: "pg")
+        return try descriptions.enumerated().map { index, relation in
+            try mapper.map(transaction(relation, lsn: UInt64(0x100 * (index + 1)))).events.filter { $0.operation == .ddl }.flatMap(\.schemaChanges)
+        }
+    }
+
+    @Test func columnsAddedDroppedRenamedAndRetyped() throws {
+        let table = TableName(database: "public", table: "items")
+        let wider = Column(isKey: false, name: "price", typeOID: 1700, typeModifier: (12 << 16 | 2) + 4)
+        let renamed = Column(isKey: false, name: "title", typeOID: 25, typeModifier: -1)
+        #expect(try changes([
+            relation([id, name]),
+            relation([id, name, price]),
+            relation([id, renamed, price]),
+            relation([id, renamed, wider]),
+            relation([id, wider]),
+            relation([id, wider], name: "goods"),
+        ]) == [
+            [],
+            [.addColumn(table, column: "price", type: "decimal(10,2)")],
+            [.renameColumn(table, from: "name", to: "title")],
+            [.modifyColumn(table, column: "price", type: "decimal(12,2)")],
+            [.dropColumn(table, column: "title")],
+            [.renameTable(from: table, to: TableName(database: "public", table: "goods"))],
+        ])
+    }
+
+    /// Two columns swapped for two others is not a rename: they are dropped and added.
+    @Test func severalColumnsReplacedAreDroppedAndAdded() throws {
+        let table = TableName(database: "public", table: "items")
+        let a = Column(isKey: false, name: "a", typeOID: 25, typeModifier: -1)
+        let b = Column(isKey: false, name: "b", typeOID: 25, typeModifier: -1)
+        #expect(try changes([relation([id, name, price]), relation([id, a, b])]) == [
+            [],
+            [.dropColumn(table, column: "name"), .dropColumn(table, column: "price"), .addColumn(table, column: "a", type: "longtext"),
+             .addColumn(table, column: "b", type: "longtext")],
+        ])
+    }
+
+    /// The change comes first in its transaction, with a statement that says what it is.
+    @Test func theChangePrecedesTheRowsAndNamesItself() throws {
+        var mapper = PgTransactionMapper(sourceName: "pg")
+        _ = try mapper.map(transaction(relation([id, name]), lsn: 0x100))
+        let mapped = try mapper.map(transaction(relation([id, name, price]), lsn: 0x200))
+        #expect(mapped.events.map(\.operation) == [.ddl, .create])
+        #expect(mapped.events[0].statement == #"ALTER TABLE "public"."items" ADD COLUMN "price" numeric(10,2) /* ferry: read from the stream's new description of the table */"#)
+        #expect(mapped.events[1].source.row == 1)
+    }
+}
