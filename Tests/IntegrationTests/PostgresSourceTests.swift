@@ -16,6 +16,21 @@ extension Integration {
             return "postgres://ferry_source@127.0.0.1:\(try #require(url.port))/source?publication=\(publication)"
         }
 
+        /// Forgets what the replica's `ferry_offsets` holds for `pipeline`, so a test's pipeline
+        /// starts afresh (an earlier run's position would make it resume instead).
+        static func forgetTargetPosition(_ pipeline: String) -> String {
+            "DO $$ BEGIN IF to_regclass('public.ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = '\(pipeline)'; END IF; END $$"
+        }
+
+        /// Stops a pipeline's ferry (it must exit 0) and drops the pipeline's slot.
+        static func stop(_ ferry: Process, dropping slot: String, sql: PostgresWireConnection) async throws {
+            ferry.terminate()
+            ferry.waitUntilExit()
+            #expect(ferry.terminationStatus == 0)
+            try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
+            await sql.close()
+        }
+
         /// Runs the source until `count` changes arrived (or 60 seconds passed), making the
         /// changes once its slot stands.
         static func changes(_ count: Int, filter: TableFilter = TableFilter(), publication: String,
@@ -185,7 +200,7 @@ extension Integration {
                 """)
             _ = try await source.psql(database: "replica", user: "ferry", """
                 DROP TABLE IF EXISTS it_pipe;
-                DO $$ BEGIN IF to_regclass('public.ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = '\(pipeline)'; END IF; END $$
+                \(Self.forgetTargetPosition(pipeline))
                 """)
             let directory = try scratchDirectory("pg-pipeline")
             defer { try? FileManager.default.removeItem(at: directory) }
@@ -248,11 +263,7 @@ extension Integration {
             try await waitUntil("the slot's confirmed position to pass the last change", seconds: 60) {
                 (LSN(try await sql.query("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)]).text(0, 0) ?? "") ?? .zero) >= end
             }
-            ferry.terminate()
-            ferry.waitUntilExit()
-            #expect(ferry.terminationStatus == 0)
-            try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
-            await sql.close()
+            try await Self.stop(ferry, dropping: slot, sql: sql)
         }
 
         /// A pipeline's first start snapshots the existing rows through its slot's exported
@@ -280,7 +291,7 @@ extension Integration {
                 """)
             _ = try await source.psql(database: "replica", user: "ferry", """
                 DROP TABLE IF EXISTS it_snap, it_snap_pair, it_snap_bag;
-                DO $$ BEGIN IF to_regclass('public.ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = '\(pipeline)'; END IF; END $$
+                \(Self.forgetTargetPosition(pipeline))
                 """)
             let directory = try scratchDirectory("pg-snapshot")
             defer { try? FileManager.default.removeItem(at: directory) }
@@ -346,11 +357,7 @@ extension Integration {
             try await waitUntil("no temporary snapshot slot left", seconds: 30) {
                 try await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'ferry_snapshot_%'").rows.isEmpty
             }
-            ferry.terminate()
-            ferry.waitUntilExit()
-            #expect(ferry.terminationStatus == 0)
-            try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
-            await sql.close()
+            try await Self.stop(ferry, dropping: slot, sql: sql)
         }
 
         /// Logical replication carries no DDL: columns added, renamed, retyped and dropped while
@@ -370,7 +377,7 @@ extension Integration {
                 """)
             _ = try await source.psql(database: "replica", user: "ferry", """
                 DROP TABLE IF EXISTS it_ddl;
-                DO $$ BEGIN IF to_regclass('public.ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = '\(pipeline)'; END IF; END $$
+                \(Self.forgetTargetPosition(pipeline))
                 """)
             let directory = try scratchDirectory("pg-ddl")
             defer { try? FileManager.default.removeItem(at: directory) }
@@ -413,10 +420,7 @@ extension Integration {
             let sourceRows = try await source.psql(database: "source", user: "ferry_source",
                                                    "SELECT count(*) || ':' || sum(qty) || ':' || string_agg(title, ',' ORDER BY id) FROM it_ddl")
             #expect([[liteRows]] == sourceRows)
-            ferry.terminate()
-            ferry.waitUntilExit()
-            try await sql.simpleQuery("SELECT pg_drop_replication_slot('\(slot)')")
-            await sql.close()
+            try await Self.stop(ferry, dropping: slot, sql: sql)
         }
 
         /// Publication names are identifiers: one with capitals is followed as written.
