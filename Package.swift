@@ -365,7 +365,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PostgresWireTests",
-            dependencies: ["PostgresWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "PostgresWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "MySQLSourceTests",

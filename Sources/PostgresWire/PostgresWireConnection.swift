@@ -56,6 +56,7 @@ public final class PostgresWireConnection {
         } catch {
             throw PostgresWireError.connectFailed(host: configuration.host, port: configuration.port, reason: describeConnectionError(error))
         }
+        inbox.attach { [channel] in channel.read() }
         let connection = PostgresWireConnection(channel: channel, inbox: inbox, logger: logger)
         connected(connection.closer)
         do {
