@@ -26,7 +26,7 @@ final class ClusterControl: ControlBackend, Service {
     /// The views of the pipelines this node runs, as last published.
     private let localViews = NIOLockedValueBox<[PipelineView]>([])
     /// For the pipelines this node runs.
-    private let retention: BinlogRetentionWatch
+    private let retention: RetentionWatch
     /// SIGHUP (`systemctl reload`), trapped so it does not end the node: a cluster reads its
     /// configuration only at start.
     private let hangups: UnixSignalsSequence
@@ -38,7 +38,7 @@ final class ClusterControl: ControlBackend, Service {
         self.store = store
         self.board = board
         self.logger = logger
-        self.retention = BinlogRetentionWatch(logger: logger)
+        self.retention = RetentionWatch(logger: logger)
         self.hangups = hangups
     }
 

@@ -22,6 +22,14 @@ struct PostgresTransactionSource: TransactionSource {
         "ferry_" + String(pipeline.lowercased().unicodeScalars.prefix(57).map { ("a"..."z").contains($0) || ("0"..."9").contains($0) ? Character($0) : "_" })
     }
 
+    /// The source as `pipeline` reads it: the URL's settings, and the pipeline's own slot
+    /// unless the URL names one.
+    static func settings(_ source: FerryConfiguration.Source, pipeline: String, filter: TableFilter = TableFilter()) throws -> PostgresSourceConfiguration {
+        var settings = try PostgresSourceConfiguration(name: source.name, url: source.url, password: source.password, filter: filter)
+        settings.slot = settings.slot ?? slotName(pipeline)
+        return settings
+    }
+
     func run(after position: SourcePosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
         // Where a lost connection goes on: the last position delivered (a snapshot's step too).
         var resume: WALPosition?

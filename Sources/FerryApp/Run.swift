@@ -107,8 +107,7 @@ public enum Run {
         let transactionSource: any TransactionSource
         let filter = TableFilter(include: pipeline.include, exclude: pipeline.exclude)
         if PostgresSourceConfiguration.isPostgresURL(sourceSpec.url) {
-            var settings = try PostgresSourceConfiguration(name: sourceSpec.name, url: sourceSpec.url, password: sourceSpec.password, filter: filter)
-            settings.slot = settings.slot ?? PostgresTransactionSource.slotName(pipeline.name)
+            let settings = try PostgresTransactionSource.settings(sourceSpec, pipeline: pipeline.name, filter: filter)
             transactionSource = PostgresTransactionSource(source: PostgresSource(configuration: settings, logger: logger), pipeline: pipeline,
                                                           configuration: configuration, snapshotStore: store as? any SnapshotStore,
                                                           checkpoints: store, logger: logger)

@@ -28,14 +28,14 @@ final class RunControl: ControlBackend, Service {
     /// before a reload must not publish its older pipelines over a newer refresh's.
     private let refreshes = NIOLockedValueBox<(started: Int, published: Int)>((0, 0))
     private let figures = PipelineFigures()
-    /// Per pipeline, how long its source keeps the oldest binlog file it needs (absent: no risk).
-    private let retention: BinlogRetentionWatch
+    /// Per pipeline, what its source keeps that it needs: the oldest binlog file, or the WAL of its slot.
+    private let retention: RetentionWatch
 
     init(fleet: PipelineFleet, store: SQLiteCheckpointStore, logger: Logger) {
         self.fleet = fleet
         self.store = store
         self.logger = logger
-        self.retention = BinlogRetentionWatch(logger: logger)
+        self.retention = RetentionWatch(logger: logger)
     }
 
     func run() async throws {

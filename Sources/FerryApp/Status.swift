@@ -123,9 +123,7 @@ public enum Status {
     /// The WAL a PostgreSQL source keeps for the pipeline's slot (the one the URL names, else
     /// the pipeline's own); nil before the slot exists.
     static func slotRetention(_ source: FerryConfiguration.Source, pipeline: String, logger: Logger) async throws -> SlotRetention? {
-        var settings = try PostgresSourceConfiguration(name: source.name, url: source.url, password: source.password)
-        settings.slot = settings.slot ?? PostgresTransactionSource.slotName(pipeline)
-        return try await PostgresSource(configuration: settings, logger: logger).slotRetention()
+        try await PostgresSource(configuration: try PostgresTransactionSource.settings(source, pipeline: pipeline), logger: logger).slotRetention()
     }
 
     /// The source's end of log and the size of each binlog file it keeps.

@@ -29,7 +29,8 @@ extension PostgresSource {
             // before anything streams.
             let exporter = try await connect(replicationConnection, purpose: "replication")
             do {
-                let (point, snapshotName) = try await createExportingSlot(slot, temporary: false, on: exporter)
+                let (point, snapshot) = try await createSlot(slot, temporary: false, exportingSnapshot: true, on: exporter)
+                let snapshotName = snapshot ?? ""
                 try await follow.slotCreated?(point)
                 delivered = WALPosition(lsn: point)
                 let open = try await openSnapshotTables(job)
@@ -48,7 +49,9 @@ extension PostgresSource {
             if !open.isEmpty {
                 let exporter = try await connect(replicationConnection, purpose: "snapshot export")
                 do {
-                    let (point, snapshotName) = try await createExportingSlot("ferry_snapshot_\(UInt32.random(in: 0 ... .max))", temporary: true, on: exporter)
+                    let (point, snapshot) = try await createSlot("ferry_snapshot_\(UInt32.random(in: 0 ... .max))", temporary: true, exportingSnapshot: true,
+                                                                 on: exporter)
+                    let snapshotName = snapshot ?? ""
                     let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, logger: logger)
                     delivered = try await round.run(imported: { await exporter.close() }, reach: {
                         if let at = delivered, at.lsn >= point { return at }
@@ -76,28 +79,6 @@ extension PostgresSource {
             streaming.stopWhen = { [job] in try await !job.store.snapshotTables(pipeline: job.pipeline).allSatisfy { $0.state == .done } }
             if try await stream(streaming, deliver: deliverTracked) == .reachedStop { return }
         }
-    }
-
-    private var replicationConnection: PostgresWireConfiguration {
-        var options = configuration.sessionConnection
-        options.options.append(("replication", "database"))
-        return options
-    }
-
-    /// Creates a logical slot that exports its snapshot; the snapshot lives until `connection`'s
-    /// next command. Returns the slot's consistent point and the snapshot's name.
-    private func createExportingSlot(_ slot: String, temporary: Bool, on connection: PostgresWireConnection) async throws -> (LSN, String) {
-        let created = try await setup("creating replication slot \(slot)") {
-            try await connection.simpleQuery("CREATE_REPLICATION_SLOT \(slot)\(temporary ? " TEMPORARY" : "") LOGICAL pgoutput EXPORT_SNAPSHOT")
-        }
-        guard let point = created.text(0, 1).flatMap(LSN.init), let name = created.text(0, 2),
-              !name.isEmpty, name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) }) else {
-            throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): CREATE_REPLICATION_SLOT answered without a consistent point and snapshot")
-        }
-        if !temporary {
-            logger.notice("created replication slot", metadata: ["ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", LoggingKeys.position: "\(point)"])
-        }
-        return (point, name)
     }
 
     /// Requests the initial snapshot at a first start (before any position can be saved, so a

@@ -115,13 +115,10 @@ public struct PostgresSource: Sendable {
     }
 
     func stream(_ follow: Follow, deliver: (Transaction) async throws -> Void) async throws -> FollowEnd {
-        let sessionOptions = configuration.sessionConnection
-        var replicationOptions = sessionOptions
-        replicationOptions.options.append(("replication", "database"))
-        let sql = try await connect(sessionOptions, purpose: "catalog")
+        let sql = try await connect(configuration.sessionConnection, purpose: "catalog")
         let stream: PostgresWireConnection
         do {
-            stream = try await connect(replicationOptions, purpose: "replication")
+            stream = try await connect(replicationConnection, purpose: "replication")
         } catch {
             await sql.close()
             throw error
@@ -158,13 +155,7 @@ public struct PostgresSource: Sendable {
             start = try await namedSlotStart(named, follow, stream: stream, sql: sql)
         } else {
             slot = "ferry_tail_\(UInt32.random(in: 0 ... .max))"
-            let created = try await setup("creating a temporary replication slot") {
-                try await stream.simpleQuery("CREATE_REPLICATION_SLOT \(slot) TEMPORARY LOGICAL pgoutput")
-            }
-            guard let consistent = created.text(0, 1).flatMap(LSN.init) else {
-                throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): CREATE_REPLICATION_SLOT answered without a consistent point")
-            }
-            start = consistent
+            start = try await createSlot(slot, temporary: true, exportingSnapshot: false, on: stream).point
         }
         try await setup("starting replication from slot \(slot)") {
             try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (proto_version '1', publication_names '\(Self.quotedOption(Self.quotedIdentifier(configuration.publication)))')")
@@ -273,13 +264,7 @@ public struct PostgresSource: Sendable {
                 throw FerryError(code: .sourcePostgresSetup, message: "source \(configuration.name): there is no replication slot \(slot)",
                                  fix: "create it: SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput');")
             }
-            let created = try await setup("creating replication slot \(slot)") {
-                try await stream.simpleQuery("CREATE_REPLICATION_SLOT \(slot) LOGICAL pgoutput")
-            }
-            guard let consistent = created.text(0, 1).flatMap(LSN.init) else {
-                throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): CREATE_REPLICATION_SLOT answered without a consistent point")
-            }
-            logger.notice("created replication slot", metadata: ["ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", LoggingKeys.position: "\(consistent)"])
+            let consistent = try await createSlot(slot, temporary: false, exportingSnapshot: false, on: stream).point
             try await follow.slotCreated?(consistent)
             return consistent
         }
@@ -296,6 +281,32 @@ public struct PostgresSource: Sendable {
         // moved over WAL holding nothing for them. The server starts at the later of the two.
         let confirmed = LSN(found.text(0, 0) ?? "") ?? .zero
         return follow.resumeAfter ?? confirmed
+    }
+
+    /// The connection a replication stream or a slot's creation takes.
+    var replicationConnection: PostgresWireConfiguration {
+        var options = configuration.sessionConnection
+        options.options.append(("replication", "database"))
+        return options
+    }
+
+    /// Creates a logical pgoutput slot on a replication connection; returns its consistent point
+    /// and, when exporting, the name of the snapshot that lives until the connection's next command.
+    func createSlot(_ slot: String, temporary: Bool, exportingSnapshot: Bool,
+                    on connection: PostgresWireConnection) async throws -> (point: LSN, snapshot: String?) {
+        let created = try await setup("creating \(temporary ? "temporary " : "")replication slot \(slot)") {
+            try await connection.simpleQuery("CREATE_REPLICATION_SLOT \(slot)\(temporary ? " TEMPORARY" : "") LOGICAL pgoutput\(exportingSnapshot ? " EXPORT_SNAPSHOT" : "")")
+        }
+        let snapshot = created.text(0, 2)
+        let snapshotNamed = snapshot.map { !$0.isEmpty && $0.utf8.allSatisfy { $0 == UInt8(ascii: "-") || (48...57).contains($0) || (65...70).contains($0) || (97...102).contains($0) } } ?? false
+        guard let point = created.text(0, 1).flatMap(LSN.init), !exportingSnapshot || snapshotNamed else {
+            throw FerryError(code: .sourcePostgresStream,
+                             message: "source \(configuration.name): CREATE_REPLICATION_SLOT answered without a consistent point\(exportingSnapshot ? " and snapshot" : "")")
+        }
+        if !temporary {
+            logger.notice("created replication slot", metadata: ["ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", LoggingKeys.position: "\(point)"])
+        }
+        return (point, exportingSnapshot ? snapshot : nil)
     }
 
     /// Reads the `pg_type` rows of the database's own types until the catalog knows them all.

@@ -4,11 +4,12 @@ import MySQLSource
 import NIOConcurrencyHelpers
 import PostgresSource
 
-/// How long each source keeps the binlog file a pipeline's safe position is in, read every
-/// `interval` by one loop (which alone owns the cache of when each file started), with a warning
-/// once when it falls low (again after it recovered). One per control plane.
-/// For a PostgreSQL source, how much WAL its slot holds, with a warning once when it runs high.
-final class BinlogRetentionWatch: Sendable {
+/// What each source keeps that a pipeline needs, read every `interval` by one loop (which alone
+/// owns the cache of when each binlog file started), with a warning once when it is at risk
+/// (again after it recovered). One per control plane. A MySQL-family source: how long it keeps
+/// the binlog file a pipeline's safe position is in. A PostgreSQL source: how much WAL its slot
+/// holds.
+final class RetentionWatch: Sendable {
     static let interval = Duration.seconds(30)
     private let reports = NIOLockedValueBox<[String: BinlogRetention.Report]>([:])
     private let slots = NIOLockedValueBox<[String: SlotRetention]>([:])
