@@ -65,23 +65,7 @@ struct MySQLTransactionSource: TransactionSource {
             // Finishes a when_needed re-snapshot (also one an earlier run began) by deleting rows
             // the source lost while its position was gone.
             group.addTask { [source, pipeline, configuration, logger] in
-                // A source or target that is away holds the sweep up; its work waits in the state
-                // store, so it goes on when they are back. Any other failure is reported, and the
-                // sweep is tried again at the next start (the stream goes on meanwhile).
-                while !Task.isCancelled {
-                    do {
-                        try await Verify.sweepAfterResnapshot(pipeline: pipeline, configuration: configuration, source: source, store: snapshotStore, logger: logger)
-                    } catch where !Task.isCancelled && (MySQLSource.isLostConnection(error) || ErrorClassifier.isTransient(error)) {
-                        logger.warning("deleting rows the source lost while its position was gone failed; retrying in 5 s", metadata: [
-                            LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.error: .error(error),
-                        ])
-                        try await Task.sleep(for: .seconds(5))
-                    } catch where !Task.isCancelled {
-                        logger.error("rows the source lost while its position was gone cannot be deleted from the targets; tried again at the next start, or run `ferry verify --repair`",
-                                     metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.error: .error(error)])
-                        return
-                    }
-                }
+                await Verify.sweepUntilCancelled(pipeline: pipeline, configuration: configuration, source: source, store: snapshotStore, logger: logger)
             }
             // The sweep never ends by itself: it is cancelled however the stream ends.
             defer { group.cancelAll() }

@@ -53,21 +53,30 @@ struct PostgresTransactionSource: TransactionSource {
             logger.notice("first start: the source begins here", metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(start)"])
         }
         var wait = Duration.seconds(1)
+        // Set once the slot was found lost under `snapshot: when_needed`: every table is read again.
+        var resnapshotAll = false
         while true {
             let follow = PostgresSource.Follow(createSlot: true, resumeAfter: resume?.lsn, safePosition: safePosition, slotCreated: slotCreated)
-            let tracked: (Transaction) async throws -> Void = { transaction in
+            func tracked(_ transaction: Transaction) async throws {
                 try await deliver(transaction)
                 if let wal = transaction.position.wal { resume = wal }
                 wait = .seconds(1)
             }
             do {
                 if let snapshotStore {
-                    let job = SnapshotJob(pipeline: pipeline.name, settings: pipeline.snapshot, store: snapshotStore, resume: resume.map(SourcePosition.wal))
-                    try await source.run(follow, snapshot: job, deliver: tracked)
+                    let job = SnapshotJob(pipeline: pipeline.name, settings: pipeline.snapshot, store: snapshotStore, resume: resume.map(SourcePosition.wal),
+                                          resnapshotAll: resnapshotAll)
+                    try await withSweep(snapshotStore) { try await source.run(follow, snapshot: job, deliver: tracked) }
                 } else {
                     try await source.run(follow, deliver: tracked)
                 }
                 return
+            } catch let error as FerryError where error.code == .sourcePostgresSlotLost {
+                guard pipeline.snapshot.mode == .whenNeeded, snapshotStore != nil, !resnapshotAll else { throw error.adding("pipeline", pipeline.name) }
+                logger.warning("the slot's changes are lost; snapshotting every table again (snapshot: when_needed)", metadata: [
+                    LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(resume.map(\.description) ?? "none")", LoggingKeys.error: .error(error),
+                ])
+                resnapshotAll = true
             } catch let error as FerryError where error.code == .sourcePostgresUnreachable && !Task.isCancelled {
                 logger.warning("lost the PostgreSQL source; connecting again", metadata: [
                     LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(resume.map(\.description) ?? "the slot's")",
@@ -76,6 +85,19 @@ struct PostgresTransactionSource: TransactionSource {
                 try await Task.sleep(for: wait)
                 wait = min(wait * 2, .seconds(30))
             }
+        }
+    }
+
+    /// Runs `body` beside the sweep that finishes a `when_needed` re-snapshot (also one an
+    /// earlier run began): rows the source lost while the slot was gone are deleted from the
+    /// targets. The sweep ends with `body`.
+    private func withSweep(_ store: any SnapshotStore, _ body: () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [source, pipeline, configuration, logger] in
+                await Verify.sweepUntilCancelled(pipeline: pipeline, configuration: configuration, source: source, store: store, logger: logger)
+            }
+            defer { group.cancelAll() }
+            try await body()
         }
     }
 }

@@ -105,7 +105,7 @@ public enum Snapshots {
     static func requestNewlyIncluded(before: FerryConfiguration.Pipeline, after: FerryConfiguration.Pipeline, configuration: FerryConfiguration,
                                      store: SQLiteCheckpointStore, actor: String, logger: Logger) async throws -> [TableName] {
         guard after.snapshot.mode != .never, before.include != after.include || before.exclude != after.exclude,
-              let source = configuration.sources[after.source] else { return [] }
+              configuration.sources[after.source] != nil else { return [] }
         let previous = TableFilter(include: before.include, exclude: before.exclude)
         let included = try await includedTables(after, filter: TableFilter(include: after.include, exclude: after.exclude), configuration: configuration,
                                                 logger: logger)

@@ -4,6 +4,7 @@ import Logging
 import MySQLSource
 import MySQLWire
 import Pipeline
+import PostgresSource
 import StateStore
 
 /// `ferry verify -c FILE [PIPELINE] [TABLE…] [--repair]`: proves that every table sink holds what
@@ -72,10 +73,7 @@ public enum Verify {
 
     static func verify(_ pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration, tables requested: [String], options: Options,
                        logger: Logger, output: (String) -> Void) async throws -> [TableReport] {
-        let sourceSpec = configuration.sources[pipeline.source]!
-        let source = MySQLSource(configuration: MySQLSourceConfiguration(
-            name: sourceSpec.name, connection: try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password),
-            serverID: pipeline.serverID, filter: TableFilter(include: pipeline.include, exclude: pipeline.exclude)), logger: logger)
+        let source = try verifiableSource(pipeline, configuration: configuration, logger: logger)
         var tables = try requested.map { text -> TableName in
             let parts = text.split(separator: ".", maxSplits: 1).map(String.init)
             guard parts.count == 2 else {
@@ -83,7 +81,7 @@ public enum Verify {
             }
             return TableName(database: parts[0], table: parts[1])
         }
-        if tables.isEmpty { tables = try await source.includedTables(signalTable: pipeline.snapshot.signalTable) }
+        if tables.isEmpty { tables = try await source.verifiedTables(signalTable: pipeline.snapshot.signalTable) }
         var sinks: [(name: String, sink: any VerifiableSink)] = []
         for sinkName in pipeline.sinks {
             if let sink = try Run.makeSession(sinkName, lane: 0, pipeline: pipeline, configuration: configuration, logger: logger) as? any VerifiableSink {
@@ -99,6 +97,18 @@ public enum Verify {
         }
     }
 
+    /// The pipeline's source as verify reads it.
+    static func verifiableSource(_ pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration, logger: Logger) throws -> any VerifiableSource {
+        let sourceSpec = configuration.sources[pipeline.source]!
+        let filter = TableFilter(include: pipeline.include, exclude: pipeline.exclude)
+        if PostgresSourceConfiguration.isPostgresURL(sourceSpec.url) {
+            return PostgresSource(configuration: try PostgresTransactionSource.settings(sourceSpec, pipeline: pipeline.name, filter: filter), logger: logger)
+        }
+        return MySQLSource(configuration: MySQLSourceConfiguration(
+            name: sourceSpec.name, connection: try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password),
+            serverID: pipeline.serverID, filter: filter), logger: logger)
+    }
+
     /// Runs `body`, then closes `sinks` — also when it throws (awaited: no close outlives the run).
     static func closing<T>(_ sinks: [any VerifiableSink], _ body: () async throws -> T) async throws -> T {
         do {
@@ -112,14 +122,14 @@ public enum Verify {
     }
 
     static func verify(_ tables: [TableName], of pipeline: FerryConfiguration.Pipeline, in sinks: [(name: String, sink: any VerifiableSink)],
-                       source: MySQLSource, configuration: FerryConfiguration, options: Options, logger: Logger,
+                       source: any VerifiableSource, configuration: FerryConfiguration, options: Options, logger: Logger,
                        output: (String) -> Void) async throws -> [TableReport] {
         let transform = TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name)
         let targetTable = Run.targetTableNamer(pipeline)
         var reports: [TableReport] = []
         for table in tables {
             let keyOverride = pipeline.snapshot.keyOverride(for: table)
-            let reader = try await source.tableReader(table, keyOverride: keyOverride)
+            let reader = try await source.verifyReader(table, keyOverride: keyOverride)
             let target = targetTable(table)
             var tableReports = sinks.map { TableReport(pipeline: pipeline.name, sink: $0.name, table: table) }
             guard !reader.keyColumns.isEmpty else {
@@ -151,7 +161,7 @@ public enum Verify {
                 }
                 if rows.count < options.chunkRows { break }
             }
-            let seenAt = try await source.currentPosition()
+            let seenAt = try await source.verifyPosition()
             // Rows the target has beyond the source show as a count that does not add up.
             var extraCandidates = Array(repeating: [[Value]](), count: sinks.count)
             var sourceKeys: [[Value]]? = nil
@@ -180,12 +190,12 @@ public enum Verify {
             }
             for report in tableReports { output(line(report)) }
             if options.repair, tableReports.contains(where: { !$0.matches }), let schema = shapedSchema,
-               let requestedAt = try await repair(tableReports, pipeline: pipeline, reader: reader, schema: schema, configuration: configuration,
+               let requestedAt = try await repair(tableReports, pipeline: pipeline, source: source, reader: reader, schema: schema, configuration: configuration,
                                                   logger: logger, output: output) {
                 // The repair counts only once it was applied and the keys compare equal.
                 let done = try await waitForRepair(configuration: configuration, pipeline: pipeline.name, table: table, requestedAt: requestedAt,
                                                    seconds: options.settleSeconds, logger: logger)
-                let position = try await source.currentPosition()
+                let position = try await source.verifyPosition()
                 for (index, entry) in sinks.enumerated() where !tableReports[index].matches {
                     guard done else {
                         tableReports[index].note = "the repair was not applied within \(Int(options.settleSeconds)) s (is the pipeline running?); run verify again"
@@ -223,9 +233,9 @@ public enum Verify {
         let sinkName: String
         let target: String
         let schema: TableSchema
-        let reader: SourceTableReader
+        let reader: any SourceTableReader
         let transform: TransactionTransform
-        let source: MySQLSource
+        let source: any VerifiableSource
         let configuration: FerryConfiguration
         let pipeline: String
         let options: Options
@@ -239,7 +249,7 @@ public enum Verify {
             while !pending.isEmpty {
                 let keys = Array(pending.values)
                 let before = try await sourceRows(keys)
-                let position = try await source.currentPosition()
+                let position = try await source.verifyPosition()
                 if waitForApply {
                     _ = try await Verify.waitForSink(configuration: configuration, pipeline: pipeline, sink: sinkName, position: position,
                                                      seconds: max(0, Double((deadline - ContinuousClock.now).components.seconds)), logger: logger)
@@ -297,12 +307,36 @@ public enum Verify {
         }
     }
 
+    /// Runs the sweep after a `when_needed` re-snapshot until cancelled. A source or target that
+    /// is away holds it up; its work waits in the state store, so it goes on when they are back.
+    /// Any other failure is reported, and the sweep is tried again at the next start (the stream
+    /// goes on meanwhile).
+    static func sweepUntilCancelled(pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration, source: any VerifiableSource,
+                                    store: any SnapshotStore, logger: Logger) async {
+        while !Task.isCancelled {
+            do {
+                try await sweepAfterResnapshot(pipeline: pipeline, configuration: configuration, source: source, store: store, logger: logger)
+            } catch where !Task.isCancelled && (source.isLostConnection(error) || ErrorClassifier.isTransient(error)) {
+                logger.warning("deleting rows the source lost while its position was gone failed; retrying in 5 s", metadata: [
+                    LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.error: .error(error),
+                ])
+                try? await Task.sleep(for: .seconds(5))
+            } catch where !Task.isCancelled {
+                logger.error("rows the source lost while its position was gone cannot be deleted from the targets; tried again at the next start, or run `ferry verify --repair`",
+                             metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.error: .error(error)])
+                return
+            } catch {
+                return
+            }
+        }
+    }
+
     /// After a `when_needed` re-snapshot (reason `purged`): rows deleted in the source while its
     /// position was lost are still in the targets, and a snapshot only adds rows. For each table
     /// whose re-snapshot is done, the keys any table sink holds beyond the source are read again
     /// through the pipeline as a repair — which deletes the ones the source does not have. Runs
     /// until cancelled, looking once a second.
-    static func sweepAfterResnapshot(pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration, source: MySQLSource,
+    static func sweepAfterResnapshot(pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration, source: any VerifiableSource,
                                      store: any SnapshotStore, logger: Logger) async throws {
         let transform = TransactionTransform(mappings: pipeline.mappings, pipeline: pipeline.name)
         let targetTable = Run.targetTableNamer(pipeline)
@@ -310,9 +344,9 @@ public enum Verify {
             let records = try await store.snapshotTables(pipeline: pipeline.name).filter { $0.reason == "purged" }
             for var record in records where record.state == .done {
                 let keyOverride = pipeline.snapshot.keyOverride(for: record.table)
-                let reader: SourceTableReader
+                let reader: any SourceTableReader
                 do {
-                    reader = try await source.tableReader(record.table, keyOverride: keyOverride)
+                    reader = try await source.verifyReader(record.table, keyOverride: keyOverride)
                 } catch let error as FerryError where error.code == .snapshotTableMissing {
                     // Dropped or renamed since: the stream carries that to the targets.
                     record.reason = "purged (swept)"
@@ -345,7 +379,7 @@ public enum Verify {
                 }
                 logger.notice("rows deleted while the position was lost are deleted from the targets",
                               metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.table: "\(record.table)", "ferry.rows": "\(extra.count)"])
-                let literals = extra.values.map(MySQLLiteral.literals)
+                let literals = extra.values.map(source.repairKey)
                 // Only over the record looked at: a snapshot requested meanwhile stays.
                 try await store.requestRepair(pipeline: pipeline.name, table: record.table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,
                                               atMillis: WallClock.millisecondsSinceEpoch(), replacing: record.requestedMillis)
@@ -374,16 +408,16 @@ public enum Verify {
         case timedOut
 
         /// Why differences may be changes in flight, for a table's report; `nil` when applied.
-        func note(_ position: BinlogCoordinates, seconds: Double) -> String? {
+        func note(_ position: SourcePosition, seconds: Double) -> String? {
             switch self {
             case .applied: nil
-            case .notRunning: "the pipeline is not running, so the sink has not applied up to \(position); differences may be changes not yet applied — start it and verify again"
-            case .timedOut: "the sink had not applied up to \(position) within \(Int(seconds)) s; differences may include changes in flight"
+            case .notRunning: "the pipeline is not running, so the sink has not applied up to \(position.place); differences may be changes not yet applied — start it and verify again"
+            case .timedOut: "the sink had not applied up to \(position.place) within \(Int(seconds)) s; differences may include changes in flight"
             }
         }
     }
 
-    static func waitForSink(configuration: FerryConfiguration, pipeline: String, sink: String, position: BinlogCoordinates, seconds: Double,
+    static func waitForSink(configuration: FerryConfiguration, pipeline: String, sink: String, position: SourcePosition, seconds: Double,
                             logger: Logger) async throws -> SinkWait {
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while true {
@@ -392,7 +426,7 @@ public enum Verify {
                 let (applied, progress) = try await StateAccess.with(configuration, readOnly: true, logger: logger) { store in
                     (try? await store.checkpoint(pipeline: pipeline)?.sinks[sink]?.applied, try? await store.progress(pipeline: pipeline))
                 }
-                if let applied = applied?.binlog, applied.coordinates >= position { return .applied }
+                if let applied, applied >= position { return .applied }
                 // A running pipeline saves its figures every second; one that does not will not catch up.
                 running = progress.map { WallClock.millisecondsSinceEpoch() - $0.updatedMillis <= Status.staleAfterMillis } ?? false
             }
@@ -404,8 +438,8 @@ public enum Verify {
 
     /// Asks the running pipeline to read the differing keys again; returns when the request was
     /// made (nil when there was nothing to repair or it cannot be).
-    static func repair(_ reports: [TableReport], pipeline: FerryConfiguration.Pipeline, reader: SourceTableReader, schema: TableSchema,
-                       configuration: FerryConfiguration, logger: Logger, output: (String) -> Void) async throws -> Int64? {
+    static func repair(_ reports: [TableReport], pipeline: FerryConfiguration.Pipeline, source: any VerifiableSource, reader: any SourceTableReader,
+                       schema: TableSchema, configuration: FerryConfiguration, logger: Logger, output: (String) -> Void) async throws -> Int64? {
         var keys: [ChunkKey: [Value]] = [:]
         for report in reports { for key in report.differingKeys + report.extraKeys { keys[ChunkKey(key)] = key } }
         guard !keys.isEmpty, let table = reports.first?.table else { return nil }
@@ -415,7 +449,7 @@ public enum Verify {
             output("  repair of \(table) skipped: the target's key (\(targetKey.joined(separator: ", "))) is not the source's (\(sourceKey.joined(separator: ", ")))")
             return nil
         }
-        let literals = keys.values.map(MySQLLiteral.literals)
+        let literals = keys.values.map(source.repairKey)
         let requestedAt = WallClock.millisecondsSinceEpoch()
         try await StateAccess.with(configuration, logger: logger) {
             _ = try await $0.requestRepair(pipeline: pipeline.name, table: table, keys: literals, chunkKeys: pipeline.snapshot.chunkRows,

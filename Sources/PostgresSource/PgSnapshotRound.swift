@@ -42,7 +42,8 @@ struct PgSnapshotRound {
 
     enum Result: Sendable {
         case job(Job)
-        case rows(Chunk, [Row])
+        /// A chunk's rows, and for a repair a key-only row for each key the table no longer has.
+        case rows(Chunk, [Row], absent: [Row])
     }
 
     var pipeline: String { job.pipeline }
@@ -99,11 +100,17 @@ struct PgSnapshotRound {
                 for job in jobs {
                     let result: Result
                     if case .chunk(let chunk) = job {
-                        let (sql, parameters) = chunk.table.readQuery(lower: chunk.record.lower, upper: chunk.record.upper)
+                        let (sql, parameters) = chunk.record.keys.map(chunk.table.keysQuery)
+                            ?? chunk.table.readQuery(lower: chunk.record.lower, upper: chunk.record.upper)
                         let answer = try await source.setup("reading chunk \(chunk.record.index) of \(chunk.table.name)") {
                             try await connection.query(sql, parameters)
                         }
-                        result = .rows(chunk, try chunk.table.rows(answer))
+                        if chunk.record.keys != nil {
+                            let (rows, absent) = try chunk.table.keyedRows(answer)
+                            result = .rows(chunk, rows, absent: absent)
+                        } else {
+                            result = .rows(chunk, try chunk.table.rows(answer), absent: [])
+                        }
                     } else {
                         result = .job(job)
                     }
@@ -141,13 +148,15 @@ struct PgSnapshotRound {
                 started.state = .running
                 started.startedMillis = started.startedMillis ?? WallClock.millisecondsSinceEpoch()
                 started.key = table.keyDescription
-                started.estimatedRows = table.estimatedRows
-                guard await handOut(.start(started)) else { return }
                 let chunks = try await store.snapshotChunks(pipeline: pipeline, table: record.table).sorted { $0.index < $1.index }
-                if chunks.contains(where: { $0.keys != nil }) {
-                    throw FerryError(code: .sourcePostgresSetup, message: "pipeline \(pipeline): a repair of \(record.table) was requested, which a PostgreSQL source cannot do yet",
-                                     context: [(LoggingKeys.table, "\(record.table)")], fix: "request a snapshot of the whole table instead: ferry snapshot \(record.table)")
+                // A repair reads its keys; a key the table no longer has is deleted.
+                let repairKeys = chunks.reduce(0) { $0 + ($1.keys?.count ?? 0) }
+                started.estimatedRows = repairKeys > 0 ? repairKeys : table.estimatedRows
+                if repairKeys > 0 && table.keyColumns.isEmpty {
+                    throw FerryError(code: .snapshotKeyColumn, message: "pipeline \(pipeline): a repair of \(record.table) names keys, but the table has no key any more",
+                                     context: [(LoggingKeys.table, "\(record.table)")], fix: "snapshot the whole table instead: ferry snapshot \(record.table)")
                 }
+                guard await handOut(.start(started)) else { return }
                 let pending = chunks.filter { $0.deliveredAt == nil }
                 let planComplete = record.planComplete || chunks.contains { $0.upper == nil }
                 for (index, chunk) in pending.enumerated() {
@@ -233,11 +242,11 @@ struct PgSnapshotRound {
                 ])
             case .job(.chunk):
                 continue
-            case .rows(let chunk, let rows):
+            case .rows(let chunk, let rows, let absent):
                 let name = chunk.table.name
                 guard !superseded.contains(name), let record = records[name] else { continue }
                 position.snapshotStep += 1
-                try await deliver(transaction(chunk, rows: rows, at: position, endsSnapshot: chunk.last && name == tables.last?.table))
+                try await deliver(transaction(chunk, rows: rows, absent: absent, at: position, endsSnapshot: chunk.last && name == tables.last?.table))
                 var delivered = chunk.record
                 delivered.deliveredAt = .wal(position)
                 delivered.rows = rows.count
@@ -253,14 +262,15 @@ struct PgSnapshotRound {
         }
     }
 
-    /// A chunk as a transaction of `read` changes; a table without a key is read whole, after a
-    /// change that replaces whatever rows the targets had (nothing else could match them).
-    private func transaction(_ chunk: Chunk, rows: [Row], at position: WALPosition, endsSnapshot: Bool) -> Transaction {
+    /// A chunk as a transaction of `read` changes (after deletes of a repair's absent keys); a
+    /// table without a key is read whole, after a change that replaces whatever rows the targets
+    /// had (nothing else could match them).
+    private func transaction(_ chunk: Chunk, rows: [Row], absent: [Row], at position: WALPosition, endsSnapshot: Bool) -> Transaction {
         let at = SourcePosition.wal(position)
         let now = WallClock.millisecondsSinceEpoch()
         let name = chunk.table.name
         var events: [ChangeEvent] = []
-        events.reserveCapacity(rows.count + 1)
+        events.reserveCapacity(absent.count + rows.count + 1)
         func source() -> ChangeSource {
             ChangeSource(name: self.source.configuration.name, serverID: 0, gtid: nil, position: at, row: events.count, timestampMillis: now)
         }
@@ -268,6 +278,9 @@ struct PgSnapshotRound {
             events.append(ChangeEvent(operation: .ddl, table: name, schema: nil, before: nil, after: nil,
                                       statement: "TRUNCATE \(chunk.table.quotedName) /* ferry: replaced by the snapshot's rows that follow */",
                                       schemaChanges: [.replaceRows(name)], source: source()))
+        }
+        for key in absent {
+            events.append(ChangeEvent(operation: .delete, table: name, schema: chunk.table.schema, before: key, after: nil, source: source()))
         }
         for row in rows {
             events.append(ChangeEvent(operation: .read, table: name, schema: chunk.table.schema, before: nil, after: row, source: source()))

@@ -102,7 +102,7 @@ struct PgSnapshotTable: Sendable {
         columnNames.map(PostgresSource.quotedIdentifier).joined(separator: ", ")
     }
 
-    private var quotedKey: String {
+    var quotedKey: String {
         keyColumns.map { PostgresSource.quotedIdentifier(columnNames[$0]) }.joined(separator: ", ")
     }
 
@@ -135,6 +135,66 @@ struct PgSnapshotTable: Sendable {
         if !rowFilter.isEmpty { conditions.append("(\(rowFilter))") }
         let condition = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         return ("SELECT \(quotedColumns) FROM \(readFrom)\(condition)", parameters)
+    }
+
+    /// For each of these keys (text forms in key order; a repair, `ferry verify`): whether the
+    /// table has it, the key as the server writes it, and the row — `keyedRows` reads the answer.
+    /// A row the publication's row filter leaves out counts as absent, as the stream never has it.
+    func keysQuery(_ keys: [[String]]) -> (sql: String, parameters: [FrontendMessage.Parameter]) {
+        let names = keyColumns.indices.map { "ferry_key_\($0 + 1)" }
+        let requested = keyColumns.enumerated().map { "u.\(names[$0.offset])::\(columnTypes[$0.element])" }
+        let arrays = keyColumns.indices.map { "$\($0 + 1)::text[]" }.joined(separator: ", ")
+        let found = PostgresSource.quotedIdentifier(columnNames[keyColumns[0]])
+        var match = "(\(keyColumns.map { "t." + PostgresSource.quotedIdentifier(columnNames[$0]) }.joined(separator: ", "))) = (\(requested.joined(separator: ", ")))"
+        if !rowFilter.isEmpty { match += " AND (\(rowFilter))" }
+        let sql = "SELECT (t.\(found) IS NOT NULL)::text, \(requested.map { "(\($0))::text" }.joined(separator: ", ")), "
+            + columnNames.map { "t." + PostgresSource.quotedIdentifier($0) }.joined(separator: ", ")
+            + " FROM unnest(\(arrays)) AS u(\(names.joined(separator: ", "))) LEFT JOIN \(inherits ? "ONLY " : "")\(quotedName) t ON \(match)"
+        let parameters = keyColumns.indices.map { position in FrontendMessage.Parameter.text(Self.arrayLiteral(keys.map { $0[position] })) }
+        return (sql, parameters)
+    }
+
+    /// The answer to `keysQuery`: the rows found, and a key-only row for each key not found.
+    func keyedRows(_ result: PostgresResult) throws -> (rows: [Row], absent: [Row]) {
+        var rows: [Row] = [], absent: [Row] = []
+        for (index, columns) in result.rows.enumerated() {
+            if result.text(index, 0) == "true" {
+                rows.append(try relation.row(TupleData(columns.dropFirst(1 + keyColumns.count).map { bytes in
+                    bytes.map { .text(Array($0.readableBytesView)) } ?? .null
+                })))
+            } else {
+                absent.append(try keyRow(keyColumns.indices.map { result.text(index, 1 + $0) ?? "" }))
+            }
+        }
+        return (rows, absent)
+    }
+
+    /// Every key of the table, in key order (`ferry verify`).
+    var allKeysQuery: String {
+        "SELECT \(keyColumns.map { "\(PostgresSource.quotedIdentifier(columnNames[$0]))::text" }.joined(separator: ", ")) FROM \(readFrom)"
+            + (rowFilter.isEmpty ? "" : " WHERE (\(rowFilter))") + " ORDER BY \(quotedKey)"
+    }
+
+    /// `{"a","b"}`: a text array's input form.
+    static func arrayLiteral(_ elements: [String]) -> String {
+        var out = "{"
+        for (index, element) in elements.enumerated() {
+            if index > 0 { out += "," }
+            out += "\""
+            for character in element.unicodeScalars {
+                if character == "\"" || character == "\\" { out += "\\" }
+                out.unicodeScalars.append(character)
+            }
+            out += "\""
+        }
+        return out + "}"
+    }
+
+    /// A row holding only `key` (text forms), decoded as the stream decodes a delete's key.
+    func keyRow(_ key: [String]) throws -> Row {
+        var columns = [TupleData.Value](repeating: .null, count: columnNames.count)
+        for (position, column) in keyColumns.enumerated() { columns[column] = .text(Array(key[position].utf8)) }
+        return try relation.row(TupleData(columns))
     }
 
     /// A result's rows read exactly as the stream reads tuples.

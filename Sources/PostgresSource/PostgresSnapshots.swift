@@ -84,10 +84,25 @@ extension PostgresSource {
     /// Requests the initial snapshot at a first start (before any position can be saved, so a
     /// kill cannot lose the request), and opens again the chunks delivered after the resume
     /// position. Returns whether the slot exists.
+    ///
+    /// A pipeline that saved a position and streams needs its slot: one that is gone (or
+    /// invalidated) lost the changes since, which only a snapshot of every table
+    /// (`resnapshotAll`, after `snapshot: when_needed`) can make up for; that drops an
+    /// invalidated slot, so the first-start path creates it again and exports the snapshot.
     private func prepareSnapshots(_ job: SnapshotJob, slot: String) async throws -> Bool {
         let sql = try await connect(configuration.sessionConnection, purpose: "catalog")
         do {
             try await checkPublication(sql)
+            var condition = try await slotCondition(slot, sql: sql)
+            let needsSlot = job.resume != nil && job.settings.mode != .initialOnly
+            if needsSlot && condition == .missing && !job.resnapshotAll {
+                throw slotLost(slot, invalidated: false, targetsAt: job.resume?.wal?.lsn)
+            }
+            if condition == .invalidated {
+                guard job.resnapshotAll else { throw slotLost(slot, invalidated: true, targetsAt: job.resume?.wal?.lsn) }
+                try await dropSlot(slot, sql: sql)
+                condition = .missing
+            }
             let tables = try await job.store.snapshotTables(pipeline: job.pipeline)
             if job.resnapshotAll || (tables.isEmpty && job.resume == nil && job.settings.mode != .never) {
                 let names = try await includedTables(sql)
@@ -100,11 +115,8 @@ extension PostgresSource {
                 logger.notice("snapshot chunks delivered after the resume position are read again",
                               metadata: [LoggingKeys.table: "\(table)", "ferry.chunks": "\(chunks)"])
             }
-            let found = try await setup("reading slot \(slot)") {
-                try await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [.text(slot)])
-            }
             await sql.close()
-            return !found.rows.isEmpty
+            return condition != .missing
         } catch {
             await sql.close()
             throw error

@@ -158,7 +158,9 @@ public struct PostgresSource: Sendable {
             start = try await createSlot(slot, temporary: true, exportingSnapshot: false, on: stream).point
         }
         try await setup("starting replication from slot \(slot)") {
-            try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (proto_version '1', publication_names '\(Self.quotedOption(Self.quotedIdentifier(configuration.publication)))')")
+            // Logical messages carry the positions `verifyPosition` marks.
+            let messages = Self.streamsMessages(stream.serverVersion) ? ", messages 'true'" : ""
+            try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (proto_version '1', publication_names '\(Self.quotedOption(Self.quotedIdentifier(configuration.publication)))'\(messages))")
         }
         logger.notice("following PostgreSQL logical replication", metadata: [
             "ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", "ferry.publication": "\(configuration.publication)", LoggingKeys.position: "\(start)",
@@ -222,6 +224,13 @@ public struct PostgresSource: Sendable {
                 }
                 if !transaction.events.isEmpty { try await deliver(transaction) }
             }
+            // A position mark is delivered as a transaction without changes, so the targets
+            // record that they are past it.
+            if case .message(let lsn, let prefix, _)? = step.assembled, prefix == Self.positionMessagePrefix {
+                if let stop, lsn > stop { return .reachedStop }
+                try await deliver(Transaction(gtid: nil, position: .wal(WALPosition(lsn: lsn)), serverID: 0,
+                                              timestampMillis: WallClock.millisecondsSinceEpoch(), events: []))
+            }
             // A temporary slot dies with the connection: what it confirms only keeps the
             // server from holding WAL for it while it runs.
             if configuration.slot == nil, case .transaction(let done)? = step.assembled { state.confirm(done.endLSN) }
@@ -255,32 +264,66 @@ public struct PostgresSource: Sendable {
     /// Where a named slot's stream starts: after the targets' position when there is one, else
     /// at the slot's confirmed position — creating the slot first when asked to.
     func namedSlotStart(_ slot: String, _ follow: Follow, stream: PostgresWireConnection, sql: PostgresWireConnection) async throws -> LSN {
-        let found = try await setup("reading slot \(slot)") {
-            try await sql.query("SELECT coalesce(confirmed_flush_lsn::text, ''), coalesce(wal_status, ''), plugin FROM pg_replication_slots WHERE slot_name = $1",
-                                [.text(slot)])
-        }
-        if found.rows.isEmpty {
+        switch try await slotCondition(slot, sql: sql) {
+        case .missing:
             guard follow.createSlot else {
                 throw FerryError(code: .sourcePostgresSetup, message: "source \(configuration.name): there is no replication slot \(slot)",
                                  fix: "create it: SELECT pg_create_logical_replication_slot('\(slot)', 'pgoutput');")
             }
+            // A new slot starts now: the changes after the targets' position are not in it.
+            if let resumeAfter = follow.resumeAfter { throw slotLost(slot, invalidated: false, targetsAt: resumeAfter) }
             let consistent = try await createSlot(slot, temporary: false, exportingSnapshot: false, on: stream).point
             try await follow.slotCreated?(consistent)
             return consistent
+        case .invalidated:
+            throw slotLost(slot, invalidated: true, targetsAt: follow.resumeAfter)
+        case .present(let confirmed, let plugin):
+            guard plugin == "pgoutput" else {
+                throw FerryError(code: .sourcePostgresSetup, message: "source \(configuration.name): replication slot \(slot) uses plugin \(plugin), not pgoutput",
+                                 fix: "name another slot (?slot=NAME), or drop this one if nothing else reads it")
+            }
+            // A slot ahead of the targets is normal: while the published tables were quiet it was
+            // moved over WAL holding nothing for them. The server starts at the later of the two.
+            return follow.resumeAfter ?? confirmed
         }
-        if found.text(0, 1) == "lost" {
-            throw FerryError(code: .sourcePostgresSetup,
-                             message: "source \(configuration.name): replication slot \(slot) was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size), so changes since are lost",
-                             fix: "drop the slot (SELECT pg_drop_replication_slot('\(slot)');), let ferry create it again, and snapshot the tables again; raise max_slot_wal_keep_size so it does not recur")
+    }
+
+    /// What the server has of a named slot.
+    enum SlotCondition: Equatable {
+        case missing
+        /// The server removed WAL the slot still needed (`max_slot_wal_keep_size`): it cannot stream.
+        case invalidated
+        case present(confirmed: LSN, plugin: String)
+    }
+
+    func slotCondition(_ slot: String, sql: PostgresWireConnection) async throws -> SlotCondition {
+        let found = try await setup("reading slot \(slot)") {
+            try await sql.query("SELECT coalesce(confirmed_flush_lsn::text, ''), coalesce(wal_status, ''), plugin FROM pg_replication_slots WHERE slot_name = $1",
+                                [.text(slot)])
         }
-        guard found.text(0, 2) == "pgoutput" else {
-            throw FerryError(code: .sourcePostgresSetup, message: "source \(configuration.name): replication slot \(slot) uses plugin \(found.text(0, 2) ?? "?"), not pgoutput",
-                             fix: "name another slot (?slot=NAME), or drop this one if nothing else reads it")
+        guard !found.rows.isEmpty else { return .missing }
+        if found.text(0, 1) == "lost" { return .invalidated }
+        return .present(confirmed: LSN(found.text(0, 0) ?? "") ?? .zero, plugin: found.text(0, 2) ?? "?")
+    }
+
+    /// The slot a pipeline resumes from is gone, and with it the changes after `targetsAt`.
+    func slotLost(_ slot: String, invalidated: Bool, targetsAt: LSN?) -> FerryError {
+        let what = invalidated
+            ? "was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size)"
+            : "is gone (dropped while ferry was not reading it)"
+        let since = targetsAt.map { "since the targets' position \($0)" } ?? "since the slot's last confirmed position"
+        return FerryError(code: .sourcePostgresSlotLost, message: "source \(configuration.name): replication slot \(slot) \(what), so the changes \(since) are lost",
+                          context: [("source", configuration.name), ("slot", slot)] + (targetsAt.map { [(LoggingKeys.position, "\($0)")] } ?? []),
+                          fix: "set `snapshot: when_needed` on the pipeline and start it again: ferry creates the slot again and snapshots every table through it; "
+                              + "or delete the pipeline's state and targets and start over. Raise max_slot_wal_keep_size so it does not recur")
+    }
+
+    /// Drops an invalidated slot so it can be created again.
+    func dropSlot(_ slot: String, sql: PostgresWireConnection) async throws {
+        _ = try await setup("dropping invalidated replication slot \(slot)") {
+            try await sql.query("SELECT pg_drop_replication_slot($1)", [.text(slot)])
         }
-        // A slot ahead of the targets is normal: while the published tables were quiet it was
-        // moved over WAL holding nothing for them. The server starts at the later of the two.
-        let confirmed = LSN(found.text(0, 0) ?? "") ?? .zero
-        return follow.resumeAfter ?? confirmed
+        logger.warning("dropped the invalidated replication slot to create it again", metadata: ["ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)"])
     }
 
     /// The connection a replication stream or a slot's creation takes.

@@ -360,6 +360,109 @@ extension Integration {
             try await Self.stop(ferry, dropping: slot, sql: sql)
         }
 
+        /// `ferry verify` on a PostgreSQL source finds what a target lost, changed or gained and
+        /// `--repair` mends it through the running pipeline; then the slot is dropped while ferry
+        /// is down: `snapshot: initial` stops with source.postgres.slot_lost, `when_needed`
+        /// creates the slot again, snapshots every table and deletes the rows the source lost
+        /// meanwhile, and the targets end equal to the source.
+        @Test func verifyRepairsAndALostSlotIsSnapshottedAgain() async throws {
+            let pipeline = "it_pg_lost"
+            let slot = "ferry_\(pipeline)"
+            let source = PostgresTypeCorpus()
+            let sql = try await PostgresLogicalReplication.connect(replication: false)
+            try await sql.simpleQuery("""
+                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\(slot)';
+                DROP PUBLICATION IF EXISTS it_lost_pub; DROP TABLE IF EXISTS it_lost, it_lost_at;
+                CREATE TABLE it_lost (id int PRIMARY KEY, v text, n numeric(10,2));
+                CREATE TABLE it_lost_at (region text, at timestamptz, tag bytea, PRIMARY KEY (region, at));
+                INSERT INTO it_lost SELECT s, 'row ' || s, s / 4.0 FROM generate_series(1, 3000) s;
+                INSERT INTO it_lost_at SELECT r, timestamptz '2024-02-29 23:59:59.123456+00' + s * interval '1 hour', decode(md5(r || s), 'hex')
+                    FROM unnest(ARRAY['north', 'o''east']) r, generate_series(1, 400) s;
+                CREATE PUBLICATION it_lost_pub FOR TABLE it_lost, it_lost_at
+                """)
+            _ = try await source.psql(database: "replica", user: "ferry", "DROP TABLE IF EXISTS it_lost, it_lost_at; \(Self.forgetTargetPosition(pipeline))")
+            let directory = try scratchDirectory("pg-lost")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let config = directory.appendingPathComponent("ferry.yml").path
+            func configure(_ mode: String) throws {
+                try """
+                    sources:
+                      pg: { type: postgres, url: "\(try Self.sourceURL(publication: "it_lost_pub"))", password: "${FERRY_POSTGRES_PASSWORD}" }
+                    sinks:
+                      target: { type: postgres, url: "\(try TestEnvironment.value("FERRY_POSTGRES_URL"))", password: "${FERRY_POSTGRES_PASSWORD}" }
+                    pipelines:
+                      \(pipeline): { source: pg, sinks: [target], snapshot: { mode: \(mode), chunk_rows: 500 } }
+                    data_dir: \(directory.path)/data
+                    server: { listen: off }
+                    """.write(toFile: config, atomically: true, encoding: .utf8)
+            }
+            try configure("initial")
+            let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            let digests = [
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM it_lost t",
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY region, at)), '') FROM it_lost_at t",
+            ]
+            func equal() async throws -> Bool {
+                let made = try await source.psql(database: "replica", user: "ferry",
+                                                 "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('it_lost', 'it_lost_at')")
+                guard made == [["2"]] else { return false }
+                for digest in digests {
+                    let replica = try await source.psql(database: "replica", user: "ferry", "SET TIME ZONE 'UTC'; " + digest)
+                    guard try await source.psql(database: "source", user: "ferry_source", "SET TIME ZONE 'UTC'; " + digest) == replica else { return false }
+                }
+                return true
+            }
+            func verify(_ arguments: [String] = []) async throws -> (status: Int32, stdout: String, stderr: String) {
+                try await runProcess(TestEnvironment.ferryBinary, ["verify", "-c", config, pipeline] + arguments, environment: environment, timeoutSeconds: 120)
+            }
+            var ferry = try startFerry(config: config, environment: environment)
+            defer { if ferry.isRunning { ferry.terminate() } }
+            try await waitUntil("the targets equal to the source after the snapshot", seconds: 120) { try await equal() }
+
+            let clean = try await verify()
+            #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
+            #expect(clean.stdout.contains("table public.it_lost: 1 chunks, 1 matching, 0 differing; 3000 rows, 0 differing, 0 extra — equal"), "\(clean.stdout)")
+            #expect(clean.stdout.contains("table public.it_lost_at: 1 chunks, 1 matching, 0 differing; 800 rows, 0 differing, 0 extra — equal"), "\(clean.stdout)")
+            // Behind ferry's back the target loses, changes and gains rows.
+            _ = try await source.psql(database: "replica", user: "ferry", """
+                UPDATE it_lost SET v = 'tampered' WHERE id <= 3; DELETE FROM it_lost WHERE id BETWEEN 10 AND 12;
+                INSERT INTO it_lost VALUES (99999, 'extra', 0);
+                DELETE FROM it_lost_at WHERE region = 'o''east' AND at < timestamptz '2024-03-01 03:00:00+00';
+                INSERT INTO it_lost_at VALUES ('nowhere', now(), '\\x00')
+                """)
+            let found = try await verify()
+            #expect(found.status == 1, "\(found.stdout)\(found.stderr)")
+            #expect(found.stdout.contains("3000 rows, 6 differing, 1 extra — NOT EQUAL"), "\(found.stdout)")
+            #expect(found.stdout.contains("800 rows, 3 differing, 1 extra — NOT EQUAL"), "\(found.stdout)")
+            let repaired = try await verify(["--repair"])
+            #expect(repaired.status == 0, "\(repaired.stdout)\(repaired.stderr)")
+            #expect(try await equal())
+
+            // Down, the source changes and the slot goes: the changes since are not in any slot.
+            ferry.terminate()
+            ferry.waitUntilExit()
+            try await sql.simpleQuery("""
+                DELETE FROM it_lost WHERE id % 50 = 0; UPDATE it_lost SET v = 'while lost' WHERE id % 70 = 1;
+                INSERT INTO it_lost SELECT s, 'new', 1 FROM generate_series(5001, 5030) s;
+                DELETE FROM it_lost_at WHERE region = 'north' AND at < timestamptz '2024-03-02 00:00:00+00';
+                SELECT pg_drop_replication_slot('\(slot)')
+                """)
+            let stopped = try await runProcess(TestEnvironment.ferryBinary, ["run", "-c", config], environment: environment, timeoutSeconds: 60)
+            #expect(stopped.status == 1, "\(stopped.stderr)")
+            #expect(stopped.stderr.contains("error[source.postgres.slot_lost]: source pg: replication slot \(slot) is gone"), "\(stopped.stderr)")
+            #expect(stopped.stderr.contains("pipeline=\(pipeline)") && stopped.stderr.contains("snapshot: when_needed"), "\(stopped.stderr)")
+            #expect(try await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = '\(slot)'").rows.isEmpty)
+
+            try configure("when_needed")
+            ferry = try startFerry(config: config, environment: environment)
+            try await waitUntil("the targets equal to the source after the re-snapshot", seconds: 120) { try await equal() }
+            try await sql.simpleQuery("UPDATE it_lost SET v = 'streams on' WHERE id = 1")
+            try await waitUntil("the stream after the re-snapshot", seconds: 60) { try await equal() }
+            let after = try await verify()
+            #expect(after.status == 0, "\(after.stdout)\(after.stderr)")
+            try await Self.stop(ferry, dropping: slot, sql: sql)
+        }
+
         /// Logical replication carries no DDL: columns added, renamed, retyped and dropped while
         /// the pipeline streams reach the targets from the stream's new descriptions of the table,
         /// each before the first row that needs it (PostgreSQL and SQLite targets, `evolve`).

@@ -104,6 +104,8 @@ extension FerryError.Code {
     /// The PostgreSQL replication stream holds something ferry cannot read.
     public static let sourcePostgresStream = Self("source.postgres.stream")
     public static let sourcePostgresWALRetentionHigh = Self("source.postgres.wal_retention_high")
+    /// The pipeline's replication slot was dropped or invalidated: the changes since its saved position are gone.
+    public static let sourcePostgresSlotLost = Self("source.postgres.slot_lost")
 
     // MARK: snapshot — reading existing rows
     public static let snapshotTableMissing = Self("snapshot.table_missing")
@@ -195,7 +197,7 @@ extension FerryError.Code {
         sourceMySQLAuthPlugin, sourceMySQLTLSUnavailable, sourceMySQLTLSFailed, sourceBinlogOff, sourceBinlogFormat,
         sourceBinlogPurged, sourceBinlogRetentionLow, sourceBinlogChecksumMismatch, sourceBinlogUndecodableEvent, sourceBinlogUndecodableRow,
         sourceBinlogUnsupportedColumn, sourceBinlogUnsupportedEvent, sourcePosition,
-        sourcePostgresUnreachable, sourcePostgresSetup, sourcePostgresStream, sourcePostgresWALRetentionHigh,
+        sourcePostgresUnreachable, sourcePostgresSetup, sourcePostgresStream, sourcePostgresWALRetentionHigh, sourcePostgresSlotLost,
         snapshotTableMissing, snapshotKeyColumn, snapshotKeyNullable, snapshotSignalTable, snapshotUndecodableRow,
         snapshotUnsupportedColumn,
         bufferDiskUnusable, bufferDiskFull, pipelineRewindAhead, stateCorrupt, stateDiskFull, clusterFenced, clusterUnavailable, serverListen, serverTLS,

@@ -7,17 +7,17 @@ import NIOCore
 
 /// Reads one source table for `ferry verify`: in key order chunk by chunk, or by keys, decoded
 /// exactly as snapshot rows are.
-public struct SourceTableReader: Sendable {
+struct MySQLTableReader: SourceTableReader {
     let table: SnapshotTable
     let connection: MySQLConnectionConfiguration
     let logger: Logger
 
-    public var schema: TableSchema { table.schema }
+    var schema: TableSchema { table.schema }
     /// The key columns rows are ordered and looked up by; empty when the table has none.
-    public var keyColumns: [Int] { table.keyColumns }
+    var keyColumns: [Int] { table.keyColumns }
 
     /// Up to `rows` rows after `lower` (a key; `nil` from the start), in key order.
-    public func rows(after lower: [Value]?, limit: Int) async throws -> [Row] {
+    func rows(after lower: [Value]?, limit: Int) async throws -> [Row] {
         let queries = ChunkQueries(table: table)
         var sql = queries.read(lower: lower.map(ChunkQueries.literals), upper: nil)
         if !table.keyColumns.isEmpty { sql += " LIMIT \(limit)" }
@@ -25,13 +25,13 @@ public struct SourceTableReader: Sendable {
     }
 
     /// The rows with these keys that the table has now.
-    public func rows(keys: [[Value]]) async throws -> [Row] {
+    func rows(keys: [[Value]]) async throws -> [Row] {
         guard !keys.isEmpty else { return [] }
         return try await read(ChunkQueries(table: table).read(keys: keys.map(ChunkQueries.literals)))
     }
 
     /// Every key of the table.
-    public func keys() async throws -> [[Value]] {
+    func keys() async throws -> [[Value]] {
         let sql = "SELECT \(table.quotedKeyColumns.joined(separator: ", ")) FROM \(table.quotedName)"
         return try await MySQLConnection.withConnection(connection, logger: logger) { query in
             try await Snapshotter.prepareSession(query)
@@ -51,22 +51,30 @@ public struct SourceTableReader: Sendable {
     }
 }
 
-extension MySQLSource {
-    /// A reader of `name` for `ferry verify`; `keyOverride` is the pipeline's `mapping.key`.
-    public func tableReader(_ name: TableName, keyOverride: [String]?) async throws -> SourceTableReader {
+extension MySQLSource: VerifiableSource {
+    public func verifiedTables(signalTable: TableName) async throws -> [TableName] {
+        try await includedTables(signalTable: signalTable)
+    }
+
+    public func verifyReader(_ name: TableName, keyOverride: [String]?) async throws -> any SourceTableReader {
         let table = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             let server = try await ServerFacts.load(query)
             return try await SnapshotTable.load(name, keyOverride: keyOverride, query: query, server: server)
         }
-        return SourceTableReader(table: table, connection: configuration.connection, logger: logger)
+        return MySQLTableReader(table: table, connection: configuration.connection, logger: logger)
     }
 
     /// The server's current end of log.
-    public func currentPosition() async throws -> BinlogCoordinates {
-        try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
+    public func verifyPosition() async throws -> SourcePosition {
+        let coordinates = try await MySQLConnection.withConnection(configuration.connection, logger: logger) { query in
             try await ServerFacts.currentCoordinates(query)
         }
+        return .binlog(BinlogPosition(coordinates: coordinates, gtidPosition: nil))
     }
+
+    public func repairKey(_ key: [Value]) -> [String] { MySQLLiteral.literals(key) }
+
+    public func isLostConnection(_ error: any Error) -> Bool { Self.isLostConnection(error) }
 
     /// Base tables this source's filter includes (what an initial snapshot reads).
     public func includedTables(signalTable: TableName) async throws -> [TableName] {

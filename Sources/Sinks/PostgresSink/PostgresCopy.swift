@@ -43,7 +43,7 @@ enum PostgresCopy {
         case .decimal(var text), .string(var text), .json(var text), .enumeration(var text):
             text.withUTF8 { appendEscaped($0, to: &out) }
         default:
-            guard var text = PostgresTextArray.text(value) else {
+            guard var text = PostgresText.form(value) else {
                 out.writeStaticString("\\N")
                 return
             }
