@@ -62,7 +62,7 @@ public struct DocumentBuilder: Sendable {
                     let schema: TableSchema
                     do {
                         schema = try await reader.schema(of: table)
-                    } catch let error as FerryError {
+                    } catch let error as FerryError where error.code != .sourcePostgresUnreachable {
                         // Only what the source says about the table; a lost connection stays
                         // what it is, so the start waits for the source instead of blaming the file.
                         throw FerryError(code: .configDocumentUnknownTable,

@@ -43,18 +43,11 @@ struct MySQLTransactionSource: TransactionSource {
                 LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(start)", "ferry.start": "\(pipeline.start)",
             ])
         }
-        let documents = pipeline.documents.isEmpty ? nil
-            : DocumentBuilder(definitions: pipeline.documents, source: MySQLDocumentRows(configuration: source.configuration, logger: logger))
-        if let documents { try await source.retryingLostConnections("checking the documents' tables") { try await documents.validate() } }
+        let documents = PipelineDocuments(pipeline, rows: MySQLDocumentRows(configuration: source.configuration, logger: logger),
+                                          isLostConnection: MySQLSource.isLostConnection, logger: logger)
+        try await documents?.validate()
         func deliver(_ transaction: Transaction) async throws {
-            guard let documents else { return try await plainDeliver(transaction) }
-            let extended = try await documents.extend(transaction, retryingWhile: MySQLSource.isLostConnection) { error, wait in
-                logger.warning("lost the connection that renders documents; retrying", metadata: [
-                    LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(transaction.position)", LoggingKeys.error: .error(error),
-                    LoggingKeys.retryIn: .seconds(wait),
-                ])
-            }
-            try await plainDeliver(extended)
+            try await plainDeliver(try await documents?.extend(transaction) ?? transaction)
         }
         guard let snapshotStore else {
             _ = try await source.run(from: from, resolved: resolved) { transaction in try await deliver(transaction) }

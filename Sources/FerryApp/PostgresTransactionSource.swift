@@ -30,6 +30,11 @@ struct PostgresTransactionSource: TransactionSource {
         return settings
     }
 
+    func recoverLostState(sinksAt position: SourcePosition) async throws {
+        guard let snapshotStore else { return }
+        try await source.snapshotAfterLostState(SnapshotJob(pipeline: pipeline.name, settings: pipeline.snapshot, store: snapshotStore, resume: position))
+    }
+
     func run(after position: SourcePosition?, deliver: @Sendable (Transaction) async throws -> Void) async throws {
         // Where a lost connection goes on: the last position delivered (a snapshot's step too).
         var resume: WALPosition?
@@ -52,13 +57,16 @@ struct PostgresTransactionSource: TransactionSource {
             try await checkpoints.saveSafePosition(.wal(WALPosition(lsn: start)), pipeline: pipeline.name)
             logger.notice("first start: the source begins here", metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(start)"])
         }
+        let documents = PipelineDocuments(pipeline, rows: PostgresDocumentRows(source: source),
+                                          isLostConnection: PostgresDocumentRows.isLostConnection, logger: logger)
+        try await documents?.validate()
         var wait = Duration.seconds(1)
         // Set once the slot was found lost under `snapshot: when_needed`: every table is read again.
         var resnapshotAll = false
         while true {
             let follow = PostgresSource.Follow(createSlot: true, resumeAfter: resume?.lsn, safePosition: safePosition, slotCreated: slotCreated)
             func tracked(_ transaction: Transaction) async throws {
-                try await deliver(transaction)
+                try await deliver(try await documents?.extend(transaction) ?? transaction)
                 if let wal = transaction.position.wal { resume = wal }
                 wait = .seconds(1)
             }

@@ -79,6 +79,11 @@ public struct PgTransactionAssembler: Sendable {
     /// Nothing is open or held: everything received so far has been handed on.
     public var isIdle: Bool { open == nil && segment == nil && streams.isEmpty }
 
+    /// No transaction or stream segment is open; streamed transactions may be held. Stopping
+    /// here loses nothing: a held transaction commits later, and a stream from any earlier
+    /// position sends it again whole.
+    public var isBetweenTransactions: Bool { open == nil && segment == nil }
+
     public mutating func add(_ message: PgOutputMessage) throws -> PgAssembled? {
         switch message {
         case .begin(let begin):

@@ -54,16 +54,20 @@ public struct ReplicationStreamState: Sendable {
             // holds nothing for us (other tables, checkpoints), so the slot may move past it —
             // else it never advances while the published tables are quiet, and a server
             // shutting down waits for our flush position to reach its end.
-            if assembler.isIdle {
-                received = max(received, serverEnd)
-                if confirmed >= handedOn { confirmed = max(confirmed, serverEnd) }
-            }
+            // Between transactions, the server has read its WAL this far (a streamed
+            // transaction still held commits later).
+            if assembler.isBetweenTransactions { received = max(received, serverEnd) }
+            if assembler.isIdle && confirmed >= handedOn { confirmed = max(confirmed, serverEnd) }
             return Step(assembled: nil, reply: due(now: now, asked: replyRequested))
         }
     }
 
     /// No transaction is open or held: everything received so far has been handed on.
     public var isIdle: Bool { assembler.isIdle }
+
+    /// No transaction or stream segment is open (streamed ones may be held): a stream may stop
+    /// here and be taken up again from the last transaction handed on.
+    public var isBetweenTransactions: Bool { assembler.isBetweenTransactions }
 
     /// Every target holds everything up to `lsn` (a transaction's end LSN): the slot may
     /// forget it. Never moves backwards.

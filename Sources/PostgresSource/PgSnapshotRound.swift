@@ -80,7 +80,7 @@ struct PgSnapshotRound {
     private func openReader() async throws -> PostgresWireConnection {
         let connection = try await source.connect(source.configuration.sessionConnection, purpose: "snapshot")
         do {
-            try await source.setup("importing snapshot \(snapshotName)") {
+            _ = try await source.setup("importing snapshot \(snapshotName)") {
                 try await connection.simpleQuery("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '\(snapshotName)'")
             }
             return connection

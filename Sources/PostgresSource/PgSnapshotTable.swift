@@ -154,6 +154,20 @@ struct PgSnapshotTable: Sendable {
         return (sql, parameters)
     }
 
+    /// The rows whose `columns` (indexes) equal one of `values` (text forms, one per column),
+    /// in key order (documents).
+    func matchQuery(columns: [Int], values: [[String?]]) -> (sql: String, parameters: [FrontendMessage.Parameter]) {
+        let names = columns.indices.map { "ferry_value_\($0 + 1)" }
+        let casts = columns.enumerated().map { "u.\(names[$0.offset])::\(columnTypes[$0.element])" }.joined(separator: ", ")
+        let quoted = columns.map { PostgresSource.quotedIdentifier(columnNames[$0]) }.joined(separator: ", ")
+        let arrays = columns.indices.map { "$\($0 + 1)::text[]" }.joined(separator: ", ")
+        var conditions = ["(\(quoted)) IN (SELECT \(casts) FROM unnest(\(arrays)) AS u(\(names.joined(separator: ", "))))"]
+        if !rowFilter.isEmpty { conditions.append("(\(rowFilter))") }
+        let order = keyColumns.isEmpty ? "" : " ORDER BY \(quotedKey)"
+        let parameters = columns.indices.map { position in FrontendMessage.Parameter.text(Self.arrayLiteral(values.map { $0[position] })) }
+        return ("SELECT \(quotedColumns) FROM \(readFrom) WHERE " + conditions.joined(separator: " AND ") + order, parameters)
+    }
+
     /// The answer to `keysQuery`: the rows found, and a key-only row for each key not found.
     func keyedRows(_ result: PostgresResult) throws -> (rows: [Row], absent: [Row]) {
         var rows: [Row] = [], absent: [Row] = []
@@ -175,11 +189,15 @@ struct PgSnapshotTable: Sendable {
             + (rowFilter.isEmpty ? "" : " WHERE (\(rowFilter))") + " ORDER BY \(quotedKey)"
     }
 
-    /// `{"a","b"}`: a text array's input form.
-    static func arrayLiteral(_ elements: [String]) -> String {
+    /// `{"a","b",NULL}`: a text array's input form.
+    static func arrayLiteral(_ elements: [String?]) -> String {
         var out = "{"
         for (index, element) in elements.enumerated() {
             if index > 0 { out += "," }
+            guard let element else {
+                out += "NULL"
+                continue
+            }
             out += "\""
             for character in element.unicodeScalars {
                 if character == "\"" || character == "\\" { out += "\\" }

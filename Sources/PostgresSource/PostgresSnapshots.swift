@@ -123,6 +123,20 @@ extension PostgresSource {
         }
     }
 
+    /// After the state store was lost while the sinks kept their positions: an initial snapshot
+    /// that was running is not known to have finished, so every table is snapshotted again (rows
+    /// are upserted by key, and a keyless table has its target rows replaced, so what the sinks
+    /// already hold is harmless) — unless the pipeline never snapshots by itself, or some record
+    /// of its snapshots survived.
+    public func snapshotAfterLostState(_ job: SnapshotJob) async throws {
+        guard job.settings.mode != .never, try await job.store.snapshotTables(pipeline: job.pipeline).isEmpty else { return }
+        let tables = try await includedTables()
+        try await job.store.requestSnapshot(pipeline: job.pipeline, tables: tables, reason: "state lost", atMillis: WallClock.millisecondsSinceEpoch())
+        logger.warning("no record of the pipeline's snapshots survives: every table is snapshotted again so that none stays incomplete", metadata: [
+            LoggingKeys.pipeline: "\(job.pipeline)", LoggingKeys.position: "\(job.resume.map { "\($0)" } ?? "")", "ferry.tables": "\(tables.count)",
+        ])
+    }
+
     /// The publication's tables this source's filter includes (what an initial snapshot reads).
     public func includedTables() async throws -> [TableName] {
         let sql = try await connect(configuration.sessionConnection, purpose: "catalog")

@@ -158,15 +158,13 @@ public struct PostgresSource: Sendable {
             start = try await createSlot(slot, temporary: true, exportingSnapshot: false, on: stream).point
         }
         try await setup("starting replication from slot \(slot)") {
-            // Logical messages carry the positions `verifyPosition` marks.
-            let messages = Self.streamsMessages(stream.serverVersion) ? ", messages 'true'" : ""
-            try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (proto_version '1', publication_names '\(Self.quotedOption(Self.quotedIdentifier(configuration.publication)))'\(messages))")
+            try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (\(Self.streamOptions(serverVersion: stream.serverVersion, publication: configuration.publication)))")
         }
         logger.notice("following PostgreSQL logical replication", metadata: [
             "ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", "ferry.publication": "\(configuration.publication)", LoggingKeys.position: "\(start)",
         ])
         // A named slot nobody confirms for (a tail) stays where it is.
-        var state = ReplicationStreamState(protocolVersion: 1, confirmed: start, confirmsNothing: configuration.slot != nil && follow.safePosition == nil)
+        var state = ReplicationStreamState(protocolVersion: Self.protocolVersion(serverVersion: stream.serverVersion), confirmed: start, confirmsNothing: configuration.slot != nil && follow.safePosition == nil)
         var mapper = PgTransactionMapper(sourceName: configuration.name)
         // Asked for, a keepalive says how far the server has read its WAL: the stream has caught
         // up once that passes the stop with nothing open.
@@ -186,7 +184,7 @@ public struct PostgresSource: Sendable {
         var lastQuestion: Int64 = 0
         while true {
             try Task.checkCancellation()
-            if periodic && state.isIdle {
+            if periodic && state.isBetweenTransactions {
                 let now = WallClock.millisecondsSinceEpoch()
                 if now - lastQuestion >= 1000 {
                     lastQuestion = now
@@ -238,8 +236,8 @@ public struct PostgresSource: Sendable {
                 nextSafeRead = nowMillis + 1000
                 if let safe = try await safePosition() { state.confirm(safe) }
             }
-            // Between transactions only: one cut short would be received again.
-            if let stopWhen = follow.stopWhen, state.isIdle, nowMillis >= nextRequestCheck {
+            // Between transactions only: one cut short (or streamed and held) is received again.
+            if let stopWhen = follow.stopWhen, state.isBetweenTransactions, nowMillis >= nextRequestCheck {
                 nextRequestCheck = nowMillis + 1000
                 if try await stopWhen() { return .stopRequested }
             }
@@ -248,7 +246,7 @@ public struct PostgresSource: Sendable {
             }
             if let stop {
                 if payload.first == UInt8(ascii: "k") {
-                    if state.isIdle && state.received >= stop { return .reachedStop }
+                    if state.isBetweenTransactions && state.received >= stop { return .reachedStop }
                     // Not there yet and nothing came since the last question: the server is
                     // still reading WAL with nothing for us; ask again a little later.
                     if !dataSinceQuestion { try await Task.sleep(for: .milliseconds(20)) }
@@ -259,6 +257,22 @@ public struct PostgresSource: Sendable {
                 }
             }
         }
+    }
+
+    /// pgoutput's protocol: 2 from PostgreSQL 14, which streams a transaction larger than
+    /// `logical_decoding_work_mem` while it runs (the server keeps no copy of it on disk, and its
+    /// changes are here by the time it commits); 1 before.
+    static func protocolVersion(serverVersion: String) -> Int {
+        streamsMessages(serverVersion) ? 2 : 1
+    }
+
+    /// START_REPLICATION's options: the protocol, the publication, streaming of large
+    /// transactions and the logical messages that carry the positions `verifyPosition` marks
+    /// (both PostgreSQL 14+).
+    static func streamOptions(serverVersion: String, publication: String) -> String {
+        let version = protocolVersion(serverVersion: serverVersion)
+        return "proto_version '\(version)', publication_names '\(quotedOption(quotedIdentifier(publication)))'"
+            + (version >= 2 ? ", streaming 'on', messages 'true'" : "")
     }
 
     /// Where a named slot's stream starts: after the targets' position when there is one, else
@@ -313,7 +327,7 @@ public struct PostgresSource: Sendable {
             : "is gone (dropped while ferry was not reading it)"
         let since = targetsAt.map { "since the targets' position \($0)" } ?? "since the slot's last confirmed position"
         return FerryError(code: .sourcePostgresSlotLost, message: "source \(configuration.name): replication slot \(slot) \(what), so the changes \(since) are lost",
-                          context: [("source", configuration.name), ("slot", slot)] + (targetsAt.map { [(LoggingKeys.position, "\($0)")] } ?? []),
+                          context: [("source", configuration.name), ("slot", slot)] + (targetsAt.map { [("position", "\($0)")] } ?? []),
                           fix: "set `snapshot: when_needed` on the pipeline and start it again: ferry creates the slot again and snapshots every table through it; "
                               + "or delete the pipeline's state and targets and start over. Raise max_slot_wal_keep_size so it does not recur")
     }

@@ -456,10 +456,92 @@ extension Integration {
             try configure("when_needed")
             ferry = try startFerry(config: config, environment: environment)
             try await waitUntil("the targets equal to the source after the re-snapshot", seconds: 120) { try await equal() }
-            try await sql.simpleQuery("UPDATE it_lost SET v = 'streams on' WHERE id = 1")
+            // Past logical_decoding_work_mem (64kB in scripts/services), protocol 2 streams the
+            // transaction in segments while it runs.
+            try await sql.simpleQuery("UPDATE it_lost SET v = repeat('s', 200) || id WHERE id <= 2000")
             try await waitUntil("the stream after the re-snapshot", seconds: 60) { try await equal() }
+            try await waitUntil("the large transaction counted as streamed", seconds: 30) {
+                let streamed = try await sql.query("SELECT stream_txns::text FROM pg_stat_replication_slots WHERE slot_name = '\(slot)'").text(0, 0)
+                return (Int(streamed ?? "") ?? 0) > 0
+            }
             let after = try await verify()
             #expect(after.status == 0, "\(after.stdout)\(after.stderr)")
+            try await Self.stop(ferry, dropping: slot, sql: sql)
+        }
+
+        /// Joined documents on a PostgreSQL source: rendered from the snapshot's rows, then kept
+        /// current as the root, a many-to-one child and a one-to-many child change; each equals
+        /// the join evaluated on the source.
+        @Test func documentsFollowEveryJoinedTable() async throws {
+            let pipeline = "it_pg_docs"
+            let slot = "ferry_\(pipeline)"
+            let source = PostgresTypeCorpus()
+            let sql = try await PostgresLogicalReplication.connect(replication: false)
+            try await sql.simpleQuery("""
+                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\(slot)';
+                DROP PUBLICATION IF EXISTS it_docs_pub; DROP TABLE IF EXISTS it_doc_film, it_doc_language, it_doc_cast;
+                CREATE TABLE it_doc_language (language_id int PRIMARY KEY, name text);
+                CREATE TABLE it_doc_film (film_id int PRIMARY KEY, title text, language_id int, released date);
+                CREATE TABLE it_doc_cast (film_id int, actor text, fee numeric(8,2), PRIMARY KEY (film_id, actor));
+                INSERT INTO it_doc_language VALUES (1, 'English'), (2, 'Français'), (3, 'Deutsch');
+                INSERT INTO it_doc_film SELECT s, 'film ' || s, CASE WHEN s % 10 = 0 THEN NULL ELSE s % 3 + 1 END, date '2000-01-01' + s FROM generate_series(1, 200) s;
+                INSERT INTO it_doc_cast SELECT f, a, f * 1.5 FROM generate_series(1, 200) f, unnest(ARRAY['Ann', 'Bo', 'Cy']) a WHERE f % 4 <> 0;
+                CREATE PUBLICATION it_docs_pub FOR TABLE it_doc_language, it_doc_film, it_doc_cast
+                """)
+            _ = try await source.psql(database: "replica", user: "ferry",
+                                      "DROP TABLE IF EXISTS it_doc_film, it_doc_language, it_doc_cast, it_film_doc; \(Self.forgetTargetPosition(pipeline))")
+            let directory = try scratchDirectory("pg-docs")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let config = directory.appendingPathComponent("ferry.yml").path
+            try """
+                sources:
+                  pg: { type: postgres, url: "\(try Self.sourceURL(publication: "it_docs_pub"))", password: "${FERRY_POSTGRES_PASSWORD}" }
+                sinks:
+                  target: { type: postgres, url: "\(try TestEnvironment.value("FERRY_POSTGRES_URL"))", password: "${FERRY_POSTGRES_PASSWORD}" }
+                pipelines:
+                  \(pipeline):
+                    source: pg
+                    sinks: [target]
+                    documents:
+                      it_film_doc:
+                        root: public.it_doc_film
+                        join:
+                          language: { table: it_doc_language, on: { language_id: language_id } }
+                          cast: { table: it_doc_cast, kind: many, on: { film_id: film_id }, columns: [actor, fee] }
+                data_dir: \(directory.path)/data
+                server: { listen: off }
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            // The join on the source, as jsonb: key order does not matter, array order does;
+            // numeric values are JSON strings, exact (docs/types.md).
+            let expected = """
+                SELECT count(*) || ':' || coalesce(md5(string_agg(d::text, ',' ORDER BY id)), '') FROM (
+                  SELECT f.film_id AS id, jsonb_build_object('film_id', f.film_id, 'title', f.title, 'language_id', f.language_id, 'released', f.released,
+                    'language', (SELECT jsonb_build_object('language_id', l.language_id, 'name', l.name) FROM it_doc_language l WHERE l.language_id = f.language_id),
+                    'cast', coalesce((SELECT jsonb_agg(jsonb_build_object('actor', c.actor, 'fee', c.fee::text) ORDER BY c.actor) FROM it_doc_cast c WHERE c.film_id = f.film_id), '[]'::jsonb)) AS d
+                  FROM it_doc_film f) x
+                """
+            func rendered() async throws -> [[String]] {
+                let made = try await source.psql(database: "replica", user: "ferry", "SELECT count(*) FROM pg_tables WHERE tablename = 'it_film_doc'")
+                guard made == [["1"]] else { return [] }
+                return try await source.psql(database: "replica", user: "ferry",
+                                             "SELECT count(*) || ':' || coalesce(md5(string_agg(document::jsonb::text, ',' ORDER BY film_id)), '') FROM it_film_doc")
+            }
+            func equal() async throws -> Bool {
+                try await rendered() == source.psql(database: "source", user: "ferry_source", expected)
+            }
+            let ferry = try startFerry(config: config, environment: environment)
+            defer { if ferry.isRunning { ferry.terminate() } }
+            try await waitUntil("the documents of the snapshot's rows", seconds: 90) { try await equal() }
+            try await sql.simpleQuery("""
+                UPDATE it_doc_language SET name = 'Anglais' WHERE language_id = 1;
+                DELETE FROM it_doc_cast WHERE actor = 'Bo' AND film_id < 50;
+                INSERT INTO it_doc_cast VALUES (4, 'Di', 9.99);
+                UPDATE it_doc_film SET language_id = 3, title = 'retitled' WHERE film_id = 7;
+                INSERT INTO it_doc_film VALUES (201, 'new', 2, NULL);
+                DELETE FROM it_doc_cast WHERE film_id = 12; DELETE FROM it_doc_film WHERE film_id = 12
+                """)
+            try await waitUntil("the documents after changes to every joined table", seconds: 60) { try await equal() }
             try await Self.stop(ferry, dropping: slot, sql: sql)
         }
 

@@ -47,6 +47,22 @@ import Testing
         #expect(try state.receive(keepalive(0x300, reply: true), now: 7).reply?.flushed == LSN(0x300))
     }
 
+    /// A streamed transaction held between its segments (protocol 2) does not stop a stream
+    /// from knowing how far the server has read — a snapshot's point is reached behind it, as it
+    /// commits later and a new stream sends it again whole — but nothing past it is confirmed.
+    @Test func aHeldStreamedTransactionIsBetweenTransactionsButNotIdle() throws {
+        var state = ReplicationStreamState(protocolVersion: 2, confirmed: LSN(0x50))
+        _ = try state.receive(wal(0x100, Bytes("S").u32(900).u8(1)), now: 1)
+        #expect(!state.isBetweenTransactions && !state.isIdle, "inside a segment")
+        _ = try state.receive(wal(0x110, Bytes("R").u32(900).raw(Array(relation.out.dropFirst()))), now: 2)
+        _ = try state.receive(wal(0x120, Bytes("I").u32(900).u32(7).char("N").i16(1).text("1")), now: 3)
+        _ = try state.receive(wal(0x130, Bytes("E")), now: 4)
+        #expect(state.isBetweenTransactions && !state.isIdle, "held between segments")
+        let step = try state.receive(keepalive(0x400, reply: true), now: 5)
+        #expect(state.received == LSN(0x400))
+        #expect(step.reply?.flushed == LSN(0x50), "the held transaction commits later: nothing past it is confirmed")
+    }
+
     @Test func badBytesAreTypedErrors() {
         var state = ReplicationStreamState(protocolVersion: 1, confirmed: .zero)
         #expect(throws: PgOutputError.self) { _ = try state.receive([UInt8(ascii: "w"), 1, 2], now: 0) }
