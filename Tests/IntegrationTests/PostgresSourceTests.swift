@@ -324,10 +324,9 @@ extension Integration {
             }
             // Rows of it_snap in the target; 0 before the sink made the table.
             func targetRows() async throws -> Int {
-                let rows = try await source.psql(database: "replica", user: "ferry", """
-                    SELECT CASE WHEN to_regclass('public.it_snap') IS NULL THEN 0
-                        ELSE (xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM public.it_snap', false, true, '')))[1]::text::int END
-                    """)
+                let made = try await source.psql(database: "replica", user: "ferry", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'it_snap'")
+                guard made == [["1"]] else { return 0 }
+                let rows = try await source.psql(database: "replica", user: "ferry", "SELECT count(*) FROM public.it_snap")
                 return Int(rows.first?.first ?? "") ?? 0
             }
             var ferry = try startFerry(config: config, environment: environment)
