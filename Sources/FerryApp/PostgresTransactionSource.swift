@@ -57,14 +57,22 @@ struct PostgresTransactionSource: TransactionSource {
             try await checkpoints.saveSafePosition(.wal(WALPosition(lsn: start)), pipeline: pipeline.name)
             logger.notice("first start: the source begins here", metadata: [LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(start)"])
         }
-        let documents = PipelineDocuments(pipeline, rows: PostgresDocumentRows(source: source),
-                                          isLostConnection: PostgresDocumentRows.isLostConnection, logger: logger)
+        let documentRows = PostgresDocumentRows(source: source)
+        let documents = PipelineDocuments(pipeline, rows: documentRows, isLostConnection: PostgresDocumentRows.isLostConnection, logger: logger)
         try await documents?.validate()
         var wait = Duration.seconds(1)
-        // Set once the slot was found lost under `snapshot: when_needed`: every table is read again.
+        // Set when the slot was found lost under `snapshot: when_needed`, for the next attempt
+        // only: it requests every table (saved before the slot is made again), so an attempt cut
+        // short finds the slot still gone or the request still open.
         var resnapshotAll = false
+        // Documents read tables outside the stream: a new stream's table descriptions start
+        // afresh, so what they knew of the tables is forgotten too.
+        let forgetTables: @Sendable () async -> Void = { await documentRows.forgetAll() }
         while true {
-            let follow = PostgresSource.Follow(createSlot: true, resumeAfter: resume?.lsn, safePosition: safePosition, slotCreated: slotCreated)
+            let follow = PostgresSource.Follow(createSlot: true, resumeAfter: resume?.lsn, safePosition: safePosition, slotCreated: slotCreated,
+                                               streamStarted: forgetTables)
+            let resnapshotting = resnapshotAll
+            resnapshotAll = false
             func tracked(_ transaction: Transaction) async throws {
                 try await deliver(try await documents?.extend(transaction) ?? transaction)
                 if let wal = transaction.position.wal { resume = wal }
@@ -73,14 +81,14 @@ struct PostgresTransactionSource: TransactionSource {
             do {
                 if let snapshotStore {
                     let job = SnapshotJob(pipeline: pipeline.name, settings: pipeline.snapshot, store: snapshotStore, resume: resume.map(SourcePosition.wal),
-                                          resnapshotAll: resnapshotAll)
+                                          resnapshotAll: resnapshotting)
                     try await withSweep(snapshotStore) { try await source.run(follow, snapshot: job, deliver: tracked) }
                 } else {
                     try await source.run(follow, deliver: tracked)
                 }
                 return
             } catch let error as FerryError where error.code == .sourcePostgresSlotLost {
-                guard pipeline.snapshot.mode == .whenNeeded, snapshotStore != nil, !resnapshotAll else { throw error.adding("pipeline", pipeline.name) }
+                guard pipeline.snapshot.mode == .whenNeeded, snapshotStore != nil, !resnapshotting else { throw error.adding("pipeline", pipeline.name) }
                 logger.warning("the slot's changes are lost; snapshotting every table again (snapshot: when_needed)", metadata: [
                     LoggingKeys.pipeline: "\(pipeline.name)", LoggingKeys.position: "\(resume.map(\.description) ?? "none")", LoggingKeys.error: .error(error),
                 ])

@@ -12,8 +12,10 @@ public struct ReplicationStreamState: Sendable {
     public private(set) var received = LSN.zero
     public private(set) var confirmed: LSN
     private var confirmedSent: LSN
-    /// The end of the last transaction or message handed on.
-    private var handedOn = LSN.zero
+    /// The end of the last transaction or position mark the owner delivered (`handedOn(_:)`).
+    /// Transactions it skips (no published change after its filter, another tool's logical
+    /// message, PostgreSQL 14's empty transactions) need no confirmation.
+    private var delivered = LSN.zero
     private var lastStatus: PostgresTimestamp = 0
     public let statusIntervalMicroseconds: Int64
 
@@ -43,11 +45,6 @@ public struct ReplicationStreamState: Sendable {
         case .xLogData(let start, _, _, let data):
             received = max(received, start)
             let assembled = try assembler.add(try decoder.decode(data))
-            switch assembled {
-            case .transaction(let transaction)?: handedOn = max(handedOn, transaction.endLSN)
-            case .message(let lsn, _, _)?: handedOn = max(handedOn, lsn)
-            case nil: break
-            }
             return Step(assembled: assembled, reply: due(now: now, asked: false))
         case .keepalive(let serverEnd, _, let replyRequested):
             // Nothing open or held, and all handed on confirmed: the WAL up to the server's end
@@ -57,7 +54,7 @@ public struct ReplicationStreamState: Sendable {
             // Between transactions, the server has read its WAL this far (a streamed
             // transaction still held commits later).
             if assembler.isBetweenTransactions { received = max(received, serverEnd) }
-            if assembler.isIdle && confirmed >= handedOn { confirmed = max(confirmed, serverEnd) }
+            if assembler.isIdle && confirmed >= delivered { confirmed = max(confirmed, serverEnd) }
             return Step(assembled: nil, reply: due(now: now, asked: replyRequested))
         }
     }
@@ -68,6 +65,12 @@ public struct ReplicationStreamState: Sendable {
     /// No transaction or stream segment is open (streamed ones may be held): a stream may stop
     /// here and be taken up again from the last transaction handed on.
     public var isBetweenTransactions: Bool { assembler.isBetweenTransactions }
+
+    /// The owner delivered what ends at `lsn`: the slot moves past it only once every target
+    /// holds it (`confirm`).
+    public mutating func handedOn(_ lsn: LSN) {
+        delivered = max(delivered, lsn)
+    }
 
     /// Every target holds everything up to `lsn` (a transaction's end LSN): the slot may
     /// forget it. Never moves backwards.

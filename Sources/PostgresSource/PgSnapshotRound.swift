@@ -152,8 +152,8 @@ struct PgSnapshotRound {
                 // A repair reads its keys; a key the table no longer has is deleted.
                 let repairKeys = chunks.reduce(0) { $0 + ($1.keys?.count ?? 0) }
                 started.estimatedRows = repairKeys > 0 ? repairKeys : table.estimatedRows
-                if repairKeys > 0 && table.keyColumns.isEmpty {
-                    throw FerryError(code: .snapshotKeyColumn, message: "pipeline \(pipeline): a repair of \(record.table) names keys, but the table has no key any more",
+                if repairKeys > 0 && chunks.contains(where: { ($0.keys ?? []).contains { $0.count != table.keyColumns.count } }) {
+                    throw FerryError(code: .snapshotKeyColumn, message: "pipeline \(pipeline): a repair of \(record.table) names keys of another shape than the table's key (\(table.keyDescription))",
                                      context: [(LoggingKeys.table, "\(record.table)")], fix: "snapshot the whole table instead: ferry snapshot \(record.table)")
                 }
                 guard await handOut(.start(started)) else { return }

@@ -32,11 +32,16 @@ public final class PostgresDocumentRows: DocumentRowSource, @unchecked Sendable 
         lock.withLock { tables[table] = nil }
     }
 
-    /// Whether `error` is a lost connection (rendering is tried again), not an answer of the server.
+    /// Forgets every table (a new stream: a change made before it brings no schema change).
+    public func forgetAll() async {
+        lock.withLock { tables.removeAll() }
+    }
+
+    /// Whether `error` is a lost connection or a server that is away for now (rendering is
+    /// tried again), not a refusal.
     public static func isLostConnection(_ error: any Error) -> Bool {
         if let error = error as? FerryError { return error.code == .sourcePostgresUnreachable }
-        if let error = error as? PostgresWireError, case .server = error { return false }
-        return error is PostgresWireError
+        return (error as? PostgresWireError)?.isTransient ?? false
     }
 
     fileprivate func table(_ name: TableName, _ sql: PostgresWireConnection) async throws -> PgSnapshotTable {

@@ -30,6 +30,14 @@ extension PostgresSource {
             let exporter = try await connect(replicationConnection, purpose: "replication")
             do {
                 let (point, snapshot) = try await createSlot(slot, temporary: false, exportingSnapshot: true, on: exporter)
+                // A slot made again begins after the targets, or their position names another
+                // WAL (a restored or new cluster): chunks placed before it would be skipped as seen.
+                if let targets = job.resume?.wal, point <= targets.lsn {
+                    throw FerryError(code: .sourcePostgresSlotLost,
+                                     message: "source \(configuration.name): replication slot \(slot) was made again at \(point), before the targets' position \(targets.lsn): the server's WAL is not the one the targets followed (a restored or new cluster)",
+                                     context: [("source", configuration.name), ("slot", slot)],
+                                     fix: "delete the pipeline's state and its targets' tables (and ferry_offsets rows) and start it again")
+                }
                 let snapshotName = snapshot ?? ""
                 try await follow.slotCreated?(point)
                 delivered = WALPosition(lsn: point)
@@ -94,12 +102,14 @@ extension PostgresSource {
         do {
             try await checkPublication(sql)
             var condition = try await slotCondition(slot, sql: sql)
-            let needsSlot = job.resume != nil && job.settings.mode != .initialOnly
-            if needsSlot && condition == .missing && !job.resnapshotAll {
+            // `initial_only` never reads the pipeline's slot.
+            let streams = job.settings.mode != .initialOnly
+            if streams && condition == .missing && job.resume != nil && !job.resnapshotAll {
                 throw slotLost(slot, invalidated: false, targetsAt: job.resume?.wal?.lsn)
             }
-            if condition == .invalidated {
-                guard job.resnapshotAll else { throw slotLost(slot, invalidated: true, targetsAt: job.resume?.wal?.lsn) }
+            if streams && condition == .invalidated {
+                // At a first start nothing was read from it: it is made again as a new slot.
+                guard job.resnapshotAll || job.resume == nil else { throw slotLost(slot, invalidated: true, targetsAt: job.resume?.wal?.lsn) }
                 try await dropSlot(slot, sql: sql)
                 condition = .missing
             }

@@ -84,6 +84,9 @@ public struct PostgresSource: Sendable {
         public var safePosition: (@Sendable () async throws -> LSN?)?
         /// Told where a new slot begins, before anything is delivered from it.
         public var slotCreated: (@Sendable (LSN) async throws -> Void)?
+        /// Told when a stream starts: its descriptions of tables start afresh, so a change to a
+        /// table made before it is not seen as one (what reads tables outside the stream forgets them).
+        public var streamStarted: (@Sendable () async -> Void)?
         /// Return before a transaction that ends after this position, or once the stream is
         /// idle past it (a snapshot's point).
         var stopAt: LSN?
@@ -91,12 +94,14 @@ public struct PostgresSource: Sendable {
         var stopWhen: (@Sendable () async throws -> Bool)?
 
         public init(stopAtCurrent: Bool = false, createSlot: Bool = false, resumeAfter: LSN? = nil,
-                    safePosition: (@Sendable () async throws -> LSN?)? = nil, slotCreated: (@Sendable (LSN) async throws -> Void)? = nil) {
+                    safePosition: (@Sendable () async throws -> LSN?)? = nil, slotCreated: (@Sendable (LSN) async throws -> Void)? = nil,
+                    streamStarted: (@Sendable () async -> Void)? = nil) {
             self.stopAtCurrent = stopAtCurrent
             self.createSlot = createSlot
             self.resumeAfter = resumeAfter
             self.safePosition = safePosition
             self.slotCreated = slotCreated
+            self.streamStarted = streamStarted
         }
     }
 
@@ -160,6 +165,7 @@ public struct PostgresSource: Sendable {
         try await setup("starting replication from slot \(slot)") {
             try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (\(Self.streamOptions(serverVersion: stream.serverVersion, publication: configuration.publication)))")
         }
+        await follow.streamStarted?()
         logger.notice("following PostgreSQL logical replication", metadata: [
             "ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", "ferry.publication": "\(configuration.publication)", LoggingKeys.position: "\(start)",
         ])
@@ -220,7 +226,10 @@ public struct PostgresSource: Sendable {
                     kept.schemaChanges = event.schemaChanges.filter { configuration.filter.includes($0.table) }
                     return kept.schemaChanges.isEmpty ? nil : kept
                 }
-                if !transaction.events.isEmpty { try await deliver(transaction) }
+                if !transaction.events.isEmpty {
+                    try await deliver(transaction)
+                    state.handedOn(assembled.endLSN)
+                }
             }
             // A position mark is delivered as a transaction without changes, so the targets
             // record that they are past it.
@@ -228,6 +237,7 @@ public struct PostgresSource: Sendable {
                 if let stop, lsn > stop { return .reachedStop }
                 try await deliver(Transaction(gtid: nil, position: .wal(WALPosition(lsn: lsn)), serverID: 0,
                                               timestampMillis: WallClock.millisecondsSinceEpoch(), events: []))
+                state.handedOn(lsn)
             }
             // A temporary slot dies with the connection: what it confirms only keeps the
             // server from holding WAL for it while it runs.
@@ -414,7 +424,8 @@ public struct PostgresSource: Sendable {
         do {
             return try await body()
         } catch let error as PostgresWireError {
-            if case .server(let server) = error {
+            // A server shutting down or starting, or out of connections, is away, not misconfigured.
+            if case .server(let server) = error, !error.isTransient {
                 throw FerryError(code: .sourcePostgresSetup, message: "source \(configuration.name): \(doing): \(server)", fix: Self.fix(server.sqlState))
             }
             throw FerryError(code: .sourcePostgresUnreachable, message: "source \(configuration.name): \(doing): \(error)")

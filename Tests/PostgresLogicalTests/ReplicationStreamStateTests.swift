@@ -22,6 +22,7 @@ import Testing
         step = try state.receive(wal(0x180, Bytes("C").u8(0).u64(0x180).u64(0x1A0).i64(5)), now: 21_000_005)
         guard case .transaction(let transaction)? = step.assembled else { Issue.record("\(step)"); return }
         #expect(transaction.xid == 9 && transaction.endLSN == LSN(0x1A0) && transaction.changes.count == 1)
+        state.handedOn(transaction.endLSN)
         #expect(step.reply == nil, "nothing confirmed yet, not due")
         // Confirmed by every target: the next step says so to the server.
         state.confirm(transaction.endLSN)
@@ -42,9 +43,17 @@ import Testing
         #expect(try state.receive(keepalive(0x190, reply: true), now: 3).reply?.flushed == LSN(0x80), "a transaction is open")
         _ = try state.receive(wal(0x110, relation), now: 4)
         _ = try state.receive(wal(0x180, Bytes("C").u8(0).u64(0x180).u64(0x1A0).i64(5)), now: 5)
+        state.handedOn(LSN(0x1A0))
         #expect(try state.receive(keepalive(0x300, reply: true), now: 6).reply?.flushed == LSN(0x80), "handed on, not yet confirmed")
         state.confirm(LSN(0x1A0))
         #expect(try state.receive(keepalive(0x300, reply: true), now: 7).reply?.flushed == LSN(0x300))
+        // A transaction the owner skips (nothing published in it after its filter, an empty one
+        // of PostgreSQL 14, another tool's logical message) needs no confirmation: the slot
+        // follows the server's end past it.
+        _ = try state.receive(wal(0x400, Bytes("B").u64(0x480).i64(6).u32(10)), now: 8)
+        _ = try state.receive(wal(0x480, Bytes("C").u8(0).u64(0x480).u64(0x4A0).i64(6)), now: 9)
+        _ = try state.receive(wal(0x4B0, Bytes("M").u8(0).u64(0x4C0).string("debezium-heartbeat").i32(0)), now: 10)
+        #expect(try state.receive(keepalive(0x600, reply: true), now: 11).reply?.flushed == LSN(0x600))
     }
 
     /// A streamed transaction held between its segments (protocol 2) does not stop a stream
