@@ -22,6 +22,53 @@ extension Integration {
             "DO $$ BEGIN IF to_regclass('public.ferry_offsets') IS NOT NULL THEN DELETE FROM ferry_offsets WHERE pipeline = '\(pipeline)'; END IF; END $$"
         }
 
+        /// What a pipeline test starts from: the pipeline's slot dropped; the source's `tables`
+        /// and `publication` dropped and made again by `create` (which ends by creating the
+        /// publication); the replica's copies of `tables` and `targetTables` dropped and the
+        /// pipeline's position there forgotten; a scratch directory for its `ferry.yml`.
+        struct PipelineGround {
+            let pipeline: String
+            let publication: String
+            let directory: URL
+            var slot: String { "ferry_\(pipeline)" }
+            var config: String { directory.appendingPathComponent("ferry.yml").path }
+            var environment: [String: String] {
+                get throws { ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")] }
+            }
+
+            init(_ pipeline: String, publication: String, tables: [String], targetTables: [String] = [], sql: PostgresWireConnection,
+                 source: PostgresTypeCorpus, create: String) async throws {
+                self.pipeline = pipeline
+                self.publication = publication
+                try await sql.simpleQuery("""
+                    SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'ferry_\(pipeline)';
+                    DROP PUBLICATION IF EXISTS \(publication); DROP TABLE IF EXISTS \(tables.joined(separator: ", "));
+                    \(create)
+                    """)
+                _ = try await source.psql(database: "replica", user: "ferry", "DROP TABLE IF EXISTS \((tables + targetTables).joined(separator: ", ")); "
+                                          + PostgresSourceStream.forgetTargetPosition(pipeline))
+                directory = try scratchDirectory(pipeline)
+            }
+
+            /// Writes `ferry.yml`: source `pg` on the publication, sink `target` (the replica, with
+            /// `targetSettings`) and `otherSinks`, and the pipeline as `definition` — its YAML after
+            /// `NAME:`, inline or an indented block.
+            func configure(_ definition: String, targetSettings: String = "", otherSinks: [String] = []) throws {
+                let sinks = (["target: { type: postgres, url: \"\(try TestEnvironment.value("FERRY_POSTGRES_URL"))\", password: \"${FERRY_POSTGRES_PASSWORD}\"\(targetSettings) }"]
+                    + otherSinks).map { "  " + $0 }.joined(separator: "\n")
+                try """
+                    sources:
+                      pg: { type: postgres, url: "\(try PostgresSourceStream.sourceURL(publication: publication))", password: "${FERRY_POSTGRES_PASSWORD}" }
+                    sinks:
+                    \(sinks)
+                    pipelines:
+                      \(pipeline):\(definition)
+                    data_dir: \(directory.path)/data
+                    server: { listen: off }
+                    """.write(toFile: config, atomically: true, encoding: .utf8)
+            }
+        }
+
         /// Stops a pipeline's ferry (it must exit 0) and drops the pipeline's slot.
         static func stop(_ ferry: Process, dropping slot: String, sql: PostgresWireConnection) async throws {
             ferry.terminate()
@@ -187,35 +234,17 @@ extension Integration {
         /// the source, a SIGKILL loses nothing (the stream resumes after the targets' position),
         /// and the slot's confirmed position moves on as the target applies.
         @Test func aPipelineFollowsThroughAKill() async throws {
-            let pipeline = "it_pg_pipe"
-            let slot = "ferry_\(pipeline)"
             let source = PostgresTypeCorpus()
             let sql = try await PostgresLogicalReplication.connect(replication: false)
-            try await sql.simpleQuery("""
-                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\(slot)';
-                DROP PUBLICATION IF EXISTS it_pipe_pub; DROP TABLE IF EXISTS it_pipe;
+            let ground = try await PipelineGround("it_pg_pipe", publication: "it_pipe_pub", tables: ["it_pipe"], sql: sql, source: source, create: """
                 CREATE TABLE it_pipe (id int PRIMARY KEY, label text, amount numeric(10,2), span int4range, big text);
                 ALTER TABLE it_pipe ALTER COLUMN big SET STORAGE EXTERNAL;
                 CREATE PUBLICATION it_pipe_pub FOR TABLE it_pipe
                 """)
-            _ = try await source.psql(database: "replica", user: "ferry", """
-                DROP TABLE IF EXISTS it_pipe;
-                \(Self.forgetTargetPosition(pipeline))
-                """)
-            let directory = try scratchDirectory("pg-pipeline")
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let config = directory.appendingPathComponent("ferry.yml").path
-            try """
-                sources:
-                  pg: { type: postgres, url: "\(try Self.sourceURL(publication: "it_pipe_pub"))", password: "${FERRY_POSTGRES_PASSWORD}" }
-                sinks:
-                  target: { type: postgres, url: "\(try TestEnvironment.value("FERRY_POSTGRES_URL"))", password: "${FERRY_POSTGRES_PASSWORD}" }
-                pipelines:
-                  \(pipeline): { source: pg, sinks: [target], snapshot: never }
-                data_dir: \(directory.path)/data
-                server: { listen: off }
-                """.write(toFile: config, atomically: true, encoding: .utf8)
-            let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            defer { try? FileManager.default.removeItem(at: ground.directory) }
+            let (slot, config) = (ground.slot, ground.config)
+            try ground.configure(" { source: pg, sinks: [target], snapshot: never }")
+            let environment = try ground.environment
             let digest = "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM it_pipe t"
             func equal() async throws -> Bool {
                 try await source.psql(database: "source", user: "ferry_source", digest) == source.psql(database: "replica", user: "ferry", digest)
@@ -273,13 +302,9 @@ extension Integration {
         /// its point); `ferry snapshot` reads a table again under the running stream. The targets
         /// equal the source after each, and no temporary slot is left behind.
         @Test func aPipelineSnapshotsExistingRowsThroughAKill() async throws {
-            let pipeline = "it_pg_snap"
-            let slot = "ferry_\(pipeline)"
             let source = PostgresTypeCorpus()
             let sql = try await PostgresLogicalReplication.connect(replication: false)
-            try await sql.simpleQuery("""
-                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\(slot)';
-                DROP PUBLICATION IF EXISTS it_snap_pub; DROP TABLE IF EXISTS it_snap, it_snap_pair, it_snap_bag;
+            let ground = try await PipelineGround("it_pg_snap", publication: "it_snap_pub", tables: ["it_snap", "it_snap_pair", "it_snap_bag"], sql: sql, source: source, create: """
                 CREATE TABLE it_snap (id int PRIMARY KEY, label text, amount numeric(12,2), at timestamptz, tags text[]);
                 CREATE TABLE it_snap_pair (region text, n int, note varchar(20), PRIMARY KEY (region, n));
                 CREATE TABLE it_snap_bag (v text, w int); ALTER TABLE it_snap_bag REPLICA IDENTITY FULL;
@@ -289,24 +314,10 @@ extension Integration {
                 INSERT INTO it_snap_bag SELECT 'same', s % 7 FROM generate_series(1, 500) s;
                 CREATE PUBLICATION it_snap_pub FOR TABLE it_snap, it_snap_pair, it_snap_bag
                 """)
-            _ = try await source.psql(database: "replica", user: "ferry", """
-                DROP TABLE IF EXISTS it_snap, it_snap_pair, it_snap_bag;
-                \(Self.forgetTargetPosition(pipeline))
-                """)
-            let directory = try scratchDirectory("pg-snapshot")
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let config = directory.appendingPathComponent("ferry.yml").path
-            try """
-                sources:
-                  pg: { type: postgres, url: "\(try Self.sourceURL(publication: "it_snap_pub"))", password: "${FERRY_POSTGRES_PASSWORD}" }
-                sinks:
-                  target: { type: postgres, url: "\(try TestEnvironment.value("FERRY_POSTGRES_URL"))", password: "${FERRY_POSTGRES_PASSWORD}" }
-                pipelines:
-                  \(pipeline): { source: pg, sinks: [target], snapshot: { chunk_rows: 250, parallel: 3 } }
-                data_dir: \(directory.path)/data
-                server: { listen: off }
-                """.write(toFile: config, atomically: true, encoding: .utf8)
-            let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            defer { try? FileManager.default.removeItem(at: ground.directory) }
+            let (pipeline, slot, config) = (ground.pipeline, ground.slot, ground.config)
+            try ground.configure(" { source: pg, sinks: [target], snapshot: { chunk_rows: 250, parallel: 3 } }")
+            let environment = try ground.environment
             let digests = [
                 "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM it_snap t",
                 "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY region, n)), '') FROM it_snap_pair t",
@@ -365,13 +376,9 @@ extension Integration {
         /// creates the slot again, snapshots every table and deletes the rows the source lost
         /// meanwhile, and the targets end equal to the source.
         @Test func verifyRepairsAndALostSlotIsSnapshottedAgain() async throws {
-            let pipeline = "it_pg_lost"
-            let slot = "ferry_\(pipeline)"
             let source = PostgresTypeCorpus()
             let sql = try await PostgresLogicalReplication.connect(replication: false)
-            try await sql.simpleQuery("""
-                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\(slot)';
-                DROP PUBLICATION IF EXISTS it_lost_pub; DROP TABLE IF EXISTS it_lost, it_lost_at;
+            let ground = try await PipelineGround("it_pg_lost", publication: "it_lost_pub", tables: ["it_lost", "it_lost_at"], sql: sql, source: source, create: """
                 CREATE TABLE it_lost (id int PRIMARY KEY, v text, n numeric(10,2));
                 CREATE TABLE it_lost_at (region text, at timestamptz, tag bytea, PRIMARY KEY (region, at));
                 INSERT INTO it_lost SELECT s, 'row ' || s, s / 4.0 FROM generate_series(1, 3000) s;
@@ -379,24 +386,13 @@ extension Integration {
                     FROM unnest(ARRAY['north', 'o''east']) r, generate_series(1, 400) s;
                 CREATE PUBLICATION it_lost_pub FOR TABLE it_lost, it_lost_at
                 """)
-            _ = try await source.psql(database: "replica", user: "ferry", "DROP TABLE IF EXISTS it_lost, it_lost_at; \(Self.forgetTargetPosition(pipeline))")
-            let directory = try scratchDirectory("pg-lost")
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let config = directory.appendingPathComponent("ferry.yml").path
+            defer { try? FileManager.default.removeItem(at: ground.directory) }
+            let (pipeline, slot, config) = (ground.pipeline, ground.slot, ground.config)
             func configure(_ mode: String) throws {
-                try """
-                    sources:
-                      pg: { type: postgres, url: "\(try Self.sourceURL(publication: "it_lost_pub"))", password: "${FERRY_POSTGRES_PASSWORD}" }
-                    sinks:
-                      target: { type: postgres, url: "\(try TestEnvironment.value("FERRY_POSTGRES_URL"))", password: "${FERRY_POSTGRES_PASSWORD}" }
-                    pipelines:
-                      \(pipeline): { source: pg, sinks: [target], snapshot: { mode: \(mode), chunk_rows: 500 } }
-                    data_dir: \(directory.path)/data
-                    server: { listen: off }
-                    """.write(toFile: config, atomically: true, encoding: .utf8)
+                try ground.configure(" { source: pg, sinks: [target], snapshot: { mode: \(mode), chunk_rows: 500 } }")
             }
             try configure("initial")
-            let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            let environment = try ground.environment
             let digests = [
                 "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM it_lost t",
                 "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY region, at)), '') FROM it_lost_at t",
@@ -472,13 +468,9 @@ extension Integration {
         /// current as the root, a many-to-one child and a one-to-many child change; each equals
         /// the join evaluated on the source.
         @Test func documentsFollowEveryJoinedTable() async throws {
-            let pipeline = "it_pg_docs"
-            let slot = "ferry_\(pipeline)"
             let source = PostgresTypeCorpus()
             let sql = try await PostgresLogicalReplication.connect(replication: false)
-            try await sql.simpleQuery("""
-                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\(slot)';
-                DROP PUBLICATION IF EXISTS it_docs_pub; DROP TABLE IF EXISTS it_doc_film, it_doc_language, it_doc_cast;
+            let ground = try await PipelineGround("it_pg_docs", publication: "it_docs_pub", tables: ["it_doc_film", "it_doc_language", "it_doc_cast"], targetTables: ["it_film_doc"], sql: sql, source: source, create: """
                 CREATE TABLE it_doc_language (language_id int PRIMARY KEY, name text);
                 CREATE TABLE it_doc_film (film_id int PRIMARY KEY, title text, language_id int, released date);
                 CREATE TABLE it_doc_cast (film_id int, actor text, fee numeric(8,2), PRIMARY KEY (film_id, actor));
@@ -487,18 +479,10 @@ extension Integration {
                 INSERT INTO it_doc_cast SELECT f, a, f * 1.5 FROM generate_series(1, 200) f, unnest(ARRAY['Ann', 'Bo', 'Cy']) a WHERE f % 4 <> 0;
                 CREATE PUBLICATION it_docs_pub FOR TABLE it_doc_language, it_doc_film, it_doc_cast
                 """)
-            _ = try await source.psql(database: "replica", user: "ferry",
-                                      "DROP TABLE IF EXISTS it_doc_film, it_doc_language, it_doc_cast, it_film_doc; \(Self.forgetTargetPosition(pipeline))")
-            let directory = try scratchDirectory("pg-docs")
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let config = directory.appendingPathComponent("ferry.yml").path
-            try """
-                sources:
-                  pg: { type: postgres, url: "\(try Self.sourceURL(publication: "it_docs_pub"))", password: "${FERRY_POSTGRES_PASSWORD}" }
-                sinks:
-                  target: { type: postgres, url: "\(try TestEnvironment.value("FERRY_POSTGRES_URL"))", password: "${FERRY_POSTGRES_PASSWORD}" }
-                pipelines:
-                  \(pipeline):
+            defer { try? FileManager.default.removeItem(at: ground.directory) }
+            let (slot, config) = (ground.slot, ground.config)
+            try ground.configure("""
+
                     source: pg
                     sinks: [target]
                     documents:
@@ -507,10 +491,8 @@ extension Integration {
                         join:
                           language: { table: it_doc_language, on: { language_id: language_id } }
                           cast: { table: it_doc_cast, kind: many, on: { film_id: film_id }, columns: [actor, fee] }
-                data_dir: \(directory.path)/data
-                server: { listen: off }
-                """.write(toFile: config, atomically: true, encoding: .utf8)
-            let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+                """)
+            let environment = try ground.environment
             // The join on the source, as jsonb: key order does not matter, array order does;
             // numeric values are JSON strings, exact (docs/types.md).
             let expected = """
@@ -548,37 +530,19 @@ extension Integration {
         /// the pipeline streams reach the targets from the stream's new descriptions of the table,
         /// each before the first row that needs it (PostgreSQL and SQLite targets, `evolve`).
         @Test func schemaChangesWhileStreamingReachTheTargets() async throws {
-            let pipeline = "it_pg_ddl"
-            let slot = "ferry_\(pipeline)"
             let source = PostgresTypeCorpus()
             let sql = try await PostgresLogicalReplication.connect(replication: false)
-            try await sql.simpleQuery("""
-                SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '\(slot)';
-                DROP PUBLICATION IF EXISTS it_ddl_pub; DROP TABLE IF EXISTS it_ddl;
+            let ground = try await PipelineGround("it_pg_ddl", publication: "it_ddl_pub", tables: ["it_ddl"], sql: sql, source: source, create: """
                 CREATE TABLE it_ddl (id int PRIMARY KEY, name text, qty int);
                 INSERT INTO it_ddl SELECT s, 'n' || s, s FROM generate_series(1, 10) s;
                 CREATE PUBLICATION it_ddl_pub FOR TABLE it_ddl
                 """)
-            _ = try await source.psql(database: "replica", user: "ferry", """
-                DROP TABLE IF EXISTS it_ddl;
-                \(Self.forgetTargetPosition(pipeline))
-                """)
-            let directory = try scratchDirectory("pg-ddl")
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let config = directory.appendingPathComponent("ferry.yml").path
-            let lite = directory.appendingPathComponent("target.sqlite").path
-            try """
-                sources:
-                  pg: { type: postgres, url: "\(try Self.sourceURL(publication: "it_ddl_pub"))", password: "${FERRY_POSTGRES_PASSWORD}" }
-                sinks:
-                  target: { type: postgres, url: "\(try TestEnvironment.value("FERRY_POSTGRES_URL"))", password: "${FERRY_POSTGRES_PASSWORD}", schema_changes: evolve }
-                  lite: { type: sqlite, path: \(lite), schema_changes: evolve }
-                pipelines:
-                  \(pipeline): { source: pg, sinks: [target, lite] }
-                data_dir: \(directory.path)/data
-                server: { listen: off }
-                """.write(toFile: config, atomically: true, encoding: .utf8)
-            let environment = ["FERRY_POSTGRES_PASSWORD": try TestEnvironment.value("FERRY_POSTGRES_PASSWORD")]
+            defer { try? FileManager.default.removeItem(at: ground.directory) }
+            let (slot, config) = (ground.slot, ground.config)
+            let lite = ground.directory.appendingPathComponent("target.sqlite").path
+            try ground.configure(" { source: pg, sinks: [target, lite] }", targetSettings: ", schema_changes: evolve",
+                                 otherSinks: ["lite: { type: sqlite, path: \(lite), schema_changes: evolve }"])
+            let environment = try ground.environment
             let ferry = try startFerry(config: config, environment: environment)
             defer { if ferry.isRunning { ferry.terminate() } }
             let columns = "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'it_ddl'"
