@@ -94,24 +94,6 @@ public struct DocumentBuilder: Sendable {
     }
 
     /// `transaction` with a change per document it affects appended.
-    /// `extend`, tried again with backoff (0.2 s doubling, at most 30 s apart) while `isTransient`
-    /// says the connection rendering reads the source through was lost — as the binlog stream's
-    /// is; `retrying` hears of each wait. Anything else is thrown.
-    public func extend(_ transaction: Transaction, retryingWhile isTransient: (any Error) -> Bool,
-                       retrying: (any Error, _ waitSeconds: Double) -> Void) async throws -> Transaction {
-        var attempt = 0
-        while true {
-            do {
-                return try await extend(transaction)
-            } catch let error where isTransient(error) && !Task.isCancelled {
-                attempt += 1
-                let wait = min(30, 0.2 * Double(1 << min(attempt - 1, 8)))
-                retrying(error, wait)
-                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
-            }
-        }
-    }
-
     public func extend(_ transaction: Transaction) async throws -> Transaction {
         var touched = false
         for event in transaction.events where watched.contains(event.table) {

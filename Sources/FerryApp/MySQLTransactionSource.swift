@@ -54,14 +54,7 @@ struct MySQLTransactionSource: TransactionSource {
             return
         }
         let job = SnapshotJob(pipeline: pipeline.name, settings: pipeline.snapshot, store: snapshotStore, resume: position)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            // Finishes a when_needed re-snapshot (also one an earlier run began) by deleting rows
-            // the source lost while its position was gone.
-            group.addTask { [source, pipeline, configuration, logger] in
-                await Verify.sweepUntilCancelled(pipeline: pipeline, configuration: configuration, source: source, store: snapshotStore, logger: logger)
-            }
-            // The sweep never ends by itself: it is cancelled however the stream ends.
-            defer { group.cancelAll() }
+        try await Verify.whileSweeping(pipeline: pipeline, configuration: configuration, source: source, store: snapshotStore, logger: logger) {
             do {
                 _ = try await source.run(from: from, snapshot: job, resolved: resolved) { transaction in try await deliver(transaction) }
             } catch let error as FerryError where error.code == .sourceBinlogPurged && pipeline.snapshot.mode != .whenNeeded {

@@ -23,26 +23,27 @@ struct PipelineDocuments {
 
     /// Checks every definition against the source's tables; waits while the source is away.
     func validate() async throws {
-        var wait = 0.2
-        while true {
-            do {
-                return try await builder.validate()
-            } catch let error where isLostConnection(error) && !Task.isCancelled {
-                logger.warning("lost the source connection while checking the documents' tables; retrying", metadata: [
-                    LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.error: .error(error), LoggingKeys.retryIn: .seconds(wait),
-                ])
-                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
-                wait = min(30, wait * 2)
-            }
-        }
+        try await retrying("lost the source connection while checking the documents' tables; retrying") { try await builder.validate() }
     }
 
     func extend(_ transaction: Transaction) async throws -> Transaction {
-        try await builder.extend(transaction, retryingWhile: isLostConnection) { error, wait in
-            logger.warning("lost the connection that renders documents; retrying", metadata: [
-                LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.position: "\(transaction.position)", LoggingKeys.error: .error(error),
-                LoggingKeys.retryIn: .seconds(wait),
-            ])
+        try await retrying("lost the connection that renders documents; retrying", at: transaction.position) { try await builder.extend(transaction) }
+    }
+
+    /// `body`, tried again with backoff (0.2 s doubling, at most 30 s apart) while the source's
+    /// connection is lost; anything else is thrown.
+    private func retrying<T>(_ warning: Logger.Message, at position: SourcePosition? = nil, _ body: () async throws -> T) async throws -> T {
+        var wait = 0.2
+        while true {
+            do {
+                return try await body()
+            } catch let error where isLostConnection(error) && !Task.isCancelled {
+                var metadata: Logger.Metadata = [LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.error: .error(error), LoggingKeys.retryIn: .seconds(wait)]
+                if let position { metadata[LoggingKeys.position] = "\(position)" }
+                logger.warning(warning, metadata: metadata)
+                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                wait = min(30, wait * 2)
+            }
         }
     }
 }

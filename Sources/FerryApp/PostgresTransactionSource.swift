@@ -82,7 +82,9 @@ struct PostgresTransactionSource: TransactionSource {
                 if let snapshotStore {
                     let job = SnapshotJob(pipeline: pipeline.name, settings: pipeline.snapshot, store: snapshotStore, resume: resume.map(SourcePosition.wal),
                                           resnapshotAll: resnapshotting)
-                    try await withSweep(snapshotStore) { try await source.run(follow, snapshot: job, deliver: tracked) }
+                    try await Verify.whileSweeping(pipeline: pipeline, configuration: configuration, source: source, store: snapshotStore, logger: logger) {
+                        try await source.run(follow, snapshot: job, deliver: tracked)
+                    }
                 } else {
                     try await source.run(follow, deliver: tracked)
                 }
@@ -101,19 +103,6 @@ struct PostgresTransactionSource: TransactionSource {
                 try await Task.sleep(for: wait)
                 wait = min(wait * 2, .seconds(30))
             }
-        }
-    }
-
-    /// Runs `body` beside the sweep that finishes a `when_needed` re-snapshot (also one an
-    /// earlier run began): rows the source lost while the slot was gone are deleted from the
-    /// targets. The sweep ends with `body`.
-    private func withSweep(_ store: any SnapshotStore, _ body: () async throws -> Void) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { [source, pipeline, configuration, logger] in
-                await Verify.sweepUntilCancelled(pipeline: pipeline, configuration: configuration, source: source, store: store, logger: logger)
-            }
-            defer { group.cancelAll() }
-            try await body()
         }
     }
 }

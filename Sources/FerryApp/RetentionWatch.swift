@@ -50,14 +50,9 @@ final class RetentionWatch: Sendable {
                 for pipeline in files.keys { found[pipeline] = report(pipeline) }
             }
         }
-        let previous = reports.withLockedValue { current in
-            defer { current = found }
-            return current
-        }
-        for (pipeline, report) in found.sorted(by: { $0.key < $1.key }) where report.isLow && previous[pipeline]?.isLow != true {
-            let warning = FerryError(code: .sourceBinlogRetentionLow, message: "the source's binlog retention is running out: \(report.summary)",
-                                     context: [("pipeline", pipeline)], fix: BinlogRetention.Report.fix)
-            logger.warning("\(warning.message)", metadata: [LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.error: .error(warning)])
+        publish(found, into: reports, atRisk: \.isLow) { pipeline, report in
+            FerryError(code: .sourceBinlogRetentionLow, message: "the source's binlog retention is running out: \(report.summary)",
+                       context: [("pipeline", pipeline)], fix: BinlogRetention.Report.fix)
         }
     }
 
@@ -72,13 +67,22 @@ final class RetentionWatch: Sendable {
                 if let last = slotReport(spec.name) { found[spec.name] = last }
             }
         }
-        let previous = slots.withLockedValue { current in
+        publish(found, into: slots, atRisk: \.isHigh) { pipeline, retention in
+            FerryError(code: .sourcePostgresWALRetentionHigh, message: "the source keeps a lot of WAL for the pipeline: \(retention.summary)",
+                       context: [("pipeline", pipeline)], fix: SlotRetention.fix)
+        }
+    }
+
+    /// Keeps `found` as the latest figures and warns once for each pipeline newly at risk (again
+    /// after it recovered).
+    private func publish<Figure: Sendable>(_ found: [String: Figure], into box: NIOLockedValueBox<[String: Figure]>, atRisk: (Figure) -> Bool,
+                                           warning: (String, Figure) -> FerryError) {
+        let previous = box.withLockedValue { current in
             defer { current = found }
             return current
         }
-        for (pipeline, retention) in found.sorted(by: { $0.key < $1.key }) where retention.isHigh && previous[pipeline]?.isHigh != true {
-            let warning = FerryError(code: .sourcePostgresWALRetentionHigh, message: "the source keeps a lot of WAL for the pipeline: \(retention.summary)",
-                                     context: [("pipeline", pipeline)], fix: SlotRetention.fix)
+        for (pipeline, figure) in found.sorted(by: { $0.key < $1.key }) where atRisk(figure) && previous[pipeline].map(atRisk) != true {
+            let warning = warning(pipeline, figure)
             logger.warning("\(warning.message)", metadata: [LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.error: .error(warning)])
         }
     }

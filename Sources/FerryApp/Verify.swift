@@ -307,6 +307,20 @@ public enum Verify {
         }
     }
 
+    /// Runs `body` (a pipeline's source) beside the sweep that finishes a `when_needed`
+    /// re-snapshot, also one an earlier run began; the sweep never ends by itself and is
+    /// cancelled however `body` ends.
+    static func whileSweeping(pipeline: FerryConfiguration.Pipeline, configuration: FerryConfiguration, source: any VerifiableSource,
+                              store: any SnapshotStore, logger: Logger, _ body: () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await sweepUntilCancelled(pipeline: pipeline, configuration: configuration, source: source, store: store, logger: logger)
+            }
+            defer { group.cancelAll() }
+            try await body()
+        }
+    }
+
     /// Runs the sweep after a `when_needed` re-snapshot until cancelled. A source or target that
     /// is away holds it up; its work waits in the state store, so it goes on when they are back.
     /// Any other failure is reported, and the sweep is tried again at the next start (the stream

@@ -141,31 +141,36 @@ struct PgSnapshotTable: Sendable {
     /// table has it, the key as the server writes it, and the row — `keyedRows` reads the answer.
     /// A row the publication's row filter leaves out counts as absent, as the stream never has it.
     func keysQuery(_ keys: [[String]]) -> (sql: String, parameters: [FrontendMessage.Parameter]) {
-        let names = keyColumns.indices.map { "ferry_key_\($0 + 1)" }
-        let requested = keyColumns.enumerated().map { "u.\(names[$0.offset])::\(columnTypes[$0.element])" }
-        let arrays = keyColumns.indices.map { "$\($0 + 1)::text[]" }.joined(separator: ", ")
+        let (list, requested, parameters) = unnested(keyColumns, keys)
         let found = PostgresSource.quotedIdentifier(columnNames[keyColumns[0]])
         var match = "(\(keyColumns.map { "t." + PostgresSource.quotedIdentifier(columnNames[$0]) }.joined(separator: ", "))) = (\(requested.joined(separator: ", ")))"
         if !rowFilter.isEmpty { match += " AND (\(rowFilter))" }
         let sql = "SELECT (t.\(found) IS NOT NULL)::text, \(requested.map { "(\($0))::text" }.joined(separator: ", ")), "
             + columnNames.map { "t." + PostgresSource.quotedIdentifier($0) }.joined(separator: ", ")
-            + " FROM unnest(\(arrays)) AS u(\(names.joined(separator: ", "))) LEFT JOIN \(inherits ? "ONLY " : "")\(quotedName) t ON \(match)"
-        let parameters = keyColumns.indices.map { position in FrontendMessage.Parameter.text(Self.arrayLiteral(keys.map { $0[position] })) }
+            + " FROM \(list) LEFT JOIN \(readFrom) t ON \(match)"
         return (sql, parameters)
     }
 
     /// The rows whose `columns` (indexes) equal one of `values` (text forms, one per column),
     /// in key order (documents).
     func matchQuery(columns: [Int], values: [[String?]]) -> (sql: String, parameters: [FrontendMessage.Parameter]) {
-        let names = columns.indices.map { "ferry_value_\($0 + 1)" }
-        let casts = columns.enumerated().map { "u.\(names[$0.offset])::\(columnTypes[$0.element])" }.joined(separator: ", ")
+        let (list, casts, parameters) = unnested(columns, values)
         let quoted = columns.map { PostgresSource.quotedIdentifier(columnNames[$0]) }.joined(separator: ", ")
-        let arrays = columns.indices.map { "$\($0 + 1)::text[]" }.joined(separator: ", ")
-        var conditions = ["(\(quoted)) IN (SELECT \(casts) FROM unnest(\(arrays)) AS u(\(names.joined(separator: ", "))))"]
+        var conditions = ["(\(quoted)) IN (SELECT \(casts.joined(separator: ", ")) FROM \(list))"]
         if !rowFilter.isEmpty { conditions.append("(\(rowFilter))") }
         let order = keyColumns.isEmpty ? "" : " ORDER BY \(quotedKey)"
-        let parameters = columns.indices.map { position in FrontendMessage.Parameter.text(Self.arrayLiteral(values.map { $0[position] })) }
         return ("SELECT \(quotedColumns) FROM \(readFrom) WHERE " + conditions.joined(separator: " AND ") + order, parameters)
+    }
+
+    /// `values` (text forms, one per column of `columns`) as a list to join or match against:
+    /// `unnest($1::text[], …) AS u(…)`, one `text[]` parameter per column, and each column of `u`
+    /// cast to its column's type.
+    private func unnested(_ columns: [Int], _ values: [[String?]]) -> (list: String, casts: [String], parameters: [FrontendMessage.Parameter]) {
+        let names = columns.indices.map { "ferry_value_\($0 + 1)" }
+        let arrays = columns.indices.map { "$\($0 + 1)::text[]" }.joined(separator: ", ")
+        let casts = columns.enumerated().map { "u.\(names[$0.offset])::\(columnTypes[$0.element])" }
+        let parameters = columns.indices.map { position in FrontendMessage.Parameter.text(Self.arrayLiteral(values.map { $0[position] })) }
+        return ("unnest(\(arrays)) AS u(\(names.joined(separator: ", ")))", casts, parameters)
     }
 
     /// The answer to `keysQuery`: the rows found, and a key-only row for each key not found.
@@ -173,9 +178,7 @@ struct PgSnapshotTable: Sendable {
         var rows: [Row] = [], absent: [Row] = []
         for (index, columns) in result.rows.enumerated() {
             if result.text(index, 0) == "true" {
-                rows.append(try relation.row(TupleData(columns.dropFirst(1 + keyColumns.count).map { bytes in
-                    bytes.map { .text(Array($0.readableBytesView)) } ?? .null
-                })))
+                rows.append(try row(columns.dropFirst(1 + keyColumns.count)))
             } else {
                 absent.append(try keyRow(keyColumns.indices.map { result.text(index, 1 + $0) ?? "" }))
             }
@@ -208,7 +211,7 @@ struct PgSnapshotTable: Sendable {
         return out + "}"
     }
 
-    /// A row holding only `key` (text forms), decoded as the stream decodes a delete's key.
+    /// A row holding only `key` (text forms), the other columns NULL: a delete by key.
     func keyRow(_ key: [String]) throws -> Row {
         var columns = [TupleData.Value](repeating: .null, count: columnNames.count)
         for (position, column) in keyColumns.enumerated() { columns[column] = .text(Array(key[position].utf8)) }
@@ -217,8 +220,11 @@ struct PgSnapshotTable: Sendable {
 
     /// A result's rows read exactly as the stream reads tuples.
     func rows(_ result: PostgresResult) throws -> [Row] {
-        try result.rows.map { columns in
-            try relation.row(TupleData(columns.map { bytes in bytes.map { .text(Array($0.readableBytesView)) } ?? .null }))
-        }
+        try result.rows.map(row)
+    }
+
+    /// One result row's columns (text, nil for NULL) read as the stream reads a tuple.
+    private func row(_ columns: some Collection<ByteBuffer?>) throws -> Row {
+        try relation.row(TupleData(columns.map { bytes in bytes.map { .text(Array($0.readableBytesView)) } ?? .null }))
     }
 }

@@ -17,15 +17,7 @@ public final class PostgresDocumentRows: DocumentRowSource, @unchecked Sendable 
     }
 
     public func withReader<T: Sendable>(_ body: (any DocumentRowReader) async throws -> T) async throws -> T {
-        let sql = try await source.connect(source.configuration.sessionConnection, purpose: "documents")
-        do {
-            let result = try await body(Reader(rows: self, sql: sql))
-            await sql.close()
-            return result
-        } catch {
-            await sql.close()
-            throw error
-        }
+        try await source.withSession(purpose: "documents") { sql in try await body(Reader(rows: self, sql: sql)) }
     }
 
     public func forget(_ table: TableName) async {

@@ -29,7 +29,7 @@ extension PostgresSource {
             // before anything streams.
             let exporter = try await connect(replicationConnection, purpose: "replication")
             do {
-                let (point, snapshot) = try await createSlot(slot, temporary: false, exportingSnapshot: true, on: exporter)
+                let (point, snapshotName) = try await createSlot(slot, temporary: false, exportingSnapshot: true, on: exporter)
                 // A slot made again begins after the targets, or their position names another
                 // WAL (a restored or new cluster): chunks placed before it would be skipped as seen.
                 if let targets = job.resume?.wal, point <= targets.lsn {
@@ -38,7 +38,6 @@ extension PostgresSource {
                                      context: [("source", configuration.name), ("slot", slot)],
                                      fix: "delete the pipeline's state and its targets' tables (and ferry_offsets rows) and start it again")
                 }
-                let snapshotName = snapshot ?? ""
                 try await follow.slotCreated?(point)
                 delivered = WALPosition(lsn: point)
                 let open = try await openSnapshotTables(job)
@@ -57,9 +56,8 @@ extension PostgresSource {
             if !open.isEmpty {
                 let exporter = try await connect(replicationConnection, purpose: "snapshot export")
                 do {
-                    let (point, snapshot) = try await createSlot("ferry_snapshot_\(UInt32.random(in: 0 ... .max))", temporary: true, exportingSnapshot: true,
-                                                                 on: exporter)
-                    let snapshotName = snapshot ?? ""
+                    let (point, snapshotName) = try await createSlot("ferry_snapshot_\(UInt32.random(in: 0 ... .max))", temporary: true,
+                                                                     exportingSnapshot: true, on: exporter)
                     let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, logger: logger)
                     delivered = try await round.run(imported: { await exporter.close() }, reach: {
                         if let at = delivered, at.lsn >= point { return at }
@@ -98,8 +96,7 @@ extension PostgresSource {
     /// (`resnapshotAll`, after `snapshot: when_needed`) can make up for; that drops an
     /// invalidated slot, so the first-start path creates it again and exports the snapshot.
     private func prepareSnapshots(_ job: SnapshotJob, slot: String) async throws -> Bool {
-        let sql = try await connect(configuration.sessionConnection, purpose: "catalog")
-        do {
+        try await withSession { sql in
             try await checkPublication(sql)
             var condition = try await slotCondition(slot, sql: sql)
             // `initial_only` never reads the pipeline's slot.
@@ -125,11 +122,7 @@ extension PostgresSource {
                 logger.notice("snapshot chunks delivered after the resume position are read again",
                               metadata: [LoggingKeys.table: "\(table)", "ferry.chunks": "\(chunks)"])
             }
-            await sql.close()
             return condition != .missing
-        } catch {
-            await sql.close()
-            throw error
         }
     }
 
@@ -149,15 +142,7 @@ extension PostgresSource {
 
     /// The publication's tables this source's filter includes (what an initial snapshot reads).
     public func includedTables() async throws -> [TableName] {
-        let sql = try await connect(configuration.sessionConnection, purpose: "catalog")
-        do {
-            let names = try await includedTables(sql)
-            await sql.close()
-            return names
-        } catch {
-            await sql.close()
-            throw error
-        }
+        try await withSession { try await includedTables($0) }
     }
 
     private func includedTables(_ sql: PostgresWireConnection) async throws -> [TableName] {

@@ -358,9 +358,10 @@ public struct PostgresSource: Sendable {
     }
 
     /// Creates a logical pgoutput slot on a replication connection; returns its consistent point
-    /// and, when exporting, the name of the snapshot that lives until the connection's next command.
+    /// and, when exporting, the name of the snapshot that lives until the connection's next
+    /// command (empty when not exporting).
     func createSlot(_ slot: String, temporary: Bool, exportingSnapshot: Bool,
-                    on connection: PostgresWireConnection) async throws -> (point: LSN, snapshot: String?) {
+                    on connection: PostgresWireConnection) async throws -> (point: LSN, snapshot: String) {
         let created = try await setup("creating \(temporary ? "temporary " : "")replication slot \(slot)") {
             try await connection.simpleQuery("CREATE_REPLICATION_SLOT \(slot)\(temporary ? " TEMPORARY" : "") LOGICAL pgoutput\(exportingSnapshot ? " EXPORT_SNAPSHOT" : "")")
         }
@@ -373,7 +374,7 @@ public struct PostgresSource: Sendable {
         if !temporary {
             logger.notice("created replication slot", metadata: ["ferry.source": "\(configuration.name)", "ferry.slot": "\(slot)", LoggingKeys.position: "\(point)"])
         }
-        return (point, exportingSnapshot ? snapshot : nil)
+        return (point, exportingSnapshot ? snapshot ?? "" : "")
     }
 
     /// Reads the `pg_type` rows of the database's own types until the catalog knows them all.
@@ -407,6 +408,19 @@ public struct PostgresSource: Sendable {
         throw FerryError(code: .sourcePostgresSetup,
                          message: "source \(configuration.name): database \(configuration.connection.database) has no publication \(configuration.publication)",
                          fix: "create it as the tables' owner: CREATE PUBLICATION \(Self.quotedIdentifier(configuration.publication)) FOR TABLE schema.table, …; (or FOR ALL TABLES as a superuser), or name another with ?publication=NAME")
+    }
+
+    /// Runs `body` on a SQL session of its own, closed however it ends.
+    func withSession<T>(purpose: String = "catalog", _ body: (PostgresWireConnection) async throws -> T) async throws -> T {
+        let sql = try await connect(configuration.sessionConnection, purpose: purpose)
+        do {
+            let result = try await body(sql)
+            await sql.close()
+            return result
+        } catch {
+            await sql.close()
+            throw error
+        }
     }
 
     func connect(_ connection: PostgresWireConfiguration, purpose: String) async throws -> PostgresWireConnection {

@@ -12,9 +12,11 @@ extension PostgresSource: VerifiableSource {
     }
 
     public func verifyReader(_ name: TableName, keyOverride: [String]?) async throws -> any SourceTableReader {
-        let table = try await withSession("describing \(name) for verify") { sql in
-            try await PgSnapshotTable.load(name, publication: configuration.publication, keyOverride: keyOverride, connection: sql) { catalog, missing in
-                try await resolveTypes(missing, into: &catalog, sql: sql)
+        let table = try await withSession { sql in
+            try await setup("describing \(name) for verify") {
+                try await PgSnapshotTable.load(name, publication: configuration.publication, keyOverride: keyOverride, connection: sql) { catalog, missing in
+                    try await resolveTypes(missing, into: &catalog, sql: sql)
+                }
             }
         }
         guard let table else {
@@ -27,10 +29,11 @@ extension PostgresSource: VerifiableSource {
     /// A logical message the stream delivers (PostgreSQL 14+, read with `messages`): a sink that
     /// applied its position holds everything committed before it. Older servers: the WAL's end.
     public func verifyPosition() async throws -> SourcePosition {
-        let lsn = try await withSession("reading the WAL position") { sql in
-            let answer = try await sql.query(Self.streamsMessages(sql.serverVersion)
-                ? "SELECT pg_logical_emit_message(false, '\(Self.positionMessagePrefix)', '')::text" : "SELECT pg_current_wal_lsn()::text")
-            return answer.text(0, 0).flatMap(LSN.init)
+        let lsn = try await withSession { sql in
+            try await setup("reading the WAL position") {
+                try await sql.query(Self.streamsMessages(sql.serverVersion)
+                    ? "SELECT pg_logical_emit_message(false, '\(Self.positionMessagePrefix)', '')::text" : "SELECT pg_current_wal_lsn()::text")
+            }.text(0, 0).flatMap(LSN.init)
         }
         guard let lsn else {
             throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): the server gave no WAL position")
@@ -52,19 +55,6 @@ extension PostgresSource: VerifiableSource {
     static func streamsMessages(_ serverVersion: String) -> Bool {
         (Int(serverVersion.prefix { $0.isNumber }) ?? 0) >= 14
     }
-
-    /// Runs `body` on a session of its own, closed however it ends.
-    func withSession<T>(_ doing: String, _ body: (PostgresWireConnection) async throws -> T) async throws -> T {
-        let sql = try await connect(configuration.sessionConnection, purpose: "catalog")
-        do {
-            let result = try await setup(doing) { try await body(sql) }
-            await sql.close()
-            return result
-        } catch {
-            await sql.close()
-            throw error
-        }
-    }
 }
 
 /// One published table read for `ferry verify`, a session per call.
@@ -78,22 +68,24 @@ struct PgTableReader: SourceTableReader {
     func rows(after lower: [Value]?, limit: Int) async throws -> [Row] {
         var (sql, parameters) = table.readQuery(lower: lower.map(source.repairKey), upper: nil)
         if !table.keyColumns.isEmpty { sql += " ORDER BY \(table.quotedKey) LIMIT \(limit)" }
-        let answer = try await source.withSession("reading \(table.name)") { try await $0.query(sql, parameters) }
-        return try table.rows(answer)
+        return try table.rows(try await query("reading \(table.name)", sql, parameters))
     }
 
     func rows(keys: [[Value]]) async throws -> [Row] {
         guard !keys.isEmpty else { return [] }
         let (sql, parameters) = table.keysQuery(keys.map(source.repairKey))
-        let answer = try await source.withSession("reading keys of \(table.name)") { try await $0.query(sql, parameters) }
-        return try table.keyedRows(answer).rows
+        return try table.keyedRows(try await query("reading keys of \(table.name)", sql, parameters)).rows
     }
 
     func keys() async throws -> [[Value]] {
-        let answer = try await source.withSession("reading the keys of \(table.name)") { try await $0.query(table.allKeysQuery) }
+        let answer = try await query("reading the keys of \(table.name)", table.allKeysQuery)
         return try answer.rows.indices.map { row in
             let decoded = try table.keyRow(table.keyColumns.indices.map { answer.text(row, $0) ?? "" })
             return table.keyColumns.map { decoded[$0] }
         }
+    }
+
+    private func query(_ doing: String, _ sql: String, _ parameters: [FrontendMessage.Parameter] = []) async throws -> PostgresResult {
+        try await source.withSession { connection in try await source.setup(doing) { try await connection.query(sql, parameters) } }
     }
 }
