@@ -9,6 +9,7 @@ import Foundation
 /// Keys under the cluster prefix, per pipeline P:
 /// - `state/P/safe`, `state/P/sinks/SINK`, `state/P/rewinds/SINK`, `state/P/progress`;
 /// - `state/P/snapshot/TABLE`, `state/P/chunks/TABLE/INDEX` (index zero-padded: key order);
+/// - `state/P/schema/TABLE/POSITION` — a PostgreSQL source's table descriptions by position;
 /// - `state/P/owner` — the last claim of P and whether it was handed back;
 /// - `audit/P/MILLIS-NODE-N` (`*` for entries of no pipeline: tokens), and the claims and
 ///   hand-backs again under `history/P/…`, so the cluster's history is read without the log;
@@ -175,6 +176,30 @@ public actor EtcdStateStore: OperatorStore {
             // Kept for the next attempt unless a newer value arrived meanwhile.
             if pending[key] == nil { pending[key] = write }
             throw error
+        }
+    }
+
+    // MARK: Schema history
+
+    private func schemaKey(_ pipeline: String, _ record: SchemaHistoryRecord) -> String {
+        stateKey(pipeline, "schema/\(escape(record.table))/\(escape(record.position.persistedJSON))")
+    }
+
+    public func schemaHistory(pipeline: String) async throws -> [SchemaHistoryRecord] {
+        let range = try await etcd { try await self.client.get(prefix: self.stateKey(pipeline, "schema/")) }
+        return try range.keyValues.map { try decode(SchemaHistoryRecord.self, $0) }
+    }
+
+    public func saveSchemaHistory(_ records: [SchemaHistoryRecord], pipeline: String) async throws {
+        // etcd takes at most 128 operations in a transaction (one more is the fence's).
+        for batch in stride(from: 0, to: records.count, by: 100).map({ Array(records[$0..<min($0 + 100, records.count)]) }) {
+            try await write(pipeline, try batch.map { .put(schemaKey(pipeline, $0), try JSONEncoder().encode($0).bytes) })
+        }
+    }
+
+    public func forgetSchemaHistory(_ records: [SchemaHistoryRecord], pipeline: String) async throws {
+        for batch in stride(from: 0, to: records.count, by: 100).map({ Array(records[$0..<min($0 + 100, records.count)]) }) {
+            try await write(pipeline, batch.map { .delete(schemaKey(pipeline, $0)) })
         }
     }
 

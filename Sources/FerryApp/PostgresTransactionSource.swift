@@ -14,6 +14,9 @@ struct PostgresTransactionSource: TransactionSource {
     let pipeline: FerryConfiguration.Pipeline
     let configuration: FerryConfiguration
     let snapshotStore: (any SnapshotStore)?
+    /// Keeps the tables' descriptions across streams, so a change made while none was open is
+    /// applied (PostgreSQL's stream has no DDL to replay).
+    let schemaHistory: (any SchemaHistoryStore)?
     let checkpoints: any CheckpointStore
     let logger: Logger
 
@@ -70,7 +73,8 @@ struct PostgresTransactionSource: TransactionSource {
         let forgetTables: @Sendable () async -> Void = { await documentRows.forgetAll() }
         while true {
             let follow = PostgresSource.Follow(createSlot: true, resumeAfter: resume?.lsn, safePosition: safePosition, slotCreated: slotCreated,
-                                               streamStarted: forgetTables)
+                                               streamStarted: forgetTables,
+                                               schemaHistory: schemaHistory.map { PgSchemaHistory(store: $0, pipeline: pipeline.name) })
             let resnapshotting = resnapshotAll
             resnapshotAll = false
             func tracked(_ transaction: Transaction) async throws {

@@ -110,7 +110,7 @@ public enum Run {
             let settings = try PostgresTransactionSource.settings(sourceSpec, pipeline: pipeline.name, filter: filter)
             transactionSource = PostgresTransactionSource(source: PostgresSource(configuration: settings, logger: logger), pipeline: pipeline,
                                                           configuration: configuration, snapshotStore: store as? any SnapshotStore,
-                                                          checkpoints: store, logger: logger)
+                                                          schemaHistory: store as? any SchemaHistoryStore, checkpoints: store, logger: logger)
         } else {
             let connection = try MySQLConnectionConfiguration(url: sourceSpec.url, password: sourceSpec.password)
             let source = MySQLSource(configuration: MySQLSourceConfiguration(

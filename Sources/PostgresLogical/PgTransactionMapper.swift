@@ -7,7 +7,12 @@ public struct PgTransactionMapper: Sendable {
     public var catalog = PgTypeCatalog()
     public let sourceName: String
     private var relations: [UInt32: (relation: PgOutputMessage.Relation, schema: PgRelationSchema)] = [:]
+    /// How the schema history describes relations this stream has not described yet (`seed`).
+    private var earlier: [UInt32: TableSchema] = [:]
     private var interner = TableSchemaInterner()
+    /// The descriptions the last `map` met that neither this stream nor the seed had: the
+    /// schema history keeps them from the transaction's position on.
+    public private(set) var described: [PgDescribedTable] = []
 
     /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
     static let postgresEpochMicroseconds: Int64 = 946_684_800_000_000
@@ -30,7 +35,15 @@ public struct PgTransactionMapper: Sendable {
         return oids.isEmpty ? [] : catalog.missing(Array(oids))
     }
 
+    /// The descriptions in effect where the stream starts (the schema history's): a relation's
+    /// first description in the stream is compared with its own, so a change made while no
+    /// stream was open is one.
+    public mutating func seed(_ tables: [PgDescribedTable]) {
+        for table in tables { earlier[table.relationID] = table.schema }
+    }
+
     public mutating func map(_ transaction: PgTransaction) throws -> Transaction {
+        described = []
         let position = SourcePosition.wal(WALPosition(lsn: transaction.endLSN, xid: transaction.xid))
         let millis = (transaction.commitTime + Self.postgresEpochMicroseconds) / 1000
         var events: [ChangeEvent] = []
@@ -94,8 +107,8 @@ public struct PgTransactionMapper: Sendable {
         return keyed
     }
 
-    /// The relation's schema, and how it changed since the stream last described the same
-    /// relation (nothing the first time in a session).
+    /// The relation's schema, and how it changed since the stream (or before it, the seed) last
+    /// described the same relation (nothing the first time ever).
     mutating func table(_ relation: PgOutputMessage.Relation) throws -> (PgRelationSchema, [SchemaChange]) {
         let known = relations[relation.id]
         if let known, known.relation == relation { return (known.schema, []) }
@@ -105,35 +118,79 @@ public struct PgTransactionMapper: Sendable {
         }
         let schema = PgRelationSchema(schema: interner.intern(built.schema), columnTypes: built.columnTypes)
         relations[relation.id] = (relation, schema)
-        return (schema, known.map { Self.changes(from: $0.schema.schema, to: schema.schema) } ?? [])
+        let previous = known?.schema.schema ?? earlier.removeValue(forKey: relation.id)
+        if previous.map({ !$0.hasSameShape(as: schema.schema) }) ?? true {
+            described.append(PgDescribedTable(relationID: relation.id, schema: schema.schema))
+        }
+        return (schema, previous.map { Self.changes(from: $0, to: schema.schema) } ?? [])
     }
 
     /// The column changes that turn `old` into `new`. Relation messages name columns without
-    /// their identity, so one column gone and one come at the same place with the same type is
-    /// taken as a rename (what `ALTER TABLE … RENAME COLUMN` looks like); a table renamed keeps
-    /// its relation but changes its name.
+    /// their identity, so renames are read from where columns stand: PostgreSQL adds columns
+    /// only at the end, so between two columns both descriptions have (by name), the new
+    /// description's columns are the old ones renamed — in order, each to the next of the old
+    /// ones with its type, or in turn when there are as many (renamed and retyped) — and the old
+    /// ones left were dropped. After the last such column the same holds only for as many
+    /// columns of the same types each; else those are drops and adds. A table renamed keeps its
+    /// relation but changes its name.
     static func changes(from old: TableSchema, to new: TableSchema) -> [SchemaChange] {
         var changes: [SchemaChange] = []
         if old.name != new.name { changes.append(.renameTable(from: old.name, to: new.name)) }
         let table = new.name
         let oldNames = old.columns.indices.map { old.columnName($0) }
         let newNames = new.columns.indices.map { new.columnName($0) }
-        var dropped = oldNames.indices.filter { !newNames.contains(oldNames[$0]) }
-        var added = newNames.indices.filter { !oldNames.contains(newNames[$0]) }
-        if dropped.count == 1, added.count == 1, dropped[0] == added[0],
-           old.columns[dropped[0]].nativeType == new.columns[added[0]].nativeType {
-            changes.append(.renameColumn(table, from: oldNames[dropped[0]], to: newNames[added[0]]))
-            dropped = []
-            added = []
+        let kept = Set(oldNames).intersection(newNames)
+        /// The columns one description has that the other does not, by the kept column they
+        /// stand before (nil: after the last).
+        func gaps(_ names: [String]) -> [String?: [Int]] {
+            var gaps: [String?: [Int]] = [:]
+            var pending: [Int] = []
+            for (index, name) in names.enumerated() {
+                if kept.contains(name) {
+                    if !pending.isEmpty { gaps[name] = pending }
+                    pending = []
+                } else {
+                    pending.append(index)
+                }
+            }
+            if !pending.isEmpty { gaps[nil] = pending }
+            return gaps
         }
-        for index in dropped { changes.append(.dropColumn(table, column: oldNames[index])) }
+        let oldGaps = gaps(oldNames)
+        let newGaps = gaps(newNames)
+        var renamed: [(old: Int, new: Int)] = []
+        for (before, added) in newGaps {
+            let dropped = oldGaps[before] ?? []
+            let sameTypes = dropped.count == added.count
+                && zip(dropped, added).allSatisfy { old.columns[$0].nativeType == new.columns[$1].nativeType }
+            if sameTypes || (before != nil && dropped.count == added.count) {
+                renamed += zip(dropped, added).map { ($0, $1) }
+            } else if before != nil {
+                var candidates = dropped[...]
+                for index in added {
+                    guard let match = candidates.firstIndex(where: { old.columns[$0].nativeType == new.columns[index].nativeType }) else { continue }
+                    renamed.append((candidates[match], index))
+                    candidates = candidates[(match + 1)...]
+                }
+            }
+        }
+        renamed.sort { $0.new < $1.new }
+        let renamedOld = Set(renamed.map(\.old))
+        let renamedNew = Set(renamed.map(\.new))
+        for pair in renamed { changes.append(.renameColumn(table, from: oldNames[pair.old], to: newNames[pair.new])) }
+        for index in oldNames.indices where !kept.contains(oldNames[index]) && !renamedOld.contains(index) {
+            changes.append(.dropColumn(table, column: oldNames[index]))
+        }
+        let counterparts = Dictionary(uniqueKeysWithValues: renamed.map { ($0.new, $0.old) })
         for (index, name) in newNames.enumerated() {
-            guard let before = oldNames.firstIndex(of: name) else { continue }
+            guard let before = counterparts[index] ?? oldNames.firstIndex(of: name) else { continue }
             if old.columns[before].nativeType != new.columns[index].nativeType || old.columns[before].typeName != new.columns[index].typeName {
                 changes.append(.modifyColumn(table, column: name, type: new.columns[index].typeName))
             }
         }
-        for index in added { changes.append(.addColumn(table, column: newNames[index], type: new.columns[index].typeName)) }
+        for index in newNames.indices where !kept.contains(newNames[index]) && !renamedNew.contains(index) {
+            changes.append(.addColumn(table, column: newNames[index], type: new.columns[index].typeName))
+        }
         return changes
     }
 

@@ -1,5 +1,6 @@
 import FerryCore
 import Logging
+import PostgresLogical
 import PostgresWire
 
 /// One snapshot round: the open tables read in key-range chunks, in parallel, all through one
@@ -21,6 +22,10 @@ struct PgSnapshotRound {
     let job: SnapshotJob
     let tables: [SnapshotTableRecord]
     let snapshotName: String
+    /// The exporting slot's consistent point: where the snapshot's descriptions of the tables
+    /// are in effect (kept in the schema history, when there is one).
+    let point: LSN
+    let history: PgSchemaHistory?
     let logger: Logger
 
     struct Chunk: Sendable {
@@ -144,6 +149,8 @@ struct PgSnapshotRound {
                     guard await handOut(.gone(record)) else { return }
                     continue
                 }
+                // A stream that starts later compares the table's next description with this one.
+                try await history?.keep([PgDescribedTable(relationID: table.relationID, schema: table.schema)], at: point)
                 var started = record
                 started.state = .running
                 started.startedMillis = started.startedMillis ?? WallClock.millisecondsSinceEpoch()

@@ -11,6 +11,8 @@ import PostgresWire
 /// columns' types, so any key type whose text reads back (every built-in one) works.
 struct PgSnapshotTable: Sendable {
     let name: TableName
+    /// The relation's OID, as the stream names it.
+    let relationID: UInt32
     let relation: PgRelationSchema
     /// Indexes of the columns chunks are split by; empty: the table is read whole.
     let keyColumns: [Int]
@@ -93,7 +95,7 @@ struct PgSnapshotTable: Sendable {
                 return index
             }
         }
-        return PgSnapshotTable(name: name, relation: schema, keyColumns: key, columnNames: columns.map(\.name),
+        return PgSnapshotTable(name: name, relationID: relation.id, relation: schema, keyColumns: key, columnNames: columns.map(\.name),
                                columnTypes: result.rows.indices.map { field($0, 6) }, estimatedRows: Int(field(0, 7)) ?? 0,
                                inherits: field(0, 10) != "p", rowFilter: field(0, 11))
     }

@@ -42,7 +42,8 @@ extension PostgresSource {
                 delivered = WALPosition(lsn: point)
                 let open = try await openSnapshotTables(job)
                 if !open.isEmpty {
-                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, logger: logger)
+                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, point: point,
+                                                history: follow.schemaHistory, logger: logger)
                     delivered = try await round.run(imported: { await exporter.close() }, reach: { WALPosition(lsn: point) }, deliver: deliverTracked)
                 }
             } catch {
@@ -58,7 +59,8 @@ extension PostgresSource {
                 do {
                     let (point, snapshotName) = try await createSlot("ferry_snapshot_\(UInt32.random(in: 0 ... .max))", temporary: true,
                                                                      exportingSnapshot: true, on: exporter)
-                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, logger: logger)
+                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, point: point,
+                                                history: follow.schemaHistory, logger: logger)
                     delivered = try await round.run(imported: { await exporter.close() }, reach: {
                         if let at = delivered, at.lsn >= point { return at }
                         guard streams else { return WALPosition(lsn: point) }

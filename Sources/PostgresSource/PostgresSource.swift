@@ -87,6 +87,9 @@ public struct PostgresSource: Sendable {
         /// Told when a stream starts: its descriptions of tables start afresh, so a change to a
         /// table made before it is not seen as one (what reads tables outside the stream forgets them).
         public var streamStarted: (@Sendable () async -> Void)?
+        /// Where the tables' descriptions are kept across streams; nil: each stream knows only
+        /// its own (a tail), so a change made while none was open shows only as added columns.
+        public var schemaHistory: PgSchemaHistory?
         /// Return before a transaction that ends after this position, or once the stream is
         /// idle past it (a snapshot's point).
         var stopAt: LSN?
@@ -95,7 +98,8 @@ public struct PostgresSource: Sendable {
 
         public init(stopAtCurrent: Bool = false, createSlot: Bool = false, resumeAfter: LSN? = nil,
                     safePosition: (@Sendable () async throws -> LSN?)? = nil, slotCreated: (@Sendable (LSN) async throws -> Void)? = nil,
-                    streamStarted: (@Sendable () async -> Void)? = nil) {
+                    streamStarted: (@Sendable () async -> Void)? = nil, schemaHistory: PgSchemaHistory? = nil) {
+            self.schemaHistory = schemaHistory
             self.stopAtCurrent = stopAtCurrent
             self.createSlot = createSlot
             self.resumeAfter = resumeAfter
@@ -155,12 +159,19 @@ public struct PostgresSource: Sendable {
         }
         let start: LSN
         let slot: String
+        // Where the slot stands: the server streams from the later of it and `start`.
+        let slotAt: LSN
         if let named = configuration.slot {
             slot = named
-            start = try await namedSlotStart(named, follow, stream: stream, sql: sql)
+            (start, slotAt) = try await namedSlotStart(named, follow, stream: stream, sql: sql)
         } else {
             slot = "ferry_tail_\(UInt32.random(in: 0 ... .max))"
             start = try await createSlot(slot, temporary: true, exportingSnapshot: false, on: stream).point
+            slotAt = start
+        }
+        var mapper = PgTransactionMapper(sourceName: configuration.name)
+        if let history = follow.schemaHistory {
+            mapper.seed(try await history.descriptions(at: max(start, slotAt), horizon: slotAt))
         }
         try await setup("starting replication from slot \(slot)") {
             try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (\(Self.streamOptions(serverVersion: stream.serverVersion, publication: configuration.publication)))")
@@ -171,7 +182,6 @@ public struct PostgresSource: Sendable {
         ])
         // A named slot nobody confirms for (a tail) stays where it is.
         var state = ReplicationStreamState(protocolVersion: Self.protocolVersion(serverVersion: stream.serverVersion), confirmed: start, confirmsNothing: configuration.slot != nil && follow.safePosition == nil)
-        var mapper = PgTransactionMapper(sourceName: configuration.name)
         // Asked for, a keepalive says how far the server has read its WAL: the stream has caught
         // up once that passes the stop with nothing open.
         func askWhereTheServerIs() async throws {
@@ -219,6 +229,7 @@ public struct PostgresSource: Sendable {
                 } catch {
                     throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): \(error)", context: [(LoggingKeys.position, "\(assembled.endLSN)")])
                 }
+                try await follow.schemaHistory?.keep(mapper.described, at: assembled.endLSN)
                 transaction.events = transaction.events.compactMap { event in
                     guard event.operation == .ddl else { return configuration.filter.includes(event.table) ? event : nil }
                     // A TRUNCATE names every table it emptied: keep the included ones.
@@ -285,9 +296,10 @@ public struct PostgresSource: Sendable {
             + (version >= 2 ? ", streaming 'on', messages 'true'" : "")
     }
 
-    /// Where a named slot's stream starts: after the targets' position when there is one, else
-    /// at the slot's confirmed position — creating the slot first when asked to.
-    func namedSlotStart(_ slot: String, _ follow: Follow, stream: PostgresWireConnection, sql: PostgresWireConnection) async throws -> LSN {
+    /// Where a named slot's stream starts — after the targets' position when there is one, else
+    /// at the slot's confirmed position, creating the slot first when asked to — and the slot's
+    /// confirmed position.
+    func namedSlotStart(_ slot: String, _ follow: Follow, stream: PostgresWireConnection, sql: PostgresWireConnection) async throws -> (start: LSN, slotAt: LSN) {
         switch try await slotCondition(slot, sql: sql) {
         case .missing:
             guard follow.createSlot else {
@@ -298,7 +310,7 @@ public struct PostgresSource: Sendable {
             if let resumeAfter = follow.resumeAfter { throw slotLost(slot, invalidated: false, targetsAt: resumeAfter) }
             let consistent = try await createSlot(slot, temporary: false, exportingSnapshot: false, on: stream).point
             try await follow.slotCreated?(consistent)
-            return consistent
+            return (consistent, consistent)
         case .invalidated:
             throw slotLost(slot, invalidated: true, targetsAt: follow.resumeAfter)
         case .present(let confirmed, let plugin):
@@ -308,7 +320,7 @@ public struct PostgresSource: Sendable {
             }
             // A slot ahead of the targets is normal: while the published tables were quiet it was
             // moved over WAL holding nothing for them. The server starts at the later of the two.
-            return follow.resumeAfter ?? confirmed
+            return (follow.resumeAfter ?? confirmed, confirmed)
         }
     }
 

@@ -20,6 +20,8 @@ import SQLiteNIO
 /// - `api_tokens(name PRIMARY KEY, role TEXT, hash TEXT UNIQUE, created_at TEXT)`: only the SHA-256 of each token
 /// - `rewinds(pipeline, sink, position TEXT, requested_at TEXT, PRIMARY KEY(pipeline, sink))`
 /// - `progress(pipeline PRIMARY KEY, figures TEXT)`: `PipelineProgress` as JSON
+/// - `schema_history(pipeline, table_id, position TEXT, description TEXT, PRIMARY KEY(pipeline, table_id, position))`:
+///   a PostgreSQL source's table descriptions by position (`SchemaHistoryRecord`)
 /// Positions are `SourcePosition.persistedJSON`.
 ///
 /// Every public method runs alone, through one gate, from its first statement to its last: an
@@ -150,6 +152,7 @@ public actor SQLiteCheckpointStore: OperatorStore {
         "CREATE TABLE IF NOT EXISTS rewinds (pipeline TEXT NOT NULL, sink TEXT NOT NULL, position TEXT NOT NULL, requested_at TEXT NOT NULL, PRIMARY KEY (pipeline, sink))",
         "CREATE TABLE IF NOT EXISTS progress (pipeline TEXT PRIMARY KEY, figures TEXT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS api_tokens (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS schema_history (pipeline TEXT NOT NULL, table_id TEXT NOT NULL, position TEXT NOT NULL, description TEXT NOT NULL, PRIMARY KEY (pipeline, table_id, position))",
     ]
 
     static func corrupt(_ path: String, _ cause: String) -> FerryError {
@@ -263,6 +266,47 @@ public actor SQLiteCheckpointStore: OperatorStore {
                   let text = rows.first?.column("figures")?.string
             else { return nil }
             return try? JSONDecoder().decode(PipelineProgress.self, from: Data(text.utf8))
+        }
+    }
+
+    // MARK: - Schema history
+
+    public func schemaHistory(pipeline: String) async throws -> [SchemaHistoryRecord] {
+        try await exclusively {
+            // A read-only open of a state file from before the history has no such table.
+            guard let rows = try? await execute("SELECT table_id, position, description FROM schema_history WHERE pipeline = ?", [.text(pipeline)])
+            else { return [] }
+            return try rows.map { row in
+                guard let table = row.column("table_id")?.string, let description = row.column("description")?.string,
+                      let position = row.column("position")?.string.flatMap(SourcePosition.init(persistedJSON:)) else {
+                    throw Self.corrupt(path, "a schema_history row of pipeline \(pipeline) does not read")
+                }
+                return SchemaHistoryRecord(table: table, position: position, description: description)
+            }
+        }
+    }
+
+    public func saveSchemaHistory(_ records: [SchemaHistoryRecord], pipeline: String) async throws {
+        try await exclusively {
+            try await inTransaction {
+                for record in records {
+                    _ = try await execute("""
+                        INSERT INTO schema_history (pipeline, table_id, position, description) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (pipeline, table_id, position) DO UPDATE SET description = excluded.description
+                        """, [.text(pipeline), .text(record.table), .text(record.position.persistedJSON), .text(record.description)])
+                }
+            }
+        }
+    }
+
+    public func forgetSchemaHistory(_ records: [SchemaHistoryRecord], pipeline: String) async throws {
+        try await exclusively {
+            try await inTransaction {
+                for record in records {
+                    _ = try await execute("DELETE FROM schema_history WHERE pipeline = ? AND table_id = ? AND position = ?",
+                                          [.text(pipeline), .text(record.table), .text(record.position.persistedJSON)])
+                }
+            }
         }
     }
 

@@ -92,6 +92,30 @@ import Testing
     /// A former owner's writes change nothing once another node claimed the pipeline.
     /// The audit log and API tokens: what `ferry token`, the API's sign-in and its audit
     /// endpoint read, alone and in a cluster.
+    /// A table's descriptions by position: the one in effect at a position is the latest at or
+    /// before it, and those replaced at or before the horizon are forgotten.
+    @Test func schemaHistoryKeepsWhatIsInEffect() async throws {
+        func wal(_ lsn: UInt64) -> SourcePosition { .wal(WALPosition(lsn: LSN(lsn))) }
+        func record(_ table: String, _ lsn: UInt64, _ text: String) -> SchemaHistoryRecord {
+            SchemaHistoryRecord(table: table, position: wal(lsn), description: text)
+        }
+        try await withBothStores { name, store in
+            try await store.saveSchemaHistory([record("7", 0x100, "a"), record("7", 0x300, "b"), record("9/x", 0x200, "c")], pipeline: "p")
+            try await store.saveSchemaHistory([record("7", 0x500, "d"), record("7", 0x300, "b2")], pipeline: "p")
+            try await store.saveSchemaHistory([record("7", 0x50, "other")], pipeline: "q")
+            #expect(try await store.schemaHistory(pipeline: "p", at: wal(0x80), forgettingBefore: wal(0x80)) == [], "\(name)")
+            #expect(try await store.schemaHistory(pipeline: "p", at: wal(0x400), forgettingBefore: wal(0x100))
+                        == [record("7", 0x300, "b2"), record("9/x", 0x200, "c")], "\(name)")
+            #expect(try await store.schemaHistory(pipeline: "p").count == 4, "\(name): nothing replaced at or before 0/100")
+            // At 0/400 the description of 0/300 replaced the one of 0/100 for good.
+            #expect(try await store.schemaHistory(pipeline: "p", at: wal(0x400), forgettingBefore: wal(0x400))
+                        == [record("7", 0x300, "b2"), record("9/x", 0x200, "c")], "\(name)")
+            #expect(Set(try await store.schemaHistory(pipeline: "p").map(\.description)) == ["b2", "c", "d"], "\(name)")
+            #expect(try await store.schemaHistory(pipeline: "p", at: wal(0x500), forgettingBefore: wal(0x500)).map(\.description) == ["d", "c"], "\(name)")
+            #expect(try await store.schemaHistory(pipeline: "q") == [record("7", 0x50, "other")], "\(name)")
+        }
+    }
+
     @Test func auditLogAndTokensAreKeptAlike() async throws {
         try await withBothStores { name, store in
             try await store.audit(pipeline: "p", action: "start", detail: "one")

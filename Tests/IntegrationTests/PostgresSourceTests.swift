@@ -571,6 +571,79 @@ extension Integration {
             try await Self.stop(ferry, dropping: slot, sql: sql)
         }
 
+        /// A schema change made while the pipeline is stopped reaches the targets when it starts
+        /// again: the stream's first description of each table is compared with the one the
+        /// schema history kept — from a streamed change, or from the snapshot for a table that
+        /// never changed since (renamed, retyped and dropped columns, a renamed table).
+        @Test func schemaChangesWhileStoppedReachTheTargets() async throws {
+            let source = PostgresTypeCorpus()
+            let sql = try await PostgresLogicalReplication.connect(replication: false)
+            let ground = try await PipelineGround("it_pg_gap", publication: "it_gap_pub", tables: ["it_gap", "it_gap_quiet", "it_gap_calm"], sql: sql,
+                                                  source: source, create: """
+                CREATE TABLE it_gap (id int PRIMARY KEY, name text, qty int, price numeric(10,2));
+                INSERT INTO it_gap SELECT s, 'n' || s, s, s / 4.0 FROM generate_series(1, 20) s;
+                CREATE TABLE it_gap_quiet (id int PRIMARY KEY, label text);
+                INSERT INTO it_gap_quiet SELECT s, 'l' || s FROM generate_series(1, 5) s;
+                CREATE PUBLICATION it_gap_pub FOR TABLE it_gap, it_gap_quiet
+                """)
+            defer { try? FileManager.default.removeItem(at: ground.directory) }
+            let lite = ground.directory.appendingPathComponent("target.sqlite").path
+            try ground.configure(" { source: pg, sinks: [target, lite] }", targetSettings: ", schema_changes: evolve",
+                                 otherSinks: ["lite: { type: sqlite, path: \(lite), schema_changes: evolve }"])
+            let environment = try ground.environment
+            func columns(_ table: String) -> String {
+                "SELECT coalesce(string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position), '') FROM information_schema.columns WHERE table_schema = 'public' AND table_name = '\(table)'"
+            }
+            func rows(_ table: String) -> String {
+                "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM \(table) t"
+            }
+            func targetHas(_ table: String, _ wanted: String) async throws -> Bool {
+                guard try await source.psql(database: "replica", user: "ferry", columns(table)) == [[wanted]] else { return false }
+                let expected = try await source.psql(database: "source", user: "ferry_source", rows(table))
+                return try await source.psql(database: "replica", user: "ferry", rows(table)) == expected
+            }
+            var ferry = try startFerry(config: ground.config, environment: environment)
+            try await waitUntil("the snapshot in the target", seconds: 60) {
+                let gap = try await targetHas("it_gap", "id integer, name text, qty integer, price numeric")
+                return try await gap ? targetHas("it_gap_quiet", "id integer, label text") : false
+            }
+            try await sql.simpleQuery("UPDATE it_gap SET qty = 100 WHERE id = 1")
+            try await waitUntil("the streamed update", seconds: 30) { try await targetHas("it_gap", "id integer, name text, qty integer, price numeric") }
+            ferry.terminate()
+            ferry.waitUntilExit()
+            #expect(ferry.terminationStatus == 0)
+
+            try await sql.simpleQuery("""
+                ALTER TABLE it_gap RENAME COLUMN name TO title;
+                ALTER TABLE it_gap ALTER COLUMN qty TYPE bigint;
+                ALTER TABLE it_gap DROP COLUMN price;
+                UPDATE it_gap SET title = 'renamed', qty = 5000000000 WHERE id = 2;
+                DELETE FROM it_gap WHERE id = 3;
+                INSERT INTO it_gap VALUES (21, 'n21', 21);
+                ALTER TABLE it_gap_quiet RENAME COLUMN label TO tag;
+                ALTER TABLE it_gap_quiet RENAME TO it_gap_calm;
+                INSERT INTO it_gap_calm VALUES (6, 't6');
+                """)
+            ferry = try startFerry(config: ground.config, environment: environment)
+            defer { if ferry.isRunning { ferry.terminate() } }
+            try await waitUntil("the changes made while stopped in the target", seconds: 60) {
+                let gap = try await targetHas("it_gap", "id integer, title text, qty bigint")
+                return try await gap ? targetHas("it_gap_calm", "id integer, tag text") : false
+            }
+            #expect(try await source.psql(database: "replica", user: "ferry", "SELECT count(*) FROM pg_tables WHERE tablename = 'it_gap_quiet'") == [["0"]],
+                    "the renamed table is not left behind")
+            let liteColumns = try await sqliteQuery(lite, """
+                SELECT (SELECT group_concat(name, ',') FROM pragma_table_info('it_gap')) || ';' || (SELECT group_concat(name, ',') FROM pragma_table_info('it_gap_calm'))
+                """).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(liteColumns == "id,title,qty;id,tag")
+            let liteRows = try await sqliteQuery(lite, "SELECT count(*) || ':' || sum(qty) || ':' || group_concat(title, ',') FROM (SELECT * FROM it_gap ORDER BY id)")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let sourceRows = try await source.psql(database: "source", user: "ferry_source",
+                                                   "SELECT count(*) || ':' || sum(qty) || ':' || string_agg(title, ',' ORDER BY id) FROM it_gap")
+            #expect([[liteRows]] == sourceRows)
+            try await Self.stop(ferry, dropping: ground.slot, sql: sql)
+        }
+
         /// Publication names are identifiers: one with capitals is followed as written.
         @Test func aMixedCasePublicationIsFollowed() async throws {
             let setup = try await PostgresLogicalReplication.connect(replication: false)

@@ -61,6 +61,30 @@ import Testing
         ])
     }
 
+    /// Several changes at once (a stream that starts after them sees them together): columns
+    /// stand where they stood, so one between two kept columns is a renamed one — also when
+    /// retyped, or when others of its neighbours were dropped.
+    @Test func renamesAreReadFromWhereColumnsStand() throws {
+        let table = TableName(database: "public", table: "items")
+        let qty = Column(isKey: false, name: "qty", typeOID: 23, typeModifier: -1)
+        let bigQty = Column(isKey: false, name: "qty", typeOID: 20, typeModifier: -1)
+        let title = Column(isKey: false, name: "title", typeOID: 25, typeModifier: -1)
+        let label = Column(isKey: false, name: "label", typeOID: 1043, typeModifier: 24)
+        let cost = Column(isKey: false, name: "cost", typeOID: 1700, typeModifier: (10 << 16 | 2) + 4)
+        #expect(try changes([relation([id, name, qty, price]), relation([id, title, bigQty])]) == [
+            [],
+            [.renameColumn(table, from: "name", to: "title"), .dropColumn(table, column: "price"), .modifyColumn(table, column: "qty", type: "bigint")],
+        ])
+        #expect(try changes([relation([id, name, qty]), relation([id, label, qty])]) == [
+            [],
+            [.renameColumn(table, from: "name", to: "label"), .modifyColumn(table, column: "label", type: "varchar(20)")],
+        ])
+        #expect(try changes([relation([id, name, price, qty]), relation([id, cost, qty])]) == [
+            [],
+            [.renameColumn(table, from: "price", to: "cost"), .dropColumn(table, column: "name")],
+        ])
+    }
+
     /// The change comes first in its transaction, with a statement that says what it is.
     @Test func theChangePrecedesTheRowsAndNamesItself() throws {
         var mapper = PgTransactionMapper(sourceName: "pg")
@@ -69,5 +93,52 @@ import Testing
         #expect(mapped.events.map(\.operation) == [.ddl, .create])
         #expect(mapped.events[0].statement == #"ALTER TABLE "public"."items" ADD COLUMN "price" numeric(10,2) /* ferry: read from the stream's new description of the table */"#)
         #expect(mapped.events[1].source.row == 1)
+    }
+}
+
+/// A stream that starts later is seeded with the descriptions the schema history kept: a change
+/// made while no stream was open is one, and the history is told only what it does not have.
+@Suite struct PgSchemaHistorySeedTests {
+    let cases = PgSchemaChangeTests()
+    let table = TableName(database: "public", table: "items")
+
+    @Test func aChangeMadeBetweenStreamsIsSeen() throws {
+        var first = PgTransactionMapper(sourceName: "pg")
+        _ = try first.map(cases.transaction(cases.relation([cases.id, cases.name, cases.price]), lsn: 0x100))
+        #expect(first.described.map(\.relationID) == [7], "a first description is new to the history")
+        let kept = try #require(first.described.first)
+        _ = try first.map(cases.transaction(cases.relation([cases.id, cases.name, cases.price]), lsn: 0x200))
+        #expect(first.described.isEmpty)
+        // Kept and read back as the history does.
+        let stored = try #require(PgDescribedTable(try kept.record(at: .wal(WALPosition(lsn: LSN(0x100))))))
+        #expect(stored == kept)
+
+        let renamed = PgOutputMessage.Relation.Column(isKey: false, name: "title", typeOID: 25, typeModifier: -1)
+        var second = PgTransactionMapper(sourceName: "pg")
+        second.seed([stored])
+        let mapped = try second.map(cases.transaction(cases.relation([cases.id, renamed], name: "goods"), lsn: 0x300))
+        let goods = TableName(database: "public", table: "goods")
+        #expect(mapped.events.filter { $0.operation == .ddl }.flatMap(\.schemaChanges) == [
+            .renameTable(from: table, to: goods), .dropColumn(goods, column: "name"), .dropColumn(goods, column: "price"), .addColumn(goods, column: "title", type: "longtext"),
+        ])
+        #expect(second.described.map { $0.schema.name } == [goods])
+
+        // The same description as the seed's: no change, nothing new to keep.
+        var third = PgTransactionMapper(sourceName: "pg")
+        third.seed([stored])
+        let same = try third.map(cases.transaction(cases.relation([cases.id, cases.name, cases.price]), lsn: 0x400))
+        #expect(same.events.map(\.operation) == [.create])
+        #expect(third.described.isEmpty)
+    }
+
+    @Test func aRenameBetweenStreamsIsARename() throws {
+        var first = PgTransactionMapper(sourceName: "pg")
+        _ = try first.map(cases.transaction(cases.relation([cases.id, cases.name]), lsn: 0x100))
+        var second = PgTransactionMapper(sourceName: "pg")
+        second.seed(first.described)
+        let renamed = PgOutputMessage.Relation.Column(isKey: false, name: "title", typeOID: 25, typeModifier: -1)
+        let mapped = try second.map(cases.transaction(cases.relation([cases.id, renamed]), lsn: 0x200))
+        #expect(mapped.events.map(\.operation) == [.ddl, .create])
+        #expect(mapped.events[0].schemaChanges == [.renameColumn(table, from: "name", to: "title")])
     }
 }

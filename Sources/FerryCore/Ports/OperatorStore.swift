@@ -32,7 +32,7 @@ public struct TokenRecord: Sendable, Equatable {
 /// What operators' commands and the control plane keep beside the pipelines' own records: their
 /// requests (snapshots, rewinds), the audit log and the API tokens. The SQLite state file has it
 /// for one process, etcd for a cluster, so every command works the same on both.
-public protocol OperatorStore: CheckpointStore, SnapshotStore {
+public protocol OperatorStore: CheckpointStore, SnapshotStore, SchemaHistoryStore {
     /// A snapshot asked for by `actor` (an operator's request: any node may make it).
     func requestSnapshot(pipeline: String, tables: [TableName], reason: String, atMillis: Int64, actor: String) async throws
     /// Asks the pipeline to replay a sink from `position` when it next starts; audited.
