@@ -69,6 +69,19 @@ extension Integration {
             }
         }
 
+        /// Whether the replica has every one of `tables` and each digest query answers there as
+        /// on the source.
+        static func replicaEqualsSource(tables: [String], digests: [String], source: PostgresTypeCorpus) async throws -> Bool {
+            let made = try await source.psql(database: "replica", user: "ferry",
+                                             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN (\(tables.map { "'\($0)'" }.joined(separator: ", ")))")
+            guard made == [["\(tables.count)"]] else { return false }
+            for digest in digests {
+                let replica = try await source.psql(database: "replica", user: "ferry", digest)
+                guard try await source.psql(database: "source", user: "ferry_source", digest) == replica else { return false }
+            }
+            return true
+        }
+
         /// Stops a pipeline's ferry (it must exit 0) and drops the pipeline's slot.
         static func stop(_ ferry: Process, dropping slot: String, sql: PostgresWireConnection) async throws {
             ferry.terminate()
@@ -324,14 +337,7 @@ extension Integration {
                 "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM it_snap_bag t",
             ]
             func equal() async throws -> Bool {
-                let made = try await source.psql(database: "replica", user: "ferry",
-                                                 "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('it_snap', 'it_snap_pair', 'it_snap_bag')")
-                guard made == [["3"]] else { return false }
-                for digest in digests {
-                    let replica = try await source.psql(database: "replica", user: "ferry", digest)
-                    guard try await source.psql(database: "source", user: "ferry_source", digest) == replica else { return false }
-                }
-                return true
+                try await Self.replicaEqualsSource(tables: ["it_snap", "it_snap_pair", "it_snap_bag"], digests: digests, source: source)
             }
             // Rows of it_snap in the target; 0 before the sink made the table.
             func targetRows() async throws -> Int {
@@ -398,14 +404,7 @@ extension Integration {
                 "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY region, at)), '') FROM it_lost_at t",
             ]
             func equal() async throws -> Bool {
-                let made = try await source.psql(database: "replica", user: "ferry",
-                                                 "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('it_lost', 'it_lost_at')")
-                guard made == [["2"]] else { return false }
-                for digest in digests {
-                    let replica = try await source.psql(database: "replica", user: "ferry", "SET TIME ZONE 'UTC'; " + digest)
-                    guard try await source.psql(database: "source", user: "ferry_source", "SET TIME ZONE 'UTC'; " + digest) == replica else { return false }
-                }
-                return true
+                try await Self.replicaEqualsSource(tables: ["it_lost", "it_lost_at"], digests: digests.map { "SET TIME ZONE 'UTC'; " + $0 }, source: source)
             }
             func verify(_ arguments: [String] = []) async throws -> (status: Int32, stdout: String, stderr: String) {
                 try await runProcess(TestEnvironment.ferryBinary, ["verify", "-c", config, pipeline] + arguments, environment: environment, timeoutSeconds: 120)
@@ -526,6 +525,15 @@ extension Integration {
             try await Self.stop(ferry, dropping: slot, sql: sql)
         }
 
+        /// The SQLite target's copy of `table` (id, title, qty) holds the source's rows.
+        static func expectTitlesAndQuantities(of table: String, in lite: String, source: PostgresTypeCorpus) async throws {
+            let liteRows = try await sqliteQuery(lite, "SELECT count(*) || ':' || sum(qty) || ':' || group_concat(title, ',') FROM (SELECT * FROM \(table) ORDER BY id)")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let sourceRows = try await source.psql(database: "source", user: "ferry_source",
+                                                   "SELECT count(*) || ':' || sum(qty) || ':' || string_agg(title, ',' ORDER BY id) FROM \(table)")
+            #expect([[liteRows]] == sourceRows, "\(table)")
+        }
+
         /// Logical replication carries no DDL: columns added, renamed, retyped and dropped while
         /// the pipeline streams reach the targets from the stream's new descriptions of the table,
         /// each before the first row that needs it (PostgreSQL and SQLite targets, `evolve`).
@@ -563,11 +571,7 @@ extension Integration {
             try await waitUntil("the dropped column", seconds: 30) { try await targetHas("id integer, title text, qty bigint") }
             let liteColumns = try await sqliteQuery(lite, "SELECT group_concat(name, ',') FROM pragma_table_info('it_ddl')").trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(liteColumns == "id,title,qty")
-            let liteRows = try await sqliteQuery(lite, "SELECT count(*) || ':' || sum(qty) || ':' || group_concat(title, ',') FROM (SELECT * FROM it_ddl ORDER BY id)")
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            let sourceRows = try await source.psql(database: "source", user: "ferry_source",
-                                                   "SELECT count(*) || ':' || sum(qty) || ':' || string_agg(title, ',' ORDER BY id) FROM it_ddl")
-            #expect([[liteRows]] == sourceRows)
+            try await Self.expectTitlesAndQuantities(of: "it_ddl", in: lite, source: source)
             try await Self.stop(ferry, dropping: slot, sql: sql)
         }
 
@@ -636,11 +640,7 @@ extension Integration {
                 SELECT (SELECT group_concat(name, ',') FROM pragma_table_info('it_gap')) || ';' || (SELECT group_concat(name, ',') FROM pragma_table_info('it_gap_calm'))
                 """).trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(liteColumns == "id,title,qty;id,tag")
-            let liteRows = try await sqliteQuery(lite, "SELECT count(*) || ':' || sum(qty) || ':' || group_concat(title, ',') FROM (SELECT * FROM it_gap ORDER BY id)")
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-            let sourceRows = try await source.psql(database: "source", user: "ferry_source",
-                                                   "SELECT count(*) || ':' || sum(qty) || ':' || string_agg(title, ',' ORDER BY id) FROM it_gap")
-            #expect([[liteRows]] == sourceRows)
+            try await Self.expectTitlesAndQuantities(of: "it_gap", in: lite, source: source)
             try await Self.stop(ferry, dropping: ground.slot, sql: sql)
         }
 
