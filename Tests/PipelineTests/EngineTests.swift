@@ -110,6 +110,28 @@ func temporaryDirectory() -> String {
         #expect(kept.contains("\"payload\":{") == (format == .debeziumSchema))
     }
 
+    /// A rotation that fails after closing the file (the current file was moved away by someone
+    /// else, so it cannot be renamed) keeps no stale descriptor: the next batch opens a current
+    /// file again, and nothing is written through a number the kernel may have given another file.
+    @Test func jsonLinesSinkRotationThatFailsOpensAFreshFile() async throws {
+        let directory = temporaryDirectory()
+        let sink = JSONLinesSink(configuration: .init(name: "files", directory: directory, maximumFileBytes: 1, maximumFileAgeSeconds: 3600, format: .debezium))
+        _ = try await sink.open()
+        try await sink.apply([transaction(100, [(.create, nil, [.int(1), .string("a"), .null])])])
+        let path = directory + "/files.jsonl"
+        try FileManager.default.moveItem(atPath: path, toPath: directory + "/elsewhere.txt")
+        // Another file takes the lowest free descriptor the failed rotation released.
+        let bystander = directory + "/bystander"
+        FileManager.default.createFile(atPath: bystander, contents: nil)
+        let other = try FileHandle(forWritingTo: URL(fileURLWithPath: bystander))
+        defer { try? other.close() }
+        await #expect(throws: (any Error).self) { try await sink.apply([transaction(200, [(.create, nil, [.int(2), .string("b"), .null])])]) }
+        try await sink.apply([transaction(300, [(.create, nil, [.int(3), .string("c"), .null])])])
+        try await sink.close()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: bystander)).isEmpty)
+        #expect(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count == 1)
+    }
+
     /// Transactions as rules shape them — a change split in two (both parts carry the source
     /// change's row), changes dropped so rows skip — are whole after a restart; a torn one is cut.
     @Test func jsonLinesSinkKnowsWholeTransactionsWhateverRulesMadeOfThem() async throws {

@@ -70,7 +70,11 @@ public actor JSONLinesSink: DeadLetterSink {
     }
 
     public func apply(_ transactions: [Transaction]) async throws {
-        if fileBytes >= configuration.maximumFileBytes || Date().timeIntervalSince(fileOpenedAt) >= configuration.maximumFileAgeSeconds {
+        if descriptor < 0 {
+            // A rotation that failed after closing the file (the file moved away meanwhile):
+            // the next batch goes to a current file again.
+            try openCurrent()
+        } else if fileBytes >= configuration.maximumFileBytes || Date().timeIntervalSince(fileOpenedAt) >= configuration.maximumFileAgeSeconds {
             try rotate()
         }
         var out = self.out
@@ -212,7 +216,9 @@ public actor JSONLinesSink: DeadLetterSink {
     }
 
     private func rotate() throws {
+        // Forgotten before anything can fail: a closed descriptor's number is soon another file's.
         Glibc.close(descriptor)
+        descriptor = -1
         let stamp = Int64(Date().timeIntervalSince1970 * 1000)
         let rotated = (configuration.directory as NSString).appendingPathComponent("\(configuration.name).\(stamp).jsonl")
         try FileManager.default.moveItem(atPath: currentPath, toPath: rotated)
