@@ -81,12 +81,42 @@ struct PgSnapshotRound {
         }
     }
 
+    /// A schema change on a table the round reads stopped it: the change's `ALTER TABLE` waited
+    /// for the round's locks while a reader waited behind it (`lock_timeout`), or it committed
+    /// after the snapshot was taken, so the table's columns now are not the snapshot's. The round
+    /// ends, its locks go, the change goes through, and a new round reads what is left.
+    struct Interrupted: Error, CustomStringConvertible {
+        let doing: String
+        let cause: PostgresServerError
+        var description: String { "\(doing): \(cause)" }
+    }
+
+    static let lockTimeoutMilliseconds = 2000
+
+    /// What ends a round instead of failing the pipeline: lock_not_available (the lock
+    /// timeout), undefined_column, undefined_table and datatype_mismatch (the table changed).
+    static let interruptingStates: Set<String> = ["55P03", "42703", "42P01", "42804"]
+
+    /// A planner's or reader's statement, its server errors as `setup` says them, except those
+    /// a schema change causes: `Interrupted`.
+    private func statement<T>(_ doing: String, _ body: () async throws -> T) async throws -> T {
+        try await source.setup(doing) {
+            do {
+                return try await body()
+            } catch PostgresWireError.server(let server) where Self.interruptingStates.contains(server.sqlState) {
+                throw Interrupted(doing: doing, cause: server)
+            }
+        }
+    }
+
     /// A session in a read-only repeatable-read transaction that sees exactly the snapshot.
     private func openReader() async throws -> PostgresWireConnection {
         let connection = try await source.connect(source.configuration.sessionConnection, purpose: "snapshot")
         do {
+            // A reader that waits for a table's lock waits behind a schema change that waits for
+            // the round's own locks (the planner's): it gives up, and the round with it.
             _ = try await source.setup("importing snapshot \(snapshotName)") {
-                try await connection.simpleQuery("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '\(snapshotName)'")
+                try await connection.simpleQuery("SET lock_timeout = '\(Self.lockTimeoutMilliseconds)ms'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '\(snapshotName)'")
             }
             return connection
         } catch {
@@ -107,7 +137,7 @@ struct PgSnapshotRound {
                     if case .chunk(let chunk) = job {
                         let (sql, parameters) = chunk.record.keys.map(chunk.table.keysQuery)
                             ?? chunk.table.readQuery(lower: chunk.record.lower, upper: chunk.record.upper)
-                        let answer = try await source.setup("reading chunk \(chunk.record.index) of \(chunk.table.name)") {
+                        let answer = try await statement("reading chunk \(chunk.record.index) of \(chunk.table.name)") {
                             try await connection.query(sql, parameters)
                         }
                         if chunk.record.keys != nil {
@@ -129,74 +159,82 @@ struct PgSnapshotRound {
         await connection.close()
     }
 
-    /// Describes each table in the snapshot's catalog, then hands out its chunks: those planned
-    /// before and not delivered, then new ones, each saved before it is handed out.
+    /// The planner: owns its connection, closed however planning ends (an early end too: a
+    /// reader that stopped taking jobs ends the round, and a connection left open would hold
+    /// its locks, idle in its transaction, for as long as the process runs).
     private func plan(_ connection: PostgresWireConnection, inboxes: [BoundedHandoff<Job>]) async throws {
         defer { for inbox in inboxes { inbox.finish() } }
-        var turn = 0
-        func handOut(_ job: Job) async -> Bool {
-            defer { turn += 1 }
-            return await inboxes[turn % inboxes.count].send(job, weight: 1)
-        }
         do {
-            for record in tables {
-                let described = try await source.setup("describing \(record.table) for its snapshot") {
-                    try await PgSnapshotTable.load(record.table, publication: source.configuration.publication, keyOverride: job.settings.keyOverride(for: record.table), connection: connection) { catalog, missing in
-                        try await source.resolveTypes(missing, into: &catalog, sql: connection)
-                    }
-                }
-                guard let table = described else {
-                    guard await handOut(.gone(record)) else { return }
-                    continue
-                }
-                // A stream that starts later compares the table's next description with this one.
-                try await history?.keep([PgDescribedTable(relationID: table.relationID, schema: table.schema)], at: point)
-                var started = record
-                started.state = .running
-                started.startedMillis = started.startedMillis ?? WallClock.millisecondsSinceEpoch()
-                started.key = table.keyDescription
-                let chunks = try await store.snapshotChunks(pipeline: pipeline, table: record.table).sorted { $0.index < $1.index }
-                // A repair reads its keys; a key the table no longer has is deleted.
-                let repairKeys = chunks.reduce(0) { $0 + ($1.keys?.count ?? 0) }
-                started.estimatedRows = repairKeys > 0 ? repairKeys : table.estimatedRows
-                if repairKeys > 0 && chunks.contains(where: { ($0.keys ?? []).contains { $0.count != table.keyColumns.count } }) {
-                    throw FerryError(code: .snapshotKeyColumn, message: "pipeline \(pipeline): a repair of \(record.table) names keys of another shape than the table's key (\(table.keyDescription))",
-                                     context: [(LoggingKeys.table, "\(record.table)")], fix: "snapshot the whole table instead: ferry snapshot \(record.table)")
-                }
-                guard await handOut(.start(started)) else { return }
-                let pending = chunks.filter { $0.deliveredAt == nil }
-                let planComplete = record.planComplete || chunks.contains { $0.upper == nil }
-                for (index, chunk) in pending.enumerated() {
-                    let last = planComplete && index == pending.count - 1
-                    guard await handOut(.chunk(Chunk(table: table, record: chunk, request: record.requestedMillis, last: last))) else { return }
-                }
-                if planComplete {
-                    if pending.isEmpty { guard await handOut(.finished(started)) else { return } }
-                    continue
-                }
-                var lower = chunks.last?.upper
-                var index = (chunks.last?.index ?? -1) + 1
-                while true {
-                    var upper: [String]?
-                    if !table.keyColumns.isEmpty {
-                        let (sql, parameters) = table.boundaryQuery(after: lower, rows: job.settings.chunkRows)
-                        let found = try await source.setup("planning the chunks of \(record.table)") { try await connection.query(sql, parameters) }
-                        if !found.rows.isEmpty { upper = table.keyColumns.indices.map { found.text(0, $0) ?? "" } }
-                    }
-                    let chunk = SnapshotChunkRecord(table: record.table, index: index, lower: lower, upper: upper)
-                    // False: the table was asked for again meanwhile; the next round reads it anew.
-                    guard try await store.saveSnapshotChunk(chunk, pipeline: pipeline, requestedMillis: record.requestedMillis) else { break }
-                    guard await handOut(.chunk(Chunk(table: table, record: chunk, request: record.requestedMillis, last: upper == nil))) else { return }
-                    guard let upper else { break }
-                    lower = upper
-                    index += 1
-                }
-            }
+            try await planTables(connection, inboxes: inboxes)
         } catch {
             await connection.close()
             throw error
         }
         await connection.close()
+    }
+
+    /// Describes each table in the snapshot's catalog, then hands out its chunks: those planned
+    /// before and not delivered, then new ones, each saved before it is handed out. Returns early
+    /// once a reader takes no more jobs.
+    private func planTables(_ connection: PostgresWireConnection, inboxes: [BoundedHandoff<Job>]) async throws {
+        var turn = 0
+        func handOut(_ job: Job) async -> Bool {
+            defer { turn += 1 }
+            return await inboxes[turn % inboxes.count].send(job, weight: 1)
+        }
+        for record in tables {
+            let described = try await statement("describing \(record.table) for its snapshot") {
+                try await PgSnapshotTable.load(record.table, publication: source.configuration.publication, keyOverride: job.settings.keyOverride(for: record.table), connection: connection) { catalog, missing in
+                    try await source.resolveTypes(missing, into: &catalog, sql: connection)
+                }
+            }
+            guard let table = described else {
+                guard await handOut(.gone(record)) else { return }
+                continue
+            }
+            // A stream that starts later compares the table's next description with this one.
+            try await history?.keep([PgDescribedTable(relationID: table.relationID, schema: table.schema)], at: point)
+            var started = record
+            started.state = .running
+            started.startedMillis = started.startedMillis ?? WallClock.millisecondsSinceEpoch()
+            started.key = table.keyDescription
+            let chunks = try await store.snapshotChunks(pipeline: pipeline, table: record.table).sorted { $0.index < $1.index }
+            // A repair reads its keys; a key the table no longer has is deleted.
+            let repairKeys = chunks.reduce(0) { $0 + ($1.keys?.count ?? 0) }
+            started.estimatedRows = repairKeys > 0 ? repairKeys : table.estimatedRows
+            if repairKeys > 0 && chunks.contains(where: { ($0.keys ?? []).contains { $0.count != table.keyColumns.count } }) {
+                throw FerryError(code: .snapshotKeyColumn, message: "pipeline \(pipeline): a repair of \(record.table) names keys of another shape than the table's key (\(table.keyDescription))",
+                                 context: [(LoggingKeys.table, "\(record.table)")], fix: "snapshot the whole table instead: ferry snapshot \(record.table)")
+            }
+            guard await handOut(.start(started)) else { return }
+            let pending = chunks.filter { $0.deliveredAt == nil }
+            let planComplete = record.planComplete || chunks.contains { $0.upper == nil }
+            for (index, chunk) in pending.enumerated() {
+                let last = planComplete && index == pending.count - 1
+                guard await handOut(.chunk(Chunk(table: table, record: chunk, request: record.requestedMillis, last: last))) else { return }
+            }
+            if planComplete {
+                if pending.isEmpty { guard await handOut(.finished(started)) else { return } }
+                continue
+            }
+            var lower = chunks.last?.upper
+            var index = (chunks.last?.index ?? -1) + 1
+            while true {
+                var upper: [String]?
+                if !table.keyColumns.isEmpty {
+                    let (sql, parameters) = table.boundaryQuery(after: lower, rows: job.settings.chunkRows)
+                    let found = try await statement("planning the chunks of \(record.table)") { try await connection.query(sql, parameters) }
+                    if !found.rows.isEmpty { upper = table.keyColumns.indices.map { found.text(0, $0) ?? "" } }
+                }
+                let chunk = SnapshotChunkRecord(table: record.table, index: index, lower: lower, upper: upper)
+                // False: the table was asked for again meanwhile; the next round reads it anew.
+                guard try await store.saveSnapshotChunk(chunk, pipeline: pipeline, requestedMillis: record.requestedMillis) else { break }
+                guard await handOut(.chunk(Chunk(table: table, record: chunk, request: record.requestedMillis, last: upper == nil))) else { return }
+                guard let upper else { break }
+                lower = upper
+                index += 1
+            }
+        }
     }
 
     /// Delivers the results in planned order at the snapshot steps after `base`, recording each

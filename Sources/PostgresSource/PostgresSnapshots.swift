@@ -44,7 +44,9 @@ extension PostgresSource {
                 if !open.isEmpty {
                     let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, point: point,
                                                 history: follow.schemaHistory, logger: logger)
-                    delivered = try await round.run(imported: { await exporter.close() }, reach: { WALPosition(lsn: point) }, deliver: deliverTracked)
+                    delivered = try await interruptible(round) {
+                        try await round.run(imported: { await exporter.close() }, reach: { WALPosition(lsn: point) }, deliver: deliverTracked)
+                    } ?? delivered
                 }
             } catch {
                 await exporter.close()
@@ -61,18 +63,21 @@ extension PostgresSource {
                                                                      exportingSnapshot: true, on: exporter)
                     let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, point: point,
                                                 history: follow.schemaHistory, logger: logger)
-                    delivered = try await round.run(imported: { await exporter.close() }, reach: {
-                        if let at = delivered, at.lsn >= point { return at }
-                        guard streams else { return WALPosition(lsn: point) }
-                        var upToSnapshot = follow
-                        upToSnapshot.createSlot = false
-                        upToSnapshot.stopAtCurrent = false
-                        upToSnapshot.resumeAfter = delivered?.lsn ?? follow.resumeAfter
-                        upToSnapshot.stopAt = point
-                        _ = try await stream(upToSnapshot, deliver: deliverTracked)
-                        // Nothing before the point: the snapshot's steps count from it.
-                        return delivered ?? WALPosition(lsn: point)
-                    }, deliver: deliverTracked)
+                    delivered = try await interruptible(round) {
+                        try await round.run(imported: { await exporter.close() }, reach: {
+                            if let at = delivered, at.lsn >= point { return at }
+                            guard streams else { return WALPosition(lsn: point) }
+                            var upToSnapshot = follow
+                            upToSnapshot.createSlot = false
+                            upToSnapshot.stopAtCurrent = false
+                            upToSnapshot.resumeAfter = delivered?.lsn ?? follow.resumeAfter
+                            upToSnapshot.stopAt = point
+                        if job.settings.rereadAfterSchemaChange { upToSnapshot.rereads = job }
+                            _ = try await stream(upToSnapshot, deliver: deliverTracked)
+                            // Nothing before the point: the snapshot's steps count from it.
+                            return delivered ?? WALPosition(lsn: point)
+                        }, deliver: deliverTracked)
+                    } ?? delivered
                 } catch {
                     await exporter.close()
                     throw error
@@ -85,8 +90,62 @@ extension PostgresSource {
             streaming.createSlot = false
             streaming.resumeAfter = delivered?.lsn ?? follow.resumeAfter
             streaming.stopWhen = { [job] in try await !job.store.snapshotTables(pipeline: job.pipeline).allSatisfy { $0.state == .done } }
+            if job.settings.rereadAfterSchemaChange { streaming.rereads = job }
             if try await stream(streaming, deliver: deliverTracked) == .reachedStop { return }
         }
+    }
+
+    /// Runs a round and returns where it ended; nil when a schema change interrupted it: what
+    /// it delivered stays delivered (`deliver` tracked it), and the next round reads the rest.
+    private func interruptible(_ round: PgSnapshotRound, _ body: () async throws -> WALPosition) async throws -> WALPosition? {
+        do {
+            return try await body()
+        } catch let interrupted as PgSnapshotRound.Interrupted {
+            logger.warning("a schema change on a table being snapshotted stopped the round; a new round reads what is left once it is through", metadata: [
+                LoggingKeys.pipeline: "\(round.pipeline)", LoggingKeys.error: "\(interrupted)",
+            ])
+            return nil
+        }
+    }
+
+    /// Asks for the tables to be read again whose existing rows a schema change gave values no
+    /// row change carries, before the change is delivered (so a kill cannot lose the request):
+    /// a retyped column (PostgreSQL converted every value, and a target that refuses the
+    /// conversion empties the column), a column added with a default (existing rows hold it), and
+    /// the new name of a renamed table whose snapshot was not finished (the old name is gone).
+    func rereadRewrittenTables(_ changes: [SchemaChange], job: SnapshotJob, sql: PostgresWireConnection) async throws {
+        var tables: [TableName] = []
+        var unfinished: Set<TableName>?
+        for change in changes where configuration.filter.includes(change.table) {
+            switch change {
+            case .modifyColumn(let table, _, _):
+                tables.append(table)
+            case .addColumn(let table, let column, _):
+                // Read now, the catalog may have moved on: a column no longer there is read again too.
+                let found = try await setup("reading the default of \(table).\(column)") {
+                    try await sql.query("""
+                        SELECT (a.atthasdef OR a.atthasmissing)::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                        JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND NOT a.attisdropped
+                        """, [.text(table.database), .text(table.table), .text(column)])
+                }
+                if found.text(0, 0) != "false" { tables.append(table) }
+            case .renameTable(let from, let to):
+                if unfinished == nil {
+                    unfinished = Set(try await job.store.snapshotTables(pipeline: job.pipeline).filter { $0.state != .done }.map(\.table))
+                }
+                if unfinished?.contains(from) == true { tables.append(to) }
+            default:
+                continue
+            }
+        }
+        var seen: Set<TableName> = []
+        tables = tables.filter { seen.insert($0).inserted }
+        guard !tables.isEmpty else { return }
+        try await job.store.requestSnapshot(pipeline: job.pipeline, tables: tables, reason: "schema change", atMillis: WallClock.millisecondsSinceEpoch())
+        logger.notice("a schema change rewrote existing rows, or renamed a table being read; the tables are read again", metadata: [
+            LoggingKeys.pipeline: "\(job.pipeline)", "ferry.tables": "\(tables.map(\.description).joined(separator: ", "))",
+        ])
     }
 
     /// Requests the initial snapshot at a first start (before any position can be saved, so a

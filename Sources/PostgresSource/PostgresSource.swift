@@ -95,6 +95,8 @@ public struct PostgresSource: Sendable {
         var stopAt: LSN?
         /// Asked about once a second; true ends the run (a snapshot was requested).
         var stopWhen: (@Sendable () async throws -> Bool)?
+        /// Where tables a schema change rewrote are asked to be read again (`after_schema_change`).
+        var rereads: SnapshotJob?
 
         public init(stopAtCurrent: Bool = false, createSlot: Bool = false, resumeAfter: LSN? = nil,
                     safePosition: (@Sendable () async throws -> LSN?)? = nil, slotCreated: (@Sendable (LSN) async throws -> Void)? = nil,
@@ -236,6 +238,10 @@ public struct PostgresSource: Sendable {
                     var kept = event
                     kept.schemaChanges = event.schemaChanges.filter { configuration.filter.includes($0.table) }
                     return kept.schemaChanges.isEmpty ? nil : kept
+                }
+                if let job = follow.rereads {
+                    let changes = transaction.events.filter { $0.operation == .ddl }.flatMap(\.schemaChanges)
+                    if !changes.isEmpty { try await rereadRewrittenTables(changes, job: job, sql: sql) }
                 }
                 if !transaction.events.isEmpty {
                     try await deliver(transaction)
