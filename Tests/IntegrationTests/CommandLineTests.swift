@@ -974,6 +974,15 @@ extension Integration.CrashRecovery {
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("problems 0"))
     }
+
+    /// Schema changes on a PostgreSQL source while ferry streams, is killed, and is stopped with
+    /// changes made meanwhile (the schema history): `scripts/ddl-test --source postgres` checks
+    /// each target's tables, columns and rows against the source (reduced scale here).
+    @Test func postgresSchemaChangesThroughKillsAndStops() async throws {
+        let result = try await runScript("ddl-test", ["--source", "postgres", "16"], timeoutSeconds: 600)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("pg-ddl-test: passed"))
+    }
 }
 
 extension Integration.CrashRecovery {
