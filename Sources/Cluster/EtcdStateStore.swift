@@ -87,11 +87,21 @@ public actor EtcdStateStore: OperatorStore {
     public func checkpoint(pipeline: String) async throws -> PipelineCheckpoint? {
         try await flush(pipeline: pipeline)
         let base = stateKey(pipeline, "")
-        let range = try await etcd { try await self.client.get(prefix: base) }
+        // Only these keys, in one request at one revision: the pipeline's other records
+        // (snapshot chunks, the schema history) can be many, and this is read every second.
+        let reads: [EtcdOperation] = ["safe", "sinks/", "rewinds/"].map { rest in
+            let key = Array((base + rest).utf8)
+            return .get(key: key, rangeEnd: rest.hasSuffix("/") ? etcdPrefixEnd(key) : nil)
+        }
+        let result = try await etcd { try await self.client.txn([], success: reads) }
+        let keyValues = result.results.flatMap { read -> [EtcdKeyValue] in
+            if case .get(let range) = read { return range.keyValues }
+            return []
+        }
         var safe: SourcePosition?
         var sinks: [String: SinkCheckpoint] = [:]
         var rewinds: [String: SourcePosition] = [:]
-        for keyValue in range.keyValues {
+        for keyValue in keyValues {
             let rest = String(keyValue.keyText.dropFirst(base.count))
             if rest == "safe" {
                 safe = try position(keyValue)

@@ -72,9 +72,10 @@ struct PostgresTransactionSource: TransactionSource {
         // afresh, so what they knew of the tables is forgotten too.
         let forgetTables: @Sendable () async -> Void = { await documentRows.forgetAll() }
         while true {
-            let follow = PostgresSource.Follow(createSlot: true, resumeAfter: resume?.lsn, safePosition: safePosition, slotCreated: slotCreated,
+            var follow = PostgresSource.Follow(createSlot: true, resumeAfter: resume?.lsn, safePosition: safePosition, slotCreated: slotCreated,
                                                streamStarted: forgetTables,
                                                schemaHistory: schemaHistory.map { PgSchemaHistory(store: $0, pipeline: pipeline.name) })
+            follow.resumeStep = resume?.snapshotStep ?? 0
             let resnapshotting = resnapshotAll
             resnapshotAll = false
             func tracked(_ transaction: Transaction) async throws {

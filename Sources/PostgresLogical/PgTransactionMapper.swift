@@ -13,6 +13,10 @@ public struct PgTransactionMapper: Sendable {
     /// The descriptions the last `map` met that neither this stream nor the seed had: the
     /// schema history keeps them from the transaction's position on.
     public private(set) var described: [PgDescribedTable] = []
+    /// Tables whose changes in the last `map` are a guess (columns gone and come after the last
+    /// column both descriptions have): their rows are to be read again, so what the guess got
+    /// wrong does not stay in the targets.
+    public private(set) var guessed: Set<TableName> = []
 
     /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
     static let postgresEpochMicroseconds: Int64 = 946_684_800_000_000
@@ -44,6 +48,7 @@ public struct PgTransactionMapper: Sendable {
 
     public mutating func map(_ transaction: PgTransaction) throws -> Transaction {
         described = []
+        guessed = []
         let position = SourcePosition.wal(WALPosition(lsn: transaction.endLSN, xid: transaction.xid))
         let millis = (transaction.commitTime + Self.postgresEpochMicroseconds) / 1000
         var events: [ChangeEvent] = []
@@ -57,9 +62,8 @@ public struct PgTransactionMapper: Sendable {
         func table(_ relation: PgOutputMessage.Relation) throws -> PgRelationSchema {
             let (table, changes) = try self.table(relation)
             if !changes.isEmpty {
-                events.append(ChangeEvent(operation: .ddl, table: table.schema.name, schema: nil, before: nil, after: nil,
-                                          statement: Self.statement(changes, table: table.schema), schemaChanges: changes,
-                                          source: ChangeSource(name: sourceName, serverID: 0, gtid: nil, position: position, row: events.count, timestampMillis: millis)))
+                events.append(Self.schemaChangeEvent(changes, table: table.schema,
+                                                     source: ChangeSource(name: sourceName, serverID: 0, gtid: nil, position: position, row: events.count, timestampMillis: millis)))
             }
             return table
         }
@@ -122,18 +126,36 @@ public struct PgTransactionMapper: Sendable {
         if previous.map({ !$0.hasSameShape(as: schema.schema) }) ?? true {
             described.append(PgDescribedTable(relationID: relation.id, schema: schema.schema))
         }
-        return (schema, previous.map { Self.changes(from: $0, to: schema.schema) } ?? [])
+        guard let previous else { return (schema, []) }
+        let (changes, guess) = Self.compare(previous, schema.schema)
+        if guess { guessed.insert(schema.schema.name) }
+        return (schema, changes)
     }
 
     /// The column changes that turn `old` into `new`. Relation messages name columns without
     /// their identity, so renames are read from where columns stand: PostgreSQL adds columns
     /// only at the end, so between two columns both descriptions have (by name), the new
-    /// description's columns are the old ones renamed — in order, each to the next of the old
-    /// ones with its type, or in turn when there are as many (renamed and retyped) — and the old
-    /// ones left were dropped. After the last such column the same holds only for as many
-    /// columns of the same types each; else those are drops and adds. A table renamed keeps its
-    /// relation but changes its name.
+    /// description's columns are the old ones renamed — in turn when there are as many (renamed
+    /// and retyped), else each to the next of the old ones with its type — and the old ones
+    /// left were dropped. After the last such column a drop and an add look like a rename, and
+    /// taking a rename for them would keep old values the source no longer has: only one column
+    /// gone and one come there, of the same type, is a rename; more are drops and adds. A table
+    /// renamed keeps its relation but changes its name.
     static func changes(from old: TableSchema, to new: TableSchema) -> [SchemaChange] {
+        compare(old, new).changes
+    }
+
+    /// The `ddl` event that applies `changes` to a table now described by `schema`: what the
+    /// stream delivers before a changed table's first row, and a snapshot round before the rows
+    /// of a table whose snapshot describes it otherwise than the schema history.
+    public static func schemaChangeEvent(_ changes: [SchemaChange], table schema: TableSchema, source: ChangeSource) -> ChangeEvent {
+        ChangeEvent(operation: .ddl, table: schema.name, schema: nil, before: nil, after: nil,
+                    statement: statement(changes, table: schema), schemaChanges: changes, source: source)
+    }
+
+    /// `changes`, and whether they are a guess: columns both gone and come after the last
+    /// column both descriptions have, where a rename and a drop with an add look alike.
+    public static func compare(_ old: TableSchema, _ new: TableSchema) -> (changes: [SchemaChange], guessed: Bool) {
         var changes: [SchemaChange] = []
         if old.name != new.name { changes.append(.renameTable(from: old.name, to: new.name)) }
         let table = new.name
@@ -158,12 +180,14 @@ public struct PgTransactionMapper: Sendable {
         }
         let oldGaps = gaps(oldNames)
         let newGaps = gaps(newNames)
+        let guessed = oldGaps[nil] != nil && newGaps[nil] != nil
         var renamed: [(old: Int, new: Int)] = []
         for (before, added) in newGaps {
             let dropped = oldGaps[before] ?? []
-            let sameTypes = dropped.count == added.count
-                && zip(dropped, added).allSatisfy { old.columns[$0].nativeType == new.columns[$1].nativeType }
-            if sameTypes || (before != nil && dropped.count == added.count) {
+            // After the last kept column, columns dropped and others added look alike: only one
+            // gone and one come there, of one type, is taken as a rename.
+            let oneLikeOne = dropped.count == 1 && added.count == 1 && old.columns[dropped[0]].nativeType == new.columns[added[0]].nativeType
+            if before == nil ? oneLikeOne : dropped.count == added.count {
                 renamed += zip(dropped, added).map { ($0, $1) }
             } else if before != nil {
                 var candidates = dropped[...]
@@ -191,7 +215,7 @@ public struct PgTransactionMapper: Sendable {
         for index in newNames.indices where !kept.contains(newNames[index]) && !renamedNew.contains(index) {
             changes.append(.addColumn(table, column: newNames[index], type: new.columns[index].typeName))
         }
-        return changes
+        return (changes, guessed)
     }
 
     /// What the changes would be as PostgreSQL statements (with the columns' own types), for

@@ -16,13 +16,23 @@ public struct PgSchemaHistory: Sendable {
 
     /// The descriptions in effect at `start`; forgets those replaced at or before `horizon`
     /// (the slot's confirmed position: no stream starts before it again).
-    func descriptions(at start: LSN, horizon: LSN) async throws -> [PgDescribedTable] {
-        try await store.schemaHistory(pipeline: pipeline, at: .wal(WALPosition(lsn: start)), forgettingBefore: .wal(WALPosition(lsn: min(horizon, start))))
+    func descriptions(at start: WALPosition, horizon: LSN) async throws -> [PgDescribedTable] {
+        try await store.schemaHistory(pipeline: pipeline, at: .wal(start), forgettingBefore: .wal(WALPosition(lsn: min(horizon, start.lsn))))
             .compactMap(PgDescribedTable.init)
     }
 
+    /// The descriptions in effect at `position`, by relation, forgetting nothing.
+    func inEffect(at position: WALPosition) async throws -> [UInt32: PgDescribedTable] {
+        let records = try await store.schemaHistory(pipeline: pipeline, at: .wal(position), forgettingBefore: .wal(WALPosition(lsn: .zero)))
+        return Dictionary(records.compactMap(PgDescribedTable.init).map { ($0.relationID, $0) }) { _, later in later }
+    }
+
     func keep(_ tables: [PgDescribedTable], at position: LSN) async throws {
+        try await keep(tables, at: WALPosition(lsn: position))
+    }
+
+    func keep(_ tables: [PgDescribedTable], at position: WALPosition) async throws {
         guard !tables.isEmpty else { return }
-        try await store.saveSchemaHistory(try tables.map { try $0.record(at: .wal(WALPosition(lsn: position))) }, pipeline: pipeline)
+        try await store.saveSchemaHistory(try tables.map { try $0.record(at: .wal(WALPosition(lsn: position.lsn, snapshotStep: position.snapshotStep))) }, pipeline: pipeline)
     }
 }

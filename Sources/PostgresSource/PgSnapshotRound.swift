@@ -22,9 +22,7 @@ struct PgSnapshotRound {
     let job: SnapshotJob
     let tables: [SnapshotTableRecord]
     let snapshotName: String
-    /// The exporting slot's consistent point: where the snapshot's descriptions of the tables
-    /// are in effect (kept in the schema history, when there is one).
-    let point: LSN
+    /// Where the tables' descriptions are kept across streams (`describe`), when anywhere.
     let history: PgSchemaHistory?
     let logger: Logger
 
@@ -37,7 +35,8 @@ struct PgSnapshotRound {
     }
 
     enum Job: Sendable {
-        case start(SnapshotTableRecord)
+        /// The table's record, and how the snapshot describes it.
+        case start(SnapshotTableRecord, PgSnapshotTable)
         /// Every chunk was delivered before: only the table's record is left to close.
         case finished(SnapshotTableRecord)
         /// Not on the source under its name any more, or no longer published.
@@ -87,15 +86,16 @@ struct PgSnapshotRound {
     /// ends, its locks go, the change goes through, and a new round reads what is left.
     struct Interrupted: Error, CustomStringConvertible {
         let doing: String
-        let cause: PostgresServerError
+        let cause: String
         var description: String { "\(doing): \(cause)" }
     }
 
     static let lockTimeoutMilliseconds = 2000
 
     /// What ends a round instead of failing the pipeline: lock_not_available (the lock
-    /// timeout), undefined_column, undefined_table and datatype_mismatch (the table changed).
-    static let interruptingStates: Set<String> = ["55P03", "42703", "42P01", "42804"]
+    /// timeout), undefined_column, undefined_table, datatype_mismatch and undefined_function (a
+    /// key compared across a retype): the table changed.
+    static let interruptingStates: Set<String> = ["55P03", "42703", "42P01", "42804", "42883"]
 
     /// A planner's or reader's statement, its server errors as `setup` says them, except those
     /// a schema change causes: `Interrupted`.
@@ -104,7 +104,7 @@ struct PgSnapshotRound {
             do {
                 return try await body()
             } catch PostgresWireError.server(let server) where Self.interruptingStates.contains(server.sqlState) {
-                throw Interrupted(doing: doing, cause: server)
+                throw Interrupted(doing: doing, cause: "\(server)")
             }
         }
     }
@@ -189,11 +189,11 @@ struct PgSnapshotRound {
                 }
             }
             guard let table = described else {
+                try await followRename(of: record.table, connection: connection)
                 guard await handOut(.gone(record)) else { return }
                 continue
             }
-            // A stream that starts later compares the table's next description with this one.
-            try await history?.keep([PgDescribedTable(relationID: table.relationID, schema: table.schema)], at: point)
+            try await lockUnlessRewritten(table, connection: connection)
             var started = record
             started.state = .running
             started.startedMillis = started.startedMillis ?? WallClock.millisecondsSinceEpoch()
@@ -206,7 +206,7 @@ struct PgSnapshotRound {
                 throw FerryError(code: .snapshotKeyColumn, message: "pipeline \(pipeline): a repair of \(record.table) names keys of another shape than the table's key (\(table.keyDescription))",
                                  context: [(LoggingKeys.table, "\(record.table)")], fix: "snapshot the whole table instead: ferry snapshot \(record.table)")
             }
-            guard await handOut(.start(started)) else { return }
+            guard await handOut(.start(started, table)) else { return }
             let pending = chunks.filter { $0.deliveredAt == nil }
             let planComplete = record.planComplete || chunks.contains { $0.upper == nil }
             for (index, chunk) in pending.enumerated() {
@@ -237,11 +237,75 @@ struct PgSnapshotRound {
         }
     }
 
+    /// A table not found under its name may have been renamed: the schema history knows its
+    /// relation, and the snapshot's catalog that relation's name now, which is asked for instead
+    /// (the stream's rename may come only with the table's next row change, or never).
+    private func followRename(of name: TableName, connection: PostgresWireConnection) async throws {
+        guard let history else { return }
+        let known = try await history.store.schemaHistory(pipeline: pipeline).compactMap(PgDescribedTable.init).filter { $0.schema.name == name }
+        for relation in Set(known.map(\.relationID)) {
+            let found = try await statement("looking for \(name) under another name") {
+                try await connection.query("SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+                                           [.text(String(relation))])
+            }
+            guard let namespace = found.text(0, 0), let table = found.text(0, 1) else { continue }
+            let renamed = TableName(database: namespace, table: table)
+            guard renamed != name, source.configuration.filter.includes(renamed) else { continue }
+            try await store.requestSnapshot(pipeline: pipeline, tables: [renamed], reason: "renamed", atMillis: WallClock.millisecondsSinceEpoch())
+            logger.notice("a table being snapshotted was renamed; it is read under its new name", metadata: [
+                LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.table: "\(name)", "ferry.renamed_to": "\(renamed)",
+            ])
+        }
+    }
+
+    /// Locks the table for the round (`ACCESS SHARE`: nothing can rewrite it from now on) and
+    /// checks that nothing rewrote it since the export: `ALTER … TYPE`, `TRUNCATE`, `VACUUM FULL`
+    /// and the like write a new file the snapshot would read as empty (they are not MVCC-safe).
+    private func lockUnlessRewritten(_ table: PgSnapshotTable, connection: PostgresWireConnection) async throws {
+        let same = try await statement("locking \(table.name) for its snapshot") {
+            try await connection.simpleQuery("LOCK TABLE \(table.quotedName) IN ACCESS SHARE MODE")
+            return try await connection.query("SELECT (c.relfilenode = coalesce(pg_relation_filenode(c.oid), 0))::text FROM pg_class c WHERE c.oid = $1",
+                                              [.text(String(table.relationID))])
+        }
+        guard same.text(0, 0) == "true" else {
+            throw Interrupted(doing: "reading \(table.name)", cause: "the table was rewritten (or emptied) after the snapshot was taken")
+        }
+    }
+
+    /// A table the snapshot describes otherwise than the schema history where the round stands
+    /// (changed while no stream saw it: the stream meets a table's new description only with its
+    /// next row change) has the difference delivered before its rows, and the snapshot's
+    /// description kept from there; one the history has no description of gets it kept. A
+    /// difference that is a guess (`PgTransactionMapper.compare`) asks for the table again, so
+    /// rows delivered before this round are read anew.
+    private func describe(_ table: PgSnapshotTable, inEffect: [UInt32: PgDescribedTable], at position: inout WALPosition,
+                          deliver: (Transaction) async throws -> Void) async throws {
+        guard let history else { return }
+        let earlier = inEffect[table.relationID]
+        if let earlier, earlier.schema.hasSameShape(as: table.schema) { return }
+        if let earlier {
+            let (changes, guessed) = PgTransactionMapper.compare(earlier.schema, table.schema)
+            if !changes.isEmpty {
+                position.snapshotStep += 1
+                let at = SourcePosition.wal(position)
+                let now = WallClock.millisecondsSinceEpoch()
+                let event = PgTransactionMapper.schemaChangeEvent(changes, table: table.schema,
+                                                                   source: ChangeSource(name: source.configuration.name, serverID: 0, gtid: nil, position: at, row: 0, timestampMillis: now))
+                try await deliver(Transaction(gtid: nil, position: at, serverID: 0, timestampMillis: now, events: [event]))
+            }
+            if guessed {
+                try await store.requestSnapshot(pipeline: pipeline, tables: [table.name], reason: "schema change", atMillis: WallClock.millisecondsSinceEpoch())
+            }
+        }
+        try await history.keep([PgDescribedTable(relationID: table.relationID, schema: table.schema)], at: position)
+    }
+
     /// Delivers the results in planned order at the snapshot steps after `base`, recording each
     /// chunk and table as it goes; returns the position of the last one delivered.
     private func consume(_ outboxes: [BoundedHandoff<Result>], after base: WALPosition,
                          deliver: (Transaction) async throws -> Void) async throws -> WALPosition {
         var position = base
+        let inEffect = try await history?.inEffect(at: base) ?? [:]
         var waiting = Array(repeating: [Result](), count: outboxes.count)
         var turn = 0
         var records: [TableName: SnapshotTableRecord] = [:]
@@ -268,12 +332,13 @@ struct PgSnapshotRound {
             let result = waiting[reader].removeFirst()
             turn += 1
             switch result {
-            case .job(.start(let record)):
+            case .job(.start(let record, let table)):
                 guard try await store.saveSnapshotTable(record, pipeline: pipeline) else {
                     superseded.insert(record.table)
                     continue
                 }
                 records[record.table] = record
+                try await describe(table, inEffect: inEffect, at: &position, deliver: deliver)
                 logger.notice("snapshot of table starts", metadata: [
                     LoggingKeys.pipeline: "\(pipeline)", LoggingKeys.table: "\(record.table)", "ferry.key": "\(record.key)",
                     "ferry.estimated_rows": "\(record.estimatedRows)", LoggingKeys.position: "\(position)",

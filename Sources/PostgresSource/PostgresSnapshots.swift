@@ -20,6 +20,8 @@ extension PostgresSource {
             try await deliver(transaction)
             if let position = transaction.position.wal { delivered = position }
         }
+        // Rounds a schema change ended in a row (`interruptible`).
+        var interruptedInARow = 0
         let slotExists = try await prepareSnapshots(job, slot: slot)
         // `initial_only` makes no slot of its own that nothing would read again: each round
         // exports through a temporary slot, and nothing streams.
@@ -42,9 +44,9 @@ extension PostgresSource {
                 delivered = WALPosition(lsn: point)
                 let open = try await openSnapshotTables(job)
                 if !open.isEmpty {
-                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, point: point,
+                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName,
                                                 history: follow.schemaHistory, logger: logger)
-                    delivered = try await interruptible(round) {
+                    delivered = try await interruptible(round, inARow: &interruptedInARow) {
                         try await round.run(imported: { await exporter.close() }, reach: { WALPosition(lsn: point) }, deliver: deliverTracked)
                     } ?? delivered
                 }
@@ -61,9 +63,9 @@ extension PostgresSource {
                 do {
                     let (point, snapshotName) = try await createSlot("ferry_snapshot_\(UInt32.random(in: 0 ... .max))", temporary: true,
                                                                      exportingSnapshot: true, on: exporter)
-                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName, point: point,
+                    let round = PgSnapshotRound(source: self, job: job, tables: open, snapshotName: snapshotName,
                                                 history: follow.schemaHistory, logger: logger)
-                    delivered = try await interruptible(round) {
+                    delivered = try await interruptible(round, inARow: &interruptedInARow) {
                         try await round.run(imported: { await exporter.close() }, reach: {
                             if let at = delivered, at.lsn >= point { return at }
                             guard streams else { return WALPosition(lsn: point) }
@@ -71,8 +73,9 @@ extension PostgresSource {
                             upToSnapshot.createSlot = false
                             upToSnapshot.stopAtCurrent = false
                             upToSnapshot.resumeAfter = delivered?.lsn ?? follow.resumeAfter
+                            upToSnapshot.resumeStep = delivered?.snapshotStep ?? follow.resumeStep
                             upToSnapshot.stopAt = point
-                        if job.settings.rereadAfterSchemaChange { upToSnapshot.rereads = job }
+                            if job.settings.rereadAfterSchemaChange { upToSnapshot.rereads = job }
                             _ = try await stream(upToSnapshot, deliver: deliverTracked)
                             // Nothing before the point: the snapshot's steps count from it.
                             return delivered ?? WALPosition(lsn: point)
@@ -89,6 +92,7 @@ extension PostgresSource {
             var streaming = follow
             streaming.createSlot = false
             streaming.resumeAfter = delivered?.lsn ?? follow.resumeAfter
+            streaming.resumeStep = delivered?.snapshotStep ?? follow.resumeStep
             streaming.stopWhen = { [job] in try await !job.store.snapshotTables(pipeline: job.pipeline).allSatisfy { $0.state == .done } }
             if job.settings.rereadAfterSchemaChange { streaming.rereads = job }
             if try await stream(streaming, deliver: deliverTracked) == .reachedStop { return }
@@ -96,25 +100,43 @@ extension PostgresSource {
     }
 
     /// Runs a round and returns where it ended; nil when a schema change interrupted it: what
-    /// it delivered stays delivered (`deliver` tracked it), and the next round reads the rest.
-    private func interruptible(_ round: PgSnapshotRound, _ body: () async throws -> WALPosition) async throws -> WALPosition? {
+    /// it delivered stays delivered (`deliver` tracked it), and the next round reads the rest
+    /// after a pause that doubles with each interruption in a row (1 s up to 30 s). The tenth in
+    /// a row fails: what keeps ending rounds is not a passing `ALTER TABLE`.
+    private func interruptible(_ round: PgSnapshotRound, inARow interrupted: inout Int,
+                               _ body: () async throws -> WALPosition) async throws -> WALPosition? {
         do {
-            return try await body()
-        } catch let interrupted as PgSnapshotRound.Interrupted {
+            let end = try await body()
+            interrupted = 0
+            return end
+        } catch let interruption as PgSnapshotRound.Interrupted {
+            interrupted += 1
+            guard interrupted < Self.roundInterruptionLimit else {
+                throw FerryError(code: .sourcePostgresStream,
+                                 message: "source \(configuration.name): \(interrupted) snapshot rounds in a row ended on a changed table; the last: \(interruption)",
+                                 context: [(LoggingKeys.pipeline, round.pipeline)],
+                                 fix: "if the table's schema keeps changing, take it out of the snapshot until it settles; else check the statement and SQLSTATE above against the table on the source")
+            }
+            let pause = Duration.seconds(min(30, 1 << (interrupted - 1)))
             logger.warning("a schema change on a table being snapshotted stopped the round; a new round reads what is left once it is through", metadata: [
-                LoggingKeys.pipeline: "\(round.pipeline)", LoggingKeys.error: "\(interrupted)",
+                LoggingKeys.pipeline: "\(round.pipeline)", LoggingKeys.error: "\(interruption)", LoggingKeys.retryIn: .seconds(Double(pause.components.seconds)),
             ])
+            try await Task.sleep(for: pause)
             return nil
         }
     }
+
+    static let roundInterruptionLimit = 10
 
     /// Asks for the tables to be read again whose existing rows a schema change gave values no
     /// row change carries, before the change is delivered (so a kill cannot lose the request):
     /// a retyped column (PostgreSQL converted every value, and a target that refuses the
     /// conversion empties the column), a column added with a default (existing rows hold it), and
-    /// the new name of a renamed table whose snapshot was not finished (the old name is gone).
-    func rereadRewrittenTables(_ changes: [SchemaChange], job: SnapshotJob, sql: PostgresWireConnection) async throws {
-        var tables: [TableName] = []
+    /// the new name of a renamed table whose snapshot was not finished (the old name is gone),
+    /// and tables whose changes were `guessed` (a rename taken for a drop and an add, or the
+    /// other way round, would leave values the source does not have).
+    func rereadRewrittenTables(_ changes: [SchemaChange], guessed: Set<TableName>, job: SnapshotJob, sql: PostgresWireConnection) async throws {
+        var tables = guessed.filter(configuration.filter.includes).sorted { $0.description < $1.description }
         var unfinished: Set<TableName>?
         for change in changes where configuration.filter.includes(change.table) {
             switch change {

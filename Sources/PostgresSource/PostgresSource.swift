@@ -79,6 +79,9 @@ public struct PostgresSource: Sendable {
         public var createSlot = false
         /// Where the targets are: the stream goes on after it (nil: the slot's confirmed position).
         public var resumeAfter: LSN?
+        /// The snapshot step of the targets' position at `resumeAfter`: the schema history's
+        /// descriptions kept at a snapshot round's steps up to it are in effect.
+        public var resumeStep: UInt32 = 0
         /// What every target holds, read now and then and confirmed to the slot so the server may
         /// forget the WAL before it; nil confirms nothing (a tail of a named slot leaves it alone).
         public var safePosition: (@Sendable () async throws -> LSN?)?
@@ -161,7 +164,8 @@ public struct PostgresSource: Sendable {
         }
         let start: LSN
         let slot: String
-        // Where the slot stands: the server streams from the later of it and `start`.
+        // Where the slot stands: the server streams from the later of it and `start`, and no
+        // stream starts before it again.
         let slotAt: LSN
         if let named = configuration.slot {
             slot = named
@@ -173,7 +177,10 @@ public struct PostgresSource: Sendable {
         }
         var mapper = PgTransactionMapper(sourceName: configuration.name)
         if let history = follow.schemaHistory {
-            mapper.seed(try await history.descriptions(at: max(start, slotAt), horizon: slotAt))
+            // Where the targets are, not where the slot is: the slot passes quiet WAL while a
+            // snapshot round's rows (and a schema change it delivered) may not be in the targets yet.
+            let seededAt = WALPosition(lsn: start, snapshotStep: follow.resumeAfter == nil ? 0 : follow.resumeStep)
+            mapper.seed(try await history.descriptions(at: seededAt, horizon: slotAt))
         }
         try await setup("starting replication from slot \(slot)") {
             try await stream.startCopyBoth("START_REPLICATION SLOT \(slot) LOGICAL \(start) (\(Self.streamOptions(serverVersion: stream.serverVersion, publication: configuration.publication)))")
@@ -241,7 +248,7 @@ public struct PostgresSource: Sendable {
                 }
                 if let job = follow.rereads {
                     let changes = transaction.events.filter { $0.operation == .ddl }.flatMap(\.schemaChanges)
-                    if !changes.isEmpty { try await rereadRewrittenTables(changes, job: job, sql: sql) }
+                    if !changes.isEmpty { try await rereadRewrittenTables(changes, guessed: mapper.guessed, job: job, sql: sql) }
                 }
                 if !transaction.events.isEmpty {
                     try await deliver(transaction)

@@ -273,9 +273,13 @@ public actor SQLiteCheckpointStore: OperatorStore {
 
     public func schemaHistory(pipeline: String) async throws -> [SchemaHistoryRecord] {
         try await exclusively {
-            // A read-only open of a state file from before the history has no such table.
-            guard let rows = try? await execute("SELECT table_id, position, description FROM schema_history WHERE pipeline = ?", [.text(pipeline)])
-            else { return [] }
+            let rows: [SQLiteRow]
+            do {
+                rows = try await execute("SELECT table_id, position, description FROM schema_history WHERE pipeline = ?", [.text(pipeline)])
+            } catch where "\(error)".contains("no such table") {
+                // A read-only open of a state file from before the history.
+                return []
+            }
             return try rows.map { row in
                 guard let table = row.column("table_id")?.string, let description = row.column("description")?.string,
                       let position = row.column("position")?.string.flatMap(SourcePosition.init(persistedJSON:)) else {

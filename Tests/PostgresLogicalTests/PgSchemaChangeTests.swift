@@ -49,15 +49,22 @@ import Testing
         ])
     }
 
-    /// Two columns swapped for two others is not a rename: they are dropped and added.
+    /// Two columns swapped for two others at the end is not a rename, even of the same types (a
+    /// migration dropping two and adding two): they are dropped and added.
     @Test func severalColumnsReplacedAreDroppedAndAdded() throws {
         let table = TableName(database: "public", table: "items")
         let a = Column(isKey: false, name: "a", typeOID: 25, typeModifier: -1)
         let b = Column(isKey: false, name: "b", typeOID: 25, typeModifier: -1)
+        let c = Column(isKey: false, name: "c", typeOID: 1700, typeModifier: (10 << 16 | 2) + 4)
         #expect(try changes([relation([id, name, price]), relation([id, a, b])]) == [
             [],
             [.dropColumn(table, column: "name"), .dropColumn(table, column: "price"), .addColumn(table, column: "a", type: "longtext"),
              .addColumn(table, column: "b", type: "longtext")],
+        ])
+        #expect(try changes([relation([id, name, price]), relation([id, a, c])]) == [
+            [],
+            [.dropColumn(table, column: "name"), .dropColumn(table, column: "price"), .addColumn(table, column: "a", type: "longtext"),
+             .addColumn(table, column: "c", type: "decimal(10,2)")],
         ])
     }
 
@@ -83,6 +90,22 @@ import Testing
             [],
             [.renameColumn(table, from: "price", to: "cost"), .dropColumn(table, column: "name")],
         ])
+    }
+
+    /// Only changes after the last column both descriptions have, where columns both went and
+    /// came, are a guess (the table is then read again).
+    @Test func changesAfterTheLastKeptColumnAreAGuess() throws {
+        func schema(_ columns: [Column]) throws -> TableSchema {
+            var mapper = PgTransactionMapper(sourceName: "pg")
+            return try #require(mapper.map(transaction(relation(columns), lsn: 0x100)).events.first?.schema)
+        }
+        let title = Column(isKey: false, name: "title", typeOID: 25, typeModifier: -1)
+        let qty = Column(isKey: false, name: "qty", typeOID: 23, typeModifier: -1)
+        #expect(PgTransactionMapper.compare(try schema([id, name]), try schema([id, title])).guessed)
+        #expect(PgTransactionMapper.compare(try schema([id, name, price]), try schema([id, title, qty])).guessed)
+        #expect(!PgTransactionMapper.compare(try schema([id, name, qty]), try schema([id, title, qty])).guessed)
+        #expect(!PgTransactionMapper.compare(try schema([id, name]), try schema([id, name, price])).guessed)
+        #expect(!PgTransactionMapper.compare(try schema([id, name, price]), try schema([id, name])).guessed)
     }
 
     /// The change comes first in its transaction, with a statement that says what it is.
