@@ -201,15 +201,17 @@ public actor EtcdStateStore: OperatorStore {
     }
 
     public func saveSchemaHistory(_ records: [SchemaHistoryRecord], pipeline: String) async throws {
-        // etcd takes at most 128 operations in a transaction (one more is the fence's).
-        for batch in stride(from: 0, to: records.count, by: 100).map({ Array(records[$0..<min($0 + 100, records.count)]) }) {
-            try await write(pipeline, try batch.map { .put(schemaKey(pipeline, $0), try JSONEncoder().encode($0).bytes) })
-        }
+        try await writeInBatches(pipeline, try records.map { .put(schemaKey(pipeline, $0), try JSONEncoder().encode($0).bytes) })
     }
 
     public func forgetSchemaHistory(_ records: [SchemaHistoryRecord], pipeline: String) async throws {
-        for batch in stride(from: 0, to: records.count, by: 100).map({ Array(records[$0..<min($0 + 100, records.count)]) }) {
-            try await write(pipeline, batch.map { .delete(schemaKey(pipeline, $0)) })
+        try await writeInBatches(pipeline, records.map { .delete(schemaKey(pipeline, $0)) })
+    }
+
+    /// Fenced writes of 100 operations each: etcd takes at most 128 in a transaction.
+    private func writeInBatches(_ pipeline: String, _ operations: [EtcdOperation]) async throws {
+        for start in stride(from: 0, to: operations.count, by: 100) {
+            try await write(pipeline, Array(operations[start..<min(start + 100, operations.count)]))
         }
     }
 

@@ -23,12 +23,8 @@ public struct PgSchemaHistory: Sendable {
 
     /// The descriptions in effect at `position`, by relation, forgetting nothing.
     func inEffect(at position: WALPosition) async throws -> [UInt32: PgDescribedTable] {
-        let records = try await store.schemaHistory(pipeline: pipeline, at: .wal(position), forgettingBefore: .wal(WALPosition(lsn: .zero)))
+        let records = try await store.schemaHistory(pipeline: pipeline, at: .wal(position))
         return Dictionary(records.compactMap(PgDescribedTable.init).map { ($0.relationID, $0) }) { _, later in later }
-    }
-
-    func keep(_ tables: [PgDescribedTable], at position: LSN) async throws {
-        try await keep(tables, at: WALPosition(lsn: position))
     }
 
     func keep(_ tables: [PgDescribedTable], at position: WALPosition) async throws {

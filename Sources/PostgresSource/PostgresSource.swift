@@ -238,7 +238,7 @@ public struct PostgresSource: Sendable {
                 } catch {
                     throw FerryError(code: .sourcePostgresStream, message: "source \(configuration.name): \(error)", context: [(LoggingKeys.position, "\(assembled.endLSN)")])
                 }
-                try await follow.schemaHistory?.keep(mapper.described, at: assembled.endLSN)
+                if !mapper.described.isEmpty { try await follow.schemaHistory?.keep(mapper.described, at: WALPosition(lsn: assembled.endLSN)) }
                 transaction.events = transaction.events.compactMap { event in
                     guard event.operation == .ddl else { return configuration.filter.includes(event.table) ? event : nil }
                     // A TRUNCATE names every table it emptied: keep the included ones.
@@ -246,7 +246,8 @@ public struct PostgresSource: Sendable {
                     kept.schemaChanges = event.schemaChanges.filter { configuration.filter.includes($0.table) }
                     return kept.schemaChanges.isEmpty ? nil : kept
                 }
-                if let job = follow.rereads {
+                // Schema changes are rare: a transaction without one costs a scan, nothing more.
+                if let job = follow.rereads, transaction.events.contains(where: { $0.operation == .ddl }) {
                     let changes = transaction.events.filter { $0.operation == .ddl }.flatMap(\.schemaChanges)
                     if !changes.isEmpty { try await rereadRewrittenTables(changes, guessed: mapper.guessed, job: job, sql: sql) }
                 }

@@ -27,17 +27,17 @@ public protocol SchemaHistoryStore: Sendable {
 }
 
 extension SchemaHistoryStore {
-    /// The descriptions in effect at `position`: each table's latest at or before it. Forgets the
-    /// ones a later description replaced at or before `horizon`, where no stream can start
-    /// before again (the source's log before it is gone).
-    public func schemaHistory(pipeline: String, at position: SourcePosition, forgettingBefore horizon: SourcePosition) async throws -> [SchemaHistoryRecord] {
+    /// The descriptions in effect at `position`: each table's latest at or before it. With a
+    /// `horizon`, forgets the ones a later description replaced at or before it, where no stream
+    /// can start before again (the source's log before it is gone).
+    public func schemaHistory(pipeline: String, at position: SourcePosition, forgettingBefore horizon: SourcePosition? = nil) async throws -> [SchemaHistoryRecord] {
         let all = try await schemaHistory(pipeline: pipeline)
         var replaced: [SchemaHistoryRecord] = []
         var current: [SchemaHistoryRecord] = []
         for records in Dictionary(grouping: all, by: \.table).values {
             let sorted = records.sorted { $0.position < $1.position }
             if let inEffect = sorted.last(where: { $0.position <= position }) { current.append(inEffect) }
-            if let kept = sorted.last(where: { $0.position <= horizon }) {
+            if let horizon, let kept = sorted.last(where: { $0.position <= horizon }) {
                 replaced += sorted.filter { $0.position < kept.position }
             }
         }
