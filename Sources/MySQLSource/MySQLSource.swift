@@ -206,18 +206,19 @@ struct ServerFacts: Sendable {
     var isMariaDB: Bool
     var version: String
     var checksum: FormatDescriptionEvent.ChecksumAlgorithm
-    var collations: [UInt64: CharacterSet]
+    /// Character set names by collation id.
+    var collations: [UInt64: String]
     /// Collation name → id, for describing tables from information_schema.
     var collationIDs: [String: UInt64]
     var rowMetadataFull: Bool
 
     static func load(_ query: MySQLConnection) async throws -> ServerFacts {
         let checksumText = try await query.query("SELECT @@GLOBAL.binlog_checksum").rows.first?[0] ?? "NONE"
-        var collations: [UInt64: CharacterSet] = [:]
+        var collations: [UInt64: String] = [:]
         var collationIDs: [String: UInt64] = [:]
         for row in try await query.query("SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS").rows {
             guard let id = row[0].flatMap({ UInt64($0) }) else { continue }
-            if let name = row[1] { collations[id] = CharacterSet.named(name) }
+            if let name = row[1] { collations[id] = name }
             if let name = row[2] { collationIDs[name] = id }
         }
         let metadata = (try? await query.query("SELECT @@GLOBAL.binlog_row_metadata").rows.first?[0]) ?? nil

@@ -39,6 +39,9 @@ public struct TransactionAssembler {
     private var open: OpenTransaction?
     /// The open transaction's changes; kept outside `open` so appends stay in place.
     private var openEvents: [ChangeEvent] = []
+    /// How many changes the last row transaction had: the next one's array is made that large at
+    /// once (up to a bound), not grown and copied a doubling at a time.
+    private var lastTransactionSize = 0
 
     /// - Parameters:
     ///   - start: where the stream starts, when known as coordinates.
@@ -147,6 +150,7 @@ public struct TransactionAssembler {
         case .update, .partialUpdate: .update
         case .delete: .delete
         }
+        if openEvents.isEmpty { openEvents.reserveCapacity(max(changes.count, min(lastTransactionSize, 65_536))) }
         for change in changes {
             openEvents.append(ChangeEvent(operation: operation, table: schema.name, schema: schema,
                                           before: change.before, after: change.after, source: placeholder))
@@ -210,9 +214,14 @@ public struct TransactionAssembler {
         let millis = Int64(transaction.timestamp) * 1000
         var events: [ChangeEvent] = []
         swap(&events, &openEvents)
-        for index in events.indices {
-            events[index].source = ChangeSource(name: sourceName, serverID: transaction.serverID, gtid: transaction.gtid,
-                                                position: .binlog(position), row: index, timestampMillis: millis)
+        lastTransactionSize = events.count
+        var source = ChangeSource(name: sourceName, serverID: transaction.serverID, gtid: transaction.gtid,
+                                  position: .binlog(position), row: 0, timestampMillis: millis)
+        events.withUnsafeMutableBufferPointer { events in
+            for index in events.indices {
+                source.row = index
+                events[index].source = source
+            }
         }
         return Transaction(gtid: transaction.gtid, position: .binlog(position), serverID: transaction.serverID,
                            timestampMillis: millis, events: events)

@@ -6,9 +6,9 @@ import Testing
 
 /// Single-column decoding from hand-built bytes (layouts from the MySQL source and docs).
 @Suite struct ColumnDecodingTests {
-    func decode(_ decoder: ColumnDecoder, _ bytes: [UInt8]) throws -> Value {
+    func decode(_ decoder: ColumnDecoder, _ bytes: [UInt8], details: ColumnDetails = ColumnDetails()) throws -> Value {
         var buffer = ByteBuffer(bytes: bytes)
-        let value = try decoder.read(from: &buffer)
+        let value = try decoder.read(from: &buffer, details: details)
         #expect(buffer.readableBytes == 0, "bytes left over")
         return value
     }
@@ -99,18 +99,22 @@ import Testing
         #expect(try decode(.string(lengthBytes: 1, charset: .utf8, padTo: nil), [5, 0x61, 0xED, 0xA0, 0xBD, 0x62]) == .illFormedText([0x61, 0xED, 0xA0, 0xBD, 0x62]))
         #expect(try decode(.blob(lengthBytes: 2, charset: .utf8), le(3, 2) + [0xF0, 0x9F, 0x98]) == .illFormedText([0xF0, 0x9F, 0x98]))
         let snapshotText: [UInt8] = [0x6F, 0xC0, 0x6B]
-        #expect(try snapshotText.withUnsafeBytes { try ColumnDecoder.blob(lengthBytes: 1, charset: .utf8).readText($0) } == .illFormedText(snapshotText))
+        #expect(try snapshotText.withUnsafeBytes { try ColumnDecoder.blob(lengthBytes: 1, charset: .utf8).readText($0, details: ColumnDetails()) } == .illFormedText(snapshotText))
         #expect(try decode(.blob(lengthBytes: 4, charset: .binary), le(3, 4) + [1, 2, 3]) == .bytes([1, 2, 3]))
         #expect(try decode(.blob(lengthBytes: 2, charset: .utf16), le(4, 2) + [0, 0x41, 0, 0x42]) == .string("AB"))
-        #expect(throws: BinlogDecodingError.self) { try decode(.blob(lengthBytes: 1, charset: .unsupported("gbk")), [1, 0x41]) }
+        #expect(throws: BinlogDecodingError.self) { try decode(.blob(lengthBytes: 1, charset: .unsupported), [1, 0x41]) }
         #expect(throws: BinlogDecodingError.self) { try decode(.blob(lengthBytes: 4, charset: .utf8), le(1_000, 4) + [1]) }
     }
 
     @Test func enumSetBitGeometry() throws {
-        let names = ["small", "medium", "large"]
-        #expect(try decode(.enumeration(byteCount: 1, names: names), [2]) == .enumeration("medium"))
-        #expect(try decode(.enumeration(byteCount: 1, names: names), [0]) == .enumeration(""))
-        #expect(try decode(.set(byteCount: 1, names: names), [0b101]) == .set(["small", "large"]))
+        let names = ColumnDetails(members: [["x"], ["small", "medium", "large"]])
+        #expect(try decode(.enumeration(byteCount: 1, members: 1), [2], details: names) == .enumeration("medium"))
+        #expect(try decode(.enumeration(byteCount: 1, members: 1), [0], details: names) == .enumeration(""))
+        #expect(try decode(.set(byteCount: 1, members: 1), [0b101], details: names) == .set(["small", "large"]))
+        let error = #expect(throws: BinlogDecodingError.self) {
+            try decode(.unsupported(note: 0), [], details: ColumnDetails(notes: ["not this one"]))
+        }
+        #expect(error?.kind == .unsupportedColumn("not this one"))
         #expect(try decode(.bit(bits: 10), [0x02, 0xAA]) == .bit(682, width: 10))
         #expect(try decode(.bit(bits: 64), Array(repeating: 0xFF, count: 8)) == .bit(UInt64.max, width: 64))
         #expect(try decode(.geometry(lengthBytes: 4), le(9, 4) + le(4326, 4) + [1, 2, 3, 4, 5])
@@ -155,8 +159,9 @@ import Testing
         func text(_ charset: String, _ bytes: [UInt8]) throws -> Value {
             try decode(.string(lengthBytes: 1, charset: CharacterSet.named(charset), padTo: nil), [UInt8(bytes.count)] + bytes)
         }
-        #expect(CharacterSet.named("GBK") == .converted(server: "gbk", iconv: "GBK", maximumBytes: 2))
-        #expect(CharacterSet.named("klingon") == .unsupported("klingon"))
+        #expect(CharacterSet.named("GBK") == .converted(.gbk))
+        #expect(ConvertedCharacterSet.sjis.iconvName == "CP932" && ConvertedCharacterSet.ujis.maximumBytes == 3)
+        #expect(CharacterSet.named("klingon") == .unsupported)
         #expect(try text("gbk", [214, 208, 206, 196]) == .string("中文"))
         #expect(try text("koi8r", [240, 210, 201, 215, 197, 212]) == .string("Привет"))
         #expect(try text("gb18030", [148, 57, 252, 54]) == .string("😀"))
@@ -168,6 +173,29 @@ import Testing
         #expect(try text("gbk", [214, 208, 206, 196]) == .string("中文"), "a converter given back after a failure reads the next value")
     }
 
+    /// A text column in a character set Ferry cannot decode: the error names the column, its
+    /// type and the set (from the server's collation table), and only a value is an error.
+    @Test func undecodableCharacterSetIsNamedByTheTable() throws {
+        var encoder = BinlogEventEncoder()
+        var parser = BinlogParser()
+        _ = try parser.parse(encoder.formatDescription())
+        var optional = BinlogEventEncoder.columnNames(["id", "name"])
+        optional += BinlogEventEncoder.optionalField(3, [10])  // the text column's collation: swe7_swedish_ci
+        _ = try parser.parse(encoder.event(.tableMap, body: BinlogEventEncoder.tableMapBody(
+            tableID: 4, database: "app", table: "people", types: [.long, .varchar], metadata: [20, 0], nullable: [false, true],
+            optional: optional)))
+        let map = try #require(parser.tableMap(for: 4))
+        let decoder = TableDecoder(tableMap: map, mariadb: true, collations: [10: "swe7"])
+        func rows(_ image: [UInt8]) throws -> [RowsEvent.RowChange] {
+            let record = try parser.parse(encoder.event(.writeRowsV1, body: BinlogEventEncoder.rowsBody(tableID: 4, columnCount: 2, rows: [image])))
+            guard case .rows(let rows) = record.event else { throw BinlogDecodingError(.invalid("not a rows event")) }
+            return try rows.decodeRows(using: decoder)
+        }
+        #expect(try rows(BinlogEventEncoder.rowImage([le(1, 4), nil]))[0].after == [.int(1), .null])
+        let error = #expect(throws: BinlogDecodingError.self) { try rows(BinlogEventEncoder.rowImage([le(1, 4), [1, 0x41]])) }
+        #expect(error?.kind == .unsupportedColumn("column name of app.people (varchar(5)): character set swe7 cannot be decoded exactly"))
+    }
+
     /// Converters are reused across values and tasks: each value converted alone, exactly.
     @Test func iconvConvertersServeConcurrentDecoders() async throws {
         let words: [(bytes: [UInt8], text: String)] = [([214, 208, 206, 196], "中文"), ([0x41, 0xC4, 0xE3, 0xBA, 0xC3], "A你好"), ([0x41, 0x81], "")]
@@ -176,7 +204,7 @@ import Testing
                 group.addTask {
                     (0..<300).map { index in
                         let word = words[(index + task) % words.count]
-                        let decoded = word.bytes.withUnsafeBytes { CharacterSet.converted(server: "gbk", iconv: "GBK", maximumBytes: 2).decode($0) }
+                        let decoded = word.bytes.withUnsafeBytes { CharacterSet.converted(.gbk).decode($0) }
                         return word.text.isEmpty ? decoded == nil : decoded == word.text
                     }
                 }

@@ -25,7 +25,8 @@ public struct EventJSONWriter: Sendable {
     /// - Parameter processedAtMillis: the envelope's top-level `ts_ms` (Debezium: processing time).
     public func write(_ event: ChangeEvent, processedAtMillis: Int64, into out: inout [UInt8]) {
         var cache = SourceBlockCache()
-        write(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
+        out.append(UInt8(ascii: "{"))
+        withUnsafePointer(to: event) { writeMembers($0, processedAtMillis: processedAtMillis, cache: &cache, into: &out) }
     }
 
     /// Appends the events of a transaction (those at `indices`, or all), so a large transaction
@@ -33,11 +34,20 @@ public struct EventJSONWriter: Sendable {
     /// that its events share are encoded once. `leadingFields`, when given, writes extra
     /// `"key":value,` pairs at the start of each object (a sink's event id).
     public func write(_ transaction: Transaction, events indices: Range<Int>? = nil, processedAtMillis: Int64, into out: inout [UInt8],
-                      where include: (ChangeEvent) -> Bool = { _ in true },
+                      where include: ((ChangeEvent) -> Bool)? = nil,
                       leadingFields: ((ChangeEvent, inout [UInt8]) -> Void)? = nil) {
         var cache = SourceBlockCache()
-        for index in indices ?? transaction.events.indices where include(transaction.events[index]) {
-            write(transaction.events[index], processedAtMillis: processedAtMillis, cache: &cache, leadingFields: leadingFields, into: &out)
+        // The writer reads each event through a pointer: passed by value, an event is copied out of
+        // the array (the compiler cannot tell the call leaves the array alone), which retains and
+        // releases everything it holds.
+        transaction.events.withUnsafeBufferPointer { events in
+            guard let base = events.baseAddress else { return }
+            for index in indices ?? events.indices {
+                if let include, !include(events[index]) { continue }
+                out.append(UInt8(ascii: "{"))
+                leadingFields?(events[index], &out)
+                writeMembers(base + index, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
+            }
         }
     }
 
@@ -56,22 +66,20 @@ public struct EventJSONWriter: Sendable {
         var compactTableName: TableName?
     }
 
-    private func write(_ event: ChangeEvent, processedAtMillis: Int64, cache: inout SourceBlockCache,
-                       leadingFields: ((ChangeEvent, inout [UInt8]) -> Void)? = nil, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "{"))
-        leadingFields?(event, &out)
+    /// Everything of an event's object after its `{`, and a newline.
+    private func writeMembers(_ event: UnsafePointer<ChangeEvent>, processedAtMillis: Int64, cache: inout SourceBlockCache, into out: inout [UInt8]) {
         if format == .debeziumSchema {
             JSONBuffer.appendASCII("\"schema\":", to: &out)
-            if let schema = event.schema, event.operation != .ddl {
+            if let schema = event.pointee.schema, event.pointee.operation != .ddl {
                 let key = ObjectIdentifier(schema)
-                if cache.envelopes[key] == nil { cache.envelopes[key] = DebeziumSchema.envelope(schema, sourceName: event.source.name, postgres: event.source.position.wal != nil) }
+                if cache.envelopes[key] == nil { cache.envelopes[key] = DebeziumSchema.envelope(schema, sourceName: event.pointee.source.name, postgres: event.pointee.source.position.wal != nil) }
                 out.append(contentsOf: cache.envelopes[key]!)
             } else {
                 JSONBuffer.appendASCII("null", to: &out)
             }
             JSONBuffer.appendASCII(",\"payload\":{", to: &out)
         }
-        if event.operation == .ddl {
+        if event.pointee.operation == .ddl {
             writeDDL(event, into: &out)
         } else {
             switch format {
@@ -83,48 +91,48 @@ public struct EventJSONWriter: Sendable {
         out.append(UInt8(ascii: "\n"))
     }
 
-    private func writeDebezium(_ event: ChangeEvent, processedAtMillis: Int64, cache: inout SourceBlockCache, into out: inout [UInt8]) {
+    private func writeDebezium(_ event: UnsafePointer<ChangeEvent>, processedAtMillis: Int64, cache: inout SourceBlockCache, into out: inout [UInt8]) {
         JSONBuffer.appendASCII("\"before\":", to: &out)
-        writeRow(event.before, schema: event.schema, into: &out)
+        writeRow(event.pointee.before, schema: event.pointee.schema, into: &out)
         JSONBuffer.appendASCII(",\"after\":", to: &out)
-        writeRow(event.after, schema: event.schema, into: &out)
+        writeRow(event.pointee.after, schema: event.pointee.schema, into: &out)
         JSONBuffer.appendASCII(",\"source\":", to: &out)
         if cache.prefix.isEmpty { writeSourcePrefix(event, into: &cache.prefix) }
-        if cache.suffixTable != event.table {
+        if cache.suffixTable != event.pointee.table {
             cache.suffix.removeAll(keepingCapacity: true)
             writeSourceSuffix(event, into: &cache.suffix)
-            cache.suffixTable = event.table
+            cache.suffixTable = event.pointee.table
         }
         out.append(contentsOf: cache.prefix)
-        JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
+        JSONBuffer.appendInteger(Int64(event.pointee.source.row), to: &out)
         // Debezium's way to tell snapshot rows from changes, and where a snapshot ends.
-        if event.operation == .read {
+        if event.pointee.operation == .read {
             JSONBuffer.appendASCII(",\"snapshot\":", to: &out)
-            JSONBuffer.appendString(event.source.snapshotMark.debeziumText, to: &out)
+            JSONBuffer.appendString(event.pointee.source.snapshotMark.debeziumText, to: &out)
         } else {
             JSONBuffer.appendASCII(",\"snapshot\":\"false\"", to: &out)
         }
         out.append(contentsOf: cache.suffix)
         JSONBuffer.appendASCII(",\"op\":\"", to: &out)
-        out.append(contentsOf: event.operation.code.utf8)
+        out.append(contentsOf: event.pointee.operation.code.utf8)
         JSONBuffer.appendASCII("\",\"ts_ms\":", to: &out)
         JSONBuffer.appendInteger(processedAtMillis, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
-    private func writeCompact(_ event: ChangeEvent, cache: inout SourceBlockCache, into out: inout [UInt8]) {
+    private func writeCompact(_ event: UnsafePointer<ChangeEvent>, cache: inout SourceBlockCache, into out: inout [UInt8]) {
         JSONBuffer.appendASCII("\"op\":\"", to: &out)
-        out.append(contentsOf: event.operation.code.utf8)
+        out.append(contentsOf: event.pointee.operation.code.utf8)
         JSONBuffer.appendASCII("\",\"table\":", to: &out)
-        if cache.compactTableName != event.table {
+        if cache.compactTableName != event.pointee.table {
             cache.compactTable.removeAll(keepingCapacity: true)
-            JSONBuffer.appendString(event.table.description, to: &cache.compactTable)
-            cache.compactTableName = event.table
+            JSONBuffer.appendString(event.pointee.table.description, to: &cache.compactTable)
+            cache.compactTableName = event.pointee.table
         }
         out.append(contentsOf: cache.compactTable)
         if cache.compactPosition.isEmpty {
             JSONBuffer.appendASCII(",\"position\":", to: &cache.compactPosition)
-            switch event.source.position {
+            switch event.pointee.source.position {
             case .binlog(let position):
                 JSONBuffer.appendString(position.coordinates.description, to: &cache.compactPosition)
                 if let gtid = position.gtidPosition {
@@ -141,32 +149,32 @@ public struct EventJSONWriter: Sendable {
             JSONBuffer.appendASCII(",\"row\":", to: &cache.compactPosition)
         }
         out.append(contentsOf: cache.compactPosition)
-        JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
+        JSONBuffer.appendInteger(Int64(event.pointee.source.row), to: &out)
         JSONBuffer.appendASCII(",\"ts_ms\":", to: &out)
-        JSONBuffer.appendInteger(event.source.timestampMillis, to: &out)
+        JSONBuffer.appendInteger(event.pointee.source.timestampMillis, to: &out)
         JSONBuffer.appendASCII(",\"before\":", to: &out)
-        writeRow(event.before, schema: event.schema, into: &out)
+        writeRow(event.pointee.before, schema: event.pointee.schema, into: &out)
         JSONBuffer.appendASCII(",\"after\":", to: &out)
-        writeRow(event.after, schema: event.schema, into: &out)
+        writeRow(event.pointee.after, schema: event.pointee.schema, into: &out)
         out.append(UInt8(ascii: "}"))
     }
 
-    private func writeDDL(_ event: ChangeEvent, into out: inout [UInt8]) {
+    private func writeDDL(_ event: UnsafePointer<ChangeEvent>, into out: inout [UInt8]) {
         JSONBuffer.appendASCII("\"op\":\"ddl\",\"ddl\":", to: &out)
-        JSONBuffer.appendString(event.statement ?? "", to: &out)
+        JSONBuffer.appendString(event.pointee.statement ?? "", to: &out)
         JSONBuffer.appendASCII(",\"source\":", to: &out)
         writeSource(event, into: &out)
         out.append(UInt8(ascii: "}"))
     }
 
-    private func writeSource(_ event: ChangeEvent, into out: inout [UInt8]) {
+    private func writeSource(_ event: UnsafePointer<ChangeEvent>, into out: inout [UInt8]) {
         writeSourcePrefix(event, into: &out)
-        JSONBuffer.appendInteger(Int64(event.source.row), to: &out)
+        JSONBuffer.appendInteger(Int64(event.pointee.source.row), to: &out)
         writeSourceSuffix(event, into: &out)
     }
 
-    private func writeSourcePrefix(_ event: ChangeEvent, into out: inout [UInt8]) {
-        let source = event.source
+    private func writeSourcePrefix(_ event: UnsafePointer<ChangeEvent>, into out: inout [UInt8]) {
+        let source = event.pointee.source
         JSONBuffer.appendASCII("{\"version\":\"", to: &out)
         JSONBuffer.appendASCII(FerryVersion.current, to: &out)
         JSONBuffer.appendASCII("\",\"connector\":\"", to: &out)
@@ -200,14 +208,14 @@ public struct EventJSONWriter: Sendable {
         JSONBuffer.appendASCII(",\"row\":", to: &out)
     }
 
-    private func writeSourceSuffix(_ event: ChangeEvent, into out: inout [UInt8]) {
+    private func writeSourceSuffix(_ event: UnsafePointer<ChangeEvent>, into out: inout [UInt8]) {
         JSONBuffer.appendASCII(",\"ts_ms\":", to: &out)
-        JSONBuffer.appendInteger(event.source.timestampMillis, to: &out)
+        JSONBuffer.appendInteger(event.pointee.source.timestampMillis, to: &out)
         // A PostgreSQL table's namespace is its schema, as Debezium's PostgreSQL source names it.
-        JSONBuffer.appendASCII(event.source.position.wal == nil ? ",\"db\":" : ",\"schema\":", to: &out)
-        JSONBuffer.appendString(event.table.database, to: &out)
+        JSONBuffer.appendASCII(event.pointee.source.position.wal == nil ? ",\"db\":" : ",\"schema\":", to: &out)
+        JSONBuffer.appendString(event.pointee.table.database, to: &out)
         JSONBuffer.appendASCII(",\"table\":", to: &out)
-        appendOptionalString(event.table.table.isEmpty ? nil : event.table.table, to: &out)
+        appendOptionalString(event.pointee.table.table.isEmpty ? nil : event.pointee.table.table, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 

@@ -138,41 +138,45 @@ public enum ValueJSON {
     /// written in one region when it fits `regionLimit`, else a value at a time.
     public static func appendRow(_ row: Row?, schema: TableSchema?, to out: inout [UInt8]) {
         guard let row else { return JSONBuffer.appendASCII("null", to: &out) }
-        let keys = schema?.jsonKeys ?? []
-        var bound = 2
-        for index in row.indices {
-            bound += 1 + (index < keys.count ? keys[index].count : 16) + maximumBytes(row[index])
-        }
-        if bound <= regionLimit {
-            JSONCursor.appending(bound: bound, to: &out) { cursor in
-                cursor.byte(UInt8(ascii: "{"))
+        // Values are read in place through buffer pointers: a copy of each out of the row would
+        // retain and release its text.
+        row.withUnsafeBufferPointer { row in
+            let keys = schema?.jsonKeys ?? []
+            keys.withUnsafeBufferPointer { keys in
+                var bound = 2
+                for index in row.indices {
+                    bound += 1 + (index < keys.count ? keys[index].count : 16) + maximumBytes(row[index])
+                }
+                if bound <= regionLimit {
+                    JSONCursor.appending(bound: bound, to: &out) { cursor in
+                        cursor.byte(UInt8(ascii: "{"))
+                        var first = true
+                        for index in row.indices {
+                            if case .absent = row[index] { continue }
+                            writeMemberName(index, keys: keys, first: &first, to: &cursor)
+                            write(row[index], to: &cursor)
+                        }
+                        cursor.byte(UInt8(ascii: "}"))
+                    }
+                    return
+                }
+                // Large values: each on its own, the longest in parts.
+                out.append(UInt8(ascii: "{"))
                 var first = true
                 for index in row.indices {
-                    let value = row[index]
-                    if case .absent = value { continue }
-                    writeMemberName(index, keys: keys, first: &first, to: &cursor)
-                    write(value, to: &cursor)
+                    if case .absent = row[index] { continue }
+                    JSONCursor.appending(bound: 1 + (index < keys.count ? keys[index].count : 16), to: &out) {
+                        writeMemberName(index, keys: keys, first: &first, to: &$0)
+                    }
+                    append(row[index], to: &out)
                 }
-                cursor.byte(UInt8(ascii: "}"))
+                out.append(UInt8(ascii: "}"))
             }
-            return
         }
-        // Large values: each on its own, the longest in parts.
-        out.append(UInt8(ascii: "{"))
-        var first = true
-        for index in row.indices {
-            let value = row[index]
-            if case .absent = value { continue }
-            JSONCursor.appending(bound: 1 + (index < keys.count ? keys[index].count : 16), to: &out) {
-                writeMemberName(index, keys: keys, first: &first, to: &$0)
-            }
-            append(value, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
     }
 
     /// `,` (except before the first member) and `"name":`; at most 1 + the key's length, or 17.
-    static func writeMemberName(_ index: Int, keys: [[UInt8]], first: inout Bool, to cursor: inout JSONCursor) {
+    static func writeMemberName(_ index: Int, keys: UnsafeBufferPointer<[UInt8]>, first: inout Bool, to cursor: inout JSONCursor) {
         if !first { cursor.byte(UInt8(ascii: ",")) }
         first = false
         if index < keys.count {

@@ -16,24 +16,11 @@ public enum CharacterSet: Sendable, Equatable {
     case utf16le
     case utf32
     /// A character set the C library's iconv converts (single-byte national sets, and the East
-    /// Asian multi-byte ones): the server's name, iconv's name, and the longest character in bytes.
-    case converted(server: String, iconv: String, maximumBytes: Int)
-    /// A character set Ferry cannot decode exactly; the name is kept for the error.
-    case unsupported(String)
-
-    /// Server character sets iconv converts, with iconv's name for each and the longest
-    /// character in bytes. `sjis` is read as CP932 (0x5C a backslash and 0x7E a tilde, as MySQL
-    /// has them, where glibc's SHIFT_JIS has a yen sign and an overline), then the seven
-    /// characters where CP932 and JIS X 0208 differ get JIS's reading, which MySQL's sjis uses.
-    static let iconvNames: [String: (name: String, maximumBytes: Int)] = [
-        "latin2": ("ISO-8859-2", 1), "latin5": ("ISO-8859-9", 1), "latin7": ("ISO-8859-13", 1), "greek": ("ISO-8859-7", 1),
-        "hebrew": ("ISO-8859-8", 1), "koi8r": ("KOI8-R", 1), "koi8u": ("KOI8-U", 1), "cp1250": ("CP1250", 1), "cp1251": ("CP1251", 1),
-        "cp1256": ("CP1256", 1), "cp1257": ("CP1257", 1), "cp850": ("CP850", 1), "cp852": ("CP852", 1), "cp866": ("CP866", 1),
-        "dec8": ("DEC-MCS", 1), "hp8": ("HP-ROMAN8", 1), "macroman": ("MACINTOSH", 1), "tis620": ("TIS-620", 1),
-        "armscii8": ("ARMSCII-8", 1), "geostd8": ("GEORGIAN-PS", 1),
-        "gbk": ("GBK", 2), "big5": ("BIG5", 2), "sjis": ("CP932", 2), "cp932": ("CP932", 2), "euckr": ("EUC-KR", 2),
-        "gb2312": ("GB2312", 2), "ujis": ("EUC-JP", 3), "eucjpms": ("EUC-JP-MS", 3), "gb18030": ("GB18030", 4),
-    ]
+    /// Asian multi-byte ones).
+    case converted(ConvertedCharacterSet)
+    /// A character set Ferry cannot decode exactly. No name: a column decoder holding a character
+    /// set copies as plain bytes, and the table's decoder names the set in its error.
+    case unsupported
 
     /// Character set of a collation id on MySQL 5.7/8.0 and MariaDB 10.x. Servers can be asked
     /// for the authoritative table (`information_schema.COLLATIONS`); this covers the defaults.
@@ -49,7 +36,7 @@ public enum CharacterSet: Sendable, Equatable {
         case 54, 55, 101...124: return .utf16
         case 56, 62: return .utf16le
         case 60, 61, 160...183: return .utf32
-        default: return .unsupported("collation \(id)")
+        default: return .unsupported
         }
     }
 
@@ -77,8 +64,7 @@ public enum CharacterSet: Sendable, Equatable {
         case "utf16": .utf16
         case "utf16le": .utf16le
         case "utf32": .utf32
-        default: Self.iconvNames[name.lowercased()].map { .converted(server: name.lowercased(), iconv: $0.name, maximumBytes: $0.maximumBytes) }
-            ?? .unsupported(name)
+        default: ConvertedCharacterSet(rawValue: name.lowercased()).map { .converted($0) } ?? .unsupported
         }
     }
 
@@ -89,7 +75,7 @@ public enum CharacterSet: Sendable, Equatable {
         case .latin1, .ascii, .binary: 1
         case .ucs2: 2
         case .utf32: 4
-        case .converted(_, _, let bytes): bytes
+        case .converted(let set): set.maximumBytes
         case .utf8, .utf16, .utf16le, .unsupported: nil
         }
     }
@@ -105,7 +91,7 @@ public enum CharacterSet: Sendable, Equatable {
         case .utf16: "utf16"
         case .utf16le: "utf16le"
         case .utf32: "utf32"
-        case .converted(let server, _, _): server
+        case .converted(let set): set.rawValue
         case .unsupported: nil
         }
     }
@@ -114,12 +100,12 @@ public enum CharacterSet: Sendable, Equatable {
     /// an iconv-converted set cannot read.
     public func decode(_ bytes: UnsafeRawBufferPointer) -> String? {
         switch self {
-        case .converted(let server, let name, _):
+        case .converted(let set):
             if !bytes.contains(where: { $0 >= 0x80 }) {
                 return String(decoding: bytes, as: UTF8.self)
             }
-            let text = Self.iconvDecode(bytes, from: name)
-            return server == "sjis" ? text.map(Self.jisReading) : text
+            let text = Self.iconvDecode(bytes, from: set.iconvName)
+            return set == .sjis ? text.map(Self.jisReading) : text
         case .utf8, .ascii:
             return String(decoding: bytes, as: UTF8.self)
         case .latin1:
@@ -200,4 +186,30 @@ public enum CharacterSet: Sendable, Equatable {
         for (offset, codePoint) in high.enumerated() { table[0x80 + offset] = codePoint }
         return table
     }()
+}
+
+/// The server character sets iconv converts, by their server names.
+public enum ConvertedCharacterSet: String, Sendable, CaseIterable {
+    case latin2, latin5, latin7, greek, hebrew, koi8r, koi8u, cp1250, cp1251, cp1256, cp1257, cp850, cp852, cp866
+    case dec8, hp8, macroman, tis620, armscii8, geostd8
+    case gbk, big5, sjis, cp932, euckr, gb2312, ujis, eucjpms, gb18030
+
+    /// Server character sets iconv converts, with iconv's name for each and the longest
+    /// character in bytes. `sjis` is read as CP932 (0x5C a backslash and 0x7E a tilde, as MySQL
+    /// has them, where glibc's SHIFT_JIS has a yen sign and an overline), then the seven
+    /// characters where CP932 and JIS X 0208 differ get JIS's reading, which MySQL's sjis uses.
+    static let iconv: [ConvertedCharacterSet: (name: String, maximumBytes: Int)] = [
+        .latin2: ("ISO-8859-2", 1), .latin5: ("ISO-8859-9", 1), .latin7: ("ISO-8859-13", 1), .greek: ("ISO-8859-7", 1),
+        .hebrew: ("ISO-8859-8", 1), .koi8r: ("KOI8-R", 1), .koi8u: ("KOI8-U", 1), .cp1250: ("CP1250", 1), .cp1251: ("CP1251", 1),
+        .cp1256: ("CP1256", 1), .cp1257: ("CP1257", 1), .cp850: ("CP850", 1), .cp852: ("CP852", 1), .cp866: ("CP866", 1),
+        .dec8: ("DEC-MCS", 1), .hp8: ("HP-ROMAN8", 1), .macroman: ("MACINTOSH", 1), .tis620: ("TIS-620", 1),
+        .armscii8: ("ARMSCII-8", 1), .geostd8: ("GEORGIAN-PS", 1),
+        .gbk: ("GBK", 2), .big5: ("BIG5", 2), .sjis: ("CP932", 2), .cp932: ("CP932", 2), .euckr: ("EUC-KR", 2),
+        .gb2312: ("GB2312", 2), .ujis: ("EUC-JP", 3), .eucjpms: ("EUC-JP-MS", 3), .gb18030: ("GB18030", 4),
+    ]
+
+    /// iconv's name for the set.
+    public var iconvName: String { Self.iconv[self]!.name }
+    /// The longest character in bytes.
+    public var maximumBytes: Int { Self.iconv[self]!.maximumBytes }
 }

@@ -2,6 +2,9 @@ import FerryCore
 import NIOCore
 
 /// How to read one column's value from a row image, resolved once per TABLE_MAP.
+///
+/// Every payload is plain bytes (names and messages live in the table's `ColumnDetails`), so the
+/// row loop reads a decoder per column without reference counting.
 enum ColumnDecoder: Sendable {
     case integer(byteCount: Int, unsigned: Bool)
     case float
@@ -22,25 +25,27 @@ enum ColumnDecoder: Sendable {
     case json(lengthBytes: Int)
     case geometry(lengthBytes: Int)
     case bit(bits: Int)
-    case enumeration(byteCount: Int, names: [String])
-    case set(byteCount: Int, names: [String])
+    /// `members` indexes `ColumnDetails.members`.
+    case enumeration(byteCount: Int, members: Int)
+    case set(byteCount: Int, members: Int)
     /// MariaDB's UUID, INET4 and INET6 (BINARY(n) in TABLE_MAP): their text as SELECT shows it.
     case mariadbType(MariaDBDataType)
     case null
-    /// A column Ferry cannot decode; reading a value of it is an error with this text.
-    case unsupported(String)
+    /// A column Ferry cannot decode; reading a value of it is an error with the text at `note`
+    /// in `ColumnDetails.notes`.
+    case unsupported(note: Int)
 
     /// Reads one value.
-    func read(from buffer: inout ByteBuffer) throws -> Value {
+    func read(from buffer: inout ByteBuffer, details: ColumnDetails) throws -> Value {
         var repaired = false
-        return try read(from: &buffer, repaired: &repaired)
+        return try read(from: &buffer, details: details, repaired: &repaired)
     }
 
     /// Reads one value; sets `repaired` when text was not well-formed in its character set (a
     /// utf8mb4 column holding bytes MariaDB stored under a lax `sql_mode`); such a value is an
     /// `.illFormedText` holding the exact bytes.
     @inline(__always)
-    func read(from buffer: inout ByteBuffer, repaired: inout Bool) throws -> Value {
+    func read(from buffer: inout ByteBuffer, details: ColumnDetails, repaired: inout Bool) throws -> Value {
         switch self {
         case .integer(let count, let unsigned):
             let raw: UInt64
@@ -101,7 +106,8 @@ enum ColumnDecoder: Sendable {
         case .bit(let bits):
             let value = try buffer.readUnsignedBE(byteCount: (bits + 7) / 8)
             return .bit(value, width: UInt8(bits))
-        case .enumeration(let count, let names):
+        case .enumeration(let count, let members):
+            let names = details.members[members]
             let index = Int(try buffer.readUnsignedLE(byteCount: count))
             if index == 0 { return .enumeration("") }
             guard index <= names.count else {
@@ -109,7 +115,8 @@ enum ColumnDecoder: Sendable {
                 throw BinlogDecodingError(.invalid("ENUM index \(index) of \(names.count) members"))
             }
             return .enumeration(names[index - 1])
-        case .set(let count, let names):
+        case .set(let count, let members):
+            let names = details.members[members]
             let bits = try buffer.readUnsignedLE(byteCount: count)
             if names.isEmpty { return .set(bits == 0 ? [] : [String(bits)]) }
             var members: [String] = []
@@ -123,8 +130,8 @@ enum ColumnDecoder: Sendable {
             return .string(type.text(try buffer.readBytesChecked(length: length)))
         case .null:
             return .null
-        case .unsupported(let text):
-            throw BinlogDecodingError(.unsupportedColumn(text))
+        case .unsupported(let note):
+            throw BinlogDecodingError(.unsupportedColumn(details.notes[note]))
         }
     }
 
@@ -139,8 +146,9 @@ enum ColumnDecoder: Sendable {
                 bytes.append(contentsOf: repeatElement(0, count: padTo - bytes.count))
             }
             return .bytes(bytes)
-        case .unsupported(let name):
-            throw BinlogDecodingError(.unsupportedColumn("character set \(name) cannot be decoded exactly"))
+        case .unsupported:
+            // The table's decoder names the set (`ColumnDetails.characterSetNames`).
+            throw BinlogDecodingError(.unsupportedColumn("its character set cannot be decoded exactly"))
         case .utf8, .ascii:
             let value = buffer.withUnsafeReadableBytes { raw in
                 UTF8Check.value(UnsafeRawBufferPointer(rebasing: raw[..<length]).assumingMemoryBound(to: UInt8.self), repaired: &repaired)
@@ -156,6 +164,15 @@ enum ColumnDecoder: Sendable {
             return .string(text)
         }
     }
+}
+
+/// What column decoders refer to by index, so that they copy as plain bytes: ENUM and SET member
+/// names, and the texts of columns Ferry cannot decode. One per table.
+struct ColumnDetails: Sendable {
+    var members: [[String]] = []
+    var notes: [String] = []
+    /// The names of text columns' character sets Ferry cannot decode, by column index.
+    var characterSetNames: [Int: String] = [:]
 }
 
 /// Whether decoding replaced ill-formed UTF-8, at almost no cost for well-formed text. Each

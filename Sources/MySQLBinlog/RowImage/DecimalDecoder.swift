@@ -5,6 +5,7 @@ import NIOCore
 /// negative numbers stored with every byte inverted.
 enum DecimalDecoder {
     private static let bytesForDigits = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
+    private static let powersOfTen: [UInt32] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000]
 
     static func byteCount(precision: Int, scale: Int) -> Int {
         let integer = precision - scale
@@ -21,74 +22,87 @@ enum DecimalDecoder {
             throw BinlogDecodingError(.truncated(needed: size, available: buffer.readableBytes))
         }
         let integerDigits = precision - scale
+        let trailing = scale % 9
         // Sign, every digit, the point: at most 67 bytes, written once with no intermediate arrays.
         let text = buffer.withUnsafeReadableBytes { raw in
             String(unsafeUninitializedCapacity: precision + 3) { out in
                 let negative = raw[0] & 0x80 == 0
                 let mask: UInt8 = negative ? 0xFF : 0
                 var offset = 0
-                var length = 0
-                if negative {
-                    out[0] = UInt8(ascii: "-")
-                    length = 1
-                }
-                let integerStart = length
-                // Groups in order: the short leading integer group, whole integer groups, whole
-                // fraction groups, the short trailing fraction group.
-                let leading = integerDigits % 9, trailing = scale % 9
-                let groupCount = (leading > 0 ? 1 : 0) + integerDigits / 9 + scale / 9 + (trailing > 0 ? 1 : 0)
-                for groupIndex in 0..<groupCount {
-                    let digits: Int
-                    let isFraction: Bool
-                    if groupIndex == 0 && leading > 0 {
-                        digits = leading
-                        isFraction = false
-                    } else if groupIndex < (leading > 0 ? 1 : 0) + integerDigits / 9 {
-                        digits = 9
-                        isFraction = false
-                    } else {
-                        digits = groupIndex == groupCount - 1 && trailing > 0 ? trailing : 9
-                        isFraction = true
-                    }
-                    if isFraction && groupIndex == groupCount - (trailing > 0 ? 1 : 0) - scale / 9 {
-                        if length == integerStart {
-                            out[length] = UInt8(ascii: "0")
-                            length += 1
-                        }
-                        out[length] = UInt8(ascii: ".")
-                        length += 1
-                    }
-                    let byteCount = digits == 9 ? 4 : bytesForDigits[digits]
+                /// The next group of `digits` digits (its bytes big-endian, sign bit and negation
+                /// undone); a group holding more (corrupt bytes) keeps its last `digits`.
+                func group(_ digits: Int) -> UInt32 {
+                    let count = digits == 9 ? 4 : bytesForDigits[digits]
                     var value: UInt32 = 0
-                    for index in 0..<byteCount {
-                        var byte = raw[offset + index] ^ mask
-                        if offset + index == 0 { byte ^= 0x80 }
+                    for index in offset..<offset + count {
+                        var byte = raw[index] ^ mask
+                        if index == 0 { byte ^= 0x80 }
                         value = value << 8 | UInt32(byte)
                     }
-                    offset += byteCount
-                    var divisor: UInt32 = 1
-                    for _ in 1..<digits { divisor *= 10 }
-                    var rest = value % (divisor * 10)
-                    var started = isFraction || length > integerStart
-                    for _ in 0..<digits {
-                        let digit = rest / divisor
-                        rest %= divisor
-                        divisor /= 10
-                        if digit != 0 { started = true }
-                        if started {
-                            out[length] = UInt8(ascii: "0") &+ UInt8(digit)
-                            length += 1
-                        }
+                    offset += count
+                    return value % powersOfTen[digits]
+                }
+                guard let base = out.baseAddress else { return 0 }
+                var end = base
+                if negative {
+                    end.initialize(to: UInt8(ascii: "-"))
+                    end += 1
+                }
+                // Integer part: the short leading group, then whole groups; zeros before the
+                // first nonzero digit are left out, and a zero integer part is one "0".
+                var started = false
+                var remaining = integerDigits
+                while remaining > 0 {
+                    let digits = remaining % 9 == 0 ? 9 : remaining % 9
+                    remaining -= digits
+                    let value = group(digits)
+                    if started {
+                        Self.write(value, digits: digits, at: &end)
+                    } else if value != 0 {
+                        Self.write(value, digits: Self.digitCount(value, atMost: digits), at: &end)
+                        started = true
                     }
                 }
-                if length == integerStart {
-                    out[length] = UInt8(ascii: "0")
-                    length += 1
+                if !started {
+                    end.initialize(to: UInt8(ascii: "0"))
+                    end += 1
                 }
-                return length
+                if scale > 0 {
+                    end.initialize(to: UInt8(ascii: "."))
+                    end += 1
+                    for _ in 0..<scale / 9 { Self.write(group(9), digits: 9, at: &end) }
+                    if trailing > 0 { Self.write(group(trailing), digits: trailing, at: &end) }
+                }
+                return end - base
             }
         }
         buffer.moveReaderIndex(forwardBy: size)
         return text
+    }
+
+    /// Writes the last `digits` decimal digits of `value`, zero-padded, and moves `end` past them.
+    /// Division by the constant 10 compiles to a multiplication.
+    @inline(__always)
+    private static func write(_ value: UInt32, digits: Int, at end: inout UnsafeMutablePointer<UInt8>) {
+        var rest = value
+        var index = digits
+        while index > 0 {
+            index -= 1
+            (end + index).initialize(to: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10))
+            rest /= 10
+        }
+        end += digits
+    }
+
+    /// How many digits `value` has, at most `limit` (a group holds `limit` digits).
+    @inline(__always)
+    private static func digitCount(_ value: UInt32, atMost limit: Int) -> Int {
+        var count = 1
+        var threshold: UInt32 = 10
+        while count < limit, value >= threshold {
+            count += 1
+            threshold &*= 10
+        }
+        return count
     }
 }

@@ -7,6 +7,7 @@ import NIOCore
 public struct TableDecoder: Sendable {
     public private(set) var schema: TableSchema
     let columns: [ColumnDecoder]
+    let details: ColumnDetails
     /// Columns whose text was not well-formed UTF-8 (decoded as `.illFormedText`), for the reader to
     /// report (shared by copies of this decoder).
     public let textRepairs = TextRepairs()
@@ -33,17 +34,22 @@ public struct TableDecoder: Sendable {
     }
 
     /// - Parameters:
-    ///   - collations: the server's collation-id → character-set table, when known; otherwise
-    ///     `CharacterSet.forCollation` decides.
+    ///   - collations: the server's collation id → character set name table, when known;
+    ///     otherwise `CharacterSet.forCollation` decides.
     ///   - fallback: used only for what the event itself does not carry, and only when its
     ///     column count matches the event's.
-    public init(tableMap: TableMapEvent, mariadb: Bool, collations: [UInt64: CharacterSet] = [:],
+    public init(tableMap: TableMapEvent, mariadb: Bool, collations: [UInt64: String] = [:],
                 fallback: FallbackMetadata? = nil) {
         let fallback = fallback.flatMap { $0.columnNames.count == tableMap.columnCount ? $0 : nil }
         let optional = tableMap.optional
         func charset(forCollation id: UInt64?) -> CharacterSet {
             guard let id else { return .utf8 }
-            return collations[id] ?? CharacterSet.forCollation(id)
+            return collations[id].map(CharacterSet.named) ?? CharacterSet.forCollation(id)
+        }
+        var details = ColumnDetails()
+        func note(_ text: String) -> ColumnDecoder {
+            details.notes.append(text)
+            return .unsupported(note: details.notes.count - 1)
         }
         var decoders: [ColumnDecoder] = []
         var columns: [ColumnSchema] = []
@@ -56,6 +62,10 @@ public struct TableDecoder: Sendable {
                 if let name = fallback?.charsets[index] { return CharacterSet.named(name) }
                 return .utf8
             }()
+            if columnCharset == .unsupported {
+                details.characterSetNames[index] = optional.collations[index].map { id in collations[id] ?? "of collation \(id)" }
+                    ?? fallback?.charsets[index] ?? "unknown"
+            }
             let enumSetCharset = optional.enumSetCollations[index].map { charset(forCollation: $0) } ?? .utf8
             let bytesPerCharacter = columnCharset.maximumBytesPerCharacter ?? CharacterSet.maximumBytesPerCharacter(forCollation: optional.collations[index])
             func memberNames(_ raw: [[UInt8]]?, _ fallbackNames: [String]?) -> [String] {
@@ -81,15 +91,15 @@ public struct TableDecoder: Sendable {
             case .year: decoder = .year; typeName = "year"
             case .date, .newDate: decoder = .date; typeName = "date"
             case .time:
-                decoder = tableMap.hiresTemporalColumns.contains(index) ? Self.hires(tableMap, index, optional) : .time
+                decoder = tableMap.hiresTemporalColumns.contains(index) ? note(Self.hires(tableMap, index, optional)) : .time
                 typeName = "time"
             case .time2: decoder = .time2(fsp: UInt8(meta)); typeName = meta > 0 ? "time(\(meta))" : "time"
             case .datetime:
-                decoder = tableMap.hiresTemporalColumns.contains(index) ? Self.hires(tableMap, index, optional) : .datetime
+                decoder = tableMap.hiresTemporalColumns.contains(index) ? note(Self.hires(tableMap, index, optional)) : .datetime
                 typeName = "datetime"
             case .datetime2: decoder = .datetime2(fsp: UInt8(meta)); typeName = meta > 0 ? "datetime(\(meta))" : "datetime"
             case .timestamp:
-                decoder = tableMap.hiresTemporalColumns.contains(index) ? Self.hires(tableMap, index, optional) : .timestamp
+                decoder = tableMap.hiresTemporalColumns.contains(index) ? note(Self.hires(tableMap, index, optional)) : .timestamp
                 typeName = "timestamp"
             case .timestamp2: decoder = .timestamp2(fsp: UInt8(meta)); typeName = meta > 0 ? "timestamp(\(meta))" : "timestamp"
             case .varchar, .varString:
@@ -115,15 +125,17 @@ public struct TableDecoder: Sendable {
                 typeName = "bit(\(bits))"
             case .enumeration:
                 let names = memberNames(optional.enumValues[index], fallback?.enumValues[index])
-                decoder = .enumeration(byteCount: meta & 0xFF, names: names)
+                details.members.append(names)
+                decoder = .enumeration(byteCount: meta & 0xFF, members: details.members.count - 1)
                 typeName = "enum(" + names.map(Self.quoted).joined(separator: ",") + ")"
             case .set:
                 let names = memberNames(optional.setValues[index], fallback?.setValues[index])
-                decoder = .set(byteCount: meta & 0xFF, names: names)
+                details.members.append(names)
+                decoder = .set(byteCount: meta & 0xFF, members: details.members.count - 1)
                 typeName = "set(" + names.map(Self.quoted).joined(separator: ",") + ")"
             case .null: decoder = .null; typeName = "null"
             case .decimal, .typedArray, .vector, nil:
-                decoder = .unsupported("column \(index + 1) of \(tableMap.database).\(tableMap.table) has binlog type \(tableMap.columnTypes[index]), which Ferry does not decode")
+                decoder = note("column \(index + 1) of \(tableMap.database).\(tableMap.table) has binlog type \(tableMap.columnTypes[index]), which Ferry does not decode")
                 typeName = "unknown(\(tableMap.columnTypes[index]))"
             }
             if unsigned, tableMap.realType(index)?.isNumeric == true { typeName += " unsigned" }
@@ -134,14 +146,15 @@ public struct TableDecoder: Sendable {
                                         charset: tableMap.isCharacterColumn(index, mariadb: mariadb) && tableMap.mariadbDataTypes[index] == nil ? charsetName : nil))
         }
         self.columns = decoders
+        self.details = details
         self.schema = TableSchema(name: TableName(database: tableMap.database, table: tableMap.table), columns: columns,
                                   primaryKey: optional.primaryKey ?? fallback?.primaryKey ?? [])
     }
 
     /// MariaDB pre-10.1 temporal columns with fractional seconds: not decoded, reported with the fix.
-    private static func hires(_ map: TableMapEvent, _ index: Int, _ optional: TableMapEvent.OptionalMetadata) -> ColumnDecoder {
+    private static func hires(_ map: TableMapEvent, _ index: Int, _ optional: TableMapEvent.OptionalMetadata) -> String {
         let name = optional.columnNames?[safe: index] ?? "#\(index + 1)"
-        return .unsupported("column \(name) of \(map.database).\(map.table) uses MariaDB's pre-10.1 temporal format with fractional seconds, which Ferry does not decode; convert it with `ALTER TABLE \(map.database).\(map.table) FORCE` (with mysql56_temporal_format=ON)")
+        return ("column \(name) of \(map.database).\(map.table) uses MariaDB's pre-10.1 temporal format with fractional seconds, which Ferry does not decode; convert it with `ALTER TABLE \(map.database).\(map.table) FORCE` (with mysql56_temporal_format=ON)")
     }
 
     /// An ENUM/SET member as a SQL string literal.
@@ -225,6 +238,9 @@ public struct TableDecoder: Sendable {
         var row = Row()
         row.reserveCapacity(columns.count)
         var presentIndex = 0
+        // Through a buffer pointer, each column's decoder is read in place, not copied out of the
+        // array (a copy retains its character set's and member names' storage).
+        return try columns.withUnsafeBufferPointer { columns in
         for index in 0..<columns.count {
             guard present[index >> 3] & (1 << (index & 7)) != 0 else {
                 row.append(.absent)
@@ -240,7 +256,7 @@ public struct TableDecoder: Sendable {
             } else {
                 do {
                     var repaired = false
-                    row.append(try columns[index].read(from: &buffer, repaired: &repaired))
+                    row.append(try columns[index].read(from: &buffer, details: details, repaired: &repaired))
                     if repaired { textRepairs.record(column: index) }
                 } catch let error as BinlogDecodingError {
                     throw naming(index, in: error)
@@ -248,11 +264,13 @@ public struct TableDecoder: Sendable {
             }
         }
         return row
+        }
     }
 
     /// A column's decoding error, with the column named where the decoder could not say it.
     private func naming(_ index: Int, in error: BinlogDecodingError) -> BinlogDecodingError {
-        guard case .unsupportedColumn(let text) = error.kind, !text.hasPrefix("column ") else { return error }
+        guard case .unsupportedColumn(var text) = error.kind, !text.hasPrefix("column ") else { return error }
+        if let set = details.characterSetNames[index] { text = "character set \(set) cannot be decoded exactly" }
         var named = error
         named.kind = .unsupportedColumn("column \(schema.columnName(index)) of \(schema.name) (\(schema.columns[index].typeName)): \(text)")
         return named

@@ -22,7 +22,7 @@ extension TableDecoder {
         }
         return try zip(fields, keyColumns).map { field, column in
             guard let field else { return .null }
-            guard let value = try field.withUnsafeReadableBytes({ try columns[column].readText($0) }) else {
+            guard let value = try field.withUnsafeReadableBytes({ try columns[column].readText($0, details: details) }) else {
                 throw BinlogDecodingError(.invalid("key column \(schema.columnName(column)) of \(schema.name) has unreadable text"))
             }
             return value
@@ -57,7 +57,7 @@ extension TableDecoder {
     /// Column `index`'s value from its text, recording a repair of ill-formed text.
     private func textValue(_ bytes: UnsafeRawBufferPointer, column index: Int) throws -> Value {
         var repaired = false
-        let value = try columns[index].readText(bytes, repaired: &repaired)
+        let value = try columns[index].readText(bytes, details: details, repaired: &repaired)
         if repaired { textRepairs.record(column: index) }
         guard let value else {
             let text = String(decoding: bytes.prefix(60), as: UTF8.self)
@@ -69,13 +69,13 @@ extension TableDecoder {
 
 extension ColumnDecoder {
     /// The value of a text-protocol field, or `nil` when the text does not fit the type.
-    func readText(_ bytes: UnsafeRawBufferPointer) throws -> Value? {
+    func readText(_ bytes: UnsafeRawBufferPointer, details: ColumnDetails) throws -> Value? {
         var repaired = false
-        return try readText(bytes, repaired: &repaired)
+        return try readText(bytes, details: details, repaired: &repaired)
     }
 
     /// As `readText(_:)`; sets `repaired` when text was not well-formed UTF-8 (an `.illFormedText`).
-    func readText(_ bytes: UnsafeRawBufferPointer, repaired: inout Bool) throws -> Value? {
+    func readText(_ bytes: UnsafeRawBufferPointer, details: ColumnDetails, repaired: inout Bool) throws -> Value? {
         var text = TextScanner(bytes)
         switch self {
         case .integer(_, let unsigned):
@@ -124,8 +124,8 @@ extension ColumnDecoder {
             return .string(String(decoding: bytes, as: UTF8.self))
         case .null:
             return .null
-        case .unsupported(let message):
-            throw BinlogDecodingError(.unsupportedColumn(message))
+        case .unsupported(let note):
+            throw BinlogDecodingError(.unsupportedColumn(details.notes[note]))
         }
     }
 
