@@ -94,23 +94,31 @@ public actor MemoryBuffer: ChangeBuffer, ParkingActor {
     /// An estimate of a transaction's memory: values' payload sizes plus the overheads measured
     /// for events, rows and values (about 200, 32 and 40 bytes).
     static func estimatedBytes(_ transaction: Transaction) -> Int {
-        var total = 256
-        for event in transaction.events {
-            total += 200
-            for row in [event.before, event.after] {
-                guard let row else { continue }
-                total += 32 + row.count * 40
-                for value in row {
-                    switch value {
-                    case .string(let text), .decimal(let text), .json(let text), .enumeration(let text), .sourceText(let text):
-                        total += text.utf8.count > 15 ? text.utf8.count + 32 : 0
-                    case .bytes(let bytes), .illFormedText(let bytes): total += bytes.count
-                    case .geometry(let geometry): total += geometry.wkb.count
-                    default: break
-                    }
+        // Read in place through buffer pointers: this runs on the source's task for every change,
+        // and copies of events and values (reference counting) would cost more than the sums.
+        transaction.events.withUnsafeBufferPointer { events in
+            var total = 256
+            for index in events.indices {
+                total += 200 + estimatedBytes(events[index].before) + estimatedBytes(events[index].after)
+            }
+            return total
+        }
+    }
+
+    private static func estimatedBytes(_ row: Row?) -> Int {
+        guard let row else { return 0 }
+        return row.withUnsafeBufferPointer { values in
+            var total = 32 + values.count * 40
+            for index in values.indices {
+                switch values[index] {
+                case .string(let text), .decimal(let text), .json(let text), .enumeration(let text), .sourceText(let text):
+                    total += text.utf8.count > 15 ? text.utf8.count + 32 : 0
+                case .bytes(let bytes), .illFormedText(let bytes): total += bytes.count
+                case .geometry(let geometry): total += geometry.wkb.count
+                default: break
                 }
             }
+            return total
         }
-        return total
     }
 }

@@ -4,13 +4,7 @@ extension ChangeEvent {
     /// between source transactions), and `.PART` for the parts a rule split a change into.
     /// Append-only sinks carry it so consumers can drop duplicates.
     public func appendStableID(to out: inout [UInt8]) {
-        source.position.appendPlace(to: &out)
-        out.append(UInt8(ascii: ":"))
-        JSONBuffer.appendInteger(Int64(source.row), to: &out)
-        if source.part > 0 {
-            out.append(UInt8(ascii: "."))
-            JSONBuffer.appendUnsigned(UInt64(source.part), to: &out)
-        }
+        source.appendStableID(to: &out)
     }
 
     public var stableID: String {
@@ -34,5 +28,18 @@ extension ChangeEvent {
         arrival.before = nil
         arrival.source.part = 2
         return (removal, arrival)
+    }
+}
+
+extension ChangeSource {
+    /// The id of the change this describes (`ChangeEvent.appendStableID`).
+    public func appendStableID(to out: inout [UInt8]) {
+        position.appendPlace(to: &out)
+        out.append(UInt8(ascii: ":"))
+        JSONBuffer.appendInteger(Int64(row), to: &out)
+        if part > 0 {
+            out.append(UInt8(ascii: "."))
+            JSONBuffer.appendUnsigned(UInt64(part), to: &out)
+        }
     }
 }

@@ -29,24 +29,26 @@ public struct EventJSONWriter: Sendable {
         withUnsafePointer(to: event) { writeMembers($0, processedAtMillis: processedAtMillis, cache: &cache, into: &out) }
     }
 
-    /// Appends the events of a transaction (those at `indices`, or all), so a large transaction
-    /// can be written and its output flushed a part at a time; the parts of the `source` block
-    /// that its events share are encoded once. `leadingFields`, when given, writes extra
-    /// `"key":value,` pairs at the start of each object (a sink's event id).
+    /// Appends the events of a transaction (those at `indices`, or all, that `include` takes), so a
+    /// large transaction can be written and its output flushed a part at a time; the parts of the
+    /// `source` block that its events share are encoded once. `leadingFields`, when given, writes
+    /// extra `"key":value,` pairs at the start of each object (a sink's event id). Both are given
+    /// a pointer to the event, valid during the call.
     public func write(_ transaction: Transaction, events indices: Range<Int>? = nil, processedAtMillis: Int64, into out: inout [UInt8],
-                      where include: ((ChangeEvent) -> Bool)? = nil,
-                      leadingFields: ((ChangeEvent, inout [UInt8]) -> Void)? = nil) {
+                      where include: ((UnsafePointer<ChangeEvent>) -> Bool)? = nil,
+                      leadingFields: ((UnsafePointer<ChangeEvent>, inout [UInt8]) -> Void)? = nil) {
         var cache = SourceBlockCache()
-        // The writer reads each event through a pointer: passed by value, an event is copied out of
-        // the array (the compiler cannot tell the call leaves the array alone), which retains and
-        // releases everything it holds.
+        // Events are passed on by pointer: passed by value, an event is copied out of the array
+        // (the compiler cannot tell the call leaves the array alone), which retains and releases
+        // everything it holds.
         transaction.events.withUnsafeBufferPointer { events in
             guard let base = events.baseAddress else { return }
             for index in indices ?? events.indices {
-                if let include, !include(events[index]) { continue }
+                let event = base + index
+                if let include, !include(event) { continue }
                 out.append(UInt8(ascii: "{"))
-                leadingFields?(events[index], &out)
-                writeMembers(base + index, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
+                leadingFields?(event, &out)
+                writeMembers(event, processedAtMillis: processedAtMillis, cache: &cache, into: &out)
             }
         }
     }

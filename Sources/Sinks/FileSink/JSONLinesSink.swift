@@ -84,13 +84,15 @@ public actor JSONLinesSink: DeadLetterSink {
         defer { self.out = out.capacity <= 16 << 20 ? out : [] }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         // DDL travels only when it changes a replicated table.
-        let written: (ChangeEvent) -> Bool = { $0.operation != .ddl || !$0.schemaChanges.isEmpty }
+        let written: (UnsafePointer<ChangeEvent>) -> Bool = { $0.pointee.operation != .ddl || !$0.pointee.schemaChanges.isEmpty }
         var wrote = false
         for transaction in transactions {
             // The lines of one transaction are numbered as written (rules may have dropped, split
             // or reordered its changes): a restart finds a torn transaction by `txn_index`, so the
             // lines can go to the file a part at a time and the batch is never all in memory.
-            let count = Int64(transaction.events.lazy.filter(written).count)
+            let count = Int64(transaction.events.withUnsafeBufferPointer { events in
+                events.indices.reduce(0) { count, index in written(events.baseAddress! + index) ? count + 1 : count }
+            })
             var index: Int64 = 0
             for start in stride(from: 0, to: transaction.events.count, by: 256) {
                 let part = start..<min(start + 256, transaction.events.count)
@@ -147,7 +149,7 @@ public actor JSONLinesSink: DeadLetterSink {
             JSONBuffer.appendASCII(",\"error\":", to: &out)
             JSONBuffer.appendString(letter.error.description, to: &out)
             JSONBuffer.appendASCII("},\"id\":", to: &out)
-            Self.appendEventID(letter.event, to: &out)
+            withUnsafePointer(to: letter.event) { Self.appendEventID($0, to: &out) }
             out.append(UInt8(ascii: ","))
             var line: [UInt8] = []
             writer.write(letter.event, processedAtMillis: now, into: &line)
@@ -161,9 +163,9 @@ public actor JSONLinesSink: DeadLetterSink {
     }
 
     /// `"file:pos:row"`: the change's transaction commit position and its index, as a JSON string.
-    static func appendEventID(_ event: ChangeEvent, to out: inout [UInt8]) {
+    static func appendEventID(_ event: UnsafePointer<ChangeEvent>, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        event.appendStableID(to: &out)
+        event.pointee.source.appendStableID(to: &out)
         out.append(UInt8(ascii: "\""))
     }
 
