@@ -214,7 +214,15 @@ public struct TransactionAssembler {
         let millis = Int64(transaction.timestamp) * 1000
         var events: [ChangeEvent] = []
         swap(&events, &openEvents)
-        lastTransactionSize = events.count
+        if events.count > 0 { lastTransactionSize = events.count }
+        // Sized for a larger transaction than this one turned out to be: the buffer counts
+        // events, not capacity, so the spare room is not carried along.
+        if events.capacity > 2 * events.count + 16 {
+            var fitted: [ChangeEvent] = []
+            fitted.reserveCapacity(events.count)
+            fitted.append(contentsOf: events)
+            events = fitted
+        }
         var source = ChangeSource(name: sourceName, serverID: transaction.serverID, gtid: transaction.gtid,
                                   position: .binlog(position), row: 0, timestampMillis: millis)
         events.withUnsafeMutableBufferPointer { events in

@@ -37,6 +37,24 @@ import Testing
         #expect(assembler.resumePosition == transaction.position.binlog)
     }
 
+    /// A transaction's event array is made as large as the last one's at once; one that turns
+    /// out smaller does not carry the spare room into the buffer, which counts events.
+    @Test func eventArraysAreSizedFromTheLastTransaction() {
+        var assembler = start()
+        func transaction(rows: Int, at offset: UInt32) -> Transaction? {
+            assembler.rowsReceived(kind: .write, schema: Self.schema, changes: (0..<rows).map { .init(before: nil, after: [.int(Int64($0))]) },
+                                   header: header(offset))
+            guard case .transaction(let transaction) = assembler.xidReceived(header: header(offset + 10)) else { return nil }
+            return transaction
+        }
+        let large = transaction(rows: 5_000, at: 200)
+        #expect(large?.events.count == 5_000)
+        let small = transaction(rows: 3, at: 300)
+        #expect(small?.events.map(\.source.row) == [0, 1, 2])
+        #expect((small?.events.capacity ?? .max) < 100)
+        #expect(transaction(rows: 4_000, at: 400)?.events.count == 4_000)
+    }
+
     @Test func standaloneDDLIsASchemaChange() {
         var assembler = start()
         assembler.mariadbGTIDReceived(MariaDBGTIDEvent(gtid: MariaDBGTID(domain: 0, serverID: 1, sequence: 10), flags: 0x21, commitID: nil), header: header(100))

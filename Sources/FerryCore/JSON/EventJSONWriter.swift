@@ -43,6 +43,7 @@ public struct EventJSONWriter: Sendable {
         // everything it holds.
         transaction.events.withUnsafeBufferPointer { events in
             guard let base = events.baseAddress else { return }
+            if let indices { precondition(indices.lowerBound >= 0 && indices.upperBound <= events.count, "events \(indices) of \(events.count)") }
             for index in indices ?? events.indices {
                 let event = base + index
                 if let include, !include(event) { continue }

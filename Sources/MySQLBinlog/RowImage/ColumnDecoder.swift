@@ -119,11 +119,11 @@ enum ColumnDecoder: Sendable {
             let names = details.members[members]
             let bits = try buffer.readUnsignedLE(byteCount: count)
             if names.isEmpty { return .set(bits == 0 ? [] : [String(bits)]) }
-            var members: [String] = []
+            var chosen: [String] = []
             for (index, name) in names.enumerated() where index < 64 && bits & (1 << UInt64(index)) != 0 {
-                members.append(name)
+                chosen.append(name)
             }
-            return .set(members)
+            return .set(chosen)
         case .mariadbType(let type):
             let length = Int(try buffer.readUnsignedLE(byteCount: 1))
             guard length <= type.byteCount else { throw BinlogDecodingError(.invalid("\(type.rawValue) value of \(length) bytes")) }
