@@ -143,14 +143,13 @@ public struct PgTransactionMapper: Sendable {
     /// The column changes that turn `old` into `new`, and whether they are a guess. Relation
     /// messages name columns without their identity, so renames are read from where columns
     /// stand: PostgreSQL adds columns only at the end, so between two columns both descriptions
-    /// have (by name), the new
-    /// description's columns are the old ones renamed — in turn when there are as many (renamed
-    /// and retyped), else each to the next of the old ones with its type — and the old ones
-    /// left were dropped. After the last such column a drop and an add look like a rename, and
-    /// taking a rename for them would keep old values the source no longer has: only one column
-    /// gone and one come there, of the same type, is a rename; more are drops and adds. A table
-    /// renamed keeps its relation but changes its name. The changes are a guess when columns
-    /// both went and came after the last column both descriptions have.
+    /// have (by name), the new description's columns are the old ones renamed — in turn when
+    /// there are as many (renamed and retyped), else each to the next of the old ones with its
+    /// type — and the old ones left were dropped. After the last such column a drop and an add
+    /// look like a rename, and taking a rename for them would keep old values the source no
+    /// longer has: only one column gone and one come there, of the same type, is a rename; more
+    /// are drops and adds. A table renamed keeps its relation but changes its name. The changes
+    /// are a guess when columns both went and came after the last column both descriptions have.
     public static func compare(_ old: TableSchema, _ new: TableSchema) -> (changes: [SchemaChange], guessed: Bool) {
         var changes: [SchemaChange] = []
         if old.name != new.name { changes.append(.renameTable(from: old.name, to: new.name)) }

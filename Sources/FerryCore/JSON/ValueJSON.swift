@@ -141,38 +141,40 @@ public enum ValueJSON {
         // Values are read in place through buffer pointers: a copy of each out of the row would
         // retain and release its text.
         row.withUnsafeBufferPointer { row in
-            let keys = schema?.jsonKeys ?? []
-            keys.withUnsafeBufferPointer { keys in
-                var bound = 2
-                for index in row.indices {
-                    bound += 1 + (index < keys.count ? keys[index].count : 16) + maximumBytes(row[index])
-                }
-                if bound <= regionLimit {
-                    JSONCursor.appending(bound: bound, to: &out) { cursor in
-                        cursor.byte(UInt8(ascii: "{"))
-                        var first = true
-                        for index in row.indices {
-                            if case .absent = row[index] { continue }
-                            writeMemberName(index, keys: keys, first: &first, to: &cursor)
-                            write(row[index], to: &cursor)
-                        }
-                        cursor.byte(UInt8(ascii: "}"))
-                    }
-                    return
-                }
-                // Large values: each on its own, the longest in parts.
-                out.append(UInt8(ascii: "{"))
+            (schema?.jsonKeys ?? []).withUnsafeBufferPointer { keys in appendRow(row, keys: keys, to: &out) }
+        }
+    }
+
+    @inline(__always)
+    private static func appendRow(_ row: UnsafeBufferPointer<Value>, keys: UnsafeBufferPointer<[UInt8]>, to out: inout [UInt8]) {
+        var bound = 2
+        for index in row.indices {
+            bound += 1 + (index < keys.count ? keys[index].count : 16) + maximumBytes(row[index])
+        }
+        if bound <= regionLimit {
+            JSONCursor.appending(bound: bound, to: &out) { cursor in
+                cursor.byte(UInt8(ascii: "{"))
                 var first = true
                 for index in row.indices {
                     if case .absent = row[index] { continue }
-                    JSONCursor.appending(bound: 1 + (index < keys.count ? keys[index].count : 16), to: &out) {
-                        writeMemberName(index, keys: keys, first: &first, to: &$0)
-                    }
-                    append(row[index], to: &out)
+                    writeMemberName(index, keys: keys, first: &first, to: &cursor)
+                    write(row[index], to: &cursor)
                 }
-                out.append(UInt8(ascii: "}"))
+                cursor.byte(UInt8(ascii: "}"))
             }
+            return
         }
+        // Large values: each on its own, the longest in parts.
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        for index in row.indices {
+            if case .absent = row[index] { continue }
+            JSONCursor.appending(bound: 1 + (index < keys.count ? keys[index].count : 16), to: &out) {
+                writeMemberName(index, keys: keys, first: &first, to: &$0)
+            }
+            append(row[index], to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     /// `,` (except before the first member) and `"name":`; at most 1 + the key's length, or 17.

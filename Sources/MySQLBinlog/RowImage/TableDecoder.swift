@@ -151,10 +151,10 @@ public struct TableDecoder: Sendable {
                                   primaryKey: optional.primaryKey ?? fallback?.primaryKey ?? [])
     }
 
-    /// MariaDB pre-10.1 temporal columns with fractional seconds: not decoded, reported with the fix.
+    /// MariaDB pre-10.1 temporal columns with fractional seconds: not decoded; the error, with the fix.
     private static func hires(_ map: TableMapEvent, _ index: Int, _ optional: TableMapEvent.OptionalMetadata) -> String {
         let name = optional.columnNames?[safe: index] ?? "#\(index + 1)"
-        return ("column \(name) of \(map.database).\(map.table) uses MariaDB's pre-10.1 temporal format with fractional seconds, which Ferry does not decode; convert it with `ALTER TABLE \(map.database).\(map.table) FORCE` (with mysql56_temporal_format=ON)")
+        return "column \(name) of \(map.database).\(map.table) uses MariaDB's pre-10.1 temporal format with fractional seconds, which Ferry does not decode; convert it with `ALTER TABLE \(map.database).\(map.table) FORCE` (with mysql56_temporal_format=ON)"
     }
 
     /// An ENUM/SET member as a SQL string literal.
@@ -238,9 +238,6 @@ public struct TableDecoder: Sendable {
         var row = Row()
         row.reserveCapacity(columns.count)
         var presentIndex = 0
-        // Through a buffer pointer, each column's decoder is read in place, not copied out of the
-        // array (a copy retains its character set's and member names' storage).
-        return try columns.withUnsafeBufferPointer { columns in
         for index in 0..<columns.count {
             guard present[index >> 3] & (1 << (index & 7)) != 0 else {
                 row.append(.absent)
@@ -264,7 +261,6 @@ public struct TableDecoder: Sendable {
             }
         }
         return row
-        }
     }
 
     /// A column's decoding error, with the column named where the decoder could not say it.
