@@ -11,8 +11,9 @@ protocol ChangeBuffer: Sendable {
     /// after the consumer's cursor, waiting until at least one is there. Empty only when finished
     /// and drained for this consumer.
     func read(consumer: String, limit: Int, maximumEvents: Int) async throws -> [Transaction]
-    /// The consumer durably applied everything it has read.
-    func acknowledge(consumer: String) async throws
+    /// The consumer durably applied what it has read up to the transaction at `position` (it may
+    /// have read further meanwhile).
+    func acknowledge(consumer: String, through position: SourcePosition) async throws
 }
 
 /// An actor whose tasks wait for each other: parked tasks are woken by id, and a cancelled task

@@ -21,7 +21,9 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
     public nonisolated var unownedExecutor: UnownedSerialExecutor { DiskIOThread.loop.executor.asUnownedSerialExecutor() }
     let log: DiskLog
     private var cursors: [String: DiskLog.Cursor] = [:]
-    private var readUpTo: [String: UInt64] = [:]
+    /// Per consumer, the reads not yet acknowledged: each batch's last position and the sequence
+    /// after it, oldest first.
+    private var unacknowledgedReads: [String: [(position: SourcePosition, sequence: UInt64)]] = [:]
     private var acknowledged: [String: UInt64] = [:]
     private var decoders: [String: TransactionDecoder] = [:]
     private var finished = false
@@ -73,7 +75,6 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
             while let record = try log.next(&scan) { pending += UInt64(try TransactionCodec.summary(of: record).events) }
             backlogAtOpen[consumer] = pending
             cursors[consumer] = cursor
-            readUpTo[consumer] = cursor.sequence
             acknowledged[consumer] = cursor.sequence
             decoders[consumer] = TransactionDecoder()
         }
@@ -147,7 +148,7 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
             decoders[consumer] = decoder
             cursors[consumer] = cursor
             if !batch.isEmpty {
-                readUpTo[consumer] = cursor.sequence
+                unacknowledgedReads[consumer, default: []].append((batch[batch.count - 1].position, cursor.sequence))
                 return batch
             }
             if finished || Task.isCancelled { return [] }
@@ -155,8 +156,16 @@ public actor DiskBuffer: ChangeBuffer, ParkingActor {
         }
     }
 
-    public func acknowledge(consumer: String) throws {
-        acknowledged[consumer] = readUpTo[consumer]
+    public func acknowledge(consumer: String, through position: SourcePosition) throws {
+        var reads = unacknowledgedReads[consumer, default: []]
+        var through: UInt64?
+        while let first = reads.first, first.position <= position {
+            through = first.sequence
+            reads.removeFirst()
+        }
+        unacknowledgedReads[consumer] = reads
+        guard let through else { return }
+        acknowledged[consumer] = through
         guard let lowest = acknowledged.values.min(), let boundary = log.oldestSegmentEnd, boundary <= lowest,
               let record = try log.record(at: lowest - 1)
         else { return }

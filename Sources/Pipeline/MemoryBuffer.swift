@@ -67,7 +67,7 @@ public actor MemoryBuffer: ChangeBuffer, ParkingActor {
         }
     }
 
-    public func acknowledge(consumer: String) {}
+    public func acknowledge(consumer: String, through position: SourcePosition) {}
 
     private func release() {
         let lowest = cursors.values.min() ?? nextSequence

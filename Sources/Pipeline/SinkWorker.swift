@@ -99,49 +99,72 @@ struct SinkWorker: Sendable {
             try await record(sink: sink.name, position: recorded)
         }
         var targetWritten: ContinuousClock.Instant? = nil
-        while true {
-            let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
-            if batch.isEmpty { return }
-            let unseen = batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }
-            let fresh = try configuration.rules.apply(unseen, sink: sink.name)
-            let onlyPositions = !fresh.contains { !$0.events.isEmpty }
-            let writeTarget = !onlyPositions || targetWritten.map { ContinuousClock.now - $0 >= configuration.positionOnlyInterval } ?? true
-            guard let last = fresh.last, writeTarget else {
-                // The rules left nothing of these transactions: the sink is past them all the same,
-                // so its position (and the pipeline's safe position) moves on and its lag clears.
-                if let end = unseen.last {
-                    applied = end.position
-                    try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: end.position, applied: end.position)
-                    stats.applied(sink: sink.name, read: unseen, written: [], duration: .zero)
-                    try await record(sink: sink.name, position: end.position)
+        // A batch's position is recorded by a task of its own once the batch is durable, while
+        // the next batch is written: a file's fsync and the state store's commit do not stall the
+        // next batch's encoding. One such task at a time, so positions are recorded in order.
+        try await withThrowingTaskGroup(of: Void.self) { settling in
+            var unsettled = false
+            /// Once the last batch settled: makes this one durable, records `position` (when the
+            /// sink moved) and releases the buffer's records up to `readEnd`.
+            func settle(_ completion: DurableCompletion?, read: [Transaction], written: [Transaction], recording position: SourcePosition?,
+                        readEnd: SourcePosition, started: ContinuousClock.Instant?, clearRewind: Bool) async throws {
+                if unsettled { try await settling.next() }
+                unsettled = true
+                settling.addTask { [self] in
+                    if let completion {
+                        do {
+                            try await completion()
+                        } catch {
+                            throw failure(error, written)
+                        }
+                    }
+                    if let position {
+                        try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: position, applied: position)
+                    }
+                    try await buffer.acknowledge(consumer: sink.name, through: readEnd)
+                    guard let position else { return }
+                    stats.applied(sink: sink.name, read: read, written: written, duration: started.map { ContinuousClock.now - $0 } ?? .zero)
+                    if clearRewind { try await store.clearRewind(pipeline: configuration.name, sink: sink.name) }
+                    try await record(sink: sink.name, position: position)
                 }
-                try await buffer.acknowledge(consumer: sink.name)
-                continue
             }
-            let started = ContinuousClock.now
-            do {
-                try await applyRetrying(fresh, owned, deadline: &deadline)
-            } catch let error where error is CancellationError || error is StoppedWhileRetrying || Task.isCancelled {
-                // Stopped (a drain that timed out): not a rejection — nothing is isolated or dead-lettered.
-                throw error
-            } catch where ErrorClassifier.isFatal(error) {
-                // Durability is in doubt: stop at once, never write the batch again.
-                throw failure(error, fresh)
-            } catch where !ErrorClassifier.isTransient(error) {
-                try await applyIsolating(fresh, after: applied, cause: error, owned, deadline: &deadline)
-            } catch {
-                throw failure(error, fresh)
-            }
-            applied = last.position
-            targetWritten = ContinuousClock.now
-            try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: last.position, applied: last.position)
-            try await buffer.acknowledge(consumer: sink.name)
-            stats.applied(sink: sink.name, read: unseen, written: fresh, duration: ContinuousClock.now - started)
-            if rewindPending {
-                try await store.clearRewind(pipeline: configuration.name, sink: sink.name)
+            while true {
+                let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
+                if batch.isEmpty { break }
+                let unseen = batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }
+                let fresh = try configuration.rules.apply(unseen, sink: sink.name)
+                let onlyPositions = !fresh.contains { !$0.events.isEmpty }
+                let writeTarget = !onlyPositions || targetWritten.map { ContinuousClock.now - $0 >= configuration.positionOnlyInterval } ?? true
+                guard let last = fresh.last, writeTarget else {
+                    // The rules left nothing of these transactions: the sink is past them all the same,
+                    // so its position (and the pipeline's safe position) moves on and its lag clears.
+                    if let end = unseen.last { applied = end.position }
+                    try await settle(nil, read: unseen, written: [], recording: unseen.last?.position, readEnd: batch.last!.position,
+                                     started: nil, clearRewind: false)
+                    continue
+                }
+                let started = ContinuousClock.now
+                var completion: DurableCompletion?
+                do {
+                    completion = try await applyRetrying(fresh, owned, deadline: &deadline)
+                } catch let error where error is CancellationError || error is StoppedWhileRetrying || Task.isCancelled {
+                    // Stopped (a drain that timed out): not a rejection — nothing is isolated or dead-lettered.
+                    throw error
+                } catch where ErrorClassifier.isFatal(error) {
+                    // Durability is in doubt: stop at once, never write the batch again.
+                    throw failure(error, fresh)
+                } catch where !ErrorClassifier.isTransient(error) {
+                    try await applyIsolating(fresh, after: applied, cause: error, owned, deadline: &deadline)
+                } catch {
+                    throw failure(error, fresh)
+                }
+                applied = last.position
+                targetWritten = ContinuousClock.now
+                try await settle(completion, read: unseen, written: fresh, recording: last.position, readEnd: batch.last!.position,
+                                 started: started, clearRewind: rewindPending)
                 rewindPending = false
             }
-            try await record(sink: sink.name, position: last.position)
+            try await settling.waitForAll()
         }
     }
 
@@ -157,14 +180,17 @@ struct SinkWorker: Sendable {
             .adding("position", batch.count == 1 ? "\(batch[0].position.place)" : "\(batch.first!.position.place)…\(batch.last!.position.place)")
     }
 
-    /// Applies a batch, retrying transient failures with backoff; each retry runs on a new session.
-    func applyRetrying(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws {
+    /// Writes a batch, retrying transient failures with backoff; each retry runs on a new session.
+    /// Returns what makes the batch durable when the session left that to finish later.
+    func applyRetrying(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws -> DurableCompletion? {
         try await configuration.retry.run(stop: stop, {
             let limit = deadline.current
             do {
+                var completion: DurableCompletion?
                 // Measured on the deadline's own clock, so a test's manual clock steps it too.
-                let elapsed = try await elapsedTime(on: configuration.clock) { try await owned.apply(batch, deadline: limit) }
+                let elapsed = try await elapsedTime(on: configuration.clock) { completion = try await owned.write(batch, deadline: limit) }
                 deadline.finished(in: elapsed)
+                return completion
             } catch let timeout as ApplyTimeout {
                 deadline.timedOut()
                 throw timeout
@@ -175,6 +201,11 @@ struct SinkWorker: Sendable {
                 "ferry.attempt": "\(attempt)", LoggingKeys.retryIn: .seconds(wait),
             ])
         }
+    }
+
+    /// `applyRetrying`, and durable before it returns.
+    func applyDurably(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws {
+        try await applyRetrying(batch, owned, deadline: &deadline)?()
     }
 
     /// A batch failed for good: applies it transaction by transaction, and a failing transaction
@@ -196,7 +227,7 @@ struct SinkWorker: Sendable {
         for transaction in batch {
             defer { previous = transaction.position }
             do {
-                try await applyRetrying([transaction], owned, deadline: &deadline)
+                try await applyDurably([transaction], owned, deadline: &deadline)
                 continue
             } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {}
             var letters: [DeadLetter] = []
@@ -205,7 +236,7 @@ struct SinkWorker: Sendable {
                 single.events = [event]
                 single.position = previous ?? transaction.position
                 do {
-                    try await applyRetrying([single], owned, deadline: &deadline)
+                    try await applyDurably([single], owned, deadline: &deadline)
                 } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {
                     let reason = FerryError(describing: error, code: .sinkRejected).adding("pipeline", configuration.name)
                         .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.place)")
@@ -232,7 +263,7 @@ struct SinkWorker: Sendable {
             }
             var marker = transaction
             marker.events = []
-            try await applyRetrying([marker], owned, deadline: &deadline)
+            try await applyDurably([marker], owned, deadline: &deadline)
         }
     }
 }
@@ -282,10 +313,11 @@ final class OwnedSession {
         }
     }
 
-    /// One attempt at `batch` on the current session (a new one when there is none). A session
-    /// that cannot be opened for a reason other than a transient one stops the pipeline: the
-    /// batch was never tried, so none of its changes is isolated or dead-lettered.
-    func apply(_ batch: [Transaction], deadline: Duration) async throws {
+    /// One attempt at `batch` on the current session (a new one when there is none); returns what
+    /// finishes making it durable, when the session left that for later. A session that cannot be
+    /// opened for a reason other than a transient one stops the pipeline: the batch was never
+    /// tried, so none of its changes is isolated or dead-lettered.
+    func write(_ batch: [Transaction], deadline: Duration) async throws -> DurableCompletion? {
         if session == nil {
             do {
                 _ = try await open()
@@ -293,11 +325,11 @@ final class OwnedSession {
                 throw SessionUnusable(underlying: error)
             }
         }
-        guard let session else { return }
+        guard let session else { return nil }
         do {
             try configuration.checkWriteWindow(sink: session.name)
-            try await withDeadline(deadline, clock: configuration.clock, session: session, window: configuration.writeWindow) {
-                try await session.apply(batch)
+            return try await withDeadline(deadline, clock: configuration.clock, session: session, window: configuration.writeWindow) {
+                try await session.write(batch)
             }
         } catch where ErrorClassifier.isTransient(error) || error is CancellationError {
             await close()

@@ -33,6 +33,13 @@ public protocol SinkSession: Sendable {
     /// running.
     func apply(_ transactions: [Transaction]) async throws
 
+    /// Writes `transactions` like `apply`, but may return before they are durable: it then returns
+    /// what makes them durable, which the engine runs while it writes the next batch on this
+    /// session and awaits before it records the batch's position (a file's fsync need not stall
+    /// the encoding of the next batch). That completion must be safe to run beside `write`,
+    /// `close` and another session's `open`. The default applies and returns `nil`.
+    func write(_ transactions: [Transaction]) async throws -> DurableCompletion?
+
     /// Releases connections and files.
     func close() async throws
 
@@ -45,7 +52,15 @@ public protocol SinkSession: Sendable {
 
 extension SinkSession {
     public func interrupt() {}
+
+    public func write(_ transactions: [Transaction]) async throws -> DurableCompletion? {
+        try await apply(transactions)
+        return nil
+    }
 }
+
+/// Finishes making a written batch durable (`SinkSession.write`).
+public typealias DurableCompletion = @Sendable () async throws -> Void
 
 /// A sink that holds no connection: its one instance serves as every session.
 public protocol StatelessSink: Sink, SinkSession {}

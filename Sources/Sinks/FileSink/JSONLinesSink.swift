@@ -2,6 +2,7 @@ import CWriteback
 import FerryCore
 import Foundation
 import Logging
+import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -70,6 +71,34 @@ public actor JSONLinesSink: DeadLetterSink {
     }
 
     public func apply(_ transactions: [Transaction]) async throws {
+        try await write(transactions)?()
+    }
+
+    /// Writes the batch's lines; the fsync that makes them durable is left to the returned
+    /// completion, which runs on a descriptor of its own and a thread-pool thread — not on the
+    /// sink or the cooperative threads — while the next batch is encoded. A rotation meanwhile
+    /// closes the sink's descriptor, not the completion's.
+    public func write(_ transactions: [Transaction]) async throws -> DurableCompletion? {
+        guard try writeLines(transactions) else { return nil }
+        let file = OwnedDescriptor(Glibc.dup(descriptor))
+        guard file.descriptor >= 0 else {
+            throw FerryError(code: .sinkFileWrite, message: "cannot duplicate the descriptor of \(currentPath) to fsync it: \(String(cString: strerror(errno)))",
+                             fix: "raise the process's open-file limit (ulimit -n); the batch is written again", disposition: .retry)
+        }
+        let path = currentPath
+        return {
+            try await NIOThreadPool.singleton.runIfActive {
+                guard fsync(file.descriptor) == 0 else {
+                    throw FerryError(code: .sinkFileFsync, message: "fsync of \(path) failed: \(String(cString: strerror(errno)))",
+                                     fix: "check the disk; an fsync error is never retried because the data may be lost", disposition: .fatal)
+                }
+            }
+        }
+    }
+
+    /// Writes the batch's lines to the current file (rotating it first when due); false when the
+    /// batch had no line to write.
+    private func writeLines(_ transactions: [Transaction]) throws -> Bool {
         if descriptor < 0 {
             // A rotation that failed after closing the file (the file moved away meanwhile):
             // the next batch goes to a current file again.
@@ -117,13 +146,10 @@ public actor JSONLinesSink: DeadLetterSink {
                 }
             }
         }
-        guard wrote || !out.isEmpty else { return }
+        guard wrote || !out.isEmpty else { return false }
         try writeAll(out)
-        guard fsync(descriptor) == 0 else {
-            throw FerryError(code: .sinkFileFsync, message: "fsync of \(currentPath) failed: \(String(cString: strerror(errno)))",
-                             fix: "check the disk; an fsync error is never retried because the data may be lost", disposition: .fatal)
-        }
         fileBytes += out.count
+        return true
     }
 
     public func deadLetter(_ letters: [DeadLetter]) async throws {
@@ -197,7 +223,7 @@ public actor JSONLinesSink: DeadLetterSink {
     private static func writeAll(_ bytes: [UInt8], to descriptor: Int32, path: String) throws {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw FerryError(code: .sinkFileWrite, message: "cannot write \(path): \(String(cString: strerror(errno)))")
@@ -283,6 +309,17 @@ public actor JSONLinesSink: DeadLetterSink {
         let rotated = files.filter { $0.hasPrefix("\(name).") && $0.hasSuffix(".jsonl") && $0 != "\(name).jsonl" }.sorted()
         guard let newest = rotated.last else { return nil }
         return try? repairAndReadLastPosition((directory as NSString).appendingPathComponent(newest))
+    }
+}
+
+/// A file descriptor closed when its last holder lets go (a completion the engine never ran too).
+final class OwnedDescriptor: Sendable {
+    let descriptor: Int32
+
+    init(_ descriptor: Int32) { self.descriptor = descriptor }
+
+    deinit {
+        if descriptor >= 0 { Glibc.close(descriptor) }
     }
 }
 
