@@ -89,82 +89,124 @@ struct SinkWorker: Sendable {
         }
     }
 
+    /// A written batch, to be settled: made durable (`completion`), then its position recorded
+    /// (when the sink moved) and the buffer's records released up to `readEnd`.
+    struct Settlement: Sendable {
+        let completion: DurableCompletion?
+        let read: [Transaction]
+        let written: [Transaction]
+        let position: SourcePosition?
+        let readEnd: SourcePosition
+        /// How long the write took; the completion's time is added once it ran.
+        let writing: Duration
+        let clearRewind: Bool
+    }
+
     private func run(from start: SourcePosition?, recordedAtOpen recorded: SourcePosition?, owned: OwnedSession) async throws {
         var applied = start
-        var rewindPending = rewound
-        var deadline = ApplyDeadline(seconds: configuration.applyTimeoutSeconds)
         if !rewound, let recorded, applied.map({ recorded > $0 }) ?? true {
             applied = recorded
             stats.recorded(sink: sink.name, recorded)
             try await record(sink: sink.name, position: recorded)
         }
+        // A batch settles in a task of its own while the next batch is written: a file's fsync
+        // and the state store's commit do not stall the next batch's encoding. One batch settles
+        // at a time, in order; the first failure of either task ends both (a failed fsync is seen
+        // at once, not when the next batch comes).
+        let settlements = BoundedHandoff<Settlement>(capacity: 1)
+        let settled = BoundedHandoff<Bool>(capacity: 1)
+        try await withThrowingTaskGroup(of: Void.self) { [applied] group in
+            group.addTask { try await settle(settlements, reporting: settled) }
+            group.addTask { try await write(after: applied, owned: owned, settling: settlements, settled: settled) }
+            while try await group.next() != nil {}
+        }
+    }
+
+    /// Reads, shapes and writes batches, handing each written one over to be settled.
+    private func write(after start: SourcePosition?, owned: OwnedSession, settling settlements: BoundedHandoff<Settlement>,
+                       settled: BoundedHandoff<Bool>) async throws {
+        defer { settlements.finish() }
+        var applied = start
+        var rewindPending = rewound
+        var deadline = ApplyDeadline(seconds: configuration.applyTimeoutSeconds)
         var targetWritten: ContinuousClock.Instant? = nil
-        // A batch's position is recorded by a task of its own once the batch is durable, while
-        // the next batch is written: a file's fsync and the state store's commit do not stall the
-        // next batch's encoding. One such task at a time, so positions are recorded in order.
-        try await withThrowingTaskGroup(of: Void.self) { settling in
-            var unsettled = false
-            /// Once the last batch settled: makes this one durable, records `position` (when the
-            /// sink moved) and releases the buffer's records up to `readEnd`.
-            func settle(_ completion: DurableCompletion?, read: [Transaction], written: [Transaction], recording position: SourcePosition?,
-                        readEnd: SourcePosition, started: ContinuousClock.Instant?, clearRewind: Bool) async throws {
-                if unsettled { try await settling.next() }
-                unsettled = true
-                settling.addTask { [self] in
-                    if let completion {
-                        do {
-                            try await completion()
-                        } catch {
-                            throw failure(error, written)
-                        }
+        var unsettled = false
+        func awaitSettled() async throws {
+            guard unsettled else { return }
+            guard await settled.take() != nil else { throw CancellationError() }
+            unsettled = false
+        }
+        func handOver(_ settlement: Settlement) async throws {
+            try await awaitSettled()
+            guard await settlements.send(settlement, weight: 1) else { throw CancellationError() }
+            unsettled = true
+        }
+        while true {
+            let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
+            if batch.isEmpty { return }
+            let unseen = batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }
+            let fresh = try configuration.rules.apply(unseen, sink: sink.name)
+            let onlyPositions = !fresh.contains { !$0.events.isEmpty }
+            let writeTarget = !onlyPositions || targetWritten.map { ContinuousClock.now - $0 >= configuration.positionOnlyInterval } ?? true
+            guard let last = fresh.last, writeTarget else {
+                // The rules left nothing of these transactions: the sink is past them all the same,
+                // so its position (and the pipeline's safe position) moves on and its lag clears.
+                if let end = unseen.last { applied = end.position }
+                try await handOver(Settlement(completion: nil, read: unseen, written: [], position: unseen.last?.position,
+                                              readEnd: batch.last!.position, writing: .zero, clearRewind: false))
+                continue
+            }
+            let started = ContinuousClock.now
+            var completion: DurableCompletion?
+            do {
+                completion = try await applyRetrying(fresh, owned, deadline: &deadline)
+            } catch let error where error is CancellationError || error is StoppedWhileRetrying || Task.isCancelled {
+                // Stopped (a drain that timed out): not a rejection — nothing is isolated or dead-lettered.
+                throw error
+            } catch where ErrorClassifier.isFatal(error) {
+                // Durability is in doubt: stop at once, never write the batch again.
+                throw failure(error, fresh)
+            } catch where !ErrorClassifier.isTransient(error) {
+                // Isolating writes durably; the batch before settles first, so two fsyncs of one
+                // file never run at once (only one of them would see a write-back error).
+                try await awaitSettled()
+                try await applyIsolating(fresh, after: applied, cause: error, owned, deadline: &deadline)
+            } catch {
+                throw failure(error, fresh)
+            }
+            applied = last.position
+            targetWritten = ContinuousClock.now
+            try await handOver(Settlement(completion: completion, read: unseen, written: fresh, position: last.position,
+                                          readEnd: batch.last!.position, writing: ContinuousClock.now - started, clearRewind: rewindPending))
+            rewindPending = false
+        }
+    }
+
+    /// Settles the written batches in order, reporting each one settled.
+    private func settle(_ settlements: BoundedHandoff<Settlement>, reporting settled: BoundedHandoff<Bool>) async throws {
+        while let taken = await settlements.take() {
+            for settlement in taken {
+                var syncing = Duration.zero
+                if let completion = settlement.completion {
+                    let began = ContinuousClock.now
+                    do {
+                        try await completion()
+                    } catch {
+                        throw failure(error, settlement.written)
                     }
-                    if let position {
-                        try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: position, applied: position)
-                    }
-                    try await buffer.acknowledge(consumer: sink.name, through: readEnd)
-                    guard let position else { return }
-                    stats.applied(sink: sink.name, read: read, written: written, duration: started.map { ContinuousClock.now - $0 } ?? .zero)
-                    if clearRewind { try await store.clearRewind(pipeline: configuration.name, sink: sink.name) }
+                    syncing = ContinuousClock.now - began
+                }
+                if let position = settlement.position {
+                    try await store.saveSinkPositions(pipeline: configuration.name, sink: sink.name, queued: position, applied: position)
+                }
+                try await buffer.acknowledge(consumer: sink.name, through: settlement.readEnd)
+                if let position = settlement.position {
+                    stats.applied(sink: sink.name, read: settlement.read, written: settlement.written, duration: settlement.writing + syncing)
+                    if settlement.clearRewind { try await store.clearRewind(pipeline: configuration.name, sink: sink.name) }
                     try await record(sink: sink.name, position: position)
                 }
+                _ = await settled.send(true, weight: 1)
             }
-            while true {
-                let batch = try await buffer.read(consumer: sink.name, limit: configuration.batchTransactions, maximumEvents: configuration.batchEvents)
-                if batch.isEmpty { break }
-                let unseen = batch.filter { transaction in applied.map { transaction.position > $0 } ?? true }
-                let fresh = try configuration.rules.apply(unseen, sink: sink.name)
-                let onlyPositions = !fresh.contains { !$0.events.isEmpty }
-                let writeTarget = !onlyPositions || targetWritten.map { ContinuousClock.now - $0 >= configuration.positionOnlyInterval } ?? true
-                guard let last = fresh.last, writeTarget else {
-                    // The rules left nothing of these transactions: the sink is past them all the same,
-                    // so its position (and the pipeline's safe position) moves on and its lag clears.
-                    if let end = unseen.last { applied = end.position }
-                    try await settle(nil, read: unseen, written: [], recording: unseen.last?.position, readEnd: batch.last!.position,
-                                     started: nil, clearRewind: false)
-                    continue
-                }
-                let started = ContinuousClock.now
-                var completion: DurableCompletion?
-                do {
-                    completion = try await applyRetrying(fresh, owned, deadline: &deadline)
-                } catch let error where error is CancellationError || error is StoppedWhileRetrying || Task.isCancelled {
-                    // Stopped (a drain that timed out): not a rejection — nothing is isolated or dead-lettered.
-                    throw error
-                } catch where ErrorClassifier.isFatal(error) {
-                    // Durability is in doubt: stop at once, never write the batch again.
-                    throw failure(error, fresh)
-                } catch where !ErrorClassifier.isTransient(error) {
-                    try await applyIsolating(fresh, after: applied, cause: error, owned, deadline: &deadline)
-                } catch {
-                    throw failure(error, fresh)
-                }
-                applied = last.position
-                targetWritten = ContinuousClock.now
-                try await settle(completion, read: unseen, written: fresh, recording: last.position, readEnd: batch.last!.position,
-                                 started: started, clearRewind: rewindPending)
-                rewindPending = false
-            }
-            try await settling.waitForAll()
         }
     }
 
@@ -271,7 +313,9 @@ struct SinkWorker: Sendable {
 /// The one session a sink worker owns: made and opened on first use, closed and thrown away after
 /// an attempt that failed for a transient reason (a timeout, a lost connection), so every retry
 /// starts on a new session and no earlier attempt can still be running (docs/architecture.md, one owner).
-final class OwnedSession {
+/// Unchecked `Sendable`: it moves into the worker's writing task, the only one that uses it until
+/// that task has ended.
+final class OwnedSession: @unchecked Sendable {
     let sink: any Sink
     let configuration: PipelineConfiguration
     let logger: Logger

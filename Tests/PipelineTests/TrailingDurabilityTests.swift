@@ -5,16 +5,52 @@ import Foundation
 import Logging
 @testable import Pipeline
 import StateStore
+import Synchronization
 import Testing
+
+/// Which batches may become durable; a waiter resumes when released or cancelled, so a failed
+/// test cannot leave the pipeline waiting for ever.
+final class DurabilityGate: Sendable {
+    private struct State {
+        var released = 0
+        var waiters: [(batch: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+
+    private let state = Mutex(State())
+
+    func release(through batch: Int) {
+        let ready = state.withLock { state in
+            state.released = max(state.released, batch)
+            let ready = state.waiters.filter { $0.batch <= batch }
+            state.waiters.removeAll { $0.batch <= batch }
+            return ready
+        }
+        for waiter in ready { waiter.continuation.resume() }
+    }
+
+    func wait(for batch: Int) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state in
+                    if batch <= state.released || Task.isCancelled { return true }
+                    state.waiters.append((batch, continuation))
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            release(through: .max)
+        }
+    }
+}
 
 /// A target that writes a batch at once and makes it durable only when the test releases it (a
 /// file's fsync, held), or fails to.
 actor HeldDurabilitySink: StatelessSink {
     nonisolated let name = "held"
+    nonisolated let gate = DurabilityGate()
     private(set) var written: [SourcePosition] = []
-    private var released = 0
     private var failing: Int?
-    private var waiters: [(batch: Int, continuation: CheckedContinuation<Void, Never>)] = []
 
     func open() async throws -> SourcePosition? { nil }
     func close() async throws {}
@@ -26,28 +62,17 @@ actor HeldDurabilitySink: StatelessSink {
     func write(_ transactions: [Transaction]) async throws -> DurableCompletion? {
         written.append(transactions.last!.position)
         let batch = written.count
-        return { try await self.durable(batch) }
-    }
-
-    /// Batches up to `batch` become durable.
-    func release(through batch: Int) {
-        released = max(released, batch)
-        let ready = waiters.filter { $0.batch <= released }
-        waiters.removeAll { $0.batch <= released }
-        for waiter in ready { waiter.continuation.resume() }
+        let fails = batch == failing
+        return { [gate] in
+            await gate.wait(for: batch)
+            if fails {
+                throw FerryError(code: .sinkFileFsync, message: "fsync of /data/held.jsonl failed: Input/output error", disposition: .fatal)
+            }
+        }
     }
 
     /// Batch `batch`'s durability fails (an fsync error) once released.
     func failDurability(of batch: Int) { failing = batch }
-
-    private func durable(_ batch: Int) async throws {
-        if batch > released {
-            await withCheckedContinuation { waiters.append((batch, $0)) }
-        }
-        if batch == failing {
-            throw FerryError(code: .sinkFileFsync, message: "fsync of /data/held.jsonl failed: Input/output error", disposition: .fatal)
-        }
-    }
 }
 
 @Suite struct TrailingDurabilityTests {
@@ -63,7 +88,7 @@ actor HeldDurabilitySink: StatelessSink {
                 try await eventually("batch 2 written") { await sink.written.count == 2 }
                 // Batch 2 went out while batch 1 was not yet durable: nothing is recorded.
                 #expect(try await applied() == nil)
-                await sink.release(through: 1)
+                sink.gate.release(through: 1)
                 // Batch 3 waits for batch 1 to settle, not for batch 2.
                 try await eventually("batch 1 recorded, batch 3 written") {
                     let recorded = try await applied()
@@ -71,7 +96,7 @@ actor HeldDurabilitySink: StatelessSink {
                     return recorded == position(100) && written == 3
                 }
                 #expect(try await applied() == position(100))
-                await sink.release(through: 3)
+                sink.gate.release(through: 3)
                 try await eventually("batch 3 recorded") { try await applied() == position(300) }
                 return true
             }
@@ -79,17 +104,18 @@ actor HeldDurabilitySink: StatelessSink {
         }
     }
 
-    /// A batch whose durability fails stops the pipeline and its position is never recorded.
-    @Test func aFailedDurabilityStopsThePipelineBeforeItsPositionIsRecorded() async throws {
+    /// A batch whose durability fails stops the pipeline and its position is never recorded —
+    /// also the last batch, after which the worker only waits for more changes.
+    @Test(arguments: [2, 3]) func aFailedDurabilityStopsThePipelineBeforeItsPositionIsRecorded(failing: Int) async throws {
         try await withStore { store in
             let sink = HeldDurabilitySink()
-            await sink.failDurability(of: 2)
-            await sink.release(through: 3)
+            await sink.failDurability(of: failing)
+            sink.gate.release(through: 3)
             let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", batchTransactions: 1),
                                         source: ListSource(inserts(1...3)), sinks: [sink], store: store, logger: Logger(label: "test"))
             await #expect(throws: FerryError.self) { try await runner.run(stop: StopSignal()) }
             let applied = try await store.checkpoint(pipeline: "p")?.sinks["held"]?.applied
-            #expect(applied == position(100))
+            #expect(applied == position(UInt64(failing - 1) * 100))
         }
     }
 

@@ -44,7 +44,9 @@ public actor JSONLinesSink: DeadLetterSink {
     public nonisolated let name: String
     let configuration: Configuration
     private let writer: EventJSONWriter
-    private var descriptor: Int32 = -1
+    /// The current file; a completion still syncing it keeps it open after a rotation or close.
+    private var file: OwnedDescriptor?
+    private var descriptor: Int32 { file?.descriptor ?? -1 }
     private var fileBytes = 0
     private var fileOpenedAt = Date()
     /// The bytes of one batch; kept between batches so its capacity is allocated once.
@@ -66,8 +68,7 @@ public actor JSONLinesSink: DeadLetterSink {
     }
 
     public func close() async throws {
-        if descriptor >= 0 { Glibc.close(descriptor) }
-        descriptor = -1
+        file = nil
     }
 
     public func apply(_ transactions: [Transaction]) async throws {
@@ -75,16 +76,11 @@ public actor JSONLinesSink: DeadLetterSink {
     }
 
     /// Writes the batch's lines; the fsync that makes them durable is left to the returned
-    /// completion, which runs on a descriptor of its own and a thread-pool thread — not on the
-    /// sink or the cooperative threads — while the next batch is encoded. A rotation meanwhile
-    /// closes the sink's descriptor, not the completion's.
+    /// completion, which runs on a thread-pool thread — not on the sink or the cooperative
+    /// threads — while the next batch is encoded. It holds the file it syncs, so a rotation or
+    /// close meanwhile does not close it under the fsync.
     public func write(_ transactions: [Transaction]) async throws -> DurableCompletion? {
-        guard try writeLines(transactions) else { return nil }
-        let file = OwnedDescriptor(Glibc.dup(descriptor))
-        guard file.descriptor >= 0 else {
-            throw FerryError(code: .sinkFileWrite, message: "cannot duplicate the descriptor of \(currentPath) to fsync it: \(String(cString: strerror(errno)))",
-                             fix: "raise the process's open-file limit (ulimit -n); the batch is written again", disposition: .retry)
-        }
+        guard try writeLines(transactions), let file else { return nil }
         let path = currentPath
         return {
             try await NIOThreadPool.singleton.runIfActive {
@@ -233,20 +229,20 @@ public actor JSONLinesSink: DeadLetterSink {
     }
 
     private func openCurrent() throws {
-        descriptor = Glibc.open(currentPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        guard descriptor >= 0 else {
+        let opened = Glibc.open(currentPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        guard opened >= 0 else {
             throw FerryError(code: .sinkFileOpen, message: "cannot open \(currentPath): \(String(cString: strerror(errno)))")
         }
         var info = stat()
-        fstat(descriptor, &info)
+        file = OwnedDescriptor(opened)
+        fstat(opened, &info)
         fileBytes = Int(info.st_size)
         fileOpenedAt = Date()
     }
 
     private func rotate() throws {
-        // Forgotten before anything can fail: a closed descriptor's number is soon another file's.
-        Glibc.close(descriptor)
-        descriptor = -1
+        // Let go of before anything can fail: a closed descriptor's number is soon another file's.
+        file = nil
         let stamp = Int64(Date().timeIntervalSince1970 * 1000)
         let rotated = (configuration.directory as NSString).appendingPathComponent("\(configuration.name).\(stamp).jsonl")
         try FileManager.default.moveItem(atPath: currentPath, toPath: rotated)
@@ -312,7 +308,8 @@ public actor JSONLinesSink: DeadLetterSink {
     }
 }
 
-/// A file descriptor closed when its last holder lets go (a completion the engine never ran too).
+/// A file descriptor closed when its last holder lets go: the sink, or a completion syncing it
+/// (also one the engine never ran).
 final class OwnedDescriptor: Sendable {
     let descriptor: Int32
 
