@@ -260,6 +260,7 @@ let package = Package(
             dependencies: [
                 "FerryCore", "CWriteback",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Sources/Sinks/FileSink"

@@ -111,15 +111,32 @@ struct SinkWorker: Sendable {
         }
         // A batch settles in a task of its own while the next batch is written: a file's fsync
         // and the state store's commit do not stall the next batch's encoding. One batch settles
-        // at a time, in order; the first failure of either task ends both (a failed fsync is seen
-        // at once, not when the next batch comes).
+        // at a time, in order. A failed settle ends the writer at once (not when the next batch
+        // comes); a writer that ends — stopped, failed or done — lets the batch it handed over
+        // settle first, and a settle failure then wins over its error (a graceful stop must not
+        // hide a failed fsync).
         let settlements = BoundedHandoff<Settlement>(capacity: 1)
         let settled = BoundedHandoff<Bool>(capacity: 1)
-        try await withThrowingTaskGroup(of: Void.self) { [applied] group in
-            group.addTask { try await settle(settlements, reporting: settled) }
-            group.addTask { try await write(after: applied, owned: owned, settling: settlements, settled: settled) }
-            while try await group.next() != nil {}
+        let writerError = try await withThrowingTaskGroup(of: (any Error)?.self) { [applied] group in
+            group.addTask {
+                try await settle(settlements, reporting: settled)
+                return nil
+            }
+            group.addTask {
+                do {
+                    try await write(after: applied, owned: owned, settling: settlements, settled: settled)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            var writerError: (any Error)?
+            while let ended = try await group.next() {
+                if let ended { writerError = ended }
+            }
+            return writerError
         }
+        if let writerError { throw writerError }
     }
 
     /// Reads, shapes and writes batches, handing each written one over to be settled.
@@ -271,7 +288,7 @@ struct SinkWorker: Sendable {
             do {
                 try await applyDurably([transaction], owned, deadline: &deadline)
                 continue
-            } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {}
+            } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled && !(error is StoppedWhileRetrying) {}
             var letters: [DeadLetter] = []
             for event in transaction.events {
                 var single = transaction
@@ -279,7 +296,7 @@ struct SinkWorker: Sendable {
                 single.position = previous ?? transaction.position
                 do {
                     try await applyDurably([single], owned, deadline: &deadline)
-                } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {
+                } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled && !(error is StoppedWhileRetrying) {
                     let reason = FerryError(describing: error, code: .sinkRejected).adding("pipeline", configuration.name)
                         .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.place)")
                     guard deadLetters != nil else { throw reason }

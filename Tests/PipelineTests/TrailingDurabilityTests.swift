@@ -51,6 +51,8 @@ actor HeldDurabilitySink: StatelessSink {
     nonisolated let gate = DurabilityGate()
     private(set) var written: [SourcePosition] = []
     private var failing: Int?
+    private var failingWritesFrom: Int?
+    private(set) var failedWrites = 0
 
     func open() async throws -> SourcePosition? { nil }
     func close() async throws {}
@@ -60,6 +62,10 @@ actor HeldDurabilitySink: StatelessSink {
     }
 
     func write(_ transactions: [Transaction]) async throws -> DurableCompletion? {
+        if let from = failingWritesFrom, written.count + 1 >= from {
+            failedWrites += 1
+            throw FerryError(code: .sinkWriteFailed, message: "target busy", disposition: .retry)
+        }
         written.append(transactions.last!.position)
         let batch = written.count
         let fails = batch == failing
@@ -73,6 +79,9 @@ actor HeldDurabilitySink: StatelessSink {
 
     /// Batch `batch`'s durability fails (an fsync error) once released.
     func failDurability(of batch: Int) { failing = batch }
+
+    /// Writes of batch `batch` and later fail, for a reason worth retrying.
+    func failWrites(from batch: Int) { failingWritesFrom = batch }
 }
 
 @Suite struct TrailingDurabilityTests {
@@ -116,6 +125,28 @@ actor HeldDurabilitySink: StatelessSink {
             await #expect(throws: FerryError.self) { try await runner.run(stop: StopSignal()) }
             let applied = try await store.checkpoint(pipeline: "p")?.sinks["held"]?.applied
             #expect(applied == position(UInt64(failing - 1) * 100))
+        }
+    }
+
+    /// A stop that ends the retrying of one batch lets the batch before it settle, and its failed
+    /// fsync is what the pipeline reports — not a graceful stop.
+    @Test func aStopWhileRetryingDoesNotHideAFailedFsync() async throws {
+        try await withStore { store in
+            let sink = HeldDurabilitySink()
+            await sink.failDurability(of: 1)
+            await sink.failWrites(from: 2)
+            let stop = StopSignal()
+            let runner = PipelineRunner(configuration: PipelineConfiguration(name: "p", batchTransactions: 1,
+                                                                             retry: RetryPolicy(initialDelaySeconds: 0.01, maximumDelaySeconds: 0.02)),
+                                        source: ListSource(inserts(1...3)), sinks: [sink], store: store, logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await runner.run(stop: stop) }
+                try await eventually("batch 2 retried while batch 1 is not durable") { await sink.failedWrites >= 2 }
+                await stop.stop()
+                sink.gate.release(through: 1)
+                await #expect(throws: FerryError.self) { try await group.next() }
+            }
+            #expect(try await store.checkpoint(pipeline: "p")?.sinks["held"]?.applied == nil)
         }
     }
 

@@ -2,6 +2,7 @@ import CWriteback
 import FerryCore
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 
 #if canImport(Glibc)
@@ -83,12 +84,17 @@ public actor JSONLinesSink: DeadLetterSink {
         guard try writeLines(transactions), let file else { return nil }
         let path = currentPath
         return {
-            try await NIOThreadPool.singleton.runIfActive {
-                guard fsync(file.descriptor) == 0 else {
-                    throw FerryError(code: .sinkFileFsync, message: "fsync of \(path) failed: \(String(cString: strerror(errno)))",
-                                     fix: "check the disk; an fsync error is never retried because the data may be lost", disposition: .fatal)
-                }
-            }
+            // Not cancellable: a stopping pipeline still finishes the fsync of what it wrote.
+            try await NIOThreadPool.singleton.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.next()) {
+                try Self.sync(file.descriptor, path: path)
+            }.get()
+        }
+    }
+
+    private static func sync(_ descriptor: Int32, path: String) throws {
+        guard fsync(descriptor) == 0 else {
+            throw FerryError(code: .sinkFileFsync, message: "fsync of \(path) failed: \(String(cString: strerror(errno)))",
+                             fix: "check the disk; an fsync error is never retried because the data may be lost", disposition: .fatal)
         }
     }
 
@@ -282,6 +288,9 @@ public actor JSONLinesSink: DeadLetterSink {
         }
         if result == nil, windowStart == 0 { keep = 0 }
         if keep < size { try handle.truncate(atOffset: keep) }
+        // The position read back counts as applied: lines a stopped process wrote but never
+        // synced (a kill between a write and its fsync) are made durable first.
+        try sync(handle.fileDescriptor, path: path)
         return result
     }
 
