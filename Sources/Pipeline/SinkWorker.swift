@@ -382,7 +382,7 @@ final class OwnedSession: @unchecked Sendable {
         if session == nil {
             do {
                 _ = try await open()
-            } catch where ErrorClassifier.classify(error) == .reject {
+            } catch where ErrorClassifier.classify(error) == .reject && !(error is StoppedWhileRetrying) {
                 throw SessionUnusable(underlying: error)
             }
         }

@@ -291,3 +291,59 @@ actor StuckSink: StatelessSink {
         #expect(deadline.current == .seconds(2))
     }
 }
+
+/// A target that goes down when its first session fails: every later session fails to open, for a
+/// reason worth retrying.
+final class DownAfterFirstFailureSink: Sink, @unchecked Sendable {
+    let name = "down"
+    private let lock = NSLock()
+    private var made = 0
+
+    var sessions: Int { lock.withLock { made } }
+
+    func makeSession() throws -> any SinkSession {
+        let number = lock.withLock {
+            made += 1
+            return made
+        }
+        return DownSession(opens: number == 1)
+    }
+}
+
+actor DownSession: SinkSession {
+    let opens: Bool
+    nonisolated let name = "down"
+
+    init(opens: Bool) { self.opens = opens }
+
+    func open() async throws -> SourcePosition? {
+        guard opens else { throw MemorySinkError(message: "connection refused", isTransient: true) }
+        return nil
+    }
+
+    func close() async throws {}
+
+    func apply(_ transactions: [Transaction]) async throws {
+        throw MemorySinkError(message: "connection reset", isTransient: true)
+    }
+}
+
+@Suite struct StopWhileReopeningTests {
+    /// A stop while the worker retries opening a new session (the target went down mid-batch) is
+    /// a graceful stop, not a session that cannot be used: the run ends without an error.
+    @Test func aStopWhileReopeningASessionEndsTheRunGracefully() async throws {
+        try await withStore { store in
+            let sink = DownAfterFirstFailureSink()
+            let configuration = PipelineConfiguration(name: "p", retry: RetryPolicy(initialDelaySeconds: 0.01, maximumDelaySeconds: 0.02))
+            let runner = PipelineRunner(configuration: configuration, source: ListSource(inserts(1...3)), sinks: [sink], store: store, logger: Logger(label: "test"))
+            let stop = StopSignal()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await runner.run(stop: stop) }
+                try await eventually("the worker retries opening sessions") { sink.sessions >= 3 }
+                await stop.stop()
+                try await group.next()
+            }
+            #expect(try await store.checkpoint(pipeline: "p")?.sinks["down"]?.applied == nil)
+        }
+    }
+}
