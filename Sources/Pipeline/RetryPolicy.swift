@@ -76,6 +76,8 @@ public struct RetryPolicy: Sendable {
 }
 
 /// The pipeline was stopped while a sink waited to try again; `underlying` is the last failure.
-public struct StoppedWhileRetrying: Error {
+/// Transient, never a rejection: what was not applied is tried again on the next start.
+public struct StoppedWhileRetrying: ClassifiedError {
     public var underlying: any Error
+    public var isTransient: Bool { true }
 }

@@ -176,7 +176,7 @@ struct SinkWorker: Sendable {
             let started = ContinuousClock.now
             var completion: DurableCompletion?
             do {
-                completion = try await applyRetrying(fresh, owned, deadline: &deadline)
+                completion = try await writeRetrying(fresh, owned, deadline: &deadline)
             } catch let error where error is CancellationError || error is StoppedWhileRetrying || Task.isCancelled {
                 // Stopped (a drain that timed out): not a rejection — nothing is isolated or dead-lettered.
                 throw error
@@ -241,7 +241,7 @@ struct SinkWorker: Sendable {
 
     /// Writes a batch, retrying transient failures with backoff; each retry runs on a new session.
     /// Returns what makes the batch durable when the session left that to finish later.
-    func applyRetrying(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws -> DurableCompletion? {
+    func writeRetrying(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws -> DurableCompletion? {
         try await configuration.retry.run(stop: stop, {
             let limit = deadline.current
             do {
@@ -262,9 +262,9 @@ struct SinkWorker: Sendable {
         }
     }
 
-    /// `applyRetrying`, and durable before it returns.
-    func applyDurably(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws {
-        try await applyRetrying(batch, owned, deadline: &deadline)?()
+    /// `writeRetrying`, and durable before it returns.
+    func applyRetrying(_ batch: [Transaction], _ owned: OwnedSession, deadline: inout ApplyDeadline) async throws {
+        try await writeRetrying(batch, owned, deadline: &deadline)?()
     }
 
     /// A batch failed for good: applies it transaction by transaction, and a failing transaction
@@ -286,17 +286,17 @@ struct SinkWorker: Sendable {
         for transaction in batch {
             defer { previous = transaction.position }
             do {
-                try await applyDurably([transaction], owned, deadline: &deadline)
+                try await applyRetrying([transaction], owned, deadline: &deadline)
                 continue
-            } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled && !(error is StoppedWhileRetrying) {}
+            } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {}
             var letters: [DeadLetter] = []
             for event in transaction.events {
                 var single = transaction
                 single.events = [event]
                 single.position = previous ?? transaction.position
                 do {
-                    try await applyDurably([single], owned, deadline: &deadline)
-                } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled && !(error is StoppedWhileRetrying) {
+                    try await applyRetrying([single], owned, deadline: &deadline)
+                } catch where ErrorClassifier.classify(error) == .reject && !Task.isCancelled {
                     let reason = FerryError(describing: error, code: .sinkRejected).adding("pipeline", configuration.name)
                         .adding("sink", sink.name).adding("table", event.table.description).adding("position", "\(transaction.position.place)")
                     guard deadLetters != nil else { throw reason }
@@ -322,7 +322,7 @@ struct SinkWorker: Sendable {
             }
             var marker = transaction
             marker.events = []
-            try await applyDurably([marker], owned, deadline: &deadline)
+            try await applyRetrying([marker], owned, deadline: &deadline)
         }
     }
 }
@@ -382,7 +382,7 @@ final class OwnedSession: @unchecked Sendable {
         if session == nil {
             do {
                 _ = try await open()
-            } catch where ErrorClassifier.classify(error) == .reject && !(error is StoppedWhileRetrying) {
+            } catch where ErrorClassifier.classify(error) == .reject {
                 throw SessionUnusable(underlying: error)
             }
         }

@@ -184,10 +184,7 @@ public actor JSONLinesSink: DeadLetterSink {
             out.append(contentsOf: line.dropFirst())
         }
         try Self.writeAll(out, to: file, path: path)
-        guard fsync(file) == 0 else {
-            throw FerryError(code: .sinkFileFsync, message: "fsync of \(path) failed: \(String(cString: strerror(errno)))",
-                             fix: "check the disk; an fsync error is never retried because the data may be lost", disposition: .fatal)
-        }
+        try Self.sync(file, path: path)
     }
 
     /// `"file:pos:row"`: the change's transaction commit position and its index, as a JSON string.
